@@ -1,0 +1,302 @@
+//! Typed configuration, parsed from the worker's environment (vars + secrets).
+//!
+//! The edge passes a lookup function so this stays free of `worker::Env`; every problem names
+//! the variable at fault, because a misconfigured deployment must say exactly what to fix.
+
+use thiserror::Error;
+
+/// Why the environment does not make a valid configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// A variable that must be set is absent or empty.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A variable is set but its value is unusable.
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Inbound verification secrets per provider; each may hold several values (rotation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookSecrets {
+    pub resend: Vec<String>,
+    pub bland: Vec<String>,
+    pub vapi: Vec<String>,
+    pub retell: Vec<String>,
+    pub twilio: Vec<String>,
+    pub telnyx: Vec<String>,
+    pub exotel: Vec<String>,
+    pub standard: Vec<String>,
+}
+
+/// Per-provider timestamp windows in seconds (default `WEBHOOK_TOLERANCE_SECONDS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tolerances {
+    pub default: u64,
+    overrides: Vec<(String, u64)>,
+}
+
+impl Tolerances {
+    /// The window for `provider` (lower-case name as in the route).
+    pub fn for_provider(&self, provider: &str) -> u64 {
+        self.overrides
+            .iter()
+            .find(|(p, _)| p == provider)
+            .map_or(self.default, |(_, secs)| *secs)
+    }
+}
+
+/// Outbound provider endpoints and credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Providers {
+    pub deepgram_api_key: Option<String>,
+    pub deepgram_url: String,
+    pub openai_api_key: Option<String>,
+    pub openai_base_url: String,
+    pub openai_model: String,
+    pub elevenlabs_api_key: Option<String>,
+    pub elevenlabs_url: String,
+    pub bland_api_key: Option<String>,
+    pub bland_api_url: String,
+    pub resend_api_key: Option<String>,
+    pub resend_api_url: String,
+    pub email_from: Option<String>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_api_url: String,
+    pub telnyx_api_key: Option<String>,
+    pub telnyx_api_url: String,
+}
+
+/// The whole configuration of one worker deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub secrets: WebhookSecrets,
+    pub tolerances: Tolerances,
+    pub admin_api_key: Option<String>,
+    pub public_base_url: Option<String>,
+    pub providers: Providers,
+    pub allow_private_targets: bool,
+    /// Seconds after the first attempt at which each retry is due.
+    pub delivery_retry_schedule: Vec<u64>,
+    pub default_from_number: Option<String>,
+}
+
+/// Svix's schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const DEFAULT_RETRY_SCHEDULE: [u64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
+
+/// Providers that accept inbound webhooks, as they appear in `/webhooks/{provider}`.
+pub const WEBHOOK_PROVIDERS: [&str; 8] = [
+    "resend", "twilio", "telnyx", "bland", "retell", "vapi", "exotel", "standard",
+];
+
+impl Config {
+    /// Parses the configuration; `lookup` returns a variable's value if it is set.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let list = |name: &str| get(name).map(|v| split_list(&v)).unwrap_or_default();
+        let url = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let value = get(name).unwrap_or_else(|| default.to_owned());
+            parse_base_url(name, &value)
+        };
+
+        let default_tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
+            Some(v) => parse_u64("WEBHOOK_TOLERANCE_SECONDS", &v)?,
+            None => 300,
+        };
+        let mut overrides = Vec::new();
+        for (provider, name) in TOLERANCE_OVERRIDES {
+            if let Some(v) = get(name) {
+                overrides.push((provider.to_owned(), parse_u64(name, &v)?));
+            }
+        }
+
+        let public_base_url = get("PUBLIC_BASE_URL")
+            .map(|v| parse_base_url("PUBLIC_BASE_URL", &v))
+            .transpose()?;
+
+        let delivery_retry_schedule = match get("DELIVERY_RETRY_SCHEDULE") {
+            Some(v) => parse_schedule(&v)?,
+            None => DEFAULT_RETRY_SCHEDULE.to_vec(),
+        };
+
+        let allow_private_targets = match get("ALLOW_PRIVATE_TARGETS") {
+            Some(v) => parse_bool("ALLOW_PRIVATE_TARGETS", &v)?,
+            None => false,
+        };
+
+        Ok(Config {
+            secrets: WebhookSecrets {
+                resend: list("RESEND_WEBHOOK_SECRET"),
+                bland: list("BLAND_WEBHOOK_SECRET"),
+                vapi: list("VAPI_WEBHOOK_SECRET"),
+                retell: list("RETELL_API_KEY"),
+                twilio: list("TWILIO_AUTH_TOKEN"),
+                telnyx: list("TELNYX_PUBLIC_KEY"),
+                exotel: list("EXOTEL_WEBHOOK_TOKEN"),
+                standard: list("STANDARD_WEBHOOK_SECRET"),
+            },
+            tolerances: Tolerances {
+                default: default_tolerance,
+                overrides,
+            },
+            admin_api_key: get("ADMIN_API_KEY"),
+            public_base_url,
+            providers: Providers {
+                deepgram_api_key: get("DEEPGRAM_API_KEY"),
+                deepgram_url: url("DEEPGRAM_URL", "wss://api.deepgram.com")?,
+                openai_api_key: get("OPENAI_API_KEY"),
+                openai_base_url: url("OPENAI_BASE_URL", "https://api.openai.com/v1")?,
+                openai_model: get("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".to_owned()),
+                elevenlabs_api_key: get("ELEVENLABS_API_KEY"),
+                elevenlabs_url: url("ELEVENLABS_URL", "https://api.elevenlabs.io")?,
+                bland_api_key: get("BLAND_API_KEY"),
+                bland_api_url: url("BLAND_API_URL", "https://api.bland.ai")?,
+                resend_api_key: get("RESEND_API_KEY"),
+                resend_api_url: url("RESEND_API_URL", "https://api.resend.com")?,
+                email_from: get("EMAIL_FROM"),
+                twilio_account_sid: get("TWILIO_ACCOUNT_SID"),
+                twilio_api_url: url("TWILIO_API_URL", "https://api.twilio.com")?,
+                telnyx_api_key: get("TELNYX_API_KEY"),
+                telnyx_api_url: url("TELNYX_API_URL", "https://api.telnyx.com")?,
+            },
+            allow_private_targets,
+            delivery_retry_schedule,
+            default_from_number: get("DEFAULT_FROM_NUMBER"),
+        })
+    }
+}
+
+/// `<PROVIDER>_WEBHOOK_TOLERANCE_SECONDS` overrides the default window for one provider.
+const TOLERANCE_OVERRIDES: [(&str, &str); 8] = [
+    ("resend", "RESEND_WEBHOOK_TOLERANCE_SECONDS"),
+    ("twilio", "TWILIO_WEBHOOK_TOLERANCE_SECONDS"),
+    ("telnyx", "TELNYX_WEBHOOK_TOLERANCE_SECONDS"),
+    ("bland", "BLAND_WEBHOOK_TOLERANCE_SECONDS"),
+    ("retell", "RETELL_WEBHOOK_TOLERANCE_SECONDS"),
+    ("vapi", "VAPI_WEBHOOK_TOLERANCE_SECONDS"),
+    ("exotel", "EXOTEL_WEBHOOK_TOLERANCE_SECONDS"),
+    ("standard", "STANDARD_WEBHOOK_TOLERANCE_SECONDS"),
+];
+
+/// Splits a secret list: values separated by spaces and/or commas.
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_u64(name: &'static str, value: &str) -> Result<u64, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        name,
+        reason: format!("expected a whole number of seconds, got {value:?}"),
+    })
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            reason: format!("expected true or false, got {value:?}"),
+        }),
+    }
+}
+
+fn parse_schedule(value: &str) -> Result<Vec<u64>, ConfigError> {
+    let steps: Vec<u64> = split_list(value)
+        .iter()
+        .map(|s| parse_u64("DELIVERY_RETRY_SCHEDULE", s))
+        .collect::<Result<_, _>>()?;
+    if steps.windows(2).any(|w| w[1] < w[0]) {
+        return Err(ConfigError::Invalid {
+            name: "DELIVERY_RETRY_SCHEDULE",
+            reason: "steps must not decrease".into(),
+        });
+    }
+    Ok(steps)
+}
+
+/// Accepts an absolute http(s)/ws(s) URL and drops a trailing slash so paths join cleanly.
+fn parse_base_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let parsed = url::Url::parse(value).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("not an absolute URL ({e})"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https" | "ws" | "wss") || parsed.host().is_none() {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("expected an http(s) or ws(s) URL with a host, got {value:?}"),
+        });
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.tolerances.for_provider("resend"), 300);
+        assert_eq!(config.delivery_retry_schedule, DEFAULT_RETRY_SCHEDULE);
+        assert!(!config.allow_private_targets);
+        assert_eq!(config.providers.resend_api_url, "https://api.resend.com");
+        assert!(config.admin_api_key.is_none());
+    }
+
+    #[test]
+    fn secrets_split_on_spaces_and_commas() {
+        let config = parse(&[("RESEND_WEBHOOK_SECRET", "whsec_a, whsec_b  whsec_c")]).unwrap();
+        assert_eq!(config.secrets.resend, ["whsec_a", "whsec_b", "whsec_c"]);
+    }
+
+    #[test]
+    fn per_provider_tolerance_overrides_default() {
+        let config = parse(&[
+            ("WEBHOOK_TOLERANCE_SECONDS", "60"),
+            ("TWILIO_WEBHOOK_TOLERANCE_SECONDS", "900"),
+        ])
+        .unwrap();
+        assert_eq!(config.tolerances.for_provider("twilio"), 900);
+        assert_eq!(config.tolerances.for_provider("resend"), 60);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let err = parse(&[("WEBHOOK_TOLERANCE_SECONDS", "five")]).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("WEBHOOK_TOLERANCE_SECONDS is invalid"));
+        let err = parse(&[("ALLOW_PRIVATE_TARGETS", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("ALLOW_PRIVATE_TARGETS"));
+        let err = parse(&[("RESEND_API_URL", "not a url")]).unwrap_err();
+        assert!(err.to_string().contains("RESEND_API_URL"));
+        let err = parse(&[("DELIVERY_RETRY_SCHEDULE", "5,1,x")]).unwrap_err();
+        assert!(err.to_string().contains("DELIVERY_RETRY_SCHEDULE"));
+        let err = parse(&[("DELIVERY_RETRY_SCHEDULE", "60,5")]).unwrap_err();
+        assert!(err.to_string().contains("must not decrease"));
+    }
+
+    #[test]
+    fn base_urls_lose_trailing_slash() {
+        let config = parse(&[("OPENAI_BASE_URL", "http://127.0.0.1:9999/v1/")]).unwrap();
+        assert_eq!(config.providers.openai_base_url, "http://127.0.0.1:9999/v1");
+    }
+}

@@ -1,0 +1,1 @@
+//! Delivery policy: retry schedule, jitter, response classification, `Retry-After`.

@@ -1,0 +1,14 @@
+//! Pure core of phone-agent.
+//!
+//! Everything here is plain Rust that takes bytes and values and returns decisions; it never
+//! touches `worker::` types, reads the clock or draws randomness itself (both are passed in),
+//! so it is tested natively with `cargo test` and fuzzed.
+
+pub mod config;
+pub mod delivery;
+pub mod media;
+pub mod providers;
+pub mod scheduling;
+pub mod session;
+pub mod targets;
+pub mod webhooks;

@@ -1,0 +1,3 @@
+//! Carrier media streams: frame protocols per carrier, audio codecs and resampling.
+
+pub mod twilio;

@@ -1,0 +1,1 @@
+//! Wire protocols of STT, LLM and TTS providers.

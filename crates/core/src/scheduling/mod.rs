@@ -1,0 +1,1 @@
+//! Call scheduling: validation, the call state machine, calendar invites and emails.

@@ -1,0 +1,1 @@
+//! Live call conversation state machine: turns, barge-in, marks.

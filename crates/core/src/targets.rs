@@ -1,0 +1,1 @@
+//! Forward-target checks (SSRF): which URLs the gateway may deliver to.

@@ -1,0 +1,1 @@
+//! Mapping of provider payloads to canonical `{type, timestamp, data}` events.

@@ -1,0 +1,1 @@
+//! Signature verification (inbound, per provider) and Standard Webhooks signing (outbound).

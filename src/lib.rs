@@ -1,0 +1,1 @@
+//! phone-agent edge: wires Cloudflare bindings and I/O to the pure core.
