@@ -1,1 +1,56 @@
-//! phone-agent edge: wires Cloudflare bindings and I/O to the pure core.
+//! phone-agent edge: wires Cloudflare bindings and I/O to the pure core
+//! (`phone-agent-core`). Handlers parse, call the core, and execute its decisions.
+
+mod api;
+mod app;
+mod call_session;
+mod health;
+mod http;
+mod media;
+mod routes;
+
+pub use call_session::CallSession;
+
+use app::App;
+use http::{log_line, now_ms, request_id};
+use serde_json::json;
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let started = now_ms();
+    let request_id = request_id(req.headers().get("x-request-id").ok().flatten());
+    let method = req.method().to_string();
+    let path = req.path();
+    let app = App::new(env);
+    let (route, result) = routes::dispatch(req, &app).await;
+    let mut response = result.unwrap_or_else(|e| e.to_response(&request_id));
+    let status = response.status_code();
+    // Upgrade responses proxied from a Durable Object have immutable headers; nothing to add.
+    if status != 101 {
+        let _ = response.headers_mut().set("x-request-id", &request_id);
+    }
+    log_line(json!({
+        "level": if status >= 500 { "error" } else { "info" },
+        "msg": "request",
+        "method": method,
+        "route": route,
+        "path": path,
+        "status": status,
+        "duration_ms": now_ms() - started,
+        "request_id": request_id,
+    }));
+    Ok(response)
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let config_ok = app::load_config(&env).is_ok();
+    log_line(json!({
+        "level": "info",
+        "msg": "scheduled",
+        "cron": event.cron(),
+        "scheduled_time": event.schedule(),
+        "config_ok": config_ok,
+    }));
+}

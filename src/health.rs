@@ -1,0 +1,59 @@
+//! `GET /health`: is the worker able to reach its storage and is it configured?
+
+use crate::app::App;
+use crate::http::{json_response, now_ms, ApiResult};
+use serde_json::{json, Value};
+
+/// Reports D1, KV and configuration checks; 503 when any fails so load balancers notice.
+pub async fn get(app: &App) -> ApiResult {
+    let d1 = check_d1(app).await;
+    let kv = check_kv(app).await;
+    let config = match app.config_error() {
+        None => json!({"ok": true}),
+        Some(e) => json!({"ok": false, "error": e.to_string()}),
+    };
+    let healthy = [&d1, &kv, &config].iter().all(|c| c["ok"] == true);
+    let body = json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "checks": {"d1": d1, "kv": kv, "config": config},
+    });
+    Ok(json_response(if healthy { 200 } else { 503 }, &body))
+}
+
+/// Queries a migrated table, so "reachable" also means "migrations applied".
+async fn check_d1(app: &App) -> Value {
+    let started = now_ms();
+    let result = match app.db() {
+        Ok(db) => db
+            .prepare("SELECT count(*) AS n FROM tenants")
+            .first::<Value>(None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.message),
+    };
+    outcome(result, started)
+}
+
+async fn check_kv(app: &App) -> Value {
+    let started = now_ms();
+    let result = match app.kv() {
+        Ok(kv) => kv
+            .get("health:probe")
+            .text()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.message),
+    };
+    outcome(result, started)
+}
+
+fn outcome(result: Result<(), String>, started: i64) -> Value {
+    let latency_ms = now_ms() - started;
+    match result {
+        Ok(()) => json!({"ok": true, "latency_ms": latency_ms}),
+        Err(error) => json!({"ok": false, "latency_ms": latency_ms, "error": error}),
+    }
+}

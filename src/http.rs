@@ -1,0 +1,132 @@
+//! HTTP plumbing shared by every route: the one error type, its single mapping to a JSON
+//! response, request ids, and the per-request log line.
+
+use phone_agent_core::config::ConfigError;
+use serde_json::{json, Value};
+use worker::{Date, Response};
+
+/// An error as the client sees it: status, stable code, human message, optional details.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    /// Any error with a status and a stable code.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 404 for a route or resource that does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "not_found", message)
+    }
+
+    /// 401 for missing or wrong credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, "unauthorized", message)
+    }
+
+    /// 500 for our own faults; the detail goes to the log, not to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        log_line(json!({"level": "error", "msg": "internal error", "error": detail.to_string()}));
+        Self::new(500, "internal", "internal error")
+    }
+
+    /// Builds the JSON error response (the only place errors become HTTP).
+    pub fn to_response(&self, request_id: &str) -> Response {
+        let mut error =
+            json!({"code": self.code, "message": self.message, "request_id": request_id});
+        if let Some(details) = &self.details {
+            error["details"] = details.clone();
+        }
+        json_response(self.status, &json!({ "error": error }))
+    }
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> Self {
+        // A deployment problem, not the caller's: name the variable so the operator can fix it.
+        ApiError::new(500, "config_error", e.to_string())
+    }
+}
+
+/// Result of a route handler.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A JSON response with the given status.
+pub fn json_response(status: u16, body: &Value) -> Response {
+    let mut response = Response::builder()
+        .with_status(status)
+        .fixed(body.to_string().into_bytes());
+    // Headers of a response we just built are mutable, so this cannot fail.
+    let _ = response
+        .headers_mut()
+        .set("content-type", "application/json; charset=utf-8");
+    response
+}
+
+/// Milliseconds since the Unix epoch, from the runtime clock (the core never reads it).
+pub fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+/// A fresh random id like `req_7f3k…` (Crockford base32, 128 bits).
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    // getrandom on wasm32 uses crypto.getRandomValues, which does not fail in workerd.
+    let _ = getrandom::getrandom(&mut bytes);
+    let mut out = String::with_capacity(prefix.len() + 27);
+    out.push_str(prefix);
+    out.push('_');
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for byte in bytes {
+        acc = (acc << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+/// A request id to propagate: the caller's `x-request-id` when it is sane, else a new one.
+pub fn request_id(incoming: Option<String>) -> String {
+    match incoming {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') =>
+        {
+            id
+        }
+        _ => new_id("req"),
+    }
+}
+
+/// Writes one structured log line (one JSON object per event).
+pub fn log_line(value: Value) {
+    worker::console_log!("{}", value);
+}

@@ -1,0 +1,51 @@
+//! `GET /media/{carrier}/{call_id}`: hands the carrier's WebSocket upgrade to the call's
+//! Durable Object, so all of a call's live state lives in one single-threaded place.
+
+use crate::app::App;
+use crate::http::{ApiError, ApiResult};
+use crate::routes::known_carrier;
+use worker::Request;
+
+/// Forwards the upgrade to the `CallSession` named by the call id.
+pub async fn connect(req: Request, app: &App, carrier: &str, call_id: &str) -> ApiResult {
+    known_carrier(carrier)?;
+    valid_call_id(call_id)?;
+    let upgrade = req
+        .headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "this route only accepts a WebSocket upgrade",
+        ));
+    }
+    Ok(session_stub(app, call_id)?.fetch_with_request(req).await?)
+}
+
+/// The Durable Object stub of one call.
+pub fn session_stub(app: &App, call_id: &str) -> Result<worker::Stub, ApiError> {
+    let namespace = app.env.durable_object("CALL_SESSION")?;
+    Ok(namespace.id_from_name(call_id)?.get_stub()?)
+}
+
+/// Call ids are ours (`call_…`) or a carrier's; either way short and URL-safe.
+pub fn valid_call_id(call_id: &str) -> Result<(), ApiError> {
+    let ok = !call_id.is_empty()
+        && call_id.len() <= 128
+        && call_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            400,
+            "invalid_call_id",
+            "call id must be 1-128 characters of [A-Za-z0-9_-]",
+        ))
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP surface (DESIGN.md): one match from (method, path) to a handler.
+
+use crate::app::App;
+use crate::http::{ApiError, ApiResult};
+use crate::{api, health, media};
+use phone_agent_core::webhooks::Provider;
+use worker::{Method, Request};
+
+/// Carriers whose media streams and voice callbacks we serve.
+pub const CARRIERS: [&str; 3] = ["twilio", "telnyx", "exotel"];
+
+/// Routes a request; returns the route template (for logs) and the handler's result.
+pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method();
+    match (&method, segments.as_slice()) {
+        (Method::Get, ["health"]) => ("GET /health", health::get(app).await),
+        (Method::Post, ["webhooks", provider]) => (
+            "POST /webhooks/{provider}",
+            known_provider(provider).and_then(|_| not_built("webhook ingestion")),
+        ),
+        (Method::Post, ["voice", carrier, "incoming" | "status"]) => (
+            "POST /voice/{carrier}/{action}",
+            known_carrier(carrier).and_then(|_| not_built("voice callbacks")),
+        ),
+        (Method::Get, ["media", carrier, call_id]) => (
+            "GET /media/{carrier}/{call_id}",
+            media::connect(req, app, carrier, call_id).await,
+        ),
+        (_, ["api", "v1", rest @ ..]) => api::dispatch(req, app, &method, rest).await,
+        (
+            _,
+            ["health"] | ["webhooks", _] | ["voice", _, "incoming" | "status"] | ["media", _, _],
+        ) => ("method not allowed", Err(method_not_allowed(&method))),
+        _ => (
+            "not found",
+            Err(ApiError::not_found(format!("no route for {path}"))),
+        ),
+    }
+}
+
+/// 405 with the method named.
+pub fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("{method:?} is not allowed on this route"),
+    )
+}
+
+/// 501 for a route of the contract whose feature has not landed yet.
+pub fn not_built(feature: &str) -> ApiResult {
+    Err(ApiError::new(
+        501,
+        "not_implemented",
+        format!("{feature} is not available yet"),
+    ))
+}
+
+fn known_provider(slug: &str) -> Result<Provider, ApiError> {
+    Provider::from_slug(slug)
+        .ok_or_else(|| ApiError::not_found(format!("unknown webhook provider {slug:?}")))
+}
+
+/// Validates the `{carrier}` path segment.
+pub fn known_carrier(carrier: &str) -> Result<&str, ApiError> {
+    CARRIERS
+        .iter()
+        .find(|c| **c == carrier)
+        .copied()
+        .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))
+}
