@@ -1,0 +1,467 @@
+//! Deepgram live speech-to-text (`/v1/listen`): connection URL, control frames, server messages.
+
+use super::encode_component;
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+/// Raw audio encodings the carriers deliver and Deepgram accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SttEncoding {
+    /// G.711 μ-law (Twilio, Telnyx PCMU).
+    Mulaw,
+    /// G.711 A-law (Telnyx PCMA).
+    Alaw,
+    /// PCM16 little-endian (Exotel; Telnyx L16 must be byte-swapped first).
+    Linear16,
+}
+
+impl SttEncoding {
+    /// The `encoding` query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SttEncoding::Mulaw => "mulaw",
+            SttEncoding::Alaw => "alaw",
+            SttEncoding::Linear16 => "linear16",
+        }
+    }
+}
+
+/// Query parameters of a live transcription stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenParams {
+    pub encoding: SttEncoding,
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub model: String,
+    pub language: String,
+    pub interim_results: bool,
+    /// Silence (ms) that ends a segment; `None` sends `endpointing=false`, because the server
+    /// default of 10 ms cuts phone callers off mid-sentence.
+    pub endpointing_ms: Option<u32>,
+    /// Gap (ms) after the last final word before `UtteranceEnd`; `None` omits it.
+    pub utterance_end_ms: Option<u32>,
+    pub vad_events: bool,
+    pub smart_format: bool,
+    pub punctuate: bool,
+}
+
+impl ListenParams {
+    /// The recommended settings for 8 kHz mono phone audio (PROTOCOLS.md §5.1).
+    pub fn phone(encoding: SttEncoding, model: &str, language: &str) -> Self {
+        ListenParams {
+            encoding,
+            sample_rate: 8000,
+            channels: 1,
+            model: model.to_owned(),
+            language: language.to_owned(),
+            interim_results: true,
+            endpointing_ms: Some(300),
+            utterance_end_ms: Some(1000),
+            vad_events: true,
+            smart_format: true,
+            punctuate: true,
+        }
+    }
+}
+
+/// The WebSocket URL for `base` (`wss://api.deepgram.com` or a fake's `ws://127.0.0.1:port`).
+pub fn listen_url(base: &str, p: &ListenParams) -> String {
+    let endpointing = p
+        .endpointing_ms
+        .map_or_else(|| "false".to_owned(), |ms| ms.to_string());
+    let mut query = vec![
+        ("model", encode_component(&p.model)),
+        ("language", encode_component(&p.language)),
+        ("encoding", p.encoding.as_str().to_owned()),
+        ("sample_rate", p.sample_rate.to_string()),
+        ("channels", p.channels.to_string()),
+        ("interim_results", p.interim_results.to_string()),
+        ("endpointing", endpointing),
+    ];
+    if let Some(ms) = p.utterance_end_ms {
+        query.push(("utterance_end_ms", ms.to_string()));
+    }
+    query.push(("vad_events", p.vad_events.to_string()));
+    query.push(("smart_format", p.smart_format.to_string()));
+    query.push(("punctuate", p.punctuate.to_string()));
+    let query: Vec<String> = query.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "{}/v1/listen?{}",
+        base.trim_end_matches('/'),
+        query.join("&")
+    )
+}
+
+/// The header that authenticates the upgrade request: `Authorization: Token <key>`.
+pub fn auth_header(key: &str) -> (&'static str, String) {
+    ("Authorization", format!("Token {key}"))
+}
+
+/// Text frame that keeps an idle stream open; send every 3–5 s while no audio flows.
+pub fn keep_alive() -> &'static str {
+    r#"{"type":"KeepAlive"}"#
+}
+
+/// Text frame asking the server to finish, send its last results and `Metadata`, then close.
+pub fn close_stream() -> &'static str {
+    r#"{"type":"CloseStream"}"#
+}
+
+/// Text frame that flushes buffered audio into results marked `from_finalize`.
+pub fn finalize() -> &'static str {
+    r#"{"type":"Finalize"}"#
+}
+
+/// One recognised word with its timing (seconds from stream start).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Word {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    pub confidence: f64,
+    #[serde(default)]
+    pub punctuated_word: Option<String>,
+}
+
+/// A server text frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SttMessage {
+    /// A `Results` frame: the best alternative of one segment.
+    Transcript {
+        transcript: String,
+        /// This segment's text will not change.
+        is_final: bool,
+        /// Endpointing saw enough silence: a natural end of turn.
+        speech_final: bool,
+        /// The segment was produced by a `Finalize` request.
+        from_finalize: bool,
+        confidence: f64,
+        start: f64,
+        duration: f64,
+        words: Vec<Word>,
+    },
+    /// No new final word for `utterance_end_ms`: a backup end-of-turn signal.
+    UtteranceEnd { last_word_end: f64 },
+    /// Voice activity began (needs `vad_events=true`); a barge-in hint.
+    SpeechStarted { timestamp: f64 },
+    /// Stream summary, sent after `CloseStream`.
+    Metadata { request_id: String },
+    /// The server reports a failure; the socket usually closes next.
+    Error {
+        variant: String,
+        description: String,
+    },
+    /// A message type this client does not use (its `type` value).
+    Other(String),
+}
+
+/// Why a server frame could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SttError {
+    /// The frame is not a JSON object.
+    #[error("Deepgram frame is not a JSON object: {0}")]
+    NotJson(String),
+    /// The object has no string `type`.
+    #[error("Deepgram frame has no type")]
+    MissingType,
+    /// A known message type lacks a field or has one of the wrong type.
+    #[error("malformed Deepgram {kind} frame: {reason}")]
+    Malformed { kind: &'static str, reason: String },
+}
+
+#[derive(Deserialize)]
+struct RawResults {
+    #[serde(default)]
+    is_final: bool,
+    #[serde(default)]
+    speech_final: bool,
+    #[serde(default)]
+    from_finalize: bool,
+    #[serde(default)]
+    start: f64,
+    #[serde(default)]
+    duration: f64,
+    channel: RawChannel,
+}
+
+#[derive(Deserialize)]
+struct RawChannel {
+    #[serde(default)]
+    alternatives: Vec<RawAlternative>,
+}
+
+#[derive(Deserialize)]
+struct RawAlternative {
+    transcript: String,
+    #[serde(default)]
+    confidence: f64,
+    #[serde(default)]
+    words: Vec<Word>,
+}
+
+#[derive(Deserialize)]
+struct RawUtteranceEnd {
+    last_word_end: f64,
+}
+
+#[derive(Deserialize)]
+struct RawSpeechStarted {
+    timestamp: f64,
+}
+
+#[derive(Deserialize)]
+struct RawMetadata {
+    request_id: String,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Parses one server text frame; unknown fields and message types are tolerated.
+pub fn parse_message(text: &str) -> Result<SttMessage, SttError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| SttError::NotJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(SttError::NotJson("not an object".into()));
+    }
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or(SttError::MissingType)?
+        .to_owned();
+    match kind.as_str() {
+        "Results" => {
+            let r: RawResults = typed("Results", value)?;
+            let best = r.channel.alternatives.into_iter().next();
+            let (transcript, confidence, words) = match best {
+                Some(a) => (a.transcript, a.confidence, a.words),
+                None => (String::new(), 0.0, Vec::new()),
+            };
+            Ok(SttMessage::Transcript {
+                transcript,
+                is_final: r.is_final,
+                speech_final: r.speech_final,
+                from_finalize: r.from_finalize,
+                confidence,
+                start: r.start,
+                duration: r.duration,
+                words,
+            })
+        }
+        "UtteranceEnd" => {
+            let u: RawUtteranceEnd = typed("UtteranceEnd", value)?;
+            Ok(SttMessage::UtteranceEnd {
+                last_word_end: u.last_word_end,
+            })
+        }
+        "SpeechStarted" => {
+            let s: RawSpeechStarted = typed("SpeechStarted", value)?;
+            Ok(SttMessage::SpeechStarted {
+                timestamp: s.timestamp,
+            })
+        }
+        "Metadata" => {
+            let m: RawMetadata = typed("Metadata", value)?;
+            Ok(SttMessage::Metadata {
+                request_id: m.request_id,
+            })
+        }
+        "Error" => {
+            let e: RawError = typed("Error", value)?;
+            Ok(SttMessage::Error {
+                variant: e.variant.unwrap_or_default(),
+                description: e.description.or(e.message).unwrap_or_default(),
+            })
+        }
+        _ => Ok(SttMessage::Other(kind)),
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(kind: &'static str, value: Value) -> Result<T, SttError> {
+    serde_json::from_value(value).map_err(|e| SttError::Malformed {
+        kind,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn phone_params_give_the_documented_query() {
+        let p = ListenParams::phone(SttEncoding::Mulaw, "nova-3", "en");
+        assert_eq!(
+            listen_url("wss://api.deepgram.com/", &p),
+            "wss://api.deepgram.com/v1/listen?model=nova-3&language=en&encoding=mulaw\
+             &sample_rate=8000&channels=1&interim_results=true&endpointing=300\
+             &utterance_end_ms=1000&vad_events=true&smart_format=true&punctuate=true"
+        );
+    }
+
+    #[test]
+    fn optional_params_and_encoding() {
+        let mut p = ListenParams::phone(SttEncoding::Linear16, "nova-2 phonecall", "en-US");
+        p.endpointing_ms = None;
+        p.utterance_end_ms = None;
+        p.interim_results = false;
+        let url = listen_url("ws://127.0.0.1:9001", &p);
+        assert!(url.starts_with("ws://127.0.0.1:9001/v1/listen?model=nova-2%20phonecall&"));
+        assert!(url.contains("&encoding=linear16&"));
+        assert!(url.contains("&interim_results=false&endpointing=false&vad_events=true"));
+        assert!(!url.contains("utterance_end_ms"));
+    }
+
+    #[test]
+    fn control_frames_and_auth() {
+        assert_eq!(keep_alive(), r#"{"type":"KeepAlive"}"#);
+        assert_eq!(close_stream(), r#"{"type":"CloseStream"}"#);
+        assert_eq!(finalize(), r#"{"type":"Finalize"}"#);
+        assert_eq!(auth_header("k1"), ("Authorization", "Token k1".to_owned()));
+    }
+
+    #[test]
+    fn parses_documented_results() {
+        let text = r#"{
+          "type": "Results", "channel_index": [0, 1], "duration": 1.98, "start": 5.99,
+          "is_final": true, "speech_final": true, "from_finalize": false,
+          "channel": { "alternatives": [{
+              "transcript": "I'd like to book a table for two.", "confidence": 0.98,
+              "words": [{ "word": "i'd", "start": 6.08, "end": 6.32, "confidence": 0.99, "punctuated_word": "I'd" }]
+          }]},
+          "metadata": { "request_id": "8c8ebea9-dbec-45fa-a035-e4632cb05b5f",
+            "model_info": { "name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3" },
+            "model_uuid": "40bd3654-e622-47c4-a111-63a61b23bd5d" }
+        }"#;
+        assert_eq!(
+            parse_message(text).unwrap(),
+            SttMessage::Transcript {
+                transcript: "I'd like to book a table for two.".into(),
+                is_final: true,
+                speech_final: true,
+                from_finalize: false,
+                confidence: 0.98,
+                start: 5.99,
+                duration: 1.98,
+                words: vec![Word {
+                    word: "i'd".into(),
+                    start: 6.08,
+                    end: 6.32,
+                    confidence: 0.99,
+                    punctuated_word: Some("I'd".into()),
+                }],
+            }
+        );
+    }
+
+    #[test]
+    fn interim_results_default_the_flags() {
+        let text = r#"{"type":"Results","channel_index":[0,1],"duration":1.0,"start":0.0,
+            "channel":{"alternatives":[{"transcript":"hel","confidence":0.5,"words":[]}]},"metadata":{}}"#;
+        match parse_message(text).unwrap() {
+            SttMessage::Transcript {
+                transcript,
+                is_final,
+                speech_final,
+                ..
+            } => {
+                assert_eq!(transcript, "hel");
+                assert!(!is_final && !speech_final);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_documented_events() {
+        assert_eq!(
+            parse_message(r#"{ "type": "SpeechStarted", "channel": [0], "timestamp": 9.54 }"#)
+                .unwrap(),
+            SttMessage::SpeechStarted { timestamp: 9.54 }
+        );
+        assert_eq!(
+            parse_message(
+                r#"{ "type": "UtteranceEnd", "channel": [0, 1], "last_word_end": 2.395 }"#
+            )
+            .unwrap(),
+            SttMessage::UtteranceEnd {
+                last_word_end: 2.395
+            }
+        );
+        let metadata = r#"{ "type": "Metadata", "transaction_key": "deprecated", "request_id": "8c8ebea9",
+            "sha256": "e3b0c442", "created": "2024-08-29T22:37:55.202Z", "duration": 0.0, "channels": 0 }"#;
+        assert_eq!(
+            parse_message(metadata).unwrap(),
+            SttMessage::Metadata {
+                request_id: "8c8ebea9".into()
+            }
+        );
+        assert_eq!(
+            parse_message(
+                r#"{"type":"Error","variant":"DATA-0000","description":"bad audio","message":"m"}"#
+            )
+            .unwrap(),
+            SttMessage::Error {
+                variant: "DATA-0000".into(),
+                description: "bad audio".into()
+            }
+        );
+        assert_eq!(
+            parse_message(r#"{"type":"Error","message":"only message"}"#).unwrap(),
+            SttMessage::Error {
+                variant: String::new(),
+                description: "only message".into()
+            }
+        );
+        assert_eq!(
+            parse_message(r#"{"type":"Warning","x":1}"#).unwrap(),
+            SttMessage::Other("Warning".into())
+        );
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        assert!(matches!(parse_message(""), Err(SttError::NotJson(_))));
+        assert!(matches!(parse_message("[1]"), Err(SttError::NotJson(_))));
+        assert_eq!(parse_message(r#"{"a":1}"#), Err(SttError::MissingType));
+        assert_eq!(parse_message(r#"{"type":5}"#), Err(SttError::MissingType));
+        assert!(matches!(
+            parse_message(r#"{"type":"Results"}"#),
+            Err(SttError::Malformed {
+                kind: "Results",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_message(r#"{"type":"UtteranceEnd","last_word_end":"x"}"#),
+            Err(SttError::Malformed {
+                kind: "UtteranceEnd",
+                ..
+            })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,200}") {
+            let _ = parse_message(&text);
+        }
+
+        #[test]
+        fn arbitrary_results_shapes_never_panic(
+            kind in prop::sample::select(vec!["Results", "UtteranceEnd", "SpeechStarted", "Metadata", "Error"]),
+            body in r#"[\[\]{}":,0-9a-z ]{0,80}"#,
+        ) {
+            let _ = parse_message(&format!(r#"{{"type":"{kind}",{body}"#));
+            let _ = parse_message(&format!(r#"{{"type":"{kind}","channel":{{"alternatives":[{body}]}}}}"#));
+        }
+    }
+}
