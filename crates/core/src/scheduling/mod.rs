@@ -1,5 +1,11 @@
 //! Call scheduling: validation, the call state machine, calendar invites and emails.
 
+pub mod bland;
+pub mod email;
+pub mod ics;
+pub mod request;
+pub mod state;
+
 /// Where a call is in its life. Stored as the snake_case string in D1 (`calls.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,4 +57,16 @@ impl CallStatus {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
+}
+
+/// Lower-case hex SHA-256, for fingerprints and over-long idempotency keys.
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    Sha256::digest(data)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }

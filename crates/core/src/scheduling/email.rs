@@ -1,0 +1,453 @@
+//! Confirmation, update and cancellation emails for a call, as Resend `POST /emails` bodies.
+//!
+//! Each carries the `.ics` as an attachment with `method=` in its `content_type` (Outlook needs
+//! it; Resend cannot put a `text/calendar` part inside `multipart/alternative`), plus an
+//! "Add to Google Calendar" link as the fallback for clients that show a plain attachment.
+
+use super::ics::{build_invite, utc, Invite, InviteMethod};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+use std::borrow::Cow;
+use thiserror::Error;
+
+/// Which change the email announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailKind {
+    /// The call was just scheduled.
+    Scheduled,
+    /// The call moved to a new time.
+    Rescheduled,
+    /// The call was canceled.
+    Canceled,
+}
+
+impl EmailKind {
+    /// `scheduled`, `rescheduled` or `canceled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailKind::Scheduled => "scheduled",
+            EmailKind::Rescheduled => "rescheduled",
+            EmailKind::Canceled => "canceled",
+        }
+    }
+
+    /// The iTIP method of the attached invitation.
+    pub fn method(self) -> InviteMethod {
+        match self {
+            EmailKind::Canceled => InviteMethod::Cancel,
+            EmailKind::Scheduled | EmailKind::Rescheduled => InviteMethod::Request,
+        }
+    }
+}
+
+/// What the contact is told about one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEmail<'a> {
+    /// Which change this is.
+    pub kind: EmailKind,
+    /// Our call id; the invitation's UID is `<call_id>@phone-agent`.
+    pub call_id: &'a str,
+    /// Invitation sequence: 0 when scheduled, +1 on every reschedule and on cancel.
+    pub sequence: u32,
+    /// `EMAIL_FROM`, `Name <address>` or `address`; also the invitation's organizer.
+    pub from: &'a str,
+    /// The contact's address.
+    pub to_email: &'a str,
+    /// The contact's name.
+    pub to_name: Option<&'a str>,
+    /// Agent display name.
+    pub agent_name: &'a str,
+    /// The number that will be called.
+    pub phone_number: &'a str,
+    /// When the call starts.
+    pub start: DateTime<Utc>,
+    /// IANA zone the times are shown in; UTC when absent or unknown.
+    pub time_zone: Option<&'a str>,
+    /// Length of the calendar slot.
+    pub duration_minutes: u32,
+    /// When this change happened (the call's `updated_at`). Resending with the same value keeps
+    /// the body identical, which Resend requires for a reused `Idempotency-Key`.
+    pub dtstamp: DateTime<Utc>,
+}
+
+/// Why no email can be built.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EmailError {
+    /// `EMAIL_FROM` is neither `address` nor `Name <address>`.
+    #[error("EMAIL_FROM has no usable address: {0:?}")]
+    InvalidFrom(String),
+}
+
+/// Builds the JSON body of `POST {RESEND_API_URL}/emails` for one call change.
+pub fn confirmation_email(email: &CallEmail) -> Result<Value, EmailError> {
+    let (organizer_name, organizer_email) =
+        parse_mailbox(email.from).ok_or_else(|| EmailError::InvalidFrom(email.from.to_owned()))?;
+    let when = display_time(email.start, email.time_zone);
+    let summary = format!("Phone call with {}", email.agent_name);
+    let description = format!(
+        "{} will call you at {}.\nReference: {}",
+        email.agent_name, email.phone_number, email.call_id
+    );
+    let uid = format!("{}@phone-agent", email.call_id);
+    let invite = Invite {
+        uid: &uid,
+        sequence: email.sequence,
+        method: email.kind.method(),
+        start: email.start,
+        duration_minutes: email.duration_minutes,
+        summary: &summary,
+        description: &description,
+        organizer_email,
+        organizer_name,
+        attendee_email: email.to_email,
+        attendee_name: email.to_name,
+        dtstamp: email.dtstamp,
+    };
+    let ics = build_invite(&invite);
+
+    let subject = match email.kind {
+        EmailKind::Scheduled => format!("Call scheduled: {when}"),
+        EmailKind::Rescheduled => format!("Call rescheduled: {when}"),
+        EmailKind::Canceled => format!("Call canceled: {when}"),
+    };
+    let text = paragraphs(email, &when, Cow::Borrowed).join("\n\n");
+    let mut html: String = paragraphs(email, &when, html_escape)
+        .iter()
+        .map(|p| format!("<p>{p}</p>\n"))
+        .collect();
+    if email.kind != EmailKind::Canceled {
+        let link = google_calendar_link(&invite);
+        html.push_str(&format!(
+            "<p><a href=\"{}\">Add to Google Calendar</a></p>\n",
+            html_escape(&link)
+        ));
+    }
+
+    let mut tags =
+        vec![json!({"name": "category", "value": format!("call_{}", email.kind.as_str())})];
+    if is_tag_value(email.call_id) {
+        tags.push(json!({"name": "call_id", "value": email.call_id}));
+    }
+    Ok(json!({
+        "from": email.from,
+        "to": [email.to_email],
+        "subject": subject,
+        "html": html,
+        "text": text,
+        "attachments": [{
+            "filename": "invite.ics",
+            "content": base64::engine::general_purpose::STANDARD.encode(ics.as_bytes()),
+            "content_type": format!("text/calendar; method={}; charset=UTF-8", email.kind.method().as_str()),
+        }],
+        "tags": tags,
+    }))
+}
+
+/// The `Idempotency-Key` header for this email: one per call, change and sequence, at most 256
+/// characters (an over-long call id is replaced by its SHA-256).
+pub fn idempotency_key(call_id: &str, sequence: u32, kind: EmailKind) -> String {
+    let key = format!("call-{call_id}-{}-{sequence}", kind.as_str());
+    if key.len() <= 256 {
+        key
+    } else {
+        format!(
+            "call-{}-{}-{sequence}",
+            super::sha256_hex(call_id.as_bytes()),
+            kind.as_str()
+        )
+    }
+}
+
+/// The body's paragraphs; `esc` is applied to every value we did not write ourselves.
+fn paragraphs<'a>(
+    email: &'a CallEmail,
+    when: &'a str,
+    esc: impl Fn(&'a str) -> Cow<'a, str>,
+) -> Vec<String> {
+    let greeting = match email.to_name {
+        Some(name) => format!("Hello {},", esc(name)),
+        None => "Hello,".to_owned(),
+    };
+    let (agent, phone, when) = (esc(email.agent_name), esc(email.phone_number), esc(when));
+    let news = match email.kind {
+        EmailKind::Scheduled => format!("{agent} will call you at {phone} on {when}."),
+        EmailKind::Rescheduled => format!("{agent}'s call to {phone} has moved to {when}."),
+        EmailKind::Canceled => format!("{agent}'s call to {phone} on {when} is canceled."),
+    };
+    let calendar = match email.kind {
+        EmailKind::Scheduled => "The attached invitation adds it to your calendar.",
+        EmailKind::Rescheduled => "The attached invitation updates your calendar.",
+        EmailKind::Canceled => "The attached cancellation removes it from your calendar.",
+    };
+    vec![
+        greeting,
+        news,
+        calendar.to_owned(),
+        format!("Reference: {}", esc(email.call_id)),
+    ]
+}
+
+/// `Tue 1 Apr 2025, 15:00 (America/Chicago)`; UTC when the zone is absent or unknown.
+fn display_time(at: DateTime<Utc>, time_zone: Option<&str>) -> String {
+    const FORMAT: &str = "%a %-d %b %Y, %H:%M";
+    match time_zone.and_then(|name| name.parse::<Tz>().ok()) {
+        Some(zone) => format!(
+            "{} ({})",
+            at.with_timezone(&zone).format(FORMAT),
+            zone.name()
+        ),
+        None => format!("{} (UTC)", at.format(FORMAT)),
+    }
+}
+
+fn google_calendar_link(invite: &Invite) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("action", "TEMPLATE")
+        .append_pair("text", invite.summary)
+        .append_pair(
+            "dates",
+            &format!("{}/{}", utc(invite.start), utc(invite.end())),
+        )
+        .append_pair("details", invite.description)
+        .finish();
+    format!("https://calendar.google.com/calendar/render?{query}")
+}
+
+/// Splits `Name <address>` (name optionally quoted) or a bare `address`.
+fn parse_mailbox(from: &str) -> Option<(Option<&str>, &str)> {
+    let from = from.trim();
+    let (name, address) = match from.strip_suffix('>').and_then(|f| f.rsplit_once('<')) {
+        Some((name, address)) => {
+            let name = name.trim().trim_matches('"').trim();
+            ((!name.is_empty()).then_some(name), address.trim())
+        }
+        None => (None, from),
+    };
+    let plausible = address.contains('@')
+        && !address.starts_with('@')
+        && !address.ends_with('@')
+        && !address.contains(|c: char| c.is_whitespace() || c.is_control() || "<>\",;".contains(c));
+    plausible.then_some((name, address))
+}
+
+/// Resend tag values: ASCII letters, digits, `_` and `-`, at most 256 characters.
+fn is_tag_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn html_escape(text: &str) -> Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use icalendar::parser::{read_calendar, unfold};
+
+    fn email(kind: EmailKind) -> CallEmail<'static> {
+        CallEmail {
+            kind,
+            call_id: "call_123",
+            sequence: 0,
+            from: "Acme Dental <bookings@acme.example>",
+            to_email: "jordan@example.com",
+            to_name: Some("Jordan Lee"),
+            agent_name: "Ava",
+            phone_number: "+15551234567",
+            start: "2025-04-01T20:00:00Z".parse().unwrap(),
+            time_zone: Some("America/Chicago"),
+            duration_minutes: 15,
+            dtstamp: "2025-04-01T14:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn attachment_text(body: &Value) -> String {
+        let content = body["attachments"][0]["content"].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn scheduled_email_structure() {
+        let body = confirmation_email(&email(EmailKind::Scheduled)).unwrap();
+        assert_eq!(body["from"], "Acme Dental <bookings@acme.example>");
+        assert_eq!(body["to"], json!(["jordan@example.com"]));
+        assert_eq!(
+            body["subject"],
+            "Call scheduled: Tue 1 Apr 2025, 15:00 (America/Chicago)"
+        );
+        assert_eq!(
+            body["text"],
+            "Hello Jordan Lee,\n\nAva will call you at +15551234567 on Tue 1 Apr 2025, 15:00 (America/Chicago).\n\n\
+             The attached invitation adds it to your calendar.\n\nReference: call_123"
+        );
+        let html = body["html"].as_str().unwrap();
+        assert!(html.starts_with("<p>Hello Jordan Lee,</p>\n"));
+        assert!(html.contains(
+            "<a href=\"https://calendar.google.com/calendar/render?action=TEMPLATE&amp;text=Phone+call+with+Ava\
+             &amp;dates=20250401T200000Z%2F20250401T201500Z&amp;details="
+        ));
+        let attachment = &body["attachments"][0];
+        assert_eq!(attachment["filename"], "invite.ics");
+        assert_eq!(
+            attachment["content_type"],
+            "text/calendar; method=REQUEST; charset=UTF-8"
+        );
+        assert_eq!(
+            body["tags"],
+            json!([{"name": "category", "value": "call_scheduled"}, {"name": "call_id", "value": "call_123"}])
+        );
+
+        let ics = attachment_text(&body);
+        let unfolded = unfold(&ics);
+        let calendar = read_calendar(&unfolded).unwrap();
+        let event = &calendar.components[0];
+        let prop = |name: &str| event.find_prop(name).unwrap().val.as_str().to_owned();
+        assert_eq!(prop("UID"), "call_123@phone-agent");
+        assert_eq!(prop("ORGANIZER"), "mailto:bookings@acme.example");
+        assert_eq!(prop("ATTENDEE"), "mailto:jordan@example.com");
+        assert_eq!(prop("DTEND"), "20250401T201500Z");
+        assert_eq!(
+            prop("DESCRIPTION"),
+            "Ava will call you at +15551234567.\nReference: call_123"
+        );
+    }
+
+    #[test]
+    fn cancel_email_uses_method_cancel() {
+        let body = confirmation_email(&CallEmail {
+            sequence: 2,
+            ..email(EmailKind::Canceled)
+        })
+        .unwrap();
+        assert_eq!(
+            body["subject"],
+            "Call canceled: Tue 1 Apr 2025, 15:00 (America/Chicago)"
+        );
+        assert_eq!(
+            body["attachments"][0]["content_type"],
+            "text/calendar; method=CANCEL; charset=UTF-8"
+        );
+        assert!(!body["html"]
+            .as_str()
+            .unwrap()
+            .contains("calendar.google.com"));
+        let ics = attachment_text(&body);
+        assert!(ics.contains("\r\nMETHOD:CANCEL\r\n"));
+        assert!(ics.contains("\r\nSTATUS:CANCELLED\r\n"));
+        assert!(ics.contains("\r\nSEQUENCE:2\r\n"));
+    }
+
+    #[test]
+    fn rescheduled_email_uses_request_and_the_new_wording() {
+        let body = confirmation_email(&CallEmail {
+            sequence: 1,
+            time_zone: None,
+            ..email(EmailKind::Rescheduled)
+        })
+        .unwrap();
+        assert_eq!(
+            body["subject"],
+            "Call rescheduled: Tue 1 Apr 2025, 20:00 (UTC)"
+        );
+        assert!(body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Ava's call to +15551234567 has moved to"));
+        assert!(attachment_text(&body).contains("\r\nSEQUENCE:1\r\n"));
+    }
+
+    #[test]
+    fn user_values_are_html_escaped() {
+        let body = confirmation_email(&CallEmail {
+            to_name: Some("<script>alert('x')</script> & \"co\""),
+            agent_name: "Bob <b>",
+            call_id: "id\"><img src=x>",
+            ..email(EmailKind::Scheduled)
+        })
+        .unwrap();
+        let html = body["html"].as_str().unwrap();
+        assert!(html.contains(
+            "Hello &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;co&quot;,"
+        ));
+        assert!(html.contains("Bob &lt;b&gt; will call you"));
+        assert!(html.contains("Reference: id&quot;&gt;&lt;img src=x&gt;"));
+        assert!(!html.contains("<script") && !html.contains("<b>") && !html.contains("<img"));
+        // Plain text stays verbatim, and the odd call id gets no tag.
+        assert!(body["text"].as_str().unwrap().starts_with("Hello <script>"));
+        assert_eq!(body["tags"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn from_forms() {
+        assert_eq!(parse_mailbox("a@b.example"), Some((None, "a@b.example")));
+        assert_eq!(
+            parse_mailbox(" \"Acme, Inc.\" <a@b.example> "),
+            Some((Some("Acme, Inc."), "a@b.example"))
+        );
+        assert_eq!(parse_mailbox("<a@b.example>"), Some((None, "a@b.example")));
+        for bad in [
+            "",
+            "Acme",
+            "Acme <>",
+            "Acme <a b@c>",
+            "a@b.example, c@d.example",
+        ] {
+            assert_eq!(parse_mailbox(bad), None, "{bad:?}");
+        }
+        let err = confirmation_email(&CallEmail {
+            from: "Acme",
+            ..email(EmailKind::Scheduled)
+        });
+        assert_eq!(err, Err(EmailError::InvalidFrom("Acme".into())));
+    }
+
+    #[test]
+    fn idempotency_keys_are_distinct_and_bounded() {
+        assert_eq!(
+            idempotency_key("call_123", 0, EmailKind::Scheduled),
+            "call-call_123-scheduled-0"
+        );
+        assert_ne!(
+            idempotency_key("call_123", 1, EmailKind::Rescheduled),
+            idempotency_key("call_123", 2, EmailKind::Rescheduled)
+        );
+        let long = "x".repeat(300);
+        let key = idempotency_key(&long, 3, EmailKind::Canceled);
+        assert!(key.len() <= 256);
+        assert!(key.starts_with("call-") && key.ends_with("-canceled-3"));
+        assert_ne!(
+            key,
+            idempotency_key(&"y".repeat(300), 3, EmailKind::Canceled)
+        );
+    }
+
+    #[test]
+    fn same_input_gives_the_same_body() {
+        let a = confirmation_email(&email(EmailKind::Scheduled)).unwrap();
+        let b = confirmation_email(&email(EmailKind::Scheduled)).unwrap();
+        assert_eq!(a.to_string(), b.to_string());
+    }
+}
