@@ -1,8 +1,12 @@
 //! Twilio Media Streams: JSON text frames in both directions (μ-law 8 kHz payloads in base64).
 
+use super::carrier::{self, Carrier, CarrierEvent, Frame, OutFrame, StreamState};
+use super::codec::AudioFormat;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use thiserror::Error;
+use std::num::NonZeroUsize;
+
+pub use super::carrier::FrameError;
 
 /// A frame Twilio sends on the media WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -109,13 +113,6 @@ pub struct Stop {
     pub call_sid: Option<String>,
 }
 
-/// Why a frame could not be understood; such frames are counted and skipped, never fatal.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum FrameError {
-    #[error("malformed Twilio frame: {0}")]
-    Malformed(String),
-}
-
 impl Inbound {
     /// Parses one text frame.
     pub fn parse(text: &str) -> Result<Self, FrameError> {
@@ -150,6 +147,97 @@ pub fn mark_frame(stream_sid: &str, name: &str) -> String {
 /// Builds an outbound `clear` frame: drops queued audio and echoes every pending mark.
 pub fn clear_frame(stream_sid: &str) -> String {
     serde_json::json!({"event": "clear", "streamSid": stream_sid}).to_string()
+}
+
+/// The Twilio side of a call's media WebSocket.
+#[derive(Debug, Clone)]
+pub struct TwilioAdapter {
+    state: StreamState,
+}
+
+impl Default for TwilioAdapter {
+    fn default() -> Self {
+        TwilioAdapter {
+            state: StreamState::new(AudioFormat::Mulaw8k),
+        }
+    }
+}
+
+impl Carrier for TwilioAdapter {
+    fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
+        let (event, value) = carrier::json_event(frame)?;
+        if !matches!(
+            event.as_str(),
+            "connected" | "start" | "media" | "dtmf" | "mark" | "stop"
+        ) {
+            return Ok(Vec::new());
+        }
+        let inbound: Inbound =
+            serde_json::from_value(value).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        match inbound {
+            Inbound::Connected { .. } => Ok(vec![CarrierEvent::Connected]),
+            Inbound::Start { stream_sid, start } => {
+                let format = start_format(start.media_format.as_ref())?;
+                Ok(self
+                    .state
+                    .start(stream_sid, start.call_sid, start.custom_parameters, format))
+            }
+            Inbound::Media { stream_sid, media } => {
+                self.state.adopt_id(stream_sid.as_deref());
+                // Listen-only streams with both tracks also carry our own audio back.
+                if media.track.as_deref() == Some("outbound") {
+                    return Ok(Vec::new());
+                }
+                self.state.audio(&media.payload)
+            }
+            Inbound::Dtmf { stream_sid, dtmf } => {
+                self.state.adopt_id(stream_sid.as_deref());
+                Ok(vec![CarrierEvent::Dtmf(dtmf.digit)])
+            }
+            Inbound::Mark { mark, .. } => Ok(vec![CarrierEvent::Mark(mark.name)]),
+            Inbound::Stop { .. } => Ok(vec![CarrierEvent::Stop]),
+        }
+    }
+
+    fn audio_frame(&self, audio: &[u8]) -> Option<OutFrame> {
+        let sid = self.state.stream_id.as_deref()?;
+        Some(OutFrame::Text(media_frame(
+            sid,
+            &carrier::encode_payload(audio),
+        )))
+    }
+
+    fn mark_frame(&self, name: &str) -> Option<OutFrame> {
+        let sid = self.state.stream_id.as_deref()?;
+        Some(OutFrame::Text(mark_frame(sid, name)))
+    }
+
+    fn clear_frame(&self) -> Option<OutFrame> {
+        let sid = self.state.stream_id.as_deref()?;
+        Some(OutFrame::Text(clear_frame(sid)))
+    }
+
+    fn format(&self) -> AudioFormat {
+        self.state.format
+    }
+
+    fn frame_bytes(&self) -> NonZeroUsize {
+        carrier::frame_size(self.state.format.bytes_for_ms(20))
+    }
+}
+
+/// Twilio documents μ-law 8 kHz only; anything else is refused rather than played as noise.
+fn start_format(format: Option<&MediaFormat>) -> Result<AudioFormat, FrameError> {
+    match format {
+        None => Ok(AudioFormat::Mulaw8k),
+        Some(f) if f.encoding == "audio/x-mulaw" && f.sample_rate == 8000 && f.channels == 1 => {
+            Ok(AudioFormat::Mulaw8k)
+        }
+        Some(f) => Err(FrameError::UnsupportedFormat(format!(
+            "{} at {} Hz, {} channel(s)",
+            f.encoding, f.sample_rate, f.channels
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -217,5 +305,134 @@ mod tests {
         assert_eq!(v, serde_json::json!({"event":"clear","streamSid":"MZ1"}));
         let v: serde_json::Value = serde_json::from_str(&media_frame("MZ1", "AA==")).unwrap();
         assert_eq!(v["media"]["payload"], "AA==");
+    }
+
+    fn json(frame: Option<OutFrame>) -> serde_json::Value {
+        match frame {
+            Some(OutFrame::Text(text)) => serde_json::from_str(&text).unwrap(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    const START: &str = r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1",
+        "streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],
+        "customParameters":{"token":"per-call-random-token","tenant":"acme"},
+        "mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"streamSid":"MZ1"}"#;
+
+    #[test]
+    fn adapter_turns_documented_frames_into_events() {
+        let mut twilio = TwilioAdapter::default();
+        assert_eq!(twilio.audio_frame(&[0xFF]), None);
+        let connected = r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#;
+        assert_eq!(
+            twilio.parse(Frame::Text(connected)).unwrap(),
+            [CarrierEvent::Connected]
+        );
+        let events = twilio.parse(Frame::Text(START)).unwrap();
+        let params: BTreeMap<String, String> =
+            [("tenant", "acme"), ("token", "per-call-random-token")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into();
+        assert_eq!(
+            events,
+            [CarrierEvent::Start {
+                stream_id: "MZ1".into(),
+                call_id: Some("CA1".into()),
+                params,
+                format: AudioFormat::Mulaw8k,
+            }]
+        );
+        let media = r#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound",
+            "chunk":"1","timestamp":"5","payload":"/38A"},"streamSid":"MZ1"}"#;
+        assert_eq!(
+            twilio.parse(Frame::Text(media)).unwrap(),
+            [CarrierEvent::Audio(vec![0xFF, 0x7F, 0x00])]
+        );
+        let dtmf = r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5",
+            "dtmf":{"track":"inbound_track","digit":"1"}}"#;
+        assert_eq!(
+            twilio.parse(Frame::Text(dtmf)).unwrap(),
+            [CarrierEvent::Dtmf("1".into())]
+        );
+        let mark = r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"resp-42-chunk-7"}}"#;
+        assert_eq!(
+            twilio.parse(Frame::Text(mark)).unwrap(),
+            [CarrierEvent::Mark("resp-42-chunk-7".into())]
+        );
+        let stop = r#"{"event":"stop","sequenceNumber":"5","stop":{"accountSid":"AC1","callSid":"CA1"},"streamSid":"MZ1"}"#;
+        assert_eq!(
+            twilio.parse(Frame::Text(stop)).unwrap(),
+            [CarrierEvent::Stop]
+        );
+        let unknown = r#"{"event":"someday","streamSid":"MZ1"}"#;
+        assert_eq!(twilio.parse(Frame::Text(unknown)).unwrap(), []);
+        assert_eq!(twilio.format(), AudioFormat::Mulaw8k);
+        assert_eq!(twilio.frame_bytes().get(), 160);
+    }
+
+    #[test]
+    fn adapter_builds_documented_outbound_frames() {
+        let mut twilio = TwilioAdapter::default();
+        twilio.parse(Frame::Text(START)).unwrap();
+        assert_eq!(
+            json(twilio.audio_frame(&[0xFF; 3])),
+            serde_json::json!({"event":"media","streamSid":"MZ1","media":{"payload":"////"}})
+        );
+        assert_eq!(
+            json(twilio.mark_frame("resp-1")),
+            serde_json::json!({"event":"mark","streamSid":"MZ1","mark":{"name":"resp-1"}})
+        );
+        assert_eq!(
+            json(twilio.clear_frame()),
+            serde_json::json!({"event":"clear","streamSid":"MZ1"})
+        );
+    }
+
+    #[test]
+    fn media_before_start_is_held_and_its_stream_id_adopted() {
+        let mut twilio = TwilioAdapter::default();
+        let early =
+            r#"{"event":"media","media":{"track":"inbound","payload":"AAE="},"streamSid":"MZ9"}"#;
+        assert_eq!(twilio.parse(Frame::Text(early)).unwrap(), []);
+        assert!(twilio.clear_frame().is_some());
+        let events = twilio.parse(Frame::Text(START)).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1], CarrierEvent::Audio(vec![0x00, 0x01]));
+    }
+
+    #[test]
+    fn adapter_rejects_bad_audio_and_other_formats() {
+        let mut twilio = TwilioAdapter::default();
+        let bad = r#"{"event":"media","media":{"payload":"not base64!"},"streamSid":"MZ1"}"#;
+        assert!(matches!(
+            twilio.parse(Frame::Text(bad)),
+            Err(FrameError::BadPayload(_))
+        ));
+        let pcm = START.replace("audio/x-mulaw", "audio/L16");
+        assert!(matches!(
+            twilio.parse(Frame::Text(&pcm)),
+            Err(FrameError::UnsupportedFormat(_))
+        ));
+        let outbound =
+            r#"{"event":"media","media":{"track":"outbound","payload":"AAE="},"streamSid":"MZ1"}"#;
+        twilio.parse(Frame::Text(START)).unwrap();
+        assert_eq!(twilio.parse(Frame::Text(outbound)).unwrap(), []);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn adapter_never_panics(
+            text in ".*",
+            bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..64),
+        ) {
+            carrier::tests::never_panics("twilio", &[START.to_owned(), text], &bytes);
+        }
+
+        #[test]
+        fn near_miss_frames_never_panic(
+            texts in proptest::collection::vec(carrier::tests::near_miss_frames(), 0..4),
+        ) {
+            carrier::tests::never_panics("twilio", &texts, &[]);
+        }
     }
 }
