@@ -1,0 +1,213 @@
+// End-to-end harness: runs the built worker in real workerd (`wrangler dev`, local mode) with
+// real local D1/KV/Durable Objects, each test file in its own state directory and port.
+//
+// The worker is built once per test run (scripts/test.sh); here we only point wrangler at a
+// generated config without a [build] step, placed in a temp directory so the developer's
+// .dev.vars never leaks into tests (wrangler reads .dev.vars next to the config file).
+
+import { spawn, execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parse as parseToml } from 'smol-toml';
+
+const execFileAsync = promisify(execFile);
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const WRANGLER = path.join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
+
+/** Secrets and settings every test worker gets unless a test overrides them. */
+export const TEST_VARS = {
+  ADMIN_API_KEY: 'test-admin-key',
+  ALLOW_PRIVATE_TARGETS: 'true',
+  RESEND_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+  STANDARD_WEBHOOK_SECRET: 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD',
+  TWILIO_AUTH_TOKEN: '12345',
+  BLAND_WEBHOOK_SECRET: 'bland-test-secret',
+  RETELL_API_KEY: 'retell-test-key',
+  VAPI_WEBHOOK_SECRET: 'vapi-test-secret',
+  EXOTEL_WEBHOOK_TOKEN: 'exotel-test-token',
+  DELIVERY_RETRY_SCHEDULE: '1,1,1',
+};
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function writeTestConfig(dir, vars) {
+  const config = parseToml(await readFile(path.join(ROOT, 'wrangler.toml'), 'utf8'));
+  delete config.build;
+  config.main = path.join(ROOT, config.main);
+  config.assets.directory = path.join(ROOT, config.assets.directory);
+  for (const db of config.d1_databases) db.migrations_dir = path.join(ROOT, db.migrations_dir);
+  const configPath = path.join(dir, 'wrangler.json');
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+  // .dev.vars beside the config: overrides [vars], exactly like a developer's local setup.
+  const lines = Object.entries(vars)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `${k}=${JSON.stringify(String(v))}`);
+  await writeFile(path.join(dir, '.dev.vars'), lines.join('\n') + '\n');
+  return configPath;
+}
+
+async function wrangler(args, options = {}) {
+  return execFileAsync(process.execPath, [WRANGLER, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' },
+    maxBuffer: 64 * 1024 * 1024,
+    ...options,
+  });
+}
+
+/**
+ * Starts a worker. `vars` are merged over TEST_VARS (set a key to null to unset it).
+ * Returns helpers to call it, fire cron, query D1 and read its log lines.
+ */
+export async function startWorker({ vars = {} } = {}) {
+  await mkdir(path.join(ROOT, 'tests', '.tmp'), { recursive: true });
+  const dir = await mkdtemp(path.join(ROOT, 'tests', '.tmp', 'worker-'));
+  const state = path.join(dir, 'state');
+  const merged = { ...TEST_VARS, ...vars };
+  const configPath = await writeTestConfig(dir, merged);
+  await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
+
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      WRANGLER, 'dev', '-c', configPath, '--local', '--ip', '127.0.0.1', '--port', String(port),
+      '--inspector-port', String(inspectorPort), '--persist-to', state, '--test-scheduled',
+      '--show-interactive-dev-session=false',
+    ],
+    { cwd: dir, env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' }, detached: true },
+  );
+  const output = [];
+  const onData = (chunk) => output.push(...chunk.toString().split('\n').filter(Boolean));
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`wrangler dev exited early:\n${output.join('\n')}`);
+    }
+    try {
+      const res = await fetch(`${url}/health`);
+      await res.arrayBuffer();
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`worker did not start:\n${output.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  const worker = {
+    url,
+    port,
+    dir,
+    /** Raw output lines of wrangler dev (includes the worker's console logs). */
+    output,
+    /** The worker's structured log lines (one JSON object each). */
+    logs() {
+      return output.flatMap((line) => {
+        const start = line.indexOf('{');
+        if (start < 0) return [];
+        try {
+          return [JSON.parse(line.slice(start))];
+        } catch {
+          return [];
+        }
+      });
+    },
+    fetch(pathname, init) {
+      return fetch(`${url}${pathname}`, init);
+    },
+    /** An authenticated JSON API call; resolves to {status, headers, body}. */
+    async api(method, pathname, body, { key = merged.ADMIN_API_KEY, headers = {} } = {}) {
+      const res = await fetch(`${url}${pathname}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${key}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let json = null;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = null;
+      }
+      return { status: res.status, headers: res.headers, body: json, text };
+    },
+    /** Fires the cron handler once (wrangler's --test-scheduled endpoint). */
+    async scheduled(cron = '* * * * *') {
+      const res = await fetch(`${url}/__scheduled?cron=${encodeURIComponent(cron)}`);
+      const text = await res.text();
+      if (!res.ok) throw new Error(`scheduled failed: ${res.status} ${text}`);
+      return text;
+    },
+    /** Runs SQL against the worker's local D1 and returns the rows. */
+    async d1(sql) {
+      const { stdout } = await wrangler([
+        'd1', 'execute', 'DB', '--local', '--persist-to', state, '-c', configPath, '--json',
+        '--command', sql,
+      ]);
+      const parsed = JSON.parse(stdout);
+      return parsed.flatMap((r) => r.results ?? []);
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        try {
+          process.kill(-child.pid, 'SIGTERM');
+        } catch {
+          child.kill('SIGTERM');
+        }
+        const timer = setTimeout(() => {
+          try {
+            process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }, 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (!process.env.KEEP_TEST_STATE) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return worker;
+}
+
+/** Polls `fn` until it returns a truthy value or the timeout passes. */
+export async function eventually(fn, { timeout = 15_000, interval = 100, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${message}; last: ${last instanceof Error ? last.stack : JSON.stringify(last)}`);
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
