@@ -3,6 +3,37 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// What a key may do within its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything in the tenant.
+    Admin,
+    /// Calls, schedules, replay and redrive.
+    Operator,
+    /// Read only.
+    Viewer,
+}
+
+/// The kind of access a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Operate,
+    Administer,
+}
+
+impl Role {
+    /// Whether this role grants `access`.
+    pub fn allows(self, access: Access) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Operator => access != Access::Administer,
+            Role::Viewer => access == Access::Read,
+        }
+    }
+}
+
 /// Extracts the token from an `Authorization: Bearer <token>` header value.
 pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
@@ -45,6 +76,15 @@ mod tests {
         assert!(!key_matches("k1", "k2"));
         assert!(!key_matches("k1", "k1 "));
         assert!(!key_matches("", "k1"));
+    }
+
+    #[test]
+    fn roles_grant_nested_access() {
+        assert!(Role::Admin.allows(Access::Administer));
+        assert!(Role::Operator.allows(Access::Operate));
+        assert!(!Role::Operator.allows(Access::Administer));
+        assert!(Role::Viewer.allows(Access::Read));
+        assert!(!Role::Viewer.allows(Access::Operate));
     }
 
     #[test]

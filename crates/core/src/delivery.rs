@@ -45,14 +45,15 @@ pub enum Decision {
 
 /// Decides what happens after attempt number `attempt` (1 = first) that ended with `outcome`.
 ///
-/// `schedule_secs[k-1]` is when the k-th retry is due, in seconds after the first attempt (as
-/// `DELIVERY_RETRY_SCHEDULE` says); `jitter` is uniform in [0, 1) and spreads that time over
+/// `schedule_secs[k-1]` is the delay before the k-th retry, in seconds counted from the attempt
+/// that just ended at `attempted_at_ms` (Svix's semantics: the default schedule spans ~27.6 h,
+/// and a repeated step such as `36000,36000` means two separate waits); `jitter` is uniform in [0, 1) and spreads that time over
 /// ±20 % of the step. Throttle signals (429, 502, 504, timeout) wait at least 60 s from now, but
 /// never more than the longest step of the schedule, so second-scale test schedules stay fast.
 pub fn decide(
     schedule_secs: &[u64],
     attempt: u32,
-    first_attempt_at_ms: i64,
+    attempted_at_ms: i64,
     now_ms: i64,
     outcome: &Outcome,
     jitter: f64,
@@ -84,7 +85,7 @@ pub fn decide(
     let factor = 1.0 - JITTER_DELTA + 2.0 * JITTER_DELTA * jitter;
     // `as` saturates for floats, so a huge step cannot wrap around.
     let offset_ms = (secs_to_ms(step_secs) as f64 * factor).round() as i64;
-    let mut at = first_attempt_at_ms.saturating_add(offset_ms).max(now_ms);
+    let mut at = attempted_at_ms.saturating_add(offset_ms).max(now_ms);
 
     if throttled {
         let longest_step = schedule_secs.iter().copied().max().unwrap_or(0);
@@ -206,7 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn kth_retry_is_due_at_its_step_after_the_first_attempt() {
+    fn kth_retry_is_due_its_step_after_the_attempt_that_failed() {
         for (k, step) in DEFAULT.iter().enumerate() {
             let attempt = u32::try_from(k + 1).unwrap();
             let now = FIRST + 1_000;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod media;
+pub mod pagination;
 pub mod providers;
 pub mod scheduling;
 pub mod session;
