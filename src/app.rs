@@ -2,20 +2,21 @@
 
 use crate::http::ApiError;
 use phone_agent_core::config::{Config, ConfigError};
-use worker::{d1::D1Database, kv::KvStore, Env};
+use worker::{d1::D1Database, kv::KvStore, Context, Env};
 
 /// Everything a handler needs about the current request's world.
 pub struct App {
     pub env: Env,
+    pub ctx: Context,
     config: Result<Config, ConfigError>,
 }
 
 impl App {
     /// Reads the configuration from the environment; an invalid one is kept as an error so
     /// routes that need no configuration (health) still answer.
-    pub fn new(env: Env) -> Self {
+    pub fn new(env: Env, ctx: Context) -> Self {
         let config = load_config(&env);
-        App { env, config }
+        App { env, ctx, config }
     }
 
     /// The parsed configuration, or a 500 naming the variable at fault.

@@ -50,7 +50,11 @@ impl<T: Arg> Arg for Option<T> {
 }
 
 /// Prepares `sql` with its arguments.
-pub fn stmt(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<D1PreparedStatement, ApiError> {
+pub fn stmt(
+    db: &D1Database,
+    sql: &str,
+    args: &[&dyn Arg],
+) -> Result<D1PreparedStatement, ApiError> {
     let values: Vec<JsValue> = args.iter().map(|a| a.js()).collect();
     Ok(db.prepare(sql).bind(&values)?)
 }
@@ -81,7 +85,10 @@ pub async fn run(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<usize,
 }
 
 /// Runs statements atomically (D1 batches are transactions); returns each one's change count.
-pub async fn batch(db: &D1Database, statements: Vec<D1PreparedStatement>) -> Result<Vec<usize>, ApiError> {
+pub async fn batch(
+    db: &D1Database,
+    statements: Vec<D1PreparedStatement>,
+) -> Result<Vec<usize>, ApiError> {
     let results = db.batch(statements).await?;
     results.iter().map(changes).collect()
 }

@@ -85,6 +85,20 @@ pub fn now_ms() -> i64 {
     Date::now().as_millis() as i64
 }
 
+/// RFC 3339 (UTC, milliseconds) for a stored millisecond timestamp.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A uniform random number in [0, 1), e.g. for retry jitter.
+pub fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::getrandom(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A fresh random id like `req_7f3k…` (Crockford base32, 128 bits).
 pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 16];

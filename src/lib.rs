@@ -4,12 +4,18 @@
 mod api;
 mod app;
 mod call_session;
+mod call_status;
+mod db;
+mod forwarding;
 mod health;
 mod http;
 mod media;
+mod outbound;
 mod routes;
+mod webhooks;
 
 pub use call_session::CallSession;
+pub use forwarding::DeliveryScheduler;
 
 use app::App;
 use http::{log_line, now_ms, request_id};
@@ -17,12 +23,12 @@ use serde_json::json;
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let started = now_ms();
     let request_id = request_id(req.headers().get("x-request-id").ok().flatten());
     let method = req.method().to_string();
     let path = req.path();
-    let app = App::new(env);
+    let app = App::new(env, ctx);
     let (route, result) = routes::dispatch(req, &app).await;
     let mut response = result.unwrap_or_else(|e| e.to_response(&request_id));
     let status = response.status_code();
@@ -43,14 +49,19 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
+/// Every minute: the safety net that sends whatever is due, whichever alarm was missed.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let config_ok = app::load_config(&env).is_ok();
+    let deliveries = forwarding::deliver_due(&env).await;
+    if let Ok(db) = env.d1("DB") {
+        let _ = forwarding::arm_for_next_due(&env, &db).await;
+    }
     log_line(json!({
-        "level": "info",
+        "level": if deliveries.is_ok() { "info" } else { "error" },
         "msg": "scheduled",
         "cron": event.cron(),
         "scheduled_time": event.schedule(),
-        "config_ok": config_ok,
+        "deliveries_attempted": deliveries.as_ref().ok(),
+        "error": deliveries.as_ref().err().map(|e| e.message.clone()),
     }));
 }

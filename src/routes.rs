@@ -2,7 +2,7 @@
 
 use crate::app::App;
 use crate::http::{ApiError, ApiResult};
-use crate::{api, health, media};
+use crate::{api, health, media, webhooks};
 use phone_agent_core::webhooks::Provider;
 use worker::{Method, Request};
 
@@ -18,11 +18,21 @@ pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
         (Method::Get, ["health"]) => ("GET /health", health::get(app).await),
         (Method::Post, ["webhooks", provider]) => (
             "POST /webhooks/{provider}",
-            known_provider(provider).and_then(|_| not_built("webhook ingestion")),
+            match known_provider(provider) {
+                Ok(provider) => webhooks::receive(req, app, provider).await,
+                Err(e) => Err(e),
+            },
         ),
-        (Method::Post, ["voice", carrier, "incoming" | "status"]) => (
-            "POST /voice/{carrier}/{action}",
-            known_carrier(carrier).and_then(|_| not_built("voice callbacks")),
+        (Method::Post, ["voice", carrier, "status"]) => (
+            "POST /voice/{carrier}/status",
+            match known_carrier(carrier).and_then(|c| known_provider(c)) {
+                Ok(provider) => webhooks::receive(req, app, provider).await,
+                Err(e) => Err(e),
+            },
+        ),
+        (Method::Post, ["voice", carrier, "incoming"]) => (
+            "POST /voice/{carrier}/incoming",
+            known_carrier(carrier).and_then(|_| not_built("inbound call handling")),
         ),
         (Method::Get, ["media", carrier, call_id]) => (
             "GET /media/{carrier}/{call_id}",

@@ -33,7 +33,9 @@ impl Cursor {
 
     /// Parses a cursor from a client.
     pub fn decode(s: &str) -> Result<Self, PageError> {
-        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| PageError::BadCursor)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| PageError::BadCursor)?;
         let text = String::from_utf8(bytes).map_err(|_| PageError::BadCursor)?;
         let (at, id) = text.split_once(':').ok_or(PageError::BadCursor)?;
         let created_at = at.parse().map_err(|_| PageError::BadCursor)?;
@@ -59,7 +61,11 @@ pub fn limit(param: Option<&str>) -> Result<u32, PageError> {
 }
 
 /// Splits a result fetched with `limit + 1` rows into the page and the next cursor.
-pub fn split_page<T>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> (Vec<T>, Option<String>) {
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> Cursor,
+) -> (Vec<T>, Option<String>) {
     let limit = limit as usize;
     if rows.len() > limit {
         rows.truncate(limit);
@@ -85,7 +91,13 @@ mod tests {
 
     #[test]
     fn foreign_cursors_are_refused() {
-        for bad in ["", "!!!", "bm9jb2xvbg", &URL_SAFE_NO_PAD.encode("x:y"), &URL_SAFE_NO_PAD.encode("5:")] {
+        for bad in [
+            "",
+            "!!!",
+            "bm9jb2xvbg",
+            &URL_SAFE_NO_PAD.encode("x:y"),
+            &URL_SAFE_NO_PAD.encode("5:"),
+        ] {
             assert_eq!(Cursor::decode(bad), Err(PageError::BadCursor), "{bad}");
         }
     }
@@ -101,7 +113,10 @@ mod tests {
 
     #[test]
     fn split_page_sets_next_cursor_only_when_more_rows_exist() {
-        let key = |n: &i64| Cursor { created_at: *n, id: n.to_string() };
+        let key = |n: &i64| Cursor {
+            created_at: *n,
+            id: n.to_string(),
+        };
         let (page, next) = split_page(vec![5, 4, 3], 2, key);
         assert_eq!(page, [5, 4]);
         assert_eq!(Cursor::decode(&next.unwrap()).unwrap().created_at, 4);

@@ -1,0 +1,102 @@
+//! Outbound HTTP with a hard timeout and no redirects: the one way the worker calls
+//! forward targets and provider REST APIs.
+
+use futures_util::future::{select, Either};
+use std::time::Duration;
+use worker::{
+    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+};
+
+/// A response read in full (bodies are capped by the caller's excerpting).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A header's value by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the status is 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why no response was obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Nothing (complete) came back within the timeout.
+    Timeout,
+    /// The request could not be made or the connection failed.
+    Network(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout => write!(f, "timed out"),
+            Failure::Network(e) => write!(f, "network error: {e}"),
+        }
+    }
+}
+
+/// Sends a request and reads the whole response within `timeout`. Redirects are not followed
+/// (a 3xx is returned as is), so a target cannot bounce us to an address we would refuse.
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Reply, Failure> {
+    let request_headers = Headers::new();
+    for (name, value) in headers {
+        request_headers
+            .set(name, value)
+            .map_err(|e| Failure::Network(format!("header {name}: {e}")))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(request_headers)
+        .with_redirect(RequestRedirect::Manual);
+    if let Some(body) = body {
+        init.with_body(Some(js_sys::Uint8Array::from(body).into()));
+    }
+    let request =
+        Request::new_with_init(url, &init).map_err(|e| Failure::Network(e.to_string()))?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let exchange = async {
+        let mut response = Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await
+            .map_err(|e| Failure::Network(e.to_string()))?;
+        let headers = response.headers().entries().collect();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::Network(e.to_string()))?;
+        Ok(Reply {
+            status: response.status_code(),
+            headers,
+            body,
+        })
+    };
+    let timer = Delay::from(timeout);
+    futures_util::pin_mut!(exchange);
+    match select(exchange, timer).await {
+        Either::Left((result, _)) => result,
+        Either::Right(((), _)) => {
+            controller.abort();
+            Err(Failure::Timeout)
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! `POST /webhooks/{provider}` and `POST /voice/{carrier}/status`: verify on the raw body →
+//! map to a canonical event → dedupe + persist (D1) → acknowledge → forward after the ack.
+
+use crate::app::App;
+use crate::call_status;
+use crate::db;
+use crate::forwarding::{self, NewEvent, Published};
+use crate::http::{json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use phone_agent_core::config::Config;
+use phone_agent_core::webhooks::canonical::{
+    envelope, map_event, original_payload, CanonicalEvent,
+};
+use phone_agent_core::webhooks::signatures::{verify, InboundRequest, Rejection, VerifyOptions};
+use phone_agent_core::webhooks::Provider;
+use serde::Deserialize;
+use serde_json::json;
+use worker::d1::D1Database;
+use worker::Request;
+
+/// Largest accepted webhook body. Provider payloads (even with transcripts) stay well below;
+/// anything larger is refused with 413 before it is read into memory twice.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Tenant of events that cannot be tied to a call (until numbers/endpoints carry tenants).
+const DEFAULT_TENANT: &str = "ten_default";
+
+/// Receives one provider webhook.
+pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResult {
+    let config = app.config()?;
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let content_type = req.headers().get("content-type")?;
+    let body = req.bytes().await?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    check_content_type(provider, content_type.as_deref(), body.is_empty())?;
+
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let url = req.url()?;
+    let now = now_ms();
+    verify_request(config, provider, url.as_str(), &headers, &body, now)?;
+
+    let event = map_event(provider, &headers, url.query().unwrap_or(""), &body).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_payload",
+            format!("cannot read this {} event: {e}", provider.as_str()),
+        )
+    })?;
+
+    let db = app.db()?;
+    let call = resolve_call(&db, &event).await?;
+    let tenant_id = call
+        .as_ref()
+        .map_or(DEFAULT_TENANT, |c| c.tenant_id.as_str());
+    let call_id = call.as_ref().map(|c| c.id.as_str());
+    let payload = envelope(
+        &event,
+        provider,
+        call_id,
+        &rfc3339(now),
+        original_payload(&body),
+    );
+    let raw_body = String::from_utf8_lossy(&body);
+    let published = forwarding::publish(
+        &db,
+        &NewEvent {
+            tenant_id,
+            provider: provider.as_str(),
+            provider_event_id: &event.provider_event_id,
+            event_type: &event.event_type,
+            call_id,
+            received_at: now,
+            content_type: content_type.as_deref(),
+            raw_body: &raw_body,
+            payload: &payload,
+        },
+        &new_id("evt"),
+    )
+    .await?;
+
+    // Applied on duplicates too: a crash after persisting heals when the provider retries,
+    // and the state machine ignores a status the call already has.
+    if let (Some(call_id), Some(status)) = (call_id, event.call_status) {
+        let detail =
+            json!({"event_type": event.event_type, "provider_event_id": event.provider_event_id});
+        call_status::apply(
+            &db,
+            call_id,
+            status,
+            &format!("webhook:{}", provider.as_str()),
+            &detail,
+            now,
+        )
+        .await?;
+    }
+
+    let (event_id, duplicate) = match published {
+        Published::New(id) => {
+            let env = app.env.clone();
+            let first_attempt_of = id.clone();
+            app.ctx.wait_until(async move {
+                forwarding::deliver_event(&env, &first_attempt_of).await;
+            });
+            (id, false)
+        }
+        Published::Duplicate(id) => (id, true),
+    };
+    log_line(
+        json!({"level": "info", "msg": "webhook accepted", "provider": provider.as_str(),
+        "event_id": event_id, "type": event.event_type, "duplicate": duplicate, "call_id": call_id}),
+    );
+    Ok(json_response(
+        200,
+        &json!({"received": true, "id": event_id, "type": event.event_type, "duplicate": duplicate}),
+    ))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        413,
+        "payload_too_large",
+        format!("webhook bodies are limited to {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// Providers send JSON, except the form-encoded callbacks of Twilio-style carriers.
+fn check_content_type(
+    provider: Provider,
+    content_type: Option<&str>,
+    empty: bool,
+) -> Result<(), ApiError> {
+    let media = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    let is_json = media
+        .as_deref()
+        .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+    let is_form = media.as_deref() == Some("application/x-www-form-urlencoded");
+    let accepted = match provider {
+        Provider::Twilio | Provider::Telnyx => is_json || is_form,
+        // Exotel passes everything in the query string on some applets.
+        Provider::Exotel => is_json || is_form || empty,
+        _ => is_json,
+    };
+    if accepted {
+        Ok(())
+    } else {
+        let expected = match provider {
+            Provider::Twilio | Provider::Telnyx | Provider::Exotel => {
+                "application/x-www-form-urlencoded or application/json"
+            }
+            _ => "application/json",
+        };
+        Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            format!("{} webhooks must be {expected}", provider.as_str()),
+        ))
+    }
+}
+
+fn verify_request(
+    config: &Config,
+    provider: Provider,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: i64,
+) -> Result<(), ApiError> {
+    let secrets = &config.secrets;
+    let provider_secrets = match provider {
+        Provider::Resend => &secrets.resend,
+        Provider::Twilio => &secrets.twilio,
+        Provider::Telnyx => &secrets.telnyx,
+        Provider::Bland => &secrets.bland,
+        Provider::Retell => &secrets.retell,
+        Provider::Vapi => &secrets.vapi,
+        Provider::Exotel => &secrets.exotel,
+        Provider::Standard => &secrets.standard,
+    };
+    let request = InboundRequest {
+        method: "POST",
+        url,
+        headers,
+        body,
+    };
+    let options = VerifyOptions {
+        secrets: provider_secrets,
+        tolerance_secs: config.tolerances.for_provider(provider.as_str()),
+        now_unix_ms: now,
+        public_base_url: config.public_base_url.as_deref(),
+        vapi_plan: None,
+    };
+    verify(provider, &request, &options)
+        .map(|_| ())
+        .map_err(|rejection| {
+            // The reason is logged for the operator; no secret ever appears in it.
+            log_line(
+                json!({"level": "warn", "msg": "webhook rejected", "provider": provider.as_str(),
+            "reason": rejection.to_string()}),
+            );
+            rejection_error(provider, &rejection)
+        })
+}
+
+fn rejection_error(provider: Provider, rejection: &Rejection) -> ApiError {
+    if rejection.is_configuration_error() {
+        // Our misconfiguration: a 5xx makes the provider retry once it is fixed.
+        return ApiError::new(
+            503,
+            "provider_not_configured",
+            format!(
+                "no usable verification secret is configured for {}",
+                provider.as_str()
+            ),
+        );
+    }
+    ApiError::new(
+        401,
+        "invalid_signature",
+        format!("the {} signature could not be verified", provider.as_str()),
+    )
+}
+
+/// The call an event belongs to, if we know it.
+#[derive(Deserialize)]
+struct CallRef {
+    id: String,
+    tenant_id: String,
+}
+
+async fn resolve_call(
+    db: &D1Database,
+    event: &CanonicalEvent,
+) -> Result<Option<CallRef>, ApiError> {
+    if let Some(our_id) = &event.our_call_id {
+        let found: Option<CallRef> = db::first(
+            db,
+            "SELECT id, tenant_id FROM calls WHERE id = ?",
+            &[our_id],
+        )
+        .await?;
+        if let Some(call) = found {
+            if let Some(provider_call_id) = &event.provider_call_id {
+                // First callback tells us the provider's id for this call.
+                db::run(
+                    db,
+                    "UPDATE calls SET provider_call_id = ? WHERE id = ? AND provider_call_id IS NULL",
+                    &[provider_call_id, &call.id],
+                )
+                .await?;
+            }
+            return Ok(Some(call));
+        }
+    }
+    match &event.provider_call_id {
+        Some(provider_call_id) => {
+            db::first(
+                db,
+                "SELECT id, tenant_id FROM calls WHERE provider_call_id = ? ORDER BY created_at DESC LIMIT 1",
+                &[provider_call_id],
+            )
+            .await
+        }
+        None => Ok(None),
+    }
+}
