@@ -1,13 +1,13 @@
 //! Forwarding canonical events to endpoints: persist → deliver → record every attempt →
 //! retry on the delivery policy's schedule → dead-letter. All state lives in D1, so a worker
 //! restart between attempts loses nothing; a lease (`locked_until`) keeps overlapping senders
-//! (first attempt, alarm, cron) from sending the same attempt twice.
+//! (first attempt, scheduler alarm, cron) from sending the same attempt twice.
 
 use crate::app::load_config;
-use crate::db::{self, Arg};
+use crate::db;
 use crate::http::{log_line, now_ms, random_unit, ApiError};
 use crate::outbound::{self, Failure};
-use chrono::{DateTime, Utc};
+use crate::scheduler;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};
 use phone_agent_core::targets::check_target;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 use worker::d1::D1Database;
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use worker::{Env, Method};
 
 /// A delivery is leased for longer than one attempt can take (timeout plus bookkeeping).
 const LEASE_MS: i64 = REQUEST_TIMEOUT_MS as i64 + 45_000;
@@ -151,7 +151,11 @@ pub async fn deliver_event(env: &Env, event_id: &str) {
         )
         .await?;
         send_all(env, &db, ids.into_iter().map(|i| i.id).collect()).await?;
-        arm_for_next_due(env, &db).await
+        // Whatever is still pending (a failed first attempt) is the scheduler's now.
+        if let Some(at) = next_due(&db).await? {
+            scheduler::wake_at(env, at).await;
+        }
+        Ok::<_, ApiError>(())
     }
     .await;
     if let Err(e) = result {
@@ -216,14 +220,6 @@ async fn send_all(
                 log_line(json!({"level": "error", "msg": "delivery attempt", "error": e.message}));
             }
         }
-    }
-    Ok(())
-}
-
-/// Whatever is still pending is the scheduler's: make sure its alarm covers the earliest.
-pub async fn arm_for_next_due(env: &Env, db: &D1Database) -> std::result::Result<(), ApiError> {
-    if let Some(at) = next_due(db).await? {
-        arm_scheduler(env, at).await;
     }
     Ok(())
 }
@@ -419,75 +415,4 @@ async fn attempt(
         "latency_ms": latency, "result": status, "error": error,
     }));
     Ok(())
-}
-
-/// Asks the scheduler to wake at `at_ms` (or earlier, if it already plans to).
-async fn arm_scheduler(env: &Env, at_ms: i64) {
-    let result = async {
-        let stub = env
-            .durable_object("DELIVERY_SCHEDULER")?
-            .id_from_name("global")?
-            .get_stub()?;
-        stub.fetch_with_str(&format!("https://scheduler/arm?at={at_ms}"))
-            .await?;
-        Ok::<_, worker::Error>(())
-    }
-    .await;
-    if let Err(e) = result {
-        log_line(
-            json!({"level": "error", "msg": "arm delivery scheduler", "error": e.to_string()}),
-        );
-    }
-}
-
-/// Wakes up when the earliest pending delivery is due, so sub-minute retries do not wait for
-/// the next cron tick. Single instance; its alarm is the only state it keeps.
-#[durable_object]
-pub struct DeliveryScheduler {
-    state: State,
-    env: Env,
-}
-
-impl DurableObject for DeliveryScheduler {
-    fn new(state: State, env: Env) -> Self {
-        DeliveryScheduler { state, env }
-    }
-
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let at = req
-            .url()?
-            .query_pairs()
-            .find(|(k, _)| k == "at")
-            .and_then(|(_, v)| v.parse::<i64>().ok());
-        let Some(at) = at else {
-            return Response::error("missing at", 400);
-        };
-        let current = self.state.storage().get_alarm().await?;
-        if current.is_none_or(|c| c > at) {
-            self.state.storage().set_alarm(utc(at)).await?;
-        }
-        Response::ok("armed")
-    }
-
-    async fn alarm(&self) -> Result<Response> {
-        match deliver_due(&self.env).await {
-            Ok(_) => {}
-            Err(e) => log_line(
-                json!({"level": "error", "msg": "scheduled deliveries", "error": e.message}),
-            ),
-        }
-        let db = self.env.d1("DB")?;
-        if let Ok(Some(at)) = next_due(&db).await {
-            // Never spin: the next wake is at least a second away.
-            self.state
-                .storage()
-                .set_alarm(utc(at.max(now_ms() + 1000)))
-                .await?;
-        }
-        Response::ok("ran")
-    }
-}
-
-fn utc(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }

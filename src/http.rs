@@ -25,6 +25,12 @@ impl ApiError {
         }
     }
 
+    /// Attaches machine-readable details (e.g. the list of invalid fields).
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
     /// 404 for a route or resource that does not exist.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(404, "not_found", message)

@@ -12,10 +12,11 @@ mod http;
 mod media;
 mod outbound;
 mod routes;
+mod scheduler;
 mod webhooks;
 
 pub use call_session::CallSession;
-pub use forwarding::DeliveryScheduler;
+pub use scheduler::Scheduler;
 
 use app::App;
 use http::{log_line, now_ms, request_id};
@@ -52,16 +53,14 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 /// Every minute: the safety net that sends whatever is due, whichever alarm was missed.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let deliveries = forwarding::deliver_due(&env).await;
-    if let Ok(db) = env.d1("DB") {
-        let _ = forwarding::arm_for_next_due(&env, &db).await;
+    scheduler::run_due(&env).await;
+    if let Ok(Some(at)) = scheduler::next_due(&env).await {
+        scheduler::wake_at(&env, at).await;
     }
     log_line(json!({
-        "level": if deliveries.is_ok() { "info" } else { "error" },
+        "level": "info",
         "msg": "scheduled",
         "cron": event.cron(),
         "scheduled_time": event.schedule(),
-        "deliveries_attempted": deliveries.as_ref().ok(),
-        "error": deliveries.as_ref().err().map(|e| e.message.clone()),
     }));
 }

@@ -1,24 +1,44 @@
 //! `/api/v1/...`: the operator JSON API, behind `Authorization: Bearer <api key>`.
+//! One file per resource; this module authenticates, routes, and holds the request helpers
+//! every resource shares (JSON bodies, query parameters, pages).
+
+mod deliveries;
+mod endpoints;
+mod events;
 
 use crate::app::App;
 use crate::call_session;
-use crate::http::{ApiError, ApiResult};
-use crate::routes::not_built;
-use phone_agent_core::auth::{bearer_token, key_matches};
+use crate::http::{json_response, ApiError, ApiResult};
+use crate::routes::{method_not_allowed, not_built};
+use phone_agent_core::auth::{bearer_token, key_matches, Access, Role};
+use phone_agent_core::pagination::{self, Cursor, PageError};
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use worker::{Method, Request};
 
-/// Resources of the contract; those not built yet answer 501 rather than 404.
-const RESOURCES: [&str; 9] = [
-    "agents",
-    "numbers",
-    "calls",
-    "endpoints",
-    "events",
-    "deliveries",
-    "api-keys",
-    "audit-log",
-    "openapi.json",
-];
+/// Who is calling: the tenant every query is scoped to, and what they may do.
+pub struct Principal {
+    pub tenant_id: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// 403 unless the role grants `access`.
+    pub fn require(&self, access: Access) -> Result<(), ApiError> {
+        if self.role.allows(access) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                403,
+                "forbidden",
+                "this API key's role does not allow that",
+            ))
+        }
+    }
+}
+
+/// Resources of the contract that have not landed yet answer 501 rather than 404.
+const PLANNED: [&str; 5] = ["agents", "numbers", "api-keys", "audit-log", "openapi.json"];
 
 /// Authenticates, then routes `/api/v1/{rest..}`.
 pub async fn dispatch(
@@ -27,15 +47,23 @@ pub async fn dispatch(
     method: &Method,
     rest: &[&str],
 ) -> (&'static str, ApiResult) {
-    if let Err(e) = authenticate(&req, app) {
-        return ("/api/v1 (unauthenticated)", Err(e));
-    }
-    match (method, rest) {
-        (Method::Get, ["calls", call_id, "session"]) => (
+    let principal = match authenticate(&req, app) {
+        Ok(p) => p,
+        Err(e) => return ("/api/v1 (unauthenticated)", Err(e)),
+    };
+    match rest {
+        ["calls", call_id, "session"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/session",
             call_session::state(app, call_id).await,
         ),
-        (_, [resource, ..]) if RESOURCES.contains(resource) => (
+        ["calls", "session"] | ["calls", _, "session"] => {
+            ("/api/v1/calls", Err(method_not_allowed(method)))
+        }
+        ["endpoints", tail @ ..] => endpoints::route(req, app, &principal, method, tail).await,
+        ["events", tail @ ..] => events::route(req, app, &principal, method, tail).await,
+        ["deliveries", tail @ ..] => deliveries::route(req, app, &principal, method, tail).await,
+        ["calls", ..] => ("/api/v1/calls", not_built("/api/v1/calls")),
+        [resource, ..] if PLANNED.contains(resource) => (
             "/api/v1 (not built)",
             not_built(&format!("/api/v1/{resource}")),
         ),
@@ -46,7 +74,7 @@ pub async fn dispatch(
     }
 }
 
-fn authenticate(req: &Request, app: &App) -> Result<(), ApiError> {
+fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
     let expected = app
         .config()?
         .admin_api_key
@@ -61,8 +89,119 @@ fn authenticate(req: &Request, app: &App) -> Result<(), ApiError> {
     let token = bearer_token(&header)
         .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?;
     if key_matches(token, expected) {
-        Ok(())
+        Ok(Principal {
+            tenant_id: "ten_default".into(),
+            role: Role::Admin,
+        })
     } else {
         Err(ApiError::unauthorized("invalid API key"))
     }
+}
+
+/// Largest accepted JSON request body.
+const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// Reads a JSON object body: 415 without a JSON content type, 413 if too large, 400 if
+/// malformed or not an object. An empty body reads as `{}`.
+pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
+    let bytes = req.bytes().await?;
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    let content_type = req.headers().get("content-type")?.unwrap_or_default();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/json" {
+        return Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            "request bodies must be application/json",
+        ));
+    }
+    if bytes.len() > MAX_JSON_BYTES {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!("request bodies are limited to {MAX_JSON_BYTES} bytes"),
+        ));
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(400, "invalid_json", format!("body is not valid JSON: {e}")))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::new(
+            400,
+            "invalid_json",
+            "body must be a JSON object",
+        ))
+    }
+}
+
+/// Query parameters (last value wins).
+pub fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
+    Ok(req.url()?.query_pairs().into_owned().collect())
+}
+
+/// 422 listing every invalid field: `[{field, code, message}]`.
+pub fn invalid_fields(fields: Value) -> ApiError {
+    ApiError::new(422, "invalid_fields", "some fields are invalid").with_details(fields)
+}
+
+/// One field error in the shape of [`invalid_fields`].
+pub fn field_error(field: &str, code: &str, message: impl Into<String>) -> Value {
+    json!({"field": field, "code": code, "message": message.into()})
+}
+
+/// The page window a list request asks for.
+pub struct Page {
+    pub limit: u32,
+    pub after: Option<Cursor>,
+}
+
+impl Page {
+    /// Reads `limit` and `cursor`; a bad value is a 400 naming it.
+    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let bad = |e: PageError| ApiError::new(400, "invalid_pagination", e.to_string());
+        let limit = pagination::limit(query.get("limit").map(String::as_str)).map_err(bad)?;
+        let after = query
+            .get("cursor")
+            .filter(|c| !c.is_empty())
+            .map(|c| Cursor::decode(c))
+            .transpose()
+            .map_err(bad)?;
+        Ok(Page { limit, after })
+    }
+
+    /// SQL arguments for `(created_at, id) < (?, ?)`: a position past every row when absent.
+    pub fn bounds(&self) -> (i64, String) {
+        match &self.after {
+            Some(c) => (c.created_at, c.id.clone()),
+            None => (i64::MAX, String::new()),
+        }
+    }
+
+    /// Rows to fetch: one more than the page, to know whether another page follows.
+    pub fn fetch(&self) -> i64 {
+        i64::from(self.limit) + 1
+    }
+}
+
+/// `{data, next_cursor}` for rows fetched with [`Page::fetch`], newest first.
+pub fn list_response<T>(
+    rows: Vec<T>,
+    page: &Page,
+    key: impl Fn(&T) -> Cursor,
+    render: impl Fn(&T) -> Value,
+) -> ApiResult {
+    let (rows, next_cursor) = pagination::split_page(rows, page.limit, key);
+    let data: Vec<Value> = rows.iter().map(render).collect();
+    Ok(json_response(
+        200,
+        &json!({"data": data, "next_cursor": next_cursor}),
+    ))
 }

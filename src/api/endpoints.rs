@@ -1,0 +1,362 @@
+//! `/api/v1/endpoints`: where canonical events are forwarded (URL, secret, type filter).
+
+use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
+use crate::app::App;
+use crate::db;
+use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::routes::method_not_allowed;
+use phone_agent_core::auth::Access;
+use phone_agent_core::pagination::Cursor;
+use phone_agent_core::targets::check_target;
+use phone_agent_core::webhooks::signatures::new_endpoint_secret;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{Method, Request};
+
+/// Default overlap during which the previous secret keeps signing after a rotation.
+const DEFAULT_GRACE_SECONDS: i64 = 24 * 3600;
+const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    url: String,
+    description: Option<String>,
+    secret: String,
+    previous_secret_expires_at: Option<i64>,
+    event_types: Option<String>,
+    status: String,
+    disabled_reason: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const COLUMNS: &str =
+    "id, url, description, secret, previous_secret_expires_at, event_types, status,
+  disabled_reason, created_at, updated_at";
+
+impl Row {
+    fn render(&self, with_secret: bool) -> Value {
+        let event_types: Value = self
+            .event_types
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null);
+        let mut v = json!({
+            "id": self.id,
+            "url": self.url,
+            "description": self.description,
+            "event_types": event_types,
+            "status": self.status,
+            "disabled_reason": self.disabled_reason,
+            "previous_secret_expires_at": self.previous_secret_expires_at.map(rfc3339),
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        });
+        if with_secret {
+            v["secret"] = Value::String(self.secret.clone());
+        }
+        v
+    }
+}
+
+/// Routes `/api/v1/endpoints/...`.
+pub async fn route(
+    mut req: Request,
+    app: &App,
+    who: &Principal,
+    method: &Method,
+    tail: &[&str],
+) -> (&'static str, ApiResult) {
+    match (method, tail) {
+        (Method::Post, []) => ("POST /api/v1/endpoints", create(&mut req, app, who).await),
+        (Method::Get, []) => ("GET /api/v1/endpoints", list(&req, app, who).await),
+        (Method::Get, [id]) => ("GET /api/v1/endpoints/{id}", get(app, who, id).await),
+        (Method::Patch, [id]) => (
+            "PATCH /api/v1/endpoints/{id}",
+            update(&mut req, app, who, id).await,
+        ),
+        (Method::Delete, [id]) => ("DELETE /api/v1/endpoints/{id}", delete(app, who, id).await),
+        (Method::Post, [id, "rotate-secret"]) => (
+            "POST /api/v1/endpoints/{id}/rotate-secret",
+            rotate(&mut req, app, who, id).await,
+        ),
+        (_, [] | [_] | [_, "rotate-secret"]) => {
+            ("/api/v1/endpoints", Err(method_not_allowed(method)))
+        }
+        _ => (
+            "not found",
+            Err(ApiError::not_found("no such endpoint route")),
+        ),
+    }
+}
+
+/// Validated writable fields; `None` = not given.
+#[derive(Default)]
+struct Fields {
+    url: Option<String>,
+    /// `Some(None)` clears the filter (every type).
+    event_types: Option<Option<String>>,
+    description: Option<Option<String>>,
+    status: Option<String>,
+}
+
+fn parse_fields(body: &Value, allow_private: bool, creating: bool) -> Result<Fields, ApiError> {
+    let mut errors = Vec::new();
+    let mut fields = Fields::default();
+    match body.get("url") {
+        None | Some(Value::Null) if creating => {
+            errors.push(field_error("url", "required", "url is required"))
+        }
+        None | Some(Value::Null) => {}
+        Some(Value::String(url)) => match check_target(url, allow_private) {
+            Ok(parsed) => fields.url = Some(parsed.to_string()),
+            Err(e) => errors.push(field_error("url", "invalid_url", e.to_string())),
+        },
+        Some(_) => errors.push(field_error("url", "invalid_type", "url must be a string")),
+    }
+    match body.get("event_types") {
+        None => {}
+        Some(Value::Null) => fields.event_types = Some(None),
+        Some(Value::Array(items)) => {
+            let mut types = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(t) if valid_event_type(t) => types.push(t.to_owned()),
+                    _ => errors.push(field_error(
+                        &format!("event_types[{i}]"),
+                        "invalid_value",
+                        "event types are like call.completed, email.*, or *",
+                    )),
+                }
+            }
+            if items.is_empty() {
+                errors.push(field_error(
+                    "event_types",
+                    "invalid_value",
+                    "use null for every type, not []",
+                ));
+            }
+            fields.event_types = Some(Some(Value::from(types).to_string()));
+        }
+        Some(_) => errors.push(field_error(
+            "event_types",
+            "invalid_type",
+            "event_types must be an array or null",
+        )),
+    }
+    match body.get("description") {
+        None => {}
+        Some(Value::Null) => fields.description = Some(None),
+        Some(Value::String(d)) if d.len() <= 500 => fields.description = Some(Some(d.clone())),
+        Some(_) => errors.push(field_error(
+            "description",
+            "invalid_value",
+            "description is a string of at most 500 bytes",
+        )),
+    }
+    match body.get("status") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "enabled" || s == "paused" => {
+            fields.status = Some(s.clone())
+        }
+        Some(_) => errors.push(field_error(
+            "status",
+            "invalid_value",
+            "status is enabled or paused",
+        )),
+    }
+    if errors.is_empty() {
+        Ok(fields)
+    } else {
+        Err(invalid_fields(Value::from(errors)))
+    }
+}
+
+fn valid_event_type(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 100
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-*".contains(&b))
+        && (!t.contains('*') || t == "*" || (t.ends_with(".*") && !t[..t.len() - 2].contains('*')))
+}
+
+async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
+    who.require(Access::Administer)?;
+    let body = json_body(req).await?;
+    let fields = parse_fields(&body, app.config()?.allow_private_targets, true)?;
+    let mut random = [0u8; 32];
+    getrandom::getrandom(&mut random).map_err(ApiError::internal)?;
+    let secret = new_endpoint_secret(&random);
+    let id = new_id("ep");
+    let now = now_ms();
+    let db = app.db()?;
+    db::run(
+        &db,
+        "INSERT INTO endpoints (id, tenant_id, url, description, secret, event_types, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            &id,
+            &who.tenant_id,
+            &fields.url.unwrap_or_default(),
+            &fields.description.flatten(),
+            &secret,
+            &fields.event_types.flatten(),
+            &fields.status.unwrap_or_else(|| "enabled".into()),
+            &now,
+            &now,
+        ],
+    )
+    .await?;
+    let row = find(app, who, &id).await?;
+    Ok(json_response(201, &row.render(true)))
+}
+
+async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
+    db::first(
+        &app.db()?,
+        &format!(
+            "SELECT {COLUMNS} FROM endpoints WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL"
+        ),
+        &[&id, &who.tenant_id],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no endpoint {id}")))
+}
+
+async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Read)?;
+    let row = find(app, who, id).await?;
+    Ok(json_response(200, &row.render(true)))
+}
+
+async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
+    who.require(Access::Read)?;
+    let q = query(req)?;
+    let page = Page::from_query(&q)?;
+    let (at, id) = page.bounds();
+    let rows: Vec<Row> = db::all(
+        &app.db()?,
+        &format!(
+            "SELECT {COLUMNS} FROM endpoints
+             WHERE tenant_id = ? AND deleted_at IS NULL AND (created_at, id) < (?, ?)
+               AND (? IS NULL OR status = ?)
+             ORDER BY created_at DESC, id DESC LIMIT ?"
+        ),
+        &[
+            &who.tenant_id,
+            &at,
+            &id,
+            &q.get("status"),
+            &q.get("status"),
+            &page.fetch(),
+        ],
+    )
+    .await?;
+    list_response(
+        rows,
+        &page,
+        |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        },
+        |r| r.render(false),
+    )
+}
+
+async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let body = json_body(req).await?;
+    let fields = parse_fields(&body, app.config()?.allow_private_targets, false)?;
+    find(app, who, id).await?;
+    let now = now_ms();
+    // Re-enabling clears a 410-disable; the backlog of pending deliveries resumes.
+    db::run(
+        &app.db()?,
+        "UPDATE endpoints SET
+           url = COALESCE(?1, url),
+           event_types = CASE WHEN ?2 THEN ?3 ELSE event_types END,
+           description = CASE WHEN ?4 THEN ?5 ELSE description END,
+           status = COALESCE(?6, status),
+           disabled_reason = CASE WHEN ?6 IS NULL THEN disabled_reason ELSE NULL END,
+           updated_at = ?7
+         WHERE id = ?8 AND tenant_id = ?9",
+        &[
+            &fields.url,
+            &fields.event_types.is_some(),
+            &fields.event_types.clone().flatten(),
+            &fields.description.is_some(),
+            &fields.description.clone().flatten(),
+            &fields.status,
+            &now,
+            &id,
+            &who.tenant_id,
+        ],
+    )
+    .await?;
+    if fields.status.as_deref() == Some("enabled") {
+        let env = app.env.clone();
+        app.ctx
+            .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });
+    }
+    let row = find(app, who, id).await?;
+    Ok(json_response(200, &row.render(true)))
+}
+
+async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let row = find(app, who, id).await?;
+    let now = now_ms();
+    let db = app.db()?;
+    db::batch(
+        &db,
+        vec![
+            db::stmt(
+                &db,
+                "UPDATE endpoints SET deleted_at = ?, status = 'disabled', disabled_reason = 'deleted', updated_at = ?
+                 WHERE id = ? AND tenant_id = ?",
+                &[&now, &now, &id, &who.tenant_id],
+            )?,
+            db::stmt(
+                &db,
+                "UPDATE deliveries SET status = 'canceled', next_attempt_at = NULL, updated_at = ?
+                 WHERE endpoint_id = ? AND status = 'pending'",
+                &[&now, &id],
+            )?,
+        ],
+    )
+    .await?;
+    Ok(json_response(200, &json!({"id": row.id, "deleted": true})))
+}
+
+async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let body = json_body(req).await?;
+    let grace = match body.get("grace_seconds") {
+        None | Some(Value::Null) => DEFAULT_GRACE_SECONDS,
+        Some(v) => v
+            .as_i64()
+            .filter(|g| (0..=MAX_GRACE_SECONDS).contains(g))
+            .ok_or_else(|| {
+                invalid_fields(json!([field_error(
+                    "grace_seconds",
+                    "invalid_value",
+                    format!("grace_seconds is a whole number from 0 to {MAX_GRACE_SECONDS}")
+                )]))
+            })?,
+    };
+    find(app, who, id).await?;
+    let mut random = [0u8; 32];
+    getrandom::getrandom(&mut random).map_err(ApiError::internal)?;
+    let secret = new_endpoint_secret(&random);
+    let now = now_ms();
+    db::run(
+        &app.db()?,
+        "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?,
+           secret = ?, updated_at = ? WHERE id = ? AND tenant_id = ?",
+        &[&(now + grace * 1000), &secret, &now, &id, &who.tenant_id],
+    )
+    .await?;
+    let row = find(app, who, id).await?;
+    Ok(json_response(200, &row.render(true)))
+}

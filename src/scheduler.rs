@@ -1,0 +1,93 @@
+//! Timed work: webhook retries (and every other job with a due time) run when due. One
+//! `Scheduler` Durable Object keeps an alarm at the earliest due time, so sub-minute retries
+//! do not wait for the next cron tick; the every-minute cron runs the same sweep as a safety
+//! net. Work items are leased in D1, so the alarm and cron overlapping never double-sends.
+
+use crate::forwarding;
+use crate::http::{log_line, now_ms, ApiError};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+/// Runs every job that is due now; errors are logged per kind so one kind cannot starve another.
+pub async fn run_due(env: &Env) {
+    match forwarding::deliver_due(env).await {
+        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "deliveries sent", "count": n})),
+        Ok(_) => {}
+        Err(e) => log_line(json!({"level": "error", "msg": "due deliveries", "error": e.message})),
+    }
+}
+
+/// The earliest time any job is due.
+pub async fn next_due(env: &Env) -> std::result::Result<Option<i64>, ApiError> {
+    let db = env.d1("DB")?;
+    forwarding::next_due(&db).await
+}
+
+/// Asks the scheduler to wake at `at_ms` (or earlier, if it already plans to).
+pub async fn wake_at(env: &Env, at_ms: i64) {
+    let result = async {
+        let stub = env
+            .durable_object("SCHEDULER")?
+            .id_from_name("global")?
+            .get_stub()?;
+        stub.fetch_with_str(&format!("https://scheduler/wake?at={at_ms}"))
+            .await?;
+        Ok::<_, worker::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        log_line(json!({"level": "error", "msg": "wake scheduler", "error": e.to_string()}));
+    }
+}
+
+/// Single instance (`global`); its alarm is the only state it keeps.
+#[durable_object]
+pub struct Scheduler {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for Scheduler {
+    fn new(state: State, env: Env) -> Self {
+        Scheduler { state, env }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let at = req
+            .url()?
+            .query_pairs()
+            .find(|(k, _)| k == "at")
+            .and_then(|(_, v)| v.parse::<i64>().ok());
+        let Some(at) = at else {
+            return Response::error("missing at", 400);
+        };
+        let current = self.state.storage().get_alarm().await?;
+        if current.is_none_or(|c| c > at) {
+            self.state.storage().set_alarm(utc(at)).await?;
+        }
+        Response::ok("armed")
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        run_due(&self.env).await;
+        match next_due(&self.env).await {
+            // Never spin: the next wake is at least a second away.
+            Ok(Some(at)) => {
+                self.state
+                    .storage()
+                    .set_alarm(utc(at.max(now_ms() + 1000)))
+                    .await?
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log_line(json!({"level": "error", "msg": "scheduler next due", "error": e.message}))
+            }
+        }
+        Response::ok("ran")
+    }
+}
+
+fn utc(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
