@@ -71,12 +71,14 @@ async function wrangler(args, options = {}) {
 
 /**
  * Starts a worker. `vars` are merged over TEST_VARS (set a key to null to unset it).
- * Returns helpers to call it, fire cron, query D1 and read its log lines.
+ * `state` reuses another worker's storage directory (`worker.state`), to restart "the same
+ * deployment"; its files are then left for the caller. Returns helpers to call it, fire cron,
+ * query D1 and read its log lines.
  */
-export async function startWorker({ vars = {} } = {}) {
+export async function startWorker({ vars = {}, state: reuseState } = {}) {
   await mkdir(path.join(ROOT, 'tests', '.tmp'), { recursive: true });
   const dir = await mkdtemp(path.join(ROOT, 'tests', '.tmp', 'worker-'));
-  const state = path.join(dir, 'state');
+  const state = reuseState ?? path.join(dir, 'state');
   const merged = { ...TEST_VARS, ...vars };
   const configPath = await writeTestConfig(dir, merged);
   await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
@@ -118,6 +120,7 @@ export async function startWorker({ vars = {} } = {}) {
     url,
     port,
     dir,
+    state,
     /** Raw output lines of wrangler dev (includes the worker's console logs). */
     output,
     /** The worker's structured log lines (one JSON object each). */
@@ -171,7 +174,7 @@ export async function startWorker({ vars = {} } = {}) {
       const parsed = JSON.parse(stdout);
       return parsed.flatMap((r) => r.results ?? []);
     },
-    async stop() {
+    async stop({ keepState = false } = {}) {
       if (child.exitCode === null) {
         try {
           process.kill(-child.pid, 'SIGTERM');
@@ -188,7 +191,7 @@ export async function startWorker({ vars = {} } = {}) {
         await exited;
         clearTimeout(timer);
       }
-      if (!process.env.KEEP_TEST_STATE) await rm(dir, { recursive: true, force: true });
+      if (!process.env.KEEP_TEST_STATE && !keepState) await rm(dir, { recursive: true, force: true });
     },
   };
   return worker;
