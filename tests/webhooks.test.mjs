@@ -483,3 +483,27 @@ test('a worker restart between attempts loses nothing', async () => {
     await target.close();
   }
 });
+
+test('call status callbacks move the call forward only, recording each transition', async () => {
+  const callId = uniqueId('call');
+  const now = Date.now();
+  await worker.d1(`INSERT INTO calls (id, tenant_id, direction, provider, status, to_number, created_at, updated_at)
+    VALUES ('${callId}', 'ten_default', 'outbound', 'twilio', 'queued', '+15555550100', ${now}, ${now})`);
+  const callSid = 'CA' + randomBytes(16).toString('hex');
+  const send = (status) => sendStatusCallback(`${worker.url}/voice/twilio/status?call_id=${callId}`, TEST_VARS.TWILIO_AUTH_TOKEN,
+    twilioCallParams({ callSid, status, direction: 'outbound-api' }));
+  for (const status of ['ringing', 'in-progress', 'completed']) assert.equal((await send(status)).status, 200);
+  // Late and repeated callbacks never move it backwards.
+  assert.equal((await send('ringing')).status, 200);
+  assert.equal((await send('completed')).status, 200);
+  const [call] = await worker.d1(`SELECT status, provider_call_id, answered_at, ended_at FROM calls WHERE id = '${callId}'`);
+  assert.equal(call.status, 'completed');
+  assert.equal(call.provider_call_id, callSid);
+  assert.ok(call.answered_at && call.ended_at);
+  const history = await worker.d1(`SELECT from_status, to_status, source FROM call_events WHERE call_id = '${callId}' ORDER BY id`);
+  assert.deepEqual(history.map((h) => `${h.from_status}>${h.to_status}`), ['queued>ringing', 'ringing>in_progress', 'in_progress>completed']);
+  assert.ok(history.every((h) => h.source === 'webhook:twilio'));
+  const events = await worker.api('GET', `/api/v1/events?call_id=${callId}`);
+  assert.ok(events.body.data.length >= 3, 'events are linked to our call');
+  assert.ok(events.body.data.every((e) => e.payload.data.call_id === callId));
+});
