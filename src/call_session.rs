@@ -1,26 +1,77 @@
 //! `CallSession`: one Durable Object per call. It owns the carrier's media WebSocket
-//! (hibernation API, so an idle socket costs nothing) and records the stream's life in its
-//! SQLite storage as it happens, because an instance reset loses anything held in memory.
+//! (hibernation API), the call's [`Conversation`] and the provider connections that serve it
+//! (STT socket, LLM and TTS streams, in `speech.rs`), and executes the conversation's actions.
+//!
+//! Invariants (a Durable Object is single-threaded, but handlers and tasks interleave at every
+//! `.await`):
+//! - all mutable state is in `Session::live` (a `RefCell`); a borrow is never held across an
+//!   `.await`: every borrow lives inside one synchronous block;
+//! - the conversation is fed only through [`Session::feed`], which runs the state machine and
+//!   then executes its actions in order, synchronously (sending frames, arming work); anything
+//!   that waits (fetches, sockets) is spawned as a task that feeds its results back;
+//! - what an instance reset must not lose is in the object's SQLite storage as it happens:
+//!   call facts and agent setup at accept, the start frame, the conversation after every input,
+//!   each finished turn. After a reset the next event rebuilds the session from it and feeds
+//!   `Input::Restored` (the carrier socket survives: it is a hibernatable socket).
 
-use crate::app::App;
-use crate::http::{json_response, new_id, now_ms, ApiError, ApiResult};
+use crate::app::{load_config, App};
+use crate::call_status;
+use crate::db;
+use crate::forwarding::{self, NewEvent, Published};
+use crate::http::{json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult};
 use crate::media::{session_stub, valid_call_id};
-use phone_agent_core::media::twilio::Inbound;
+use crate::outbound;
+use crate::speech;
+use phone_agent_core::auth::key_matches;
+use phone_agent_core::config::Config;
+use phone_agent_core::live::{
+    agent_setup, dtmf_samples, metrics_summary, session_event, session_event_id, stt_route,
+    transcript, AgentSetup, SESSION_PROVIDER,
+};
+use phone_agent_core::media::carrier::{carrier_for, Carrier, CarrierEvent, Frame, OutFrame};
+use phone_agent_core::media::framing::Framer;
+use phone_agent_core::media::transcode::Transcoder;
+use phone_agent_core::providers::deepgram::ListenParams;
+use phone_agent_core::providers::openai::{parse_completion_text, summary_request};
+use phone_agent_core::scheduling::CallStatus;
+use phone_agent_core::session::{Action, Conversation, HangupReason, Input, Turn};
+use phone_agent_core::voice::{
+    telnyx_action_path, telnyx_transfer_body, twilio_call_path, twilio_transfer_form,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
 use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
-    WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    durable_object, AbortController, DurableObject, Env, Method, Request, Response, Result,
+    SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 /// Tables are created in the constructor; `IF NOT EXISTS` makes it idempotent across wakes.
+/// `meta`/`events`/`counters` are the stream record shown by `GET /api/v1/calls/{id}/session`;
+/// `blobs` holds the state an instance reset must not lose; `turns` the finished turns.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS turns (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, turn TEXT NOT NULL);
 ";
+
+/// Hibernation tag of the carrier's media socket.
+const CARRIER_TAG: &str = "carrier";
+/// Hibernation tag of live-view sockets (`GET /api/v1/calls/{id}/live`).
+const LIVE_TAG: &str = "live";
+/// Caller audio kept while the STT socket is (re)connecting: 30 s of μ-law.
+const MAX_PENDING_AUDIO: usize = 240_000;
+/// Post-call summary request timeout.
+const SUMMARY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Carrier REST (transfer, hang-up) timeout.
+const CARRIER_REST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What each accepted socket remembers across hibernation.
 #[derive(Serialize, Deserialize)]
@@ -29,11 +80,111 @@ struct SocketTag {
     call_id: String,
 }
 
+/// Facts about the call, loaded from D1 when the carrier connects (blob `call`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallInfo {
+    pub call_id: String,
+    pub tenant_id: String,
+    pub carrier: String,
+    pub direction: String,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    /// The token the stream must present (`None`: the call has none, so any is refused).
+    stream_token: Option<String>,
+    /// The token was already checked on the upgrade URL.
+    token_checked: bool,
+    /// The carrier's call id (CallSid, call_control_id), from `start`.
+    pub carrier_call_id: Option<String>,
+    pub started_at_ms: Option<i64>,
+}
+
+/// Why the session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EndReason {
+    /// The carrier stopped the stream or closed the socket (the caller hung up).
+    CarrierStop,
+    /// The agent hung up (tool, idle, max duration).
+    Agent(HangupReason),
+    /// The agent transferred the call.
+    Transfer(String),
+    /// The stream presented a wrong token.
+    Refused,
+}
+
+impl EndReason {
+    fn as_str(&self) -> &'static str {
+        match self {
+            EndReason::CarrierStop => "caller_hangup",
+            EndReason::Agent(HangupReason::AgentEnded) => "agent_ended",
+            EndReason::Agent(HangupReason::Idle) => "idle",
+            EndReason::Agent(HangupReason::MaxDuration) => "max_duration",
+            EndReason::Transfer(_) => "transferred",
+            EndReason::Refused => "refused",
+        }
+    }
+}
+
+/// The STT link: the socket when connected, audio waiting while it is not.
+#[derive(Default)]
+pub struct Stt {
+    pub ws: Option<WebSocket>,
+    pub params: Option<ListenParams>,
+    /// Converts carrier audio Deepgram cannot take as is (big-endian L16).
+    pub transcoder: Option<Transcoder>,
+    pub pending: VecDeque<u8>,
+    pub last_sent_ms: i64,
+    /// The session asked the stream to finish: no reconnect.
+    pub closing: bool,
+    /// A connection task is running (at most one).
+    pub running: bool,
+}
+
+/// One queued or running TTS segment.
+pub struct TtsJob {
+    pub id: u64,
+    pub turn: u32,
+    pub segment: usize,
+    pub text: String,
+}
+
+/// The TTS queue: segments are synthesized and sent one after another, in `Speak` order.
+#[derive(Default)]
+pub struct Tts {
+    pub queue: VecDeque<TtsJob>,
+    pub running: bool,
+    /// The job being synthesized and the controller that aborts its request.
+    pub current: Option<(u64, u32, AbortController)>,
+    pub next_id: u64,
+}
+
+/// The in-memory side of a connected call.
+pub struct Live {
+    pub info: CallInfo,
+    pub setup: AgentSetup,
+    pub carrier: Box<dyn Carrier>,
+    pub carrier_ws: Option<WebSocket>,
+    pub conversation: Option<Conversation>,
+    pub stt: Stt,
+    /// The LLM request in flight: (request id, turn, controller).
+    pub llm: Option<(u64, u32, AbortController)>,
+    pub next_llm_id: u64,
+    pub tts: Tts,
+    pub ended: bool,
+    /// Counters not yet written to storage (media frames arrive 50 times a second).
+    pub counters: BTreeMap<&'static str, i64>,
+}
+
+/// The object's state, shared with its tasks through an `Rc`.
+pub struct Session {
+    pub state: State,
+    pub env: Env,
+    pub config: Option<Config>,
+    pub live: RefCell<Option<Live>>,
+}
+
 #[durable_object]
 pub struct CallSession {
-    state: State,
-    #[allow(dead_code)] // the live pipeline (STT/LLM/TTS) reads provider config from it
-    env: Env,
+    inner: Rc<Session>,
 }
 
 impl DurableObject for CallSession {
@@ -44,17 +195,31 @@ impl DurableObject for CallSession {
                 json!({"msg": "call session schema", "error": e.to_string()})
             );
         }
-        CallSession { state, env }
+        let config = load_config(&env).ok();
+        CallSession {
+            inner: Rc::new(Session {
+                state,
+                env,
+                config,
+                live: RefCell::new(None),
+            }),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         let path = req.path();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["media", carrier, call_id] => self.accept(carrier, call_id),
-            ["state"] => Ok(json_response(200, &self.snapshot()?)),
-            _ => Ok(ApiError::not_found("no such session route").to_response(&new_id("req"))),
-        }
+        let result = match segments.as_slice() {
+            ["media", carrier, call_id] => self.inner.accept(&req, carrier, call_id).await,
+            ["api", "v1", "calls", _, "live"] => self.inner.accept_live_view(),
+            ["state"] => self
+                .inner
+                .snapshot()
+                .map(|s| json_response(200, &s))
+                .map_err(ApiError::from),
+            _ => Err(ApiError::not_found("no such session route")),
+        };
+        Ok(result.unwrap_or_else(|e| e.to_response(&new_id("req"))))
     }
 
     async fn websocket_message(
@@ -62,134 +227,1009 @@ impl DurableObject for CallSession {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let carrier = ws
-            .deserialize_attachment::<SocketTag>()
-            .ok()
-            .flatten()
-            .map(|tag| tag.carrier)
-            .unwrap_or_default();
-        match (carrier.as_str(), message) {
-            ("twilio", WebSocketIncomingMessage::String(text)) => self.on_twilio_frame(&ws, &text),
-            (_, WebSocketIncomingMessage::String(_)) => self.bump("frames_unhandled", 1),
-            (_, WebSocketIncomingMessage::Binary(bytes)) => {
-                self.bump("binary_frames", 1)?;
-                self.bump("binary_bytes", bytes.len() as i64)
-            }
+        if self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            // The live view only listens.
+            return Ok(());
         }
+        self.inner.ensure_live(Some(&ws));
+        self.inner.on_carrier_frame(&message);
+        Ok(())
     }
 
     async fn websocket_close(
         &self,
-        _ws: WebSocket,
+        ws: WebSocket,
         code: usize,
         reason: String,
         was_clean: bool,
     ) -> Result<()> {
-        self.record(
+        if self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            return Ok(());
+        }
+        self.inner.record(
             "socket_closed",
             json!({"code": code, "reason": reason, "clean": was_clean}),
-        )
+        );
+        self.inner.ensure_live(None);
+        self.inner.end_call(EndReason::CarrierStop);
+        Ok(())
     }
 
-    async fn websocket_error(&self, _ws: WebSocket, error: worker::Error) -> Result<()> {
-        self.record("socket_error", json!({"error": error.to_string()}))
+    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
+        if !self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            self.inner
+                .record("socket_error", json!({"error": error.to_string()}));
+        }
+        Ok(())
     }
 
     async fn alarm(&self) -> Result<Response> {
-        // No timers are armed by the stream recorder; a stray alarm is harmless.
-        Response::ok("no alarm work")
+        self.inner.ensure_live(None);
+        self.inner.feed(Input::Tick);
+        Response::ok("tick")
     }
 }
 
-impl CallSession {
-    fn accept(&self, carrier: &str, call_id: &str) -> Result<Response> {
+#[derive(Deserialize)]
+struct CallRow {
+    id: String,
+    tenant_id: String,
+    direction: String,
+    status: String,
+    to_number: String,
+    from_number: Option<String>,
+    stream_token: Option<String>,
+    system_prompt: Option<String>,
+    first_message: Option<String>,
+    config: Option<String>,
+}
+
+impl Session {
+    /// Accepts the carrier's media socket for a call that exists, refusing a wrong token given
+    /// on the URL (Telnyx, Exotel) before the upgrade; Twilio's token comes in `start`.
+    async fn accept(
+        self: &Rc<Self>,
+        req: &Request,
+        carrier: &str,
+        call_id: &str,
+    ) -> std::result::Result<Response, ApiError> {
+        let adapter = carrier_for(carrier)
+            .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?;
+        let url_token = req
+            .url()?
+            .query_pairs()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned());
+        let db = self.env.d1("DB")?;
+        let row: CallRow = db::first(
+            &db,
+            "SELECT c.id, c.tenant_id, c.direction, c.status, c.to_number, c.from_number,
+                    c.stream_token, a.system_prompt, a.first_message, a.config
+             FROM calls c LEFT JOIN agents a ON a.id = c.agent_id WHERE c.id = ?",
+            &[&call_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))?;
+        if let Some(given) = &url_token {
+            if !token_ok(Some(given), row.stream_token.as_deref()) {
+                log_line(
+                    json!({"level": "warn", "msg": "stream token refused", "call_id": call_id}),
+                );
+                return Err(ApiError::new(
+                    403,
+                    "invalid_stream_token",
+                    "the stream token does not match this call",
+                ));
+            }
+        }
+        if CallStatus::parse(&row.status)
+            .is_some_and(phone_agent_core::scheduling::state::is_terminal)
+        {
+            return Err(ApiError::new(409, "call_ended", "this call has ended"));
+        }
+        let config: Value = row
+            .config
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_else(|| json!({}));
+        let setup = agent_setup(
+            row.system_prompt.as_deref().unwrap_or_default(),
+            row.first_message.as_deref(),
+            &config,
+        );
+        if !setup.warnings.is_empty() {
+            log_line(
+                json!({"level": "warn", "msg": "agent config", "call_id": call_id,
+                "warnings": setup.warnings}),
+            );
+        }
+        let info = CallInfo {
+            call_id: row.id,
+            tenant_id: row.tenant_id,
+            carrier: carrier.to_owned(),
+            direction: row.direction,
+            to_number: row.to_number,
+            from_number: row.from_number,
+            stream_token: row.stream_token,
+            token_checked: url_token.is_some(),
+            carrier_call_id: None,
+            started_at_ms: None,
+        };
+        self.put_blob("call", &info);
+        self.put_blob("setup", &setup);
+        self.put_blob("phase", &"accepted");
+        self.set_meta("call_id", call_id);
+        self.set_meta("carrier", carrier);
+
         let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[CARRIER_TAG]);
         pair.server.serialize_attachment(SocketTag {
             carrier: carrier.to_owned(),
             call_id: call_id.to_owned(),
         })?;
-        self.set_meta("call_id", call_id)?;
-        self.set_meta("carrier", carrier)?;
-        self.record("socket_opened", json!({"carrier": carrier}))?;
-        Response::from_websocket(pair.client)
+        let previous = self.live.borrow_mut().replace(Live::new(
+            info,
+            setup,
+            adapter,
+            Some(pair.server.clone()),
+        ));
+        if let Some(ws) = previous.and_then(|p| p.carrier_ws) {
+            // One media stream per call: a new connection replaces the old one.
+            let _ = ws.close(Some(1000), Some("replaced by a new stream"));
+        }
+        self.record("socket_opened", json!({"carrier": carrier}));
+        Ok(Response::from_websocket(pair.client)?)
     }
 
-    /// Records the stream's life; media frames are only counted (50 per second per call).
-    fn on_twilio_frame(&self, ws: &WebSocket, text: &str) -> Result<()> {
-        let frame = match Inbound::parse(text) {
-            Ok(frame) => frame,
+    /// Accepts a live-view socket and greets it with the call's current state.
+    fn accept_live_view(&self) -> std::result::Result<Response, ApiError> {
+        let pair = WebSocketPair::new()?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[LIVE_TAG]);
+        let turns: Vec<Turn> = self.turns();
+        let phase: String = self.blob("phase").unwrap_or_else(|| "none".to_owned());
+        let hello = json!({"type": "hello", "phase": phase, "turns": turns,
+            "call_id": self.blob::<CallInfo>("call").map(|c| c.call_id)});
+        let _ = pair.server.send_with_str(hello.to_string());
+        Ok(Response::from_websocket(pair.client)?)
+    }
+
+    /// Rebuilds the in-memory session after an instance reset (or hibernation) from storage.
+    fn ensure_live(self: &Rc<Self>, socket: Option<&WebSocket>) {
+        if self.live.borrow().is_some() {
+            return;
+        }
+        let phase: Option<String> = self.blob("phase");
+        let (Some(info), Some(setup)) = (
+            self.blob::<CallInfo>("call"),
+            self.blob::<AgentSetup>("setup"),
+        ) else {
+            return;
+        };
+        let Some(mut adapter) = carrier_for(&info.carrier) else {
+            return;
+        };
+        if let Some(start) = self.blob::<String>("start_frame") {
+            // Re-reading `start` restores the adapter's stream id and audio format.
+            let _ = adapter.parse(Frame::Text(&start));
+        }
+        let carrier_ws = socket.cloned().or_else(|| {
+            self.state
+                .get_websockets_with_tag(CARRIER_TAG)
+                .into_iter()
+                .next()
+        });
+        let mut live = Live::new(info, setup, adapter, carrier_ws);
+        let restored = phase.as_deref() == Some("live");
+        if phase.as_deref() == Some("ended") {
+            live.ended = true;
+        }
+        if restored {
+            live.conversation = self.blob::<Conversation>("conversation");
+            live.stt.params = Some(stt_params(&live));
+        }
+        *self.live.borrow_mut() = Some(live);
+        if restored {
+            log_line(json!({"level": "warn", "msg": "call session restored after a reset"}));
+            self.record("restored", json!({}));
+            speech::start_stt(self);
+            self.feed(Input::Restored);
+        }
+    }
+
+    fn on_carrier_frame(self: &Rc<Self>, message: &WebSocketIncomingMessage) {
+        let frame = match message {
+            WebSocketIncomingMessage::String(text) => Frame::Text(text),
+            WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
+        };
+        let parsed = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            live.carrier.parse(frame)
+        };
+        match parsed {
+            Ok(events) => {
+                for event in events {
+                    let start_text = match (&event, message) {
+                        (CarrierEvent::Start { .. }, WebSocketIncomingMessage::String(t)) => {
+                            Some(t.as_str())
+                        }
+                        _ => None,
+                    };
+                    self.on_carrier_event(event, start_text);
+                }
+            }
             Err(e) => {
                 // Counted and skipped: one bad frame must never end a call.
                 worker::console_warn!(
                     "{}",
                     json!({"msg": "malformed media frame", "error": e.to_string()})
                 );
-                return self.bump("malformed_frames", 1);
-            }
-        };
-        match &frame {
-            Inbound::Connected { protocol, version } => self.record(
-                "connected",
-                json!({"protocol": protocol, "version": version}),
-            ),
-            Inbound::Start { stream_sid, start } => {
-                self.set_meta("stream_sid", stream_sid)?;
-                if let Some(call_sid) = &start.call_sid {
-                    self.set_meta("carrier_call_id", call_sid)?;
-                }
-                self.record(
-                    "start",
-                    json!({
-                        "stream_sid": stream_sid,
-                        "call_sid": start.call_sid,
-                        "account_sid": start.account_sid,
-                        "tracks": start.tracks,
-                        "custom_parameters": start.custom_parameters,
-                        "media_format": start.media_format.as_ref().map(|f| json!({
-                            "encoding": f.encoding, "sample_rate": f.sample_rate, "channels": f.channels
-                        })),
-                    }),
-                )
-            }
-            Inbound::Media { .. } => self.bump("media_frames", 1),
-            Inbound::Dtmf { dtmf, .. } => self.record("dtmf", json!({"digit": dtmf.digit})),
-            Inbound::Mark { mark, .. } => self.record("mark", json!({"name": mark.name})),
-            Inbound::Stop { .. } => {
-                self.record("stop", json!({}))?;
-                ws.close(Some(1000), Some("stream stopped"))
+                self.bump("malformed_frames", 1);
             }
         }
     }
 
-    fn record(&self, event: &str, detail: Value) -> Result<()> {
-        self.state.storage().sql().exec(
+    fn on_carrier_event(self: &Rc<Self>, event: CarrierEvent, start_text: Option<&str>) {
+        match event {
+            CarrierEvent::Connected => self.record("connected", json!({})),
+            CarrierEvent::Start {
+                stream_id,
+                call_id,
+                params,
+                format,
+            } => self.on_start(stream_id, call_id, params, format, start_text),
+            CarrierEvent::Audio(bytes) => {
+                self.count("media_frames");
+                self.forward_audio(bytes);
+            }
+            CarrierEvent::Dtmf(digit) => {
+                self.record("dtmf", json!({"digit": digit}));
+                self.feed(Input::Dtmf { digit });
+            }
+            CarrierEvent::Mark(name) => {
+                self.record("mark", json!({"name": name}));
+                self.feed(Input::MarkEchoed { name });
+            }
+            CarrierEvent::Stop => {
+                self.record("stop", json!({}));
+                self.end_call(EndReason::CarrierStop);
+                if let Some(ws) = self.carrier_ws() {
+                    let _ = ws.close(Some(1000), Some("stream stopped"));
+                }
+            }
+            CarrierEvent::Error(detail) => self.record("carrier_error", json!({"detail": detail})),
+        }
+    }
+
+    fn on_start(
+        self: &Rc<Self>,
+        stream_id: String,
+        carrier_call_id: Option<String>,
+        params: BTreeMap<String, String>,
+        format: phone_agent_core::media::codec::AudioFormat,
+        start_text: Option<&str>,
+    ) {
+        let shown: BTreeMap<&str, &str> = params
+            .iter()
+            .map(|(k, v)| {
+                let v = if k == "token" {
+                    "[redacted]"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        self.set_meta("stream_sid", &stream_id);
+        if let Some(id) = &carrier_call_id {
+            self.set_meta("carrier_call_id", id);
+        }
+        self.record(
+            "start",
+            json!({"stream_sid": stream_id, "call_sid": carrier_call_id,
+                "custom_parameters": shown,
+                "media_format": {"encoding": format!("{format:?}"), "sample_rate": format.sample_rate()}}),
+        );
+        let accepted = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            if live.conversation.is_some() || live.ended {
+                // A repeated `start` changes nothing.
+                return;
+            }
+            let ok = live.info.token_checked
+                || token_ok(
+                    params.get("token").map(String::as_str),
+                    live.info.stream_token.as_deref(),
+                );
+            if ok {
+                live.info.token_checked = true;
+                live.info.carrier_call_id = carrier_call_id.clone();
+                live.info.started_at_ms = Some(now_ms());
+                live.conversation = Some(Conversation::new(live.setup.session.clone()));
+                live.stt.params = Some(stt_params(live));
+                let (_, transcode) = stt_route(format, &live.setup.stt);
+                live.stt.transcoder = transcode.and_then(|to| Transcoder::new(format, to).ok());
+                self.put_blob("call", &live.info);
+            }
+            ok
+        };
+        if !accepted {
+            log_line(json!({"level": "warn", "msg": "stream token refused at start"}));
+            self.record("token_refused", json!({}));
+            self.end_call(EndReason::Refused);
+            if let Some(ws) = self.carrier_ws() {
+                let _ = ws.close(Some(1008), Some("invalid stream token"));
+            }
+            return;
+        }
+        if let Some(text) = start_text {
+            self.put_blob("start_frame", &text);
+        }
+        self.put_blob("phase", &"live");
+        self.broadcast(json!({"type": "state", "state": "started"}));
+        speech::start_stt(self);
+        let session = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            session.mark_in_progress(carrier_call_id).await;
+        });
+        self.feed(Input::StreamStarted);
+    }
+
+    async fn mark_in_progress(&self, carrier_call_id: Option<String>) {
+        let Some(info) = self.info() else { return };
+        let result = async {
+            let db = self.env.d1("DB")?;
+            if let Some(id) = &carrier_call_id {
+                db::run(
+                    &db,
+                    "UPDATE calls SET provider_call_id = ? WHERE id = ? AND provider_call_id IS NULL",
+                    &[id, &info.call_id],
+                )
+                .await?;
+            }
+            call_status::apply(
+                &db,
+                &info.call_id,
+                CallStatus::InProgress,
+                "session",
+                &json!({"carrier": info.carrier}),
+                now_ms(),
+            )
+            .await?;
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            log_line(json!({"level": "error", "msg": "call in progress", "error": e.message}));
+        }
+    }
+
+    /// Sends caller audio to STT, or keeps it while the STT socket is not connected.
+    fn forward_audio(&self, bytes: Vec<u8>) {
+        let mut guard = self.live.borrow_mut();
+        let Some(live) = guard.as_mut() else {
+            return;
+        };
+        if live.ended {
+            return;
+        }
+        let stt = &mut live.stt;
+        let audio = match stt.transcoder.as_mut() {
+            Some(t) => {
+                let mut out = Vec::with_capacity(bytes.len());
+                t.push(&bytes, &mut out);
+                out
+            }
+            None => bytes,
+        };
+        if audio.is_empty() {
+            // Deepgram treats an empty binary frame as a close request.
+            return;
+        }
+        if stt.pending.is_empty() {
+            if let Some(ws) = &stt.ws {
+                if ws.send_with_bytes(&audio).is_ok() {
+                    stt.last_sent_ms = now_ms();
+                    return;
+                }
+            }
+        }
+        stt.pending.extend(audio);
+        let excess = stt.pending.len().saturating_sub(MAX_PENDING_AUDIO);
+        stt.pending.drain(..excess);
+    }
+
+    /// Feeds one input to the conversation, stores it, and executes the actions in order.
+    pub fn feed(self: &Rc<Self>, input: Input) {
+        let now = u64::try_from(now_ms()).unwrap_or_default();
+        let actions = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            let Some(conversation) = live.conversation.as_mut() else {
+                return;
+            };
+            let actions = conversation.handle(now, input);
+            self.put_blob("conversation", conversation);
+            actions
+        };
+        for action in actions {
+            self.execute(action);
+        }
+    }
+
+    fn execute(self: &Rc<Self>, action: Action) {
+        match action {
+            Action::StartLlm {
+                turn,
+                messages,
+                tools,
+            } => {
+                self.broadcast(json!({"type": "state", "state": "thinking", "turn": turn}));
+                speech::start_llm(self, turn, &messages, &tools);
+            }
+            Action::CancelLlm { turn } => {
+                let cancelled = {
+                    let mut guard = self.live.borrow_mut();
+                    guard.as_mut().and_then(|live| {
+                        if live.llm.as_ref().is_some_and(|(_, t, _)| *t == turn) {
+                            live.llm.take()
+                        } else {
+                            None
+                        }
+                    })
+                };
+                if let Some((_, _, controller)) = cancelled {
+                    controller.abort();
+                }
+            }
+            Action::Speak {
+                turn,
+                segment,
+                text,
+            } => speech::queue_tts(self, turn, segment, text),
+            Action::CancelTts { turn } => speech::cancel_tts(self, Some(turn)),
+            Action::SendMark { name } => {
+                let frame = self
+                    .with_live(|live| live.carrier.mark_frame(&name))
+                    .flatten();
+                self.send_carrier(frame);
+            }
+            Action::SendClear => {
+                let frame = self.with_live(|live| live.carrier.clear_frame()).flatten();
+                self.send_carrier(frame);
+                self.count("clears");
+                self.broadcast(json!({"type": "state", "state": "interrupted"}));
+            }
+            Action::RunTool { turn, call } => speech::run_tool(self, turn, call),
+            Action::SendDtmf { digits } => self.send_dtmf(&digits),
+            Action::Transfer { to } => self.end_call(EndReason::Transfer(to)),
+            Action::Hangup { reason } => self.end_call(EndReason::Agent(reason)),
+            Action::SetAlarm { at_ms } => {
+                let session = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
+                    if let Err(e) = session.state.storage().set_alarm(at).await {
+                        log_line(
+                            json!({"level": "error", "msg": "set alarm", "error": e.to_string()}),
+                        );
+                    }
+                });
+            }
+            Action::PersistTurn(turn) => {
+                self.store_turn(&turn);
+                self.broadcast(json!({"type": "turn", "turn": turn}));
+                if !turn.agent_text.is_empty() {
+                    self.broadcast(json!({"type": "transcript", "speaker": "agent",
+                        "text": turn.agent_text, "final": true, "turn": turn.id}));
+                }
+                self.broadcast(
+                    json!({"type": "metrics", "turn": turn.id, "metrics": turn.metrics}),
+                );
+                self.broadcast(json!({"type": "state", "state": "listening"}));
+            }
+            Action::Emit(event) => {
+                let mut value = serde_json::to_value(&event).unwrap_or(Value::Null);
+                if let Some(obj) = value.as_object_mut() {
+                    let kind = obj.remove("type").unwrap_or(Value::Null);
+                    obj.insert("event".into(), kind);
+                    obj.insert("type".into(), "event".into());
+                }
+                self.broadcast(value);
+            }
+        }
+    }
+
+    /// In-band DTMF: tones in the carrier's format, framed like speech.
+    fn send_dtmf(&self, digits: &str) {
+        let frames = self.with_live(|live| {
+            let format = live.carrier.format();
+            let mut bytes = Vec::new();
+            format.encode(&dtmf_samples(digits, format.sample_rate()), &mut bytes);
+            let mut framer = Framer::new(live.carrier.frame_bytes(), format.silence_byte());
+            let mut frames = framer.push(&bytes);
+            frames.extend(framer.flush());
+            frames
+                .iter()
+                .filter_map(|f| live.carrier.audio_frame(f))
+                .collect::<Vec<_>>()
+        });
+        for frame in frames.unwrap_or_default() {
+            self.send_carrier(Some(frame));
+        }
+        self.record("dtmf_sent", json!({"digits": digits}));
+    }
+
+    /// Runs `f` on the live session, if there is one (never across an `.await`).
+    pub fn with_live<T>(&self, f: impl FnOnce(&mut Live) -> T) -> Option<T> {
+        self.live.borrow_mut().as_mut().map(f)
+    }
+
+    /// The call facts, if a call is connected.
+    pub fn info(&self) -> Option<CallInfo> {
+        self.with_live(|live| live.info.clone())
+    }
+
+    fn carrier_ws(&self) -> Option<WebSocket> {
+        self.with_live(|live| live.carrier_ws.clone()).flatten()
+    }
+
+    /// Sends a frame to the carrier; a failed send is counted (the socket's close ends the call).
+    pub fn send_carrier(&self, frame: Option<OutFrame>) -> bool {
+        let (Some(OutFrame::Text(text)), Some(ws)) = (frame, self.carrier_ws()) else {
+            return false;
+        };
+        let ok = ws.send_with_str(text).is_ok();
+        if !ok {
+            self.count("carrier_send_failures");
+        }
+        ok
+    }
+
+    /// Sends a JSON message to every live-view socket.
+    pub fn broadcast(&self, message: Value) {
+        let sockets = self.state.get_websockets_with_tag(LIVE_TAG);
+        if sockets.is_empty() {
+            return;
+        }
+        let mut message = message;
+        if let Some(obj) = message.as_object_mut() {
+            obj.insert("at".into(), now_ms().into());
+        }
+        let text = message.to_string();
+        for ws in sockets {
+            let _ = ws.send_with_str(&text);
+        }
+    }
+
+    /// Ends the session once: stops providers, tells the carrier, and finishes the call record.
+    fn end_call(self: &Rc<Self>, reason: EndReason) {
+        let was_live = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            if live.ended {
+                return;
+            }
+            live.ended = live.conversation.is_none();
+            live.conversation.is_some()
+        };
+        if was_live && reason == EndReason::CarrierStop {
+            // The caller is gone: the conversation commits what was heard of the last reply.
+            self.feed(Input::Hangup);
+        }
+        let (stt, llm) = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            live.ended = true;
+            live.stt.closing = true;
+            (live.stt.ws.clone(), live.llm.take())
+        };
+        if let Some(ws) = stt {
+            let _ = ws.send_with_str(phone_agent_core::providers::deepgram::close_stream());
+        }
+        if let Some((_, _, controller)) = llm {
+            controller.abort();
+        }
+        speech::cancel_tts(self, None);
+        self.flush_counters();
+        self.put_blob("phase", &"ended");
+        self.record("ended", json!({"reason": reason.as_str()}));
+        self.broadcast(json!({"type": "state", "state": "ended", "reason": reason.as_str()}));
+        if !was_live {
+            return;
+        }
+        let session = self.clone();
+        self.state.wait_until(async move {
+            if let Err(e) = session.state.storage().delete_alarm().await {
+                log_line(json!({"level": "warn", "msg": "delete alarm", "error": e.to_string()}));
+            }
+            session.leave_carrier(&reason).await;
+            session.finalize(&reason).await;
+        });
+    }
+
+    /// Tells the carrier the agent is done (transfer or hang-up); a caller hang-up needs nothing.
+    async fn leave_carrier(&self, reason: &EndReason) {
+        let (Some(info), Some(config)) = (self.info(), self.config.as_ref()) else {
+            return;
+        };
+        let providers = &config.providers;
+        let twilio_auth = providers.twilio_account_sid.as_deref().and_then(|sid| {
+            config
+                .secrets
+                .twilio
+                .first()
+                .map(|token| (sid, basic_auth(sid, token)))
+        });
+        let result = match (reason, info.carrier.as_str(), &info.carrier_call_id) {
+            (EndReason::Transfer(to), "twilio", Some(call_sid)) => match &twilio_auth {
+                // New TwiML tears the stream down and dials the human; our socket closes with it.
+                Some((sid, auth)) => Some(
+                    outbound::send(
+                        Method::Post,
+                        &format!(
+                            "{}{}",
+                            providers.twilio_api_url,
+                            twilio_call_path(sid, call_sid)
+                        ),
+                        &[
+                            ("Authorization", auth),
+                            ("Content-Type", "application/x-www-form-urlencoded"),
+                        ],
+                        Some(twilio_transfer_form(to).as_bytes()),
+                        CARRIER_REST_TIMEOUT,
+                    )
+                    .await,
+                ),
+                None => None,
+            },
+            (EndReason::Transfer(to), "telnyx", Some(id)) => match &providers.telnyx_api_key {
+                Some(key) => Some(
+                    outbound::send(
+                        Method::Post,
+                        &format!(
+                            "{}{}",
+                            providers.telnyx_api_url,
+                            telnyx_action_path(id, "transfer")
+                        ),
+                        &[
+                            ("Authorization", &format!("Bearer {key}")),
+                            ("Content-Type", "application/json"),
+                        ],
+                        Some(telnyx_transfer_body(to).to_string().as_bytes()),
+                        CARRIER_REST_TIMEOUT,
+                    )
+                    .await,
+                ),
+                None => None,
+            },
+            (EndReason::Agent(_), "telnyx", Some(id)) => match &providers.telnyx_api_key {
+                // Closing a Telnyx stream does not end the call: hang up over REST.
+                Some(key) => Some(
+                    outbound::send(
+                        Method::Post,
+                        &format!(
+                            "{}{}",
+                            providers.telnyx_api_url,
+                            telnyx_action_path(id, "hangup")
+                        ),
+                        &[
+                            ("Authorization", &format!("Bearer {key}")),
+                            ("Content-Type", "application/json"),
+                        ],
+                        Some(b"{}"),
+                        CARRIER_REST_TIMEOUT,
+                    )
+                    .await,
+                ),
+                None => None,
+            },
+            _ => None,
+        };
+        match result {
+            Some(Ok(reply)) if (200..300).contains(&reply.status) => {}
+            Some(Ok(reply)) => log_line(
+                json!({"level": "error", "msg": "carrier call control refused",
+                "status": reply.status, "reason": reason.as_str()}),
+            ),
+            Some(Err(e)) => log_line(
+                json!({"level": "error", "msg": "carrier call control failed",
+                "error": e.to_string(), "reason": reason.as_str()}),
+            ),
+            None => {}
+        }
+        if matches!(reason, EndReason::Agent(_) | EndReason::Transfer(_)) {
+            // Closing the stream ends Twilio's `<Connect>` (and with no verb after it, the
+            // call) and lets Exotel's flow go on to its next applet.
+            if let Some(ws) = self.carrier_ws() {
+                let _ = ws.close(Some(1000), Some(reason.as_str()));
+            }
+        }
+    }
+
+    /// After the call: transcript and metrics to D1, status completed, the summary from the
+    /// LLM, and `call.transcript.ready` / `call.summary.ready` through the forwarding pipeline.
+    async fn finalize(&self, reason: &EndReason) {
+        let Some(info) = self.info() else { return };
+        let turns = self.turns();
+        let result = async {
+            let db = self.env.d1("DB")?;
+            let now = now_ms();
+            let t = transcript(&turns);
+            db::run(
+                &db,
+                "INSERT INTO transcripts (call_id, tenant_id, turns, text, created_at)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (call_id) DO UPDATE SET turns = excluded.turns, text = excluded.text",
+                &[
+                    &info.call_id,
+                    &info.tenant_id,
+                    &t.turns.to_string(),
+                    &t.text,
+                    &now,
+                ],
+            )
+            .await?;
+            let duration = info
+                .started_at_ms
+                .map(|started| (now - started).max(0) / 1000);
+            db::run(
+                &db,
+                "UPDATE calls SET metrics = ?, duration_seconds = COALESCE(?, duration_seconds),
+                   updated_at = ? WHERE id = ?",
+                &[
+                    &metrics_summary(&turns).to_string(),
+                    &duration,
+                    &now,
+                    &info.call_id,
+                ],
+            )
+            .await?;
+            call_status::apply(
+                &db,
+                &info.call_id,
+                CallStatus::Completed,
+                "session",
+                &json!({"reason": reason.as_str()}),
+                now,
+            )
+            .await?;
+            self.emit(
+                &db,
+                &info,
+                "call.transcript.ready",
+                json!({"transcript": {"text": t.text, "turns": t.turns}, "reason": reason.as_str()}),
+            )
+            .await?;
+            let summary = self.summarize(&t.lines).await;
+            let (summary_text, summary_error) = match summary {
+                Ok(text) => (Some(text), None),
+                Err(e) => (None, Some(e)),
+            };
+            if let Some(text) = &summary_text {
+                db::run(
+                    &db,
+                    "UPDATE calls SET summary = ?, updated_at = ? WHERE id = ?",
+                    &[text, &now_ms(), &info.call_id],
+                )
+                .await?;
+            }
+            self.emit(
+                &db,
+                &info,
+                "call.summary.ready",
+                json!({"summary": summary_text, "error": summary_error}),
+            )
+            .await?;
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => self.record("finalized", json!({})),
+            Err(e) => {
+                log_line(
+                    json!({"level": "error", "msg": "finalize call", "call_id": info.call_id,
+                    "error": e.message}),
+                );
+                self.record("finalize_failed", json!({"error": e.message}));
+            }
+        }
+    }
+
+    async fn summarize(
+        &self,
+        lines: &[(phone_agent_core::providers::openai::Speaker, String)],
+    ) -> std::result::Result<String, String> {
+        if lines.is_empty() {
+            return Ok("Nothing was said on this call.".to_owned());
+        }
+        let config = self.config.as_ref().ok_or("configuration is invalid")?;
+        let key = config
+            .providers
+            .openai_api_key
+            .as_deref()
+            .ok_or("OPENAI_API_KEY is not set")?;
+        let model = self
+            .with_live(|live| live.setup.llm_model.clone())
+            .flatten()
+            .unwrap_or_else(|| config.providers.openai_model.clone());
+        let body = summary_request(&model, lines).to_string();
+        let reply = outbound::send(
+            Method::Post,
+            &format!("{}/chat/completions", config.providers.openai_base_url),
+            &[
+                ("Authorization", &format!("Bearer {key}")),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body.as_bytes()),
+            SUMMARY_TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if !(200..300).contains(&reply.status) {
+            return Err(format!("summary request failed: HTTP {}", reply.status));
+        }
+        parse_completion_text(&reply.body).map_err(|e| e.to_string())
+    }
+
+    /// Publishes a session event and makes its first delivery attempt.
+    async fn emit(
+        &self,
+        db: &worker::d1::D1Database,
+        info: &CallInfo,
+        event_type: &str,
+        fields: Value,
+    ) -> std::result::Result<(), ApiError> {
+        let now = now_ms();
+        let payload = session_event(
+            event_type,
+            &info.call_id,
+            info.carrier_call_id.as_deref(),
+            &rfc3339(now),
+            fields,
+        );
+        let raw = payload.to_string();
+        let published = forwarding::publish(
+            db,
+            &NewEvent {
+                tenant_id: &info.tenant_id,
+                provider: SESSION_PROVIDER,
+                provider_event_id: &session_event_id(&info.call_id, event_type),
+                event_type,
+                call_id: Some(&info.call_id),
+                received_at: now,
+                content_type: Some("application/json"),
+                raw_body: &raw,
+                payload: &payload,
+            },
+            &new_id("evt"),
+        )
+        .await?;
+        if let Published::New(id) = published {
+            forwarding::deliver_event(&self.env, &id).await;
+        }
+        Ok(())
+    }
+
+    fn store_turn(&self, turn: &Turn) {
+        let Ok(text) = serde_json::to_string(turn) else {
+            return;
+        };
+        if let Err(e) = self.state.storage().sql().exec(
+            "INSERT INTO turns (at, turn) VALUES (?, ?)",
+            vec![SqlStorageValue::from(now_ms()), text.into()],
+        ) {
+            log_line(json!({"level": "error", "msg": "store turn", "error": e.to_string()}));
+        }
+    }
+
+    fn turns(&self) -> Vec<Turn> {
+        #[derive(Deserialize)]
+        struct Row {
+            turn: String,
+        }
+        self.state
+            .storage()
+            .sql()
+            .exec("SELECT turn FROM turns ORDER BY id", None)
+            .and_then(|c| c.to_array::<Row>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.turn).ok())
+            .collect()
+    }
+
+    fn put_blob<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
+        let Ok(text) = serde_json::to_string(value) else {
+            return;
+        };
+        if let Err(e) = self.state.storage().sql().exec(
+            "INSERT INTO blobs (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![SqlStorageValue::from(key), text.into()],
+        ) {
+            log_line(
+                json!({"level": "error", "msg": "store session state", "key": key,
+                "error": e.to_string()}),
+            );
+        }
+    }
+
+    fn blob<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        #[derive(Deserialize)]
+        struct Row {
+            value: String,
+        }
+        let rows = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT value FROM blobs WHERE key = ?",
+                vec![SqlStorageValue::from(key)],
+            )
+            .and_then(|c| c.to_array::<Row>())
+            .ok()?;
+        serde_json::from_str(&rows.into_iter().next()?.value).ok()
+    }
+
+    /// Appends to the stream record.
+    pub fn record(&self, event: &str, detail: Value) {
+        if let Err(e) = self.state.storage().sql().exec(
             "INSERT INTO events (at, event, detail) VALUES (?, ?, ?)",
             vec![
                 SqlStorageValue::from(now_ms()),
                 event.into(),
                 detail.to_string().into(),
             ],
-        )?;
-        Ok(())
+        ) {
+            log_line(
+                json!({"level": "error", "msg": "record session event", "error": e.to_string()}),
+            );
+        }
     }
 
-    fn bump(&self, name: &str, by: i64) -> Result<()> {
-        self.state.storage().sql().exec(
+    /// Counts in memory; written to storage when the call ends.
+    pub fn count(&self, name: &'static str) {
+        self.with_live(|live| *live.counters.entry(name).or_default() += 1);
+    }
+
+    fn flush_counters(&self) {
+        let counters = self
+            .with_live(|live| std::mem::take(&mut live.counters))
+            .unwrap_or_default();
+        for (name, value) in counters {
+            self.bump(name, value);
+        }
+    }
+
+    /// Adds to a stored counter.
+    pub fn bump(&self, name: &str, by: i64) {
+        let _ = self.state.storage().sql().exec(
             "INSERT INTO counters (name, value) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
             vec![SqlStorageValue::from(name), SqlStorageValue::from(by)],
-        )?;
-        Ok(())
+        );
     }
 
-    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.state.storage().sql().exec(
+    fn set_meta(&self, key: &str, value: &str) {
+        let _ = self.state.storage().sql().exec(
             "INSERT INTO meta (key, value) VALUES (?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             vec![SqlStorageValue::from(key), SqlStorageValue::from(value)],
-        )?;
-        Ok(())
+        );
     }
 
     fn snapshot(&self) -> Result<Value> {
@@ -217,12 +1257,20 @@ impl CallSession {
         {
             body.insert(row.key, Value::String(row.value));
         }
-        let counters: Map<String, Value> = sql
+        let mut counters: Map<String, Value> = sql
             .exec("SELECT name, value FROM counters", None)?
             .to_array::<Counter>()?
             .into_iter()
             .map(|c| (c.name, Value::from(c.value)))
             .collect();
+        // Counters of a call still in progress are only in memory.
+        for (name, value) in self
+            .with_live(|live| live.counters.clone())
+            .unwrap_or_default()
+        {
+            let stored = counters.get(name).and_then(Value::as_i64).unwrap_or(0);
+            counters.insert(name.to_owned(), Value::from(stored + value));
+        }
         let events: Vec<Value> = sql
             .exec("SELECT at, event, detail FROM events ORDER BY id", None)?
             .to_array::<Event>()?
@@ -235,11 +1283,64 @@ impl CallSession {
         body.insert("counters".into(), Value::Object(counters));
         body.insert("events".into(), Value::Array(events));
         body.insert(
+            "phase".into(),
+            self.blob::<String>("phase")
+                .map_or(Value::Null, Value::String),
+        );
+        body.insert(
+            "turns".into(),
+            serde_json::to_value(self.turns()).unwrap_or(Value::Null),
+        );
+        body.insert(
             "open_sockets".into(),
-            Value::from(self.state.get_websockets().len()),
+            Value::from(self.state.get_websockets_with_tag(CARRIER_TAG).len()),
         );
         Ok(Value::Object(body))
     }
+}
+
+impl Live {
+    fn new(
+        info: CallInfo,
+        setup: AgentSetup,
+        carrier: Box<dyn Carrier>,
+        carrier_ws: Option<WebSocket>,
+    ) -> Self {
+        Live {
+            info,
+            setup,
+            carrier,
+            carrier_ws,
+            conversation: None,
+            stt: Stt::default(),
+            llm: None,
+            next_llm_id: 0,
+            tts: Tts::default(),
+            ended: false,
+            counters: BTreeMap::new(),
+        }
+    }
+}
+
+/// The STT parameters for the call's audio format.
+fn stt_params(live: &Live) -> ListenParams {
+    stt_route(live.carrier.format(), &live.setup.stt).0
+}
+
+/// Whether `given` is the call's stream token (a call without one accepts none).
+fn token_ok(given: Option<&str>, expected: Option<&str>) -> bool {
+    match (given, expected) {
+        (Some(given), Some(expected)) => key_matches(given, expected),
+        _ => false,
+    }
+}
+
+fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 /// `GET /api/v1/calls/{id}/session`: what the call's Durable Object has recorded.
@@ -255,4 +1356,24 @@ pub async fn state(app: &App, call_id: &str) -> ApiResult {
         )));
     }
     Ok(json_response(200, &body))
+}
+
+/// `GET /api/v1/calls/{id}/live`: a WebSocket on the call's Durable Object streaming transcript
+/// lines, state changes and per-turn metrics as JSON.
+pub async fn live_view(req: Request, app: &App, call_id: &str) -> ApiResult {
+    valid_call_id(call_id)?;
+    let upgrade = req
+        .headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "the live view is a WebSocket: send Upgrade: websocket",
+        ));
+    }
+    Ok(session_stub(app, call_id)?.fetch_with_request(req).await?)
 }

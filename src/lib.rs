@@ -5,6 +5,7 @@ mod api;
 mod app;
 mod call_session;
 mod call_status;
+mod callbacks;
 mod db;
 mod forwarding;
 mod health;
@@ -13,6 +14,8 @@ mod media;
 mod outbound;
 mod routes;
 mod scheduler;
+mod speech;
+mod voice;
 mod webhooks;
 
 pub use call_session::CallSession;

@@ -95,3 +95,57 @@ pub async fn send(
         }
     }
 }
+
+/// A response whose body is read as it arrives (SSE, chunked audio).
+pub struct Streaming {
+    pub status: u16,
+    pub body: worker::ByteStream,
+}
+
+/// Sends a request and returns as soon as the response head arrives (within `timeout`), with
+/// the body left to stream. The caller owns the `AbortController` whose `signal` is given:
+/// aborting it cancels the request, also while the body streams, so the provider sees the
+/// connection go away (barge-in). Redirects are not followed, as in [`send`].
+pub async fn open_stream(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    signal: &worker::AbortSignal,
+    timeout: Duration,
+) -> Result<Streaming, Failure> {
+    let request_headers = Headers::new();
+    for (name, value) in headers {
+        request_headers
+            .set(name, value)
+            .map_err(|e| Failure::Network(format!("header {name}: {e}")))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(request_headers)
+        .with_redirect(RequestRedirect::Manual);
+    if let Some(body) = body {
+        init.with_body(Some(js_sys::Uint8Array::from(body).into()));
+    }
+    let request =
+        Request::new_with_init(url, &init).map_err(|e| Failure::Network(e.to_string()))?;
+    let head = async {
+        let mut response = Fetch::Request(request)
+            .send_with_signal(signal)
+            .await
+            .map_err(|e| Failure::Network(e.to_string()))?;
+        let body = response
+            .stream()
+            .map_err(|e| Failure::Network(e.to_string()))?;
+        Ok(Streaming {
+            status: response.status_code(),
+            body,
+        })
+    };
+    let timer = Delay::from(timeout);
+    futures_util::pin_mut!(head);
+    match select(head, timer).await {
+        Either::Left((result, _)) => result,
+        Either::Right(((), _)) => Err(Failure::Timeout),
+    }
+}

@@ -2,7 +2,7 @@
 
 use crate::app::App;
 use crate::http::{ApiError, ApiResult};
-use crate::{api, health, media, webhooks};
+use crate::{api, health, media, voice, webhooks};
 use phone_agent_core::webhooks::Provider;
 use worker::{Method, Request};
 
@@ -32,7 +32,10 @@ pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
         ),
         (Method::Post, ["voice", carrier, "incoming"]) => (
             "POST /voice/{carrier}/incoming",
-            known_carrier(carrier).and_then(|_| not_built("inbound call handling")),
+            match known_carrier(carrier) {
+                Ok(carrier) => voice::incoming(req, app, carrier).await,
+                Err(e) => Err(e),
+            },
         ),
         (Method::Get, ["media", carrier, call_id]) => (
             "GET /media/{carrier}/{call_id}",

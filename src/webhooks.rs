@@ -166,7 +166,9 @@ fn check_content_type(
     }
 }
 
-fn verify_request(
+/// Verifies a request with `provider`'s scheme (401 on a bad signature, 503 when unconfigured);
+/// shared by provider webhooks and the carriers' incoming-call webhooks.
+pub fn verify_request(
     config: &Config,
     provider: Provider,
     url: &str,

@@ -56,7 +56,11 @@ pub async fn dispatch(
             "GET /api/v1/calls/{id}/session",
             call_session::state(app, call_id).await,
         ),
-        ["calls", "session"] | ["calls", _, "session"] => {
+        ["calls", call_id, "live"] if *method == Method::Get => (
+            "GET /api/v1/calls/{id}/live",
+            call_session::live_view(req, app, call_id).await,
+        ),
+        ["calls", "session"] | ["calls", _, "session" | "live"] => {
             ("/api/v1/calls", Err(method_not_allowed(method)))
         }
         ["endpoints", tail @ ..] => endpoints::route(req, app, &principal, method, tail).await,

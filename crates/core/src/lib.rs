@@ -7,10 +7,12 @@
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod live;
 pub mod media;
 pub mod pagination;
 pub mod providers;
 pub mod scheduling;
 pub mod session;
 pub mod targets;
+pub mod voice;
 pub mod webhooks;

@@ -1,0 +1,582 @@
+//! The pure steps of running a live call around [`crate::session::Conversation`]: what the
+//! agent record asks for (voice, LLM, STT, conversation settings), how provider messages become
+//! conversation inputs, the chat request body, in-band DTMF tones, and the post-call transcript
+//! and metrics.
+//!
+//! Agent `config` JSON (the `agents.config` column; every part optional):
+//!
+//! ```json
+//! {"voice":   {"provider": "elevenlabs" | "deepgram" | "openai", "voice_id": "…"},
+//!  "llm":     {"model": "gpt-4o-mini"},
+//!  "stt":     {"model": "nova-3", "language": "en", "endpointing_ms": 300, "utterance_end_ms": 1000},
+//!  "session": {"min_interrupt_words": 1, "backchannels": ["uh-huh"], "idle_reminder_ms": 10000,
+//!              "idle_hangup_ms": 30000, "max_duration_ms": 1800000, "transfer_to": "+1…",
+//!              "end_of_turn": {"speech_final": true, "utterance_end": true}, …}}
+//! ```
+//!
+//! `session` holds any field of [`SessionConfig`]; `system_prompt` and `first_message` come from
+//! the agent's columns. A live call never fails on a bad value: it is replaced by its default
+//! and reported in [`AgentSetup::warnings`] (the API validates what it stores).
+
+use crate::media::codec::AudioFormat;
+use crate::providers::deepgram::{ListenParams, SttEncoding, SttMessage};
+use crate::providers::openai::{ChatDelta, Speaker};
+use crate::providers::tts::TtsProvider;
+use crate::session::{Input, Message, SessionConfig, ToolCall, Turn};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Deepgram model used when the agent names none.
+pub const DEFAULT_STT_MODEL: &str = "nova-3";
+
+/// Speech-to-text settings of an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SttSettings {
+    pub model: String,
+    pub language: String,
+    /// Silence that ends a segment (`speech_final`); `None` turns endpointing off.
+    pub endpointing_ms: Option<u32>,
+    /// Gap before `UtteranceEnd`; `None` omits it.
+    pub utterance_end_ms: Option<u32>,
+}
+
+impl Default for SttSettings {
+    fn default() -> Self {
+        SttSettings {
+            model: DEFAULT_STT_MODEL.to_owned(),
+            language: "en".to_owned(),
+            endpointing_ms: Some(300),
+            utterance_end_ms: Some(1000),
+        }
+    }
+}
+
+/// Everything a live call takes from its agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSetup {
+    pub session: SessionConfig,
+    /// TTS provider name (`elevenlabs`, `deepgram`, `openai`).
+    pub voice_provider: String,
+    pub voice_id: Option<String>,
+    /// Chat model; `None` uses `OPENAI_MODEL`.
+    pub llm_model: Option<String>,
+    pub stt: SttSettings,
+    /// Values of the stored config that were unusable and replaced by defaults.
+    pub warnings: Vec<String>,
+}
+
+impl AgentSetup {
+    /// The TTS provider (ElevenLabs when the stored name is unknown).
+    pub fn tts_provider(&self) -> TtsProvider {
+        TtsProvider::from_name(&self.voice_provider).unwrap_or(TtsProvider::ElevenLabs)
+    }
+}
+
+/// Reads an agent record into the settings of a live call.
+pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Value) -> AgentSetup {
+    let mut warnings = Vec::new();
+    let mut session = match config.get("session") {
+        None | Some(Value::Null) => SessionConfig::default(),
+        Some(value) => serde_json::from_value(value.clone()).unwrap_or_else(|e| {
+            warnings.push(format!("session settings ignored: {e}"));
+            SessionConfig::default()
+        }),
+    };
+    session.system_prompt = system_prompt.to_owned();
+    session.first_message = first_message
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
+
+    let voice_provider = match config.pointer("/voice/provider").and_then(Value::as_str) {
+        Some(name) if TtsProvider::from_name(name).is_some() => name.to_owned(),
+        Some(name) => {
+            warnings.push(format!("unknown voice provider {name:?}; using elevenlabs"));
+            TtsProvider::ElevenLabs.as_str().to_owned()
+        }
+        None => TtsProvider::ElevenLabs.as_str().to_owned(),
+    };
+    let text = |pointer: &str| {
+        config
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let mut stt = SttSettings::default();
+    if let Some(model) = text("/stt/model") {
+        stt.model = model;
+    }
+    if let Some(language) = text("/stt/language") {
+        stt.language = language;
+    }
+    for (key, slot) in [
+        ("endpointing_ms", &mut stt.endpointing_ms),
+        ("utterance_end_ms", &mut stt.utterance_end_ms),
+    ] {
+        match config.pointer(&format!("/stt/{key}")) {
+            None => {}
+            Some(Value::Null) | Some(Value::Bool(false)) => *slot = None,
+            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(ms) if (10..=10_000).contains(&ms) => *slot = Some(ms),
+                _ => warnings.push(format!("stt.{key} must be 10 to 10000 ms")),
+            },
+        }
+    }
+    AgentSetup {
+        session,
+        voice_provider,
+        voice_id: text("/voice/voice_id"),
+        llm_model: text("/llm/model"),
+        stt,
+        warnings,
+    }
+}
+
+/// How caller audio in `format` reaches Deepgram: the listen parameters, and the format to
+/// transcode to first when Deepgram cannot take the carrier's bytes as they are (big-endian L16).
+/// μ-law, A-law and little-endian PCM pass through untouched.
+pub fn stt_route(format: AudioFormat, stt: &SttSettings) -> (ListenParams, Option<AudioFormat>) {
+    let (encoding, transcode) = match format {
+        AudioFormat::Mulaw8k => (SttEncoding::Mulaw, None),
+        AudioFormat::Alaw8k => (SttEncoding::Alaw, None),
+        AudioFormat::Pcm16Le { .. } => (SttEncoding::Linear16, None),
+        AudioFormat::L16Be { rate } => (SttEncoding::Linear16, Some(AudioFormat::Pcm16Le { rate })),
+    };
+    let mut params = ListenParams::phone(encoding, &stt.model, &stt.language);
+    params.sample_rate = format.sample_rate();
+    params.endpointing_ms = stt.endpointing_ms;
+    params.utterance_end_ms = stt.utterance_end_ms;
+    (params, transcode)
+}
+
+/// The conversation input a Deepgram message stands for, if any.
+pub fn stt_input(message: SttMessage) -> Option<Input> {
+    match message {
+        SttMessage::Transcript {
+            transcript,
+            is_final: false,
+            ..
+        } => (!transcript.trim().is_empty()).then_some(Input::SttInterim { text: transcript }),
+        SttMessage::Transcript {
+            transcript,
+            speech_final,
+            ..
+        } => Some(Input::SttFinal {
+            text: transcript,
+            speech_final,
+        }),
+        SttMessage::UtteranceEnd { .. } => Some(Input::UtteranceEnd),
+        _ => None,
+    }
+}
+
+/// The conversation input a streamed chat delta of `turn` stands for, if any.
+pub fn llm_input(turn: u32, delta: ChatDelta) -> Option<Input> {
+    match delta {
+        ChatDelta::Text(text) => Some(Input::LlmText { turn, text }),
+        ChatDelta::ToolCall(call) => Some(Input::LlmToolCall {
+            turn,
+            call: ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments: call.arguments_json,
+            },
+        }),
+        ChatDelta::Done { .. } => Some(Input::LlmDone { turn }),
+        ChatDelta::Usage(_) => None,
+    }
+}
+
+/// Body of the streaming chat-completions request for `StartLlm` (history already in the
+/// OpenAI message shape).
+pub fn chat_body(model: &str, messages: &[Message], tools: &[Value]) -> Value {
+    let mut body = json!({
+        "model": model,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": messages,
+    });
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools.to_vec());
+    }
+    body
+}
+
+/// DTMF row and column frequencies (Hz) of a keypad key.
+fn dtmf_pair(key: char) -> Option<(f64, f64)> {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    let (row, col) = match key.to_ascii_uppercase() {
+        '1' => (0, 0),
+        '2' => (0, 1),
+        '3' => (0, 2),
+        'A' => (0, 3),
+        '4' => (1, 0),
+        '5' => (1, 1),
+        '6' => (1, 2),
+        'B' => (1, 3),
+        '7' => (2, 0),
+        '8' => (2, 1),
+        '9' => (2, 2),
+        'C' => (2, 3),
+        '*' => (3, 0),
+        '0' => (3, 1),
+        '#' => (3, 2),
+        'D' => (3, 3),
+        _ => return None,
+    };
+    Some((ROWS[row], COLS[col]))
+}
+
+/// In-band DTMF for `digits` at `rate` Hz: 100 ms of tone and 60 ms of silence per key, 500 ms
+/// of silence for `w`; other characters are skipped. Sent as ordinary call audio, it works the
+/// same on every carrier (none of their media protocols has an outbound DTMF message).
+pub fn dtmf_samples(digits: &str, rate: u32) -> Vec<i16> {
+    let ms = |n: u32| (u64::from(rate) * u64::from(n) / 1000) as usize;
+    let mut out = Vec::new();
+    for key in digits.chars() {
+        if key.eq_ignore_ascii_case(&'w') {
+            out.resize(out.len() + ms(500), 0);
+            continue;
+        }
+        let Some((low, high)) = dtmf_pair(key) else {
+            continue;
+        };
+        for i in 0..ms(100) {
+            let t = i as f64 / f64::from(rate);
+            let v = 0.35 * (2.0 * std::f64::consts::PI * low * t).sin()
+                + 0.35 * (2.0 * std::f64::consts::PI * high * t).sin();
+            out.push((v * f64::from(i16::MAX)) as i16);
+        }
+        out.resize(out.len() + ms(60), 0);
+    }
+    out
+}
+
+/// A finished call's transcript: lines for the summary prompt, the stored turn list and text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    pub lines: Vec<(Speaker, String)>,
+    /// `[{role: "caller"|"agent", text, at, turn, interrupted?, metrics?}]`.
+    pub turns: Value,
+    /// `Caller: …` / `Agent: …` lines.
+    pub text: String,
+}
+
+/// Builds the transcript from the persisted turns, in order.
+pub fn transcript(turns: &[Turn]) -> Transcript {
+    let mut lines = Vec::new();
+    let mut entries = Vec::new();
+    for turn in turns {
+        if let Some(user) = turn.user_text.as_deref().filter(|t| !t.trim().is_empty()) {
+            lines.push((Speaker::Caller, user.to_owned()));
+            entries.push(
+                json!({"role": "caller", "text": user, "at": turn.started_at_ms, "turn": turn.id}),
+            );
+        }
+        if !turn.agent_text.trim().is_empty() {
+            lines.push((Speaker::Agent, turn.agent_text.clone()));
+            entries.push(json!({
+                "role": "agent", "text": turn.agent_text, "at": turn.started_at_ms, "turn": turn.id,
+                "interrupted": turn.interrupted, "metrics": turn.metrics,
+            }));
+        }
+    }
+    let text = lines
+        .iter()
+        .map(|(speaker, line)| match speaker {
+            Speaker::Caller => format!("Caller: {line}"),
+            Speaker::Agent => format!("Agent: {line}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Transcript {
+        lines,
+        turns: Value::Array(entries),
+        text,
+    }
+}
+
+/// The `q`-quantile (0..=1, nearest rank) of `values`, if any.
+pub fn quantile(values: &[u64], q: f64) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.saturating_sub(1)).copied()
+}
+
+/// Per-turn latencies and their p50/p95 for the call record (`calls.metrics`).
+pub fn metrics_summary(turns: &[Turn]) -> Value {
+    let per_turn: Vec<Value> = turns
+        .iter()
+        .map(|t| json!({"turn": t.id, "user_turn": t.user_text.is_some(), "metrics": t.metrics}))
+        .collect();
+    let pick = |f: fn(&Turn) -> Option<u64>| -> Vec<u64> {
+        turns
+            .iter()
+            .filter(|t| t.user_text.is_some())
+            .filter_map(f)
+            .collect()
+    };
+    let stats = |values: Vec<u64>| json!({"p50": quantile(&values, 0.5), "p95": quantile(&values, 0.95), "n": values.len()});
+    json!({
+        "turns": per_turn,
+        "first_audio_ms": stats(pick(|t| t.metrics.first_audio_ms)),
+        "first_mark_ms": stats(pick(|t| t.metrics.first_mark_ms)),
+        "llm_first_token_ms": stats(pick(|t| t.metrics.llm_first_token_ms)),
+        "tts_first_byte_ms": stats(pick(|t| t.metrics.tts_first_byte_ms)),
+    })
+}
+
+/// Provider name of the events this worker raises about its own calls.
+pub const SESSION_PROVIDER: &str = "phone-agent";
+
+/// Dedupe key of a session event: one `event_type` per call.
+pub fn session_event_id(call_id: &str, event_type: &str) -> String {
+    format!("{call_id}:{event_type}")
+}
+
+/// Canonical envelope (`{type, timestamp, data}`) of an event raised by a call session, shaped
+/// like provider events: `data` has `provider`, `provider_event_id`, `provider_call_id`,
+/// `call_id` and the event's own `fields`.
+pub fn session_event(
+    event_type: &str,
+    call_id: &str,
+    provider_call_id: Option<&str>,
+    timestamp_rfc3339: &str,
+    fields: Value,
+) -> Value {
+    let mut data = fields.as_object().cloned().unwrap_or_default();
+    data.insert("provider".into(), SESSION_PROVIDER.into());
+    data.insert(
+        "provider_event_id".into(),
+        session_event_id(call_id, event_type).into(),
+    );
+    data.insert("provider_call_id".into(), provider_call_id.into());
+    data.insert("call_id".into(), call_id.into());
+    json!({"type": event_type, "timestamp": timestamp_rfc3339, "data": data})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::openai;
+    use crate::session::TurnMetrics;
+
+    #[test]
+    fn agent_config_is_read_with_defaults() {
+        let setup = agent_setup("Be brief.", Some(" Hi! "), &json!({}));
+        assert_eq!(setup.session.system_prompt, "Be brief.");
+        assert_eq!(setup.session.first_message.as_deref(), Some("Hi!"));
+        assert_eq!(setup.tts_provider(), TtsProvider::ElevenLabs);
+        assert_eq!(setup.stt, SttSettings::default());
+        assert!(setup.warnings.is_empty());
+
+        let setup = agent_setup(
+            "P",
+            Some("  "),
+            &json!({
+                "voice": {"provider": "deepgram", "voice_id": "aura-2-zeus-en"},
+                "llm": {"model": "gpt-x"},
+                "stt": {"model": "nova-2-phonecall", "endpointing_ms": 500, "utterance_end_ms": null},
+                "session": {"min_interrupt_words": 2, "idle_hangup_ms": 5000, "system_prompt": "ignored"}
+            }),
+        );
+        assert_eq!(setup.session.first_message, None);
+        assert_eq!(setup.session.system_prompt, "P");
+        assert_eq!(setup.session.min_interrupt_words, 2);
+        assert_eq!(setup.session.idle_hangup_ms, Some(5000));
+        assert_eq!(setup.tts_provider(), TtsProvider::DeepgramAura);
+        assert_eq!(setup.voice_id.as_deref(), Some("aura-2-zeus-en"));
+        assert_eq!(setup.llm_model.as_deref(), Some("gpt-x"));
+        assert_eq!(setup.stt.model, "nova-2-phonecall");
+        assert_eq!(setup.stt.endpointing_ms, Some(500));
+        assert_eq!(setup.stt.utterance_end_ms, None);
+    }
+
+    #[test]
+    fn bad_agent_config_falls_back_and_warns() {
+        let setup = agent_setup(
+            "P",
+            None,
+            &json!({"voice": {"provider": "skype"}, "session": {"min_interrupt_words": "two"},
+                    "stt": {"endpointing_ms": 5}}),
+        );
+        assert_eq!(setup.tts_provider(), TtsProvider::ElevenLabs);
+        assert_eq!(setup.session.min_interrupt_words, 1);
+        assert_eq!(setup.stt.endpointing_ms, Some(300));
+        assert_eq!(setup.warnings.len(), 3, "{:?}", setup.warnings);
+        let back: AgentSetup =
+            serde_json::from_str(&serde_json::to_string(&setup).unwrap()).unwrap();
+        assert_eq!(back, setup);
+    }
+
+    #[test]
+    fn stt_takes_carrier_audio_as_is_except_big_endian() {
+        let stt = SttSettings::default();
+        let (p, t) = stt_route(AudioFormat::Mulaw8k, &stt);
+        assert_eq!(
+            (p.encoding, p.sample_rate, t),
+            (SttEncoding::Mulaw, 8000, None)
+        );
+        let (p, t) = stt_route(AudioFormat::Pcm16Le { rate: 16000 }, &stt);
+        assert_eq!(
+            (p.encoding, p.sample_rate, t),
+            (SttEncoding::Linear16, 16000, None)
+        );
+        let (p, t) = stt_route(AudioFormat::L16Be { rate: 8000 }, &stt);
+        assert_eq!(p.encoding, SttEncoding::Linear16);
+        assert_eq!(t, Some(AudioFormat::Pcm16Le { rate: 8000 }));
+        let (p, _) = stt_route(AudioFormat::Alaw8k, &stt);
+        assert_eq!(p.encoding, SttEncoding::Alaw);
+        assert_eq!(p.endpointing_ms, Some(300));
+    }
+
+    #[test]
+    fn stt_messages_become_inputs() {
+        let msg = |text: &str, is_final, speech_final| SttMessage::Transcript {
+            transcript: text.into(),
+            is_final,
+            speech_final,
+            from_finalize: false,
+            confidence: 0.9,
+            start: 0.0,
+            duration: 1.0,
+            words: vec![],
+        };
+        assert_eq!(stt_input(msg("", false, false)), None);
+        assert_eq!(
+            stt_input(msg("hel", false, false)),
+            Some(Input::SttInterim { text: "hel".into() })
+        );
+        assert_eq!(
+            stt_input(msg("", true, true)),
+            Some(Input::SttFinal {
+                text: String::new(),
+                speech_final: true
+            })
+        );
+        assert_eq!(
+            stt_input(SttMessage::UtteranceEnd { last_word_end: 1.0 }),
+            Some(Input::UtteranceEnd)
+        );
+        assert_eq!(
+            stt_input(SttMessage::SpeechStarted { timestamp: 1.0 }),
+            None
+        );
+    }
+
+    #[test]
+    fn chat_deltas_become_inputs_and_the_body_is_openai_shaped() {
+        let call = openai::ToolCall {
+            id: "c1".into(),
+            name: "end_call".into(),
+            arguments_json: "{}".into(),
+        };
+        assert_eq!(
+            llm_input(3, ChatDelta::ToolCall(call)),
+            Some(Input::LlmToolCall {
+                turn: 3,
+                call: ToolCall {
+                    id: "c1".into(),
+                    name: "end_call".into(),
+                    arguments: "{}".into()
+                }
+            })
+        );
+        assert_eq!(
+            llm_input(
+                3,
+                ChatDelta::Done {
+                    finish_reason: None
+                }
+            ),
+            Some(Input::LlmDone { turn: 3 })
+        );
+        let body = chat_body(
+            "m",
+            &[Message::User {
+                content: "hi".into(),
+            }],
+            &[json!({"type": "function"})],
+        );
+        assert_eq!(body["stream"], true);
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "user", "content": "hi"})
+        );
+        assert_eq!(body["tools"][0]["type"], "function");
+        assert!(chat_body("m", &[], &[]).get("tools").is_none());
+    }
+
+    #[test]
+    fn dtmf_tones_have_the_right_length_and_energy() {
+        let samples = dtmf_samples("1w#x", 8000);
+        // Two keys (160 ms each) and one pause (500 ms); `x` is skipped.
+        assert_eq!(samples.len(), 2 * 1280 + 4000);
+        assert!(samples[..800].iter().any(|&s| s.unsigned_abs() > 10_000));
+        assert!(samples[800..1280].iter().all(|&s| s == 0));
+        assert!(dtmf_samples("", 8000).is_empty());
+    }
+
+    #[test]
+    fn session_events_look_like_provider_events() {
+        let e = session_event(
+            "call.summary.ready",
+            "call_1",
+            Some("CA1"),
+            "2025-01-01T00:00:00.000Z",
+            json!({"summary": "Short.", "call_id": "spoofed"}),
+        );
+        assert_eq!(e["type"], "call.summary.ready");
+        assert_eq!(e["data"]["provider"], "phone-agent");
+        assert_eq!(e["data"]["provider_event_id"], "call_1:call.summary.ready");
+        assert_eq!(e["data"]["call_id"], "call_1");
+        assert_eq!(e["data"]["provider_call_id"], "CA1");
+        assert_eq!(e["data"]["summary"], "Short.");
+    }
+
+    fn turn(id: u32, user: Option<&str>, agent: &str, first_audio: Option<u64>) -> Turn {
+        Turn {
+            id,
+            user_text: user.map(str::to_owned),
+            agent_text: agent.into(),
+            tool_calls: vec![],
+            interrupted: false,
+            started_at_ms: 1000 + u64::from(id),
+            ended_at_ms: 2000,
+            metrics: TurnMetrics {
+                first_audio_ms: first_audio,
+                ..TurnMetrics::default()
+            },
+        }
+    }
+
+    #[test]
+    fn transcript_and_metrics() {
+        let turns = [
+            turn(0, None, "Hello!", Some(5)),
+            turn(1, Some("Hours?"), "Nine to five.", Some(40)),
+            turn(2, Some("Thanks"), "", Some(60)),
+        ];
+        let t = transcript(&turns);
+        assert_eq!(
+            t.text,
+            "Agent: Hello!\nCaller: Hours?\nAgent: Nine to five.\nCaller: Thanks"
+        );
+        assert_eq!(t.lines.len(), 4);
+        assert_eq!(t.turns[1]["role"], "caller");
+        assert_eq!(t.turns[2]["metrics"]["first_audio_ms"], 40);
+        let m = metrics_summary(&turns);
+        assert_eq!(m["first_audio_ms"]["n"], 2);
+        assert_eq!(m["first_audio_ms"]["p50"], 40);
+        assert_eq!(m["first_audio_ms"]["p95"], 60);
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[3, 1, 2], 0.99), Some(3));
+    }
+}

@@ -1,0 +1,262 @@
+//! Call setup and call control towards the carriers: the markup answering an incoming-call
+//! webhook (TwiML, TeXML, Exotel's JSON), the "ring the owner first" dial, and the REST bodies
+//! that transfer or end a live call. Every value placed in XML is escaped here.
+
+use serde_json::{json, Value};
+
+/// Seconds the owner's phone rings before the AI takes the call (below typical voicemail pickup).
+pub const OWNER_RING_SECONDS: u32 = 18;
+
+/// Escapes text for an XML attribute or element.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Control characters other than tab/newline are not allowed in XML 1.0.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `wss://host/media/{carrier}/{call_id}` for a base URL (`https://host` → `wss://`,
+/// `http://host` → `ws://`, for local development).
+pub fn stream_url(base_url: &str, carrier: &str, call_id: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    let ws_base = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    };
+    let id: String = url::form_urlencoded::byte_serialize(call_id.as_bytes()).collect();
+    format!("{ws_base}/media/{carrier}/{id}")
+}
+
+/// `url` with `name=value` appended to its query string.
+pub fn with_query(url: &str, name: &str, value: &str) -> String {
+    let pair = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(name, value)
+        .finish();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{pair}")
+}
+
+const XML_HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+fn parameters(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                r#"<Parameter name="{}" value="{}"/>"#,
+                xml_escape(name),
+                xml_escape(value)
+            )
+        })
+        .collect()
+}
+
+/// TwiML connecting the call to a bidirectional media stream. Twilio refuses a query string on
+/// the stream URL, so per-call values (the stream token) travel as `<Parameter>`s.
+pub fn twiml_stream(stream_url: &str, params: &[(&str, &str)]) -> String {
+    format!(
+        r#"{XML_HEAD}<Response><Connect><Stream url="{}">{}</Stream></Connect></Response>"#,
+        xml_escape(stream_url),
+        parameters(params)
+    )
+}
+
+/// TeXML (Telnyx) connecting the call to a bidirectional μ-law media stream. Telnyx keeps the
+/// URL's query string, so the token is also in the URL (checked at the upgrade).
+pub fn texml_stream(stream_url: &str, params: &[(&str, &str)]) -> String {
+    format!(
+        r#"{XML_HEAD}<Response><Connect><Stream url="{}" bidirectionalMode="rtp" bidirectionalCodec="PCMU">{}</Stream></Connect></Response>"#,
+        xml_escape(stream_url),
+        parameters(params)
+    )
+}
+
+/// Exotel's Voicebot applet fetching its WebSocket URL over HTTPS: `{"url": "wss://…"}`.
+pub fn exotel_stream(stream_url: &str) -> Value {
+    json!({ "url": stream_url })
+}
+
+/// TwiML/TeXML that rings the owner first; the carrier posts the outcome to `action_url`.
+pub fn twiml_dial_owner(
+    owner_phone: &str,
+    timeout_secs: u32,
+    action_url: &str,
+    caller_id: Option<&str>,
+) -> String {
+    let caller_id = caller_id
+        .map(|c| format!(r#" callerId="{}""#, xml_escape(c)))
+        .unwrap_or_default();
+    format!(
+        r#"{XML_HEAD}<Response><Dial timeout="{timeout_secs}" action="{}" method="POST" answerOnBridge="true"{caller_id}><Number>{}</Number></Dial></Response>"#,
+        xml_escape(action_url),
+        xml_escape(owner_phone)
+    )
+}
+
+/// TwiML/TeXML that says `message` (if any) and hangs up.
+pub fn twiml_hangup(message: Option<&str>) -> String {
+    let say = message
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| format!("<Say>{}</Say>", xml_escape(m)))
+        .unwrap_or_default();
+    format!("{XML_HEAD}<Response>{say}<Hangup/></Response>")
+}
+
+/// What the `<Dial>` action callback's `DialCallStatus` means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// The owner took the call (and it has ended): hang up.
+    OwnerAnswered,
+    /// Nobody took it: the AI answers.
+    FallBackToAgent,
+}
+
+/// Interprets `DialCallStatus` (`completed`, `answered`, `busy`, `no-answer`, `failed`,
+/// `canceled`); anything unknown falls back to the agent, so a caller is never dropped.
+pub fn dial_outcome(dial_call_status: &str) -> DialOutcome {
+    match dial_call_status.trim() {
+        "completed" | "answered" => DialOutcome::OwnerAnswered,
+        _ => DialOutcome::FallBackToAgent,
+    }
+}
+
+/// Form body of Twilio's call update (`POST …/Calls/{CallSid}.json`) that transfers the call:
+/// new TwiML dialing `to` (this tears the media stream down, which is the point).
+pub fn twilio_transfer_form(to: &str) -> String {
+    let twiml = format!(
+        "<Response><Dial>{}</Dial></Response>",
+        xml_escape(to.trim())
+    );
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("Twiml", &twiml)
+        .finish()
+}
+
+/// Form body of Twilio's call update that ends the call.
+pub fn twilio_hangup_form() -> String {
+    "Status=completed".to_owned()
+}
+
+/// Path of one live Twilio call (`/2010-04-01/Accounts/{sid}/Calls/{CallSid}.json`).
+pub fn twilio_call_path(account_sid: &str, call_sid: &str) -> String {
+    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    format!(
+        "/2010-04-01/Accounts/{}/Calls/{}.json",
+        enc(account_sid),
+        enc(call_sid)
+    )
+}
+
+/// Path of a Telnyx call-control action (`/v2/calls/{call_control_id}/actions/{action}`).
+pub fn telnyx_action_path(call_control_id: &str, action: &str) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(call_control_id.as_bytes()).collect();
+    format!("/v2/calls/{id}/actions/{action}")
+}
+
+/// JSON body of Telnyx's `transfer` action.
+pub fn telnyx_transfer_body(to: &str) -> Value {
+    json!({ "to": to.trim() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_is_escaped_everywhere() {
+        assert_eq!(xml_escape(r#"a<b>&"c'd"#), "a&lt;b&gt;&amp;&quot;c&apos;d");
+        assert_eq!(xml_escape("x\u{1}y\nz"), "xy\nz");
+        let twiml = twiml_stream(
+            "wss://h/media/twilio/c\"1",
+            &[("token", "<t&>"), ("call_id", "c1")],
+        );
+        assert!(twiml.contains(r#"url="wss://h/media/twilio/c&quot;1""#));
+        assert!(twiml.contains(r#"<Parameter name="token" value="&lt;t&amp;&gt;"/>"#));
+        assert!(!twiml.contains("<t&>"));
+    }
+
+    #[test]
+    fn stream_urls_follow_the_base_scheme() {
+        assert_eq!(
+            stream_url("https://agent.example.com/", "twilio", "call_1"),
+            "wss://agent.example.com/media/twilio/call_1"
+        );
+        assert_eq!(
+            stream_url("http://127.0.0.1:8787", "exotel", "call 2"),
+            "ws://127.0.0.1:8787/media/exotel/call+2"
+        );
+        assert_eq!(
+            with_query("wss://h/m", "token", "a b&c"),
+            "wss://h/m?token=a+b%26c"
+        );
+        assert_eq!(with_query("wss://h/m?x=1", "t", "2"), "wss://h/m?x=1&t=2");
+    }
+
+    #[test]
+    fn twiml_and_texml_shapes() {
+        let twiml = twiml_stream("wss://h/media/twilio/c1", &[("token", "tok")]);
+        assert_eq!(
+            twiml,
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://h/media/twilio/c1"><Parameter name="token" value="tok"/></Stream></Connect></Response>"#
+        );
+        let texml = texml_stream("wss://h/media/telnyx/c1?token=tok", &[]);
+        assert!(texml.contains(r#"url="wss://h/media/telnyx/c1?token=tok""#));
+        assert!(texml.contains(r#"bidirectionalMode="rtp""#));
+        assert_eq!(exotel_stream("wss://h/m")["url"], Value::from("wss://h/m"));
+    }
+
+    #[test]
+    fn owner_first_dial_and_outcomes() {
+        let twiml = twiml_dial_owner("+15551234567", 18, "https://h/a?x=1&y=2", Some("+1500"));
+        assert!(twiml.contains(r#"<Dial timeout="18" action="https://h/a?x=1&amp;y=2" method="POST" answerOnBridge="true" callerId="+1500"><Number>+15551234567</Number></Dial>"#));
+        for s in ["no-answer", "busy", "failed", "canceled", "weird", ""] {
+            assert_eq!(dial_outcome(s), DialOutcome::FallBackToAgent, "{s}");
+        }
+        for s in ["completed", "answered"] {
+            assert_eq!(dial_outcome(s), DialOutcome::OwnerAnswered, "{s}");
+        }
+        assert_eq!(
+            twiml_hangup(Some("Bye & thanks")),
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Bye &amp; thanks</Say><Hangup/></Response>"#
+        );
+        assert!(!twiml_hangup(None).contains("<Say>"));
+    }
+
+    #[test]
+    fn transfer_and_hangup_requests() {
+        let form = twilio_transfer_form(" +15550100 ");
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(
+            pairs,
+            [(
+                "Twiml".to_owned(),
+                "<Response><Dial>+15550100</Dial></Response>".to_owned()
+            )]
+        );
+        assert_eq!(twilio_hangup_form(), "Status=completed");
+        assert_eq!(
+            twilio_call_path("AC1", "CA/2"),
+            "/2010-04-01/Accounts/AC1/Calls/CA%2F2.json"
+        );
+        assert_eq!(
+            telnyx_action_path("v3:abc", "transfer"),
+            "/v2/calls/v3%3Aabc/actions/transfer"
+        );
+        assert_eq!(telnyx_transfer_body("+1555")["to"], "+1555");
+    }
+}

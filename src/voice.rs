@@ -1,0 +1,309 @@
+//! `POST /voice/{carrier}/incoming`: a call reaches one of our numbers (or an outbound call we
+//! placed is answered). Verify the carrier's request → find the call (ours, `?call_id=`) or the
+//! number's agent (KV cache over D1) and create the call → answer with the markup that connects
+//! the call's media stream to `/media/{carrier}/{call_id}`, carrying the call's stream token, or
+//! that rings the owner first. The owner-first `<Dial>` posts its outcome back here
+//! (`?call_id=…` plus `DialCallStatus`), and the AI takes the call only if nobody answered.
+
+use crate::app::App;
+use crate::db;
+use crate::http::{log_line, new_id, now_ms, ApiError, ApiResult};
+use crate::webhooks::{verify_request, MAX_BODY_BYTES};
+use phone_agent_core::voice::{
+    dial_outcome, exotel_stream, stream_url, texml_stream, twiml_dial_owner, twiml_hangup,
+    twiml_stream, with_query, DialOutcome, OWNER_RING_SECONDS,
+};
+use phone_agent_core::webhooks::Provider;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use worker::d1::D1Database;
+use worker::{Request, Response};
+
+/// How long a number → agent lookup stays cached in KV.
+const NUMBER_CACHE_SECONDS: u64 = 300;
+
+/// Handles the incoming-call webhook of `carrier` (`twilio`, `telnyx`, `exotel`).
+pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
+    let config = app.config()?;
+    let provider = Provider::from_slug(carrier)
+        .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?;
+    let body = req.bytes().await?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            "voice webhooks are limited to 256 KiB",
+        ));
+    }
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let url = req.url()?;
+    verify_request(config, provider, url.as_str(), &headers, &body, now_ms())?;
+    let params = request_params(&url, &body);
+    let base = config
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| url.origin().ascii_serialization());
+    let db = app.db()?;
+
+    let carrier_call_id = params
+        .get("CallSid")
+        .or_else(|| params.get("call_control_id"))
+        .filter(|v| !v.is_empty())
+        .cloned();
+
+    if let Some(call_id) = params.get("call_id").filter(|v| !v.is_empty()) {
+        // A call we know: an outbound call answering, or the owner-first dial's outcome.
+        let call = existing_call(&db, call_id).await?;
+        if let Some(status) = params.get("DialCallStatus") {
+            if dial_outcome(status) == DialOutcome::OwnerAnswered {
+                log_line(
+                    json!({"level": "info", "msg": "owner took the call", "call_id": call.id}),
+                );
+                return markup_hangup(carrier, None);
+            }
+        }
+        if let Some(provider_call_id) = &carrier_call_id {
+            db::run(
+                &db,
+                "UPDATE calls SET provider_call_id = ? WHERE id = ? AND provider_call_id IS NULL",
+                &[provider_call_id, &call.id],
+            )
+            .await?;
+        }
+        let token = ensure_token(&db, &call.id).await?;
+        return markup_stream(carrier, &base, &call.id, &token);
+    }
+
+    let to = first_param(&params, &["To", "Called", "CallTo", "to"]);
+    let from = first_param(&params, &["From", "Caller", "CallFrom", "from"]);
+    let Some(to) = to else {
+        return Err(ApiError::new(
+            400,
+            "invalid_payload",
+            "the request names no called number (To)",
+        ));
+    };
+    let Some(number) = lookup_number(app, &db, &to).await? else {
+        log_line(json!({"level": "warn", "msg": "call to an unknown number", "to": to}));
+        return markup_hangup(carrier, Some("Sorry, this number is not in service."));
+    };
+    let call_id = create_inbound_call(
+        &db,
+        &number,
+        carrier,
+        carrier_call_id.as_deref(),
+        &to,
+        from.as_deref(),
+    )
+    .await?;
+    log_line(
+        json!({"level": "info", "msg": "incoming call", "call_id": call_id,
+        "carrier": carrier, "agent_id": number.agent_id}),
+    );
+    if let (true, Some(owner), false) = (
+        number.ring_owner_first,
+        number.owner_phone.as_deref(),
+        carrier == "exotel",
+    ) {
+        let action = with_query(
+            &format!("{}/voice/{carrier}/incoming", base.trim_end_matches('/')),
+            "call_id",
+            &call_id,
+        );
+        return xml(twiml_dial_owner(
+            owner,
+            OWNER_RING_SECONDS,
+            &action,
+            Some(&to),
+        ));
+    }
+    let token = ensure_token(&db, &call_id).await?;
+    markup_stream(carrier, &base, &call_id, &token)
+}
+
+/// Query parameters and form (or flat JSON) body fields, the body winning.
+fn request_params(url: &worker::Url, body: &[u8]) -> HashMap<String, String> {
+    let mut params: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
+        for (k, v) in map {
+            if let Some(s) = v.as_str() {
+                params.insert(k, s.to_owned());
+            }
+        }
+    } else {
+        params.extend(worker::url::form_urlencoded::parse(body).into_owned());
+    }
+    params
+}
+
+fn first_param(params: &HashMap<String, String>, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .filter_map(|n| params.get(*n))
+        .map(|v| v.trim())
+        .find(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// What a number routes to (cached in KV under `number:<E.164>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NumberRoute {
+    pub agent_id: String,
+    pub tenant_id: String,
+    pub owner_phone: Option<String>,
+    #[serde(deserialize_with = "bool_or_int")]
+    pub ring_owner_first: bool,
+}
+
+/// D1 returns booleans as 0/1 integers; the KV cache stores real booleans.
+fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => b,
+        Value::Number(n) => n.as_i64().unwrap_or(0) != 0,
+        _ => false,
+    })
+}
+
+/// The KV key caching a number's route.
+pub fn number_cache_key(number: &str) -> String {
+    format!("number:{number}")
+}
+
+async fn lookup_number(
+    app: &App,
+    db: &D1Database,
+    number: &str,
+) -> Result<Option<NumberRoute>, ApiError> {
+    let key = number_cache_key(number);
+    let kv = app.kv()?;
+    // A cache failure is not the caller's problem: fall through to D1.
+    if let Ok(Some(cached)) = kv.get(&key).json::<NumberRoute>().await {
+        return Ok(Some(cached));
+    }
+    let found: Option<NumberRoute> = db::first(
+        db,
+        "SELECT agent_id, tenant_id, owner_phone, ring_owner_first FROM phone_numbers WHERE number = ?",
+        &[&number],
+    )
+    .await?;
+    if let Some(route) = &found {
+        if let Ok(put) = kv.put(&key, route) {
+            let _ = put.expiration_ttl(NUMBER_CACHE_SECONDS).execute().await;
+        }
+    }
+    Ok(found)
+}
+
+#[derive(Deserialize)]
+struct CallRef {
+    id: String,
+}
+
+async fn existing_call(db: &D1Database, call_id: &str) -> Result<CallRef, ApiError> {
+    db::first(db, "SELECT id FROM calls WHERE id = ?", &[&call_id])
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))
+}
+
+/// Creates the inbound call; a retried webhook (same carrier call id) finds the first one.
+async fn create_inbound_call(
+    db: &D1Database,
+    number: &NumberRoute,
+    carrier: &str,
+    carrier_call_id: Option<&str>,
+    to: &str,
+    from: Option<&str>,
+) -> Result<String, ApiError> {
+    let id = new_id("call");
+    let now = now_ms();
+    db::run(
+        db,
+        "INSERT INTO calls (id, tenant_id, agent_id, direction, provider, provider_call_id, status,
+           to_number, from_number, created_at, updated_at)
+         VALUES (?, ?, ?, 'inbound', ?, ?, 'ringing', ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING",
+        &[
+            &id,
+            &number.tenant_id,
+            &number.agent_id,
+            &carrier,
+            &carrier_call_id,
+            &to,
+            &from,
+            &now,
+            &now,
+        ],
+    )
+    .await?;
+    let Some(carrier_call_id) = carrier_call_id else {
+        return Ok(id);
+    };
+    let call: Option<CallRef> = db::first(
+        db,
+        "SELECT id FROM calls WHERE provider = ? AND provider_call_id = ?",
+        &[&carrier, &carrier_call_id],
+    )
+    .await?;
+    call.map(|c| c.id)
+        .ok_or_else(|| ApiError::internal("inbound call neither inserted nor found"))
+}
+
+/// The call's stream token, created on first use (the media route refuses any other).
+pub async fn ensure_token(db: &D1Database, call_id: &str) -> Result<String, ApiError> {
+    #[derive(Deserialize)]
+    struct Token {
+        stream_token: Option<String>,
+    }
+    db::run(
+        db,
+        "UPDATE calls SET stream_token = ? WHERE id = ? AND stream_token IS NULL",
+        &[&new_id("stk"), &call_id],
+    )
+    .await?;
+    db::first::<Token>(
+        db,
+        "SELECT stream_token FROM calls WHERE id = ?",
+        &[&call_id],
+    )
+    .await?
+    .and_then(|t| t.stream_token)
+    .ok_or_else(|| ApiError::internal("stream token not stored"))
+}
+
+fn markup_stream(carrier: &str, base: &str, call_id: &str, token: &str) -> ApiResult {
+    let url = stream_url(base, carrier, call_id);
+    match carrier {
+        "twilio" => xml(twiml_stream(
+            &url,
+            &[("token", token), ("call_id", call_id)],
+        )),
+        "telnyx" => xml(texml_stream(
+            &with_query(&url, "token", token),
+            &[("token", token)],
+        )),
+        _ => Ok(crate::http::json_response(
+            200,
+            &exotel_stream(&with_query(&url, "token", token)),
+        )),
+    }
+}
+
+fn markup_hangup(carrier: &str, message: Option<&str>) -> ApiResult {
+    if carrier == "exotel" {
+        return Err(ApiError::not_found(
+            message.unwrap_or("no stream for this call"),
+        ));
+    }
+    xml(twiml_hangup(message))
+}
+
+fn xml(body: String) -> ApiResult {
+    let mut response = Response::builder()
+        .with_status(200)
+        .fixed(body.into_bytes());
+    let _ = response
+        .headers_mut()
+        .set("content-type", "text/xml; charset=utf-8");
+    Ok(response)
+}

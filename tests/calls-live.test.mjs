@@ -1,0 +1,593 @@
+// Live call sessions end to end: incoming-call markup, the CallSession Durable Object bridging a
+// carrier media stream (Twilio, Telnyx, Exotel protocol clients streaming real-time μ-law/PCM) to
+// fake Deepgram STT, fake OpenAI (streaming chat with tools, summary) and fake TTS providers
+// (ElevenLabs, Deepgram Aura, OpenAI), all speaking the real protocols on 127.0.0.1.
+// Real workerd, real local D1/KV/DO storage.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorker, eventually, TEST_VARS } from './harness.mjs';
+import { startFakeDeepgram } from './fakes/deepgram.mjs';
+import { startFakeOpenAI } from './fakes/openai.mjs';
+import { startFakeElevenLabs } from './fakes/elevenlabs.mjs';
+import { startFakeTarget } from './fakes/target.mjs';
+import { TwilioMediaClient, connectWs } from './fakes/ws.mjs';
+import { TelnyxMediaClient, ExotelMediaClient, telnyxKeyPair, signTelnyx } from './fakes/media-clients.mjs';
+import { sendStatusCallback, twilioCallParams, twilioSid } from './fakes/twilio.mjs';
+
+const TELNYX = telnyxKeyPair('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb');
+const TWILIO_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const AGENT = 'agt_live_main';
+const NUMBER = '+15550001001';
+const OWNER_NUMBER = '+15550001002';
+const TELNYX_NUMBER = '+15550001003';
+const EXOTEL_NUMBER = '+919800001004';
+const SYSTEM_PROMPT = 'You are the receptionist of Acme Bistro. Be brief.';
+const GREETING = 'Hello! Thanks for calling Acme Bistro. How can I help?';
+
+let worker;
+let dg;
+let openai;
+let eleven;
+let target;
+
+before(async () => {
+  // "Instant" providers: no artificial delay between chunks, so timings measure the worker.
+  dg = await startFakeDeepgram({ apiKey: 'dg-key', speakChunkDelayMs: 0, idleTimeoutMs: 10_000 });
+  openai = await startFakeOpenAI({ apiKey: 'sk-test', speechChunkDelayMs: 0 });
+  eleven = await startFakeElevenLabs({ apiKey: 'xi-key', chunkDelayMs: 0 });
+  target = await startFakeTarget();
+  worker = await startWorker({
+    vars: {
+      DEEPGRAM_API_KEY: 'dg-key',
+      DEEPGRAM_URL: dg.url,
+      OPENAI_API_KEY: 'sk-test',
+      OPENAI_BASE_URL: openai.url,
+      OPENAI_MODEL: 'gpt-test',
+      ELEVENLABS_API_KEY: 'xi-key',
+      ELEVENLABS_URL: eleven.url,
+      TELNYX_PUBLIC_KEY: TELNYX.publicKey,
+    },
+  });
+  // Quiet timers by default: tests that need idle or max-duration set their own agent.
+  const session = { idle_reminder_ms: null, idle_hangup_ms: null, false_interruption_ms: null };
+  await seedAgent(AGENT, { first_message: GREETING, config: { voice: { provider: 'elevenlabs', voice_id: 'rachel' }, llm: { model: 'gpt-live' }, session } });
+  await seedAgent('agt_live_aura', { first_message: 'Hello from Telnyx.', config: { voice: { provider: 'deepgram', voice_id: 'aura-2-thalia-en' }, session } });
+  await seedAgent('agt_live_openai', { first_message: 'Hello from Exotel.', config: { voice: { provider: 'openai', voice_id: 'alloy' }, session } });
+  await seedNumber(NUMBER, AGENT);
+  await seedNumber(OWNER_NUMBER, AGENT, { owner: '+15557654321' });
+  await seedNumber(TELNYX_NUMBER, 'agt_live_aura');
+  await seedNumber(EXOTEL_NUMBER, 'agt_live_openai');
+  const endpoint = await worker.api('POST', '/api/v1/endpoints', { url: target.url, event_types: ['call.transcript.ready', 'call.summary.ready'] });
+  assert.equal(endpoint.status, 201, endpoint.text);
+  target.setSecret(endpoint.body.secret);
+});
+
+after(async () => {
+  await worker?.stop();
+  await Promise.all([dg?.close(), openai?.close(), eleven?.close(), target?.close?.()]);
+});
+
+const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
+
+async function seedAgent(id, { first_message, config }) {
+  await worker.d1(`INSERT INTO agents (id, tenant_id, name, system_prompt, first_message, config, created_at, updated_at)
+    VALUES (${sqlText(id)}, 'ten_default', ${sqlText(id)}, ${sqlText(SYSTEM_PROMPT)}, ${sqlText(first_message)}, ${sqlText(JSON.stringify(config))}, 0, 0)`);
+}
+
+async function seedNumber(number, agentId, { owner } = {}) {
+  await worker.d1(`INSERT INTO phone_numbers (id, tenant_id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at)
+    VALUES ('num_${number.slice(1)}', 'ten_default', ${sqlText(number)}, ${sqlText(agentId)}, ${sqlText(owner)}, ${owner ? 1 : 0}, 0, 0)`);
+}
+
+/** Twilio's voice webhook for a call to `to`; returns the TwiML and what it connects to. */
+async function twilioIncoming(to, { path = '/voice/twilio/incoming', params = {} } = {}) {
+  const url = `${worker.url}${path}`;
+  const res = await sendStatusCallback(url, TWILIO_TOKEN, twilioCallParams({ to, ...params }));
+  assert.equal(res.status, 200, res.text);
+  assert.match(res.headers.get('content-type'), /xml/);
+  return parseMarkup(res.text);
+}
+
+function parseMarkup(xml) {
+  const stream = /<Stream url="([^"]+)"/.exec(xml)?.[1]?.replaceAll('&amp;', '&');
+  const token = /<Parameter name="token" value="([^"]+)"\/>/.exec(xml)?.[1];
+  const callId = stream ? /\/media\/\w+\/([^?"]+)/.exec(stream)?.[1] : undefined;
+  return { xml, stream, token, callId };
+}
+
+/**
+ * Plays the carrier's part for audio we receive: queues media for real-time "playback", echoes
+ * each mark once the audio before it has played, and on `clear` drops the queue and echoes the
+ * pending marks at once (PROTOCOLS §2.4). Records every frame with its arrival time.
+ */
+class Playback {
+  constructor(client) {
+    this.client = client;
+    this.log = [];
+    this.playEnd = 0;
+    this.pending = new Map();
+    client.socket.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      let msg;
+      try {
+        msg = JSON.parse(data.toString());
+      } catch {
+        return;
+      }
+      const at = performance.now();
+      if (msg.event === 'media') {
+        const bytes = Buffer.from(msg.media.payload, 'base64');
+        this.log.push({ at, kind: 'media', bytes: bytes.length, frame: msg });
+        this.playEnd = Math.max(this.playEnd, at) + bytes.length / client.bytesPerMs;
+      } else if (msg.event === 'mark') {
+        const name = msg.mark.name;
+        this.log.push({ at, kind: 'mark', name, frame: msg });
+        const timer = setTimeout(() => {
+          this.pending.delete(name);
+          this.echo(name);
+        }, Math.max(0, this.playEnd - at));
+        this.pending.set(name, timer);
+      } else if (msg.event === 'clear') {
+        this.log.push({ at, kind: 'clear', frame: msg });
+        for (const [name, timer] of this.pending) {
+          clearTimeout(timer);
+          this.echo(name);
+        }
+        this.pending.clear();
+        this.playEnd = at;
+      }
+    });
+  }
+
+  echo(name) {
+    if (this.client.socket.readyState !== 1) return;
+    this.client.mark(name);
+    this.log.push({ at: performance.now(), kind: 'echo', name });
+  }
+
+  marks() {
+    return this.log.filter((e) => e.kind === 'mark').map((e) => e.name);
+  }
+
+  echoed(name) {
+    return this.log.some((e) => e.kind === 'echo' && e.name === name);
+  }
+
+  /** Frames received after `at` (performance.now() time). */
+  after(at, kind) {
+    return this.log.filter((e) => e.at >= at && (!kind || e.kind === kind));
+  }
+}
+
+/** Sends caller audio (silence) in real time until stopped. */
+function streamCallerAudio(client, bytesFor = () => client.silence()) {
+  let stopped = false;
+  (async () => {
+    while (!stopped && client.socket.readyState === 1) {
+      client.media(bytesFor());
+      await sleep(client.frameMs);
+    }
+  })();
+  return () => {
+    stopped = true;
+  };
+}
+
+/** Starts a Twilio call to `to` end to end: webhook → markup → media stream → STT connected. */
+async function startTwilioCall(to = NUMBER) {
+  const markup = await twilioIncoming(to);
+  assert.ok(markup.stream && markup.token && markup.callId, markup.xml);
+  const sttBefore = dg.connections.length;
+  const client = await TwilioMediaClient.connect(markup.stream);
+  Object.assign(client, { frameMs: 20, bytesPerMs: 8, silence: () => Buffer.alloc(160, 0xff) });
+  const playback = new Playback(client);
+  client.connected();
+  client.start({ token: markup.token, call_id: markup.callId });
+  const stopAudio = streamCallerAudio(client);
+  const stt = await dg.waitForConnection(sttBefore, 10_000);
+  return { ...markup, client, playback, stt, stopAudio };
+}
+
+/** Waits until the agent's reply marks (or `names`) have all been echoed. */
+async function heard(playback, names, message = 'marks echoed') {
+  await eventually(() => names.every((n) => playback.echoed(n)), { timeout: 15_000, interval: 20, message });
+}
+
+/** Waits until the session has stored turn `id` (its last mark echo was processed). */
+async function turnStored(callId, id) {
+  return eventually(async () => (await sessionState(callId)).turns.find((x) => x.id === id), { message: `turn ${id} stored` });
+}
+
+async function callRow(id) {
+  const [row] = await worker.d1(`SELECT * FROM calls WHERE id = ${sqlText(id)}`);
+  return row;
+}
+
+async function sessionState(id) {
+  const res = await worker.api('GET', `/api/v1/calls/${id}/session`);
+  assert.equal(res.status, 200, res.text);
+  return res.body;
+}
+
+// ---- call setup --------------------------------------------------------------------------------
+
+test('incoming Twilio call: signed webhook → TwiML with the stream URL and a per-call token', async () => {
+  const callSid = twilioSid('CA');
+  const markup = await twilioIncoming(NUMBER, { params: { CallSid: callSid } });
+  assert.match(markup.xml, /^<\?xml version="1.0" encoding="UTF-8"\?><Response><Connect><Stream url="ws:\/\/127\.0\.0\.1:\d+\/media\/twilio\/call_[0-9a-z]+">/);
+  assert.equal(markup.stream, `ws://127.0.0.1:${worker.port}/media/twilio/${markup.callId}`);
+  assert.ok(!markup.stream.includes('?'), 'Twilio stream URLs carry no query string');
+  assert.match(markup.token, /^stk_[0-9a-z]{26}$/);
+  const row = await callRow(markup.callId);
+  assert.equal(row.direction, 'inbound');
+  assert.equal(row.agent_id, AGENT);
+  assert.equal(row.provider_call_id, callSid);
+  assert.equal(row.status, 'ringing');
+  assert.equal(row.stream_token, markup.token);
+
+  // Twilio retries the webhook: same call, same token.
+  const again = await twilioIncoming(NUMBER, { params: { CallSid: callSid } });
+  assert.equal(again.callId, markup.callId);
+  assert.equal(again.token, markup.token);
+
+  // Unsigned / badly signed requests are refused; unknown numbers are told so.
+  const bad = await worker.fetch('/voice/twilio/incoming', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'nope' },
+    body: new URLSearchParams(twilioCallParams({ to: NUMBER })).toString(),
+  });
+  assert.equal(bad.status, 401);
+  const unknown = await twilioIncoming('+15559999999');
+  assert.match(unknown.xml, /<Say>Sorry, this number is not in service\.<\/Say><Hangup\/>/);
+});
+
+test('ring the owner first: <Dial> to the owner, the AI only when nobody answered', async () => {
+  const dial = await twilioIncoming(OWNER_NUMBER);
+  const m = /<Dial timeout="(\d+)" action="([^"]+)" method="POST" answerOnBridge="true" callerId="([^"]+)"><Number>([^<]+)<\/Number><\/Dial>/.exec(dial.xml);
+  assert.ok(m, dial.xml);
+  assert.equal(m[4], '+15557654321');
+  assert.equal(m[3], OWNER_NUMBER);
+  const action = m[2].replaceAll('&amp;', '&');
+  const callId = new URL(action).searchParams.get('call_id');
+  assert.match(callId, /^call_/);
+  assert.equal(dial.stream, undefined, 'no stream before the owner had a chance');
+
+  const via = new URL(action);
+  const noAnswer = await twilioIncoming(OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'no-answer' } });
+  assert.equal(noAnswer.callId, callId);
+  assert.ok(noAnswer.token);
+  const answered = await twilioIncoming(OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'completed' } });
+  assert.match(answered.xml, /<Response><Hangup\/><\/Response>/);
+});
+
+test('a wrong stream token is refused: at start (Twilio) and at the upgrade (query token)', async () => {
+  const markup = await twilioIncoming(NUMBER);
+  const client = await TwilioMediaClient.connect(markup.stream);
+  client.connected();
+  client.start({ token: 'stk_wrong', call_id: markup.callId });
+  const closed = await client.closed;
+  assert.equal(closed.code, 1008);
+  const state = await sessionState(markup.callId);
+  assert.ok(state.events.some((e) => e.event === 'token_refused'));
+  assert.equal((await callRow(markup.callId)).status, 'ringing', 'a refused stream does not start the call');
+
+  await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/telnyx/${markup.callId}?token=stk_wrong`), /HTTP 403/);
+  await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/twilio/call_does_not_exist`), /HTTP 404/);
+});
+
+// ---- the conversation ----------------------------------------------------------------------------
+
+test('a Twilio call: greeting frames with marks, a turn with history, barge-in, backchannel, STT reconnect, end_call, transcript and summary', async (t) => {
+  const call = await startTwilioCall();
+  const { client, playback, stt } = call;
+  const live = await connectWs(`ws://127.0.0.1:${worker.port}/api/v1/calls/${call.callId}/live`, {
+    headers: { authorization: `Bearer ${TEST_VARS.ADMIN_API_KEY}` },
+  });
+  const liveMessages = () => live.received.map((m) => JSON.parse(m));
+
+  await t.test('STT is Deepgram live with μ-law passed through and phone settings', () => {
+    assert.equal(stt.headers.authorization, 'Token dg-key');
+    assert.equal(stt.query.encoding, 'mulaw');
+    assert.equal(stt.query.sample_rate, '8000');
+    assert.equal(stt.query.interim_results, 'true');
+    assert.equal(stt.query.endpointing, '300');
+    assert.equal(stt.query.utterance_end_ms, '1000');
+  });
+
+  await t.test('the greeting arrives as 160-byte μ-law frames, each segment followed by its mark', async () => {
+    await heard(playback, ['t0-s0', 't0-s1', 't0-s2'], 'greeting marks');
+    await turnStored(call.callId, 0);
+    const frames = playback.log.filter((e) => e.kind === 'media' || e.kind === 'mark');
+    const media = frames.filter((e) => e.kind === 'media');
+    assert.ok(media.every((e) => e.bytes === 160), 'every payload is one 20 ms μ-law frame');
+    assert.ok(media.every((e) => e.frame.streamSid === client.streamSid));
+    // 1 + 5 + 4 words at 100 ms per word, 8 bytes per ms.
+    assert.equal(media.length, (1 + 5 + 4) * 100 * 8 / 160);
+    assert.deepEqual(playback.marks(), ['t0-s0', 't0-s1', 't0-s2']);
+    const lastMedia = frames.findLastIndex((e) => e.kind === 'media');
+    assert.equal(frames[lastMedia + 1].name, 't0-s2', 'the last mark follows the last audio');
+    const texts = eleven.requests.slice(-3).map((r) => r.text);
+    assert.deepEqual(texts, ['Hello!', 'Thanks for calling Acme Bistro.', 'How can I help?']);
+    assert.ok(eleven.requests.slice(-3).every((r) => r.outputFormat === 'ulaw_8000' && r.voiceId === 'rachel'));
+    // μ-law passes straight through: the caller hears exactly the provider's bytes.
+    const sent = Buffer.concat(media.map((e) => Buffer.from(e.frame.media.payload, 'base64')));
+    assert.ok(sent.subarray(0, 800).some((b) => b !== 0xff));
+  });
+
+  let turnStart;
+  await t.test('a user utterance produces an LLM request with the history, and a spoken reply', async () => {
+    const chatsBefore = openai.chatRequests.length;
+    openai.reply({ text: 'Sure. We have a table at seven tonight.' });
+    // Keyed on received audio: the transcript comes after half a second more of caller audio.
+    dg.script([{ afterAudioBytes: 4000, results: [
+      { transcript: 'I would like', is_final: false },
+      { transcript: 'I would like to book a table.', is_final: true, speech_final: true },
+    ] }], stt);
+    await eventually(() => openai.chatRequests.length > chatsBefore, { message: 'chat request' });
+    const req = openai.chatRequests[chatsBefore];
+    assert.equal(req.headers.authorization, 'Bearer sk-test');
+    assert.equal(req.parsed.model, 'gpt-live');
+    assert.equal(req.parsed.stream, true);
+    assert.deepEqual(req.parsed.messages, [
+      { role: 'system', content: SYSTEM_PROMPT },
+      { role: 'assistant', content: GREETING },
+      { role: 'user', content: 'I would like to book a table.' },
+    ]);
+    const tools = req.parsed.tools.map((tool) => tool.function.name).sort();
+    assert.deepEqual(tools, ['end_call', 'schedule_callback', 'send_dtmf']);
+    await heard(playback, ['t1-s0', 't1-s1'], 'reply marks');
+    await turnStored(call.callId, 1);
+    assert.deepEqual(eleven.requests.slice(-2).map((r) => r.text), ['Sure.', 'We have a table at seven tonight.']);
+    turnStart = performance.now();
+  });
+
+  await t.test('a backchannel over the agent does not interrupt it', async () => {
+    const before = performance.now();
+    openai.reply({ text: 'Our terrace is open in summer and it is lovely at sunset.' });
+    dg.say(stt, { transcript: 'Tell me about the terrace.', is_final: true, speech_final: true });
+    await eventually(() => playback.after(before, 'media').length > 5, { message: 'reply audio' });
+    dg.say(stt, { transcript: 'uh-huh', is_final: false });
+    dg.say(stt, { transcript: 'Uh-huh.', is_final: true, speech_final: true });
+    await heard(playback, ['t2-s0'], 'terrace reply heard');
+    assert.equal(playback.after(before, 'clear').length, 0, 'no clear');
+    const turn = await eventually(async () => (await sessionState(call.callId)).turns.find((x) => x.id === 2), { message: 'turn 2 stored' });
+    assert.equal(turn.interrupted, false);
+    assert.equal(turn.agent_text, 'Our terrace is open in summer and it is lovely at sunset.');
+  });
+
+  await t.test('barge-in: clear within a frame, LLM and TTS aborted, history keeps only what was heard', async () => {
+    const chatsBefore = openai.chatRequests.length;
+    const before = performance.now();
+    // The LLM writes slowly and never finishes (it stalls until aborted); the second sentence's
+    // audio starts, then hangs until aborted.
+    openai.reply({ text: 'Our menu has many dishes. We serve pasta and pizza made fresh every single day. ', chunkDelayMs: 60, stall: true });
+    dg.say(stt, { transcript: 'What is on the menu?', is_final: true, speech_final: true });
+    await eventually(() => eleven.requests.at(-1)?.text === 'Our menu has many dishes.', { interval: 5, message: 'first sentence requested' });
+    eleven.stallNext(1);
+    await heard(playback, ['t3-s0'], 'first sentence heard');
+    await eventually(() => eleven.requests.at(-1)?.text?.startsWith('We serve'), { message: 'second sentence requested' });
+    await eventually(() => playback.after(before, 'media').length > 25, { message: 'stalled audio started' });
+    const saidAt = performance.now();
+    dg.say(stt, { transcript: 'wait stop', is_final: false });
+    await eventually(() => playback.after(saidAt, 'clear').length > 0, { interval: 1, message: 'clear' });
+    const clearDelay = playback.after(saidAt, 'clear')[0].at - saidAt;
+    console.log(`# barge-in: interrupting transcript → clear in ${clearDelay.toFixed(1)} ms`);
+    assert.ok(clearDelay <= 20, `clear after ${clearDelay} ms, more than one 20 ms frame interval`);
+    const chat = openai.chatRequests[chatsBefore];
+    await eventually(() => chat.aborted, { message: 'LLM request aborted' });
+    const tts = eleven.requests.at(-1);
+    await eventually(() => tts.aborted, { message: 'TTS request aborted' });
+    assert.ok(tts.text.startsWith('We serve'));
+
+    openai.reply({ text: 'Of course.' });
+    dg.say(stt, { transcript: 'Wait, stop. Do you have desserts?', is_final: true, speech_final: true });
+    await eventually(() => openai.chatRequests.length > chatsBefore + 1, { message: 'next chat request' });
+    const messages = openai.chatRequests.at(-1).parsed.messages;
+    assert.deepEqual(messages.slice(-2), [
+      { role: 'assistant', content: 'Our menu has many dishes.' },
+      { role: 'user', content: 'Wait, stop. Do you have desserts?' },
+    ]);
+    await heard(playback, ['t4-s0'], 'answer after barge-in');
+    await turnStored(call.callId, 4);
+    const interrupted = await eventually(async () => (await sessionState(call.callId)).turns.find((x) => x.id === 3), { message: 'turn 3 stored' });
+    assert.equal(interrupted.interrupted, true);
+  });
+
+  await t.test('the STT socket dropped mid-call is reconnected and the call continues', async () => {
+    const n = dg.connections.length;
+    dg.dropConnection(stt);
+    const next = await dg.waitForConnection(n, 10_000);
+    assert.equal(next.query.encoding, 'mulaw');
+    await eventually(() => next.audioBytes > 1600, { message: 'audio flows to the new socket' });
+    openai.reply({ text: 'Yes, we do.' });
+    const before = performance.now();
+    dg.say(next, { transcript: 'Are you open on Sundays?', is_final: true, speech_final: true });
+    await heard(playback, ['t5-s0'], 'reply after reconnect');
+    await turnStored(call.callId, 5);
+    assert.ok(playback.after(before, 'media').length > 0);
+    const state = await sessionState(call.callId);
+    assert.ok(state.events.filter((e) => e.event === 'stt_connected').length >= 2);
+    call.stt = next;
+  });
+
+  await t.test('end_call: the agent says goodbye, then the call is hung up and finalized', async () => {
+    openai.reply({ text: 'Goodbye, see you soon!', toolCalls: [{ name: 'end_call', arguments: {} }] });
+    openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller booked a table at seven and asked about the menu.' });
+    dg.say(call.stt, { transcript: 'That is all, thanks.', is_final: true, speech_final: true });
+    const closed = await client.closed;
+    assert.equal(closed.code, 1000);
+    assert.ok(playback.echoed('t6-s0'), 'the goodbye played before the hang-up');
+    call.stopAudio();
+    await eventually(() => call.stt.closed, { message: 'STT closed' });
+    assert.ok(call.stt.controls.some((c) => c.type === 'CloseStream'));
+
+    const row = await eventually(async () => {
+      const r = await callRow(call.callId);
+      return r.status === 'completed' && r.summary && r;
+    }, { timeout: 20_000, message: 'call completed with summary' });
+    assert.equal(row.summary, 'The caller booked a table at seven and asked about the menu.');
+    const metrics = JSON.parse(row.metrics);
+    assert.ok(metrics.first_audio_ms.n >= 5);
+    const [transcript] = await worker.d1(`SELECT * FROM transcripts WHERE call_id = ${sqlText(call.callId)}`);
+    assert.ok(transcript.text.startsWith(`Agent: ${GREETING}\nCaller: I would like to book a table.\nAgent: Sure. We have a table at seven tonight.`));
+    assert.ok(transcript.text.includes('Agent: Our menu has many dishes.\nCaller: Wait, stop. Do you have desserts?'));
+    assert.ok(!transcript.text.includes('pasta'), 'unheard text is not in the transcript');
+    const turns = JSON.parse(transcript.turns);
+    assert.ok(turns.some((x) => x.role === 'agent' && x.metrics && x.metrics.first_audio_ms != null));
+
+    const summaryRequest = openai.chatRequests.find((r) => r.parsed?.stream === false);
+    assert.match(summaryRequest.parsed.messages[1].content, /Caller: I would like to book a table\./);
+
+    const events = await target.waitFor((d) => ['call.transcript.ready', 'call.summary.ready'].every((type) => d.some((x) => x.json?.type === type && x.json.data.call_id === call.callId)), 20_000);
+    assert.ok(events);
+    const ready = target.deliveries.filter((d) => d.json?.data?.call_id === call.callId);
+    assert.ok(ready.every((d) => d.verified), 'deliveries are signed');
+    const summary = ready.find((d) => d.json.type === 'call.summary.ready');
+    assert.equal(summary.json.data.provider, 'phone-agent');
+    assert.equal(summary.json.data.summary, row.summary);
+    const tr = ready.find((d) => d.json.type === 'call.transcript.ready');
+    assert.equal(tr.json.data.transcript.text, transcript.text);
+  });
+
+  await t.test('the live view streamed transcript lines, state changes and metrics', () => {
+    const messages = liveMessages();
+    assert.equal(messages[0].type, 'hello');
+    assert.ok(messages.some((m) => m.type === 'transcript' && m.speaker === 'caller' && m.text === 'I would like to book a table.' && m.final));
+    assert.ok(messages.some((m) => m.type === 'transcript' && m.speaker === 'agent' && m.text === 'Sure. We have a table at seven tonight.'));
+    for (const state of ['thinking', 'interrupted', 'listening', 'ended']) {
+      assert.ok(messages.some((m) => m.type === 'state' && m.state === state), state);
+    }
+    assert.ok(messages.some((m) => m.type === 'metrics' && m.metrics.first_audio_ms != null));
+    live.socket.close();
+  });
+  assert.ok(turnStart);
+});
+
+test('the caller hangs up: transcript and summary land in D1, events at the target', async () => {
+  const call = await startTwilioCall();
+  await heard(call.playback, ['t0-s2'], 'greeting');
+  await turnStored(call.callId, 0);
+  openai.reply({ text: 'We are open from nine to five.' });
+  openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller asked about opening hours.' });
+  call.stt && dg.say(call.stt, { transcript: 'When are you open?', is_final: true, speech_final: true });
+  await heard(call.playback, ['t1-s0'], 'answer');
+  call.stopAudio();
+  call.client.stop();
+  await call.client.closed;
+  const row = await eventually(async () => {
+    const r = await callRow(call.callId);
+    return r.status === 'completed' && r.summary && r;
+  }, { timeout: 20_000, message: 'summary stored' });
+  assert.equal(row.summary, 'The caller asked about opening hours.');
+  assert.ok(row.duration_seconds >= 0);
+  const [transcript] = await worker.d1(`SELECT text FROM transcripts WHERE call_id = ${sqlText(call.callId)}`);
+  assert.equal(transcript.text, `Agent: ${GREETING}\nCaller: When are you open?\nAgent: We are open from nine to five.`);
+  await target.waitFor((d) => d.some((x) => x.json?.type === 'call.summary.ready' && x.json.data.call_id === call.callId), 20_000);
+  const [status] = await worker.d1(`SELECT count(*) AS n FROM call_events WHERE call_id = ${sqlText(call.callId)} AND to_status IN ('in_progress', 'completed')`);
+  assert.equal(status.n, 2);
+});
+
+test('per-turn overhead with instant fakes: end of utterance → first outbound audio frame', async () => {
+  const call = await startTwilioCall();
+  await heard(call.playback, ['t0-s2'], 'greeting');
+  await turnStored(call.callId, 0);
+  const samples = [];
+  for (let i = 1; i <= 12; i++) {
+    openai.reply({ text: 'Sure, I can help with that.' });
+    const at = performance.now();
+    dg.say(call.stt, { transcript: `Question number ${i}?`, is_final: true, speech_final: true });
+    await eventually(() => call.playback.after(at, 'media').length > 0, { interval: 1, message: `reply ${i}` });
+    samples.push(call.playback.after(at, 'media')[0].at - at);
+    await heard(call.playback, [`t${i}-s0`], `reply ${i} heard`);
+    await turnStored(call.callId, i);
+  }
+  samples.sort((a, b) => a - b);
+  const q = (p) => samples[Math.min(samples.length - 1, Math.ceil(p * samples.length) - 1)];
+  const state = await sessionState(call.callId);
+  const inWorker = state.turns.filter((x) => x.user_text).map((x) => x.metrics.first_audio_ms).sort((a, b) => a - b);
+  console.log(`# per-turn overhead (utterance end → first media frame at the client), n=${samples.length}: p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms; worker-measured first_audio_ms p50 ${inWorker[Math.floor(inWorker.length / 2)]} ms`);
+  assert.ok(q(0.5) < 1000, 'a turn with instant providers answers within a second');
+  call.stopAudio();
+  call.client.stop();
+  await call.client.closed;
+});
+
+// ---- Telnyx and Exotel ---------------------------------------------------------------------------
+
+test('Telnyx: TeXML with a tokened stream URL, Aura μ-law greeting in 160-byte frames with marks', async () => {
+  const body = new URLSearchParams({ CallSid: `v3:${twilioSid('')}`, From: '+13122010094', To: TELNYX_NUMBER }).toString();
+  const ts = Math.floor(Date.now() / 1000);
+  const res = await worker.fetch('/voice/telnyx/incoming', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...signTelnyx(TELNYX.privateKey, ts, body) },
+    body,
+  });
+  const xml = await res.text();
+  assert.equal(res.status, 200, xml);
+  const markup = parseMarkup(xml);
+  assert.match(xml, /bidirectionalMode="rtp" bidirectionalCodec="PCMU"/);
+  assert.ok(markup.stream.endsWith(`?token=${markup.token}`));
+  const sttBefore = dg.connections.length;
+  const client = await TelnyxMediaClient.connect(markup.stream);
+  client.bytesPerMs = 8;
+  const playback = new Playback(client);
+  client.connected();
+  client.start({});
+  const stop = streamCallerAudio(client);
+  const stt = await dg.waitForConnection(sttBefore, 10_000);
+  assert.equal(stt.query.encoding, 'mulaw');
+  await heard(playback, ['t0-s0'], 'telnyx greeting');
+  const speak = dg.speakRequests.at(-1);
+  assert.equal(speak.query.encoding, 'mulaw');
+  assert.equal(speak.query.sample_rate, '8000');
+  assert.equal(speak.query.container, 'none');
+  assert.equal(speak.query.model, 'aura-2-thalia-en');
+  const media = playback.log.filter((e) => e.kind === 'media');
+  assert.ok(media.every((e) => e.bytes === 160));
+  assert.equal(media.length, (1 + 2) * 100 * 8 / 160);
+  assert.ok(playback.log.filter((e) => e.kind === 'mark').every((e) => e.frame.event === 'mark' && !('streamSid' in e.frame)));
+  // Aura was asked for raw μ-law: no WAV header reached the caller.
+  const audio = client.receivedAudio();
+  assert.notEqual(audio.subarray(0, 4).toString('latin1'), 'RIFF');
+  stop();
+  client.stop();
+  await client.closed;
+});
+
+test('Exotel: JSON stream URL, OpenAI PCM 24 kHz resampled to 8 kHz PCM16 in 3.2 KB chunks with marks', async () => {
+  const res = await worker.fetch(`/voice/exotel/incoming?token=${TEST_VARS.EXOTEL_WEBHOOK_TOKEN}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ CallSid: `ex${Date.now()}`, From: '+919876543210', To: EXOTEL_NUMBER }).toString(),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.match(body.url, new RegExp(`^ws://127\\.0\\.0\\.1:${worker.port}/media/exotel/call_[0-9a-z]+\\?token=stk_`));
+  const sttBefore = dg.connections.length;
+  const client = await ExotelMediaClient.connect(body.url);
+  client.bytesPerMs = 16;
+  const playback = new Playback(client);
+  client.connected();
+  client.start({});
+  const stop = streamCallerAudio(client);
+  const stt = await dg.waitForConnection(sttBefore, 10_000);
+  assert.equal(stt.query.encoding, 'linear16');
+  assert.equal(stt.query.sample_rate, '8000');
+  await heard(playback, ['t0-s0'], 'exotel greeting');
+  const speech = openai.speechRequests.at(-1);
+  assert.equal(speech.parsed.response_format, 'pcm');
+  assert.equal(speech.parsed.voice, 'alloy');
+  const media = playback.log.filter((e) => e.kind === 'media');
+  assert.ok(media.every((e) => e.bytes % 320 === 0 && e.bytes >= 3200 && e.bytes <= 100_000), JSON.stringify(media.map((e) => e.bytes)));
+  assert.ok(media.every((e) => e.frame.stream_sid === client.streamSid));
+  // 300 ms of speech ("Hello from Exotel." = 3 words) at 16 bytes/ms, padded to whole chunks.
+  const total = media.reduce((n, e) => n + e.bytes, 0);
+  assert.ok(total >= 3 * 100 * 16 && total <= 3 * 100 * 16 + 2 * 3200, `${total} bytes`);
+  assert.ok(client.receivedAudio().some((b) => b !== 0), 'the resampled tone is audible');
+  stop();
+  client.stop();
+  await client.closed;
+});
