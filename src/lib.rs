@@ -26,6 +26,7 @@ use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, Sc
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let started = now_ms();
+    health::instance();
     let request_id = request_id(req.headers().get("x-request-id").ok().flatten());
     let method = req.method().to_string();
     let path = req.path();

@@ -28,6 +28,8 @@ export const TEST_VARS = {
   RETELL_API_KEY: 'retell-test-key',
   VAPI_WEBHOOK_SECRET: 'vapi-test-secret',
   EXOTEL_WEBHOOK_TOKEN: 'exotel-test-token',
+  // RFC 8032 test 1 public key; the matching private seed is 9d61b19d… (telnyxKeyPair).
+  TELNYX_PUBLIC_KEY: '11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=',
   DELIVERY_RETRY_SCHEDULE: '1,1,1',
 };
 
