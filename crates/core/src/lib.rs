@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod media;
 pub mod pagination;
 pub mod providers;
+pub mod rate_limit;
 pub mod scheduling;
 pub mod session;
 pub mod targets;
