@@ -1,0 +1,434 @@
+// Fake Deepgram (PROTOCOLS §5, §9.1): live STT over WebSocket at /v1/listen and Aura TTS at
+// POST /v1/speak, on one port (the worker derives both from DEEPGRAM_URL).
+//
+// STT: the fake counts the caller's binary audio and answers from a script keyed on how much
+// audio it has heard, in Deepgram's exact JSON shapes (Results / UtteranceEnd / SpeechStarted /
+// Metadata). With `vad_events=true` it also emits SpeechStarted when non-silent audio begins.
+// TTS: deterministic tone audio, MS_PER_WORD (100 ms) per word of text, streamed in chunks.
+
+import { createHash, randomUUID } from 'node:crypto';
+import { WebSocketServer } from 'ws';
+import { startStreamingHttp, sleep } from './stream-http.mjs';
+import { countWords, mulawEnergy, mulawTone, pcm16Energy, pcm16Tone, MS_PER_WORD } from './audio.mjs';
+
+const MODEL_INFO = { name: 'general-nova-3', version: '2025-01-01.0', arch: 'nova-3' };
+const MODEL_UUID = '40bd3654-e622-47c4-a111-63a61b23bd5d';
+const BYTES_PER_SAMPLE = { mulaw: 1, alaw: 1, linear16: 2, linear32: 4 };
+const round3 = (x) => Math.round(x * 1000) / 1000;
+
+/** Deepgram's REST/handshake error body. */
+export function deepgramError(status, errCode, errMsg, requestId = randomUUID()) {
+  return {
+    status,
+    headers: { 'content-type': 'application/json', 'dg-request-id': requestId, 'dg-error': errMsg },
+    body: { err_code: errCode, err_msg: errMsg, request_id: requestId },
+  };
+}
+
+/** Extracts the API key from `Authorization: Token|Bearer <key>` or `Sec-WebSocket-Protocol: token, <key>`. */
+function deepgramKey(headers) {
+  const auth = headers.authorization ?? '';
+  const m = /^(Token|Bearer) (.+)$/.exec(auth);
+  if (m) return { scheme: m[1], key: m[2] };
+  const protocols = (headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+  if (protocols[0] === 'token' && protocols[1]) return { scheme: 'subprotocol', key: protocols[1] };
+  return null;
+}
+
+/** A 44-byte RIFF/WAVE header (Aura's default `container=wav`). */
+function wavHeader(dataBytes, { sampleRate, bitsPerSample, format }) {
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + dataBytes, 4);
+  h.write('WAVE', 8);
+  h.write('fmt ', 12);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(format, 20); // 1 = PCM, 7 = μ-law
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(sampleRate, 24);
+  h.writeUInt32LE((sampleRate * bitsPerSample) / 8, 28);
+  h.writeUInt16LE(bitsPerSample / 8, 32);
+  h.writeUInt16LE(bitsPerSample, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(dataBytes, 40);
+  return h;
+}
+
+/**
+ * Starts the fake. Options: `apiKey` (if set, only this key is accepted), `idleTimeoutMs` (close
+ * 1011 NET-0001 after this long without any frame; default 10 s, null = never), `vad` (auto
+ * SpeechStarted on non-silent audio when the client asked for `vad_events=true`; default true),
+ * `speakChunkBytes` / `speakChunkDelayMs` (TTS streaming granularity).
+ */
+export async function startFakeDeepgram({
+  apiKey,
+  idleTimeoutMs = 10_000,
+  vad = true,
+  speakChunkBytes = 1600,
+  speakChunkDelayMs = 5,
+} = {}) {
+  const connections = [];
+  const upgrades = [];
+  const sharedScript = [];
+  let refusals = []; // {status, count}
+  let speakSlowMs = speakChunkDelayMs;
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols) => (protocols.has('token') ? 'token' : false),
+  });
+
+  const send = (conn, message) => {
+    if (conn.closed || conn.socket.readyState !== conn.socket.OPEN) return false;
+    conn.sent.push(message);
+    conn.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+    return true;
+  };
+  const audioSeconds = (conn) => conn.audioBytes / conn.bytesPerSecond;
+  const latest = () => [...connections].reverse().find((c) => !c.closed) ?? connections.at(-1);
+
+  function resultsMessage(conn, r) {
+    const transcript = r.transcript ?? '';
+    const start = r.start ?? conn.cursor;
+    const duration = r.duration ?? Math.max(audioSeconds(conn) - start, 0);
+    const tokens = transcript.split(/\s+/).filter(Boolean);
+    const per = tokens.length ? duration / tokens.length : 0;
+    const words =
+      r.words ??
+      tokens.map((t, i) => ({
+        word: t.toLowerCase().replace(/[^\p{L}\p{N}']/gu, ''),
+        start: round3(start + i * per),
+        end: round3(start + (i + 1) * per),
+        confidence: 0.98,
+        punctuated_word: t,
+      }));
+    const isFinal = r.is_final ?? true;
+    if (isFinal) {
+      conn.cursor = start + duration;
+      if (words.length) conn.lastWordEnd = words.at(-1).end;
+    }
+    return {
+      type: 'Results',
+      channel_index: [0, 1],
+      duration: round3(duration),
+      start: round3(start),
+      is_final: isFinal,
+      speech_final: r.speech_final ?? false,
+      from_finalize: r.from_finalize ?? false,
+      channel: { alternatives: [{ transcript, confidence: r.confidence ?? (transcript ? 0.98 : 0), words }] },
+      metadata: { request_id: conn.requestId, model_info: MODEL_INFO, model_uuid: MODEL_UUID },
+    };
+  }
+
+  /** Emits one scripted item: a Results spec, or {type: 'UtteranceEnd'|'SpeechStarted'|'Error'|...}, {drop}, {close}. */
+  function emit(conn, item) {
+    if (item.drop) return fake.dropConnection(conn);
+    if (item.close) return conn.socket.close(item.close.code ?? 1000, item.close.reason ?? '');
+    switch (item.type) {
+      case undefined:
+      case 'Results':
+        return send(conn, resultsMessage(conn, item));
+      case 'UtteranceEnd':
+        return send(conn, { type: 'UtteranceEnd', channel: [0, 1], last_word_end: item.last_word_end ?? round3(conn.lastWordEnd) });
+      case 'SpeechStarted':
+        return send(conn, { type: 'SpeechStarted', channel: [0], timestamp: item.timestamp ?? round3(audioSeconds(conn)) });
+      default:
+        return send(conn, item);
+    }
+  }
+
+  async function runScript(conn) {
+    if (conn.scriptBusy) return;
+    conn.scriptBusy = true;
+    try {
+      for (;;) {
+        const queue = conn.script.length ? conn.script : sharedScript;
+        const step = queue[0];
+        if (!step || conn.closed || conn.stepBytes < (step.afterAudioBytes ?? 0)) break;
+        queue.shift();
+        conn.stepBytes = 0;
+        if (step.delayMs) await sleep(step.delayMs);
+        for (const item of step.results ?? []) emit(conn, item);
+        conn.stepsFired += 1;
+      }
+    } finally {
+      conn.scriptBusy = false;
+    }
+  }
+
+  function resetIdle(conn) {
+    clearTimeout(conn.idleTimer);
+    if (idleTimeoutMs == null || conn.closed) return;
+    conn.idleTimer = setTimeout(() => {
+      conn.idleClosed = true;
+      conn.socket.close(1011, 'NET-0001');
+    }, idleTimeoutMs);
+  }
+
+  function onAudio(conn, data) {
+    if (data.length === 0) conn.emptyFrames += 1; // Deepgram warns these cause closures; tests can assert 0.
+    conn.audioBytes += data.length;
+    conn.audioFrames += 1;
+    conn.stepBytes += data.length;
+    conn.hash.update(data);
+    if (vad && conn.query.vad_events === 'true') {
+      const energy = conn.encoding === 'linear16' ? pcm16Energy(data) : conn.encoding === 'mulaw' ? mulawEnergy(data) : 0;
+      if (energy > 300) {
+        conn.silentBytes = 0;
+        if (!conn.inSpeech) {
+          conn.inSpeech = true;
+          send(conn, { type: 'SpeechStarted', channel: [0], timestamp: round3((conn.audioBytes - data.length) / conn.bytesPerSecond) });
+        }
+      } else if (conn.inSpeech) {
+        conn.silentBytes += data.length;
+        if (conn.silentBytes >= conn.bytesPerSecond / 2) conn.inSpeech = false;
+      }
+    }
+    runScript(conn);
+  }
+
+  function onControl(conn, text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      msg = { type: 'invalid', raw: text };
+    }
+    conn.controls.push(msg);
+    if (msg.type === 'Finalize') {
+      send(conn, resultsMessage(conn, { transcript: '', is_final: true, from_finalize: true }));
+    } else if (msg.type === 'CloseStream') {
+      if (audioSeconds(conn) > conn.cursor) send(conn, resultsMessage(conn, { transcript: '', is_final: true }));
+      send(conn, {
+        type: 'Metadata',
+        transaction_key: 'deprecated',
+        request_id: conn.requestId,
+        sha256: conn.hash.copy().digest('hex'),
+        created: conn.created,
+        duration: round3(audioSeconds(conn)),
+        channels: conn.channels,
+      });
+      conn.socket.close(1000);
+    }
+  }
+
+  function refuseUpgrade(socket, reply) {
+    const body = JSON.stringify(reply.body);
+    const lines = [
+      `HTTP/1.1 ${reply.status} ${reply.status === 401 ? 'Unauthorized' : 'Error'}`,
+      ...Object.entries(reply.headers).map(([k, v]) => `${k}: ${v}`),
+      `content-length: ${Buffer.byteLength(body)}`,
+      'connection: close',
+      '',
+      body,
+    ];
+    socket.end(lines.join('\r\n'));
+  }
+
+  function onUpgrade(req, socket, head) {
+    const url = new URL(req.url, 'http://fake');
+    const attempt = { path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, status: 101 };
+    upgrades.push(attempt);
+    http.notify();
+    const key = deepgramKey(req.headers);
+    let reply = null;
+    if (url.pathname !== '/v1/listen') reply = deepgramError(404, 'NOT_FOUND', 'Not found');
+    else if (refusals.length) {
+      const r = refusals[0];
+      if (--r.count <= 0) refusals.shift();
+      reply = deepgramError(r.status, r.status === 401 ? 'INVALID_AUTH' : 'SERVICE_UNAVAILABLE', r.status === 401 ? 'Invalid credentials.' : 'Service unavailable.');
+    } else if (!key || (apiKey !== undefined && key.key !== apiKey)) {
+      reply = deepgramError(401, 'INVALID_AUTH', 'Invalid credentials.');
+    }
+    if (reply) {
+      attempt.status = reply.status;
+      refuseUpgrade(socket, reply);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const query = attempt.query;
+      const encoding = query.encoding ?? 'linear16';
+      const sampleRate = Number(query.sample_rate ?? 8000);
+      const channels = Number(query.channels ?? 1);
+      const conn = {
+        id: connections.length,
+        socket: ws,
+        path: url.pathname,
+        query,
+        headers: req.headers,
+        apiKey: key.key,
+        authScheme: key.scheme,
+        encoding,
+        sampleRate,
+        channels,
+        bytesPerSecond: sampleRate * channels * (BYTES_PER_SAMPLE[encoding] ?? 1),
+        requestId: randomUUID(),
+        created: new Date().toISOString(),
+        hash: createHash('sha256'),
+        audioBytes: 0,
+        audioFrames: 0,
+        emptyFrames: 0,
+        stepBytes: 0,
+        stepsFired: 0,
+        cursor: 0,
+        lastWordEnd: 0,
+        inSpeech: false,
+        silentBytes: 0,
+        controls: [],
+        sent: [],
+        script: [],
+        closed: false,
+        closeCode: null,
+        closeReason: null,
+      };
+      connections.push(conn);
+      ws.on('message', (data, isBinary) => {
+        resetIdle(conn);
+        if (isBinary) onAudio(conn, Buffer.from(data));
+        else onControl(conn, data.toString());
+        http.notify();
+      });
+      ws.on('close', (code, reason) => {
+        conn.closed = true;
+        conn.closeCode = code;
+        conn.closeReason = reason.toString();
+        clearTimeout(conn.idleTimer);
+        http.notify();
+      });
+      ws.on('error', () => {});
+      resetIdle(conn);
+      http.notify();
+      runScript(conn);
+    });
+  }
+
+  const http = await startStreamingHttp({
+    onUpgrade,
+    routes: [{ method: 'POST', path: '/v1/speak', handler: speak }],
+  });
+
+  async function speak(req) {
+    const key = deepgramKey(req.headers);
+    if (!key || (apiKey !== undefined && key.key !== apiKey)) return deepgramError(401, 'INVALID_AUTH', 'Invalid credentials.');
+    let text;
+    try {
+      text = req.json().text;
+    } catch {
+      text = undefined;
+    }
+    if (typeof text !== 'string' || !text.trim()) return deepgramError(400, 'INVALID_REQUEST_BODY', 'Text is required.');
+    const q = req.query;
+    const model = q.model ?? 'aura-asteria-en';
+    const encoding = q.encoding ?? 'mp3';
+    const sampleRate = Number(q.sample_rate ?? (encoding === 'linear16' ? 24000 : 8000));
+    if (encoding !== 'mulaw' && encoding !== 'linear16') {
+      return deepgramError(400, 'UNSUPPORTED_BY_FAKE', `the fake serves only mulaw and linear16, not ${encoding}`);
+    }
+    if (encoding === 'mulaw' && sampleRate !== 8000 && sampleRate !== 16000) {
+      return deepgramError(400, 'INVALID_QUERY_PARAMETER', 'mulaw supports sample_rate 8000 or 16000.');
+    }
+    const container = q.container ?? 'wav';
+    const ms = countWords(text) * MS_PER_WORD;
+    const samples = Math.round((sampleRate * ms) / 1000);
+    let audio = encoding === 'mulaw' ? mulawTone(samples, { rate: sampleRate }) : pcm16Tone(samples, { rate: sampleRate });
+    if (container === 'wav') {
+      const bits = encoding === 'mulaw' ? 8 : 16;
+      audio = Buffer.concat([wavHeader(audio.length, { sampleRate, bitsPerSample: bits, format: bits === 8 ? 7 : 1 }), audio]);
+    }
+    req.text = text;
+    req.audioBytes = audio.length;
+    return {
+      status: 200,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'dg-request-id': randomUUID(),
+        'dg-model-name': model,
+        'dg-char-count': String(text.length),
+      },
+      stream: async (write) => {
+        for (let i = 0; i < audio.length; i += speakChunkBytes) {
+          if (!(await write(audio.subarray(i, i + speakChunkBytes)))) return;
+          if (speakSlowMs) await sleep(speakSlowMs, req.signal);
+        }
+      },
+    };
+  }
+
+  const fake = {
+    /** Value for DEEPGRAM_URL (ws://127.0.0.1:port). */
+    url: http.url.replace(/^http/, 'ws'),
+    /** The same server as http:// (for /v1/speak). */
+    httpUrl: http.url,
+    port: http.port,
+    /** Accepted STT connections (records: query, headers, apiKey, audioBytes, controls, sent, closed…). */
+    connections,
+    /** Every upgrade attempt, refused ones included ({path, query, headers, status}). */
+    upgrades,
+    /** Recorded POST /v1/speak requests (plus `text`, `audioBytes`, `aborted`). */
+    get speakRequests() {
+      return http.requests.filter((r) => r.path === '/v1/speak');
+    },
+    /** Queues steps {afterAudioBytes, delayMs?, results: [...]}; `afterAudioBytes` counts from the previous step (or connect). Pass `conn` for a per-connection script. */
+    script(steps, conn) {
+      (conn ? conn.script : sharedScript).push(...steps);
+      for (const c of conn ? [conn] : connections) if (!c.closed) runScript(c);
+    },
+    /** Sends one Results now: {transcript, is_final=true, speech_final=false, from_finalize?, start?, duration?}. */
+    say(conn = latest(), result = {}) {
+      return emit(conn, { ...result, type: 'Results' });
+    },
+    /** Sends UtteranceEnd (last_word_end defaults to the end of the last final word). */
+    utteranceEnd(conn = latest(), last_word_end) {
+      return emit(conn, { type: 'UtteranceEnd', last_word_end });
+    },
+    /** Sends SpeechStarted at the current audio time. */
+    speechStarted(conn = latest(), timestamp) {
+      return emit(conn, { type: 'SpeechStarted', timestamp });
+    },
+    /** Sends any JSON (or string) frame as-is, e.g. an Error or an unknown type. */
+    send(conn = latest(), message) {
+      return send(conn, message);
+    },
+    /** Kills the TCP connection with no close frame (the worker sees 1006) to exercise reconnects. */
+    dropConnection(conn = latest()) {
+      conn.dropped = true;
+      conn.socket.terminate();
+    },
+    /** Closes with a proper close frame, e.g. (conn, 1011, 'NET-0000'). */
+    closeConnection(conn = latest(), code = 1000, reason = '') {
+      conn.socket.close(code, reason);
+    },
+    /** Refuses the next `count` upgrades with HTTP `status` (401 or e.g. 503) and Deepgram's error body. */
+    refuse(status = 401, count = Infinity) {
+      refusals.push({ status, count });
+    },
+    /** Stops refusing upgrades. */
+    accept() {
+      refusals = [];
+    },
+    /** Answers the next `n` /v1/speak requests with HTTP `status` and Deepgram's error body. */
+    failSpeak(n, status = 500) {
+      http.failNext(n, deepgramError(status, status === 429 ? 'TOO_MANY_REQUESTS' : 'INTERNAL_SERVER_ERROR', 'scripted failure'), (r) => r.path === '/v1/speak');
+    },
+    /** Sets the delay between TTS chunks (ms). */
+    slowSpeak(ms) {
+      speakSlowMs = ms;
+    },
+    /** Resolves with the `n`-th (0-based) accepted connection once it exists. */
+    waitForConnection(n = 0, timeout) {
+      return http.waitFor(() => connections[n], timeout);
+    },
+    /** Resolves once `predicate(fake)` is truthy (re-checked on every frame, request and close). */
+    waitFor(predicate, timeout) {
+      return http.waitFor(() => predicate(fake), timeout);
+    },
+    async close() {
+      for (const c of connections) {
+        clearTimeout(c.idleTimer);
+        c.socket.terminate();
+      }
+      wss.close();
+      await http.close();
+    },
+  };
+  return fake;
+}

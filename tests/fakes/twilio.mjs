@@ -1,0 +1,224 @@
+// Fake Twilio REST (PROTOCOLS §2.5, §2.6) and Twilio's signed webhooks (§2.7–2.9, SIGNATURES §2).
+// POST /2010-04-01/Accounts/{AccountSid}/Calls.json creates a call (201 + call resource);
+// POST/GET .../Calls/{CallSid}.json modifies / fetches it. The fake can then play Twilio's part
+// in the call's life: signed status callbacks and async AMD results to the URLs the worker gave.
+
+import { createHmac, randomBytes } from 'node:crypto';
+import { startStreamingHttp, formToObject } from './stream-http.mjs';
+
+/** A Twilio SID: `prefix` + 32 lowercase hex digits. */
+export const twilioSid = (prefix) => prefix + randomBytes(16).toString('hex');
+
+/** Twilio's date format, e.g. "Tue, 31 Aug 2010 20:36:28 +0000". */
+export const twilioDate = (d = new Date()) => d.toUTCString().replace('GMT', '+0000');
+
+/** Twilio's error body: `{code, message, more_info, status}`. */
+export function twilioError(status, code, message) {
+  return { status, body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status } };
+}
+
+/** Normalizes params (object with string/array values, URLSearchParams or [k, v] pairs) to [k, v] pairs. */
+function pairs(params) {
+  if (params instanceof URLSearchParams || Array.isArray(params)) return [...params];
+  return Object.entries(params ?? {}).flatMap(([k, v]) => [].concat(v).map((x) => [k, String(x)]));
+}
+
+/** X-Twilio-Signature: base64 HMAC-SHA1(authToken, url + sorted names, each + its sorted distinct values). */
+export function twilioSignature(authToken, url, params = {}) {
+  const byName = new Map();
+  for (const [k, v] of pairs(params)) byName.set(k, (byName.get(k) ?? new Set()).add(v));
+  let data = url;
+  for (const name of [...byName.keys()].sort()) {
+    for (const value of [...byName.get(name)].sort()) data += name + value;
+  }
+  return createHmac('sha1', authToken).update(data, 'utf8').digest('base64');
+}
+
+/**
+ * POSTs `params` form-encoded to `url` with the X-Twilio-Signature Twilio would send for `url`.
+ * `via` (an origin such as worker.url) delivers the request there while still signing `url`.
+ * Resolves to {status, headers, text}.
+ */
+export async function sendStatusCallback(url, authToken, params, { via, headers = {} } = {}) {
+  const target = via ? new URL(new URL(url).pathname + new URL(url).search, via).toString() : url;
+  const body = new URLSearchParams(pairs(params)).toString();
+  const res = await fetch(target, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+      'x-twilio-signature': twilioSignature(authToken, url, params),
+      'user-agent': 'TwilioProxy/1.1',
+      'i-twilio-idempotency-token': randomBytes(16).toString('hex'),
+      ...headers,
+    },
+    body,
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** Standard voice-webhook parameters for a call (override or add any with `extra`). */
+export function twilioCallParams({ callSid = twilioSid('CA'), accountSid = twilioSid('AC'), from = '+15017122661', to = '+15558675310', status = 'ringing', direction = 'inbound', ...extra } = {}) {
+  return {
+    AccountSid: accountSid, ApiVersion: '2010-04-01', CallSid: callSid, CallStatus: status, Called: to, Caller: from,
+    Direction: direction, From: from, To: to, CallerName: '', FromCountry: 'US', ToCountry: 'US', ...extra,
+  };
+}
+
+const EVENT_OF_STATUS = {
+  initiated: 'initiated', ringing: 'ringing', 'in-progress': 'answered', answered: 'answered',
+  completed: 'completed', busy: 'completed', 'no-answer': 'completed', failed: 'completed', canceled: 'completed',
+};
+
+/**
+ * Starts the fake Twilio REST API. Options: `accountSid` / `authToken` — when set, requests must use
+ * them (HTTP Basic `AccountSid:AuthToken`, path AccountSid) or get Twilio's 401 (code 20003).
+ * `authToken` also signs the status callbacks; `via` (e.g. worker.url) is where callbacks are sent.
+ */
+export async function startFakeTwilio({ accountSid, authToken, via } = {}) {
+  const calls = new Map();
+  const modifications = [];
+  const callbacks = [];
+
+  function resource(call) {
+    const base = `/2010-04-01/Accounts/${call.accountSid}/Calls/${call.sid}`;
+    const fmt = (n) => (/^\+1\d{10}$/.test(n ?? '') ? `(${n.slice(2, 5)}) ${n.slice(5, 8)}-${n.slice(8)}` : n ?? null);
+    return {
+      sid: call.sid, account_sid: call.accountSid, to: call.to, to_formatted: fmt(call.to), from: call.from,
+      from_formatted: fmt(call.from), status: call.status, direction: call.direction, answered_by: null,
+      api_version: '2010-04-01', caller_name: null, duration: null, start_time: null, end_time: null, price: null,
+      price_unit: 'USD', parent_call_sid: null, phone_number_sid: call.phoneNumberSid, forwarded_from: null,
+      group_sid: null, queue_time: '0', trunk_sid: null, annotation: null,
+      date_created: call.dateCreated, date_updated: twilioDate(), uri: `${base}.json`,
+      subresource_uris: {
+        notifications: `${base}/Notifications.json`, recordings: `${base}/Recordings.json`,
+        payments: `${base}/Payments.json`, events: `${base}/Events.json`, siprec: `${base}/Siprec.json`,
+        streams: `${base}/Streams.json`, transcriptions: `${base}/Transcriptions.json`,
+        user_defined_message_subscriptions: `${base}/UserDefinedMessageSubscriptions.json`,
+        user_defined_messages: `${base}/UserDefinedMessages.json`,
+      },
+    };
+  }
+
+  function authenticate(req) {
+    const m = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
+    const [user, ...rest] = m ? Buffer.from(m[1], 'base64').toString('utf8').split(':') : [];
+    req.auth = m ? { user, password: rest.join(':') } : null;
+    req.accountSid = req.params.account;
+    req.fields = formToObject(req.body);
+    if (!req.auth) return twilioError(401, 20003, 'Authenticate');
+    if (accountSid !== undefined && (req.params.account !== accountSid || user !== accountSid)) return twilioError(401, 20003, 'Authenticate');
+    if (authToken !== undefined && req.auth.password !== authToken) return twilioError(401, 20003, 'Authenticate');
+    return null;
+  }
+
+  function create(req) {
+    const err = authenticate(req);
+    if (err) return err;
+    const p = req.fields;
+    if (!p.To) return twilioError(400, 21201, "No 'To' number is specified");
+    if (!p.From) return twilioError(400, 21603, "A 'From' phone number is required.");
+    if (!p.Url && !p.Twiml && !p.ApplicationSid) return twilioError(400, 21205, 'Url parameter is required.');
+    if (!p.Url && p.Twiml && p.Twiml.length > 4000) return twilioError(400, 21236, 'Twiml exceeds the maximum length of 4000 characters.');
+    const call = {
+      sid: twilioSid('CA'), accountSid: req.params.account, to: p.To, from: p.From, status: 'queued',
+      direction: 'outbound-api', phoneNumberSid: twilioSid('PN'), dateCreated: twilioDate(), params: p, sequence: 0,
+      statusCallback: p.StatusCallback ?? null,
+      statusCallbackEvents: [].concat(p.StatusCallbackEvent ?? []).flatMap((e) => e.split(' ')).filter(Boolean),
+    };
+    calls.set(call.sid, call);
+    req.callSid = call.sid;
+    return { status: 201, body: resource(call) };
+  }
+
+  function callFor(req) {
+    let call = calls.get(req.params.call);
+    if (!call) {
+      // A call the fake did not create (e.g. an inbound one): Twilio would know it, so adopt it.
+      call = { sid: req.params.call, accountSid: req.params.account, status: 'in-progress', direction: 'inbound', phoneNumberSid: twilioSid('PN'), dateCreated: twilioDate(), params: {}, sequence: 0, statusCallbackEvents: [] };
+      calls.set(call.sid, call);
+    }
+    return call;
+  }
+
+  function modify(req) {
+    const err = authenticate(req);
+    if (err) return err;
+    const call = callFor(req);
+    const p = req.fields;
+    req.callSid = call.sid;
+    if (p.Status && !['completed', 'canceled'].includes(p.Status)) return twilioError(400, 21218, `Invalid value for Status: ${p.Status}`);
+    if (p.Status) call.status = p.Status === 'canceled' && call.status === 'in-progress' ? call.status : p.Status;
+    modifications.push({ callSid: call.sid, params: p, at: Date.now() });
+    return { status: 200, body: resource(call) };
+  }
+
+  function fetchCall(req) {
+    return authenticate(req) ?? { status: 200, body: resource(callFor(req)) };
+  }
+
+  const http = await startStreamingHttp({
+    routes: [
+      { method: 'POST', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\.json$/, handler: create },
+      { method: 'POST', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\/(?<call>CA[^/]+)\.json$/, handler: modify },
+      { method: 'GET', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\/(?<call>CA[^/]+)\.json$/, handler: fetchCall },
+    ],
+  });
+
+  return {
+    /** Value for TWILIO_API_URL. */
+    url: http.url,
+    port: http.port,
+    /** Every request (recorded: accountSid, auth {user, password}, fields (form as object; repeated keys → arrays), callSid). */
+    requests: http.requests,
+    /** Calls created (or adopted) by sid: {sid, status, to, from, params, statusCallback, statusCallbackEvents}. */
+    calls,
+    /** Live-call modifications: {callSid, params: {Twiml|Url|Status}}. */
+    modifications,
+    /** Status/AMD callbacks the fake sent: {url, params, status}. */
+    callbacks,
+    /** POST .../Calls.json requests only. */
+    get createRequests() {
+      return http.requests.filter((r) => /\/Calls\.json$/.test(r.path) && r.method === 'POST');
+    },
+    /**
+     * Sends the call's StatusCallback for `status` (initiated|ringing|in-progress|completed|busy|
+     * no-answer|failed|canceled) if the call subscribed to that event (or `force`). Resolves to the
+     * worker's {status, text}, or null when Twilio would not have sent it.
+     */
+    async sendStatus(callSid, status, extra = {}, { force = false } = {}) {
+      const call = calls.get(callSid);
+      if (!call?.statusCallback) throw new Error(`fake twilio: call ${callSid} has no StatusCallback`);
+      const event = EVENT_OF_STATUS[status];
+      const subscribed = call.statusCallbackEvents.length ? call.statusCallbackEvents : ['completed'];
+      if (!force && !subscribed.includes(event)) return null;
+      call.sequence += 1;
+      const callStatus = status === 'answered' ? 'in-progress' : status;
+      call.status = callStatus === 'initiated' ? 'queued' : callStatus;
+      const params = {
+        ...twilioCallParams({ callSid, accountSid: call.accountSid, from: call.from, to: call.to, status: callStatus, direction: call.direction }),
+        CallbackSource: 'call-progress-events', SequenceNumber: String(call.sequence - 1), Timestamp: twilioDate(),
+        ...(event === 'completed' ? { CallDuration: '42', Duration: '1', SipResponseCode: callStatus === 'completed' ? '200' : '487' } : {}),
+        ...extra,
+      };
+      const res = await sendStatusCallback(call.statusCallback, authToken ?? 'unset-auth-token', params, { via });
+      callbacks.push({ url: call.statusCallback, params, status: res.status });
+      return res;
+    },
+    /** Sends the async AMD result (AnsweredBy: human|machine_start|…) to the call's AsyncAmdStatusCallback. */
+    async sendAmd(callSid, answeredBy = 'human', extra = {}) {
+      const call = calls.get(callSid);
+      const url = call?.params.AsyncAmdStatusCallback;
+      if (!url) throw new Error(`fake twilio: call ${callSid} has no AsyncAmdStatusCallback`);
+      const params = { AccountSid: call.accountSid, CallSid: callSid, AnsweredBy: answeredBy, MachineDetectionDuration: '2140', ...extra };
+      const res = await sendStatusCallback(url, authToken ?? 'unset-auth-token', params, { via });
+      callbacks.push({ url, params, status: res.status });
+      return res;
+    },
+    /** Answers the next `n` REST requests with HTTP `status` and Twilio's error body. */
+    failNext(n, status = 500, code = 20500) {
+      http.failNext(n, twilioError(status, status === 429 ? 20429 : code, status === 429 ? 'Too Many Requests' : 'Internal Server Error'));
+    },
+    waitFor: http.waitFor,
+    close: http.close,
+  };
+}
