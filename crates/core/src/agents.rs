@@ -30,7 +30,11 @@ pub struct AgentSpec {
 pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(obj) = body.as_object() else {
-        return Err(vec![error("", "invalid_body", "the body must be a JSON object")]);
+        return Err(vec![error(
+            "",
+            "invalid_body",
+            "the body must be a JSON object",
+        )]);
     };
     let name = text(obj, "name", MAX_NAME_CHARS * 4, true, &mut errors);
     if name
@@ -95,7 +99,11 @@ pub struct NumberSpec {
 pub fn parse_number(body: &Value) -> Result<NumberSpec, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(obj) = body.as_object() else {
-        return Err(vec![error("", "invalid_body", "the body must be a JSON object")]);
+        return Err(vec![error(
+            "",
+            "invalid_body",
+            "the body must be a JSON object",
+        )]);
     };
     let number = phone(obj, "number", true, &mut errors);
     let agent_id = text(obj, "agent_id", 128, true, &mut errors);
@@ -155,7 +163,11 @@ fn text(
         }
         Some(Value::String(s)) if s.trim().is_empty() => {
             if required {
-                errors.push(error(name, "required", &format!("{name} must not be blank")));
+                errors.push(error(
+                    name,
+                    "required",
+                    &format!("{name} must not be blank"),
+                ));
             }
             None
         }
@@ -357,9 +369,10 @@ mod tests {
                 ("agent_id".to_owned(), "required"),
             ]
         );
-        let errors =
-            parse_number(&json!({"number": "+15017122661", "agent_id": "a", "ring_owner_first": true}))
-                .unwrap_err();
+        let errors = parse_number(
+            &json!({"number": "+15017122661", "agent_id": "a", "ring_owner_first": true}),
+        )
+        .unwrap_err();
         assert_eq!(codes(errors), [("owner_phone".to_owned(), "required")]);
     }
 }
