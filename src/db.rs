@@ -31,6 +31,12 @@ impl Arg for i64 {
     }
 }
 
+impl Arg for u32 {
+    fn js(&self) -> JsValue {
+        JsValue::from_f64(f64::from(*self))
+    }
+}
+
 impl Arg for bool {
     fn js(&self) -> JsValue {
         JsValue::from_f64(if *self { 1.0 } else { 0.0 })

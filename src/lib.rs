@@ -6,6 +6,8 @@ mod app;
 mod call_session;
 mod call_status;
 mod db;
+mod dispatch;
+mod emails;
 mod forwarding;
 mod health;
 mod http;

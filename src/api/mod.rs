@@ -2,9 +2,12 @@
 //! One file per resource; this module authenticates, routes, and holds the request helpers
 //! every resource shares (JSON bodies, query parameters, pages).
 
+mod agents;
+mod calls;
 mod deliveries;
 mod endpoints;
 mod events;
+mod numbers;
 
 use crate::app::App;
 use crate::call_session;
@@ -38,7 +41,7 @@ impl Principal {
 }
 
 /// Resources of the contract that have not landed yet answer 501 rather than 404.
-const PLANNED: [&str; 5] = ["agents", "numbers", "api-keys", "audit-log", "openapi.json"];
+const PLANNED: [&str; 3] = ["api-keys", "audit-log", "openapi.json"];
 
 /// Authenticates, then routes `/api/v1/{rest..}`.
 pub async fn dispatch(
@@ -62,7 +65,9 @@ pub async fn dispatch(
         ["endpoints", tail @ ..] => endpoints::route(req, app, &principal, method, tail).await,
         ["events", tail @ ..] => events::route(req, app, &principal, method, tail).await,
         ["deliveries", tail @ ..] => deliveries::route(req, app, &principal, method, tail).await,
-        ["calls", ..] => ("/api/v1/calls", not_built("/api/v1/calls")),
+        ["calls", tail @ ..] => calls::route(req, app, &principal, method, tail).await,
+        ["agents", tail @ ..] => agents::route(req, app, &principal, method, tail).await,
+        ["numbers", tail @ ..] => numbers::route(req, app, &principal, method, tail).await,
         [resource, ..] if PLANNED.contains(resource) => (
             "/api/v1 (not built)",
             not_built(&format!("/api/v1/{resource}")),

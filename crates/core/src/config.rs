@@ -65,6 +65,8 @@ pub struct Providers {
     pub twilio_api_url: String,
     pub telnyx_api_key: Option<String>,
     pub telnyx_api_url: String,
+    /// Telnyx Call Control application (connection) that outbound calls are placed from.
+    pub telnyx_connection_id: Option<String>,
 }
 
 /// The whole configuration of one worker deployment.
@@ -162,6 +164,7 @@ impl Config {
                 twilio_api_url: url("TWILIO_API_URL", "https://api.twilio.com")?,
                 telnyx_api_key: get("TELNYX_API_KEY"),
                 telnyx_api_url: url("TELNYX_API_URL", "https://api.telnyx.com")?,
+                telnyx_connection_id: get("TELNYX_CONNECTION_ID"),
             },
             allow_private_targets,
             delivery_retry_schedule,
@@ -252,6 +255,16 @@ mod tests {
         assert!(!config.allow_private_targets);
         assert_eq!(config.providers.resend_api_url, "https://api.resend.com");
         assert!(config.admin_api_key.is_none());
+        assert!(config.providers.telnyx_connection_id.is_none());
+    }
+
+    #[test]
+    fn telnyx_connection_id_is_read() {
+        let config = parse(&[("TELNYX_CONNECTION_ID", " 1494404757140276705 ")]).unwrap();
+        assert_eq!(
+            config.providers.telnyx_connection_id.as_deref(),
+            Some("1494404757140276705")
+        );
     }
 
     #[test]
