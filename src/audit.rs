@@ -2,8 +2,8 @@
 
 use crate::api::Principal;
 use crate::db;
-use crate::http::{now_ms, ApiError};
-use serde_json::Value;
+use crate::http::{log_line, now_ms, ApiError};
+use serde_json::{json, Value};
 use worker::d1::{D1Database, D1PreparedStatement};
 
 /// What changed, for one audit entry.
@@ -17,7 +17,11 @@ pub struct Change<'a> {
 }
 
 /// The audit insert as a statement, to batch with the mutation it describes (atomic).
-pub fn statement(db: &D1Database, who: &Principal, change: &Change<'_>) -> Result<D1PreparedStatement, ApiError> {
+pub fn statement(
+    db: &D1Database,
+    who: &Principal,
+    change: &Change<'_>,
+) -> Result<D1PreparedStatement, ApiError> {
     db::stmt(
         db,
         "INSERT INTO audit_log (tenant_id, actor, action, resource_type, resource_id, before, after, request_id, at)
@@ -36,8 +40,17 @@ pub fn statement(db: &D1Database, who: &Principal, change: &Change<'_>) -> Resul
     )
 }
 
-/// Records a change on its own (when the mutation was not a single batch).
-pub async fn record(db: &D1Database, who: &Principal, change: &Change<'_>) -> Result<(), ApiError> {
-    statement(db, who, change)?.run().await?;
-    Ok(())
+/// Records a change made by an already-committed write. A failure here is logged, not
+/// returned: the change happened, and the caller must not retry it because of the log.
+pub async fn record(db: &D1Database, who: &Principal, change: &Change<'_>) {
+    let result = match statement(db, who, change) {
+        Ok(stmt) => stmt.run().await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.message),
+    };
+    if let Err(error) = result {
+        log_line(
+            json!({"level": "error", "msg": "audit entry lost", "action": change.action,
+            "resource_id": change.resource_id, "request_id": who.request_id, "error": error}),
+        );
+    }
 }

@@ -65,7 +65,9 @@ impl ApiError {
         }
         let mut response = json_response(self.status, &json!({ "error": error }));
         if let Some(seconds) = self.retry_after {
-            let _ = response.headers_mut().set("retry-after", &seconds.to_string());
+            let _ = response
+                .headers_mut()
+                .set("retry-after", &seconds.to_string());
         }
         response
     }

@@ -15,7 +15,10 @@ pub async fn check(env: &Env, key: &str, per_minute: u32) -> std::result::Result
         return Ok(());
     }
     let answer = async {
-        let stub = env.durable_object("RATE_LIMITER")?.id_from_name(key)?.get_stub()?;
+        let stub = env
+            .durable_object("RATE_LIMITER")?
+            .id_from_name(key)?
+            .get_stub()?;
         let mut res = stub
             .fetch_with_str(&format!("https://rate-limiter/take?limit={per_minute}"))
             .await?;
@@ -24,7 +27,12 @@ pub async fn check(env: &Env, key: &str, per_minute: u32) -> std::result::Result
     .await;
     match answer {
         Ok((429, wait_ms)) => {
-            let secs = wait_ms.trim().parse::<u64>().unwrap_or(1000).div_ceil(1000).max(1);
+            let secs = wait_ms
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(1000)
+                .div_ceil(1000)
+                .max(1);
             Err(ApiError::new(
                 429,
                 "rate_limited",
@@ -34,7 +42,9 @@ pub async fn check(env: &Env, key: &str, per_minute: u32) -> std::result::Result
         }
         Ok(_) => Ok(()),
         Err(e) => {
-            log_line(json!({"level": "error", "msg": "rate limiter unreachable", "error": e.to_string()}));
+            log_line(
+                json!({"level": "error", "msg": "rate limiter unreachable", "error": e.to_string()}),
+            );
             Ok(())
         }
     }
@@ -61,7 +71,10 @@ impl DurableObject for RateLimiter {
             .and_then(|(_, v)| v.parse::<u32>().ok())
             .unwrap_or(1);
         let now = now_ms();
-        let mut bucket = self.bucket.get().unwrap_or_else(|| TokenBucket::full(limit, now));
+        let mut bucket = self
+            .bucket
+            .get()
+            .unwrap_or_else(|| TokenBucket::full(limit, now));
         let taken = bucket.take(limit, now);
         self.bucket.set(Some(bucket));
         match taken {

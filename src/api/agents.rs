@@ -77,6 +77,10 @@ pub async fn route(
         (Method::Post, []) => ("POST /api/v1/agents", create(&mut req, app, who).await),
         (Method::Get, []) => ("GET /api/v1/agents", list(&req, app, who).await),
         (Method::Get, [id]) => ("GET /api/v1/agents/{id}", get(app, who, id).await),
+        (Method::Patch, [id]) => (
+            "PATCH /api/v1/agents/{id}",
+            update(&mut req, app, who, id).await,
+        ),
         (_, [] | [_]) => ("/api/v1/agents", Err(method_not_allowed(method))),
         _ => ("not found", Err(ApiError::not_found("no such agent route"))),
     }
@@ -107,7 +111,70 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let row = find(app, &who.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::internal("agent vanished after insert"))?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "agent.create",
+            resource_type: "agent",
+            resource_id: Some(&id),
+            before: None,
+            after: Some(&row.render()),
+        },
+    )
+    .await;
     Ok(json_response(201, &row.render()))
+}
+
+/// Applies the given fields over the stored agent and validates the result as a whole, so
+/// there is one set of rules for creating and changing an agent.
+async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let body = json_body(req).await?;
+    let row = find(app, &who.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
+    let before = row.render();
+    let mut merged = before.clone();
+    if let (Some(target), Some(changes)) = (merged.as_object_mut(), body.as_object()) {
+        target.retain(|_, v| !v.is_null());
+        for (key, value) in changes {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    let spec = parse_agent(&merged).map_err(field_errors)?;
+    db::run(
+        &app.db()?,
+        "UPDATE agents SET name = ?, system_prompt = ?, first_message = ?, config = ?, updated_at = ?
+         WHERE id = ? AND tenant_id = ?",
+        &[
+            &spec.name,
+            &spec.system_prompt,
+            &spec.first_message,
+            &spec.config.to_string(),
+            &now_ms(),
+            &id,
+            &who.tenant_id,
+        ],
+    )
+    .await?;
+    let after = find(app, &who.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?
+        .render();
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "agent.update",
+            resource_type: "agent",
+            resource_id: Some(id),
+            before: Some(&before),
+            after: Some(&after),
+        },
+    )
+    .await;
+    Ok(json_response(200, &after))
 }
 
 async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {

@@ -26,7 +26,10 @@ struct Row {
 
 impl Row {
     fn render(&self) -> Value {
-        let parse = |s: &Option<String>| s.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
+        let parse = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        };
         json!({
             "id": self.id, "actor": self.actor, "action": self.action,
             "resource_type": self.resource_type, "resource_id": self.resource_id,
@@ -37,11 +40,20 @@ impl Row {
 }
 
 /// Routes `/api/v1/audit-log`.
-pub async fn route(req: Request, app: &App, who: &Principal, method: &Method, tail: &[&str]) -> (&'static str, ApiResult) {
+pub async fn route(
+    req: Request,
+    app: &App,
+    who: &Principal,
+    method: &Method,
+    tail: &[&str],
+) -> (&'static str, ApiResult) {
     match (method, tail) {
         (Method::Get, []) => ("GET /api/v1/audit-log", list(&req, app, who).await),
         (_, []) => ("/api/v1/audit-log", Err(method_not_allowed(method))),
-        _ => ("not found", Err(ApiError::not_found("no such audit-log route"))),
+        _ => (
+            "not found",
+            Err(ApiError::not_found("no such audit-log route")),
+        ),
     }
 }
 
@@ -51,7 +63,11 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let page = Page::from_query(&q)?;
     let (at, after_id) = page.bounds();
     // Entries are keyed by their integer id; the cursor carries it as text.
-    let after_id: i64 = if after_id.is_empty() { i64::MAX } else { after_id.parse().unwrap_or(i64::MAX) };
+    let after_id: i64 = if after_id.is_empty() {
+        i64::MAX
+    } else {
+        after_id.parse().unwrap_or(i64::MAX)
+    };
     let rows: Vec<Row> = db::all(
         &app.db()?,
         "SELECT id, actor, action, resource_type, resource_id, before, after, request_id, at FROM audit_log
@@ -62,5 +78,13 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         &[&who.tenant_id, &at, &after_id, &q.get("resource_type"), &q.get("resource_id"), &q.get("action"), &page.fetch()],
     )
     .await?;
-    list_response(rows, &page, |r| Cursor { created_at: r.at, id: r.id.to_string() }, Row::render)
+    list_response(
+        rows,
+        &page,
+        |r| Cursor {
+            created_at: r.at,
+            id: r.id.to_string(),
+        },
+        Row::render,
+    )
 }

@@ -309,6 +309,18 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     .await?;
     after_change(app, &id, start_at, request.provider == DialProvider::Bland);
     let row = find(app, who, &id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "call.schedule",
+            resource_type: "call",
+            resource_id: Some(&id),
+            before: None,
+            after: Some(&row.render()),
+        },
+    )
+    .await;
     Ok(json_response(201, &row.render()))
 }
 
@@ -560,8 +572,20 @@ async fn reschedule(req: &mut Request, app: &App, who: &Principal, id: &str) -> 
     )
     .await?;
     after_change(app, id, start_at, bland);
-    let row = find(app, who, id).await?;
-    Ok(json_response(200, &row.render()))
+    let after = find(app, who, id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "call.reschedule",
+            resource_type: "call",
+            resource_id: Some(id),
+            before: Some(&row.render()),
+            after: Some(&after.render()),
+        },
+    )
+    .await;
+    Ok(json_response(200, &after.render()))
 }
 
 /// Stops a call Bland has scheduled, after the answer; a failure is kept in the call's history.
@@ -651,6 +675,18 @@ async fn cancel(app: &App, who: &Principal, id: &str) -> ApiResult {
     let call_id = id.to_owned();
     app.ctx
         .wait_until(async move { emails::send_for_call(&env, &call_id).await });
-    let row = find(app, who, id).await?;
-    Ok(json_response(200, &row.render()))
+    let after = find(app, who, id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "call.cancel",
+            resource_type: "call",
+            resource_id: Some(id),
+            before: Some(&row.render()),
+            after: Some(&after.render()),
+        },
+    )
+    .await;
+    Ok(json_response(200, &after.render()))
 }

@@ -58,7 +58,10 @@ pub async fn route(
         (Method::Get, [id]) => ("GET /api/v1/api-keys/{id}", get(app, who, id).await),
         (Method::Delete, [id]) => ("DELETE /api/v1/api-keys/{id}", revoke(app, who, id).await),
         (_, [] | [_]) => ("/api/v1/api-keys", Err(method_not_allowed(method))),
-        _ => ("not found", Err(ApiError::not_found("no such api-key route"))),
+        _ => (
+            "not found",
+            Err(ApiError::not_found("no such api-key route")),
+        ),
     }
 }
 
@@ -68,7 +71,11 @@ pub fn parse_new_key(body: &Value) -> Result<(String, Role), ApiError> {
     let name = match body.get("name").and_then(Value::as_str).map(str::trim) {
         Some(n) if !n.is_empty() && n.len() <= 100 => n.to_owned(),
         _ => {
-            errors.push(field_error("name", "required", "name is a non-empty string of at most 100 bytes"));
+            errors.push(field_error(
+                "name",
+                "required",
+                "name is a non-empty string of at most 100 bytes",
+            ));
             String::new()
         }
     };
@@ -77,7 +84,11 @@ pub fn parse_new_key(body: &Value) -> Result<(String, Role), ApiError> {
         Some(v) => serde_json::from_value::<Role>(v.clone()).ok(),
     };
     if role.is_none() {
-        errors.push(field_error("role", "invalid_value", "role is admin, operator or viewer"));
+        errors.push(field_error(
+            "role",
+            "invalid_value",
+            "role is admin, operator or viewer",
+        ));
     }
     match role {
         Some(role) if errors.is_empty() => Ok((name, role)),
@@ -118,7 +129,13 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
             audit::statement(
                 &db,
                 who,
-                &Change { action: "api_key.create", resource_type: "api_key", resource_id: Some(&id), before: None, after: Some(&after) },
+                &Change {
+                    action: "api_key.create",
+                    resource_type: "api_key",
+                    resource_id: Some(&id),
+                    before: None,
+                    after: Some(&after),
+                },
             )?,
         ],
     )
@@ -156,7 +173,15 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         &[&who.tenant_id, &at, &id, &page.fetch()],
     )
     .await?;
-    list_response(rows, &page, |r| Cursor { created_at: r.created_at, id: r.id.clone() }, Row::render)
+    list_response(
+        rows,
+        &page,
+        |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        },
+        Row::render,
+    )
 }
 
 async fn revoke(app: &App, who: &Principal, id: &str) -> ApiResult {

@@ -3,17 +3,23 @@
 //! every resource shares (JSON bodies, query parameters, pages).
 
 mod agents;
+mod audit_log;
 mod calls;
 mod deliveries;
 mod endpoints;
 mod events;
+mod keys;
 mod numbers;
+mod tenants;
 
 use crate::app::App;
 use crate::call_session;
+use crate::db;
+use crate::http::now_ms;
 use crate::http::{json_response, ApiError, ApiResult};
+use crate::rate_limit;
 use crate::routes::{method_not_allowed, not_built};
-use phone_agent_core::auth::{bearer_token, key_matches, Access, Role};
+use phone_agent_core::auth::{bearer_token, key_hash, key_matches, Access, Role};
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -23,6 +29,12 @@ use worker::{Method, Request};
 pub struct Principal {
     pub tenant_id: String,
     pub role: Role,
+    /// Audit actor: the API key's id, or `admin` for the bootstrap `ADMIN_API_KEY`.
+    pub actor: String,
+    /// The bootstrap key, which alone may create tenants.
+    pub bootstrap: bool,
+    /// Carried into audit entries.
+    pub request_id: String,
 }
 
 impl Principal {
@@ -41,7 +53,7 @@ impl Principal {
 }
 
 /// Resources of the contract that have not landed yet answer 501 rather than 404.
-const PLANNED: [&str; 3] = ["api-keys", "audit-log", "openapi.json"];
+const PLANNED: [&str; 1] = ["openapi.json"];
 
 /// Authenticates, then routes `/api/v1/{rest..}`.
 pub async fn dispatch(
@@ -50,10 +62,17 @@ pub async fn dispatch(
     method: &Method,
     rest: &[&str],
 ) -> (&'static str, ApiResult) {
-    let principal = match authenticate(&req, app) {
+    let principal = match authenticate(&req, app).await {
         Ok(p) => p,
         Err(e) => return ("/api/v1 (unauthenticated)", Err(e)),
     };
+    let limit = match app.config() {
+        Ok(config) => config.api_rate_limit_per_minute,
+        Err(e) => return ("/api/v1", Err(e)),
+    };
+    if let Err(e) = rate_limit::check(&app.env, &principal.actor, limit).await {
+        return ("/api/v1 (rate limited)", Err(e));
+    }
     match rest {
         ["calls", call_id, "session"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/session",
@@ -68,6 +87,9 @@ pub async fn dispatch(
         ["calls", tail @ ..] => calls::route(req, app, &principal, method, tail).await,
         ["agents", tail @ ..] => agents::route(req, app, &principal, method, tail).await,
         ["numbers", tail @ ..] => numbers::route(req, app, &principal, method, tail).await,
+        ["api-keys", tail @ ..] => keys::route(req, app, &principal, method, tail).await,
+        ["tenants", tail @ ..] => tenants::route(req, app, &principal, method, tail).await,
+        ["audit-log", tail @ ..] => audit_log::route(req, app, &principal, method, tail).await,
         [resource, ..] if PLANNED.contains(resource) => (
             "/api/v1 (not built)",
             not_built(&format!("/api/v1/{resource}")),
@@ -79,12 +101,9 @@ pub async fn dispatch(
     }
 }
 
-fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
-    let expected = app
-        .config()?
-        .admin_api_key
-        .as_deref()
-        .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
+/// Resolves the bearer key: the bootstrap `ADMIN_API_KEY` (admin of the default tenant), or a
+/// tenant key looked up by its hash (revoked keys are refused).
+async fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
     let header = req
         .headers()
         .get("authorization")
@@ -93,14 +112,55 @@ fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
     let token = bearer_token(&header)
         .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?;
-    if key_matches(token, expected) {
-        Ok(Principal {
+    let bootstrap = app
+        .config()?
+        .admin_api_key
+        .as_deref()
+        .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
+    if key_matches(token, bootstrap) {
+        return Ok(Principal {
             tenant_id: "ten_default".into(),
             role: Role::Admin,
-        })
-    } else {
-        Err(ApiError::unauthorized("invalid API key"))
+            actor: "admin".into(),
+            bootstrap: true,
+            request_id: app.request_id.clone(),
+        });
     }
+    #[derive(serde::Deserialize)]
+    struct Key {
+        id: String,
+        tenant_id: String,
+        role: Role,
+        last_used_at: Option<i64>,
+    }
+    let db = app.db()?;
+    let key: Key = db::first(
+        &db,
+        "SELECT id, tenant_id, role, last_used_at FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        &[&key_hash(token)],
+    )
+    .await?
+    .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+    let now = now_ms();
+    // last_used_at is informational: write it at most once a minute, off the request path.
+    if key.last_used_at.is_none_or(|t| now - t > 60_000) {
+        let id = key.id.clone();
+        app.ctx.wait_until(async move {
+            let _ = db::run(
+                &db,
+                "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                &[&now, &id],
+            )
+            .await;
+        });
+    }
+    Ok(Principal {
+        tenant_id: key.tenant_id,
+        role: key.role,
+        actor: key.id,
+        bootstrap: false,
+        request_id: app.request_id.clone(),
+    })
 }
 
 /// Largest accepted JSON request body.

@@ -53,6 +53,11 @@ pub async fn route(
         (Method::Post, []) => ("POST /api/v1/numbers", create(&mut req, app, who).await),
         (Method::Get, []) => ("GET /api/v1/numbers", list(&req, app, who).await),
         (Method::Get, [id]) => ("GET /api/v1/numbers/{id}", get(app, who, id).await),
+        (Method::Patch, [id]) => (
+            "PATCH /api/v1/numbers/{id}",
+            update(&mut req, app, who, id).await,
+        ),
+        (Method::Delete, [id]) => ("DELETE /api/v1/numbers/{id}", delete(app, who, id).await),
         (_, [] | [_]) => ("/api/v1/numbers", Err(method_not_allowed(method))),
         _ => (
             "not found",
@@ -101,6 +106,18 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
         ));
     }
     let row = find(app, who, &id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "number.create",
+            resource_type: "phone_number",
+            resource_id: Some(&id),
+            before: None,
+            after: Some(&row.render()),
+        },
+    )
+    .await;
     Ok(json_response(201, &row.render()))
 }
 
@@ -112,6 +129,83 @@ async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
     )
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no number {id}")))
+}
+
+/// Changes the agent, owner phone or ring-owner-first of a number (the number itself is its
+/// identity: register a new one instead). Validated by the same rules as creation.
+async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let body = json_body(req).await?;
+    let before = find(app, who, id).await?.render();
+    if body.get("number").is_some_and(|n| n != &before["number"]) {
+        return Err(invalid_fields(json!([field_error(
+            "number",
+            "immutable",
+            "a number cannot be changed; register the new number instead"
+        )])));
+    }
+    let mut merged = before.clone();
+    if let (Some(target), Some(changes)) = (merged.as_object_mut(), body.as_object()) {
+        for (key, value) in changes {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    let spec = parse_number(&merged).map_err(field_errors)?;
+    if super::agents::find(app, &who.tenant_id, &spec.agent_id)
+        .await?
+        .is_none()
+    {
+        return Err(invalid_fields(json!([field_error(
+            "agent_id",
+            "unknown_agent",
+            format!("no agent {}", spec.agent_id)
+        )])));
+    }
+    db::run(
+        &app.db()?,
+        "UPDATE phone_numbers SET agent_id = ?, owner_phone = ?, ring_owner_first = ?, updated_at = ?
+         WHERE id = ? AND tenant_id = ?",
+        &[&spec.agent_id, &spec.owner_phone, &spec.ring_owner_first, &now_ms(), &id, &who.tenant_id],
+    )
+    .await?;
+    let after = find(app, who, id).await?.render();
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "number.update",
+            resource_type: "phone_number",
+            resource_id: Some(id),
+            before: Some(&before),
+            after: Some(&after),
+        },
+    )
+    .await;
+    Ok(json_response(200, &after))
+}
+
+async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let before = find(app, who, id).await?.render();
+    db::run(
+        &app.db()?,
+        "DELETE FROM phone_numbers WHERE id = ? AND tenant_id = ?",
+        &[&id, &who.tenant_id],
+    )
+    .await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "number.delete",
+            resource_type: "phone_number",
+            resource_id: Some(id),
+            before: Some(&before),
+            after: None,
+        },
+    )
+    .await;
+    Ok(json_response(200, &json!({"id": id, "deleted": true})))
 }
 
 async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {

@@ -36,13 +36,23 @@ pub async fn route(
     tail: &[&str],
 ) -> (&'static str, ApiResult) {
     if !who.bootstrap {
-        return ("/api/v1/tenants", Err(ApiError::new(403, "forbidden", "only ADMIN_API_KEY manages tenants")));
+        return (
+            "/api/v1/tenants",
+            Err(ApiError::new(
+                403,
+                "forbidden",
+                "only ADMIN_API_KEY manages tenants",
+            )),
+        );
     }
     match (method, tail) {
         (Method::Post, []) => ("POST /api/v1/tenants", create(&mut req, app, who).await),
         (Method::Get, []) => ("GET /api/v1/tenants", list(&req, app).await),
         (_, []) => ("/api/v1/tenants", Err(method_not_allowed(method))),
-        _ => ("not found", Err(ApiError::not_found("no such tenant route"))),
+        _ => (
+            "not found",
+            Err(ApiError::not_found("no such tenant route")),
+        ),
     }
 }
 
@@ -67,12 +77,30 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     db::batch(
         &db,
         vec![
-            db::stmt(&db, "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)", &[&tenant_id, &name, &now])?,
-            keys::insert(&db, &tenant_id, &key_id, "admin", Role::Admin, &key, &prefix)?,
+            db::stmt(
+                &db,
+                "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+                &[&tenant_id, &name, &now],
+            )?,
+            keys::insert(
+                &db,
+                &tenant_id,
+                &key_id,
+                "admin",
+                Role::Admin,
+                &key,
+                &prefix,
+            )?,
             audit::statement(
                 &db,
                 who,
-                &Change { action: "tenant.create", resource_type: "tenant", resource_id: Some(&tenant_id), before: None, after: Some(&after) },
+                &Change {
+                    action: "tenant.create",
+                    resource_type: "tenant",
+                    resource_id: Some(&tenant_id),
+                    before: None,
+                    after: Some(&after),
+                },
             )?,
         ],
     )
@@ -96,5 +124,13 @@ async fn list(req: &Request, app: &App) -> ApiResult {
         &[&at, &id, &page.fetch()],
     )
     .await?;
-    list_response(rows, &page, |r| Cursor { created_at: r.created_at, id: r.id.clone() }, Row::render)
+    list_response(
+        rows,
+        &page,
+        |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        },
+        Row::render,
+    )
 }
