@@ -18,7 +18,7 @@ use crate::db;
 use crate::http::now_ms;
 use crate::http::{json_response, ApiError, ApiResult};
 use crate::rate_limit;
-use crate::routes::{method_not_allowed, not_built};
+use crate::routes::method_not_allowed;
 use phone_agent_core::auth::{bearer_token, key_hash, key_matches, Access, Role};
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
@@ -52,8 +52,17 @@ impl Principal {
     }
 }
 
-/// Resources of the contract that have not landed yet answer 501 rather than 404.
-const PLANNED: [&str; 1] = ["openapi.json"];
+/// The OpenAPI 3.1 description of this API (public: it holds no data). A test keeps it and
+/// the router in step.
+fn openapi() -> worker::Response {
+    let mut response = worker::Response::builder()
+        .with_status(200)
+        .fixed(include_bytes!("openapi.json").to_vec());
+    let _ = response
+        .headers_mut()
+        .set("content-type", "application/json; charset=utf-8");
+    response
+}
 
 /// Authenticates, then routes `/api/v1/{rest..}`.
 pub async fn dispatch(
@@ -62,6 +71,12 @@ pub async fn dispatch(
     method: &Method,
     rest: &[&str],
 ) -> (&'static str, ApiResult) {
+    if rest == ["openapi.json"] {
+        return match method {
+            Method::Get => ("GET /api/v1/openapi.json", Ok(openapi())),
+            _ => ("/api/v1/openapi.json", Err(method_not_allowed(method))),
+        };
+    }
     let principal = match authenticate(&req, app).await {
         Ok(p) => p,
         Err(e) => return ("/api/v1 (unauthenticated)", Err(e)),
@@ -90,10 +105,6 @@ pub async fn dispatch(
         ["api-keys", tail @ ..] => keys::route(req, app, &principal, method, tail).await,
         ["tenants", tail @ ..] => tenants::route(req, app, &principal, method, tail).await,
         ["audit-log", tail @ ..] => audit_log::route(req, app, &principal, method, tail).await,
-        [resource, ..] if PLANNED.contains(resource) => (
-            "/api/v1 (not built)",
-            not_built(&format!("/api/v1/{resource}")),
-        ),
         _ => (
             "not found",
             Err(ApiError::not_found("no such API resource")),

@@ -109,7 +109,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
         201,
         &json!({
             "id": tenant_id, "name": name, "created_at": rfc3339(now),
-            "api_key": {"id": key_id, "role": "admin", "prefix": prefix, "key": key},
+            "api_key": {"id": key_id, "name": "admin", "role": "admin", "prefix": prefix, "key": key},
         }),
     ))
 }
