@@ -29,7 +29,9 @@ fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -54,7 +56,10 @@ fn main() {
     // Parse + decode + hand the audio on (to the STT socket buffer).
     let mut forwarded = Vec::with_capacity(FRAMES * 160);
     let parse_ns = per_frame(|_| {
-        for event in twilio.parse(Frame::Text(black_box(&frame))).unwrap_or_default() {
+        for event in twilio
+            .parse(Frame::Text(black_box(&frame)))
+            .unwrap_or_default()
+        {
             if let CarrierEvent::Audio(bytes) = event {
                 forwarded.clear();
                 forwarded.extend_from_slice(&bytes);
@@ -67,7 +72,8 @@ fn main() {
     let pcm24: Vec<u8> = (0..480i32)
         .flat_map(|i| (((i * 997) % 20000 - 10000) as i16).to_le_bytes())
         .collect();
-    let mut down = Transcoder::new(AudioFormat::Pcm16Le { rate: 24_000 }, AudioFormat::Mulaw8k).expect("24k→μ-law");
+    let mut down = Transcoder::new(AudioFormat::Pcm16Le { rate: 24_000 }, AudioFormat::Mulaw8k)
+        .expect("24k→μ-law");
     let mut out = Vec::with_capacity(256);
     let resample_ns = per_frame(|_| {
         out.clear();
@@ -76,7 +82,8 @@ fn main() {
     });
 
     // Inbound for a PCM consumer: 160 μ-law bytes → 8 kHz PCM16 LE.
-    let mut up = Transcoder::new(AudioFormat::Mulaw8k, AudioFormat::Pcm16Le { rate: 8_000 }).expect("μ-law→PCM");
+    let mut up = Transcoder::new(AudioFormat::Mulaw8k, AudioFormat::Pcm16Le { rate: 8_000 })
+        .expect("μ-law→PCM");
     let decode_ns = per_frame(|_| {
         out.clear();
         up.push(black_box(&mulaw), &mut out);
