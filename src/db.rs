@@ -84,6 +84,19 @@ pub async fn first<T: DeserializeOwned>(
     Ok(all(db, sql, args).await?.into_iter().next())
 }
 
+/// The `id` column of every row of a query (work queues select ids, then lease each one).
+pub async fn ids(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<Vec<String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    Ok(all::<Id>(db, sql, args)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
+}
+
 /// Runs a write and returns how many rows it changed.
 pub async fn run(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<usize, ApiError> {
     let result = stmt(db, sql, args)?.run().await?;

@@ -136,11 +136,7 @@ pub fn enqueue(
 pub async fn send_for_call(env: &Env, call_id: &str) {
     let result = async {
         let db = env.d1("DB")?;
-        #[derive(Deserialize)]
-        struct Id {
-            id: String,
-        }
-        let ids: Vec<Id> = db::all(
+        let ids: Vec<String> = db::ids(
             &db,
             "SELECT id FROM emails WHERE call_id = ? AND status = 'pending'",
             &[&call_id],
@@ -148,7 +144,7 @@ pub async fn send_for_call(env: &Env, call_id: &str) {
         .await?;
         let config = load_config(env)?;
         for id in ids {
-            attempt(&db, &config, &id.id).await?;
+            attempt(&db, &config, &id).await?;
         }
         if let Some(at) = next_due(&db).await? {
             scheduler::wake_at(env, at).await;
@@ -167,11 +163,7 @@ pub async fn send_for_call(env: &Env, call_id: &str) {
 pub async fn send_due(env: &Env) -> Result<usize, ApiError> {
     let db = env.d1("DB")?;
     let now = now_ms();
-    #[derive(Deserialize)]
-    struct Id {
-        id: String,
-    }
-    let due: Vec<Id> = db::all(
+    let due: Vec<String> = db::ids(
         &db,
         "SELECT id FROM emails WHERE status = 'pending' AND next_attempt_at <= ?1
            AND (locked_until IS NULL OR locked_until < ?1)
@@ -185,9 +177,9 @@ pub async fn send_due(env: &Env) -> Result<usize, ApiError> {
     let config = load_config(&env.clone())?;
     let count = due.len();
     for id in due {
-        if let Err(e) = attempt(&db, &config, &id.id).await {
+        if let Err(e) = attempt(&db, &config, &id).await {
             log_line(
-                json!({"level": "error", "msg": "email attempt", "email_id": id.id, "error": e.message}),
+                json!({"level": "error", "msg": "email attempt", "email_id": id, "error": e.message}),
             );
         }
     }
