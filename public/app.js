@@ -1,29 +1,128 @@
-// Dashboard: shows what /health reports. Plain DOM, no framework, no external assets.
-const status = document.getElementById('health-status');
-const table = document.getElementById('health-checks');
+// phone-agent dashboard: plain ES modules, hash routing, no build step, no external assets.
+import { session } from './js/api.js';
+import { h, announce } from './js/dom.js';
+import { loginPage } from './js/pages/login.js';
+import { callsPage } from './js/pages/calls.js';
+import { callDetailPage } from './js/pages/call-detail.js';
+import { livePage } from './js/pages/live.js';
+import { schedulePage } from './js/pages/schedule.js';
+import { eventsPage, eventDetailPage } from './js/pages/events.js';
+import { deliveriesPage, deliveryDetailPage } from './js/pages/deliveries.js';
+import { endpointsPage } from './js/pages/endpoints.js';
 
-async function refresh() {
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+const logout = document.getElementById('logout');
+
+const routes = [
+  [/^\/calls$/, callsPage, 'Calls'],
+  [/^\/calls\/([^/]+)$/, callDetailPage, 'Call'],
+  [/^\/calls\/([^/]+)\/live$/, livePage, 'Live call'],
+  [/^\/schedule$/, schedulePage, 'Schedule a call'],
+  [/^\/events$/, eventsPage, 'Events'],
+  [/^\/events\/([^/]+)$/, eventDetailPage, 'Event'],
+  [/^\/deliveries$/, deliveriesPage, 'Deliveries'],
+  [/^\/deliveries\/([^/]+)$/, deliveryDetailPage, 'Delivery'],
+  [/^\/endpoints$/, endpointsPage, 'Endpoints'],
+];
+
+/** Cleanup of the current page (e.g. closing the live socket). */
+let teardown = null;
+let renderId = 0;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/calls';
+  const [path, query = ''] = raw.split('?');
+  return { path, params: new URLSearchParams(query) };
+}
+
+async function render() {
+  const id = ++renderId;
+  if (teardown) {
+    try {
+      teardown();
+    } catch {
+      /* ignore */
+    }
+    teardown = null;
+  }
+  const loggedIn = Boolean(session.key);
+  nav.hidden = !loggedIn;
+  logout.hidden = !loggedIn;
+  if (!loggedIn) {
+    document.title = 'Log in · phone-agent';
+    main.replaceChildren(loginPage({ onLogin: () => render() }));
+    return;
+  }
+  const { path, params } = parseHash();
+  let matched = null;
+  for (const [re, page, title] of routes) {
+    const m = re.exec(path);
+    if (m) {
+      matched = { page, title, args: m.slice(1).map(decodeURIComponent) };
+      break;
+    }
+  }
+  for (const a of nav.querySelectorAll('a')) {
+    const target = a.getAttribute('href').slice(1);
+    if (path === target || path.startsWith(`${target}/`)) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (!matched) {
+    document.title = 'Not found · phone-agent';
+    main.replaceChildren(h('h2', { id: 'page-title', tabindex: '-1' }, 'Page not found'), h('p', {}, h('a', { href: '#/calls' }, 'Back to calls')));
+    return;
+  }
+  document.title = `${matched.title} · phone-agent`;
+  const container = h('div', { class: 'page' }, h('p', { class: 'loading' }, 'Loading…'));
+  main.replaceChildren(container);
+  const ctx = {
+    params,
+    isCurrent: () => id === renderId,
+    onTeardown: (fn) => {
+      teardown = fn;
+    },
+    navigate: (hash) => {
+      location.hash = hash;
+    },
+  };
   try {
-    const res = await fetch('/health');
-    const body = await res.json();
-    status.textContent = `Status: ${body.status} (version ${body.version})`;
-    status.className = body.status === 'ok' ? 'ok' : 'fail';
-    const rows = Object.entries(body.checks).map(([name, check]) => {
-      const tr = document.createElement('tr');
-      for (const text of [name, check.ok ? 'ok' : `failed: ${check.error ?? ''}`, check.latency_ms != null ? `${check.latency_ms} ms` : '']) {
-        const td = document.createElement('td');
-        td.textContent = text;
-        tr.append(td);
-      }
-      tr.className = check.ok ? 'ok' : 'fail';
-      return tr;
-    });
-    table.tBodies[0].replaceChildren(...rows);
-    table.hidden = false;
-  } catch (e) {
-    status.textContent = `Worker unreachable: ${e.message}`;
-    status.className = 'fail';
+    const node = await matched.page(ctx, ...matched.args);
+    if (id !== renderId) return;
+    container.replaceChildren(node);
+  } catch (err) {
+    if (id !== renderId || err.status === 401) return;
+    container.replaceChildren(h('div', { class: 'error-box', role: 'alert' }, h('p', {}, h('strong', {}, 'Error: '), err.message)));
+  }
+  if (id === renderId && !main.contains(document.activeElement)) {
+    // Move focus to the new page's heading so keyboard and screen-reader users land on it.
+    document.getElementById('page-title')?.focus({ preventScroll: true });
   }
 }
 
-refresh();
+window.addEventListener('hashchange', render);
+window.addEventListener('auth:required', () => {
+  announce('Your API key was refused; please log in again.');
+  render();
+});
+logout.addEventListener('click', () => {
+  session.key = null;
+  announce('Logged out.');
+  render();
+});
+
+async function health() {
+  const el = document.getElementById('health');
+  try {
+    const res = await fetch('/health');
+    const body = await res.json();
+    el.textContent = `Worker health: ${body.status} (version ${body.version})`;
+    el.className = body.status === 'ok' ? 'ok' : 'fail';
+  } catch (e) {
+    el.textContent = `Worker unreachable: ${e.message}`;
+    el.className = 'fail';
+  }
+}
+
+health();
+render();

@@ -25,6 +25,16 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIND
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
+# Headless Chromium for the dashboard's browser tests (tests/dashboard.test.mjs drives it with
+# playwright-core, which downloads no browser): Debian's package, when it is not there yet.
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium (Debian package) for the dashboard browser tests"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+
 # npm: wrangler (ships workerd), binaryen (wasm-opt), test dependencies.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
   || [ package.json -nt node_modules/.package-lock.json ]; then

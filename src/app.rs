@@ -8,15 +8,21 @@ use worker::{d1::D1Database, kv::KvStore, Context, Env};
 pub struct App {
     pub env: Env,
     pub ctx: Context,
+    pub request_id: String,
     config: Result<Config, ConfigError>,
 }
 
 impl App {
     /// Reads the configuration from the environment; an invalid one is kept as an error so
     /// routes that need no configuration (health) still answer.
-    pub fn new(env: Env, ctx: Context) -> Self {
+    pub fn new(env: Env, ctx: Context, request_id: String) -> Self {
         let config = load_config(&env);
-        App { env, ctx, config }
+        App {
+            env,
+            ctx,
+            request_id,
+            config,
+        }
     }
 
     /// The parsed configuration, or a 500 naming the variable at fault.

@@ -1,14 +1,28 @@
 //! Moving a call through its state machine: the one place a call's status changes.
-//! The core decides whether a transition applies; a compare-and-set on the old status makes
-//! concurrent callbacks (alarm, cron, provider webhooks) safe without locks.
+//! The core decides whether a transition applies; a compare-and-set on the old status (and, when
+//! given, on the attempt and the due time) makes concurrent writers — alarm, cron, API requests,
+//! provider webhooks — safe without locks: exactly one of them wins each transition.
+//!
+//! Also here, because they follow from a status change: the canonical `call.*` event of a change
+//! we caused ourselves (a provider's own callback is already forwarded as its canonical event, so
+//! webhook-caused changes emit nothing more), and the no-answer / busy retry, which re-schedules
+//! the same call row as attempt + 1.
 
 use crate::db;
-use crate::http::{log_line, ApiError};
-use phone_agent_core::scheduling::state::{transition, Transition};
+use crate::forwarding::{self, NewEvent, Published};
+use crate::http::{log_line, new_id, rfc3339, ApiError};
+use crate::scheduler;
+use chrono::DateTime;
+use phone_agent_core::agents::retry_policy;
+use phone_agent_core::scheduling::state::{retry_after_outcome, transition, Transition};
 use phone_agent_core::scheduling::CallStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
+use worker::Env;
+
+/// Provider name of the events this worker emits about its own calls.
+pub const OWN_PROVIDER: &str = "phone-agent";
 
 /// Outcome of asking for a status change.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,21 +35,126 @@ pub enum Applied {
     NoCall,
 }
 
-/// Applies `to` to the call if the state machine allows it, recording the transition in
-/// `call_events` atomically with the status change.
+/// A requested status change and the conditions it holds under.
+pub struct Change<'a> {
+    /// The new status.
+    pub to: CallStatus,
+    /// Who asks: `api`, `scheduler`, `webhook:<provider>`.
+    pub source: &'a str,
+    /// Recorded with the transition (and in the emitted event's data).
+    pub detail: Value,
+    /// Only for this attempt: a callback of an earlier attempt is stale and changes nothing.
+    pub attempt: Option<i64>,
+    /// Only if the call is due by then (dispatch claims; a reschedule may have moved it).
+    pub due_by: Option<i64>,
+    /// Emit the canonical `call.<status>` event (changes we cause ourselves).
+    pub emit: bool,
+}
+
+/// The columns status changes, events and retries need.
+#[derive(Deserialize)]
+struct CallRow {
+    id: String,
+    tenant_id: String,
+    agent_id: Option<String>,
+    provider: String,
+    provider_call_id: Option<String>,
+    status: String,
+    attempt: i64,
+    start_at: Option<i64>,
+    to_number: String,
+    from_number: Option<String>,
+}
+
+async fn load(db: &D1Database, call_id: &str) -> Result<Option<CallRow>, ApiError> {
+    db::first(
+        db,
+        "SELECT id, tenant_id, agent_id, provider, provider_call_id, status, attempt, start_at,
+           to_number, from_number FROM calls WHERE id = ?",
+        &[&call_id],
+    )
+    .await
+}
+
+/// Applies `change` if the state machine and its conditions allow it, recording the transition
+/// in `call_events` atomically with the status change; then emits its event and, for a
+/// no-answer or busy outcome, schedules the retry the agent's policy asks for.
 pub async fn apply(
+    env: &Env,
     db: &D1Database,
     call_id: &str,
-    to: CallStatus,
-    source: &str,
-    detail: &Value,
+    change: &Change<'_>,
+    now: i64,
+) -> Result<Applied, ApiError> {
+    let Some(call) = load(db, call_id).await? else {
+        return Ok(Applied::NoCall);
+    };
+    if change.attempt.is_some_and(|a| a != call.attempt) {
+        log_line(
+            json!({"level": "info", "msg": "stale call update ignored", "call_id": call_id,
+            "attempt": change.attempt, "current_attempt": call.attempt, "to": change.to.as_str(),
+            "source": change.source}),
+        );
+        return Ok(Applied::Unchanged);
+    }
+    // Bland dials by itself at the time we gave it, so its first callback may be the first news
+    // that the call left `scheduled`: record the hand-over before the reported status.
+    if call.provider == "bland"
+        && call.status == CallStatus::Scheduled.as_str()
+        && change.source.starts_with("webhook:")
+        && !matches!(
+            change.to,
+            CallStatus::Scheduled | CallStatus::Dispatching | CallStatus::Canceled
+        )
+    {
+        for step in [CallStatus::Dispatching, CallStatus::Queued] {
+            let handed_over = Change {
+                to: step,
+                source: change.source,
+                detail: json!({"reason": "provider reported the call"}),
+                attempt: Some(call.attempt),
+                due_by: None,
+                emit: false,
+            };
+            compare_and_set(db, call_id, &handed_over, now).await?;
+        }
+    }
+    let applied = compare_and_set(db, call_id, change, now).await?;
+    if let Applied::Moved(_) = applied {
+        if change.emit {
+            let key = format!("{}:{}:{}", call.id, change.to.as_str(), call.attempt);
+            let data = json!({"status": change.to.as_str(), "detail": change.detail});
+            emit(
+                env,
+                db,
+                call_id,
+                &format!("call.{}", change.to.as_str()),
+                &key,
+                data,
+                now,
+            )
+            .await?;
+        }
+        if matches!(change.to, CallStatus::NoAnswer | CallStatus::Busy) {
+            schedule_retry(env, db, &call, change.to, now).await?;
+        }
+    }
+    Ok(applied)
+}
+
+/// The transition itself: decide with the core, then a conditional UPDATE plus its history row
+/// in one batch. Another writer may win the compare-and-set; re-read and decide again.
+async fn compare_and_set(
+    db: &D1Database,
+    call_id: &str,
+    change: &Change<'_>,
     now: i64,
 ) -> Result<Applied, ApiError> {
     #[derive(Deserialize)]
     struct Current {
         status: String,
     }
-    // Another writer may win the compare-and-set; re-read and decide again a few times.
+    let to = change.to;
     for _ in 0..3 {
         let Some(current) =
             db::first::<Current>(db, "SELECT status FROM calls WHERE id = ?", &[&call_id]).await?
@@ -54,7 +173,7 @@ pub async fn apply(
             Transition::Reject(invalid) => {
                 log_line(
                     json!({"level": "warn", "msg": "invalid call transition", "call_id": call_id,
-                    "error": invalid.to_string(), "source": source}),
+                    "error": invalid.to_string(), "source": change.source}),
                 );
                 return Ok(Applied::Unchanged);
             }
@@ -65,17 +184,26 @@ pub async fn apply(
                 db::stmt(
                     db,
                     "UPDATE calls SET status = ?1, updated_at = ?2,
+                       dispatched_at = CASE WHEN ?1 = 'dispatching' THEN ?2 ELSE dispatched_at END,
                        answered_at = CASE WHEN ?1 = 'in_progress' THEN COALESCE(answered_at, ?2) ELSE answered_at END,
                        ended_at = CASE WHEN ?1 IN ('completed','no_answer','busy','failed','canceled')
                                        THEN COALESCE(ended_at, ?2) ELSE ended_at END
-                     WHERE id = ?3 AND status = ?4",
-                    &[&to.as_str(), &now, &call_id, &from.as_str()],
+                     WHERE id = ?3 AND status = ?4 AND (?5 IS NULL OR attempt = ?5)
+                       AND (?6 IS NULL OR start_at <= ?6)",
+                    &[
+                        &to.as_str(),
+                        &now,
+                        &call_id,
+                        &from.as_str(),
+                        &change.attempt,
+                        &change.due_by,
+                    ],
                 )?,
                 db::stmt(
                     db,
                     "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
                      SELECT ?1, ?2, 'status', ?3, ?4, ?5, ?6 WHERE changes() > 0",
-                    &[&call_id, &now, &from.as_str(), &to.as_str(), &source, &detail.to_string()],
+                    &[&call_id, &now, &from.as_str(), &to.as_str(), &change.source, &change.detail.to_string()],
                 )?,
             ],
         )
@@ -83,6 +211,143 @@ pub async fn apply(
         if changes.first().copied().unwrap_or(0) > 0 {
             return Ok(Applied::Moved(from));
         }
+        if change.attempt.is_some() || change.due_by.is_some() {
+            // The status may be unchanged while a condition failed (rescheduled, retried): a
+            // re-read would decide the same; nothing applies.
+            let still =
+                db::first::<Current>(db, "SELECT status FROM calls WHERE id = ?", &[&call_id])
+                    .await?;
+            if still.is_some_and(|s| s.status == from.as_str()) {
+                return Ok(Applied::Unchanged);
+            }
+        }
     }
     Ok(Applied::Unchanged)
+}
+
+/// Stores the canonical event `event_type` about a call (deduplicated on `key`, unique per
+/// change, so a retried request cannot emit it twice) and wakes the scheduler to forward it.
+pub async fn emit(
+    env: &Env,
+    db: &D1Database,
+    call_id: &str,
+    event_type: &str,
+    key: &str,
+    extra: Value,
+    now: i64,
+) -> Result<(), ApiError> {
+    let Some(call) = load(db, call_id).await? else {
+        return Ok(());
+    };
+    let mut data = json!({
+        "provider": OWN_PROVIDER,
+        "provider_event_id": key,
+        "call_id": call.id,
+        "provider_call_id": call.provider_call_id,
+        "dial_provider": call.provider,
+        "status": call.status,
+        "attempt": call.attempt,
+        "to": call.to_number,
+        "from": call.from_number,
+        "agent_id": call.agent_id,
+        "start_at": call.start_at.map(rfc3339),
+    });
+    if let (Some(target), Value::Object(extra)) = (data.as_object_mut(), extra) {
+        target.extend(extra);
+    }
+    let payload = json!({"type": event_type, "timestamp": rfc3339(now), "data": data});
+    let raw = payload.to_string();
+    let published = forwarding::publish(
+        db,
+        &NewEvent {
+            tenant_id: &call.tenant_id,
+            provider: OWN_PROVIDER,
+            provider_event_id: key,
+            event_type,
+            call_id: Some(&call.id),
+            received_at: now,
+            content_type: Some("application/json"),
+            raw_body: &raw,
+            payload: &payload,
+        },
+        &new_id("evt"),
+    )
+    .await?;
+    if let Published::New(_) = published {
+        // The scheduler sends pending deliveries at once; no request context is needed, so this
+        // works the same from the API, a webhook, the alarm and the cron.
+        scheduler::wake_at(env, now).await;
+    }
+    Ok(())
+}
+
+/// After a no-answer or busy outcome, re-schedules the same call as the next attempt when the
+/// agent's policy allows another one. The compare-and-set on (status, attempt) makes a repeated
+/// callback schedule at most one retry.
+async fn schedule_retry(
+    env: &Env,
+    db: &D1Database,
+    call: &CallRow,
+    outcome: CallStatus,
+    now: i64,
+) -> Result<(), ApiError> {
+    #[derive(Deserialize)]
+    struct Agent {
+        config: String,
+    }
+    let agent: Option<Agent> = match &call.agent_id {
+        Some(id) => db::first(db, "SELECT config FROM agents WHERE id = ?", &[id]).await?,
+        None => None,
+    };
+    let config: Value = agent
+        .and_then(|a| serde_json::from_str(&a.config).ok())
+        .unwrap_or(Value::Null);
+    let policy = retry_policy(&config);
+    let attempt = u32::try_from(call.attempt).unwrap_or(u32::MAX);
+    let Some(now_utc) = DateTime::from_timestamp_millis(now) else {
+        return Ok(());
+    };
+    let Some(at) = retry_after_outcome(policy, outcome, attempt, now_utc) else {
+        return Ok(());
+    };
+    let at = at.timestamp_millis();
+    let next = call.attempt + 1;
+    let detail = json!({"attempt": next, "after": outcome.as_str(), "start_at": rfc3339(at),
+                        "previous_provider_call_id": call.provider_call_id});
+    let changes = db::batch(
+        db,
+        vec![
+            db::stmt(
+                db,
+                "UPDATE calls SET status = 'scheduled', attempt = ?1, start_at = ?2,
+                   provider_call_id = NULL, dispatched_at = NULL, answered_at = NULL, ended_at = NULL,
+                   locked_until = NULL, last_error = NULL, updated_at = ?3
+                 WHERE id = ?4 AND status = ?5 AND attempt = ?6",
+                &[&next, &at, &now, &call.id, &outcome.as_str(), &call.attempt],
+            )?,
+            db::stmt(
+                db,
+                "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
+                 SELECT ?1, ?2, 'retry', ?3, 'scheduled', 'scheduler', ?4 WHERE changes() > 0",
+                &[&call.id, &now, &outcome.as_str(), &detail.to_string()],
+            )?,
+        ],
+    )
+    .await?;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        return Ok(());
+    }
+    let key = format!("{}:scheduled:{next}", call.id);
+    emit(
+        env,
+        db,
+        &call.id,
+        "call.scheduled",
+        &key,
+        json!({"retry_of": outcome.as_str()}),
+        now,
+    )
+    .await?;
+    scheduler::wake_at(env, at).await;
+    Ok(())
 }

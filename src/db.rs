@@ -31,6 +31,12 @@ impl Arg for i64 {
     }
 }
 
+impl Arg for u32 {
+    fn js(&self) -> JsValue {
+        JsValue::from_f64(f64::from(*self))
+    }
+}
+
 impl Arg for bool {
     fn js(&self) -> JsValue {
         JsValue::from_f64(if *self { 1.0 } else { 0.0 })
@@ -76,6 +82,19 @@ pub async fn first<T: DeserializeOwned>(
     args: &[&dyn Arg],
 ) -> Result<Option<T>, ApiError> {
     Ok(all(db, sql, args).await?.into_iter().next())
+}
+
+/// The `id` column of every row of a query (work queues select ids, then lease each one).
+pub async fn ids(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<Vec<String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    Ok(all::<Id>(db, sql, args)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
 }
 
 /// Runs a write and returns how many rows it changed.

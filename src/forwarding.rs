@@ -140,17 +140,13 @@ pub async fn replay(
 pub async fn deliver_event(env: &Env, event_id: &str) {
     let result = async {
         let db = env.d1("DB")?;
-        #[derive(Deserialize)]
-        struct Id {
-            id: String,
-        }
-        let ids: Vec<Id> = db::all(
+        let ids: Vec<String> = db::ids(
             &db,
             "SELECT id FROM deliveries WHERE event_id = ? AND status = 'pending'",
             &[&event_id],
         )
         .await?;
-        send_all(env, &db, ids.into_iter().map(|i| i.id).collect()).await?;
+        send_all(env, &db, ids).await?;
         // Whatever is still pending (a failed first attempt) is the scheduler's now.
         if let Some(at) = next_due(&db).await? {
             scheduler::wake_at(env, at).await;
@@ -169,11 +165,7 @@ pub async fn deliver_event(env: &Env, event_id: &str) {
 pub async fn deliver_due(env: &Env) -> std::result::Result<usize, ApiError> {
     let db = env.d1("DB")?;
     let now = now_ms();
-    #[derive(Deserialize)]
-    struct Id {
-        id: String,
-    }
-    let due: Vec<Id> = db::all(
+    let due: Vec<String> = db::ids(
         &db,
         "SELECT d.id FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
@@ -184,7 +176,7 @@ pub async fn deliver_due(env: &Env) -> std::result::Result<usize, ApiError> {
     )
     .await?;
     let count = due.len();
-    send_all(env, &db, due.into_iter().map(|i| i.id).collect()).await?;
+    send_all(env, &db, due).await?;
     Ok(count)
 }
 

@@ -3,6 +3,16 @@
 use crate::app::App;
 use crate::http::{json_response, now_ms, ApiResult};
 use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+/// Identity of this Wasm instance: a panic resets the instance, so a changed id after a
+/// request means that request crashed it (the bad-input suite checks exactly this).
+static INSTANCE: OnceLock<(String, i64)> = OnceLock::new();
+
+/// Records the instance's identity on its first request.
+pub fn instance() -> &'static (String, i64) {
+    INSTANCE.get_or_init(|| (crate::http::new_id("inst"), now_ms()))
+}
 
 /// Reports D1, KV and configuration checks; 503 when any fails so load balancers notice.
 pub async fn get(app: &App) -> ApiResult {
@@ -17,6 +27,7 @@ pub async fn get(app: &App) -> ApiResult {
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "checks": {"d1": d1, "kv": kv, "config": config},
+        "instance": {"id": instance().0, "started_at": crate::http::rfc3339(instance().1)},
     });
     Ok(json_response(if healthy { 200 } else { 503 }, &body))
 }

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<Value>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,12 +24,19 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
     /// Attaches machine-readable details (e.g. the list of invalid fields).
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    /// Tells the client when to try again.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -54,7 +63,13 @@ impl ApiError {
         if let Some(details) = &self.details {
             error["details"] = details.clone();
         }
-        json_response(self.status, &json!({ "error": error }))
+        let mut response = json_response(self.status, &json!({ "error": error }));
+        if let Some(seconds) = self.retry_after {
+            let _ = response
+                .headers_mut()
+                .set("retry-after", &seconds.to_string());
+        }
+        response
     }
 }
 

@@ -3,15 +3,19 @@
 
 mod api;
 mod app;
+mod audit;
 mod call_session;
 mod call_status;
 mod callbacks;
 mod db;
+mod dispatch;
+mod emails;
 mod forwarding;
 mod health;
 mod http;
 mod media;
 mod outbound;
+mod rate_limit;
 mod routes;
 mod scheduler;
 mod speech;
@@ -19,6 +23,7 @@ mod voice;
 mod webhooks;
 
 pub use call_session::CallSession;
+pub use rate_limit::RateLimiter;
 pub use scheduler::Scheduler;
 
 use app::App;
@@ -29,10 +34,11 @@ use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, Sc
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let started = now_ms();
+    health::instance();
     let request_id = request_id(req.headers().get("x-request-id").ok().flatten());
     let method = req.method().to_string();
     let path = req.path();
-    let app = App::new(env, ctx);
+    let app = App::new(env, ctx, request_id.clone());
     let (route, result) = routes::dispatch(req, &app).await;
     let mut response = result.unwrap_or_else(|e| e.to_response(&request_id));
     let status = response.status_code();

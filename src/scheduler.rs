@@ -1,10 +1,10 @@
-//! Timed work: webhook retries (and every other job with a due time) run when due. One
+//! Timed work: webhook retries, call dispatch and confirmation emails run when due. One
 //! `Scheduler` Durable Object keeps an alarm at the earliest due time, so sub-minute retries
 //! do not wait for the next cron tick; the every-minute cron runs the same sweep as a safety
 //! net. Work items are leased in D1, so the alarm and cron overlapping never double-sends.
 
-use crate::forwarding;
 use crate::http::{log_line, now_ms, ApiError};
+use crate::{dispatch, emails, forwarding};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -16,12 +16,27 @@ pub async fn run_due(env: &Env) {
         Ok(_) => {}
         Err(e) => log_line(json!({"level": "error", "msg": "due deliveries", "error": e.message})),
     }
+    match dispatch::run_due(env).await {
+        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "calls dispatched", "count": n})),
+        Ok(_) => {}
+        Err(e) => log_line(json!({"level": "error", "msg": "due calls", "error": e.message})),
+    }
+    match emails::send_due(env).await {
+        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "emails sent", "count": n})),
+        Ok(_) => {}
+        Err(e) => log_line(json!({"level": "error", "msg": "due emails", "error": e.message})),
+    }
 }
 
 /// The earliest time any job is due.
 pub async fn next_due(env: &Env) -> std::result::Result<Option<i64>, ApiError> {
     let db = env.d1("DB")?;
-    forwarding::next_due(&db).await
+    let candidates = [
+        forwarding::next_due(&db).await?,
+        dispatch::next_due(&db).await?,
+        emails::next_due(&db).await?,
+    ];
+    Ok(candidates.into_iter().flatten().min())
 }
 
 /// Asks the scheduler to wake at `at_ms` (or earlier, if it already plans to).

@@ -2,11 +2,12 @@
 //! map to a canonical event → dedupe + persist (D1) → acknowledge → forward after the ack.
 
 use crate::app::App;
-use crate::call_status;
+use crate::call_status::{self, Change};
 use crate::db;
 use crate::forwarding::{self, NewEvent, Published};
 use crate::http::{json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult};
 use phone_agent_core::config::Config;
+use phone_agent_core::scheduling::dispatch::callback_attempt;
 use phone_agent_core::webhooks::canonical::{
     envelope, map_event, original_payload, CanonicalEvent,
 };
@@ -55,7 +56,9 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     })?;
 
     let db = app.db()?;
-    let call = resolve_call(&db, &event).await?;
+    // Which attempt of our call this callback is about (our URLs and metadata carry it).
+    let attempt = callback_attempt(url.query().unwrap_or(""), &body).map(i64::from);
+    let call = resolve_call(&db, &event, attempt).await?;
     let tenant_id = call
         .as_ref()
         .map_or(DEFAULT_TENANT, |c| c.tenant_id.as_str());
@@ -90,15 +93,17 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     if let (Some(call_id), Some(status)) = (call_id, event.call_status) {
         let detail =
             json!({"event_type": event.event_type, "provider_event_id": event.provider_event_id});
-        call_status::apply(
-            &db,
-            call_id,
-            status,
-            &format!("webhook:{}", provider.as_str()),
-            &detail,
-            now,
-        )
-        .await?;
+        let source = format!("webhook:{}", provider.as_str());
+        let change = Change {
+            to: status,
+            source: &source,
+            detail,
+            attempt,
+            due_by: None,
+            // The provider's event itself is the canonical call.* event forwarded above.
+            emit: false,
+        };
+        call_status::apply(&app.env, &db, call_id, &change, now).await?;
     }
 
     let (event_id, duplicate) = match published {
@@ -238,9 +243,12 @@ struct CallRef {
     tenant_id: String,
 }
 
+/// `attempt` guards the provider call id we learn: a late callback of an earlier attempt must not
+/// attach its provider id to the current attempt.
 async fn resolve_call(
     db: &D1Database,
     event: &CanonicalEvent,
+    attempt: Option<i64>,
 ) -> Result<Option<CallRef>, ApiError> {
     if let Some(our_id) = &event.our_call_id {
         let found: Option<CallRef> = db::first(
@@ -254,8 +262,11 @@ async fn resolve_call(
                 // First callback tells us the provider's id for this call.
                 db::run(
                     db,
-                    "UPDATE calls SET provider_call_id = ? WHERE id = ? AND provider_call_id IS NULL",
-                    &[provider_call_id, &call.id],
+                    "UPDATE calls SET provider_call_id = ?1 WHERE id = ?2 AND provider_call_id IS NULL
+                       AND (?3 IS NULL OR attempt = ?3)
+                       AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.provider = calls.provider
+                                         AND c.provider_call_id = ?1)",
+                    &[provider_call_id, &call.id, &attempt],
                 )
                 .await?;
             }

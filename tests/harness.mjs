@@ -28,6 +28,8 @@ export const TEST_VARS = {
   RETELL_API_KEY: 'retell-test-key',
   VAPI_WEBHOOK_SECRET: 'vapi-test-secret',
   EXOTEL_WEBHOOK_TOKEN: 'exotel-test-token',
+  // RFC 8032 test 1 public key; the matching private seed is 9d61b19d… (telnyxKeyPair).
+  TELNYX_PUBLIC_KEY: '11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=',
   DELIVERY_RETRY_SCHEDULE: '1,1,1',
 };
 
@@ -44,12 +46,13 @@ export function freePort() {
   });
 }
 
-async function writeTestConfig(dir, vars) {
-  const config = parseToml(await readFile(path.join(ROOT, 'wrangler.toml'), 'utf8'));
+async function writeTestConfig(dir, vars, source) {
+  const base = path.dirname(source);
+  const config = parseToml(await readFile(source, 'utf8'));
   delete config.build;
-  config.main = path.join(ROOT, config.main);
-  config.assets.directory = path.join(ROOT, config.assets.directory);
-  for (const db of config.d1_databases) db.migrations_dir = path.join(ROOT, db.migrations_dir);
+  config.main = path.join(base, config.main);
+  if (config.assets) config.assets.directory = path.join(base, config.assets.directory);
+  for (const db of config.d1_databases ?? []) db.migrations_dir = path.join(base, db.migrations_dir);
   const configPath = path.join(dir, 'wrangler.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
   // .dev.vars beside the config: overrides [vars], exactly like a developer's local setup.
@@ -72,15 +75,15 @@ async function wrangler(args, options = {}) {
 /**
  * Starts a worker. `vars` are merged over TEST_VARS (set a key to null to unset it).
  * `state` reuses another worker's storage directory (`worker.state`), to restart "the same
- * deployment"; its files are then left for the caller. Returns helpers to call it, fire cron,
- * query D1 and read its log lines.
+ * deployment"; its files are then left for the caller. `config` runs another wrangler config
+ * (the benchmark baseline). Returns helpers to call it, fire cron, query D1 and read its logs.
  */
-export async function startWorker({ vars = {}, state: reuseState } = {}) {
+export async function startWorker({ vars = {}, state: reuseState, config = path.join(ROOT, 'wrangler.toml') } = {}) {
   await mkdir(path.join(ROOT, 'tests', '.tmp'), { recursive: true });
   const dir = await mkdtemp(path.join(ROOT, 'tests', '.tmp', 'worker-'));
   const state = reuseState ?? path.join(dir, 'state');
   const merged = { ...TEST_VARS, ...vars };
-  const configPath = await writeTestConfig(dir, merged);
+  const configPath = await writeTestConfig(dir, merged, config);
   await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
 
   const port = await freePort();

@@ -13,11 +13,12 @@ import { telnyxKeyPair, telnyxEvent, sendTelnyxWebhook, sendRetellWebhook } from
 import { startFakeTarget } from './fakes/target.mjs';
 
 const TELNYX = telnyxKeyPair('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60');
+assert.equal(TELNYX.publicKey, TEST_VARS.TELNYX_PUBLIC_KEY);
 const RESEND_SECRET = TEST_VARS.RESEND_WEBHOOK_SECRET;
 let worker;
 
 before(async () => {
-  worker = await startWorker({ vars: { TELNYX_PUBLIC_KEY: TELNYX.publicKey } });
+  worker = await startWorker();
 });
 after(async () => {
   await worker?.stop();

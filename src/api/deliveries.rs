@@ -174,6 +174,18 @@ async fn replay(app: &App, who: &Principal, id: &str) -> ApiResult {
     app.ctx
         .wait_until(async move { forwarding::deliver_event(&env, &event_id).await });
     let row = find(app, who, id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "delivery.replay",
+            resource_type: "delivery",
+            resource_id: Some(id),
+            before: None,
+            after: None,
+        },
+    )
+    .await;
     Ok(json_response(202, &row.render()))
 }
 
@@ -238,5 +250,6 @@ async fn redrive(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let env = app.env.clone();
     app.ctx
         .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });
+    crate::audit::record(&app.db()?, who, &crate::audit::Change { action: "delivery.redrive", resource_type: "delivery", resource_id: Some("*"), before: None, after: Some(&json!({"endpoint_id": endpoint_id, "since": since.map(rfc3339), "until": until.map(rfc3339), "redriven": redriven})) }).await;
     Ok(json_response(202, &json!({"redriven": redriven})))
 }

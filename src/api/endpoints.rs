@@ -209,6 +209,18 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     )
     .await?;
     let row = find(app, who, &id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "endpoint.create",
+            resource_type: "endpoint",
+            resource_id: Some(&id),
+            before: None,
+            after: Some(&row.render(false)),
+        },
+    )
+    .await;
     Ok(json_response(201, &row.render(true)))
 }
 
@@ -268,7 +280,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     who.require(Access::Administer)?;
     let body = json_body(req).await?;
     let fields = parse_fields(&body, app.config()?.allow_private_targets, false)?;
-    find(app, who, id).await?;
+    let before = find(app, who, id).await?.render(false);
     let now = now_ms();
     // Re-enabling clears a 410-disable; the backlog of pending deliveries resumes.
     db::run(
@@ -300,6 +312,18 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
             .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });
     }
     let row = find(app, who, id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "endpoint.update",
+            resource_type: "endpoint",
+            resource_id: Some(id),
+            before: Some(&before),
+            after: Some(&row.render(false)),
+        },
+    )
+    .await;
     Ok(json_response(200, &row.render(true)))
 }
 
@@ -326,6 +350,18 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
         ],
     )
     .await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "endpoint.delete",
+            resource_type: "endpoint",
+            resource_id: Some(id),
+            before: Some(&row.render(false)),
+            after: None,
+        },
+    )
+    .await;
     Ok(json_response(200, &json!({"id": row.id, "deleted": true})))
 }
 
@@ -358,5 +394,19 @@ async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     )
     .await?;
     let row = find(app, who, id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "endpoint.rotate_secret",
+            resource_type: "endpoint",
+            resource_id: Some(id),
+            before: None,
+            after: Some(
+                &json!({"previous_secret_expires_at": row.previous_secret_expires_at.map(rfc3339)}),
+            ),
+        },
+    )
+    .await;
     Ok(json_response(200, &row.render(true)))
 }

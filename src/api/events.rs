@@ -156,5 +156,17 @@ async fn replay(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     let event_id = id.to_owned();
     app.ctx
         .wait_until(async move { forwarding::deliver_event(&env, &event_id).await });
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "event.replay",
+            resource_type: "event",
+            resource_id: Some(id),
+            before: None,
+            after: Some(&json!({"endpoint_id": endpoint_id, "replayed": pending})),
+        },
+    )
+    .await;
     Ok(json_response(202, &json!({"id": id, "replayed": pending})))
 }

@@ -2,15 +2,24 @@
 //! One file per resource; this module authenticates, routes, and holds the request helpers
 //! every resource shares (JSON bodies, query parameters, pages).
 
+mod agents;
+mod audit_log;
+mod calls;
 mod deliveries;
 mod endpoints;
 mod events;
+mod keys;
+mod numbers;
+mod tenants;
 
 use crate::app::App;
 use crate::call_session;
+use crate::db;
+use crate::http::now_ms;
 use crate::http::{json_response, ApiError, ApiResult};
-use crate::routes::{method_not_allowed, not_built};
-use phone_agent_core::auth::{bearer_token, key_matches, Access, Role};
+use crate::rate_limit;
+use crate::routes::method_not_allowed;
+use phone_agent_core::auth::{bearer_token, key_hash, key_matches, Access, Role};
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -20,6 +29,12 @@ use worker::{Method, Request};
 pub struct Principal {
     pub tenant_id: String,
     pub role: Role,
+    /// Audit actor: the API key's id, or `admin` for the bootstrap `ADMIN_API_KEY`.
+    pub actor: String,
+    /// The bootstrap key, which alone may create tenants.
+    pub bootstrap: bool,
+    /// Carried into audit entries.
+    pub request_id: String,
 }
 
 impl Principal {
@@ -37,8 +52,17 @@ impl Principal {
     }
 }
 
-/// Resources of the contract that have not landed yet answer 501 rather than 404.
-const PLANNED: [&str; 5] = ["agents", "numbers", "api-keys", "audit-log", "openapi.json"];
+/// The OpenAPI 3.1 description of this API (public: it holds no data). A test keeps it and
+/// the router in step.
+fn openapi() -> worker::Response {
+    let mut response = worker::Response::builder()
+        .with_status(200)
+        .fixed(include_bytes!("openapi.json").to_vec());
+    let _ = response
+        .headers_mut()
+        .set("content-type", "application/json; charset=utf-8");
+    response
+}
 
 /// Authenticates, then routes `/api/v1/{rest..}`.
 pub async fn dispatch(
@@ -47,10 +71,23 @@ pub async fn dispatch(
     method: &Method,
     rest: &[&str],
 ) -> (&'static str, ApiResult) {
-    let principal = match authenticate(&req, app) {
+    if rest == ["openapi.json"] {
+        return match method {
+            Method::Get => ("GET /api/v1/openapi.json", Ok(openapi())),
+            _ => ("/api/v1/openapi.json", Err(method_not_allowed(method))),
+        };
+    }
+    let principal = match authenticate(&req, app).await {
         Ok(p) => p,
         Err(e) => return ("/api/v1 (unauthenticated)", Err(e)),
     };
+    let limit = match app.config() {
+        Ok(config) => config.api_rate_limit_per_minute,
+        Err(e) => return ("/api/v1", Err(e)),
+    };
+    if let Err(e) = rate_limit::check(&app.env, &principal.actor, limit).await {
+        return ("/api/v1 (rate limited)", Err(e));
+    }
     match rest {
         ["calls", call_id, "session"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/session",
@@ -66,11 +103,12 @@ pub async fn dispatch(
         ["endpoints", tail @ ..] => endpoints::route(req, app, &principal, method, tail).await,
         ["events", tail @ ..] => events::route(req, app, &principal, method, tail).await,
         ["deliveries", tail @ ..] => deliveries::route(req, app, &principal, method, tail).await,
-        ["calls", ..] => ("/api/v1/calls", not_built("/api/v1/calls")),
-        [resource, ..] if PLANNED.contains(resource) => (
-            "/api/v1 (not built)",
-            not_built(&format!("/api/v1/{resource}")),
-        ),
+        ["calls", tail @ ..] => calls::route(req, app, &principal, method, tail).await,
+        ["agents", tail @ ..] => agents::route(req, app, &principal, method, tail).await,
+        ["numbers", tail @ ..] => numbers::route(req, app, &principal, method, tail).await,
+        ["api-keys", tail @ ..] => keys::route(req, app, &principal, method, tail).await,
+        ["tenants", tail @ ..] => tenants::route(req, app, &principal, method, tail).await,
+        ["audit-log", tail @ ..] => audit_log::route(req, app, &principal, method, tail).await,
         _ => (
             "not found",
             Err(ApiError::not_found("no such API resource")),
@@ -78,12 +116,9 @@ pub async fn dispatch(
     }
 }
 
-fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
-    let expected = app
-        .config()?
-        .admin_api_key
-        .as_deref()
-        .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
+/// Resolves the bearer key: the bootstrap `ADMIN_API_KEY` (admin of the default tenant), or a
+/// tenant key looked up by its hash (revoked keys are refused).
+async fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
     let header = req
         .headers()
         .get("authorization")
@@ -92,14 +127,55 @@ fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
     let token = bearer_token(&header)
         .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?;
-    if key_matches(token, expected) {
-        Ok(Principal {
+    let bootstrap = app
+        .config()?
+        .admin_api_key
+        .as_deref()
+        .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
+    if key_matches(token, bootstrap) {
+        return Ok(Principal {
             tenant_id: "ten_default".into(),
             role: Role::Admin,
-        })
-    } else {
-        Err(ApiError::unauthorized("invalid API key"))
+            actor: "admin".into(),
+            bootstrap: true,
+            request_id: app.request_id.clone(),
+        });
     }
+    #[derive(serde::Deserialize)]
+    struct Key {
+        id: String,
+        tenant_id: String,
+        role: Role,
+        last_used_at: Option<i64>,
+    }
+    let db = app.db()?;
+    let key: Key = db::first(
+        &db,
+        "SELECT id, tenant_id, role, last_used_at FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        &[&key_hash(token)],
+    )
+    .await?
+    .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+    let now = now_ms();
+    // last_used_at is informational: write it at most once a minute, off the request path.
+    if key.last_used_at.is_none_or(|t| now - t > 60_000) {
+        let id = key.id.clone();
+        app.ctx.wait_until(async move {
+            let _ = db::run(
+                &db,
+                "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                &[&now, &id],
+            )
+            .await;
+        });
+    }
+    Ok(Principal {
+        tenant_id: key.tenant_id,
+        role: key.role,
+        actor: key.id,
+        bootstrap: false,
+        request_id: app.request_id.clone(),
+    })
 }
 
 /// Largest accepted JSON request body.

@@ -65,6 +65,8 @@ pub struct Providers {
     pub twilio_api_url: String,
     pub telnyx_api_key: Option<String>,
     pub telnyx_api_url: String,
+    /// Telnyx Call Control application (connection) that outbound calls are placed from.
+    pub telnyx_connection_id: Option<String>,
 }
 
 /// The whole configuration of one worker deployment.
@@ -79,7 +81,12 @@ pub struct Config {
     /// Delay in seconds before each retry, counted from the attempt before it.
     pub delivery_retry_schedule: Vec<u64>,
     pub default_from_number: Option<String>,
+    /// Requests per minute per API key; 0 turns rate limiting off.
+    pub api_rate_limit_per_minute: u32,
 }
+
+/// Requests per minute per API key unless `API_RATE_LIMIT_PER_MINUTE` says otherwise.
+pub const DEFAULT_API_RATE_LIMIT: u32 = 600;
 
 /// Svix's schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 pub const DEFAULT_RETRY_SCHEDULE: [u64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -101,6 +108,18 @@ impl Config {
         let url = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let value = get(name).unwrap_or_else(|| default.to_owned());
             parse_base_url(name, &value)
+        };
+
+        let api_rate_limit_per_minute = match get("API_RATE_LIMIT_PER_MINUTE") {
+            Some(v) => {
+                u32::try_from(parse_u64("API_RATE_LIMIT_PER_MINUTE", &v)?).map_err(|_| {
+                    ConfigError::Invalid {
+                        name: "API_RATE_LIMIT_PER_MINUTE",
+                        reason: "too large".into(),
+                    }
+                })?
+            }
+            None => DEFAULT_API_RATE_LIMIT,
         };
 
         let default_tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
@@ -162,10 +181,12 @@ impl Config {
                 twilio_api_url: url("TWILIO_API_URL", "https://api.twilio.com")?,
                 telnyx_api_key: get("TELNYX_API_KEY"),
                 telnyx_api_url: url("TELNYX_API_URL", "https://api.telnyx.com")?,
+                telnyx_connection_id: get("TELNYX_CONNECTION_ID"),
             },
             allow_private_targets,
             delivery_retry_schedule,
             default_from_number: get("DEFAULT_FROM_NUMBER"),
+            api_rate_limit_per_minute,
         })
     }
 }
@@ -252,6 +273,17 @@ mod tests {
         assert!(!config.allow_private_targets);
         assert_eq!(config.providers.resend_api_url, "https://api.resend.com");
         assert!(config.admin_api_key.is_none());
+        assert_eq!(config.api_rate_limit_per_minute, DEFAULT_API_RATE_LIMIT);
+        assert!(config.providers.telnyx_connection_id.is_none());
+    }
+
+    #[test]
+    fn telnyx_connection_id_is_read() {
+        let config = parse(&[("TELNYX_CONNECTION_ID", " 1494404757140276705 ")]).unwrap();
+        assert_eq!(
+            config.providers.telnyx_connection_id.as_deref(),
+            Some("1494404757140276705")
+        );
     }
 
     #[test]

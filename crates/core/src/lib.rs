@@ -4,6 +4,7 @@
 //! touches `worker::` types, reads the clock or draws randomness itself (both are passed in),
 //! so it is tested natively with `cargo test` and fuzzed.
 
+pub mod agents;
 pub mod auth;
 pub mod config;
 pub mod delivery;
@@ -11,6 +12,7 @@ pub mod live;
 pub mod media;
 pub mod pagination;
 pub mod providers;
+pub mod rate_limit;
 pub mod scheduling;
 pub mod session;
 pub mod targets;

@@ -1,6 +1,7 @@
 //! Call scheduling: validation, the call state machine, calendar invites and emails.
 
 pub mod bland;
+pub mod dispatch;
 pub mod email;
 pub mod ics;
 pub mod request;

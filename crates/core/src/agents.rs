@@ -1,0 +1,378 @@
+//! Validation of `/api/v1/agents` and `/api/v1/numbers` bodies, and reading an agent's stored
+//! configuration (voice, LLM, retry policy for unanswered calls).
+
+use crate::scheduling::request::{is_e164, FieldError};
+use crate::scheduling::state::RetryPolicy;
+use serde_json::{json, Map, Value};
+
+/// Longest agent name, in characters.
+const MAX_NAME_CHARS: usize = 200;
+/// Longest system prompt / first message, in bytes.
+const MAX_PROMPT_BYTES: usize = 32 * 1024;
+/// Upper bounds of a retry policy: a runaway policy must not dial someone all day.
+const MAX_RETRIES: u64 = 10;
+const MIN_SPACING_SECS: u64 = 10;
+const MAX_SPACING_SECS: u64 = 7 * 24 * 3600;
+/// TTS providers an agent may name.
+pub const VOICE_PROVIDERS: [&str; 3] = ["elevenlabs", "deepgram", "openai"];
+
+/// A validated agent: the columns, and `config` (voice, llm, retry) as stored JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSpec {
+    pub name: String,
+    pub system_prompt: String,
+    pub first_message: Option<String>,
+    /// `{voice?, llm?, retry?}`, only the validated parts.
+    pub config: Value,
+}
+
+/// Validates `POST /api/v1/agents`; every problem is listed.
+pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return Err(vec![error(
+            "",
+            "invalid_body",
+            "the body must be a JSON object",
+        )]);
+    };
+    let name = text(obj, "name", MAX_NAME_CHARS * 4, true, &mut errors);
+    if name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
+    {
+        errors.push(error("name", "too_long", "name is at most 200 characters"));
+    }
+    let system_prompt = text(obj, "system_prompt", MAX_PROMPT_BYTES, true, &mut errors);
+    let first_message = text(obj, "first_message", MAX_PROMPT_BYTES, false, &mut errors);
+    let mut config = Map::new();
+    if let Some(voice) = voice(obj, &mut errors) {
+        config.insert("voice".into(), voice);
+    }
+    if let Some(llm) = llm(obj, &mut errors) {
+        config.insert("llm".into(), llm);
+    }
+    if let Some(retry) = retry(obj, &mut errors) {
+        config.insert("retry".into(), retry);
+    }
+    match (name, system_prompt) {
+        (Some(name), Some(system_prompt)) if errors.is_empty() => Ok(AgentSpec {
+            name,
+            system_prompt,
+            first_message,
+            config: Value::Object(config),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// The retry policy in an agent's stored config; the default (2 retries, 10 min) when absent.
+pub fn retry_policy(config: &Value) -> RetryPolicy {
+    let default = RetryPolicy::default();
+    let read = |key: &str| {
+        config
+            .pointer(&format!("/retry/{key}"))
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    RetryPolicy {
+        max_retries: read("max_retries").unwrap_or(default.max_retries),
+        spacing_secs: read("spacing_seconds").unwrap_or(default.spacing_secs),
+    }
+}
+
+/// The voice id in an agent's stored config, if any.
+pub fn voice_id(config: &Value) -> Option<&str> {
+    config.pointer("/voice/voice_id").and_then(Value::as_str)
+}
+
+/// A validated `POST /api/v1/numbers` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberSpec {
+    pub number: String,
+    pub agent_id: String,
+    pub owner_phone: Option<String>,
+    pub ring_owner_first: bool,
+}
+
+/// Validates `POST /api/v1/numbers`; the agent's existence is checked by the edge.
+pub fn parse_number(body: &Value) -> Result<NumberSpec, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return Err(vec![error(
+            "",
+            "invalid_body",
+            "the body must be a JSON object",
+        )]);
+    };
+    let number = phone(obj, "number", true, &mut errors);
+    let agent_id = text(obj, "agent_id", 128, true, &mut errors);
+    let owner_phone = phone(obj, "owner_phone", false, &mut errors);
+    let ring_owner_first = match obj.get("ring_owner_first") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(error(
+                "ring_owner_first",
+                "invalid_type",
+                "ring_owner_first must be a boolean",
+            ));
+            false
+        }
+    };
+    if ring_owner_first && owner_phone.is_none() && errors.is_empty() {
+        errors.push(error(
+            "owner_phone",
+            "required",
+            "owner_phone is required with ring_owner_first",
+        ));
+    }
+    match (number, agent_id) {
+        (Some(number), Some(agent_id)) if errors.is_empty() => Ok(NumberSpec {
+            number,
+            agent_id,
+            owner_phone,
+            ring_owner_first,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn error(field: &str, code: &'static str, message: &str) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        code,
+        message: message.to_owned(),
+    }
+}
+
+/// A non-blank string field of at most `max` bytes, trimmed.
+fn text(
+    obj: &Map<String, Value>,
+    name: &str,
+    max: usize,
+    required: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match obj.get(name) {
+        None | Some(Value::Null) => {
+            if required {
+                errors.push(error(name, "required", &format!("{name} is required")));
+            }
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            if required {
+                errors.push(error(
+                    name,
+                    "required",
+                    &format!("{name} must not be blank"),
+                ));
+            }
+            None
+        }
+        Some(Value::String(s)) if s.len() > max => {
+            errors.push(error(
+                name,
+                "too_long",
+                &format!("{name} is at most {max} bytes"),
+            ));
+            None
+        }
+        Some(Value::String(s)) => Some(s.trim().to_owned()),
+        Some(_) => {
+            errors.push(error(
+                name,
+                "invalid_type",
+                &format!("{name} must be a string"),
+            ));
+            None
+        }
+    }
+}
+
+fn phone(
+    obj: &Map<String, Value>,
+    name: &str,
+    required: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let value = text(obj, name, 16, required, errors)?;
+    if is_e164(&value) {
+        Some(value)
+    } else {
+        errors.push(error(
+            name,
+            "invalid_phone",
+            &format!("{name} must be an E.164 number such as +15551234567"),
+        ));
+        None
+    }
+}
+
+fn sub_object<'a>(
+    obj: &'a Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a Map<String, Value>> {
+    match obj.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) => Some(o),
+        Some(_) => {
+            errors.push(error(
+                name,
+                "invalid_type",
+                &format!("{name} must be an object"),
+            ));
+            None
+        }
+    }
+}
+
+fn voice(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let voice = sub_object(obj, "voice", errors)?;
+    let provider = match voice.get("provider") {
+        Some(Value::String(p)) if VOICE_PROVIDERS.contains(&p.as_str()) => p.clone(),
+        _ => {
+            errors.push(error(
+                "voice.provider",
+                "invalid_value",
+                "voice.provider must be one of elevenlabs, deepgram, openai",
+            ));
+            return None;
+        }
+    };
+    let mut out = json!({"provider": provider});
+    match voice.get("voice_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= 200 => {
+            out["voice_id"] = Value::from(id.as_str())
+        }
+        Some(_) => errors.push(error(
+            "voice.voice_id",
+            "invalid_value",
+            "voice.voice_id is a non-empty string of at most 200 bytes",
+        )),
+    }
+    Some(out)
+}
+
+fn llm(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let llm = sub_object(obj, "llm", errors)?;
+    match llm.get("model") {
+        None | Some(Value::Null) => Some(json!({})),
+        Some(Value::String(m)) if !m.is_empty() && m.len() <= 200 => Some(json!({"model": m})),
+        Some(_) => {
+            errors.push(error(
+                "llm.model",
+                "invalid_value",
+                "llm.model is a non-empty string of at most 200 bytes",
+            ));
+            None
+        }
+    }
+}
+
+fn retry(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let retry = sub_object(obj, "retry", errors)?;
+    let default = RetryPolicy::default();
+    let mut bounded = |key: &str, min: u64, max: u64, fallback: u32| -> u64 {
+        match retry.get(key) {
+            None | Some(Value::Null) => u64::from(fallback),
+            Some(v) => match v.as_u64().filter(|n| (min..=max).contains(n)) {
+                Some(n) => n,
+                None => {
+                    errors.push(error(
+                        &format!("retry.{key}"),
+                        "invalid_value",
+                        &format!("retry.{key} is a whole number from {min} to {max}"),
+                    ));
+                    u64::from(fallback)
+                }
+            },
+        }
+    };
+    let max_retries = bounded("max_retries", 0, MAX_RETRIES, default.max_retries);
+    let spacing = bounded(
+        "spacing_seconds",
+        MIN_SPACING_SECS,
+        MAX_SPACING_SECS,
+        default.spacing_secs,
+    );
+    Some(json!({"max_retries": max_retries, "spacing_seconds": spacing}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(errors: Vec<FieldError>) -> Vec<(String, &'static str)> {
+        errors.into_iter().map(|e| (e.field, e.code)).collect()
+    }
+
+    #[test]
+    fn minimal_and_full_agents() {
+        let a = parse_agent(&json!({"name": " Ava ", "system_prompt": "Be kind."})).unwrap();
+        assert_eq!(a.name, "Ava");
+        assert_eq!(a.config, json!({}));
+        assert_eq!(retry_policy(&a.config), RetryPolicy::default());
+
+        let a = parse_agent(&json!({
+            "name": "Ava", "system_prompt": "Be kind.", "first_message": "Hi!",
+            "voice": {"provider": "elevenlabs", "voice_id": "v1"}, "llm": {"model": "gpt-4o"},
+            "retry": {"max_retries": 1, "spacing_seconds": 30}
+        }))
+        .unwrap();
+        assert_eq!(a.first_message.as_deref(), Some("Hi!"));
+        assert_eq!(voice_id(&a.config), Some("v1"));
+        assert_eq!(
+            retry_policy(&a.config),
+            RetryPolicy {
+                max_retries: 1,
+                spacing_secs: 30
+            }
+        );
+    }
+
+    #[test]
+    fn agent_errors_are_all_listed() {
+        let errors = parse_agent(&json!({
+            "name": "", "system_prompt": 3, "voice": {"provider": "skype"},
+            "retry": {"max_retries": 99, "spacing_seconds": 1}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            codes(errors),
+            [
+                ("name".to_owned(), "required"),
+                ("system_prompt".to_owned(), "invalid_type"),
+                ("voice.provider".to_owned(), "invalid_value"),
+                ("retry.max_retries".to_owned(), "invalid_value"),
+                ("retry.spacing_seconds".to_owned(), "invalid_value"),
+            ]
+        );
+        assert_eq!(
+            codes(parse_agent(&json!([])).unwrap_err()),
+            [(String::new(), "invalid_body")]
+        );
+    }
+
+    #[test]
+    fn numbers_are_validated() {
+        let n = parse_number(&json!({"number": "+15017122661", "agent_id": "ag_1"})).unwrap();
+        assert!(!n.ring_owner_first);
+        let errors = parse_number(&json!({"number": "555", "ring_owner_first": true})).unwrap_err();
+        assert_eq!(
+            codes(errors),
+            [
+                ("number".to_owned(), "invalid_phone"),
+                ("agent_id".to_owned(), "required"),
+            ]
+        );
+        let errors = parse_number(
+            &json!({"number": "+15017122661", "agent_id": "a", "ring_owner_first": true}),
+        )
+        .unwrap_err();
+        assert_eq!(codes(errors), [("owner_phone".to_owned(), "required")]);
+    }
+}

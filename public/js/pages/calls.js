@@ -1,0 +1,88 @@
+import { api, qs } from '../api.js';
+import { h, setChildren, table, badge, fmtTime, fmtDuration, fmtMs, field, pageHeader, errorBox, showError } from '../dom.js';
+
+export const CALL_STATUSES = ['scheduled', 'dispatching', 'queued', 'ringing', 'in_progress', 'completed', 'no_answer', 'busy', 'failed', 'canceled'];
+const LIVE_STATUSES = new Set(['ringing', 'in_progress', 'queued', 'dispatching']);
+
+/** Call duration in seconds: the record's own figure, else answered → ended. */
+export function callDuration(call) {
+  if (call.duration_seconds != null) return call.duration_seconds;
+  if (call.answered_at && call.ended_at) return (Date.parse(call.ended_at) - Date.parse(call.answered_at)) / 1000;
+  return null;
+}
+
+/** Typical response latency: p50 of end of caller speech → first agent audio, when measured. */
+export function callLatency(call) {
+  const m = call.metrics;
+  if (!m || typeof m !== 'object') return null;
+  return m.first_audio_ms?.p50 ?? m.latency_ms ?? null;
+}
+
+export async function callsPage(ctx) {
+  const p = ctx.params;
+  const filters = { status: p.get('status') ?? '', agent_id: p.get('agent_id') ?? '', from: p.get('from') ?? '', to: p.get('to') ?? '' };
+  const [agents, page] = await Promise.all([
+    api('GET', '/agents?limit=100').catch(() => ({ data: [] })),
+    api('GET', `/calls${qs({ ...filters, from: dayStart(filters.from), to: dayStart(filters.to, 1), limit: 25 })}`),
+  ]);
+  const agentName = new Map(agents.data.map((a) => [a.id, a.name]));
+
+  const status = h('select', { name: 'status' }, h('option', { value: '' }, 'Any status'),
+    CALL_STATUSES.map((s) => h('option', { value: s, selected: s === filters.status }, s.replaceAll('_', ' '))));
+  const agent = h('select', { name: 'agent_id' }, h('option', { value: '' }, 'Any agent'),
+    agents.data.map((a) => h('option', { value: a.id, selected: a.id === filters.agent_id }, a.name)));
+  const from = h('input', { type: 'date', name: 'from', value: filters.from });
+  const to = h('input', { type: 'date', name: 'to', value: filters.to });
+  const form = h('form', {
+    class: 'filters', role: 'search', 'aria-label': 'Filter calls',
+    onsubmit: (e) => {
+      e.preventDefault();
+      ctx.navigate(`#/calls${qs({ status: status.value, agent_id: agent.value, from: from.value, to: to.value })}`);
+    },
+  },
+  field('Status', status), field('Agent', agent), field('Starts from', from), field('Starts before end of', to),
+  h('div', { class: 'field buttons' }, h('button', { type: 'submit' }, 'Apply filters'),
+    h('button', { type: 'button', class: 'secondary', onclick: () => ctx.navigate('#/calls') }, 'Clear')));
+
+  const columns = [
+    { label: 'Call', cell: (c) => h('a', { href: `#/calls/${encodeURIComponent(c.id)}` }, c.id) },
+    { label: 'To', cell: (c) => c.to },
+    { label: 'Status', cell: (c) => badge(c.status) },
+    { label: 'Agent', cell: (c) => agentName.get(c.agent_id) ?? c.agent_id ?? '—' },
+    { label: 'Starts', cell: (c) => fmtTime(c.start_at) },
+    { label: 'Duration', cell: (c) => fmtDuration(callDuration(c)) },
+    { label: 'Latency (p50)', cell: (c) => fmtMs(callLatency(c)) },
+    { label: 'Email', cell: (c) => c.email_status ?? '—' },
+    { label: 'Live', cell: (c) => (LIVE_STATUSES.has(c.status) ? h('a', { href: `#/calls/${encodeURIComponent(c.id)}/live` }, 'Watch live') : '—') },
+  ];
+  const list = h('div', { id: 'calls-list' });
+  const errors = errorBox();
+  let rows = page.data;
+  const draw = (next) => {
+    setChildren(list, 
+      table({ caption: `${rows.length} call${rows.length === 1 ? '' : 's'}`, columns, rows, empty: 'No calls match these filters.' }),
+      next ? h('button', {
+        type: 'button', class: 'secondary', onclick: async () => {
+          try {
+            const more = await api('GET', `/calls${qs({ ...filters, from: dayStart(filters.from), to: dayStart(filters.to, 1), limit: 25, cursor: next })}`);
+            rows = rows.concat(more.data);
+            draw(more.next_cursor);
+          } catch (err) {
+            showError(errors, err);
+          }
+        },
+      }, 'Load more') : null,
+    );
+  };
+  draw(page.next_cursor);
+  return h('section', { 'aria-labelledby': 'page-title' },
+    pageHeader('Calls', h('a', { class: 'button', href: '#/schedule' }, 'Schedule a call')),
+    form, errors, list);
+}
+
+/** `YYYY-MM-DD` (local) → RFC 3339 of that local midnight, plus `days`. */
+function dayStart(date, days = 0) {
+  if (!date) return '';
+  const [y, m, d] = date.split('-').map(Number);
+  return new Date(y, m - 1, d + days).toISOString();
+}

@@ -1,0 +1,692 @@
+//! `/api/v1/calls`: schedule, list, get (with history and emails), reschedule, cancel.
+//!
+//! Every change to a scheduled call is one D1 batch: the call row (compare-and-set on its status
+//! and sequence), its history row and the email announcing it commit together, so a crash never
+//! leaves a rescheduled call without its email or an email for a change that did not happen.
+//! Sending the email, dialling and forwarding events happen after the answer.
+
+use super::agents::{self, field_errors};
+use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
+use crate::app::App;
+use crate::call_status::{self, Applied, Change};
+use crate::db;
+use crate::dispatch;
+use crate::emails::{self, EmailFacts};
+use crate::http::{json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::routes::method_not_allowed;
+use crate::scheduler;
+use chrono::DateTime;
+use phone_agent_core::auth::Access;
+use phone_agent_core::pagination::Cursor;
+use phone_agent_core::scheduling::email::EmailKind;
+use phone_agent_core::scheduling::request::{
+    parse_reschedule, parse_schedule, request_fingerprint, DialProvider,
+};
+use phone_agent_core::scheduling::CallStatus;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{Method, Request};
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    tenant_id: String,
+    agent_id: Option<String>,
+    provider: String,
+    provider_call_id: Option<String>,
+    status: String,
+    to_number: String,
+    from_number: Option<String>,
+    start_at: Option<i64>,
+    time_zone: Option<String>,
+    contact_name: Option<String>,
+    contact_email: Option<String>,
+    metadata: String,
+    attempt: i64,
+    ics_sequence: i64,
+    email_status: Option<String>,
+    request_hash: Option<String>,
+    dispatched_at: Option<i64>,
+    answered_at: Option<i64>,
+    ended_at: Option<i64>,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const COLUMNS: &str = "id, tenant_id, agent_id, provider, provider_call_id, status, to_number,
+  from_number, start_at, time_zone, contact_name, contact_email, metadata, attempt, ics_sequence,
+  email_status, request_hash, dispatched_at, answered_at, ended_at, last_error, created_at, updated_at";
+
+impl Row {
+    fn render(&self) -> Value {
+        json!({
+            "id": self.id,
+            "status": self.status,
+            "to": self.to_number,
+            "from": self.from_number,
+            "agent_id": self.agent_id,
+            "provider": self.provider,
+            "provider_call_id": self.provider_call_id,
+            "start_at": self.start_at.map(rfc3339),
+            "time_zone": self.time_zone,
+            "contact": {"name": self.contact_name, "email": self.contact_email},
+            "metadata": serde_json::from_str::<Value>(&self.metadata).unwrap_or_else(|_| json!({})),
+            "attempt": self.attempt,
+            "sequence": self.ics_sequence,
+            "email_status": self.email_status,
+            "last_error": self.last_error,
+            "dispatched_at": self.dispatched_at.map(rfc3339),
+            "answered_at": self.answered_at.map(rfc3339),
+            "ended_at": self.ended_at.map(rfc3339),
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        })
+    }
+
+    fn email_facts<'a>(&'a self, agent_name: &'a str) -> Option<EmailFacts<'a>> {
+        Some(EmailFacts {
+            tenant_id: &self.tenant_id,
+            call_id: &self.id,
+            to_email: self.contact_email.as_deref()?,
+            to_name: self.contact_name.as_deref(),
+            agent_name,
+            phone_number: &self.to_number,
+            start_at: self.start_at?,
+            time_zone: self.time_zone.as_deref(),
+        })
+    }
+}
+
+/// Routes `/api/v1/calls/...` (except `/{id}/session`, which the API module serves).
+pub async fn route(
+    mut req: Request,
+    app: &App,
+    who: &Principal,
+    method: &Method,
+    tail: &[&str],
+) -> (&'static str, ApiResult) {
+    match (method, tail) {
+        (Method::Post, []) => ("POST /api/v1/calls", create(&mut req, app, who).await),
+        (Method::Get, []) => ("GET /api/v1/calls", list(&req, app, who).await),
+        (Method::Get, [id]) => ("GET /api/v1/calls/{id}", get(app, who, id).await),
+        (Method::Patch, [id]) => (
+            "PATCH /api/v1/calls/{id}",
+            reschedule(&mut req, app, who, id).await,
+        ),
+        (Method::Delete, [id]) => ("DELETE /api/v1/calls/{id}", cancel(app, who, id).await),
+        (_, [] | [_]) => ("/api/v1/calls", Err(method_not_allowed(method))),
+        _ => ("not found", Err(ApiError::not_found("no such call route"))),
+    }
+}
+
+async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
+    db::first(
+        &app.db()?,
+        &format!("SELECT {COLUMNS} FROM calls WHERE id = ? AND tenant_id = ?"),
+        &[&id, &who.tenant_id],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no call {id}")))
+}
+
+async fn agent_name(app: &App, who: &Principal, agent_id: Option<&str>) -> String {
+    match agent_id {
+        Some(id) => agents::find(app, &who.tenant_id, id)
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(|| "Your agent".to_owned(), |a| a.name),
+        None => "Your agent".to_owned(),
+    }
+}
+
+/// The same `Idempotency-Key` with the same body is the same call; with another body, a 409.
+fn replay_or_conflict(existing: &Row, fingerprint: &str) -> ApiResult {
+    if existing.request_hash.as_deref() == Some(fingerprint) {
+        let mut response = json_response(201, &existing.render());
+        let _ = response.headers_mut().set("idempotent-replayed", "true");
+        Ok(response)
+    } else {
+        Err(ApiError::new(
+            409,
+            "idempotency_conflict",
+            "this Idempotency-Key was used with a different request body",
+        ))
+    }
+}
+
+async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
+    who.require(Access::Operate)?;
+    let config = app.config()?;
+    let idempotency_key = match req.headers().get("idempotency-key")? {
+        None => None,
+        Some(k) if !k.trim().is_empty() && k.trim().len() <= MAX_IDEMPOTENCY_KEY => {
+            Some(k.trim().to_owned())
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                400,
+                "invalid_idempotency_key",
+                format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+            ))
+        }
+    };
+    let origin = req.url()?.origin().ascii_serialization();
+    let body = json_body(req).await?;
+    let fingerprint = request_fingerprint(&body);
+    let db = app.db()?;
+    let by_key = format!("SELECT {COLUMNS} FROM calls WHERE tenant_id = ? AND idempotency_key = ?");
+    if let Some(key) = &idempotency_key {
+        if let Some(existing) = db::first::<Row>(&db, &by_key, &[&who.tenant_id, key]).await? {
+            return replay_or_conflict(&existing, &fingerprint);
+        }
+    }
+
+    let now = now_ms();
+    let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
+    let request = parse_schedule(&body, now_utc).map_err(field_errors)?;
+    let Some(agent) = agents::find(app, &who.tenant_id, &request.agent_id).await? else {
+        return Err(invalid_fields(json!([field_error(
+            "agent_id",
+            "unknown_agent",
+            format!("no agent {}", request.agent_id)
+        )])));
+    };
+    #[derive(Deserialize)]
+    struct Number {
+        number: String,
+    }
+    let from = match &request.from {
+        Some(from) => Some(from.clone()),
+        None => db::first::<Number>(
+            &db,
+            "SELECT number FROM phone_numbers WHERE tenant_id = ? AND agent_id = ?
+             ORDER BY created_at LIMIT 1",
+            &[&who.tenant_id, &agent.id],
+        )
+        .await?
+        .map(|n| n.number)
+        .or_else(|| config.default_from_number.clone()),
+    };
+    if from.is_none() && request.provider != DialProvider::Bland {
+        return Err(invalid_fields(json!([field_error(
+            "from",
+            "required",
+            "no caller id: give from, register a number for the agent, or set DEFAULT_FROM_NUMBER"
+        )])));
+    }
+    // Fixed now: the alarm that dials later has no request to take an origin from.
+    let base_url = config.public_base_url.clone().unwrap_or(origin);
+
+    let id = new_id("call");
+    let start_at = request.start_at.timestamp_millis();
+    let provider = request.provider.as_str();
+    let metadata = request.metadata.to_string();
+    let mut statements = vec![
+        db::stmt(
+            &db,
+            "INSERT INTO calls (id, tenant_id, agent_id, direction, provider, status, to_number,
+               from_number, start_at, time_zone, contact_name, contact_email, metadata, attempt,
+               ics_sequence, idempotency_key, request_hash, base_url, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 'outbound', ?4, 'scheduled', ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, 0, ?12,
+               ?13, ?14, ?15, ?15)
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+            &[
+                &id,
+                &who.tenant_id,
+                &agent.id,
+                &provider,
+                &request.to,
+                &from,
+                &start_at,
+                &request.time_zone,
+                &request.contact_name,
+                &request.contact_email,
+                &metadata,
+                &idempotency_key,
+                &fingerprint,
+                &base_url,
+                &now,
+            ],
+        )?,
+        db::stmt(
+            &db,
+            "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
+             SELECT ?1, ?2, 'status', NULL, 'scheduled', 'api', ?3 WHERE changes() > 0",
+            &[
+                &id,
+                &now,
+                &json!({"start_at": rfc3339(start_at), "provider": provider, "attempt": 1})
+                    .to_string(),
+            ],
+        )?,
+    ];
+    if let Some(to_email) = &request.contact_email {
+        let facts = EmailFacts {
+            tenant_id: &who.tenant_id,
+            call_id: &id,
+            to_email,
+            to_name: request.contact_name.as_deref(),
+            agent_name: &agent.name,
+            phone_number: &request.to,
+            start_at,
+            time_zone: request.time_zone.as_deref(),
+        };
+        // The call id is fresh: it exists only if this request's insert won.
+        statements.extend(emails::enqueue(
+            &db,
+            config,
+            &facts,
+            EmailKind::Scheduled,
+            0,
+            now,
+            ("SELECT 1 FROM calls WHERE id = ?", &[&id]),
+        )?);
+    }
+    let changes = db::batch(&db, statements).await?;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        // A concurrent request with the same key won the insert.
+        let key = idempotency_key.unwrap_or_default();
+        let existing = db::first::<Row>(&db, &by_key, &[&who.tenant_id, &key])
+            .await?
+            .ok_or_else(|| ApiError::internal("call neither inserted nor found"))?;
+        return replay_or_conflict(&existing, &fingerprint);
+    }
+
+    call_status::emit(
+        &app.env,
+        &db,
+        &id,
+        "call.scheduled",
+        &format!("{id}:scheduled:1"),
+        json!({}),
+        now,
+    )
+    .await?;
+    after_change(app, &id, start_at, request.provider == DialProvider::Bland);
+    let row = find(app, who, &id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "call.schedule",
+            resource_type: "call",
+            resource_id: Some(&id),
+            before: None,
+            after: Some(&row.render()),
+        },
+    )
+    .await;
+    Ok(json_response(201, &row.render()))
+}
+
+/// After the answer: send the call's pending emails, arm the scheduler for its start, and hand
+/// a Bland call to Bland.
+fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
+    let env = app.env.clone();
+    let call_id = call_id.to_owned();
+    app.ctx.wait_until(async move {
+        emails::send_for_call(&env, &call_id).await;
+        if bland {
+            let result = async {
+                let db = env.d1("DB")?;
+                let config = crate::app::load_config(&env)?;
+                dispatch::submit_bland(&env, &db, &config, &call_id).await
+            }
+            .await;
+            if let Err(e) = result {
+                log_line(json!({"level": "error", "msg": "bland submit", "call_id": call_id, "error": e.message}));
+            }
+        }
+        scheduler::wake_at(&env, start_at).await;
+    });
+}
+
+async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Read)?;
+    let row = find(app, who, id).await?;
+    let db = app.db()?;
+    #[derive(Deserialize)]
+    struct Event {
+        at: i64,
+        kind: String,
+        from_status: Option<String>,
+        to_status: Option<String>,
+        source: String,
+        detail: String,
+    }
+    let history: Vec<Event> = db::all(
+        &db,
+        "SELECT at, kind, from_status, to_status, source, detail FROM call_events
+         WHERE call_id = ? ORDER BY id",
+        &[&id],
+    )
+    .await?;
+    #[derive(Deserialize)]
+    struct Email {
+        id: String,
+        kind: String,
+        sequence: i64,
+        status: String,
+        attempts: i64,
+        next_attempt_at: Option<i64>,
+        last_status_code: Option<i64>,
+        last_error: Option<String>,
+        provider_message_id: Option<String>,
+        created_at: i64,
+    }
+    let emails: Vec<Email> = db::all(
+        &db,
+        "SELECT id, kind, sequence, status, attempts, next_attempt_at, last_status_code, last_error,
+           provider_message_id, created_at FROM emails WHERE call_id = ? ORDER BY created_at, sequence",
+        &[&id],
+    )
+    .await?;
+    let mut body = row.render();
+    body["history"] = history
+        .iter()
+        .map(|e| {
+            json!({"at": rfc3339(e.at), "kind": e.kind, "from": e.from_status, "to": e.to_status,
+                   "source": e.source,
+                   "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null)})
+        })
+        .collect();
+    let emails: Vec<Value> = emails
+        .iter()
+        .map(|e| {
+            json!({"id": e.id, "kind": e.kind, "sequence": e.sequence, "status": e.status,
+                   "attempts": e.attempts, "next_attempt_at": e.next_attempt_at.map(rfc3339),
+                   "last_status_code": e.last_status_code, "last_error": e.last_error,
+                   "resend_id": e.provider_message_id, "created_at": rfc3339(e.created_at)})
+        })
+        .collect();
+    body["email"] = emails.last().cloned().unwrap_or(Value::Null);
+    body["emails"] = Value::from(emails);
+    Ok(json_response(200, &body))
+}
+
+async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
+    who.require(Access::Read)?;
+    let q = query(req)?;
+    let page = Page::from_query(&q)?;
+    let (at, id) = page.bounds();
+    let mut errors = Vec::new();
+    let mut bound = |name: &str| {
+        q.get(name)
+            .filter(|v| !v.is_empty())
+            .and_then(|v| match DateTime::parse_from_rfc3339(v) {
+                Ok(t) => Some(t.timestamp_millis()),
+                Err(_) => {
+                    errors.push(field_error(
+                        name,
+                        "invalid_time",
+                        format!("{name} must be RFC 3339 with an offset"),
+                    ));
+                    None
+                }
+            })
+    };
+    let (from, to) = (bound("from"), bound("to"));
+    let status = q.get("status").filter(|s| !s.is_empty());
+    if let Some(s) = status {
+        if CallStatus::parse(s).is_none() {
+            errors.push(field_error(
+                "status",
+                "invalid_value",
+                "unknown call status",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(invalid_fields(Value::from(errors)));
+    }
+    let rows: Vec<Row> = db::all(
+        &app.db()?,
+        &format!(
+            "SELECT {COLUMNS} FROM calls WHERE tenant_id = ?1 AND (created_at, id) < (?2, ?3)
+               AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR start_at >= ?5)
+               AND (?6 IS NULL OR start_at < ?6) AND (?7 IS NULL OR agent_id = ?7)
+             ORDER BY created_at DESC, id DESC LIMIT ?8"
+        ),
+        &[
+            &who.tenant_id,
+            &at,
+            &id,
+            &status,
+            &from,
+            &to,
+            &q.get("agent_id"),
+            &page.fetch(),
+        ],
+    )
+    .await?;
+    list_response(
+        rows,
+        &page,
+        |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        },
+        Row::render,
+    )
+}
+
+fn not_modifiable(row: &Row) -> ApiError {
+    ApiError::new(
+        409,
+        "not_modifiable",
+        format!(
+            "call {} is {}; only scheduled calls (not yet dispatched) can change",
+            row.id, row.status
+        ),
+    )
+}
+
+async fn reschedule(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Operate)?;
+    let body = json_body(req).await?;
+    let now = now_ms();
+    let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
+    let (start, time_zone) = parse_reschedule(&body, now_utc).map_err(field_errors)?;
+    let row = find(app, who, id).await?;
+    if row.status != CallStatus::Scheduled.as_str() {
+        return Err(not_modifiable(&row));
+    }
+    let db = app.db()?;
+    let start_at = start.timestamp_millis();
+    let sequence = row.ics_sequence + 1;
+    let mut statements = vec![
+        // Compare-and-set on status, sequence and attempt: a dispatch, retry or another
+        // reschedule that got there first makes this a 409 instead of a lost update.
+        db::stmt(
+            &db,
+            "UPDATE calls SET start_at = ?1, time_zone = COALESCE(?2, time_zone), ics_sequence = ?3,
+               updated_at = ?4, locked_until = NULL, last_error = NULL,
+               provider_call_id = CASE WHEN provider = 'bland' THEN NULL ELSE provider_call_id END
+             WHERE id = ?5 AND tenant_id = ?6 AND status = 'scheduled' AND ics_sequence = ?7
+               AND attempt = ?8",
+            &[
+                &start_at,
+                &time_zone,
+                &sequence,
+                &now,
+                &id,
+                &who.tenant_id,
+                &row.ics_sequence,
+                &row.attempt,
+            ],
+        )?,
+        db::stmt(
+            &db,
+            "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
+             SELECT ?1, ?2, 'reschedule', 'scheduled', 'scheduled', 'api', ?3 WHERE changes() > 0",
+            &[
+                &id,
+                &now,
+                &json!({"previous_start_at": row.start_at.map(rfc3339), "start_at": rfc3339(start_at),
+                        "sequence": sequence, "previous_provider_call_id": row.provider_call_id})
+                .to_string(),
+            ],
+        )?,
+    ];
+    let name = agent_name(app, who, row.agent_id.as_deref()).await;
+    let updated_tz = time_zone.clone().or_else(|| row.time_zone.clone());
+    if let Some(mut facts) = row.email_facts(&name) {
+        facts.start_at = start_at;
+        facts.time_zone = updated_tz.as_deref();
+        let sequence_u32 = u32::try_from(sequence).unwrap_or(u32::MAX);
+        statements.extend(emails::enqueue(
+            &db,
+            app.config()?,
+            &facts,
+            EmailKind::Rescheduled,
+            sequence_u32,
+            now,
+            (
+                "SELECT 1 FROM calls WHERE id = ? AND ics_sequence = ? AND updated_at = ?",
+                &[&id, &sequence, &now],
+            ),
+        )?);
+    }
+    let changes = db::batch(&db, statements).await?;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        let current = find(app, who, id).await?;
+        return Err(not_modifiable(&current));
+    }
+    let bland = row.provider == DialProvider::Bland.as_str();
+    if let (true, Some(old)) = (bland, row.provider_call_id.clone()) {
+        stop_bland_later(app, id, old);
+    }
+    call_status::emit(
+        &app.env,
+        &db,
+        id,
+        "call.rescheduled",
+        &format!("{id}:rescheduled:{sequence}"),
+        json!({"previous_start_at": row.start_at.map(rfc3339), "sequence": sequence}),
+        now,
+    )
+    .await?;
+    after_change(app, id, start_at, bland);
+    let after = find(app, who, id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "call.reschedule",
+            resource_type: "call",
+            resource_id: Some(id),
+            before: Some(&row.render()),
+            after: Some(&after.render()),
+        },
+    )
+    .await;
+    Ok(json_response(200, &after.render()))
+}
+
+/// Stops a call Bland has scheduled, after the answer; a failure is kept in the call's history.
+fn stop_bland_later(app: &App, call_id: &str, bland_call_id: String) {
+    let env = app.env.clone();
+    let call_id = call_id.to_owned();
+    app.ctx.wait_until(async move {
+        let result = async {
+            let config = crate::app::load_config(&env).map_err(|e| e.to_string())?;
+            dispatch::stop_bland(&config, &bland_call_id).await
+        }
+        .await;
+        let detail = json!({"bland_call_id": bland_call_id, "stopped": result.is_ok(),
+                            "error": result.as_ref().err()});
+        let recorded = async {
+            let db = env.d1("DB")?;
+            db::run(
+                &db,
+                "INSERT INTO call_events (call_id, at, kind, source, detail) VALUES (?, ?, 'note', 'api', ?)",
+                &[&call_id, &now_ms(), &detail.to_string()],
+            )
+            .await
+        }
+        .await;
+        if let Err(e) = recorded {
+            log_line(json!({"level": "error", "msg": "bland stop", "call_id": call_id, "error": e.message}));
+        }
+    });
+}
+
+async fn cancel(app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Operate)?;
+    let row = find(app, who, id).await?;
+    if row.status == CallStatus::Canceled.as_str() {
+        return Ok(json_response(200, &row.render()));
+    }
+    let db = app.db()?;
+    let now = now_ms();
+    let change = Change {
+        to: CallStatus::Canceled,
+        source: "api",
+        detail: json!({}),
+        attempt: Some(row.attempt),
+        due_by: None,
+        emit: true,
+    };
+    // Only `scheduled` may become `canceled` here; the state machine and the compare-and-set
+    // decide against a dispatch racing this request.
+    let applied = if row.status == CallStatus::Scheduled.as_str() {
+        call_status::apply(&app.env, &db, id, &change, now).await?
+    } else {
+        Applied::Unchanged
+    };
+    if applied != Applied::Moved(CallStatus::Scheduled) {
+        let current = find(app, who, id).await?;
+        if current.status == CallStatus::Canceled.as_str() {
+            return Ok(json_response(200, &current.render()));
+        }
+        return Err(not_modifiable(&current));
+    }
+    let sequence = row.ics_sequence + 1;
+    let mut statements = vec![db::stmt(
+        &db,
+        "UPDATE calls SET ics_sequence = ? WHERE id = ?",
+        &[&sequence, &id],
+    )?];
+    let name = agent_name(app, who, row.agent_id.as_deref()).await;
+    if let Some(facts) = row.email_facts(&name) {
+        statements.extend(emails::enqueue(
+            &db,
+            app.config()?,
+            &facts,
+            EmailKind::Canceled,
+            u32::try_from(sequence).unwrap_or(u32::MAX),
+            now,
+            ("SELECT 1 FROM calls WHERE id = ?", &[&id]),
+        )?);
+    }
+    db::batch(&db, statements).await?;
+    if let (true, Some(old)) = (
+        row.provider == DialProvider::Bland.as_str(),
+        row.provider_call_id.clone(),
+    ) {
+        stop_bland_later(app, id, old);
+    }
+    let env = app.env.clone();
+    let call_id = id.to_owned();
+    app.ctx
+        .wait_until(async move { emails::send_for_call(&env, &call_id).await });
+    let after = find(app, who, id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "call.cancel",
+            resource_type: "call",
+            resource_id: Some(id),
+            before: Some(&row.render()),
+            after: Some(&after.render()),
+        },
+    )
+    .await;
+    Ok(json_response(200, &after.render()))
+}

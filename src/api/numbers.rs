@@ -1,0 +1,240 @@
+//! `/api/v1/numbers`: our phone numbers, each answered by an agent (optionally ringing the
+//! owner first); also the caller id of the agent's scheduled calls.
+
+use super::agents::field_errors;
+use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
+use crate::app::App;
+use crate::db;
+use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::routes::method_not_allowed;
+use phone_agent_core::agents::parse_number;
+use phone_agent_core::auth::Access;
+use phone_agent_core::pagination::Cursor;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{Method, Request};
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    number: String,
+    agent_id: String,
+    owner_phone: Option<String>,
+    ring_owner_first: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const COLUMNS: &str = "id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at";
+
+impl Row {
+    fn render(&self) -> Value {
+        json!({
+            "id": self.id,
+            "number": self.number,
+            "agent_id": self.agent_id,
+            "owner_phone": self.owner_phone,
+            "ring_owner_first": self.ring_owner_first != 0,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        })
+    }
+}
+
+/// Routes `/api/v1/numbers/...`.
+pub async fn route(
+    mut req: Request,
+    app: &App,
+    who: &Principal,
+    method: &Method,
+    tail: &[&str],
+) -> (&'static str, ApiResult) {
+    match (method, tail) {
+        (Method::Post, []) => ("POST /api/v1/numbers", create(&mut req, app, who).await),
+        (Method::Get, []) => ("GET /api/v1/numbers", list(&req, app, who).await),
+        (Method::Get, [id]) => ("GET /api/v1/numbers/{id}", get(app, who, id).await),
+        (Method::Patch, [id]) => (
+            "PATCH /api/v1/numbers/{id}",
+            update(&mut req, app, who, id).await,
+        ),
+        (Method::Delete, [id]) => ("DELETE /api/v1/numbers/{id}", delete(app, who, id).await),
+        (_, [] | [_]) => ("/api/v1/numbers", Err(method_not_allowed(method))),
+        _ => (
+            "not found",
+            Err(ApiError::not_found("no such number route")),
+        ),
+    }
+}
+
+async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
+    who.require(Access::Administer)?;
+    let body = json_body(req).await?;
+    let spec = parse_number(&body).map_err(field_errors)?;
+    if super::agents::find(app, &who.tenant_id, &spec.agent_id)
+        .await?
+        .is_none()
+    {
+        return Err(invalid_fields(json!([field_error(
+            "agent_id",
+            "unknown_agent",
+            format!("no agent {}", spec.agent_id)
+        )])));
+    }
+    let id = new_id("num");
+    let now = now_ms();
+    let inserted = db::run(
+        &app.db()?,
+        "INSERT INTO phone_numbers (id, tenant_id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO NOTHING",
+        &[
+            &id,
+            &who.tenant_id,
+            &spec.number,
+            &spec.agent_id,
+            &spec.owner_phone,
+            &spec.ring_owner_first,
+            &now,
+            &now,
+        ],
+    )
+    .await?;
+    if inserted == 0 {
+        return Err(ApiError::new(
+            409,
+            "conflict",
+            format!("{} is already registered", spec.number),
+        ));
+    }
+    let row = find(app, who, &id).await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "number.create",
+            resource_type: "phone_number",
+            resource_id: Some(&id),
+            before: None,
+            after: Some(&row.render()),
+        },
+    )
+    .await;
+    Ok(json_response(201, &row.render()))
+}
+
+async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
+    db::first(
+        &app.db()?,
+        &format!("SELECT {COLUMNS} FROM phone_numbers WHERE id = ? AND tenant_id = ?"),
+        &[&id, &who.tenant_id],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no number {id}")))
+}
+
+/// Changes the agent, owner phone or ring-owner-first of a number (the number itself is its
+/// identity: register a new one instead). Validated by the same rules as creation.
+async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let body = json_body(req).await?;
+    let before = find(app, who, id).await?.render();
+    if body.get("number").is_some_and(|n| n != &before["number"]) {
+        return Err(invalid_fields(json!([field_error(
+            "number",
+            "immutable",
+            "a number cannot be changed; register the new number instead"
+        )])));
+    }
+    let mut merged = before.clone();
+    if let (Some(target), Some(changes)) = (merged.as_object_mut(), body.as_object()) {
+        for (key, value) in changes {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    let spec = parse_number(&merged).map_err(field_errors)?;
+    if super::agents::find(app, &who.tenant_id, &spec.agent_id)
+        .await?
+        .is_none()
+    {
+        return Err(invalid_fields(json!([field_error(
+            "agent_id",
+            "unknown_agent",
+            format!("no agent {}", spec.agent_id)
+        )])));
+    }
+    db::run(
+        &app.db()?,
+        "UPDATE phone_numbers SET agent_id = ?, owner_phone = ?, ring_owner_first = ?, updated_at = ?
+         WHERE id = ? AND tenant_id = ?",
+        &[&spec.agent_id, &spec.owner_phone, &spec.ring_owner_first, &now_ms(), &id, &who.tenant_id],
+    )
+    .await?;
+    let after = find(app, who, id).await?.render();
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "number.update",
+            resource_type: "phone_number",
+            resource_id: Some(id),
+            before: Some(&before),
+            after: Some(&after),
+        },
+    )
+    .await;
+    Ok(json_response(200, &after))
+}
+
+async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let before = find(app, who, id).await?.render();
+    db::run(
+        &app.db()?,
+        "DELETE FROM phone_numbers WHERE id = ? AND tenant_id = ?",
+        &[&id, &who.tenant_id],
+    )
+    .await?;
+    crate::audit::record(
+        &app.db()?,
+        who,
+        &crate::audit::Change {
+            action: "number.delete",
+            resource_type: "phone_number",
+            resource_id: Some(id),
+            before: Some(&before),
+            after: None,
+        },
+    )
+    .await;
+    Ok(json_response(200, &json!({"id": id, "deleted": true})))
+}
+
+async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Read)?;
+    Ok(json_response(200, &find(app, who, id).await?.render()))
+}
+
+async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
+    who.require(Access::Read)?;
+    let q = query(req)?;
+    let page = Page::from_query(&q)?;
+    let (at, id) = page.bounds();
+    let rows: Vec<Row> = db::all(
+        &app.db()?,
+        &format!(
+            "SELECT {COLUMNS} FROM phone_numbers WHERE tenant_id = ?1 AND (created_at, id) < (?2, ?3)
+               AND (?4 IS NULL OR agent_id = ?4)
+             ORDER BY created_at DESC, id DESC LIMIT ?5"
+        ),
+        &[&who.tenant_id, &at, &id, &q.get("agent_id"), &page.fetch()],
+    )
+    .await?;
+    list_response(
+        rows,
+        &page,
+        |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        },
+        Row::render,
+    )
+}

@@ -1,0 +1,136 @@
+//! `/api/v1/tenants`: only the bootstrap `ADMIN_API_KEY` creates tenants; each new tenant
+//! gets its first admin key, shown once.
+
+use super::keys;
+use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
+use crate::app::App;
+use crate::audit::{self, Change};
+use crate::db;
+use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::routes::method_not_allowed;
+use phone_agent_core::auth::Role;
+use phone_agent_core::pagination::Cursor;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{Method, Request};
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl Row {
+    fn render(&self) -> Value {
+        json!({"id": self.id, "name": self.name, "created_at": rfc3339(self.created_at)})
+    }
+}
+
+/// Routes `/api/v1/tenants/...`.
+pub async fn route(
+    mut req: Request,
+    app: &App,
+    who: &Principal,
+    method: &Method,
+    tail: &[&str],
+) -> (&'static str, ApiResult) {
+    if !who.bootstrap {
+        return (
+            "/api/v1/tenants",
+            Err(ApiError::new(
+                403,
+                "forbidden",
+                "only ADMIN_API_KEY manages tenants",
+            )),
+        );
+    }
+    match (method, tail) {
+        (Method::Post, []) => ("POST /api/v1/tenants", create(&mut req, app, who).await),
+        (Method::Get, []) => ("GET /api/v1/tenants", list(&req, app).await),
+        (_, []) => ("/api/v1/tenants", Err(method_not_allowed(method))),
+        _ => (
+            "not found",
+            Err(ApiError::not_found("no such tenant route")),
+        ),
+    }
+}
+
+async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
+    let body = json_body(req).await?;
+    let name = match body.get("name").and_then(Value::as_str).map(str::trim) {
+        Some(n) if !n.is_empty() && n.len() <= 100 => n.to_owned(),
+        _ => {
+            return Err(invalid_fields(json!([field_error(
+                "name",
+                "required",
+                "name is a non-empty string of at most 100 bytes"
+            )])))
+        }
+    };
+    let tenant_id = new_id("ten");
+    let key_id = new_id("key");
+    let (key, prefix) = keys::generate();
+    let now = now_ms();
+    let db = app.db()?;
+    let after = json!({"id": tenant_id, "name": name, "admin_key_id": key_id});
+    db::batch(
+        &db,
+        vec![
+            db::stmt(
+                &db,
+                "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+                &[&tenant_id, &name, &now],
+            )?,
+            keys::insert(
+                &db,
+                &tenant_id,
+                &key_id,
+                "admin",
+                Role::Admin,
+                &key,
+                &prefix,
+            )?,
+            audit::statement(
+                &db,
+                who,
+                &Change {
+                    action: "tenant.create",
+                    resource_type: "tenant",
+                    resource_id: Some(&tenant_id),
+                    before: None,
+                    after: Some(&after),
+                },
+            )?,
+        ],
+    )
+    .await?;
+    Ok(json_response(
+        201,
+        &json!({
+            "id": tenant_id, "name": name, "created_at": rfc3339(now),
+            "api_key": {"id": key_id, "name": "admin", "role": "admin", "prefix": prefix, "key": key},
+        }),
+    ))
+}
+
+async fn list(req: &Request, app: &App) -> ApiResult {
+    let page = Page::from_query(&query(req)?)?;
+    let (at, id) = page.bounds();
+    let rows: Vec<Row> = db::all(
+        &app.db()?,
+        "SELECT id, name, created_at FROM tenants WHERE (created_at, id) < (?, ?)
+         ORDER BY created_at DESC, id DESC LIMIT ?",
+        &[&at, &id, &page.fetch()],
+    )
+    .await?;
+    list_response(
+        rows,
+        &page,
+        |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        },
+        Row::render,
+    )
+}

@@ -1,0 +1,56 @@
+//! Audit log: every mutation through the API leaves who, what, before/after and request id.
+
+use crate::api::Principal;
+use crate::db;
+use crate::http::{log_line, now_ms, ApiError};
+use serde_json::{json, Value};
+use worker::d1::{D1Database, D1PreparedStatement};
+
+/// What changed, for one audit entry.
+pub struct Change<'a> {
+    /// `<resource>.<verb>`, e.g. `endpoint.create`.
+    pub action: &'a str,
+    pub resource_type: &'a str,
+    pub resource_id: Option<&'a str>,
+    pub before: Option<&'a Value>,
+    pub after: Option<&'a Value>,
+}
+
+/// The audit insert as a statement, to batch with the mutation it describes (atomic).
+pub fn statement(
+    db: &D1Database,
+    who: &Principal,
+    change: &Change<'_>,
+) -> Result<D1PreparedStatement, ApiError> {
+    db::stmt(
+        db,
+        "INSERT INTO audit_log (tenant_id, actor, action, resource_type, resource_id, before, after, request_id, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            &who.tenant_id,
+            &who.actor,
+            &change.action,
+            &change.resource_type,
+            &change.resource_id,
+            &change.before.map(Value::to_string),
+            &change.after.map(Value::to_string),
+            &who.request_id,
+            &now_ms(),
+        ],
+    )
+}
+
+/// Records a change made by an already-committed write. A failure here is logged, not
+/// returned: the change happened, and the caller must not retry it because of the log.
+pub async fn record(db: &D1Database, who: &Principal, change: &Change<'_>) {
+    let result = match statement(db, who, change) {
+        Ok(stmt) => stmt.run().await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.message),
+    };
+    if let Err(error) = result {
+        log_line(
+            json!({"level": "error", "msg": "audit entry lost", "action": change.action,
+            "resource_id": change.resource_id, "request_id": who.request_id, "error": error}),
+        );
+    }
+}

@@ -1,0 +1,558 @@
+//! Dispatching scheduled calls, run by the `Scheduler` (alarm at the exact start time, cron as
+//! the safety net for a missed alarm):
+//!
+//! - Twilio / Telnyx: at `start_at` the call is claimed with `scheduled → dispatching` (a
+//!   compare-and-set in `call_status`, guarded by attempt and due time, so the alarm and the cron
+//!   firing together dial once), then the carrier's create-call API is called.
+//! - Bland: Bland keeps the timer. The call is handed to Bland's send-call API with `start_time`
+//!   as soon as it is scheduled (retried here if that failed), and at `start_at` it is marked
+//!   `queued` (Bland is dialling).
+//! - A call stuck in `dispatching` (the worker died between claim and dial) is failed after a
+//!   grace period rather than dialled again: a second dial could ring the person twice.
+
+use crate::app::load_config;
+use crate::call_status::{self, Applied, Change};
+use crate::db;
+use crate::http::{log_line, now_ms, ApiError};
+use crate::outbound;
+use base64::Engine;
+use phone_agent_core::agents::voice_id;
+use phone_agent_core::config::Config;
+use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
+use phone_agent_core::scheduling::bland::{
+    parse_send_response, send_call_body, BlandError, Script, SendCall,
+};
+use phone_agent_core::scheduling::dispatch::{
+    parse_telnyx_create, parse_twilio_create, telnyx_create_body, twilio_calls_path,
+    twilio_create_form, Dial, DialError, ATTEMPT_KEY,
+};
+use phone_agent_core::scheduling::CallStatus;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+use worker::d1::D1Database;
+use worker::{Env, Method};
+
+/// How long a Bland submission is leased; a failed one is retried after it.
+const BLAND_LEASE_MS: i64 = 60_000;
+/// A claim older than this without any carrier news means the dial was interrupted.
+const STUCK_DISPATCH_MS: i64 = 5 * 60_000;
+/// Calls handled per scheduler run.
+const BATCH: i64 = 50;
+
+#[derive(Deserialize)]
+struct Due {
+    id: String,
+    attempt: i64,
+}
+
+/// Runs every due dispatch step; returns how many calls were handled.
+pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
+    let db = env.d1("DB")?;
+    let now = now_ms();
+    let mut handled = 0;
+
+    let carrier_due: Vec<Due> = db::all(
+        &db,
+        "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider IN ('twilio', 'telnyx')
+           AND start_at <= ? ORDER BY start_at LIMIT ?",
+        &[&now, &BATCH],
+    )
+    .await?;
+    let bland_unsubmitted: Vec<Due> = db::all(
+        &db,
+        "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider = 'bland'
+           AND provider_call_id IS NULL AND (locked_until IS NULL OR locked_until < ?)
+         ORDER BY start_at LIMIT ?",
+        &[&now, &BATCH],
+    )
+    .await?;
+    let bland_started: Vec<Due> = db::all(
+        &db,
+        "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider = 'bland'
+           AND provider_call_id IS NOT NULL AND start_at <= ? ORDER BY start_at LIMIT ?",
+        &[&now, &BATCH],
+    )
+    .await?;
+    let stuck: Vec<Due> = db::all(
+        &db,
+        "SELECT id, attempt FROM calls WHERE status = 'dispatching' AND dispatched_at < ? LIMIT ?",
+        &[&(now - STUCK_DISPATCH_MS), &BATCH],
+    )
+    .await?;
+    if carrier_due.is_empty()
+        && bland_unsubmitted.is_empty()
+        && bland_started.is_empty()
+        && stuck.is_empty()
+    {
+        return Ok(0);
+    }
+    let config = load_config(env)?;
+
+    for call in carrier_due {
+        handled += 1;
+        if let Err(e) = dial(env, &db, &config, &call.id, call.attempt).await {
+            log_line(
+                json!({"level": "error", "msg": "dial", "call_id": call.id, "error": e.message}),
+            );
+        }
+    }
+    for call in bland_unsubmitted {
+        handled += 1;
+        if let Err(e) = submit_bland(env, &db, &config, &call.id).await {
+            log_line(
+                json!({"level": "error", "msg": "bland submit", "call_id": call.id, "error": e.message}),
+            );
+        }
+    }
+    for call in bland_started {
+        handled += 1;
+        // Bland dials by itself at start_time: the call is out of our hands (no more changes).
+        for to in [CallStatus::Dispatching, CallStatus::Queued] {
+            let change = Change {
+                to,
+                source: "scheduler",
+                detail: json!({"reason": "Bland dials at the scheduled time"}),
+                attempt: Some(call.attempt),
+                due_by: Some(now),
+                emit: true,
+            };
+            if let Err(e) = call_status::apply(env, &db, &call.id, &change, now).await {
+                log_line(
+                    json!({"level": "error", "msg": "bland hand-over", "call_id": call.id, "error": e.message}),
+                );
+            }
+        }
+    }
+    for call in stuck {
+        handled += 1;
+        let change = Change {
+            to: CallStatus::Failed,
+            source: "scheduler",
+            detail: json!({"error": "dispatch was interrupted; not dialled again to avoid a double call"}),
+            attempt: Some(call.attempt),
+            due_by: None,
+            emit: true,
+        };
+        if let Err(e) = call_status::apply(env, &db, &call.id, &change, now).await {
+            log_line(
+                json!({"level": "error", "msg": "stuck dispatch", "call_id": call.id, "error": e.message}),
+            );
+        }
+    }
+    Ok(handled)
+}
+
+/// When the next dispatch step is due, if any.
+pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
+    #[derive(Deserialize)]
+    struct Next {
+        at: Option<i64>,
+    }
+    let next: Option<Next> = db::first(
+        db,
+        "SELECT min(at) AS at FROM (
+           SELECT min(start_at) AS at FROM calls WHERE status = 'scheduled'
+             AND (provider IN ('twilio', 'telnyx') OR provider_call_id IS NOT NULL)
+           UNION ALL
+           SELECT min(COALESCE(locked_until, 0)) FROM calls
+             WHERE status = 'scheduled' AND provider = 'bland' AND provider_call_id IS NULL
+           UNION ALL
+           SELECT min(dispatched_at) + ? FROM calls WHERE status = 'dispatching')",
+        &[&STUCK_DISPATCH_MS],
+    )
+    .await?;
+    Ok(next.and_then(|n| n.at))
+}
+
+#[derive(Deserialize)]
+struct CallRow {
+    id: String,
+    attempt: i64,
+    provider: String,
+    to_number: String,
+    from_number: Option<String>,
+    base_url: Option<String>,
+    start_at: Option<i64>,
+    time_zone: Option<String>,
+    metadata: String,
+    agent_id: Option<String>,
+}
+
+async fn load(db: &D1Database, call_id: &str) -> Result<Option<CallRow>, ApiError> {
+    db::first(
+        db,
+        "SELECT id, attempt, provider, to_number, from_number, base_url, start_at,
+           time_zone, metadata, agent_id FROM calls WHERE id = ?",
+        &[&call_id],
+    )
+    .await
+}
+
+/// Claims and dials one Twilio / Telnyx call attempt.
+async fn dial(
+    env: &Env,
+    db: &D1Database,
+    config: &Config,
+    call_id: &str,
+    attempt: i64,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let claim = Change {
+        to: CallStatus::Dispatching,
+        source: "scheduler",
+        detail: json!({"attempt": attempt}),
+        attempt: Some(attempt),
+        due_by: Some(now),
+        emit: true,
+    };
+    // Exactly one dispatcher gets past this line per attempt.
+    if !matches!(
+        call_status::apply(env, db, call_id, &claim, now).await?,
+        Applied::Moved(_)
+    ) {
+        return Ok(());
+    }
+    let Some(call) = load(db, call_id).await? else {
+        return Ok(());
+    };
+    let result = place(config, &call).await;
+    let now = now_ms();
+    match result {
+        Ok(provider_call_id) => {
+            db::batch(
+                db,
+                vec![
+                    db::stmt(
+                        db,
+                        "UPDATE calls SET provider_call_id = ?1, last_error = NULL
+                         WHERE id = ?2 AND attempt = ?3 AND provider_call_id IS NULL",
+                        &[&provider_call_id, &call.id, &call.attempt],
+                    )?,
+                    db::stmt(
+                        db,
+                        "INSERT INTO call_events (call_id, at, kind, source, detail)
+                         VALUES (?, ?, 'dispatch', 'scheduler', ?)",
+                        &[
+                            &call.id,
+                            &now,
+                            &json!({"provider": call.provider, "provider_call_id": provider_call_id,
+                                    "attempt": call.attempt})
+                            .to_string(),
+                        ],
+                    )?,
+                ],
+            )
+            .await?;
+            let queued = Change {
+                to: CallStatus::Queued,
+                source: "scheduler",
+                detail: json!({"provider_call_id": provider_call_id}),
+                attempt: Some(call.attempt),
+                due_by: None,
+                emit: true,
+            };
+            call_status::apply(env, db, &call.id, &queued, now).await?;
+        }
+        Err(error) => {
+            db::run(
+                db,
+                "UPDATE calls SET last_error = ? WHERE id = ?",
+                &[&error, &call.id],
+            )
+            .await?;
+            let failed = Change {
+                to: CallStatus::Failed,
+                source: "scheduler",
+                detail: json!({"error": error}),
+                attempt: Some(call.attempt),
+                due_by: None,
+                emit: true,
+            };
+            call_status::apply(env, db, &call.id, &failed, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Calls the carrier's create-call API; the carrier's call id, or why there is none.
+async fn place(config: &Config, call: &CallRow) -> Result<String, String> {
+    let (Some(from), Some(base_url)) = (call.from_number.as_deref(), call.base_url.as_deref())
+    else {
+        return Err("the call has no caller id or callback base URL".into());
+    };
+    let dial = Dial {
+        call_id: &call.id,
+        attempt: u32::try_from(call.attempt).unwrap_or(1),
+        to: &call.to_number,
+        from,
+        base_url,
+    };
+    let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+    let agent = concat!("phone-agent/", env!("CARGO_PKG_VERSION"));
+    match call.provider.as_str() {
+        "twilio" => {
+            let sid = config
+                .providers
+                .twilio_account_sid
+                .as_deref()
+                .ok_or("TWILIO_ACCOUNT_SID is not set")?;
+            let token = config
+                .secrets
+                .twilio
+                .first()
+                .ok_or("TWILIO_AUTH_TOKEN is not set")?;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{sid}:{token}"));
+            let url = format!(
+                "{}{}",
+                config.providers.twilio_api_url,
+                twilio_calls_path(sid)
+            );
+            let form = twilio_create_form(&dial);
+            let reply = outbound::send(
+                Method::Post,
+                &url,
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("authorization", &format!("Basic {basic}")),
+                    ("user-agent", agent),
+                ],
+                Some(form.as_bytes()),
+                timeout,
+            )
+            .await
+            .map_err(|f| format!("twilio: {f}; the call may or may not have been placed"))?;
+            parse_twilio_create(reply.status, &reply.body).map_err(|e: DialError| e.to_string())
+        }
+        "telnyx" => {
+            let key = config
+                .providers
+                .telnyx_api_key
+                .as_deref()
+                .ok_or("TELNYX_API_KEY is not set")?;
+            let body = telnyx_create_body(&dial, config.providers.telnyx_connection_id.as_deref());
+            let url = format!("{}/v2/calls", config.providers.telnyx_api_url);
+            let reply = outbound::send(
+                Method::Post,
+                &url,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &format!("Bearer {key}")),
+                    ("user-agent", agent),
+                ],
+                Some(body.to_string().as_bytes()),
+                timeout,
+            )
+            .await
+            .map_err(|f| format!("telnyx: {f}; the call may or may not have been placed"))?;
+            parse_telnyx_create(reply.status, &reply.body).map_err(|e| e.to_string())
+        }
+        other => Err(format!("provider {other} is not dialled by the scheduler")),
+    }
+}
+
+/// Hands the current attempt of a Bland call to Bland (send-call with `start_time`), unless
+/// another submitter holds it or it already has Bland's id. A transient failure is retried by
+/// the scheduler after the lease; a refusal fails the call.
+pub async fn submit_bland(
+    env: &Env,
+    db: &D1Database,
+    config: &Config,
+    call_id: &str,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let leased = db::run(
+        db,
+        "UPDATE calls SET locked_until = ?1 WHERE id = ?2 AND status = 'scheduled' AND provider = 'bland'
+           AND provider_call_id IS NULL AND (locked_until IS NULL OR locked_until < ?3)",
+        &[&(now + BLAND_LEASE_MS), &call_id, &now],
+    )
+    .await?;
+    if leased == 0 {
+        return Ok(());
+    }
+    let Some(call) = load(db, call_id).await? else {
+        return Ok(());
+    };
+    #[derive(Deserialize)]
+    struct Agent {
+        system_prompt: String,
+        first_message: Option<String>,
+        config: String,
+    }
+    let agent: Option<Agent> = match &call.agent_id {
+        Some(id) => {
+            db::first(
+                db,
+                "SELECT system_prompt, first_message, config FROM agents WHERE id = ?",
+                &[id],
+            )
+            .await?
+        }
+        None => None,
+    };
+    let Some(agent) = agent else {
+        return fail_bland(env, db, &call, "the call's agent no longer exists".into()).await;
+    };
+    let agent_config: Value = serde_json::from_str(&agent.config).unwrap_or(Value::Null);
+    let mut metadata: Value = serde_json::from_str(&call.metadata).unwrap_or_else(|_| json!({}));
+    if let Some(map) = metadata.as_object_mut() {
+        map.insert(ATTEMPT_KEY.into(), Value::from(call.attempt));
+    }
+    let webhook = call
+        .base_url
+        .as_deref()
+        .map(|base| format!("{base}/webhooks/bland"));
+    let start_at =
+        chrono::DateTime::from_timestamp_millis(call.start_at.unwrap_or(now)).unwrap_or_default();
+    let body = send_call_body(&SendCall {
+        call_id: &call.id,
+        phone_number: &call.to_number,
+        script: Script::Task(&agent.system_prompt),
+        first_sentence: agent.first_message.as_deref(),
+        voice: voice_id(&agent_config),
+        from: call.from_number.as_deref(),
+        start_at,
+        time_zone: call.time_zone.as_deref(),
+        webhook: webhook.as_deref(),
+        metadata: &metadata,
+        request_data: None,
+        max_duration_minutes: None,
+    });
+    let Some(key) = config.providers.bland_api_key.as_deref() else {
+        return fail_bland(env, db, &call, "BLAND_API_KEY is not set".into()).await;
+    };
+    let reply = outbound::send(
+        Method::Post,
+        &format!("{}/v1/calls", config.providers.bland_api_url),
+        &[("content-type", "application/json"), ("authorization", key)],
+        Some(body.to_string().as_bytes()),
+        Duration::from_millis(REQUEST_TIMEOUT_MS),
+    )
+    .await;
+    let now = now_ms();
+    let result = match reply {
+        Ok(reply) => parse_send_response(reply.status, &reply.body),
+        Err(f) => {
+            // Unknown whether Bland queued it; the lease delays the resubmission.
+            let error = format!("bland: {f}");
+            db::run(
+                db,
+                "UPDATE calls SET last_error = ? WHERE id = ?",
+                &[&error, &call.id],
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    match result {
+        Ok(queued) => {
+            // Only if this is still the attempt and time we submitted: a reschedule or cancel
+            // that raced the submission wins, and Bland's now-orphaned call is stopped.
+            let stored = db::run(
+                db,
+                "UPDATE calls SET provider_call_id = ?1, locked_until = NULL, last_error = NULL
+                 WHERE id = ?2 AND status = 'scheduled' AND attempt = ?3 AND start_at = ?4
+                   AND provider_call_id IS NULL",
+                &[&queued.call_id, &call.id, &call.attempt, &call.start_at],
+            )
+            .await?;
+            if stored == 0 {
+                stop_bland(config, &queued.call_id).await.ok();
+                return Ok(());
+            }
+            db::run(
+                db,
+                "INSERT INTO call_events (call_id, at, kind, source, detail)
+                 VALUES (?, ?, 'dispatch', 'scheduler', ?)",
+                &[
+                    &call.id,
+                    &now,
+                    &json!({"provider": "bland", "provider_call_id": queued.call_id,
+                            "start_time": body.get("start_time"), "attempt": call.attempt})
+                    .to_string(),
+                ],
+            )
+            .await?;
+            Ok(())
+        }
+        Err(e) if e.is_retryable() => {
+            db::run(
+                db,
+                "UPDATE calls SET last_error = ? WHERE id = ?",
+                &[&e.to_string(), &call.id],
+            )
+            .await?;
+            Ok(())
+        }
+        Err(e @ (BlandError::Rejected { .. } | BlandError::Malformed { .. })) => {
+            fail_bland(env, db, &call, e.to_string()).await
+        }
+        Err(e) => fail_bland(env, db, &call, e.to_string()).await,
+    }
+}
+
+/// A Bland call that cannot be handed over ends `failed` (via `dispatching`: it never dialled).
+async fn fail_bland(
+    env: &Env,
+    db: &D1Database,
+    call: &CallRow,
+    error: String,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    db::run(
+        db,
+        "UPDATE calls SET last_error = ?, locked_until = NULL WHERE id = ?",
+        &[&error, &call.id],
+    )
+    .await?;
+    for to in [CallStatus::Dispatching, CallStatus::Failed] {
+        let change = Change {
+            to,
+            source: "scheduler",
+            detail: json!({"error": error}),
+            attempt: Some(call.attempt),
+            due_by: None,
+            emit: true,
+        };
+        call_status::apply(env, db, &call.id, &change, now).await?;
+    }
+    Ok(())
+}
+
+/// Cancels a call Bland has scheduled (`POST /v1/calls/{id}/stop`).
+pub async fn stop_bland(config: &Config, bland_call_id: &str) -> Result<(), String> {
+    let key = config
+        .providers
+        .bland_api_key
+        .as_deref()
+        .ok_or("BLAND_API_KEY is not set")?;
+    let id: String = url_segment(bland_call_id);
+    let reply = outbound::send(
+        Method::Post,
+        &format!("{}/v1/calls/{id}/stop", config.providers.bland_api_url),
+        &[("content-type", "application/json"), ("authorization", key)],
+        Some(b"{}"),
+        Duration::from_millis(REQUEST_TIMEOUT_MS),
+    )
+    .await
+    .map_err(|f| format!("bland stop: {f}"))?;
+    if (200..300).contains(&reply.status) {
+        Ok(())
+    } else {
+        Err(format!("bland stop answered HTTP {}", reply.status))
+    }
+}
+
+/// Percent-encodes a path segment.
+fn url_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

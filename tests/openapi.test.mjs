@@ -1,0 +1,126 @@
+// The OpenAPI document and the router agree, and the document's example requests are valid:
+// against the document's own schemas and against the running worker.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { startWorker, ROOT } from './harness.mjs';
+
+let worker;
+let doc;
+before(async () => {
+  worker = await startWorker({ vars: { DEFAULT_FROM_NUMBER: '+15550009999', PUBLIC_BASE_URL: 'https://agent.example.com' } });
+  const res = await worker.fetch('/api/v1/openapi.json');
+  assert.equal(res.status, 200);
+  doc = await res.json();
+});
+after(async () => {
+  await worker?.stop();
+});
+
+/** Route templates the router names, e.g. "GET /api/v1/calls/{id}", read from the sources. */
+async function routerRoutes() {
+  const files = [];
+  const walk = async (dir) => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.name.endsWith('.rs')) files.push(full);
+    }
+  };
+  await walk(path.join(ROOT, 'src'));
+  const routes = new Set();
+  for (const file of files) {
+    const text = await readFile(file, 'utf8');
+    for (const m of text.matchAll(/"(GET|POST|PATCH|PUT|DELETE) (\/[^"\s]*)"/g)) routes.add(`${m[1]} ${m[2]}`);
+  }
+  return routes;
+}
+
+function documentedRoutes() {
+  const routes = new Set();
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const method of Object.keys(ops)) routes.add(`${method.toUpperCase()} ${p}`);
+  }
+  return routes;
+}
+
+/** Enough of JSON Schema (2020-12 subset the document uses) to check examples. */
+function validate(schema, value, where = '$') {
+  if (schema.$ref) return validate(doc.components.schemas[schema.$ref.split('/').pop()], value, where);
+  const errors = [];
+  const types = schema.type === undefined ? null : [].concat(schema.type);
+  const typeOf = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v);
+  if (types && !types.some((t) => t === typeOf(value) || (t === 'number' && typeof value === 'number'))) {
+    return [`${where}: expected ${types.join('|')}, got ${typeOf(value)}`];
+  }
+  if (schema.enum && !schema.enum.includes(value)) errors.push(`${where}: ${JSON.stringify(value)} not in enum`);
+  if (schema.pattern && typeof value === 'string' && !new RegExp(schema.pattern).test(value)) errors.push(`${where}: pattern`);
+  if (typeof value === 'number') {
+    if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${where}: below minimum`);
+    if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${where}: above maximum`);
+  }
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const r of schema.required ?? []) if (!(r in value)) errors.push(`${where}.${r}: required`);
+    for (const [k, v] of Object.entries(value)) {
+      if (schema.properties?.[k]) errors.push(...validate(schema.properties[k], v, `${where}.${k}`));
+    }
+  }
+  if (Array.isArray(value) && schema.items) value.forEach((v, i) => errors.push(...validate(schema.items, v, `${where}[${i}]`)));
+  return errors;
+}
+
+test('the document is OpenAPI 3.1 and public', async () => {
+  assert.equal(doc.openapi, '3.1.0');
+  assert.ok(doc.info.title);
+  assert.ok(doc.components.securitySchemes.bearer);
+});
+
+test('every route the router serves is documented, and every documented route is served', async () => {
+  const served = await routerRoutes();
+  const documented = documentedRoutes();
+  const missing = [...served].filter((r) => !documented.has(r));
+  const extra = [...documented].filter((r) => !served.has(r));
+  assert.deepEqual(missing, [], 'served but not documented');
+  assert.deepEqual(extra, [], 'documented but not served');
+});
+
+test('every $ref resolves', () => {
+  const refs = JSON.stringify(doc).match(/"#\/components\/schemas\/[^"]+"/g) ?? [];
+  for (const ref of refs) assert.ok(doc.components.schemas[ref.slice(22, -1)], ref);
+});
+
+test('example requests validate against their schemas', () => {
+  let count = 0;
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(ops)) {
+      const content = operation.requestBody?.content?.['application/json'];
+      if (!content) continue;
+      assert.ok(content.example !== undefined, `${method} ${p} has an example`);
+      assert.deepEqual(validate(content.schema, content.example), [], `${method} ${p}`);
+      count += 1;
+    }
+  }
+  assert.ok(count >= 10, `${count} examples`);
+});
+
+test('example requests are accepted by the worker', async () => {
+  const example = (p, method) => structuredClone(doc.paths[p][method].requestBody.content['application/json'].example);
+  const agent = await worker.api('POST', '/api/v1/agents', example('/api/v1/agents', 'post'));
+  assert.equal(agent.status, 201, agent.text);
+  const ids = { ag_example: agent.body.id };
+  const withIds = (body) => JSON.parse(JSON.stringify(body).replace(/"ag_example"/g, JSON.stringify(ids.ag_example)));
+  for (const [p, method, status] of [
+    ['/api/v1/numbers', 'post', 201], ['/api/v1/calls', 'post', 201], ['/api/v1/endpoints', 'post', 201],
+    ['/api/v1/api-keys', 'post', 201], ['/api/v1/tenants', 'post', 201], ['/api/v1/deliveries/redrive', 'post', 202],
+  ]) {
+    const res = await worker.api(method.toUpperCase(), p, withIds(example(p, method)));
+    assert.equal(res.status, status, `${method} ${p}: ${res.text}`);
+    assert.deepEqual(validate(doc.paths[p][method].responses[String(status)].content['application/json'].schema, res.body), [], `${p} response`);
+  }
+  const agentPatch = await worker.api('PATCH', `/api/v1/agents/${agent.body.id}`, example('/api/v1/agents/{id}', 'patch'));
+  assert.equal(agentPatch.status, 200, agentPatch.text);
+  assert.equal(agentPatch.body.first_message, 'Hello!');
+  assert.equal(agentPatch.body.name, agent.body.name, 'unchanged fields are kept');
+});
