@@ -14,19 +14,18 @@
 //!   each finished turn. After a reset the next event rebuilds the session from it and feeds
 //!   `Input::Restored` (the carrier socket survives: it is a hibernatable socket).
 
+use crate::api::Principal;
 use crate::app::{load_config, App};
-use crate::call_status;
+use crate::call_status::{self, Change};
 use crate::db;
-use crate::forwarding::{self, NewEvent, Published};
-use crate::http::{json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::http::{json_response, log_line, new_id, now_ms, ApiError, ApiResult};
 use crate::media::{session_stub, valid_call_id};
 use crate::outbound;
 use crate::speech;
-use phone_agent_core::auth::key_matches;
+use phone_agent_core::auth::{key_matches, Access, LIVE_SUBPROTOCOL};
 use phone_agent_core::config::Config;
 use phone_agent_core::live::{
-    agent_setup, dtmf_samples, metrics_summary, session_event, session_event_id, stt_route,
-    transcript, AgentSetup, SESSION_PROVIDER,
+    agent_setup, dtmf_samples, metrics_summary, stt_route, transcript, AgentSetup,
 };
 use phone_agent_core::media::carrier::{carrier_for, Carrier, CarrierEvent, Frame, OutFrame};
 use phone_agent_core::media::framing::Framer;
@@ -96,6 +95,9 @@ pub struct CallInfo {
     /// The carrier's call id (CallSid, call_control_id), from `start`.
     pub carrier_call_id: Option<String>,
     pub started_at_ms: Option<i64>,
+    /// How carriers reach this worker (for calls this one schedules, e.g. a call back).
+    #[serde(default)]
+    pub base_url: Option<String>,
 }
 
 /// Why the session ends.
@@ -211,7 +213,7 @@ impl DurableObject for CallSession {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let result = match segments.as_slice() {
             ["media", carrier, call_id] => self.inner.accept(&req, carrier, call_id).await,
-            ["api", "v1", "calls", _, "live"] => self.inner.accept_live_view(),
+            ["api", "v1", "calls", _, "live"] => self.inner.accept_live_view(&req),
             ["state"] => self
                 .inner
                 .snapshot()
@@ -295,8 +297,13 @@ impl Session {
     ) -> std::result::Result<Response, ApiError> {
         let adapter = carrier_for(carrier)
             .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?;
-        let url_token = req
-            .url()?
+        let url = req.url()?;
+        let base_url = self
+            .config
+            .as_ref()
+            .and_then(|c| c.public_base_url.clone())
+            .unwrap_or_else(|| url.origin().ascii_serialization());
+        let url_token = url
             .query_pairs()
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.into_owned());
@@ -354,6 +361,7 @@ impl Session {
             token_checked: url_token.is_some(),
             carrier_call_id: None,
             started_at_ms: None,
+            base_url: Some(base_url),
         };
         self.put_blob("call", &info);
         self.put_blob("setup", &setup);
@@ -382,8 +390,15 @@ impl Session {
         Ok(Response::from_websocket(pair.client)?)
     }
 
-    /// Accepts a live-view socket and greets it with the call's current state.
-    fn accept_live_view(&self) -> std::result::Result<Response, ApiError> {
+    /// Accepts a live-view socket and greets it with the call's current state; a browser that
+    /// offered the live-view subprotocol gets it back (its handshake fails otherwise).
+    fn accept_live_view(&self, req: &Request) -> std::result::Result<Response, ApiError> {
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == LIVE_SUBPROTOCOL));
         let pair = WebSocketPair::new()?;
         self.state
             .accept_websocket_with_tags(&pair.server, &[LIVE_TAG]);
@@ -392,7 +407,13 @@ impl Session {
         let hello = json!({"type": "hello", "phase": phase, "turns": turns,
             "call_id": self.blob::<CallInfo>("call").map(|c| c.call_id)});
         let _ = pair.server.send_with_str(hello.to_string());
-        Ok(Response::from_websocket(pair.client)?)
+        let mut response = Response::from_websocket(pair.client)?;
+        if offered {
+            response
+                .headers_mut()
+                .set("sec-websocket-protocol", LIVE_SUBPROTOCOL)?;
+        }
+        Ok(response)
     }
 
     /// Rebuilds the in-memory session after an instance reset (or hibernation) from storage.
@@ -594,15 +615,15 @@ impl Session {
                 )
                 .await?;
             }
-            call_status::apply(
-                &db,
-                &info.call_id,
-                CallStatus::InProgress,
-                "session",
-                &json!({"carrier": info.carrier}),
-                now_ms(),
-            )
-            .await?;
+            let change = Change {
+                to: CallStatus::InProgress,
+                source: "session",
+                detail: json!({"carrier": info.carrier}),
+                attempt: None,
+                due_by: None,
+                emit: true,
+            };
+            call_status::apply(&self.env, &db, &info.call_id, &change, now_ms()).await?;
             Ok::<_, ApiError>(())
         }
         .await;
@@ -657,12 +678,20 @@ impl Session {
             let Some(conversation) = live.conversation.as_mut() else {
                 return;
             };
-            let actions = conversation.handle(now, input);
-            self.put_blob("conversation", conversation);
-            actions
+            conversation.handle(now, input)
         };
+        // Frames first (a clear must reach the carrier within a frame interval), then the new
+        // state is stored; executing actions never feeds the conversation synchronously.
         for action in actions {
             self.execute(action);
+        }
+        let stored = self.with_live(|live| {
+            live.conversation
+                .as_ref()
+                .and_then(|c| serde_json::to_string(c).ok())
+        });
+        if let Some(Some(text)) = stored {
+            self.put_raw("conversation", &text);
         }
     }
 
@@ -997,20 +1026,23 @@ impl Session {
                 ],
             )
             .await?;
-            call_status::apply(
+            let change = Change {
+                to: CallStatus::Completed,
+                source: "session",
+                detail: json!({"reason": reason.as_str()}),
+                attempt: None,
+                due_by: None,
+                emit: true,
+            };
+            call_status::apply(&self.env, &db, &info.call_id, &change, now).await?;
+            call_status::emit(
+                &self.env,
                 &db,
                 &info.call_id,
-                CallStatus::Completed,
-                "session",
-                &json!({"reason": reason.as_str()}),
-                now,
-            )
-            .await?;
-            self.emit(
-                &db,
-                &info,
                 "call.transcript.ready",
+                &format!("{}:transcript.ready", info.call_id),
                 json!({"transcript": {"text": t.text, "turns": t.turns}, "reason": reason.as_str()}),
+                now,
             )
             .await?;
             let summary = self.summarize(&t.lines).await;
@@ -1026,11 +1058,14 @@ impl Session {
                 )
                 .await?;
             }
-            self.emit(
+            call_status::emit(
+                &self.env,
                 &db,
-                &info,
+                &info.call_id,
                 "call.summary.ready",
+                &format!("{}:summary.ready", info.call_id),
                 json!({"summary": summary_text, "error": summary_error}),
+                now_ms(),
             )
             .await?;
             Ok::<_, ApiError>(())
@@ -1084,45 +1119,6 @@ impl Session {
         parse_completion_text(&reply.body).map_err(|e| e.to_string())
     }
 
-    /// Publishes a session event and makes its first delivery attempt.
-    async fn emit(
-        &self,
-        db: &worker::d1::D1Database,
-        info: &CallInfo,
-        event_type: &str,
-        fields: Value,
-    ) -> std::result::Result<(), ApiError> {
-        let now = now_ms();
-        let payload = session_event(
-            event_type,
-            &info.call_id,
-            info.carrier_call_id.as_deref(),
-            &rfc3339(now),
-            fields,
-        );
-        let raw = payload.to_string();
-        let published = forwarding::publish(
-            db,
-            &NewEvent {
-                tenant_id: &info.tenant_id,
-                provider: SESSION_PROVIDER,
-                provider_event_id: &session_event_id(&info.call_id, event_type),
-                event_type,
-                call_id: Some(&info.call_id),
-                received_at: now,
-                content_type: Some("application/json"),
-                raw_body: &raw,
-                payload: &payload,
-            },
-            &new_id("evt"),
-        )
-        .await?;
-        if let Published::New(id) = published {
-            forwarding::deliver_event(&self.env, &id).await;
-        }
-        Ok(())
-    }
-
     fn store_turn(&self, turn: &Turn) {
         let Ok(text) = serde_json::to_string(turn) else {
             return;
@@ -1152,9 +1148,13 @@ impl Session {
     }
 
     fn put_blob<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
-        let Ok(text) = serde_json::to_string(value) else {
-            return;
-        };
+        if let Ok(text) = serde_json::to_string(value) {
+            self.put_raw(key, &text);
+        }
+    }
+
+    /// Stores already-serialized JSON under `key`.
+    fn put_raw(&self, key: &str, text: &str) {
         if let Err(e) = self.state.storage().sql().exec(
             "INSERT INTO blobs (key, value) VALUES (?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1343,9 +1343,29 @@ fn basic_auth(user: &str, password: &str) -> String {
     )
 }
 
-/// `GET /api/v1/calls/{id}/session`: what the call's Durable Object has recorded.
-pub async fn state(app: &App, call_id: &str) -> ApiResult {
+/// 404 unless the call exists and belongs to the caller's tenant.
+async fn own_call(app: &App, who: &Principal, call_id: &str) -> std::result::Result<(), ApiError> {
     valid_call_id(call_id)?;
+    #[derive(Deserialize)]
+    struct Owner {
+        tenant_id: String,
+    }
+    let owner: Option<Owner> = db::first(
+        &app.db()?,
+        "SELECT tenant_id FROM calls WHERE id = ?",
+        &[&call_id],
+    )
+    .await?;
+    match owner {
+        Some(o) if o.tenant_id == who.tenant_id => Ok(()),
+        _ => Err(ApiError::not_found(format!("no call {call_id}"))),
+    }
+}
+
+/// `GET /api/v1/calls/{id}/session`: what the call's Durable Object has recorded.
+pub async fn state(app: &App, who: &Principal, call_id: &str) -> ApiResult {
+    who.require(Access::Read)?;
+    own_call(app, who, call_id).await?;
     let mut response = session_stub(app, call_id)?
         .fetch_with_str("https://call-session/state")
         .await?;
@@ -1358,10 +1378,35 @@ pub async fn state(app: &App, call_id: &str) -> ApiResult {
     Ok(json_response(200, &body))
 }
 
+/// `GET /api/v1/calls/{id}/transcript`: the stored transcript (`{call_id, turns, text}`).
+pub async fn transcript_of(app: &App, who: &Principal, call_id: &str) -> ApiResult {
+    who.require(Access::Read)?;
+    own_call(app, who, call_id).await?;
+    #[derive(Deserialize)]
+    struct Row {
+        turns: String,
+        text: String,
+        created_at: i64,
+    }
+    let row: Row = db::first(
+        &app.db()?,
+        "SELECT turns, text, created_at FROM transcripts WHERE call_id = ?",
+        &[&call_id],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no transcript for call {call_id}")))?;
+    Ok(json_response(
+        200,
+        &json!({"call_id": call_id, "text": row.text,
+            "turns": serde_json::from_str::<Value>(&row.turns).unwrap_or(Value::Null),
+            "created_at": crate::http::rfc3339(row.created_at)}),
+    ))
+}
+
 /// `GET /api/v1/calls/{id}/live`: a WebSocket on the call's Durable Object streaming transcript
-/// lines, state changes and per-turn metrics as JSON.
-pub async fn live_view(req: Request, app: &App, call_id: &str) -> ApiResult {
-    valid_call_id(call_id)?;
+/// lines, state changes and per-turn metrics as JSON (see `public/js/pages/live.js`).
+pub async fn live_view(req: Request, app: &App, who: &Principal, call_id: &str) -> ApiResult {
+    who.require(Access::Read)?;
     let upgrade = req
         .headers()
         .get("upgrade")
@@ -1375,5 +1420,6 @@ pub async fn live_view(req: Request, app: &App, call_id: &str) -> ApiResult {
             "the live view is a WebSocket: send Upgrade: websocket",
         ));
     }
+    own_call(app, who, call_id).await?;
     Ok(session_stub(app, call_id)?.fetch_with_request(req).await?)
 }

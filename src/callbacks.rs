@@ -3,6 +3,7 @@
 //! call created through the API.
 
 use crate::call_session::Session;
+use crate::call_status;
 use crate::db;
 use crate::http::{new_id, now_ms, rfc3339, ApiError};
 use crate::scheduler;
@@ -58,8 +59,8 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<serde_json::
                 db::stmt(
                     &db,
                     "INSERT INTO calls (id, tenant_id, agent_id, direction, provider, status,
-                       to_number, from_number, start_at, metadata, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, 'outbound', ?4, 'scheduled', ?5, ?6, ?7, ?8, ?9, ?9)",
+                       to_number, from_number, start_at, metadata, base_url, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, 'outbound', ?4, 'scheduled', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
                     &[
                         &id,
                         &info.tenant_id,
@@ -69,6 +70,7 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<serde_json::
                         &from,
                         &start_at,
                         &metadata,
+                        &info.base_url,
                         &now,
                     ],
                 )?,
@@ -83,6 +85,16 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<serde_json::
                     ],
                 )?,
             ],
+        )
+        .await?;
+        call_status::emit(
+            &session.env,
+            &db,
+            &id,
+            "call.scheduled",
+            &format!("{id}:scheduled:1"),
+            json!({"callback_of": info.call_id}),
+            now,
         )
         .await?;
         Ok::<_, ApiError>(())

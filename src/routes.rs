@@ -62,15 +62,6 @@ pub fn method_not_allowed(method: &Method) -> ApiError {
     )
 }
 
-/// 501 for a route of the contract whose feature has not landed yet.
-pub fn not_built(feature: &str) -> ApiResult {
-    Err(ApiError::new(
-        501,
-        "not_implemented",
-        format!("{feature} is not available yet"),
-    ))
-}
-
 fn known_provider(slug: &str) -> Result<Provider, ApiError> {
     Provider::from_slug(slug)
         .ok_or_else(|| ApiError::not_found(format!("unknown webhook provider {slug:?}")))

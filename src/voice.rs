@@ -20,8 +20,9 @@ use std::collections::HashMap;
 use worker::d1::D1Database;
 use worker::{Request, Response};
 
-/// How long a number → agent lookup stays cached in KV.
-const NUMBER_CACHE_SECONDS: u64 = 300;
+/// How long a number → agent lookup stays cached in KV. The numbers API deletes the entry on
+/// change; KV reaches other locations eventually, so the TTL bounds staleness there.
+const NUMBER_CACHE_SECONDS: u64 = 60;
 
 /// Handles the incoming-call webhook of `carrier` (`twilio`, `telnyx`, `exotel`).
 pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
@@ -168,6 +169,17 @@ fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error>
 /// The KV key caching a number's route.
 pub fn number_cache_key(number: &str) -> String {
     format!("number:{number}")
+}
+
+/// Drops a number's cached route (after the numbers API changed or deleted it).
+pub async fn forget_number(app: &App, number: &str) {
+    if let Ok(kv) = app.kv() {
+        if let Err(e) = kv.delete(&number_cache_key(number)).await {
+            log_line(
+                json!({"level": "warn", "msg": "number cache delete", "error": e.to_string()}),
+            );
+        }
+    }
 }
 
 async fn lookup_number(

@@ -124,6 +124,9 @@ test('header injection and hostile headers change nothing', async () => {
 });
 
 test('garbage on a media stream is counted and skipped; the call keeps its state', async () => {
+  // The media route serves only calls that exist.
+  await worker.d1(`INSERT INTO calls (id, tenant_id, direction, provider, status, to_number, stream_token, created_at, updated_at)
+    VALUES ('call_badinput', 'ten_default', 'inbound', 'twilio', 'ringing', '+15550000000', 'stk_badinput', 0, 0)`);
   const conn = await connectWs(`ws://127.0.0.1:${worker.port}/media/twilio/call_badinput`);
   conn.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
   for (const frame of ['', '{', 'null', '[]', '{"event":"media","media":{"payload":"%%%"}}', '{"event":"start"}', 'x'.repeat(100_000)]) conn.send(frame);

@@ -18,6 +18,8 @@ import { sendStatusCallback, twilioCallParams, twilioSid } from './fakes/twilio.
 const TELNYX = telnyxKeyPair('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb');
 const TWILIO_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** `promise`, or a rejection after `ms` (a socket that never closes must fail the test, not hang it). */
+const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 
 const AGENT = 'agt_live_main';
 const NUMBER = '+15550001001';
@@ -72,14 +74,18 @@ after(async () => {
 
 const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
 
-async function seedAgent(id, { first_message, config }) {
-  await worker.d1(`INSERT INTO agents (id, tenant_id, name, system_prompt, first_message, config, created_at, updated_at)
-    VALUES (${sqlText(id)}, 'ten_default', ${sqlText(id)}, ${sqlText(SYSTEM_PROMPT)}, ${sqlText(first_message)}, ${sqlText(JSON.stringify(config))}, 0, 0)`);
+/** Creates an agent through the API (its live-call settings included) under a test name. */
+const agentIds = {};
+async function seedAgent(name, { first_message, config }) {
+  const res = await worker.api('POST', '/api/v1/agents', { name, system_prompt: SYSTEM_PROMPT, first_message, ...config });
+  assert.equal(res.status, 201, res.text);
+  assert.deepEqual(res.body.session, config.session);
+  agentIds[name] = res.body.id;
 }
 
-async function seedNumber(number, agentId, { owner } = {}) {
-  await worker.d1(`INSERT INTO phone_numbers (id, tenant_id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at)
-    VALUES ('num_${number.slice(1)}', 'ten_default', ${sqlText(number)}, ${sqlText(agentId)}, ${sqlText(owner)}, ${owner ? 1 : 0}, 0, 0)`);
+async function seedNumber(number, agent, { owner } = {}) {
+  const res = await worker.api('POST', '/api/v1/numbers', { number, agent_id: agentIds[agent], owner_phone: owner, ring_owner_first: Boolean(owner) });
+  assert.equal(res.status, 201, res.text);
 }
 
 /** Twilio's voice webhook for a call to `to`; returns the TwiML and what it connects to. */
@@ -223,7 +229,7 @@ test('incoming Twilio call: signed webhook → TwiML with the stream URL and a p
   assert.match(markup.token, /^stk_[0-9a-z]{26}$/);
   const row = await callRow(markup.callId);
   assert.equal(row.direction, 'inbound');
-  assert.equal(row.agent_id, AGENT);
+  assert.equal(row.agent_id, agentIds[AGENT]);
   assert.equal(row.provider_call_id, callSid);
   assert.equal(row.status, 'ringing');
   assert.equal(row.stream_token, markup.token);
@@ -268,7 +274,7 @@ test('a wrong stream token is refused: at start (Twilio) and at the upgrade (que
   const client = await TwilioMediaClient.connect(markup.stream);
   client.connected();
   client.start({ token: 'stk_wrong', call_id: markup.callId });
-  const closed = await client.closed;
+  const closed = await within(client.closed, 10_000, 'refusal');
   assert.equal(closed.code, 1008);
   const state = await sessionState(markup.callId);
   assert.ok(state.events.some((e) => e.event === 'token_refused'));
@@ -417,7 +423,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     openai.reply({ text: 'Goodbye, see you soon!', toolCalls: [{ name: 'end_call', arguments: {} }] });
     openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller booked a table at seven and asked about the menu.' });
     dg.say(call.stt, { transcript: 'That is all, thanks.', is_final: true, speech_final: true });
-    const closed = await client.closed;
+    const closed = await within(client.closed, 20_000, 'hang-up');
     assert.equal(closed.code, 1000);
     assert.ok(playback.echoed('t6-s0'), 'the goodbye played before the hang-up');
     call.stopAudio();
@@ -476,7 +482,7 @@ test('the caller hangs up: transcript and summary land in D1, events at the targ
   await heard(call.playback, ['t1-s0'], 'answer');
   call.stopAudio();
   call.client.stop();
-  await call.client.closed;
+  await within(call.client.closed, 10_000, 'stop');
   const row = await eventually(async () => {
     const r = await callRow(call.callId);
     return r.status === 'completed' && r.summary && r;
@@ -486,6 +492,17 @@ test('the caller hangs up: transcript and summary land in D1, events at the targ
   const [transcript] = await worker.d1(`SELECT text FROM transcripts WHERE call_id = ${sqlText(call.callId)}`);
   assert.equal(transcript.text, `Agent: ${GREETING}\nCaller: When are you open?\nAgent: We are open from nine to five.`);
   await target.waitFor((d) => d.some((x) => x.json?.type === 'call.summary.ready' && x.json.data.call_id === call.callId), 20_000);
+  // The call record shows the summary and the per-turn metrics; the transcript has its own resource.
+  const record = await worker.api('GET', `/api/v1/calls/${call.callId}`);
+  assert.equal(record.status, 200, record.text);
+  assert.equal(record.body.summary, 'The caller asked about opening hours.');
+  assert.equal(record.body.metrics.first_audio_ms.n, 1);
+  assert.ok(record.body.metrics.turns.some((x) => x.user_turn && x.metrics.first_audio_ms != null && x.metrics.llm_first_token_ms != null && x.metrics.tts_first_byte_ms != null));
+  assert.ok(record.body.history.some((h) => h.to === 'in_progress' && h.source === 'session'));
+  const tr = await worker.api('GET', `/api/v1/calls/${call.callId}/transcript`);
+  assert.equal(tr.status, 200, tr.text);
+  assert.equal(tr.body.text, transcript.text);
+  assert.deepEqual(tr.body.turns.map((x) => x.role), ['agent', 'caller', 'agent']);
   const [status] = await worker.d1(`SELECT count(*) AS n FROM call_events WHERE call_id = ${sqlText(call.callId)} AND to_status IN ('in_progress', 'completed')`);
   assert.equal(status.n, 2);
 });

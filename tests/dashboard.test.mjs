@@ -363,9 +363,9 @@ test('live view renders the contract: transcript lines, barge-in, state and per-
   await page.context().close();
 });
 
-test('live view of a simulated call streams transcript lines from the call\'s Durable Object', { skip: skipBrowser || 'needs /api/v1/calls/{id}/live' }, async () => {
-  // Runs once GET /api/v1/calls/{id}/live (WebSocket, key as subprotocol) is on main: an inbound
-  // Twilio call through the live-call fakes, watched from the browser.
+test('live view of a simulated call streams transcript lines from the call\'s Durable Object', { skip: skipBrowser }, async () => {
+  // An inbound Twilio call through the live-call fakes, watched from the browser over
+  // GET /api/v1/calls/{id}/live (WebSocket, key as subprotocol).
   const { startFakeDeepgram } = await import('./fakes/deepgram.mjs');
   const { startFakeOpenAI } = await import('./fakes/openai.mjs');
   const { startFakeElevenLabs } = await import('./fakes/elevenlabs.mjs');

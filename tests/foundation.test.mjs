@@ -95,6 +95,9 @@ test('the media route refuses plain HTTP with 426', async () => {
 
 test('a Twilio media stream is recorded by the call session', async () => {
   const callId = 'call_foundation1';
+  // The media route serves only calls that exist, to streams presenting the call's token.
+  await worker.d1(`INSERT INTO calls (id, tenant_id, direction, provider, status, to_number, stream_token, created_at, updated_at)
+    VALUES ('${callId}', 'ten_default', 'inbound', 'twilio', 'ringing', '+15550000000', 'abc', 0, 0)`);
   const client = await TwilioMediaClient.connect(`ws://127.0.0.1:${worker.port}/media/twilio/${callId}`);
   client.connected();
   client.start({ token: 'abc', tenant: 'acme' });
@@ -117,7 +120,7 @@ test('a Twilio media stream is recorded by the call session', async () => {
   const names = session.events.map((e) => e.event);
   for (const name of ['socket_opened', 'connected', 'start', 'stop']) assert.ok(names.includes(name), name);
   const start = session.events.find((e) => e.event === 'start');
-  assert.deepEqual(start.detail.custom_parameters, { token: 'abc', tenant: 'acme' });
+  assert.deepEqual(start.detail.custom_parameters, { token: '[redacted]', tenant: 'acme' });
   assert.equal(start.detail.media_format.sample_rate, 8000);
 });
 

@@ -38,7 +38,7 @@ impl AgentRow {
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         });
-        for key in ["voice", "llm", "retry"] {
+        for key in ["voice", "llm", "retry", "session", "stt"] {
             v[key] = config.get(key).cloned().unwrap_or(Value::Null);
         }
         v

@@ -55,11 +55,15 @@ struct Row {
     last_error: Option<String>,
     created_at: i64,
     updated_at: i64,
+    duration_seconds: Option<i64>,
+    summary: Option<String>,
+    metrics: Option<String>,
 }
 
 const COLUMNS: &str = "id, tenant_id, agent_id, provider, provider_call_id, status, to_number,
   from_number, start_at, time_zone, contact_name, contact_email, metadata, attempt, ics_sequence,
-  email_status, request_hash, dispatched_at, answered_at, ended_at, last_error, created_at, updated_at";
+  email_status, request_hash, dispatched_at, answered_at, ended_at, last_error, created_at, updated_at,
+  duration_seconds, summary, metrics";
 
 impl Row {
     fn render(&self) -> Value {
@@ -82,6 +86,10 @@ impl Row {
             "dispatched_at": self.dispatched_at.map(rfc3339),
             "answered_at": self.answered_at.map(rfc3339),
             "ended_at": self.ended_at.map(rfc3339),
+            "duration_seconds": self.duration_seconds,
+            "summary": self.summary,
+            // Per-turn latencies and their p50/p95, written by the call session at hang-up.
+            "metrics": self.metrics.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         })

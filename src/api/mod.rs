@@ -19,7 +19,7 @@ use crate::http::now_ms;
 use crate::http::{json_response, ApiError, ApiResult};
 use crate::rate_limit;
 use crate::routes::method_not_allowed;
-use phone_agent_core::auth::{bearer_token, key_hash, key_matches, Access, Role};
+use phone_agent_core::auth::{bearer_token, key_hash, key_matches, websocket_key, Access, Role};
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -91,13 +91,17 @@ pub async fn dispatch(
     match rest {
         ["calls", call_id, "session"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/session",
-            call_session::state(app, call_id).await,
+            call_session::state(app, &principal, call_id).await,
         ),
         ["calls", call_id, "live"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/live",
-            call_session::live_view(req, app, call_id).await,
+            call_session::live_view(req, app, &principal, call_id).await,
         ),
-        ["calls", "session"] | ["calls", _, "session" | "live"] => {
+        ["calls", call_id, "transcript"] if *method == Method::Get => (
+            "GET /api/v1/calls/{id}/transcript",
+            call_session::transcript_of(app, &principal, call_id).await,
+        ),
+        ["calls", "session"] | ["calls", _, "session" | "live" | "transcript"] => {
             ("/api/v1/calls", Err(method_not_allowed(method)))
         }
         ["endpoints", tail @ ..] => endpoints::route(req, app, &principal, method, tail).await,
@@ -119,14 +123,21 @@ pub async fn dispatch(
 /// Resolves the bearer key: the bootstrap `ADMIN_API_KEY` (admin of the default tenant), or a
 /// tenant key looked up by its hash (revoked keys are refused).
 async fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
-    let header = req
-        .headers()
-        .get("authorization")
-        .ok()
-        .flatten()
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
-    let token = bearer_token(&header)
-        .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?;
+    let header = req.headers().get("authorization").ok().flatten();
+    let live_key = match header {
+        Some(_) => None,
+        None => live_view_key(req),
+    };
+    let token = match (&header, &live_key) {
+        (Some(header), _) => bearer_token(header)
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?,
+        (None, Some(key)) => key.as_str(),
+        (None, None) => {
+            return Err(ApiError::unauthorized(
+                "missing Authorization: Bearer <api key>",
+            ))
+        }
+    };
     let bootstrap = app
         .config()?
         .admin_api_key
@@ -176,6 +187,30 @@ async fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
         bootstrap: false,
         request_id: app.request_id.clone(),
     })
+}
+
+/// The key of a browser's live-view WebSocket upgrade, which cannot carry an Authorization
+/// header: the `bearer.<base64url(key)>` subprotocol, else `?key=`.
+fn live_view_key(req: &Request) -> Option<String> {
+    let upgrade = req.headers().get("upgrade").ok().flatten()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") || !req.path().ends_with("/live") {
+        return None;
+    }
+    if let Some(key) = req
+        .headers()
+        .get("sec-websocket-protocol")
+        .ok()
+        .flatten()
+        .and_then(|p| websocket_key(&p))
+    {
+        return Some(key);
+    }
+    req.url()
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == "key")
+        .map(|(_, v)| v.into_owned())
+        .filter(|k| !k.is_empty())
 }
 
 /// Largest accepted JSON request body.

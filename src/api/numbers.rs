@@ -168,6 +168,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
         &[&spec.agent_id, &spec.owner_phone, &spec.ring_owner_first, &now_ms(), &id, &who.tenant_id],
     )
     .await?;
+    crate::voice::forget_number(app, &spec.number).await;
     let after = find(app, who, id).await?.render();
     crate::audit::record(
         &app.db()?,
@@ -193,6 +194,9 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
         &[&id, &who.tenant_id],
     )
     .await?;
+    if let Some(number) = before["number"].as_str() {
+        crate::voice::forget_number(app, number).await;
+    }
     crate::audit::record(
         &app.db()?,
         who,

@@ -55,6 +55,25 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
     if let Some(retry) = retry(obj, &mut errors) {
         config.insert("retry".into(), retry);
     }
+    // Live-call settings (see `live`): conversation timers/turn-taking and STT. They are read
+    // exactly as a call will read them; any value a call would have to replace is an error here.
+    for key in ["session", "stt"] {
+        if let Some(value) = sub_object(obj, key, &mut errors) {
+            let value = Value::Object(value.clone());
+            let probe = crate::live::agent_setup("", None, &json!({ key: value.clone() }));
+            if probe.warnings.is_empty() {
+                config.insert(key.into(), value);
+            } else {
+                for warning in probe.warnings {
+                    errors.push(FieldError {
+                        field: key.to_owned(),
+                        code: "invalid_value",
+                        message: warning,
+                    });
+                }
+            }
+        }
+    }
     match (name, system_prompt) {
         (Some(name), Some(system_prompt)) if errors.is_empty() => Ok(AgentSpec {
             name,
@@ -331,6 +350,30 @@ mod tests {
                 max_retries: 1,
                 spacing_secs: 30
             }
+        );
+    }
+
+    #[test]
+    fn live_call_settings_are_validated_like_a_call_reads_them() {
+        let a = parse_agent(&json!({
+            "name": "Ava", "system_prompt": "Be kind.",
+            "session": {"idle_hangup_ms": 5000, "min_interrupt_words": 2},
+            "stt": {"model": "nova-2-phonecall", "endpointing_ms": 500}
+        }))
+        .unwrap();
+        assert_eq!(a.config["session"]["idle_hangup_ms"], 5000);
+        assert_eq!(a.config["stt"]["endpointing_ms"], 500);
+        let errors = parse_agent(&json!({
+            "name": "Ava", "system_prompt": "Be kind.",
+            "session": {"min_interrupt_words": "two"}, "stt": {"endpointing_ms": 1}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            codes(errors),
+            [
+                ("session".to_owned(), "invalid_value"),
+                ("stt".to_owned(), "invalid_value"),
+            ]
         );
     }
 

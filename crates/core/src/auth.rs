@@ -41,6 +41,25 @@ pub fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Subprotocol of the live-view WebSocket; browsers cannot set headers on a WebSocket, so the
+/// API key travels as a second subprotocol `bearer.<base64url(key)>`.
+pub const LIVE_SUBPROTOCOL: &str = "phone-agent.live.v1";
+
+/// The API key carried in a `Sec-WebSocket-Protocol` header (`phone-agent.live.v1,
+/// bearer.<base64url(key)>`), if the header offers the live-view protocol and a key.
+pub fn websocket_key(protocols: &str) -> Option<String> {
+    use base64::Engine;
+    let offered: Vec<&str> = protocols.split(',').map(str::trim).collect();
+    if !offered.contains(&LIVE_SUBPROTOCOL) {
+        return None;
+    }
+    let encoded = offered.iter().find_map(|p| p.strip_prefix("bearer."))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .ok()?;
+    String::from_utf8(bytes).ok().filter(|k| !k.is_empty())
+}
+
 /// Hex SHA-256 of an API key: what is stored, so a leaked table reveals no usable key.
 pub fn key_hash(key: &str) -> String {
     Sha256::digest(key.as_bytes())
@@ -60,6 +79,17 @@ pub fn key_matches(presented: &str, expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_keys_come_from_the_subprotocol() {
+        assert_eq!(
+            websocket_key("phone-agent.live.v1, bearer.a2V5LTE"),
+            Some("key-1".to_owned())
+        );
+        assert_eq!(websocket_key("bearer.a2V5LTE"), None);
+        assert_eq!(websocket_key("phone-agent.live.v1"), None);
+        assert_eq!(websocket_key("phone-agent.live.v1, bearer.!!"), None);
+    }
 
     #[test]
     fn parses_bearer_tokens() {

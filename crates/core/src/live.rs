@@ -333,35 +333,6 @@ pub fn metrics_summary(turns: &[Turn]) -> Value {
     })
 }
 
-/// Provider name of the events this worker raises about its own calls.
-pub const SESSION_PROVIDER: &str = "phone-agent";
-
-/// Dedupe key of a session event: one `event_type` per call.
-pub fn session_event_id(call_id: &str, event_type: &str) -> String {
-    format!("{call_id}:{event_type}")
-}
-
-/// Canonical envelope (`{type, timestamp, data}`) of an event raised by a call session, shaped
-/// like provider events: `data` has `provider`, `provider_event_id`, `provider_call_id`,
-/// `call_id` and the event's own `fields`.
-pub fn session_event(
-    event_type: &str,
-    call_id: &str,
-    provider_call_id: Option<&str>,
-    timestamp_rfc3339: &str,
-    fields: Value,
-) -> Value {
-    let mut data = fields.as_object().cloned().unwrap_or_default();
-    data.insert("provider".into(), SESSION_PROVIDER.into());
-    data.insert(
-        "provider_event_id".into(),
-        session_event_id(call_id, event_type).into(),
-    );
-    data.insert("provider_call_id".into(), provider_call_id.into());
-    data.insert("call_id".into(), call_id.into());
-    json!({"type": event_type, "timestamp": timestamp_rfc3339, "data": data})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,23 +493,6 @@ mod tests {
         assert!(samples[..800].iter().any(|&s| s.unsigned_abs() > 10_000));
         assert!(samples[800..1280].iter().all(|&s| s == 0));
         assert!(dtmf_samples("", 8000).is_empty());
-    }
-
-    #[test]
-    fn session_events_look_like_provider_events() {
-        let e = session_event(
-            "call.summary.ready",
-            "call_1",
-            Some("CA1"),
-            "2025-01-01T00:00:00.000Z",
-            json!({"summary": "Short.", "call_id": "spoofed"}),
-        );
-        assert_eq!(e["type"], "call.summary.ready");
-        assert_eq!(e["data"]["provider"], "phone-agent");
-        assert_eq!(e["data"]["provider_event_id"], "call_1:call.summary.ready");
-        assert_eq!(e["data"]["call_id"], "call_1");
-        assert_eq!(e["data"]["provider_call_id"], "CA1");
-        assert_eq!(e["data"]["summary"], "Short.");
     }
 
     fn turn(id: u32, user: Option<&str>, agent: &str, first_audio: Option<u64>) -> Turn {
