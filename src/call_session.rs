@@ -745,7 +745,11 @@ impl Session {
             Action::SetAlarm { at_ms } => {
                 let session = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
+                    // An absolute time: `set_alarm(i64)` would take it as an offset from now.
+                    let at = i64::try_from(at_ms)
+                        .ok()
+                        .and_then(chrono::DateTime::from_timestamp_millis)
+                        .unwrap_or_default();
                     if let Err(e) = session.state.storage().set_alarm(at).await {
                         log_line(
                             json!({"level": "error", "msg": "set alarm", "error": e.to_string()}),
@@ -755,11 +759,8 @@ impl Session {
             }
             Action::PersistTurn(turn) => {
                 self.store_turn(&turn);
+                // Agent lines went out as each sentence was sent; the turn says what was heard.
                 self.broadcast(json!({"type": "turn", "turn": turn}));
-                if !turn.agent_text.is_empty() {
-                    self.broadcast(json!({"type": "transcript", "speaker": "agent",
-                        "text": turn.agent_text, "final": true, "turn": turn.id}));
-                }
                 self.broadcast(
                     json!({"type": "metrics", "turn": turn.id, "metrics": turn.metrics}),
                 );

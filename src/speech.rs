@@ -445,6 +445,8 @@ async fn run_tts(session: &Rc<Session>) {
         match speak(session, &job, &signal).await {
             Ok(()) if tts_current(session, id) => {
                 session.with_live(|live| live.tts.current = None);
+                session.broadcast(json!({"type": "transcript", "speaker": "agent",
+                    "text": job.text, "final": true, "turn": turn}));
                 session.feed(Input::TtsDone { turn, segment });
             }
             Ok(()) => {}

@@ -26,6 +26,8 @@ const NUMBER = '+15550001001';
 const OWNER_NUMBER = '+15550001002';
 const TELNYX_NUMBER = '+15550001003';
 const EXOTEL_NUMBER = '+919800001004';
+const IDLE_NUMBER = '+15550001005';
+const FAST_NUMBER = '+15550001006';
 const SYSTEM_PROMPT = 'You are the receptionist of Acme Bistro. Be brief.';
 const GREETING = 'Hello! Thanks for calling Acme Bistro. How can I help?';
 
@@ -58,6 +60,10 @@ before(async () => {
   await seedAgent(AGENT, { first_message: GREETING, config: { voice: { provider: 'elevenlabs', voice_id: 'rachel' }, llm: { model: 'gpt-live' }, session } });
   await seedAgent('agt_live_aura', { first_message: 'Hello from Telnyx.', config: { voice: { provider: 'deepgram', voice_id: 'aura-2-thalia-en' }, session } });
   await seedAgent('agt_live_openai', { first_message: 'Hello from Exotel.', config: { voice: { provider: 'openai', voice_id: 'alloy' }, session } });
+  await seedAgent('agt_live_idle', { first_message: 'Hi.', config: { voice: { provider: 'elevenlabs' }, session: { idle_reminder_ms: 1500, idle_reminder_message: 'Are you still there?', idle_hangup_ms: 3500, goodbye_message: 'Goodbye!' } } });
+  await seedNumber(IDLE_NUMBER, 'agt_live_idle');
+  await seedAgent('agt_live_fast', { first_message: 'Hi.', config: { voice: { provider: 'elevenlabs' }, session: { ...session, response_timeout_ms: 1500, fallback_message: 'Sorry, one moment please.' } } });
+  await seedNumber(FAST_NUMBER, 'agt_live_fast');
   await seedNumber(NUMBER, AGENT);
   await seedNumber(OWNER_NUMBER, AGENT, { owner: '+15557654321' });
   await seedNumber(TELNYX_NUMBER, 'agt_live_aura');
@@ -462,7 +468,8 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     const messages = liveMessages();
     assert.equal(messages[0].type, 'hello');
     assert.ok(messages.some((m) => m.type === 'transcript' && m.speaker === 'caller' && m.text === 'I would like to book a table.' && m.final));
-    assert.ok(messages.some((m) => m.type === 'transcript' && m.speaker === 'agent' && m.text === 'Sure. We have a table at seven tonight.'));
+    assert.ok(messages.some((m) => m.type === 'transcript' && m.speaker === 'agent' && m.text === 'We have a table at seven tonight.' && m.turn === 1));
+    assert.ok(messages.some((m) => m.type === 'turn' && m.turn.id === 3 && m.turn.interrupted && m.turn.agent_text === 'Our menu has many dishes.'));
     for (const state of ['thinking', 'interrupted', 'listening', 'ended']) {
       assert.ok(messages.some((m) => m.type === 'state' && m.state === state), state);
     }
@@ -530,6 +537,55 @@ test('per-turn overhead with instant fakes: end of utterance → first outbound 
   call.stopAudio();
   call.client.stop();
   await call.client.closed;
+});
+
+test('LLM error and LLM stall: the fallback line is spoken, the stalled request aborted, the call goes on', async () => {
+  const call = await startTwilioCall(FAST_NUMBER);
+  await heard(call.playback, ['t0-s0'], 'greeting');
+  await turnStored(call.callId, 0);
+  openai.reply({ status: 500 });
+  dg.say(call.stt, { transcript: 'Hello there?', is_final: true, speech_final: true });
+  await heard(call.playback, ['t1-s0'], 'fallback after a 500');
+  assert.equal(eleven.requests.at(-1).text, 'Sorry, one moment please.');
+  await turnStored(call.callId, 1);
+
+  const chats = openai.chatRequests.length;
+  openai.reply({ text: '', stall: true });
+  const at = performance.now();
+  dg.say(call.stt, { transcript: 'Anyone there?', is_final: true, speech_final: true });
+  await heard(call.playback, ['t2-s0'], 'fallback after a stall');
+  const waited = call.playback.log.find((e) => e.kind === 'mark' && e.name === 't2-s0').at - at;
+  assert.ok(waited >= 1400, `fallback after ${waited} ms`);
+  await eventually(() => openai.chatRequests[chats]?.aborted, { message: 'stalled request aborted' });
+  await turnStored(call.callId, 2);
+
+  openai.reply({ text: 'I am here now.' });
+  dg.say(call.stt, { transcript: 'Okay, are you back?', is_final: true, speech_final: true });
+  await heard(call.playback, ['t3-s0'], 'the call goes on');
+  const state = await sessionState(call.callId);
+  assert.deepEqual(state.turns.map((x) => x.agent_text), ['Hi.', 'Sorry, one moment please.', 'Sorry, one moment please.', 'I am here now.']);
+  call.stopAudio();
+  call.client.stop();
+  await within(call.client.closed, 10_000, 'stop');
+});
+
+test('silence: the idle reminder, then goodbye and hang-up, on the Durable Object alarm', async () => {
+  const call = await startTwilioCall(IDLE_NUMBER);
+  await heard(call.playback, ['t0-s0'], 'greeting');
+  const greetingHeard = performance.now();
+  await heard(call.playback, ['t1-s0'], 'reminder');
+  const reminderAt = call.playback.log.find((e) => e.kind === 'mark' && e.name === 't1-s0').at;
+  const closed = await within(call.client.closed, 15_000, 'idle hang-up');
+  assert.equal(closed.code, 1000);
+  assert.ok(call.playback.echoed('t2-s0'), 'the goodbye played before the hang-up');
+  assert.deepEqual(eleven.requests.slice(-2).map((r) => r.text), ['Are you still there?', 'Goodbye!']);
+  assert.ok(reminderAt - greetingHeard >= 1000, `reminder after ${reminderAt - greetingHeard} ms of silence`);
+  call.stopAudio();
+  const state = await eventually(async () => {
+    const st = await sessionState(call.callId);
+    return st.events.some((e) => e.event === 'ended') && st;
+  }, { message: 'ended' });
+  assert.equal(state.events.find((e) => e.event === 'ended').detail.reason, 'idle');
 });
 
 // ---- Telnyx and Exotel ---------------------------------------------------------------------------
