@@ -216,7 +216,8 @@ async fn dial(
     let Some(call) = load(db, call_id).await? else {
         return Ok(());
     };
-    let result = place(config, &call).await;
+    let stream_token = crate::voice::ensure_token(db, &call.id).await?;
+    let result = place(config, &call, &stream_token).await;
     let now = now_ms();
     match result {
         Ok(provider_call_id) => {
@@ -276,7 +277,7 @@ async fn dial(
 }
 
 /// Calls the carrier's create-call API; the carrier's call id, or why there is none.
-async fn place(config: &Config, call: &CallRow) -> Result<String, String> {
+async fn place(config: &Config, call: &CallRow, stream_token: &str) -> Result<String, String> {
     let (Some(from), Some(base_url)) = (call.from_number.as_deref(), call.base_url.as_deref())
     else {
         return Err("the call has no caller id or callback base URL".into());
@@ -287,6 +288,7 @@ async fn place(config: &Config, call: &CallRow) -> Result<String, String> {
         to: &call.to_number,
         from,
         base_url,
+        stream_token,
     };
     let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
     let agent = concat!("phone-agent/", env!("CARGO_PKG_VERSION"));

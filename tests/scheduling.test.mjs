@@ -9,6 +9,8 @@ import { startFakeTwilio } from './fakes/twilio.mjs';
 import { startFakeResend, icsAttachment, icsProperties } from './fakes/resend.mjs';
 import { startFakeBland, BLAND_START_TIME, parseBlandStartTime } from './fakes/bland.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
+import { startFakeHttp } from './fakes/http.mjs';
+import { connectWs } from './fakes/ws.mjs';
 
 const ACCOUNT_SID = 'AC' + '0'.repeat(32);
 const AUTH_TOKEN = '12345';
@@ -17,6 +19,7 @@ let twilio;
 let resend;
 let bland;
 let target;
+let telnyx;
 let agent;
 
 before(async () => {
@@ -24,6 +27,15 @@ before(async () => {
   resend = await startFakeResend({ apiKey: 're_test_key' });
   bland = await startFakeBland({ apiKey: 'bland-key', webhookSecret: 'bland-test-secret' });
   target = await startFakeTarget();
+  // Telnyx Call Control `POST /v2/calls`: answers with the new call's ids (PROTOCOLS.md §3).
+  telnyx = await startFakeHttp({
+    routes: {
+      'POST /v2/calls': (req) => ({
+        status: req.headers.authorization === 'Bearer KEY_telnyx_test' ? 200 : 401,
+        body: { data: { record_type: 'call', call_control_id: `v3:${req.at}`, call_leg_id: 'leg-1', call_session_id: 'sess-1', is_alive: false } },
+      }),
+    },
+  });
   worker = await startWorker({
     vars: {
       TWILIO_API_URL: twilio.url,
@@ -35,6 +47,8 @@ before(async () => {
       BLAND_API_URL: bland.url,
       BLAND_API_KEY: 'bland-key',
       DEFAULT_FROM_NUMBER: '+15017122661',
+      TELNYX_API_URL: telnyx.url,
+      TELNYX_API_KEY: 'KEY_telnyx_test',
     },
   });
   const endpoint = await worker.api('POST', '/api/v1/endpoints', { url: target.url, event_types: ['call.*'] });
@@ -50,7 +64,7 @@ before(async () => {
 
 after(async () => {
   await worker?.stop();
-  await Promise.all([twilio?.close(), resend?.close(), bland?.close(), target?.close()]);
+  await Promise.all([twilio?.close(), resend?.close(), bland?.close(), target?.close(), telnyx?.close()]);
 });
 
 const inSeconds = (s) => new Date(Date.now() + s * 1000).toISOString();
@@ -346,4 +360,30 @@ test('no-answer is retried per the agent policy; stale callbacks of the first at
   assert.equal(createsFor(id).length, 2);
   const statuses = final.history.filter((h) => h.kind === 'status').map((h) => h.to);
   assert.deepEqual(statuses, ['scheduled', 'dispatching', 'queued', 'no_answer', 'dispatching', 'queued', 'busy']);
+});
+
+test('telnyx: one dial at the due time, with a stream URL carrying the call\'s token', async () => {
+  const created = await worker.api('POST', '/api/v1/calls', { to: '+15558675399', agent_id: agent.id, start_at: inSeconds(2), provider: 'telnyx' });
+  assert.equal(created.status, 201, created.text);
+  const id = created.body.id;
+  await telnyx.waitFor((reqs) => reqs.some((r) => r.body.includes(id)), 30_000);
+  await worker.scheduled();
+  await new Promise((r) => setTimeout(r, 500));
+  const dials = telnyx.requests.filter((r) => r.body.includes(id));
+  assert.equal(dials.length, 1, 'exactly one dial');
+  const body = dials[0].json();
+  assert.equal(body.to, '+15558675399');
+  assert.equal(body.webhook_url, `${worker.url}/webhooks/telnyx`);
+  const streamUrl = new URL(body.stream_url);
+  assert.equal(streamUrl.pathname, `/media/telnyx/${id}`);
+  const [row] = await worker.d1(`SELECT stream_token, status, provider_call_id FROM calls WHERE id = '${id}'`);
+  assert.equal(streamUrl.searchParams.get('token'), row.stream_token);
+  assert.equal(row.status, 'queued');
+  assert.match(row.provider_call_id, /^v3:/);
+  // The carrier's stream is accepted with that URL, and refused with any other token.
+  const accepted = await connectWs(body.stream_url);
+  accepted.socket.close(1000);
+  const wrong = new URL(body.stream_url);
+  wrong.searchParams.set('token', 'stk_guess');
+  await assert.rejects(connectWs(wrong.toString()), /403/);
 });

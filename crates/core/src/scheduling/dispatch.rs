@@ -5,6 +5,7 @@
 //! number, so a late callback of an earlier attempt (say a `no-answer` that arrives after the
 //! retry was dialled) is recognised and cannot move the new attempt.
 
+use crate::voice::{stream_url, with_query};
 use base64::Engine;
 use serde_json::{json, Value};
 use thiserror::Error;
@@ -28,6 +29,9 @@ pub struct Dial<'a> {
     pub from: &'a str,
     /// How carriers reach this worker, without a trailing slash (`https://host`).
     pub base_url: &'a str,
+    /// The call's media-stream token: a stream URL handed to the carrier must carry it, or the
+    /// media route refuses the stream.
+    pub stream_token: &'a str,
 }
 
 impl Dial<'_> {
@@ -39,17 +43,14 @@ impl Dial<'_> {
             .finish()
     }
 
-    /// `wss://host/media/{carrier}/{call_id}` (or `ws://` for a plain-HTTP base URL).
+    /// `wss://host/media/{carrier}/{call_id}?token=…`, for carriers that take the stream URL
+    /// at dial time (Telnyx); Twilio fetches its markup from `/voice/twilio/incoming` instead.
     fn stream_url(&self, carrier: &str) -> String {
-        let ws_base = match self.base_url.strip_prefix("https://") {
-            Some(rest) => format!("wss://{rest}"),
-            None => match self.base_url.strip_prefix("http://") {
-                Some(rest) => format!("ws://{rest}"),
-                None => self.base_url.to_owned(),
-            },
-        };
-        let id: String = url::form_urlencoded::byte_serialize(self.call_id.as_bytes()).collect();
-        format!("{ws_base}/media/{carrier}/{id}")
+        with_query(
+            &stream_url(self.base_url, carrier, self.call_id),
+            "token",
+            self.stream_token,
+        )
     }
 }
 
@@ -210,6 +211,7 @@ mod tests {
             to: "+15558675310",
             from: "+15017122661",
             base_url: "https://worker.example.com",
+            stream_token: "stk_1",
         }
     }
 
@@ -251,7 +253,7 @@ mod tests {
         );
         assert_eq!(
             body["stream_url"],
-            "wss://worker.example.com/media/telnyx/call_1"
+            "wss://worker.example.com/media/telnyx/call_1?token=stk_1"
         );
         let state = body["client_state"].as_str().unwrap();
         let decoded = base64::engine::general_purpose::STANDARD
@@ -268,7 +270,7 @@ mod tests {
         };
         assert_eq!(
             telnyx_create_body(&plain, None)["stream_url"],
-            "ws://127.0.0.1:8787/media/telnyx/call_1"
+            "ws://127.0.0.1:8787/media/telnyx/call_1?token=stk_1"
         );
     }
 
