@@ -1,7 +1,8 @@
 // `npm run bench`: measures the release build in local workerd and prints a table; the full
 // figures go to bench/results.json. Not part of `npm test` (figures, not pass/fail).
 //
-// Sections: webhook ingest vs a hand-written svix+D1 baseline worker; CPU per media frame
+// Sections: webhook ingest vs a hand-written svix+D1 baseline worker; live calls (per-turn
+// overhead, barge-in, CPU per frame in workerd, concurrent calls); CPU per media frame
 // (native); wasm size and worker start.
 
 import { execFile } from 'node:child_process';
@@ -14,6 +15,7 @@ import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { startWorker, ROOT, TEST_VARS } from '../tests/harness.mjs';
 import { signStandardWebhook, resendEvent } from '../tests/fakes/resend.mjs';
+import { liveBench } from './live.mjs';
 
 const execFileAsync = promisify(execFile);
 const INGEST = [
@@ -142,6 +144,16 @@ function table(results) {
     const f = (x) => `${String(x.rps).padStart(8)}  ${String(x.p50_ms).padStart(6)}  ${String(x.p99_ms).padStart(6)}  ${String(x.errors).padStart(3)}`;
     lines.push(`${String(r.concurrency).padStart(4)}  ${String(r.count).padStart(5)}  ${f(r.ours)} | ${f(r.baseline)} | ${r.rps_ratio}`);
   }
+  const l = results.live;
+  lines.push('');
+  lines.push('Live calls (instant fake providers; Twilio Media Streams client)');
+  lines.push(`  end of utterance → first outbound frame: p50 ${l.per_turn.p50_ms} ms, p99 ${l.per_turn.p99_ms} ms over ${l.per_turn.n} turns (worker-measured p50 ${l.per_turn.worker_first_audio.p50_ms} ms)`);
+  lines.push(`  barge-in transcript → clear: p50 ${l.barge_in_to_clear.p50_ms} ms, p99 ${l.barge_in_to_clear.p99_ms} ms over ${l.barge_in_to_clear.n}`);
+  lines.push(`  workerd CPU per inbound 20 ms frame (${l.cpu_per_inbound_frame_in_worker.calls} streaming calls): ${l.cpu_per_inbound_frame_in_worker.cpu_us_per_inbound_frame} µs`);
+  lines.push('  calls started  first frame p50/p99 ms  frames/expected  late  gap p99 ms  CPU µs/frame  workerd MiB');
+  for (const c of l.concurrent) {
+    lines.push(`  ${String(c.calls).padStart(5)} ${String(c.started).padStart(7)}  ${`${c.first_frame.p50_ms}/${c.first_frame.p99_ms}`.padStart(20)}  ${`${c.outbound_frames}/${c.expected_frames}`.padStart(15)}  ${String(c.late_frames).padStart(4)}  ${String(c.frame_gap_p99_ms).padStart(10)}  ${String(c.cpu_us_per_inbound_frame).padStart(12)}  ${String(c.workerd_rss_mib).padStart(11)}`);
+  }
   const m = results.media_frame_native;
   lines.push('');
   lines.push('CPU per 20 ms media frame (native, release)');
@@ -160,6 +172,7 @@ const results = {
   machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, memory_gib: round(os.totalmem() / 2 ** 30), node: process.version },
   at: new Date().toISOString(),
   ingest: await ingest(),
+  live: await liveBench(),
   media_frame_native: await mediaFrameNative(),
   size_and_start: await sizeAndStart(),
 };

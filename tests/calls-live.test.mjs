@@ -14,6 +14,7 @@ import { startFakeTarget } from './fakes/target.mjs';
 import { TwilioMediaClient, connectWs } from './fakes/ws.mjs';
 import { TelnyxMediaClient, ExotelMediaClient, telnyxKeyPair, signTelnyx } from './fakes/media-clients.mjs';
 import { sendStatusCallback, twilioCallParams, twilioSid } from './fakes/twilio.mjs';
+import { Playback, streamCallerAudio } from './fakes/playback.mjs';
 
 const TELNYX = telnyxKeyPair('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb');
 const TWILIO_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
@@ -108,84 +109,6 @@ function parseMarkup(xml) {
   const token = /<Parameter name="token" value="([^"]+)"\/>/.exec(xml)?.[1];
   const callId = stream ? /\/media\/\w+\/([^?"]+)/.exec(stream)?.[1] : undefined;
   return { xml, stream, token, callId };
-}
-
-/**
- * Plays the carrier's part for audio we receive: queues media for real-time "playback", echoes
- * each mark once the audio before it has played, and on `clear` drops the queue and echoes the
- * pending marks at once (PROTOCOLS §2.4). Records every frame with its arrival time.
- */
-class Playback {
-  constructor(client) {
-    this.client = client;
-    this.log = [];
-    this.playEnd = 0;
-    this.pending = new Map();
-    client.socket.on('message', (data, isBinary) => {
-      if (isBinary) return;
-      let msg;
-      try {
-        msg = JSON.parse(data.toString());
-      } catch {
-        return;
-      }
-      const at = performance.now();
-      if (msg.event === 'media') {
-        const bytes = Buffer.from(msg.media.payload, 'base64');
-        this.log.push({ at, kind: 'media', bytes: bytes.length, frame: msg });
-        this.playEnd = Math.max(this.playEnd, at) + bytes.length / client.bytesPerMs;
-      } else if (msg.event === 'mark') {
-        const name = msg.mark.name;
-        this.log.push({ at, kind: 'mark', name, frame: msg });
-        const timer = setTimeout(() => {
-          this.pending.delete(name);
-          this.echo(name);
-        }, Math.max(0, this.playEnd - at));
-        this.pending.set(name, timer);
-      } else if (msg.event === 'clear') {
-        this.log.push({ at, kind: 'clear', frame: msg });
-        for (const [name, timer] of this.pending) {
-          clearTimeout(timer);
-          this.echo(name);
-        }
-        this.pending.clear();
-        this.playEnd = at;
-      }
-    });
-  }
-
-  echo(name) {
-    if (this.client.socket.readyState !== 1) return;
-    this.client.mark(name);
-    this.log.push({ at: performance.now(), kind: 'echo', name });
-  }
-
-  marks() {
-    return this.log.filter((e) => e.kind === 'mark').map((e) => e.name);
-  }
-
-  echoed(name) {
-    return this.log.some((e) => e.kind === 'echo' && e.name === name);
-  }
-
-  /** Frames received after `at` (performance.now() time). */
-  after(at, kind) {
-    return this.log.filter((e) => e.at >= at && (!kind || e.kind === kind));
-  }
-}
-
-/** Sends caller audio (silence) in real time until stopped. */
-function streamCallerAudio(client, bytesFor = () => client.silence()) {
-  let stopped = false;
-  (async () => {
-    while (!stopped && client.socket.readyState === 1) {
-      client.media(bytesFor());
-      await sleep(client.frameMs);
-    }
-  })();
-  return () => {
-    stopped = true;
-  };
 }
 
 /** Starts a Twilio call to `to` end to end: webhook → markup → media stream → STT connected. */
