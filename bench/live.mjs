@@ -20,6 +20,8 @@ const quantile = (values, q) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 };
+/** `promise`, or a rejection after `ms`: an overloaded worker must end a phase, not hang it. */
+const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 const summary = (values) => ({ n: values.length, p50_ms: round(quantile(values, 0.5), 2), p99_ms: round(quantile(values, 0.99), 2) });
 
 /** workerd processes on this machine: resident memory (KiB) and CPU time (ms) summed. */
@@ -96,8 +98,13 @@ export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50,
 
     async function hangUp(call) {
       call.stopAudio();
-      call.client.stop();
+      try {
+        call.client.stop();
+      } catch {
+        // the socket is already gone
+      }
       await Promise.race([call.client.closed, sleep(5000)]);
+      call.client.socket.terminate();
     }
 
     const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
@@ -140,10 +147,10 @@ export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50,
       const group = [];
       let failed = 0;
       // One at a time: STT sockets are matched to calls by connection order. Greetings are
-      // awaited together afterwards; setup stops after three minutes whatever the count.
-      for (let i = 0; i < n && performance.now() - started < 180_000; i++) {
+      // awaited together afterwards; setup stops after two minutes whatever the count.
+      for (let i = 0; i < n && performance.now() - started < 120_000; i++) {
         try {
-          group.push(await startCall({ waitGreeting: false }));
+          group.push(await within(startCall({ waitGreeting: false }), 15_000, 'call setup'));
         } catch {
           failed += 1;
         }
@@ -190,6 +197,7 @@ export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50,
         late_frames: late, frame_gap_p99_ms: round(quantile(gaps, 0.99) ?? 0, 2),
         workerd_rss_mib: round(usage.rssKib / 1024),
       });
+      progress(`live: ${n} concurrent calls → ${JSON.stringify(concurrent.at(-1))}`);
       await Promise.all(group.map(hangUp));
       calls.length = 0;
     }
