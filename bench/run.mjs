@@ -138,13 +138,16 @@ async function sizeAndStart() {
 
 function table(results) {
   const lines = [];
+  if (results.ingest) {
   lines.push('Webhook ingest (signed Resend → verify + dedupe + persist + ack), ours vs svix+D1 baseline');
   lines.push('conc  count   ours rps  p50 ms  p99 ms  err | base rps  p50 ms  p99 ms  err | ratio');
   for (const r of results.ingest) {
     const f = (x) => `${String(x.rps).padStart(8)}  ${String(x.p50_ms).padStart(6)}  ${String(x.p99_ms).padStart(6)}  ${String(x.errors).padStart(3)}`;
     lines.push(`${String(r.concurrency).padStart(4)}  ${String(r.count).padStart(5)}  ${f(r.ours)} | ${f(r.baseline)} | ${r.rps_ratio}`);
   }
+  }
   const l = results.live;
+  if (l) {
   lines.push('');
   lines.push('Live calls (instant fake providers; Twilio Media Streams client)');
   lines.push(`  end of utterance → first outbound frame: p50 ${l.per_turn.p50_ms} ms, p99 ${l.per_turn.p99_ms} ms over ${l.per_turn.n} turns (worker-measured p50 ${l.per_turn.worker_first_audio.p50_ms} ms)`);
@@ -154,27 +157,35 @@ function table(results) {
   for (const c of l.concurrent) {
     lines.push(`  ${String(c.calls).padStart(5)} ${String(c.started).padStart(7)}  ${`${c.first_frame.p50_ms}/${c.first_frame.p99_ms}`.padStart(20)}  ${`${c.outbound_frames}/${c.expected_frames}`.padStart(15)}  ${String(c.late_frames).padStart(4)}  ${String(c.frame_gap_p99_ms).padStart(10)}  ${String(c.cpu_us_per_inbound_frame).padStart(12)}  ${String(c.workerd_rss_mib).padStart(11)}`);
   }
+  }
   const m = results.media_frame_native;
+  if (m) {
   lines.push('');
   lines.push('CPU per 20 ms media frame (native, release)');
   lines.push(`  Twilio JSON parse + base64 + forward : ${round(m.twilio_parse_base64_forward_ns)} ns  (${round(m.ratio_parse_vs_memcpy)}x a 160-byte memcpy of ${round(m.memcpy_160_ns, 2)} ns)`);
   lines.push(`  24 kHz PCM → resample → μ-law        : ${round(m.pcm24k_resample_to_mulaw_ns)} ns  (${round(m.ratio_resample_vs_memcpy)}x a 960-byte memcpy of ${round(m.memcpy_960_ns, 2)} ns)`);
   lines.push(`  μ-law → 8 kHz PCM                    : ${round(m.mulaw_to_pcm8k_ns)} ns`);
+  }
   const s = results.size_and_start;
+  if (s) {
   lines.push('');
   lines.push('Size and start');
   lines.push(`  wasm ${round(s.wasm_raw_bytes / 1024)} KiB raw, ${round(s.wasm_gzip_bytes / 1024)} KiB gzip; wrangler dev ready in ${s.wrangler_dev_ready_ms} ms;`);
   lines.push(`  first request after start ${s.first_request_ms} ms (Wasm instantiation included), warm /health p50 ${s.warm_health_p50_ms} ms`);
+  }
   return lines.join('\n');
 }
 
+// `node bench/run.mjs ingest live` runs only those sections; no argument runs them all.
+const only = process.argv.slice(2);
+const wanted = (name) => only.length === 0 || only.includes(name);
 const results = {
   machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, memory_gib: round(os.totalmem() / 2 ** 30), node: process.version },
   at: new Date().toISOString(),
-  ingest: await ingest(),
-  live: await liveBench(),
-  media_frame_native: await mediaFrameNative(),
-  size_and_start: await sizeAndStart(),
+  ingest: wanted('ingest') ? await ingest() : undefined,
+  live: wanted('live') ? await liveBench() : undefined,
+  media_frame_native: wanted('native') ? await mediaFrameNative() : undefined,
+  size_and_start: wanted('size') ? await sizeAndStart() : undefined,
 };
-await writeFile(path.join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
+await writeFile(path.join(ROOT, 'bench', only.length ? `results-${only.join('-')}.json` : 'results.json'), JSON.stringify(results, null, 2) + '\n');
 console.log(table(results));

@@ -273,7 +273,10 @@ pub async fn emit(
         &new_id("evt"),
     )
     .await?;
-    if let Published::New(_) = published {
+    if let Published::New(_, deliveries) = published {
+        if deliveries == 0 {
+            return Ok(());
+        }
         // The scheduler sends pending deliveries at once; no request context is needed, so this
         // works the same from the API, a webhook, the alarm and the cron.
         scheduler::wake_at(env, now).await;

@@ -43,7 +43,8 @@ pub struct NewEvent<'a> {
 
 /// Whether `publish` stored a new event or found the same one already stored.
 pub enum Published {
-    New(String),
+    /// Stored, with this many deliveries created for matching endpoints.
+    New(String, usize),
     Duplicate(String),
 }
 
@@ -95,7 +96,8 @@ pub async fn publish(
     )?;
     let changes = db::batch(db, vec![insert, fan_out]).await?;
     if changes.first().copied().unwrap_or(0) > 0 {
-        return Ok(Published::New(event_id.to_owned()));
+        let deliveries = changes.get(1).copied().unwrap_or(0);
+        return Ok(Published::New(event_id.to_owned(), deliveries));
     }
     #[derive(Deserialize)]
     struct Existing {

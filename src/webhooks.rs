@@ -107,12 +107,15 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     }
 
     let (event_id, duplicate) = match published {
-        Published::New(id) => {
-            let env = app.env.clone();
-            let first_attempt_of = id.clone();
-            app.ctx.wait_until(async move {
-                forwarding::deliver_event(&env, &first_attempt_of).await;
-            });
+        Published::New(id, deliveries) => {
+            // No endpoint wants it: nothing to send, so no work after the ack either.
+            if deliveries > 0 {
+                let env = app.env.clone();
+                let first_attempt_of = id.clone();
+                app.ctx.wait_until(async move {
+                    forwarding::deliver_event(&env, &first_attempt_of).await;
+                });
+            }
             (id, false)
         }
         Published::Duplicate(id) => (id, true),
