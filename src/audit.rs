@@ -1,6 +1,7 @@
 //! Audit log: every mutation through the API leaves who, what, before/after and request id.
 
 use crate::api::Principal;
+use crate::app::App;
 use crate::db;
 use crate::http::{log_line, now_ms, ApiError};
 use serde_json::{json, Value};
@@ -40,9 +41,37 @@ pub fn statement(
     )
 }
 
+/// Records a change of `resource` (type, id) made through the API; see [`record`].
+pub async fn log(
+    app: &App,
+    who: &Principal,
+    action: &str,
+    resource: (&str, &str),
+    before: Option<&Value>,
+    after: Option<&Value>,
+) {
+    let db = match app.db() {
+        Ok(db) => db,
+        Err(e) => {
+            log_line(
+                json!({"level": "error", "msg": "audit entry lost", "action": action, "error": e.message}),
+            );
+            return;
+        }
+    };
+    let change = Change {
+        action,
+        resource_type: resource.0,
+        resource_id: Some(resource.1),
+        before,
+        after,
+    };
+    record(&db, who, &change).await;
+}
+
 /// Records a change made by an already-committed write. A failure here is logged, not
 /// returned: the change happened, and the caller must not retry it because of the log.
-pub async fn record(db: &D1Database, who: &Principal, change: &Change<'_>) {
+async fn record(db: &D1Database, who: &Principal, change: &Change<'_>) {
     let result = match statement(db, who, change) {
         Ok(stmt) => stmt.run().await.map(|_| ()).map_err(|e| e.to_string()),
         Err(e) => Err(e.message),

@@ -2,6 +2,7 @@
 
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::app::App;
+use crate::audit;
 use crate::db;
 use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
 use crate::routes::method_not_allowed;
@@ -111,16 +112,13 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let row = find(app, &who.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::internal("agent vanished after insert"))?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "agent.create",
-            resource_type: "agent",
-            resource_id: Some(&id),
-            before: None,
-            after: Some(&row.render()),
-        },
+        "agent.create",
+        ("agent", &id),
+        None,
+        Some(&row.render()),
     )
     .await;
     Ok(json_response(201, &row.render()))
@@ -162,16 +160,13 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?
         .render();
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "agent.update",
-            resource_type: "agent",
-            resource_id: Some(id),
-            before: Some(&before),
-            after: Some(&after),
-        },
+        "agent.update",
+        ("agent", id),
+        Some(&before),
+        Some(&after),
     )
     .await;
     Ok(json_response(200, &after))

@@ -8,6 +8,7 @@
 use super::agents::{self, field_errors};
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::app::App;
+use crate::audit;
 use crate::call_status::{self, Applied, Change};
 use crate::db;
 use crate::dispatch;
@@ -317,16 +318,13 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     .await?;
     after_change(app, &id, start_at, request.provider == DialProvider::Bland);
     let row = find(app, who, &id).await?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "call.schedule",
-            resource_type: "call",
-            resource_id: Some(&id),
-            before: None,
-            after: Some(&row.render()),
-        },
+        "call.schedule",
+        ("call", &id),
+        None,
+        Some(&row.render()),
     )
     .await;
     Ok(json_response(201, &row.render()))
@@ -581,16 +579,13 @@ async fn reschedule(req: &mut Request, app: &App, who: &Principal, id: &str) -> 
     .await?;
     after_change(app, id, start_at, bland);
     let after = find(app, who, id).await?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "call.reschedule",
-            resource_type: "call",
-            resource_id: Some(id),
-            before: Some(&row.render()),
-            after: Some(&after.render()),
-        },
+        "call.reschedule",
+        ("call", id),
+        Some(&row.render()),
+        Some(&after.render()),
     )
     .await;
     Ok(json_response(200, &after.render()))
@@ -684,16 +679,13 @@ async fn cancel(app: &App, who: &Principal, id: &str) -> ApiResult {
     app.ctx
         .wait_until(async move { emails::send_for_call(&env, &call_id).await });
     let after = find(app, who, id).await?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "call.cancel",
-            resource_type: "call",
-            resource_id: Some(id),
-            before: Some(&row.render()),
-            after: Some(&after.render()),
-        },
+        "call.cancel",
+        ("call", id),
+        Some(&row.render()),
+        Some(&after.render()),
     )
     .await;
     Ok(json_response(200, &after.render()))

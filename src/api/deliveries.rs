@@ -3,6 +3,7 @@
 
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::app::App;
+use crate::audit;
 use crate::db;
 use crate::forwarding;
 use crate::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
@@ -174,18 +175,7 @@ async fn replay(app: &App, who: &Principal, id: &str) -> ApiResult {
     app.ctx
         .wait_until(async move { forwarding::deliver_event(&env, &event_id).await });
     let row = find(app, who, id).await?;
-    crate::audit::record(
-        &app.db()?,
-        who,
-        &crate::audit::Change {
-            action: "delivery.replay",
-            resource_type: "delivery",
-            resource_id: Some(id),
-            before: None,
-            after: None,
-        },
-    )
-    .await;
+    audit::log(app, who, "delivery.replay", ("delivery", id), None, None).await;
     Ok(json_response(202, &row.render()))
 }
 
@@ -250,6 +240,6 @@ async fn redrive(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let env = app.env.clone();
     app.ctx
         .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });
-    crate::audit::record(&app.db()?, who, &crate::audit::Change { action: "delivery.redrive", resource_type: "delivery", resource_id: Some("*"), before: None, after: Some(&json!({"endpoint_id": endpoint_id, "since": since.map(rfc3339), "until": until.map(rfc3339), "redriven": redriven})) }).await;
+    audit::log(app, who, "delivery.redrive", ("delivery", "*"), None, Some(&json!({"endpoint_id": endpoint_id, "since": since.map(rfc3339), "until": until.map(rfc3339), "redriven": redriven}))).await;
     Ok(json_response(202, &json!({"redriven": redriven})))
 }

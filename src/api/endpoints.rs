@@ -2,6 +2,7 @@
 
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::app::App;
+use crate::audit;
 use crate::db;
 use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
 use crate::routes::method_not_allowed;
@@ -209,16 +210,13 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     )
     .await?;
     let row = find(app, who, &id).await?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "endpoint.create",
-            resource_type: "endpoint",
-            resource_id: Some(&id),
-            before: None,
-            after: Some(&row.render(false)),
-        },
+        "endpoint.create",
+        ("endpoint", &id),
+        None,
+        Some(&row.render(false)),
     )
     .await;
     Ok(json_response(201, &row.render(true)))
@@ -312,16 +310,13 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
             .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });
     }
     let row = find(app, who, id).await?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "endpoint.update",
-            resource_type: "endpoint",
-            resource_id: Some(id),
-            before: Some(&before),
-            after: Some(&row.render(false)),
-        },
+        "endpoint.update",
+        ("endpoint", id),
+        Some(&before),
+        Some(&row.render(false)),
     )
     .await;
     Ok(json_response(200, &row.render(true)))
@@ -350,16 +345,13 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
         ],
     )
     .await?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "endpoint.delete",
-            resource_type: "endpoint",
-            resource_id: Some(id),
-            before: Some(&row.render(false)),
-            after: None,
-        },
+        "endpoint.delete",
+        ("endpoint", id),
+        Some(&row.render(false)),
+        None,
     )
     .await;
     Ok(json_response(200, &json!({"id": row.id, "deleted": true})))
@@ -394,18 +386,13 @@ async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     )
     .await?;
     let row = find(app, who, id).await?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "endpoint.rotate_secret",
-            resource_type: "endpoint",
-            resource_id: Some(id),
-            before: None,
-            after: Some(
-                &json!({"previous_secret_expires_at": row.previous_secret_expires_at.map(rfc3339)}),
-            ),
-        },
+        "endpoint.rotate_secret",
+        ("endpoint", id),
+        None,
+        Some(&json!({"previous_secret_expires_at": row.previous_secret_expires_at.map(rfc3339)})),
     )
     .await;
     Ok(json_response(200, &row.render(true)))

@@ -2,6 +2,7 @@
 
 use super::{json_body, list_response, query, Page, Principal};
 use crate::app::App;
+use crate::audit;
 use crate::db;
 use crate::forwarding;
 use crate::http::{json_response, rfc3339, ApiError, ApiResult};
@@ -156,16 +157,13 @@ async fn replay(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     let event_id = id.to_owned();
     app.ctx
         .wait_until(async move { forwarding::deliver_event(&env, &event_id).await });
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "event.replay",
-            resource_type: "event",
-            resource_id: Some(id),
-            before: None,
-            after: Some(&json!({"endpoint_id": endpoint_id, "replayed": pending})),
-        },
+        "event.replay",
+        ("event", id),
+        None,
+        Some(&json!({"endpoint_id": endpoint_id, "replayed": pending})),
     )
     .await;
     Ok(json_response(202, &json!({"id": id, "replayed": pending})))

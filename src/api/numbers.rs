@@ -4,6 +4,7 @@
 use super::agents::field_errors;
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::app::App;
+use crate::audit;
 use crate::db;
 use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
 use crate::routes::method_not_allowed;
@@ -106,16 +107,13 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
         ));
     }
     let row = find(app, who, &id).await?;
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "number.create",
-            resource_type: "phone_number",
-            resource_id: Some(&id),
-            before: None,
-            after: Some(&row.render()),
-        },
+        "number.create",
+        ("phone_number", &id),
+        None,
+        Some(&row.render()),
     )
     .await;
     Ok(json_response(201, &row.render()))
@@ -170,16 +168,13 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     .await?;
     crate::voice::forget_number(app, &spec.number).await;
     let after = find(app, who, id).await?.render();
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "number.update",
-            resource_type: "phone_number",
-            resource_id: Some(id),
-            before: Some(&before),
-            after: Some(&after),
-        },
+        "number.update",
+        ("phone_number", id),
+        Some(&before),
+        Some(&after),
     )
     .await;
     Ok(json_response(200, &after))
@@ -197,16 +192,13 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     if let Some(number) = before["number"].as_str() {
         crate::voice::forget_number(app, number).await;
     }
-    crate::audit::record(
-        &app.db()?,
+    audit::log(
+        app,
         who,
-        &crate::audit::Change {
-            action: "number.delete",
-            resource_type: "phone_number",
-            resource_id: Some(id),
-            before: Some(&before),
-            after: None,
-        },
+        "number.delete",
+        ("phone_number", id),
+        Some(&before),
+        None,
     )
     .await;
     Ok(json_response(200, &json!({"id": id, "deleted": true})))
