@@ -475,9 +475,12 @@ test('a worker restart between attempts loses nothing', async () => {
     await first.stop({ keepState: true });
     target.reset();
     second = await startWorker({ vars: { DELIVERY_RETRY_SCHEDULE: '2,2' }, state: first.state });
-    await new Promise((r) => setTimeout(r, 2500));
-    await second.scheduled();
-    await target.waitFor((d) => d.some((x) => x.status === 200), 20_000);
+    // A retry may have been in flight (leased) when the first worker died: the lease expires
+    // after a minute and the cron sweep then sends it. Fire cron until it is delivered.
+    await eventually(async () => {
+      await second.scheduled();
+      return target.deliveries.some((x) => x.status === 200);
+    }, { timeout: 120_000, interval: 2000, message: 'delivered by the restarted worker' });
     assert.ok(target.deliveries.every((d) => d.id === eventId));
     const delivered = target.deliveries.filter((d) => d.status === 200);
     assert.equal(delivered.length, 1, 'delivered exactly once');
