@@ -91,6 +91,16 @@ pub fn token_matches(given: Option<&str>, expected: Option<&str>) -> bool {
     }
 }
 
+/// Refuses, before anything is looked up, an upgrade without the URL token its carrier carries.
+pub fn require_url_token(carrier: &str, url_token: Option<&str>) -> Result<(), StreamRefusal> {
+    let given = url_token.is_some_and(|t| !t.is_empty());
+    if token_place(carrier) == TokenPlace::Url && !given {
+        Err(StreamRefusal::MissingToken)
+    } else {
+        Ok(())
+    }
+}
+
 /// The decision on an upgrade to `/media/{carrier}/{call_id}`: a URL token is required where the
 /// carrier carries it and must match wherever it is given; `open_sockets` are the call's carrier
 /// sockets already open.
@@ -100,13 +110,13 @@ pub fn upgrade_trust(
     expected: Option<&str>,
     open_sockets: usize,
 ) -> Result<Trust, StreamRefusal> {
+    require_url_token(carrier, url_token)?;
     let given = url_token.filter(|t| !t.is_empty());
     let trust = match (token_place(carrier), given) {
-        (TokenPlace::Url, None) => return Err(StreamRefusal::MissingToken),
         (_, Some(token)) if !token_matches(Some(token), expected) => {
             return Err(StreamRefusal::InvalidToken)
         }
-        (TokenPlace::Url, Some(_)) => Trust::Verified,
+        (TokenPlace::Url, _) => Trust::Verified,
         // Twilio's own stream URL has no query: its token is checked in `start` regardless.
         (TokenPlace::Start, _) => Trust::Pending,
     };
@@ -291,7 +301,10 @@ mod tests {
         assert!(!token_matches(Some("stk_wrong"), Some(TOKEN)));
         assert!(!token_matches(None, Some(TOKEN)));
         assert!(!token_matches(Some(""), Some("")));
-        assert!(!token_matches(Some(TOKEN), None), "a call without a token accepts none");
+        assert!(
+            !token_matches(Some(TOKEN), None),
+            "a call without a token accepts none"
+        );
     }
 
     #[test]
@@ -306,6 +319,11 @@ mod tests {
                 Err(StreamRefusal::MissingToken)
             );
             assert_eq!(
+                require_url_token(carrier, None),
+                Err(StreamRefusal::MissingToken)
+            );
+            assert_eq!(require_url_token(carrier, Some("stk_x")), Ok(()));
+            assert_eq!(
                 upgrade_trust(carrier, Some("stk_x"), Some(TOKEN), 0),
                 Err(StreamRefusal::InvalidToken)
             );
@@ -318,6 +336,7 @@ mod tests {
 
     #[test]
     fn twilio_sockets_stay_pending_until_start() {
+        assert_eq!(require_url_token("twilio", None), Ok(()));
         assert_eq!(
             upgrade_trust("twilio", None, Some(TOKEN), 0),
             Ok(Trust::Pending)
@@ -382,7 +401,10 @@ mod tests {
             CarrierEvent::Dtmf("1".into()),
             CarrierEvent::Mark("t0-s0".into()),
         ] {
-            assert_eq!(step(&[event]), PendingStep::Refuse(StreamRefusal::NotVerified));
+            assert_eq!(
+                step(&[event]),
+                PendingStep::Refuse(StreamRefusal::NotVerified)
+            );
         }
     }
 
@@ -421,8 +443,16 @@ mod tests {
         link.verified(first);
         let second = link.open();
         assert_eq!(link.verified(second), Some(first));
-        assert_eq!(link.verified(second), None, "verifying twice replaces nothing");
-        assert_eq!(link.closed(first, 5), None, "the replaced socket's close is not a loss");
+        assert_eq!(
+            link.verified(second),
+            None,
+            "verifying twice replaces nothing"
+        );
+        assert_eq!(
+            link.closed(first, 5),
+            None,
+            "the replaced socket's close is not a loss"
+        );
         assert_eq!(link.closed(second, 1_000), Some(1_000 + STREAM_GRACE_MS));
         let third = link.open();
         link.verified(third);
@@ -439,7 +469,11 @@ mod tests {
         let deadline = link.closed(s, 10_000).unwrap();
         assert!(!link.expired(deadline - 1));
         assert!(link.expired(deadline));
-        assert_eq!(link.closed(s, 20_000), None, "a second close is not a new loss");
+        assert_eq!(
+            link.closed(s, 20_000),
+            None,
+            "a second close is not a new loss"
+        );
         assert_eq!(link.deadline(), Some(deadline));
     }
 
