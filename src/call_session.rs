@@ -266,6 +266,8 @@ impl DurableObject for CallSession {
             json!({"code": code, "reason": reason, "clean": was_clean,
                 "socket": socket_id(&ws)}),
         );
+        // Completes the closing handshake (the peer waits for our close frame).
+        let _ = ws.close(Some(1000), Some("closed"));
         self.inner.ensure_live();
         self.inner.on_carrier_gone(&ws);
         Ok(())

@@ -140,7 +140,8 @@ async function startTwilioCall() {
   client.start({ token, call_id: callId });
   const stopAudio = streamCallerAudio(client);
   const stt = await dg.waitForConnection(sttBefore, 10_000);
-  await eventually(() => playback.echoed('t0-s0'), { timeout: 15_000, interval: 20, message: 'greeting heard' });
+  await eventually(() => playback.echoed('t0-s1'), { timeout: 15_000, interval: 20, message: 'greeting heard' });
+  await eventually(async () => (await sessionState(callId)).turns.some((t) => t.id === 0), { message: 'greeting stored' });
   return { stream, token, callId, client, playback, stt, stopAudio };
 }
 
