@@ -1104,7 +1104,7 @@ impl Session {
     fn close_pending_sockets(&self) {
         let active = self.with_live(|live| live.link.active()).flatten();
         for ws in self.state.get_websockets_with_tag(CARRIER_TAG) {
-            if socket_id(&ws) != active || active.is_none() {
+            if active.is_none() || socket_id(&ws) != active {
                 let _ = ws.close(Some(1000), Some("call ended"));
             }
         }
