@@ -12,7 +12,10 @@
 //! - what an instance reset must not lose is in the object's SQLite storage as it happens:
 //!   call facts and agent setup at accept, the start frame, the conversation after every input,
 //!   each finished turn. After a reset the next event rebuilds the session from it and feeds
-//!   `Input::Restored` (the carrier socket survives: it is a hibernatable socket).
+//!   `Input::Restored` (the carrier socket survives: it is a hibernatable socket);
+//! - only the verified carrier socket (the core's `CarrierLink`, stored as blob `link`; each
+//!   socket's id is in its attachment) carries the call: a pending socket is judged on its own
+//!   frames with its own adapter and never touches the call until its token is proven.
 
 use crate::api::Principal;
 use crate::app::{load_config, App};
@@ -22,10 +25,14 @@ use crate::http::{json_response, log_line, new_id, now_ms, ApiError, ApiResult};
 use crate::media::{session_stub, valid_call_id};
 use crate::outbound;
 use crate::speech;
-use phone_agent_core::auth::{key_matches, Access, LIVE_SUBPROTOCOL};
+use phone_agent_core::auth::{Access, LIVE_SUBPROTOCOL};
 use phone_agent_core::config::Config;
 use phone_agent_core::live::{
     agent_setup, dtmf_samples, metrics_summary, stt_route, transcript, AgentSetup,
+};
+use phone_agent_core::media::access::{
+    lost_stream_status, pending_step, upgrade_trust, CarrierLink, PendingStep, StreamRefusal,
+    Trust, STREAM_GRACE_MS,
 };
 use phone_agent_core::media::carrier::{carrier_for, Carrier, CarrierEvent, Frame, OutFrame};
 use phone_agent_core::media::framing::Framer;
@@ -77,6 +84,9 @@ const CARRIER_REST_TIMEOUT: Duration = Duration::from_secs(10);
 struct SocketTag {
     carrier: String,
     call_id: String,
+    /// Its id in the call's `CarrierLink` (0: none, never the active socket).
+    #[serde(default)]
+    id: u64,
 }
 
 /// Facts about the call, loaded from D1 when the carrier connects (blob `call`).
@@ -90,8 +100,6 @@ pub struct CallInfo {
     pub from_number: Option<String>,
     /// The token the stream must present (`None`: the call has none, so any is refused).
     stream_token: Option<String>,
-    /// The token was already checked on the upgrade URL.
-    token_checked: bool,
     /// The carrier's call id (CallSid, call_control_id), from `start`.
     pub carrier_call_id: Option<String>,
     pub started_at_ms: Option<i64>,
@@ -109,8 +117,8 @@ enum EndReason {
     Agent(HangupReason),
     /// The agent transferred the call.
     Transfer(String),
-    /// The stream presented a wrong token.
-    Refused,
+    /// The carrier socket went away without `stop` and no verified one came back in time.
+    StreamLost,
 }
 
 impl EndReason {
@@ -121,7 +129,7 @@ impl EndReason {
             EndReason::Agent(HangupReason::Idle) => "idle",
             EndReason::Agent(HangupReason::MaxDuration) => "max_duration",
             EndReason::Transfer(_) => "transferred",
-            EndReason::Refused => "refused",
+            EndReason::StreamLost => "stream_lost",
         }
     }
 }
@@ -164,7 +172,12 @@ pub struct Live {
     pub info: CallInfo,
     pub setup: AgentSetup,
     pub carrier: Box<dyn Carrier>,
+    /// The verified socket carrying the call (`link.active()`), if it is connected.
     pub carrier_ws: Option<WebSocket>,
+    /// Which socket is verified, and since when the call has none.
+    pub link: CarrierLink,
+    /// The conversation's next timer (its last `SetAlarm`); shares the alarm with the grace deadline.
+    pub timer_ms: Option<u64>,
     pub conversation: Option<Conversation>,
     pub stt: Stt,
     /// The LLM request in flight: (request id, turn, controller).
@@ -233,8 +246,8 @@ impl DurableObject for CallSession {
             // The live view only listens.
             return Ok(());
         }
-        self.inner.ensure_live(Some(&ws));
-        self.inner.on_carrier_frame(&message);
+        self.inner.ensure_live();
+        self.inner.on_carrier_frame(&ws, &message);
         Ok(())
     }
 
@@ -250,24 +263,31 @@ impl DurableObject for CallSession {
         }
         self.inner.record(
             "socket_closed",
-            json!({"code": code, "reason": reason, "clean": was_clean}),
+            json!({"code": code, "reason": reason, "clean": was_clean,
+                "socket": socket_id(&ws)}),
         );
-        self.inner.ensure_live(None);
-        self.inner.end_call(EndReason::CarrierStop);
+        // Completes the closing handshake (the peer waits for our close frame).
+        let _ = ws.close(Some(1000), Some("closed"));
+        self.inner.ensure_live();
+        self.inner.on_carrier_gone(&ws);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
         if !self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
-            self.inner
-                .record("socket_error", json!({"error": error.to_string()}));
+            self.inner.record(
+                "socket_error",
+                json!({"error": error.to_string(), "socket": socket_id(&ws)}),
+            );
+            self.inner.ensure_live();
+            self.inner.on_carrier_gone(&ws);
         }
         Ok(())
     }
 
     async fn alarm(&self) -> Result<Response> {
-        self.inner.ensure_live(None);
-        self.inner.feed(Input::Tick);
+        self.inner.ensure_live();
+        self.inner.on_alarm();
         Response::ok("tick")
     }
 }
@@ -287,8 +307,10 @@ struct CallRow {
 }
 
 impl Session {
-    /// Accepts the carrier's media socket for a call that exists, refusing a wrong token given
-    /// on the URL (Telnyx, Exotel) before the upgrade; Twilio's token comes in `start`.
+    /// Accepts a carrier media socket for a call that exists. The upgrade is refused without
+    /// the URL token where the carrier carries one, or with a wrong one; a Twilio socket is
+    /// accepted *pending* (its token comes in `start`) and a verified one (URL token) takes the
+    /// call over at once, like a carrier reconnect. No new socket ever resets the call.
     async fn accept(
         self: &Rc<Self>,
         req: &Request,
@@ -317,23 +339,64 @@ impl Session {
         )
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))?;
-        if let Some(given) = &url_token {
-            if !token_ok(Some(given), row.stream_token.as_deref()) {
-                log_line(
-                    json!({"level": "warn", "msg": "stream token refused", "call_id": call_id}),
-                );
-                return Err(ApiError::new(
-                    403,
-                    "invalid_stream_token",
-                    "the stream token does not match this call",
-                ));
-            }
-        }
-        if CallStatus::parse(&row.status)
-            .is_some_and(phone_agent_core::scheduling::state::is_terminal)
+        self.ensure_live();
+        let open_sockets = self.state.get_websockets_with_tag(CARRIER_TAG).len();
+        let trust = upgrade_trust(
+            carrier,
+            url_token.as_deref(),
+            row.stream_token.as_deref(),
+            open_sockets,
+        )
+        .map_err(|refusal| {
+            log_line(
+                json!({"level": "warn", "msg": "stream refused at the upgrade",
+                "call_id": call_id, "reason": refusal.code()}),
+            );
+            ApiError::from(refusal)
+        })?;
+        let ended = self.with_live(|live| live.ended).unwrap_or(false);
+        if ended
+            || CallStatus::parse(&row.status)
+                .is_some_and(phone_agent_core::scheduling::state::is_terminal)
         {
             return Err(ApiError::new(409, "call_ended", "this call has ended"));
         }
+        if self.live.borrow().is_none() {
+            self.set_up(row, carrier, call_id, base_url, adapter);
+        }
+        let Some(id) = self.with_live(|live| live.link.open()) else {
+            return Err(ApiError::internal("call session not set up"));
+        };
+        self.put_link();
+        let pair = WebSocketPair::new()?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[CARRIER_TAG]);
+        pair.server.serialize_attachment(SocketTag {
+            carrier: carrier.to_owned(),
+            call_id: call_id.to_owned(),
+            id,
+        })?;
+        self.record(
+            "socket_opened",
+            json!({"carrier": carrier, "socket": id, "verified": trust == Trust::Verified}),
+        );
+        if trust == Trust::Verified {
+            if let Some(fresh) = carrier_for(carrier) {
+                self.promote(&pair.server, id, fresh);
+            }
+        }
+        Ok(Response::from_websocket(pair.client)?)
+    }
+
+    /// The call's first socket: facts and agent setup from D1, kept for the whole call.
+    fn set_up(
+        &self,
+        row: CallRow,
+        carrier: &str,
+        call_id: &str,
+        base_url: String,
+        adapter: Box<dyn Carrier>,
+    ) {
         let config: Value = row
             .config
             .as_deref()
@@ -358,7 +421,6 @@ impl Session {
             to_number: row.to_number,
             from_number: row.from_number,
             stream_token: row.stream_token,
-            token_checked: url_token.is_some(),
             carrier_call_id: None,
             started_at_ms: None,
             base_url: Some(base_url),
@@ -368,26 +430,33 @@ impl Session {
         self.put_blob("phase", &"accepted");
         self.set_meta("call_id", call_id);
         self.set_meta("carrier", carrier);
-
-        let pair = WebSocketPair::new()?;
-        self.state
-            .accept_websocket_with_tags(&pair.server, &[CARRIER_TAG]);
-        pair.server.serialize_attachment(SocketTag {
-            carrier: carrier.to_owned(),
-            call_id: call_id.to_owned(),
-        })?;
-        let previous = self.live.borrow_mut().replace(Live::new(
+        *self.live.borrow_mut() = Some(Live::new(
             info,
             setup,
             adapter,
-            Some(pair.server.clone()),
+            None,
+            CarrierLink::default(),
         ));
-        if let Some(ws) = previous.and_then(|p| p.carrier_ws) {
-            // One media stream per call: a new connection replaces the old one.
-            let _ = ws.close(Some(1000), Some("replaced by a new stream"));
+    }
+
+    /// `socket` proved the call's token: it carries the call from now on, parsed by `adapter`
+    /// (which has seen its `start`); a socket it replaces (carrier reconnect) is closed.
+    fn promote(&self, socket: &WebSocket, id: u64, adapter: Box<dyn Carrier>) {
+        let replaced = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            let replaced = live.link.verified(id);
+            live.carrier = adapter;
+            let previous = live.carrier_ws.replace(socket.clone());
+            replaced.and(previous)
+        };
+        self.put_link();
+        self.record("stream_verified", json!({"socket": id}));
+        if let Some(old) = replaced {
+            let _ = old.close(Some(1000), Some("replaced by a verified stream"));
         }
-        self.record("socket_opened", json!({"carrier": carrier}));
-        Ok(Response::from_websocket(pair.client)?)
     }
 
     /// Accepts a live-view socket and greets it with the call's current state; a browser that
@@ -417,7 +486,7 @@ impl Session {
     }
 
     /// Rebuilds the in-memory session after an instance reset (or hibernation) from storage.
-    fn ensure_live(self: &Rc<Self>, socket: Option<&WebSocket>) {
+    fn ensure_live(self: &Rc<Self>) {
         if self.live.borrow().is_some() {
             return;
         }
@@ -435,13 +504,9 @@ impl Session {
             // Re-reading `start` restores the adapter's stream id and audio format.
             let _ = adapter.parse(Frame::Text(&start));
         }
-        let carrier_ws = socket.cloned().or_else(|| {
-            self.state
-                .get_websockets_with_tag(CARRIER_TAG)
-                .into_iter()
-                .next()
-        });
-        let mut live = Live::new(info, setup, adapter, carrier_ws);
+        let link: CarrierLink = self.blob("link").unwrap_or_default();
+        let carrier_ws = link.active().and_then(|id| self.carrier_socket(id));
+        let mut live = Live::new(info, setup, adapter, carrier_ws, link);
         let restored = phase.as_deref() == Some("live");
         if phase.as_deref() == Some("ended") {
             live.ended = true;
@@ -459,11 +524,94 @@ impl Session {
         }
     }
 
-    fn on_carrier_frame(self: &Rc<Self>, message: &WebSocketIncomingMessage) {
-        let frame = match message {
-            WebSocketIncomingMessage::String(text) => Frame::Text(text),
-            WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
+    /// The open carrier socket with link id `id`.
+    fn carrier_socket(&self, id: u64) -> Option<WebSocket> {
+        self.state
+            .get_websockets_with_tag(CARRIER_TAG)
+            .into_iter()
+            .find(|ws| socket_id(ws) == Some(id))
+    }
+
+    /// Routes a carrier frame: the verified socket's frames are the call's; any other socket is
+    /// pending and judged on its own.
+    fn on_carrier_frame(self: &Rc<Self>, ws: &WebSocket, message: &WebSocketIncomingMessage) {
+        let Some(id) = socket_id(ws) else {
+            return;
         };
+        match self.with_live(|live| live.link.is_active(id)) {
+            Some(true) => self.on_call_frame(message),
+            Some(false) => self.on_pending_frame(ws, id, message),
+            None => {}
+        }
+    }
+
+    /// A frame of a socket whose token is not proven yet: parsed by an adapter of its own (it
+    /// must not change the call's stream id or format), then promoted, refused or left waiting.
+    fn on_pending_frame(
+        self: &Rc<Self>,
+        ws: &WebSocket,
+        id: u64,
+        message: &WebSocketIncomingMessage,
+    ) {
+        let Some((carrier, expected)) =
+            self.with_live(|live| (live.info.carrier.clone(), live.info.stream_token.clone()))
+        else {
+            return;
+        };
+        let Some(mut adapter) = carrier_for(&carrier) else {
+            return;
+        };
+        let events = match adapter.parse(incoming_frame(message)) {
+            Ok(events) => events,
+            Err(e) => {
+                worker::console_warn!(
+                    "{}",
+                    json!({"msg": "malformed media frame", "error": e.to_string(), "socket": id})
+                );
+                self.bump("malformed_frames", 1);
+                return;
+            }
+        };
+        match pending_step(&events, expected.as_deref()) {
+            PendingStep::Wait => {
+                if events.iter().any(|e| matches!(e, CarrierEvent::Connected)) {
+                    self.record("connected", json!({"socket": id}));
+                }
+            }
+            PendingStep::Leave => {
+                self.record("stop", json!({"socket": id, "verified": false}));
+                let _ = ws.close(Some(1000), Some("stream stopped"));
+            }
+            PendingStep::Refuse(refusal) => {
+                log_line(json!({"level": "warn", "msg": "unverified stream refused",
+                    "reason": refusal.code(), "socket": id}));
+                let event = if refusal == StreamRefusal::InvalidToken {
+                    "token_refused"
+                } else {
+                    "stream_refused"
+                };
+                self.record(event, json!({"socket": id, "reason": refusal.code()}));
+                let _ = ws.close(Some(1008), Some(&refusal.to_string()));
+            }
+            PendingStep::Promote => {
+                self.promote(ws, id, adapter);
+                let start_text = match message {
+                    WebSocketIncomingMessage::String(text) => Some(text.as_str()),
+                    WebSocketIncomingMessage::Binary(_) => None,
+                };
+                for event in events {
+                    let text = matches!(event, CarrierEvent::Start { .. })
+                        .then_some(start_text)
+                        .flatten();
+                    self.on_carrier_event(event, text);
+                }
+            }
+        }
+    }
+
+    /// A frame of the verified socket.
+    fn on_call_frame(self: &Rc<Self>, message: &WebSocketIncomingMessage) {
+        let frame = incoming_frame(message);
         let parsed = {
             let mut guard = self.live.borrow_mut();
             let Some(live) = guard.as_mut() else {
@@ -555,22 +703,18 @@ impl Session {
                 "custom_parameters": shown,
                 "media_format": {"encoding": format!("{format:?}"), "sample_rate": format.sample_rate()}}),
         );
-        let accepted = {
+        // Only the verified socket gets here: its token was checked on the URL or in this
+        // `start` (see `on_pending_frame`).
+        let first = {
             let mut guard = self.live.borrow_mut();
             let Some(live) = guard.as_mut() else {
                 return;
             };
-            if live.conversation.is_some() || live.ended {
-                // A repeated `start` changes nothing.
+            if live.ended {
                 return;
             }
-            let ok = live.info.token_checked
-                || token_ok(
-                    params.get("token").map(String::as_str),
-                    live.info.stream_token.as_deref(),
-                );
-            if ok {
-                live.info.token_checked = true;
+            let first = live.conversation.is_none();
+            if first {
                 live.info.carrier_call_id = carrier_call_id.clone();
                 live.info.started_at_ms = Some(now_ms());
                 live.conversation = Some(Conversation::new(live.setup.session.clone()));
@@ -579,19 +723,15 @@ impl Session {
                 live.stt.transcoder = transcode.and_then(|to| Transcoder::new(format, to).ok());
                 self.put_blob("call", &live.info);
             }
-            ok
+            first
         };
-        if !accepted {
-            log_line(json!({"level": "warn", "msg": "stream token refused at start"}));
-            self.record("token_refused", json!({}));
-            self.end_call(EndReason::Refused);
-            if let Some(ws) = self.carrier_ws() {
-                let _ = ws.close(Some(1008), Some("invalid stream token"));
-            }
-            return;
-        }
+        // The latest verified `start` is what an instance reset re-reads into the adapter.
         if let Some(text) = start_text {
             self.put_blob("start_frame", &text);
+        }
+        if !first {
+            // A reconnect (or a repeated `start`): the conversation goes on as it was.
+            return;
         }
         self.put_blob("phase", &"live");
         self.broadcast(json!({"type": "state", "state": "started"}));
@@ -601,6 +741,86 @@ impl Session {
             session.mark_in_progress(carrier_call_id).await;
         });
         self.feed(Input::StreamStarted);
+    }
+
+    /// A carrier socket closed or failed. Losing the verified one without `stop` starts the
+    /// grace period (the alarm ends the call if no verified socket is back by then); any other
+    /// socket going away changes nothing.
+    fn on_carrier_gone(self: &Rc<Self>, ws: &WebSocket) {
+        let Some(id) = socket_id(ws) else {
+            return;
+        };
+        let now = u64::try_from(now_ms()).unwrap_or_default();
+        let deadline = self
+            .with_live(|live| {
+                if live.ended {
+                    return None;
+                }
+                let deadline = live.link.closed(id, now);
+                if deadline.is_some() {
+                    live.carrier_ws = None;
+                }
+                deadline
+            })
+            .flatten();
+        if deadline.is_none() {
+            return;
+        }
+        self.put_link();
+        log_line(
+            json!({"level": "warn", "msg": "carrier stream lost without stop",
+            "grace_ms": STREAM_GRACE_MS}),
+        );
+        self.record(
+            "stream_lost",
+            json!({"socket": id, "grace_ms": STREAM_GRACE_MS}),
+        );
+        self.rearm();
+    }
+
+    /// The alarm: the grace deadline of a lost stream ends the call; otherwise it is the
+    /// conversation's timer.
+    fn on_alarm(self: &Rc<Self>) {
+        let now = u64::try_from(now_ms()).unwrap_or_default();
+        let expired = self
+            .with_live(|live| {
+                // The alarm that fired is spent; a tick makes the conversation ask again.
+                live.timer_ms = None;
+                !live.ended && live.link.expired(now)
+            })
+            .unwrap_or(false);
+        if expired {
+            self.end_call(EndReason::StreamLost);
+            return;
+        }
+        self.feed(Input::Tick);
+        self.rearm();
+    }
+
+    /// Sets the object's one alarm to the earlier of the conversation's timer and the grace
+    /// deadline (a spare alarm only feeds a harmless tick).
+    fn rearm(self: &Rc<Self>) {
+        let Some(Some(at_ms)) = self.with_live(|live| live.link.alarm_at(live.timer_ms)) else {
+            return;
+        };
+        let session = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            // An absolute time: `set_alarm(i64)` would take it as an offset from now.
+            let at = i64::try_from(at_ms)
+                .ok()
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .unwrap_or_default();
+            if let Err(e) = session.state.storage().set_alarm(at).await {
+                log_line(json!({"level": "error", "msg": "set alarm", "error": e.to_string()}));
+            }
+        });
+    }
+
+    /// Stores the carrier link (it must survive hibernation).
+    fn put_link(&self) {
+        if let Some(link) = self.with_live(|live| live.link.clone()) {
+            self.put_blob("link", &link);
+        }
     }
 
     async fn mark_in_progress(&self, carrier_call_id: Option<String>) {
@@ -743,19 +963,8 @@ impl Session {
             Action::Transfer { to } => self.end_call(EndReason::Transfer(to)),
             Action::Hangup { reason } => self.end_call(EndReason::Agent(reason)),
             Action::SetAlarm { at_ms } => {
-                let session = self.clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    // An absolute time: `set_alarm(i64)` would take it as an offset from now.
-                    let at = i64::try_from(at_ms)
-                        .ok()
-                        .and_then(chrono::DateTime::from_timestamp_millis)
-                        .unwrap_or_default();
-                    if let Err(e) = session.state.storage().set_alarm(at).await {
-                        log_line(
-                            json!({"level": "error", "msg": "set alarm", "error": e.to_string()}),
-                        );
-                    }
-                });
+                self.with_live(|live| live.timer_ms = Some(at_ms));
+                self.rearm();
             }
             Action::PersistTurn(turn) => {
                 self.store_turn(&turn);
@@ -853,7 +1062,7 @@ impl Session {
             live.ended = live.conversation.is_none();
             live.conversation.is_some()
         };
-        if was_live && reason == EndReason::CarrierStop {
+        if was_live && matches!(reason, EndReason::CarrierStop | EndReason::StreamLost) {
             // The caller is gone: the conversation commits what was heard of the last reply.
             self.feed(Input::Hangup);
         }
@@ -873,6 +1082,7 @@ impl Session {
             controller.abort();
         }
         speech::cancel_tts(self, None);
+        self.close_pending_sockets();
         self.flush_counters();
         self.put_blob("phase", &"ended");
         self.record("ended", json!({"reason": reason.as_str()}));
@@ -888,6 +1098,16 @@ impl Session {
             session.leave_carrier(&reason).await;
             session.finalize(&reason).await;
         });
+    }
+
+    /// Closes every carrier socket but the verified one (pending sockets end with the call).
+    fn close_pending_sockets(&self) {
+        let active = self.with_live(|live| live.link.active()).flatten();
+        for ws in self.state.get_websockets_with_tag(CARRIER_TAG) {
+            if active.is_none() || socket_id(&ws) != active {
+                let _ = ws.close(Some(1000), Some("call ended"));
+            }
+        }
     }
 
     /// Tells the carrier the agent is done (transfer or hang-up); a caller hang-up needs nothing.
@@ -945,27 +1165,30 @@ impl Session {
                 ),
                 None => None,
             },
-            (EndReason::Agent(_), "telnyx", Some(id)) => match &providers.telnyx_api_key {
-                // Closing a Telnyx stream does not end the call: hang up over REST.
-                Some(key) => Some(
-                    outbound::send(
-                        Method::Post,
-                        &format!(
-                            "{}{}",
-                            providers.telnyx_api_url,
-                            telnyx_action_path(id, "hangup")
-                        ),
-                        &[
-                            ("Authorization", &format!("Bearer {key}")),
-                            ("Content-Type", "application/json"),
-                        ],
-                        Some(b"{}"),
-                        CARRIER_REST_TIMEOUT,
-                    )
-                    .await,
-                ),
-                None => None,
-            },
+            (EndReason::Agent(_) | EndReason::StreamLost, "telnyx", Some(id)) => {
+                match &providers.telnyx_api_key {
+                    // Closing a Telnyx stream does not end the call: hang up over REST (also when
+                    // the stream was lost, so the caller is not left in silence).
+                    Some(key) => Some(
+                        outbound::send(
+                            Method::Post,
+                            &format!(
+                                "{}{}",
+                                providers.telnyx_api_url,
+                                telnyx_action_path(id, "hangup")
+                            ),
+                            &[
+                                ("Authorization", &format!("Bearer {key}")),
+                                ("Content-Type", "application/json"),
+                            ],
+                            Some(b"{}"),
+                            CARRIER_REST_TIMEOUT,
+                        )
+                        .await,
+                    ),
+                    None => None,
+                }
+            }
             _ => None,
         };
         match result {
@@ -989,7 +1212,8 @@ impl Session {
         }
     }
 
-    /// After the call: transcript and metrics to D1, status completed, the summary from the
+    /// After the call: transcript and metrics to D1, status completed (a lost stream: completed
+    /// if the caller was heard, else failed), the summary from the
     /// LLM, and `call.transcript.ready` / `call.summary.ready` through the forwarding pipeline.
     async fn finalize(&self, reason: &EndReason) {
         let Some(info) = self.info() else { return };
@@ -1027,8 +1251,12 @@ impl Session {
                 ],
             )
             .await?;
+            let to = match reason {
+                EndReason::StreamLost => lost_stream_status(&turns),
+                _ => CallStatus::Completed,
+            };
             let change = Change {
-                to: CallStatus::Completed,
+                to,
                 source: "session",
                 detail: json!({"reason": reason.as_str()}),
                 attempt: None,
@@ -1306,12 +1534,15 @@ impl Live {
         setup: AgentSetup,
         carrier: Box<dyn Carrier>,
         carrier_ws: Option<WebSocket>,
+        link: CarrierLink,
     ) -> Self {
         Live {
             info,
             setup,
             carrier,
             carrier_ws,
+            link,
+            timer_ms: None,
             conversation: None,
             stt: Stt::default(),
             llm: None,
@@ -1328,11 +1559,19 @@ fn stt_params(live: &Live) -> ListenParams {
     stt_route(live.carrier.format(), &live.setup.stt).0
 }
 
-/// Whether `given` is the call's stream token (a call without one accepts none).
-fn token_ok(given: Option<&str>, expected: Option<&str>) -> bool {
-    match (given, expected) {
-        (Some(given), Some(expected)) => key_matches(given, expected),
-        _ => false,
+/// A carrier socket's id in the call's `CarrierLink` (from its attachment).
+fn socket_id(ws: &WebSocket) -> Option<u64> {
+    ws.deserialize_attachment::<SocketTag>()
+        .ok()
+        .flatten()
+        .map(|tag| tag.id)
+        .filter(|id| *id != 0)
+}
+
+fn incoming_frame(message: &WebSocketIncomingMessage) -> Frame<'_> {
+    match message {
+        WebSocketIncomingMessage::String(text) => Frame::Text(text),
+        WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
     }
 }
 

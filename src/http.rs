@@ -2,6 +2,7 @@
 //! response, request ids, and the per-request log line.
 
 use phone_agent_core::config::ConfigError;
+use phone_agent_core::media::access::StreamRefusal;
 use serde_json::{json, Value};
 use worker::{Date, Response};
 
@@ -83,6 +84,17 @@ impl From<ConfigError> for ApiError {
     fn from(e: ConfigError) -> Self {
         // A deployment problem, not the caller's: name the variable so the operator can fix it.
         ApiError::new(500, "config_error", e.to_string())
+    }
+}
+
+impl From<StreamRefusal> for ApiError {
+    fn from(refusal: StreamRefusal) -> Self {
+        let status = match refusal {
+            StreamRefusal::MissingToken => 401,
+            StreamRefusal::InvalidToken | StreamRefusal::NotVerified => 403,
+            StreamRefusal::TooManySockets => 409,
+        };
+        ApiError::new(status, refusal.code(), refusal.to_string())
     }
 }
 

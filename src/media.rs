@@ -1,9 +1,14 @@
 //! `GET /media/{carrier}/{call_id}`: hands the carrier's WebSocket upgrade to the call's
-//! Durable Object, so all of a call's live state lives in one single-threaded place.
+//! Durable Object, so all of a call's live state lives in one single-threaded place. What needs
+//! no call is checked here first: Twilio's upgrade signature, the URL token's presence.
 
 use crate::app::App;
-use crate::http::{ApiError, ApiResult};
+use crate::http::{log_line, ApiError, ApiResult};
 use crate::routes::known_carrier;
+use crate::webhooks::rejection_error;
+use phone_agent_core::media::access::{require_url_token, verify_twilio_upgrade};
+use phone_agent_core::webhooks::Provider;
+use serde_json::json;
 use worker::Request;
 
 /// Forwards the upgrade to the `CallSession` named by the call id.
@@ -22,6 +27,27 @@ pub async fn connect(req: Request, app: &App, carrier: &str, call_id: &str) -> A
             "upgrade_required",
             "this route only accepts a WebSocket upgrade",
         ));
+    }
+    let url = req.url()?;
+    let url_token = url
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
+    require_url_token(carrier, url_token.as_deref())?;
+    if carrier == "twilio" {
+        let config = app.config()?;
+        let headers: Vec<(String, String)> = req.headers().entries().collect();
+        verify_twilio_upgrade(
+            url.as_str(),
+            &headers,
+            &config.secrets.twilio,
+            config.public_base_url.as_deref(),
+        )
+        .map_err(|rejection| {
+            log_line(json!({"level": "warn", "msg": "media upgrade rejected",
+                "carrier": carrier, "reason": rejection.to_string()}));
+            rejection_error(Provider::Twilio, &rejection)
+        })?;
     }
     Ok(session_stub(app, call_id)?.fetch_with_request(req).await?)
 }

@@ -220,7 +220,8 @@ pub fn verify_request(
         })
 }
 
-fn rejection_error(provider: Provider, rejection: &Rejection) -> ApiError {
+/// The HTTP answer to a rejected signature (503 for our misconfiguration, else 401).
+pub(crate) fn rejection_error(provider: Provider, rejection: &Rejection) -> ApiError {
     if rejection.is_configuration_error() {
         // Our misconfiguration: a 5xx makes the provider retry once it is fixed.
         return ApiError::new(

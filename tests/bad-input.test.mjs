@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker, TEST_VARS } from './harness.mjs';
 import { connectWs } from './fakes/ws.mjs';
+import { twilioSignature } from './fakes/twilio.mjs';
 
 let worker;
 let instanceBefore;
@@ -127,7 +128,9 @@ test('garbage on a media stream is counted and skipped; the call keeps its state
   // The media route serves only calls that exist.
   await worker.d1(`INSERT INTO calls (id, tenant_id, direction, provider, status, to_number, stream_token, created_at, updated_at)
     VALUES ('call_badinput', 'ten_default', 'inbound', 'twilio', 'ringing', '+15550000000', 'stk_badinput', 0, 0)`);
-  const conn = await connectWs(`ws://127.0.0.1:${worker.port}/media/twilio/call_badinput`);
+  // Signed like Twilio signs the upgrade, so the garbage reaches the session.
+  const stream = `ws://127.0.0.1:${worker.port}/media/twilio/call_badinput`;
+  const conn = await connectWs(stream, { headers: { 'x-twilio-signature': twilioSignature(TEST_VARS.TWILIO_AUTH_TOKEN, stream) } });
   conn.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
   for (const frame of ['', '{', 'null', '[]', '{"event":"media","media":{"payload":"%%%"}}', '{"event":"start"}', 'x'.repeat(100_000)]) conn.send(frame);
   conn.socket.send(Buffer.from([0, 1, 2, 255]));

@@ -210,7 +210,10 @@ test('a wrong stream token is refused: at start (Twilio) and at the upgrade (que
   assert.equal((await callRow(markup.callId)).status, 'ringing', 'a refused stream does not start the call');
 
   await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/telnyx/${markup.callId}?token=stk_wrong`), /HTTP 403/);
-  await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/twilio/call_does_not_exist`), /HTTP 404/);
+  await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/telnyx/${markup.callId}`), /HTTP 401/);
+  // Twilio upgrades must be signed (an unsigned one is a 401 before the call is looked up).
+  await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/twilio/${markup.callId}`), /HTTP 401/);
+  await assert.rejects(TwilioMediaClient.connect(`ws://127.0.0.1:${worker.port}/media/twilio/call_does_not_exist`), /HTTP 404/);
 });
 
 // ---- the conversation ----------------------------------------------------------------------------

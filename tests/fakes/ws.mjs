@@ -2,6 +2,8 @@
 // Streams client that speaks the carrier's real protocol to the worker.
 
 import { WebSocketServer, WebSocket } from 'ws';
+import { twilioSignature } from './twilio.mjs';
+import { TEST_VARS } from '../harness.mjs';
 
 /** A WebSocket server on 127.0.0.1 that records connections and messages. */
 export async function startFakeWs({ onConnection } = {}) {
@@ -45,16 +47,24 @@ export async function connectWs(url, { headers } = {}) {
 }
 
 /**
- * A Twilio Media Streams client: sends `connected`, `start`, paced `media` frames (160 bytes of
- * μ-law per 20 ms, base64, numeric fields as strings) and `stop`, like Twilio does.
+ * A Twilio Media Streams client: opens the socket with the `X-Twilio-Signature` Twilio puts on
+ * the upgrade (HMAC-SHA1 with the auth token over the `<Stream url>`, no parameters), then sends
+ * `connected`, `start`, paced `media` frames (160 bytes of μ-law per 20 ms, base64, numeric fields
+ * as strings) and `stop`, like Twilio does.
  */
 export class TwilioMediaClient {
   constructor(conn, { streamSid = 'MZ' + 'a'.repeat(32), callSid = 'CA' + 'b'.repeat(32), accountSid = 'AC' + 'c'.repeat(32) } = {}) {
     Object.assign(this, conn, { streamSid, callSid, accountSid, sequence: 0, chunk: 0, timestamp: 0 });
   }
 
-  static async connect(url, options) {
-    return new TwilioMediaClient(await connectWs(url), options);
+  /**
+   * Connects to `url` signed with `authToken` (default: the harness's TWILIO_AUTH_TOKEN);
+   * `signature` overrides the header (`null`: none), `signedUrl` signs another URL than `url`.
+   */
+  static async connect(url, { authToken = TEST_VARS.TWILIO_AUTH_TOKEN, signature, signedUrl = url, ...options } = {}) {
+    const sig = signature === undefined ? twilioSignature(authToken, signedUrl) : signature;
+    const headers = sig === null ? undefined : { 'x-twilio-signature': sig };
+    return new TwilioMediaClient(await connectWs(url, { headers }), options);
   }
 
   next() {

@@ -28,16 +28,20 @@ pub fn xml_escape(text: &str) -> String {
 /// `wss://host/media/{carrier}/{call_id}` for a base URL (`https://host` → `wss://`,
 /// `http://host` → `ws://`, for local development).
 pub fn stream_url(base_url: &str, carrier: &str, call_id: &str) -> String {
-    let base = base_url.trim_end_matches('/');
-    let ws_base = if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        base.to_owned()
-    };
+    let ws_base = websocket_base(base_url.trim_end_matches('/'));
     let id: String = url::form_urlencoded::byte_serialize(call_id.as_bytes()).collect();
     format!("{ws_base}/media/{carrier}/{id}")
+}
+
+/// `url` in its WebSocket spelling: `https://` → `wss://`, `http://` → `ws://`, else unchanged.
+pub fn websocket_base(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        url.to_owned()
+    }
 }
 
 /// `url` with `name=value` appended to its query string.
