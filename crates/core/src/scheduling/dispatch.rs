@@ -247,11 +247,15 @@ mod tests {
         assert!(query.starts_with("call_id=call_1&attempt=2&exp=1700000000&sig="));
         assert_eq!(
             get("Url"),
-            [format!("https://worker.example.com/voice/twilio/incoming?{query}")]
+            [format!(
+                "https://worker.example.com/voice/twilio/incoming?{query}"
+            )]
         );
         assert_eq!(
             get("StatusCallback"),
-            [format!("https://worker.example.com/voice/twilio/status?{query}")]
+            [format!(
+                "https://worker.example.com/voice/twilio/status?{query}"
+            )]
         );
         // What the carrier posts back names the call only with this MAC.
         let back = crate::webhooks::callback::verify_query(Some(&KEY), &query, 0).unwrap();

@@ -24,6 +24,11 @@ pub const EXPIRES_PARAM: &str = "exp";
 /// Query parameter with the MAC (base64url, no padding).
 pub const SIGNATURE_PARAM: &str = "sig";
 
+/// How long a callback URL is believed after it is handed out (or after the scheduled start,
+/// for a provider that dials later by itself): covers the longest call and the providers'
+/// callback retries.
+pub const CALLBACK_VALIDITY_SECS: i64 = 2 * 86_400;
+
 /// Context string of the key derived from `ADMIN_API_KEY` when no dedicated key is set.
 const DERIVATION_CONTEXT: &[u8] = b"phone-agent callback url v1";
 /// Longest call id we sign or read (ours are ~32 characters).
@@ -159,7 +164,11 @@ mod tests {
     fn replace(query: &str, name: &str, value: &str) -> String {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .map(|(n, v)| {
-                let v = if n == name { value.to_owned() } else { v.into_owned() };
+                let v = if n == name {
+                    value.to_owned()
+                } else {
+                    v.into_owned()
+                };
                 (n.into_owned(), v)
             })
             .collect();
@@ -230,14 +239,20 @@ mod tests {
     #[test]
     fn the_key_is_the_dedicated_one_else_derived_from_the_admin_key() {
         let dedicated = CallbackKey::from_config(Some("k"), Some("admin")).unwrap();
-        assert_eq!(dedicated, CallbackKey::from_config(Some("k"), None).unwrap());
+        assert_eq!(
+            dedicated,
+            CallbackKey::from_config(Some("k"), None).unwrap()
+        );
         let derived = CallbackKey::from_config(None, Some("admin")).unwrap();
         assert_ne!(derived, dedicated);
         // HMAC-SHA256("admin", "phone-agent callback url v1"), as documented.
         let mut mac = <HmacSha256 as Mac>::new_from_slice(b"admin").unwrap();
         mac.update(b"phone-agent callback url v1");
         assert_eq!(derived.0, mac.finalize().into_bytes().to_vec());
-        assert_eq!(derived, CallbackKey::from_config(Some(""), Some("admin")).unwrap());
+        assert_eq!(
+            derived,
+            CallbackKey::from_config(Some(""), Some("admin")).unwrap()
+        );
         assert!(CallbackKey::from_config(None, None).is_none());
         assert!(!format!("{derived:?}").contains("admin"));
     }

@@ -199,10 +199,7 @@ fn map_standard(headers: &[(String, String)], body: &[u8]) -> Result<CanonicalEv
 /// Twilio status, recording and AMD callbacks (and Telnyx TeXML ones, which copy them). The
 /// dedupe key is built from signed parameters only: `I-Twilio-Idempotency-Token` is not covered
 /// by the signature, so keying on it let a replay with a fresh token count as a new event.
-fn map_twilio(
-    pairs: &[(String, String)],
-    slug: &str,
-) -> Result<CanonicalEvent, MapError> {
+fn map_twilio(pairs: &[(String, String)], slug: &str) -> Result<CanonicalEvent, MapError> {
     let get = |name| param(pairs, name);
     let call_sid = get("CallSid").ok_or(MapError::MissingField("CallSid"))?;
     let mut data = Map::new();
@@ -843,7 +840,10 @@ mod tests {
             body,
         );
         assert_eq!(e.call_status, Some(CallStatus::NoAnswer));
-        assert_eq!(e.our_call_id, None, "an unsigned query call_id names no call");
+        assert_eq!(
+            e.our_call_id, None,
+            "an unsigned query call_id names no call"
+        );
         assert_eq!(
             err(Provider::Standard, &[], body.as_bytes()),
             MapError::MissingHeader("webhook-id")
@@ -1351,7 +1351,10 @@ mod tests {
             e.provider_call_id.as_deref(),
             Some("80bfbec2d78bbbf10fb851f4fa165211")
         );
-        assert_eq!(e.our_call_id, None, "an unsigned query call_id names no call");
+        assert_eq!(
+            e.our_call_id, None,
+            "an unsigned query call_id names no call"
+        );
         assert_eq!(e.data["recording_url"], "https://s3.example/abc123.mp3");
         assert!(e.data.to_string().find("secret").is_none());
 

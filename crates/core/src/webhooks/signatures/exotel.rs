@@ -1,7 +1,9 @@
 //! Exotel does not sign requests: its callback URLs carry `?token=<EXOTEL_WEBHOOK_TOKEN>`,
 //! compared in constant time (SIGNATURES.md §7).
 
-use super::{check_header_len, query_param, secret_eq, InboundRequest, Rejection, Verified, VerifyOptions};
+use super::{
+    check_header_len, query_param, secret_eq, InboundRequest, Rejection, Verified, VerifyOptions,
+};
 
 const TOKEN_PARAM: &str = "token";
 

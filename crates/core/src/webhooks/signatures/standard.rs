@@ -464,11 +464,20 @@ mod tests {
         // 3,000 `v1,AA==` entries: the attack of issue 10, refused on length alone.
         let header = vec!["v1,AA=="; 3000].join(" ");
         let body = vec![b'x'; 256 * 1024];
-        let r = req(ID_B, &TS_B.to_string(), &header, std::str::from_utf8(&body).unwrap());
+        let r = req(
+            ID_B,
+            &TS_B.to_string(),
+            &header,
+            std::str::from_utf8(&body).unwrap(),
+        );
         let secrets = [SECRET_A, SECRET_B, SECRET_A, SECRET_B, SECRET_A];
         assert!(matches!(
             r.verify(Provider::Standard, &secrets, TS_B * 1000),
-            Err(Rejection::HeaderTooLong { len: 23_999, max: 1024, .. })
+            Err(Rejection::HeaderTooLong {
+                len: 23_999,
+                max: 1024,
+                ..
+            })
         ));
         // Short entries under the length bound are still capped by count.
         let header = vec!["v1,"; 200].join(" ");

@@ -1,7 +1,7 @@
 //! Telnyx: Ed25519 over `{telnyx-timestamp}|{body}` with the account's public key
 //! (SIGNATURES.md §3). Not Standard Webhooks, despite Telnyx's wording.
 
-use super::{check_window, bounded_header, InboundRequest, Rejection, Verified, VerifyOptions};
+use super::{bounded_header, check_window, InboundRequest, Rejection, Verified, VerifyOptions};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
