@@ -354,7 +354,7 @@ test('no-answer is retried per the agent policy; stale callbacks of the first at
 
   await eventually(() => createsFor(id).length === 2, { timeout: 25_000, message: 'second dial' });
   const second = createsFor(id)[1];
-  assert.match(second.fields.StatusCallback, /attempt=2$/);
+  assert.equal(new URL(second.fields.StatusCallback).searchParams.get('attempt'), '2');
   await eventually(async () => (await worker.api('GET', `/api/v1/calls/${id}`)).body.status === 'queued', { message: 'queued again' });
   assert.equal((await twilio.sendStatus(second.callSid, 'busy')).status, 200);
   const final = (await worker.api('GET', `/api/v1/calls/${id}`)).body;
