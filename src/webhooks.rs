@@ -51,6 +51,7 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     let signed = signed_call(config, query, now);
     let attempt = match &signed {
         Some(named) => Some(i64::from(named.attempt)),
+        // An unsigned query `attempt` is not believed either: only the signed body's.
         None => callback_attempt("", &body).map(i64::from),
     };
     let call = resolve_call(&db, provider, &event, signed.as_ref()).await?;
