@@ -258,6 +258,29 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_names_the_key() {
+        let config = |vars: &'static [(&'static str, &'static str)]| {
+            crate::config::Config::from_lookup(|name| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap()
+        };
+        let dedicated = config(&[("CALLBACK_SIGNING_KEY", "k"), ("ADMIN_API_KEY", "admin")]);
+        assert_eq!(
+            CallbackKey::for_config(&dedicated),
+            CallbackKey::from_config(Some("k"), None)
+        );
+        let derived = config(&[("ADMIN_API_KEY", "admin")]);
+        assert_eq!(
+            CallbackKey::for_config(&derived),
+            CallbackKey::from_config(None, Some("admin"))
+        );
+        assert_eq!(CallbackKey::for_config(&config(&[])), None);
+    }
+
+    #[test]
     fn ids_and_values_that_could_be_confused_are_distinct() {
         // "a:1" attempt 2 and "a" attempt ... must not collide thanks to the length prefix.
         let k = key();
