@@ -27,6 +27,7 @@ use phone_agent_core::scheduling::dispatch::{
     twilio_create_form, Dial, DialError, ATTEMPT_KEY,
 };
 use phone_agent_core::scheduling::CallStatus;
+use phone_agent_core::webhooks::callback::{signed_query, CallbackKey, CALLBACK_VALIDITY_SECS};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -282,6 +283,8 @@ async fn place(config: &Config, call: &CallRow, stream_token: &str) -> Result<St
     else {
         return Err("the call has no caller id or callback base URL".into());
     };
+    let callback_key = CallbackKey::for_config(config)
+        .ok_or("no key to sign callback URLs (set CALLBACK_SIGNING_KEY or ADMIN_API_KEY)")?;
     let dial = Dial {
         call_id: &call.id,
         attempt: u32::try_from(call.attempt).unwrap_or(1),
@@ -289,6 +292,8 @@ async fn place(config: &Config, call: &CallRow, stream_token: &str) -> Result<St
         from,
         base_url,
         stream_token,
+        callback_key: &callback_key,
+        callback_expires: now_ms().div_euclid(1000) + CALLBACK_VALIDITY_SECS,
     };
     let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
     let agent = concat!("phone-agent/", env!("CARGO_PKG_VERSION"));
@@ -401,10 +406,19 @@ pub async fn submit_bland(
     if let Some(map) = metadata.as_object_mut() {
         map.insert(ATTEMPT_KEY.into(), Value::from(call.attempt));
     }
-    let webhook = call
-        .base_url
-        .as_deref()
-        .map(|base| format!("{base}/webhooks/bland"));
+    let Some(callback_key) = CallbackKey::for_config(config) else {
+        let error = "no key to sign callback URLs (set CALLBACK_SIGNING_KEY or ADMIN_API_KEY)";
+        return fail_bland(env, db, &call, error.into()).await;
+    };
+    // Bland dials at start_time by itself: the URL stays good for the validity after that.
+    let expires = call.start_at.unwrap_or(now).div_euclid(1000) + CALLBACK_VALIDITY_SECS;
+    let attempt = u32::try_from(call.attempt).unwrap_or(1);
+    let webhook = call.base_url.as_deref().map(|base| {
+        format!(
+            "{base}/webhooks/bland?{}",
+            signed_query(&callback_key, &call.id, attempt, expires)
+        )
+    });
     let start_at =
         chrono::DateTime::from_timestamp_millis(call.start_at.unwrap_or(now)).unwrap_or_default();
     let body = send_call_body(&SendCall {

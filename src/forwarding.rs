@@ -295,7 +295,8 @@ async fn attempt(
                     Err(e) => (None, None, Some(format!("cannot sign: {e}")), 0),
                     Ok(signature) => {
                         let timestamp = timestamp.to_string();
-                        let reply = outbound::send(
+                        // Only the excerpt is kept (+4: its last character may be multi-byte).
+                        let reply = outbound::send_capped(
                             Method::Post,
                             &d.url,
                             &[
@@ -310,6 +311,7 @@ async fn attempt(
                             ],
                             Some(d.payload.as_bytes()),
                             Duration::from_millis(REQUEST_TIMEOUT_MS),
+                            EXCERPT_BYTES + 4,
                         )
                         .await;
                         let latency = now_ms() - started;

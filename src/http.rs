@@ -1,10 +1,12 @@
 //! HTTP plumbing shared by every route: the one error type, its single mapping to a JSON
 //! response, request ids, and the per-request log line.
 
+use futures_util::StreamExt;
 use phone_agent_core::config::ConfigError;
+use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
 use serde_json::{json, Value};
-use worker::{Date, Response};
+use worker::{Date, Request, Response};
 
 /// An error as the client sees it: status, stable code, human message, optional details.
 #[derive(Debug)]
@@ -176,4 +178,27 @@ pub fn request_id(incoming: Option<String>) -> String {
 /// Writes one structured log line (one JSON object per event).
 pub fn log_line(value: Value) {
     worker::console_log!("{}", value);
+}
+
+impl From<TooLarge> for ApiError {
+    fn from(e: TooLarge) -> Self {
+        ApiError::new(413, "payload_too_large", e.to_string())
+    }
+}
+
+/// Reads a request body of at most `limit` bytes: a declared `Content-Length` over it is
+/// refused unread, and a streamed (chunked) body is cancelled as soon as it passes the limit,
+/// so no more than the limit is ever held. The one body reader of every route.
+pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    check_declared(req.headers().get("content-length")?.as_deref(), limit)?;
+    // No body at all (`stream` refuses) reads as empty.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = BoundedBody::new(limit);
+    while let Some(chunk) = stream.next().await {
+        // Dropping the stream on return cancels it: the rest is never read.
+        body.push(&chunk?)?;
+    }
+    Ok(body.into_bytes())
 }

@@ -2,16 +2,19 @@
 //! forward targets and provider REST APIs.
 
 use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use phone_agent_core::limits::{Prefix, REPLY_BODY_LIMIT};
 use std::time::Duration;
 use worker::{
     AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
 };
 
-/// A response read in full (bodies are capped by the caller's excerpting).
+/// A response with at most the first `max_body` bytes of its body (the rest is never read).
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// A body we parse that was cut at the cap is unreadable, and refused as such.
     pub body: Vec<u8>,
 }
 
@@ -43,14 +46,28 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Sends a request and reads the whole response within `timeout`. Redirects are not followed
-/// (a 3xx is returned as is), so a target cannot bounce us to an address we would refuse.
+/// Sends a request and reads the response within `timeout`, keeping at most
+/// [`REPLY_BODY_LIMIT`] bytes of its body. Redirects are not followed (a 3xx is returned as
+/// is), so a target cannot bounce us to an address we would refuse.
 pub async fn send(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
     timeout: Duration,
+) -> Result<Reply, Failure> {
+    send_capped(method, url, headers, body, timeout, REPLY_BODY_LIMIT).await
+}
+
+/// [`send`], keeping at most `max_body` bytes of the response body: once they are in, the
+/// stream is cancelled, so a target answering gigabytes costs us no more than that.
+pub async fn send_capped(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+    max_body: usize,
 ) -> Result<Reply, Failure> {
     let request_headers = Headers::new();
     for (name, value) in headers {
@@ -75,14 +92,21 @@ pub async fn send(
             .await
             .map_err(|e| Failure::Network(e.to_string()))?;
         let headers = response.headers().entries().collect();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::Network(e.to_string()))?;
+        let mut prefix = Prefix::new(max_body);
+        // No body (204, HEAD) is not streamable and reads as empty.
+        if let Ok(mut stream) = response.stream() {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| Failure::Network(e.to_string()))?;
+                if !prefix.push(&chunk) {
+                    // Dropping the stream cancels it: the rest is never downloaded.
+                    break;
+                }
+            }
+        }
         Ok(Reply {
             status: response.status_code(),
             headers,
-            body,
+            body: prefix.into_bytes(),
         })
     };
     let timer = Delay::from(timeout);

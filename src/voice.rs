@@ -7,12 +7,14 @@
 
 use crate::app::App;
 use crate::db;
-use crate::http::{log_line, new_id, now_ms, ApiError, ApiResult};
-use crate::webhooks::{verify_request, MAX_BODY_BYTES};
+use crate::http::{log_line, new_id, now_ms, read_body, ApiError, ApiResult};
+use crate::webhooks::{signed_call, verify_request};
+use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::voice::{
     dial_outcome, exotel_stream, stream_url, texml_stream, twiml_dial_owner, twiml_hangup,
     twiml_stream, with_query, DialOutcome, OWNER_RING_SECONDS,
 };
+use phone_agent_core::webhooks::callback::{signed_query, CallbackKey, CALLBACK_VALIDITY_SECS};
 use phone_agent_core::webhooks::Provider;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -29,14 +31,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
     let config = app.config()?;
     let provider = Provider::from_slug(carrier)
         .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?;
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            413,
-            "payload_too_large",
-            "voice webhooks are limited to 256 KiB",
-        ));
-    }
+    let body = read_body(&mut req, WEBHOOK_BODY_LIMIT).await?;
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     let url = req.url()?;
     verify_request(config, provider, url.as_str(), &headers, &body, now_ms())?;
@@ -53,9 +48,10 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
         .filter(|v| !v.is_empty())
         .cloned();
 
-    if let Some(call_id) = params.get("call_id").filter(|v| !v.is_empty()) {
-        // A call we know: an outbound call answering, or the owner-first dial's outcome.
-        let call = existing_call(&db, call_id).await?;
+    // Only our signed URL names a call (an outbound call answering, or the owner-first dial's
+    // outcome); an unsigned or forged `call_id` is ignored and the request is a new call.
+    if let Some(named) = signed_call(config, url.query().unwrap_or(""), now_ms()) {
+        let call = existing_call(&db, &named.call_id, carrier).await?;
         if let Some(status) = params.get("DialCallStatus") {
             if dial_outcome(status) == DialOutcome::OwnerAnswered {
                 log_line(
@@ -67,8 +63,9 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
         if let Some(provider_call_id) = &carrier_call_id {
             db::run(
                 &db,
-                "UPDATE calls SET provider_call_id = ? WHERE id = ? AND provider_call_id IS NULL",
-                &[provider_call_id, &call.id],
+                "UPDATE calls SET provider_call_id = ? WHERE id = ? AND provider_call_id IS NULL
+                   AND attempt = ?",
+                &[provider_call_id, &call.id, &named.attempt],
             )
             .await?;
         }
@@ -107,10 +104,13 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
         number.owner_phone.as_deref(),
         carrier == "exotel",
     ) {
-        let action = with_query(
-            &format!("{}/voice/{carrier}/incoming", base.trim_end_matches('/')),
-            "call_id",
-            &call_id,
+        let key = CallbackKey::for_config(config)
+            .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
+        let expires = now_ms().div_euclid(1000) + CALLBACK_VALIDITY_SECS;
+        let action = format!(
+            "{}/voice/{carrier}/incoming?{}",
+            base.trim_end_matches('/'),
+            signed_query(&key, &call_id, 1, expires)
         );
         return xml(twiml_dial_owner(
             owner,
@@ -212,10 +212,15 @@ struct CallRef {
     id: String,
 }
 
-async fn existing_call(db: &D1Database, call_id: &str) -> Result<CallRef, ApiError> {
-    db::first(db, "SELECT id FROM calls WHERE id = ?", &[&call_id])
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))
+/// The call our signed URL names, among this carrier's calls.
+async fn existing_call(db: &D1Database, call_id: &str, carrier: &str) -> Result<CallRef, ApiError> {
+    db::first(
+        db,
+        "SELECT id FROM calls WHERE id = ? AND provider = ?",
+        &[&call_id, &carrier],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))
 }
 
 /// Creates the inbound call; a retried webhook (same carrier call id) finds the first one.

@@ -5,9 +5,13 @@ use crate::app::App;
 use crate::call_status::{self, Change};
 use crate::db;
 use crate::forwarding::{self, NewEvent, Published};
-use crate::http::{json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::http::{
+    json_response, log_line, new_id, now_ms, read_body, rfc3339, ApiError, ApiResult,
+};
 use phone_agent_core::config::Config;
+use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::dispatch::callback_attempt;
+use phone_agent_core::webhooks::callback::{verify_query, CallbackError, CallbackKey, CallbackRef};
 use phone_agent_core::webhooks::canonical::{
     envelope, map_event, original_payload, CanonicalEvent,
 };
@@ -18,28 +22,14 @@ use serde_json::json;
 use worker::d1::D1Database;
 use worker::Request;
 
-/// Largest accepted webhook body. Provider payloads (even with transcripts) stay well below;
-/// anything larger is refused with 413 before it is read into memory twice.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
 /// Tenant of events that cannot be tied to a call (until numbers/endpoints carry tenants).
 const DEFAULT_TENANT: &str = "ten_default";
 
 /// Receives one provider webhook.
 pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResult {
     let config = app.config()?;
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
     let content_type = req.headers().get("content-type")?;
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
+    let body = read_body(&mut req, WEBHOOK_BODY_LIMIT).await?;
     check_content_type(provider, content_type.as_deref(), body.is_empty())?;
 
     let headers: Vec<(String, String)> = req.headers().entries().collect();
@@ -56,9 +46,15 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     })?;
 
     let db = app.db()?;
-    // Which attempt of our call this callback is about (our URLs and metadata carry it).
-    let attempt = callback_attempt(url.query().unwrap_or(""), &body).map(i64::from);
-    let call = resolve_call(&db, &event, attempt).await?;
+    // Our URLs name the call (and attempt) with a MAC; the payload may name it too.
+    let query = url.query().unwrap_or("");
+    let signed = signed_call(config, query, now);
+    let attempt = match &signed {
+        Some(named) => Some(i64::from(named.attempt)),
+        // An unsigned query `attempt` is not believed either: only the signed body's.
+        None => callback_attempt("", &body).map(i64::from),
+    };
+    let call = resolve_call(&db, provider, &event, signed.as_ref()).await?;
     let tenant_id = call
         .as_ref()
         .map_or(DEFAULT_TENANT, |c| c.tenant_id.as_str());
@@ -88,22 +84,38 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     )
     .await?;
 
-    // Applied on duplicates too: a crash after persisting heals when the provider retries,
-    // and the state machine ignores a status the call already has.
-    if let (Some(call_id), Some(status)) = (call_id, event.call_status) {
-        let detail =
-            json!({"event_type": event.event_type, "provider_event_id": event.provider_event_id});
-        let source = format!("webhook:{}", provider.as_str());
-        let change = Change {
-            to: status,
-            source: &source,
-            detail,
-            attempt,
-            due_by: None,
-            // The provider's event itself is the canonical call.* event forwarded above.
-            emit: false,
-        };
-        call_status::apply(&app.env, &db, call_id, &change, now).await?;
+    // Only a new event changes a call: a duplicate (a provider retry or a replay) never moves
+    // a call, attaches a provider id or triggers a retry.
+    if let (Published::New(..), Some(call)) = (&published, &call) {
+        if call.provider == provider.as_str() {
+            if let Some(provider_call_id) = &event.provider_call_id {
+                // First callback tells us the provider's id for this call (and attempt).
+                db::run(
+                    &db,
+                    "UPDATE calls SET provider_call_id = ?1 WHERE id = ?2 AND provider_call_id IS NULL
+                       AND (?3 IS NULL OR attempt = ?3)
+                       AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.provider = calls.provider
+                                         AND c.provider_call_id = ?1)",
+                    &[provider_call_id, &call.id, &attempt],
+                )
+                .await?;
+            }
+            if let Some(status) = event.call_status {
+                let detail = json!({"event_type": event.event_type,
+                                    "provider_event_id": event.provider_event_id});
+                let source = format!("webhook:{}", provider.as_str());
+                let change = Change {
+                    to: status,
+                    source: &source,
+                    detail,
+                    attempt,
+                    due_by: None,
+                    // The provider's event itself is the canonical call.* event forwarded above.
+                    emit: false,
+                };
+                call_status::apply(&app.env, &db, &call.id, &change, now).await?;
+            }
+        }
     }
 
     let (event_id, duplicate) = match published {
@@ -128,14 +140,6 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
         200,
         &json!({"received": true, "id": event_id, "type": event.event_type, "duplicate": duplicate}),
     ))
-}
-
-fn too_large() -> ApiError {
-    ApiError::new(
-        413,
-        "payload_too_large",
-        format!("webhook bodies are limited to {MAX_BODY_BYTES} bytes"),
-    )
 }
 
 /// Providers send JSON, except the form-encoded callbacks of Twilio-style carriers.
@@ -240,52 +244,62 @@ pub(crate) fn rejection_error(provider: Provider, rejection: &Rejection) -> ApiE
     )
 }
 
+/// The call our callback URL names, when its MAC is ours and current; an unsigned, forged or
+/// expired `call_id` names nothing (logged, the event is still stored and forwarded).
+pub fn signed_call(config: &Config, query: &str, now_ms: i64) -> Option<CallbackRef> {
+    let key = CallbackKey::for_config(config);
+    match verify_query(key.as_ref(), query, now_ms.div_euclid(1000)) {
+        Ok(named) => Some(named),
+        Err(CallbackError::NoCallId) => None,
+        Err(e) => {
+            log_line(json!({"level": "warn", "msg": "callback call_id ignored",
+                            "reason": e.to_string()}));
+            None
+        }
+    }
+}
+
 /// The call an event belongs to, if we know it.
 #[derive(Deserialize)]
 struct CallRef {
     id: String,
     tenant_id: String,
+    /// Who carries the call: only that provider's events may move it.
+    provider: String,
 }
 
-/// `attempt` guards the provider call id we learn: a late callback of an earlier attempt must not
-/// attach its provider id to the current attempt.
+/// The call an event is about, read only. Named by our signed URL, else by the signed payload
+/// (metadata, `client_state`), else by the provider's call id — always within the provider's
+/// own calls, so one provider's event never names another's call (Resend's e-mail events
+/// are linked to the call their tag names, but never move it: their provider never matches).
 async fn resolve_call(
     db: &D1Database,
+    provider: Provider,
     event: &CanonicalEvent,
-    attempt: Option<i64>,
+    signed: Option<&CallbackRef>,
 ) -> Result<Option<CallRef>, ApiError> {
-    if let Some(our_id) = &event.our_call_id {
+    let named = signed
+        .map(|s| s.call_id.as_str())
+        .or(event.our_call_id.as_deref());
+    if let Some(our_id) = named {
         let found: Option<CallRef> = db::first(
             db,
-            "SELECT id, tenant_id FROM calls WHERE id = ?",
-            &[our_id],
+            "SELECT id, tenant_id, provider FROM calls WHERE id = ?1 AND (provider = ?2 OR ?2 = 'resend')",
+            &[&our_id, &provider.as_str()],
         )
         .await?;
-        if let Some(call) = found {
-            if let Some(provider_call_id) = &event.provider_call_id {
-                // First callback tells us the provider's id for this call.
-                db::run(
-                    db,
-                    "UPDATE calls SET provider_call_id = ?1 WHERE id = ?2 AND provider_call_id IS NULL
-                       AND (?3 IS NULL OR attempt = ?3)
-                       AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.provider = calls.provider
-                                         AND c.provider_call_id = ?1)",
-                    &[provider_call_id, &call.id, &attempt],
-                )
-                .await?;
-            }
-            return Ok(Some(call));
+        if found.is_some() {
+            return Ok(found);
         }
     }
     match &event.provider_call_id {
-        Some(provider_call_id) => {
-            db::first(
-                db,
-                "SELECT id, tenant_id FROM calls WHERE provider_call_id = ? ORDER BY created_at DESC LIMIT 1",
-                &[provider_call_id],
-            )
-            .await
-        }
+        Some(provider_call_id) => db::first(
+            db,
+            "SELECT id, tenant_id, provider FROM calls WHERE provider = ? AND provider_call_id = ?
+                 ORDER BY created_at DESC LIMIT 1",
+            &[&provider.as_str(), provider_call_id],
+        )
+        .await,
         None => Ok(None),
     }
 }

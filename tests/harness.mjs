@@ -6,6 +6,7 @@
 // .dev.vars never leaks into tests (wrangler reads .dev.vars next to the config file).
 
 import { spawn, execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -216,4 +217,19 @@ export async function eventually(fn, { timeout = 15_000, interval = 100, message
     }
     await new Promise((r) => setTimeout(r, interval));
   }
+}
+
+/**
+ * The signed query the worker puts in callback URLs it hands to carriers/providers
+ * (`call_id=…&attempt=…&exp=…&sig=…`), computed independently of the worker: HMAC-SHA256 over
+ * `<len(call_id)>:<call_id>:<attempt>:<exp>` keyed with CALLBACK_SIGNING_KEY, else with
+ * HMAC-SHA256(ADMIN_API_KEY, "phone-agent callback url v1"). Lets a test act as a carrier
+ * posting back to a URL the worker issued.
+ */
+export function signedCallbackQuery(callId, { attempt = 1, expires = Math.floor(Date.now() / 1000) + 3600, vars = TEST_VARS } = {}) {
+  const key = vars.CALLBACK_SIGNING_KEY
+    ? Buffer.from(vars.CALLBACK_SIGNING_KEY, 'utf8')
+    : createHmac('sha256', vars.ADMIN_API_KEY).update('phone-agent callback url v1').digest();
+  const sig = createHmac('sha256', key).update(`${callId.length}:${callId}:${attempt}:${expires}`).digest('base64url');
+  return new URLSearchParams({ call_id: callId, attempt: String(attempt), exp: String(expires), sig }).toString();
 }

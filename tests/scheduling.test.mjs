@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, eventually } from './harness.mjs';
+import { startWorker, eventually, signedCallbackQuery } from './harness.mjs';
 import { startFakeTwilio } from './fakes/twilio.mjs';
 import { startFakeResend, icsAttachment, icsProperties } from './fakes/resend.mjs';
 import { startFakeBland, BLAND_START_TIME, parseBlandStartTime } from './fakes/bland.mjs';
@@ -162,8 +162,11 @@ test('twilio: email with invite, one dispatch by alarm despite cron, callbacks c
   const form = creates[0].fields;
   assert.equal(form.To, '+15558675310');
   assert.equal(form.From, '+15017122661');
-  assert.equal(form.Url, `${worker.url}/voice/twilio/incoming?call_id=${call.id}&attempt=1`);
-  assert.equal(form.StatusCallback, `${worker.url}/voice/twilio/status?call_id=${call.id}&attempt=1`);
+  // Callback URLs carry call_id and attempt signed with the server key (and an expiry).
+  const exp = Number(new URL(form.Url).searchParams.get('exp'));
+  assert.ok(exp > Date.now() / 1000);
+  assert.equal(form.Url, `${worker.url}/voice/twilio/incoming?${signedCallbackQuery(call.id, { attempt: 1, expires: exp })}`);
+  assert.equal(form.StatusCallback, `${worker.url}/voice/twilio/status?${signedCallbackQuery(call.id, { attempt: 1, expires: exp })}`);
   assert.deepEqual([].concat(form.StatusCallbackEvent), ['initiated', 'ringing', 'answered', 'completed']);
   assert.equal(creates[0].auth.user, ACCOUNT_SID);
 
@@ -259,7 +262,8 @@ test('bland: start_time in Bland format, completion webhook completes the call',
   assert.equal(body.phone_number, '+15558675313');
   assert.equal(body.task, 'You confirm appointments.');
   assert.equal(body.first_sentence, 'Hi, this is Ava.');
-  assert.equal(body.webhook, `${worker.url}/webhooks/bland`);
+  const webhookExp = Number(new URL(body.webhook).searchParams.get('exp'));
+  assert.equal(body.webhook, `${worker.url}/webhooks/bland?${signedCallbackQuery(id, { attempt: 1, expires: webhookExp })}`);
   assert.equal(body.metadata.booking, 'bk_1');
   assert.equal(sentReq.headers.authorization, 'bland-key');
   const blandId = sentReq.callId;
@@ -350,7 +354,7 @@ test('no-answer is retried per the agent policy; stale callbacks of the first at
 
   await eventually(() => createsFor(id).length === 2, { timeout: 25_000, message: 'second dial' });
   const second = createsFor(id)[1];
-  assert.match(second.fields.StatusCallback, /attempt=2$/);
+  assert.equal(new URL(second.fields.StatusCallback).searchParams.get('attempt'), '2');
   await eventually(async () => (await worker.api('GET', `/api/v1/calls/${id}`)).body.status === 'queued', { message: 'queued again' });
   assert.equal((await twilio.sendStatus(second.callSid, 'busy')).status, 200);
   const final = (await worker.api('GET', `/api/v1/calls/${id}`)).body;

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startWorker, eventually, TEST_VARS } from './harness.mjs';
+import { startWorker, eventually, TEST_VARS, signedCallbackQuery } from './harness.mjs';
 import { sendResendWebhook, resendEvent, signStandardWebhook, verifyStandardWebhook } from './fakes/resend.mjs';
 import { sendStatusCallback, twilioCallParams, twilioSignature } from './fakes/twilio.mjs';
 import { sendBlandWebhook } from './fakes/bland.mjs';
@@ -497,7 +497,8 @@ test('call status callbacks move the call forward only, recording each transitio
   await worker.d1(`INSERT INTO calls (id, tenant_id, direction, provider, status, to_number, created_at, updated_at)
     VALUES ('${callId}', 'ten_default', 'outbound', 'twilio', 'queued', '+15555550100', ${now}, ${now})`);
   const callSid = 'CA' + randomBytes(16).toString('hex');
-  const send = (status) => sendStatusCallback(`${worker.url}/voice/twilio/status?call_id=${callId}`, TEST_VARS.TWILIO_AUTH_TOKEN,
+  // The URL as the worker hands it to Twilio: call_id signed with the server key.
+  const send = (status) => sendStatusCallback(`${worker.url}/voice/twilio/status?${signedCallbackQuery(callId)}`, TEST_VARS.TWILIO_AUTH_TOKEN,
     twilioCallParams({ callSid, status, direction: 'outbound-api' }));
   for (const status of ['ringing', 'in-progress', 'completed']) assert.equal((await send(status)).status, 200);
   // Late and repeated callbacks never move it backwards.

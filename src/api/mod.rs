@@ -16,10 +16,11 @@ use crate::app::App;
 use crate::call_session;
 use crate::db;
 use crate::http::now_ms;
-use crate::http::{json_response, ApiError, ApiResult};
+use crate::http::{json_response, read_body, ApiError, ApiResult};
 use crate::rate_limit;
 use crate::routes::method_not_allowed;
 use phone_agent_core::auth::{bearer_token, key_hash, key_matches, websocket_key, Access, Role};
+use phone_agent_core::limits::API_BODY_LIMIT;
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -213,13 +214,10 @@ fn live_view_key(req: &Request) -> Option<String> {
         .filter(|k| !k.is_empty())
 }
 
-/// Largest accepted JSON request body.
-const MAX_JSON_BYTES: usize = 64 * 1024;
-
-/// Reads a JSON object body: 415 without a JSON content type, 413 if too large, 400 if
-/// malformed or not an object. An empty body reads as `{}`.
+/// Reads a JSON object body: 413 past [`API_BODY_LIMIT`] (streamed, never read further), 415
+/// without a JSON content type, 400 if malformed or not an object. An empty body reads as `{}`.
 pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
-    let bytes = req.bytes().await?;
+    let bytes = read_body(req, API_BODY_LIMIT).await?;
     if bytes.is_empty() {
         return Ok(json!({}));
     }
@@ -235,13 +233,6 @@ pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
             415,
             "unsupported_media_type",
             "request bodies must be application/json",
-        ));
-    }
-    if bytes.len() > MAX_JSON_BYTES {
-        return Err(ApiError::new(
-            413,
-            "payload_too_large",
-            format!("request bodies are limited to {MAX_JSON_BYTES} bytes"),
         ));
     }
     let value: Value = serde_json::from_slice(&bytes)

@@ -75,6 +75,9 @@ pub struct Config {
     pub secrets: WebhookSecrets,
     pub tolerances: Tolerances,
     pub admin_api_key: Option<String>,
+    /// `CALLBACK_SIGNING_KEY`: signs the `call_id` of callback URLs (else derived from
+    /// `ADMIN_API_KEY`, see `webhooks::callback`).
+    pub callback_signing_key: Option<String>,
     pub public_base_url: Option<String>,
     pub providers: Providers,
     pub allow_private_targets: bool,
@@ -163,6 +166,7 @@ impl Config {
                 overrides,
             },
             admin_api_key: get("ADMIN_API_KEY"),
+            callback_signing_key: get("CALLBACK_SIGNING_KEY"),
             public_base_url,
             providers: Providers {
                 deepgram_api_key: get("DEEPGRAM_API_KEY"),

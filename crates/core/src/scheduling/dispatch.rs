@@ -6,6 +6,7 @@
 //! retry was dialled) is recognised and cannot move the new attempt.
 
 use crate::voice::{stream_url, with_query};
+use crate::webhooks::callback::{signed_query, CallbackKey};
 use base64::Engine;
 use serde_json::{json, Value};
 use thiserror::Error;
@@ -32,15 +33,22 @@ pub struct Dial<'a> {
     /// The call's media-stream token: a stream URL handed to the carrier must carry it, or the
     /// media route refuses the stream.
     pub stream_token: &'a str,
+    /// Signs the `call_id` of every callback URL (an unsigned one names no call).
+    pub callback_key: &'a CallbackKey,
+    /// Until when (Unix seconds) the callback URLs of this attempt are believed.
+    pub callback_expires: i64,
 }
 
 impl Dial<'_> {
-    /// `call_id=…&attempt=…`, the query every callback URL of this attempt carries.
+    /// `call_id=…&attempt=…&exp=…&sig=…`, the signed query every callback URL of this attempt
+    /// carries.
     fn callback_query(&self) -> String {
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("call_id", self.call_id)
-            .append_pair(ATTEMPT_KEY, &self.attempt.to_string())
-            .finish()
+        signed_query(
+            self.callback_key,
+            self.call_id,
+            self.attempt,
+            self.callback_expires,
+        )
     }
 
     /// `wss://host/media/{carrier}/{call_id}?token=…`, for carriers that take the stream URL
@@ -204,6 +212,9 @@ pub fn callback_attempt(query: &str, body: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
 
+    static KEY: std::sync::LazyLock<CallbackKey> =
+        std::sync::LazyLock::new(|| CallbackKey::from_config(Some("server-key"), None).unwrap());
+
     fn dial() -> Dial<'static> {
         Dial {
             call_id: "call_1",
@@ -212,6 +223,8 @@ mod tests {
             from: "+15017122661",
             base_url: "https://worker.example.com",
             stream_token: "stk_1",
+            callback_key: &KEY,
+            callback_expires: 1_700_000_000,
         }
     }
 
@@ -230,14 +243,23 @@ mod tests {
         };
         assert_eq!(get("To"), ["+15558675310"]);
         assert_eq!(get("From"), ["+15017122661"]);
+        let query = signed_query(&KEY, "call_1", 2, 1_700_000_000);
+        assert!(query.starts_with("call_id=call_1&attempt=2&exp=1700000000&sig="));
         assert_eq!(
             get("Url"),
-            ["https://worker.example.com/voice/twilio/incoming?call_id=call_1&attempt=2"]
+            [format!(
+                "https://worker.example.com/voice/twilio/incoming?{query}"
+            )]
         );
         assert_eq!(
             get("StatusCallback"),
-            ["https://worker.example.com/voice/twilio/status?call_id=call_1&attempt=2"]
+            [format!(
+                "https://worker.example.com/voice/twilio/status?{query}"
+            )]
         );
+        // What the carrier posts back names the call only with this MAC.
+        let back = crate::webhooks::callback::verify_query(Some(&KEY), &query, 0).unwrap();
+        assert_eq!((back.call_id.as_str(), back.attempt), ("call_1", 2));
         assert_eq!(get("StatusCallbackMethod"), ["POST"]);
         assert_eq!(get("StatusCallbackEvent"), TWILIO_STATUS_EVENTS);
         assert!(form.contains("To=%2B15558675310"));

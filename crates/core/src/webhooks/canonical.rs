@@ -52,7 +52,9 @@ pub struct CanonicalEvent {
     pub provider_event_id: String,
     /// The provider's own call id (CallSid, call_control_id, Bland/Retell/Vapi call id).
     pub provider_call_id: Option<String>,
-    /// Our call id when the request carries it: query `call_id`, else the payload's metadata.
+    /// Our call id as the signed payload carries it (Bland/Retell/Vapi metadata, Telnyx
+    /// `client_state`, Resend tags). An unsigned query `call_id` is never read here: the edge
+    /// believes one only with our MAC (`callback::verify_query`).
     pub our_call_id: Option<String>,
     /// The call's new status, for `call.<status>` events.
     pub call_status: Option<CallStatus>,
@@ -88,18 +90,15 @@ pub fn map_event(
     let mut event = match provider {
         Provider::Resend => map_resend(headers, body)?,
         Provider::Standard => map_standard(headers, body)?,
-        Provider::Twilio => map_twilio(headers, &form_body(body)?, "twilio")?,
+        Provider::Twilio => map_twilio(&form_body(body)?, "twilio")?,
         Provider::Telnyx if looks_like_json(body) => map_telnyx(body)?,
         // TeXML status callbacks are Twilio-shaped forms.
-        Provider::Telnyx => map_twilio(headers, &form_body(body)?, "telnyx")?,
+        Provider::Telnyx => map_twilio(&form_body(body)?, "telnyx")?,
         Provider::Bland => map_bland(body)?,
         Provider::Retell => map_retell(body)?,
         Provider::Vapi => map_vapi(headers, body)?,
         Provider::Exotel => map_exotel(query, body)?,
     };
-    if let Some(id) = param(&form(query), "call_id") {
-        event.our_call_id = Some(id.to_owned());
-    }
     event.call_status = status_of_type(&event.event_type);
     Ok(event)
 }
@@ -197,12 +196,10 @@ fn map_standard(headers: &[(String, String)], body: &[u8]) -> Result<CanonicalEv
     })
 }
 
-/// Twilio status, recording and AMD callbacks (and Telnyx TeXML ones, which copy them).
-fn map_twilio(
-    headers: &[(String, String)],
-    pairs: &[(String, String)],
-    slug: &str,
-) -> Result<CanonicalEvent, MapError> {
+/// Twilio status, recording and AMD callbacks (and Telnyx TeXML ones, which copy them). The
+/// dedupe key is built from signed parameters only: `I-Twilio-Idempotency-Token` is not covered
+/// by the signature, so keying on it let a replay with a fresh token count as a new event.
+fn map_twilio(pairs: &[(String, String)], slug: &str) -> Result<CanonicalEvent, MapError> {
     let get = |name| param(pairs, name);
     let call_sid = get("CallSid").ok_or(MapError::MissingField("CallSid"))?;
     let mut data = Map::new();
@@ -239,13 +236,10 @@ fn map_twilio(
         "recording_duration_seconds",
         get("RecordingDuration"),
     );
-    let provider_event_id = header(headers, "i-twilio-idempotency-token")
-        .map(str::to_owned)
-        .unwrap_or(key);
     Ok(CanonicalEvent {
         event_type,
         occurred_at: get("Timestamp").and_then(to_rfc3339),
-        provider_event_id,
+        provider_event_id: key,
         provider_call_id: Some(call_sid.to_owned()),
         our_call_id: None,
         call_status: None,
@@ -846,7 +840,10 @@ mod tests {
             body,
         );
         assert_eq!(e.call_status, Some(CallStatus::NoAnswer));
-        assert_eq!(e.our_call_id.as_deref(), Some("c_9"));
+        assert_eq!(
+            e.our_call_id, None,
+            "an unsigned query call_id names no call"
+        );
         assert_eq!(
             err(Provider::Standard, &[], body.as_bytes()),
             MapError::MissingHeader("webhook-id")
@@ -867,7 +864,8 @@ mod tests {
         assert_eq!(e.call_status, Some(CallStatus::Completed));
         assert_eq!(e.provider_event_id, "CAxxxx:completed:3");
         assert_eq!(e.provider_call_id.as_deref(), Some("CAxxxx"));
-        assert_eq!(e.our_call_id.as_deref(), Some("call_42"));
+        // An unsigned query call_id names nothing (the edge checks signed ones).
+        assert_eq!(e.our_call_id, None);
         assert_eq!(e.occurred_at.as_deref(), Some("2025-04-01T18:22:05Z"));
         assert_eq!(e.data["to"], "+15558675310");
         assert_eq!(e.data["from"], "+15017122661");
@@ -902,14 +900,21 @@ mod tests {
     }
 
     #[test]
-    fn twilio_prefers_the_idempotency_token_and_keeps_unknown_statuses() {
-        let e = map(
-            Provider::Twilio,
-            &[("i-twilio-idempotency-token", "tok-1")],
-            "",
-            "CallSid=CA1&CallStatus=ringing",
-        );
-        assert_eq!(e.provider_event_id, "tok-1");
+    fn twilio_dedupes_on_signed_content_not_the_idempotency_token() {
+        // The token header is unsigned: a replay with a fresh one is the same event.
+        for token in ["tok-1", "tok-2"] {
+            let e = map(
+                Provider::Twilio,
+                &[("i-twilio-idempotency-token", token)],
+                "",
+                "CallSid=CA1&CallStatus=ringing&SequenceNumber=1",
+            );
+            assert_eq!(e.provider_event_id, "CA1:ringing:1");
+        }
+    }
+
+    #[test]
+    fn twilio_keeps_unknown_statuses() {
         let e = map(
             Provider::Twilio,
             &[],
@@ -1346,7 +1351,10 @@ mod tests {
             e.provider_call_id.as_deref(),
             Some("80bfbec2d78bbbf10fb851f4fa165211")
         );
-        assert_eq!(e.our_call_id.as_deref(), Some("call_1"));
+        assert_eq!(
+            e.our_call_id, None,
+            "an unsigned query call_id names no call"
+        );
         assert_eq!(e.data["recording_url"], "https://s3.example/abc123.mp3");
         assert!(e.data.to_string().find("secret").is_none());
 

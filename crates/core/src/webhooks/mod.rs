@@ -1,5 +1,6 @@
 //! Inbound webhooks: signature schemes per provider and the canonical event they map to.
 
+pub mod callback;
 pub mod canonical;
 pub mod signatures;
 

@@ -1,13 +1,16 @@
 //! Exotel does not sign requests: its callback URLs carry `?token=<EXOTEL_WEBHOOK_TOKEN>`,
 //! compared in constant time (SIGNATURES.md §7).
 
-use super::{query_param, secret_eq, InboundRequest, Rejection, Verified, VerifyOptions};
+use super::{
+    check_header_len, query_param, secret_eq, InboundRequest, Rejection, Verified, VerifyOptions,
+};
 
 const TOKEN_PARAM: &str = "token";
 
 pub(super) fn verify(req: &InboundRequest, opts: &VerifyOptions) -> Result<Verified, Rejection> {
     let token =
         query_param(req.url, TOKEN_PARAM).ok_or(Rejection::MissingQueryParam(TOKEN_PARAM))?;
+    check_header_len(TOKEN_PARAM, &token)?;
     let secret_index = opts
         .secrets
         .iter()

@@ -22,6 +22,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
+/// Longest signature header any verifier reads; longer is refused before any MAC is computed.
+/// Real headers are far shorter (Svix with 10 rotated secrets is under 500 bytes).
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 1024;
+
+/// Most entries a Standard Webhooks signature header may list (rotation needs a handful).
+pub const MAX_SIGNATURE_ENTRIES: usize = 10;
+
 /// What the verifier sees of an inbound HTTP request.
 #[derive(Debug, Clone, Copy)]
 pub struct InboundRequest<'a> {
@@ -85,6 +92,16 @@ pub enum Rejection {
     /// Twilio: the body does not hash to the signed `bodySHA256` query value.
     #[error("body does not match the signed bodySHA256")]
     BodyHashMismatch,
+    /// A signature header longer than [`MAX_SIGNATURE_HEADER_BYTES`].
+    #[error("header {name} is {len} bytes, more than {max}")]
+    HeaderTooLong {
+        name: &'static str,
+        len: usize,
+        max: usize,
+    },
+    /// More signature entries than [`MAX_SIGNATURE_ENTRIES`].
+    #[error("{found} signature entries, more than {max}")]
+    TooManySignatures { found: usize, max: usize },
     /// No signature (or token) matches any configured secret.
     #[error("no signature matches")]
     NoMatchingSignature,
@@ -137,6 +154,25 @@ fn header<'r>(req: &InboundRequest<'r>, name: &str) -> Option<&'r str> {
 /// The header's value, or `MissingHeader`.
 fn required_header<'r>(req: &InboundRequest<'r>, name: &'static str) -> Result<&'r str, Rejection> {
     header(req, name).ok_or(Rejection::MissingHeader(name))
+}
+
+/// Refuses a signature header longer than [`MAX_SIGNATURE_HEADER_BYTES`].
+fn check_header_len(name: &'static str, value: &str) -> Result<(), Rejection> {
+    if value.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(Rejection::HeaderTooLong {
+            name,
+            len: value.len(),
+            max: MAX_SIGNATURE_HEADER_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The header's value, or `MissingHeader`; refused when longer than the signature header bound.
+fn bounded_header<'r>(req: &InboundRequest<'r>, name: &'static str) -> Result<&'r str, Rejection> {
+    let value = required_header(req, name)?;
+    check_header_len(name, value)?;
+    Ok(value)
 }
 
 /// The decoded value of the first query parameter called `name`.

@@ -2,7 +2,7 @@
 //! a webhook-badged API key (SIGNATURES.md §4).
 
 use super::{
-    check_window, decode_hex, hmac_matches, required_header, InboundRequest, Rejection, Verified,
+    bounded_header, check_window, decode_hex, hmac_matches, InboundRequest, Rejection, Verified,
     VerifyOptions,
 };
 use hmac::Hmac;
@@ -14,7 +14,7 @@ const SIGNATURE_HEADER: &str = "x-retell-signature";
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 pub(super) fn verify(req: &InboundRequest, opts: &VerifyOptions) -> Result<Verified, Rejection> {
-    let header = required_header(req, SIGNATURE_HEADER)?;
+    let header = bounded_header(req, SIGNATURE_HEADER)?;
     let (timestamp_ms, digest) = parse_header(header)?;
     check_window(
         timestamp_ms,

@@ -2,13 +2,15 @@
 //! `{id}.{timestamp}.{body}`; also the relay's outbound signer (SIGNATURES.md §1 and §8).
 
 use super::{
-    check_window, header, hmac_matches, InboundRequest, Rejection, Verified, VerifyOptions,
+    check_header_len, check_window, header, InboundRequest, Rejection, Verified, VerifyOptions,
+    MAX_SIGNATURE_ENTRIES,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -52,13 +54,30 @@ impl Key {
         Ok(Key::Hmac(bytes))
     }
 
-    /// Whether `signature` (already base64-decoded) under `version` is this key's signature.
-    fn matches(&self, version: &str, signature: &[u8], signed: &[u8]) -> bool {
-        match (self, version) {
-            (Key::Hmac(secret), "v1") => hmac_matches::<HmacSha256>(secret, signed, signature),
-            (Key::Ed25519(public), "v1a") => Signature::from_slice(signature)
-                .is_ok_and(|sig| public.verify_strict(signed, &sig).is_ok()),
-            _ => false,
+    /// Whether any entry is this key's signature. The HMAC is computed once and compared with
+    /// each `v1` entry in constant time; an Ed25519 key checks each `v1a` entry (at most
+    /// [`MAX_SIGNATURE_ENTRIES`] of them).
+    fn matches_any(&self, entries: &[(&str, Vec<u8>)], signed: &[u8]) -> bool {
+        match self {
+            Key::Hmac(secret) => {
+                let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(secret) else {
+                    return false;
+                };
+                mac.update(signed);
+                let expected = mac.finalize().into_bytes();
+                // Every entry is compared (no early exit) so timing says nothing about which one.
+                entries
+                    .iter()
+                    .filter(|(version, _)| *version == "v1")
+                    .fold(false, |found, (_, sig)| {
+                        found | bool::from(expected.as_slice().ct_eq(sig.as_slice()))
+                    })
+            }
+            Key::Ed25519(public) => entries
+                .iter()
+                .filter(|(version, _)| *version == "v1a")
+                .filter_map(|(_, sig)| Signature::from_slice(sig).ok())
+                .any(|sig| public.verify_strict(signed, &sig).is_ok()),
         }
     }
 }
@@ -92,6 +111,8 @@ pub(super) fn verify(req: &InboundRequest, opts: &VerifyOptions) -> Result<Verif
     let msg_id = either_header(req, "webhook-id", "svix-id")?;
     let timestamp = either_header(req, "webhook-timestamp", "svix-timestamp")?;
     let signatures = either_header(req, "webhook-signature", "svix-signature")?;
+    // Bounded before any work: an unauthenticated sender must not buy CPU per entry.
+    check_header_len("webhook-signature", signatures)?;
     let timestamp: i64 = timestamp
         .parse()
         .map_err(|_| Rejection::MalformedHeader("webhook-timestamp", "not an integer".into()))?;
@@ -104,6 +125,13 @@ pub(super) fn verify(req: &InboundRequest, opts: &VerifyOptions) -> Result<Verif
     let signed = signed_content(msg_id, timestamp, req.body);
     // Unknown versions and malformed entries are skipped, not errors: they must not break
     // rotation or mixed v1/v1a headers.
+    let listed = signatures.split(' ').filter(|e| !e.is_empty()).count();
+    if listed > MAX_SIGNATURE_ENTRIES {
+        return Err(Rejection::TooManySignatures {
+            found: listed,
+            max: MAX_SIGNATURE_ENTRIES,
+        });
+    }
     let entries: Vec<(&str, Vec<u8>)> = signatures
         .split(' ')
         .filter_map(|entry| entry.split_once(','))
@@ -111,11 +139,7 @@ pub(super) fn verify(req: &InboundRequest, opts: &VerifyOptions) -> Result<Verif
         .collect();
     let secret_index = keys
         .iter()
-        .position(|key| {
-            entries
-                .iter()
-                .any(|(version, sig)| key.matches(version, sig, &signed))
-        })
+        .position(|key| key.matches_any(&entries, &signed))
         .ok_or(Rejection::NoMatchingSignature)?;
     Ok(Verified {
         secret_index,
@@ -169,6 +193,7 @@ pub fn new_endpoint_secret(random: &[u8; 32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::Req;
+    use super::super::MAX_SIGNATURE_HEADER_BYTES;
     use super::*;
     use crate::webhooks::Provider;
     use proptest::prelude::*;
@@ -418,6 +443,61 @@ mod tests {
             check(&req_b(SIG_B), public, TS_B),
             Err(Rejection::NoMatchingSignature)
         );
+    }
+
+    #[test]
+    fn at_most_ten_entries_are_read() {
+        // The valid signature as the tenth entry still verifies.
+        let mut entries = vec!["v1,AA=="; 9];
+        entries.push(SIG_B);
+        assert!(check(&req_b(&entries.join(" ")), SECRET_B, TS_B).is_ok());
+        // An eleventh entry refuses the header before any MAC is computed, even a valid one.
+        entries.insert(0, "v1,AA==");
+        assert_eq!(
+            check(&req_b(&entries.join(" ")), SECRET_B, TS_B),
+            Err(Rejection::TooManySignatures { found: 11, max: 10 })
+        );
+    }
+
+    #[test]
+    fn the_amplification_header_is_refused_by_its_length() {
+        // 3,000 `v1,AA==` entries: the attack of issue 10, refused on length alone.
+        let header = vec!["v1,AA=="; 3000].join(" ");
+        let body = vec![b'x'; 256 * 1024];
+        let r = req(
+            ID_B,
+            &TS_B.to_string(),
+            &header,
+            std::str::from_utf8(&body).unwrap(),
+        );
+        let secrets = [SECRET_A, SECRET_B, SECRET_A, SECRET_B, SECRET_A];
+        assert!(matches!(
+            r.verify(Provider::Standard, &secrets, TS_B * 1000),
+            Err(Rejection::HeaderTooLong {
+                len: 23_999,
+                max: 1024,
+                ..
+            })
+        ));
+        // Short entries under the length bound are still capped by count.
+        let header = vec!["v1,"; 200].join(" ");
+        assert!(matches!(
+            check(&req_b(&header), SECRET_B, TS_B),
+            Err(Rejection::TooManySignatures { found: 200, .. })
+        ));
+    }
+
+    #[test]
+    fn a_signature_header_of_exactly_the_bound_is_read() {
+        let pad = "v9,".to_owned() + &"A".repeat(MAX_SIGNATURE_HEADER_BYTES - 3 - 1 - SIG_B.len());
+        let header = format!("{pad} {SIG_B}");
+        assert_eq!(header.len(), MAX_SIGNATURE_HEADER_BYTES);
+        assert!(check(&req_b(&header), SECRET_B, TS_B).is_ok());
+        let header = format!("{pad}A {SIG_B}");
+        assert!(matches!(
+            check(&req_b(&header), SECRET_B, TS_B),
+            Err(Rejection::HeaderTooLong { .. })
+        ));
     }
 
     #[test]

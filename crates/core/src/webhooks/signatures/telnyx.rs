@@ -1,7 +1,7 @@
 //! Telnyx: Ed25519 over `{telnyx-timestamp}|{body}` with the account's public key
 //! (SIGNATURES.md §3). Not Standard Webhooks, despite Telnyx's wording.
 
-use super::{check_window, required_header, InboundRequest, Rejection, Verified, VerifyOptions};
+use super::{bounded_header, check_window, InboundRequest, Rejection, Verified, VerifyOptions};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -31,8 +31,8 @@ pub(super) fn verify(req: &InboundRequest, opts: &VerifyOptions) -> Result<Verif
         .enumerate()
         .map(|(index, s)| parse_key(s).map_err(|reason| Rejection::InvalidSecret { index, reason }))
         .collect::<Result<Vec<_>, _>>()?;
-    let signature = required_header(req, SIGNATURE_HEADER)?;
-    let timestamp_raw = required_header(req, TIMESTAMP_HEADER)?;
+    let signature = bounded_header(req, SIGNATURE_HEADER)?;
+    let timestamp_raw = bounded_header(req, TIMESTAMP_HEADER)?;
     let timestamp = parse_timestamp(timestamp_raw)?;
     check_window(
         timestamp,

@@ -3,7 +3,7 @@
 //! it are tried; a JSON body is covered by a `bodySHA256` query parameter instead.
 
 use super::{
-    decode_hex, header, hmac_matches, query_param, required_header, InboundRequest, Rejection,
+    bounded_header, decode_hex, header, hmac_matches, query_param, InboundRequest, Rejection,
     Verified, VerifyOptions,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,12 +15,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use subtle::ConstantTimeEq;
 
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
+/// Length of an HMAC-SHA1.
+const SHA1_LEN: usize = 20;
 
 pub(super) fn verify(req: &InboundRequest, opts: &VerifyOptions) -> Result<Verified, Rejection> {
-    let signature = required_header(req, SIGNATURE_HEADER)?;
+    let signature = bounded_header(req, SIGNATURE_HEADER)?;
     let signature = BASE64
         .decode(signature)
         .map_err(|_| Rejection::MalformedHeader(SIGNATURE_HEADER, "not base64".into()))?;
+    // Work is (URL spellings ≤ 18) × secrets HMACs; a signature that cannot match buys none.
+    if signature.len() != SHA1_LEN {
+        return Err(Rejection::MalformedHeader(
+            SIGNATURE_HEADER,
+            "not a 20-byte HMAC-SHA1".into(),
+        ));
+    }
     let params = signed_params(req)?;
     let candidates = candidate_urls(req.url, opts.public_base_url);
     for (secret_index, secret) in opts.secrets.iter().enumerate() {
@@ -236,6 +245,21 @@ mod tests {
             check(&form(BASE, PARAMS, Some("RSOYDt4T1cUTdK1PDd93/VVr8C8="))),
             Err(Rejection::NoMatchingSignature)
         );
+    }
+
+    #[test]
+    fn a_signature_of_the_wrong_length_costs_no_hmac() {
+        // Base64 of 21 bytes: decodes, but no HMAC-SHA1 has that length.
+        let sig = BASE64.encode([0u8; 21]);
+        assert!(matches!(
+            check(&form(BASE, PARAMS, Some(&sig))),
+            Err(Rejection::MalformedHeader(SIGNATURE_HEADER, _))
+        ));
+        let long = "A".repeat(2000);
+        assert!(matches!(
+            check(&form(BASE, PARAMS, Some(&long))),
+            Err(Rejection::HeaderTooLong { .. })
+        ));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! without one, the shared-secret header is expected.
 
 use super::{
-    check_window, decode_hex, header, hmac_matches, secret_eq, InboundRequest, Rejection, Verified,
-    VerifyOptions,
+    check_header_len, check_window, decode_hex, header, hmac_matches, secret_eq, InboundRequest,
+    Rejection, Verified, VerifyOptions,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -104,6 +104,7 @@ fn verify_secret_header(req: &InboundRequest, opts: &VerifyOptions) -> Result<Ve
             })
         })
         .ok_or(Rejection::MissingHeader(SECRET_HEADER))?;
+    check_header_len(SECRET_HEADER, presented)?;
     let secret_index = opts
         .secrets
         .iter()
@@ -139,6 +140,7 @@ fn verify_hmac(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let value = header(req, &plan.signature_header).ok_or(Rejection::MissingHeader(SIGNATURE))?;
+    check_header_len(SIGNATURE, value)?;
     let value = match &plan.signature_prefix {
         Some(prefix) => value.strip_prefix(prefix.as_str()).ok_or_else(|| {
             Rejection::MalformedHeader(SIGNATURE, "missing the configured prefix".into())
