@@ -456,7 +456,10 @@ impl Conversation {
 
     /// Asks the LLM for the next round of the current reply, over the history so far.
     fn request_llm(&mut self, now: u64, out: &mut Vec<Action>) {
-        let tools = tools::specs(self.config.transfer_target().is_some());
+        let tools = tools::specs(
+            self.config.transfer_target().is_some(),
+            self.config.schedule_callback,
+        );
         let max_requests = self.config.max_tool_rounds.saturating_add(1);
         let timeout = self.config.response_timeout_ms;
         let Some(reply) = self.reply.as_mut() else {
@@ -519,6 +522,11 @@ impl Conversation {
         let goodbye = self.config.goodbye_message.clone().unwrap_or_default();
         let grace = self.config.exit_grace_ms;
         let transfer_to = self.config.transfer_target().map(str::to_owned);
+        let mut callbacks = if self.config.schedule_callback {
+            tools::Callbacks::Available
+        } else {
+            tools::Callbacks::Disabled
+        };
         let Some(reply) = self.llm_reply(turn) else {
             return;
         };
@@ -531,7 +539,13 @@ impl Conversation {
         let mut exit = None;
         if let Some(tools) = reply.rounds.last_mut() {
             for tool in tools.iter_mut() {
-                tool.result = match tools::classify(&tool.call, transfer_to.as_deref()) {
+                let chosen = tools::classify(&tool.call, transfer_to.as_deref(), callbacks);
+                if matches!(chosen, tools::ToolUse::Edge) && tool.call.name == SCHEDULE_CALLBACK {
+                    // A reply asking for several call backs gets the first one only; the edge
+                    // keeps it to one per call across replies.
+                    callbacks = tools::Callbacks::Taken;
+                }
+                tool.result = match chosen {
                     tools::ToolUse::Exit(chosen) => {
                         exit.get_or_insert(chosen);
                         Some(r#"{"ok":true}"#.to_owned())
@@ -881,6 +895,7 @@ mod tests {
         SessionConfig {
             system_prompt: "You are the receptionist.".into(),
             first_message: None,
+            schedule_callback: true,
             ..SessionConfig::default()
         }
     }
@@ -1489,7 +1504,7 @@ mod tests {
     #[test]
     fn transfer_goes_to_the_configured_number_only() {
         let (mut call, _) = Call::started(SessionConfig {
-            transfer_to: Some("+15550100".into()),
+            transfer_to: Some("+14155550100".into()),
             ..config()
         });
         let out = call.user_says("Can I talk to a person?");
@@ -1512,7 +1527,7 @@ mod tests {
         assert_eq!(
             played.last(),
             Some(&Action::Transfer {
-                to: "+15550100".into()
+                to: "+14155550100".into()
             })
         );
 
@@ -1630,6 +1645,73 @@ mod tests {
         })));
         assert_eq!(spoken(&out).len(), 2);
         assert!(effects(&call.llm(0, " check. ")).is_empty());
+    }
+
+    #[test]
+    fn one_call_back_per_reply_and_none_unless_enabled() {
+        let (mut call, _) = Call::started(config());
+        call.user_says("Call me back five times.");
+        for i in 0..5 {
+            call.at(
+                10,
+                Input::LlmToolCall {
+                    turn: 0,
+                    call: tool_call(
+                        &format!("c{i}"),
+                        SCHEDULE_CALLBACK,
+                        r#"{"start_at":"2030-01-01T10:00:00Z"}"#,
+                    ),
+                },
+            );
+        }
+        let out = call.at(10, Input::LlmDone { turn: 0 });
+        let runs: Vec<_> = out
+            .iter()
+            .filter(|a| matches!(a, Action::RunTool { .. }))
+            .collect();
+        assert_eq!(runs.len(), 1, "{out:?}");
+        let out = call.at(
+            20,
+            Input::ToolResult {
+                turn: 0,
+                id: "c0".into(),
+                content: r#"{"scheduled":true}"#.into(),
+            },
+        );
+        let messages = llm_start(&out).unwrap().1;
+        let refused = messages
+            .iter()
+            .filter(|m| matches!(m, Message::Tool { content, .. } if content.contains("only one")))
+            .count();
+        assert_eq!(refused, 4);
+
+        let (mut call, _) = Call::started(SessionConfig {
+            schedule_callback: false,
+            ..config()
+        });
+        let out = call.user_says("Call me back.");
+        let offered = out
+            .iter()
+            .find_map(|a| match a {
+                Action::StartLlm { tools, .. } => Some(tools.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(!offered
+            .iter()
+            .any(|t| t["function"]["name"] == SCHEDULE_CALLBACK));
+        call.at(
+            10,
+            Input::LlmToolCall {
+                turn: 0,
+                call: tool_call("c1", SCHEDULE_CALLBACK, "{}"),
+            },
+        );
+        let out = call.at(10, Input::LlmDone { turn: 0 });
+        assert!(!out.iter().any(|a| matches!(a, Action::RunTool { .. })));
+        let messages = llm_start(&out).unwrap().1;
+        assert!(matches!(messages.last(),
+            Some(Message::Tool { content, .. }) if content.contains("not enabled")));
     }
 
     #[test]
@@ -2127,7 +2209,7 @@ mod tests {
                 fallback_message: "fallback.".into(),
                 idle_reminder_message: "reminder?".into(),
                 goodbye_message: Some("bye.".into()),
-                transfer_to: Some("+15550100".into()),
+                transfer_to: Some("+14155550100".into()),
                 max_tool_rounds: 2,
                 ..config()
             });

@@ -25,8 +25,19 @@ pub(super) enum ToolUse {
     Rejected(&'static str),
 }
 
+/// Whether `schedule_callback` may run for the next tool call of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Callbacks {
+    /// The agent has not enabled call backs (the tool is not even offered).
+    Disabled,
+    /// The edge may run it (it still checks the number, the time and the caps).
+    Available,
+    /// An earlier call of the tool in this round already went to the edge: one per call.
+    Taken,
+}
+
 /// Decides what `call` means; `transfer_to` is the configured transfer number.
-pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>) -> ToolUse {
+pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>, callbacks: Callbacks) -> ToolUse {
     match call.name.as_str() {
         END_CALL => ToolUse::Exit(Exit::Hangup(HangupReason::AgentEnded)),
         // The number comes from configuration only: a caller must not be able to talk the
@@ -39,22 +50,29 @@ pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>) -> ToolUse {
             Some(digits) => ToolUse::Dtmf(digits),
             None => ToolUse::Rejected("digits must be 1 to 32 of 0-9, *, # and w (pause)"),
         },
-        SCHEDULE_CALLBACK => ToolUse::Edge,
+        SCHEDULE_CALLBACK => match callbacks {
+            Callbacks::Available => ToolUse::Edge,
+            Callbacks::Disabled => ToolUse::Rejected("call backs are not enabled for this agent"),
+            Callbacks::Taken => {
+                ToolUse::Rejected("a call back was already requested on this call; only one is allowed")
+            }
+        },
         _ => ToolUse::Rejected("unknown tool"),
     }
 }
 
-/// The `tools` array of the chat-completions request.
-pub(super) fn specs(transfer: bool) -> Vec<Value> {
-    let mut specs = vec![
-        function(
-            END_CALL,
-            "End the call. Say goodbye in the same reply, before calling this.",
-            json!({"type": "object", "properties": {}}),
-        ),
-        function(
+/// The `tools` array of the chat-completions request; `transfer_call` and `schedule_callback`
+/// only when the agent has them.
+pub(super) fn specs(transfer: bool, callbacks: bool) -> Vec<Value> {
+    let mut specs = vec![function(
+        END_CALL,
+        "End the call. Say goodbye in the same reply, before calling this.",
+        json!({"type": "object", "properties": {}}),
+    )];
+    if callbacks {
+        specs.push(function(
             SCHEDULE_CALLBACK,
-            "Schedule a call back to the caller at a time they agreed to.",
+            "Schedule one call back to the caller at a time they agreed to, between 1 minute and 7 days from now.",
             json!({
                 "type": "object",
                 "properties": {
@@ -64,8 +82,9 @@ pub(super) fn specs(transfer: bool) -> Vec<Value> {
                 },
                 "required": ["start_at"]
             }),
-        ),
-        function(
+        ));
+    }
+    specs.push(function(
             SEND_DTMF,
             "Press keys on the phone keypad, e.g. to navigate a phone menu.",
             json!({
@@ -74,8 +93,7 @@ pub(super) fn specs(transfer: bool) -> Vec<Value> {
                                           "description": "Keys to press; w waits half a second"}},
                 "required": ["digits"]
             }),
-        ),
-    ];
+    ));
     if transfer {
         specs.push(function(
             TRANSFER_CALL,
@@ -117,7 +135,7 @@ mod tests {
     #[test]
     fn dtmf_digits_are_validated() {
         assert!(matches!(
-            classify(&call(SEND_DTMF, r#"{"digits":"1w2#"}"#), None),
+            classify(&call(SEND_DTMF, r#"{"digits":"1w2#"}"#), None, Callbacks::Disabled),
             ToolUse::Dtmf(d) if d == "1w2#"
         ));
         for bad in [
@@ -127,7 +145,7 @@ mod tests {
             r#"{"digits":5}"#,
         ] {
             assert!(matches!(
-                classify(&call(SEND_DTMF, bad), None),
+                classify(&call(SEND_DTMF, bad), None, Callbacks::Disabled),
                 ToolUse::Rejected(_)
             ));
         }
@@ -136,15 +154,15 @@ mod tests {
     #[test]
     fn transfer_needs_a_configured_number() {
         assert!(matches!(
-            classify(&call(TRANSFER_CALL, r#"{"to":"+1900"}"#), Some("+15550100")),
-            ToolUse::Exit(Exit::Transfer(to)) if to == "+15550100"
+            classify(&call(TRANSFER_CALL, r#"{"to":"+1900"}"#), Some("+14155550100"), Callbacks::Disabled),
+            ToolUse::Exit(Exit::Transfer(to)) if to == "+14155550100"
         ));
         assert!(matches!(
-            classify(&call(TRANSFER_CALL, "{}"), None),
+            classify(&call(TRANSFER_CALL, "{}"), None, Callbacks::Disabled),
             ToolUse::Rejected(_)
         ));
         assert!(matches!(
-            classify(&call("rm_rf", "{}"), None),
+            classify(&call("rm_rf", "{}"), None, Callbacks::Disabled),
             ToolUse::Rejected("unknown tool")
         ));
     }
@@ -157,10 +175,28 @@ mod tests {
                 .map(|s| s["function"]["name"].as_str().unwrap().to_owned())
                 .collect()
         };
+        assert_eq!(names(specs(false, false)), [END_CALL, SEND_DTMF]);
+        assert!(names(specs(true, false)).contains(&TRANSFER_CALL.to_owned()));
         assert_eq!(
-            names(specs(false)),
+            names(specs(false, true)),
             [END_CALL, SCHEDULE_CALLBACK, SEND_DTMF]
         );
-        assert!(names(specs(true)).contains(&TRANSFER_CALL.to_owned()));
+    }
+
+    #[test]
+    fn schedule_callback_runs_only_when_enabled_and_once() {
+        let tool = call(SCHEDULE_CALLBACK, r#"{"start_at":"2030-01-01T10:00:00Z"}"#);
+        assert!(matches!(
+            classify(&tool, None, Callbacks::Available),
+            ToolUse::Edge
+        ));
+        assert!(matches!(
+            classify(&tool, None, Callbacks::Disabled),
+            ToolUse::Rejected(r) if r.contains("not enabled")
+        ));
+        assert!(matches!(
+            classify(&tool, None, Callbacks::Taken),
+            ToolUse::Rejected(r) if r.contains("only one")
+        ));
     }
 }
