@@ -440,7 +440,10 @@ fn allowed_countries_field(
     };
     let mut countries: Vec<String> = Vec::new();
     for item in list {
-        let code = item.as_str().map(str::to_ascii_uppercase).unwrap_or_default();
+        let code = item
+            .as_str()
+            .map(str::to_ascii_uppercase)
+            .unwrap_or_default();
         if !is_known_country(&code) {
             return invalid(
                 errors,
@@ -595,7 +598,10 @@ mod tests {
             codes(errors),
             [
                 ("callbacks.enabled".to_owned(), "invalid_type"),
-                ("callbacks.max_per_number_per_day".to_owned(), "invalid_value"),
+                (
+                    "callbacks.max_per_number_per_day".to_owned(),
+                    "invalid_value"
+                ),
                 ("allowed_countries".to_owned(), "invalid_value"),
                 ("session.schedule_callback".to_owned(), "invalid_value"),
             ]
@@ -617,7 +623,11 @@ mod tests {
             ("+442071838750", json!(["US"]), "country_not_allowed"),
         ] {
             let errors = agent(json!({ "transfer_to": to }), countries).unwrap_err();
-            assert_eq!(codes(errors), [("session.transfer_to".to_owned(), code)], "{to}");
+            assert_eq!(
+                codes(errors),
+                [("session.transfer_to".to_owned(), code)],
+                "{to}"
+            );
         }
     }
 

@@ -198,7 +198,11 @@ pub fn outbound_deferral(
     }
     // The window frees when its oldest dial leaves it; a millisecond later the count is below
     // the cap again.
-    Some(oldest_in_window_ms.map_or(now_ms + HOUR_MS, |t| t + HOUR_MS + 1).max(now_ms + 1))
+    Some(
+        oldest_in_window_ms
+            .map_or(now_ms + HOUR_MS, |t| t + HOUR_MS + 1)
+            .max(now_ms + 1),
+    )
 }
 
 /// Carrier placeholders for callers who withheld their number, and the words carriers use.
@@ -270,9 +274,12 @@ fn calling_code(digits: &str) -> Option<(&'static str, &'static str)> {
 /// NANP area codes outside the 50 states: they are other countries (or territories billed as
 /// international), whatever the shared `+1` suggests.
 const NANP_AREAS: [(&str, &str); 25] = [
-    ("CA", "204 226 236 249 250 257 263 273 289 306 343 354 365 367 368 382 387 403 416 418 428 \
+    (
+        "CA",
+        "204 226 236 249 250 257 263 273 289 306 343 354 365 367 368 382 387 403 416 418 428 \
             431 437 438 450 460 468 474 506 514 519 548 579 581 584 587 600 604 613 622 639 647 \
-            672 683 705 709 742 753 778 780 782 807 819 825 867 873 879 902 905 942"),
+            672 683 705 709 742 753 778 780 782 807 819 825 867 873 879 902 905 942",
+    ),
     ("BS", "242"),
     ("BB", "246"),
     ("AI", "264"),
@@ -373,7 +380,14 @@ mod tests {
 
     #[test]
     fn withheld_callers_and_sip_addresses_are_refused() {
-        for number in ["anonymous", "Anonymous", "withheld", "RESTRICTED", "unknown", "private"] {
+        for number in [
+            "anonymous",
+            "Anonymous",
+            "withheld",
+            "RESTRICTED",
+            "unknown",
+            "private",
+        ] {
             assert_eq!(code(number), "withheld_number", "{number}");
         }
         // Twilio's keypad placeholders would otherwise parse as real countries.
@@ -386,15 +400,36 @@ mod tests {
 
     #[test]
     fn malformed_numbers_are_not_e164() {
-        for number in ["", "+", "5551234", "+0123456", "+1 415 555 0123", "+1415555012x", "+1234567890123456", "+1415555012", "+10155550123"] {
+        for number in [
+            "",
+            "+",
+            "5551234",
+            "+0123456",
+            "+1 415 555 0123",
+            "+1415555012x",
+            "+1234567890123456",
+            "+1415555012",
+            "+10155550123",
+        ] {
             assert_eq!(code(number), "invalid_phone", "{number:?}");
         }
     }
 
     #[test]
     fn international_networks_and_premium_ranges_are_refused() {
-        for number in ["+882123456789", "+881612345678", "+883510001234", "+979123456789", "+80812345678", "+80012345678", "+870773111111"] {
-            assert_eq!(dialable_country(number), Err(DialRefusal::InternationalNetwork(number[1..4].to_owned())));
+        for number in [
+            "+882123456789",
+            "+881612345678",
+            "+883510001234",
+            "+979123456789",
+            "+80812345678",
+            "+80012345678",
+            "+870773111111",
+        ] {
+            assert_eq!(
+                dialable_country(number),
+                Err(DialRefusal::InternationalNetwork(number[1..4].to_owned()))
+            );
         }
         for (number, country) in [
             ("+19005550123", "US"),
@@ -437,10 +472,16 @@ mod tests {
                 allowed: "US".into()
             })
         );
-        assert_eq!(us.check("+442071838750").unwrap_err().code(), "country_not_allowed");
+        assert_eq!(
+            us.check("+442071838750").unwrap_err().code(),
+            "country_not_allowed"
+        );
         // An allow-list never opens a premium range.
         let gb = DialPolicy::only(vec!["GB".into()]);
-        assert_eq!(gb.check("+449098790123").unwrap_err().code(), "premium_number");
+        assert_eq!(
+            gb.check("+449098790123").unwrap_err().code(),
+            "premium_number"
+        );
         assert_eq!(DialPolicy::anywhere().check("+442071838750"), Ok("GB"));
     }
 
@@ -463,10 +504,19 @@ mod tests {
     #[test]
     fn callback_window_is_one_minute_to_seven_days() {
         let now = 1_000_000_000_000;
-        assert_eq!(check_callback_time(now + 10_000, now), Err(DialRefusal::StartTooSoon));
-        assert_eq!(check_callback_time(now - 1, now), Err(DialRefusal::StartTooSoon));
+        assert_eq!(
+            check_callback_time(now + 10_000, now),
+            Err(DialRefusal::StartTooSoon)
+        );
+        assert_eq!(
+            check_callback_time(now - 1, now),
+            Err(DialRefusal::StartTooSoon)
+        );
         assert_eq!(check_callback_time(now + 60_000, now), Ok(()));
-        assert_eq!(check_callback_time(now + CALLBACK_MAX_DELAY_MS, now), Ok(()));
+        assert_eq!(
+            check_callback_time(now + CALLBACK_MAX_DELAY_MS, now),
+            Ok(())
+        );
         assert_eq!(
             check_callback_time(now + 30 * 24 * HOUR_MS, now),
             Err(DialRefusal::StartTooLate)

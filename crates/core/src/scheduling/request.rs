@@ -655,9 +655,14 @@ mod tests {
             ("+1415555012", "invalid_phone"),
         ] {
             let body = json!({"to": to, "agent_id": "a", "start_at": "2031-01-01T00:00:00Z"});
-            assert_eq!(codes(parse_schedule(&body, now())), [pair("to", code)], "{to}");
+            assert_eq!(
+                codes(parse_schedule(&body, now())),
+                [pair("to", code)],
+                "{to}"
+            );
         }
-        let body = json!({"to": "+442071838750", "agent_id": "a", "start_at": "2031-01-01T00:00:00Z"});
+        let body =
+            json!({"to": "+442071838750", "agent_id": "a", "start_at": "2031-01-01T00:00:00Z"});
         assert_eq!(parse_schedule(&body, now()).unwrap().to, "+442071838750");
     }
 

@@ -37,7 +37,11 @@ pub(super) enum Callbacks {
 }
 
 /// Decides what `call` means; `transfer_to` is the configured transfer number.
-pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>, callbacks: Callbacks) -> ToolUse {
+pub(super) fn classify(
+    call: &ToolCall,
+    transfer_to: Option<&str>,
+    callbacks: Callbacks,
+) -> ToolUse {
     match call.name.as_str() {
         END_CALL => ToolUse::Exit(Exit::Hangup(HangupReason::AgentEnded)),
         // The number comes from configuration only: a caller must not be able to talk the
@@ -53,9 +57,9 @@ pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>, callbacks: Ca
         SCHEDULE_CALLBACK => match callbacks {
             Callbacks::Available => ToolUse::Edge,
             Callbacks::Disabled => ToolUse::Rejected("call backs are not enabled for this agent"),
-            Callbacks::Taken => {
-                ToolUse::Rejected("a call back was already requested on this call; only one is allowed")
-            }
+            Callbacks::Taken => ToolUse::Rejected(
+                "a call back was already requested on this call; only one is allowed",
+            ),
         },
         _ => ToolUse::Rejected("unknown tool"),
     }
@@ -85,14 +89,14 @@ pub(super) fn specs(transfer: bool, callbacks: bool) -> Vec<Value> {
         ));
     }
     specs.push(function(
-            SEND_DTMF,
-            "Press keys on the phone keypad, e.g. to navigate a phone menu.",
-            json!({
-                "type": "object",
-                "properties": {"digits": {"type": "string", "pattern": "^[0-9*#wW]{1,32}$",
-                                          "description": "Keys to press; w waits half a second"}},
-                "required": ["digits"]
-            }),
+        SEND_DTMF,
+        "Press keys on the phone keypad, e.g. to navigate a phone menu.",
+        json!({
+            "type": "object",
+            "properties": {"digits": {"type": "string", "pattern": "^[0-9*#wW]{1,32}$",
+                                      "description": "Keys to press; w waits half a second"}},
+            "required": ["digits"]
+        }),
     ));
     if transfer {
         specs.push(function(
