@@ -522,11 +522,6 @@ impl Conversation {
         let goodbye = self.config.goodbye_message.clone().unwrap_or_default();
         let grace = self.config.exit_grace_ms;
         let transfer_to = self.config.transfer_target().map(str::to_owned);
-        let mut callbacks = if self.config.schedule_callback {
-            tools::Callbacks::Available
-        } else {
-            tools::Callbacks::Disabled
-        };
         let Some(reply) = self.llm_reply(turn) else {
             return;
         };
@@ -539,13 +534,7 @@ impl Conversation {
         let mut exit = None;
         if let Some(tools) = reply.rounds.last_mut() {
             for tool in tools.iter_mut() {
-                let chosen = tools::classify(&tool.call, transfer_to.as_deref(), callbacks);
-                if matches!(chosen, tools::ToolUse::Edge) && tool.call.name == SCHEDULE_CALLBACK {
-                    // A reply asking for several call backs gets the first one only; the edge
-                    // keeps it to one per call across replies.
-                    callbacks = tools::Callbacks::Taken;
-                }
-                tool.result = match chosen {
+                tool.result = match tools::classify(&tool.call, transfer_to.as_deref()) {
                     tools::ToolUse::Exit(chosen) => {
                         exit.get_or_insert(chosen);
                         Some(r#"{"ok":true}"#.to_owned())
@@ -1648,70 +1637,26 @@ mod tests {
     }
 
     #[test]
-    fn one_call_back_per_reply_and_none_unless_enabled() {
-        let (mut call, _) = Call::started(config());
-        call.user_says("Call me back five times.");
-        for i in 0..5 {
-            call.at(
-                10,
-                Input::LlmToolCall {
-                    turn: 0,
-                    call: tool_call(
-                        &format!("c{i}"),
-                        SCHEDULE_CALLBACK,
-                        r#"{"start_at":"2030-01-01T10:00:00Z"}"#,
-                    ),
-                },
-            );
-        }
-        let out = call.at(10, Input::LlmDone { turn: 0 });
-        let runs: Vec<_> = out
-            .iter()
-            .filter(|a| matches!(a, Action::RunTool { .. }))
-            .collect();
-        assert_eq!(runs.len(), 1, "{out:?}");
-        let out = call.at(
-            20,
-            Input::ToolResult {
-                turn: 0,
-                id: "c0".into(),
-                content: r#"{"scheduled":true}"#.into(),
-            },
-        );
-        let messages = llm_start(&out).unwrap().1;
-        let refused = messages
-            .iter()
-            .filter(|m| matches!(m, Message::Tool { content, .. } if content.contains("only one")))
-            .count();
-        assert_eq!(refused, 4);
-
-        let (mut call, _) = Call::started(SessionConfig {
-            schedule_callback: false,
-            ..config()
-        });
-        let out = call.user_says("Call me back.");
-        let offered = out
-            .iter()
-            .find_map(|a| match a {
-                Action::StartLlm { tools, .. } => Some(tools.clone()),
-                _ => None,
-            })
-            .unwrap();
-        assert!(!offered
-            .iter()
-            .any(|t| t["function"]["name"] == SCHEDULE_CALLBACK));
-        call.at(
-            10,
-            Input::LlmToolCall {
-                turn: 0,
-                call: tool_call("c1", SCHEDULE_CALLBACK, "{}"),
-            },
-        );
-        let out = call.at(10, Input::LlmDone { turn: 0 });
-        assert!(!out.iter().any(|a| matches!(a, Action::RunTool { .. })));
-        let messages = llm_start(&out).unwrap().1;
-        assert!(matches!(messages.last(),
-            Some(Message::Tool { content, .. }) if content.contains("not enabled")));
+    fn schedule_callback_is_offered_only_when_enabled() {
+        let offered = |enabled: bool| {
+            let (mut call, _) = Call::started(SessionConfig {
+                schedule_callback: enabled,
+                ..config()
+            });
+            let out = call.user_says("Call me back.");
+            let tools = out
+                .iter()
+                .find_map(|a| match a {
+                    Action::StartLlm { tools, .. } => Some(tools.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            tools
+                .iter()
+                .any(|t| t["function"]["name"] == SCHEDULE_CALLBACK)
+        };
+        assert!(offered(true));
+        assert!(!offered(false));
     }
 
     #[test]

@@ -25,23 +25,8 @@ pub(super) enum ToolUse {
     Rejected(&'static str),
 }
 
-/// Whether `schedule_callback` may run for the next tool call of a round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Callbacks {
-    /// The agent has not enabled call backs (the tool is not even offered).
-    Disabled,
-    /// The edge may run it (it still checks the number, the time and the caps).
-    Available,
-    /// An earlier call of the tool in this round already went to the edge: one per call.
-    Taken,
-}
-
 /// Decides what `call` means; `transfer_to` is the configured transfer number.
-pub(super) fn classify(
-    call: &ToolCall,
-    transfer_to: Option<&str>,
-    callbacks: Callbacks,
-) -> ToolUse {
+pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>) -> ToolUse {
     match call.name.as_str() {
         END_CALL => ToolUse::Exit(Exit::Hangup(HangupReason::AgentEnded)),
         // The number comes from configuration only: a caller must not be able to talk the
@@ -54,13 +39,11 @@ pub(super) fn classify(
             Some(digits) => ToolUse::Dtmf(digits),
             None => ToolUse::Rejected("digits must be 1 to 32 of 0-9, *, # and w (pause)"),
         },
-        SCHEDULE_CALLBACK => match callbacks {
-            Callbacks::Available => ToolUse::Edge,
-            Callbacks::Disabled => ToolUse::Rejected("call backs are not enabled for this agent"),
-            Callbacks::Taken => ToolUse::Rejected(
-                "a call back was already requested on this call; only one is allowed",
-            ),
-        },
+        // Offered only when the agent enables it, but always decided by the edge: whether the
+        // agent allows it, the number, the time, one per call and the daily cap are checked
+        // (race-safe, in D1) and every refusal is recorded on the call, so an attempt to make
+        // the agent dial out is visible even when the model calls a tool it was not offered.
+        SCHEDULE_CALLBACK => ToolUse::Edge,
         _ => ToolUse::Rejected("unknown tool"),
     }
 }
@@ -139,7 +122,7 @@ mod tests {
     #[test]
     fn dtmf_digits_are_validated() {
         assert!(matches!(
-            classify(&call(SEND_DTMF, r#"{"digits":"1w2#"}"#), None, Callbacks::Disabled),
+            classify(&call(SEND_DTMF, r#"{"digits":"1w2#"}"#), None),
             ToolUse::Dtmf(d) if d == "1w2#"
         ));
         for bad in [
@@ -149,7 +132,7 @@ mod tests {
             r#"{"digits":5}"#,
         ] {
             assert!(matches!(
-                classify(&call(SEND_DTMF, bad), None, Callbacks::Disabled),
+                classify(&call(SEND_DTMF, bad), None),
                 ToolUse::Rejected(_)
             ));
         }
@@ -158,15 +141,15 @@ mod tests {
     #[test]
     fn transfer_needs_a_configured_number() {
         assert!(matches!(
-            classify(&call(TRANSFER_CALL, r#"{"to":"+1900"}"#), Some("+14155550100"), Callbacks::Disabled),
+            classify(&call(TRANSFER_CALL, r#"{"to":"+1900"}"#), Some("+14155550100")),
             ToolUse::Exit(Exit::Transfer(to)) if to == "+14155550100"
         ));
         assert!(matches!(
-            classify(&call(TRANSFER_CALL, "{}"), None, Callbacks::Disabled),
+            classify(&call(TRANSFER_CALL, "{}"), None),
             ToolUse::Rejected(_)
         ));
         assert!(matches!(
-            classify(&call("rm_rf", "{}"), None, Callbacks::Disabled),
+            classify(&call("rm_rf", "{}"), None),
             ToolUse::Rejected("unknown tool")
         ));
     }
@@ -185,22 +168,5 @@ mod tests {
             names(specs(false, true)),
             [END_CALL, SCHEDULE_CALLBACK, SEND_DTMF]
         );
-    }
-
-    #[test]
-    fn schedule_callback_runs_only_when_enabled_and_once() {
-        let tool = call(SCHEDULE_CALLBACK, r#"{"start_at":"2030-01-01T10:00:00Z"}"#);
-        assert!(matches!(
-            classify(&tool, None, Callbacks::Available),
-            ToolUse::Edge
-        ));
-        assert!(matches!(
-            classify(&tool, None, Callbacks::Disabled),
-            ToolUse::Rejected(r) if r.contains("not enabled")
-        ));
-        assert!(matches!(
-            classify(&tool, None, Callbacks::Taken),
-            ToolUse::Rejected(r) if r.contains("only one")
-        ));
     }
 }
