@@ -302,6 +302,10 @@ test('numbers the API would dial follow the same rules: 422 naming the rule, not
   // The owner's phone (rung first) and the agent's transfer number are dialled too.
   assertInvalid(await worker.api('POST', '/api/v1/numbers', { number: '+15550003009', agent_id: agents.on.id, owner_phone: '+19005550123', ring_owner_first: true }), 'owner_phone', 'premium_number');
   assertInvalid(await worker.api('POST', '/api/v1/numbers', { number: '+15550003009', agent_id: agents.on.id, owner_phone: 'sip:attacker@evil.example', ring_owner_first: true }), 'owner_phone', 'sip_address');
+  const listed = await worker.api('GET', '/api/v1/numbers');
+  const onNumber = listed.body.data.find((n) => n.number === ON_NUMBER);
+  assertInvalid(await worker.api('PATCH', `/api/v1/numbers/${onNumber.id}`, { owner_phone: '+882123456789', ring_owner_first: true }), 'owner_phone', 'premium_number');
+  assert.equal((await worker.api('GET', `/api/v1/numbers/${onNumber.id}`)).body.owner_phone, null, 'the number is unchanged');
   const agent = (extra) => worker.api('POST', '/api/v1/agents', { name: 'Transfers', system_prompt: 'Be brief.', ...extra });
   assertInvalid(await agent({ session: { transfer_to: '+19005550123' } }), 'session.transfer_to', 'premium_number');
   assertInvalid(await agent({ session: { transfer_to: 'sip:desk@evil.example' } }), 'session.transfer_to', 'sip_address');
