@@ -230,7 +230,8 @@ fn e164_digits(number: &str) -> Result<&str, DialRefusal> {
     if lower.starts_with("sip:") || lower.starts_with("sips:") || trimmed.contains('@') {
         return Err(DialRefusal::SipAddress);
     }
-    let digits = trimmed.strip_prefix('+').ok_or(DialRefusal::NotE164)?;
+    // Strict: a number with spaces around it is not E.164 (what is checked is what is stored).
+    let digits = number.strip_prefix('+').ok_or(DialRefusal::NotE164)?;
     if !(2..=15).contains(&digits.len())
         || !digits.bytes().all(|b| b.is_ascii_digit())
         || digits.starts_with('0')
@@ -521,6 +522,19 @@ mod tests {
             check_callback_time(now + 30 * 24 * HOUR_MS, now),
             Err(DialRefusal::StartTooLate)
         );
+    }
+
+    proptest::proptest! {
+        /// Caller ids are attacker-controlled: any text is decided without a panic, and only
+        /// plain E.164 numbers are ever dialable.
+        #[test]
+        fn any_text_is_decided_and_only_e164_passes(s in "\\PC{0,24}|\\+[0-9]{1,16}") {
+            let decided = DialPolicy::only(vec!["US".into()]).check(&s);
+            let _ = country_of(&s);
+            if decided.is_ok() {
+                proptest::prop_assert!(crate::scheduling::request::is_e164(&s));
+            }
+        }
     }
 
     #[test]
