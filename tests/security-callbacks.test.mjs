@@ -243,10 +243,12 @@ test('per-number daily cap: three concurrent calls from one number get two call 
 
 // ---- every outbound dial -------------------------------------------------------------------
 
-test(`the hourly outbound cap (${OUTBOUND_CAP}) defers the extra API dials; they stay scheduled, none fails`, async () => {
+test(`the hourly outbound cap (${OUTBOUND_CAP}) defers the extra API dials and retries; they stay scheduled, none fails`, async () => {
+  const retrying = await worker.api('POST', '/api/v1/agents', { name: 'Retry', system_prompt: 'Try again.', retry: { max_retries: 1, spacing_seconds: 10 } });
+  assert.equal(retrying.status, 201, retrying.text);
   const ids = [];
   for (let i = 0; i < 5; i++) {
-    const res = await worker.api('POST', '/api/v1/calls', { to: `+1415555021${i}`, agent_id: agents.on.id, start_at: inSeconds(2) });
+    const res = await worker.api('POST', '/api/v1/calls', { to: `+1415555021${i}`, agent_id: retrying.body.id, start_at: inSeconds(2) });
     assert.equal(res.status, 201, res.text);
     ids.push(res.body.id);
   }
@@ -272,6 +274,24 @@ test(`the hourly outbound cap (${OUTBOUND_CAP}) defers the extra API dials; they
     assert.equal(deferred.length, 1, 'recorded once, not at every scheduler run');
     assert.equal(deferred[0].detail.reason, 'outbound_cap');
   }
+
+  // A no-answer retry is an outbound dial too: it waits for the window like the others.
+  const first = dialled()[0];
+  const retriedId = ids.find((id) => first.fields.StatusCallback.includes(`call_id=${id}`));
+  await eventually(async () => (await worker.api('GET', `/api/v1/calls/${retriedId}`)).body.status === 'queued', { message: 'queued' });
+  assert.equal((await twilio.sendStatus(first.callSid, 'no-answer')).status, 200);
+  const retried = (await worker.api('GET', `/api/v1/calls/${retriedId}`)).body;
+  assert.equal(retried.attempt, 2);
+  assert.equal(retried.status, 'scheduled');
+  await sleep(Math.max(0, Date.parse(retried.start_at) - Date.now()) + 500);
+  const held = await eventually(async () => {
+    await worker.scheduled();
+    const row = (await worker.api('GET', `/api/v1/calls/${retriedId}`)).body;
+    return row.history.some((e) => e.kind === 'deferred' && e.detail.attempt === 2) && row;
+  }, { timeout: 20_000, interval: 500, message: 'the retry deferred' });
+  assert.equal(held.status, 'scheduled');
+  assert.ok(held.dial_after);
+  assert.equal(dialled().length, OUTBOUND_CAP, 'the retry was not dialled over the cap');
 });
 
 // ---- numbers the API accepts for dialling --------------------------------------------------
