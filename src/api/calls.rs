@@ -87,7 +87,7 @@ impl Row {
             "sequence": self.ics_sequence,
             "email_status": self.email_status,
             "last_error": self.last_error,
-            // Set while the tenant's hourly outbound cap holds a due call back.
+            // Set while the tenant's hourly outbound cap (OUTBOUND_CALLS_PER_HOUR) holds the due call.
             "dial_after": self.dial_after.map(rfc3339),
             "dispatched_at": self.dispatched_at.map(rfc3339),
             "answered_at": self.answered_at.map(rfc3339),

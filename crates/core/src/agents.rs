@@ -75,7 +75,7 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
         if let Some(value) = sub_object(obj, key, &mut errors) {
             let value = Value::Object(value.clone());
             let probe = crate::live::agent_setup("", None, &json!({ key: value.clone() }));
-            if value.get("schedule_callback").is_some() {
+            if key == "session" && value.get("schedule_callback").is_some() {
                 errors.push(error(
                     "session.schedule_callback",
                     "invalid_value",
