@@ -7,18 +7,22 @@
 //! - Bland: Bland keeps the timer. The call is handed to Bland's send-call API with `start_time`
 //!   as soon as it is scheduled (retried here if that failed), and at `start_at` it is marked
 //!   `queued` (Bland is dialling).
+//! - Every Twilio / Telnyx dial (API calls, call backs, retries) first takes one of the tenant's
+//!   `OUTBOUND_CALLS_PER_HOUR` slots; with none free the call stays `scheduled` with
+//!   `dial_after` set to when the hour's window frees (a `deferred` event), never failed.
 //! - A call stuck in `dispatching` (the worker died between claim and dial) is failed after a
 //!   grace period rather than dialled again: a second dial could ring the person twice.
 
 use crate::app::load_config;
 use crate::call_status::{self, Applied, Change};
 use crate::db;
-use crate::http::{log_line, now_ms, ApiError};
+use crate::http::{log_line, now_ms, rfc3339, ApiError};
 use crate::outbound;
 use base64::Engine;
 use phone_agent_core::agents::voice_id;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
+use phone_agent_core::dialing::{outbound_deferral, HOUR_MS};
 use phone_agent_core::scheduling::bland::{
     parse_send_response, send_call_body, BlandError, Script, SendCall,
 };
@@ -56,7 +60,7 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
     let carrier_due: Vec<Due> = db::all(
         &db,
         "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider IN ('twilio', 'telnyx')
-           AND start_at <= ? ORDER BY start_at LIMIT ?",
+           AND start_at <= ?1 AND COALESCE(dial_after, 0) <= ?1 ORDER BY start_at LIMIT ?2",
         &[&now, &BATCH],
     )
     .await?;
@@ -153,7 +157,8 @@ pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
     let next: Option<Next> = db::first(
         db,
         "SELECT min(at) AS at FROM (
-           SELECT min(start_at) AS at FROM calls WHERE status = 'scheduled'
+           SELECT min(max(start_at, COALESCE(dial_after, 0))) AS at FROM calls
+             WHERE status = 'scheduled'
              AND (provider IN ('twilio', 'telnyx') OR provider_call_id IS NOT NULL)
            UNION ALL
            SELECT min(COALESCE(locked_until, 0)) FROM calls
@@ -199,6 +204,9 @@ async fn dial(
     attempt: i64,
 ) -> Result<(), ApiError> {
     let now = now_ms();
+    if !take_outbound_slot(env, db, config, call_id, attempt, now).await? {
+        return Ok(());
+    }
     let claim = Change {
         to: CallStatus::Dispatching,
         source: "scheduler",
@@ -275,6 +283,91 @@ async fn dial(
         }
     }
     Ok(())
+}
+
+/// Takes one of the tenant's outbound slots of the last hour for this attempt; `false` when
+/// there is none, after deferring the call to when the window frees. The count and the insert
+/// are one statement, so concurrent dispatchers cannot overrun the cap; a slot already taken
+/// for this attempt (the alarm and the cron racing) counts once, and the claim after this
+/// decides which of them dials.
+async fn take_outbound_slot(
+    env: &Env,
+    db: &D1Database,
+    config: &Config,
+    call_id: &str,
+    attempt: i64,
+    now: i64,
+) -> Result<bool, ApiError> {
+    #[derive(Deserialize)]
+    struct Tenant {
+        tenant_id: String,
+    }
+    let Some(Tenant { tenant_id }) =
+        db::first(db, "SELECT tenant_id FROM calls WHERE id = ?", &[&call_id]).await?
+    else {
+        return Ok(false);
+    };
+    let cap = config.outbound_calls_per_hour;
+    let window_start = now - HOUR_MS;
+    db::run(
+        db,
+        "INSERT INTO outbound_dials (call_id, attempt, tenant_id, at)
+         SELECT ?1, ?2, ?3, ?4
+         WHERE (SELECT count(*) FROM outbound_dials WHERE tenant_id = ?3 AND at > ?5) < ?6
+         ON CONFLICT (call_id, attempt) DO NOTHING",
+        &[&call_id, &attempt, &tenant_id, &now, &window_start, &cap],
+    )
+    .await?;
+    #[derive(Deserialize)]
+    struct Window {
+        n: i64,
+        oldest: Option<i64>,
+        mine: i64,
+    }
+    let window: Option<Window> = db::first(
+        db,
+        "SELECT count(*) AS n, min(at) AS oldest,
+           (SELECT count(*) FROM outbound_dials WHERE call_id = ?1 AND attempt = ?2) AS mine
+         FROM outbound_dials WHERE tenant_id = ?3 AND at > ?4",
+        &[&call_id, &attempt, &tenant_id, &window_start],
+    )
+    .await?;
+    let Some(window) = window else {
+        return Ok(false);
+    };
+    if window.mine > 0 {
+        return Ok(true);
+    }
+    let dials = u32::try_from(window.n).unwrap_or(u32::MAX);
+    // Full a moment ago but not now (a dial just left the window): the next run tries again.
+    let until = outbound_deferral(dials, cap, window.oldest, now).unwrap_or(now + 1);
+    let detail = json!({"reason": "outbound_cap", "limit_per_hour": cap, "attempt": attempt,
+                        "dial_after": rfc3339(until)});
+    db::batch(
+        db,
+        vec![
+            db::stmt(
+                db,
+                "UPDATE calls SET dial_after = ?1 WHERE id = ?2 AND status = 'scheduled'
+                   AND attempt = ?3 AND (dial_after IS NULL OR dial_after < ?1)",
+                &[&until, &call_id, &attempt],
+            )?,
+            db::stmt(
+                db,
+                "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
+                 SELECT ?1, ?2, 'deferred', 'scheduled', 'scheduled', 'scheduler', ?3
+                 WHERE changes() > 0",
+                &[&call_id, &now, &detail.to_string()],
+            )?,
+        ],
+    )
+    .await?;
+    log_line(
+        json!({"level": "warn", "msg": "outbound cap: dial deferred", "call_id": call_id,
+                    "tenant_id": tenant_id, "dial_after": until}),
+    );
+    crate::scheduler::wake_at(env, until).await;
+    Ok(false)
 }
 
 /// Calls the carrier's create-call API; the carrier's call id, or why there is none.

@@ -1,4 +1,5 @@
-//! `/api/v1/agents`: who speaks on a call (prompt, first message, voice, LLM, retry policy).
+//! `/api/v1/agents`: who speaks on a call (prompt, first message, voice, LLM, retry policy,
+//! call backs and the countries it may dial).
 
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::app::App;
@@ -39,7 +40,15 @@ impl AgentRow {
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         });
-        for key in ["voice", "llm", "retry", "session", "stt"] {
+        for key in [
+            "voice",
+            "llm",
+            "retry",
+            "session",
+            "stt",
+            "callbacks",
+            "allowed_countries",
+        ] {
             v[key] = config.get(key).cloned().unwrap_or(Value::Null);
         }
         v

@@ -17,11 +17,13 @@ use crate::http::{json_response, log_line, new_id, now_ms, rfc3339, ApiError, Ap
 use crate::routes::method_not_allowed;
 use crate::scheduler;
 use chrono::DateTime;
+use phone_agent_core::agents::allowed_countries;
 use phone_agent_core::auth::Access;
+use phone_agent_core::dialing::DialPolicy;
 use phone_agent_core::pagination::Cursor;
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
-    parse_reschedule, parse_schedule, request_fingerprint, DialProvider,
+    parse_reschedule, parse_schedule, request_fingerprint, DialProvider, FieldError,
 };
 use phone_agent_core::scheduling::CallStatus;
 use serde::Deserialize;
@@ -54,6 +56,7 @@ struct Row {
     answered_at: Option<i64>,
     ended_at: Option<i64>,
     last_error: Option<String>,
+    dial_after: Option<i64>,
     created_at: i64,
     updated_at: i64,
     duration_seconds: Option<i64>,
@@ -63,7 +66,7 @@ struct Row {
 
 const COLUMNS: &str = "id, tenant_id, agent_id, provider, provider_call_id, status, to_number,
   from_number, start_at, time_zone, contact_name, contact_email, metadata, attempt, ics_sequence,
-  email_status, request_hash, dispatched_at, answered_at, ended_at, last_error, created_at, updated_at,
+  email_status, request_hash, dispatched_at, answered_at, ended_at, last_error, dial_after, created_at, updated_at,
   duration_seconds, summary, metrics";
 
 impl Row {
@@ -84,6 +87,8 @@ impl Row {
             "sequence": self.ics_sequence,
             "email_status": self.email_status,
             "last_error": self.last_error,
+            // Set while the tenant's hourly outbound cap (OUTBOUND_CALLS_PER_HOUR) holds the due call.
+            "dial_after": self.dial_after.map(rfc3339),
             "dispatched_at": self.dispatched_at.map(rfc3339),
             "answered_at": self.answered_at.map(rfc3339),
             "ended_at": self.ended_at.map(rfc3339),
@@ -205,6 +210,13 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
             format!("no agent {}", request.agent_id)
         )])));
     };
+    // The core refused premium, SIP and withheld numbers; the agent may also limit countries.
+    let agent_config: Value = serde_json::from_str(&agent.config).unwrap_or(Value::Null);
+    if let Some(countries) = allowed_countries(&agent_config) {
+        if let Err(refusal) = DialPolicy::only(countries).check(&request.to) {
+            return Err(field_errors(vec![FieldError::refused("to", &refusal)]));
+        }
+    }
     #[derive(Deserialize)]
     struct Number {
         number: String,

@@ -1,6 +1,7 @@
 //! Validation of `/api/v1/agents` and `/api/v1/numbers` bodies, and reading an agent's stored
-//! configuration (voice, LLM, retry policy for unanswered calls).
+//! configuration (voice, LLM, retry policy for unanswered calls, call backs, dialling countries).
 
+use crate::dialing::{is_known_country, DialPolicy};
 use crate::scheduling::request::{is_e164, FieldError};
 use crate::scheduling::state::RetryPolicy;
 use serde_json::{json, Map, Value};
@@ -13,6 +14,12 @@ const MAX_PROMPT_BYTES: usize = 32 * 1024;
 const MAX_RETRIES: u64 = 10;
 const MIN_SPACING_SECS: u64 = 10;
 const MAX_SPACING_SECS: u64 = 7 * 24 * 3600;
+/// Call backs one number may get per rolling 24 hours, unless the agent says otherwise.
+pub const DEFAULT_CALLBACKS_PER_NUMBER_PER_DAY: u32 = 1;
+/// Upper bound of `callbacks.max_per_number_per_day`.
+const MAX_CALLBACKS_PER_NUMBER_PER_DAY: u64 = 10;
+/// Longest `allowed_countries` list.
+const MAX_ALLOWED_COUNTRIES: usize = 50;
 /// TTS providers an agent may name.
 pub const VOICE_PROVIDERS: [&str; 3] = ["elevenlabs", "deepgram", "openai"];
 
@@ -55,13 +62,37 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
     if let Some(retry) = retry(obj, &mut errors) {
         config.insert("retry".into(), retry);
     }
+    if let Some(callbacks) = callbacks(obj, &mut errors) {
+        config.insert("callbacks".into(), callbacks);
+    }
+    let countries = allowed_countries_field(obj, &mut errors);
+    if let Some(countries) = &countries {
+        config.insert("allowed_countries".into(), json!(countries));
+    }
     // Live-call settings (see `live`): conversation timers/turn-taking and STT. They are read
     // exactly as a call will read them; any value a call would have to replace is an error here.
     for key in ["session", "stt"] {
         if let Some(value) = sub_object(obj, key, &mut errors) {
             let value = Value::Object(value.clone());
             let probe = crate::live::agent_setup("", None, &json!({ key: value.clone() }));
-            if probe.warnings.is_empty() {
+            if key == "session" && value.get("schedule_callback").is_some() {
+                errors.push(error(
+                    "session.schedule_callback",
+                    "invalid_value",
+                    "call backs are turned on with callbacks.enabled",
+                ));
+            } else if probe.warnings.is_empty() {
+                // The transfer number is dialled like any other: same rules, same countries.
+                if let Some(to) = probe.session.transfer_to.as_deref().map(str::trim) {
+                    if !to.is_empty() {
+                        let policy = DialPolicy {
+                            allowed_countries: countries.clone(),
+                        };
+                        if let Err(refusal) = policy.check(to) {
+                            errors.push(FieldError::refused("session.transfer_to", &refusal));
+                        }
+                    }
+                }
                 config.insert(key.into(), value);
             } else {
                 for warning in probe.warnings {
@@ -100,6 +131,53 @@ pub fn retry_policy(config: &Value) -> RetryPolicy {
     }
 }
 
+/// What an agent allows of `schedule_callback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackSettings {
+    /// The tool is offered and run; off unless the agent turns it on.
+    pub enabled: bool,
+    /// Call backs one number may get per rolling 24 hours (per tenant).
+    pub max_per_number_per_day: u32,
+}
+
+/// The call-back settings in an agent's stored config (off when absent).
+pub fn callback_settings(config: &Value) -> CallbackSettings {
+    CallbackSettings {
+        enabled: config
+            .pointer("/callbacks/enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        max_per_number_per_day: config
+            .pointer("/callbacks/max_per_number_per_day")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_CALLBACKS_PER_NUMBER_PER_DAY),
+    }
+}
+
+/// The agent's `allowed_countries`, if it sets them.
+pub fn allowed_countries(config: &Value) -> Option<Vec<String>> {
+    let list = config.get("allowed_countries")?.as_array()?;
+    Some(
+        list.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// Where the agent may dial: its `allowed_countries`, else the country of `our_number` (the
+/// number the caller reached), else anywhere. Premium ranges are refused in every case.
+pub fn dial_policy(config: &Value, our_number: Option<&str>) -> DialPolicy {
+    match allowed_countries(config) {
+        Some(countries) => DialPolicy::only(countries),
+        None => match our_number.and_then(crate::dialing::country_of) {
+            Some(country) => DialPolicy::only(vec![country.to_owned()]),
+            None => DialPolicy::anywhere(),
+        },
+    }
+}
+
 /// The voice id in an agent's stored config, if any.
 pub fn voice_id(config: &Value) -> Option<&str> {
     config.pointer("/voice/voice_id").and_then(Value::as_str)
@@ -126,7 +204,16 @@ pub fn parse_number(body: &Value) -> Result<NumberSpec, Vec<FieldError>> {
     };
     let number = phone(obj, "number", true, &mut errors);
     let agent_id = text(obj, "agent_id", 128, true, &mut errors);
-    let owner_phone = phone(obj, "owner_phone", false, &mut errors);
+    let owner_phone = text(obj, "owner_phone", 256, false, &mut errors).and_then(|owner| {
+        // The owner's phone is dialled (ring it first): the rules of every dialled number.
+        match DialPolicy::anywhere().check(&owner) {
+            Ok(_) => Some(owner),
+            Err(refusal) => {
+                errors.push(FieldError::refused("owner_phone", &refusal));
+                None
+            }
+        }
+    });
     let ring_owner_first = match obj.get("ring_owner_first") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -292,6 +379,84 @@ fn llm(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> 
     }
 }
 
+fn callbacks(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let callbacks = sub_object(obj, "callbacks", errors)?;
+    let enabled = match callbacks.get("enabled") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(error(
+                "callbacks.enabled",
+                "invalid_type",
+                "callbacks.enabled must be a boolean",
+            ));
+            false
+        }
+    };
+    let max = match callbacks.get("max_per_number_per_day") {
+        None | Some(Value::Null) => u64::from(DEFAULT_CALLBACKS_PER_NUMBER_PER_DAY),
+        Some(v) => match v
+            .as_u64()
+            .filter(|n| (1..=MAX_CALLBACKS_PER_NUMBER_PER_DAY).contains(n))
+        {
+            Some(n) => n,
+            None => {
+                errors.push(error(
+                    "callbacks.max_per_number_per_day",
+                    "invalid_value",
+                    &format!(
+                        "callbacks.max_per_number_per_day is a whole number from 1 to {MAX_CALLBACKS_PER_NUMBER_PER_DAY}"
+                    ),
+                ));
+                return None;
+            }
+        },
+    };
+    Some(json!({"enabled": enabled, "max_per_number_per_day": max}))
+}
+
+/// `allowed_countries`: ISO 3166-1 alpha-2 codes (stored upper case); `None` when absent.
+fn allowed_countries_field(
+    obj: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Vec<String>> {
+    let invalid = |errors: &mut Vec<FieldError>, message: String| {
+        errors.push(FieldError {
+            field: "allowed_countries".to_owned(),
+            code: "invalid_value",
+            message,
+        });
+        None
+    };
+    let list = match obj.get("allowed_countries") {
+        None | Some(Value::Null) => return None,
+        Some(Value::Array(list)) if !list.is_empty() && list.len() <= MAX_ALLOWED_COUNTRIES => list,
+        Some(_) => {
+            return invalid(
+                errors,
+                format!("allowed_countries is a list of 1 to {MAX_ALLOWED_COUNTRIES} ISO 3166-1 alpha-2 codes such as \"US\""),
+            )
+        }
+    };
+    let mut countries: Vec<String> = Vec::new();
+    for item in list {
+        let code = item
+            .as_str()
+            .map(str::to_ascii_uppercase)
+            .unwrap_or_default();
+        if !is_known_country(&code) {
+            return invalid(
+                errors,
+                format!("allowed_countries: {item} is not an ISO 3166-1 alpha-2 country code with a phone calling code"),
+            );
+        }
+        if !countries.contains(&code) {
+            countries.push(code);
+        }
+    }
+    Some(countries)
+}
+
 fn retry(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
     let retry = sub_object(obj, "retry", errors)?;
     let default = RetryPolicy::default();
@@ -401,6 +566,87 @@ mod tests {
     }
 
     #[test]
+    fn callbacks_are_off_unless_enabled() {
+        let a = parse_agent(&json!({"name": "Ava", "system_prompt": "Be kind."})).unwrap();
+        assert_eq!(
+            callback_settings(&a.config),
+            CallbackSettings {
+                enabled: false,
+                max_per_number_per_day: DEFAULT_CALLBACKS_PER_NUMBER_PER_DAY
+            }
+        );
+        let a = parse_agent(&json!({"name": "Ava", "system_prompt": "Be kind.",
+            "callbacks": {"enabled": true, "max_per_number_per_day": 3},
+            "allowed_countries": ["us", "CA", "US"]}))
+        .unwrap();
+        assert_eq!(
+            callback_settings(&a.config),
+            CallbackSettings {
+                enabled: true,
+                max_per_number_per_day: 3
+            }
+        );
+        assert_eq!(
+            allowed_countries(&a.config),
+            Some(vec!["US".to_owned(), "CA".to_owned()])
+        );
+        let errors = parse_agent(&json!({"name": "Ava", "system_prompt": "Be kind.",
+            "callbacks": {"enabled": "yes", "max_per_number_per_day": 0},
+            "allowed_countries": ["XX"], "session": {"schedule_callback": true}}))
+        .unwrap_err();
+        assert_eq!(
+            codes(errors),
+            [
+                ("callbacks.enabled".to_owned(), "invalid_type"),
+                (
+                    "callbacks.max_per_number_per_day".to_owned(),
+                    "invalid_value"
+                ),
+                ("allowed_countries".to_owned(), "invalid_value"),
+                ("session.schedule_callback".to_owned(), "invalid_value"),
+            ]
+        );
+    }
+
+    #[test]
+    fn transfer_numbers_follow_the_dialling_rules() {
+        let agent = |session: Value, countries: Value| {
+            parse_agent(&json!({"name": "Ava", "system_prompt": "Be kind.",
+                "session": session, "allowed_countries": countries}))
+        };
+        assert!(agent(json!({"transfer_to": "+14155550123"}), Value::Null).is_ok());
+        for (to, countries, code) in [
+            ("+19005550123", Value::Null, "premium_number"),
+            ("+882123456789", Value::Null, "premium_number"),
+            ("sip:desk@pbx.example", Value::Null, "sip_address"),
+            ("12345", Value::Null, "invalid_phone"),
+            ("+442071838750", json!(["US"]), "country_not_allowed"),
+        ] {
+            let errors = agent(json!({ "transfer_to": to }), countries).unwrap_err();
+            assert_eq!(
+                codes(errors),
+                [("session.transfer_to".to_owned(), code)],
+                "{to}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dial_policy_defaults_to_the_country_of_our_number() {
+        let none = json!({});
+        assert_eq!(
+            dial_policy(&none, Some("+14155550123")),
+            DialPolicy::only(vec!["US".into()])
+        );
+        assert_eq!(dial_policy(&none, None), DialPolicy::anywhere());
+        let set = json!({"allowed_countries": ["GB"]});
+        assert_eq!(
+            dial_policy(&set, Some("+14155550123")),
+            DialPolicy::only(vec!["GB".into()])
+        );
+    }
+
+    #[test]
     fn numbers_are_validated() {
         let n = parse_number(&json!({"number": "+15017122661", "agent_id": "ag_1"})).unwrap();
         assert!(!n.ring_owner_first);
@@ -417,5 +663,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(codes(errors), [("owner_phone".to_owned(), "required")]);
+        for (owner, code) in [
+            ("+19005550123", "premium_number"),
+            ("sip:attacker@evil.example", "sip_address"),
+            ("anonymous", "withheld_number"),
+        ] {
+            let errors = parse_number(
+                &json!({"number": "+15017122661", "agent_id": "a", "owner_phone": owner}),
+            )
+            .unwrap_err();
+            assert_eq!(codes(errors), [("owner_phone".to_owned(), code)], "{owner}");
+        }
     }
 }

@@ -86,7 +86,12 @@ pub struct Config {
     pub default_from_number: Option<String>,
     /// Requests per minute per API key; 0 turns rate limiting off.
     pub api_rate_limit_per_minute: u32,
+    /// Outbound dials per tenant per rolling hour (API calls, call backs, retries); more wait.
+    pub outbound_calls_per_hour: u32,
 }
+
+/// Outbound dials per tenant per hour unless `OUTBOUND_CALLS_PER_HOUR` says otherwise.
+pub const DEFAULT_OUTBOUND_CALLS_PER_HOUR: u32 = 60;
 
 /// Requests per minute per API key unless `API_RATE_LIMIT_PER_MINUTE` says otherwise.
 pub const DEFAULT_API_RATE_LIMIT: u32 = 600;
@@ -123,6 +128,18 @@ impl Config {
                 })?
             }
             None => DEFAULT_API_RATE_LIMIT,
+        };
+
+        // A cap, not a switch: 0 would stop every outbound call, so it is refused.
+        let outbound_calls_per_hour = match get("OUTBOUND_CALLS_PER_HOUR") {
+            Some(v) => u32::try_from(parse_u64("OUTBOUND_CALLS_PER_HOUR", &v)?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "OUTBOUND_CALLS_PER_HOUR",
+                    reason: "must be a whole number from 1 to 4294967295".into(),
+                })?,
+            None => DEFAULT_OUTBOUND_CALLS_PER_HOUR,
         };
 
         let default_tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
@@ -191,6 +208,7 @@ impl Config {
             delivery_retry_schedule,
             default_from_number: get("DEFAULT_FROM_NUMBER"),
             api_rate_limit_per_minute,
+            outbound_calls_per_hour,
         })
     }
 }
@@ -279,6 +297,25 @@ mod tests {
         assert!(config.admin_api_key.is_none());
         assert_eq!(config.api_rate_limit_per_minute, DEFAULT_API_RATE_LIMIT);
         assert!(config.providers.telnyx_connection_id.is_none());
+        assert_eq!(
+            config.outbound_calls_per_hour,
+            DEFAULT_OUTBOUND_CALLS_PER_HOUR
+        );
+    }
+
+    #[test]
+    fn outbound_cap_is_a_positive_number() {
+        let config = parse(&[("OUTBOUND_CALLS_PER_HOUR", "5")]).unwrap();
+        assert_eq!(config.outbound_calls_per_hour, 5);
+        for bad in ["0", "-1", "many"] {
+            assert!(matches!(
+                parse(&[("OUTBOUND_CALLS_PER_HOUR", bad)]),
+                Err(ConfigError::Invalid {
+                    name: "OUTBOUND_CALLS_PER_HOUR",
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]

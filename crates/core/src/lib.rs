@@ -8,6 +8,7 @@ pub mod agents;
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod dialing;
 pub mod limits;
 pub mod live;
 pub mod media;

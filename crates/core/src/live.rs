@@ -82,6 +82,8 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
             SessionConfig::default()
         }),
     };
+    // Only the agent's `callbacks` setting turns the tool on (the API refuses it in `session`).
+    session.schedule_callback = crate::agents::callback_settings(config).enabled;
     session.system_prompt = system_prompt.to_owned();
     session.first_message = first_message
         .map(str::trim)

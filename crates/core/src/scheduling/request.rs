@@ -89,6 +89,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// A number refused by the dialling rules, naming the rule (`premium_number`, …).
+    pub fn refused(field: &str, refusal: &crate::dialing::DialRefusal) -> Self {
+        FieldError::new(field, refusal.code(), format!("{field}: {refusal}"))
+    }
+
     fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
         FieldError {
             field: field.to_owned(),
@@ -106,7 +111,7 @@ pub fn parse_schedule(
     let obj = body_object(body)?;
     let mut errors = Vec::new();
 
-    let to = phone(obj, "to", &mut errors);
+    let to = destination(obj, "to", &mut errors);
     if to.is_none() && field(obj, "to").is_none() {
         errors.push(FieldError::new("to", "required", "to is required"));
     }
@@ -265,6 +270,23 @@ fn phone(obj: &Map<String, Value>, name: &str, errors: &mut Vec<FieldError>) -> 
             format!("{name} must be an E.164 number such as +15551234567"),
         ));
         None
+    }
+}
+
+/// A number we will dial: E.164 and allowed by the dialling rules (no premium, SIP or
+/// withheld numbers); the agent's countries are checked by the edge, which loads the agent.
+fn destination(
+    obj: &Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let value = string(obj, name, errors)?;
+    match crate::dialing::DialPolicy::anywhere().check(value) {
+        Ok(_) => Some(value.to_owned()),
+        Err(refusal) => {
+            errors.push(FieldError::refused(name, &refusal));
+            None
+        }
     }
 }
 
@@ -620,6 +642,28 @@ mod tests {
                 pair("metadata", "invalid_type"),
             ]
         );
+    }
+
+    #[test]
+    fn destinations_follow_the_dialling_rules() {
+        for (to, code) in [
+            ("+19005550123", "premium_number"),
+            ("+882123456789", "premium_number"),
+            ("+449098790123", "premium_number"),
+            ("sip:attacker@evil.example", "sip_address"),
+            ("anonymous", "withheld_number"),
+            ("+1415555012", "invalid_phone"),
+        ] {
+            let body = json!({"to": to, "agent_id": "a", "start_at": "2031-01-01T00:00:00Z"});
+            assert_eq!(
+                codes(parse_schedule(&body, now())),
+                [pair("to", code)],
+                "{to}"
+            );
+        }
+        let body =
+            json!({"to": "+442071838750", "agent_id": "a", "start_at": "2031-01-01T00:00:00Z"});
+        assert_eq!(parse_schedule(&body, now()).unwrap().to, "+442071838750");
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct SessionConfig {
     pub goodbye_message: Option<String>,
     /// Where `transfer_call` sends the caller; the tool is offered only when set.
     pub transfer_to: Option<String>,
+    /// Whether `schedule_callback` is offered. Filled from the agent's `callbacks.enabled`
+    /// (off by default): a caller must not be able to talk the model into dialling out.
+    pub schedule_callback: bool,
     /// LLM requests one reply may make after tool results before the fallback line is said.
     pub max_tool_rounds: u32,
     /// Longest wait for the last words before a hang-up or transfer to finish playing.
@@ -77,6 +80,7 @@ impl Default for SessionConfig {
             max_duration_ms: Some(30 * 60 * 1000),
             goodbye_message: Some("Thank you for calling. Goodbye!".to_owned()),
             transfer_to: None,
+            schedule_callback: false,
             max_tool_rounds: 4,
             exit_grace_ms: 15_000,
         }
@@ -89,12 +93,13 @@ impl SessionConfig {
         self.backchannels.iter().any(|b| b.to_lowercase() == word)
     }
 
-    /// The transfer number, if a usable one is configured.
+    /// The transfer number, if a usable one is configured. The API validates it when stored;
+    /// this also keeps a number stored before those rules (premium, SIP) from being dialled.
     pub(super) fn transfer_target(&self) -> Option<&str> {
         self.transfer_to
             .as_deref()
             .map(str::trim)
-            .filter(|t| !t.is_empty())
+            .filter(|t| crate::dialing::dialable_country(t).is_ok())
     }
 }
 
@@ -129,7 +134,11 @@ mod tests {
         assert_eq!(config.transfer_target(), None);
         config.transfer_to = Some("  ".into());
         assert_eq!(config.transfer_target(), None);
-        config.transfer_to = Some("+15550100".into());
-        assert_eq!(config.transfer_target(), Some("+15550100"));
+        config.transfer_to = Some("+14155550100".into());
+        assert_eq!(config.transfer_target(), Some("+14155550100"));
+        for refused in ["+19005550100", "sip:desk@pbx.example", "anonymous"] {
+            config.transfer_to = Some(refused.into());
+            assert_eq!(config.transfer_target(), None, "{refused}");
+        }
     }
 }

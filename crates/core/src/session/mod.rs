@@ -456,7 +456,10 @@ impl Conversation {
 
     /// Asks the LLM for the next round of the current reply, over the history so far.
     fn request_llm(&mut self, now: u64, out: &mut Vec<Action>) {
-        let tools = tools::specs(self.config.transfer_target().is_some());
+        let tools = tools::specs(
+            self.config.transfer_target().is_some(),
+            self.config.schedule_callback,
+        );
         let max_requests = self.config.max_tool_rounds.saturating_add(1);
         let timeout = self.config.response_timeout_ms;
         let Some(reply) = self.reply.as_mut() else {
@@ -881,6 +884,7 @@ mod tests {
         SessionConfig {
             system_prompt: "You are the receptionist.".into(),
             first_message: None,
+            schedule_callback: true,
             ..SessionConfig::default()
         }
     }
@@ -1489,7 +1493,7 @@ mod tests {
     #[test]
     fn transfer_goes_to_the_configured_number_only() {
         let (mut call, _) = Call::started(SessionConfig {
-            transfer_to: Some("+15550100".into()),
+            transfer_to: Some("+14155550100".into()),
             ..config()
         });
         let out = call.user_says("Can I talk to a person?");
@@ -1512,7 +1516,7 @@ mod tests {
         assert_eq!(
             played.last(),
             Some(&Action::Transfer {
-                to: "+15550100".into()
+                to: "+14155550100".into()
             })
         );
 
@@ -1630,6 +1634,29 @@ mod tests {
         })));
         assert_eq!(spoken(&out).len(), 2);
         assert!(effects(&call.llm(0, " check. ")).is_empty());
+    }
+
+    #[test]
+    fn schedule_callback_is_offered_only_when_enabled() {
+        let offered = |enabled: bool| {
+            let (mut call, _) = Call::started(SessionConfig {
+                schedule_callback: enabled,
+                ..config()
+            });
+            let out = call.user_says("Call me back.");
+            let tools = out
+                .iter()
+                .find_map(|a| match a {
+                    Action::StartLlm { tools, .. } => Some(tools.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            tools
+                .iter()
+                .any(|t| t["function"]["name"] == SCHEDULE_CALLBACK)
+        };
+        assert!(offered(true));
+        assert!(!offered(false));
     }
 
     #[test]
@@ -2127,7 +2154,7 @@ mod tests {
                 fallback_message: "fallback.".into(),
                 idle_reminder_message: "reminder?".into(),
                 goodbye_message: Some("bye.".into()),
-                transfer_to: Some("+15550100".into()),
+                transfer_to: Some("+14155550100".into()),
                 max_tool_rounds: 2,
                 ..config()
             });

@@ -39,22 +39,27 @@ pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>) -> ToolUse {
             Some(digits) => ToolUse::Dtmf(digits),
             None => ToolUse::Rejected("digits must be 1 to 32 of 0-9, *, # and w (pause)"),
         },
+        // Offered only when the agent enables it, but always decided by the edge: whether the
+        // agent allows it, the number, the time, one per call and the daily cap are checked
+        // (race-safe, in D1) and every refusal is recorded on the call, so an attempt to make
+        // the agent dial out is visible even when the model calls a tool it was not offered.
         SCHEDULE_CALLBACK => ToolUse::Edge,
         _ => ToolUse::Rejected("unknown tool"),
     }
 }
 
-/// The `tools` array of the chat-completions request.
-pub(super) fn specs(transfer: bool) -> Vec<Value> {
-    let mut specs = vec![
-        function(
-            END_CALL,
-            "End the call. Say goodbye in the same reply, before calling this.",
-            json!({"type": "object", "properties": {}}),
-        ),
-        function(
+/// The `tools` array of the chat-completions request; `transfer_call` and `schedule_callback`
+/// only when the agent has them.
+pub(super) fn specs(transfer: bool, callbacks: bool) -> Vec<Value> {
+    let mut specs = vec![function(
+        END_CALL,
+        "End the call. Say goodbye in the same reply, before calling this.",
+        json!({"type": "object", "properties": {}}),
+    )];
+    if callbacks {
+        specs.push(function(
             SCHEDULE_CALLBACK,
-            "Schedule a call back to the caller at a time they agreed to.",
+            "Schedule one call back to the caller at a time they agreed to, between 1 minute and 7 days from now.",
             json!({
                 "type": "object",
                 "properties": {
@@ -64,18 +69,18 @@ pub(super) fn specs(transfer: bool) -> Vec<Value> {
                 },
                 "required": ["start_at"]
             }),
-        ),
-        function(
-            SEND_DTMF,
-            "Press keys on the phone keypad, e.g. to navigate a phone menu.",
-            json!({
-                "type": "object",
-                "properties": {"digits": {"type": "string", "pattern": "^[0-9*#wW]{1,32}$",
-                                          "description": "Keys to press; w waits half a second"}},
-                "required": ["digits"]
-            }),
-        ),
-    ];
+        ));
+    }
+    specs.push(function(
+        SEND_DTMF,
+        "Press keys on the phone keypad, e.g. to navigate a phone menu.",
+        json!({
+            "type": "object",
+            "properties": {"digits": {"type": "string", "pattern": "^[0-9*#wW]{1,32}$",
+                                      "description": "Keys to press; w waits half a second"}},
+            "required": ["digits"]
+        }),
+    ));
     if transfer {
         specs.push(function(
             TRANSFER_CALL,
@@ -136,8 +141,8 @@ mod tests {
     #[test]
     fn transfer_needs_a_configured_number() {
         assert!(matches!(
-            classify(&call(TRANSFER_CALL, r#"{"to":"+1900"}"#), Some("+15550100")),
-            ToolUse::Exit(Exit::Transfer(to)) if to == "+15550100"
+            classify(&call(TRANSFER_CALL, r#"{"to":"+1900"}"#), Some("+14155550100")),
+            ToolUse::Exit(Exit::Transfer(to)) if to == "+14155550100"
         ));
         assert!(matches!(
             classify(&call(TRANSFER_CALL, "{}"), None),
@@ -157,10 +162,11 @@ mod tests {
                 .map(|s| s["function"]["name"].as_str().unwrap().to_owned())
                 .collect()
         };
+        assert_eq!(names(specs(false, false)), [END_CALL, SEND_DTMF]);
+        assert!(names(specs(true, false)).contains(&TRANSFER_CALL.to_owned()));
         assert_eq!(
-            names(specs(false)),
+            names(specs(false, true)),
             [END_CALL, SCHEDULE_CALLBACK, SEND_DTMF]
         );
-        assert!(names(specs(true)).contains(&TRANSFER_CALL.to_owned()));
     }
 }
