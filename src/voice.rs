@@ -7,7 +7,7 @@
 
 use crate::app::App;
 use crate::db;
-use crate::http::{log_line, new_id, now_ms, ApiError, ApiResult};
+use crate::http::{log_line, new_id, new_secret, now_ms, ApiError, ApiResult};
 use crate::webhooks::{verify_request, MAX_BODY_BYTES};
 use phone_agent_core::voice::{
     dial_outcome, exotel_stream, stream_url, texml_stream, twiml_dial_owner, twiml_hangup,
@@ -270,7 +270,7 @@ pub async fn ensure_token(db: &D1Database, call_id: &str) -> Result<String, ApiE
     db::run(
         db,
         "UPDATE calls SET stream_token = ? WHERE id = ? AND stream_token IS NULL",
-        &[&new_id("stk"), &call_id],
+        &[&new_secret("stk")?, &call_id],
     )
     .await?;
     db::first::<Token>(

@@ -112,9 +112,8 @@ test('#6 viewer and operator keys never read an endpoint signing secret; admins 
     assert.ok(list.body.data.some((e) => e.id === id));
     assert.ok(!list.text.includes(secret), `${who}: not in the list either`);
   }
-  for (const [who, key] of [['viewer', viewer], ['operator', operator]]) {
+  for (const key of [viewer, operator]) {
     assertError(await as(key, 'GET', `/api/v1/endpoints/${id}/secret`), 403, 'forbidden');
-    assert.ok(who);
   }
   const patched = await as(tenant.key, 'PATCH', `/api/v1/endpoints/${id}`, { description: 'patched' });
   assert.equal(patched.status, 200, patched.text);
@@ -157,7 +156,6 @@ test('#9 guessing keys from one address is throttled with 429 + Retry-After, eve
   const unauthorized = statuses.filter((s) => s === 401).length;
   assert.ok(unauthorized <= 40, `at most ~30 wrong keys a minute are checked, got ${unauthorized} 401s`);
   assert.ok(statuses.slice(-20).every((s) => s === 429), `the tail is refused: ${statuses.slice(-20).join(',')}`);
-  // A revoked key from that address is refused the same way (it is a failed credential too).
 
   // A correct key from the throttled address is refused before it is checked: a right guess
   // made while over the limit reveals nothing.
@@ -165,8 +163,7 @@ test('#9 guessing keys from one address is throttled with 429 + Retry-After, eve
   assertError(correct, 429, 'rate_limited');
   const wait = Number(correct.headers.get('retry-after'));
   assert.ok(wait >= 1 && wait <= 60, `Retry-After ${wait}`);
-  const ticket = await as(tenant.key, 'GET', '/api/v1/calls', undefined, { ip: attacker });
-  assertError(ticket, 429, 'rate_limited');
+  assertError(await as(tenant.key, 'GET', '/api/v1/calls', undefined, { ip: attacker }), 429, 'rate_limited');
 
   // Another address is unaffected.
   const elsewhere = await as(STRONG_ADMIN_KEY, 'GET', '/api/v1/agents', undefined, { ip: newAddress() });
@@ -204,34 +201,34 @@ test('#9 a weak or example ADMIN_API_KEY authenticates nothing on a public host;
   try {
     for (const [i, w] of workers.entries()) {
       const key = weak[i];
+      // The attack: the published example (or a guessable key) against a deployed worker.
+      const headers = { host: PUBLIC_HOST, authorization: `Bearer ${key}` };
+      const refused = await raw(w.port, 'GET', '/api/v1/agents', { headers });
+      assertError(refused, 500, 'config_error');
+      assert.match(refused.body.error.message, /ADMIN_API_KEY/, 'the error names the variable');
+      if (key.length > 1) assert.ok(!refused.text.includes(key), 'the key itself is not echoed');
+      const mutation = await raw(w.port, 'POST', '/api/v1/tenants', {
+        headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'evil' }),
+      });
+      assert.equal(mutation.status, 500, `nothing is created with the weak key: ${mutation.text}`);
+      assert.equal((await w.d1("SELECT count(*) AS n FROM tenants WHERE name = 'evil'"))[0].n, 0);
+      const health = await raw(w.port, 'GET', '/health', { headers: { host: PUBLIC_HOST } });
+      assert.equal(health.status, 503, health.text);
+      assert.equal(health.body.status, 'degraded');
+      assert.equal(health.body.checks.config.ok, false);
+      assert.match(health.body.checks.config.error, /ADMIN_API_KEY/);
+
       // On loopback (local development) the key still works, with a warning in health.
       const local = await w.api('GET', '/api/v1/agents');
       assert.equal(local.status, 200, `${key} on loopback: ${local.text}`);
       const localHealth = await (await w.fetch('/health')).json();
       assert.equal(localHealth.status, 'ok');
       assert.match(JSON.stringify(localHealth.checks.config), /ADMIN_API_KEY/, 'a warning in local development');
-      // A tenant key made locally keeps working on the public host.
+      // A tenant key made locally keeps working on the public host: only the bootstrap key is refused.
       const made = await w.api('POST', '/api/v1/tenants', { name: 'T' });
       assert.equal(made.status, 201, made.text);
-
-      const headers = { host: PUBLIC_HOST, authorization: `Bearer ${key}` };
-      const refused = await raw(w.port, 'GET', '/api/v1/agents', { headers });
-      assertError(refused, 500, 'config_error');
-      assert.match(refused.body.error.message, /ADMIN_API_KEY/, 'the error names the variable');
-      assert.ok(!refused.text.includes(key) || key === 'x', 'the key itself is not echoed');
-      const mutation = await raw(w.port, 'POST', '/api/v1/tenants', {
-        headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'evil' }),
-      });
-      assert.equal(mutation.status, 500, 'nothing is created with the weak key');
-      assert.equal((await w.d1("SELECT count(*) AS n FROM tenants WHERE name = 'evil'"))[0].n, 0);
       const tenantKey = await raw(w.port, 'GET', '/api/v1/agents', { headers: { host: PUBLIC_HOST, authorization: `Bearer ${made.body.api_key.key}` } });
       assert.equal(tenantKey.status, 200, `tenant keys are unaffected: ${tenantKey.text}`);
-
-      const health = await raw(w.port, 'GET', '/health', { headers: { host: PUBLIC_HOST } });
-      assert.equal(health.status, 503, health.text);
-      assert.equal(health.body.status, 'degraded');
-      assert.equal(health.body.checks.config.ok, false);
-      assert.match(health.body.checks.config.error, /ADMIN_API_KEY/);
     }
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
@@ -442,7 +439,7 @@ test('only the bootstrap key assigns numbers; a tenant never learns that another
 
 // ---- also: keys and secrets come from a fail-closed generator --------------------------------------
 
-test('keys, endpoint secrets and tickets are long random values, never repeated', async () => {
+test('keys and endpoint secrets are long random values, never repeated', async () => {
   const seen = new Set();
   for (let i = 0; i < 5; i++) {
     const key = (await as(tenant.key, 'POST', '/api/v1/api-keys', { name: `k${i}`, role: 'viewer' })).body.key;
