@@ -1345,7 +1345,11 @@ fn basic_auth(user: &str, password: &str) -> String {
 }
 
 /// 404 unless the call exists and belongs to the caller's tenant.
-pub(crate) async fn own_call(app: &App, who: &Principal, call_id: &str) -> std::result::Result<(), ApiError> {
+pub(crate) async fn own_call(
+    app: &App,
+    who: &Principal,
+    call_id: &str,
+) -> std::result::Result<(), ApiError> {
     valid_call_id(call_id)?;
     #[derive(Deserialize)]
     struct Owner {

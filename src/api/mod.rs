@@ -21,11 +21,10 @@ use crate::http::{json_response, ApiError, ApiResult};
 use crate::rate_limit;
 use crate::routes::method_not_allowed;
 use phone_agent_core::auth::{
-    bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Access,
-    Role,
+    bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Access, Role,
 };
-use phone_agent_core::rate_limit::client_bucket;
 use phone_agent_core::pagination::{self, Cursor, PageError};
+use phone_agent_core::rate_limit::client_bucket;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use worker::{Method, Request};
@@ -110,8 +109,7 @@ pub async fn dispatch(
             "GET /api/v1/calls/{id}/transcript",
             call_session::transcript_of(app, &principal, call_id).await,
         ),
-        ["calls", "session"]
-        | ["calls", _, "session" | "live" | "live-ticket" | "transcript"] => {
+        ["calls", "session"] | ["calls", _, "session" | "live" | "live-ticket" | "transcript"] => {
             ("/api/v1/calls", Err(method_not_allowed(method)))
         }
         ["endpoints", tail @ ..] => endpoints::route(req, app, &principal, method, tail).await,
@@ -145,13 +143,17 @@ async fn authenticate(req: &Request, app: &App, rest: &[&str]) -> Result<Princip
     let credential = credential(req, rest)?;
     let config = app.config()?;
     let limit = config.auth_failure_limit_per_minute;
-    let client = client_bucket(req.headers().get("cf-connecting-ip").ok().flatten().as_deref());
+    let client = client_bucket(
+        req.headers()
+            .get("cf-connecting-ip")
+            .ok()
+            .flatten()
+            .as_deref(),
+    );
     rate_limit::auth_allowed(&app.env, &client, limit).await?;
     let verified = match &credential {
         Credential::Key(key) => verify_key(app, key).await,
-        Credential::Ticket { call_id, ticket } => {
-            live_tickets::consume(app, call_id, ticket).await
-        }
+        Credential::Ticket { call_id, ticket } => live_tickets::consume(app, call_id, ticket).await,
     }
     .map_err(|e| (e, false))
     .and_then(|principal| match config.weak_admin_key() {

@@ -254,7 +254,10 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
 
 async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     who.require(Access::Read)?;
-    Ok(json_response(200, &find(app, &who.tenant_id, id).await?.render()))
+    Ok(json_response(
+        200,
+        &find(app, &who.tenant_id, id).await?.render(),
+    ))
 }
 
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {

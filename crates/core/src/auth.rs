@@ -165,23 +165,43 @@ mod tests {
 
     #[test]
     fn tokens_encode_every_bit() {
-        assert_eq!(encode_token("x", &[0u8; 16]), format!("x_{}", "0".repeat(26)));
+        assert_eq!(
+            encode_token("x", &[0u8; 16]),
+            format!("x_{}", "0".repeat(26))
+        );
         assert_ne!(encode_token("x", &[0, 0, 1]), encode_token("x", &[0, 0, 2]));
     }
 
     #[test]
     fn loopback_hosts_are_local_development_only() {
-        for host in ["127.0.0.1", "localhost", "LOCALHOST", "[::1]", "::1", "127.1.2.3"] {
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "LOCALHOST",
+            "[::1]",
+            "::1",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback_host(host), "{host}");
         }
-        for host in ["agent.example.com", "10.0.0.1", "0.0.0.0", "localhost.evil.com", "[::2]", ""] {
+        for host in [
+            "agent.example.com",
+            "10.0.0.1",
+            "0.0.0.0",
+            "localhost.evil.com",
+            "[::2]",
+            "",
+        ] {
             assert!(!is_loopback_host(host), "{host}");
         }
     }
 
     #[test]
     fn live_tickets_come_from_the_query() {
-        assert_eq!(live_ticket([("a", "1"), ("ticket", "lvt_x")]), Some("lvt_x"));
+        assert_eq!(
+            live_ticket([("a", "1"), ("ticket", "lvt_x")]),
+            Some("lvt_x")
+        );
         assert_eq!(live_ticket([("key", "pa_live_x")]), None);
         assert_eq!(live_ticket([("ticket", "")]), None);
         let long = "t".repeat(129);

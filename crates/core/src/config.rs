@@ -371,7 +371,11 @@ mod tests {
         assert_eq!(weak(&"k".repeat(32)), None);
         // Characters, not bytes: 31 two-byte characters are still too short.
         assert!(weak(&"é".repeat(31)).is_some());
-        assert_eq!(parse(&[]).unwrap().weak_admin_key(), None, "unset is reported elsewhere");
+        assert_eq!(
+            parse(&[]).unwrap().weak_admin_key(),
+            None,
+            "unset is reported elsewhere"
+        );
     }
 
     #[test]

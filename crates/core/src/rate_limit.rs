@@ -57,7 +57,10 @@ fn per_ms(limit_per_minute: u32) -> f64 {
 /// address by its /64 (one subscriber's whole prefix, which costs an attacker nothing to rotate
 /// within). Without a usable address every such request shares one bucket.
 pub fn client_bucket(address: Option<&str>) -> String {
-    match address.map(str::trim).and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+    match address
+        .map(str::trim)
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+    {
         Some(std::net::IpAddr::V4(v4)) => format!("ip:{v4}"),
         Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => format!("ip:{v4}"),
