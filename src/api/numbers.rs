@@ -153,18 +153,13 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
 }
 
 async fn tenant_exists(app: &App, tenant_id: &str) -> Result<bool, ApiError> {
-    #[derive(Deserialize)]
-    struct Found {
-        #[allow(dead_code)]
-        id: String,
-    }
-    Ok(db::first::<Found>(
+    let found = db::ids(
         &app.db()?,
         "SELECT id FROM tenants WHERE id = ?",
         &[&tenant_id],
     )
-    .await?
-    .is_some())
+    .await?;
+    Ok(!found.is_empty())
 }
 
 async fn find(app: &App, tenant_id: &str, id: &str) -> Result<Row, ApiError> {
