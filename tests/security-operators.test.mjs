@@ -123,6 +123,10 @@ test('#6 viewer and operator keys never read an endpoint signing secret; admins 
   assert.equal(read.status, 200, read.text);
   assert.equal(read.body.id, id);
   assert.equal(read.body.secret, secret, 'the admin-only route returns the signing secret');
+  const audited = await as(tenant.key, 'GET', `/api/v1/audit-log?resource_id=${id}`);
+  const readEntry = audited.body.data.find((e) => e.action === 'endpoint.read_secret');
+  assert.ok(readEntry, 'reading a secret is audited');
+  assert.ok(!audited.text.includes(secret), 'the audit log never holds the secret');
   const rotated = await as(tenant.key, 'POST', `/api/v1/endpoints/${id}/rotate-secret`, { grace_seconds: 60 });
   assert.equal(rotated.status, 200, rotated.text);
   assert.match(rotated.body.secret, /^whsec_/, 'rotation answers with the new secret');

@@ -245,10 +245,20 @@ async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(200, &row.render(false)))
 }
 
-/// `GET /api/v1/endpoints/{id}/secret`, admins only: the current signing secret.
+/// `GET /api/v1/endpoints/{id}/secret`, admins only: the current signing secret. Each read is
+/// audited (without the secret), so a leaked secret can be traced to the keys that saw it.
 async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
     who.require(Access::Administer)?;
     let row = find(app, who, id).await?;
+    audit::log(
+        app,
+        who,
+        "endpoint.read_secret",
+        ("endpoint", id),
+        None,
+        None,
+    )
+    .await;
     Ok(json_response(
         200,
         &json!({
