@@ -1584,7 +1584,11 @@ fn basic_auth(user: &str, password: &str) -> String {
 }
 
 /// 404 unless the call exists and belongs to the caller's tenant.
-async fn own_call(app: &App, who: &Principal, call_id: &str) -> std::result::Result<(), ApiError> {
+pub(crate) async fn own_call(
+    app: &App,
+    who: &Principal,
+    call_id: &str,
+) -> std::result::Result<(), ApiError> {
     valid_call_id(call_id)?;
     #[derive(Deserialize)]
     struct Owner {

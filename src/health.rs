@@ -14,13 +14,20 @@ pub fn instance() -> &'static (String, i64) {
     INSTANCE.get_or_init(|| (crate::http::new_id("inst"), now_ms()))
 }
 
-/// Reports D1, KV and configuration checks; 503 when any fails so load balancers notice.
-pub async fn get(app: &App) -> ApiResult {
+/// Reports D1, KV and configuration checks; 503 when any fails so load balancers notice. A weak
+/// `ADMIN_API_KEY` fails the configuration check, except in local development (`local`: the
+/// request came to a loopback host) where it is a warning.
+pub async fn get(app: &App, local: bool) -> ApiResult {
     let d1 = check_d1(app).await;
     let kv = check_kv(app).await;
-    let config = match app.config_error() {
-        None => json!({"ok": true}),
-        Some(e) => json!({"ok": false, "error": e.to_string()}),
+    let weak_admin_key = app.config().ok().and_then(|c| c.weak_admin_key());
+    let config = match (app.config_error(), weak_admin_key) {
+        (Some(e), _) => json!({"ok": false, "error": e.to_string()}),
+        (None, Some(weak)) if local => json!({"ok": true, "warnings": [format!(
+            "{weak} (accepted here only because this is local development)"
+        )]}),
+        (None, Some(weak)) => json!({"ok": false, "error": weak.to_string()}),
+        (None, None) => json!({"ok": true}),
     };
     let healthy = [&d1, &kv, &config].iter().all(|c| c["ok"] == true);
     let body = json!({

@@ -2,6 +2,7 @@
 //! response, request ids, and the per-request log line.
 
 use futures_util::StreamExt;
+use phone_agent_core::auth::{encode_token, new_token, NoRandomness, TOKEN_BYTES};
 use phone_agent_core::config::ConfigError;
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
@@ -134,29 +135,56 @@ pub fn random_unit() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A fresh random id like `req_7f3k…` (Crockford base32, 128 bits).
+/// A fresh random id like `req_7f3k…` (Crockford base32, 128 bits). For identifiers only: a
+/// key, secret or token comes from [`new_secret`], which fails closed.
 pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 16];
-    // getrandom on wasm32 uses crypto.getRandomValues, which does not fail in workerd.
+    let mut bytes = [0u8; TOKEN_BYTES];
+    // An id is not a secret: should randomness ever fail, a duplicate is refused by its key.
     let _ = getrandom::getrandom(&mut bytes);
-    let mut out = String::with_capacity(prefix.len() + 27);
-    out.push_str(prefix);
-    out.push('_');
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for byte in bytes {
-        acc = (acc << 8) | u32::from(byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
-        }
+    encode_token(prefix, &bytes)
+}
+
+/// A secret like `pa_live_7f3k…` (128 random bits): API keys, live tickets, stream tokens.
+/// Without randomness it is a 500, never a predictable value.
+pub fn new_secret(prefix: &str) -> Result<String, ApiError> {
+    new_token(prefix, getrandom::getrandom).map_err(ApiError::internal)
+}
+
+/// `N` random bytes for key material (endpoint signing secrets); fails closed like
+/// [`new_secret`].
+pub fn secret_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| ApiError::internal(NoRandomness(e.to_string())))?;
+    Ok(bytes)
+}
+
+/// Headers on every response the worker builds: nothing it serves is a page to render, frame or
+/// sniff, and no URL of ours leaks through `Referer` (the dashboard's assets get their own
+/// policy from `public/_headers`).
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    ("x-frame-options", "DENY"),
+];
+
+/// Adds the request id and [`SECURITY_HEADERS`] to a response. Responses proxied from a Durable
+/// Object have immutable headers, so the headers are copied rather than set in place; upgrade
+/// (101) responses are left alone.
+pub fn finish(response: Response, request_id: &str) -> Response {
+    if response.status_code() == 101 {
+        return response;
     }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    let headers = response.headers().clone();
+    let _ = headers.set("x-request-id", request_id);
+    for (name, value) in SECURITY_HEADERS {
+        let _ = headers.set(name, value);
     }
-    out
+    response.with_headers(headers)
 }
 
 /// A request id to propagate: the caller's `x-request-id` when it is sane, else a new one.

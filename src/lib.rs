@@ -27,7 +27,7 @@ pub use rate_limit::RateLimiter;
 pub use scheduler::Scheduler;
 
 use app::App;
-use http::{log_line, now_ms, request_id};
+use http::{finish, log_line, now_ms, request_id};
 use serde_json::json;
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
@@ -40,12 +40,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let app = App::new(env, ctx, request_id.clone());
     let (route, result) = routes::dispatch(req, &app).await;
-    let mut response = result.unwrap_or_else(|e| e.to_response(&request_id));
+    let response = finish(
+        result.unwrap_or_else(|e| e.to_response(&request_id)),
+        &request_id,
+    );
     let status = response.status_code();
-    // Upgrade responses proxied from a Durable Object have immutable headers; nothing to add.
-    if status != 101 {
-        let _ = response.headers_mut().set("x-request-id", &request_id);
-    }
     log_line(json!({
         "level": if status >= 500 { "error" } else { "info" },
         "msg": "request",

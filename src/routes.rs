@@ -15,7 +15,10 @@ pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method();
     match (&method, segments.as_slice()) {
-        (Method::Get, ["health"]) => ("GET /health", health::get(app).await),
+        (Method::Get, ["health"]) => (
+            "GET /health",
+            health::get(app, api::local_development(&req)).await,
+        ),
         (Method::Post, ["webhooks", provider]) => (
             "POST /webhooks/{provider}",
             match known_provider(provider) {

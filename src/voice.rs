@@ -7,7 +7,7 @@
 
 use crate::app::App;
 use crate::db;
-use crate::http::{log_line, new_id, now_ms, read_body, ApiError, ApiResult};
+use crate::http::{log_line, new_id, new_secret, now_ms, read_body, ApiError, ApiResult};
 use crate::webhooks::{signed_call, verify_request};
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::voice::{
@@ -275,7 +275,7 @@ pub async fn ensure_token(db: &D1Database, call_id: &str) -> Result<String, ApiE
     db::run(
         db,
         "UPDATE calls SET stream_token = ? WHERE id = ? AND stream_token IS NULL",
-        &[&new_id("stk"), &call_id],
+        &[&new_secret("stk")?, &call_id],
     )
     .await?;
     db::first::<Token>(

@@ -329,11 +329,9 @@ test('live view renders the contract: transcript lines, barge-in, state and per-
   await page.goto(`${worker.url}/#/calls/${seeded.id}/live`);
   await page.getByRole('heading', { name: `Live: ${seeded.id}` }).waitFor();
   await opened;
-  // The first attempt (key as subprotocol) was accepted: no fallback to ?key= in the URL.
-  assert.match(url, new RegExp(`/api/v1/calls/${seeded.id}/live$`));
-  const encoded = await page.evaluate(async (k) => (await import('/js/api.js')).base64url(k), KEY);
-  assert.equal(Buffer.from(encoded, 'base64url').toString(), KEY);
-  assert.match(encoded, /^[A-Za-z0-9_-]+$/, 'a valid subprotocol token');
+  // The socket carries a single-use ticket (from POST /live-ticket), never the API key.
+  assert.match(url, new RegExp(`/api/v1/calls/${seeded.id}/live\\?ticket=lvt_[0-9a-z]{26}$`));
+  assert.ok(!url.includes(KEY) && !url.includes('key='), 'no API key in the live-view URL');
 
   const send = (m) => server.send(JSON.stringify({ at: Date.now(), ...m }));
   send({ type: 'hello', phase: 'live', call_id: seeded.id, turns: [{ id: 0, user_text: null, agent_text: 'Hi, this is Ava.', interrupted: false, metrics: { first_audio_ms: 410, llm_first_token_ms: 200 } }] });
@@ -365,7 +363,7 @@ test('live view renders the contract: transcript lines, barge-in, state and per-
 
 test('live view of a simulated call streams transcript lines from the call\'s Durable Object', { skip: skipBrowser }, async () => {
   // An inbound Twilio call through the live-call fakes, watched from the browser over
-  // GET /api/v1/calls/{id}/live (WebSocket, key as subprotocol).
+  // GET /api/v1/calls/{id}/live (WebSocket opened with a single-use ticket).
   const { startFakeDeepgram } = await import('./fakes/deepgram.mjs');
   const { startFakeOpenAI } = await import('./fakes/openai.mjs');
   const { startFakeElevenLabs } = await import('./fakes/elevenlabs.mjs');

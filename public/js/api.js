@@ -64,11 +64,3 @@ export function qs(params) {
   const s = p.toString();
   return s ? `?${s}` : '';
 }
-
-/** base64url of a UTF-8 string (the WebSocket subprotocol carries the key this way). */
-export function base64url(text) {
-  const bytes = new TextEncoder().encode(text);
-  let bin = '';
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-}

@@ -1,10 +1,13 @@
-//! `/api/v1/endpoints`: where canonical events are forwarded (URL, secret, type filter).
+//! `/api/v1/endpoints`: where canonical events are forwarded (URL, secret, type filter). The
+//! signing secret is shown when it is made (creation, rotation) and otherwise only to admins at
+//! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
+//! deliveries.
 
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::app::App;
 use crate::audit;
 use crate::db;
-use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::http::{json_response, new_id, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
 use crate::routes::method_not_allowed;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
@@ -82,7 +85,11 @@ pub async fn route(
             "POST /api/v1/endpoints/{id}/rotate-secret",
             rotate(&mut req, app, who, id).await,
         ),
-        (_, [] | [_] | [_, "rotate-secret"]) => {
+        (Method::Get, [id, "secret"]) => (
+            "GET /api/v1/endpoints/{id}/secret",
+            secret(app, who, id).await,
+        ),
+        (_, [] | [_] | [_, "rotate-secret" | "secret"]) => {
             ("/api/v1/endpoints", Err(method_not_allowed(method)))
         }
         _ => (
@@ -186,9 +193,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Administer)?;
     let body = json_body(req).await?;
     let fields = parse_fields(&body, app.config()?.allow_private_targets, true)?;
-    let mut random = [0u8; 32];
-    getrandom::getrandom(&mut random).map_err(ApiError::internal)?;
-    let secret = new_endpoint_secret(&random);
+    let secret = new_endpoint_secret(&secret_bytes()?);
     let id = new_id("ep");
     let now = now_ms();
     let db = app.db()?;
@@ -237,7 +242,31 @@ async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
 async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     who.require(Access::Read)?;
     let row = find(app, who, id).await?;
-    Ok(json_response(200, &row.render(true)))
+    Ok(json_response(200, &row.render(false)))
+}
+
+/// `GET /api/v1/endpoints/{id}/secret`, admins only: the current signing secret. Each read is
+/// audited (without the secret), so a leaked secret can be traced to the keys that saw it.
+async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
+    who.require(Access::Administer)?;
+    let row = find(app, who, id).await?;
+    audit::log(
+        app,
+        who,
+        "endpoint.read_secret",
+        ("endpoint", id),
+        None,
+        None,
+    )
+    .await;
+    Ok(json_response(
+        200,
+        &json!({
+            "id": row.id,
+            "secret": row.secret,
+            "previous_secret_expires_at": row.previous_secret_expires_at.map(rfc3339),
+        }),
+    ))
 }
 
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
@@ -319,7 +348,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
         Some(&row.render(false)),
     )
     .await;
-    Ok(json_response(200, &row.render(true)))
+    Ok(json_response(200, &row.render(false)))
 }
 
 async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -374,9 +403,7 @@ async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
             })?,
     };
     find(app, who, id).await?;
-    let mut random = [0u8; 32];
-    getrandom::getrandom(&mut random).map_err(ApiError::internal)?;
-    let secret = new_endpoint_secret(&random);
+    let secret = new_endpoint_secret(&secret_bytes()?);
     let now = now_ms();
     db::run(
         &app.db()?,

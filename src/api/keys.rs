@@ -5,7 +5,7 @@ use super::{field_error, invalid_fields, json_body, list_response, query, Page, 
 use crate::app::App;
 use crate::audit::{self, Change};
 use crate::db;
-use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::http::{json_response, new_id, new_secret, now_ms, rfc3339, ApiError, ApiResult};
 use crate::routes::method_not_allowed;
 use phone_agent_core::auth::{key_hash, Access, Role};
 use phone_agent_core::pagination::Cursor;
@@ -37,11 +37,11 @@ impl Row {
 
 const COLUMNS: &str = "id, name, role, prefix, created_at, last_used_at, revoked_at";
 
-/// A new secret key: `pa_live_` + 128 random bits.
-pub fn generate() -> (String, String) {
-    let key = new_id("pa_live");
+/// A new secret key and its displayable prefix: `pa_live_` + 128 random bits.
+pub fn generate() -> Result<(String, String), ApiError> {
+    let key = new_secret("pa_live")?;
     let prefix = key.chars().take(12).collect();
-    (key, prefix)
+    Ok((key, prefix))
 }
 
 /// Routes `/api/v1/api-keys/...`.
@@ -118,7 +118,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Administer)?;
     let body = json_body(req).await?;
     let (name, role) = parse_new_key(&body)?;
-    let (key, prefix) = generate();
+    let (key, prefix) = generate()?;
     let id = new_id("key");
     let db = app.db()?;
     let after = json!({"id": id, "name": name, "role": role, "prefix": prefix});

@@ -9,6 +9,7 @@ mod deliveries;
 mod endpoints;
 mod events;
 mod keys;
+mod live_tickets;
 mod numbers;
 mod tenants;
 
@@ -19,9 +20,12 @@ use crate::http::now_ms;
 use crate::http::{json_response, read_body, ApiError, ApiResult};
 use crate::rate_limit;
 use crate::routes::method_not_allowed;
-use phone_agent_core::auth::{bearer_token, key_hash, key_matches, websocket_key, Access, Role};
+use phone_agent_core::auth::{
+    bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Access, Role,
+};
 use phone_agent_core::limits::API_BODY_LIMIT;
 use phone_agent_core::pagination::{self, Cursor, PageError};
+use phone_agent_core::rate_limit::client_bucket;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use worker::{Method, Request};
@@ -78,7 +82,7 @@ pub async fn dispatch(
             _ => ("/api/v1/openapi.json", Err(method_not_allowed(method))),
         };
     }
-    let principal = match authenticate(&req, app).await {
+    let principal = match authenticate(&req, app, rest).await {
         Ok(p) => p,
         Err(e) => return ("/api/v1 (unauthenticated)", Err(e)),
     };
@@ -98,11 +102,15 @@ pub async fn dispatch(
             "GET /api/v1/calls/{id}/live",
             call_session::live_view(req, app, &principal, call_id).await,
         ),
+        ["calls", call_id, "live-ticket"] if *method == Method::Post => (
+            "POST /api/v1/calls/{id}/live-ticket",
+            live_tickets::issue(app, &principal, call_id).await,
+        ),
         ["calls", call_id, "transcript"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/transcript",
             call_session::transcript_of(app, &principal, call_id).await,
         ),
-        ["calls", "session"] | ["calls", _, "session" | "live" | "transcript"] => {
+        ["calls", "session"] | ["calls", _, "session" | "live" | "live-ticket" | "transcript"] => {
             ("/api/v1/calls", Err(method_not_allowed(method)))
         }
         ["endpoints", tail @ ..] => endpoints::route(req, app, &principal, method, tail).await,
@@ -121,24 +129,100 @@ pub async fn dispatch(
     }
 }
 
-/// Resolves the bearer key: the bootstrap `ADMIN_API_KEY` (admin of the default tenant), or a
-/// tenant key looked up by its hash (revoked keys are refused).
-async fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
-    let header = req.headers().get("authorization").ok().flatten();
-    let live_key = match header {
-        Some(_) => None,
-        None => live_view_key(req),
-    };
-    let token = match (&header, &live_key) {
-        (Some(header), _) => bearer_token(header)
-            .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?,
-        (None, Some(key)) => key.as_str(),
-        (None, None) => {
-            return Err(ApiError::unauthorized(
-                "missing Authorization: Bearer <api key>",
-            ))
+/// What a request presents to prove who it is.
+enum Credential {
+    /// An API key (Authorization header, or the live-view subprotocol).
+    Key(String),
+    /// A single-use live-view ticket for one call.
+    Ticket { call_id: String, ticket: String },
+}
+
+/// Authenticates the request. A request without any credential is a plain 401; one that
+/// presents a credential is first checked against its address's failure budget (429 while over
+/// it, whatever the credential), and a credential that does not match spends from that budget.
+async fn authenticate(req: &Request, app: &App, rest: &[&str]) -> Result<Principal, ApiError> {
+    let credential = credential(req, rest)?;
+    let config = app.config()?;
+    let limit = config.auth_failure_limit_per_minute;
+    let client = client_bucket(
+        req.headers()
+            .get("cf-connecting-ip")
+            .ok()
+            .flatten()
+            .as_deref(),
+    );
+    rate_limit::auth_allowed(&app.env, &client, limit).await?;
+    let verified = match &credential {
+        Credential::Key(key) => verify_key(app, key).await,
+        Credential::Ticket { call_id, ticket } => live_tickets::consume(app, call_id, ticket).await,
+    }
+    .map_err(|e| (e, false))
+    .and_then(|principal| match config.weak_admin_key() {
+        // A weak bootstrap key is public knowledge or guessable: outside local development
+        // it opens nothing (a failed attempt like any other), and saying why is the fastest
+        // way to get it replaced.
+        Some(weak) if principal.bootstrap && !local_development(req) => {
+            Err((ApiError::from(weak), true))
         }
+        _ => Ok(principal),
+    });
+    match verified {
+        Ok(principal) => Ok(principal),
+        Err((e, failed)) => {
+            if failed || e.status == 401 {
+                rate_limit::auth_failed(&app.env, &client, limit).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Reads the credential: `Authorization: Bearer`, or for a live-view WebSocket upgrade (which a
+/// browser cannot give headers) the `bearer.<base64url(key)>` subprotocol or a `?ticket=`.
+/// An API key in the URL is refused: URLs end up in access logs.
+fn credential(req: &Request, rest: &[&str]) -> Result<Credential, ApiError> {
+    if let Some(header) = req.headers().get("authorization").ok().flatten() {
+        return bearer_token(&header)
+            .map(|t| Credential::Key(t.to_owned()))
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"));
+    }
+    let missing = || ApiError::unauthorized("missing Authorization: Bearer <api key>");
+    let ["calls", call_id, "live"] = rest else {
+        return Err(missing());
     };
+    let upgrade = req.headers().get("upgrade").ok().flatten();
+    if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+        return Err(missing());
+    }
+    if let Some(key) = req
+        .headers()
+        .get("sec-websocket-protocol")
+        .ok()
+        .flatten()
+        .and_then(|p| websocket_key(&p))
+    {
+        return Ok(Credential::Key(key));
+    }
+    let url = req.url()?;
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    if let Some(ticket) = live_ticket(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        return Ok(Credential::Ticket {
+            call_id: (*call_id).to_owned(),
+            ticket: ticket.to_owned(),
+        });
+    }
+    if pairs.iter().any(|(k, _)| k == "key") {
+        return Err(ApiError::unauthorized(
+            "API keys are not accepted in URLs; get a single-use ticket from \
+             POST /api/v1/calls/{id}/live-ticket and open the live view with ?ticket=",
+        ));
+    }
+    Err(missing())
+}
+
+/// Resolves an API key: the bootstrap `ADMIN_API_KEY` (admin of the default tenant), or a
+/// tenant key looked up by its hash (revoked keys are refused).
+async fn verify_key(app: &App, token: &str) -> Result<Principal, ApiError> {
     let bootstrap = app
         .config()?
         .admin_api_key
@@ -190,28 +274,13 @@ async fn authenticate(req: &Request, app: &App) -> Result<Principal, ApiError> {
     })
 }
 
-/// The key of a browser's live-view WebSocket upgrade, which cannot carry an Authorization
-/// header: the `bearer.<base64url(key)>` subprotocol, else `?key=`.
-fn live_view_key(req: &Request) -> Option<String> {
-    let upgrade = req.headers().get("upgrade").ok().flatten()?;
-    if !upgrade.eq_ignore_ascii_case("websocket") || !req.path().ends_with("/live") {
-        return None;
-    }
-    if let Some(key) = req
-        .headers()
-        .get("sec-websocket-protocol")
-        .ok()
-        .flatten()
-        .and_then(|p| websocket_key(&p))
-    {
-        return Some(key);
-    }
+/// Whether the request came to a loopback host, i.e. a developer's `wrangler dev` (a weak
+/// bootstrap key is tolerated there, with a warning in health).
+pub fn local_development(req: &Request) -> bool {
     req.url()
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == "key")
-        .map(|(_, v)| v.into_owned())
-        .filter(|k| !k.is_empty())
+        .ok()
+        .and_then(|u| u.host_str().map(is_loopback_host))
+        .unwrap_or(false)
 }
 
 /// Reads a JSON object body: 413 past [`API_BODY_LIMIT`] (streamed, never read further), 415

@@ -1,5 +1,8 @@
 //! `/api/v1/numbers`: our phone numbers, each answered by an agent (optionally ringing the
-//! owner first); also the caller id of the agent's scheduled calls.
+//! owner first); also the caller id of the agent's scheduled calls. Numbers belong to the
+//! deployment's carrier accounts, so only the bootstrap key assigns one to a tenant (otherwise
+//! any tenant could claim someone else's number and take its calls); the tenant's admins then
+//! choose which of their agents answers it.
 
 use super::agents::field_errors;
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
@@ -69,16 +72,43 @@ pub async fn route(
 
 async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Administer)?;
+    if !who.bootstrap {
+        // Refused before the body is read: the answer is the same whoever holds the number.
+        return Err(ApiError::new(
+            403,
+            "forbidden",
+            "numbers are assigned to tenants by the deployment's ADMIN_API_KEY; \
+             your admins then choose the agent that answers with PATCH /api/v1/numbers/{id}",
+        ));
+    }
     let body = json_body(req).await?;
     let spec = parse_number(&body).map_err(field_errors)?;
-    if super::agents::find(app, &who.tenant_id, &spec.agent_id)
+    let tenant_id = match body.get("tenant_id") {
+        None | Some(Value::Null) => who.tenant_id.clone(),
+        Some(Value::String(t)) if tenant_exists(app, t).await? => t.clone(),
+        Some(Value::String(t)) => {
+            return Err(invalid_fields(json!([field_error(
+                "tenant_id",
+                "unknown_tenant",
+                format!("no tenant {t}")
+            )])))
+        }
+        Some(_) => {
+            return Err(invalid_fields(json!([field_error(
+                "tenant_id",
+                "invalid_type",
+                "tenant_id must be a string"
+            )])))
+        }
+    };
+    if super::agents::find(app, &tenant_id, &spec.agent_id)
         .await?
         .is_none()
     {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
             "unknown_agent",
-            format!("no agent {}", spec.agent_id)
+            format!("no agent {} in tenant {tenant_id}", spec.agent_id)
         )])));
     }
     let id = new_id("num");
@@ -89,7 +119,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO NOTHING",
         &[
             &id,
-            &who.tenant_id,
+            &tenant_id,
             &spec.number,
             &spec.agent_id,
             &spec.owner_phone,
@@ -100,30 +130,43 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     )
     .await?;
     if inserted == 0 {
+        // Only the bootstrap key gets here, and it may know every assignment.
         return Err(ApiError::new(
             409,
             "conflict",
             format!("{} is already registered", spec.number),
         ));
     }
-    let row = find(app, who, &id).await?;
+    let row = find(app, &tenant_id, &id).await?;
+    let mut after = row.render();
+    after["tenant_id"] = Value::String(tenant_id);
     audit::log(
         app,
         who,
         "number.create",
         ("phone_number", &id),
         None,
-        Some(&row.render()),
+        Some(&after),
     )
     .await;
     Ok(json_response(201, &row.render()))
 }
 
-async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
+async fn tenant_exists(app: &App, tenant_id: &str) -> Result<bool, ApiError> {
+    let found = db::ids(
+        &app.db()?,
+        "SELECT id FROM tenants WHERE id = ?",
+        &[&tenant_id],
+    )
+    .await?;
+    Ok(!found.is_empty())
+}
+
+async fn find(app: &App, tenant_id: &str, id: &str) -> Result<Row, ApiError> {
     db::first(
         &app.db()?,
         &format!("SELECT {COLUMNS} FROM phone_numbers WHERE id = ? AND tenant_id = ?"),
-        &[&id, &who.tenant_id],
+        &[&id, &tenant_id],
     )
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no number {id}")))
@@ -134,7 +177,7 @@ async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
 async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     who.require(Access::Administer)?;
     let body = json_body(req).await?;
-    let before = find(app, who, id).await?.render();
+    let before = find(app, &who.tenant_id, id).await?.render();
     if body.get("number").is_some_and(|n| n != &before["number"]) {
         return Err(invalid_fields(json!([field_error(
             "number",
@@ -167,7 +210,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     )
     .await?;
     crate::voice::forget_number(app, &spec.number).await;
-    let after = find(app, who, id).await?.render();
+    let after = find(app, &who.tenant_id, id).await?.render();
     audit::log(
         app,
         who,
@@ -182,7 +225,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
 
 async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     who.require(Access::Administer)?;
-    let before = find(app, who, id).await?.render();
+    let before = find(app, &who.tenant_id, id).await?.render();
     db::run(
         &app.db()?,
         "DELETE FROM phone_numbers WHERE id = ? AND tenant_id = ?",
@@ -206,7 +249,10 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
 
 async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     who.require(Access::Read)?;
-    Ok(json_response(200, &find(app, who, id).await?.render()))
+    Ok(json_response(
+        200,
+        &find(app, &who.tenant_id, id).await?.render(),
+    ))
 }
 
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {

@@ -70,7 +70,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     };
     let tenant_id = new_id("ten");
     let key_id = new_id("key");
-    let (key, prefix) = keys::generate();
+    let (key, prefix) = keys::generate()?;
     let now = now_ms();
     let db = app.db()?;
     let after = json!({"id": tenant_id, "name": name, "admin_key_id": key_id});

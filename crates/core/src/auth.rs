@@ -1,7 +1,9 @@
-//! API credentials: bearer parsing and constant-time key comparison.
+//! API credentials: bearer parsing, constant-time key comparison, secret tokens, live-view
+//! tickets and what counts as local development.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use thiserror::Error;
 
 /// What a key may do within its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -76,9 +78,135 @@ pub fn key_matches(presented: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
+/// How long a live-view ticket may wait before it is used (once).
+pub const LIVE_TICKET_TTL_MS: i64 = 60_000;
+
+/// The single-use ticket of a live-view WebSocket (`?ticket=`), when the request carries one.
+pub fn live_ticket<'a>(query: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<&'a str> {
+    query
+        .into_iter()
+        .find(|(k, _)| *k == "ticket")
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// Whether a request URL's host is this machine: only local development serves such a URL
+/// (Cloudflare never routes a loopback host to a deployed Worker).
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Randomness could not be drawn, so no secret is made: a predictable one would be worse.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("no randomness available for a secret: {0}")]
+pub struct NoRandomness(pub String);
+
+/// Random bytes behind every key, secret and token: 128 bits.
+pub const TOKEN_BYTES: usize = 16;
+
+/// A secret like `pa_live_7f3k…` (prefix, `_`, 26 characters of base32 over 128 bits that
+/// `fill` draws); fails closed when `fill` does.
+pub fn new_token<E: std::fmt::Display>(
+    prefix: &str,
+    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+) -> Result<String, NoRandomness> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    fill(&mut bytes).map_err(|e| NoRandomness(e.to_string()))?;
+    Ok(encode_token(prefix, &bytes))
+}
+
+/// `prefix_` + lower-case Crockford base32 of `bytes` (no padding): ids and tokens alike.
+pub fn encode_token(prefix: &str, bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let mut out = String::with_capacity(prefix.len() + 1 + (bytes.len() * 8).div_ceil(5));
+    out.push_str(prefix);
+    out.push('_');
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &byte in bytes {
+        acc = (acc << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_fail_closed_without_randomness() {
+        let failed = new_token("pa_live", |_| Err("getrandom failed"));
+        assert_eq!(
+            failed,
+            Err(NoRandomness("getrandom failed".into())),
+            "no token, rather than a predictable one"
+        );
+        let token = new_token("pa_live", |b: &mut [u8]| {
+            b.fill(0xff);
+            Ok::<(), String>(())
+        })
+        .unwrap();
+        assert_eq!(token, format!("pa_live_{}", "z".repeat(25) + "w"));
+        assert_eq!(token.len(), "pa_live_".len() + 26);
+    }
+
+    #[test]
+    fn tokens_encode_every_bit() {
+        assert_eq!(
+            encode_token("x", &[0u8; 16]),
+            format!("x_{}", "0".repeat(26))
+        );
+        assert_ne!(encode_token("x", &[0, 0, 1]), encode_token("x", &[0, 0, 2]));
+    }
+
+    #[test]
+    fn loopback_hosts_are_local_development_only() {
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "LOCALHOST",
+            "[::1]",
+            "::1",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "agent.example.com",
+            "10.0.0.1",
+            "0.0.0.0",
+            "localhost.evil.com",
+            "[::2]",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn live_tickets_come_from_the_query() {
+        assert_eq!(
+            live_ticket([("a", "1"), ("ticket", "lvt_x")]),
+            Some("lvt_x")
+        );
+        assert_eq!(live_ticket([("key", "pa_live_x")]), None);
+        assert_eq!(live_ticket([("ticket", "")]), None);
+        let long = "t".repeat(129);
+        assert_eq!(live_ticket([("ticket", long.as_str())]), None);
+    }
 
     #[test]
     fn websocket_keys_come_from_the_subprotocol() {

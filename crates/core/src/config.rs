@@ -88,6 +88,8 @@ pub struct Config {
     pub api_rate_limit_per_minute: u32,
     /// Outbound dials per tenant per rolling hour (API calls, call backs, retries); more wait.
     pub outbound_calls_per_hour: u32,
+    /// Failed authentications per minute per client address; 0 turns the throttle off.
+    pub auth_failure_limit_per_minute: u32,
 }
 
 /// Outbound dials per tenant per hour unless `OUTBOUND_CALLS_PER_HOUR` says otherwise.
@@ -95,6 +97,16 @@ pub const DEFAULT_OUTBOUND_CALLS_PER_HOUR: u32 = 60;
 
 /// Requests per minute per API key unless `API_RATE_LIMIT_PER_MINUTE` says otherwise.
 pub const DEFAULT_API_RATE_LIMIT: u32 = 600;
+
+/// Failed authentications per minute per client address unless `AUTH_FAILURE_LIMIT_PER_MINUTE`
+/// says otherwise: plenty for typos, nothing for guessing.
+pub const DEFAULT_AUTH_FAILURE_LIMIT: u32 = 30;
+
+/// The `ADMIN_API_KEY` that `.dev.vars.example` used to ship: public, so never a real key.
+pub const EXAMPLE_ADMIN_API_KEY: &str = "dev-admin-key-change-me";
+
+/// Shortest `ADMIN_API_KEY` accepted outside local development.
+pub const MIN_ADMIN_API_KEY_CHARS: usize = 32;
 
 /// Svix's schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 pub const DEFAULT_RETRY_SCHEDULE: [u64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -118,17 +130,19 @@ impl Config {
             parse_base_url(name, &value)
         };
 
-        let api_rate_limit_per_minute = match get("API_RATE_LIMIT_PER_MINUTE") {
-            Some(v) => {
-                u32::try_from(parse_u64("API_RATE_LIMIT_PER_MINUTE", &v)?).map_err(|_| {
-                    ConfigError::Invalid {
-                        name: "API_RATE_LIMIT_PER_MINUTE",
-                        reason: "too large".into(),
-                    }
-                })?
+        let per_minute = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(name) {
+                Some(v) => u32::try_from(parse_u64(name, &v)?).map_err(|_| ConfigError::Invalid {
+                    name,
+                    reason: "too large".into(),
+                }),
+                None => Ok(default),
             }
-            None => DEFAULT_API_RATE_LIMIT,
         };
+        let api_rate_limit_per_minute =
+            per_minute("API_RATE_LIMIT_PER_MINUTE", DEFAULT_API_RATE_LIMIT)?;
+        let auth_failure_limit_per_minute =
+            per_minute("AUTH_FAILURE_LIMIT_PER_MINUTE", DEFAULT_AUTH_FAILURE_LIMIT)?;
 
         // A cap, not a switch: 0 would stop every outbound call, so it is refused.
         let outbound_calls_per_hour = match get("OUTBOUND_CALLS_PER_HOUR") {
@@ -209,6 +223,27 @@ impl Config {
             default_from_number: get("DEFAULT_FROM_NUMBER"),
             api_rate_limit_per_minute,
             outbound_calls_per_hour,
+            auth_failure_limit_per_minute,
+        })
+    }
+
+    /// Why `ADMIN_API_KEY` must not be used outside local development, if it must not: it is
+    /// the key to every tenant, so a short or published one is as good as none.
+    pub fn weak_admin_key(&self) -> Option<ConfigError> {
+        let key = self.admin_api_key.as_deref()?;
+        let reason = if key == EXAMPLE_ADMIN_API_KEY {
+            "it is the published example value".to_owned()
+        } else if key.chars().count() < MIN_ADMIN_API_KEY_CHARS {
+            format!("it is shorter than {MIN_ADMIN_API_KEY_CHARS} characters")
+        } else {
+            return None;
+        };
+        Some(ConfigError::Invalid {
+            name: "ADMIN_API_KEY",
+            reason: format!(
+                "{reason}; outside local development it authenticates nothing \
+                 (set a random key, e.g. `openssl rand -hex 32`)"
+            ),
         })
     }
 }
@@ -296,6 +331,10 @@ mod tests {
         assert_eq!(config.providers.resend_api_url, "https://api.resend.com");
         assert!(config.admin_api_key.is_none());
         assert_eq!(config.api_rate_limit_per_minute, DEFAULT_API_RATE_LIMIT);
+        assert_eq!(
+            config.auth_failure_limit_per_minute,
+            DEFAULT_AUTH_FAILURE_LIMIT
+        );
         assert!(config.providers.telnyx_connection_id.is_none());
         assert_eq!(
             config.outbound_calls_per_hour,
@@ -356,6 +395,36 @@ mod tests {
         assert!(err.to_string().contains("RESEND_API_URL"));
         let err = parse(&[("DELIVERY_RETRY_SCHEDULE", "5,1,x")]).unwrap_err();
         assert!(err.to_string().contains("DELIVERY_RETRY_SCHEDULE"));
+    }
+
+    #[test]
+    fn weak_admin_keys_are_named() {
+        let weak = |key: &str| {
+            parse(&[("ADMIN_API_KEY", key)])
+                .unwrap()
+                .weak_admin_key()
+                .map(|e| e.to_string())
+        };
+        let example = weak(EXAMPLE_ADMIN_API_KEY).unwrap();
+        assert!(example.starts_with("ADMIN_API_KEY is invalid: it is the published example"));
+        assert!(weak("x").unwrap().contains("shorter than 32 characters"));
+        assert!(weak(&"k".repeat(31)).is_some());
+        assert_eq!(weak(&"k".repeat(32)), None);
+        // Characters, not bytes: 31 two-byte characters are still too short.
+        assert!(weak(&"é".repeat(31)).is_some());
+        assert_eq!(
+            parse(&[]).unwrap().weak_admin_key(),
+            None,
+            "unset is reported elsewhere"
+        );
+    }
+
+    #[test]
+    fn auth_failure_limit_is_read() {
+        let config = parse(&[("AUTH_FAILURE_LIMIT_PER_MINUTE", "5")]).unwrap();
+        assert_eq!(config.auth_failure_limit_per_minute, 5);
+        let err = parse(&[("AUTH_FAILURE_LIMIT_PER_MINUTE", "many")]).unwrap_err();
+        assert!(err.to_string().contains("AUTH_FAILURE_LIMIT_PER_MINUTE"));
     }
 
     #[test]

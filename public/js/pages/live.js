@@ -1,9 +1,11 @@
 // Live call view: a WebSocket to the call's Durable Object (GET /api/v1/calls/{id}/live).
 //
-// Browsers cannot set headers on a WebSocket, so the API key travels as a subprotocol:
-//   new WebSocket(url, ['phone-agent.live.v1', 'bearer.' + base64url(key)])
-// and the server must answer `Sec-WebSocket-Protocol: phone-agent.live.v1`. If that handshake
-// fails before opening, the view retries once with `?key=<key>` in the URL.
+// Browsers cannot set headers on a WebSocket, and an API key in a URL ends up in access logs, so
+// each connection first asks for a single-use ticket (POST /api/v1/calls/{id}/live-ticket, with
+// the key in the Authorization header; valid 60 s, one upgrade, this call only) and opens
+//   new WebSocket(url + '?ticket=' + ticket, ['phone-agent.live.v1'])
+// to which the server answers `Sec-WebSocket-Protocol: phone-agent.live.v1`. Every reconnect
+// gets a fresh ticket.
 //
 // Messages are JSON objects with a `type` (and `at`, ms since epoch):
 //   hello      {phase, turns: [Turn], call_id}           current state on connect
@@ -14,7 +16,7 @@
 //   barge_in   {turn?}                                   the caller interrupted the agent
 //   event      {event: "user_turn"|"resumed"|"upstream_failed", turn, ...}
 // Turn = {id, user_text?, agent_text, interrupted, metrics}.
-import { api, session, base64url } from '../api.js';
+import { api } from '../api.js';
 import { h, badge, fmtMs, pageHeader, announce } from '../dom.js';
 import { latencyChart } from '../chart.js';
 
@@ -125,18 +127,46 @@ export async function livePage(ctx, id) {
     }
   };
 
-  // ---- the socket, with the subprotocol → query fallback and reconnects -----------------------
+  // ---- the socket: a fresh ticket per connection, and reconnects ------------------------------
   let socket = null;
   let closedByUs = false;
   let retries = 0;
   let timer = null;
   const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/calls/${encodeURIComponent(id)}/live`;
-  const open = (viaQuery = false) => {
-    const key = session.key ?? '';
+  /** After a close (or a failed ticket request): try again, unless it never opened thrice. */
+  const retry = ({ opened, reason }) => {
+    connection.className = 'conn fail';
+    if (ended) {
+      connection.textContent = 'closed (call ended)';
+      return;
+    }
+    if (!opened && retries >= 2) {
+      connection.textContent = `could not connect (${reason})`;
+      return;
+    }
+    retries += 1;
+    const wait = Math.min(5000, 500 * 2 ** retries);
+    connection.textContent = `disconnected; retrying in ${Math.round(wait / 1000)} s`;
+    timer = setTimeout(open, wait);
+  };
+  const open = async () => {
+    let ticket;
+    try {
+      ({ ticket } = await api('POST', `/calls/${encodeURIComponent(id)}/live-ticket`));
+    } catch (e) {
+      if (closedByUs) return;
+      if (e.status === 401 || e.status === 403 || e.status === 404) {
+        connection.className = 'conn fail';
+        connection.textContent = `cannot watch: ${e.message}`;
+        return;
+      }
+      retry({ opened: false, reason: e.message });
+      return;
+    }
+    if (closedByUs) return;
     let opened = false;
     try {
-      socket = viaQuery ? new WebSocket(`${base}?key=${encodeURIComponent(key)}`)
-        : new WebSocket(base, [LIVE_SUBPROTOCOL, `bearer.${base64url(key)}`]);
+      socket = new WebSocket(`${base}?ticket=${encodeURIComponent(ticket)}`, [LIVE_SUBPROTOCOL]);
     } catch (e) {
       connection.textContent = `cannot connect: ${e.message}`;
       return;
@@ -158,26 +188,10 @@ export async function livePage(ctx, id) {
     });
     socket.addEventListener('close', (e) => {
       if (closedByUs) return;
-      if (!opened && !viaQuery) {
-        open(true);
-        return;
-      }
-      connection.className = 'conn fail';
-      if (ended) {
-        connection.textContent = 'closed (call ended)';
-        return;
-      }
-      if (!opened && retries >= 2) {
-        connection.textContent = `could not connect (code ${e.code})`;
-        return;
-      }
-      retries += 1;
-      const wait = Math.min(5000, 500 * 2 ** retries);
-      connection.textContent = `disconnected; retrying in ${Math.round(wait / 1000)} s`;
-      timer = setTimeout(() => open(false), wait);
+      retry({ opened, reason: `code ${e.code}` });
     });
   };
-  open(false);
+  open();
   ctx.onTeardown(() => {
     closedByUs = true;
     clearTimeout(timer);
