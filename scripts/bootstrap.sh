@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever this machine is missing to build and run the worker; skips what is there.
-# Every step is a registry install (crates.io / npm): see shared TOOLCHAIN notes for why.
+# Every step is a registry install (crates.io / npm, rustup components): docs/operations.md
+# ("Toolchain") says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -10,6 +11,14 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
+
+# `npm test` fails on rustfmt and clippy findings, so both components must be there.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component-"; then
+    say "adding the $component component"
+    rustup component add "$component"
+  fi
+done
 
 WORKER_BUILD_VERSION=0.8.7
 if [ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION" ]; then

@@ -1,5 +1,5 @@
 // Self-tests of the fake providers (tests/fakes/*), driven by real HTTP and WebSocket clients,
-// and of the signing helpers against the published vectors in SIGNATURES.md. No worker needed.
+// and of the signing helpers against the published vectors (docs/protocols.md §1). No worker needed.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -314,7 +314,7 @@ test('elevenlabs: streams ulaw_8000 at 100 ms per word, checks xi-api-key, fails
 
 const TW_PARAMS = { CallSid: 'CA1234567890ABCDE', Caller: '+14158675309', Digits: '1234', From: '+14158675309', To: '+18005551212' };
 
-test('twilio: signature matches SIGNATURES.md vectors TW1, TW6 and TW15', () => {
+test('twilio: signature matches the published vectors TW1, TW6 and TW15', () => {
   assert.equal(twilioSignature('12345', 'https://mycompany.com/myapp.php?foo=1&bar=2', TW_PARAMS), 'RSOYDt4T1cUTdK1PDd93/VVr8B8=');
   assert.equal(twilioSignature('12345', 'https://mycompany.com:443/myapp.php?foo=1&bar=2', TW_PARAMS), 'kvajT1Ptam85bY51eRf/AJRuM3w=');
   assert.equal(
@@ -508,7 +508,7 @@ test('target: verifies Standard Webhooks signatures and fails, throttles or stal
 
 // ---- Carrier media clients and signers ------------------------------------------------------
 
-test('telnyx and retell signers match SIGNATURES.md vectors TX1, R1 and R15', () => {
+test('telnyx and retell signers match vectors TX1, R1 and R15', () => {
   const { privateKey, publicKey } = telnyxKeyPair('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60');
   assert.equal(publicKey, '11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=');
   const body = '{"data":{"event_type":"call.initiated","id":"0ccc7b54-4df3-4bca-a65a-3da1ecc777f0","occurred_at":"2018-02-02T22:25:27.521992Z","payload":{"call_control_id":"v3:abc","from":"+35319605860","to":"+13129457420"},"record_type":"event"},"meta":{"attempt":1,"delivered_to":"https://example.com/webhooks"}}';

@@ -27,7 +27,7 @@ before(async () => {
   resend = await startFakeResend({ apiKey: 're_test_key' });
   bland = await startFakeBland({ apiKey: 'bland-key', webhookSecret: 'bland-test-secret' });
   target = await startFakeTarget();
-  // Telnyx Call Control `POST /v2/calls`: answers with the new call's ids (PROTOCOLS.md §3).
+  // Telnyx Call Control `POST /v2/calls`: answers with the new call's ids (docs/protocols.md §9.2).
   telnyx = await startFakeHttp({
     routes: {
       'POST /v2/calls': (req) => ({

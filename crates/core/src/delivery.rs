@@ -1,6 +1,6 @@
 //! Delivery policy: retry schedule, jitter, response classification, `Retry-After`.
 //!
-//! Follows the Standard Webhooks spec and Svix's worker (SIGNATURES.md §9): 2xx delivers, 410
+//! Follows the Standard Webhooks spec and Svix's worker (docs/protocols.md §3): 2xx delivers, 410
 //! disables the endpoint, everything else (3xx included: redirects are never followed) is a
 //! failure retried on the schedule with ±20 % jitter; 429/502/504 and timeouts slow down, and
 //! `Retry-After` may postpone a retry up to twice its scheduled wait.

@@ -47,7 +47,7 @@ pub struct ListenParams {
 }
 
 impl ListenParams {
-    /// The recommended settings for 8 kHz mono phone audio (PROTOCOLS.md §5.1).
+    /// The recommended settings for 8 kHz mono phone audio (docs/protocols.md §6).
     pub fn phone(encoding: SttEncoding, model: &str, language: &str) -> Self {
         ListenParams {
             encoding,

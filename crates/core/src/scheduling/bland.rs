@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn start_time_matches_the_documented_format() {
-        // PROTOCOLS.md §11.2 example: "2025-04-01 15:00:00 -05:00" with America/Chicago (CDT).
+        // Bland's documented example (docs/protocols.md §9.3): "2025-04-01 15:00:00 -05:00" with America/Chicago (CDT).
         assert_eq!(
             start_time(at("2025-04-01T20:00:00Z"), Some("America/Chicago")),
             "2025-04-01 15:00:00 -05:00"

@@ -11,7 +11,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use thiserror::Error;
 
-/// Twilio status callback events we subscribe to (PROTOCOLS.md §2.5).
+/// Twilio status callback events we subscribe to (docs/protocols.md §9.1).
 pub const TWILIO_STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
 
 /// Query parameter / metadata key carrying the attempt number next to `call_id`.
@@ -92,7 +92,7 @@ pub fn twilio_create_form(dial: &Dial) -> String {
 }
 
 /// JSON body of Telnyx's `POST /v2/calls`: `client_state` carries our id and attempt, the
-/// media stream is started with the dial (PROTOCOLS.md §3.3), webhooks come to `/webhooks/telnyx`.
+/// media stream is started with the dial (docs/protocols.md §9.2), webhooks come to `/webhooks/telnyx`.
 pub fn telnyx_create_body(dial: &Dial, connection_id: Option<&str>) -> Value {
     let mut body = json!({
         "to": dial.to,

@@ -2,7 +2,7 @@
 //!
 //! One verified request maps to exactly one event. A type we have no mapping for is kept as
 //! `<provider>.<original type>`, never dropped, so users still receive it. The dedupe key per
-//! provider follows SIGNATURES.md §9.4.
+//! provider is listed in docs/protocols.md §1.9.
 
 use super::Provider;
 use crate::scheduling::CallStatus;
@@ -48,7 +48,7 @@ pub struct CanonicalEvent {
     pub event_type: String,
     /// When the event happened, RFC 3339 in UTC, if the payload says.
     pub occurred_at: Option<String>,
-    /// The provider's dedupe key (SIGNATURES.md §9.4), unique per `(provider, key)`.
+    /// The provider's dedupe key (docs/protocols.md §1.9), unique per `(provider, key)`.
     pub provider_event_id: String,
     /// The provider's own call id (CallSid, call_control_id, Bland/Retell/Vapi call id).
     pub provider_call_id: Option<String>,
@@ -304,7 +304,7 @@ fn call_id_from_client_state(state: &str) -> Option<String> {
     str_at(&value, "/call_id").map(str::to_owned)
 }
 
-/// Bland's post-call webhook: the call-details object (PROTOCOLS.md §11.3).
+/// Bland's post-call webhook: the call-details object (docs/protocols.md §9.3).
 fn map_bland(body: &[u8]) -> Result<CanonicalEvent, MapError> {
     let root = json_object(body)?;
     let call_id = str_at(&root, "/call_id").or_else(|| str_at(&root, "/c_id"));
@@ -726,7 +726,7 @@ mod tests {
         map_event(provider, &h(headers), "", body).expect_err("should not map")
     }
 
-    // ---- Resend (PROTOCOLS.md §12.2) ----
+    // ---- Resend (docs/protocols.md §1.2) ----
 
     const RESEND_SENT: &str = r#"{ "type": "email.sent", "created_at": "2025-04-01T14:00:01.123Z",
       "data": { "created_at": "2025-04-01 14:00:00.900+00", "email_id": "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794",
@@ -850,7 +850,7 @@ mod tests {
         );
     }
 
-    // ---- Twilio (PROTOCOLS.md §2.7) ----
+    // ---- Twilio (docs/protocols.md §1.3) ----
 
     const TWILIO_COMPLETED: &str = "AccountSid=ACxxxx&ApiVersion=2010-04-01&CallSid=CAxxxx&CallStatus=completed&CallDuration=42&Duration=1\
 &Called=%2B15558675310&Caller=%2B15017122661&Direction=outbound-api&From=%2B15017122661&To=%2B15558675310\
@@ -972,7 +972,7 @@ mod tests {
         );
     }
 
-    // ---- Telnyx (SIGNATURES.md §3 vector body) ----
+    // ---- Telnyx (the TX vectors' body, docs/protocols.md §1.4) ----
 
     const TELNYX_INITIATED: &str = r#"{"data":{"event_type":"call.initiated","id":"0ccc7b54-4df3-4bca-a65a-3da1ecc777f0","occurred_at":"2018-02-02T22:25:27.521992Z","payload":{"call_control_id":"v3:abc","from":"+35319605860","to":"+13129457420"},"record_type":"event"},"meta":{"attempt":1,"delivered_to":"https://example.com/webhooks"}}"#;
 
@@ -1091,7 +1091,7 @@ mod tests {
         assert_eq!(err(Provider::Telnyx, &[], b"{not json"), MapError::NotJson);
     }
 
-    // ---- Bland (PROTOCOLS.md §11.3) ----
+    // ---- Bland (docs/protocols.md §9.3) ----
 
     const BLAND_COMPLETED: &str = r#"{
   "call_id": "d9cce3f3-23cf-4fa7-b62c-8be8119b8715", "c_id": "d9cce3f3-23cf-4fa7-b62c-8be8119b8715",
@@ -1171,7 +1171,7 @@ mod tests {
         assert_eq!(err(Provider::Bland, &[], b"call_id=1"), MapError::NotJson);
     }
 
-    // ---- Retell (SIGNATURES.md §4 vector R15 body) ----
+    // ---- Retell (vector R15's body, docs/protocols.md §1.5) ----
 
     #[test]
     fn retell_analyzed_without_summary_is_a_transcript() {
@@ -1255,7 +1255,7 @@ mod tests {
         );
     }
 
-    // ---- Vapi (SIGNATURES.md §6 vector body) ----
+    // ---- Vapi (the V vectors' body, docs/protocols.md §1.7) ----
 
     #[test]
     fn vapi_end_of_call_report() {
@@ -1335,7 +1335,7 @@ mod tests {
         assert_eq!(err(Provider::Vapi, &[], b"\x00\x01"), MapError::NotJson);
     }
 
-    // ---- Exotel (SIGNATURES.md §7) ----
+    // ---- Exotel (docs/protocols.md §1.8) ----
 
     #[test]
     fn exotel_status_callback_as_form_json_or_query() {

@@ -1,4 +1,4 @@
-//! Bland `X-Webhook-Signature`: hex HMAC-SHA256 of the raw body (SIGNATURES.md §5). No
+//! Bland `X-Webhook-Signature`: hex HMAC-SHA256 of the raw body (docs/protocols.md §1.6). No
 //! timestamp and no message id, so replays are stopped by dedupe only.
 
 use super::{

@@ -1,5 +1,5 @@
 //! Exotel does not sign requests: its callback URLs carry `?token=<EXOTEL_WEBHOOK_TOKEN>`,
-//! compared in constant time (SIGNATURES.md §7).
+//! compared in constant time (docs/protocols.md §1.8).
 
 use super::{
     check_header_len, query_param, secret_eq, InboundRequest, Rejection, Verified, VerifyOptions,

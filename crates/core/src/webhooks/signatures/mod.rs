@@ -1,8 +1,8 @@
 //! Signature verification (inbound, per provider) and Standard Webhooks signing (outbound).
 //!
 //! Every verifier works on the raw body bytes, compares in constant time, accepts a match with
-//! any configured secret (rotation) and takes the clock as a parameter. The schemes and their
-//! test vectors are in SIGNATURES.md; each one lives in its own file here.
+//! any configured secret (rotation) and takes the clock as a parameter. The schemes and the
+//! sources of their test vectors are in docs/protocols.md §1; each one lives in its own file here.
 
 mod bland;
 mod exotel;

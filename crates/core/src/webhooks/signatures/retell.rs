@@ -1,5 +1,5 @@
 //! Retell `x-retell-signature: v=<unix ms>,d=<hex HMAC-SHA256>` over `{body}{ms}`, keyed with
-//! a webhook-badged API key (SIGNATURES.md §4).
+//! a webhook-badged API key (docs/protocols.md §1.5).
 
 use super::{
     bounded_header, check_window, decode_hex, hmac_matches, InboundRequest, Rejection, Verified,

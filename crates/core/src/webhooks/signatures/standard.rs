@@ -1,5 +1,5 @@
 //! Standard Webhooks / Svix (Resend, `standard`): `v1` HMAC-SHA256 and `v1a` Ed25519 over
-//! `{id}.{timestamp}.{body}`; also the relay's outbound signer (SIGNATURES.md §1 and §8).
+//! `{id}.{timestamp}.{body}`; also the relay's outbound signer (docs/protocols.md §1.2 and §3).
 
 use super::{
     check_header_len, check_window, header, InboundRequest, Rejection, Verified, VerifyOptions,

@@ -1,5 +1,5 @@
 //! Telnyx: Ed25519 over `{telnyx-timestamp}|{body}` with the account's public key
-//! (SIGNATURES.md §3). Not Standard Webhooks, despite Telnyx's wording.
+//! (docs/protocols.md §1.4). Not Standard Webhooks, despite Telnyx's wording.
 
 use super::{bounded_header, check_window, InboundRequest, Rejection, Verified, VerifyOptions};
 use base64::engine::general_purpose::STANDARD as BASE64;

@@ -1,5 +1,5 @@
 //! Twilio `X-Twilio-Signature`: base64 HMAC-SHA1 over the URL plus the sorted POST parameters
-//! (SIGNATURES.md §2). The URL Twilio signed is rarely the one we see, so several spellings of
+//! (docs/protocols.md §1.3). The URL Twilio signed is rarely the one we see, so several spellings of
 //! it are tried; a JSON body is covered by a `bodySHA256` query parameter instead.
 
 use super::{

@@ -1,5 +1,5 @@
 //! Vapi authenticates per server URL, either with the shared secret itself in a header or with
-//! a configurable HMAC plan (SIGNATURES.md §6). The edge passes the plan it configured on Vapi;
+//! a configurable HMAC plan (docs/protocols.md §1.7). The edge passes the plan it configured on Vapi;
 //! without one, the shared-secret header is expected.
 
 use super::{
