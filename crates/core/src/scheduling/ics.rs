@@ -419,7 +419,7 @@ mod tests {
     /// after an upgrade, the crate may have been fixed: re-check docs/ics.md and consider it.
     #[test]
     fn icalendar_builder_still_cannot_write_our_invite() {
-        use icalendar::{Calendar, Component, Event, EventLike, Property};
+        use icalendar::{Calendar, Component, Event, Property};
         let written = |cn: &str, description: &str| {
             let mut attendee = Property::new("ATTENDEE", "mailto:jordan@example.com");
             attendee
