@@ -21,7 +21,7 @@ use crate::api::Principal;
 use crate::app::{load_config, App};
 use crate::call_status::{self, Change};
 use crate::db;
-use crate::http::{json_response, log_line, new_id, now_ms, ApiError, ApiResult};
+use crate::http::{json_response, log_line, now_ms, ApiError, ApiResult};
 use crate::media::{session_stub, valid_call_id};
 use crate::outbound;
 use crate::speech;
@@ -234,7 +234,7 @@ impl DurableObject for CallSession {
                 .map_err(ApiError::from),
             _ => Err(ApiError::not_found("no such session route")),
         };
-        Ok(result.unwrap_or_else(|e| e.to_response(&new_id("req"))))
+        Ok(result.unwrap_or_else(|e| e.to_response(&crate::http::trace_id("req"))))
     }
 
     async fn websocket_message(

@@ -270,7 +270,7 @@ pub async fn emit(
             raw_body: &raw,
             payload: &payload,
         },
-        &new_id("evt"),
+        &new_id("evt")?,
     )
     .await?;
     if let Published::New(_, deliveries) = published {

@@ -130,7 +130,7 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     } else {
         info.carrier.as_str()
     };
-    let id = new_id("call");
+    let id = new_id("call").map_err(internal)?;
     let metadata = json!({"callback_of": info.call_id, "note": note}).to_string();
     let max = settings.max_per_number_per_day;
     // One batch (a transaction): the call is inserted only if this call has no call back yet

@@ -78,7 +78,7 @@ pub fn enqueue(
         Err(e) => ("dead", "{}".to_owned(), Some(e), None),
     };
     let key = idempotency_key(facts.call_id, sequence, kind);
-    let id = new_id("eml");
+    let id = new_id("eml")?;
     let (condition, condition_args) = only_if;
     let kind_name = kind.as_str();
     let mut insert_args: Vec<&dyn db::Arg> = vec![

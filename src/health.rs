@@ -11,7 +11,7 @@ static INSTANCE: OnceLock<(String, i64)> = OnceLock::new();
 
 /// Records the instance's identity on its first request.
 pub fn instance() -> &'static (String, i64) {
-    INSTANCE.get_or_init(|| (crate::http::new_id("inst"), now_ms()))
+    INSTANCE.get_or_init(|| (crate::http::trace_id("inst"), now_ms()))
 }
 
 /// Reports D1, KV and configuration checks; 503 when any fails so load balancers notice. A weak

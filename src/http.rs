@@ -2,8 +2,9 @@
 //! response, request ids, and the per-request log line.
 
 use futures_util::StreamExt;
-use phone_agent_core::auth::{encode_token, new_token, NoRandomness, TOKEN_BYTES};
+use phone_agent_core::auth::{new_token, NoRandomness};
 use phone_agent_core::config::ConfigError;
+use phone_agent_core::ids;
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
 use serde_json::{json, Value};
@@ -135,13 +136,17 @@ pub fn random_unit() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A fresh random id like `req_7f3k…` (Crockford base32, 128 bits). For identifiers only: a
-/// key, secret or token comes from [`new_secret`], which fails closed.
-pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    // An id is not a secret: should randomness ever fail, a duplicate is refused by its key.
-    let _ = getrandom::getrandom(&mut bytes);
-    encode_token(prefix, &bytes)
+/// A fresh row id like `call_06bq2…`: a UUIDv7 from the runtime clock, so ids sort by creation
+/// time (see `phone_agent_core::ids`). Without randomness it is a 500, like [`new_secret`]. For
+/// identifiers only: a key, secret or token comes from [`new_secret`].
+pub fn new_id(prefix: &str) -> Result<String, ApiError> {
+    ids::new_id(prefix, now_ms(), getrandom::getrandom).map_err(ApiError::internal)
+}
+
+/// An id that labels log lines or an instance, never a row: when randomness fails (logged by
+/// [`new_id`]) it still carries the time rather than failing the request it labels.
+pub fn trace_id(prefix: &str) -> String {
+    new_id(prefix).unwrap_or_else(|_| ids::encode_id(prefix, now_ms(), &[0; ids::ID_RANDOM_BYTES]))
 }
 
 /// A secret like `pa_live_7f3k…` (128 random bits): API keys, live tickets, stream tokens.
@@ -199,7 +204,7 @@ pub fn request_id(incoming: Option<String>) -> String {
         {
             id
         }
-        _ => new_id("req"),
+        _ => trace_id("req"),
     }
 }
 

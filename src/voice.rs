@@ -232,7 +232,7 @@ async fn create_inbound_call(
     to: &str,
     from: Option<&str>,
 ) -> Result<String, ApiError> {
-    let id = new_id("call");
+    let id = new_id("call")?;
     let now = now_ms();
     db::run(
         db,

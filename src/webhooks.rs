@@ -80,7 +80,7 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
             raw_body: &raw_body,
             payload: &payload,
         },
-        &new_id("evt"),
+        &new_id("evt")?,
     )
     .await?;
 

@@ -156,3 +156,57 @@ test('each key has its own rate limit; 429 carries Retry-After', async () => {
     await limited.stop();
   }
 });
+
+/** The creation time (ms) and version of an id's UUIDv7: 26 base32 characters, 2 padding bits. */
+function uuidOf(id) {
+  const alphabet = '0123456789abcdefghjkmnpqrstvwxyz';
+  const body = id.slice(id.indexOf('_') + 1);
+  let bits = 0n;
+  for (const c of body) bits = (bits << 5n) | BigInt(alphabet.indexOf(c));
+  const uuid = bits >> 2n;
+  return { ms: Number(uuid >> 80n), version: Number((uuid >> 76n) & 0xfn) };
+}
+
+test('ids are UUIDv7 from the runtime clock; lists page alike over old random ids and new ones', async () => {
+  const tenant = await worker.api('POST', '/api/v1/tenants', { name: 'Ids' });
+  assert.equal(tenant.status, 201, tenant.text);
+  const key = tenant.body.api_key.key;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const started = Date.now();
+  const agents = [];
+  for (const name of ['one', 'two', 'three']) {
+    const created = await worker.api('POST', '/api/v1/agents', { name, system_prompt: 'Be brief.' }, { key });
+    assert.equal(created.status, 201, created.text);
+    agents.push(created.body);
+    await sleep(5);
+  }
+  const ended = Date.now();
+  for (const id of [tenant.body.id, tenant.body.api_key.id, ...agents.map((a) => a.id)]) {
+    assert.match(id, /^[a-z]+_[0-9a-z]{26}$/);
+    const { ms, version } = uuidOf(id);
+    assert.equal(version, 7, id);
+    assert.ok(ms >= started - 1000 && ms <= ended + 1000, `${id} carries ${ms}, not ${started}..${ended}`);
+  }
+  const ids = agents.map((a) => a.id);
+  assert.deepEqual([...ids].sort(), ids, 'later ids sort after earlier ones');
+
+  // Rows made before UUIDv7 ids keep their random ids: cursors order by created_at first, so
+  // an old id that sorts after (or before) every new one still pages in creation order.
+  const [one, two, three] = agents.map((a) => Date.parse(a.created_at));
+  assert.ok(one < two - 1 && two < three - 1);
+  const oldHigh = `ag_${'z'.repeat(26)}`;
+  const oldLow = `ag_${'0'.repeat(26)}`;
+  for (const [old, at] of [[oldHigh, one + 1], [oldLow, two + 1]]) {
+    await worker.d1(`INSERT INTO agents (id, tenant_id, name, system_prompt, config, created_at, updated_at)
+      SELECT '${old}', tenant_id, 'old', system_prompt, config, ${at}, ${at} FROM agents WHERE id = '${ids[0]}'`);
+  }
+  const paged = [];
+  let cursor = null;
+  do {
+    const page = await worker.api('GET', `/api/v1/agents?limit=2${cursor ? `&cursor=${cursor}` : ''}`, undefined, { key });
+    assert.equal(page.status, 200, page.text);
+    paged.push(...page.body.data.map((a) => a.id));
+    cursor = page.body.next_cursor;
+  } while (cursor);
+  assert.deepEqual(paged, [ids[2], oldLow, ids[1], oldHigh, ids[0]]);
+});

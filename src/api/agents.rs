@@ -100,7 +100,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Administer)?;
     let body = json_body(req).await?;
     let spec = parse_agent(&body).map_err(field_errors)?;
-    let id = new_id("ag");
+    let id = new_id("ag")?;
     let now = now_ms();
     db::run(
         &app.db()?,

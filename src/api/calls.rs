@@ -243,7 +243,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     // Fixed now: the alarm that dials later has no request to take an origin from.
     let base_url = config.public_base_url.clone().unwrap_or(origin);
 
-    let id = new_id("call");
+    let id = new_id("call")?;
     let start_at = request.start_at.timestamp_millis();
     let provider = request.provider.as_str();
     let metadata = request.metadata.to_string();

@@ -194,7 +194,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
     let fields = parse_fields(&body, app.config()?.allow_private_targets, true)?;
     let secret = new_endpoint_secret(&secret_bytes()?);
-    let id = new_id("ep");
+    let id = new_id("ep")?;
     let now = now_ms();
     let db = app.db()?;
     db::run(

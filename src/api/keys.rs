@@ -119,7 +119,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
     let (name, role) = parse_new_key(&body)?;
     let (key, prefix) = generate()?;
-    let id = new_id("key");
+    let id = new_id("key")?;
     let db = app.db()?;
     let after = json!({"id": id, "name": name, "role": role, "prefix": prefix});
     db::batch(

@@ -111,7 +111,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
             format!("no agent {} in tenant {tenant_id}", spec.agent_id)
         )])));
     }
-    let id = new_id("num");
+    let id = new_id("num")?;
     let now = now_ms();
     let inserted = db::run(
         &app.db()?,

@@ -68,8 +68,8 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
             )])))
         }
     };
-    let tenant_id = new_id("ten");
-    let key_id = new_id("key");
+    let tenant_id = new_id("ten")?;
+    let key_id = new_id("key")?;
     let (key, prefix) = keys::generate()?;
     let now = now_ms();
     let db = app.db()?;

@@ -101,9 +101,9 @@ pub fn is_loopback_host(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Randomness could not be drawn, so no secret is made: a predictable one would be worse.
+/// Randomness could not be drawn, so no secret or id is made: a predictable one would be worse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("no randomness available for a secret: {0}")]
+#[error("no randomness available for a secret or id: {0}")]
 pub struct NoRandomness(pub String);
 
 /// Random bytes behind every key, secret and token: 128 bits.

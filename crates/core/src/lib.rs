@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod dialing;
+pub mod ids;
 pub mod limits;
 pub mod live;
 pub mod media;
