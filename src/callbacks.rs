@@ -13,11 +13,9 @@ use crate::call_status;
 use crate::db;
 use crate::http::{new_id, now_ms, rfc3339, ApiError};
 use crate::scheduler;
-use crate::speech::parse_tool;
 use phone_agent_core::agents::{callback_settings, dial_policy};
 use phone_agent_core::dialing::{check_callback_time, DialRefusal, DAY_MS};
-use phone_agent_core::providers::openai::AgentToolCall;
-use phone_agent_core::session::ToolCall;
+use phone_agent_core::session::{Tool, ToolCall};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::rc::Rc;
@@ -84,8 +82,8 @@ struct AgentRef {
 }
 
 async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failure> {
-    let AgentToolCall::ScheduleCallback { start_at, note } =
-        parse_tool(call).map_err(Failure::Error)?
+    let Tool::ScheduleCallback { start_at, note } =
+        call.tool().map_err(|e| Failure::Error(e.to_string()))?
     else {
         return Err(Failure::Error(format!(
             "{} is not run by this worker",

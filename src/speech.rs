@@ -18,7 +18,7 @@ use phone_agent_core::providers::deepgram::{
     auth_header, keep_alive, listen_url, parse_message, SttMessage,
 };
 use phone_agent_core::providers::http_url;
-use phone_agent_core::providers::openai::{AgentToolCall, ChatStream};
+use phone_agent_core::providers::openai::ChatStream;
 use phone_agent_core::providers::sse::SseParser;
 use phone_agent_core::providers::tts::{tts_request, TtsOutput};
 use phone_agent_core::session::{Input, Message, ToolCall};
@@ -362,16 +362,6 @@ pub fn run_tool(session: &Rc<Session>, turn: u32, call: ToolCall) {
             content,
         });
     });
-}
-
-/// The validated form of a tool call (the model's arguments checked), for edge tools.
-pub fn parse_tool(call: &ToolCall) -> Result<AgentToolCall, String> {
-    AgentToolCall::parse(&phone_agent_core::providers::openai::ToolCall {
-        id: call.id.clone(),
-        name: call.name.clone(),
-        arguments_json: call.arguments.clone(),
-    })
-    .map_err(|e| e.to_string())
 }
 
 // ---- TTS ---------------------------------------------------------------------------------

@@ -142,13 +142,8 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
     let before = row.render();
-    let mut merged = before.clone();
-    if let (Some(target), Some(changes)) = (merged.as_object_mut(), body.as_object()) {
-        target.retain(|_, v| !v.is_null());
-        for (key, value) in changes {
-            target.insert(key.clone(), value.clone());
-        }
-    }
+    let merged = phone_agent_core::patch::merge(&before, &body, &["name", "system_prompt"])
+        .map_err(field_errors)?;
     let spec = parse_agent(&merged).map_err(field_errors)?;
     db::run(
         &app.db()?,

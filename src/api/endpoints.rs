@@ -99,34 +99,40 @@ pub async fn route(
     }
 }
 
-/// Validated writable fields; `None` = not given.
+/// Validated writable fields, in the API's PATCH convention (absent keeps, `null` clears).
 #[derive(Default)]
 struct Fields {
-    url: Option<String>,
-    /// `Some(None)` clears the filter (every type).
-    event_types: Option<Option<String>>,
-    description: Option<Option<String>>,
-    status: Option<String>,
+    url: phone_agent_core::patch::Patch<String>,
+    /// `Null` clears the filter (every type).
+    event_types: phone_agent_core::patch::Patch<String>,
+    description: phone_agent_core::patch::Patch<String>,
+    status: phone_agent_core::patch::Patch<String>,
 }
 
 fn parse_fields(body: &Value, allow_private: bool, creating: bool) -> Result<Fields, ApiError> {
+    use phone_agent_core::patch::{self, Patch};
     let mut errors = Vec::new();
     let mut fields = Fields::default();
-    match body.get("url") {
-        None | Some(Value::Null) if creating => {
+    let not_clearable = |field: &str| {
+        let e = patch::not_clearable(field);
+        field_error(&e.field, e.code, e.message)
+    };
+    match Patch::field(body, "url") {
+        Patch::Absent | Patch::Null if creating => {
             errors.push(field_error("url", "required", "url is required"))
         }
-        None | Some(Value::Null) => {}
-        Some(Value::String(url)) => match check_target(url, allow_private) {
-            Ok(parsed) => fields.url = Some(parsed.to_string()),
+        Patch::Absent => {}
+        Patch::Null => errors.push(not_clearable("url")),
+        Patch::Value(Value::String(url)) => match check_target(url, allow_private) {
+            Ok(parsed) => fields.url = Patch::Value(parsed.to_string()),
             Err(e) => errors.push(field_error("url", "invalid_url", e.to_string())),
         },
-        Some(_) => errors.push(field_error("url", "invalid_type", "url must be a string")),
+        Patch::Value(_) => errors.push(field_error("url", "invalid_type", "url must be a string")),
     }
-    match body.get("event_types") {
-        None => {}
-        Some(Value::Null) => fields.event_types = Some(None),
-        Some(Value::Array(items)) => {
+    match Patch::field(body, "event_types") {
+        Patch::Absent => {}
+        Patch::Null => fields.event_types = Patch::Null,
+        Patch::Value(Value::Array(items)) => {
             let mut types = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
@@ -145,30 +151,35 @@ fn parse_fields(body: &Value, allow_private: bool, creating: bool) -> Result<Fie
                     "use null for every type, not []",
                 ));
             }
-            fields.event_types = Some(Some(Value::from(types).to_string()));
+            fields.event_types = Patch::Value(Value::from(types).to_string());
         }
-        Some(_) => errors.push(field_error(
+        Patch::Value(_) => errors.push(field_error(
             "event_types",
             "invalid_type",
             "event_types must be an array or null",
         )),
     }
-    match body.get("description") {
-        None => {}
-        Some(Value::Null) => fields.description = Some(None),
-        Some(Value::String(d)) if d.len() <= 500 => fields.description = Some(Some(d.clone())),
-        Some(_) => errors.push(field_error(
+    match Patch::field(body, "description") {
+        Patch::Absent => {}
+        Patch::Null => fields.description = Patch::Null,
+        Patch::Value(Value::String(d)) if d.len() <= 500 => {
+            fields.description = Patch::Value(d.clone())
+        }
+        Patch::Value(_) => errors.push(field_error(
             "description",
             "invalid_value",
             "description is a string of at most 500 bytes",
         )),
     }
-    match body.get("status") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if s == "enabled" || s == "paused" => {
-            fields.status = Some(s.clone())
+    match Patch::field(body, "status") {
+        // A new endpoint without a status is enabled.
+        Patch::Absent => {}
+        Patch::Null if creating => {}
+        Patch::Null => errors.push(not_clearable("status")),
+        Patch::Value(Value::String(s)) if s == "enabled" || s == "paused" => {
+            fields.status = Patch::Value(s.clone())
         }
-        Some(_) => errors.push(field_error(
+        Patch::Value(_) => errors.push(field_error(
             "status",
             "invalid_value",
             "status is enabled or paused",
@@ -204,11 +215,11 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
         &[
             &id,
             &who.tenant_id,
-            &fields.url.unwrap_or_default(),
-            &fields.description.flatten(),
+            &fields.url.into_value().unwrap_or_default(),
+            &fields.description.into_value(),
             &secret,
-            &fields.event_types.flatten(),
-            &fields.status.unwrap_or_else(|| "enabled".into()),
+            &fields.event_types.into_value(),
+            &fields.status.into_value().unwrap_or_else(|| "enabled".into()),
             &now,
             &now,
         ],
@@ -321,19 +332,19 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
            updated_at = ?7
          WHERE id = ?8 AND tenant_id = ?9",
         &[
-            &fields.url,
-            &fields.event_types.is_some(),
-            &fields.event_types.clone().flatten(),
-            &fields.description.is_some(),
-            &fields.description.clone().flatten(),
-            &fields.status,
+            &fields.url.clone().into_value(),
+            &!fields.event_types.is_absent(),
+            &fields.event_types.clone().into_value(),
+            &!fields.description.is_absent(),
+            &fields.description.clone().into_value(),
+            &fields.status.clone().into_value(),
             &now,
             &id,
             &who.tenant_id,
         ],
     )
     .await?;
-    if fields.status.as_deref() == Some("enabled") {
+    if fields.status.clone().into_value().as_deref() == Some("enabled") {
         let env = app.env.clone();
         app.ctx
             .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });

@@ -185,12 +185,8 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
             "a number cannot be changed; register the new number instead"
         )])));
     }
-    let mut merged = before.clone();
-    if let (Some(target), Some(changes)) = (merged.as_object_mut(), body.as_object()) {
-        for (key, value) in changes {
-            target.insert(key.clone(), value.clone());
-        }
-    }
+    let merged =
+        phone_agent_core::patch::merge(&before, &body, &["agent_id"]).map_err(field_errors)?;
     let spec = parse_number(&merged).map_err(field_errors)?;
     if super::agents::find(app, &who.tenant_id, &spec.agent_id)
         .await?

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod live;
 pub mod media;
 pub mod pagination;
+pub mod patch;
 pub mod providers;
 pub mod rate_limit;
 pub mod scheduling;

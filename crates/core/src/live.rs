@@ -22,7 +22,7 @@ use crate::media::codec::AudioFormat;
 use crate::providers::deepgram::{ListenParams, SttEncoding, SttMessage};
 use crate::providers::openai::{ChatDelta, Speaker};
 use crate::providers::tts::TtsProvider;
-use crate::session::{Input, Message, SessionConfig, ToolCall, Turn};
+use crate::session::{Input, Message, SessionConfig, Turn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -178,14 +178,7 @@ pub fn stt_input(message: SttMessage) -> Option<Input> {
 pub fn llm_input(turn: u32, delta: ChatDelta) -> Option<Input> {
     match delta {
         ChatDelta::Text(text) => Some(Input::LlmText { turn, text }),
-        ChatDelta::ToolCall(call) => Some(Input::LlmToolCall {
-            turn,
-            call: ToolCall {
-                id: call.id,
-                name: call.name,
-                arguments: call.arguments_json,
-            },
-        }),
+        ChatDelta::ToolCall(call) => Some(Input::LlmToolCall { turn, call }),
         ChatDelta::Done { .. } => Some(Input::LlmDone { turn }),
         ChatDelta::Usage(_) => None,
     }
@@ -338,7 +331,7 @@ pub fn metrics_summary(turns: &[Turn]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::openai;
+    use crate::session::ToolCall;
     use crate::session::TurnMetrics;
 
     #[test]
@@ -446,10 +439,10 @@ mod tests {
 
     #[test]
     fn chat_deltas_become_inputs_and_the_body_is_openai_shaped() {
-        let call = openai::ToolCall {
+        let call = ToolCall {
             id: "c1".into(),
             name: "end_call".into(),
-            arguments_json: "{}".into(),
+            arguments: "{}".into(),
         };
         assert_eq!(
             llm_input(3, ChatDelta::ToolCall(call)),

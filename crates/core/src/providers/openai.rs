@@ -1,101 +1,14 @@
-//! OpenAI-compatible Chat Completions: request bodies, the streaming accumulator, the agent's
-//! tools, the post-call summary, and sentence splitting for TTS.
+//! OpenAI-compatible Chat Completions: the streaming accumulator and the post-call summary.
+//!
+//! The live request body is built from the session's history (`live::chat_body`), the tools it
+//! offers and what their calls mean are in `session::tools`, and sentences for TTS are cut in
+//! `session::text`.
 
+use crate::session::ToolCall;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use thiserror::Error;
-
-/// One message of the conversation history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChatMessage {
-    /// Instructions (the agent's system prompt).
-    System(String),
-    /// What the caller said.
-    User(String),
-    /// What the agent said (or the part the caller heard), with the tools it called.
-    Assistant {
-        content: Option<String>,
-        tool_calls: Vec<ToolCall>,
-    },
-    /// The result of running one tool call.
-    Tool {
-        tool_call_id: String,
-        content: String,
-    },
-}
-
-/// A complete tool call requested by the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolCall {
-    pub id: String,
-    pub name: String,
-    /// The arguments as the model wrote them: a JSON object in text form.
-    pub arguments_json: String,
-}
-
-/// A function the model may call, described by a JSON Schema.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolSpec {
-    pub name: String,
-    pub description: String,
-    pub parameters: Value,
-}
-
-impl ChatMessage {
-    fn to_json(&self) -> Value {
-        match self {
-            ChatMessage::System(text) => json!({"role": "system", "content": text}),
-            ChatMessage::User(text) => json!({"role": "user", "content": text}),
-            ChatMessage::Assistant {
-                content,
-                tool_calls,
-            } => {
-                let mut m = Map::new();
-                m.insert("role".into(), "assistant".into());
-                m.insert("content".into(), content.clone().into());
-                if !tool_calls.is_empty() {
-                    let calls = tool_calls
-                        .iter()
-                        .map(|c| {
-                            json!({"id": c.id, "type": "function",
-                                   "function": {"name": c.name, "arguments": c.arguments_json}})
-                        })
-                        .collect();
-                    m.insert("tool_calls".into(), Value::Array(calls));
-                }
-                Value::Object(m)
-            }
-            ChatMessage::Tool {
-                tool_call_id,
-                content,
-            } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
-        }
-    }
-}
-
-/// The body of a streaming `POST {OPENAI_BASE_URL}/chat/completions` (with `Authorization: Bearer`).
-///
-/// Usage is requested so the final chunk reports token counts; `tools` is omitted when empty
-/// because some servers reject an empty array.
-pub fn chat_request(model: &str, messages: &[ChatMessage], tools: &[ToolSpec]) -> Value {
-    let mut body = json!({
-        "model": model,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-        "messages": messages.iter().map(ChatMessage::to_json).collect::<Vec<_>>(),
-    });
-    if !tools.is_empty() {
-        body["tools"] = tools
-            .iter()
-            .map(|t| {
-                json!({"type": "function",
-                       "function": {"name": t.name, "description": t.description, "parameters": t.parameters}})
-            })
-            .collect();
-    }
-    body
-}
 
 /// Who spoke a transcript line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,7 +307,7 @@ impl ChatStream {
                         call.id
                     },
                     name: call.name,
-                    arguments_json: if call.arguments.trim().is_empty() {
+                    arguments: if call.arguments.trim().is_empty() {
                         "{}".to_owned()
                     } else {
                         call.arguments
@@ -402,234 +315,6 @@ impl ChatStream {
                 }))
             })
             .collect()
-    }
-}
-
-/// The tools every agent exposes to the model.
-pub fn agent_tools() -> Vec<ToolSpec> {
-    let spec = |name: &str, description: &str, parameters: Value| ToolSpec {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        parameters,
-    };
-    vec![
-        spec(
-            "end_call",
-            "Hang up once the conversation is over and you have said goodbye.",
-            json!({"type": "object", "properties": {
-                "reason": {"type": "string", "description": "Why the call ends, for the call log."}
-            }, "additionalProperties": false}),
-        ),
-        spec(
-            "transfer_call",
-            "Transfer the caller to a human at the given phone number.",
-            json!({"type": "object", "properties": {
-                "to": {"type": "string", "description": "Phone number in E.164 format, e.g. +14155550100."}
-            }, "required": ["to"], "additionalProperties": false}),
-        ),
-        spec(
-            "schedule_callback",
-            "Schedule a call back to the caller at an agreed time.",
-            json!({"type": "object", "properties": {
-                "start_at": {"type": "string", "description": "When to call, RFC 3339 with offset, e.g. 2025-03-01T15:00:00+01:00."},
-                "note": {"type": "string", "description": "What the call back is about."}
-            }, "required": ["start_at"], "additionalProperties": false}),
-        ),
-        spec(
-            "send_dtmf",
-            "Press keys on the phone keypad, e.g. to navigate a menu.",
-            json!({"type": "object", "properties": {
-                "digits": {"type": "string", "description": "Keys to press: 0-9, *, #, and w for a half-second pause."}
-            }, "required": ["digits"], "additionalProperties": false}),
-        ),
-    ]
-}
-
-/// A validated call of one of [`agent_tools`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentToolCall {
-    /// Hang up.
-    EndCall { reason: Option<String> },
-    /// Transfer the caller to `to` (E.164).
-    TransferCall { to: String },
-    /// Schedule a call back to the caller.
-    ScheduleCallback {
-        start_at: chrono::DateTime<chrono::FixedOffset>,
-        note: Option<String>,
-    },
-    /// Play keypad tones (`w` is a half-second pause).
-    SendDtmf { digits: String },
-}
-
-/// Why a tool call cannot be run; the text goes back to the model as the tool result.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ToolError {
-    /// The model named a tool that does not exist.
-    #[error("unknown tool {0:?}")]
-    UnknownTool(String),
-    /// The arguments are not JSON or miss a required field.
-    #[error("arguments are not a JSON object: {0}")]
-    BadArguments(String),
-    /// `to` is not an E.164 number.
-    #[error("{0:?} is not a phone number in E.164 format (+ and 8 to 15 digits)")]
-    BadPhoneNumber(String),
-    /// `start_at` is not an RFC 3339 date-time.
-    #[error("{0:?} is not an RFC 3339 date-time with offset")]
-    BadTime(String),
-    /// `digits` holds something other than keypad keys.
-    #[error("{0:?} is not a sequence of keypad keys (0-9, *, #, w)")]
-    BadDigits(String),
-}
-
-#[derive(Deserialize)]
-struct EndCallArgs {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct TransferArgs {
-    to: String,
-}
-
-#[derive(Deserialize)]
-struct CallbackArgs {
-    start_at: String,
-    #[serde(default)]
-    note: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DtmfArgs {
-    digits: String,
-}
-
-impl AgentToolCall {
-    /// Validates a tool call the model made.
-    pub fn parse(call: &ToolCall) -> Result<Self, ToolError> {
-        fn args<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ToolError> {
-            serde_json::from_str(json).map_err(|e| ToolError::BadArguments(e.to_string()))
-        }
-        match call.name.as_str() {
-            "end_call" => {
-                let a: EndCallArgs = args(&call.arguments_json)?;
-                Ok(AgentToolCall::EndCall { reason: a.reason })
-            }
-            "transfer_call" => {
-                let a: TransferArgs = args(&call.arguments_json)?;
-                let to = a.to.trim();
-                let digits = to.strip_prefix('+').unwrap_or_default();
-                let valid = (8..=15).contains(&digits.len())
-                    && digits.bytes().all(|b| b.is_ascii_digit())
-                    && !digits.starts_with('0');
-                if !valid {
-                    return Err(ToolError::BadPhoneNumber(a.to));
-                }
-                Ok(AgentToolCall::TransferCall { to: to.to_owned() })
-            }
-            "schedule_callback" => {
-                let a: CallbackArgs = args(&call.arguments_json)?;
-                let start_at = chrono::DateTime::parse_from_rfc3339(a.start_at.trim())
-                    .map_err(|_| ToolError::BadTime(a.start_at.clone()))?;
-                Ok(AgentToolCall::ScheduleCallback {
-                    start_at,
-                    note: a.note,
-                })
-            }
-            "send_dtmf" => {
-                let a: DtmfArgs = args(&call.arguments_json)?;
-                let valid = !a.digits.is_empty()
-                    && a.digits
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
-                if !valid {
-                    return Err(ToolError::BadDigits(a.digits));
-                }
-                Ok(AgentToolCall::SendDtmf { digits: a.digits })
-            }
-            other => Err(ToolError::UnknownTool(other.to_owned())),
-        }
-    }
-}
-
-/// Cuts streamed reply text into sentences, so TTS can start on the first one immediately.
-///
-/// A sentence ends at a newline, or at `.`, `!`, `?` or `…` (plus closing quotes or brackets)
-/// once whitespace follows; so "3.5" and "e.g." never end one, and neither do common
-/// abbreviations such as "Dr.".
-#[derive(Debug, Clone, Default)]
-pub struct SentenceSplitter {
-    buf: String,
-}
-
-const ABBREVIATIONS: [&str; 11] = [
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "approx",
-];
-
-impl SentenceSplitter {
-    /// A splitter with nothing buffered.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a text delta; returns the sentences it completes, trimmed, in order.
-    pub fn push(&mut self, text: &str) -> Vec<String> {
-        self.buf.push_str(text);
-        let mut sentences = Vec::new();
-        while let Some(end) = self.boundary() {
-            let rest = self.buf.split_off(end);
-            let sentence = std::mem::replace(&mut self.buf, rest);
-            let sentence = sentence.trim();
-            if !sentence.is_empty() {
-                sentences.push(sentence.to_owned());
-            }
-        }
-        sentences
-    }
-
-    /// Returns whatever is left (the last sentence, maybe without punctuation).
-    pub fn flush(&mut self) -> Option<String> {
-        let rest = std::mem::take(&mut self.buf);
-        Some(rest.trim().to_owned()).filter(|s| !s.is_empty())
-    }
-
-    /// The byte offset just past the first complete sentence, if one is known to be complete.
-    fn boundary(&self) -> Option<usize> {
-        let mut chars = self.buf.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            if c == '\n' {
-                return Some(i + 1);
-            }
-            if !matches!(c, '.' | '!' | '?' | '…') {
-                continue;
-            }
-            let mut lone_dot = c == '.';
-            while let Some(&(_, next)) = chars.peek() {
-                if matches!(next, '.' | '!' | '?' | '…') {
-                    lone_dot = false;
-                } else if !matches!(next, '"' | '\'' | '”' | '’' | ')' | ']') {
-                    break;
-                }
-                chars.next();
-            }
-            let (end, next) = chars.peek().copied()?;
-            if next.is_whitespace() && !(lone_dot && self.is_abbreviation(i)) {
-                return Some(end);
-            }
-        }
-        None
-    }
-
-    /// Whether the word before the `.` at `dot` is an abbreviation ("Dr", "e.g", "U.S").
-    fn is_abbreviation(&self, dot: usize) -> bool {
-        let before = self.buf.get(..dot).unwrap_or_default();
-        let word = before
-            .rsplit(char::is_whitespace)
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches(|c: char| !c.is_alphanumeric());
-        let dotted = word.contains('.') && word.chars().all(|c| c.is_alphabetic() || c == '.');
-        dotted || ABBREVIATIONS.contains(&word.to_lowercase().as_str())
     }
 }
 
@@ -695,7 +380,7 @@ mod tests {
                 ChatDelta::ToolCall(ToolCall {
                     id: "call_abc".into(),
                     name: "book_table".into(),
-                    arguments_json: r#"{"party":2}"#.into(),
+                    arguments: r#"{"party":2}"#.into(),
                 }),
                 ChatDelta::Done {
                     finish_reason: Some(FinishReason::ToolCalls)
@@ -734,12 +419,12 @@ mod tests {
                 ChatDelta::ToolCall(ToolCall {
                     id: "call_a".into(),
                     name: "end_call".into(),
-                    arguments_json: "{}".into()
+                    arguments: "{}".into()
                 }),
                 ChatDelta::ToolCall(ToolCall {
                     id: "call_b".into(),
                     name: "send_dtmf".into(),
-                    arguments_json: r#"{"digits":"1#"}"#.into()
+                    arguments: r#"{"digits":"1#"}"#.into()
                 }),
             ]
         );
@@ -775,7 +460,7 @@ mod tests {
                 ChatDelta::ToolCall(ToolCall {
                     id: "call_0".into(),
                     name: "end_call".into(),
-                    arguments_json: r#"{"reason":"done"}"#.into()
+                    arguments: r#"{"reason":"done"}"#.into()
                 }),
                 ChatDelta::Done {
                     finish_reason: None
@@ -820,71 +505,6 @@ mod tests {
     }
 
     #[test]
-    fn request_bodies() {
-        let messages = [
-            ChatMessage::System("Be brief.".into()),
-            ChatMessage::User("Hang up please".into()),
-            ChatMessage::Assistant {
-                content: None,
-                tool_calls: vec![ToolCall {
-                    id: "call_1".into(),
-                    name: "end_call".into(),
-                    arguments_json: "{}".into(),
-                }],
-            },
-            ChatMessage::Tool {
-                tool_call_id: "call_1".into(),
-                content: "ok".into(),
-            },
-            ChatMessage::Assistant {
-                content: Some("Goodbye".into()),
-                tool_calls: vec![],
-            },
-        ];
-        let body = chat_request("gpt-4o-mini", &messages, &agent_tools());
-        assert_eq!(body["model"], "gpt-4o-mini");
-        assert_eq!(body["stream"], true);
-        assert_eq!(body["stream_options"], json!({"include_usage": true}));
-        assert_eq!(
-            body["messages"][0],
-            json!({"role": "system", "content": "Be brief."})
-        );
-        assert_eq!(
-            body["messages"][2],
-            json!({"role": "assistant", "content": null, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "end_call", "arguments": "{}"}}]})
-        );
-        assert_eq!(
-            body["messages"][3],
-            json!({"role": "tool", "tool_call_id": "call_1", "content": "ok"})
-        );
-        assert_eq!(
-            body["messages"][4],
-            json!({"role": "assistant", "content": "Goodbye"})
-        );
-        let names: Vec<&str> = body["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                assert_eq!(t["type"], "function");
-                assert_eq!(t["function"]["parameters"]["type"], "object");
-                t["function"]["name"].as_str().unwrap()
-            })
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "end_call",
-                "transfer_call",
-                "schedule_callback",
-                "send_dtmf"
-            ]
-        );
-        assert!(chat_request("m", &messages, &[]).get("tools").is_none());
-    }
-
-    #[test]
     fn summary_request_and_response() {
         let body = summary_request(
             "gpt-4o-mini",
@@ -922,120 +542,6 @@ mod tests {
         ));
     }
 
-    fn call(name: &str, args: &str) -> ToolCall {
-        ToolCall {
-            id: "c".into(),
-            name: name.into(),
-            arguments_json: args.into(),
-        }
-    }
-
-    #[test]
-    fn tool_arguments_are_validated() {
-        assert_eq!(
-            AgentToolCall::parse(&call("end_call", "{}")),
-            Ok(AgentToolCall::EndCall { reason: None })
-        );
-        assert_eq!(
-            AgentToolCall::parse(&call("transfer_call", r#"{"to":"+14155550100"}"#)),
-            Ok(AgentToolCall::TransferCall {
-                to: "+14155550100".into()
-            })
-        );
-        for bad in ["14155550100", "+0123456789", "+1415", "+1415555010a"] {
-            assert!(matches!(
-                AgentToolCall::parse(&call("transfer_call", &json!({"to": bad}).to_string())),
-                Err(ToolError::BadPhoneNumber(_))
-            ));
-        }
-        match AgentToolCall::parse(&call(
-            "schedule_callback",
-            r#"{"start_at":"2025-03-01T15:00:00+01:00","note":"quote"}"#,
-        ))
-        .unwrap()
-        {
-            AgentToolCall::ScheduleCallback { start_at, note } => {
-                assert_eq!(start_at.to_rfc3339(), "2025-03-01T15:00:00+01:00");
-                assert_eq!(note.as_deref(), Some("quote"));
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(matches!(
-            AgentToolCall::parse(&call("schedule_callback", r#"{"start_at":"tomorrow 3pm"}"#)),
-            Err(ToolError::BadTime(_))
-        ));
-        assert_eq!(
-            AgentToolCall::parse(&call("send_dtmf", r#"{"digits":"12w#*"}"#)),
-            Ok(AgentToolCall::SendDtmf {
-                digits: "12w#*".into()
-            })
-        );
-        assert!(matches!(
-            AgentToolCall::parse(&call("send_dtmf", r#"{"digits":"12a"}"#)),
-            Err(ToolError::BadDigits(_))
-        ));
-        assert!(matches!(
-            AgentToolCall::parse(&call("send_dtmf", r#"{"digits":5}"#)),
-            Err(ToolError::BadArguments(_))
-        ));
-        assert!(matches!(
-            AgentToolCall::parse(&call("transfer_call", "")),
-            Err(ToolError::BadArguments(_))
-        ));
-        assert_eq!(
-            AgentToolCall::parse(&call("rm_rf", "{}")),
-            Err(ToolError::UnknownTool("rm_rf".into()))
-        );
-    }
-
-    fn split(deltas: &[&str]) -> Vec<String> {
-        let mut s = SentenceSplitter::new();
-        let mut out: Vec<String> = deltas.iter().flat_map(|d| s.push(d)).collect();
-        out.extend(s.flush());
-        out
-    }
-
-    #[test]
-    fn sentences_end_at_punctuation_followed_by_space() {
-        assert_eq!(
-            split(&["Hello", " there. How", " are you? I'm", " fine! Bye"]),
-            ["Hello there.", "How are you?", "I'm fine!", "Bye"]
-        );
-        assert_eq!(
-            split(&["Well… I think so.\nNext line"]),
-            ["Well…", "I think so.", "Next line"]
-        );
-        assert_eq!(
-            split(&["He said \"hi.\" Then", " left... OK"]),
-            ["He said \"hi.\"", "Then left...", "OK"]
-        );
-    }
-
-    #[test]
-    fn sentences_do_not_end_at_abbreviations_or_decimals() {
-        assert_eq!(
-            split(&["Dr. Smith charges 3.5 dollars, e.g. for a visit. Fine"]),
-            ["Dr. Smith charges 3.5 dollars, e.g. for a visit.", "Fine"]
-        );
-        assert_eq!(
-            split(&["Meet at 7 p.m. tomorrow. See Mr. (Jones) now."]),
-            ["Meet at 7 p.m. tomorrow.", "See Mr. (Jones) now."]
-        );
-        assert_eq!(
-            split(&["It was 3.5. The answer is no. Okay"]),
-            ["It was 3.5.", "The answer is no.", "Okay"]
-        );
-    }
-
-    #[test]
-    fn a_sentence_waits_for_what_follows_its_dot() {
-        let mut s = SentenceSplitter::new();
-        assert!(s.push("It costs 3.").is_empty());
-        assert_eq!(s.push("5 dollars. O"), ["It costs 3.5 dollars."]);
-        assert_eq!(s.flush().as_deref(), Some("O"));
-        assert_eq!(s.flush(), None);
-    }
-
     proptest! {
         #[test]
         fn chat_stream_survives_arbitrary_data(datas in prop::collection::vec(".{0,80}", 0..8)) {
@@ -1055,18 +561,6 @@ mod tests {
                 let _ = stream.push_data(d);
             }
             let _ = stream.push_data("[DONE]");
-        }
-
-        #[test]
-        fn splitter_keeps_all_text_whatever_the_chunking(
-            text in "[a-zA-Z .!?…\n\"3]{0,120}",
-            cut in 0usize..120,
-        ) {
-            let cut = text.char_indices().map(|(i, _)| i).find(|&i| i >= cut).unwrap_or(text.len());
-            let pieces = split(&[&text[..cut], &text[cut..]]);
-            let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-            prop_assert_eq!(words(&pieces.join(" ")), words(&text));
-            prop_assert_eq!(pieces.clone(), split(&[&text]));
         }
     }
 }

@@ -34,7 +34,7 @@ mod turns;
 
 pub use config::{EndOfTurn, SessionConfig};
 pub use history::{Message, ToolCall};
-pub use tools::{END_CALL, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL};
+pub use tools::{Tool, ToolError, END_CALL, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL};
 pub use turns::{Turn, TurnMetrics};
 
 use serde::{Deserialize, Serialize};
@@ -498,8 +498,7 @@ impl Conversation {
             reply.timing.first_token_ms.get_or_insert(now);
         }
         reply.deadline_ms = now.saturating_add(timeout);
-        reply.pending_text.push_str(text);
-        for sentence in text::take_sentences(&mut reply.pending_text) {
+        for sentence in reply.pending_text.push(text) {
             out.push(reply.speak(sentence, now));
         }
     }
@@ -526,8 +525,7 @@ impl Conversation {
             return;
         };
         reply.llm_in_flight = false;
-        let rest = std::mem::take(&mut reply.pending_text);
-        for sentence in text::sentences(&rest) {
+        if let Some(sentence) = reply.pending_text.flush() {
             out.push(reply.speak(sentence, now));
         }
         let round = reply.round();

@@ -1,32 +1,92 @@
 //! Text helpers: sentences for TTS segments, words for barge-in decisions.
 
-/// Splits the complete sentences off the front of `buf`, leaving the unfinished rest in it.
+use serde::{Deserialize, Serialize};
+
+/// Cuts streamed reply text into sentences, so TTS can start on the first one immediately.
 ///
-/// A sentence ends at `.`, `!` or `?` followed by whitespace, or at a newline; the whitespace
-/// is required so that "3.5" or "e.g" mid-stream are not cut while more text may follow.
-pub(super) fn take_sentences(buf: &mut String) -> Vec<String> {
-    let mut sentences = Vec::new();
-    let mut start = 0;
-    let mut chars = buf.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let ends = c == '\n'
-            || (matches!(c, '.' | '!' | '?')
-                && chars.peek().is_some_and(|(_, next)| next.is_whitespace()));
-        if ends {
-            let end = i + c.len_utf8();
-            push_trimmed(&mut sentences, buf.get(start..end).unwrap_or_default());
-            start = end;
+/// A sentence ends at a newline, or at `.`, `!`, `?` or `…` (plus closing quotes or brackets)
+/// once whitespace follows: the whitespace is awaited so that "3.5" split across two deltas is
+/// not cut, and a lone dot after a common abbreviation ("Dr.") or a dotted word ("e.g.") never
+/// ends one. Serialized as the pending text alone (the session's state is persisted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(super) struct SentenceSplitter {
+    buf: String,
+}
+
+const ABBREVIATIONS: [&str; 11] = [
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "approx",
+];
+
+impl SentenceSplitter {
+    /// Adds a text delta; returns the sentences it completes, trimmed, in order.
+    pub(super) fn push(&mut self, text: &str) -> Vec<String> {
+        self.buf.push_str(text);
+        let mut sentences = Vec::new();
+        while let Some(end) = self.boundary() {
+            let rest = self.buf.split_off(end);
+            let sentence = std::mem::replace(&mut self.buf, rest);
+            push_trimmed(&mut sentences, &sentence);
         }
+        sentences
     }
-    *buf = buf.get(start..).unwrap_or_default().to_owned();
-    sentences
+
+    /// Returns whatever is left (the last sentence, maybe without punctuation).
+    pub(super) fn flush(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.buf);
+        Some(rest.trim().to_owned()).filter(|s| !s.is_empty())
+    }
+
+    /// Forgets the pending text (the reply was cut off).
+    pub(super) fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// The byte offset just past the first complete sentence, if one is known to be complete.
+    fn boundary(&self) -> Option<usize> {
+        let mut chars = self.buf.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '\n' {
+                return Some(i + 1);
+            }
+            if !matches!(c, '.' | '!' | '?' | '…') {
+                continue;
+            }
+            let mut lone_dot = c == '.';
+            while let Some(&(_, next)) = chars.peek() {
+                if matches!(next, '.' | '!' | '?' | '…') {
+                    lone_dot = false;
+                } else if !matches!(next, '"' | '\'' | '”' | '’' | ')' | ']') {
+                    break;
+                }
+                chars.next();
+            }
+            let (end, next) = chars.peek().copied()?;
+            if next.is_whitespace() && !(lone_dot && self.is_abbreviation(i)) {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    /// Whether the word before the `.` at `dot` is an abbreviation ("Dr", "e.g", "U.S").
+    fn is_abbreviation(&self, dot: usize) -> bool {
+        let before = self.buf.get(..dot).unwrap_or_default();
+        let word = before
+            .rsplit(char::is_whitespace)
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches(|c: char| !c.is_alphanumeric());
+        let dotted = word.contains('.') && word.chars().all(|c| c.is_alphabetic() || c == '.');
+        dotted || ABBREVIATIONS.contains(&word.to_lowercase().as_str())
+    }
 }
 
 /// All sentences of a complete text (its unterminated tail included).
 pub(super) fn sentences(text: &str) -> Vec<String> {
-    let mut buf = text.to_owned();
-    let mut sentences = take_sentences(&mut buf);
-    push_trimmed(&mut sentences, &buf);
+    let mut splitter = SentenceSplitter::default();
+    let mut sentences = splitter.push(text);
+    sentences.extend(splitter.flush());
     sentences
 }
 
@@ -52,10 +112,19 @@ pub(super) fn words(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds `deltas` as a stream, then flushes.
+    fn split(deltas: &[&str]) -> Vec<String> {
+        let mut s = SentenceSplitter::default();
+        let mut out: Vec<String> = deltas.iter().flat_map(|d| s.push(d)).collect();
+        out.extend(s.flush());
+        out
+    }
 
     #[test]
     fn splits_streamed_text_at_sentence_ends() {
-        let mut buf = String::new();
+        let mut s = SentenceSplitter::default();
         let mut out = Vec::new();
         for delta in [
             "Hello",
@@ -64,16 +133,19 @@ mod tests {
             " It costs 3.5",
             " dollars.",
         ] {
-            buf.push_str(delta);
-            out.extend(take_sentences(&mut buf));
+            out.extend(s.push(delta));
         }
         assert_eq!(out, ["Hello there.", "How can I help?"]);
-        assert_eq!(buf, " It costs 3.5 dollars.");
-        assert_eq!(sentences(&buf), ["It costs 3.5 dollars."]);
+        assert_eq!(s.flush().as_deref(), Some("It costs 3.5 dollars."));
+        assert_eq!(s.flush(), None);
+        assert_eq!(
+            split(&["Hello", " there. How", " are you? I'm", " fine! Bye"]),
+            ["Hello there.", "How are you?", "I'm fine!", "Bye"]
+        );
     }
 
     #[test]
-    fn newlines_and_repeated_punctuation() {
+    fn newlines_ellipses_quotes_and_repeated_punctuation() {
         assert_eq!(
             sentences("Wait... what?! Yes\nno  \n\n ok"),
             ["Wait...", "what?!", "Yes", "no", "ok"]
@@ -83,6 +155,66 @@ mod tests {
             sentences("¿Qué tal? Très bien é. ü"),
             ["¿Qué tal?", "Très bien é.", "ü"]
         );
+        assert_eq!(
+            split(&["Well… I think so.\nNext line"]),
+            ["Well…", "I think so.", "Next line"]
+        );
+        assert_eq!(
+            split(&["He said \"hi.\" Then", " left... OK"]),
+            ["He said \"hi.\"", "Then left...", "OK"]
+        );
+    }
+
+    #[test]
+    fn sentences_do_not_end_at_abbreviations_or_decimals() {
+        assert_eq!(
+            split(&["Dr. Smith charges 3.5 dollars, e.g. for a visit. Fine"]),
+            ["Dr. Smith charges 3.5 dollars, e.g. for a visit.", "Fine"]
+        );
+        assert_eq!(
+            split(&["Meet at 7 p.m. tomorrow. See Mr. (Jones) now."]),
+            ["Meet at 7 p.m. tomorrow.", "See Mr. (Jones) now."]
+        );
+        assert_eq!(
+            split(&["It was 3.5. The answer is no. Okay"]),
+            ["It was 3.5.", "The answer is no.", "Okay"]
+        );
+    }
+
+    #[test]
+    fn a_sentence_waits_for_what_follows_its_dot() {
+        let mut s = SentenceSplitter::default();
+        assert!(s.push("It costs 3.").is_empty());
+        assert_eq!(s.push("5 dollars. O"), ["It costs 3.5 dollars."]);
+        assert_eq!(s.flush().as_deref(), Some("O"));
+        assert_eq!(s.flush(), None);
+        // "Dr." at a chunk boundary: not a sentence, whatever comes next.
+        assert!(s.push("Ask Dr.").is_empty());
+        assert_eq!(s.push(" Who. "), ["Ask Dr. Who."]);
+    }
+
+    #[test]
+    fn persists_as_the_pending_text() {
+        let mut s = SentenceSplitter::default();
+        s.push("Done. Half a sen");
+        let value = serde_json::to_value(&s).unwrap();
+        assert_eq!(value, serde_json::json!(" Half a sen"));
+        let mut back: SentenceSplitter = serde_json::from_value(value).unwrap();
+        assert_eq!(back.push("tence. "), ["Half a sentence."]);
+    }
+
+    proptest! {
+        #[test]
+        fn splitter_keeps_all_text_whatever_the_chunking(
+            text in "[a-zA-Z .!?…\n\"3]{0,120}",
+            cut in 0usize..120,
+        ) {
+            let cut = text.char_indices().map(|(i, _)| i).find(|&i| i >= cut).unwrap_or(text.len());
+            let pieces = split(&[&text[..cut], &text[cut..]]);
+            let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+            prop_assert_eq!(words(&pieces.join(" ")), words(&text));
+            prop_assert_eq!(pieces.clone(), split(&[&text]));
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The tools offered to the model, and what each call means for the call.
+//! The tools offered to the model, their arguments typed, and what each call means for the call.
 
 use super::history::ToolCall;
 use super::{Exit, HangupReason};
+use serde::Deserialize;
 use serde_json::{json, Value};
+use thiserror::Error;
 
 /// Ends the call after the agent's last words have played.
 pub const END_CALL: &str = "end_call";
@@ -12,6 +14,87 @@ pub const TRANSFER_CALL: &str = "transfer_call";
 pub const SCHEDULE_CALLBACK: &str = "schedule_callback";
 /// Plays DTMF tones (phone menus); argument `digits`.
 pub const SEND_DTMF: &str = "send_dtmf";
+
+/// A tool call with its arguments checked: what the model asked for, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tool {
+    /// Hang up once the last words have played (arguments ignored).
+    EndCall,
+    /// Transfer to the configured number; the model names no number (arguments ignored).
+    TransferCall,
+    /// Schedule one call back to the caller.
+    ScheduleCallback {
+        start_at: chrono::DateTime<chrono::FixedOffset>,
+        note: Option<String>,
+    },
+    /// Play keypad tones (`w` is a half-second pause), 1 to 32 of them.
+    SendDtmf { digits: String },
+}
+
+/// Why a tool call's arguments cannot be used; the text goes back to the model.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ToolError {
+    /// The model named a tool that does not exist.
+    #[error("unknown tool {0:?}")]
+    UnknownTool(String),
+    /// The arguments are not JSON or miss a required field.
+    #[error("arguments are not a JSON object: {0}")]
+    BadArguments(String),
+    /// `start_at` is not an RFC 3339 date-time.
+    #[error("{0:?} is not an RFC 3339 date-time with offset")]
+    BadTime(String),
+    /// `digits` is not 1 to 32 keypad keys.
+    #[error("{DTMF_RULE}")]
+    BadDigits,
+}
+
+const DTMF_RULE: &str = "digits must be 1 to 32 of 0-9, *, # and w (pause)";
+
+#[derive(Deserialize)]
+struct CallbackArgs {
+    start_at: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DtmfArgs {
+    digits: String,
+}
+
+impl ToolCall {
+    /// The call with its arguments parsed and checked against the tool's rules.
+    pub fn tool(&self) -> Result<Tool, ToolError> {
+        fn args<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ToolError> {
+            serde_json::from_str(json).map_err(|e| ToolError::BadArguments(e.to_string()))
+        }
+        match self.name.as_str() {
+            END_CALL => Ok(Tool::EndCall),
+            TRANSFER_CALL => Ok(Tool::TransferCall),
+            SCHEDULE_CALLBACK => {
+                let a: CallbackArgs = args(&self.arguments)?;
+                let start_at = chrono::DateTime::parse_from_rfc3339(a.start_at.trim())
+                    .map_err(|_| ToolError::BadTime(a.start_at.clone()))?;
+                Ok(Tool::ScheduleCallback {
+                    start_at,
+                    note: a.note,
+                })
+            }
+            SEND_DTMF => {
+                let a: DtmfArgs = args(&self.arguments).map_err(|_| ToolError::BadDigits)?;
+                let valid = (1..=32).contains(&a.digits.len())
+                    && a.digits
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
+                if !valid {
+                    return Err(ToolError::BadDigits);
+                }
+                Ok(Tool::SendDtmf { digits: a.digits })
+            }
+            other => Err(ToolError::UnknownTool(other.to_owned())),
+        }
+    }
+}
 
 /// What a tool call asks for.
 pub(super) enum ToolUse {
@@ -27,24 +110,24 @@ pub(super) enum ToolUse {
 
 /// Decides what `call` means; `transfer_to` is the configured transfer number.
 pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>) -> ToolUse {
-    match call.name.as_str() {
-        END_CALL => ToolUse::Exit(Exit::Hangup(HangupReason::AgentEnded)),
+    match call.tool() {
+        Ok(Tool::EndCall) => ToolUse::Exit(Exit::Hangup(HangupReason::AgentEnded)),
         // The number comes from configuration only: a caller must not be able to talk the
         // model into dialing an arbitrary (premium) number.
-        TRANSFER_CALL => match transfer_to {
+        Ok(Tool::TransferCall) => match transfer_to {
             Some(to) => ToolUse::Exit(Exit::Transfer(to.to_owned())),
             None => ToolUse::Rejected("transfer is not available on this call"),
         },
-        SEND_DTMF => match dtmf_digits(&call.arguments) {
-            Some(digits) => ToolUse::Dtmf(digits),
-            None => ToolUse::Rejected("digits must be 1 to 32 of 0-9, *, # and w (pause)"),
-        },
+        Ok(Tool::SendDtmf { digits }) => ToolUse::Dtmf(digits),
         // Offered only when the agent enables it, but always decided by the edge: whether the
         // agent allows it, the number, the time, one per call and the daily cap are checked
         // (race-safe, in D1) and every refusal is recorded on the call, so an attempt to make
         // the agent dial out is visible even when the model calls a tool it was not offered.
-        SCHEDULE_CALLBACK => ToolUse::Edge,
-        _ => ToolUse::Rejected("unknown tool"),
+        // Bad arguments are answered there too, with the reason.
+        Ok(Tool::ScheduleCallback { .. }) => ToolUse::Edge,
+        Err(_) if call.name == SCHEDULE_CALLBACK => ToolUse::Edge,
+        Err(ToolError::UnknownTool(_)) => ToolUse::Rejected("unknown tool"),
+        Err(_) => ToolUse::Rejected(DTMF_RULE),
     }
 }
 
@@ -96,17 +179,6 @@ fn function(name: &str, description: &str, parameters: Value) -> Value {
            "function": {"name": name, "description": description, "parameters": parameters}})
 }
 
-/// The `digits` argument, if it is a valid DTMF string.
-fn dtmf_digits(arguments: &str) -> Option<String> {
-    let args: Value = serde_json::from_str(arguments).ok()?;
-    let digits = args.get("digits")?.as_str()?;
-    let valid = (1..=32).contains(&digits.len())
-        && digits
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
-    valid.then(|| digits.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +206,61 @@ mod tests {
             assert!(matches!(
                 classify(&call(SEND_DTMF, bad), None),
                 ToolUse::Rejected(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn arguments_are_typed() {
+        assert_eq!(call(END_CALL, "not json").tool(), Ok(Tool::EndCall));
+        assert_eq!(
+            call(TRANSFER_CALL, r#"{"to":"+1900"}"#).tool(),
+            Ok(Tool::TransferCall),
+            "the model cannot name the transfer number"
+        );
+        match call(
+            SCHEDULE_CALLBACK,
+            r#"{"start_at":"2025-03-01T15:00:00+01:00","note":"quote"}"#,
+        )
+        .tool()
+        .unwrap()
+        {
+            Tool::ScheduleCallback { start_at, note } => {
+                assert_eq!(start_at.to_rfc3339(), "2025-03-01T15:00:00+01:00");
+                assert_eq!(note.as_deref(), Some("quote"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            call(SCHEDULE_CALLBACK, r#"{"start_at":"tomorrow 3pm"}"#).tool(),
+            Err(ToolError::BadTime(t)) if t == "tomorrow 3pm"
+        ));
+        assert!(matches!(
+            call(SCHEDULE_CALLBACK, "").tool(),
+            Err(ToolError::BadArguments(_))
+        ));
+        assert_eq!(
+            call(SEND_DTMF, r#"{"digits":"12w#*"}"#).tool(),
+            Ok(Tool::SendDtmf {
+                digits: "12w#*".into()
+            })
+        );
+        assert_eq!(
+            call(SEND_DTMF, &format!(r#"{{"digits":"{}"}}"#, "1".repeat(33))).tool(),
+            Err(ToolError::BadDigits)
+        );
+        assert_eq!(
+            call("rm_rf", "{}").tool(),
+            Err(ToolError::UnknownTool("rm_rf".into()))
+        );
+    }
+
+    #[test]
+    fn callback_calls_go_to_the_edge_even_with_bad_arguments() {
+        for args in [r#"{"start_at":"2025-03-01T15:00:00Z"}"#, "{", "{}"] {
+            assert!(matches!(
+                classify(&call(SCHEDULE_CALLBACK, args), None),
+                ToolUse::Edge
             ));
         }
     }

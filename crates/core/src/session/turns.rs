@@ -2,6 +2,7 @@
 //! record persisted when the turn ends.
 
 use super::history::{Message, ToolCall};
+use super::text::SentenceSplitter;
 use super::{Action, Exit};
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +62,7 @@ pub(super) struct Reply {
     /// When waiting for the LLM's next token or a tool result gives up.
     pub(super) deadline_ms: u64,
     /// Streamed LLM text not yet ending in a full sentence.
-    pub(super) pending_text: String,
+    pub(super) pending_text: SentenceSplitter,
     pub(super) segments: Vec<Segment>,
     /// Tool calls per LLM round; the last round is the current one, never absent.
     pub(super) rounds: Vec<Vec<ToolRun>>,
@@ -127,7 +128,7 @@ impl Reply {
             llm_in_flight: false,
             llm_requests: 0,
             deadline_ms: now_ms,
-            pending_text: String::new(),
+            pending_text: SentenceSplitter::default(),
             segments: Vec::new(),
             rounds: vec![Vec::new()],
             exit: None,
