@@ -2,32 +2,22 @@
 //! (`phone-agent-core`). Handlers parse, call the core, and execute its decisions.
 
 mod api;
-mod app;
-mod audit;
-mod call_session;
-mod call_status;
-mod callbacks;
-mod db;
-mod dispatch;
-mod emails;
-mod forwarding;
-mod health;
-mod http;
-mod media;
-mod outbound;
-mod rate_limit;
+mod gateway;
+mod live;
+mod pipeline;
+mod platform;
 mod routes;
-mod scheduler;
-mod speech;
-mod voice;
-mod webhooks;
+mod scheduling;
+mod store;
 
-pub use call_session::CallSession;
-pub use rate_limit::RateLimiter;
-pub use scheduler::Scheduler;
+pub use live::session::CallSession;
+pub use platform::rate_limit::RateLimiter;
+pub use scheduling::scheduler::Scheduler;
 
-use app::App;
-use http::{finish, log_line, now_ms, request_id};
+use platform::app::App;
+use platform::health;
+use platform::http::{finish, log_line, now_ms, request_id};
+use scheduling::scheduler;
 use serde_json::json;
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 

@@ -1,8 +1,12 @@
-//! The HTTP surface (DESIGN.md): one match from (method, path) to a handler.
+//! The HTTP surface: one match from (method, path) to a handler (docs/architecture.md lists
+//! every route and the file that serves it).
 
-use crate::app::App;
-use crate::http::{ApiError, ApiResult};
-use crate::{api, health, media, voice, webhooks};
+use crate::api;
+use crate::gateway::{voice, webhooks};
+use crate::live::media;
+use crate::platform::app::App;
+use crate::platform::health;
+use crate::platform::http::{ApiError, ApiResult};
 use phone_agent_core::webhooks::Provider;
 use worker::{Method, Request};
 

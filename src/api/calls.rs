@@ -7,15 +7,17 @@
 
 use super::agents::{self, field_errors};
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit;
-use crate::call_status::{self, Applied, Change};
-use crate::db;
-use crate::dispatch;
-use crate::emails::{self, EmailFacts};
-use crate::http::{json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::pipeline::call_status::{self, Applied, Change};
+use crate::platform::app::App;
+use crate::platform::http::{
+    json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult,
+};
 use crate::routes::method_not_allowed;
-use crate::scheduler;
+use crate::scheduling::dispatch;
+use crate::scheduling::emails::{self, EmailFacts};
+use crate::scheduling::scheduler;
+use crate::store::audit;
+use crate::store::db;
 use chrono::DateTime;
 use phone_agent_core::agents::allowed_countries;
 use phone_agent_core::auth::Access;
@@ -352,7 +354,7 @@ fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
         if bland {
             let result = async {
                 let db = env.d1("DB")?;
-                let config = crate::app::load_config(&env)?;
+                let config = crate::platform::app::load_config(&env)?;
                 dispatch::submit_bland(&env, &db, &config, &call_id).await
             }
             .await;
@@ -609,7 +611,7 @@ fn stop_bland_later(app: &App, call_id: &str, bland_call_id: String) {
     let call_id = call_id.to_owned();
     app.ctx.wait_until(async move {
         let result = async {
-            let config = crate::app::load_config(&env).map_err(|e| e.to_string())?;
+            let config = crate::platform::app::load_config(&env).map_err(|e| e.to_string())?;
             dispatch::stop_bland(&config, &bland_call_id).await
         }
         .await;

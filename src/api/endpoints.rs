@@ -4,11 +4,13 @@
 //! deliveries.
 
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit;
-use crate::db;
-use crate::http::{json_response, new_id, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
+use crate::platform::app::App;
+use crate::platform::http::{
+    json_response, new_id, now_ms, rfc3339, secret_bytes, ApiError, ApiResult,
+};
 use crate::routes::method_not_allowed;
+use crate::store::audit;
+use crate::store::db;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use phone_agent_core::targets::check_target;
@@ -336,7 +338,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     if fields.status.as_deref() == Some("enabled") {
         let env = app.env.clone();
         app.ctx
-            .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });
+            .wait_until(async move { crate::scheduling::scheduler::wake_at(&env, now_ms()).await });
     }
     let row = find(app, who, id).await?;
     audit::log(

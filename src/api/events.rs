@@ -1,12 +1,12 @@
 //! `/api/v1/events`: every accepted event, raw and canonical; replay re-sends one.
 
 use super::{json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit;
-use crate::db;
-use crate::forwarding;
-use crate::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::pipeline::forwarding;
+use crate::platform::app::App;
+use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
 use crate::routes::method_not_allowed;
+use crate::store::audit;
+use crate::store::db;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;

@@ -6,10 +6,10 @@
 //! both win).
 
 use super::Principal;
-use crate::app::App;
-use crate::call_session::own_call;
-use crate::db;
-use crate::http::{json_response, new_secret, now_ms, rfc3339, ApiError, ApiResult};
+use crate::live::session::own_call;
+use crate::platform::app::App;
+use crate::platform::http::{json_response, new_secret, now_ms, rfc3339, ApiError, ApiResult};
+use crate::store::db;
 use phone_agent_core::auth::{key_hash, Access, Role, LIVE_TICKET_TTL_MS};
 use serde::Deserialize;
 use serde_json::json;

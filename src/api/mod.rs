@@ -13,13 +13,13 @@ mod live_tickets;
 mod numbers;
 mod tenants;
 
-use crate::app::App;
-use crate::call_session;
-use crate::db;
-use crate::http::now_ms;
-use crate::http::{json_response, read_body, ApiError, ApiResult};
-use crate::rate_limit;
+use crate::live::session;
+use crate::platform::app::App;
+use crate::platform::http::now_ms;
+use crate::platform::http::{json_response, read_body, ApiError, ApiResult};
+use crate::platform::rate_limit;
 use crate::routes::method_not_allowed;
+use crate::store::db;
 use phone_agent_core::auth::{
     bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Access, Role,
 };
@@ -96,11 +96,11 @@ pub async fn dispatch(
     match rest {
         ["calls", call_id, "session"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/session",
-            call_session::state(app, &principal, call_id).await,
+            session::state(app, &principal, call_id).await,
         ),
         ["calls", call_id, "live"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/live",
-            call_session::live_view(req, app, &principal, call_id).await,
+            session::live_view(req, app, &principal, call_id).await,
         ),
         ["calls", call_id, "live-ticket"] if *method == Method::Post => (
             "POST /api/v1/calls/{id}/live-ticket",
@@ -108,7 +108,7 @@ pub async fn dispatch(
         ),
         ["calls", call_id, "transcript"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/transcript",
-            call_session::transcript_of(app, &principal, call_id).await,
+            session::transcript_of(app, &principal, call_id).await,
         ),
         ["calls", "session"] | ["calls", _, "session" | "live" | "live-ticket" | "transcript"] => {
             ("/api/v1/calls", Err(method_not_allowed(method)))

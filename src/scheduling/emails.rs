@@ -4,11 +4,11 @@
 //! `Scheduler` wakes for the next due attempt. Resend's `Idempotency-Key` (per call, change and
 //! sequence) plus a body stored once make a resend after a crash harmless.
 
-use crate::app::load_config;
-use crate::db;
-use crate::http::{log_line, new_id, now_ms, random_unit, ApiError};
-use crate::outbound::{self, Failure};
-use crate::scheduler;
+use crate::platform::app::load_config;
+use crate::platform::http::{log_line, new_id, now_ms, random_unit, ApiError};
+use crate::platform::outbound::{self, Failure};
+use crate::scheduling::scheduler;
+use crate::store::db;
 use chrono::DateTime;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};

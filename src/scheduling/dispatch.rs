@@ -13,11 +13,11 @@
 //! - A call stuck in `dispatching` (the worker died between claim and dial) is failed after a
 //!   grace period rather than dialled again: a second dial could ring the person twice.
 
-use crate::app::load_config;
-use crate::call_status::{self, Applied, Change};
-use crate::db;
-use crate::http::{log_line, now_ms, rfc3339, ApiError};
-use crate::outbound;
+use crate::pipeline::call_status::{self, Applied, Change};
+use crate::platform::app::load_config;
+use crate::platform::http::{log_line, now_ms, rfc3339, ApiError};
+use crate::platform::outbound;
+use crate::store::db;
 use base64::Engine;
 use phone_agent_core::agents::voice_id;
 use phone_agent_core::config::Config;
@@ -225,7 +225,7 @@ async fn dial(
     let Some(call) = load(db, call_id).await? else {
         return Ok(());
     };
-    let stream_token = crate::voice::ensure_token(db, &call.id).await?;
+    let stream_token = crate::gateway::voice::ensure_token(db, &call.id).await?;
     let result = place(config, &call, &stream_token).await;
     let now = now_ms();
     match result {
@@ -366,7 +366,7 @@ async fn take_outbound_slot(
         json!({"level": "warn", "msg": "outbound cap: dial deferred", "call_id": call_id,
                     "tenant_id": tenant_id, "dial_after": until}),
     );
-    crate::scheduler::wake_at(env, until).await;
+    crate::scheduling::scheduler::wake_at(env, until).await;
     Ok(false)
 }
 

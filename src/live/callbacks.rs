@@ -8,12 +8,12 @@
 //! D1 admits one call back per call and a daily number per caller's number. Every refusal goes
 //! back to the model as the tool's error and is recorded on the call.
 
-use crate::call_session::Session;
-use crate::call_status;
-use crate::db;
-use crate::http::{new_id, now_ms, rfc3339, ApiError};
-use crate::scheduler;
-use crate::speech::parse_tool;
+use crate::live::session::Session;
+use crate::live::speech::parse_tool;
+use crate::pipeline::call_status;
+use crate::platform::http::{new_id, now_ms, rfc3339, ApiError};
+use crate::scheduling::scheduler;
+use crate::store::db;
 use phone_agent_core::agents::{callback_settings, dial_policy};
 use phone_agent_core::dialing::{check_callback_time, DialRefusal, DAY_MS};
 use phone_agent_core::providers::openai::AgentToolCall;
@@ -70,7 +70,7 @@ async fn record_refusal(session: &Rc<Session>, call: &ToolCall, refusal: &DialRe
     }
     .await;
     if let Err(e) = stored {
-        crate::http::log_line(
+        crate::platform::http::log_line(
             json!({"level": "error", "msg": "callback refusal not recorded",
             "call_id": info.call_id, "error": e.message}),
         );

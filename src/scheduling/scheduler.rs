@@ -3,8 +3,9 @@
 //! do not wait for the next cron tick; the every-minute cron runs the same sweep as a safety
 //! net. Work items are leased in D1, so the alarm and cron overlapping never double-sends.
 
-use crate::http::{log_line, now_ms, ApiError};
-use crate::{dispatch, emails, forwarding};
+use crate::pipeline::forwarding;
+use crate::platform::http::{log_line, now_ms, ApiError};
+use crate::scheduling::{dispatch, emails};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};

@@ -1,13 +1,13 @@
 //! `POST /webhooks/{provider}` and `POST /voice/{carrier}/status`: verify on the raw body →
 //! map to a canonical event → dedupe + persist (D1) → acknowledge → forward after the ack.
 
-use crate::app::App;
-use crate::call_status::{self, Change};
-use crate::db;
-use crate::forwarding::{self, NewEvent, Published};
-use crate::http::{
+use crate::pipeline::call_status::{self, Change};
+use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::platform::app::App;
+use crate::platform::http::{
     json_response, log_line, new_id, now_ms, read_body, rfc3339, ApiError, ApiResult,
 };
+use crate::store::db;
 use phone_agent_core::config::Config;
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::dispatch::callback_attempt;

@@ -18,13 +18,13 @@
 //!   frames with its own adapter and never touches the call until its token is proven.
 
 use crate::api::Principal;
-use crate::app::{load_config, App};
-use crate::call_status::{self, Change};
-use crate::db;
-use crate::http::{json_response, log_line, new_id, now_ms, ApiError, ApiResult};
-use crate::media::{session_stub, valid_call_id};
-use crate::outbound;
-use crate::speech;
+use crate::live::media::{session_stub, valid_call_id};
+use crate::live::speech;
+use crate::pipeline::call_status::{self, Change};
+use crate::platform::app::{load_config, App};
+use crate::platform::http::{json_response, log_line, new_id, now_ms, ApiError, ApiResult};
+use crate::platform::outbound;
+use crate::store::db;
 use phone_agent_core::auth::{Access, LIVE_SUBPROTOCOL};
 use phone_agent_core::config::Config;
 use phone_agent_core::live::{
@@ -1643,7 +1643,7 @@ pub async fn transcript_of(app: &App, who: &Principal, call_id: &str) -> ApiResu
         200,
         &json!({"call_id": call_id, "text": row.text,
             "turns": serde_json::from_str::<Value>(&row.turns).unwrap_or(Value::Null),
-            "created_at": crate::http::rfc3339(row.created_at)}),
+            "created_at": crate::platform::http::rfc3339(row.created_at)}),
     ))
 }
 

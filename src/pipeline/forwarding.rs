@@ -3,11 +3,11 @@
 //! restart between attempts loses nothing; a lease (`locked_until`) keeps overlapping senders
 //! (first attempt, scheduler alarm, cron) from sending the same attempt twice.
 
-use crate::app::load_config;
-use crate::db;
-use crate::http::{log_line, now_ms, random_unit, ApiError};
-use crate::outbound::{self, Failure};
-use crate::scheduler;
+use crate::platform::app::load_config;
+use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
+use crate::platform::outbound::{self, Failure};
+use crate::scheduling::scheduler;
+use crate::store::db;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};
 use phone_agent_core::targets::check_target;

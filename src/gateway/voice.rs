@@ -5,10 +5,10 @@
 //! that rings the owner first. The owner-first `<Dial>` posts its outcome back here
 //! (`?call_id=…` plus `DialCallStatus`), and the AI takes the call only if nobody answered.
 
-use crate::app::App;
-use crate::db;
-use crate::http::{log_line, new_id, new_secret, now_ms, read_body, ApiError, ApiResult};
-use crate::webhooks::{signed_call, verify_request};
+use crate::gateway::webhooks::{signed_call, verify_request};
+use crate::platform::app::App;
+use crate::platform::http::{log_line, new_id, new_secret, now_ms, read_body, ApiError, ApiResult};
+use crate::store::db;
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::voice::{
     dial_outcome, exotel_stream, stream_url, texml_stream, twiml_dial_owner, twiml_hangup,
@@ -299,7 +299,7 @@ fn markup_stream(carrier: &str, base: &str, call_id: &str, token: &str) -> ApiRe
             &with_query(&url, "token", token),
             &[("token", token)],
         )),
-        _ => Ok(crate::http::json_response(
+        _ => Ok(crate::platform::http::json_response(
             200,
             &exotel_stream(&with_query(&url, "token", token)),
         )),

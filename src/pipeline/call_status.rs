@@ -8,10 +8,10 @@
 //! webhook-caused changes emit nothing more), and the no-answer / busy retry, which re-schedules
 //! the same call row as attempt + 1.
 
-use crate::db;
-use crate::forwarding::{self, NewEvent, Published};
-use crate::http::{log_line, new_id, rfc3339, ApiError};
-use crate::scheduler;
+use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
+use crate::scheduling::scheduler;
+use crate::store::db;
 use chrono::DateTime;
 use phone_agent_core::agents::retry_policy;
 use phone_agent_core::scheduling::state::{retry_after_outcome, transition, Transition};

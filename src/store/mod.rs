@@ -1,0 +1,4 @@
+//! Store: D1 access (query helpers, the audit log).
+
+pub mod audit;
+pub mod db;
