@@ -2,8 +2,8 @@
 
 use super::{list_response, query, Page, Principal};
 use crate::platform::app::App;
+use crate::platform::http::method_not_allowed;
 use crate::platform::http::{rfc3339, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
 use crate::store::db;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;

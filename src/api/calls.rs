@@ -9,10 +9,10 @@ use super::agents::{self, field_errors};
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::pipeline::call_status::{self, Applied, Change};
 use crate::platform::app::App;
+use crate::platform::http::method_not_allowed;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult,
 };
-use crate::routes::method_not_allowed;
 use crate::scheduling::dispatch;
 use crate::scheduling::emails::{self, EmailFacts};
 use crate::scheduling::scheduler;

@@ -4,8 +4,8 @@
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
+use crate::platform::http::method_not_allowed;
 use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
 use crate::store::audit;
 use crate::store::db;
 use phone_agent_core::auth::Access;

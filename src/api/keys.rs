@@ -3,10 +3,10 @@
 
 use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
 use crate::platform::app::App;
+use crate::platform::http::method_not_allowed;
 use crate::platform::http::{
     json_response, new_id, new_secret, now_ms, rfc3339, ApiError, ApiResult,
 };
-use crate::routes::method_not_allowed;
 use crate::store::audit::{self, Change};
 use crate::store::db;
 use phone_agent_core::auth::{key_hash, Access, Role};

@@ -15,10 +15,10 @@ mod tenants;
 
 use crate::live::session;
 use crate::platform::app::App;
+use crate::platform::http::method_not_allowed;
 use crate::platform::http::now_ms;
 use crate::platform::http::{json_response, read_body, ApiError, ApiResult};
 use crate::platform::rate_limit;
-use crate::routes::method_not_allowed;
 use crate::store::db;
 use phone_agent_core::auth::{
     bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Access, Role,
