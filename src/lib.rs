@@ -14,6 +14,7 @@ pub use live::session::CallSession;
 pub use platform::rate_limit::RateLimiter;
 pub use scheduling::scheduler::Scheduler;
 
+use platform::alarm;
 use platform::app::App;
 use platform::health;
 use platform::http::{finish, log_line, now_ms, request_id};
@@ -53,7 +54,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     scheduler::run_due(&env).await;
     if let Ok(Some(at)) = scheduler::next_due(&env).await {
-        scheduler::wake_at(&env, at).await;
+        alarm::wake_at(&env, at).await;
     }
     log_line(json!({
         "level": "info",

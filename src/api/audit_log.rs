@@ -1,7 +1,8 @@
 //! `/api/v1/audit-log`: who changed what, newest first.
 
-use super::{list_response, query, Page, Principal};
+use super::request::{list_response, query, Page};
 use crate::platform::app::App;
+use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
 use crate::platform::http::{rfc3339, ApiError, ApiResult};
 use crate::store::db;

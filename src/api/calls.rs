@@ -6,16 +6,17 @@
 //! Sending the email, dialling and forwarding events happen after the answer.
 
 use super::agents::{self, field_errors};
-use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
+use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
 use crate::pipeline::call_status::{self, Applied, Change};
+use crate::platform::alarm;
 use crate::platform::app::App;
+use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult,
 };
 use crate::scheduling::dispatch;
 use crate::scheduling::emails::{self, EmailFacts};
-use crate::scheduling::scheduler;
 use crate::store::audit;
 use crate::store::db;
 use chrono::DateTime;
@@ -362,7 +363,7 @@ fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
                 log_line(json!({"level": "error", "msg": "bland submit", "call_id": call_id, "error": e.message}));
             }
         }
-        scheduler::wake_at(&env, start_at).await;
+        alarm::wake_at(&env, start_at).await;
     });
 }
 

@@ -1,8 +1,9 @@
 //! `/api/v1/api-keys`: keys of the caller's tenant. A key is shown once, at creation; only
 //! its SHA-256 is stored, so a leaked table reveals no usable key.
 
-use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
+use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
 use crate::platform::app::App;
+use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
 use crate::platform::http::{
     json_response, new_id, new_secret, now_ms, rfc3339, ApiError, ApiResult,

@@ -2,8 +2,9 @@
 //! gets its first admin key, shown once.
 
 use super::keys;
-use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
+use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
 use crate::platform::app::App;
+use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
 use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
 use crate::store::audit::{self, Change};

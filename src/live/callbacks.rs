@@ -11,8 +11,8 @@
 use crate::live::session::Session;
 use crate::live::speech::parse_tool;
 use crate::pipeline::call_status;
+use crate::platform::alarm;
 use crate::platform::http::{new_id, now_ms, rfc3339, ApiError};
-use crate::scheduling::scheduler;
 use crate::store::db;
 use phone_agent_core::agents::{callback_settings, dial_policy};
 use phone_agent_core::dialing::{check_callback_time, DialRefusal, DAY_MS};
@@ -224,7 +224,7 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     )
     .await
     .map_err(internal)?;
-    scheduler::wake_at(&session.env, start_at).await;
+    alarm::wake_at(&session.env, start_at).await;
     Ok(json!({"scheduled": true, "call_id": id, "start_at": rfc3339(start_at)}))
 }
 

@@ -17,11 +17,11 @@
 //!   socket's id is in its attachment) carries the call: a pending socket is judged on its own
 //!   frames with its own adapter and never touches the call until its token is proven.
 
-use crate::api::Principal;
 use crate::live::media::{session_stub, valid_call_id};
 use crate::live::speech;
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::app::{load_config, App};
+use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, log_line, new_id, now_ms, ApiError, ApiResult};
 use crate::platform::outbound;
 use crate::store::db;

@@ -9,8 +9,8 @@
 //! the same call row as attempt + 1.
 
 use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::platform::alarm;
 use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
-use crate::scheduling::scheduler;
 use crate::store::db;
 use chrono::DateTime;
 use phone_agent_core::agents::retry_policy;
@@ -279,7 +279,7 @@ pub async fn emit(
         }
         // The scheduler sends pending deliveries at once; no request context is needed, so this
         // works the same from the API, a webhook, the alarm and the cron.
-        scheduler::wake_at(env, now).await;
+        alarm::wake_at(env, now).await;
     }
     Ok(())
 }
@@ -351,6 +351,6 @@ async fn schedule_retry(
         now,
     )
     .await?;
-    scheduler::wake_at(env, at).await;
+    alarm::wake_at(env, at).await;
     Ok(())
 }

@@ -366,7 +366,7 @@ async fn take_outbound_slot(
         json!({"level": "warn", "msg": "outbound cap: dial deferred", "call_id": call_id,
                     "tenant_id": tenant_id, "dial_after": until}),
     );
-    crate::scheduling::scheduler::wake_at(env, until).await;
+    crate::platform::alarm::wake_at(env, until).await;
     Ok(false)
 }
 

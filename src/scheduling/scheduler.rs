@@ -40,23 +40,6 @@ pub async fn next_due(env: &Env) -> std::result::Result<Option<i64>, ApiError> {
     Ok(candidates.into_iter().flatten().min())
 }
 
-/// Asks the scheduler to wake at `at_ms` (or earlier, if it already plans to).
-pub async fn wake_at(env: &Env, at_ms: i64) {
-    let result = async {
-        let stub = env
-            .durable_object("SCHEDULER")?
-            .id_from_name("global")?
-            .get_stub()?;
-        stub.fetch_with_str(&format!("https://scheduler/wake?at={at_ms}"))
-            .await?;
-        Ok::<_, worker::Error>(())
-    }
-    .await;
-    if let Err(e) = result {
-        log_line(json!({"level": "error", "msg": "wake scheduler", "error": e.to_string()}));
-    }
-}
-
 /// Single instance (`global`); its alarm is the only state it keeps.
 #[durable_object]
 pub struct Scheduler {

@@ -1,7 +1,7 @@
 //! Audit log: every mutation through the API leaves who, what, before/after and request id.
 
-use crate::api::Principal;
 use crate::platform::app::App;
+use crate::platform::auth::Principal;
 use crate::platform::http::{log_line, now_ms, ApiError};
 use crate::store::db;
 use serde_json::{json, Value};
