@@ -5,7 +5,7 @@
 //! conditional UPDATE in D1 (strongly consistent: two upgrades racing with one ticket cannot
 //! both win).
 
-use crate::live::session::own_call;
+use crate::api::sessions::own_call;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, new_secret, now_ms, rfc3339, ApiError, ApiResult};

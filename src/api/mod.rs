@@ -12,9 +12,9 @@ mod keys;
 mod live_tickets;
 mod numbers;
 mod request;
+mod sessions;
 mod tenants;
 
-use crate::live::session;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
@@ -67,11 +67,11 @@ pub async fn dispatch(
     match rest {
         ["calls", call_id, "session"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/session",
-            session::state(app, &principal, call_id).await,
+            sessions::state(app, &principal, call_id).await,
         ),
         ["calls", call_id, "live"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/live",
-            session::live_view(req, app, &principal, call_id).await,
+            sessions::live_view(req, app, &principal, call_id).await,
         ),
         ["calls", call_id, "live-ticket"] if *method == Method::Post => (
             "POST /api/v1/calls/{id}/live-ticket",
@@ -79,7 +79,7 @@ pub async fn dispatch(
         ),
         ["calls", call_id, "transcript"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/transcript",
-            session::transcript_of(app, &principal, call_id).await,
+            sessions::transcript_of(app, &principal, call_id).await,
         ),
         ["calls", "session"] | ["calls", _, "session" | "live" | "live-ticket" | "transcript"] => {
             ("/api/v1/calls", Err(method_not_allowed(method)))

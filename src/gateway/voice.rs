@@ -7,7 +7,8 @@
 
 use crate::gateway::webhooks::{signed_call, verify_request};
 use crate::platform::app::App;
-use crate::platform::http::{log_line, new_id, new_secret, now_ms, read_body, ApiError, ApiResult};
+use crate::platform::http::{log_line, new_id, now_ms, read_body, ApiError, ApiResult};
+use crate::store::calls::ensure_token;
 use crate::store::db;
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::voice::{
@@ -264,28 +265,6 @@ async fn create_inbound_call(
     .await?;
     call.map(|c| c.id)
         .ok_or_else(|| ApiError::internal("inbound call neither inserted nor found"))
-}
-
-/// The call's stream token, created on first use (the media route refuses any other).
-pub async fn ensure_token(db: &D1Database, call_id: &str) -> Result<String, ApiError> {
-    #[derive(Deserialize)]
-    struct Token {
-        stream_token: Option<String>,
-    }
-    db::run(
-        db,
-        "UPDATE calls SET stream_token = ? WHERE id = ? AND stream_token IS NULL",
-        &[&new_secret("stk")?, &call_id],
-    )
-    .await?;
-    db::first::<Token>(
-        db,
-        "SELECT stream_token FROM calls WHERE id = ?",
-        &[&call_id],
-    )
-    .await?
-    .and_then(|t| t.stream_token)
-    .ok_or_else(|| ApiError::internal("stream token not stored"))
 }
 
 fn markup_stream(carrier: &str, base: &str, call_id: &str, token: &str) -> ApiResult {

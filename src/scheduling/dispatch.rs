@@ -225,7 +225,7 @@ async fn dial(
     let Some(call) = load(db, call_id).await? else {
         return Ok(());
     };
-    let stream_token = crate::gateway::voice::ensure_token(db, &call.id).await?;
+    let stream_token = crate::store::calls::ensure_token(db, &call.id).await?;
     let result = place(config, &call, &stream_token).await;
     let now = now_ms();
     match result {
