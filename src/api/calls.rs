@@ -15,7 +15,7 @@ use crate::platform::http::method_not_allowed;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult,
 };
-use crate::scheduling::dispatch;
+use crate::scheduling::bland;
 use crate::scheduling::emails::{self, EmailFacts};
 use crate::store::audit;
 use crate::store::db;
@@ -356,7 +356,7 @@ fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
             let result = async {
                 let db = env.d1("DB")?;
                 let config = crate::platform::app::load_config(&env)?;
-                dispatch::submit_bland(&env, &db, &config, &call_id).await
+                bland::submit_bland(&env, &db, &config, &call_id).await
             }
             .await;
             if let Err(e) = result {
@@ -613,7 +613,7 @@ fn stop_bland_later(app: &App, call_id: &str, bland_call_id: String) {
     app.ctx.wait_until(async move {
         let result = async {
             let config = crate::platform::app::load_config(&env).map_err(|e| e.to_string())?;
-            dispatch::stop_bland(&config, &bland_call_id).await
+            bland::stop_bland(&config, &bland_call_id).await
         }
         .await;
         let detail = json!({"bland_call_id": bland_call_id, "stopped": result.is_ok(),

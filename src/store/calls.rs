@@ -27,3 +27,29 @@ pub async fn ensure_token(db: &D1Database, call_id: &str) -> Result<String, ApiE
     .and_then(|t| t.stream_token)
     .ok_or_else(|| ApiError::internal("stream token not stored"))
 }
+
+#[derive(Deserialize)]
+/// A scheduled call as the dispatcher reads it.
+pub struct CallRow {
+    pub id: String,
+    pub attempt: i64,
+    pub provider: String,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    pub base_url: Option<String>,
+    pub start_at: Option<i64>,
+    pub time_zone: Option<String>,
+    pub metadata: String,
+    pub agent_id: Option<String>,
+}
+
+/// The call `call_id` for dialling (any tenant: the scheduler serves them all).
+pub async fn load(db: &D1Database, call_id: &str) -> Result<Option<CallRow>, ApiError> {
+    db::first(
+        db,
+        "SELECT id, attempt, provider, to_number, from_number, base_url, start_at,
+           time_zone, metadata, agent_id FROM calls WHERE id = ?",
+        &[&call_id],
+    )
+    .await
+}
