@@ -5,8 +5,8 @@
 //!   compare-and-set in `call_status`, guarded by attempt and due time, so the alarm and the cron
 //!   firing together dial once), then the carrier's create-call API is called.
 //! - Bland: Bland keeps the timer. The call is handed to Bland's send-call API with `start_time`
-//!   as soon as it is scheduled (`bland.rs`; retried here if that failed), and at `start_at` it is marked
-//!   `queued` (Bland is dialling).
+//!   as soon as it is scheduled (`bland.rs`; retried here if that failed), and at `start_at` it
+//!   is marked `queued` (Bland is dialling).
 //! - Every Twilio / Telnyx dial (API calls, call backs, retries) first takes one of the tenant's
 //!   `OUTBOUND_CALLS_PER_HOUR` slots; with none free the call stays `scheduled` with
 //!   `dial_after` set to when the hour's window frees (a `deferred` event), never failed.
