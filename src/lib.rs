@@ -1,5 +1,23 @@
 //! phone-agent edge: wires Cloudflare bindings and I/O to the pure core
 //! (`phone-agent-core`). Handlers parse, call the core, and execute its decisions.
+//!
+//! Dependency rule: a module uses only the layers below it, never one beside or above it.
+//!
+//! ```text
+//! routes, api          the route table and the operator API (one file per resource)
+//!   ↓
+//! gateway  scheduling  live    provider webhooks and voice callbacks · timed work, dialling,
+//!   ↓         ↓         ↓      emails · the call session Durable Object, speech, media route
+//! pipeline                     call status changes and the event outbox they publish to
+//!   ↓
+//! store                        D1 access
+//!   ↓
+//! platform                     configuration, HTTP errors, outbound fetch, auth, alarms
+//! ```
+//!
+//! The one cycle allowed is inside `live`: the `CallSession` object and the tasks it spawns
+//! (`speech`, `callbacks`) call back into it. `scripts/module-graph.py` lists the edges and
+//! cycles; docs/architecture.md says where each route, table and provider protocol lives.
 
 mod api;
 mod gateway;
