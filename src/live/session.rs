@@ -24,39 +24,26 @@ mod finalize;
 mod storage;
 
 use crate::live::speech;
-use crate::pipeline::call_status::{self, Change};
 use crate::platform::app::load_config;
-use crate::platform::http::{json_response, log_line, new_id, now_ms, ApiError};
-use crate::platform::outbound;
+use crate::platform::http::{json_response, log_line, new_id, ApiError};
 use crate::store::db;
 use phone_agent_core::auth::LIVE_SUBPROTOCOL;
 use phone_agent_core::config::Config;
-use phone_agent_core::live::{
-    agent_setup, dtmf_samples, metrics_summary, stt_route, transcript, AgentSetup,
-};
-use phone_agent_core::media::access::{
-    lost_stream_status, pending_step, upgrade_trust, CarrierLink, PendingStep, StreamRefusal,
-    Trust, STREAM_GRACE_MS,
-};
-use phone_agent_core::media::carrier::{carrier_for, Carrier, CarrierEvent, Frame, OutFrame};
-use phone_agent_core::media::framing::Framer;
+use phone_agent_core::live::{agent_setup, stt_route, AgentSetup};
+use phone_agent_core::media::access::{upgrade_trust, CarrierLink, Trust};
+use phone_agent_core::media::carrier::{carrier_for, Carrier, Frame};
 use phone_agent_core::media::transcode::Transcoder;
 use phone_agent_core::providers::deepgram::ListenParams;
-use phone_agent_core::providers::openai::{parse_completion_text, summary_request};
 use phone_agent_core::scheduling::CallStatus;
-use phone_agent_core::session::{Action, Conversation, HangupReason, Input, Turn};
-use phone_agent_core::voice::{
-    telnyx_action_path, telnyx_transfer_body, twilio_call_path, twilio_transfer_form,
-};
+use phone_agent_core::session::{Conversation, HangupReason, Input, Turn};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use std::time::Duration;
 use worker::{
-    durable_object, AbortController, DurableObject, Env, Method, Request, Response, Result,
-    SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    durable_object, AbortController, DurableObject, Env, Request, Response, Result, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 /// Hibernation tag of the carrier's media socket.

@@ -1,7 +1,21 @@
 //! The carrier's media socket: pending sockets proving their token, the verified socket's
 //! frames and events, the call's timer, and caller audio on its way to STT.
 
-use super::*;
+use super::{socket_id, stt_params, EndReason, Session, CARRIER_TAG};
+use crate::live::speech;
+use crate::pipeline::call_status::{self, Change};
+use crate::platform::http::{log_line, now_ms, ApiError};
+use crate::store::db;
+use phone_agent_core::live::stt_route;
+use phone_agent_core::media::access::{pending_step, PendingStep, StreamRefusal, STREAM_GRACE_MS};
+use phone_agent_core::media::carrier::{carrier_for, CarrierEvent, Frame};
+use phone_agent_core::media::transcode::Transcoder;
+use phone_agent_core::scheduling::CallStatus;
+use phone_agent_core::session::{Conversation, Input};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use worker::{WebSocket, WebSocketIncomingMessage};
 
 /// Caller audio kept while the STT socket is (re)connecting: 30 s of μ-law.
 const MAX_PENDING_AUDIO: usize = 240_000;

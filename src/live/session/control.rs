@@ -1,7 +1,15 @@
 //! Carrier REST control: hanging up or transferring the call through the carrier's API when
 //! the session ends it.
 
-use super::*;
+use super::{EndReason, Session};
+use crate::platform::http::log_line;
+use crate::platform::outbound;
+use phone_agent_core::voice::{
+    telnyx_action_path, telnyx_transfer_body, twilio_call_path, twilio_transfer_form,
+};
+use serde_json::json;
+use std::time::Duration;
+use worker::Method;
 
 /// Carrier REST (transfer, hang-up) timeout.
 const CARRIER_REST_TIMEOUT: Duration = Duration::from_secs(10);

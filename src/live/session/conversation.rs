@@ -1,7 +1,16 @@
 //! Feeding the conversation and executing its actions: frames to the carrier, work for the
 //! speech tasks, the live view, and the end of the call.
 
-use super::*;
+use super::{socket_id, CallInfo, EndReason, Live, Session, CARRIER_TAG, LIVE_TAG};
+use crate::live::speech;
+use crate::platform::http::{log_line, now_ms};
+use phone_agent_core::live::dtmf_samples;
+use phone_agent_core::media::carrier::OutFrame;
+use phone_agent_core::media::framing::Framer;
+use phone_agent_core::session::{Action, Input};
+use serde_json::{json, Value};
+use std::rc::Rc;
+use worker::WebSocket;
 
 impl Session {
     /// Feeds one input to the conversation, stores it, and executes the actions in order.

@@ -1,6 +1,17 @@
 //! End-of-call work: the transcript, the summary, and the call's final status in D1.
 
-use super::*;
+use super::{EndReason, Session};
+use crate::pipeline::call_status::{self, Change};
+use crate::platform::http::{log_line, now_ms, ApiError};
+use crate::platform::outbound;
+use crate::store::db;
+use phone_agent_core::live::{metrics_summary, transcript};
+use phone_agent_core::media::access::lost_stream_status;
+use phone_agent_core::providers::openai::{parse_completion_text, summary_request};
+use phone_agent_core::scheduling::CallStatus;
+use serde_json::json;
+use std::time::Duration;
+use worker::Method;
 
 /// Post-call summary request timeout.
 const SUMMARY_TIMEOUT: Duration = Duration::from_secs(20);

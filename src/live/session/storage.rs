@@ -1,7 +1,12 @@
 //! The object's SQLite storage: what an instance reset must not lose (blobs, turns) and the
 //! stream record shown by `GET /api/v1/calls/{id}/session` (meta, events, counters).
 
-use super::*;
+use super::{Session, CARRIER_TAG};
+use crate::platform::http::{log_line, now_ms};
+use phone_agent_core::session::Turn;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use worker::{Result, SqlStorageValue};
 
 /// Tables are created in the constructor; `IF NOT EXISTS` makes it idempotent across wakes.
 /// `meta`/`events`/`counters` are the stream record shown by `GET /api/v1/calls/{id}/session`;
