@@ -1,33 +1,42 @@
 //! phone-agent edge: wires Cloudflare bindings and I/O to the pure core
 //! (`phone-agent-core`). Handlers parse, call the core, and execute its decisions.
+//!
+//! Dependency rule: a module uses only the layers below it, never one beside or above it.
+//!
+//! ```text
+//! routes, api          the route table and the operator API (one file per resource)
+//!   ↓
+//! gateway  scheduling  live    provider webhooks and voice callbacks · timed work, dialling,
+//!   ↓         ↓         ↓      emails · the call session Durable Object, speech, media route
+//! pipeline                     call status changes and the event outbox they publish to
+//!   ↓
+//! store                        D1 access
+//!   ↓
+//! platform                     configuration, HTTP errors, outbound fetch, auth, alarms
+//! ```
+//!
+//! The one cycle allowed is inside `live`: the `CallSession` object and the tasks it spawns
+//! (`speech`, `callbacks`) call back into it. `scripts/module-graph.py` lists the edges and
+//! cycles; docs/architecture.md says where each route, table and provider protocol lives.
 
 mod api;
-mod app;
-mod audit;
-mod call_session;
-mod call_status;
-mod callbacks;
-mod db;
-mod dispatch;
-mod emails;
-mod forwarding;
-mod health;
-mod http;
-mod media;
-mod outbound;
-mod rate_limit;
+mod gateway;
+mod live;
+mod pipeline;
+mod platform;
 mod routes;
-mod scheduler;
-mod speech;
-mod voice;
-mod webhooks;
+mod scheduling;
+mod store;
 
-pub use call_session::CallSession;
-pub use rate_limit::RateLimiter;
-pub use scheduler::Scheduler;
+pub use live::session::CallSession;
+pub use platform::rate_limit::RateLimiter;
+pub use scheduling::scheduler::Scheduler;
 
-use app::App;
-use http::{finish, log_line, now_ms, request_id};
+use platform::alarm;
+use platform::app::App;
+use platform::health;
+use platform::http::{finish, log_line, now_ms, request_id};
+use scheduling::scheduler;
 use serde_json::json;
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
@@ -63,7 +72,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     scheduler::run_due(&env).await;
     if let Ok(Some(at)) = scheduler::next_due(&env).await {
-        scheduler::wake_at(&env, at).await;
+        alarm::wake_at(&env, at).await;
     }
     log_line(json!({
         "level": "info",

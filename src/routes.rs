@@ -1,13 +1,14 @@
-//! The HTTP surface (DESIGN.md): one match from (method, path) to a handler.
+//! The HTTP surface: one match from (method, path) to a handler (docs/architecture.md lists
+//! every route and the file that serves it).
 
-use crate::app::App;
-use crate::http::{ApiError, ApiResult};
-use crate::{api, health, media, voice, webhooks};
+use crate::api;
+use crate::gateway::{voice, webhooks};
+use crate::live::media;
+use crate::platform::app::App;
+use crate::platform::health;
+use crate::platform::http::{known_carrier, method_not_allowed, ApiError, ApiResult};
 use phone_agent_core::webhooks::Provider;
 use worker::{Method, Request};
-
-/// Carriers whose media streams and voice callbacks we serve.
-pub const CARRIERS: [&str; 3] = ["twilio", "telnyx", "exotel"];
 
 /// Routes a request; returns the route template (for logs) and the handler's result.
 pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
@@ -56,25 +57,7 @@ pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
     }
 }
 
-/// 405 with the method named.
-pub fn method_not_allowed(method: &Method) -> ApiError {
-    ApiError::new(
-        405,
-        "method_not_allowed",
-        format!("{method:?} is not allowed on this route"),
-    )
-}
-
 fn known_provider(slug: &str) -> Result<Provider, ApiError> {
     Provider::from_slug(slug)
         .ok_or_else(|| ApiError::not_found(format!("unknown webhook provider {slug:?}")))
-}
-
-/// Validates the `{carrier}` path segment.
-pub fn known_carrier(carrier: &str) -> Result<&str, ApiError> {
-    CARRIERS
-        .iter()
-        .find(|c| **c == carrier)
-        .copied()
-        .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))
 }

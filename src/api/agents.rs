@@ -1,12 +1,13 @@
 //! `/api/v1/agents`: who speaks on a call (prompt, first message, voice, LLM, retry policy,
 //! call backs and the countries it may dial).
 
-use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit;
-use crate::db;
-use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
+use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::method_not_allowed;
+use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::store::audit;
+use crate::store::db;
 use phone_agent_core::agents::parse_agent;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;

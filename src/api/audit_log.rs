@@ -1,10 +1,11 @@
 //! `/api/v1/audit-log`: who changed what, newest first.
 
-use super::{list_response, query, Page, Principal};
-use crate::app::App;
-use crate::db;
-use crate::http::{rfc3339, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
+use super::request::{list_response, query, Page};
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::method_not_allowed;
+use crate::platform::http::{rfc3339, ApiError, ApiResult};
+use crate::store::db;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;

@@ -1,13 +1,14 @@
 //! `/api/v1/deliveries`: one row per (event, endpoint) with its attempts; replay one, or
 //! redrive the dead-letter list in bulk.
 
-use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit;
-use crate::db;
-use crate::forwarding;
-use crate::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
+use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use crate::pipeline::forwarding;
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::method_not_allowed;
+use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
+use crate::store::audit;
+use crate::store::db;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
@@ -239,7 +240,7 @@ async fn redrive(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     .await?;
     let env = app.env.clone();
     app.ctx
-        .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });
+        .wait_until(async move { crate::platform::alarm::wake_at(&env, now_ms()).await });
     audit::log(app, who, "delivery.redrive", ("delivery", "*"), None, Some(&json!({"endpoint_id": endpoint_id, "since": since.map(rfc3339), "until": until.map(rfc3339), "redriven": redriven}))).await;
     Ok(json_response(202, &json!({"redriven": redriven})))
 }

@@ -3,12 +3,15 @@
 //! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
 //! deliveries.
 
-use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit;
-use crate::db;
-use crate::http::{json_response, new_id, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
+use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::method_not_allowed;
+use crate::platform::http::{
+    json_response, new_id, now_ms, rfc3339, secret_bytes, ApiError, ApiResult,
+};
+use crate::store::audit;
+use crate::store::db;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use phone_agent_core::targets::check_target;
@@ -347,7 +350,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     if fields.status.clone().into_value().as_deref() == Some("enabled") {
         let env = app.env.clone();
         app.ctx
-            .wait_until(async move { crate::scheduler::wake_at(&env, now_ms()).await });
+            .wait_until(async move { crate::platform::alarm::wake_at(&env, now_ms()).await });
     }
     let row = find(app, who, id).await?;
     audit::log(

@@ -1,12 +1,13 @@
 //! `/api/v1/events`: every accepted event, raw and canonical; replay re-sends one.
 
-use super::{json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit;
-use crate::db;
-use crate::forwarding;
-use crate::http::{json_response, rfc3339, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
+use super::request::{json_body, list_response, query, Page};
+use crate::pipeline::forwarding;
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::method_not_allowed;
+use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::store::audit;
+use crate::store::db;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
@@ -143,11 +144,13 @@ async fn replay(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
         None | Some(Value::Null) => None,
         Some(Value::String(e)) => Some(e.clone()),
         Some(_) => {
-            return Err(super::invalid_fields(json!([super::field_error(
-                "endpoint_id",
-                "invalid_type",
-                "endpoint_id must be a string"
-            )])))
+            return Err(super::request::invalid_fields(json!([
+                super::request::field_error(
+                    "endpoint_id",
+                    "invalid_type",
+                    "endpoint_id must be a string"
+                )
+            ])))
         }
     };
     find(app, who, id).await?;

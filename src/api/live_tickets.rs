@@ -5,11 +5,11 @@
 //! conditional UPDATE in D1 (strongly consistent: two upgrades racing with one ticket cannot
 //! both win).
 
-use super::Principal;
-use crate::app::App;
-use crate::call_session::own_call;
-use crate::db;
-use crate::http::{json_response, new_secret, now_ms, rfc3339, ApiError, ApiResult};
+use crate::api::sessions::own_call;
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::{json_response, new_secret, now_ms, rfc3339, ApiError, ApiResult};
+use crate::store::db;
 use phone_agent_core::auth::{key_hash, Access, Role, LIVE_TICKET_TTL_MS};
 use serde::Deserialize;
 use serde_json::json;

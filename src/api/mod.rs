@@ -1,6 +1,6 @@
 //! `/api/v1/...`: the operator JSON API, behind `Authorization: Bearer <api key>`.
-//! One file per resource; this module authenticates, routes, and holds the request helpers
-//! every resource shares (JSON bodies, query parameters, pages).
+//! One file per resource; this module authenticates and routes (the shared request helpers are
+//! in `request.rs`).
 
 mod agents;
 mod audit_log;
@@ -11,51 +11,22 @@ mod events;
 mod keys;
 mod live_tickets;
 mod numbers;
+mod request;
+mod sessions;
 mod tenants;
 
-use crate::app::App;
-use crate::call_session;
-use crate::db;
-use crate::http::now_ms;
-use crate::http::{json_response, read_body, ApiError, ApiResult};
-use crate::rate_limit;
-use crate::routes::method_not_allowed;
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::method_not_allowed;
+use crate::platform::http::now_ms;
+use crate::platform::http::{ApiError, ApiResult};
+use crate::platform::rate_limit;
+use crate::store::db;
 use phone_agent_core::auth::{
-    bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Access, Role,
+    bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Role,
 };
-use phone_agent_core::limits::API_BODY_LIMIT;
-use phone_agent_core::pagination::{self, Cursor, PageError};
 use phone_agent_core::rate_limit::client_bucket;
-use serde_json::{json, Value};
-use std::collections::HashMap;
 use worker::{Method, Request};
-
-/// Who is calling: the tenant every query is scoped to, and what they may do.
-pub struct Principal {
-    pub tenant_id: String,
-    pub role: Role,
-    /// Audit actor: the API key's id, or `admin` for the bootstrap `ADMIN_API_KEY`.
-    pub actor: String,
-    /// The bootstrap key, which alone may create tenants.
-    pub bootstrap: bool,
-    /// Carried into audit entries.
-    pub request_id: String,
-}
-
-impl Principal {
-    /// 403 unless the role grants `access`.
-    pub fn require(&self, access: Access) -> Result<(), ApiError> {
-        if self.role.allows(access) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                403,
-                "forbidden",
-                "this API key's role does not allow that",
-            ))
-        }
-    }
-}
 
 /// The OpenAPI 3.1 description of this API (public: it holds no data). A test keeps it and
 /// the router in step.
@@ -96,11 +67,11 @@ pub async fn dispatch(
     match rest {
         ["calls", call_id, "session"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/session",
-            call_session::state(app, &principal, call_id).await,
+            sessions::state(app, &principal, call_id).await,
         ),
         ["calls", call_id, "live"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/live",
-            call_session::live_view(req, app, &principal, call_id).await,
+            sessions::live_view(req, app, &principal, call_id).await,
         ),
         ["calls", call_id, "live-ticket"] if *method == Method::Post => (
             "POST /api/v1/calls/{id}/live-ticket",
@@ -108,7 +79,7 @@ pub async fn dispatch(
         ),
         ["calls", call_id, "transcript"] if *method == Method::Get => (
             "GET /api/v1/calls/{id}/transcript",
-            call_session::transcript_of(app, &principal, call_id).await,
+            sessions::transcript_of(app, &principal, call_id).await,
         ),
         ["calls", "session"] | ["calls", _, "session" | "live" | "live-ticket" | "transcript"] => {
             ("/api/v1/calls", Err(method_not_allowed(method)))
@@ -281,102 +252,4 @@ pub fn local_development(req: &Request) -> bool {
         .ok()
         .and_then(|u| u.host_str().map(is_loopback_host))
         .unwrap_or(false)
-}
-
-/// Reads a JSON object body: 413 past [`API_BODY_LIMIT`] (streamed, never read further), 415
-/// without a JSON content type, 400 if malformed or not an object. An empty body reads as `{}`.
-pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
-    let bytes = read_body(req, API_BODY_LIMIT).await?;
-    if bytes.is_empty() {
-        return Ok(json!({}));
-    }
-    let content_type = req.headers().get("content-type")?.unwrap_or_default();
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media != "application/json" {
-        return Err(ApiError::new(
-            415,
-            "unsupported_media_type",
-            "request bodies must be application/json",
-        ));
-    }
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(400, "invalid_json", format!("body is not valid JSON: {e}")))?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(ApiError::new(
-            400,
-            "invalid_json",
-            "body must be a JSON object",
-        ))
-    }
-}
-
-/// Query parameters (last value wins).
-pub fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
-    Ok(req.url()?.query_pairs().into_owned().collect())
-}
-
-/// 422 listing every invalid field: `[{field, code, message}]`.
-pub fn invalid_fields(fields: Value) -> ApiError {
-    ApiError::new(422, "invalid_fields", "some fields are invalid").with_details(fields)
-}
-
-/// One field error in the shape of [`invalid_fields`].
-pub fn field_error(field: &str, code: &str, message: impl Into<String>) -> Value {
-    json!({"field": field, "code": code, "message": message.into()})
-}
-
-/// The page window a list request asks for.
-pub struct Page {
-    pub limit: u32,
-    pub after: Option<Cursor>,
-}
-
-impl Page {
-    /// Reads `limit` and `cursor`; a bad value is a 400 naming it.
-    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let bad = |e: PageError| ApiError::new(400, "invalid_pagination", e.to_string());
-        let limit = pagination::limit(query.get("limit").map(String::as_str)).map_err(bad)?;
-        let after = query
-            .get("cursor")
-            .filter(|c| !c.is_empty())
-            .map(|c| Cursor::decode(c))
-            .transpose()
-            .map_err(bad)?;
-        Ok(Page { limit, after })
-    }
-
-    /// SQL arguments for `(created_at, id) < (?, ?)`: a position past every row when absent.
-    pub fn bounds(&self) -> (i64, String) {
-        match &self.after {
-            Some(c) => (c.created_at, c.id.clone()),
-            None => (i64::MAX, String::new()),
-        }
-    }
-
-    /// Rows to fetch: one more than the page, to know whether another page follows.
-    pub fn fetch(&self) -> i64 {
-        i64::from(self.limit) + 1
-    }
-}
-
-/// `{data, next_cursor}` for rows fetched with [`Page::fetch`], newest first.
-pub fn list_response<T>(
-    rows: Vec<T>,
-    page: &Page,
-    key: impl Fn(&T) -> Cursor,
-    render: impl Fn(&T) -> Value,
-) -> ApiResult {
-    let (rows, next_cursor) = pagination::split_page(rows, page.limit, key);
-    let data: Vec<Value> = rows.iter().map(render).collect();
-    Ok(json_response(
-        200,
-        &json!({"data": data, "next_cursor": next_cursor}),
-    ))
 }

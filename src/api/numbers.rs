@@ -5,12 +5,13 @@
 //! choose which of their agents answers it.
 
 use super::agents::field_errors;
-use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit;
-use crate::db;
-use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
+use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::method_not_allowed;
+use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::store::audit;
+use crate::store::db;
 use phone_agent_core::agents::parse_number;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
@@ -205,7 +206,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
         &[&spec.agent_id, &spec.owner_phone, &spec.ring_owner_first, &now_ms(), &id, &who.tenant_id],
     )
     .await?;
-    crate::voice::forget_number(app, &spec.number).await;
+    crate::gateway::voice::forget_number(app, &spec.number).await;
     let after = find(app, &who.tenant_id, id).await?.render();
     audit::log(
         app,
@@ -229,7 +230,7 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     )
     .await?;
     if let Some(number) = before["number"].as_str() {
-        crate::voice::forget_number(app, number).await;
+        crate::gateway::voice::forget_number(app, number).await;
     }
     audit::log(
         app,

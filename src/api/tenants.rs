@@ -2,12 +2,13 @@
 //! gets its first admin key, shown once.
 
 use super::keys;
-use super::{field_error, invalid_fields, json_body, list_response, query, Page, Principal};
-use crate::app::App;
-use crate::audit::{self, Change};
-use crate::db;
-use crate::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
-use crate::routes::method_not_allowed;
+use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::method_not_allowed;
+use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::store::audit::{self, Change};
+use crate::store::db;
 use phone_agent_core::auth::Role;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;

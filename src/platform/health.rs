@@ -1,7 +1,7 @@
 //! `GET /health`: is the worker able to reach its storage and is it configured?
 
-use crate::app::App;
-use crate::http::{json_response, now_ms, ApiResult};
+use crate::platform::app::App;
+use crate::platform::http::{json_response, now_ms, ApiResult};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -11,7 +11,7 @@ static INSTANCE: OnceLock<(String, i64)> = OnceLock::new();
 
 /// Records the instance's identity on its first request.
 pub fn instance() -> &'static (String, i64) {
-    INSTANCE.get_or_init(|| (crate::http::trace_id("inst"), now_ms()))
+    INSTANCE.get_or_init(|| (crate::platform::http::trace_id("inst"), now_ms()))
 }
 
 /// Reports D1, KV and configuration checks; 503 when any fails so load balancers notice. A weak
@@ -34,7 +34,7 @@ pub async fn get(app: &App, local: bool) -> ApiResult {
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "checks": {"d1": d1, "kv": kv, "config": config},
-        "instance": {"id": instance().0, "started_at": crate::http::rfc3339(instance().1)},
+        "instance": {"id": instance().0, "started_at": crate::platform::http::rfc3339(instance().1)},
     });
     Ok(json_response(if healthy { 200 } else { 503 }, &body))
 }

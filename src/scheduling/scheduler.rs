@@ -3,8 +3,9 @@
 //! do not wait for the next cron tick; the every-minute cron runs the same sweep as a safety
 //! net. Work items are leased in D1, so the alarm and cron overlapping never double-sends.
 
-use crate::http::{log_line, now_ms, ApiError};
-use crate::{dispatch, emails, forwarding};
+use crate::pipeline::forwarding;
+use crate::platform::http::{log_line, now_ms, ApiError};
+use crate::scheduling::{dispatch, emails};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -37,23 +38,6 @@ pub async fn next_due(env: &Env) -> std::result::Result<Option<i64>, ApiError> {
         emails::next_due(&db).await?,
     ];
     Ok(candidates.into_iter().flatten().min())
-}
-
-/// Asks the scheduler to wake at `at_ms` (or earlier, if it already plans to).
-pub async fn wake_at(env: &Env, at_ms: i64) {
-    let result = async {
-        let stub = env
-            .durable_object("SCHEDULER")?
-            .id_from_name("global")?
-            .get_stub()?;
-        stub.fetch_with_str(&format!("https://scheduler/wake?at={at_ms}"))
-            .await?;
-        Ok::<_, worker::Error>(())
-    }
-    .await;
-    if let Err(e) = result {
-        log_line(json!({"level": "error", "msg": "wake scheduler", "error": e.to_string()}));
-    }
 }
 
 /// Single instance (`global`); its alarm is the only state it keeps.

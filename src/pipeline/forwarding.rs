@@ -3,11 +3,11 @@
 //! restart between attempts loses nothing; a lease (`locked_until`) keeps overlapping senders
 //! (first attempt, scheduler alarm, cron) from sending the same attempt twice.
 
-use crate::app::load_config;
-use crate::db;
-use crate::http::{log_line, now_ms, random_unit, ApiError};
-use crate::outbound::{self, Failure};
-use crate::scheduler;
+use crate::platform::alarm;
+use crate::platform::app::load_config;
+use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
+use crate::platform::outbound::{self, Failure};
+use crate::store::db;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};
 use phone_agent_core::targets::check_target;
@@ -151,7 +151,7 @@ pub async fn deliver_event(env: &Env, event_id: &str) {
         send_all(env, &db, ids).await?;
         // Whatever is still pending (a failed first attempt) is the scheduler's now.
         if let Some(at) = next_due(&db).await? {
-            scheduler::wake_at(env, at).await;
+            alarm::wake_at(env, at).await;
         }
         Ok::<_, ApiError>(())
     }

@@ -7,8 +7,10 @@ use phone_agent_core::config::ConfigError;
 use phone_agent_core::ids;
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
+use phone_agent_core::webhooks::signatures::Rejection;
+use phone_agent_core::webhooks::Provider;
 use serde_json::{json, Value};
-use worker::{Date, Request, Response};
+use worker::{Date, Method, Request, Response};
 
 /// An error as the client sees it: status, stable code, human message, optional details.
 #[derive(Debug)]
@@ -100,6 +102,47 @@ impl From<StreamRefusal> for ApiError {
         };
         ApiError::new(status, refusal.code(), refusal.to_string())
     }
+}
+
+/// 405 with the method named.
+pub fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("{method:?} is not allowed on this route"),
+    )
+}
+
+/// Carriers whose media streams and voice callbacks we serve.
+pub const CARRIERS: [&str; 3] = ["twilio", "telnyx", "exotel"];
+
+/// Validates the `{carrier}` path segment.
+pub fn known_carrier(carrier: &str) -> Result<&str, ApiError> {
+    CARRIERS
+        .iter()
+        .find(|c| **c == carrier)
+        .copied()
+        .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))
+}
+
+/// The HTTP answer to a rejected signature (503 for our misconfiguration, else 401).
+pub(crate) fn rejection_error(provider: Provider, rejection: &Rejection) -> ApiError {
+    if rejection.is_configuration_error() {
+        // Our misconfiguration: a 5xx makes the provider retry once it is fixed.
+        return ApiError::new(
+            503,
+            "provider_not_configured",
+            format!(
+                "no usable verification secret is configured for {}",
+                provider.as_str()
+            ),
+        );
+    }
+    ApiError::new(
+        401,
+        "invalid_signature",
+        format!("the {} signature could not be verified", provider.as_str()),
+    )
 }
 
 /// Result of a route handler.

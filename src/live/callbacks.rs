@@ -8,11 +8,11 @@
 //! D1 admits one call back per call and a daily number per caller's number. Every refusal goes
 //! back to the model as the tool's error and is recorded on the call.
 
-use crate::call_session::Session;
-use crate::call_status;
-use crate::db;
-use crate::http::{new_id, now_ms, rfc3339, ApiError};
-use crate::scheduler;
+use crate::live::session::Session;
+use crate::pipeline::call_status;
+use crate::platform::alarm;
+use crate::platform::http::{new_id, now_ms, rfc3339, ApiError};
+use crate::store::db;
 use phone_agent_core::agents::{callback_settings, dial_policy};
 use phone_agent_core::dialing::{check_callback_time, DialRefusal, DAY_MS};
 use phone_agent_core::session::{Tool, ToolCall};
@@ -68,7 +68,7 @@ async fn record_refusal(session: &Rc<Session>, call: &ToolCall, refusal: &DialRe
     }
     .await;
     if let Err(e) = stored {
-        crate::http::log_line(
+        crate::platform::http::log_line(
             json!({"level": "error", "msg": "callback refusal not recorded",
             "call_id": info.call_id, "error": e.message}),
         );
@@ -222,7 +222,7 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     )
     .await
     .map_err(internal)?;
-    scheduler::wake_at(&session.env, start_at).await;
+    alarm::wake_at(&session.env, start_at).await;
     Ok(json!({"scheduled": true, "call_id": id, "start_at": rfc3339(start_at)}))
 }
 

@@ -2,10 +2,9 @@
 //! Durable Object, so all of a call's live state lives in one single-threaded place. What needs
 //! no call is checked here first: Twilio's upgrade signature, the URL token's presence.
 
-use crate::app::App;
-use crate::http::{log_line, ApiError, ApiResult};
-use crate::routes::known_carrier;
-use crate::webhooks::rejection_error;
+use crate::platform::app::App;
+use crate::platform::http::{known_carrier, rejection_error};
+use crate::platform::http::{log_line, ApiError, ApiResult};
 use phone_agent_core::media::access::{require_url_token, verify_twilio_upgrade};
 use phone_agent_core::webhooks::Provider;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! is in memory on purpose: an evicted limiter comes back full, which errs on the side of
 //! serving.
 
-use crate::http::{log_line, now_ms, ApiError};
+use crate::platform::http::{log_line, now_ms, ApiError};
 use phone_agent_core::rate_limit::TokenBucket;
 use serde_json::json;
 use std::cell::Cell;

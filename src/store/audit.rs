@@ -1,9 +1,9 @@
 //! Audit log: every mutation through the API leaves who, what, before/after and request id.
 
-use crate::api::Principal;
-use crate::app::App;
-use crate::db;
-use crate::http::{log_line, now_ms, ApiError};
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::{log_line, now_ms, ApiError};
+use crate::store::db;
 use serde_json::{json, Value};
 use worker::d1::{D1Database, D1PreparedStatement};
 

@@ -5,10 +5,11 @@
 //! that rings the owner first. The owner-first `<Dial>` posts its outcome back here
 //! (`?call_id=…` plus `DialCallStatus`), and the AI takes the call only if nobody answered.
 
-use crate::app::App;
-use crate::db;
-use crate::http::{log_line, new_id, new_secret, now_ms, read_body, ApiError, ApiResult};
-use crate::webhooks::{signed_call, verify_request};
+use crate::gateway::webhooks::{signed_call, verify_request};
+use crate::platform::app::App;
+use crate::platform::http::{log_line, new_id, now_ms, read_body, ApiError, ApiResult};
+use crate::store::calls::ensure_token;
+use crate::store::db;
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::voice::{
     dial_outcome, exotel_stream, stream_url, texml_stream, twiml_dial_owner, twiml_hangup,
@@ -266,28 +267,6 @@ async fn create_inbound_call(
         .ok_or_else(|| ApiError::internal("inbound call neither inserted nor found"))
 }
 
-/// The call's stream token, created on first use (the media route refuses any other).
-pub async fn ensure_token(db: &D1Database, call_id: &str) -> Result<String, ApiError> {
-    #[derive(Deserialize)]
-    struct Token {
-        stream_token: Option<String>,
-    }
-    db::run(
-        db,
-        "UPDATE calls SET stream_token = ? WHERE id = ? AND stream_token IS NULL",
-        &[&new_secret("stk")?, &call_id],
-    )
-    .await?;
-    db::first::<Token>(
-        db,
-        "SELECT stream_token FROM calls WHERE id = ?",
-        &[&call_id],
-    )
-    .await?
-    .and_then(|t| t.stream_token)
-    .ok_or_else(|| ApiError::internal("stream token not stored"))
-}
-
 fn markup_stream(carrier: &str, base: &str, call_id: &str, token: &str) -> ApiResult {
     let url = stream_url(base, carrier, call_id);
     match carrier {
@@ -299,7 +278,7 @@ fn markup_stream(carrier: &str, base: &str, call_id: &str, token: &str) -> ApiRe
             &with_query(&url, "token", token),
             &[("token", token)],
         )),
-        _ => Ok(crate::http::json_response(
+        _ => Ok(crate::platform::http::json_response(
             200,
             &exotel_stream(&with_query(&url, "token", token)),
         )),

@@ -1,13 +1,14 @@
 //! `POST /webhooks/{provider}` and `POST /voice/{carrier}/status`: verify on the raw body →
 //! map to a canonical event → dedupe + persist (D1) → acknowledge → forward after the ack.
 
-use crate::app::App;
-use crate::call_status::{self, Change};
-use crate::db;
-use crate::forwarding::{self, NewEvent, Published};
-use crate::http::{
-    json_response, log_line, new_id, now_ms, read_body, rfc3339, ApiError, ApiResult,
+use crate::pipeline::call_status::{self, Change};
+use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::platform::app::App;
+use crate::platform::http::{
+    json_response, log_line, new_id, now_ms, read_body, rejection_error, rfc3339, ApiError,
+    ApiResult,
 };
+use crate::store::db;
 use phone_agent_core::config::Config;
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::dispatch::callback_attempt;
@@ -15,7 +16,7 @@ use phone_agent_core::webhooks::callback::{verify_query, CallbackError, Callback
 use phone_agent_core::webhooks::canonical::{
     envelope, map_event, original_payload, CanonicalEvent,
 };
-use phone_agent_core::webhooks::signatures::{verify, InboundRequest, Rejection, VerifyOptions};
+use phone_agent_core::webhooks::signatures::{verify, InboundRequest, VerifyOptions};
 use phone_agent_core::webhooks::Provider;
 use serde::Deserialize;
 use serde_json::json;
@@ -222,26 +223,6 @@ pub fn verify_request(
             );
             rejection_error(provider, &rejection)
         })
-}
-
-/// The HTTP answer to a rejected signature (503 for our misconfiguration, else 401).
-pub(crate) fn rejection_error(provider: Provider, rejection: &Rejection) -> ApiError {
-    if rejection.is_configuration_error() {
-        // Our misconfiguration: a 5xx makes the provider retry once it is fixed.
-        return ApiError::new(
-            503,
-            "provider_not_configured",
-            format!(
-                "no usable verification secret is configured for {}",
-                provider.as_str()
-            ),
-        );
-    }
-    ApiError::new(
-        401,
-        "invalid_signature",
-        format!("the {} signature could not be verified", provider.as_str()),
-    )
 }
 
 /// The call our callback URL names, when its MAC is ours and current; an unsigned, forged or

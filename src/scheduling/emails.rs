@@ -4,11 +4,11 @@
 //! `Scheduler` wakes for the next due attempt. Resend's `Idempotency-Key` (per call, change and
 //! sequence) plus a body stored once make a resend after a crash harmless.
 
-use crate::app::load_config;
-use crate::db;
-use crate::http::{log_line, new_id, now_ms, random_unit, ApiError};
-use crate::outbound::{self, Failure};
-use crate::scheduler;
+use crate::platform::alarm;
+use crate::platform::app::load_config;
+use crate::platform::http::{log_line, new_id, now_ms, random_unit, ApiError};
+use crate::platform::outbound::{self, Failure};
+use crate::store::db;
 use chrono::DateTime;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};
@@ -147,7 +147,7 @@ pub async fn send_for_call(env: &Env, call_id: &str) {
             attempt(&db, &config, &id).await?;
         }
         if let Some(at) = next_due(&db).await? {
-            scheduler::wake_at(env, at).await;
+            alarm::wake_at(env, at).await;
         }
         Ok::<_, ApiError>(())
     }

@@ -4,9 +4,9 @@
 //! a response body) and reports back through `Session::feed`; cancelling aborts the request
 //! through its `AbortController`, so the provider sees the connection go away.
 
-use crate::call_session::{Session, TtsJob};
-use crate::http::{log_line, now_ms};
-use crate::outbound::{self, Failure};
+use crate::live::session::{Session, TtsJob};
+use crate::platform::http::{log_line, now_ms};
+use crate::platform::outbound::{self, Failure};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use phone_agent_core::live::{chat_body, llm_input, stt_input};
@@ -354,7 +354,7 @@ async fn stream_chat(
 pub fn run_tool(session: &Rc<Session>, turn: u32, call: ToolCall) {
     let session = session.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let content = crate::callbacks::run(&session, &call).await;
+        let content = crate::live::callbacks::run(&session, &call).await;
         session.record("tool", json!({"name": call.name, "result": content}));
         session.feed(Input::ToolResult {
             turn,

@@ -1,7 +1,7 @@
 //! Thin helpers over D1: bind typed arguments, read typed rows, count changes.
 //! Every failure is our own (storage) fault, so it maps to a 500 that providers retry.
 
-use crate::http::ApiError;
+use crate::platform::http::ApiError;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::d1::{D1Database, D1PreparedStatement, D1Result};

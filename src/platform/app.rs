@@ -1,6 +1,6 @@
 //! Per-request context: bindings, configuration (parsed once per request) and request id.
 
-use crate::http::ApiError;
+use crate::platform::http::ApiError;
 use phone_agent_core::config::{Config, ConfigError};
 use worker::{d1::D1Database, kv::KvStore, Context, Env};
 

@@ -8,10 +8,10 @@
 //! webhook-caused changes emit nothing more), and the no-answer / busy retry, which re-schedules
 //! the same call row as attempt + 1.
 
-use crate::db;
-use crate::forwarding::{self, NewEvent, Published};
-use crate::http::{log_line, new_id, rfc3339, ApiError};
-use crate::scheduler;
+use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::platform::alarm;
+use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
+use crate::store::db;
 use chrono::DateTime;
 use phone_agent_core::agents::retry_policy;
 use phone_agent_core::scheduling::state::{retry_after_outcome, transition, Transition};
@@ -279,7 +279,7 @@ pub async fn emit(
         }
         // The scheduler sends pending deliveries at once; no request context is needed, so this
         // works the same from the API, a webhook, the alarm and the cron.
-        scheduler::wake_at(env, now).await;
+        alarm::wake_at(env, now).await;
     }
     Ok(())
 }
@@ -351,6 +351,6 @@ async fn schedule_retry(
         now,
     )
     .await?;
-    scheduler::wake_at(env, at).await;
+    alarm::wake_at(env, at).await;
     Ok(())
 }

@@ -1,0 +1,107 @@
+//! The request helpers every resource shares: JSON bodies, query parameters, field errors,
+//! pages.
+
+use crate::platform::http::{json_response, read_body, ApiError, ApiResult};
+use phone_agent_core::limits::API_BODY_LIMIT;
+use phone_agent_core::pagination::{self, Cursor, PageError};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use worker::Request;
+
+/// Reads a JSON object body: 413 past [`API_BODY_LIMIT`] (streamed, never read further), 415
+/// without a JSON content type, 400 if malformed or not an object. An empty body reads as `{}`.
+pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
+    let bytes = read_body(req, API_BODY_LIMIT).await?;
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    let content_type = req.headers().get("content-type")?.unwrap_or_default();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/json" {
+        return Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            "request bodies must be application/json",
+        ));
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(400, "invalid_json", format!("body is not valid JSON: {e}")))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::new(
+            400,
+            "invalid_json",
+            "body must be a JSON object",
+        ))
+    }
+}
+
+/// Query parameters (last value wins).
+pub fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
+    Ok(req.url()?.query_pairs().into_owned().collect())
+}
+
+/// 422 listing every invalid field: `[{field, code, message}]`.
+pub fn invalid_fields(fields: Value) -> ApiError {
+    ApiError::new(422, "invalid_fields", "some fields are invalid").with_details(fields)
+}
+
+/// One field error in the shape of [`invalid_fields`].
+pub fn field_error(field: &str, code: &str, message: impl Into<String>) -> Value {
+    json!({"field": field, "code": code, "message": message.into()})
+}
+
+/// The page window a list request asks for.
+pub struct Page {
+    pub limit: u32,
+    pub after: Option<Cursor>,
+}
+
+impl Page {
+    /// Reads `limit` and `cursor`; a bad value is a 400 naming it.
+    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let bad = |e: PageError| ApiError::new(400, "invalid_pagination", e.to_string());
+        let limit = pagination::limit(query.get("limit").map(String::as_str)).map_err(bad)?;
+        let after = query
+            .get("cursor")
+            .filter(|c| !c.is_empty())
+            .map(|c| Cursor::decode(c))
+            .transpose()
+            .map_err(bad)?;
+        Ok(Page { limit, after })
+    }
+
+    /// SQL arguments for `(created_at, id) < (?, ?)`: a position past every row when absent.
+    pub fn bounds(&self) -> (i64, String) {
+        match &self.after {
+            Some(c) => (c.created_at, c.id.clone()),
+            None => (i64::MAX, String::new()),
+        }
+    }
+
+    /// Rows to fetch: one more than the page, to know whether another page follows.
+    pub fn fetch(&self) -> i64 {
+        i64::from(self.limit) + 1
+    }
+}
+
+/// `{data, next_cursor}` for rows fetched with [`Page::fetch`], newest first.
+pub fn list_response<T>(
+    rows: Vec<T>,
+    page: &Page,
+    key: impl Fn(&T) -> Cursor,
+    render: impl Fn(&T) -> Value,
+) -> ApiResult {
+    let (rows, next_cursor) = pagination::split_page(rows, page.limit, key);
+    let data: Vec<Value> = rows.iter().map(render).collect();
+    Ok(json_response(
+        200,
+        &json!({"data": data, "next_cursor": next_cursor}),
+    ))
+}

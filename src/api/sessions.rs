@@ -1,0 +1,97 @@
+//! `/api/v1/calls/{id}/session`, `/transcript` and `/live`: what the call's Durable Object has
+//! recorded, the stored transcript, and the live view it streams.
+
+use crate::live::media::{session_stub, valid_call_id};
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
+use crate::platform::http::{json_response, ApiError, ApiResult};
+use crate::store::db;
+use phone_agent_core::auth::Access;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::Request;
+
+/// 404 unless the call exists and belongs to the caller's tenant.
+pub(crate) async fn own_call(
+    app: &App,
+    who: &Principal,
+    call_id: &str,
+) -> std::result::Result<(), ApiError> {
+    valid_call_id(call_id)?;
+    #[derive(Deserialize)]
+    struct Owner {
+        tenant_id: String,
+    }
+    let owner: Option<Owner> = db::first(
+        &app.db()?,
+        "SELECT tenant_id FROM calls WHERE id = ?",
+        &[&call_id],
+    )
+    .await?;
+    match owner {
+        Some(o) if o.tenant_id == who.tenant_id => Ok(()),
+        _ => Err(ApiError::not_found(format!("no call {call_id}"))),
+    }
+}
+
+/// `GET /api/v1/calls/{id}/session`: what the call's Durable Object has recorded.
+pub async fn state(app: &App, who: &Principal, call_id: &str) -> ApiResult {
+    who.require(Access::Read)?;
+    own_call(app, who, call_id).await?;
+    let mut response = session_stub(app, call_id)?
+        .fetch_with_str("https://call-session/state")
+        .await?;
+    let body: Value = response.json().await?;
+    if body.get("call_id").is_none() {
+        return Err(ApiError::not_found(format!(
+            "no media session recorded for call {call_id}"
+        )));
+    }
+    Ok(json_response(200, &body))
+}
+
+/// `GET /api/v1/calls/{id}/transcript`: the stored transcript (`{call_id, turns, text}`).
+pub async fn transcript_of(app: &App, who: &Principal, call_id: &str) -> ApiResult {
+    who.require(Access::Read)?;
+    own_call(app, who, call_id).await?;
+    #[derive(Deserialize)]
+    struct Row {
+        turns: String,
+        text: String,
+        created_at: i64,
+    }
+    let row: Row = db::first(
+        &app.db()?,
+        "SELECT turns, text, created_at FROM transcripts WHERE call_id = ?",
+        &[&call_id],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no transcript for call {call_id}")))?;
+    Ok(json_response(
+        200,
+        &json!({"call_id": call_id, "text": row.text,
+            "turns": serde_json::from_str::<Value>(&row.turns).unwrap_or(Value::Null),
+            "created_at": crate::platform::http::rfc3339(row.created_at)}),
+    ))
+}
+
+/// `GET /api/v1/calls/{id}/live`: a WebSocket on the call's Durable Object streaming transcript
+/// lines, state changes and per-turn metrics as JSON (see `public/js/pages/live.js`).
+pub async fn live_view(req: Request, app: &App, who: &Principal, call_id: &str) -> ApiResult {
+    who.require(Access::Read)?;
+    let upgrade = req
+        .headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "the live view is a WebSocket: send Upgrade: websocket",
+        ));
+    }
+    own_call(app, who, call_id).await?;
+    Ok(session_stub(app, call_id)?.fetch_with_request(req).await?)
+}

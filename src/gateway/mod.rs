@@ -1,0 +1,4 @@
+//! Gateway: what providers send us (signed webhooks, carrier voice callbacks).
+
+pub mod voice;
+pub mod webhooks;

@@ -1,0 +1,538 @@
+//! `CallSession`: one Durable Object per call. It owns the carrier's media WebSocket
+//! (hibernation API), the call's [`Conversation`] and the provider connections that serve it
+//! (STT socket, LLM and TTS streams, in `speech.rs`), and executes the conversation's actions.
+//!
+//! Invariants (a Durable Object is single-threaded, but handlers and tasks interleave at every
+//! `.await`):
+//! - all mutable state is in `Session::live` (a `RefCell`); a borrow is never held across an
+//!   `.await`: every borrow lives inside one synchronous block;
+//! - the conversation is fed only through [`Session::feed`], which runs the state machine and
+//!   then executes its actions in order, synchronously (sending frames, arming work); anything
+//!   that waits (fetches, sockets) is spawned as a task that feeds its results back;
+//! - what an instance reset must not lose is in the object's SQLite storage as it happens:
+//!   call facts and agent setup at accept, the start frame, the conversation after every input,
+//!   each finished turn. After a reset the next event rebuilds the session from it and feeds
+//!   `Input::Restored` (the carrier socket survives: it is a hibernatable socket);
+//! - only the verified carrier socket (the core's `CarrierLink`, stored as blob `link`; each
+//!   socket's id is in its attachment) carries the call: a pending socket is judged on its own
+//!   frames with its own adapter and never touches the call until its token is proven.
+
+mod carrier;
+mod control;
+mod conversation;
+mod finalize;
+mod storage;
+
+use crate::live::speech;
+use crate::platform::app::load_config;
+use crate::platform::http::{json_response, log_line, trace_id, ApiError};
+use crate::store::db;
+use phone_agent_core::auth::LIVE_SUBPROTOCOL;
+use phone_agent_core::config::Config;
+use phone_agent_core::live::{agent_setup, stt_route, AgentSetup};
+use phone_agent_core::media::access::{upgrade_trust, CarrierLink, Trust};
+use phone_agent_core::media::carrier::{carrier_for, Carrier, Frame};
+use phone_agent_core::media::transcode::Transcoder;
+use phone_agent_core::providers::deepgram::ListenParams;
+use phone_agent_core::scheduling::CallStatus;
+use phone_agent_core::session::{Conversation, HangupReason, Input, Turn};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use worker::{
+    durable_object, AbortController, DurableObject, Env, Request, Response, Result, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair,
+};
+
+/// Hibernation tag of the carrier's media socket.
+const CARRIER_TAG: &str = "carrier";
+/// Hibernation tag of live-view sockets (`GET /api/v1/calls/{id}/live`).
+const LIVE_TAG: &str = "live";
+
+/// What each accepted socket remembers across hibernation.
+#[derive(Serialize, Deserialize)]
+struct SocketTag {
+    carrier: String,
+    call_id: String,
+    /// Its id in the call's `CarrierLink` (0: none, never the active socket).
+    #[serde(default)]
+    id: u64,
+}
+
+/// Facts about the call, loaded from D1 when the carrier connects (blob `call`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallInfo {
+    pub call_id: String,
+    pub tenant_id: String,
+    pub carrier: String,
+    pub direction: String,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    /// The token the stream must present (`None`: the call has none, so any is refused).
+    stream_token: Option<String>,
+    /// The carrier's call id (CallSid, call_control_id), from `start`.
+    pub carrier_call_id: Option<String>,
+    pub started_at_ms: Option<i64>,
+    /// How carriers reach this worker (for calls this one schedules, e.g. a call back).
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+/// Why the session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EndReason {
+    /// The carrier stopped the stream or closed the socket (the caller hung up).
+    CarrierStop,
+    /// The agent hung up (tool, idle, max duration).
+    Agent(HangupReason),
+    /// The agent transferred the call.
+    Transfer(String),
+    /// The carrier socket went away without `stop` and no verified one came back in time.
+    StreamLost,
+}
+
+impl EndReason {
+    fn as_str(&self) -> &'static str {
+        match self {
+            EndReason::CarrierStop => "caller_hangup",
+            EndReason::Agent(HangupReason::AgentEnded) => "agent_ended",
+            EndReason::Agent(HangupReason::Idle) => "idle",
+            EndReason::Agent(HangupReason::MaxDuration) => "max_duration",
+            EndReason::Transfer(_) => "transferred",
+            EndReason::StreamLost => "stream_lost",
+        }
+    }
+}
+
+/// The STT link: the socket when connected, audio waiting while it is not.
+#[derive(Default)]
+pub struct Stt {
+    pub ws: Option<WebSocket>,
+    pub params: Option<ListenParams>,
+    /// Converts carrier audio Deepgram cannot take as is (big-endian L16).
+    pub transcoder: Option<Transcoder>,
+    pub pending: VecDeque<u8>,
+    pub last_sent_ms: i64,
+    /// The session asked the stream to finish: no reconnect.
+    pub closing: bool,
+    /// A connection task is running (at most one).
+    pub running: bool,
+}
+
+/// One queued or running TTS segment.
+pub struct TtsJob {
+    pub id: u64,
+    pub turn: u32,
+    pub segment: usize,
+    pub text: String,
+}
+
+/// The TTS queue: segments are synthesized and sent one after another, in `Speak` order.
+#[derive(Default)]
+pub struct Tts {
+    pub queue: VecDeque<TtsJob>,
+    pub running: bool,
+    /// The job being synthesized and the controller that aborts its request.
+    pub current: Option<(u64, u32, AbortController)>,
+    pub next_id: u64,
+}
+
+/// The in-memory side of a connected call.
+pub struct Live {
+    pub info: CallInfo,
+    pub setup: AgentSetup,
+    pub carrier: Box<dyn Carrier>,
+    /// The verified socket carrying the call (`link.active()`), if it is connected.
+    pub carrier_ws: Option<WebSocket>,
+    /// Which socket is verified, and since when the call has none.
+    pub link: CarrierLink,
+    /// The conversation's next timer (its last `SetAlarm`); shares the alarm with the grace deadline.
+    pub timer_ms: Option<u64>,
+    pub conversation: Option<Conversation>,
+    pub stt: Stt,
+    /// The LLM request in flight: (request id, turn, controller).
+    pub llm: Option<(u64, u32, AbortController)>,
+    pub next_llm_id: u64,
+    pub tts: Tts,
+    pub ended: bool,
+    /// Counters not yet written to storage (media frames arrive 50 times a second).
+    pub counters: BTreeMap<&'static str, i64>,
+}
+
+/// The object's state, shared with its tasks through an `Rc`.
+pub struct Session {
+    pub state: State,
+    pub env: Env,
+    pub config: Option<Config>,
+    pub live: RefCell<Option<Live>>,
+}
+
+#[durable_object]
+pub struct CallSession {
+    inner: Rc<Session>,
+}
+
+impl DurableObject for CallSession {
+    fn new(state: State, env: Env) -> Self {
+        if let Err(e) = state.storage().sql().exec(storage::SCHEMA, None) {
+            worker::console_error!(
+                "{}",
+                json!({"msg": "call session schema", "error": e.to_string()})
+            );
+        }
+        let config = load_config(&env).ok();
+        CallSession {
+            inner: Rc::new(Session {
+                state,
+                env,
+                config,
+                live: RefCell::new(None),
+            }),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let path = req.path();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let result = match segments.as_slice() {
+            ["media", carrier, call_id] => self.inner.accept(&req, carrier, call_id).await,
+            ["api", "v1", "calls", _, "live"] => self.inner.accept_live_view(&req),
+            ["state"] => self
+                .inner
+                .snapshot()
+                .map(|s| json_response(200, &s))
+                .map_err(ApiError::from),
+            _ => Err(ApiError::not_found("no such session route")),
+        };
+        Ok(result.unwrap_or_else(|e| e.to_response(&trace_id("req"))))
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        if self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            // The live view only listens.
+            return Ok(());
+        }
+        self.inner.ensure_live();
+        self.inner.on_carrier_frame(&ws, &message);
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        was_clean: bool,
+    ) -> Result<()> {
+        if self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            return Ok(());
+        }
+        self.inner.record(
+            "socket_closed",
+            json!({"code": code, "reason": reason, "clean": was_clean,
+                "socket": socket_id(&ws)}),
+        );
+        // Completes the closing handshake (the peer waits for our close frame).
+        let _ = ws.close(Some(1000), Some("closed"));
+        self.inner.ensure_live();
+        self.inner.on_carrier_gone(&ws);
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
+        if !self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            self.inner.record(
+                "socket_error",
+                json!({"error": error.to_string(), "socket": socket_id(&ws)}),
+            );
+            self.inner.ensure_live();
+            self.inner.on_carrier_gone(&ws);
+        }
+        Ok(())
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.inner.ensure_live();
+        self.inner.on_alarm();
+        Response::ok("tick")
+    }
+}
+
+#[derive(Deserialize)]
+struct CallRow {
+    id: String,
+    tenant_id: String,
+    direction: String,
+    status: String,
+    to_number: String,
+    from_number: Option<String>,
+    stream_token: Option<String>,
+    system_prompt: Option<String>,
+    first_message: Option<String>,
+    config: Option<String>,
+}
+
+impl Session {
+    /// Accepts a carrier media socket for a call that exists. The upgrade is refused without
+    /// the URL token where the carrier carries one, or with a wrong one; a Twilio socket is
+    /// accepted *pending* (its token comes in `start`) and a verified one (URL token) takes the
+    /// call over at once, like a carrier reconnect. No new socket ever resets the call.
+    async fn accept(
+        self: &Rc<Self>,
+        req: &Request,
+        carrier: &str,
+        call_id: &str,
+    ) -> std::result::Result<Response, ApiError> {
+        let adapter = carrier_for(carrier)
+            .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?;
+        let url = req.url()?;
+        let base_url = self
+            .config
+            .as_ref()
+            .and_then(|c| c.public_base_url.clone())
+            .unwrap_or_else(|| url.origin().ascii_serialization());
+        let url_token = url
+            .query_pairs()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned());
+        let db = self.env.d1("DB")?;
+        let row: CallRow = db::first(
+            &db,
+            "SELECT c.id, c.tenant_id, c.direction, c.status, c.to_number, c.from_number,
+                    c.stream_token, a.system_prompt, a.first_message, a.config
+             FROM calls c LEFT JOIN agents a ON a.id = c.agent_id WHERE c.id = ?",
+            &[&call_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))?;
+        self.ensure_live();
+        let open_sockets = self.state.get_websockets_with_tag(CARRIER_TAG).len();
+        let trust = upgrade_trust(
+            carrier,
+            url_token.as_deref(),
+            row.stream_token.as_deref(),
+            open_sockets,
+        )
+        .map_err(|refusal| {
+            log_line(
+                json!({"level": "warn", "msg": "stream refused at the upgrade",
+                "call_id": call_id, "reason": refusal.code()}),
+            );
+            ApiError::from(refusal)
+        })?;
+        let ended = self.with_live(|live| live.ended).unwrap_or(false);
+        if ended
+            || CallStatus::parse(&row.status)
+                .is_some_and(phone_agent_core::scheduling::state::is_terminal)
+        {
+            return Err(ApiError::new(409, "call_ended", "this call has ended"));
+        }
+        if self.live.borrow().is_none() {
+            self.set_up(row, carrier, call_id, base_url, adapter);
+        }
+        let Some(id) = self.with_live(|live| live.link.open()) else {
+            return Err(ApiError::internal("call session not set up"));
+        };
+        self.put_link();
+        let pair = WebSocketPair::new()?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[CARRIER_TAG]);
+        pair.server.serialize_attachment(SocketTag {
+            carrier: carrier.to_owned(),
+            call_id: call_id.to_owned(),
+            id,
+        })?;
+        self.record(
+            "socket_opened",
+            json!({"carrier": carrier, "socket": id, "verified": trust == Trust::Verified}),
+        );
+        if trust == Trust::Verified {
+            if let Some(fresh) = carrier_for(carrier) {
+                self.promote(&pair.server, id, fresh);
+            }
+        }
+        Ok(Response::from_websocket(pair.client)?)
+    }
+
+    /// The call's first socket: facts and agent setup from D1, kept for the whole call.
+    fn set_up(
+        &self,
+        row: CallRow,
+        carrier: &str,
+        call_id: &str,
+        base_url: String,
+        adapter: Box<dyn Carrier>,
+    ) {
+        let config: Value = row
+            .config
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_else(|| json!({}));
+        let setup = agent_setup(
+            row.system_prompt.as_deref().unwrap_or_default(),
+            row.first_message.as_deref(),
+            &config,
+        );
+        if !setup.warnings.is_empty() {
+            log_line(
+                json!({"level": "warn", "msg": "agent config", "call_id": call_id,
+                "warnings": setup.warnings}),
+            );
+        }
+        let info = CallInfo {
+            call_id: row.id,
+            tenant_id: row.tenant_id,
+            carrier: carrier.to_owned(),
+            direction: row.direction,
+            to_number: row.to_number,
+            from_number: row.from_number,
+            stream_token: row.stream_token,
+            carrier_call_id: None,
+            started_at_ms: None,
+            base_url: Some(base_url),
+        };
+        self.put_blob("call", &info);
+        self.put_blob("setup", &setup);
+        self.put_blob("phase", &"accepted");
+        self.set_meta("call_id", call_id);
+        self.set_meta("carrier", carrier);
+        *self.live.borrow_mut() = Some(Live::new(
+            info,
+            setup,
+            adapter,
+            None,
+            CarrierLink::default(),
+        ));
+    }
+
+    /// `socket` proved the call's token: it carries the call from now on, parsed by `adapter`
+    /// (which has seen its `start`); a socket it replaces (carrier reconnect) is closed.
+    fn promote(&self, socket: &WebSocket, id: u64, adapter: Box<dyn Carrier>) {
+        let replaced = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            let replaced = live.link.verified(id);
+            live.carrier = adapter;
+            let previous = live.carrier_ws.replace(socket.clone());
+            replaced.and(previous)
+        };
+        self.put_link();
+        self.record("stream_verified", json!({"socket": id}));
+        if let Some(old) = replaced {
+            let _ = old.close(Some(1000), Some("replaced by a verified stream"));
+        }
+    }
+
+    /// Accepts a live-view socket and greets it with the call's current state; a browser that
+    /// offered the live-view subprotocol gets it back (its handshake fails otherwise).
+    fn accept_live_view(&self, req: &Request) -> std::result::Result<Response, ApiError> {
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == LIVE_SUBPROTOCOL));
+        let pair = WebSocketPair::new()?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[LIVE_TAG]);
+        let turns: Vec<Turn> = self.turns();
+        let phase: String = self.blob("phase").unwrap_or_else(|| "none".to_owned());
+        let hello = json!({"type": "hello", "phase": phase, "turns": turns,
+            "call_id": self.blob::<CallInfo>("call").map(|c| c.call_id)});
+        let _ = pair.server.send_with_str(hello.to_string());
+        let mut response = Response::from_websocket(pair.client)?;
+        if offered {
+            response
+                .headers_mut()
+                .set("sec-websocket-protocol", LIVE_SUBPROTOCOL)?;
+        }
+        Ok(response)
+    }
+
+    /// Rebuilds the in-memory session after an instance reset (or hibernation) from storage.
+    fn ensure_live(self: &Rc<Self>) {
+        if self.live.borrow().is_some() {
+            return;
+        }
+        let phase: Option<String> = self.blob("phase");
+        let (Some(info), Some(setup)) = (
+            self.blob::<CallInfo>("call"),
+            self.blob::<AgentSetup>("setup"),
+        ) else {
+            return;
+        };
+        let Some(mut adapter) = carrier_for(&info.carrier) else {
+            return;
+        };
+        if let Some(start) = self.blob::<String>("start_frame") {
+            // Re-reading `start` restores the adapter's stream id and audio format.
+            let _ = adapter.parse(Frame::Text(&start));
+        }
+        let link: CarrierLink = self.blob("link").unwrap_or_default();
+        let carrier_ws = link.active().and_then(|id| self.carrier_socket(id));
+        let mut live = Live::new(info, setup, adapter, carrier_ws, link);
+        let restored = phase.as_deref() == Some("live");
+        if phase.as_deref() == Some("ended") {
+            live.ended = true;
+        }
+        if restored {
+            live.conversation = self.blob::<Conversation>("conversation");
+            live.stt.params = Some(stt_params(&live));
+        }
+        *self.live.borrow_mut() = Some(live);
+        if restored {
+            log_line(json!({"level": "warn", "msg": "call session restored after a reset"}));
+            self.record("restored", json!({}));
+            speech::start_stt(self);
+            self.feed(Input::Restored);
+        }
+    }
+}
+
+impl Live {
+    fn new(
+        info: CallInfo,
+        setup: AgentSetup,
+        carrier: Box<dyn Carrier>,
+        carrier_ws: Option<WebSocket>,
+        link: CarrierLink,
+    ) -> Self {
+        Live {
+            info,
+            setup,
+            carrier,
+            carrier_ws,
+            link,
+            timer_ms: None,
+            conversation: None,
+            stt: Stt::default(),
+            llm: None,
+            next_llm_id: 0,
+            tts: Tts::default(),
+            ended: false,
+            counters: BTreeMap::new(),
+        }
+    }
+}
+
+/// The STT parameters for the call's audio format.
+fn stt_params(live: &Live) -> ListenParams {
+    stt_route(live.carrier.format(), &live.setup.stt).0
+}
+
+/// A carrier socket's id in the call's `CarrierLink` (from its attachment).
+fn socket_id(ws: &WebSocket) -> Option<u64> {
+    ws.deserialize_attachment::<SocketTag>()
+        .ok()
+        .flatten()
+        .map(|tag| tag.id)
+        .filter(|id| *id != 0)
+}

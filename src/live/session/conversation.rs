@@ -1,0 +1,238 @@
+//! Feeding the conversation and executing its actions: frames to the carrier, work for the
+//! speech tasks, the live view, and the end of the call.
+
+use super::{socket_id, CallInfo, EndReason, Live, Session, CARRIER_TAG, LIVE_TAG};
+use crate::live::speech;
+use crate::platform::http::{log_line, now_ms};
+use phone_agent_core::live::dtmf_samples;
+use phone_agent_core::media::carrier::OutFrame;
+use phone_agent_core::media::framing::Framer;
+use phone_agent_core::session::{Action, Input};
+use serde_json::{json, Value};
+use std::rc::Rc;
+use worker::WebSocket;
+
+impl Session {
+    /// Feeds one input to the conversation, stores it, and executes the actions in order.
+    pub fn feed(self: &Rc<Self>, input: Input) {
+        let now = u64::try_from(now_ms()).unwrap_or_default();
+        let actions = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            let Some(conversation) = live.conversation.as_mut() else {
+                return;
+            };
+            conversation.handle(now, input)
+        };
+        // Frames first (a clear must reach the carrier within a frame interval), then the new
+        // state is stored; executing actions never feeds the conversation synchronously.
+        for action in actions {
+            self.execute(action);
+        }
+        let stored = self.with_live(|live| {
+            live.conversation
+                .as_ref()
+                .and_then(|c| serde_json::to_string(c).ok())
+        });
+        if let Some(Some(text)) = stored {
+            self.put_raw("conversation", &text);
+        }
+    }
+
+    pub(super) fn execute(self: &Rc<Self>, action: Action) {
+        match action {
+            Action::StartLlm {
+                turn,
+                messages,
+                tools,
+            } => {
+                self.broadcast(json!({"type": "state", "state": "thinking", "turn": turn}));
+                speech::start_llm(self, turn, &messages, &tools);
+            }
+            Action::CancelLlm { turn } => {
+                let cancelled = {
+                    let mut guard = self.live.borrow_mut();
+                    guard.as_mut().and_then(|live| {
+                        if live.llm.as_ref().is_some_and(|(_, t, _)| *t == turn) {
+                            live.llm.take()
+                        } else {
+                            None
+                        }
+                    })
+                };
+                if let Some((_, _, controller)) = cancelled {
+                    controller.abort();
+                }
+            }
+            Action::Speak {
+                turn,
+                segment,
+                text,
+            } => speech::queue_tts(self, turn, segment, text),
+            Action::CancelTts { turn } => speech::cancel_tts(self, Some(turn)),
+            Action::SendMark { name } => {
+                let frame = self
+                    .with_live(|live| live.carrier.mark_frame(&name))
+                    .flatten();
+                self.send_carrier(frame);
+            }
+            Action::SendClear => {
+                let frame = self.with_live(|live| live.carrier.clear_frame()).flatten();
+                self.send_carrier(frame);
+                self.count("clears");
+                self.broadcast(json!({"type": "state", "state": "interrupted"}));
+            }
+            Action::RunTool { turn, call } => speech::run_tool(self, turn, call),
+            Action::SendDtmf { digits } => self.send_dtmf(&digits),
+            Action::Transfer { to } => self.end_call(EndReason::Transfer(to)),
+            Action::Hangup { reason } => self.end_call(EndReason::Agent(reason)),
+            Action::SetAlarm { at_ms } => {
+                self.with_live(|live| live.timer_ms = Some(at_ms));
+                self.rearm();
+            }
+            Action::PersistTurn(turn) => {
+                self.store_turn(&turn);
+                // Agent lines went out as each sentence was sent; the turn says what was heard.
+                self.broadcast(json!({"type": "turn", "turn": turn}));
+                self.broadcast(
+                    json!({"type": "metrics", "turn": turn.id, "metrics": turn.metrics}),
+                );
+                self.broadcast(json!({"type": "state", "state": "listening"}));
+            }
+            Action::Emit(event) => {
+                let mut value = serde_json::to_value(&event).unwrap_or(Value::Null);
+                if let Some(obj) = value.as_object_mut() {
+                    let kind = obj.remove("type").unwrap_or(Value::Null);
+                    obj.insert("event".into(), kind);
+                    obj.insert("type".into(), "event".into());
+                }
+                self.broadcast(value);
+            }
+        }
+    }
+
+    /// In-band DTMF: tones in the carrier's format, framed like speech.
+    pub(super) fn send_dtmf(&self, digits: &str) {
+        let frames = self.with_live(|live| {
+            let format = live.carrier.format();
+            let mut bytes = Vec::new();
+            format.encode(&dtmf_samples(digits, format.sample_rate()), &mut bytes);
+            let mut framer = Framer::new(live.carrier.frame_bytes(), format.silence_byte());
+            let mut frames = framer.push(&bytes);
+            frames.extend(framer.flush());
+            frames
+                .iter()
+                .filter_map(|f| live.carrier.audio_frame(f))
+                .collect::<Vec<_>>()
+        });
+        for frame in frames.unwrap_or_default() {
+            self.send_carrier(Some(frame));
+        }
+        self.record("dtmf_sent", json!({"digits": digits}));
+    }
+
+    /// Runs `f` on the live session, if there is one (never across an `.await`).
+    pub fn with_live<T>(&self, f: impl FnOnce(&mut Live) -> T) -> Option<T> {
+        self.live.borrow_mut().as_mut().map(f)
+    }
+
+    /// The call facts, if a call is connected.
+    pub fn info(&self) -> Option<CallInfo> {
+        self.with_live(|live| live.info.clone())
+    }
+
+    pub(super) fn carrier_ws(&self) -> Option<WebSocket> {
+        self.with_live(|live| live.carrier_ws.clone()).flatten()
+    }
+
+    /// Sends a frame to the carrier; a failed send is counted (the socket's close ends the call).
+    pub fn send_carrier(&self, frame: Option<OutFrame>) -> bool {
+        let (Some(OutFrame::Text(text)), Some(ws)) = (frame, self.carrier_ws()) else {
+            return false;
+        };
+        let ok = ws.send_with_str(text).is_ok();
+        if !ok {
+            self.count("carrier_send_failures");
+        }
+        ok
+    }
+
+    /// Sends a JSON message to every live-view socket.
+    pub fn broadcast(&self, message: Value) {
+        let sockets = self.state.get_websockets_with_tag(LIVE_TAG);
+        if sockets.is_empty() {
+            return;
+        }
+        let mut message = message;
+        if let Some(obj) = message.as_object_mut() {
+            obj.insert("at".into(), now_ms().into());
+        }
+        let text = message.to_string();
+        for ws in sockets {
+            let _ = ws.send_with_str(&text);
+        }
+    }
+
+    /// Ends the session once: stops providers, tells the carrier, and finishes the call record.
+    pub(super) fn end_call(self: &Rc<Self>, reason: EndReason) {
+        let was_live = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            if live.ended {
+                return;
+            }
+            live.ended = live.conversation.is_none();
+            live.conversation.is_some()
+        };
+        if was_live && matches!(reason, EndReason::CarrierStop | EndReason::StreamLost) {
+            // The caller is gone: the conversation commits what was heard of the last reply.
+            self.feed(Input::Hangup);
+        }
+        let (stt, llm) = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return;
+            };
+            live.ended = true;
+            live.stt.closing = true;
+            (live.stt.ws.clone(), live.llm.take())
+        };
+        if let Some(ws) = stt {
+            let _ = ws.send_with_str(phone_agent_core::providers::deepgram::close_stream());
+        }
+        if let Some((_, _, controller)) = llm {
+            controller.abort();
+        }
+        speech::cancel_tts(self, None);
+        self.close_pending_sockets();
+        self.flush_counters();
+        self.put_blob("phase", &"ended");
+        self.record("ended", json!({"reason": reason.as_str()}));
+        self.broadcast(json!({"type": "state", "state": "ended", "reason": reason.as_str()}));
+        if !was_live {
+            return;
+        }
+        let session = self.clone();
+        self.state.wait_until(async move {
+            if let Err(e) = session.state.storage().delete_alarm().await {
+                log_line(json!({"level": "warn", "msg": "delete alarm", "error": e.to_string()}));
+            }
+            session.leave_carrier(&reason).await;
+            session.finalize(&reason).await;
+        });
+    }
+
+    /// Closes every carrier socket but the verified one (pending sockets end with the call).
+    pub(super) fn close_pending_sockets(&self) {
+        let active = self.with_live(|live| live.link.active()).flatten();
+        for ws in self.state.get_websockets_with_tag(CARRIER_TAG) {
+            if active.is_none() || socket_id(&ws) != active {
+                let _ = ws.close(Some(1000), Some("call ended"));
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The object's SQLite storage: what an instance reset must not lose (blobs, turns) and the
+//! stream record shown by `GET /api/v1/calls/{id}/session` (meta, events, counters).
+
+use super::{Session, CARRIER_TAG};
+use crate::platform::http::{log_line, now_ms};
+use phone_agent_core::session::Turn;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use worker::{Result, SqlStorageValue};
+
+/// Tables are created in the constructor; `IF NOT EXISTS` makes it idempotent across wakes.
+/// `meta`/`events`/`counters` are the stream record shown by `GET /api/v1/calls/{id}/session`;
+/// `blobs` holds the state an instance reset must not lose; `turns` the finished turns.
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS turns (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, turn TEXT NOT NULL);
+";
+
+impl Session {
+    pub(super) fn store_turn(&self, turn: &Turn) {
+        let Ok(text) = serde_json::to_string(turn) else {
+            return;
+        };
+        if let Err(e) = self.state.storage().sql().exec(
+            "INSERT INTO turns (at, turn) VALUES (?, ?)",
+            vec![SqlStorageValue::from(now_ms()), text.into()],
+        ) {
+            log_line(json!({"level": "error", "msg": "store turn", "error": e.to_string()}));
+        }
+    }
+
+    pub(super) fn turns(&self) -> Vec<Turn> {
+        #[derive(Deserialize)]
+        struct Row {
+            turn: String,
+        }
+        self.state
+            .storage()
+            .sql()
+            .exec("SELECT turn FROM turns ORDER BY id", None)
+            .and_then(|c| c.to_array::<Row>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.turn).ok())
+            .collect()
+    }
+
+    pub(super) fn put_blob<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
+        if let Ok(text) = serde_json::to_string(value) {
+            self.put_raw(key, &text);
+        }
+    }
+
+    /// Stores already-serialized JSON under `key`.
+    pub(super) fn put_raw(&self, key: &str, text: &str) {
+        if let Err(e) = self.state.storage().sql().exec(
+            "INSERT INTO blobs (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![SqlStorageValue::from(key), text.into()],
+        ) {
+            log_line(
+                json!({"level": "error", "msg": "store session state", "key": key,
+                "error": e.to_string()}),
+            );
+        }
+    }
+
+    pub(super) fn blob<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        #[derive(Deserialize)]
+        struct Row {
+            value: String,
+        }
+        let rows = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT value FROM blobs WHERE key = ?",
+                vec![SqlStorageValue::from(key)],
+            )
+            .and_then(|c| c.to_array::<Row>())
+            .ok()?;
+        serde_json::from_str(&rows.into_iter().next()?.value).ok()
+    }
+
+    /// Appends to the stream record.
+    pub fn record(&self, event: &str, detail: Value) {
+        if let Err(e) = self.state.storage().sql().exec(
+            "INSERT INTO events (at, event, detail) VALUES (?, ?, ?)",
+            vec![
+                SqlStorageValue::from(now_ms()),
+                event.into(),
+                detail.to_string().into(),
+            ],
+        ) {
+            log_line(
+                json!({"level": "error", "msg": "record session event", "error": e.to_string()}),
+            );
+        }
+    }
+
+    /// Counts in memory; written to storage when the call ends.
+    pub fn count(&self, name: &'static str) {
+        self.with_live(|live| *live.counters.entry(name).or_default() += 1);
+    }
+
+    pub(super) fn flush_counters(&self) {
+        let counters = self
+            .with_live(|live| std::mem::take(&mut live.counters))
+            .unwrap_or_default();
+        for (name, value) in counters {
+            self.bump(name, value);
+        }
+    }
+
+    /// Adds to a stored counter.
+    pub fn bump(&self, name: &str, by: i64) {
+        let _ = self.state.storage().sql().exec(
+            "INSERT INTO counters (name, value) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            vec![SqlStorageValue::from(name), SqlStorageValue::from(by)],
+        );
+    }
+
+    pub(super) fn set_meta(&self, key: &str, value: &str) {
+        let _ = self.state.storage().sql().exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![SqlStorageValue::from(key), SqlStorageValue::from(value)],
+        );
+    }
+
+    pub(super) fn snapshot(&self) -> Result<Value> {
+        #[derive(Deserialize)]
+        struct KeyValue {
+            key: String,
+            value: String,
+        }
+        #[derive(Deserialize)]
+        struct Counter {
+            name: String,
+            value: i64,
+        }
+        #[derive(Deserialize)]
+        struct Event {
+            at: i64,
+            event: String,
+            detail: String,
+        }
+        let sql = self.state.storage().sql();
+        let mut body = Map::new();
+        for row in sql
+            .exec("SELECT key, value FROM meta", None)?
+            .to_array::<KeyValue>()?
+        {
+            body.insert(row.key, Value::String(row.value));
+        }
+        let mut counters: Map<String, Value> = sql
+            .exec("SELECT name, value FROM counters", None)?
+            .to_array::<Counter>()?
+            .into_iter()
+            .map(|c| (c.name, Value::from(c.value)))
+            .collect();
+        // Counters of a call still in progress are only in memory.
+        for (name, value) in self
+            .with_live(|live| live.counters.clone())
+            .unwrap_or_default()
+        {
+            let stored = counters.get(name).and_then(Value::as_i64).unwrap_or(0);
+            counters.insert(name.to_owned(), Value::from(stored + value));
+        }
+        let events: Vec<Value> = sql
+            .exec("SELECT at, event, detail FROM events ORDER BY id", None)?
+            .to_array::<Event>()?
+            .into_iter()
+            .map(|e| {
+                let detail = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+                json!({"at": e.at, "event": e.event, "detail": detail})
+            })
+            .collect();
+        body.insert("counters".into(), Value::Object(counters));
+        body.insert("events".into(), Value::Array(events));
+        body.insert(
+            "phase".into(),
+            self.blob::<String>("phase")
+                .map_or(Value::Null, Value::String),
+        );
+        body.insert(
+            "turns".into(),
+            serde_json::to_value(self.turns()).unwrap_or(Value::Null),
+        );
+        body.insert(
+            "open_sockets".into(),
+            Value::from(self.state.get_websockets_with_tag(CARRIER_TAG).len()),
+        );
+        Ok(Value::Object(body))
+    }
+}

@@ -1,0 +1,4 @@
+//! Pipeline: a call's status changes and the events they publish to tenant endpoints.
+
+pub mod call_status;
+pub mod forwarding;

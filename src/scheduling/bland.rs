@@ -1,0 +1,240 @@
+//! Bland calls: Bland keeps the timer, so a scheduled call is handed to its send-call API as
+//! soon as it is scheduled (and stopped there when cancelled or moved).
+
+use crate::pipeline::call_status::{self, Change};
+use crate::platform::http::{now_ms, ApiError};
+use crate::platform::outbound;
+use crate::store::calls::{load, CallRow};
+use crate::store::db;
+use phone_agent_core::agents::voice_id;
+use phone_agent_core::config::Config;
+use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
+use phone_agent_core::scheduling::bland::{
+    parse_send_response, send_call_body, BlandError, Script, SendCall,
+};
+use phone_agent_core::scheduling::dispatch::ATTEMPT_KEY;
+use phone_agent_core::scheduling::CallStatus;
+use phone_agent_core::webhooks::callback::{signed_query, CallbackKey, CALLBACK_VALIDITY_SECS};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+use worker::d1::D1Database;
+use worker::{Env, Method};
+
+/// How long a Bland submission is leased; a failed one is retried after it.
+const BLAND_LEASE_MS: i64 = 60_000;
+
+/// Hands the current attempt of a Bland call to Bland (send-call with `start_time`), unless
+/// another submitter holds it or it already has Bland's id. A transient failure is retried by
+/// the scheduler after the lease; a refusal fails the call.
+pub async fn submit_bland(
+    env: &Env,
+    db: &D1Database,
+    config: &Config,
+    call_id: &str,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let leased = db::run(
+        db,
+        "UPDATE calls SET locked_until = ?1 WHERE id = ?2 AND status = 'scheduled' AND provider = 'bland'
+           AND provider_call_id IS NULL AND (locked_until IS NULL OR locked_until < ?3)",
+        &[&(now + BLAND_LEASE_MS), &call_id, &now],
+    )
+    .await?;
+    if leased == 0 {
+        return Ok(());
+    }
+    let Some(call) = load(db, call_id).await? else {
+        return Ok(());
+    };
+    #[derive(Deserialize)]
+    struct Agent {
+        system_prompt: String,
+        first_message: Option<String>,
+        config: String,
+    }
+    let agent: Option<Agent> = match &call.agent_id {
+        Some(id) => {
+            db::first(
+                db,
+                "SELECT system_prompt, first_message, config FROM agents WHERE id = ?",
+                &[id],
+            )
+            .await?
+        }
+        None => None,
+    };
+    let Some(agent) = agent else {
+        return fail_bland(env, db, &call, "the call's agent no longer exists".into()).await;
+    };
+    let agent_config: Value = serde_json::from_str(&agent.config).unwrap_or(Value::Null);
+    let mut metadata: Value = serde_json::from_str(&call.metadata).unwrap_or_else(|_| json!({}));
+    if let Some(map) = metadata.as_object_mut() {
+        map.insert(ATTEMPT_KEY.into(), Value::from(call.attempt));
+    }
+    let Some(callback_key) = CallbackKey::for_config(config) else {
+        let error = "no key to sign callback URLs (set CALLBACK_SIGNING_KEY or ADMIN_API_KEY)";
+        return fail_bland(env, db, &call, error.into()).await;
+    };
+    // Bland dials at start_time by itself: the URL stays good for the validity after that.
+    let expires = call.start_at.unwrap_or(now).div_euclid(1000) + CALLBACK_VALIDITY_SECS;
+    let attempt = u32::try_from(call.attempt).unwrap_or(1);
+    let webhook = call.base_url.as_deref().map(|base| {
+        format!(
+            "{base}/webhooks/bland?{}",
+            signed_query(&callback_key, &call.id, attempt, expires)
+        )
+    });
+    let start_at =
+        chrono::DateTime::from_timestamp_millis(call.start_at.unwrap_or(now)).unwrap_or_default();
+    let body = send_call_body(&SendCall {
+        call_id: &call.id,
+        phone_number: &call.to_number,
+        script: Script::Task(&agent.system_prompt),
+        first_sentence: agent.first_message.as_deref(),
+        voice: voice_id(&agent_config),
+        from: call.from_number.as_deref(),
+        start_at,
+        time_zone: call.time_zone.as_deref(),
+        webhook: webhook.as_deref(),
+        metadata: &metadata,
+        request_data: None,
+        max_duration_minutes: None,
+    });
+    let Some(key) = config.providers.bland_api_key.as_deref() else {
+        return fail_bland(env, db, &call, "BLAND_API_KEY is not set".into()).await;
+    };
+    let reply = outbound::send(
+        Method::Post,
+        &format!("{}/v1/calls", config.providers.bland_api_url),
+        &[("content-type", "application/json"), ("authorization", key)],
+        Some(body.to_string().as_bytes()),
+        Duration::from_millis(REQUEST_TIMEOUT_MS),
+    )
+    .await;
+    let now = now_ms();
+    let result = match reply {
+        Ok(reply) => parse_send_response(reply.status, &reply.body),
+        Err(f) => {
+            // Unknown whether Bland queued it; the lease delays the resubmission.
+            let error = format!("bland: {f}");
+            db::run(
+                db,
+                "UPDATE calls SET last_error = ? WHERE id = ?",
+                &[&error, &call.id],
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    match result {
+        Ok(queued) => {
+            // Only if this is still the attempt and time we submitted: a reschedule or cancel
+            // that raced the submission wins, and Bland's now-orphaned call is stopped.
+            let stored = db::run(
+                db,
+                "UPDATE calls SET provider_call_id = ?1, locked_until = NULL, last_error = NULL
+                 WHERE id = ?2 AND status = 'scheduled' AND attempt = ?3 AND start_at = ?4
+                   AND provider_call_id IS NULL",
+                &[&queued.call_id, &call.id, &call.attempt, &call.start_at],
+            )
+            .await?;
+            if stored == 0 {
+                stop_bland(config, &queued.call_id).await.ok();
+                return Ok(());
+            }
+            db::run(
+                db,
+                "INSERT INTO call_events (call_id, at, kind, source, detail)
+                 VALUES (?, ?, 'dispatch', 'scheduler', ?)",
+                &[
+                    &call.id,
+                    &now,
+                    &json!({"provider": "bland", "provider_call_id": queued.call_id,
+                            "start_time": body.get("start_time"), "attempt": call.attempt})
+                    .to_string(),
+                ],
+            )
+            .await?;
+            Ok(())
+        }
+        Err(e) if e.is_retryable() => {
+            db::run(
+                db,
+                "UPDATE calls SET last_error = ? WHERE id = ?",
+                &[&e.to_string(), &call.id],
+            )
+            .await?;
+            Ok(())
+        }
+        Err(e @ (BlandError::Rejected { .. } | BlandError::Malformed { .. })) => {
+            fail_bland(env, db, &call, e.to_string()).await
+        }
+        Err(e) => fail_bland(env, db, &call, e.to_string()).await,
+    }
+}
+
+/// A Bland call that cannot be handed over ends `failed` (via `dispatching`: it never dialled).
+async fn fail_bland(
+    env: &Env,
+    db: &D1Database,
+    call: &CallRow,
+    error: String,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    db::run(
+        db,
+        "UPDATE calls SET last_error = ?, locked_until = NULL WHERE id = ?",
+        &[&error, &call.id],
+    )
+    .await?;
+    for to in [CallStatus::Dispatching, CallStatus::Failed] {
+        let change = Change {
+            to,
+            source: "scheduler",
+            detail: json!({"error": error}),
+            attempt: Some(call.attempt),
+            due_by: None,
+            emit: true,
+        };
+        call_status::apply(env, db, &call.id, &change, now).await?;
+    }
+    Ok(())
+}
+
+/// Cancels a call Bland has scheduled (`POST /v1/calls/{id}/stop`).
+pub async fn stop_bland(config: &Config, bland_call_id: &str) -> Result<(), String> {
+    let key = config
+        .providers
+        .bland_api_key
+        .as_deref()
+        .ok_or("BLAND_API_KEY is not set")?;
+    let id: String = url_segment(bland_call_id);
+    let reply = outbound::send(
+        Method::Post,
+        &format!("{}/v1/calls/{id}/stop", config.providers.bland_api_url),
+        &[("content-type", "application/json"), ("authorization", key)],
+        Some(b"{}"),
+        Duration::from_millis(REQUEST_TIMEOUT_MS),
+    )
+    .await
+    .map_err(|f| format!("bland stop: {f}"))?;
+    if (200..300).contains(&reply.status) {
+        Ok(())
+    } else {
+        Err(format!("bland stop answered HTTP {}", reply.status))
+    }
+}
+
+/// Percent-encodes a path segment.
+fn url_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,5 @@
+//! Store: D1 access (query helpers, the audit log).
+
+pub mod audit;
+pub mod calls;
+pub mod db;
