@@ -489,6 +489,8 @@ test('LLM error and LLM stall: the fallback line is spoken, the stalled request 
   openai.reply({ text: 'I am here now.' });
   dg.say(call.stt, { transcript: 'Okay, are you back?', is_final: true, speech_final: true });
   await heard(call.playback, ['t3-s0'], 'the call goes on');
+  // Hearing a turn's first sentence does not mean the turn is in storage yet.
+  await turnStored(call.callId, 3);
   const state = await sessionState(call.callId);
   assert.deepEqual(state.turns.map((x) => x.agent_text), ['Hi.', 'Sorry, one moment please.', 'Sorry, one moment please.', 'I am here now.']);
   call.stopAudio();
