@@ -6,18 +6,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, eventually, TEST_VARS } from './harness.mjs';
-import { startFakeDeepgram } from './fakes/deepgram.mjs';
-import { startFakeOpenAI } from './fakes/openai.mjs';
-import { startFakeElevenLabs } from './fakes/elevenlabs.mjs';
+import { eventually, TEST_VARS } from './harness.mjs';
+import { startLiveWorker, createAgent, createNumber, twilioIncoming, parseMarkup, openMediaStream, startTwilioCall, QUIET_SESSION } from './live-setup.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 import { TwilioMediaClient, connectWs } from './fakes/ws.mjs';
-import { TelnyxMediaClient, ExotelMediaClient, telnyxKeyPair, signTelnyx } from './fakes/media-clients.mjs';
-import { sendStatusCallback, twilioCallParams, twilioSid } from './fakes/twilio.mjs';
-import { Playback, streamCallerAudio } from './fakes/playback.mjs';
+import { telnyxKeyPair, signTelnyx } from './fakes/media-clients.mjs';
+import { twilioCallParams, twilioSid } from './fakes/twilio.mjs';
 
 const TELNYX = telnyxKeyPair('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb');
-const TWILIO_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** `promise`, or a rejection after `ms` (a socket that never closes must fail the test, not hang it). */
 const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
@@ -32,6 +28,7 @@ const FAST_NUMBER = '+15550001006';
 const SYSTEM_PROMPT = 'You are the receptionist of Acme Bistro. Be brief.';
 const GREETING = 'Hello! Thanks for calling Acme Bistro. How can I help?';
 
+let live;
 let worker;
 let dg;
 let openai;
@@ -39,25 +36,12 @@ let eleven;
 let target;
 
 before(async () => {
-  // "Instant" providers: no artificial delay between chunks, so timings measure the worker.
-  dg = await startFakeDeepgram({ apiKey: 'dg-key', speakChunkDelayMs: 0, idleTimeoutMs: 10_000 });
-  openai = await startFakeOpenAI({ apiKey: 'sk-test', speechChunkDelayMs: 0 });
-  eleven = await startFakeElevenLabs({ apiKey: 'xi-key', chunkDelayMs: 0 });
   target = await startFakeTarget();
-  worker = await startWorker({
-    vars: {
-      DEEPGRAM_API_KEY: 'dg-key',
-      DEEPGRAM_URL: dg.url,
-      OPENAI_API_KEY: 'sk-test',
-      OPENAI_BASE_URL: openai.url,
-      OPENAI_MODEL: 'gpt-test',
-      ELEVENLABS_API_KEY: 'xi-key',
-      ELEVENLABS_URL: eleven.url,
-      TELNYX_PUBLIC_KEY: TELNYX.publicKey,
-    },
-  });
+  // "Instant" providers: no artificial delay between chunks, so timings measure the worker.
+  live = await startLiveWorker({ vars: { TELNYX_PUBLIC_KEY: TELNYX.publicKey } });
+  ({ worker, dg, openai, eleven } = live);
   // Quiet timers by default: tests that need idle or max-duration set their own agent.
-  const session = { idle_reminder_ms: null, idle_hangup_ms: null, false_interruption_ms: null };
+  const session = QUIET_SESSION;
   await seedAgent(AGENT, { first_message: GREETING, config: { voice: { provider: 'elevenlabs', voice_id: 'rachel' }, llm: { model: 'gpt-live' }, session } });
   await seedAgent('agt_live_aura', { first_message: 'Hello from Telnyx.', config: { voice: { provider: 'deepgram', voice_id: 'aura-2-thalia-en' }, session } });
   await seedAgent('agt_live_openai', { first_message: 'Hello from Exotel.', config: { voice: { provider: 'openai', voice_id: 'alloy' }, session } });
@@ -75,8 +59,8 @@ before(async () => {
 });
 
 after(async () => {
-  await worker?.stop();
-  await Promise.all([dg?.close(), openai?.close(), eleven?.close(), target?.close?.()]);
+  await live?.stop();
+  await target?.close?.();
 });
 
 const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
@@ -84,47 +68,17 @@ const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")
 /** Creates an agent through the API (its live-call settings included) under a test name. */
 const agentIds = {};
 async function seedAgent(name, { first_message, config }) {
-  const res = await worker.api('POST', '/api/v1/agents', { name, system_prompt: SYSTEM_PROMPT, first_message, ...config });
-  assert.equal(res.status, 201, res.text);
-  assert.deepEqual(res.body.session, config.session);
-  agentIds[name] = res.body.id;
+  const agent = await createAgent(worker, { name, system_prompt: SYSTEM_PROMPT, first_message, ...config });
+  assert.deepEqual(agent.session, config.session);
+  agentIds[name] = agent.id;
 }
 
 async function seedNumber(number, agent, { owner } = {}) {
-  const res = await worker.api('POST', '/api/v1/numbers', { number, agent_id: agentIds[agent], owner_phone: owner, ring_owner_first: Boolean(owner) });
-  assert.equal(res.status, 201, res.text);
-}
-
-/** Twilio's voice webhook for a call to `to`; returns the TwiML and what it connects to. */
-async function twilioIncoming(to, { path = '/voice/twilio/incoming', params = {} } = {}) {
-  const url = `${worker.url}${path}`;
-  const res = await sendStatusCallback(url, TWILIO_TOKEN, twilioCallParams({ to, ...params }));
-  assert.equal(res.status, 200, res.text);
-  assert.match(res.headers.get('content-type'), /xml/);
-  return parseMarkup(res.text);
-}
-
-function parseMarkup(xml) {
-  const stream = /<Stream url="([^"]+)"/.exec(xml)?.[1]?.replaceAll('&amp;', '&');
-  const token = /<Parameter name="token" value="([^"]+)"\/>/.exec(xml)?.[1];
-  const callId = stream ? /\/media\/\w+\/([^?"]+)/.exec(stream)?.[1] : undefined;
-  return { xml, stream, token, callId };
+  await createNumber(worker, number, agentIds[agent], { owner_phone: owner, ring_owner_first: Boolean(owner) });
 }
 
 /** Starts a Twilio call to `to` end to end: webhook → markup → media stream → STT connected. */
-async function startTwilioCall(to = NUMBER) {
-  const markup = await twilioIncoming(to);
-  assert.ok(markup.stream && markup.token && markup.callId, markup.xml);
-  const sttBefore = dg.connections.length;
-  const client = await TwilioMediaClient.connect(markup.stream);
-  Object.assign(client, { frameMs: 20, bytesPerMs: 8, silence: () => Buffer.alloc(160, 0xff) });
-  const playback = new Playback(client);
-  client.connected();
-  client.start({ token: markup.token, call_id: markup.callId });
-  const stopAudio = streamCallerAudio(client);
-  const stt = await dg.waitForConnection(sttBefore, 10_000);
-  return { ...markup, client, playback, stt, stopAudio };
-}
+const startCall = (to = NUMBER) => startTwilioCall(live, { to });
 
 /** Waits until the agent's reply marks (or `names`) have all been echoed. */
 async function heard(playback, names, message = 'marks echoed') {
@@ -151,7 +105,7 @@ async function sessionState(id) {
 
 test('incoming Twilio call: signed webhook → TwiML with the stream URL and a per-call token', async () => {
   const callSid = twilioSid('CA');
-  const markup = await twilioIncoming(NUMBER, { params: { CallSid: callSid } });
+  const markup = await twilioIncoming(worker, NUMBER, { params: { CallSid: callSid } });
   assert.match(markup.xml, /^<\?xml version="1.0" encoding="UTF-8"\?><Response><Connect><Stream url="ws:\/\/127\.0\.0\.1:\d+\/media\/twilio\/call_[0-9a-z]+">/);
   assert.equal(markup.stream, `ws://127.0.0.1:${worker.port}/media/twilio/${markup.callId}`);
   assert.ok(!markup.stream.includes('?'), 'Twilio stream URLs carry no query string');
@@ -164,7 +118,7 @@ test('incoming Twilio call: signed webhook → TwiML with the stream URL and a p
   assert.equal(row.stream_token, markup.token);
 
   // Twilio retries the webhook: same call, same token.
-  const again = await twilioIncoming(NUMBER, { params: { CallSid: callSid } });
+  const again = await twilioIncoming(worker, NUMBER, { params: { CallSid: callSid } });
   assert.equal(again.callId, markup.callId);
   assert.equal(again.token, markup.token);
 
@@ -175,12 +129,12 @@ test('incoming Twilio call: signed webhook → TwiML with the stream URL and a p
     body: new URLSearchParams(twilioCallParams({ to: NUMBER })).toString(),
   });
   assert.equal(bad.status, 401);
-  const unknown = await twilioIncoming('+15559999999');
+  const unknown = await twilioIncoming(worker, '+15559999999');
   assert.match(unknown.xml, /<Say>Sorry, this number is not in service\.<\/Say><Hangup\/>/);
 });
 
 test('ring the owner first: <Dial> to the owner, the AI only when nobody answered', async () => {
-  const dial = await twilioIncoming(OWNER_NUMBER);
+  const dial = await twilioIncoming(worker, OWNER_NUMBER);
   const m = /<Dial timeout="(\d+)" action="([^"]+)" method="POST" answerOnBridge="true" callerId="([^"]+)"><Number>([^<]+)<\/Number><\/Dial>/.exec(dial.xml);
   assert.ok(m, dial.xml);
   assert.equal(m[4], '+15557654321');
@@ -191,15 +145,15 @@ test('ring the owner first: <Dial> to the owner, the AI only when nobody answere
   assert.equal(dial.stream, undefined, 'no stream before the owner had a chance');
 
   const via = new URL(action);
-  const noAnswer = await twilioIncoming(OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'no-answer' } });
+  const noAnswer = await twilioIncoming(worker, OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'no-answer' } });
   assert.equal(noAnswer.callId, callId);
   assert.ok(noAnswer.token);
-  const answered = await twilioIncoming(OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'completed' } });
+  const answered = await twilioIncoming(worker, OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'completed' } });
   assert.match(answered.xml, /<Response><Hangup\/><\/Response>/);
 });
 
 test('a wrong stream token is refused: at start (Twilio) and at the upgrade (query token)', async () => {
-  const markup = await twilioIncoming(NUMBER);
+  const markup = await twilioIncoming(worker, NUMBER);
   const client = await TwilioMediaClient.connect(markup.stream);
   client.connected();
   client.start({ token: 'stk_wrong', call_id: markup.callId });
@@ -219,7 +173,7 @@ test('a wrong stream token is refused: at start (Twilio) and at the upgrade (que
 // ---- the conversation ----------------------------------------------------------------------------
 
 test('a Twilio call: greeting frames with marks, a turn with history, barge-in, backchannel, STT reconnect, end_call, transcript and summary', async (t) => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   const { client, playback, stt } = call;
   const live = await connectWs(`ws://127.0.0.1:${worker.port}/api/v1/calls/${call.callId}/live`, {
     headers: { authorization: `Bearer ${TEST_VARS.ADMIN_API_KEY}` },
@@ -407,7 +361,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
 });
 
 test('the caller hangs up: transcript and summary land in D1, events at the target', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   await heard(call.playback, ['t0-s2'], 'greeting');
   await turnStored(call.callId, 0);
   openai.reply({ text: 'We are open from nine to five.' });
@@ -442,7 +396,7 @@ test('the caller hangs up: transcript and summary land in D1, events at the targ
 });
 
 test('per-turn overhead with instant fakes: end of utterance → first outbound audio frame', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   await heard(call.playback, ['t0-s2'], 'greeting');
   await turnStored(call.callId, 0);
   const samples = [];
@@ -467,7 +421,7 @@ test('per-turn overhead with instant fakes: end of utterance → first outbound 
 });
 
 test('LLM error and LLM stall: the fallback line is spoken, the stalled request aborted, the call goes on', async () => {
-  const call = await startTwilioCall(FAST_NUMBER);
+  const call = await startCall(FAST_NUMBER);
   await heard(call.playback, ['t0-s0'], 'greeting');
   await turnStored(call.callId, 0);
   openai.reply({ status: 500 });
@@ -497,7 +451,7 @@ test('LLM error and LLM stall: the fallback line is spoken, the stalled request 
 });
 
 test('silence: the idle reminder, then goodbye and hang-up, on the Durable Object alarm', async () => {
-  const call = await startTwilioCall(IDLE_NUMBER);
+  const call = await startCall(IDLE_NUMBER);
   await heard(call.playback, ['t0-s0'], 'greeting');
   const greetingHeard = performance.now();
   await heard(call.playback, ['t1-s0'], 'reminder');
@@ -531,12 +485,7 @@ test('Telnyx: TeXML with a tokened stream URL, Aura μ-law greeting in 160-byte 
   assert.match(xml, /bidirectionalMode="rtp" bidirectionalCodec="PCMU"/);
   assert.ok(markup.stream.endsWith(`?token=${markup.token}`));
   const sttBefore = dg.connections.length;
-  const client = await TelnyxMediaClient.connect(markup.stream);
-  client.bytesPerMs = 8;
-  const playback = new Playback(client);
-  client.connected();
-  client.start({});
-  const stop = streamCallerAudio(client);
+  const { client, playback, stopAudio: stop } = await openMediaStream('telnyx', markup.stream);
   const stt = await dg.waitForConnection(sttBefore, 10_000);
   assert.equal(stt.query.encoding, 'mulaw');
   await heard(playback, ['t0-s0'], 'telnyx greeting');
@@ -567,12 +516,7 @@ test('Exotel: JSON stream URL, OpenAI PCM 24 kHz resampled to 8 kHz PCM16 in 3.2
   assert.equal(res.status, 200, JSON.stringify(body));
   assert.match(body.url, new RegExp(`^ws://127\\.0\\.0\\.1:${worker.port}/media/exotel/call_[0-9a-z]+\\?token=stk_`));
   const sttBefore = dg.connections.length;
-  const client = await ExotelMediaClient.connect(body.url);
-  client.bytesPerMs = 16;
-  const playback = new Playback(client);
-  client.connected();
-  client.start({});
-  const stop = streamCallerAudio(client);
+  const { client, playback, stopAudio: stop } = await openMediaStream('exotel', body.url);
   const stt = await dg.waitForConnection(sttBefore, 10_000);
   assert.equal(stt.query.encoding, 'linear16');
   assert.equal(stt.query.sample_rate, '8000');

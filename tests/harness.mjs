@@ -7,7 +7,7 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, writeFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -217,6 +217,15 @@ export async function eventually(fn, { timeout = 15_000, interval = 100, message
     }
     await new Promise((r) => setTimeout(r, interval));
   }
+}
+
+/** Paths of the files below `dir` (recursively) whose names end with `suffix`, e.g. '.js'. */
+export async function filesUnder(dir, suffix) {
+  const files = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith(suffix)) files.push(path.join(entry.parentPath ?? entry.path, entry.name));
+  }
+  return files;
 }
 
 /**

@@ -15,15 +15,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { startWorker, eventually, TEST_VARS } from './harness.mjs';
-import { startFakeDeepgram } from './fakes/deepgram.mjs';
-import { startFakeOpenAI } from './fakes/openai.mjs';
-import { startFakeElevenLabs } from './fakes/elevenlabs.mjs';
+import { eventually, TEST_VARS } from './harness.mjs';
+import { startLiveWorker, createAgent, createNumber, openMediaStream, startTwilioCall, QUIET_SESSION } from './live-setup.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 import { TwilioMediaClient, connectWs } from './fakes/ws.mjs';
-import { TelnyxMediaClient } from './fakes/media-clients.mjs';
-import { sendStatusCallback, twilioCallParams, twilioSignature } from './fakes/twilio.mjs';
-import { Playback, streamCallerAudio } from './fakes/playback.mjs';
+import { twilioSignature } from './fakes/twilio.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
@@ -33,42 +29,31 @@ const GREETING = 'Hello! You reached Acme.';
 /** The grace period the session gives a lost carrier socket before finalizing (README). */
 const GRACE_MS = 10_000;
 
+let live;
 let worker;
 let dg;
 let openai;
-let eleven;
 let target;
 let agentId;
 
 before(async () => {
-  dg = await startFakeDeepgram({ apiKey: 'dg-key', speakChunkDelayMs: 0, idleTimeoutMs: 10_000 });
-  openai = await startFakeOpenAI({ apiKey: 'sk-test', speechChunkDelayMs: 0 });
-  eleven = await startFakeElevenLabs({ apiKey: 'xi-key', chunkDelayMs: 0 });
   target = await startFakeTarget();
-  worker = await startWorker({
-    vars: {
-      DEEPGRAM_API_KEY: 'dg-key', DEEPGRAM_URL: dg.url,
-      OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, OPENAI_MODEL: 'gpt-test',
-      ELEVENLABS_API_KEY: 'xi-key', ELEVENLABS_URL: eleven.url,
-    },
-  });
-  const session = { idle_reminder_ms: null, idle_hangup_ms: null, false_interruption_ms: null };
-  const agent = await worker.api('POST', '/api/v1/agents', {
+  live = await startLiveWorker();
+  ({ worker, dg, openai } = live);
+  const agent = await createAgent(worker, {
     name: 'security-media', system_prompt: 'Be brief.', first_message: GREETING,
-    voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session,
+    voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION,
   });
-  assert.equal(agent.status, 201, agent.text);
-  agentId = agent.body.id;
-  const number = await worker.api('POST', '/api/v1/numbers', { number: NUMBER, agent_id: agent.body.id });
-  assert.equal(number.status, 201, number.text);
+  agentId = agent.id;
+  await createNumber(worker, NUMBER, agentId);
   const endpoint = await worker.api('POST', '/api/v1/endpoints', { url: target.url, event_types: ['call.*'] });
   assert.equal(endpoint.status, 201, endpoint.text);
   target.setSecret(endpoint.body.secret);
 });
 
 after(async () => {
-  await worker?.stop();
-  await Promise.all([dg?.close(), openai?.close(), eleven?.close(), target?.close?.()]);
+  await live?.stop();
+  await target?.close?.();
 });
 
 const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
@@ -125,24 +110,10 @@ function assertApiError(res, status, code) {
 }
 
 /** A Twilio call to NUMBER: signed webhook → TwiML → signed media stream → STT → greeting heard. */
-async function startTwilioCall() {
-  const res = await sendStatusCallback(`${worker.url}/voice/twilio/incoming`, TEST_VARS.TWILIO_AUTH_TOKEN, twilioCallParams({ to: NUMBER }));
-  assert.equal(res.status, 200, res.text);
-  const stream = /<Stream url="([^"]+)"/.exec(res.text)?.[1];
-  const token = /<Parameter name="token" value="([^"]+)"\/>/.exec(res.text)?.[1];
-  const callId = /\/media\/twilio\/([^?"]+)/.exec(stream ?? '')?.[1];
-  assert.ok(stream && token && callId, res.text);
-  const sttBefore = dg.connections.length;
-  const client = await TwilioMediaClient.connect(stream);
-  Object.assign(client, { frameMs: 20, bytesPerMs: 8, silence: () => Buffer.alloc(160, 0xff) });
-  const playback = new Playback(client);
-  client.connected();
-  client.start({ token, call_id: callId });
-  const stopAudio = streamCallerAudio(client);
-  const stt = await dg.waitForConnection(sttBefore, 10_000);
-  await eventually(() => playback.echoed('t0-s1'), { timeout: 15_000, interval: 20, message: 'greeting heard' });
-  await eventually(async () => (await sessionState(callId)).turns.some((t) => t.id === 0), { message: 'greeting stored' });
-  return { stream, token, callId, client, playback, stt, stopAudio };
+async function startCall() {
+  const call = await startTwilioCall(live, { to: NUMBER, greeting: 't0-s1' });
+  await eventually(async () => (await sessionState(call.callId)).turns.some((t) => t.id === 0), { message: 'greeting stored' });
+  return call;
 }
 
 /** The caller says `words`; resolves once the agent's reply to it has been heard on `playback`. */
@@ -153,7 +124,7 @@ async function turn(call, n, words, reply) {
 }
 
 test('Twilio: an unsigned or badly signed upgrade is refused before the upgrade; the live call is untouched', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   const other = `${call.stream.replace(call.callId, 'call_other')}`;
   const attempts = [
     ['no signature', {}],
@@ -195,7 +166,7 @@ test('Telnyx / Exotel: an upgrade without the stream token in its URL is refused
 });
 
 test('takeover: a second socket with no / a wrong token is closed 1008 and never displaces the verified one', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   // The attacker replays a valid upgrade signature (it covers only the URL) and plays Twilio.
   const attacks = [
     ['no token', { call_id: call.callId }],
@@ -241,7 +212,7 @@ test('takeover: a second socket with no / a wrong token is closed 1008 and never
 });
 
 test('a carrier socket that drops without stop and never returns: finalized after the grace period', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   await turn(call, 1, 'What time do you close?', 'We close at nine.');
   openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller asked when we close.' });
   call.stopAudio();
@@ -272,23 +243,13 @@ test('a verified reconnect within the grace period carries the call on (Telnyx)'
     VALUES (${sqlText(id)}, 'ten_default', ${sqlText(agentId)}, 'inbound', 'telnyx', 'ringing', '+15550002002', ${sqlText(token)}, 0, 0)`);
   const url = `ws://127.0.0.1:${worker.port}/media/telnyx/${id}?token=${token}`;
   const sttBefore = dg.connections.length;
-  const first = await TelnyxMediaClient.connect(url);
-  first.bytesPerMs = 8;
-  const firstPlayback = new Playback(first);
-  first.connected();
-  first.start({});
-  const stopFirst = streamCallerAudio(first);
+  const first = await openMediaStream('telnyx', url);
   const stt = await dg.waitForConnection(sttBefore, 10_000);
-  await eventually(() => firstPlayback.echoed('t0-s0'), { timeout: 15_000, interval: 20, message: 'greeting heard' });
-  stopFirst();
-  first.socket.terminate();
+  await eventually(() => first.playback.echoed('t0-s0'), { timeout: 15_000, interval: 20, message: 'greeting heard' });
+  first.stopAudio();
+  first.client.socket.terminate();
   await sleep(1_000);
-  const second = await TelnyxMediaClient.connect(url);
-  second.bytesPerMs = 8;
-  const playback = new Playback(second);
-  second.connected();
-  second.start({});
-  const stopSecond = streamCallerAudio(second);
+  const { client: second, playback, stopAudio: stopSecond } = await openMediaStream('telnyx', url);
   openai.reply({ text: 'Welcome back.' });
   dg.say(stt, { transcript: 'Sorry, I lost you.', is_final: true, speech_final: true });
   await eventually(() => playback.echoed('t1-s0'), { timeout: 15_000, interval: 20, message: 'reply on the new socket' });

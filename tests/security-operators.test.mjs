@@ -7,10 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { startWorker, eventually, ROOT } from './harness.mjs';
+import { startWorker, eventually, filesUnder, ROOT } from './harness.mjs';
 import { WebSocket } from 'ws';
 
 /** A bootstrap key that passes the strength rules (40 random characters). */
@@ -307,16 +307,7 @@ test('#10 the dashboard is served with a strict CSP and has no inline script, ha
   assert.ok(!/<script(?![^>]*\bsrc=)[^>]*>/i.test(html), 'no inline <script>');
   assert.ok(!/\son[a-z]+\s*=/i.test(html), 'no inline event handler attributes');
   assert.ok(!/\sstyle\s*=|<style/i.test(html), 'no inline styles');
-  const files = [];
-  const walk = async (dir) => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const full = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(full);
-      else if (e.name.endsWith('.js')) files.push(full);
-    }
-  };
-  await walk(path.join(ROOT, 'public'));
-  for (const file of files) {
+  for (const file of await filesUnder(path.join(ROOT, 'public'), '.js')) {
     const js = await readFile(file, 'utf8');
     assert.ok(!/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/.test(js), `${file}: no HTML or code from strings`);
     assert.ok(!/['"]style['"]\s*:|setAttribute\(\s*['"]style/.test(js), `${file}: no inline style attributes`);
