@@ -5,18 +5,15 @@
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { eventually } from '../tests/harness.mjs';
+import { eventually, sleep, within } from '../tests/harness.mjs';
 import { startLiveWorker, createAgent, createNumber, startTwilioCall, QUIET_SESSION } from '../tests/live-setup.mjs';
 
 const NUMBER = '+15550002001';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 const quantile = (values, q) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 };
-/** `promise`, or a rejection after `ms`: an overloaded worker must end a phase, not hang it. */
-const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 const summary = (values) => ({ n: values.length, p50_ms: round(quantile(values, 0.5), 2), p99_ms: round(quantile(values, 0.99), 2) });
 
 /** workerd processes on this machine: resident memory (KiB) and CPU time (ms) summed. */

@@ -6,17 +6,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, TEST_VARS } from './harness.mjs';
-import { startLiveWorker, createAgent, createNumber, twilioIncoming, parseMarkup, openMediaStream, startTwilioCall, QUIET_SESSION } from './live-setup.mjs';
+import { eventually, within, sqlText, TEST_VARS } from './harness.mjs';
+import { startLiveWorker, createAgent, createNumber, twilioIncoming, parseMarkup, openMediaStream, startTwilioCall, subscribeTarget, callRow, sessionState, completedWithSummary, hangUp, QUIET_SESSION } from './live-setup.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 import { TwilioMediaClient, connectWs } from './fakes/ws.mjs';
 import { telnyxKeyPair, signTelnyx } from './fakes/media-clients.mjs';
 import { twilioCallParams, twilioSid } from './fakes/twilio.mjs';
 
 const TELNYX = telnyxKeyPair('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-/** `promise`, or a rejection after `ms` (a socket that never closes must fail the test, not hang it). */
-const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 
 const AGENT = 'agt_live_main';
 const NUMBER = '+15550001001';
@@ -28,7 +25,7 @@ const FAST_NUMBER = '+15550001006';
 const SYSTEM_PROMPT = 'You are the receptionist of Acme Bistro. Be brief.';
 const GREETING = 'Hello! Thanks for calling Acme Bistro. How can I help?';
 
-let live;
+let setup;
 let worker;
 let dg;
 let openai;
@@ -38,8 +35,8 @@ let target;
 before(async () => {
   target = await startFakeTarget();
   // "Instant" providers: no artificial delay between chunks, so timings measure the worker.
-  live = await startLiveWorker({ vars: { TELNYX_PUBLIC_KEY: TELNYX.publicKey } });
-  ({ worker, dg, openai, eleven } = live);
+  setup = await startLiveWorker({ vars: { TELNYX_PUBLIC_KEY: TELNYX.publicKey } });
+  ({ worker, dg, openai, eleven } = setup);
   // Quiet timers by default: tests that need idle or max-duration set their own agent.
   const session = QUIET_SESSION;
   await seedAgent(AGENT, { first_message: GREETING, config: { voice: { provider: 'elevenlabs', voice_id: 'rachel' }, llm: { model: 'gpt-live' }, session } });
@@ -53,17 +50,13 @@ before(async () => {
   await seedNumber(OWNER_NUMBER, AGENT, { owner: '+15557654321' });
   await seedNumber(TELNYX_NUMBER, 'agt_live_aura');
   await seedNumber(EXOTEL_NUMBER, 'agt_live_openai');
-  const endpoint = await worker.api('POST', '/api/v1/endpoints', { url: target.url, event_types: ['call.transcript.ready', 'call.summary.ready'] });
-  assert.equal(endpoint.status, 201, endpoint.text);
-  target.setSecret(endpoint.body.secret);
+  await subscribeTarget(worker, target, ['call.transcript.ready', 'call.summary.ready']);
 });
 
 after(async () => {
-  await live?.stop();
+  await setup?.stop();
   await target?.close?.();
 });
-
-const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
 
 /** Creates an agent through the API (its live-call settings included) under a test name. */
 const agentIds = {};
@@ -78,7 +71,7 @@ async function seedNumber(number, agent, { owner } = {}) {
 }
 
 /** Starts a Twilio call to `to` end to end: webhook → markup → media stream → STT connected. */
-const startCall = (to = NUMBER) => startTwilioCall(live, { to });
+const startCall = (to = NUMBER) => startTwilioCall(setup, { to });
 
 /** Waits until the agent's reply marks (or `names`) have all been echoed. */
 async function heard(playback, names, message = 'marks echoed') {
@@ -87,19 +80,9 @@ async function heard(playback, names, message = 'marks echoed') {
 
 /** Waits until the session has stored turn `id` (its last mark echo was processed). */
 async function turnStored(callId, id) {
-  return eventually(async () => (await sessionState(callId)).turns.find((x) => x.id === id), { message: `turn ${id} stored` });
+  return eventually(async () => (await sessionState(worker, callId)).turns.find((x) => x.id === id), { message: `turn ${id} stored` });
 }
 
-async function callRow(id) {
-  const [row] = await worker.d1(`SELECT * FROM calls WHERE id = ${sqlText(id)}`);
-  return row;
-}
-
-async function sessionState(id) {
-  const res = await worker.api('GET', `/api/v1/calls/${id}/session`);
-  assert.equal(res.status, 200, res.text);
-  return res.body;
-}
 
 // ---- call setup --------------------------------------------------------------------------------
 
@@ -110,7 +93,7 @@ test('incoming Twilio call: signed webhook → TwiML with the stream URL and a p
   assert.equal(markup.stream, `ws://127.0.0.1:${worker.port}/media/twilio/${markup.callId}`);
   assert.ok(!markup.stream.includes('?'), 'Twilio stream URLs carry no query string');
   assert.match(markup.token, /^stk_[0-9a-z]{26}$/);
-  const row = await callRow(markup.callId);
+  const row = await callRow(worker, markup.callId);
   assert.equal(row.direction, 'inbound');
   assert.equal(row.agent_id, agentIds[AGENT]);
   assert.equal(row.provider_call_id, callSid);
@@ -159,9 +142,9 @@ test('a wrong stream token is refused: at start (Twilio) and at the upgrade (que
   client.start({ token: 'stk_wrong', call_id: markup.callId });
   const closed = await within(client.closed, 10_000, 'refusal');
   assert.equal(closed.code, 1008);
-  const state = await sessionState(markup.callId);
+  const state = await sessionState(worker, markup.callId);
   assert.ok(state.events.some((e) => e.event === 'token_refused'));
-  assert.equal((await callRow(markup.callId)).status, 'ringing', 'a refused stream does not start the call');
+  assert.equal((await callRow(worker, markup.callId)).status, 'ringing', 'a refused stream does not start the call');
 
   await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/telnyx/${markup.callId}?token=stk_wrong`), /HTTP 403/);
   await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/telnyx/${markup.callId}`), /HTTP 401/);
@@ -246,7 +229,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     dg.say(stt, { transcript: 'Uh-huh.', is_final: true, speech_final: true });
     await heard(playback, ['t2-s0'], 'terrace reply heard');
     assert.equal(playback.after(before, 'clear').length, 0, 'no clear');
-    const turn = await eventually(async () => (await sessionState(call.callId)).turns.find((x) => x.id === 2), { message: 'turn 2 stored' });
+    const turn = await eventually(async () => (await sessionState(worker, call.callId)).turns.find((x) => x.id === 2), { message: 'turn 2 stored' });
     assert.equal(turn.interrupted, false);
     assert.equal(turn.agent_text, 'Our terrace is open in summer and it is lovely at sunset.');
   });
@@ -285,7 +268,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     ]);
     await heard(playback, ['t4-s0'], 'answer after barge-in');
     await turnStored(call.callId, 4);
-    const interrupted = await eventually(async () => (await sessionState(call.callId)).turns.find((x) => x.id === 3), { message: 'turn 3 stored' });
+    const interrupted = await eventually(async () => (await sessionState(worker, call.callId)).turns.find((x) => x.id === 3), { message: 'turn 3 stored' });
     assert.equal(interrupted.interrupted, true);
   });
 
@@ -301,7 +284,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     await heard(playback, ['t5-s0'], 'reply after reconnect');
     await turnStored(call.callId, 5);
     assert.ok(playback.after(before, 'media').length > 0);
-    const state = await sessionState(call.callId);
+    const state = await sessionState(worker, call.callId);
     assert.ok(state.events.filter((e) => e.event === 'stt_connected').length >= 2);
     call.stt = next;
   });
@@ -317,10 +300,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     await eventually(() => call.stt.closed, { message: 'STT closed' });
     assert.ok(call.stt.controls.some((c) => c.type === 'CloseStream'));
 
-    const row = await eventually(async () => {
-      const r = await callRow(call.callId);
-      return r.status === 'completed' && r.summary && r;
-    }, { timeout: 20_000, message: 'call completed with summary' });
+    const row = await completedWithSummary(worker, call.callId);
     assert.equal(row.summary, 'The caller booked a table at seven and asked about the menu.');
     const metrics = JSON.parse(row.metrics);
     assert.ok(metrics.first_audio_ms.n >= 5);
@@ -368,13 +348,8 @@ test('the caller hangs up: transcript and summary land in D1, events at the targ
   openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller asked about opening hours.' });
   call.stt && dg.say(call.stt, { transcript: 'When are you open?', is_final: true, speech_final: true });
   await heard(call.playback, ['t1-s0'], 'answer');
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'stop');
-  const row = await eventually(async () => {
-    const r = await callRow(call.callId);
-    return r.status === 'completed' && r.summary && r;
-  }, { timeout: 20_000, message: 'summary stored' });
+  await hangUp(call);
+  const row = await completedWithSummary(worker, call.callId);
   assert.equal(row.summary, 'The caller asked about opening hours.');
   assert.ok(row.duration_seconds >= 0);
   const [transcript] = await worker.d1(`SELECT text FROM transcripts WHERE call_id = ${sqlText(call.callId)}`);
@@ -411,13 +386,11 @@ test('per-turn overhead with instant fakes: end of utterance → first outbound 
   }
   samples.sort((a, b) => a - b);
   const q = (p) => samples[Math.min(samples.length - 1, Math.ceil(p * samples.length) - 1)];
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   const inWorker = state.turns.filter((x) => x.user_text).map((x) => x.metrics.first_audio_ms).sort((a, b) => a - b);
   console.log(`# per-turn overhead (utterance end → first media frame at the client), n=${samples.length}: p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms; worker-measured first_audio_ms p50 ${inWorker[Math.floor(inWorker.length / 2)]} ms`);
   assert.ok(q(0.5) < 1000, 'a turn with instant providers answers within a second');
-  call.stopAudio();
-  call.client.stop();
-  await call.client.closed;
+  await hangUp(call);
 });
 
 test('LLM error and LLM stall: the fallback line is spoken, the stalled request aborted, the call goes on', async () => {
@@ -443,11 +416,9 @@ test('LLM error and LLM stall: the fallback line is spoken, the stalled request 
   openai.reply({ text: 'I am here now.' });
   dg.say(call.stt, { transcript: 'Okay, are you back?', is_final: true, speech_final: true });
   await heard(call.playback, ['t3-s0'], 'the call goes on');
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   assert.deepEqual(state.turns.map((x) => x.agent_text), ['Hi.', 'Sorry, one moment please.', 'Sorry, one moment please.', 'I am here now.']);
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'stop');
+  await hangUp(call);
 });
 
 test('silence: the idle reminder, then goodbye and hang-up, on the Durable Object alarm', async () => {
@@ -463,7 +434,7 @@ test('silence: the idle reminder, then goodbye and hang-up, on the Durable Objec
   assert.ok(reminderAt - greetingHeard >= 1000, `reminder after ${reminderAt - greetingHeard} ms of silence`);
   call.stopAudio();
   const state = await eventually(async () => {
-    const st = await sessionState(call.callId);
+    const st = await sessionState(worker, call.callId);
     return st.events.some((e) => e.event === 'ended') && st;
   }, { message: 'ended' });
   assert.equal(state.events.find((e) => e.event === 'ended').detail.reason, 'idle');

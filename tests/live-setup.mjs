@@ -4,7 +4,7 @@
 // agent's audio, real-time caller audio).
 
 import assert from 'node:assert/strict';
-import { startWorker, eventually, TEST_VARS } from './harness.mjs';
+import { startWorker, eventually, within, sqlText, TEST_VARS } from './harness.mjs';
 import { startFakeDeepgram } from './fakes/deepgram.mjs';
 import { startFakeOpenAI } from './fakes/openai.mjs';
 import { startFakeElevenLabs } from './fakes/elevenlabs.mjs';
@@ -67,6 +67,46 @@ export async function createNumber(worker, number, agentId, fields = {}) {
   const res = await worker.api('POST', '/api/v1/numbers', { number, agent_id: agentId, ...fields });
   assert.equal(res.status, 201, res.text);
   return res.body;
+}
+
+/** Subscribes the fake delivery `target` to `eventTypes` (asserts the 201, gives it the secret). */
+export async function subscribeTarget(worker, target, eventTypes) {
+  const res = await worker.api('POST', '/api/v1/endpoints', { url: target.url, event_types: eventTypes });
+  assert.equal(res.status, 201, res.text);
+  target.setSecret(res.body.secret);
+  return res.body;
+}
+
+/** The call's row in D1 (`calls`), as stored. */
+export async function callRow(worker, id) {
+  const [row] = await worker.d1(`SELECT * FROM calls WHERE id = ${sqlText(id)}`);
+  return row;
+}
+
+/** The live session's state (GET /api/v1/calls/{id}/session; asserts the 200). */
+export async function sessionState(worker, id) {
+  const res = await worker.api('GET', `/api/v1/calls/${id}/session`);
+  assert.equal(res.status, 200, res.text);
+  return res.body;
+}
+
+/** Waits until the call is completed with its summary stored (`timeout` ms at most); resolves to its row. */
+export function completedWithSummary(worker, callId, { timeout = 20_000 } = {}) {
+  return eventually(async () => {
+    const row = await callRow(worker, callId);
+    return row.status === 'completed' && row.summary && row;
+  }, { timeout, message: `call ${callId} completed with a summary` });
+}
+
+/**
+ * The caller hangs up a call from startTwilioCall/openMediaStream: caller audio stops, the
+ * carrier sends `stop`; resolves to the close once the worker closed the socket (rejects after
+ * `timeout` ms).
+ */
+export async function hangUp(call, { timeout = 10_000 } = {}) {
+  call.stopAudio();
+  call.client.stop();
+  return within(call.client.closed, timeout, 'hang-up');
 }
 
 /** What the incoming-call markup (TwiML / TeXML) connects to: {xml, stream, token, callId}. */

@@ -6,8 +6,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, TEST_VARS } from './harness.mjs';
-import { startLiveWorker, createAgent, createNumber, startTwilioCall, QUIET_SESSION } from './live-setup.mjs';
+import { eventually, sleep, sqlText, TEST_VARS } from './harness.mjs';
+import { startLiveWorker, createAgent, createNumber, startTwilioCall, hangUp, QUIET_SESSION } from './live-setup.mjs';
 import { startFakeTwilio } from './fakes/twilio.mjs';
 
 const ACCOUNT_SID = 'AC' + '1'.repeat(32);
@@ -16,13 +16,10 @@ const OUTBOUND_CAP = 3;
 const OFF_NUMBER = '+15550003001';
 const ON_NUMBER = '+15550003002';
 const CAP_NUMBER = '+15550003003';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 const inSeconds = (s) => new Date(Date.now() + s * 1000).toISOString();
 const inHours = (h) => inSeconds(h * 3600);
-const sqlText = (s) => `'${String(s).replaceAll("'", "''")}'`;
 
-let live;
+let setup;
 let worker;
 let dg;
 let openai;
@@ -31,7 +28,7 @@ const agents = {};
 
 before(async () => {
   twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: TWILIO_TOKEN });
-  live = await startLiveWorker({
+  setup = await startLiveWorker({
     vars: {
       TWILIO_API_URL: twilio.url,
       TWILIO_ACCOUNT_SID: ACCOUNT_SID,
@@ -39,7 +36,7 @@ before(async () => {
       OUTBOUND_CALLS_PER_HOUR: String(OUTBOUND_CAP),
     },
   });
-  ({ worker, dg, openai } = live);
+  ({ worker, dg, openai } = setup);
   const base = { system_prompt: 'You are the receptionist. Be brief.', first_message: 'Hi.', voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION };
   for (const [name, extra, number] of [
     ['off', {}, OFF_NUMBER],
@@ -52,18 +49,15 @@ before(async () => {
 });
 
 after(async () => {
-  await live?.stop();
+  await setup?.stop();
   await twilio?.close();
 });
 
 /** A Twilio call from `from` to `to`, end to end up to the greeting having played. */
-const startCall = (to, from) => startTwilioCall(live, { to, from, greeting: 't0-s0' });
+const startCall = (to, from) => startTwilioCall(setup, { to, from, greeting: 't0-s0' });
 
-async function endCall(call) {
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'hang-up').catch(() => {});
-}
+/** Hangs up; a call the worker already ended is fine. */
+const endCall = (call) => hangUp(call).catch(() => {});
 
 const lastMessage = (req) => req.parsed?.messages?.at(-1);
 

@@ -15,21 +15,19 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { eventually, TEST_VARS } from './harness.mjs';
-import { startLiveWorker, createAgent, createNumber, openMediaStream, startTwilioCall, QUIET_SESSION } from './live-setup.mjs';
+import { eventually, sleep, within, sqlText, TEST_VARS } from './harness.mjs';
+import { startLiveWorker, createAgent, createNumber, openMediaStream, startTwilioCall, subscribeTarget, callRow, sessionState, completedWithSummary, hangUp, QUIET_SESSION } from './live-setup.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 import { TwilioMediaClient, connectWs } from './fakes/ws.mjs';
 import { twilioSignature } from './fakes/twilio.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 
 const NUMBER = '+15550002001';
 const GREETING = 'Hello! You reached Acme.';
 /** The grace period the session gives a lost carrier socket before finalizing (README). */
 const GRACE_MS = 10_000;
 
-let live;
+let setup;
 let worker;
 let dg;
 let openai;
@@ -38,36 +36,22 @@ let agentId;
 
 before(async () => {
   target = await startFakeTarget();
-  live = await startLiveWorker();
-  ({ worker, dg, openai } = live);
+  setup = await startLiveWorker();
+  ({ worker, dg, openai } = setup);
   const agent = await createAgent(worker, {
     name: 'security-media', system_prompt: 'Be brief.', first_message: GREETING,
     voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION,
   });
   agentId = agent.id;
   await createNumber(worker, NUMBER, agentId);
-  const endpoint = await worker.api('POST', '/api/v1/endpoints', { url: target.url, event_types: ['call.*'] });
-  assert.equal(endpoint.status, 201, endpoint.text);
-  target.setSecret(endpoint.body.secret);
+  await subscribeTarget(worker, target, ['call.*']);
 });
 
 after(async () => {
-  await live?.stop();
+  await setup?.stop();
   await target?.close?.();
 });
 
-const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
-
-async function callRow(id) {
-  const [row] = await worker.d1(`SELECT * FROM calls WHERE id = ${sqlText(id)}`);
-  return row;
-}
-
-async function sessionState(id) {
-  const res = await worker.api('GET', `/api/v1/calls/${id}/session`);
-  assert.equal(res.status, 200, res.text);
-  return res.body;
-}
 
 /** A WebSocket upgrade that reads a refusal: {status, body (parsed JSON or null)} (101 = accepted). */
 function rawUpgrade(url, headers = {}) {
@@ -111,8 +95,8 @@ function assertApiError(res, status, code) {
 
 /** A Twilio call to NUMBER: signed webhook → TwiML → signed media stream → STT → greeting heard. */
 async function startCall() {
-  const call = await startTwilioCall(live, { to: NUMBER, greeting: 't0-s1' });
-  await eventually(async () => (await sessionState(call.callId)).turns.some((t) => t.id === 0), { message: 'greeting stored' });
+  const call = await startTwilioCall(setup, { to: NUMBER, greeting: 't0-s1' });
+  await eventually(async () => (await sessionState(worker, call.callId)).turns.some((t) => t.id === 0), { message: 'greeting stored' });
   return call;
 }
 
@@ -141,11 +125,9 @@ test('Twilio: an unsigned or badly signed upgrade is refused before the upgrade;
   await assert.rejects(TwilioMediaClient.connect(call.stream, { signature: null }), /HTTP 401/);
   // The verified stream never noticed.
   await turn(call, 1, 'Are you open today?', 'Yes, until nine.');
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   assert.equal(state.open_sockets, 1);
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'stop');
+  await hangUp(call);
 });
 
 test('Telnyx / Exotel: an upgrade without the stream token in its URL is refused', async () => {
@@ -193,19 +175,14 @@ test('takeover: a second socket with no / a wrong token is closed 1008 and never
   await turn(call, 1, 'Can I book a table?', 'Sure, for how many people?');
   assert.ok(call.playback.log.slice(before).some((e) => e.kind === 'media' && e.frame.streamSid === call.client.streamSid));
   assert.equal(call.client.socket.readyState, 1, 'the verified socket is still open');
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   assert.ok(state.events.filter((e) => e.event === 'token_refused').length >= attacks.length);
   assert.equal(state.open_sockets, 1);
 
   // The hang-up finalizes the call as usual.
   openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller wanted to book a table.' });
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'stop');
-  const row = await eventually(async () => {
-    const r = await callRow(call.callId);
-    return r.status === 'completed' && r.summary && r;
-  }, { timeout: 20_000, message: 'summary stored' });
+  await hangUp(call);
+  const row = await completedWithSummary(worker, call.callId);
   assert.equal(row.summary, 'The caller wanted to book a table.');
   const [transcript] = await worker.d1(`SELECT text FROM transcripts WHERE call_id = ${sqlText(call.callId)}`);
   assert.equal(transcript.text, `Agent: ${GREETING}\nCaller: Can I book a table?\nAgent: Sure, for how many people?`);
@@ -220,9 +197,9 @@ test('a carrier socket that drops without stop and never returns: finalized afte
   call.client.socket.terminate(); // no stop, no close frame
   // Within the grace period the call waits for the carrier to come back.
   await sleep(2_000);
-  assert.equal((await callRow(call.callId)).status, 'in_progress', 'not finalized before the grace period');
+  assert.equal((await callRow(worker, call.callId)).status, 'in_progress', 'not finalized before the grace period');
   const row = await eventually(async () => {
-    const r = await callRow(call.callId);
+    const r = await callRow(worker, call.callId);
     return r.status !== 'in_progress' && r;
   }, { timeout: GRACE_MS + 15_000, interval: 250, message: 'call finalized' });
   assert.ok(Date.now() - droppedAt >= GRACE_MS - 500, 'finalized only after the grace period');
@@ -232,7 +209,7 @@ test('a carrier socket that drops without stop and never returns: finalized afte
   await target.waitFor((d) => d.some((x) => x.json?.type === 'call.transcript.ready' && x.json.data.call_id === call.callId), 20_000);
   await target.waitFor((d) => d.some((x) => x.json?.type === 'call.summary.ready' && x.json.data.call_id === call.callId), 20_000);
   await eventually(() => call.stt.closed, { message: 'STT socket closed' });
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   assert.ok(state.events.some((e) => e.event === 'ended' && e.detail.reason === 'stream_lost'));
 });
 
@@ -255,9 +232,9 @@ test('a verified reconnect within the grace period carries the call on (Telnyx)'
   await eventually(() => playback.echoed('t1-s0'), { timeout: 15_000, interval: 20, message: 'reply on the new socket' });
   assert.ok(playback.log.some((e) => e.kind === 'media'), 'the agent speaks on the new socket');
   await sleep(GRACE_MS);
-  assert.equal((await callRow(id)).status, 'in_progress', 'a reconnected call is not finalized');
+  assert.equal((await callRow(worker, id)).status, 'in_progress', 'a reconnected call is not finalized');
   stopSecond();
   second.stop();
   await within(second.closed, 10_000, 'stop');
-  await eventually(async () => (await callRow(id)).status === 'completed', { timeout: 20_000, message: 'completed' });
+  await eventually(async () => (await callRow(worker, id)).status === 'completed', { timeout: 20_000, message: 'completed' });
 });

@@ -10,13 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { startWorker, eventually, filesUnder, ROOT } from './harness.mjs';
+import { startWorker, eventually, sleep, filesUnder, ROOT } from './harness.mjs';
 import { WebSocket } from 'ws';
 
 /** A bootstrap key that passes the strength rules (40 random characters). */
 const STRONG_ADMIN_KEY = `adm_${randomBytes(30).toString('base64url')}`;
 const PUBLIC_HOST = 'agent.example.com';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const inHours = (h) => new Date(Date.now() + h * 3600_000).toISOString();
 /** A fresh documentation-range address per scenario, so throttling in one never leaks into another. */
 let nextAddress = 10;
