@@ -25,11 +25,8 @@ const FAST_NUMBER = '+15550001006';
 const SYSTEM_PROMPT = 'You are the receptionist of Acme Bistro. Be brief.';
 const GREETING = 'Hello! Thanks for calling Acme Bistro. How can I help?';
 
-let setup;
-let worker;
-let dg;
-let openai;
-let eleven;
+/** The live set-up (worker and instant provider fakes, started in `before`) and its parts. */
+let setup, worker, dg, openai, eleven;
 let target;
 
 before(async () => {

@@ -19,10 +19,8 @@ const CAP_NUMBER = '+15550003003';
 const inSeconds = (s) => new Date(Date.now() + s * 1000).toISOString();
 const inHours = (h) => inSeconds(h * 3600);
 
-let setup;
-let worker;
-let dg;
-let openai;
+/** The live set-up (worker and instant provider fakes, started in `before`) and its parts. */
+let setup, worker, dg, openai;
 let twilio;
 const agents = {};
 

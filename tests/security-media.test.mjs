@@ -27,10 +27,8 @@ const GREETING = 'Hello! You reached Acme.';
 /** The grace period the session gives a lost carrier socket before finalizing (README). */
 const GRACE_MS = 10_000;
 
-let setup;
-let worker;
-let dg;
-let openai;
+/** The live set-up (worker and instant provider fakes, started in `before`) and its parts. */
+let setup, worker, dg, openai;
 let target;
 let agentId;
 
