@@ -5,23 +5,15 @@
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { startWorker, eventually, TEST_VARS } from '../tests/harness.mjs';
-import { startFakeDeepgram } from '../tests/fakes/deepgram.mjs';
-import { startFakeOpenAI } from '../tests/fakes/openai.mjs';
-import { startFakeElevenLabs } from '../tests/fakes/elevenlabs.mjs';
-import { TwilioMediaClient } from '../tests/fakes/ws.mjs';
-import { sendStatusCallback, twilioCallParams } from '../tests/fakes/twilio.mjs';
-import { Playback, streamCallerAudio } from '../tests/fakes/playback.mjs';
+import { eventually, sleep, within } from '../tests/harness.mjs';
+import { startLiveWorker, createAgent, createNumber, startTwilioCall, QUIET_SESSION } from '../tests/live-setup.mjs';
 
 const NUMBER = '+15550002001';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 const quantile = (values, q) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 };
-/** `promise`, or a rejection after `ms`: an overloaded worker must end a phase, not hang it. */
-const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 const summary = (values) => ({ n: values.length, p50_ms: round(quantile(values, 0.5), 2), p99_ms: round(quantile(values, 0.99), 2) });
 
 /** workerd processes on this machine: resident memory (KiB) and CPU time (ms) summed. */
@@ -44,44 +36,26 @@ function workerdUsage() {
 }
 
 export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50, 100, 200] } = {}) {
-  const dg = await startFakeDeepgram({ apiKey: 'dg-key', speakChunkDelayMs: 0, idleTimeoutMs: 3_600_000 });
-  const openai = await startFakeOpenAI({ apiKey: 'sk-test', speechChunkDelayMs: 0, defaultReply: { text: 'Sure, I can help with that.' } });
-  const eleven = await startFakeElevenLabs({ apiKey: 'xi-key', chunkDelayMs: 0 });
-  const worker = await startWorker({
-    vars: {
-      DEEPGRAM_API_KEY: 'dg-key', DEEPGRAM_URL: dg.url, OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url,
-      ELEVENLABS_API_KEY: 'xi-key', ELEVENLABS_URL: eleven.url, API_RATE_LIMIT_PER_MINUTE: '0',
-    },
+  const live = await startLiveWorker({
+    deepgram: { idleTimeoutMs: 3_600_000 },
+    openai: { defaultReply: { text: 'Sure, I can help with that.' } },
+    vars: { API_RATE_LIMIT_PER_MINUTE: '0' },
   });
+  const { worker, dg, openai } = live;
   const calls = [];
   try {
-    const agent = await worker.api('POST', '/api/v1/agents', {
+    const agent = await createAgent(worker, {
       name: 'Bench', system_prompt: 'Be brief.', first_message: 'Hello.',
-      voice: { provider: 'elevenlabs', voice_id: 'rachel' },
-      session: { idle_reminder_ms: null, idle_hangup_ms: null, false_interruption_ms: null },
+      voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION,
     });
-    if (agent.status !== 201) throw new Error(`agent: ${agent.text}`);
-    const number = await worker.api('POST', '/api/v1/numbers', { number: NUMBER, agent_id: agent.body.id });
-    if (number.status !== 201) throw new Error(`number: ${number.text}`);
+    await createNumber(worker, NUMBER, agent.id);
 
     /** A whole call: incoming webhook → TwiML → media stream → STT socket; greeting heard. */
     async function startCall({ waitGreeting = true } = {}) {
-      const res = await sendStatusCallback(`${worker.url}/voice/twilio/incoming`, TEST_VARS.TWILIO_AUTH_TOKEN, twilioCallParams({ to: NUMBER }));
-      const stream = /<Stream url="([^"]+)"/.exec(res.text)?.[1]?.replaceAll('&amp;', '&');
-      const token = /<Parameter name="token" value="([^"]+)"\/>/.exec(res.text)?.[1];
-      const callId = /\/media\/twilio\/([^?"]+)/.exec(stream ?? '')?.[1];
-      if (!stream || !token) throw new Error(`incoming: ${res.status} ${res.text}`);
-      const before = dg.connections.length;
-      const client = await TwilioMediaClient.connect(stream);
-      Object.assign(client, { frameMs: 20, bytesPerMs: 8, silence: () => Buffer.alloc(160, 0xff) });
-      const playback = new Playback(client);
-      client.connected();
-      client.start({ token, call_id: callId });
-      const stopAudio = streamCallerAudio(client);
-      const stt = await dg.waitForConnection(before, 10_000);
-      const call = { client, playback, stopAudio, stt, callId, turn: 0 };
+      const call = await startTwilioCall(live, { to: NUMBER });
+      call.turn = 0;
       calls.push(call);
-      if (waitGreeting) await eventually(() => playback.echoed('t0-s0'), { timeout: 30_000, interval: 5, message: 'greeting heard' });
+      if (waitGreeting) await eventually(() => call.playback.echoed('t0-s0'), { timeout: 30_000, interval: 5, message: 'greeting heard' });
       return call;
     }
 
@@ -210,7 +184,6 @@ export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50,
     };
   } finally {
     for (const call of calls) call.stopAudio();
-    await worker.stop();
-    await Promise.all([dg.close(), openai.close(), eleven.close()]);
+    await live.stop();
   }
 }

@@ -6,21 +6,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, eventually, TEST_VARS } from './harness.mjs';
-import { startFakeDeepgram } from './fakes/deepgram.mjs';
-import { startFakeOpenAI } from './fakes/openai.mjs';
-import { startFakeElevenLabs } from './fakes/elevenlabs.mjs';
+import { eventually, within, sqlText, TEST_VARS } from './harness.mjs';
+import { startLiveWorker, createAgent, createNumber, twilioIncoming, parseMarkup, openMediaStream, startTwilioCall, subscribeTarget, callRow, sessionState, completedWithSummary, hangUp, QUIET_SESSION } from './live-setup.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 import { TwilioMediaClient, connectWs } from './fakes/ws.mjs';
-import { TelnyxMediaClient, ExotelMediaClient, telnyxKeyPair, signTelnyx } from './fakes/media-clients.mjs';
-import { sendStatusCallback, twilioCallParams, twilioSid } from './fakes/twilio.mjs';
-import { Playback, streamCallerAudio } from './fakes/playback.mjs';
+import { telnyxKeyPair, signTelnyx } from './fakes/media-clients.mjs';
+import { twilioCallParams, twilioSid } from './fakes/twilio.mjs';
 
 const TELNYX = telnyxKeyPair('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb');
-const TWILIO_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-/** `promise`, or a rejection after `ms` (a socket that never closes must fail the test, not hang it). */
-const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 
 const AGENT = 'agt_live_main';
 const NUMBER = '+15550001001';
@@ -32,32 +25,17 @@ const FAST_NUMBER = '+15550001006';
 const SYSTEM_PROMPT = 'You are the receptionist of Acme Bistro. Be brief.';
 const GREETING = 'Hello! Thanks for calling Acme Bistro. How can I help?';
 
-let worker;
-let dg;
-let openai;
-let eleven;
+/** The live set-up (worker and instant provider fakes, started in `before`) and its parts. */
+let setup, worker, dg, openai, eleven;
 let target;
 
 before(async () => {
-  // "Instant" providers: no artificial delay between chunks, so timings measure the worker.
-  dg = await startFakeDeepgram({ apiKey: 'dg-key', speakChunkDelayMs: 0, idleTimeoutMs: 10_000 });
-  openai = await startFakeOpenAI({ apiKey: 'sk-test', speechChunkDelayMs: 0 });
-  eleven = await startFakeElevenLabs({ apiKey: 'xi-key', chunkDelayMs: 0 });
   target = await startFakeTarget();
-  worker = await startWorker({
-    vars: {
-      DEEPGRAM_API_KEY: 'dg-key',
-      DEEPGRAM_URL: dg.url,
-      OPENAI_API_KEY: 'sk-test',
-      OPENAI_BASE_URL: openai.url,
-      OPENAI_MODEL: 'gpt-test',
-      ELEVENLABS_API_KEY: 'xi-key',
-      ELEVENLABS_URL: eleven.url,
-      TELNYX_PUBLIC_KEY: TELNYX.publicKey,
-    },
-  });
+  // "Instant" providers: no artificial delay between chunks, so timings measure the worker.
+  setup = await startLiveWorker({ vars: { TELNYX_PUBLIC_KEY: TELNYX.publicKey } });
+  ({ worker, dg, openai, eleven } = setup);
   // Quiet timers by default: tests that need idle or max-duration set their own agent.
-  const session = { idle_reminder_ms: null, idle_hangup_ms: null, false_interruption_ms: null };
+  const session = QUIET_SESSION;
   await seedAgent(AGENT, { first_message: GREETING, config: { voice: { provider: 'elevenlabs', voice_id: 'rachel' }, llm: { model: 'gpt-live' }, session } });
   await seedAgent('agt_live_aura', { first_message: 'Hello from Telnyx.', config: { voice: { provider: 'deepgram', voice_id: 'aura-2-thalia-en' }, session } });
   await seedAgent('agt_live_openai', { first_message: 'Hello from Exotel.', config: { voice: { provider: 'openai', voice_id: 'alloy' }, session } });
@@ -69,62 +47,28 @@ before(async () => {
   await seedNumber(OWNER_NUMBER, AGENT, { owner: '+15557654321' });
   await seedNumber(TELNYX_NUMBER, 'agt_live_aura');
   await seedNumber(EXOTEL_NUMBER, 'agt_live_openai');
-  const endpoint = await worker.api('POST', '/api/v1/endpoints', { url: target.url, event_types: ['call.transcript.ready', 'call.summary.ready'] });
-  assert.equal(endpoint.status, 201, endpoint.text);
-  target.setSecret(endpoint.body.secret);
+  await subscribeTarget(worker, target, ['call.transcript.ready', 'call.summary.ready']);
 });
 
 after(async () => {
-  await worker?.stop();
-  await Promise.all([dg?.close(), openai?.close(), eleven?.close(), target?.close?.()]);
+  await setup?.stop();
+  await target?.close?.();
 });
-
-const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
 
 /** Creates an agent through the API (its live-call settings included) under a test name. */
 const agentIds = {};
 async function seedAgent(name, { first_message, config }) {
-  const res = await worker.api('POST', '/api/v1/agents', { name, system_prompt: SYSTEM_PROMPT, first_message, ...config });
-  assert.equal(res.status, 201, res.text);
-  assert.deepEqual(res.body.session, config.session);
-  agentIds[name] = res.body.id;
+  const agent = await createAgent(worker, { name, system_prompt: SYSTEM_PROMPT, first_message, ...config });
+  assert.deepEqual(agent.session, config.session);
+  agentIds[name] = agent.id;
 }
 
 async function seedNumber(number, agent, { owner } = {}) {
-  const res = await worker.api('POST', '/api/v1/numbers', { number, agent_id: agentIds[agent], owner_phone: owner, ring_owner_first: Boolean(owner) });
-  assert.equal(res.status, 201, res.text);
-}
-
-/** Twilio's voice webhook for a call to `to`; returns the TwiML and what it connects to. */
-async function twilioIncoming(to, { path = '/voice/twilio/incoming', params = {} } = {}) {
-  const url = `${worker.url}${path}`;
-  const res = await sendStatusCallback(url, TWILIO_TOKEN, twilioCallParams({ to, ...params }));
-  assert.equal(res.status, 200, res.text);
-  assert.match(res.headers.get('content-type'), /xml/);
-  return parseMarkup(res.text);
-}
-
-function parseMarkup(xml) {
-  const stream = /<Stream url="([^"]+)"/.exec(xml)?.[1]?.replaceAll('&amp;', '&');
-  const token = /<Parameter name="token" value="([^"]+)"\/>/.exec(xml)?.[1];
-  const callId = stream ? /\/media\/\w+\/([^?"]+)/.exec(stream)?.[1] : undefined;
-  return { xml, stream, token, callId };
+  await createNumber(worker, number, agentIds[agent], { owner_phone: owner, ring_owner_first: Boolean(owner) });
 }
 
 /** Starts a Twilio call to `to` end to end: webhook → markup → media stream → STT connected. */
-async function startTwilioCall(to = NUMBER) {
-  const markup = await twilioIncoming(to);
-  assert.ok(markup.stream && markup.token && markup.callId, markup.xml);
-  const sttBefore = dg.connections.length;
-  const client = await TwilioMediaClient.connect(markup.stream);
-  Object.assign(client, { frameMs: 20, bytesPerMs: 8, silence: () => Buffer.alloc(160, 0xff) });
-  const playback = new Playback(client);
-  client.connected();
-  client.start({ token: markup.token, call_id: markup.callId });
-  const stopAudio = streamCallerAudio(client);
-  const stt = await dg.waitForConnection(sttBefore, 10_000);
-  return { ...markup, client, playback, stt, stopAudio };
-}
+const startCall = (to = NUMBER) => startTwilioCall(setup, { to });
 
 /** Waits until the agent's reply marks (or `names`) have all been echoed. */
 async function heard(playback, names, message = 'marks echoed') {
@@ -133,30 +77,20 @@ async function heard(playback, names, message = 'marks echoed') {
 
 /** Waits until the session has stored turn `id` (its last mark echo was processed). */
 async function turnStored(callId, id) {
-  return eventually(async () => (await sessionState(callId)).turns.find((x) => x.id === id), { message: `turn ${id} stored` });
+  return eventually(async () => (await sessionState(worker, callId)).turns.find((x) => x.id === id), { message: `turn ${id} stored` });
 }
 
-async function callRow(id) {
-  const [row] = await worker.d1(`SELECT * FROM calls WHERE id = ${sqlText(id)}`);
-  return row;
-}
-
-async function sessionState(id) {
-  const res = await worker.api('GET', `/api/v1/calls/${id}/session`);
-  assert.equal(res.status, 200, res.text);
-  return res.body;
-}
 
 // ---- call setup --------------------------------------------------------------------------------
 
 test('incoming Twilio call: signed webhook → TwiML with the stream URL and a per-call token', async () => {
   const callSid = twilioSid('CA');
-  const markup = await twilioIncoming(NUMBER, { params: { CallSid: callSid } });
+  const markup = await twilioIncoming(worker, NUMBER, { params: { CallSid: callSid } });
   assert.match(markup.xml, /^<\?xml version="1.0" encoding="UTF-8"\?><Response><Connect><Stream url="ws:\/\/127\.0\.0\.1:\d+\/media\/twilio\/call_[0-9a-z]+">/);
   assert.equal(markup.stream, `ws://127.0.0.1:${worker.port}/media/twilio/${markup.callId}`);
   assert.ok(!markup.stream.includes('?'), 'Twilio stream URLs carry no query string');
   assert.match(markup.token, /^stk_[0-9a-z]{26}$/);
-  const row = await callRow(markup.callId);
+  const row = await callRow(worker, markup.callId);
   assert.equal(row.direction, 'inbound');
   assert.equal(row.agent_id, agentIds[AGENT]);
   assert.equal(row.provider_call_id, callSid);
@@ -164,7 +98,7 @@ test('incoming Twilio call: signed webhook → TwiML with the stream URL and a p
   assert.equal(row.stream_token, markup.token);
 
   // Twilio retries the webhook: same call, same token.
-  const again = await twilioIncoming(NUMBER, { params: { CallSid: callSid } });
+  const again = await twilioIncoming(worker, NUMBER, { params: { CallSid: callSid } });
   assert.equal(again.callId, markup.callId);
   assert.equal(again.token, markup.token);
 
@@ -175,12 +109,12 @@ test('incoming Twilio call: signed webhook → TwiML with the stream URL and a p
     body: new URLSearchParams(twilioCallParams({ to: NUMBER })).toString(),
   });
   assert.equal(bad.status, 401);
-  const unknown = await twilioIncoming('+15559999999');
+  const unknown = await twilioIncoming(worker, '+15559999999');
   assert.match(unknown.xml, /<Say>Sorry, this number is not in service\.<\/Say><Hangup\/>/);
 });
 
 test('ring the owner first: <Dial> to the owner, the AI only when nobody answered', async () => {
-  const dial = await twilioIncoming(OWNER_NUMBER);
+  const dial = await twilioIncoming(worker, OWNER_NUMBER);
   const m = /<Dial timeout="(\d+)" action="([^"]+)" method="POST" answerOnBridge="true" callerId="([^"]+)"><Number>([^<]+)<\/Number><\/Dial>/.exec(dial.xml);
   assert.ok(m, dial.xml);
   assert.equal(m[4], '+15557654321');
@@ -191,23 +125,23 @@ test('ring the owner first: <Dial> to the owner, the AI only when nobody answere
   assert.equal(dial.stream, undefined, 'no stream before the owner had a chance');
 
   const via = new URL(action);
-  const noAnswer = await twilioIncoming(OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'no-answer' } });
+  const noAnswer = await twilioIncoming(worker, OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'no-answer' } });
   assert.equal(noAnswer.callId, callId);
   assert.ok(noAnswer.token);
-  const answered = await twilioIncoming(OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'completed' } });
+  const answered = await twilioIncoming(worker, OWNER_NUMBER, { path: via.pathname + via.search, params: { DialCallStatus: 'completed' } });
   assert.match(answered.xml, /<Response><Hangup\/><\/Response>/);
 });
 
 test('a wrong stream token is refused: at start (Twilio) and at the upgrade (query token)', async () => {
-  const markup = await twilioIncoming(NUMBER);
+  const markup = await twilioIncoming(worker, NUMBER);
   const client = await TwilioMediaClient.connect(markup.stream);
   client.connected();
   client.start({ token: 'stk_wrong', call_id: markup.callId });
   const closed = await within(client.closed, 10_000, 'refusal');
   assert.equal(closed.code, 1008);
-  const state = await sessionState(markup.callId);
+  const state = await sessionState(worker, markup.callId);
   assert.ok(state.events.some((e) => e.event === 'token_refused'));
-  assert.equal((await callRow(markup.callId)).status, 'ringing', 'a refused stream does not start the call');
+  assert.equal((await callRow(worker, markup.callId)).status, 'ringing', 'a refused stream does not start the call');
 
   await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/telnyx/${markup.callId}?token=stk_wrong`), /HTTP 403/);
   await assert.rejects(connectWs(`ws://127.0.0.1:${worker.port}/media/telnyx/${markup.callId}`), /HTTP 401/);
@@ -219,7 +153,7 @@ test('a wrong stream token is refused: at start (Twilio) and at the upgrade (que
 // ---- the conversation ----------------------------------------------------------------------------
 
 test('a Twilio call: greeting frames with marks, a turn with history, barge-in, backchannel, STT reconnect, end_call, transcript and summary', async (t) => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   const { client, playback, stt } = call;
   const live = await connectWs(`ws://127.0.0.1:${worker.port}/api/v1/calls/${call.callId}/live`, {
     headers: { authorization: `Bearer ${TEST_VARS.ADMIN_API_KEY}` },
@@ -292,7 +226,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     dg.say(stt, { transcript: 'Uh-huh.', is_final: true, speech_final: true });
     await heard(playback, ['t2-s0'], 'terrace reply heard');
     assert.equal(playback.after(before, 'clear').length, 0, 'no clear');
-    const turn = await eventually(async () => (await sessionState(call.callId)).turns.find((x) => x.id === 2), { message: 'turn 2 stored' });
+    const turn = await eventually(async () => (await sessionState(worker, call.callId)).turns.find((x) => x.id === 2), { message: 'turn 2 stored' });
     assert.equal(turn.interrupted, false);
     assert.equal(turn.agent_text, 'Our terrace is open in summer and it is lovely at sunset.');
   });
@@ -331,7 +265,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     ]);
     await heard(playback, ['t4-s0'], 'answer after barge-in');
     await turnStored(call.callId, 4);
-    const interrupted = await eventually(async () => (await sessionState(call.callId)).turns.find((x) => x.id === 3), { message: 'turn 3 stored' });
+    const interrupted = await eventually(async () => (await sessionState(worker, call.callId)).turns.find((x) => x.id === 3), { message: 'turn 3 stored' });
     assert.equal(interrupted.interrupted, true);
   });
 
@@ -347,7 +281,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     await heard(playback, ['t5-s0'], 'reply after reconnect');
     await turnStored(call.callId, 5);
     assert.ok(playback.after(before, 'media').length > 0);
-    const state = await sessionState(call.callId);
+    const state = await sessionState(worker, call.callId);
     assert.ok(state.events.filter((e) => e.event === 'stt_connected').length >= 2);
     call.stt = next;
   });
@@ -363,10 +297,7 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     await eventually(() => call.stt.closed, { message: 'STT closed' });
     assert.ok(call.stt.controls.some((c) => c.type === 'CloseStream'));
 
-    const row = await eventually(async () => {
-      const r = await callRow(call.callId);
-      return r.status === 'completed' && r.summary && r;
-    }, { timeout: 20_000, message: 'call completed with summary' });
+    const row = await completedWithSummary(worker, call.callId);
     assert.equal(row.summary, 'The caller booked a table at seven and asked about the menu.');
     const metrics = JSON.parse(row.metrics);
     assert.ok(metrics.first_audio_ms.n >= 5);
@@ -407,20 +338,15 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
 });
 
 test('the caller hangs up: transcript and summary land in D1, events at the target', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   await heard(call.playback, ['t0-s2'], 'greeting');
   await turnStored(call.callId, 0);
   openai.reply({ text: 'We are open from nine to five.' });
   openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller asked about opening hours.' });
   call.stt && dg.say(call.stt, { transcript: 'When are you open?', is_final: true, speech_final: true });
   await heard(call.playback, ['t1-s0'], 'answer');
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'stop');
-  const row = await eventually(async () => {
-    const r = await callRow(call.callId);
-    return r.status === 'completed' && r.summary && r;
-  }, { timeout: 20_000, message: 'summary stored' });
+  await hangUp(call);
+  const row = await completedWithSummary(worker, call.callId);
   assert.equal(row.summary, 'The caller asked about opening hours.');
   assert.ok(row.duration_seconds >= 0);
   const [transcript] = await worker.d1(`SELECT text FROM transcripts WHERE call_id = ${sqlText(call.callId)}`);
@@ -442,7 +368,7 @@ test('the caller hangs up: transcript and summary land in D1, events at the targ
 });
 
 test('per-turn overhead with instant fakes: end of utterance → first outbound audio frame', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   await heard(call.playback, ['t0-s2'], 'greeting');
   await turnStored(call.callId, 0);
   const samples = [];
@@ -457,17 +383,15 @@ test('per-turn overhead with instant fakes: end of utterance → first outbound 
   }
   samples.sort((a, b) => a - b);
   const q = (p) => samples[Math.min(samples.length - 1, Math.ceil(p * samples.length) - 1)];
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   const inWorker = state.turns.filter((x) => x.user_text).map((x) => x.metrics.first_audio_ms).sort((a, b) => a - b);
   console.log(`# per-turn overhead (utterance end → first media frame at the client), n=${samples.length}: p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms; worker-measured first_audio_ms p50 ${inWorker[Math.floor(inWorker.length / 2)]} ms`);
   assert.ok(q(0.5) < 1000, 'a turn with instant providers answers within a second');
-  call.stopAudio();
-  call.client.stop();
-  await call.client.closed;
+  await hangUp(call);
 });
 
 test('LLM error and LLM stall: the fallback line is spoken, the stalled request aborted, the call goes on', async () => {
-  const call = await startTwilioCall(FAST_NUMBER);
+  const call = await startCall(FAST_NUMBER);
   await heard(call.playback, ['t0-s0'], 'greeting');
   await turnStored(call.callId, 0);
   openai.reply({ status: 500 });
@@ -491,15 +415,13 @@ test('LLM error and LLM stall: the fallback line is spoken, the stalled request 
   await heard(call.playback, ['t3-s0'], 'the call goes on');
   // Hearing a turn's first sentence does not mean the turn is in storage yet.
   await turnStored(call.callId, 3);
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   assert.deepEqual(state.turns.map((x) => x.agent_text), ['Hi.', 'Sorry, one moment please.', 'Sorry, one moment please.', 'I am here now.']);
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'stop');
+  await hangUp(call);
 });
 
 test('silence: the idle reminder, then goodbye and hang-up, on the Durable Object alarm', async () => {
-  const call = await startTwilioCall(IDLE_NUMBER);
+  const call = await startCall(IDLE_NUMBER);
   await heard(call.playback, ['t0-s0'], 'greeting');
   const greetingHeard = performance.now();
   await heard(call.playback, ['t1-s0'], 'reminder');
@@ -511,7 +433,7 @@ test('silence: the idle reminder, then goodbye and hang-up, on the Durable Objec
   assert.ok(reminderAt - greetingHeard >= 1000, `reminder after ${reminderAt - greetingHeard} ms of silence`);
   call.stopAudio();
   const state = await eventually(async () => {
-    const st = await sessionState(call.callId);
+    const st = await sessionState(worker, call.callId);
     return st.events.some((e) => e.event === 'ended') && st;
   }, { message: 'ended' });
   assert.equal(state.events.find((e) => e.event === 'ended').detail.reason, 'idle');
@@ -533,12 +455,7 @@ test('Telnyx: TeXML with a tokened stream URL, Aura μ-law greeting in 160-byte 
   assert.match(xml, /bidirectionalMode="rtp" bidirectionalCodec="PCMU"/);
   assert.ok(markup.stream.endsWith(`?token=${markup.token}`));
   const sttBefore = dg.connections.length;
-  const client = await TelnyxMediaClient.connect(markup.stream);
-  client.bytesPerMs = 8;
-  const playback = new Playback(client);
-  client.connected();
-  client.start({});
-  const stop = streamCallerAudio(client);
+  const { client, playback, stopAudio: stop } = await openMediaStream('telnyx', markup.stream);
   const stt = await dg.waitForConnection(sttBefore, 10_000);
   assert.equal(stt.query.encoding, 'mulaw');
   await heard(playback, ['t0-s0'], 'telnyx greeting');
@@ -569,12 +486,7 @@ test('Exotel: JSON stream URL, OpenAI PCM 24 kHz resampled to 8 kHz PCM16 in 3.2
   assert.equal(res.status, 200, JSON.stringify(body));
   assert.match(body.url, new RegExp(`^ws://127\\.0\\.0\\.1:${worker.port}/media/exotel/call_[0-9a-z]+\\?token=stk_`));
   const sttBefore = dg.connections.length;
-  const client = await ExotelMediaClient.connect(body.url);
-  client.bytesPerMs = 16;
-  const playback = new Playback(client);
-  client.connected();
-  client.start({});
-  const stop = streamCallerAudio(client);
+  const { client, playback, stopAudio: stop } = await openMediaStream('exotel', body.url);
   const stt = await dg.waitForConnection(sttBefore, 10_000);
   assert.equal(stt.query.encoding, 'linear16');
   assert.equal(stt.query.sample_rate, '8000');

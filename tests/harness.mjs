@@ -7,7 +7,7 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, writeFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -201,6 +201,11 @@ export async function startWorker({ vars = {}, state: reuseState, config = path.
   return worker;
 }
 
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** `promise`, or a rejection after `ms` (a socket that never closes must fail the test, not hang it). */
+export const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
+
 /** Polls `fn` until it returns a truthy value or the timeout passes. */
 export async function eventually(fn, { timeout = 15_000, interval = 100, message = 'condition' } = {}) {
   const deadline = Date.now() + timeout;
@@ -217,6 +222,18 @@ export async function eventually(fn, { timeout = 15_000, interval = 100, message
     }
     await new Promise((r) => setTimeout(r, interval));
   }
+}
+
+/** `s` as an SQL string literal (NULL for null/undefined), for the tests' direct D1 queries. */
+export const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
+
+/** Paths of the files below `dir` (recursively) whose names end with `suffix`, e.g. '.js'. */
+export async function filesUnder(dir, suffix) {
+  const files = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith(suffix)) files.push(path.join(entry.parentPath ?? entry.path, entry.name));
+  }
+  return files;
 }
 
 /**

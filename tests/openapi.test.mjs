@@ -3,9 +3,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startWorker, ROOT } from './harness.mjs';
+import { startWorker, filesUnder, ROOT } from './harness.mjs';
 
 let worker;
 let doc;
@@ -21,17 +21,8 @@ after(async () => {
 
 /** Route templates the router names, e.g. "GET /api/v1/calls/{id}", read from the sources. */
 async function routerRoutes() {
-  const files = [];
-  const walk = async (dir) => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) await walk(full);
-      else if (entry.name.endsWith('.rs')) files.push(full);
-    }
-  };
-  await walk(path.join(ROOT, 'src'));
   const routes = new Set();
-  for (const file of files) {
+  for (const file of await filesUnder(path.join(ROOT, 'src'), '.rs')) {
     const text = await readFile(file, 'utf8');
     for (const m of text.matchAll(/"(GET|POST|PATCH|PUT|DELETE) (\/[^"\s]*)"/g)) routes.add(`${m[1]} ${m[2]}`);
   }

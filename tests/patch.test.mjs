@@ -27,31 +27,41 @@ async function patch(resource, id, body) {
   return worker.api('PATCH', `/api/v1/${resource}/${id}`, body);
 }
 
+/** Creates a `resource` (asserts the 201); resolves to its id. */
+async function create(resource, body) {
+  const res = await worker.api('POST', `/api/v1/${resource}`, body);
+  assert.equal(res.status, 201, res.text);
+  return res.body.id;
+}
+
+/** A PATCH that must succeed (asserts the 200); resolves to the updated resource. */
+async function patched(resource, id, body) {
+  const res = await patch(resource, id, body);
+  assert.equal(res.status, 200, res.text);
+  return res.body;
+}
+
 test('agents: absent keeps, null clears, value sets, required fields cannot be cleared', async () => {
-  const created = await worker.api('POST', '/api/v1/agents', {
+  const id = await create('agents', {
     name: 'Ava',
     system_prompt: 'Be brief.',
     first_message: 'Hello!',
     voice: { provider: 'elevenlabs', voice_id: 'rachel' },
     allowed_countries: ['us'],
   });
-  assert.equal(created.status, 201, created.text);
-  const id = created.body.id;
 
-  const renamed = await patch('agents', id, { name: 'Bea' });
-  assert.equal(renamed.status, 200, renamed.text);
-  assert.equal(renamed.body.name, 'Bea', 'a value sets');
-  assert.equal(renamed.body.first_message, 'Hello!', 'absent keeps');
-  assert.deepEqual(renamed.body.voice, { provider: 'elevenlabs', voice_id: 'rachel' });
-  assert.deepEqual(renamed.body.allowed_countries, ['US']);
+  const renamed = await patched('agents', id, { name: 'Bea' });
+  assert.equal(renamed.name, 'Bea', 'a value sets');
+  assert.equal(renamed.first_message, 'Hello!', 'absent keeps');
+  assert.deepEqual(renamed.voice, { provider: 'elevenlabs', voice_id: 'rachel' });
+  assert.deepEqual(renamed.allowed_countries, ['US']);
 
-  const cleared = await patch('agents', id, { first_message: null, voice: null });
-  assert.equal(cleared.status, 200, cleared.text);
-  assert.equal(cleared.body.first_message, null, 'null clears');
-  assert.equal(cleared.body.voice, null, 'null clears');
-  assert.equal(cleared.body.name, 'Bea');
-  assert.equal(cleared.body.system_prompt, 'Be brief.');
-  assert.deepEqual(cleared.body.allowed_countries, ['US'], 'absent keeps');
+  const cleared = await patched('agents', id, { first_message: null, voice: null });
+  assert.equal(cleared.first_message, null, 'null clears');
+  assert.equal(cleared.voice, null, 'null clears');
+  assert.equal(cleared.name, 'Bea');
+  assert.equal(cleared.system_prompt, 'Be brief.');
+  assert.deepEqual(cleared.allowed_countries, ['US'], 'absent keeps');
 
   for (const field of ['name', 'system_prompt']) {
     assertNotClearable(await patch('agents', id, { [field]: null }), field);
@@ -59,39 +69,34 @@ test('agents: absent keeps, null clears, value sets, required fields cannot be c
   const after = await worker.api('GET', `/api/v1/agents/${id}`);
   assert.equal(after.body.name, 'Bea');
   assert.equal(after.body.system_prompt, 'Be brief.');
-  assert.equal(after.body.updated_at, cleared.body.updated_at, 'a refused PATCH changes nothing');
+  assert.equal(after.body.updated_at, cleared.updated_at, 'a refused PATCH changes nothing');
 });
 
 test('numbers: absent keeps, null clears, value sets, the agent cannot be cleared', async () => {
   const agent = (await worker.api('POST', '/api/v1/agents', { name: 'Desk', system_prompt: 'Be brief.' })).body;
   const other = (await worker.api('POST', '/api/v1/agents', { name: 'Night', system_prompt: 'Be brief.' })).body;
-  const created = await worker.api('POST', '/api/v1/numbers', {
+  const id = await create('numbers', {
     number: '+15550004321',
     agent_id: agent.id,
     owner_phone: '+15550000001',
   });
-  assert.equal(created.status, 201, created.text);
-  const id = created.body.id;
 
-  const ring = await patch('numbers', id, { ring_owner_first: true });
-  assert.equal(ring.status, 200, ring.text);
-  assert.equal(ring.body.ring_owner_first, true, 'a value sets');
-  assert.equal(ring.body.owner_phone, '+15550000001', 'absent keeps');
-  assert.equal(ring.body.agent_id, agent.id, 'absent keeps');
+  const ring = await patched('numbers', id, { ring_owner_first: true });
+  assert.equal(ring.ring_owner_first, true, 'a value sets');
+  assert.equal(ring.owner_phone, '+15550000001', 'absent keeps');
+  assert.equal(ring.agent_id, agent.id, 'absent keeps');
 
-  const moved = await patch('numbers', id, { agent_id: other.id });
-  assert.equal(moved.status, 200, moved.text);
-  assert.equal(moved.body.agent_id, other.id);
-  assert.equal(moved.body.ring_owner_first, true);
+  const moved = await patched('numbers', id, { agent_id: other.id });
+  assert.equal(moved.agent_id, other.id);
+  assert.equal(moved.ring_owner_first, true);
 
   // Clearing is validated like any change: the owner cannot go while calls ring them first.
   const orphan = await patch('numbers', id, { owner_phone: null });
   assert.equal(orphan.status, 422, orphan.text);
-  const cleared = await patch('numbers', id, { owner_phone: null, ring_owner_first: null });
-  assert.equal(cleared.status, 200, cleared.text);
-  assert.equal(cleared.body.owner_phone, null, 'null clears');
-  assert.equal(cleared.body.ring_owner_first, false, 'null clears to the default');
-  assert.equal(cleared.body.agent_id, other.id);
+  const cleared = await patched('numbers', id, { owner_phone: null, ring_owner_first: null });
+  assert.equal(cleared.owner_phone, null, 'null clears');
+  assert.equal(cleared.ring_owner_first, false, 'null clears to the default');
+  assert.equal(cleared.agent_id, other.id);
 
   assertNotClearable(await patch('numbers', id, { agent_id: null }), 'agent_id');
   const after = await worker.api('GET', `/api/v1/numbers/${id}`);
@@ -99,32 +104,27 @@ test('numbers: absent keeps, null clears, value sets, the agent cannot be cleare
 });
 
 test('endpoints: absent keeps, null clears, value sets, url and status cannot be cleared', async () => {
-  const created = await worker.api('POST', '/api/v1/endpoints', {
+  const id = await create('endpoints', {
     url: 'https://hooks.example.com/patch',
     description: 'CRM',
     event_types: ['call.completed'],
   });
-  assert.equal(created.status, 201, created.text);
-  const id = created.body.id;
 
-  const paused = await patch('endpoints', id, { status: 'paused' });
-  assert.equal(paused.status, 200, paused.text);
-  assert.equal(paused.body.status, 'paused', 'a value sets');
-  assert.equal(paused.body.description, 'CRM', 'absent keeps');
-  assert.deepEqual(paused.body.event_types, ['call.completed'], 'absent keeps');
-  assert.equal(paused.body.url, 'https://hooks.example.com/patch');
+  const paused = await patched('endpoints', id, { status: 'paused' });
+  assert.equal(paused.status, 'paused', 'a value sets');
+  assert.equal(paused.description, 'CRM', 'absent keeps');
+  assert.deepEqual(paused.event_types, ['call.completed'], 'absent keeps');
+  assert.equal(paused.url, 'https://hooks.example.com/patch');
 
-  const cleared = await patch('endpoints', id, { description: null });
-  assert.equal(cleared.status, 200, cleared.text);
-  assert.equal(cleared.body.description, null, 'null clears');
-  assert.deepEqual(cleared.body.event_types, ['call.completed'], 'absent keeps');
-  const every = await patch('endpoints', id, { event_types: null });
-  assert.equal(every.status, 200, every.text);
-  assert.equal(every.body.event_types, null, 'null clears the filter (every type)');
+  const cleared = await patched('endpoints', id, { description: null });
+  assert.equal(cleared.description, null, 'null clears');
+  assert.deepEqual(cleared.event_types, ['call.completed'], 'absent keeps');
+  const every = await patched('endpoints', id, { event_types: null });
+  assert.equal(every.event_types, null, 'null clears the filter (every type)');
 
-  const moved = await patch('endpoints', id, { url: 'https://hooks.example.com/moved' });
-  assert.equal(moved.body.url, 'https://hooks.example.com/moved');
-  assert.equal(moved.body.status, 'paused');
+  const moved = await patched('endpoints', id, { url: 'https://hooks.example.com/moved' });
+  assert.equal(moved.url, 'https://hooks.example.com/moved');
+  assert.equal(moved.status, 'paused');
 
   for (const field of ['url', 'status']) {
     assertNotClearable(await patch('endpoints', id, { [field]: null }), field);

@@ -6,13 +6,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, eventually, TEST_VARS } from './harness.mjs';
-import { startFakeDeepgram } from './fakes/deepgram.mjs';
-import { startFakeOpenAI } from './fakes/openai.mjs';
-import { startFakeElevenLabs } from './fakes/elevenlabs.mjs';
-import { startFakeTwilio, sendStatusCallback, twilioCallParams } from './fakes/twilio.mjs';
-import { TwilioMediaClient } from './fakes/ws.mjs';
-import { Playback, streamCallerAudio } from './fakes/playback.mjs';
+import { eventually, sleep, sqlText, TEST_VARS } from './harness.mjs';
+import { startLiveWorker, createAgent, createNumber, startTwilioCall, hangUp, QUIET_SESSION } from './live-setup.mjs';
+import { startFakeTwilio } from './fakes/twilio.mjs';
 
 const ACCOUNT_SID = 'AC' + '1'.repeat(32);
 const TWILIO_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
@@ -20,84 +16,46 @@ const OUTBOUND_CAP = 3;
 const OFF_NUMBER = '+15550003001';
 const ON_NUMBER = '+15550003002';
 const CAP_NUMBER = '+15550003003';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 const inSeconds = (s) => new Date(Date.now() + s * 1000).toISOString();
 const inHours = (h) => inSeconds(h * 3600);
-const sqlText = (s) => `'${String(s).replaceAll("'", "''")}'`;
 
-let worker;
-let dg;
-let openai;
-let eleven;
+/** The live set-up (worker and instant provider fakes, started in `before`) and its parts. */
+let setup, worker, dg, openai;
 let twilio;
 const agents = {};
 
 before(async () => {
-  dg = await startFakeDeepgram({ apiKey: 'dg-key', speakChunkDelayMs: 0, idleTimeoutMs: 10_000 });
-  openai = await startFakeOpenAI({ apiKey: 'sk-test', speechChunkDelayMs: 0 });
-  eleven = await startFakeElevenLabs({ apiKey: 'xi-key', chunkDelayMs: 0 });
   twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: TWILIO_TOKEN });
-  worker = await startWorker({
+  setup = await startLiveWorker({
     vars: {
-      DEEPGRAM_API_KEY: 'dg-key',
-      DEEPGRAM_URL: dg.url,
-      OPENAI_API_KEY: 'sk-test',
-      OPENAI_BASE_URL: openai.url,
-      OPENAI_MODEL: 'gpt-test',
-      ELEVENLABS_API_KEY: 'xi-key',
-      ELEVENLABS_URL: eleven.url,
       TWILIO_API_URL: twilio.url,
       TWILIO_ACCOUNT_SID: ACCOUNT_SID,
       DEFAULT_FROM_NUMBER: '+15017122661',
       OUTBOUND_CALLS_PER_HOUR: String(OUTBOUND_CAP),
     },
   });
-  const session = { idle_reminder_ms: null, idle_hangup_ms: null, false_interruption_ms: null };
-  const base = { system_prompt: 'You are the receptionist. Be brief.', first_message: 'Hi.', voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session };
+  ({ worker, dg, openai } = setup);
+  const base = { system_prompt: 'You are the receptionist. Be brief.', first_message: 'Hi.', voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION };
   for (const [name, extra, number] of [
     ['off', {}, OFF_NUMBER],
     ['on', { callbacks: { enabled: true, max_per_number_per_day: 2 } }, ON_NUMBER],
     ['cap', { callbacks: { enabled: true, max_per_number_per_day: 2 } }, CAP_NUMBER],
   ]) {
-    const res = await worker.api('POST', '/api/v1/agents', { name, ...base, ...extra });
-    assert.equal(res.status, 201, res.text);
-    agents[name] = res.body;
-    const num = await worker.api('POST', '/api/v1/numbers', { number, agent_id: res.body.id });
-    assert.equal(num.status, 201, num.text);
+    agents[name] = await createAgent(worker, { name, ...base, ...extra });
+    await createNumber(worker, number, agents[name].id);
   }
 });
 
 after(async () => {
-  await worker?.stop();
-  await Promise.all([dg?.close(), openai?.close(), eleven?.close(), twilio?.close()]);
+  await setup?.stop();
+  await twilio?.close();
 });
 
 /** A Twilio call from `from` to `to`, end to end up to the greeting having played. */
-async function startCall(to, from) {
-  const res = await sendStatusCallback(`${worker.url}/voice/twilio/incoming`, TWILIO_TOKEN, twilioCallParams({ to, from }));
-  assert.equal(res.status, 200, res.text);
-  const stream = /<Stream url="([^"]+)"/.exec(res.text)?.[1]?.replaceAll('&amp;', '&');
-  const token = /<Parameter name="token" value="([^"]+)"\/>/.exec(res.text)?.[1];
-  const callId = stream && /\/media\/\w+\/([^?"]+)/.exec(stream)?.[1];
-  assert.ok(stream && token && callId, res.text);
-  const sttBefore = dg.connections.length;
-  const client = await TwilioMediaClient.connect(stream);
-  Object.assign(client, { frameMs: 20, bytesPerMs: 8, silence: () => Buffer.alloc(160, 0xff) });
-  const playback = new Playback(client);
-  client.connected();
-  client.start({ token, call_id: callId });
-  const stopAudio = streamCallerAudio(client);
-  const stt = await dg.waitForConnection(sttBefore, 10_000);
-  await eventually(() => playback.echoed('t0-s0'), { timeout: 15_000, interval: 20, message: 'greeting played' });
-  return { callId, client, playback, stt, stopAudio };
-}
+const startCall = (to, from) => startTwilioCall(setup, { to, from, greeting: 't0-s0' });
 
-async function endCall(call) {
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'hang-up').catch(() => {});
-}
+/** Hangs up; a call the worker already ended is fine. */
+const endCall = (call) => hangUp(call).catch(() => {});
 
 const lastMessage = (req) => req.parsed?.messages?.at(-1);
 

@@ -15,74 +15,41 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { startWorker, eventually, TEST_VARS } from './harness.mjs';
-import { startFakeDeepgram } from './fakes/deepgram.mjs';
-import { startFakeOpenAI } from './fakes/openai.mjs';
-import { startFakeElevenLabs } from './fakes/elevenlabs.mjs';
+import { eventually, sleep, within, sqlText, TEST_VARS } from './harness.mjs';
+import { startLiveWorker, createAgent, createNumber, openMediaStream, startTwilioCall, subscribeTarget, callRow, sessionState, completedWithSummary, hangUp, QUIET_SESSION } from './live-setup.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 import { TwilioMediaClient, connectWs } from './fakes/ws.mjs';
-import { TelnyxMediaClient } from './fakes/media-clients.mjs';
-import { sendStatusCallback, twilioCallParams, twilioSignature } from './fakes/twilio.mjs';
-import { Playback, streamCallerAudio } from './fakes/playback.mjs';
+import { twilioSignature } from './fakes/twilio.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no result in ${ms} ms`); })]);
 
 const NUMBER = '+15550002001';
 const GREETING = 'Hello! You reached Acme.';
 /** The grace period the session gives a lost carrier socket before finalizing (README). */
 const GRACE_MS = 10_000;
 
-let worker;
-let dg;
-let openai;
-let eleven;
+/** The live set-up (worker and instant provider fakes, started in `before`) and its parts. */
+let setup, worker, dg, openai;
 let target;
 let agentId;
 
 before(async () => {
-  dg = await startFakeDeepgram({ apiKey: 'dg-key', speakChunkDelayMs: 0, idleTimeoutMs: 10_000 });
-  openai = await startFakeOpenAI({ apiKey: 'sk-test', speechChunkDelayMs: 0 });
-  eleven = await startFakeElevenLabs({ apiKey: 'xi-key', chunkDelayMs: 0 });
   target = await startFakeTarget();
-  worker = await startWorker({
-    vars: {
-      DEEPGRAM_API_KEY: 'dg-key', DEEPGRAM_URL: dg.url,
-      OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, OPENAI_MODEL: 'gpt-test',
-      ELEVENLABS_API_KEY: 'xi-key', ELEVENLABS_URL: eleven.url,
-    },
-  });
-  const session = { idle_reminder_ms: null, idle_hangup_ms: null, false_interruption_ms: null };
-  const agent = await worker.api('POST', '/api/v1/agents', {
+  setup = await startLiveWorker();
+  ({ worker, dg, openai } = setup);
+  const agent = await createAgent(worker, {
     name: 'security-media', system_prompt: 'Be brief.', first_message: GREETING,
-    voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session,
+    voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION,
   });
-  assert.equal(agent.status, 201, agent.text);
-  agentId = agent.body.id;
-  const number = await worker.api('POST', '/api/v1/numbers', { number: NUMBER, agent_id: agent.body.id });
-  assert.equal(number.status, 201, number.text);
-  const endpoint = await worker.api('POST', '/api/v1/endpoints', { url: target.url, event_types: ['call.*'] });
-  assert.equal(endpoint.status, 201, endpoint.text);
-  target.setSecret(endpoint.body.secret);
+  agentId = agent.id;
+  await createNumber(worker, NUMBER, agentId);
+  await subscribeTarget(worker, target, ['call.*']);
 });
 
 after(async () => {
-  await worker?.stop();
-  await Promise.all([dg?.close(), openai?.close(), eleven?.close(), target?.close?.()]);
+  await setup?.stop();
+  await target?.close?.();
 });
 
-const sqlText = (s) => (s == null ? 'NULL' : `'${String(s).replaceAll("'", "''")}'`);
-
-async function callRow(id) {
-  const [row] = await worker.d1(`SELECT * FROM calls WHERE id = ${sqlText(id)}`);
-  return row;
-}
-
-async function sessionState(id) {
-  const res = await worker.api('GET', `/api/v1/calls/${id}/session`);
-  assert.equal(res.status, 200, res.text);
-  return res.body;
-}
 
 /** A WebSocket upgrade that reads a refusal: {status, body (parsed JSON or null)} (101 = accepted). */
 function rawUpgrade(url, headers = {}) {
@@ -125,24 +92,10 @@ function assertApiError(res, status, code) {
 }
 
 /** A Twilio call to NUMBER: signed webhook → TwiML → signed media stream → STT → greeting heard. */
-async function startTwilioCall() {
-  const res = await sendStatusCallback(`${worker.url}/voice/twilio/incoming`, TEST_VARS.TWILIO_AUTH_TOKEN, twilioCallParams({ to: NUMBER }));
-  assert.equal(res.status, 200, res.text);
-  const stream = /<Stream url="([^"]+)"/.exec(res.text)?.[1];
-  const token = /<Parameter name="token" value="([^"]+)"\/>/.exec(res.text)?.[1];
-  const callId = /\/media\/twilio\/([^?"]+)/.exec(stream ?? '')?.[1];
-  assert.ok(stream && token && callId, res.text);
-  const sttBefore = dg.connections.length;
-  const client = await TwilioMediaClient.connect(stream);
-  Object.assign(client, { frameMs: 20, bytesPerMs: 8, silence: () => Buffer.alloc(160, 0xff) });
-  const playback = new Playback(client);
-  client.connected();
-  client.start({ token, call_id: callId });
-  const stopAudio = streamCallerAudio(client);
-  const stt = await dg.waitForConnection(sttBefore, 10_000);
-  await eventually(() => playback.echoed('t0-s1'), { timeout: 15_000, interval: 20, message: 'greeting heard' });
-  await eventually(async () => (await sessionState(callId)).turns.some((t) => t.id === 0), { message: 'greeting stored' });
-  return { stream, token, callId, client, playback, stt, stopAudio };
+async function startCall() {
+  const call = await startTwilioCall(setup, { to: NUMBER, greeting: 't0-s1' });
+  await eventually(async () => (await sessionState(worker, call.callId)).turns.some((t) => t.id === 0), { message: 'greeting stored' });
+  return call;
 }
 
 /** The caller says `words`; resolves once the agent's reply to it has been heard on `playback`. */
@@ -153,7 +106,7 @@ async function turn(call, n, words, reply) {
 }
 
 test('Twilio: an unsigned or badly signed upgrade is refused before the upgrade; the live call is untouched', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   const other = `${call.stream.replace(call.callId, 'call_other')}`;
   const attempts = [
     ['no signature', {}],
@@ -170,11 +123,9 @@ test('Twilio: an unsigned or badly signed upgrade is refused before the upgrade;
   await assert.rejects(TwilioMediaClient.connect(call.stream, { signature: null }), /HTTP 401/);
   // The verified stream never noticed.
   await turn(call, 1, 'Are you open today?', 'Yes, until nine.');
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   assert.equal(state.open_sockets, 1);
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'stop');
+  await hangUp(call);
 });
 
 test('Telnyx / Exotel: an upgrade without the stream token in its URL is refused', async () => {
@@ -195,7 +146,7 @@ test('Telnyx / Exotel: an upgrade without the stream token in its URL is refused
 });
 
 test('takeover: a second socket with no / a wrong token is closed 1008 and never displaces the verified one', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   // The attacker replays a valid upgrade signature (it covers only the URL) and plays Twilio.
   const attacks = [
     ['no token', { call_id: call.callId }],
@@ -222,26 +173,21 @@ test('takeover: a second socket with no / a wrong token is closed 1008 and never
   await turn(call, 1, 'Can I book a table?', 'Sure, for how many people?');
   assert.ok(call.playback.log.slice(before).some((e) => e.kind === 'media' && e.frame.streamSid === call.client.streamSid));
   assert.equal(call.client.socket.readyState, 1, 'the verified socket is still open');
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   assert.ok(state.events.filter((e) => e.event === 'token_refused').length >= attacks.length);
   assert.equal(state.open_sockets, 1);
 
   // The hang-up finalizes the call as usual.
   openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller wanted to book a table.' });
-  call.stopAudio();
-  call.client.stop();
-  await within(call.client.closed, 10_000, 'stop');
-  const row = await eventually(async () => {
-    const r = await callRow(call.callId);
-    return r.status === 'completed' && r.summary && r;
-  }, { timeout: 20_000, message: 'summary stored' });
+  await hangUp(call);
+  const row = await completedWithSummary(worker, call.callId);
   assert.equal(row.summary, 'The caller wanted to book a table.');
   const [transcript] = await worker.d1(`SELECT text FROM transcripts WHERE call_id = ${sqlText(call.callId)}`);
   assert.equal(transcript.text, `Agent: ${GREETING}\nCaller: Can I book a table?\nAgent: Sure, for how many people?`);
 });
 
 test('a carrier socket that drops without stop and never returns: finalized after the grace period', async () => {
-  const call = await startTwilioCall();
+  const call = await startCall();
   await turn(call, 1, 'What time do you close?', 'We close at nine.');
   openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller asked when we close.' });
   call.stopAudio();
@@ -249,9 +195,9 @@ test('a carrier socket that drops without stop and never returns: finalized afte
   call.client.socket.terminate(); // no stop, no close frame
   // Within the grace period the call waits for the carrier to come back.
   await sleep(2_000);
-  assert.equal((await callRow(call.callId)).status, 'in_progress', 'not finalized before the grace period');
+  assert.equal((await callRow(worker, call.callId)).status, 'in_progress', 'not finalized before the grace period');
   const row = await eventually(async () => {
-    const r = await callRow(call.callId);
+    const r = await callRow(worker, call.callId);
     return r.status !== 'in_progress' && r;
   }, { timeout: GRACE_MS + 15_000, interval: 250, message: 'call finalized' });
   assert.ok(Date.now() - droppedAt >= GRACE_MS - 500, 'finalized only after the grace period');
@@ -261,7 +207,7 @@ test('a carrier socket that drops without stop and never returns: finalized afte
   await target.waitFor((d) => d.some((x) => x.json?.type === 'call.transcript.ready' && x.json.data.call_id === call.callId), 20_000);
   await target.waitFor((d) => d.some((x) => x.json?.type === 'call.summary.ready' && x.json.data.call_id === call.callId), 20_000);
   await eventually(() => call.stt.closed, { message: 'STT socket closed' });
-  const state = await sessionState(call.callId);
+  const state = await sessionState(worker, call.callId);
   assert.ok(state.events.some((e) => e.event === 'ended' && e.detail.reason === 'stream_lost'));
 });
 
@@ -272,31 +218,21 @@ test('a verified reconnect within the grace period carries the call on (Telnyx)'
     VALUES (${sqlText(id)}, 'ten_default', ${sqlText(agentId)}, 'inbound', 'telnyx', 'ringing', '+15550002002', ${sqlText(token)}, 0, 0)`);
   const url = `ws://127.0.0.1:${worker.port}/media/telnyx/${id}?token=${token}`;
   const sttBefore = dg.connections.length;
-  const first = await TelnyxMediaClient.connect(url);
-  first.bytesPerMs = 8;
-  const firstPlayback = new Playback(first);
-  first.connected();
-  first.start({});
-  const stopFirst = streamCallerAudio(first);
+  const first = await openMediaStream('telnyx', url);
   const stt = await dg.waitForConnection(sttBefore, 10_000);
-  await eventually(() => firstPlayback.echoed('t0-s0'), { timeout: 15_000, interval: 20, message: 'greeting heard' });
-  stopFirst();
-  first.socket.terminate();
+  await eventually(() => first.playback.echoed('t0-s0'), { timeout: 15_000, interval: 20, message: 'greeting heard' });
+  first.stopAudio();
+  first.client.socket.terminate();
   await sleep(1_000);
-  const second = await TelnyxMediaClient.connect(url);
-  second.bytesPerMs = 8;
-  const playback = new Playback(second);
-  second.connected();
-  second.start({});
-  const stopSecond = streamCallerAudio(second);
+  const { client: second, playback, stopAudio: stopSecond } = await openMediaStream('telnyx', url);
   openai.reply({ text: 'Welcome back.' });
   dg.say(stt, { transcript: 'Sorry, I lost you.', is_final: true, speech_final: true });
   await eventually(() => playback.echoed('t1-s0'), { timeout: 15_000, interval: 20, message: 'reply on the new socket' });
   assert.ok(playback.log.some((e) => e.kind === 'media'), 'the agent speaks on the new socket');
   await sleep(GRACE_MS);
-  assert.equal((await callRow(id)).status, 'in_progress', 'a reconnected call is not finalized');
+  assert.equal((await callRow(worker, id)).status, 'in_progress', 'a reconnected call is not finalized');
   stopSecond();
   second.stop();
   await within(second.closed, 10_000, 'stop');
-  await eventually(async () => (await callRow(id)).status === 'completed', { timeout: 20_000, message: 'completed' });
+  await eventually(async () => (await callRow(worker, id)).status === 'completed', { timeout: 20_000, message: 'completed' });
 });

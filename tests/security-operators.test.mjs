@@ -7,16 +7,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { startWorker, eventually, ROOT } from './harness.mjs';
+import { startWorker, eventually, sleep, filesUnder, ROOT } from './harness.mjs';
 import { WebSocket } from 'ws';
 
 /** A bootstrap key that passes the strength rules (40 random characters). */
 const STRONG_ADMIN_KEY = `adm_${randomBytes(30).toString('base64url')}`;
 const PUBLIC_HOST = 'agent.example.com';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const inHours = (h) => new Date(Date.now() + h * 3600_000).toISOString();
 /** A fresh documentation-range address per scenario, so throttling in one never leaks into another. */
 let nextAddress = 10;
@@ -307,16 +306,7 @@ test('#10 the dashboard is served with a strict CSP and has no inline script, ha
   assert.ok(!/<script(?![^>]*\bsrc=)[^>]*>/i.test(html), 'no inline <script>');
   assert.ok(!/\son[a-z]+\s*=/i.test(html), 'no inline event handler attributes');
   assert.ok(!/\sstyle\s*=|<style/i.test(html), 'no inline styles');
-  const files = [];
-  const walk = async (dir) => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const full = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(full);
-      else if (e.name.endsWith('.js')) files.push(full);
-    }
-  };
-  await walk(path.join(ROOT, 'public'));
-  for (const file of files) {
+  for (const file of await filesUnder(path.join(ROOT, 'public'), '.js')) {
     const js = await readFile(file, 'utf8');
     assert.ok(!/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/.test(js), `${file}: no HTML or code from strings`);
     assert.ok(!/['"]style['"]\s*:|setAttribute\(\s*['"]style/.test(js), `${file}: no inline style attributes`);
