@@ -3,6 +3,7 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
+use phone_agent_core::carrier::CarrierRequest;
 use phone_agent_core::limits::{Prefix, REPLY_BODY_LIMIT};
 use std::time::Duration;
 use worker::{
@@ -57,6 +58,24 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<Reply, Failure> {
     send_capped(method, url, headers, body, timeout, REPLY_BODY_LIMIT).await
+}
+
+/// Sends a carrier's call-control request (dial, transfer, hang-up) as its adapter in the
+/// core built it: the one way the worker drives a carrier's REST API.
+pub async fn carrier(request: &CarrierRequest, timeout: Duration) -> Result<Reply, Failure> {
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    send(
+        Method::Post,
+        &request.url,
+        &headers,
+        Some(request.body.as_bytes()),
+        timeout,
+    )
+    .await
 }
 
 /// [`send`], keeping at most `max_body` bytes of the response body: once they are in, the

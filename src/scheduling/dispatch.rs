@@ -20,21 +20,18 @@ use crate::platform::outbound;
 use crate::scheduling::bland::submit_bland;
 use crate::store::calls::{load, CallRow};
 use crate::store::db;
-use base64::Engine;
+use phone_agent_core::carrier::{Carrier, ControlError};
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
 use phone_agent_core::dialing::{outbound_deferral, HOUR_MS};
-use phone_agent_core::scheduling::dispatch::{
-    parse_telnyx_create, parse_twilio_create, telnyx_create_body, twilio_calls_path,
-    twilio_create_form, Dial, DialError,
-};
+use phone_agent_core::scheduling::dispatch::Dial;
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::webhooks::callback::{CallbackKey, CALLBACK_VALIDITY_SECS};
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
 use worker::d1::D1Database;
-use worker::{Env, Method};
+use worker::Env;
 
 /// A claim older than this without any carrier news means the dial was interrupted.
 const STUCK_DISPATCH_MS: i64 = 5 * 60_000;
@@ -360,65 +357,18 @@ async fn place(config: &Config, call: &CallRow, stream_token: &str) -> Result<St
         callback_key: &callback_key,
         callback_expires: now_ms().div_euclid(1000) + CALLBACK_VALIDITY_SECS,
     };
-    let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
-    let agent = concat!("phone-agent/", env!("CARGO_PKG_VERSION"));
-    match call.provider.as_str() {
-        "twilio" => {
-            let sid = config
-                .providers
-                .twilio_account_sid
-                .as_deref()
-                .ok_or("TWILIO_ACCOUNT_SID is not set")?;
-            let token = config
-                .secrets
-                .twilio
-                .first()
-                .ok_or("TWILIO_AUTH_TOKEN is not set")?;
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{sid}:{token}"));
-            let url = format!(
-                "{}{}",
-                config.providers.twilio_api_url,
-                twilio_calls_path(sid)
-            );
-            let form = twilio_create_form(&dial);
-            let reply = outbound::send(
-                Method::Post,
-                &url,
-                &[
-                    ("content-type", "application/x-www-form-urlencoded"),
-                    ("authorization", &format!("Basic {basic}")),
-                    ("user-agent", agent),
-                ],
-                Some(form.as_bytes()),
-                timeout,
+    let carrier = Carrier::parse(&call.provider)
+        .ok_or_else(|| ControlError::NotDialled(call.provider.clone()).to_string())?;
+    let request = carrier.dial(config, &dial).map_err(|e| e.to_string())?;
+    let reply = outbound::carrier(&request, Duration::from_millis(REQUEST_TIMEOUT_MS))
+        .await
+        .map_err(|f| {
+            format!(
+                "{}: {f}; the call may or may not have been placed",
+                carrier.as_str()
             )
-            .await
-            .map_err(|f| format!("twilio: {f}; the call may or may not have been placed"))?;
-            parse_twilio_create(reply.status, &reply.body).map_err(|e: DialError| e.to_string())
-        }
-        "telnyx" => {
-            let key = config
-                .providers
-                .telnyx_api_key
-                .as_deref()
-                .ok_or("TELNYX_API_KEY is not set")?;
-            let body = telnyx_create_body(&dial, config.providers.telnyx_connection_id.as_deref());
-            let url = format!("{}/v2/calls", config.providers.telnyx_api_url);
-            let reply = outbound::send(
-                Method::Post,
-                &url,
-                &[
-                    ("content-type", "application/json"),
-                    ("authorization", &format!("Bearer {key}")),
-                    ("user-agent", agent),
-                ],
-                Some(body.to_string().as_bytes()),
-                timeout,
-            )
-            .await
-            .map_err(|f| format!("telnyx: {f}; the call may or may not have been placed"))?;
-            parse_telnyx_create(reply.status, &reply.body).map_err(|e| e.to_string())
-        }
-        other => Err(format!("provider {other} is not dialled by the scheduler")),
-    }
+        })?;
+    carrier
+        .dial_reply(reply.status, &reply.body)
+        .map_err(|e| e.to_string())
 }

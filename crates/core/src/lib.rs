@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod carrier;
 pub mod config;
 pub mod delivery;
 pub mod dialing;

@@ -1,6 +1,6 @@
 //! Call setup and call control towards the carriers: the markup answering an incoming-call
-//! webhook (TwiML, TeXML, Exotel's JSON), the "ring the owner first" dial, and the REST bodies
-//! that transfer or end a live call. Every value placed in XML is escaped here.
+//! webhook (TwiML, TeXML, Exotel's JSON) and the "ring the owner first" dial (the REST requests
+//! that dial, transfer or end a call are in `carrier`). Every value placed in XML is escaped here.
 
 use serde_json::{json, Value};
 
@@ -137,44 +137,6 @@ pub fn dial_outcome(dial_call_status: &str) -> DialOutcome {
     }
 }
 
-/// Form body of Twilio's call update (`POST …/Calls/{CallSid}.json`) that transfers the call:
-/// new TwiML dialing `to` (this tears the media stream down, which is the point).
-pub fn twilio_transfer_form(to: &str) -> String {
-    let twiml = format!(
-        "<Response><Dial>{}</Dial></Response>",
-        xml_escape(to.trim())
-    );
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("Twiml", &twiml)
-        .finish()
-}
-
-/// Form body of Twilio's call update that ends the call.
-pub fn twilio_hangup_form() -> String {
-    "Status=completed".to_owned()
-}
-
-/// Path of one live Twilio call (`/2010-04-01/Accounts/{sid}/Calls/{CallSid}.json`).
-pub fn twilio_call_path(account_sid: &str, call_sid: &str) -> String {
-    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
-    format!(
-        "/2010-04-01/Accounts/{}/Calls/{}.json",
-        enc(account_sid),
-        enc(call_sid)
-    )
-}
-
-/// Path of a Telnyx call-control action (`/v2/calls/{call_control_id}/actions/{action}`).
-pub fn telnyx_action_path(call_control_id: &str, action: &str) -> String {
-    let id: String = url::form_urlencoded::byte_serialize(call_control_id.as_bytes()).collect();
-    format!("/v2/calls/{id}/actions/{action}")
-}
-
-/// JSON body of Telnyx's `transfer` action.
-pub fn telnyx_transfer_body(to: &str) -> Value {
-    json!({ "to": to.trim() })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,30 +199,5 @@ mod tests {
             r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Bye &amp; thanks</Say><Hangup/></Response>"#
         );
         assert!(!twiml_hangup(None).contains("<Say>"));
-    }
-
-    #[test]
-    fn transfer_and_hangup_requests() {
-        let form = twilio_transfer_form(" +15550100 ");
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes())
-            .into_owned()
-            .collect();
-        assert_eq!(
-            pairs,
-            [(
-                "Twiml".to_owned(),
-                "<Response><Dial>+15550100</Dial></Response>".to_owned()
-            )]
-        );
-        assert_eq!(twilio_hangup_form(), "Status=completed");
-        assert_eq!(
-            twilio_call_path("AC1", "CA/2"),
-            "/2010-04-01/Accounts/AC1/Calls/CA%2F2.json"
-        );
-        assert_eq!(
-            telnyx_action_path("v3:abc", "transfer"),
-            "/v2/calls/v3%3Aabc/actions/transfer"
-        );
-        assert_eq!(telnyx_transfer_body("+1555")["to"], "+1555");
     }
 }

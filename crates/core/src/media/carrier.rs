@@ -100,12 +100,11 @@ pub trait Carrier {
 
 /// The adapter for a carrier named as in `/media/{carrier}/…` (`twilio`, `telnyx`, `exotel`).
 pub fn carrier_for(name: &str) -> Option<Box<dyn Carrier>> {
-    match name {
-        "twilio" => Some(Box::new(TwilioAdapter::default())),
-        "telnyx" => Some(Box::new(TelnyxAdapter::default())),
-        "exotel" => Some(Box::new(ExotelAdapter::default())),
-        _ => None,
-    }
+    Some(match crate::carrier::Carrier::parse(name)? {
+        crate::carrier::Carrier::Twilio => Box::new(TwilioAdapter::default()),
+        crate::carrier::Carrier::Telnyx => Box::new(TelnyxAdapter::default()),
+        crate::carrier::Carrier::Exotel => Box::new(ExotelAdapter::default()),
+    })
 }
 
 /// Stream bookkeeping shared by the adapters: who we are talking to, in which format, and the
