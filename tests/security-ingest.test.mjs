@@ -101,14 +101,27 @@ function postStreaming(pathname, { total, contentLength, headers = {}, timeoutMs
  * [`postStreaming`] through wrangler dev's local ProxyWorker, which sits in front of the worker
  * in tests only: when the worker refuses a body mid-upload, the proxy's own upload may fail
  * first and it answers 503 "Your worker restarted mid-request" instead of relaying the 413.
- * That answer (and only that one) is retried; production has no such proxy.
+ * Then the worker's own request log decides (it records the 413 the worker sent); without a
+ * logged 413 that answer (and only that one) is retried. Production has no such proxy.
  */
 async function postRefused(pathname, options) {
   for (let i = 0; ; i += 1) {
+    const refusedBefore = refusedInLog(pathname);
     const res = await postStreaming(pathname, options);
-    if (!(res.status === 503 && /restarted mid-request/.test(res.text)) || i === 4) return res;
+    if (!(res.status === 503 && /restarted mid-request/.test(res.text))) return res;
+    // The proxy lost the answer, but the worker's own request log says what it answered.
+    if (await eventually(() => refusedInLog(pathname) > refusedBefore, { timeout: 2_000 }).catch(() => false)) {
+      console.log(`# ${pathname}: the dev proxy answered 503; the worker's log shows its 413`);
+      return { ...res, status: 413, json: null };
+    }
+    if (i === 4) return res;
     console.log(`# ${pathname}: wrangler dev proxy artifact (503 "restarted mid-request"), retrying`);
   }
+}
+
+/** How many 413s the worker has logged for `pathname` (its one JSON line per request). */
+function refusedInLog(pathname) {
+  return worker.logs().filter((l) => l.msg === 'request' && l.path === pathname && l.status === 413).length;
 }
 
 /** POSTs `body` whole (with its Content-Length); retries only the dev-proxy artifact. */
