@@ -116,6 +116,7 @@ async function postRefused(pathname, options) {
     }
     if (i === 4) return res;
     console.log(`# ${pathname}: wrangler dev proxy artifact (503 "restarted mid-request"), retrying`);
+    await new Promise((r) => setTimeout(r, 200 * (i + 1)));
   }
 }
 
@@ -132,6 +133,7 @@ async function sendWhole(pathname, body, headers) {
     let json = null;
     try { json = JSON.parse(text); } catch { json = null; }
     if (!(res.status === 503 && /restarted mid-request/.test(text)) || i === 4) return { status: res.status, text, json };
+    await new Promise((r) => setTimeout(r, 200 * (i + 1)));
   }
 }
 
