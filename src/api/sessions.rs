@@ -79,19 +79,7 @@ pub async fn transcript_of(app: &App, who: &Principal, call_id: &str) -> ApiResu
 /// lines, state changes and per-turn metrics as JSON (see `public/js/pages/live.js`).
 pub async fn live_view(req: Request, app: &App, who: &Principal, call_id: &str) -> ApiResult {
     who.require(Access::Read)?;
-    let upgrade = req
-        .headers()
-        .get("upgrade")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(ApiError::new(
-            426,
-            "upgrade_required",
-            "the live view is a WebSocket: send Upgrade: websocket",
-        ));
-    }
+    crate::platform::http::require_websocket(&req, "the live view")?;
     own_call(app, who, call_id).await?;
     Ok(session_stub(app, call_id)?.fetch_with_request(req).await?)
 }

@@ -3,7 +3,7 @@
 //! no call is checked here first: Twilio's upgrade signature, the URL token's presence.
 
 use crate::platform::app::App;
-use crate::platform::http::{known_carrier, rejection_error};
+use crate::platform::http::{known_carrier, rejection_error, require_websocket};
 use crate::platform::http::{log_line, ApiError, ApiResult};
 use phone_agent_core::media::access::{require_url_token, verify_twilio_upgrade};
 use phone_agent_core::webhooks::Provider;
@@ -14,19 +14,7 @@ use worker::Request;
 pub async fn connect(req: Request, app: &App, carrier: &str, call_id: &str) -> ApiResult {
     known_carrier(carrier)?;
     valid_call_id(call_id)?;
-    let upgrade = req
-        .headers()
-        .get("upgrade")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(ApiError::new(
-            426,
-            "upgrade_required",
-            "this route only accepts a WebSocket upgrade",
-        ));
-    }
+    require_websocket(&req, "this route")?;
     let url = req.url()?;
     let url_token = url
         .query_pairs()

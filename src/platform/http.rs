@@ -278,3 +278,22 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiEr
     }
     Ok(body.into_bytes())
 }
+
+/// 426 unless the request asks for a WebSocket upgrade; `what` names the route in the message.
+pub fn require_websocket(req: &Request, what: &str) -> Result<(), ApiError> {
+    let upgrade = req
+        .headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if upgrade.eq_ignore_ascii_case("websocket") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            426,
+            "upgrade_required",
+            format!("{what} is a WebSocket: send Upgrade: websocket"),
+        ))
+    }
+}

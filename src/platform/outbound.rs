@@ -88,21 +88,7 @@ pub async fn send_capped(
     timeout: Duration,
     max_body: usize,
 ) -> Result<Reply, Failure> {
-    let request_headers = Headers::new();
-    for (name, value) in headers {
-        request_headers
-            .set(name, value)
-            .map_err(|e| Failure::Network(format!("header {name}: {e}")))?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_headers(request_headers)
-        .with_redirect(RequestRedirect::Manual);
-    if let Some(body) = body {
-        init.with_body(Some(js_sys::Uint8Array::from(body).into()));
-    }
-    let request =
-        Request::new_with_init(url, &init).map_err(|e| Failure::Network(e.to_string()))?;
+    let request = build(method, url, headers, body)?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let exchange = async {
@@ -139,6 +125,31 @@ pub async fn send_capped(
     }
 }
 
+/// The fetch request for [`send_capped`] and [`open_stream`]: redirects are never followed.
+fn build(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Request, Failure> {
+    let request_headers = Headers::new();
+    for (name, value) in headers {
+        request_headers
+            .set(name, value)
+            .map_err(|e| Failure::Network(format!("header {name}: {e}")))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(request_headers)
+        .with_redirect(RequestRedirect::Manual);
+    if let Some(body) = body {
+        init.with_body(Some(js_sys::Uint8Array::from(body).into()));
+    }
+    let request =
+        Request::new_with_init(url, &init).map_err(|e| Failure::Network(e.to_string()))?;
+    Ok(request)
+}
+
 /// A response whose body is read as it arrives (SSE, chunked audio).
 pub struct Streaming {
     pub status: u16,
@@ -157,21 +168,7 @@ pub async fn open_stream(
     signal: &worker::AbortSignal,
     timeout: Duration,
 ) -> Result<Streaming, Failure> {
-    let request_headers = Headers::new();
-    for (name, value) in headers {
-        request_headers
-            .set(name, value)
-            .map_err(|e| Failure::Network(format!("header {name}: {e}")))?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_headers(request_headers)
-        .with_redirect(RequestRedirect::Manual);
-    if let Some(body) = body {
-        init.with_body(Some(js_sys::Uint8Array::from(body).into()));
-    }
-    let request =
-        Request::new_with_init(url, &init).map_err(|e| Failure::Network(e.to_string()))?;
+    let request = build(method, url, headers, body)?;
     let head = async {
         let mut response = Fetch::Request(request)
             .send_with_signal(signal)
