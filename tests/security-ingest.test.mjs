@@ -81,7 +81,14 @@ function postStreaming(pathname, { total, contentLength, headers = {}, timeoutMs
       res.on('error', finish);
     });
     // Once the worker has answered (and dropped the body), write errors are expected.
-    req.on('error', (e) => { if (!answered) { clearTimeout(timer); reject(e); } });
+    // A reset before the answer arrived (the refusal raced our writes) is reported, not thrown:
+    // the caller asks the worker's log what it answered.
+    req.on('error', (e) => {
+      if (answered) return;
+      clearTimeout(timer);
+      if (e.code === 'ECONNRESET' || e.code === 'EPIPE') resolve({ status: 0, text: e.code, json: null, sent, reset: true });
+      else reject(e);
+    });
     // One chunk per event-loop turn, so an early answer is read before the next write.
     const pump = () => {
       if (answered) return;
@@ -108,10 +115,11 @@ async function postRefused(pathname, options) {
   for (let i = 0; ; i += 1) {
     const refusedBefore = refusedInLog(pathname);
     const res = await postStreaming(pathname, options);
-    if (!(res.status === 503 && /restarted mid-request/.test(res.text))) return res;
-    // The proxy lost the answer, but the worker's own request log says what it answered.
+    const lost = res.reset || (res.status === 503 && /restarted mid-request/.test(res.text));
+    if (!lost) return res;
+    // The answer was lost on the way, but the worker's own request log says what it answered.
     if (await eventually(() => refusedInLog(pathname) > refusedBefore, { timeout: 2_000 }).catch(() => false)) {
-      console.log(`# ${pathname}: the dev proxy answered 503; the worker's log shows its 413`);
+      console.log(`# ${pathname}: the answer was lost (${res.reset ? res.text : 'dev proxy 503'}); the worker's log shows its 413`);
       return { ...res, status: 413, json: null };
     }
     if (i === 4) return res;
