@@ -1,6 +1,6 @@
 //! `/api/v1/audit-log`: who changed what, newest first.
 
-use super::request::{list_response, query, Page};
+use super::request::{page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
@@ -61,7 +61,7 @@ pub async fn route(
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Administer)?;
     let q = query(req)?;
-    let page = Page::from_query(&q)?;
+    let page = page(&q)?;
     let (at, after_id) = page.bounds();
     // Entries are keyed by their integer id; the cursor carries it as text.
     let after_id: i64 = if after_id.is_empty() {
@@ -79,7 +79,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         &[&who.tenant_id, &at, &after_id, &q.get("resource_type"), &q.get("resource_id"), &q.get("action"), &page.fetch()],
     )
     .await?;
-    list_response(
+    rows_response(
         rows,
         &page,
         |r| Cursor {

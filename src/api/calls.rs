@@ -8,7 +8,7 @@
 mod row;
 mod schedule;
 
-use super::request::{field_error, invalid_fields, list_response, query, Page};
+use super::request::{field_error, invalid_fields, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
@@ -112,7 +112,7 @@ async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Read)?;
     let q = query(req)?;
-    let page = Page::from_query(&q)?;
+    let page = page(&q)?;
     let (at, id) = page.bounds();
     let mut errors = Vec::new();
     let mut bound = |name: &str| {
@@ -164,7 +164,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         ],
     )
     .await?;
-    list_response(
+    rows_response(
         rows,
         &page,
         |r| Cursor {

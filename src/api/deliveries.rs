@@ -1,7 +1,7 @@
 //! `/api/v1/deliveries`: one row per (event, endpoint) with its attempts; replay one, or
 //! redrive the dead-letter list in bulk.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -84,7 +84,7 @@ pub async fn route(
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Read)?;
     let q = query(req)?;
-    let page = Page::from_query(&q)?;
+    let page = page(&q)?;
     if let Some(status) = q.get("status") {
         if !STATUSES.contains(&status.as_str()) {
             return Err(ApiError::new(
@@ -115,7 +115,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         ],
     )
     .await?;
-    list_response(
+    rows_response(
         rows,
         &page,
         |r| Cursor {

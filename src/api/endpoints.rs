@@ -3,7 +3,7 @@
 //! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
 //! deliveries.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
@@ -286,7 +286,7 @@ async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Read)?;
     let q = query(req)?;
-    let page = Page::from_query(&q)?;
+    let page = page(&q)?;
     let (at, id) = page.bounds();
     let rows: Vec<Row> = db::all(
         &app.db()?,
@@ -306,7 +306,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         ],
     )
     .await?;
-    list_response(
+    rows_response(
         rows,
         &page,
         |r| Cursor {

@@ -1,6 +1,6 @@
 //! `/api/v1/events`: every accepted event, raw and canonical; replay re-sends one.
 
-use super::request::{json_body, list_response, query, Page};
+use super::request::{json_body, page, query, rows_response};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -65,7 +65,7 @@ pub async fn route(
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Read)?;
     let q = query(req)?;
-    let page = Page::from_query(&q)?;
+    let page = page(&q)?;
     let (at, id) = page.bounds();
     let rows: Vec<Row> = db::all(
         &app.db()?,
@@ -87,7 +87,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         ],
     )
     .await?;
-    list_response(
+    rows_response(
         rows,
         &page,
         |r| Cursor {

@@ -1,7 +1,7 @@
 //! `/api/v1/api-keys`: keys of the caller's tenant. A key is shown once, at creation; only
 //! its SHA-256 is stored, so a leaked table reveals no usable key.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
@@ -110,11 +110,11 @@ pub fn insert(
     prefix: &str,
 ) -> Result<worker::d1::D1PreparedStatement, ApiError> {
     let role = serde_json::to_value(role).map_err(ApiError::internal)?;
-    db::stmt(
+    Ok(db::stmt(
         db,
         "INSERT INTO api_keys (id, tenant_id, name, role, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         &[&id, &tenant_id, &name, &role.as_str().unwrap_or("viewer"), &key_hash(key), &prefix, &now_ms()],
-    )
+    )?)
 }
 
 async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
@@ -165,7 +165,7 @@ async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Administer)?;
-    let page = Page::from_query(&query(req)?)?;
+    let page = page(&query(req)?)?;
     let (at, id) = page.bounds();
     let rows: Vec<Row> = db::all(
         &app.db()?,
@@ -176,7 +176,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         &[&who.tenant_id, &at, &id, &page.fetch()],
     )
     .await?;
-    list_response(
+    rows_response(
         rows,
         &page,
         |r| Cursor {

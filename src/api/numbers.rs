@@ -5,13 +5,14 @@
 //! choose which of their agents answers it.
 
 use super::agents::field_errors;
-use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
 use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
 use crate::store::audit;
 use crate::store::db;
+use crate::store::tenant::Tenant;
 use phone_agent_core::agents::parse_number;
 use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
@@ -102,9 +103,12 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
             )])))
         }
     };
-    if super::agents::find(app, &tenant_id, &spec.agent_id)
-        .await?
-        .is_none()
+    if crate::store::agents::get(
+        &Tenant::new(app.db()?, tenant_id.as_str().into()),
+        &spec.agent_id,
+    )
+    .await?
+    .is_none()
     {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
@@ -189,7 +193,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     let merged =
         phone_agent_core::patch::merge(&before, &body, &["agent_id"]).map_err(field_errors)?;
     let spec = parse_number(&merged).map_err(field_errors)?;
-    if super::agents::find(app, &who.tenant_id, &spec.agent_id)
+    if crate::store::agents::get(&Tenant::of(app, who)?, &spec.agent_id)
         .await?
         .is_none()
     {
@@ -255,7 +259,7 @@ async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     who.require(Access::Read)?;
     let q = query(req)?;
-    let page = Page::from_query(&q)?;
+    let page = page(&q)?;
     let (at, id) = page.bounds();
     let rows: Vec<Row> = db::all(
         &app.db()?,
@@ -267,7 +271,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
         &[&who.tenant_id, &at, &id, &q.get("agent_id"), &page.fetch()],
     )
     .await?;
-    list_response(
+    rows_response(
         rows,
         &page,
         |r| Cursor {

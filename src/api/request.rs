@@ -2,6 +2,7 @@
 //! pages.
 
 use crate::platform::http::{json_response, read_body, ApiError, ApiResult};
+pub use crate::store::page::{Page, PageOf};
 use phone_agent_core::limits::API_BODY_LIMIT;
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
@@ -57,51 +58,36 @@ pub fn field_error(field: &str, code: &str, message: impl Into<String>) -> Value
     json!({"field": field, "code": code, "message": message.into()})
 }
 
-/// The page window a list request asks for.
-pub struct Page {
-    pub limit: u32,
-    pub after: Option<Cursor>,
+/// Reads `limit` and `cursor`; a bad value is a 400 naming it.
+pub fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
+    let bad = |e: PageError| ApiError::new(400, "invalid_pagination", e.to_string());
+    let limit = pagination::limit(query.get("limit").map(String::as_str)).map_err(bad)?;
+    let after = query
+        .get("cursor")
+        .filter(|c| !c.is_empty())
+        .map(|c| Cursor::decode(c))
+        .transpose()
+        .map_err(bad)?;
+    Ok(Page { limit, after })
 }
 
-impl Page {
-    /// Reads `limit` and `cursor`; a bad value is a 400 naming it.
-    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let bad = |e: PageError| ApiError::new(400, "invalid_pagination", e.to_string());
-        let limit = pagination::limit(query.get("limit").map(String::as_str)).map_err(bad)?;
-        let after = query
-            .get("cursor")
-            .filter(|c| !c.is_empty())
-            .map(|c| Cursor::decode(c))
-            .transpose()
-            .map_err(bad)?;
-        Ok(Page { limit, after })
-    }
-
-    /// SQL arguments for `(created_at, id) < (?, ?)`: a position past every row when absent.
-    pub fn bounds(&self) -> (i64, String) {
-        match &self.after {
-            Some(c) => (c.created_at, c.id.clone()),
-            None => (i64::MAX, String::new()),
-        }
-    }
-
-    /// Rows to fetch: one more than the page, to know whether another page follows.
-    pub fn fetch(&self) -> i64 {
-        i64::from(self.limit) + 1
-    }
-}
-
-/// `{data, next_cursor}` for rows fetched with [`Page::fetch`], newest first.
-pub fn list_response<T>(
+/// `{data, next_cursor}` for rows fetched with [`Page::fetch`] (transitional: lists not yet in
+/// the store; [`list_response`] replaces it).
+pub fn rows_response<T>(
     rows: Vec<T>,
     page: &Page,
     key: impl Fn(&T) -> Cursor,
     render: impl Fn(&T) -> Value,
 ) -> ApiResult {
     let (rows, next_cursor) = pagination::split_page(rows, page.limit, key);
-    let data: Vec<Value> = rows.iter().map(render).collect();
+    list_response(PageOf { rows, next_cursor }, render)
+}
+
+/// `{data, next_cursor}` for one page of rows.
+pub fn list_response<T>(page: PageOf<T>, render: impl Fn(&T) -> Value) -> ApiResult {
+    let data: Vec<Value> = page.rows.iter().map(render).collect();
     Ok(json_response(
         200,
-        &json!({"data": data, "next_cursor": next_cursor}),
+        &json!({"data": data, "next_cursor": page.next_cursor}),
     ))
 }

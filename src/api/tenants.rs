@@ -2,7 +2,7 @@
 //! gets its first admin key, shown once.
 
 use super::keys;
-use super::request::{field_error, invalid_fields, json_body, list_response, query, Page};
+use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::method_not_allowed;
@@ -116,7 +116,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
 }
 
 async fn list(req: &Request, app: &App) -> ApiResult {
-    let page = Page::from_query(&query(req)?)?;
+    let page = page(&query(req)?)?;
     let (at, id) = page.bounds();
     let rows: Vec<Row> = db::all(
         &app.db()?,
@@ -125,7 +125,7 @@ async fn list(req: &Request, app: &App) -> ApiResult {
         &[&at, &id, &page.fetch()],
     )
     .await?;
-    list_response(
+    rows_response(
         rows,
         &page,
         |r| Cursor {

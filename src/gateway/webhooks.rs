@@ -280,7 +280,8 @@ async fn resolve_call(
                  ORDER BY created_at DESC LIMIT 1",
             &[&provider.as_str(), provider_call_id],
         )
-        .await,
+        .await
+        .map_err(ApiError::from),
         None => Ok(None),
     }
 }

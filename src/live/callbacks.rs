@@ -70,7 +70,7 @@ async fn record_refusal(session: &Rc<Session>, call: &ToolCall, refusal: &DialRe
     if let Err(e) = stored {
         crate::platform::http::log_line(
             json!({"level": "error", "msg": "callback refusal not recorded",
-            "call_id": info.call_id, "error": e.message}),
+            "call_id": info.call_id, "error": e.to_string()}),
         );
     }
 }
@@ -93,7 +93,10 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     let info = session
         .info()
         .ok_or_else(|| Failure::Error("the call is not connected".into()))?;
-    let db = session.env.d1("DB").map_err(|e| internal(e.into()))?;
+    let db = session
+        .env
+        .d1("DB")
+        .map_err(|e| internal(ApiError::from(e)))?;
     let agent: Option<AgentRef> = db::first(
         &db,
         "SELECT c.agent_id, a.config FROM calls c LEFT JOIN agents a ON a.id = c.agent_id
@@ -226,6 +229,9 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     Ok(json!({"scheduled": true, "call_id": id, "start_at": rfc3339(start_at)}))
 }
 
-fn internal(e: ApiError) -> Failure {
-    Failure::Error(format!("could not schedule the call back: {}", e.message))
+fn internal(e: impl Into<ApiError>) -> Failure {
+    Failure::Error(format!(
+        "could not schedule the call back: {}",
+        e.into().message
+    ))
 }

@@ -67,13 +67,13 @@ struct CallRow {
 }
 
 async fn load(db: &D1Database, call_id: &str) -> Result<Option<CallRow>, ApiError> {
-    db::first(
+    Ok(db::first(
         db,
         "SELECT id, tenant_id, agent_id, provider, provider_call_id, status, attempt, start_at,
            to_number, from_number FROM calls WHERE id = ?",
         &[&call_id],
     )
-    .await
+    .await?)
 }
 
 /// Applies `change` if the state machine and its conditions allow it, recording the transition

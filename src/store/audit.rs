@@ -2,8 +2,9 @@
 
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::{log_line, now_ms, ApiError};
+use crate::platform::http::{log_line, now_ms};
 use crate::store::db;
+use crate::store::error::StoreError;
 use serde_json::{json, Value};
 use worker::d1::{D1Database, D1PreparedStatement};
 
@@ -22,7 +23,7 @@ pub fn statement(
     db: &D1Database,
     who: &Principal,
     change: &Change<'_>,
-) -> Result<D1PreparedStatement, ApiError> {
+) -> Result<D1PreparedStatement, StoreError> {
     db::stmt(
         db,
         "INSERT INTO audit_log (tenant_id, actor, action, resource_type, resource_id, before, after, request_id, at)
@@ -74,7 +75,7 @@ pub async fn log(
 async fn record(db: &D1Database, who: &Principal, change: &Change<'_>) {
     let result = match statement(db, who, change) {
         Ok(stmt) => stmt.run().await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(e) => Err(e.message),
+        Err(e) => Err(e.to_string()),
     };
     if let Err(error) = result {
         log_line(

@@ -3,6 +3,7 @@
 
 use crate::platform::http::{new_secret, ApiError};
 use crate::store::db;
+use crate::store::error::StoreError;
 use serde::Deserialize;
 use worker::d1::D1Database;
 
@@ -44,7 +45,7 @@ pub struct CallRow {
 }
 
 /// The call `call_id` for dialling (any tenant: the scheduler serves them all).
-pub async fn load(db: &D1Database, call_id: &str) -> Result<Option<CallRow>, ApiError> {
+pub async fn load(db: &D1Database, call_id: &str) -> Result<Option<CallRow>, StoreError> {
     db::first(
         db,
         "SELECT id, attempt, provider, to_number, from_number, base_url, start_at,

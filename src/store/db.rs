@@ -1,10 +1,23 @@
 //! Thin helpers over D1: bind typed arguments, read typed rows, count changes.
-//! Every failure is our own (storage) fault, so it maps to a 500 that providers retry.
+//! Only the store's modules run SQL; tenant queries go through [`crate::store::tenant::Tenant`].
 
-use crate::platform::http::ApiError;
+use crate::platform::http::now_ms;
+use crate::store::error::StoreError;
+use phone_agent_core::ids::{
+    self, AgentId, CallId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
+};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::d1::{D1Database, D1PreparedStatement, D1Result};
+
+/// A new row id of type `T` (fails closed when randomness does: ids must not collide).
+pub fn new_row_id<T: From<String>>(prefix: &str) -> Result<T, StoreError> {
+    Ok(T::from(ids::new_id(
+        prefix,
+        now_ms(),
+        getrandom::getrandom,
+    )?))
+}
 
 /// A value bound to a `?` placeholder.
 pub trait Arg {
@@ -43,6 +56,18 @@ impl Arg for bool {
     }
 }
 
+macro_rules! id_args {
+    ($($id:ty),*) => {$(
+        impl Arg for $id {
+            fn js(&self) -> JsValue {
+                JsValue::from_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+id_args!(TenantId, CallId, AgentId, NumberId, EndpointId, EventId, KeyId, EmailId);
+
 impl<T: Arg + ?Sized> Arg for &T {
     fn js(&self) -> JsValue {
         (**self).js()
@@ -60,7 +85,7 @@ pub fn stmt(
     db: &D1Database,
     sql: &str,
     args: &[&dyn Arg],
-) -> Result<D1PreparedStatement, ApiError> {
+) -> Result<D1PreparedStatement, StoreError> {
     let values: Vec<JsValue> = args.iter().map(|a| a.js()).collect();
     Ok(db.prepare(sql).bind(&values)?)
 }
@@ -70,7 +95,7 @@ pub async fn all<T: DeserializeOwned>(
     db: &D1Database,
     sql: &str,
     args: &[&dyn Arg],
-) -> Result<Vec<T>, ApiError> {
+) -> Result<Vec<T>, StoreError> {
     let result = stmt(db, sql, args)?.all().await?;
     Ok(result.results::<T>()?)
 }
@@ -80,12 +105,12 @@ pub async fn first<T: DeserializeOwned>(
     db: &D1Database,
     sql: &str,
     args: &[&dyn Arg],
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, StoreError> {
     Ok(all(db, sql, args).await?.into_iter().next())
 }
 
 /// The `id` column of every row of a query (work queues select ids, then lease each one).
-pub async fn ids(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<Vec<String>, ApiError> {
+pub async fn ids(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<Vec<String>, StoreError> {
     #[derive(serde::Deserialize)]
     struct Id {
         id: String,
@@ -98,7 +123,7 @@ pub async fn ids(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<Vec<St
 }
 
 /// Runs a write and returns how many rows it changed.
-pub async fn run(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<usize, ApiError> {
+pub async fn run(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<usize, StoreError> {
     let result = stmt(db, sql, args)?.run().await?;
     changes(&result)
 }
@@ -107,11 +132,11 @@ pub async fn run(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<usize,
 pub async fn batch(
     db: &D1Database,
     statements: Vec<D1PreparedStatement>,
-) -> Result<Vec<usize>, ApiError> {
+) -> Result<Vec<usize>, StoreError> {
     let results = db.batch(statements).await?;
     results.iter().map(changes).collect()
 }
 
-fn changes(result: &D1Result) -> Result<usize, ApiError> {
+fn changes(result: &D1Result) -> Result<usize, StoreError> {
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
 }

@@ -1,5 +1,10 @@
-//! Store: D1 access (query helpers, the audit log).
+//! Store: every SQL statement. Tenant data is reached through [`tenant::Tenant`]; lists page
+//! through [`page`]; failures are [`error::StoreError`].
 
+pub mod agents;
 pub mod audit;
 pub mod calls;
 pub mod db;
+pub mod error;
+pub mod page;
+pub mod tenant;

@@ -38,6 +38,70 @@ pub fn new_id<E: std::fmt::Display>(
     Ok(encode_id(prefix, unix_ms, &random))
 }
 
+/// Declares a typed row id: a `String` newtype that serializes as the bare string, so a call id
+/// cannot be passed where an agent id is expected.
+macro_rules! typed_id {
+    ($($(#[$doc:meta])* $name:ident = $prefix:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The prefix new ids of this kind carry.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// The id as stored.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_owned())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    )*};
+}
+
+typed_id! {
+    /// A tenant (`ten_`).
+    TenantId = "ten";
+    /// A call (`call_`).
+    CallId = "call";
+    /// An agent (`ag_`).
+    AgentId = "ag";
+    /// A phone number (`num_`).
+    NumberId = "num";
+    /// A webhook endpoint (`ep_`).
+    EndpointId = "ep";
+    /// A canonical event (`evt_`).
+    EventId = "evt";
+    /// An API key (`key_`).
+    KeyId = "key";
+    /// An outgoing email (`eml_`).
+    EmailId = "eml";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,12 @@
 //! The call as the API shows it: its row, how it renders, and the tenant-scoped lookups.
 
-use crate::api::agents;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{rfc3339, ApiError};
 use crate::scheduling::emails::EmailFacts;
+use crate::store::agents;
 use crate::store::db;
+use crate::store::tenant::Tenant;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -104,11 +105,12 @@ pub(super) async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, Ap
 
 pub(super) async fn agent_name(app: &App, who: &Principal, agent_id: Option<&str>) -> String {
     match agent_id {
-        Some(id) => agents::find(app, &who.tenant_id, id)
-            .await
-            .ok()
-            .flatten()
-            .map_or_else(|| "Your agent".to_owned(), |a| a.name),
+        Some(id) => match Tenant::of(app, who) {
+            Ok(tenant) => agents::get(&tenant, id).await.ok(),
+            Err(_) => None,
+        }
+        .flatten()
+        .map_or_else(|| "Your agent".to_owned(), |a| a.name),
         None => "Your agent".to_owned(),
     }
 }

@@ -1,7 +1,7 @@
 //! Scheduling, rescheduling and cancelling a call: each change is one D1 batch (see `calls.rs`).
 
 use super::row::{agent_name, find, Row, COLUMNS};
-use crate::api::agents::{self, field_errors};
+use crate::api::agents::field_errors;
 use crate::api::request::{field_error, invalid_fields, json_body};
 use crate::pipeline::call_status::{self, Applied, Change};
 use crate::platform::alarm;
@@ -12,8 +12,10 @@ use crate::platform::http::{
 };
 use crate::scheduling::bland;
 use crate::scheduling::emails::{self, EmailFacts};
+use crate::store::agents;
 use crate::store::audit;
 use crate::store::db;
+use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::allowed_countries;
 use phone_agent_core::auth::Access;
@@ -75,7 +77,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
     let request = parse_schedule(&body, now_utc).map_err(field_errors)?;
-    let Some(agent) = agents::find(app, &who.tenant_id, &request.agent_id).await? else {
+    let Some(agent) = agents::get(&Tenant::of(app, who)?, &request.agent_id).await? else {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
             "unknown_agent",
@@ -229,7 +231,7 @@ fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
             }
             .await;
             if let Err(e) = result {
-                log_line(json!({"level": "error", "msg": "bland submit", "call_id": call_id, "error": e.message}));
+                log_line(json!({"level": "error", "msg": "bland submit", "call_id": call_id, "error": e.to_string()}));
             }
         }
         alarm::wake_at(&env, start_at).await;
@@ -374,7 +376,7 @@ fn stop_bland_later(app: &App, call_id: &str, bland_call_id: String) {
         }
         .await;
         if let Err(e) = recorded {
-            log_line(json!({"level": "error", "msg": "bland stop", "call_id": call_id, "error": e.message}));
+            log_line(json!({"level": "error", "msg": "bland stop", "call_id": call_id, "error": e.to_string()}));
         }
     });
 }

@@ -1,0 +1,91 @@
+//! The `agents` table.
+
+use crate::platform::http::now_ms;
+use crate::store::db;
+use crate::store::error::StoreError;
+use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::tenant::Tenant;
+use phone_agent_core::agents::AgentSpec;
+use phone_agent_core::ids::AgentId;
+use phone_agent_core::pagination::Cursor;
+use serde::Deserialize;
+
+/// An agent as stored (`config` holds the validated voice, LLM, retry, session … settings).
+#[derive(Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    pub name: String,
+    pub system_prompt: String,
+    pub first_message: Option<String>,
+    pub config: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Listed for Agent {
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.to_string(),
+        }
+    }
+}
+
+const SELECT: &str = "SELECT id, name, system_prompt, first_message, config, created_at, updated_at
+     FROM agents WHERE tenant_id = ?1";
+
+/// The tenant's agent `id`, if it exists.
+pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Agent>, StoreError> {
+    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+}
+
+/// One page of the tenant's agents, newest first.
+pub async fn list(tenant: &Tenant, window: &Page) -> Result<PageOf<Agent>, StoreError> {
+    page::list(tenant, SELECT, &[], window).await
+}
+
+/// Stores a new agent and returns it as stored.
+pub async fn insert(tenant: &Tenant, spec: &AgentSpec) -> Result<Agent, StoreError> {
+    let id: AgentId = db::new_row_id(AgentId::PREFIX)?;
+    let now = now_ms();
+    tenant
+        .run(
+            "INSERT INTO agents (tenant_id, id, name, system_prompt, first_message, config,
+               created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            &[
+                &id,
+                &spec.name,
+                &spec.system_prompt,
+                &spec.first_message,
+                &spec.config.to_string(),
+                &now,
+            ],
+        )
+        .await?;
+    get(tenant, id.as_str())
+        .await?
+        .ok_or(StoreError::Missing("agent after insert"))
+}
+
+/// Replaces agent `id` with `spec`; `None` when the tenant has no such agent.
+pub async fn update(
+    tenant: &Tenant,
+    id: &str,
+    spec: &AgentSpec,
+) -> Result<Option<Agent>, StoreError> {
+    tenant
+        .run(
+            "UPDATE agents SET name = ?3, system_prompt = ?4, first_message = ?5, config = ?6,
+               updated_at = ?7 WHERE tenant_id = ?1 AND id = ?2",
+            &[
+                &id,
+                &spec.name,
+                &spec.system_prompt,
+                &spec.first_message,
+                &spec.config.to_string(),
+                &now_ms(),
+            ],
+        )
+        .await?;
+    get(tenant, id).await
+}

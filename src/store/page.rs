@@ -1,0 +1,84 @@
+//! Cursor paging, written once: every list is newest first by (order column, id), fetched one
+//! row past the page to know whether another follows.
+
+use crate::store::db::{self, Arg};
+use crate::store::error::StoreError;
+use crate::store::tenant::Tenant;
+use phone_agent_core::pagination::{split_page, Cursor};
+use serde::de::DeserializeOwned;
+use worker::d1::D1Database;
+
+/// The page window a list request asks for.
+pub struct Page {
+    pub limit: u32,
+    pub after: Option<Cursor>,
+}
+
+impl Page {
+    /// SQL arguments for `(created_at, id) < (?, ?)`: a position past every row when absent.
+    /// (Transitional: lists not yet in the store page by hand; `list` replaces this.)
+    pub fn bounds(&self) -> (i64, String) {
+        match &self.after {
+            Some(c) => (c.created_at, c.id.clone()),
+            None => (i64::MAX, String::new()),
+        }
+    }
+
+    /// Rows to fetch: one more than the page (transitional, like [`Page::bounds`]).
+    pub fn fetch(&self) -> i64 {
+        i64::from(self.limit) + 1
+    }
+}
+
+/// A row that can be listed: where it sits in the list order.
+pub trait Listed: DeserializeOwned {
+    /// The column lists are ordered by (newest first), with `id` breaking ties.
+    const ORDER: &'static str = "created_at";
+    /// This row's position, for the next page's cursor.
+    fn cursor(&self) -> Cursor;
+}
+
+/// One page of rows and the cursor of the next page, if there is one.
+pub struct PageOf<T> {
+    pub rows: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// One page of a tenant's rows. `query` is `SELECT … FROM … WHERE tenant_id = ?1 …` with its
+/// own filters bound as `?2…` from `filters` (all numbered); the cursor and limit come after.
+pub async fn list<T: Listed>(
+    tenant: &Tenant,
+    query: &str,
+    filters: &[&dyn Arg],
+    page: &Page,
+) -> Result<PageOf<T>, StoreError> {
+    let mut args: Vec<&dyn Arg> = vec![tenant.id()];
+    args.extend_from_slice(filters);
+    debug_assert!(query.contains("tenant_id = ?1"), "unscoped list: {query}");
+    list_in(tenant.db(), query, &args, page).await
+}
+
+/// One page of rows across tenants (the bootstrap key's tenant list). `query` has a `WHERE`
+/// and binds `filters` as `?1…`.
+pub(in crate::store) async fn list_in<T: Listed>(
+    db: &D1Database,
+    query: &str,
+    filters: &[&dyn Arg],
+    page: &Page,
+) -> Result<PageOf<T>, StoreError> {
+    let n = filters.len();
+    let order = T::ORDER;
+    let sql = format!(
+        "{query} AND ({order}, id) < (?{}, ?{}) ORDER BY {order} DESC, id DESC LIMIT ?{}",
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    let (at, after) = page.bounds();
+    let fetch = page.fetch();
+    let mut args = filters.to_vec();
+    args.extend_from_slice(&[&at as &dyn Arg, &after, &fetch]);
+    let rows: Vec<T> = db::all(db, &sql, &args).await?;
+    let (rows, next_cursor) = split_page(rows, page.limit, T::cursor);
+    Ok(PageOf { rows, next_cursor })
+}
