@@ -151,6 +151,8 @@ pub struct Live {
     /// The conversation's next timer (its last `SetAlarm`); shares the alarm with the grace deadline.
     pub timer_ms: Option<u64>,
     pub conversation: Option<Conversation>,
+    /// How many history entries are in the `history` table.
+    pub history_saved: usize,
     pub stt: Stt,
     /// The LLM request in flight: (request id, turn, controller).
     pub llm: Option<(u64, u32, AbortController)>,
@@ -484,7 +486,11 @@ impl Session {
             live.ended = true;
         }
         if restored {
-            live.conversation = self.blob::<Conversation>("conversation");
+            if let Some((conversation, saved)) = self.saved_conversation(live.setup.session.clone())
+            {
+                live.conversation = Some(conversation);
+                live.history_saved = saved;
+            }
             live.stt.params = Some(stt_params(&live));
         }
         *self.live.borrow_mut() = Some(live);
@@ -513,6 +519,7 @@ impl Live {
             link,
             timer_ms: None,
             conversation: None,
+            history_saved: 0,
             stt: Stt::default(),
             llm: None,
             next_llm_id: 0,

@@ -36,6 +36,15 @@ impl Session {
         ws: &WebSocket,
         message: &WebSocketIncomingMessage,
     ) {
+        // The hot path: a frame of the verified socket is recognised by object identity, without
+        // deserializing the socket's attachment (a JS → Wasm copy) 50 times a second.
+        if self
+            .with_live(|live| live.carrier_ws.as_ref().is_some_and(|v| same_socket(v, ws)))
+            .unwrap_or(false)
+        {
+            self.on_call_frame(message);
+            return;
+        }
         let Some(id) = socket_id(ws) else {
             return;
         };
@@ -394,4 +403,12 @@ fn incoming_frame(message: &WebSocketIncomingMessage) -> Frame<'_> {
         WebSocketIncomingMessage::String(text) => Frame::Text(text),
         WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
     }
+}
+
+/// Whether two handles are the same socket (the runtime hands the object the handler saw to
+/// every event of that connection).
+fn same_socket(a: &WebSocket, b: &WebSocket) -> bool {
+    let a: &worker::web_sys::WebSocket = a.as_ref();
+    let b: &worker::web_sys::WebSocket = b.as_ref();
+    js_sys::Object::is(a.as_ref(), b.as_ref())
 }

@@ -16,6 +16,7 @@ impl Session {
     /// Feeds one input to the conversation, stores it, and executes the actions in order.
     pub fn feed(self: &Rc<Self>, input: Input) {
         let now = u64::try_from(now_ms()).unwrap_or_default();
+        let frequent = input.is_frequent();
         let actions = {
             let mut guard = self.live.borrow_mut();
             let Some(live) = guard.as_mut() else {
@@ -31,13 +32,36 @@ impl Session {
         for action in actions {
             self.execute(action);
         }
-        let stored = self.with_live(|live| {
-            live.conversation
-                .as_ref()
-                .and_then(|c| serde_json::to_string(c).ok())
+        self.save_conversation(frequent);
+    }
+
+    /// Appends the history entries committed since the last save, and stores the state unless
+    /// the input was a frequent one that committed nothing (see `Input::is_frequent`). History
+    /// and state are written in the same event, so storage commits them together.
+    fn save_conversation(&self, frequent: bool) {
+        let saved = self.with_live(|live| {
+            let conversation = live.conversation.as_ref()?;
+            let history = conversation.history();
+            let new: Vec<String> = history
+                .get(live.history_saved..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| serde_json::to_string(m).ok())
+                .collect();
+            live.history_saved = history.len();
+            let state = (!frequent || !new.is_empty())
+                .then(|| serde_json::to_string(conversation).ok())
+                .flatten();
+            Some((new, state))
         });
-        if let Some(Some(text)) = stored {
-            self.put_raw("conversation", &text);
+        let Some(Some((new, state))) = saved else {
+            return;
+        };
+        for message in &new {
+            self.append_history(message);
+        }
+        if let Some(state) = state {
+            self.put_raw("conversation", &state);
         }
     }
 

@@ -3,14 +3,15 @@
 
 use super::{Session, CARRIER_TAG};
 use crate::platform::http::{log_line, now_ms};
-use phone_agent_core::session::Turn;
+use phone_agent_core::session::{Conversation, Message, SessionConfig, Turn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use worker::{Result, SqlStorageValue};
 
 /// Tables are created in the constructor; `IF NOT EXISTS` makes it idempotent across wakes.
 /// `meta`/`events`/`counters` are the stream record shown by `GET /api/v1/calls/{id}/session`;
-/// `blobs` holds the state an instance reset must not lose; `turns` the finished turns.
+/// `blobs` holds the state an instance reset must not lose; `turns` the finished turns;
+/// `history` the conversation's committed messages, appended once each.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -19,6 +20,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS turns (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, turn TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL);
 ";
 
 impl Session {
@@ -48,6 +50,52 @@ impl Session {
             .into_iter()
             .filter_map(|r| serde_json::from_str(&r.turn).ok())
             .collect()
+    }
+
+    /// Appends one committed conversation message (serialized).
+    pub(super) fn append_history(&self, message: &str) {
+        if let Err(e) = self.state.storage().sql().exec(
+            "INSERT INTO history (message) VALUES (?)",
+            vec![SqlStorageValue::from(message)],
+        ) {
+            log_line(json!({"level": "error", "msg": "store history", "error": e.to_string()}));
+        }
+    }
+
+    /// The conversation as last saved: the call's session config, the appended history and
+    /// the state blob. A blob from before the history log (which held the history itself) is
+    /// read too, so a call that spans the deploy keeps its history.
+    pub(super) fn saved_conversation(
+        &self,
+        config: SessionConfig,
+    ) -> Option<(Conversation, usize)> {
+        #[derive(Deserialize)]
+        struct Row {
+            message: String,
+        }
+        #[derive(Deserialize)]
+        struct Legacy {
+            history: Vec<Message>,
+        }
+        let state: String = self.blob::<Value>("conversation")?.to_string();
+        let mut history: Vec<Message> = self
+            .state
+            .storage()
+            .sql()
+            .exec("SELECT message FROM history ORDER BY seq", None)
+            .and_then(|c| c.to_array::<Row>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.message).ok())
+            .collect();
+        let saved = history.len();
+        if history.is_empty() {
+            if let Ok(legacy) = serde_json::from_str::<Legacy>(&state) {
+                history = legacy.history;
+            }
+        }
+        let conversation = Conversation::restore(config, history, &state).ok()?;
+        Some((conversation, saved))
     }
 
     pub(super) fn put_blob<T: Serialize + ?Sized>(&self, key: &str, value: &T) {

@@ -25,6 +25,10 @@ impl Default for ExotelAdapter {
 
 impl Carrier for ExotelAdapter {
     fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
+        if let Some(peek) = carrier::peek_media(frame) {
+            self.state.adopt_id(peek.stream_sid.as_deref());
+            return self.state.audio(&peek.media.payload);
+        }
         let (event, value) = carrier::json_event(frame)?;
         match event.as_str() {
             "connected" => Ok(vec![CarrierEvent::Connected]),

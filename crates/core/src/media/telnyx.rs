@@ -20,6 +20,14 @@ impl Default for TelnyxAdapter {
 
 impl Carrier for TelnyxAdapter {
     fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
+        if let Some(peek) = carrier::peek_media(frame) {
+            self.state.adopt_id(peek.stream_id.as_deref());
+            // With `stream_track=both_tracks` our own audio comes back as `outbound`.
+            if peek.media.track.as_deref() == Some("outbound") {
+                return Ok(Vec::new());
+            }
+            return self.state.audio(&peek.media.payload);
+        }
         let (event, value) = carrier::json_event(frame)?;
         match event.as_str() {
             "connected" => Ok(vec![CarrierEvent::Connected]),

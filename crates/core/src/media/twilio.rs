@@ -165,6 +165,14 @@ impl Default for TwilioAdapter {
 
 impl Carrier for TwilioAdapter {
     fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
+        if let Some(peek) = carrier::peek_media(frame) {
+            self.state.adopt_id(peek.stream_sid_camel.as_deref());
+            // Listen-only streams with both tracks also carry our own audio back.
+            if peek.media.track.as_deref() == Some("outbound") {
+                return Ok(Vec::new());
+            }
+            return self.state.audio(&peek.media.payload);
+        }
         let (event, value) = carrier::json_event(frame)?;
         if !matches!(
             event.as_str(),

@@ -88,6 +88,18 @@ pub enum Input {
     Restored,
 }
 
+impl Input {
+    /// Inputs that arrive many times a second (interim words, LLM tokens, audio progress) and
+    /// leave nothing a restart could use: the reply they build is lost with the instance and
+    /// replaced on [`Input::Restored`]. The state is not saved after them.
+    pub fn is_frequent(&self) -> bool {
+        matches!(
+            self,
+            Input::SttInterim { .. } | Input::LlmText { .. } | Input::TtsAudio { .. }
+        )
+    }
+}
+
 /// What the edge must do, in the order given.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -202,10 +214,17 @@ const TOOL_TIMED_OUT: &str = r#"{"error":"the tool did not answer in time"}"#;
 const TOOL_LOST: &str = r#"{"error":"the tool run was lost; its outcome is unknown"}"#;
 
 /// One call's conversation.
+///
+/// It is saved as an append-only log, so saving costs the same on turn 200 as on turn 1: the
+/// config once (the edge keeps it with the call's setup), each history entry once (history is
+/// only ever appended to), and its serialized form, which is the rest of the state only — small
+/// and bounded by one reply. [`Conversation::restore`] puts the three back together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
+    #[serde(skip)]
     config: SessionConfig,
     /// Committed messages: the system prompt, what the caller said, what they heard, tools.
+    #[serde(skip)]
     history: Vec<Message>,
     next_turn: u32,
     /// The agent's reply in progress; at most one, so at most one LLM request is in flight.
@@ -304,6 +323,19 @@ impl Conversation {
         self.advance(now, &mut out);
         self.rearm(&mut out);
         out
+    }
+
+    /// Rebuilds a saved conversation from its config, every history entry saved so far (in
+    /// order), and its last serialized state.
+    pub fn restore(
+        config: SessionConfig,
+        history: Vec<Message>,
+        state: &str,
+    ) -> Result<Self, serde_json::Error> {
+        let mut conversation: Conversation = serde_json::from_str(state)?;
+        conversation.config = config;
+        conversation.history = history;
+        Ok(conversation)
     }
 
     /// The committed history (for the post-call summary and transcript).
@@ -1825,12 +1857,25 @@ mod tests {
         );
     }
 
+    /// Saves and restores a conversation the way the edge does.
+    fn round_trip(conv: &Conversation) -> Conversation {
+        let state = serde_json::to_string(conv).unwrap();
+        Conversation::restore(conv.config.clone(), conv.history().to_vec(), &state).unwrap()
+    }
+
     #[test]
     fn state_survives_serialization_mid_call() {
         let mut call = agent_mid_answer();
-        let json = serde_json::to_string(&call.conv).unwrap();
-        let mut restored: Conversation = serde_json::from_str(&json).unwrap();
+        let mut restored = round_trip(&call.conv);
         assert_eq!(restored, call.conv);
+        // Config and history are saved apart (once each), never inside the state.
+        let state = serde_json::to_string(&call.conv).unwrap();
+        assert!(!state.contains("You are the receptionist."), "{state}");
+        assert_eq!(
+            call.conv.history().len(),
+            2,
+            "system prompt and the question"
+        );
         let inputs = [
             Input::LlmText {
                 turn: 0,
@@ -2179,9 +2224,7 @@ mod tests {
                     }
                 }
                 prop_assert!(tool_messages_pair_up(conv.history()), "{:?}", conv.history());
-                let json = serde_json::to_string(&conv).unwrap();
-                let back: Conversation = serde_json::from_str(&json).unwrap();
-                prop_assert_eq!(&back, &conv);
+                prop_assert_eq!(&round_trip(&conv), &conv);
             }
         }
     }
