@@ -244,6 +244,51 @@ test('reschedule sends SEQUENCE+1 with the same UID; cancel sends METHOD:CANCEL 
     { message: 'cancel and reschedule events' });
 });
 
+test('time zones come from the runtime: DST gaps refused, overlaps take the first occurrence, exact IANA names', async () => {
+  // The Worker ships no zone tables: these figures are the tz database's, read through workerd's
+  // Intl (the core's native tests hold chrono-tz to the same ones, see zones.rs).
+  const schedule = (time_zone, local_time, extra = {}) =>
+    worker.api('POST', '/api/v1/calls', { to: '+15558675320', agent_id: agent.id, local_time, time_zone, ...extra });
+  const refused = async (time_zone, local_time, code) => {
+    const res = await schedule(time_zone, local_time);
+    assert.equal(res.status, 422, res.text);
+    assert.deepEqual(res.body.error.details.map((d) => [d.field, d.code]), [[code === 'unknown_time_zone' ? 'time_zone' : 'local_time', code]]);
+    return res.body.error.details[0];
+  };
+  const gap = await refused('America/New_York', '2099-03-08T02:30', 'nonexistent_time');
+  assert.match(gap.message, /America\/New_York/);
+  await refused('Australia/Lord_Howe', '2099-10-04T02:15', 'nonexistent_time');
+  for (const name of ['america/new_york', 'Mars/Olympus', '+01:00', 'Factory']) {
+    await refused(name, '2099-06-01T09:00', 'unknown_time_zone');
+  }
+
+  for (const [zone, local, utc] of [
+    ['America/New_York', '2099-11-01T01:30', '2099-11-01T05:30:00.000Z'], // EDT, not EST
+    ['Australia/Lord_Howe', '2099-04-05T01:45', '2099-04-04T14:45:00.000Z'], // +11:00, not +10:30
+    ['US/Eastern', '2099-07-04T12:00', '2099-07-04T16:00:00.000Z'], // a link, kept as given
+    ['Pacific/Chatham', '2099-01-15T12:00', '2099-01-14T22:15:00.000Z'], // +13:45
+  ]) {
+    const res = await schedule(zone, local);
+    assert.equal(res.status, 201, res.text);
+    assert.equal(res.body.start_at, utc, `${zone} ${local}`);
+    assert.equal(res.body.time_zone, zone);
+  }
+
+  // The zone's local time in the confirmation email and in Bland's start_time.
+  const email = 'zones@example.com';
+  const res = await schedule('Asia/Kolkata', '2099-01-15T09:00', { provider: 'bland', contact: { email } });
+  assert.equal(res.status, 201, res.text);
+  assert.equal(res.body.start_at, '2099-01-15T03:30:00.000Z');
+  const sent = await eventually(() => emailsTo(email)[0], { message: 'confirmation email' });
+  assert.equal(sent.body.subject, 'Call scheduled: Thu 15 Jan 2099, 09:00 (Asia/Kolkata)');
+  const send = await eventually(
+    () => bland.requests.find((r) => r.method === 'POST' && r.path === '/v1/calls' && r.parsed?.metadata?.call_id === res.body.id),
+    { message: 'bland send-call' },
+  );
+  assert.equal(send.parsed.start_time, '2099-01-15 09:00:00 +05:30');
+  assert.equal(send.parsed.timezone, 'Asia/Kolkata');
+});
+
 test('bland: start_time in Bland format, completion webhook completes the call', async () => {
   const res = await worker.api('POST', '/api/v1/calls', {
     to: '+15558675313', agent_id: agent.id, provider: 'bland',

@@ -8,3 +8,4 @@ pub mod health;
 pub mod http;
 pub mod outbound;
 pub mod rate_limit;
+pub mod zones;

@@ -4,6 +4,7 @@
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{now_ms, ApiError};
 use crate::platform::outbound;
+use crate::platform::zones;
 use crate::store::calls::{load, CallRow};
 use crate::store::db;
 use phone_agent_core::agents::voice_id;
@@ -95,7 +96,7 @@ pub async fn submit_bland(
         voice: voice_id(&agent_config),
         from: call.from_number.as_deref(),
         start_at,
-        time_zone: call.time_zone.as_deref(),
+        time_zone: zones::zone(call.time_zone.as_deref()),
         webhook: webhook.as_deref(),
         metadata: &metadata,
         request_data: None,

@@ -8,6 +8,7 @@ use crate::platform::alarm;
 use crate::platform::app::load_config;
 use crate::platform::http::{log_line, new_id, now_ms, random_unit, ApiError};
 use crate::platform::outbound::{self, Failure};
+use crate::platform::zones;
 use crate::store::db;
 use chrono::DateTime;
 use phone_agent_core::config::Config;
@@ -67,7 +68,7 @@ pub fn enqueue(
             agent_name: facts.agent_name,
             phone_number: facts.phone_number,
             start,
-            time_zone: facts.time_zone,
+            time_zone: zones::zone(facts.time_zone),
             duration_minutes: SLOT_MINUTES,
             dtstamp,
         })

@@ -23,3 +23,4 @@ pub mod session;
 pub mod targets;
 pub mod voice;
 pub mod webhooks;
+pub mod zones;

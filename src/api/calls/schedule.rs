@@ -10,6 +10,7 @@ use crate::platform::auth::Principal;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult,
 };
+use crate::platform::zones::IntlZones;
 use crate::scheduling::bland;
 use crate::scheduling::emails::{self, EmailFacts};
 use crate::store::agents;
@@ -76,7 +77,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
 
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
-    let request = parse_schedule(&body, now_utc).map_err(field_errors)?;
+    let request = parse_schedule(&body, now_utc, &IntlZones).map_err(field_errors)?;
     let Some(agent) = agents::get(&Tenant::of(app, who)?, &request.agent_id).await? else {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
@@ -259,7 +260,7 @@ pub(super) async fn reschedule(
     let body = json_body(req).await?;
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
-    let (start, time_zone) = parse_reschedule(&body, now_utc).map_err(field_errors)?;
+    let (start, time_zone) = parse_reschedule(&body, now_utc, &IntlZones).map_err(field_errors)?;
     let row = find(app, who, id).await?;
     if row.status != CallStatus::Scheduled.as_str() {
         return Err(not_modifiable(&row));

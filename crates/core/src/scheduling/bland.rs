@@ -4,8 +4,8 @@
 //! still passes `start_time`: Bland holds a call sent a little early until that exact instant,
 //! and dials at once when it is already past.
 
+use crate::zones::Zone;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -38,8 +38,8 @@ pub struct SendCall<'a> {
     pub from: Option<&'a str>,
     /// When to dial.
     pub start_at: DateTime<Utc>,
-    /// IANA zone used to write `start_time` and sent as `timezone`.
-    pub time_zone: Option<&'a str>,
+    /// Zone used to write `start_time`, its name sent as `timezone`.
+    pub time_zone: Option<Zone<'a>>,
     /// Our post-call webhook URL (`…/webhooks/bland`).
     pub webhook: Option<&'a str>,
     /// The user's metadata object; our call id is added to a copy.
@@ -51,11 +51,11 @@ pub struct SendCall<'a> {
 }
 
 /// Formats an instant as Bland's `start_time`, `YYYY-MM-DD HH:MM:SS ±HH:MM`, in `time_zone`
-/// when it is a known IANA name and in UTC (`+00:00`) otherwise: the instant is the same.
-pub fn start_time(at: DateTime<Utc>, time_zone: Option<&str>) -> String {
+/// when there is one and in UTC (`+00:00`) otherwise: the instant is the same.
+pub fn start_time(at: DateTime<Utc>, time_zone: Option<Zone>) -> String {
     const FORMAT: &str = "%Y-%m-%d %H:%M:%S %:z";
-    match time_zone.and_then(|name| name.parse::<Tz>().ok()) {
-        Some(zone) => at.with_timezone(&zone).format(FORMAT).to_string(),
+    match time_zone {
+        Some(zone) => zone.at(at).format(FORMAT).to_string(),
         None => at.format(FORMAT).to_string(),
     }
 }
@@ -76,7 +76,7 @@ pub fn send_call_body(call: &SendCall) -> Value {
         ("first_sentence", call.first_sentence),
         ("voice", call.voice),
         ("from", call.from),
-        ("timezone", call.time_zone),
+        ("timezone", call.time_zone.map(|zone| zone.name())),
         ("webhook", call.webhook),
     ];
     for (key, value) in optional {
@@ -195,25 +195,30 @@ pub fn parse_send_response(status: u16, body: &[u8]) -> Result<Queued, BlandErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zones::Tzdb;
     use serde_json::json;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
+    fn zone(name: &str) -> Option<Zone<'static>> {
+        Zone::resolve(&Tzdb, name)
+    }
+
     #[test]
     fn start_time_matches_the_documented_format() {
         // Bland's documented example (docs/protocols.md §9.3): "2025-04-01 15:00:00 -05:00" with America/Chicago (CDT).
         assert_eq!(
-            start_time(at("2025-04-01T20:00:00Z"), Some("America/Chicago")),
+            start_time(at("2025-04-01T20:00:00Z"), zone("America/Chicago")),
             "2025-04-01 15:00:00 -05:00"
         );
         assert_eq!(
-            start_time(at("2025-01-15T20:00:00Z"), Some("America/Chicago")),
+            start_time(at("2025-01-15T20:00:00Z"), zone("America/Chicago")),
             "2025-01-15 14:00:00 -06:00"
         );
         assert_eq!(
-            start_time(at("2025-04-01T20:00:00Z"), Some("Asia/Kolkata")),
+            start_time(at("2025-04-01T20:00:00Z"), zone("Asia/Kolkata")),
             "2025-04-02 01:30:00 +05:30"
         );
         assert_eq!(
@@ -221,7 +226,7 @@ mod tests {
             "2025-04-01 20:00:00 +00:00"
         );
         assert_eq!(
-            start_time(at("2025-04-01T20:00:00Z"), Some("Not/AZone")),
+            start_time(at("2025-04-01T20:00:00Z"), zone("Not/AZone")),
             "2025-04-01 20:00:00 +00:00"
         );
     }
@@ -235,7 +240,7 @@ mod tests {
             voice: Some("maya"),
             from: Some("+15017122661"),
             start_at: at("2025-04-01T20:00:00Z"),
-            time_zone: Some("America/Chicago"),
+            time_zone: zone("America/Chicago"),
             webhook: Some("https://worker.example.com/webhooks/bland"),
             metadata,
             request_data: None,

@@ -5,9 +5,9 @@
 //! "Add to Google Calendar" link as the fallback for clients that show a plain attachment.
 
 use super::ics::{build_invite, utc, Invite, InviteMethod};
+use crate::zones::Zone;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde_json::{json, Value};
 use std::borrow::Cow;
 use thiserror::Error;
@@ -63,8 +63,8 @@ pub struct CallEmail<'a> {
     pub phone_number: &'a str,
     /// When the call starts.
     pub start: DateTime<Utc>,
-    /// IANA zone the times are shown in; UTC when absent or unknown.
-    pub time_zone: Option<&'a str>,
+    /// Zone the times are shown in; UTC when absent.
+    pub time_zone: Option<Zone<'a>>,
     /// Length of the calendar slot.
     pub duration_minutes: u32,
     /// When this change happened (the call's `updated_at`). Resending with the same value keeps
@@ -189,15 +189,11 @@ fn paragraphs<'a>(
     ]
 }
 
-/// `Tue 1 Apr 2025, 15:00 (America/Chicago)`; UTC when the zone is absent or unknown.
-fn display_time(at: DateTime<Utc>, time_zone: Option<&str>) -> String {
+/// `Tue 1 Apr 2025, 15:00 (America/Chicago)`; UTC when there is no zone.
+fn display_time(at: DateTime<Utc>, time_zone: Option<Zone>) -> String {
     const FORMAT: &str = "%a %-d %b %Y, %H:%M";
-    match time_zone.and_then(|name| name.parse::<Tz>().ok()) {
-        Some(zone) => format!(
-            "{} ({})",
-            at.with_timezone(&zone).format(FORMAT),
-            zone.name()
-        ),
+    match time_zone {
+        Some(zone) => format!("{} ({zone})", zone.at(at).format(FORMAT)),
         None => format!("{} (UTC)", at.format(FORMAT)),
     }
 }
@@ -262,6 +258,7 @@ fn html_escape(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zones::Tzdb;
     use icalendar::parser::{read_calendar, unfold};
 
     fn email(kind: EmailKind) -> CallEmail<'static> {
@@ -275,7 +272,7 @@ mod tests {
             agent_name: "Ava",
             phone_number: "+15551234567",
             start: "2025-04-01T20:00:00Z".parse().unwrap(),
-            time_zone: Some("America/Chicago"),
+            time_zone: Zone::resolve(&Tzdb, "America/Chicago"),
             duration_minutes: 15,
             dtstamp: "2025-04-01T14:00:00Z".parse().unwrap(),
         }

@@ -3,8 +3,8 @@
 //! Every field problem is collected, so one 422 lists them all. Unknown fields are ignored
 //! (clients may send more than we read) and a JSON `null` counts as an absent field.
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use crate::zones::{Zone, ZoneRules};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
 /// Largest accepted `metadata`, serialized; it is stored in D1 and echoed to providers.
@@ -103,10 +103,12 @@ impl FieldError {
     }
 }
 
-/// Validates a `POST /api/v1/calls` body against the current time `now`.
+/// Validates a `POST /api/v1/calls` body against the current time `now`, with `zones` giving
+/// the rules of its `time_zone`.
 pub fn parse_schedule(
     body: &Value,
     now: DateTime<Utc>,
+    zones: &dyn ZoneRules,
 ) -> Result<ScheduleRequest, Vec<FieldError>> {
     let obj = body_object(body)?;
     let mut errors = Vec::new();
@@ -116,7 +118,7 @@ pub fn parse_schedule(
         errors.push(FieldError::new("to", "required", "to is required"));
     }
     let agent_id = agent_id(obj, &mut errors);
-    let start = start_time(obj, now, &mut errors);
+    let start = start_time(obj, now, zones, &mut errors);
     let (contact_name, contact_email) = contact(obj, &mut errors);
     let provider = match string(obj, "provider", &mut errors) {
         None => Some(DialProvider::default()),
@@ -156,10 +158,11 @@ pub fn parse_schedule(
 pub fn parse_reschedule(
     body: &Value,
     now: DateTime<Utc>,
+    zones: &dyn ZoneRules,
 ) -> Result<(DateTime<Utc>, Option<String>), Vec<FieldError>> {
     let obj = body_object(body)?;
     let mut errors = Vec::new();
-    match start_time(obj, now, &mut errors) {
+    match start_time(obj, now, zones, &mut errors) {
         Some(start) if errors.is_empty() => Ok(start),
         _ => Err(errors),
     }
@@ -318,21 +321,22 @@ fn agent_id(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<St
 fn start_time(
     obj: &Map<String, Value>,
     now: DateTime<Utc>,
+    zones: &dyn ZoneRules,
     errors: &mut Vec<FieldError>,
 ) -> Option<(DateTime<Utc>, Option<String>)> {
     let start_at = string(obj, "start_at", errors);
     let local_time = string(obj, "local_time", errors);
     let zone_name = string(obj, "time_zone", errors);
-    let zone = zone_name.and_then(|name| match name.parse::<Tz>() {
-        Ok(zone) => Some(zone),
-        Err(_) => {
+    let zone = zone_name.and_then(|name| {
+        let zone = Zone::resolve(zones, name);
+        if zone.is_none() {
             errors.push(FieldError::new(
                 "time_zone",
                 "unknown_time_zone",
                 format!("{name:?} is not an IANA time zone name such as Europe/Paris"),
             ));
-            None
         }
+        zone
     });
 
     let (field_name, at) = match (start_at, local_time) {
@@ -417,22 +421,18 @@ fn parse_local(text: &str, errors: &mut Vec<FieldError>) -> Option<NaiveDateTime
 /// on that day's clocks, so it is refused rather than silently shifted.
 fn resolve_local(
     naive: NaiveDateTime,
-    zone: Tz,
+    zone: Zone,
     errors: &mut Vec<FieldError>,
 ) -> Option<DateTime<Utc>> {
-    match zone.from_local_datetime(&naive).earliest() {
-        Some(at) => Some(at.with_timezone(&Utc)),
-        None => {
-            errors.push(FieldError::new(
-                "local_time",
-                "nonexistent_time",
-                format!(
-                    "{naive} does not exist in {zone} (clocks skip it for daylight saving time)"
-                ),
-            ));
-            None
-        }
+    let at = zone.from_local(naive).earliest();
+    if at.is_none() {
+        errors.push(FieldError::new(
+            "local_time",
+            "nonexistent_time",
+            format!("{naive} does not exist in {zone} (clocks skip it for daylight saving time)"),
+        ));
     }
+    at
 }
 
 /// `contact: {name?, email?}` and the `contact_email` alias; both emails must agree.
@@ -550,6 +550,7 @@ fn metadata(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zones::Tzdb;
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {
@@ -571,7 +572,7 @@ mod tests {
     #[test]
     fn minimal_request_gets_defaults() {
         let body = json!({"to": "+15551234567", "agent_id": "ag_1", "start_at": "2026-12-01T15:30:00+01:00"});
-        let req = parse_schedule(&body, now()).unwrap();
+        let req = parse_schedule(&body, now(), &Tzdb).unwrap();
         assert_eq!(req.to, "+15551234567");
         assert_eq!(
             req.start_at,
@@ -592,7 +593,7 @@ mod tests {
             "provider": "bland", "from": "+15017122661", "metadata": {"crm": 42},
             "extra": "ignored"
         });
-        let req = parse_schedule(&body, now()).unwrap();
+        let req = parse_schedule(&body, now(), &Tzdb).unwrap();
         assert_eq!(
             req.start_at,
             "2026-12-01T14:30:00Z".parse::<DateTime<Utc>>().unwrap()
@@ -609,17 +610,17 @@ mod tests {
     fn contact_email_alias_is_accepted_and_must_agree() {
         let base = json!({"to": "+15551234567", "agent_id": "a", "start_at": "2026-12-01T15:30:00Z",
                           "contact_email": "a@example.com"});
-        let req = parse_schedule(&base, now()).unwrap();
+        let req = parse_schedule(&base, now(), &Tzdb).unwrap();
         assert_eq!(req.contact_email.as_deref(), Some("a@example.com"));
 
         let mut both = base.clone();
         both["contact"] = json!({"email": "b@example.com"});
         assert_eq!(
-            codes(parse_schedule(&both, now())),
+            codes(parse_schedule(&both, now(), &Tzdb)),
             [pair("contact_email", "conflict")]
         );
         both["contact"] = json!({"email": "a@example.com"});
-        assert!(parse_schedule(&both, now()).is_ok());
+        assert!(parse_schedule(&both, now(), &Tzdb).is_ok());
     }
 
     #[test]
@@ -630,7 +631,7 @@ mod tests {
             "from": "+0123", "metadata": [1]
         });
         assert_eq!(
-            codes(parse_schedule(&body, now())),
+            codes(parse_schedule(&body, now(), &Tzdb)),
             [
                 pair("to", "invalid_phone"),
                 pair("agent_id", "invalid_type"),
@@ -656,20 +657,23 @@ mod tests {
         ] {
             let body = json!({"to": to, "agent_id": "a", "start_at": "2031-01-01T00:00:00Z"});
             assert_eq!(
-                codes(parse_schedule(&body, now())),
+                codes(parse_schedule(&body, now(), &Tzdb)),
                 [pair("to", code)],
                 "{to}"
             );
         }
         let body =
             json!({"to": "+442071838750", "agent_id": "a", "start_at": "2031-01-01T00:00:00Z"});
-        assert_eq!(parse_schedule(&body, now()).unwrap().to, "+442071838750");
+        assert_eq!(
+            parse_schedule(&body, now(), &Tzdb).unwrap().to,
+            "+442071838750"
+        );
     }
 
     #[test]
     fn missing_fields_are_required() {
         assert_eq!(
-            codes(parse_schedule(&json!({"agent_id": ""}), now())),
+            codes(parse_schedule(&json!({"agent_id": ""}), now(), &Tzdb)),
             [
                 pair("to", "required"),
                 pair("agent_id", "required"),
@@ -677,7 +681,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            codes(parse_schedule(&json!([1]), now())),
+            codes(parse_schedule(&json!([1]), now(), &Tzdb)),
             [pair("", "invalid_body")]
         );
     }
@@ -689,7 +693,7 @@ mod tests {
             for (k, v) in extra.as_object().unwrap() {
                 body[k] = v.clone();
             }
-            codes(parse_schedule(&body, now()))
+            codes(parse_schedule(&body, now(), &Tzdb))
         };
         assert_eq!(
             check(json!({"start_at": "2026-12-01T15:30:00"})),
@@ -728,12 +732,12 @@ mod tests {
     #[test]
     fn dst_gap_is_refused_and_overlap_takes_the_first_occurrence() {
         let gap = json!({"local_time": "2027-03-14T02:30", "time_zone": "America/New_York"});
-        let errors = parse_reschedule(&gap, now()).unwrap_err();
+        let errors = parse_reschedule(&gap, now(), &Tzdb).unwrap_err();
         assert_eq!(errors[0].code, "nonexistent_time");
         assert!(errors[0].message.contains("America/New_York"));
 
         let overlap = json!({"local_time": "2026-11-01T01:30", "time_zone": "America/New_York"});
-        let (at, zone) = parse_reschedule(&overlap, now()).unwrap();
+        let (at, zone) = parse_reschedule(&overlap, now(), &Tzdb).unwrap();
         // 01:30 EDT (-04:00), not 01:30 EST (-05:00).
         assert_eq!(at, "2026-11-01T05:30:00Z".parse::<DateTime<Utc>>().unwrap());
         assert_eq!(zone.as_deref(), Some("America/New_York"));
@@ -742,16 +746,16 @@ mod tests {
     #[test]
     fn reschedule_accepts_start_at_with_optional_zone() {
         let body = json!({"start_at": "2026-12-01T15:30:00-05:00", "time_zone": "America/Chicago"});
-        let (at, zone) = parse_reschedule(&body, now()).unwrap();
+        let (at, zone) = parse_reschedule(&body, now(), &Tzdb).unwrap();
         assert_eq!(at, "2026-12-01T20:30:00Z".parse::<DateTime<Utc>>().unwrap());
         assert_eq!(zone.as_deref(), Some("America/Chicago"));
         assert_eq!(
-            parse_reschedule(&json!({}), now()).unwrap_err()[0].code,
+            parse_reschedule(&json!({}), now(), &Tzdb).unwrap_err()[0].code,
             "required"
         );
         let bad_zone = json!({"start_at": "2026-12-01T15:30:00Z", "time_zone": "Nowhere"});
         assert_eq!(
-            parse_reschedule(&bad_zone, now()).unwrap_err()[0].code,
+            parse_reschedule(&bad_zone, now(), &Tzdb).unwrap_err()[0].code,
             "unknown_time_zone"
         );
     }
@@ -762,7 +766,7 @@ mod tests {
         let body = json!({"to": "+15551234567", "agent_id": "a", "start_at": "2026-12-01T15:30:00Z",
                           "metadata": {"blob": big}});
         assert_eq!(
-            codes(parse_schedule(&body, now())),
+            codes(parse_schedule(&body, now(), &Tzdb)),
             [pair("metadata", "too_large")]
         );
     }
@@ -841,9 +845,9 @@ mod tests {
             for (key, value) in fields {
                 body[key] = Value::String(value);
             }
-            let _ = parse_schedule(&body, now());
+            let _ = parse_schedule(&body, now(), &Tzdb);
             body.as_object_mut().unwrap().remove("start_at");
-            let _ = parse_reschedule(&body, now());
+            let _ = parse_reschedule(&body, now(), &Tzdb);
         }
     }
 
