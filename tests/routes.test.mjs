@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker } from './harness.mjs';
+import { startWorker, eventually } from './harness.mjs';
 import { routeTable, concrete, methodsOn } from './route-table.mjs';
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
@@ -138,7 +138,7 @@ test('every gated route refuses each role below its gate with 403, before its ha
     }
   }
   const mutating = routes.filter((r) => r.method !== 'GET' && r.gate !== 'Public' && !(r.label in READ_ONLY_POSTS));
-  assert.ok(mutating.length >= 20, `${mutating.length} mutating routes`);
+  assert.ok(mutating.length >= 15, `${mutating.length} mutating routes`);
   assert.ok(refused >= mutating.length, `${refused} refusals`);
   for (const route of mutating) assert.ok(REFUSED[route.gate].includes('viewer'), `viewer refused on ${route.label}`);
 });
@@ -159,14 +159,8 @@ test('the request log names the route from the table', async () => {
   await (await worker.fetch('/api/v1/agents/ag_none', { headers: { authorization: `Bearer ${keys.viewer}`, 'x-request-id': id } })).arrayBuffer();
   const wrong = `${id}-405`;
   await (await worker.fetch('/api/v1/agents/ag_none', { method: 'DELETE', headers: { authorization: `Bearer ${keys.viewer}`, 'x-request-id': wrong } })).arrayBuffer();
-  const line = async (rid) => {
-    for (let i = 0; i < 50; i += 1) {
-      const found = worker.logs().find((l) => l.msg === 'request' && l.request_id === rid);
-      if (found) return found;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`no request log for ${rid}`);
-  };
+  const line = (rid) =>
+    eventually(() => worker.logs().find((l) => l.msg === 'request' && l.request_id === rid), { message: `request log ${rid}` });
   assert.equal((await line(id)).route, 'GET /api/v1/agents/{id}');
   assert.equal((await line(wrong)).route, '/api/v1/agents/{id}');
 });
