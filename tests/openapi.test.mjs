@@ -1,11 +1,11 @@
-// The OpenAPI document and the router agree, and the document's example requests are valid:
-// against the document's own schemas and against the running worker.
+// The OpenAPI document and the route table (src/routes.rs) agree on the routes and on which need
+// no key, and the document's example requests are valid: against the document's own schemas and
+// against the running worker.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { startWorker, filesUnder, ROOT } from './harness.mjs';
+import { startWorker } from './harness.mjs';
+import { routeTable } from './route-table.mjs';
 
 let worker;
 let doc;
@@ -19,14 +19,9 @@ after(async () => {
   await worker?.stop();
 });
 
-/** Route templates the router names, e.g. "GET /api/v1/calls/{id}", read from the sources. */
+/** Route templates the worker serves, e.g. "GET /api/v1/calls/{id}", from its route table. */
 async function routerRoutes() {
-  const routes = new Set();
-  for (const file of await filesUnder(path.join(ROOT, 'src'), '.rs')) {
-    const text = await readFile(file, 'utf8');
-    for (const m of text.matchAll(/"(GET|POST|PATCH|PUT|DELETE) (\/[^"\s]*)"/g)) routes.add(`${m[1]} ${m[2]}`);
-  }
-  return routes;
+  return new Set((await routeTable()).map((r) => r.label));
 }
 
 function documentedRoutes() {
@@ -75,6 +70,18 @@ test('every route the router serves is documented, and every documented route is
   const extra = [...documented].filter((r) => !served.has(r));
   assert.deepEqual(missing, [], 'served but not documented');
   assert.deepEqual(extra, [], 'documented but not served');
+});
+
+test('the document marks exactly the public routes of the table as needing no key', async () => {
+  const open = (await routeTable()).filter((r) => r.gate === 'Public').map((r) => r.label).sort();
+  const documentedOpen = [];
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(ops)) {
+      const security = operation.security ?? doc.security;
+      if (Array.isArray(security) && security.length === 0) documentedOpen.push(`${method.toUpperCase()} ${p}`);
+    }
+  }
+  assert.deepEqual(documentedOpen.sort(), open);
 });
 
 test('every $ref resolves', () => {

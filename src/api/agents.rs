@@ -4,16 +4,14 @@
 use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
 use crate::store::agents::{self, Agent};
 use crate::store::audit;
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::parse_agent;
-use phone_agent_core::auth::Access;
 use phone_agent_core::scheduling::request::FieldError;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
 /// The API shape of an agent: its columns, and each config section as a top-level field.
 pub fn render(agent: &Agent) -> Value {
@@ -50,29 +48,7 @@ pub fn field_errors(errors: Vec<FieldError>) -> ApiError {
     )
 }
 
-/// Routes `/api/v1/agents/...`.
-pub async fn route(
-    mut req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    match (method, tail) {
-        (Method::Post, []) => ("POST /api/v1/agents", create(&mut req, app, who).await),
-        (Method::Get, []) => ("GET /api/v1/agents", list(&req, app, who).await),
-        (Method::Get, [id]) => ("GET /api/v1/agents/{id}", get(app, who, id).await),
-        (Method::Patch, [id]) => (
-            "PATCH /api/v1/agents/{id}",
-            update(&mut req, app, who, id).await,
-        ),
-        (_, [] | [_]) => ("/api/v1/agents", Err(method_not_allowed(method))),
-        _ => ("not found", Err(ApiError::not_found("no such agent route"))),
-    }
-}
-
-async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
     let spec = parse_agent(&body).map_err(field_errors)?;
     let agent = agents::insert(&Tenant::of(app, who)?, &spec).await?;
@@ -91,8 +67,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
 
 /// Applies the given fields over the stored agent and validates the result as a whole, so
 /// there is one set of rules for creating and changing an agent.
-async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
     let tenant = Tenant::of(app, who)?;
     let missing = || ApiError::not_found(format!("no agent {id}"));
@@ -117,16 +92,14 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     Ok(json_response(200, &after))
 }
 
-async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     let agent = agents::get(&Tenant::of(app, who)?, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
     Ok(json_response(200, &render(&agent)))
 }
 
-async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let window = page(&query(req)?)?;
     list_response(agents::list(&Tenant::of(app, who)?, &window).await?, render)
 }

@@ -3,14 +3,12 @@
 use super::request::{page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
-use crate::platform::http::{rfc3339, ApiError, ApiResult};
+use crate::platform::http::{rfc3339, ApiResult};
 use crate::store::db;
-use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
 #[derive(Deserialize)]
 struct Row {
@@ -40,26 +38,7 @@ impl Row {
     }
 }
 
-/// Routes `/api/v1/audit-log`.
-pub async fn route(
-    req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    match (method, tail) {
-        (Method::Get, []) => ("GET /api/v1/audit-log", list(&req, app, who).await),
-        (_, []) => ("/api/v1/audit-log", Err(method_not_allowed(method))),
-        _ => (
-            "not found",
-            Err(ApiError::not_found("no such audit-log route")),
-        ),
-    }
-}
-
-async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
     let page = page(&q)?;
     let (at, after_id) = page.bounds();

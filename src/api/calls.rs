@@ -11,43 +11,18 @@ mod schedule;
 use super::request::{field_error, invalid_fields, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
-use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::platform::http::{json_response, rfc3339, ApiResult};
 use crate::store::db;
 use chrono::DateTime;
-use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use phone_agent_core::scheduling::CallStatus;
 use row::{find, Row, COLUMNS};
-use schedule::{cancel, create, reschedule};
+pub(super) use schedule::{cancel, create, reschedule};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
-/// Routes `/api/v1/calls/...` (except `/{id}/session`, which the API module serves).
-pub async fn route(
-    mut req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    match (method, tail) {
-        (Method::Post, []) => ("POST /api/v1/calls", create(&mut req, app, who).await),
-        (Method::Get, []) => ("GET /api/v1/calls", list(&req, app, who).await),
-        (Method::Get, [id]) => ("GET /api/v1/calls/{id}", get(app, who, id).await),
-        (Method::Patch, [id]) => (
-            "PATCH /api/v1/calls/{id}",
-            reschedule(&mut req, app, who, id).await,
-        ),
-        (Method::Delete, [id]) => ("DELETE /api/v1/calls/{id}", cancel(app, who, id).await),
-        (_, [] | [_]) => ("/api/v1/calls", Err(method_not_allowed(method))),
-        _ => ("not found", Err(ApiError::not_found("no such call route"))),
-    }
-}
-
-async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     let row = find(app, who, id).await?;
     let db = app.db()?;
     #[derive(Deserialize)]
@@ -109,8 +84,7 @@ async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(200, &body))
 }
 
-async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
     let page = page(&q)?;
     let (at, id) = page.bounds();

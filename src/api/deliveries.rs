@@ -5,15 +5,13 @@ use super::request::{field_error, invalid_fields, json_body, page, query, rows_r
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
 use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
 use crate::store::audit;
 use crate::store::db;
-use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
 #[derive(Deserialize)]
 struct Row {
@@ -54,35 +52,7 @@ const COLUMNS: &str =
 
 const STATUSES: [&str; 5] = ["pending", "succeeded", "failed", "dead", "canceled"];
 
-/// Routes `/api/v1/deliveries/...`.
-pub async fn route(
-    mut req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    match (method, tail) {
-        (Method::Get, []) => ("GET /api/v1/deliveries", list(&req, app, who).await),
-        (Method::Post, ["redrive"]) => (
-            "POST /api/v1/deliveries/redrive",
-            redrive(&mut req, app, who).await,
-        ),
-        (Method::Get, [id]) => ("GET /api/v1/deliveries/{id}", get(app, who, id).await),
-        (Method::Post, [id, "replay"]) => (
-            "POST /api/v1/deliveries/{id}/replay",
-            replay(app, who, id).await,
-        ),
-        (_, [] | [_] | [_, "replay"]) => ("/api/v1/deliveries", Err(method_not_allowed(method))),
-        _ => (
-            "not found",
-            Err(ApiError::not_found("no such delivery route")),
-        ),
-    }
-}
-
-async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
     let page = page(&q)?;
     if let Some(status) = q.get("status") {
@@ -136,8 +106,7 @@ async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
     .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))
 }
 
-async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     let row = find(app, who, id).await?;
     #[derive(Deserialize)]
     struct Attempt {
@@ -166,8 +135,7 @@ async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(200, &body))
 }
 
-async fn replay(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Operate)?;
+pub(super) async fn replay(app: &App, who: &Principal, id: &str) -> ApiResult {
     let row = find(app, who, id).await?;
     let db = app.db()?;
     forwarding::replay(&db, &who.tenant_id, &row.event_id, Some(&row.endpoint_id)).await?;
@@ -182,8 +150,7 @@ async fn replay(app: &App, who: &Principal, id: &str) -> ApiResult {
 
 /// Puts dead deliveries back to pending as a new retry series: all of them, or those of one
 /// endpoint and/or created within `[since, until)`.
-async fn redrive(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Operate)?;
+pub(super) async fn redrive(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
     let mut errors = Vec::new();
     let time = |field: &str, errors: &mut Vec<Value>| -> Option<i64> {

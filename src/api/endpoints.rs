@@ -6,19 +6,17 @@
 use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
 use crate::platform::http::{
     json_response, new_id, now_ms, rfc3339, secret_bytes, ApiError, ApiResult,
 };
 use crate::store::audit;
 use crate::store::db;
-use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use phone_agent_core::targets::check_target;
 use phone_agent_core::webhooks::signatures::new_endpoint_secret;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
 /// Default overlap during which the previous secret keeps signing after a rotation.
 const DEFAULT_GRACE_SECONDS: i64 = 24 * 3600;
@@ -64,41 +62,6 @@ impl Row {
             v["secret"] = Value::String(self.secret.clone());
         }
         v
-    }
-}
-
-/// Routes `/api/v1/endpoints/...`.
-pub async fn route(
-    mut req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    match (method, tail) {
-        (Method::Post, []) => ("POST /api/v1/endpoints", create(&mut req, app, who).await),
-        (Method::Get, []) => ("GET /api/v1/endpoints", list(&req, app, who).await),
-        (Method::Get, [id]) => ("GET /api/v1/endpoints/{id}", get(app, who, id).await),
-        (Method::Patch, [id]) => (
-            "PATCH /api/v1/endpoints/{id}",
-            update(&mut req, app, who, id).await,
-        ),
-        (Method::Delete, [id]) => ("DELETE /api/v1/endpoints/{id}", delete(app, who, id).await),
-        (Method::Post, [id, "rotate-secret"]) => (
-            "POST /api/v1/endpoints/{id}/rotate-secret",
-            rotate(&mut req, app, who, id).await,
-        ),
-        (Method::Get, [id, "secret"]) => (
-            "GET /api/v1/endpoints/{id}/secret",
-            secret(app, who, id).await,
-        ),
-        (_, [] | [_] | [_, "rotate-secret" | "secret"]) => {
-            ("/api/v1/endpoints", Err(method_not_allowed(method)))
-        }
-        _ => (
-            "not found",
-            Err(ApiError::not_found("no such endpoint route")),
-        ),
     }
 }
 
@@ -203,8 +166,7 @@ fn valid_event_type(t: &str) -> bool {
         && (!t.contains('*') || t == "*" || (t.ends_with(".*") && !t[..t.len() - 2].contains('*')))
 }
 
-async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
     let fields = parse_fields(&body, app.config()?.allow_private_targets, true)?;
     let secret = new_endpoint_secret(&secret_bytes()?);
@@ -253,16 +215,14 @@ async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
     .ok_or_else(|| ApiError::not_found(format!("no endpoint {id}")))
 }
 
-async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     let row = find(app, who, id).await?;
     Ok(json_response(200, &row.render(false)))
 }
 
 /// `GET /api/v1/endpoints/{id}/secret`, admins only: the current signing secret. Each read is
 /// audited (without the secret), so a leaked secret can be traced to the keys that saw it.
-async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
     let row = find(app, who, id).await?;
     audit::log(
         app,
@@ -283,8 +243,7 @@ async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
     ))
 }
 
-async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
     let page = page(&q)?;
     let (at, id) = page.bounds();
@@ -317,8 +276,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     )
 }
 
-async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
     let fields = parse_fields(&body, app.config()?.allow_private_targets, false)?;
     let before = find(app, who, id).await?.render(false);
@@ -365,8 +323,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     Ok(json_response(200, &row.render(false)))
 }
 
-async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     let row = find(app, who, id).await?;
     let now = now_ms();
     let db = app.db()?;
@@ -400,8 +357,7 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(200, &json!({"id": row.id, "deleted": true})))
 }
 
-async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
     let grace = match body.get("grace_seconds") {
         None | Some(Value::Null) => DEFAULT_GRACE_SECONDS,

@@ -4,15 +4,13 @@ use super::request::{json_body, page, query, rows_response};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
 use crate::store::audit;
 use crate::store::db;
-use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
 #[derive(Deserialize)]
 struct Row {
@@ -42,28 +40,7 @@ impl Row {
 
 const COLUMNS: &str = "id, provider, provider_event_id, type, call_id, received_at, payload";
 
-/// Routes `/api/v1/events/...`.
-pub async fn route(
-    mut req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    match (method, tail) {
-        (Method::Get, []) => ("GET /api/v1/events", list(&req, app, who).await),
-        (Method::Get, [id]) => ("GET /api/v1/events/{id}", get(app, who, id).await),
-        (Method::Post, [id, "replay"]) => (
-            "POST /api/v1/events/{id}/replay",
-            replay(&mut req, app, who, id).await,
-        ),
-        (_, [] | [_] | [_, "replay"]) => ("/api/v1/events", Err(method_not_allowed(method))),
-        _ => ("not found", Err(ApiError::not_found("no such event route"))),
-    }
-}
-
-async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
     let page = page(&q)?;
     let (at, id) = page.bounds();
@@ -108,8 +85,7 @@ async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
     .ok_or_else(|| ApiError::not_found(format!("no event {id}")))
 }
 
-async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     let row = find(app, who, id).await?;
     #[derive(Deserialize)]
     struct Delivery {
@@ -137,8 +113,7 @@ async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(200, &body))
 }
 
-async fn replay(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Operate)?;
+pub(super) async fn replay(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
     let endpoint_id = match body.get("endpoint_id") {
         None | Some(Value::Null) => None,

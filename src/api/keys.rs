@@ -4,17 +4,16 @@
 use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
 use crate::platform::http::{
     json_response, new_id, new_secret, now_ms, rfc3339, ApiError, ApiResult,
 };
 use crate::store::audit::{self, Change};
 use crate::store::db;
-use phone_agent_core::auth::{key_hash, Access, Role};
+use phone_agent_core::auth::{key_hash, Role};
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
 #[derive(Deserialize)]
 struct Row {
@@ -45,27 +44,6 @@ pub fn generate() -> Result<(String, String), ApiError> {
     let key = new_secret("pa_live")?;
     let prefix = key.chars().take(12).collect();
     Ok((key, prefix))
-}
-
-/// Routes `/api/v1/api-keys/...`.
-pub async fn route(
-    mut req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    match (method, tail) {
-        (Method::Post, []) => ("POST /api/v1/api-keys", create(&mut req, app, who).await),
-        (Method::Get, []) => ("GET /api/v1/api-keys", list(&req, app, who).await),
-        (Method::Get, [id]) => ("GET /api/v1/api-keys/{id}", get(app, who, id).await),
-        (Method::Delete, [id]) => ("DELETE /api/v1/api-keys/{id}", revoke(app, who, id).await),
-        (_, [] | [_]) => ("/api/v1/api-keys", Err(method_not_allowed(method))),
-        _ => (
-            "not found",
-            Err(ApiError::not_found("no such api-key route")),
-        ),
-    }
 }
 
 /// Parses `{name, role}` for a new key.
@@ -117,8 +95,7 @@ pub fn insert(
     )?)
 }
 
-async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
     let (name, role) = parse_new_key(&body)?;
     let (key, prefix) = generate()?;
@@ -158,13 +135,11 @@ async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
     .ok_or_else(|| ApiError::not_found(format!("no api key {id}")))
 }
 
-async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(200, &find(app, who, id).await?.render()))
 }
 
-async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let page = page(&query(req)?)?;
     let (at, id) = page.bounds();
     let rows: Vec<Row> = db::all(
@@ -187,8 +162,7 @@ async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     )
 }
 
-async fn revoke(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn revoke(app: &App, who: &Principal, id: &str) -> ApiResult {
     let before = find(app, who, id).await?.render();
     let db = app.db()?;
     db::batch(

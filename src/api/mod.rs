@@ -1,6 +1,6 @@
 //! `/api/v1/...`: the operator JSON API, behind `Authorization: Bearer <api key>`.
-//! One file per resource; this module authenticates and routes (the shared request helpers are
-//! in `request.rs`).
+//! One file per resource; this module authenticates and runs the handler the route table in
+//! `src/routes.rs` chose (the shared request helpers are in `request.rs`).
 
 mod agents;
 mod audit_log;
@@ -17,20 +17,19 @@ mod tenants;
 
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
-use crate::platform::http::now_ms;
-use crate::platform::http::{ApiError, ApiResult};
+use crate::platform::http::{method_not_allowed, now_ms, ApiError, ApiResult};
 use crate::platform::rate_limit;
 use crate::store::db;
 use phone_agent_core::auth::{
     bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Role,
 };
 use phone_agent_core::rate_limit::client_bucket;
+use phone_agent_core::routing::{Need, Outcome};
 use worker::{Method, Request};
 
 /// The OpenAPI 3.1 description of this API (public: it holds no data). A test keeps it and
-/// the router in step.
-fn openapi() -> worker::Response {
+/// the route table in step.
+pub fn openapi() -> worker::Response {
     let mut response = worker::Response::builder()
         .with_status(200)
         .fixed(include_bytes!("openapi.json").to_vec());
@@ -40,20 +39,67 @@ fn openapi() -> worker::Response {
     response
 }
 
-/// Authenticates, then routes `/api/v1/{rest..}`.
+/// The handlers behind an API key; `src/routes.rs` says which role each needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    AgentCreate,
+    AgentList,
+    AgentGet,
+    AgentUpdate,
+    NumberCreate,
+    NumberList,
+    NumberGet,
+    NumberUpdate,
+    NumberDelete,
+    CallSchedule,
+    CallList,
+    CallGet,
+    CallReschedule,
+    CallCancel,
+    CallSession,
+    CallTranscript,
+    CallLive,
+    LiveTicket,
+    EndpointCreate,
+    EndpointList,
+    EndpointGet,
+    EndpointUpdate,
+    EndpointDelete,
+    EndpointRotate,
+    EndpointSecret,
+    EventList,
+    EventGet,
+    EventReplay,
+    DeliveryList,
+    DeliveryRedrive,
+    DeliveryGet,
+    DeliveryReplay,
+    KeyCreate,
+    KeyList,
+    KeyGet,
+    KeyRevoke,
+    TenantCreate,
+    TenantList,
+    AuditLog,
+}
+
+/// Answers a route behind an API key: authenticate (401 before anything about the path is
+/// said), rate-limit, then 404 / 405 / the route's role check (403) / the handler.
 pub async fn dispatch(
     req: Request,
     app: &App,
     method: &Method,
-    rest: &[&str],
+    outcome: Outcome<'_, (Need, &Api)>,
 ) -> (&'static str, ApiResult) {
-    if rest == ["openapi.json"] {
-        return match method {
-            Method::Get => ("GET /api/v1/openapi.json", Ok(openapi())),
-            _ => ("/api/v1/openapi.json", Err(method_not_allowed(method))),
-        };
-    }
-    let principal = match authenticate(&req, app, rest).await {
+    let live_view_of = match &outcome {
+        Outcome::Run {
+            handler: (_, Api::CallLive),
+            params,
+            ..
+        } => params.first().copied(),
+        _ => None,
+    };
+    let principal = match authenticate(&req, app, live_view_of).await {
         Ok(p) => p,
         Err(e) => return ("/api/v1 (unauthenticated)", Err(e)),
     };
@@ -64,39 +110,80 @@ pub async fn dispatch(
     if let Err(e) = rate_limit::check(&app.env, &principal.actor, limit).await {
         return ("/api/v1 (rate limited)", Err(e));
     }
-    match rest {
-        ["calls", call_id, "session"] if *method == Method::Get => (
-            "GET /api/v1/calls/{id}/session",
-            sessions::state(app, &principal, call_id).await,
+    match outcome {
+        Outcome::Run {
+            label,
+            handler: (need, handler),
+            params,
+        } => (
+            label,
+            match need.admit(principal.role, principal.bootstrap) {
+                Ok(()) => call(*handler, req, app, &principal, &params).await,
+                Err(refusal) => Err(refusal.into()),
+            },
         ),
-        ["calls", call_id, "live"] if *method == Method::Get => (
-            "GET /api/v1/calls/{id}/live",
-            sessions::live_view(req, app, &principal, call_id).await,
-        ),
-        ["calls", call_id, "live-ticket"] if *method == Method::Post => (
-            "POST /api/v1/calls/{id}/live-ticket",
-            live_tickets::issue(app, &principal, call_id).await,
-        ),
-        ["calls", call_id, "transcript"] if *method == Method::Get => (
-            "GET /api/v1/calls/{id}/transcript",
-            sessions::transcript_of(app, &principal, call_id).await,
-        ),
-        ["calls", "session"] | ["calls", _, "session" | "live" | "live-ticket" | "transcript"] => {
-            ("/api/v1/calls", Err(method_not_allowed(method)))
+        Outcome::MethodNotAllowed { template, allow } => {
+            (template, Err(method_not_allowed(method, allow)))
         }
-        ["endpoints", tail @ ..] => endpoints::route(req, app, &principal, method, tail).await,
-        ["events", tail @ ..] => events::route(req, app, &principal, method, tail).await,
-        ["deliveries", tail @ ..] => deliveries::route(req, app, &principal, method, tail).await,
-        ["calls", tail @ ..] => calls::route(req, app, &principal, method, tail).await,
-        ["agents", tail @ ..] => agents::route(req, app, &principal, method, tail).await,
-        ["numbers", tail @ ..] => numbers::route(req, app, &principal, method, tail).await,
-        ["api-keys", tail @ ..] => keys::route(req, app, &principal, method, tail).await,
-        ["tenants", tail @ ..] => tenants::route(req, app, &principal, method, tail).await,
-        ["audit-log", tail @ ..] => audit_log::route(req, app, &principal, method, tail).await,
-        _ => (
+        Outcome::NotFound => (
             "not found",
             Err(ApiError::not_found("no such API resource")),
         ),
+    }
+}
+
+/// Runs an API handler with its path parameters, once the route's role check has passed.
+async fn call(
+    handler: Api,
+    mut req: Request,
+    app: &App,
+    who: &Principal,
+    params: &[&str],
+) -> ApiResult {
+    match (handler, params) {
+        (Api::AgentCreate, []) => agents::create(&mut req, app, who).await,
+        (Api::AgentList, []) => agents::list(&req, app, who).await,
+        (Api::AgentGet, [id]) => agents::get(app, who, id).await,
+        (Api::AgentUpdate, [id]) => agents::update(&mut req, app, who, id).await,
+        (Api::NumberCreate, []) => numbers::create(&mut req, app, who).await,
+        (Api::NumberList, []) => numbers::list(&req, app, who).await,
+        (Api::NumberGet, [id]) => numbers::get(app, who, id).await,
+        (Api::NumberUpdate, [id]) => numbers::update(&mut req, app, who, id).await,
+        (Api::NumberDelete, [id]) => numbers::delete(app, who, id).await,
+        (Api::CallSchedule, []) => calls::create(&mut req, app, who).await,
+        (Api::CallList, []) => calls::list(&req, app, who).await,
+        (Api::CallGet, [id]) => calls::get(app, who, id).await,
+        (Api::CallReschedule, [id]) => calls::reschedule(&mut req, app, who, id).await,
+        (Api::CallCancel, [id]) => calls::cancel(app, who, id).await,
+        (Api::CallSession, [id]) => sessions::state(app, who, id).await,
+        (Api::CallTranscript, [id]) => sessions::transcript_of(app, who, id).await,
+        (Api::CallLive, [id]) => sessions::live_view(req, app, who, id).await,
+        (Api::LiveTicket, [id]) => live_tickets::issue(app, who, id).await,
+        (Api::EndpointCreate, []) => endpoints::create(&mut req, app, who).await,
+        (Api::EndpointList, []) => endpoints::list(&req, app, who).await,
+        (Api::EndpointGet, [id]) => endpoints::get(app, who, id).await,
+        (Api::EndpointUpdate, [id]) => endpoints::update(&mut req, app, who, id).await,
+        (Api::EndpointDelete, [id]) => endpoints::delete(app, who, id).await,
+        (Api::EndpointRotate, [id]) => endpoints::rotate(&mut req, app, who, id).await,
+        (Api::EndpointSecret, [id]) => endpoints::secret(app, who, id).await,
+        (Api::EventList, []) => events::list(&req, app, who).await,
+        (Api::EventGet, [id]) => events::get(app, who, id).await,
+        (Api::EventReplay, [id]) => events::replay(&mut req, app, who, id).await,
+        (Api::DeliveryList, []) => deliveries::list(&req, app, who).await,
+        (Api::DeliveryRedrive, []) => deliveries::redrive(&mut req, app, who).await,
+        (Api::DeliveryGet, [id]) => deliveries::get(app, who, id).await,
+        (Api::DeliveryReplay, [id]) => deliveries::replay(app, who, id).await,
+        (Api::KeyCreate, []) => keys::create(&mut req, app, who).await,
+        (Api::KeyList, []) => keys::list(&req, app, who).await,
+        (Api::KeyGet, [id]) => keys::get(app, who, id).await,
+        (Api::KeyRevoke, [id]) => keys::revoke(app, who, id).await,
+        (Api::TenantCreate, []) => tenants::create(&mut req, app, who).await,
+        (Api::TenantList, []) => tenants::list(&req, app).await,
+        (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
+        _ => Err(ApiError::internal(format!(
+            "route table: {handler:?} has no handler for {} parameters",
+            params.len()
+        ))),
     }
 }
 
@@ -111,8 +198,12 @@ enum Credential {
 /// Authenticates the request. A request without any credential is a plain 401; one that
 /// presents a credential is first checked against its address's failure budget (429 while over
 /// it, whatever the credential), and a credential that does not match spends from that budget.
-async fn authenticate(req: &Request, app: &App, rest: &[&str]) -> Result<Principal, ApiError> {
-    let credential = credential(req, rest)?;
+async fn authenticate(
+    req: &Request,
+    app: &App,
+    live_view_of: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let credential = credential(req, live_view_of)?;
     let config = app.config()?;
     let limit = config.auth_failure_limit_per_minute;
     let client = client_bucket(
@@ -151,14 +242,14 @@ async fn authenticate(req: &Request, app: &App, rest: &[&str]) -> Result<Princip
 /// Reads the credential: `Authorization: Bearer`, or for a live-view WebSocket upgrade (which a
 /// browser cannot give headers) the `bearer.<base64url(key)>` subprotocol or a `?ticket=`.
 /// An API key in the URL is refused: URLs end up in access logs.
-fn credential(req: &Request, rest: &[&str]) -> Result<Credential, ApiError> {
+fn credential(req: &Request, live_view_of: Option<&str>) -> Result<Credential, ApiError> {
     if let Some(header) = req.headers().get("authorization").ok().flatten() {
         return bearer_token(&header)
             .map(|t| Credential::Key(t.to_owned()))
             .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"));
     }
     let missing = || ApiError::unauthorized("missing Authorization: Bearer <api key>");
-    let ["calls", call_id, "live"] = rest else {
+    let Some(call_id) = live_view_of else {
         return Err(missing());
     };
     let upgrade = req.headers().get("upgrade").ok().flatten();
@@ -178,7 +269,7 @@ fn credential(req: &Request, rest: &[&str]) -> Result<Credential, ApiError> {
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     if let Some(ticket) = live_ticket(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
         return Ok(Credential::Ticket {
-            call_id: (*call_id).to_owned(),
+            call_id: call_id.to_owned(),
             ticket: ticket.to_owned(),
         });
     }

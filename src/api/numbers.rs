@@ -8,17 +8,15 @@ use super::agents::field_errors;
 use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
 use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
 use crate::store::audit;
 use crate::store::db;
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::parse_number;
-use phone_agent_core::auth::Access;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
 #[derive(Deserialize)]
 struct Row {
@@ -47,33 +45,7 @@ impl Row {
     }
 }
 
-/// Routes `/api/v1/numbers/...`.
-pub async fn route(
-    mut req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    match (method, tail) {
-        (Method::Post, []) => ("POST /api/v1/numbers", create(&mut req, app, who).await),
-        (Method::Get, []) => ("GET /api/v1/numbers", list(&req, app, who).await),
-        (Method::Get, [id]) => ("GET /api/v1/numbers/{id}", get(app, who, id).await),
-        (Method::Patch, [id]) => (
-            "PATCH /api/v1/numbers/{id}",
-            update(&mut req, app, who, id).await,
-        ),
-        (Method::Delete, [id]) => ("DELETE /api/v1/numbers/{id}", delete(app, who, id).await),
-        (_, [] | [_]) => ("/api/v1/numbers", Err(method_not_allowed(method))),
-        _ => (
-            "not found",
-            Err(ApiError::not_found("no such number route")),
-        ),
-    }
-}
-
-async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     if !who.bootstrap {
         // Refused before the body is read: the answer is the same whoever holds the number.
         return Err(ApiError::new(
@@ -179,8 +151,7 @@ async fn find(app: &App, tenant_id: &str, id: &str) -> Result<Row, ApiError> {
 
 /// Changes the agent, owner phone or ring-owner-first of a number (the number itself is its
 /// identity: register a new one instead). Validated by the same rules as creation.
-async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
     let before = find(app, &who.tenant_id, id).await?.render();
     if body.get("number").is_some_and(|n| n != &before["number"]) {
@@ -224,8 +195,7 @@ async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiR
     Ok(json_response(200, &after))
 }
 
-async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Administer)?;
+pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     let before = find(app, &who.tenant_id, id).await?.render();
     db::run(
         &app.db()?,
@@ -248,16 +218,14 @@ async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(200, &json!({"id": id, "deleted": true})))
 }
 
-async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(
         200,
         &find(app, &who.tenant_id, id).await?.render(),
     ))
 }
 
-async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Read)?;
+pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
     let page = page(&q)?;
     let (at, id) = page.bounds();

@@ -6,7 +6,6 @@ use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, ApiError, ApiResult};
 use crate::store::db;
-use phone_agent_core::auth::Access;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Request;
@@ -36,7 +35,6 @@ pub(crate) async fn own_call(
 
 /// `GET /api/v1/calls/{id}/session`: what the call's Durable Object has recorded.
 pub async fn state(app: &App, who: &Principal, call_id: &str) -> ApiResult {
-    who.require(Access::Read)?;
     own_call(app, who, call_id).await?;
     let mut response = session_stub(app, call_id)?
         .fetch_with_str("https://call-session/state")
@@ -52,7 +50,6 @@ pub async fn state(app: &App, who: &Principal, call_id: &str) -> ApiResult {
 
 /// `GET /api/v1/calls/{id}/transcript`: the stored transcript (`{call_id, turns, text}`).
 pub async fn transcript_of(app: &App, who: &Principal, call_id: &str) -> ApiResult {
-    who.require(Access::Read)?;
     own_call(app, who, call_id).await?;
     #[derive(Deserialize)]
     struct Row {
@@ -78,7 +75,6 @@ pub async fn transcript_of(app: &App, who: &Principal, call_id: &str) -> ApiResu
 /// `GET /api/v1/calls/{id}/live`: a WebSocket on the call's Durable Object streaming transcript
 /// lines, state changes and per-turn metrics as JSON (see `public/js/pages/live.js`).
 pub async fn live_view(req: Request, app: &App, who: &Principal, call_id: &str) -> ApiResult {
-    who.require(Access::Read)?;
     crate::platform::http::require_websocket(&req, "the live view")?;
     own_call(app, who, call_id).await?;
     Ok(session_stub(app, call_id)?.fetch_with_request(req).await?)

@@ -5,15 +5,14 @@ use super::keys;
 use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::method_not_allowed;
-use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
+use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiResult};
 use crate::store::audit::{self, Change};
 use crate::store::db;
 use phone_agent_core::auth::Role;
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Method, Request};
+use worker::Request;
 
 #[derive(Deserialize)]
 struct Row {
@@ -28,36 +27,7 @@ impl Row {
     }
 }
 
-/// Routes `/api/v1/tenants/...`.
-pub async fn route(
-    mut req: Request,
-    app: &App,
-    who: &Principal,
-    method: &Method,
-    tail: &[&str],
-) -> (&'static str, ApiResult) {
-    if !who.bootstrap {
-        return (
-            "/api/v1/tenants",
-            Err(ApiError::new(
-                403,
-                "forbidden",
-                "only ADMIN_API_KEY manages tenants",
-            )),
-        );
-    }
-    match (method, tail) {
-        (Method::Post, []) => ("POST /api/v1/tenants", create(&mut req, app, who).await),
-        (Method::Get, []) => ("GET /api/v1/tenants", list(&req, app).await),
-        (_, []) => ("/api/v1/tenants", Err(method_not_allowed(method))),
-        _ => (
-            "not found",
-            Err(ApiError::not_found("no such tenant route")),
-        ),
-    }
-}
-
-async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
+pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
     let name = match body.get("name").and_then(Value::as_str).map(str::trim) {
         Some(n) if !n.is_empty() && n.len() <= 100 => n.to_owned(),
@@ -115,7 +85,7 @@ async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     ))
 }
 
-async fn list(req: &Request, app: &App) -> ApiResult {
+pub(super) async fn list(req: &Request, app: &App) -> ApiResult {
     let page = page(&query(req)?)?;
     let (at, id) = page.bounds();
     let rows: Vec<Row> = db::all(

@@ -1,7 +1,6 @@
 //! Who is calling the API, shared by the API handlers, the audit log and the live view.
 
-use crate::platform::http::ApiError;
-use phone_agent_core::auth::{Access, Role};
+use phone_agent_core::auth::Role;
 
 /// Who is calling: the tenant every query is scoped to, and what they may do.
 pub struct Principal {
@@ -13,19 +12,4 @@ pub struct Principal {
     pub bootstrap: bool,
     /// Carried into audit entries.
     pub request_id: String,
-}
-
-impl Principal {
-    /// 403 unless the role grants `access`.
-    pub fn require(&self, access: Access) -> Result<(), ApiError> {
-        if self.role.allows(access) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                403,
-                "forbidden",
-                "this API key's role does not allow that",
-            ))
-        }
-    }
 }

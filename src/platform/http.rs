@@ -7,6 +7,7 @@ use phone_agent_core::config::ConfigError;
 use phone_agent_core::ids;
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
+use phone_agent_core::routing::Forbidden;
 use phone_agent_core::webhooks::signatures::Rejection;
 use phone_agent_core::webhooks::Provider;
 use serde_json::{json, Value};
@@ -21,6 +22,8 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Seconds for a `Retry-After` header (429).
     pub retry_after: Option<u64>,
+    /// The methods the path supports, for the `Allow` header of a 405.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -32,6 +35,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -76,6 +80,9 @@ impl ApiError {
                 .headers_mut()
                 .set("retry-after", &seconds.to_string());
         }
+        if let Some(allow) = &self.allow {
+            let _ = response.headers_mut().set("allow", allow);
+        }
         response
     }
 }
@@ -110,13 +117,21 @@ impl From<StreamRefusal> for ApiError {
     }
 }
 
-/// 405 with the method named.
-pub fn method_not_allowed(method: &Method) -> ApiError {
-    ApiError::new(
+/// 405 with the method named and the route table's `Allow` (the methods the path supports).
+pub fn method_not_allowed(method: &Method, allow: String) -> ApiError {
+    let mut error = ApiError::new(
         405,
         "method_not_allowed",
         format!("{method:?} is not allowed on this route"),
-    )
+    );
+    error.allow = Some(allow);
+    error
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(refusal: Forbidden) -> Self {
+        ApiError::new(403, "forbidden", refusal.to_string())
+    }
 }
 
 /// Carriers whose media streams and voice callbacks we serve.

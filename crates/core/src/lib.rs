@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod patch;
 pub mod providers;
 pub mod rate_limit;
+pub mod routing;
 pub mod scheduling;
 pub mod session;
 pub mod targets;

@@ -19,7 +19,6 @@ use crate::store::db;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::allowed_countries;
-use phone_agent_core::auth::Access;
 use phone_agent_core::dialing::DialPolicy;
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
@@ -48,8 +47,7 @@ fn replay_or_conflict(existing: &Row, fingerprint: &str) -> ApiResult {
     }
 }
 
-pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
-    who.require(Access::Operate)?;
+pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let config = app.config()?;
     let idempotency_key = match req.headers().get("idempotency-key")? {
         None => None,
@@ -250,13 +248,12 @@ fn not_modifiable(row: &Row) -> ApiError {
     )
 }
 
-pub(super) async fn reschedule(
+pub(in crate::api) async fn reschedule(
     req: &mut Request,
     app: &App,
     who: &Principal,
     id: &str,
 ) -> ApiResult {
-    who.require(Access::Operate)?;
     let body = json_body(req).await?;
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
@@ -382,8 +379,7 @@ fn stop_bland_later(app: &App, call_id: &str, bland_call_id: String) {
     });
 }
 
-pub(super) async fn cancel(app: &App, who: &Principal, id: &str) -> ApiResult {
-    who.require(Access::Operate)?;
+pub(in crate::api) async fn cancel(app: &App, who: &Principal, id: &str) -> ApiResult {
     let row = find(app, who, id).await?;
     if row.status == CallStatus::Canceled.as_str() {
         return Ok(json_response(200, &row.render()));
