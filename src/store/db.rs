@@ -140,3 +140,14 @@ pub async fn batch(
 fn changes(result: &D1Result) -> Result<usize, StoreError> {
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
 }
+
+/// Reads a boolean column: D1 returns 0/1 integers, while JSON written by us (the KV caches)
+/// holds real booleans.
+pub fn bool_from_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    use serde::Deserialize;
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => b,
+        serde_json::Value::Number(n) => n.as_i64().unwrap_or(0) != 0,
+        _ => false,
+    })
+}

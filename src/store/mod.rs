@@ -6,5 +6,7 @@ pub mod audit;
 pub mod calls;
 pub mod db;
 pub mod error;
+pub mod numbers;
 pub mod page;
 pub mod tenant;
+pub mod tenants;
