@@ -5,6 +5,7 @@ pub mod agents;
 pub mod audit;
 pub mod calls;
 pub mod db;
+pub mod endpoints;
 pub mod error;
 pub mod numbers;
 pub mod page;
