@@ -43,9 +43,7 @@ pub async fn get(app: &App, local: bool) -> ApiResult {
 async fn check_d1(app: &App) -> Value {
     let started = now_ms();
     let result = match app.db() {
-        Ok(db) => db
-            .prepare("SELECT count(*) AS n FROM tenants")
-            .first::<Value>(None)
+        Ok(db) => crate::store::tenants::count(&db)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string()),

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod db;
 pub mod endpoints;
 pub mod error;
+pub mod keys;
 pub mod numbers;
 pub mod page;
 pub mod tenant;
