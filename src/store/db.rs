@@ -4,7 +4,7 @@
 use crate::platform::http::now_ms;
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    self, AgentId, CallId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
+    self, AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -66,7 +66,7 @@ macro_rules! id_args {
     )*};
 }
 
-id_args!(TenantId, CallId, AgentId, NumberId, EndpointId, EventId, KeyId, EmailId);
+id_args!(TenantId, CallId, AgentId, NumberId, EndpointId, EventId, KeyId, EmailId, DeliveryId);
 
 impl<T: Arg + ?Sized> Arg for &T {
     fn js(&self) -> JsValue {
