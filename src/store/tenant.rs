@@ -50,7 +50,6 @@ impl Tenant {
     }
 
     /// Prepares a tenant statement (for batches).
-    #[allow(dead_code)] // transitional: the resources moving into the store use it
     pub(in crate::store) fn stmt(
         &self,
         sql: &str,
@@ -60,7 +59,6 @@ impl Tenant {
     }
 
     /// All rows of a tenant query.
-    #[allow(dead_code)] // transitional, like `stmt`
     pub(in crate::store) async fn all<T: DeserializeOwned>(
         &self,
         sql: &str,

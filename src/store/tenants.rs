@@ -70,13 +70,3 @@ pub async fn insert(
     .await?;
     Ok(())
 }
-
-/// Counts tenants: the health check's proof that D1 answers and migrations ran.
-pub async fn count(db: &D1Database) -> Result<i64, StoreError> {
-    #[derive(Deserialize)]
-    struct Count {
-        n: i64,
-    }
-    let row: Option<Count> = db::first(db, "SELECT count(*) AS n FROM tenants", &[]).await?;
-    Ok(row.map_or(0, |c| c.n))
-}
