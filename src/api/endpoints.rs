@@ -3,18 +3,15 @@
 //! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
 //! deliveries.
 
-use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
+use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::{
-    json_response, new_id, now_ms, rfc3339, secret_bytes, ApiError, ApiResult,
-};
+use crate::platform::http::{json_response, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
 use crate::store::audit;
-use crate::store::db;
-use phone_agent_core::pagination::Cursor;
+use crate::store::endpoints::{self, Endpoint, Fields};
+use crate::store::tenant::Tenant;
 use phone_agent_core::targets::check_target;
 use phone_agent_core::webhooks::signatures::new_endpoint_secret;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -22,57 +19,28 @@ use worker::Request;
 const DEFAULT_GRACE_SECONDS: i64 = 24 * 3600;
 const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
 
-#[derive(Deserialize)]
-struct Row {
-    id: String,
-    url: String,
-    description: Option<String>,
-    secret: String,
-    previous_secret_expires_at: Option<i64>,
-    event_types: Option<String>,
-    status: String,
-    disabled_reason: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-const COLUMNS: &str =
-    "id, url, description, secret, previous_secret_expires_at, event_types, status,
-  disabled_reason, created_at, updated_at";
-
-impl Row {
-    fn render(&self, with_secret: bool) -> Value {
-        let event_types: Value = self
-            .event_types
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok())
-            .unwrap_or(Value::Null);
-        let mut v = json!({
-            "id": self.id,
-            "url": self.url,
-            "description": self.description,
-            "event_types": event_types,
-            "status": self.status,
-            "disabled_reason": self.disabled_reason,
-            "previous_secret_expires_at": self.previous_secret_expires_at.map(rfc3339),
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-        });
-        if with_secret {
-            v["secret"] = Value::String(self.secret.clone());
-        }
-        v
+/// The API shape of an endpoint; the secret only where the caller may see it.
+fn render(e: &Endpoint, with_secret: bool) -> Value {
+    let event_types: Value = e
+        .event_types
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null);
+    let mut v = json!({
+        "id": e.id,
+        "url": e.url,
+        "description": e.description,
+        "event_types": event_types,
+        "status": e.status,
+        "disabled_reason": e.disabled_reason,
+        "previous_secret_expires_at": e.previous_secret_expires_at.map(rfc3339),
+        "created_at": rfc3339(e.created_at),
+        "updated_at": rfc3339(e.updated_at),
+    });
+    if with_secret {
+        v["secret"] = Value::String(e.secret.clone());
     }
-}
-
-/// Validated writable fields, in the API's PATCH convention (absent keeps, `null` clears).
-#[derive(Default)]
-struct Fields {
-    url: phone_agent_core::patch::Patch<String>,
-    /// `Null` clears the filter (every type).
-    event_types: phone_agent_core::patch::Patch<String>,
-    description: phone_agent_core::patch::Patch<String>,
-    status: phone_agent_core::patch::Patch<String>,
+    v
 }
 
 fn parse_fields(body: &Value, allow_private: bool, creating: bool) -> Result<Fields, ApiError> {
@@ -170,60 +138,38 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     let body = json_body(req).await?;
     let fields = parse_fields(&body, app.config()?.allow_private_targets, true)?;
     let secret = new_endpoint_secret(&secret_bytes()?);
-    let id = new_id("ep")?;
-    let now = now_ms();
-    let db = app.db()?;
-    db::run(
-        &db,
-        "INSERT INTO endpoints (id, tenant_id, url, description, secret, event_types, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
-            &id,
-            &who.tenant_id,
-            &fields.url.into_value().unwrap_or_default(),
-            &fields.description.into_value(),
-            &secret,
-            &fields.event_types.into_value(),
-            &fields.status.into_value().unwrap_or_else(|| "enabled".into()),
-            &now,
-            &now,
-        ],
-    )
-    .await?;
-    let row = find(app, who, &id).await?;
+    let endpoint = endpoints::insert(&Tenant::of(app, who)?, fields, &secret).await?;
     audit::log(
         app,
         who,
         "endpoint.create",
-        ("endpoint", &id),
+        ("endpoint", endpoint.id.as_str()),
         None,
-        Some(&row.render(false)),
+        Some(&render(&endpoint, false)),
     )
     .await;
-    Ok(json_response(201, &row.render(true)))
+    Ok(json_response(201, &render(&endpoint, true)))
 }
 
-async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
-    db::first(
-        &app.db()?,
-        &format!(
-            "SELECT {COLUMNS} FROM endpoints WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL"
-        ),
-        &[&id, &who.tenant_id],
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no endpoint {id}")))
+async fn find(tenant: &Tenant, id: &str) -> Result<Endpoint, ApiError> {
+    endpoints::get(tenant, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no endpoint {id}"))
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    let row = find(app, who, id).await?;
-    Ok(json_response(200, &row.render(false)))
+    let endpoint = find(&Tenant::of(app, who)?, id).await?;
+    Ok(json_response(200, &render(&endpoint, false)))
 }
 
 /// `GET /api/v1/endpoints/{id}/secret`, admins only: the current signing secret. Each read is
 /// audited (without the secret), so a leaked secret can be traced to the keys that saw it.
 pub(super) async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
-    let row = find(app, who, id).await?;
+    let endpoint = find(&Tenant::of(app, who)?, id).await?;
     audit::log(
         app,
         who,
@@ -236,125 +182,65 @@ pub(super) async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(
         200,
         &json!({
-            "id": row.id,
-            "secret": row.secret,
-            "previous_secret_expires_at": row.previous_secret_expires_at.map(rfc3339),
+            "id": endpoint.id,
+            "secret": endpoint.secret,
+            "previous_secret_expires_at": endpoint.previous_secret_expires_at.map(rfc3339),
         }),
     ))
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
-    let page = page(&q)?;
-    let (at, id) = page.bounds();
-    let rows: Vec<Row> = db::all(
-        &app.db()?,
-        &format!(
-            "SELECT {COLUMNS} FROM endpoints
-             WHERE tenant_id = ? AND deleted_at IS NULL AND (created_at, id) < (?, ?)
-               AND (? IS NULL OR status = ?)
-             ORDER BY created_at DESC, id DESC LIMIT ?"
-        ),
-        &[
-            &who.tenant_id,
-            &at,
-            &id,
-            &q.get("status"),
-            &q.get("status"),
-            &page.fetch(),
-        ],
-    )
-    .await?;
-    rows_response(
-        rows,
-        &page,
-        |r| Cursor {
-            created_at: r.created_at,
-            id: r.id.clone(),
-        },
-        |r| r.render(false),
+    let window = page(&q)?;
+    let tenant = Tenant::of(app, who)?;
+    list_response(
+        endpoints::list(&tenant, q.get("status"), &window).await?,
+        |e| render(e, false),
     )
 }
 
 pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
     let fields = parse_fields(&body, app.config()?.allow_private_targets, false)?;
-    let before = find(app, who, id).await?.render(false);
+    let tenant = Tenant::of(app, who)?;
+    let before = render(&find(&tenant, id).await?, false);
     let now = now_ms();
-    // Re-enabling clears a 410-disable; the backlog of pending deliveries resumes.
-    db::run(
-        &app.db()?,
-        "UPDATE endpoints SET
-           url = COALESCE(?1, url),
-           event_types = CASE WHEN ?2 THEN ?3 ELSE event_types END,
-           description = CASE WHEN ?4 THEN ?5 ELSE description END,
-           status = COALESCE(?6, status),
-           disabled_reason = CASE WHEN ?6 IS NULL THEN disabled_reason ELSE NULL END,
-           updated_at = ?7
-         WHERE id = ?8 AND tenant_id = ?9",
-        &[
-            &fields.url.clone().into_value(),
-            &!fields.event_types.is_absent(),
-            &fields.event_types.clone().into_value(),
-            &!fields.description.is_absent(),
-            &fields.description.clone().into_value(),
-            &fields.status.clone().into_value(),
-            &now,
-            &id,
-            &who.tenant_id,
-        ],
-    )
-    .await?;
+    let updated = endpoints::update(&tenant, id, &fields, now).await?;
     if fields.status.clone().into_value().as_deref() == Some("enabled") {
         let env = app.env.clone();
         app.ctx
             .wait_until(async move { crate::platform::alarm::wake_at(&env, now_ms()).await });
     }
-    let row = find(app, who, id).await?;
+    let after = render(&updated.ok_or_else(|| not_found(id))?, false);
     audit::log(
         app,
         who,
         "endpoint.update",
         ("endpoint", id),
         Some(&before),
-        Some(&row.render(false)),
+        Some(&after),
     )
     .await;
-    Ok(json_response(200, &row.render(false)))
+    Ok(json_response(200, &after))
 }
 
 pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
-    let row = find(app, who, id).await?;
-    let now = now_ms();
-    let db = app.db()?;
-    db::batch(
-        &db,
-        vec![
-            db::stmt(
-                &db,
-                "UPDATE endpoints SET deleted_at = ?, status = 'disabled', disabled_reason = 'deleted', updated_at = ?
-                 WHERE id = ? AND tenant_id = ?",
-                &[&now, &now, &id, &who.tenant_id],
-            )?,
-            db::stmt(
-                &db,
-                "UPDATE deliveries SET status = 'canceled', next_attempt_at = NULL, updated_at = ?
-                 WHERE endpoint_id = ? AND status = 'pending'",
-                &[&now, &id],
-            )?,
-        ],
-    )
-    .await?;
+    let tenant = Tenant::of(app, who)?;
+    let endpoint = find(&tenant, id).await?;
+    endpoints::delete(&tenant, id).await?;
     audit::log(
         app,
         who,
         "endpoint.delete",
         ("endpoint", id),
-        Some(&row.render(false)),
+        Some(&render(&endpoint, false)),
         None,
     )
     .await;
-    Ok(json_response(200, &json!({"id": row.id, "deleted": true})))
+    Ok(json_response(
+        200,
+        &json!({"id": endpoint.id, "deleted": true}),
+    ))
 }
 
 pub(super) async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -372,25 +258,21 @@ pub(super) async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &s
                 )]))
             })?,
     };
-    find(app, who, id).await?;
+    let tenant = Tenant::of(app, who)?;
+    find(&tenant, id).await?;
     let secret = new_endpoint_secret(&secret_bytes()?);
     let now = now_ms();
-    db::run(
-        &app.db()?,
-        "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?,
-           secret = ?, updated_at = ? WHERE id = ? AND tenant_id = ?",
-        &[&(now + grace * 1000), &secret, &now, &id, &who.tenant_id],
-    )
-    .await?;
-    let row = find(app, who, id).await?;
+    let endpoint = endpoints::rotate_secret(&tenant, id, &secret, now + grace * 1000, now)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     audit::log(
         app,
         who,
         "endpoint.rotate_secret",
         ("endpoint", id),
         None,
-        Some(&json!({"previous_secret_expires_at": row.previous_secret_expires_at.map(rfc3339)})),
+        Some(&json!({"previous_secret_expires_at": endpoint.previous_secret_expires_at.map(rfc3339)})),
     )
     .await;
-    Ok(json_response(200, &row.render(true)))
+    Ok(json_response(200, &render(&endpoint, true)))
 }

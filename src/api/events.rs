@@ -1,109 +1,54 @@
 //! `/api/v1/events`: every accepted event, raw and canonical; replay re-sends one.
 
-use super::request::{json_body, page, query, rows_response};
+use super::request::{json_body, list_response, page, query};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
-use crate::store::audit;
-use crate::store::db;
-use phone_agent_core::pagination::Cursor;
-use serde::Deserialize;
+use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
+use crate::store::events::{self, Event, Filter};
+use crate::store::tenant::Tenant;
+use crate::store::{audit, deliveries};
 use serde_json::{json, Value};
 use worker::Request;
 
-#[derive(Deserialize)]
-struct Row {
-    id: String,
-    provider: String,
-    provider_event_id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    call_id: Option<String>,
-    received_at: i64,
-    payload: String,
+fn render(e: &Event) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type,
+        "provider": e.provider,
+        "provider_event_id": e.provider_event_id,
+        "call_id": e.call_id,
+        "received_at": rfc3339(e.received_at),
+        "payload": serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null),
+    })
 }
-
-impl Row {
-    fn render(&self) -> Value {
-        json!({
-            "id": self.id,
-            "type": self.event_type,
-            "provider": self.provider,
-            "provider_event_id": self.provider_event_id,
-            "call_id": self.call_id,
-            "received_at": rfc3339(self.received_at),
-            "payload": serde_json::from_str::<Value>(&self.payload).unwrap_or(Value::Null),
-        })
-    }
-}
-
-const COLUMNS: &str = "id, provider, provider_event_id, type, call_id, received_at, payload";
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
-    let page = page(&q)?;
-    let (at, id) = page.bounds();
-    let rows: Vec<Row> = db::all(
-        &app.db()?,
-        &format!(
-            "SELECT {COLUMNS} FROM webhook_events
-             WHERE tenant_id = ?1 AND (received_at, id) < (?2, ?3)
-               AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR provider = ?5)
-               AND (?6 IS NULL OR call_id = ?6)
-             ORDER BY received_at DESC, id DESC LIMIT ?7"
-        ),
-        &[
-            &who.tenant_id,
-            &at,
-            &id,
-            &q.get("type"),
-            &q.get("provider"),
-            &q.get("call_id"),
-            &page.fetch(),
-        ],
-    )
-    .await?;
-    rows_response(
-        rows,
-        &page,
-        |r| Cursor {
-            created_at: r.received_at,
-            id: r.id.clone(),
-        },
-        Row::render,
+    let window = page(&q)?;
+    let filter = Filter {
+        event_type: q.get("type"),
+        provider: q.get("provider"),
+        call_id: q.get("call_id"),
+    };
+    list_response(
+        events::list(&Tenant::of(app, who)?, &filter, &window).await?,
+        render,
     )
 }
 
-async fn find(app: &App, who: &Principal, id: &str) -> Result<Row, ApiError> {
-    db::first(
-        &app.db()?,
-        &format!("SELECT {COLUMNS} FROM webhook_events WHERE id = ? AND tenant_id = ?"),
-        &[&id, &who.tenant_id],
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no event {id}")))
+async fn find(tenant: &Tenant, id: &str) -> Result<Event, ApiError> {
+    events::get(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    let row = find(app, who, id).await?;
-    #[derive(Deserialize)]
-    struct Delivery {
-        id: String,
-        endpoint_id: String,
-        status: String,
-        attempts: i64,
-        last_status_code: Option<i64>,
-    }
-    let deliveries: Vec<Delivery> = db::all(
-        &app.db()?,
-        "SELECT id, endpoint_id, status, attempts, last_status_code FROM deliveries
-         WHERE event_id = ? AND tenant_id = ? ORDER BY created_at, id",
-        &[&id, &who.tenant_id],
-    )
-    .await?;
-    let mut body = row.render();
-    body["deliveries"] = deliveries
+    let tenant = Tenant::of(app, who)?;
+    let event = find(&tenant, id).await?;
+    let mut body = render(&event);
+    body["deliveries"] = deliveries::of_event(&tenant, id)
+        .await?
         .iter()
         .map(|d| {
             json!({"id": d.id, "endpoint_id": d.endpoint_id, "status": d.status,
@@ -128,9 +73,9 @@ pub(super) async fn replay(req: &mut Request, app: &App, who: &Principal, id: &s
             ])))
         }
     };
-    find(app, who, id).await?;
-    let db = app.db()?;
-    let pending = forwarding::replay(&db, &who.tenant_id, id, endpoint_id.as_deref()).await?;
+    let tenant = Tenant::of(app, who)?;
+    find(&tenant, id).await?;
+    let pending = deliveries::replay(&tenant, id, endpoint_id.as_deref(), now_ms()).await?;
     let env = app.env.clone();
     let event_id = id.to_owned();
     app.ctx

@@ -19,7 +19,6 @@ use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{method_not_allowed, now_ms, ApiError, ApiResult};
 use crate::platform::rate_limit;
-use crate::store::db;
 use phone_agent_core::auth::{
     bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Role,
 };
@@ -299,38 +298,22 @@ async fn verify_key(app: &App, token: &str) -> Result<Principal, ApiError> {
             request_id: app.request_id.clone(),
         });
     }
-    #[derive(serde::Deserialize)]
-    struct Key {
-        id: String,
-        tenant_id: String,
-        role: Role,
-        last_used_at: Option<i64>,
-    }
     let db = app.db()?;
-    let key: Key = db::first(
-        &db,
-        "SELECT id, tenant_id, role, last_used_at FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
-        &[&key_hash(token)],
-    )
-    .await?
-    .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+    let key = crate::store::keys::by_hash_any_tenant(&db, &key_hash(token))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
     let now = now_ms();
     // last_used_at is informational: write it at most once a minute, off the request path.
     if key.last_used_at.is_none_or(|t| now - t > 60_000) {
         let id = key.id.clone();
         app.ctx.wait_until(async move {
-            let _ = db::run(
-                &db,
-                "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-                &[&now, &id],
-            )
-            .await;
+            let _ = crate::store::keys::touch(&db, &id, now).await;
         });
     }
     Ok(Principal {
-        tenant_id: key.tenant_id,
+        tenant_id: key.tenant_id.to_string(),
         role: key.role,
-        actor: key.id,
+        actor: key.id.to_string(),
         bootstrap: false,
         request_id: app.request_id.clone(),
     })

@@ -5,44 +5,28 @@
 //! choose which of their agents answers it.
 
 use super::agents::field_errors;
-use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
+use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiError, ApiResult};
-use crate::store::audit;
-use crate::store::db;
+use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::store::numbers::{self, Number};
 use crate::store::tenant::Tenant;
+use crate::store::{agents, audit, tenants};
 use phone_agent_core::agents::parse_number;
-use phone_agent_core::pagination::Cursor;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Request;
 
-#[derive(Deserialize)]
-struct Row {
-    id: String,
-    number: String,
-    agent_id: String,
-    owner_phone: Option<String>,
-    ring_owner_first: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-const COLUMNS: &str = "id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at";
-
-impl Row {
-    fn render(&self) -> Value {
-        json!({
-            "id": self.id,
-            "number": self.number,
-            "agent_id": self.agent_id,
-            "owner_phone": self.owner_phone,
-            "ring_owner_first": self.ring_owner_first != 0,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-        })
-    }
+/// The API shape of a number.
+fn render(n: &Number) -> Value {
+    json!({
+        "id": n.id,
+        "number": n.number,
+        "agent_id": n.agent_id,
+        "owner_phone": n.owner_phone,
+        "ring_owner_first": n.ring_owner_first,
+        "created_at": rfc3339(n.created_at),
+        "updated_at": rfc3339(n.updated_at),
+    })
 }
 
 pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
@@ -59,7 +43,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     let spec = parse_number(&body).map_err(field_errors)?;
     let tenant_id = match body.get("tenant_id") {
         None | Some(Value::Null) => who.tenant_id.clone(),
-        Some(Value::String(t)) if tenant_exists(app, t).await? => t.clone(),
+        Some(Value::String(t)) if tenants::exists(&app.db()?, t).await? => t.clone(),
         Some(Value::String(t)) => {
             return Err(invalid_fields(json!([field_error(
                 "tenant_id",
@@ -75,85 +59,50 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
             )])))
         }
     };
-    if crate::store::agents::get(
-        &Tenant::new(app.db()?, tenant_id.as_str().into()),
-        &spec.agent_id,
-    )
-    .await?
-    .is_none()
-    {
+    let tenant = Tenant::new(app.db()?, tenant_id.as_str().into());
+    if agents::get(&tenant, &spec.agent_id).await?.is_none() {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
             "unknown_agent",
             format!("no agent {} in tenant {tenant_id}", spec.agent_id)
         )])));
     }
-    let id = new_id("num")?;
-    let now = now_ms();
-    let inserted = db::run(
-        &app.db()?,
-        "INSERT INTO phone_numbers (id, tenant_id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO NOTHING",
-        &[
-            &id,
-            &tenant_id,
-            &spec.number,
-            &spec.agent_id,
-            &spec.owner_phone,
-            &spec.ring_owner_first,
-            &now,
-            &now,
-        ],
-    )
-    .await?;
-    if inserted == 0 {
+    let Some(number) = numbers::insert(&tenant, &spec).await? else {
         // Only the bootstrap key gets here, and it may know every assignment.
         return Err(ApiError::new(
             409,
             "conflict",
             format!("{} is already registered", spec.number),
         ));
-    }
-    let row = find(app, &tenant_id, &id).await?;
-    let mut after = row.render();
+    };
+    let mut after = render(&number);
     after["tenant_id"] = Value::String(tenant_id);
     audit::log(
         app,
         who,
         "number.create",
-        ("phone_number", &id),
+        ("phone_number", number.id.as_str()),
         None,
         Some(&after),
     )
     .await;
-    Ok(json_response(201, &row.render()))
+    Ok(json_response(201, &render(&number)))
 }
 
-async fn tenant_exists(app: &App, tenant_id: &str) -> Result<bool, ApiError> {
-    let found = db::ids(
-        &app.db()?,
-        "SELECT id FROM tenants WHERE id = ?",
-        &[&tenant_id],
-    )
-    .await?;
-    Ok(!found.is_empty())
-}
-
-async fn find(app: &App, tenant_id: &str, id: &str) -> Result<Row, ApiError> {
-    db::first(
-        &app.db()?,
-        &format!("SELECT {COLUMNS} FROM phone_numbers WHERE id = ? AND tenant_id = ?"),
-        &[&id, &tenant_id],
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no number {id}")))
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no number {id}"))
 }
 
 /// Changes the agent, owner phone or ring-owner-first of a number (the number itself is its
 /// identity: register a new one instead). Validated by the same rules as creation.
 pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
-    let before = find(app, &who.tenant_id, id).await?.render();
+    let tenant = Tenant::of(app, who)?;
+    let before = render(
+        &numbers::get(&tenant, id)
+            .await?
+            .ok_or_else(|| not_found(id))?,
+    );
     if body.get("number").is_some_and(|n| n != &before["number"]) {
         return Err(invalid_fields(json!([field_error(
             "number",
@@ -164,25 +113,16 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
     let merged =
         phone_agent_core::patch::merge(&before, &body, &["agent_id"]).map_err(field_errors)?;
     let spec = parse_number(&merged).map_err(field_errors)?;
-    if crate::store::agents::get(&Tenant::of(app, who)?, &spec.agent_id)
-        .await?
-        .is_none()
-    {
+    if agents::get(&tenant, &spec.agent_id).await?.is_none() {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
             "unknown_agent",
             format!("no agent {}", spec.agent_id)
         )])));
     }
-    db::run(
-        &app.db()?,
-        "UPDATE phone_numbers SET agent_id = ?, owner_phone = ?, ring_owner_first = ?, updated_at = ?
-         WHERE id = ? AND tenant_id = ?",
-        &[&spec.agent_id, &spec.owner_phone, &spec.ring_owner_first, &now_ms(), &id, &who.tenant_id],
-    )
-    .await?;
+    let updated = numbers::update(&tenant, id, &spec).await?;
     crate::gateway::voice::forget_number(app, &spec.number).await;
-    let after = find(app, &who.tenant_id, id).await?.render();
+    let after = render(&updated.ok_or_else(|| not_found(id))?);
     audit::log(
         app,
         who,
@@ -196,16 +136,13 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
 }
 
 pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
-    let before = find(app, &who.tenant_id, id).await?.render();
-    db::run(
-        &app.db()?,
-        "DELETE FROM phone_numbers WHERE id = ? AND tenant_id = ?",
-        &[&id, &who.tenant_id],
-    )
-    .await?;
-    if let Some(number) = before["number"].as_str() {
-        crate::gateway::voice::forget_number(app, number).await;
-    }
+    let tenant = Tenant::of(app, who)?;
+    let number = numbers::get(&tenant, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let before = render(&number);
+    numbers::delete(&tenant, id).await?;
+    crate::gateway::voice::forget_number(app, &number.number).await;
     audit::log(
         app,
         who,
@@ -219,33 +156,18 @@ pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    Ok(json_response(
-        200,
-        &find(app, &who.tenant_id, id).await?.render(),
-    ))
+    let number = numbers::get(&Tenant::of(app, who)?, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(json_response(200, &render(&number)))
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
-    let page = page(&q)?;
-    let (at, id) = page.bounds();
-    let rows: Vec<Row> = db::all(
-        &app.db()?,
-        &format!(
-            "SELECT {COLUMNS} FROM phone_numbers WHERE tenant_id = ?1 AND (created_at, id) < (?2, ?3)
-               AND (?4 IS NULL OR agent_id = ?4)
-             ORDER BY created_at DESC, id DESC LIMIT ?5"
-        ),
-        &[&who.tenant_id, &at, &id, &q.get("agent_id"), &page.fetch()],
-    )
-    .await?;
-    rows_response(
-        rows,
-        &page,
-        |r| Cursor {
-            created_at: r.created_at,
-            id: r.id.clone(),
-        },
-        Row::render,
+    let window = page(&q)?;
+    let tenant = Tenant::of(app, who)?;
+    list_response(
+        numbers::list(&tenant, q.get("agent_id"), &window).await?,
+        render,
     )
 }

@@ -2,29 +2,20 @@
 //! gets its first admin key, shown once.
 
 use super::keys;
-use super::request::{field_error, invalid_fields, json_body, page, query, rows_response};
+use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, new_id, now_ms, rfc3339, ApiResult};
-use crate::store::audit::{self, Change};
-use crate::store::db;
+use crate::store::audit::Change;
+use crate::store::keys::NewKey;
+use crate::store::tenants::{self, TenantRow};
 use phone_agent_core::auth::Role;
-use phone_agent_core::pagination::Cursor;
-use serde::Deserialize;
+use phone_agent_core::ids::{KeyId, TenantId};
 use serde_json::{json, Value};
 use worker::Request;
 
-#[derive(Deserialize)]
-struct Row {
-    id: String,
-    name: String,
-    created_at: i64,
-}
-
-impl Row {
-    fn render(&self) -> Value {
-        json!({"id": self.id, "name": self.name, "created_at": rfc3339(self.created_at)})
-    }
+fn render(t: &TenantRow) -> Value {
+    json!({"id": t.id, "name": t.name, "created_at": rfc3339(t.created_at)})
 }
 
 pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
@@ -39,43 +30,26 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
             )])))
         }
     };
-    let tenant_id = new_id("ten")?;
-    let key_id = new_id("key")?;
+    let tenant_id = TenantId::from(new_id(TenantId::PREFIX)?);
+    let key_id = KeyId::from(new_id(KeyId::PREFIX)?);
     let (key, prefix) = keys::generate()?;
     let now = now_ms();
-    let db = app.db()?;
     let after = json!({"id": tenant_id, "name": name, "admin_key_id": key_id});
-    db::batch(
-        &db,
-        vec![
-            db::stmt(
-                &db,
-                "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
-                &[&tenant_id, &name, &now],
-            )?,
-            keys::insert(
-                &db,
-                &tenant_id,
-                &key_id,
-                "admin",
-                Role::Admin,
-                &key,
-                &prefix,
-            )?,
-            audit::statement(
-                &db,
-                who,
-                &Change {
-                    action: "tenant.create",
-                    resource_type: "tenant",
-                    resource_id: Some(&tenant_id),
-                    before: None,
-                    after: Some(&after),
-                },
-            )?,
-        ],
-    )
-    .await?;
+    let admin_key = NewKey {
+        id: &key_id,
+        name: "admin",
+        role: Role::Admin,
+        key: &key,
+        prefix: &prefix,
+    };
+    let change = Change {
+        action: "tenant.create",
+        resource_type: "tenant",
+        resource_id: Some(tenant_id.as_str()),
+        before: None,
+        after: Some(&after),
+    };
+    tenants::insert(&app.db()?, &tenant_id, &name, now, &admin_key, who, &change).await?;
     Ok(json_response(
         201,
         &json!({
@@ -86,22 +60,6 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
 }
 
 pub(super) async fn list(req: &Request, app: &App) -> ApiResult {
-    let page = page(&query(req)?)?;
-    let (at, id) = page.bounds();
-    let rows: Vec<Row> = db::all(
-        &app.db()?,
-        "SELECT id, name, created_at FROM tenants WHERE (created_at, id) < (?, ?)
-         ORDER BY created_at DESC, id DESC LIMIT ?",
-        &[&at, &id, &page.fetch()],
-    )
-    .await?;
-    rows_response(
-        rows,
-        &page,
-        |r| Cursor {
-            created_at: r.created_at,
-            id: r.id.clone(),
-        },
-        Row::render,
-    )
+    let window = page(&query(req)?)?;
+    list_response(tenants::list(&app.db()?, &window).await?, render)
 }

@@ -10,6 +10,7 @@ use crate::platform::app::App;
 use crate::platform::http::{log_line, new_id, now_ms, read_body, ApiError, ApiResult};
 use crate::store::calls::ensure_token;
 use crate::store::db;
+use crate::store::numbers::{self, NumberRoute};
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::voice::{
     dial_outcome, exotel_stream, stream_url, texml_stream, twiml_dial_owner, twiml_hangup,
@@ -17,7 +18,7 @@ use phone_agent_core::voice::{
 };
 use phone_agent_core::webhooks::callback::{signed_query, CallbackKey, CALLBACK_VALIDITY_SECS};
 use phone_agent_core::webhooks::Provider;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use worker::d1::D1Database;
@@ -148,25 +149,6 @@ fn first_param(params: &HashMap<String, String>, names: &[&str]) -> Option<Strin
         .map(str::to_owned)
 }
 
-/// What a number routes to (cached in KV under `number:<E.164>`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NumberRoute {
-    pub agent_id: String,
-    pub tenant_id: String,
-    pub owner_phone: Option<String>,
-    #[serde(deserialize_with = "bool_or_int")]
-    pub ring_owner_first: bool,
-}
-
-/// D1 returns booleans as 0/1 integers; the KV cache stores real booleans.
-fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Bool(b) => b,
-        Value::Number(n) => n.as_i64().unwrap_or(0) != 0,
-        _ => false,
-    })
-}
-
 /// The KV key caching a number's route.
 pub fn number_cache_key(number: &str) -> String {
     format!("number:{number}")
@@ -194,12 +176,7 @@ async fn lookup_number(
     if let Ok(Some(cached)) = kv.get(&key).json::<NumberRoute>().await {
         return Ok(Some(cached));
     }
-    let found: Option<NumberRoute> = db::first(
-        db,
-        "SELECT agent_id, tenant_id, owner_phone, ring_owner_first FROM phone_numbers WHERE number = ?",
-        &[&number],
-    )
-    .await?;
+    let found = numbers::route_any_tenant(db, number).await?;
     if let Some(route) = &found {
         if let Ok(put) = kv.put(&key, route) {
             let _ = put.expiration_ttl(NUMBER_CACHE_SECONDS).execute().await;

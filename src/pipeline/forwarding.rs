@@ -7,13 +7,12 @@ use crate::platform::alarm;
 use crate::platform::app::load_config;
 use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
 use crate::platform::outbound::{self, Failure};
-use crate::store::db;
+use crate::store::deliveries::{self, AttemptRecord};
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};
 use phone_agent_core::targets::check_target;
 use phone_agent_core::webhooks::signatures::sign_standard;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use worker::d1::D1Database;
 use worker::{Env, Method};
@@ -26,128 +25,13 @@ const EXCERPT_BYTES: usize = 1024;
 const BATCH: i64 = 100;
 const PARALLEL: usize = 10;
 
-/// An event to store and forward.
-pub struct NewEvent<'a> {
-    pub tenant_id: &'a str,
-    pub provider: &'a str,
-    /// Dedupe key, unique per provider.
-    pub provider_event_id: &'a str,
-    pub event_type: &'a str,
-    pub call_id: Option<&'a str>,
-    pub received_at: i64,
-    pub content_type: Option<&'a str>,
-    pub raw_body: &'a str,
-    /// The canonical envelope body, exactly as endpoints will receive it.
-    pub payload: &'a Value,
-}
-
-/// Whether `publish` stored a new event or found the same one already stored.
-pub enum Published {
-    /// Stored, with this many deliveries created for matching endpoints.
-    New(String, usize),
-    Duplicate(String),
-}
-
-/// Creates one pending delivery per enabled endpoint whose filter matches the event's type
-/// (`*`, an exact type, or a `prefix.*` wildcard); existing deliveries are left alone.
-const FAN_OUT: &str = "
-INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
-SELECT 'dlv_' || lower(hex(randomblob(13))), e.tenant_id, e.id, p.id, 'pending', ?2, ?2, ?2
-FROM webhook_events e JOIN endpoints p ON p.tenant_id = e.tenant_id
-WHERE e.id = ?1 AND p.status = 'enabled' AND p.deleted_at IS NULL
-  AND (?3 IS NULL OR p.id = ?3)
-  AND (p.event_types IS NULL OR EXISTS (
-        SELECT 1 FROM json_each(p.event_types) t
-        WHERE t.value = e.type OR t.value = '*'
-           OR (substr(t.value, -2) = '.*'
-               AND substr(e.type, 1, length(t.value) - 1) = substr(t.value, 1, length(t.value) - 1))))
-ON CONFLICT (event_id, endpoint_id) DO NOTHING";
-
-/// Stores the event and its deliveries in one transaction; a duplicate creates nothing.
-pub async fn publish(
-    db: &D1Database,
-    event: &NewEvent<'_>,
-    event_id: &str,
-) -> std::result::Result<Published, ApiError> {
-    let payload = event.payload.to_string();
-    let insert = db::stmt(
-        db,
-        "INSERT INTO webhook_events (id, tenant_id, provider, provider_event_id, type, call_id,
-           received_at, content_type, raw_body, payload)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (provider, provider_event_id) DO NOTHING",
-        &[
-            &event_id,
-            &event.tenant_id,
-            &event.provider,
-            &event.provider_event_id,
-            &event.event_type,
-            &event.call_id,
-            &event.received_at,
-            &event.content_type,
-            &event.raw_body,
-            &payload,
-        ],
-    )?;
-    let fan_out = db::stmt(
-        db,
-        FAN_OUT,
-        &[&event_id, &event.received_at, &None::<String>],
-    )?;
-    let changes = db::batch(db, vec![insert, fan_out]).await?;
-    if changes.first().copied().unwrap_or(0) > 0 {
-        let deliveries = changes.get(1).copied().unwrap_or(0);
-        return Ok(Published::New(event_id.to_owned(), deliveries));
-    }
-    #[derive(Deserialize)]
-    struct Existing {
-        id: String,
-    }
-    let existing: Option<Existing> = db::first(
-        db,
-        "SELECT id FROM webhook_events WHERE provider = ? AND provider_event_id = ?",
-        &[&event.provider, &event.provider_event_id],
-    )
-    .await?;
-    let id = existing
-        .map(|e| e.id)
-        .ok_or_else(|| ApiError::internal("event neither inserted nor found"))?;
-    Ok(Published::Duplicate(id))
-}
-
-/// Puts an event's deliveries (optionally one endpoint's) back to pending as a new retry
-/// series, creating deliveries for endpoints that match now; returns how many are pending.
-pub async fn replay(
-    db: &D1Database,
-    tenant_id: &str,
-    event_id: &str,
-    endpoint_id: Option<&str>,
-) -> std::result::Result<usize, ApiError> {
-    let now = now_ms();
-    let reset = db::stmt(
-        db,
-        "UPDATE deliveries SET status = 'pending', series_attempts = 0, next_attempt_at = ?1,
-           locked_until = NULL, updated_at = ?1
-         WHERE tenant_id = ?2 AND event_id = ?3 AND (?4 IS NULL OR endpoint_id = ?4)
-           AND status != 'pending'
-           AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)",
-        &[&now, &tenant_id, &event_id, &endpoint_id],
-    )?;
-    let fan_out = db::stmt(db, FAN_OUT, &[&event_id, &now, &endpoint_id])?;
-    let changes = db::batch(db, vec![reset, fan_out]).await?;
-    Ok(changes.iter().sum())
-}
+pub use crate::store::events::{publish, NewEvent, Published};
 
 /// Sends every due delivery of one event right away (the first attempt after the ack).
 pub async fn deliver_event(env: &Env, event_id: &str) {
     let result = async {
         let db = env.d1("DB")?;
-        let ids: Vec<String> = db::ids(
-            &db,
-            "SELECT id FROM deliveries WHERE event_id = ? AND status = 'pending'",
-            &[&event_id],
-        )
-        .await?;
+        let ids = deliveries::pending_of_event(&db, event_id).await?;
         send_all(env, &db, ids).await?;
         // Whatever is still pending (a failed first attempt) is the scheduler's now.
         if let Some(at) = next_due(&db).await? {
@@ -167,16 +51,7 @@ pub async fn deliver_event(env: &Env, event_id: &str) {
 pub async fn deliver_due(env: &Env) -> std::result::Result<usize, ApiError> {
     let db = env.d1("DB")?;
     let now = now_ms();
-    let due: Vec<String> = db::ids(
-        &db,
-        "SELECT d.id FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
-           AND (d.locked_until IS NULL OR d.locked_until < ?1)
-           AND p.status = 'enabled' AND p.deleted_at IS NULL
-         ORDER BY d.next_attempt_at LIMIT ?2",
-        &[&now, &BATCH],
-    )
-    .await?;
+    let due = deliveries::due_any_tenant(&db, now, BATCH).await?;
     let count = due.len();
     send_all(env, &db, due).await?;
     Ok(count)
@@ -184,18 +59,7 @@ pub async fn deliver_due(env: &Env) -> std::result::Result<usize, ApiError> {
 
 /// When the next pending delivery is due, if any.
 pub async fn next_due(db: &D1Database) -> std::result::Result<Option<i64>, ApiError> {
-    #[derive(Deserialize)]
-    struct Next {
-        at: Option<i64>,
-    }
-    let next: Option<Next> = db::first(
-        db,
-        "SELECT min(d.next_attempt_at) AS at FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
-         WHERE d.status = 'pending' AND p.status = 'enabled' AND p.deleted_at IS NULL",
-        &[],
-    )
-    .await?;
-    Ok(next.and_then(|n| n.at))
+    Ok(deliveries::next_due_any_tenant(db).await?)
 }
 
 async fn send_all(
@@ -218,21 +82,6 @@ async fn send_all(
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct Leased {
-    attempts: i64,
-    series_attempts: i64,
-    event_id: String,
-    payload: String,
-    endpoint_id: String,
-    url: String,
-    secret: String,
-    previous_secret: Option<String>,
-    previous_secret_expires_at: Option<i64>,
-    endpoint_status: String,
-    deleted_at: Option<i64>,
-}
-
 /// One attempt of one delivery, if it is still due and nobody else holds it.
 async fn attempt(
     db: &D1Database,
@@ -240,39 +89,13 @@ async fn attempt(
     delivery_id: &str,
 ) -> std::result::Result<(), ApiError> {
     let started = now_ms();
-    let leased = db::run(
-        db,
-        "UPDATE deliveries SET locked_until = ?1 WHERE id = ?2 AND status = 'pending'
-           AND next_attempt_at <= ?3 AND (locked_until IS NULL OR locked_until < ?3)",
-        &[&(started + LEASE_MS), &delivery_id, &started],
-    )
-    .await?;
-    if leased == 0 {
-        return Ok(());
-    }
-    let Some(d) = db::first::<Leased>(
-        db,
-        "SELECT d.attempts, d.series_attempts, e.id AS event_id, e.payload, p.id AS endpoint_id,
-           p.url, p.secret, p.previous_secret, p.previous_secret_expires_at,
-           p.status AS endpoint_status, p.deleted_at
-         FROM deliveries d JOIN webhook_events e ON e.id = d.event_id
-           JOIN endpoints p ON p.id = d.endpoint_id
-         WHERE d.id = ?",
-        &[&delivery_id],
-    )
-    .await?
-    else {
+    let Some(d) = deliveries::lease(db, delivery_id, started, started + LEASE_MS).await? else {
         return Ok(());
     };
 
     if d.endpoint_status != "enabled" || d.deleted_at.is_some() {
         // Paused endpoints keep their backlog; it is sent when they are enabled again.
-        db::run(
-            db,
-            "UPDATE deliveries SET locked_until = NULL WHERE id = ?",
-            &[&delivery_id],
-        )
-        .await?;
+        deliveries::release(db, delivery_id).await?;
         return Ok(());
     }
 
@@ -291,7 +114,12 @@ async fn attempt(
                         secrets.push(previous);
                     }
                 }
-                match sign_standard(&secrets, &d.event_id, timestamp, d.payload.as_bytes()) {
+                match sign_standard(
+                    &secrets,
+                    d.event_id.as_str(),
+                    timestamp,
+                    d.payload.as_bytes(),
+                ) {
                     Err(e) => (None, None, Some(format!("cannot sign: {e}")), 0),
                     Ok(signature) => {
                         let timestamp = timestamp.to_string();
@@ -305,7 +133,7 @@ async fn attempt(
                                     "user-agent",
                                     concat!("phone-agent/", env!("CARGO_PKG_VERSION")),
                                 ),
-                                ("webhook-id", &d.event_id),
+                                ("webhook-id", d.event_id.as_str()),
                                 ("webhook-timestamp", &timestamp),
                                 ("webhook-signature", &signature),
                             ],
@@ -369,42 +197,26 @@ async fn attempt(
         Decision::Dead => ("dead", None),
         Decision::DisableEndpoint => ("failed", None),
     };
-    let mut statements = vec![
-        db::stmt(
-            db,
-            "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, latency_ms, response_excerpt, error)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-            &[&delivery_id, &attempt_no, &started, &status_code, &latency, &excerpt, &error],
-        )?,
-        db::stmt(
-            db,
-            "UPDATE deliveries SET status = ?1, attempts = ?2, series_attempts = ?3,
-               first_attempt_at = COALESCE(first_attempt_at, ?4), next_attempt_at = ?5,
-               locked_until = NULL, last_status_code = ?6, last_response = ?7, last_error = ?8,
-               updated_at = ?9
-             WHERE id = ?10",
-            &[
-                &status,
-                &attempt_no,
-                &series_no,
-                &started,
-                &next_attempt_at,
-                &status_code,
-                &excerpt,
-                &error,
-                &finished,
-                &delivery_id,
-            ],
-        )?,
-    ];
-    if decision == Decision::DisableEndpoint {
-        statements.push(db::stmt(
-            db,
-            "UPDATE endpoints SET status = 'disabled', disabled_reason = ?, updated_at = ? WHERE id = ?",
-            &[&"endpoint answered 410 Gone", &finished, &d.endpoint_id],
-        )?);
-    }
-    db::batch(db, statements).await?;
+    let disable = (decision == Decision::DisableEndpoint)
+        .then_some((&d.endpoint_id, "endpoint answered 410 Gone"));
+    deliveries::record(
+        db,
+        &AttemptRecord {
+            delivery_id,
+            attempt: attempt_no,
+            series_attempt: series_no,
+            started,
+            finished,
+            status_code,
+            latency_ms: latency,
+            response_excerpt: excerpt.as_deref(),
+            error: error.as_deref(),
+            status,
+            next_attempt_at,
+            disable_endpoint: disable,
+        },
+    )
+    .await?;
     log_line(json!({
         "level": "info", "msg": "delivery attempt", "delivery_id": delivery_id, "event_id": d.event_id,
         "endpoint_id": d.endpoint_id, "attempt": attempt_no, "status_code": status_code,

@@ -5,8 +5,62 @@ use crate::platform::auth::Principal;
 use crate::platform::http::{log_line, now_ms};
 use crate::store::db;
 use crate::store::error::StoreError;
+use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::tenant::Tenant;
+use phone_agent_core::pagination::Cursor;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::{D1Database, D1PreparedStatement};
+
+/// An audit entry as stored (`before`/`after` are JSON text).
+#[derive(Deserialize)]
+pub struct Entry {
+    pub id: i64,
+    pub actor: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub request_id: String,
+    pub at: i64,
+}
+
+impl Listed for Entry {
+    const ORDER: &'static str = "at";
+    const INTEGER_ID: bool = true;
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.at,
+            id: self.id.to_string(),
+        }
+    }
+}
+
+/// Which entries a list shows (each `None` matches all).
+pub struct Filter<'a> {
+    pub resource_type: Option<&'a String>,
+    pub resource_id: Option<&'a String>,
+    pub action: Option<&'a String>,
+}
+
+/// One page of the tenant's audit log, newest first.
+pub async fn list(
+    tenant: &Tenant,
+    filter: &Filter<'_>,
+    window: &Page,
+) -> Result<PageOf<Entry>, StoreError> {
+    page::list(
+        tenant,
+        "SELECT id, actor, action, resource_type, resource_id, before, after, request_id, at
+         FROM audit_log WHERE tenant_id = ?1
+           AND (?2 IS NULL OR resource_type = ?2) AND (?3 IS NULL OR resource_id = ?3)
+           AND (?4 IS NULL OR action = ?4)",
+        &[&filter.resource_type, &filter.resource_id, &filter.action],
+        window,
+    )
+    .await
+}
 
 /// What changed, for one audit entry.
 pub struct Change<'a> {
@@ -18,7 +72,8 @@ pub struct Change<'a> {
     pub after: Option<&'a Value>,
 }
 
-/// The audit insert as a statement, to batch with the mutation it describes (atomic).
+/// The audit insert as a statement, to batch with the mutation it describes (atomic); the
+/// entry belongs to `who`'s tenant.
 pub fn statement(
     db: &D1Database,
     who: &Principal,
@@ -27,7 +82,7 @@ pub fn statement(
     db::stmt(
         db,
         "INSERT INTO audit_log (tenant_id, actor, action, resource_type, resource_id, before, after, request_id, at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         &[
             &who.tenant_id,
             &who.actor,

@@ -4,7 +4,7 @@
 use crate::platform::http::now_ms;
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    self, AgentId, CallId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
+    self, AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -66,7 +66,7 @@ macro_rules! id_args {
     )*};
 }
 
-id_args!(TenantId, CallId, AgentId, NumberId, EndpointId, EventId, KeyId, EmailId);
+id_args!(TenantId, CallId, AgentId, NumberId, EndpointId, EventId, KeyId, EmailId, DeliveryId);
 
 impl<T: Arg + ?Sized> Arg for &T {
     fn js(&self) -> JsValue {
@@ -139,4 +139,15 @@ pub async fn batch(
 
 fn changes(result: &D1Result) -> Result<usize, StoreError> {
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
+}
+
+/// Reads a boolean column: D1 returns 0/1 integers, while JSON written by us (the KV caches)
+/// holds real booleans.
+pub fn bool_from_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    use serde::Deserialize;
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => b,
+        serde_json::Value::Number(n) => n.as_i64().unwrap_or(0) != 0,
+        _ => false,
+    })
 }

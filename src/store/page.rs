@@ -34,6 +34,9 @@ impl Page {
 pub trait Listed: DeserializeOwned {
     /// The column lists are ordered by (newest first), with `id` breaking ties.
     const ORDER: &'static str = "created_at";
+    /// Whether `id` is an INTEGER column (the audit log's): the cursor's id is then bound as a
+    /// number, because SQLite orders every number before every string.
+    const INTEGER_ID: bool = false;
     /// This row's position, for the next page's cursor.
     fn cursor(&self) -> Cursor;
 }
@@ -74,10 +77,14 @@ pub(in crate::store) async fn list_in<T: Listed>(
         n + 2,
         n + 3
     );
-    let (at, after) = page.bounds();
-    let fetch = page.fetch();
+    // Without a cursor the position is past every row.
+    let at = page.after.as_ref().map_or(i64::MAX, |c| c.created_at);
+    let after = page.after.as_ref().map_or("", |c| c.id.as_str());
+    let after_number = after.parse::<i64>().unwrap_or(i64::MAX);
+    let after: &dyn Arg = if T::INTEGER_ID { &after_number } else { &after };
+    let fetch = i64::from(page.limit) + 1;
     let mut args = filters.to_vec();
-    args.extend_from_slice(&[&at as &dyn Arg, &after, &fetch]);
+    args.extend_from_slice(&[&at as &dyn Arg, after, &fetch]);
     let rows: Vec<T> = db::all(db, &sql, &args).await?;
     let (rows, next_cursor) = split_page(rows, page.limit, T::cursor);
     Ok(PageOf { rows, next_cursor })

@@ -39,8 +39,9 @@ impl Tenant {
     }
 
     fn scoped<'a>(&'a self, sql: &str, args: &[&'a dyn Arg]) -> Vec<&'a dyn Arg> {
+        // A read or change says `tenant_id = ?1`; an insert names the column and binds `?1`.
         debug_assert!(
-            sql.contains("tenant_id = ?1"),
+            sql.contains("tenant_id = ?1") || (sql.contains("INSERT") && sql.contains("?1")),
             "unscoped tenant query: {sql}"
         );
         let mut all: Vec<&dyn Arg> = Vec::with_capacity(args.len() + 1);
@@ -50,7 +51,6 @@ impl Tenant {
     }
 
     /// Prepares a tenant statement (for batches).
-    #[allow(dead_code)] // transitional: the resources moving into the store use it
     pub(in crate::store) fn stmt(
         &self,
         sql: &str,
@@ -60,7 +60,6 @@ impl Tenant {
     }
 
     /// All rows of a tenant query.
-    #[allow(dead_code)] // transitional, like `stmt`
     pub(in crate::store) async fn all<T: DeserializeOwned>(
         &self,
         sql: &str,

@@ -100,6 +100,8 @@ typed_id! {
     KeyId = "key";
     /// An outgoing email (`eml_`).
     EmailId = "eml";
+    /// One event's delivery to one endpoint (`dlv_`; made by D1 in the event outbox).
+    DeliveryId = "dlv";
 }
 
 #[cfg(test)]

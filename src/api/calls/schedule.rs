@@ -16,6 +16,7 @@ use crate::scheduling::emails::{self, EmailFacts};
 use crate::store::agents;
 use crate::store::audit;
 use crate::store::db;
+use crate::store::numbers;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::allowed_countries;
@@ -25,7 +26,6 @@ use phone_agent_core::scheduling::request::{
     parse_reschedule, parse_schedule, request_fingerprint, DialProvider, FieldError,
 };
 use phone_agent_core::scheduling::CallStatus;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -90,21 +90,11 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
             return Err(field_errors(vec![FieldError::refused("to", &refusal)]));
         }
     }
-    #[derive(Deserialize)]
-    struct Number {
-        number: String,
-    }
     let from = match &request.from {
         Some(from) => Some(from.clone()),
-        None => db::first::<Number>(
-            &db,
-            "SELECT number FROM phone_numbers WHERE tenant_id = ? AND agent_id = ?
-             ORDER BY created_at LIMIT 1",
-            &[&who.tenant_id, &agent.id],
-        )
-        .await?
-        .map(|n| n.number)
-        .or_else(|| config.default_from_number.clone()),
+        None => numbers::first_of_agent(&Tenant::of(app, who)?, &agent.id)
+            .await?
+            .or_else(|| config.default_from_number.clone()),
     };
     if from.is_none() && request.provider != DialProvider::Bland {
         return Err(invalid_fields(json!([field_error(

@@ -1,0 +1,171 @@
+//! The `endpoints` table: where canonical events are forwarded. A deleted endpoint stays (its
+//! deliveries point at it) but is invisible to the API.
+
+use crate::platform::http::now_ms;
+use crate::store::db;
+use crate::store::error::StoreError;
+use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::tenant::Tenant;
+use phone_agent_core::ids::EndpointId;
+use phone_agent_core::pagination::Cursor;
+use phone_agent_core::patch::Patch;
+use serde::Deserialize;
+
+/// An endpoint as stored.
+#[derive(Deserialize)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub url: String,
+    pub description: Option<String>,
+    /// The current signing secret (`whsec_…`).
+    pub secret: String,
+    pub previous_secret_expires_at: Option<i64>,
+    /// A JSON array of type filters; `None` is every type.
+    pub event_types: Option<String>,
+    /// `enabled`, `paused` or `disabled`.
+    pub status: String,
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Listed for Endpoint {
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.to_string(),
+        }
+    }
+}
+
+/// Validated writable fields, in the API's PATCH convention (absent keeps, `null` clears).
+#[derive(Default)]
+pub struct Fields {
+    pub url: Patch<String>,
+    /// The JSON array of type filters; `Null` clears the filter (every type).
+    pub event_types: Patch<String>,
+    pub description: Patch<String>,
+    /// `enabled` or `paused`.
+    pub status: Patch<String>,
+}
+
+const SELECT: &str = "SELECT id, url, description, secret, previous_secret_expires_at,
+       event_types, status, disabled_reason, created_at, updated_at
+     FROM endpoints WHERE tenant_id = ?1 AND deleted_at IS NULL";
+
+/// The tenant's endpoint `id`, unless it does not exist or was deleted.
+pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Endpoint>, StoreError> {
+    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+}
+
+/// One page of the tenant's endpoints, newest first, optionally only those in `status`.
+pub async fn list(
+    tenant: &Tenant,
+    status: Option<&String>,
+    window: &Page,
+) -> Result<PageOf<Endpoint>, StoreError> {
+    let query = format!("{SELECT} AND (?2 IS NULL OR status = ?2)");
+    page::list(tenant, &query, &[&status], window).await
+}
+
+/// Stores a new endpoint signing with `secret` (enabled unless `fields` says paused).
+pub async fn insert(tenant: &Tenant, fields: Fields, secret: &str) -> Result<Endpoint, StoreError> {
+    let id: EndpointId = db::new_row_id(EndpointId::PREFIX)?;
+    tenant
+        .run(
+            "INSERT INTO endpoints (tenant_id, id, url, description, secret, event_types, status,
+               created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            &[
+                &id,
+                &fields.url.into_value().unwrap_or_default(),
+                &fields.description.into_value(),
+                &secret,
+                &fields.event_types.into_value(),
+                &fields
+                    .status
+                    .into_value()
+                    .unwrap_or_else(|| "enabled".into()),
+                &now_ms(),
+            ],
+        )
+        .await?;
+    get(tenant, id.as_str())
+        .await?
+        .ok_or(StoreError::Missing("endpoint after insert"))
+}
+
+/// Applies `fields` to endpoint `id`. A new status clears the disabled reason (re-enabling
+/// clears a 410-disable, and the backlog of pending deliveries resumes).
+pub async fn update(
+    tenant: &Tenant,
+    id: &str,
+    fields: &Fields,
+    now: i64,
+) -> Result<Option<Endpoint>, StoreError> {
+    tenant
+        .run(
+            "UPDATE endpoints SET
+               url = COALESCE(?3, url),
+               event_types = CASE WHEN ?4 THEN ?5 ELSE event_types END,
+               description = CASE WHEN ?6 THEN ?7 ELSE description END,
+               status = COALESCE(?8, status),
+               disabled_reason = CASE WHEN ?8 IS NULL THEN disabled_reason ELSE NULL END,
+               updated_at = ?9
+             WHERE tenant_id = ?1 AND id = ?2",
+            &[
+                &id,
+                &fields.url.clone().into_value(),
+                &!fields.event_types.is_absent(),
+                &fields.event_types.clone().into_value(),
+                &!fields.description.is_absent(),
+                &fields.description.clone().into_value(),
+                &fields.status.clone().into_value(),
+                &now,
+            ],
+        )
+        .await?;
+    get(tenant, id).await
+}
+
+/// Deletes endpoint `id` and cancels its pending deliveries, in one transaction.
+pub async fn delete(tenant: &Tenant, id: &str) -> Result<(), StoreError> {
+    let now = now_ms();
+    db::batch(
+        tenant.db(),
+        vec![
+            tenant.stmt(
+                "UPDATE endpoints SET deleted_at = ?3, status = 'disabled',
+                   disabled_reason = 'deleted', updated_at = ?3
+                 WHERE tenant_id = ?1 AND id = ?2",
+                &[&id, &now],
+            )?,
+            tenant.stmt(
+                "UPDATE deliveries SET status = 'canceled', next_attempt_at = NULL, updated_at = ?3
+                 WHERE tenant_id = ?1 AND endpoint_id = ?2 AND status = 'pending'",
+                &[&id, &now],
+            )?,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes `secret` the signing secret of endpoint `id`; the current one keeps signing until
+/// `previous_expires_at`.
+pub async fn rotate_secret(
+    tenant: &Tenant,
+    id: &str,
+    secret: &str,
+    previous_expires_at: i64,
+    now: i64,
+) -> Result<Option<Endpoint>, StoreError> {
+    tenant
+        .run(
+            "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?3,
+               secret = ?4, updated_at = ?5 WHERE tenant_id = ?1 AND id = ?2",
+            &[&id, &previous_expires_at, &secret, &now],
+        )
+        .await?;
+    get(tenant, id).await
+}

@@ -1,0 +1,141 @@
+//! The `webhook_events` table: every accepted event, raw and canonical — the head of the event
+//! outbox. An event and its deliveries are written in one transaction, so an acknowledged event
+//! is never lost and never forwarded twice to the same endpoint.
+
+use crate::store::db;
+use crate::store::deliveries;
+use crate::store::error::StoreError;
+use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::tenant::Tenant;
+use phone_agent_core::ids::{CallId, EventId};
+use phone_agent_core::pagination::Cursor;
+use serde::Deserialize;
+use serde_json::Value;
+use worker::d1::D1Database;
+
+/// An event to store and forward.
+pub struct NewEvent<'a> {
+    pub tenant_id: &'a str,
+    pub provider: &'a str,
+    /// Dedupe key, unique per provider.
+    pub provider_event_id: &'a str,
+    pub event_type: &'a str,
+    pub call_id: Option<&'a str>,
+    pub received_at: i64,
+    pub content_type: Option<&'a str>,
+    pub raw_body: &'a str,
+    /// The canonical envelope body, exactly as endpoints will receive it.
+    pub payload: &'a Value,
+}
+
+/// Whether `publish` stored a new event or found the same one already stored.
+pub enum Published {
+    /// Stored, with this many deliveries created for matching endpoints.
+    New(String, usize),
+    Duplicate(String),
+}
+
+/// Stores the event (as `event_id`) and one pending delivery per matching endpoint in one
+/// transaction; a duplicate (same provider and provider event id) creates nothing. Events come
+/// from providers before any tenant is known, so this names the tenant itself.
+pub async fn publish(
+    db: &D1Database,
+    event: &NewEvent<'_>,
+    event_id: &str,
+) -> Result<Published, StoreError> {
+    let payload = event.payload.to_string();
+    let insert = db::stmt(
+        db,
+        "INSERT INTO webhook_events (id, tenant_id, provider, provider_event_id, type, call_id,
+           received_at, content_type, raw_body, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (provider, provider_event_id) DO NOTHING",
+        &[
+            &event_id,
+            &event.tenant_id,
+            &event.provider,
+            &event.provider_event_id,
+            &event.event_type,
+            &event.call_id,
+            &event.received_at,
+            &event.content_type,
+            &event.raw_body,
+            &payload,
+        ],
+    )?;
+    let fan_out = deliveries::fan_out(db, event_id, event.received_at, None)?;
+    let changes = db::batch(db, vec![insert, fan_out]).await?;
+    if changes.first().copied().unwrap_or(0) > 0 {
+        let deliveries = changes.get(1).copied().unwrap_or(0);
+        return Ok(Published::New(event_id.to_owned(), deliveries));
+    }
+    let existing = db::ids(
+        db,
+        "SELECT id FROM webhook_events WHERE provider = ?1 AND provider_event_id = ?2",
+        &[&event.provider, &event.provider_event_id],
+    )
+    .await?;
+    existing
+        .into_iter()
+        .next()
+        .map(Published::Duplicate)
+        .ok_or(StoreError::Missing("event neither inserted nor found"))
+}
+
+/// A stored event, as the API shows it.
+#[derive(Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub provider: String,
+    pub provider_event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub call_id: Option<CallId>,
+    pub received_at: i64,
+    /// The canonical envelope body (JSON text).
+    pub payload: String,
+}
+
+impl Listed for Event {
+    const ORDER: &'static str = "received_at";
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.received_at,
+            id: self.id.to_string(),
+        }
+    }
+}
+
+/// Which events a list shows (each `None` matches all).
+pub struct Filter<'a> {
+    pub event_type: Option<&'a String>,
+    pub provider: Option<&'a String>,
+    pub call_id: Option<&'a String>,
+}
+
+const SELECT: &str = "SELECT id, provider, provider_event_id, type, call_id, received_at, payload
+     FROM webhook_events WHERE tenant_id = ?1";
+
+/// The tenant's event `id`, if it exists.
+pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Event>, StoreError> {
+    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+}
+
+/// One page of the tenant's events, newest received first.
+pub async fn list(
+    tenant: &Tenant,
+    filter: &Filter<'_>,
+    window: &Page,
+) -> Result<PageOf<Event>, StoreError> {
+    let query = format!(
+        "{SELECT} AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR provider = ?3)
+           AND (?4 IS NULL OR call_id = ?4)"
+    );
+    page::list(
+        tenant,
+        &query,
+        &[&filter.event_type, &filter.provider, &filter.call_id],
+        window,
+    )
+    .await
+}

@@ -1,0 +1,161 @@
+//! The `phone_numbers` table: which agent answers each of our numbers.
+
+use crate::platform::http::now_ms;
+use crate::store::db;
+use crate::store::error::StoreError;
+use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::tenant::Tenant;
+use phone_agent_core::agents::NumberSpec;
+use phone_agent_core::ids::{AgentId, NumberId, TenantId};
+use phone_agent_core::pagination::Cursor;
+use serde::{Deserialize, Serialize};
+use worker::d1::D1Database;
+
+/// A number as stored.
+#[derive(Deserialize)]
+pub struct Number {
+    pub id: NumberId,
+    /// E.164; unique across tenants.
+    pub number: String,
+    pub agent_id: AgentId,
+    pub owner_phone: Option<String>,
+    #[serde(deserialize_with = "db::bool_from_int")]
+    pub ring_owner_first: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Listed for Number {
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.to_string(),
+        }
+    }
+}
+
+const SELECT: &str =
+    "SELECT id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at
+     FROM phone_numbers WHERE tenant_id = ?1";
+
+/// The tenant's number `id`, if it exists.
+pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Number>, StoreError> {
+    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+}
+
+/// One page of the tenant's numbers, newest first, optionally only those `agent_id` answers.
+pub async fn list(
+    tenant: &Tenant,
+    agent_id: Option<&String>,
+    window: &Page,
+) -> Result<PageOf<Number>, StoreError> {
+    let query = format!("{SELECT} AND (?2 IS NULL OR agent_id = ?2)");
+    page::list(tenant, &query, &[&agent_id], window).await
+}
+
+/// The caller id of an agent's scheduled calls: the tenant's first number it answers.
+pub async fn first_of_agent(
+    tenant: &Tenant,
+    agent_id: &AgentId,
+) -> Result<Option<String>, StoreError> {
+    #[derive(Deserialize)]
+    struct Row {
+        number: String,
+    }
+    let row: Option<Row> = tenant
+        .first(
+            "SELECT number FROM phone_numbers WHERE tenant_id = ?1 AND agent_id = ?2
+             ORDER BY created_at LIMIT 1",
+            &[agent_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.number))
+}
+
+/// Registers `spec` for the tenant; `None` when the number is already registered (to any
+/// tenant: a number has one owner).
+pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>, StoreError> {
+    let id: NumberId = db::new_row_id(NumberId::PREFIX)?;
+    let now = now_ms();
+    let inserted = tenant
+        .run(
+            "INSERT INTO phone_numbers (tenant_id, id, number, agent_id, owner_phone,
+               ring_owner_first, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (number) DO NOTHING",
+            &[
+                &id,
+                &spec.number,
+                &spec.agent_id,
+                &spec.owner_phone,
+                &spec.ring_owner_first,
+                &now,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    get(tenant, id.as_str())
+        .await?
+        .ok_or(StoreError::Missing("number after insert"))
+        .map(Some)
+}
+
+/// Changes the agent, owner phone and ring-owner-first of number `id` (the number itself is
+/// its identity); `None` when the tenant has no such number.
+pub async fn update(
+    tenant: &Tenant,
+    id: &str,
+    spec: &NumberSpec,
+) -> Result<Option<Number>, StoreError> {
+    tenant
+        .run(
+            "UPDATE phone_numbers SET agent_id = ?3, owner_phone = ?4, ring_owner_first = ?5,
+               updated_at = ?6 WHERE tenant_id = ?1 AND id = ?2",
+            &[
+                &id,
+                &spec.agent_id,
+                &spec.owner_phone,
+                &spec.ring_owner_first,
+                &now_ms(),
+            ],
+        )
+        .await?;
+    get(tenant, id).await
+}
+
+/// Deletes number `id`; returns whether the tenant had it.
+pub async fn delete(tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
+    let deleted = tenant
+        .run(
+            "DELETE FROM phone_numbers WHERE tenant_id = ?1 AND id = ?2",
+            &[&id],
+        )
+        .await?;
+    Ok(deleted > 0)
+}
+
+/// What a number routes to (cached in KV under `number:<E.164>`, so also `Serialize`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NumberRoute {
+    pub agent_id: AgentId,
+    pub tenant_id: TenantId,
+    pub owner_phone: Option<String>,
+    #[serde(deserialize_with = "db::bool_from_int")]
+    pub ring_owner_first: bool,
+}
+
+/// The route of the called `number`, in whichever tenant owns it (an incoming call is matched
+/// by the number it reached, before any tenant is known).
+pub async fn route_any_tenant(
+    db: &D1Database,
+    number: &str,
+) -> Result<Option<NumberRoute>, StoreError> {
+    db::first(
+        db,
+        "SELECT agent_id, tenant_id, owner_phone, ring_owner_first FROM phone_numbers
+         WHERE number = ?1",
+        &[&number],
+    )
+    .await
+}
