@@ -6,5 +6,6 @@ pub mod audit;
 pub mod calls;
 pub mod db;
 pub mod error;
+pub mod live_tickets;
 pub mod page;
 pub mod tenant;
