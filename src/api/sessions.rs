@@ -6,6 +6,8 @@ use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, ApiError, ApiResult};
 use crate::store::db;
+use crate::store::tenant::Tenant;
+use crate::store::transcripts;
 use phone_agent_core::auth::Access;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,19 +56,9 @@ pub async fn state(app: &App, who: &Principal, call_id: &str) -> ApiResult {
 pub async fn transcript_of(app: &App, who: &Principal, call_id: &str) -> ApiResult {
     who.require(Access::Read)?;
     own_call(app, who, call_id).await?;
-    #[derive(Deserialize)]
-    struct Row {
-        turns: String,
-        text: String,
-        created_at: i64,
-    }
-    let row: Row = db::first(
-        &app.db()?,
-        "SELECT turns, text, created_at FROM transcripts WHERE call_id = ?",
-        &[&call_id],
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no transcript for call {call_id}")))?;
+    let row = transcripts::get(&Tenant::of(app, who)?, call_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no transcript for call {call_id}")))?;
     Ok(json_response(
         200,
         &json!({"call_id": call_id, "text": row.text,

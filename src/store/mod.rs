@@ -9,3 +9,4 @@ pub mod error;
 pub mod live_tickets;
 pub mod page;
 pub mod tenant;
+pub mod transcripts;

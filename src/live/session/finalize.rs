@@ -5,6 +5,9 @@ use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
 use crate::platform::outbound;
 use crate::store::db;
+use crate::store::tenant::Tenant;
+use crate::store::transcripts;
+use phone_agent_core::ids::TenantId;
 use phone_agent_core::live::{metrics_summary, transcript};
 use phone_agent_core::media::access::lost_stream_status;
 use phone_agent_core::providers::openai::{parse_completion_text, summary_request};
@@ -27,20 +30,8 @@ impl Session {
             let db = self.env.d1("DB")?;
             let now = now_ms();
             let t = transcript(&turns);
-            db::run(
-                &db,
-                "INSERT INTO transcripts (call_id, tenant_id, turns, text, created_at)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (call_id) DO UPDATE SET turns = excluded.turns, text = excluded.text",
-                &[
-                    &info.call_id,
-                    &info.tenant_id,
-                    &t.turns.to_string(),
-                    &t.text,
-                    &now,
-                ],
-            )
-            .await?;
+            let tenant = Tenant::on(&db, TenantId::from(info.tenant_id.as_str()));
+            transcripts::save(&tenant, &info.call_id, &t.turns, &t.text, now).await?;
             let duration = info
                 .started_at_ms
                 .map(|started| (now - started).max(0) / 1000);
