@@ -5,11 +5,10 @@ use crate::live::media::{session_stub, valid_call_id};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, ApiError, ApiResult};
-use crate::store::db;
+use crate::store::calls;
 use crate::store::tenant::Tenant;
 use crate::store::transcripts;
 use phone_agent_core::auth::Access;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -20,19 +19,10 @@ pub(crate) async fn own_call(
     call_id: &str,
 ) -> std::result::Result<(), ApiError> {
     valid_call_id(call_id)?;
-    #[derive(Deserialize)]
-    struct Owner {
-        tenant_id: String,
-    }
-    let owner: Option<Owner> = db::first(
-        &app.db()?,
-        "SELECT tenant_id FROM calls WHERE id = ?",
-        &[&call_id],
-    )
-    .await?;
-    match owner {
-        Some(o) if o.tenant_id == who.tenant_id => Ok(()),
-        _ => Err(ApiError::not_found(format!("no call {call_id}"))),
+    if calls::exists(&Tenant::of(app, who)?, call_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no call {call_id}")))
     }
 }
 

@@ -3,8 +3,10 @@
 
 pub mod agents;
 pub mod audit;
+pub mod call_events;
 pub mod calls;
 pub mod db;
+pub mod emails;
 pub mod error;
 pub mod live_tickets;
 pub mod page;

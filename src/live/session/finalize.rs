@@ -4,7 +4,7 @@ use super::{EndReason, Session};
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
 use crate::platform::outbound;
-use crate::store::db;
+use crate::store::calls;
 use crate::store::tenant::Tenant;
 use crate::store::transcripts;
 use phone_agent_core::ids::TenantId;
@@ -35,18 +35,7 @@ impl Session {
             let duration = info
                 .started_at_ms
                 .map(|started| (now - started).max(0) / 1000);
-            db::run(
-                &db,
-                "UPDATE calls SET metrics = ?, duration_seconds = COALESCE(?, duration_seconds),
-                   updated_at = ? WHERE id = ?",
-                &[
-                    &metrics_summary(&turns).to_string(),
-                    &duration,
-                    &now,
-                    &info.call_id,
-                ],
-            )
-            .await?;
+            calls::set_metrics(&db, &info.call_id, &metrics_summary(&turns), duration, now).await?;
             let to = match reason {
                 EndReason::StreamLost => lost_stream_status(&turns),
                 _ => CallStatus::Completed,
@@ -76,12 +65,7 @@ impl Session {
                 Err(e) => (None, Some(e)),
             };
             if let Some(text) = &summary_text {
-                db::run(
-                    &db,
-                    "UPDATE calls SET summary = ?, updated_at = ? WHERE id = ?",
-                    &[text, &now_ms(), &info.call_id],
-                )
-                .await?;
+                calls::set_summary(&db, &info.call_id, text, now_ms()).await?;
             }
             call_status::emit(
                 &self.env,
