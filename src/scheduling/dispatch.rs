@@ -19,7 +19,8 @@ use crate::platform::http::{log_line, now_ms, rfc3339, ApiError};
 use crate::platform::outbound;
 use crate::scheduling::bland::submit_bland;
 use crate::store::calls::{self, Call, Queue};
-use crate::store::db;
+use crate::store::dialing;
+use crate::store::tenant::Tenant;
 use phone_agent_core::carrier::ControlError;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
@@ -28,7 +29,6 @@ use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::dispatch::Dial;
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::webhooks::callback::{CallbackKey, CALLBACK_VALIDITY_SECS};
-use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
 use worker::d1::D1Database;
@@ -195,40 +195,14 @@ async fn take_outbound_slot(
     attempt: i64,
     now: i64,
 ) -> Result<bool, ApiError> {
-    #[derive(Deserialize)]
-    struct Tenant {
-        tenant_id: String,
-    }
-    let Some(Tenant { tenant_id }) =
-        db::first(db, "SELECT tenant_id FROM calls WHERE id = ?", &[call_id]).await?
-    else {
+    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
         return Ok(false);
     };
+    let tenant_id = call.tenant_id;
     let cap = config.outbound_calls_per_hour;
-    let window_start = now - HOUR_MS;
-    db::run(
-        db,
-        "INSERT INTO outbound_dials (call_id, attempt, tenant_id, at)
-         SELECT ?1, ?2, ?3, ?4
-         WHERE (SELECT count(*) FROM outbound_dials WHERE tenant_id = ?3 AND at > ?5) < ?6
-         ON CONFLICT (call_id, attempt) DO NOTHING",
-        &[call_id, &attempt, &tenant_id, &now, &window_start, &cap],
-    )
-    .await?;
-    #[derive(Deserialize)]
-    struct Window {
-        n: i64,
-        oldest: Option<i64>,
-        mine: i64,
-    }
-    let window: Option<Window> = db::first(
-        db,
-        "SELECT count(*) AS n, min(at) AS oldest,
-           (SELECT count(*) FROM outbound_dials WHERE call_id = ?1 AND attempt = ?2) AS mine
-         FROM outbound_dials WHERE tenant_id = ?3 AND at > ?4",
-        &[call_id, &attempt, &tenant_id, &window_start],
-    )
-    .await?;
+    let tenant = Tenant::on(db, tenant_id.clone());
+    let window =
+        dialing::take_outbound_slot(&tenant, call_id, attempt, (now - HOUR_MS, cap), now).await?;
     let Some(window) = window else {
         return Ok(false);
     };

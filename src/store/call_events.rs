@@ -61,22 +61,25 @@ impl<'a> Event<'a> {
 }
 
 /// When the entry is written, relative to the statement before it in the same batch.
-pub(in crate::store) enum When {
+pub(in crate::store) enum When<'a> {
     /// Always.
     Always,
     /// Only if the statement before it changed a row (the change it records happened).
     Changed,
+    /// Only if the call `id` exists (inserted earlier in the batch, or not).
+    CallExists(&'a CallId),
 }
 
 /// The insert of `event`, for the batch that makes the change it records.
 pub(in crate::store) fn row(
     db: &D1Database,
     event: &Event<'_>,
-    when: When,
+    when: When<'_>,
 ) -> Result<D1PreparedStatement, StoreError> {
     let (condition, extra): (&str, Option<&dyn Arg>) = match &when {
         When::Always => ("1", None),
         When::Changed => ("changes() > 0", None),
+        When::CallExists(id) => ("EXISTS (SELECT 1 FROM calls WHERE id = ?8)", Some(id)),
     };
     let from = event.from.map(CallStatus::as_str);
     let to = event.to.map(CallStatus::as_str);
@@ -106,7 +109,7 @@ pub(in crate::store) fn row(
 pub(in crate::store) async fn commit(
     db: &D1Database,
     change: D1PreparedStatement,
-    (event, when): (&Event<'_>, When),
+    (event, when): (&Event<'_>, When<'_>),
     more: Vec<D1PreparedStatement>,
 ) -> Result<bool, StoreError> {
     let mut statements = vec![change, row(db, event, when)?];

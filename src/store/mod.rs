@@ -6,6 +6,7 @@ pub mod audit;
 pub mod call_events;
 pub mod calls;
 pub mod db;
+pub mod dialing;
 pub mod emails;
 pub mod error;
 pub mod live_tickets;
