@@ -8,60 +8,27 @@
 mod row;
 mod schedule;
 
-use super::request::{field_error, invalid_fields, page, query, rows_response};
+use super::request::{field_error, invalid_fields, list_response, page, query};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiResult};
-use crate::store::db;
+use crate::store::call_events;
+use crate::store::calls::{self, Filter};
+use crate::store::emails;
+use crate::store::tenant::Tenant;
 use chrono::DateTime;
-use phone_agent_core::pagination::Cursor;
 use phone_agent_core::scheduling::CallStatus;
-use row::{find, Row, COLUMNS};
+use row::{find, render};
 pub(super) use schedule::{cancel, create, reschedule};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Request;
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    let row = find(app, who, id).await?;
-    let db = app.db()?;
-    #[derive(Deserialize)]
-    struct Event {
-        at: i64,
-        kind: String,
-        from_status: Option<String>,
-        to_status: Option<String>,
-        source: String,
-        detail: String,
-    }
-    let history: Vec<Event> = db::all(
-        &db,
-        "SELECT at, kind, from_status, to_status, source, detail FROM call_events
-         WHERE call_id = ? ORDER BY id",
-        &[&id],
-    )
-    .await?;
-    #[derive(Deserialize)]
-    struct Email {
-        id: String,
-        kind: String,
-        sequence: i64,
-        status: String,
-        attempts: i64,
-        next_attempt_at: Option<i64>,
-        last_status_code: Option<i64>,
-        last_error: Option<String>,
-        provider_message_id: Option<String>,
-        created_at: i64,
-    }
-    let emails: Vec<Email> = db::all(
-        &db,
-        "SELECT id, kind, sequence, status, attempts, next_attempt_at, last_status_code, last_error,
-           provider_message_id, created_at FROM emails WHERE call_id = ? ORDER BY created_at, sequence",
-        &[&id],
-    )
-    .await?;
-    let mut body = row.render();
+    let tenant = Tenant::of(app, who)?;
+    let call = find(&tenant, id).await?;
+    let history = call_events::for_call(&tenant, id).await?;
+    let emails = emails::for_call(&tenant, id).await?;
+    let mut body = render(&call);
     body["history"] = history
         .iter()
         .map(|e| {
@@ -87,7 +54,6 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
     let page = page(&q)?;
-    let (at, id) = page.bounds();
     let mut errors = Vec::new();
     let mut bound = |name: &str| {
         q.get(name)
@@ -105,46 +71,29 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
             })
     };
     let (from, to) = (bound("from"), bound("to"));
-    let status = q.get("status").filter(|s| !s.is_empty());
-    if let Some(s) = status {
-        if CallStatus::parse(s).is_none() {
-            errors.push(field_error(
-                "status",
-                "invalid_value",
-                "unknown call status",
-            ));
+    let status = match q.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            let parsed = CallStatus::parse(s);
+            if parsed.is_none() {
+                errors.push(field_error(
+                    "status",
+                    "invalid_value",
+                    "unknown call status",
+                ));
+            }
+            parsed
         }
-    }
+    };
     if !errors.is_empty() {
         return Err(invalid_fields(Value::from(errors)));
     }
-    let rows: Vec<Row> = db::all(
-        &app.db()?,
-        &format!(
-            "SELECT {COLUMNS} FROM calls WHERE tenant_id = ?1 AND (created_at, id) < (?2, ?3)
-               AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR start_at >= ?5)
-               AND (?6 IS NULL OR start_at < ?6) AND (?7 IS NULL OR agent_id = ?7)
-             ORDER BY created_at DESC, id DESC LIMIT ?8"
-        ),
-        &[
-            &who.tenant_id,
-            &at,
-            &id,
-            &status,
-            &from,
-            &to,
-            &q.get("agent_id"),
-            &page.fetch(),
-        ],
-    )
-    .await?;
-    rows_response(
-        rows,
-        &page,
-        |r| Cursor {
-            created_at: r.created_at,
-            id: r.id.clone(),
-        },
-        Row::render,
-    )
+    let filter = Filter {
+        status,
+        from,
+        to,
+        agent_id: q.get("agent_id").map(String::as_str),
+    };
+    let calls = calls::list(&Tenant::of(app, who)?, &filter, &page).await?;
+    list_response(calls, render)
 }

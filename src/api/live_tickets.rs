@@ -9,9 +9,9 @@ use crate::api::sessions::own_call;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, new_secret, now_ms, rfc3339, ApiError, ApiResult};
-use crate::store::db;
-use phone_agent_core::auth::{key_hash, Role, LIVE_TICKET_TTL_MS};
-use serde::Deserialize;
+use crate::store::live_tickets::{self, NewTicket};
+use crate::store::tenant::Tenant;
+use phone_agent_core::auth::{key_hash, LIVE_TICKET_TTL_MS};
 use serde_json::json;
 
 /// Issues a ticket for the live view of `call_id` to any role that may read the call.
@@ -21,31 +21,18 @@ pub async fn issue(app: &App, who: &Principal, call_id: &str) -> ApiResult {
     let now = now_ms();
     let expires_at = now + LIVE_TICKET_TTL_MS;
     let role = serde_json::to_value(who.role).map_err(ApiError::internal)?;
-    let db = app.db()?;
-    db::batch(
-        &db,
-        vec![
-            // Spent and expired tickets are worthless; clearing them here keeps the table small.
-            db::stmt(
-                &db,
-                "DELETE FROM live_tickets WHERE expires_at <= ?",
-                &[&now],
-            )?,
-            db::stmt(
-                &db,
-                "INSERT INTO live_tickets (ticket_hash, call_id, tenant_id, role, actor, created_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-                &[
-                    &key_hash(&ticket),
-                    &call_id,
-                    &who.tenant_id,
-                    &role.as_str().unwrap_or("viewer"),
-                    &who.actor,
-                    &now,
-                    &expires_at,
-                ],
-            )?,
-        ],
+    let role = role.as_str().unwrap_or("viewer");
+    let ticket_hash = key_hash(&ticket);
+    live_tickets::issue(
+        &Tenant::of(app, who)?,
+        &NewTicket {
+            ticket_hash: &ticket_hash,
+            call_id,
+            role,
+            actor: &who.actor,
+            now,
+            expires_at,
+        },
     )
     .await?;
     Ok(json_response(
@@ -57,22 +44,8 @@ pub async fn issue(app: &App, who: &Principal, call_id: &str) -> ApiResult {
 /// Spends `ticket` on the live view of `call_id`: the principal who asked for it, or 401 when it
 /// is unknown, for another call, used, expired, or its key has been revoked since.
 pub async fn consume(app: &App, call_id: &str, ticket: &str) -> Result<Principal, ApiError> {
-    #[derive(Deserialize)]
-    struct Row {
-        tenant_id: String,
-        role: Role,
-        actor: String,
-    }
-    let row: Option<Row> = db::first(
-        &app.db()?,
-        "UPDATE live_tickets SET used_at = ?1
-         WHERE ticket_hash = ?2 AND call_id = ?3 AND used_at IS NULL AND expires_at > ?1
-           AND (actor = 'admin' OR EXISTS
-                (SELECT 1 FROM api_keys WHERE id = live_tickets.actor AND revoked_at IS NULL))
-         RETURNING tenant_id, role, actor",
-        &[&now_ms(), &key_hash(ticket), &call_id],
-    )
-    .await?;
+    let row =
+        live_tickets::consume_unscoped(&app.db()?, &key_hash(ticket), call_id, now_ms()).await?;
     let row = row.ok_or_else(|| {
         ApiError::unauthorized(
             "invalid, used or expired live ticket; get a new one from POST /api/v1/calls/{id}/live-ticket",

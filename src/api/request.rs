@@ -71,18 +71,6 @@ pub fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
     Ok(Page { limit, after })
 }
 
-/// `{data, next_cursor}` for rows fetched with [`Page::fetch`] (transitional: lists not yet in
-/// the store; [`list_response`] replaces it).
-pub fn rows_response<T>(
-    rows: Vec<T>,
-    page: &Page,
-    key: impl Fn(&T) -> Cursor,
-    render: impl Fn(&T) -> Value,
-) -> ApiResult {
-    let (rows, next_cursor) = pagination::split_page(rows, page.limit, key);
-    list_response(PageOf { rows, next_cursor }, render)
-}
-
 /// `{data, next_cursor}` for one page of rows.
 pub fn list_response<T>(page: PageOf<T>, render: impl Fn(&T) -> Value) -> ApiResult {
     let data: Vec<Value> = page.rows.iter().map(render).collect();

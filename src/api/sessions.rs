@@ -5,8 +5,9 @@ use crate::live::media::{session_stub, valid_call_id};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, ApiError, ApiResult};
-use crate::store::db;
-use serde::Deserialize;
+use crate::store::calls;
+use crate::store::tenant::Tenant;
+use crate::store::transcripts;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -17,19 +18,10 @@ pub(crate) async fn own_call(
     call_id: &str,
 ) -> std::result::Result<(), ApiError> {
     valid_call_id(call_id)?;
-    #[derive(Deserialize)]
-    struct Owner {
-        tenant_id: String,
-    }
-    let owner: Option<Owner> = db::first(
-        &app.db()?,
-        "SELECT tenant_id FROM calls WHERE id = ?",
-        &[&call_id],
-    )
-    .await?;
-    match owner {
-        Some(o) if o.tenant_id == who.tenant_id => Ok(()),
-        _ => Err(ApiError::not_found(format!("no call {call_id}"))),
+    if calls::exists(&Tenant::of(app, who)?, call_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no call {call_id}")))
     }
 }
 
@@ -51,19 +43,9 @@ pub async fn state(app: &App, who: &Principal, call_id: &str) -> ApiResult {
 /// `GET /api/v1/calls/{id}/transcript`: the stored transcript (`{call_id, turns, text}`).
 pub async fn transcript_of(app: &App, who: &Principal, call_id: &str) -> ApiResult {
     own_call(app, who, call_id).await?;
-    #[derive(Deserialize)]
-    struct Row {
-        turns: String,
-        text: String,
-        created_at: i64,
-    }
-    let row: Row = db::first(
-        &app.db()?,
-        "SELECT turns, text, created_at FROM transcripts WHERE call_id = ?",
-        &[&call_id],
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no transcript for call {call_id}")))?;
+    let row = transcripts::get(&Tenant::of(app, who)?, call_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no transcript for call {call_id}")))?;
     Ok(json_response(
         200,
         &json!({"call_id": call_id, "text": row.text,

@@ -8,17 +8,19 @@
 use crate::gateway::webhooks::{signed_call, verify_request};
 use crate::platform::app::App;
 use crate::platform::http::{log_line, new_id, now_ms, read_body, ApiError, ApiResult};
-use crate::store::calls::ensure_token;
-use crate::store::db;
+use crate::store::calls::{self, NewCall};
 use crate::store::numbers::{self, NumberRoute};
+use crate::store::tenant::Tenant;
+use phone_agent_core::carrier::Carrier;
+use phone_agent_core::ids::{AgentId, CallId, TenantId};
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
+use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
 use phone_agent_core::voice::{
     dial_outcome, exotel_stream, stream_url, texml_stream, twiml_dial_owner, twiml_hangup,
     twiml_stream, with_query, DialOutcome, OWNER_RING_SECONDS,
 };
 use phone_agent_core::webhooks::callback::{signed_query, CallbackKey, CALLBACK_VALIDITY_SECS};
 use phone_agent_core::webhooks::Provider;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use worker::d1::D1Database;
@@ -52,27 +54,28 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
 
     // Only our signed URL names a call (an outbound call answering, or the owner-first dial's
     // outcome); an unsigned or forged `call_id` is ignored and the request is a new call.
+    let provider = CallProvider::from(
+        Carrier::parse(carrier)
+            .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?,
+    );
     if let Some(named) = signed_call(config, url.query().unwrap_or(""), now_ms()) {
-        let call = existing_call(&db, &named.call_id, carrier).await?;
+        let call_id = calls::of_provider_unscoped(&db, &named.call_id, provider)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no call {}", named.call_id)))?;
         if let Some(status) = params.get("DialCallStatus") {
             if dial_outcome(status) == DialOutcome::OwnerAnswered {
                 log_line(
-                    json!({"level": "info", "msg": "owner took the call", "call_id": call.id}),
+                    json!({"level": "info", "msg": "owner took the call", "call_id": call_id}),
                 );
                 return markup_hangup(carrier, None);
             }
         }
         if let Some(provider_call_id) = &carrier_call_id {
-            db::run(
-                &db,
-                "UPDATE calls SET provider_call_id = ? WHERE id = ? AND provider_call_id IS NULL
-                   AND attempt = ?",
-                &[provider_call_id, &call.id, &named.attempt],
-            )
-            .await?;
+            let attempt = i64::from(named.attempt);
+            calls::attach_provider_call_id(&db, &call_id, provider_call_id, Some(attempt)).await?;
         }
-        let token = ensure_token(&db, &call.id).await?;
-        return markup_stream(carrier, &base, &call.id, &token);
+        let token = calls::ensure_token(&db, &call_id).await?;
+        return markup_stream(carrier, &base, call_id.as_str(), &token);
     }
 
     let to = first_param(&params, &["To", "Called", "CallTo", "to"]);
@@ -88,15 +91,30 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
         log_line(json!({"level": "warn", "msg": "call to an unknown number", "to": to}));
         return markup_hangup(carrier, Some("Sorry, this number is not in service."));
     };
-    let call_id = create_inbound_call(
-        &db,
-        &number,
-        carrier,
-        carrier_call_id.as_deref(),
-        &to,
-        from.as_deref(),
-    )
-    .await?;
+    let id = CallId::from(new_id(CallId::PREFIX)?);
+    let agent_id = AgentId::from(number.agent_id.as_str());
+    let call = NewCall {
+        id: &id,
+        agent_id: Some(&agent_id),
+        direction: Direction::Inbound,
+        provider,
+        provider_call_id: carrier_call_id.as_deref(),
+        status: CallStatus::Ringing,
+        to_number: &to,
+        from_number: from.as_deref(),
+        start_at: None,
+        time_zone: None,
+        contact_name: None,
+        contact_email: None,
+        metadata: "{}",
+        idempotency_key: None,
+        request_hash: None,
+        base_url: None,
+        now: now_ms(),
+    };
+    let tenant = Tenant::on(&db, TenantId::from(number.tenant_id.as_str()));
+    // A retried webhook (same carrier call id) finds the first one's call.
+    let call_id = calls::insert_incoming(&tenant, &call).await?;
     log_line(
         json!({"level": "info", "msg": "incoming call", "call_id": call_id,
         "carrier": carrier, "agent_id": number.agent_id}),
@@ -112,7 +130,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
         let action = format!(
             "{}/voice/{carrier}/incoming?{}",
             base.trim_end_matches('/'),
-            signed_query(&key, &call_id, 1, expires)
+            signed_query(&key, call_id.as_str(), 1, expires)
         );
         return xml(twiml_dial_owner(
             owner,
@@ -121,8 +139,8 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
             Some(&to),
         ));
     }
-    let token = ensure_token(&db, &call_id).await?;
-    markup_stream(carrier, &base, &call_id, &token)
+    let token = calls::ensure_token(&db, &call_id).await?;
+    markup_stream(carrier, &base, call_id.as_str(), &token)
 }
 
 /// Query parameters and form (or flat JSON) body fields, the body winning.
@@ -183,65 +201,6 @@ async fn lookup_number(
         }
     }
     Ok(found)
-}
-
-#[derive(Deserialize)]
-struct CallRef {
-    id: String,
-}
-
-/// The call our signed URL names, among this carrier's calls.
-async fn existing_call(db: &D1Database, call_id: &str, carrier: &str) -> Result<CallRef, ApiError> {
-    db::first(
-        db,
-        "SELECT id FROM calls WHERE id = ? AND provider = ?",
-        &[&call_id, &carrier],
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))
-}
-
-/// Creates the inbound call; a retried webhook (same carrier call id) finds the first one.
-async fn create_inbound_call(
-    db: &D1Database,
-    number: &NumberRoute,
-    carrier: &str,
-    carrier_call_id: Option<&str>,
-    to: &str,
-    from: Option<&str>,
-) -> Result<String, ApiError> {
-    let id = new_id("call")?;
-    let now = now_ms();
-    db::run(
-        db,
-        "INSERT INTO calls (id, tenant_id, agent_id, direction, provider, provider_call_id, status,
-           to_number, from_number, created_at, updated_at)
-         VALUES (?, ?, ?, 'inbound', ?, ?, 'ringing', ?, ?, ?, ?)
-         ON CONFLICT DO NOTHING",
-        &[
-            &id,
-            &number.tenant_id,
-            &number.agent_id,
-            &carrier,
-            &carrier_call_id,
-            &to,
-            &from,
-            &now,
-            &now,
-        ],
-    )
-    .await?;
-    let Some(carrier_call_id) = carrier_call_id else {
-        return Ok(id);
-    };
-    let call: Option<CallRef> = db::first(
-        db,
-        "SELECT id FROM calls WHERE provider = ? AND provider_call_id = ?",
-        &[&carrier, &carrier_call_id],
-    )
-    .await?;
-    call.map(|c| c.id)
-        .ok_or_else(|| ApiError::internal("inbound call neither inserted nor found"))
 }
 
 fn markup_stream(carrier: &str, base: &str, call_id: &str, token: &str) -> ApiResult {

@@ -8,17 +8,17 @@ use crate::platform::http::{
     json_response, log_line, new_id, now_ms, read_body, rejection_error, rfc3339, ApiError,
     ApiResult,
 };
-use crate::store::db;
+use crate::store::calls::{self, Call};
 use phone_agent_core::config::Config;
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::dispatch::callback_attempt;
+use phone_agent_core::scheduling::CallProvider;
 use phone_agent_core::webhooks::callback::{verify_query, CallbackError, CallbackKey, CallbackRef};
 use phone_agent_core::webhooks::canonical::{
     envelope, map_event, original_payload, CanonicalEvent,
 };
 use phone_agent_core::webhooks::signatures::{verify, InboundRequest, VerifyOptions};
 use phone_agent_core::webhooks::Provider;
-use serde::Deserialize;
 use serde_json::json;
 use worker::d1::D1Database;
 use worker::Request;
@@ -88,18 +88,10 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     // Only a new event changes a call: a duplicate (a provider retry or a replay) never moves
     // a call, attaches a provider id or triggers a retry.
     if let (Published::New(..), Some(call)) = (&published, &call) {
-        if call.provider == provider.as_str() {
+        if call.provider.as_str() == provider.as_str() {
             if let Some(provider_call_id) = &event.provider_call_id {
                 // First callback tells us the provider's id for this call (and attempt).
-                db::run(
-                    &db,
-                    "UPDATE calls SET provider_call_id = ?1 WHERE id = ?2 AND provider_call_id IS NULL
-                       AND (?3 IS NULL OR attempt = ?3)
-                       AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.provider = calls.provider
-                                         AND c.provider_call_id = ?1)",
-                    &[provider_call_id, &call.id, &attempt],
-                )
-                .await?;
+                calls::attach_provider_call_id(&db, &call.id, provider_call_id, attempt).await?;
             }
             if let Some(status) = event.call_status {
                 let detail = json!({"event_type": event.event_type,
@@ -114,7 +106,7 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
                     // The provider's event itself is the canonical call.* event forwarded above.
                     emit: false,
                 };
-                call_status::apply(&app.env, &db, &call.id, &change, now).await?;
+                call_status::apply(&app.env, &db, call.id.as_str(), &change, now).await?;
             }
         }
     }
@@ -240,15 +232,6 @@ pub fn signed_call(config: &Config, query: &str, now_ms: i64) -> Option<Callback
     }
 }
 
-/// The call an event belongs to, if we know it.
-#[derive(Deserialize)]
-struct CallRef {
-    id: String,
-    tenant_id: String,
-    /// Who carries the call: only that provider's events may move it.
-    provider: String,
-}
-
 /// The call an event is about, read only. Named by our signed URL, else by the signed payload
 /// (metadata, `client_state`), else by the provider's call id — always within the provider's
 /// own calls, so one provider's event never names another's call (Resend's e-mail events
@@ -258,30 +241,26 @@ async fn resolve_call(
     provider: Provider,
     event: &CanonicalEvent,
     signed: Option<&CallbackRef>,
-) -> Result<Option<CallRef>, ApiError> {
+) -> Result<Option<Call>, ApiError> {
     let named = signed
         .map(|s| s.call_id.as_str())
         .or(event.our_call_id.as_deref());
     if let Some(our_id) = named {
-        let found: Option<CallRef> = db::first(
-            db,
-            "SELECT id, tenant_id, provider FROM calls WHERE id = ?1 AND (provider = ?2 OR ?2 = 'resend')",
-            &[&our_id, &provider.as_str()],
-        )
-        .await?;
+        let found = calls::get_unscoped(db, our_id)
+            .await?
+            .filter(|c| provider == Provider::Resend || c.provider.as_str() == provider.as_str());
         if found.is_some() {
             return Ok(found);
         }
     }
-    match &event.provider_call_id {
-        Some(provider_call_id) => db::first(
-            db,
-            "SELECT id, tenant_id, provider FROM calls WHERE provider = ? AND provider_call_id = ?
-                 ORDER BY created_at DESC LIMIT 1",
-            &[&provider.as_str(), provider_call_id],
-        )
-        .await
-        .map_err(ApiError::from),
-        None => Ok(None),
+    // Only a provider that carries calls can know one by its own id.
+    match (
+        &event.provider_call_id,
+        CallProvider::parse(provider.as_str()),
+    ) {
+        (Some(provider_call_id), Some(carrier)) => {
+            Ok(calls::by_provider_call_id_unscoped(db, carrier, provider_call_id).await?)
+        }
+        _ => Ok(None),
     }
 }

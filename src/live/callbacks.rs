@@ -12,11 +12,16 @@ use crate::live::session::Session;
 use crate::pipeline::call_status;
 use crate::platform::alarm;
 use crate::platform::http::{new_id, now_ms, rfc3339, ApiError};
-use crate::store::db;
+use crate::store::call_events::{self, Event};
+use crate::store::calls::NewCall;
+use crate::store::dialing::{self, Callback};
+use crate::store::tenant::Tenant;
 use phone_agent_core::agents::{callback_settings, dial_policy};
+use phone_agent_core::carrier::Carrier;
 use phone_agent_core::dialing::{check_callback_time, DialRefusal, DAY_MS};
+use phone_agent_core::ids::{CallId, TenantId};
+use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
 use phone_agent_core::session::{Tool, ToolCall};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::rc::Rc;
 
@@ -58,13 +63,10 @@ async fn record_refusal(session: &Rc<Session>, call: &ToolCall, refusal: &DialRe
     session.record("callback_refused", detail.clone());
     let stored = async {
         let db = session.env.d1("DB")?;
-        db::run(
-            &db,
-            "INSERT INTO call_events (call_id, at, kind, source, detail)
-             VALUES (?, ?, 'callback_refused', 'session', ?)",
-            &[&info.call_id, &now_ms(), &detail.to_string()],
-        )
-        .await
+        let call_id = CallId::from(info.call_id.as_str());
+        let event = Event::note(&call_id, "callback_refused", "session", &detail);
+        call_events::record(&db, &event).await?;
+        Ok::<_, ApiError>(())
     }
     .await;
     if let Err(e) = stored {
@@ -73,12 +75,6 @@ async fn record_refusal(session: &Rc<Session>, call: &ToolCall, refusal: &DialRe
             "call_id": info.call_id, "error": e.to_string()}),
         );
     }
-}
-
-#[derive(Deserialize)]
-struct AgentRef {
-    agent_id: Option<String>,
-    config: Option<String>,
 }
 
 async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failure> {
@@ -97,14 +93,10 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
         .env
         .d1("DB")
         .map_err(|e| internal(ApiError::from(e)))?;
-    let agent: Option<AgentRef> = db::first(
-        &db,
-        "SELECT c.agent_id, a.config FROM calls c LEFT JOIN agents a ON a.id = c.agent_id
-         WHERE c.id = ?",
-        &[&info.call_id],
-    )
-    .await
-    .map_err(internal)?;
+    let tenant = Tenant::new(db, TenantId::from(info.tenant_id.as_str()));
+    let agent = dialing::agent_of(&tenant, &info.call_id)
+        .await
+        .map_err(internal)?;
     let agent_id = agent.as_ref().and_then(|a| a.agent_id.clone());
     let config: Value = agent
         .and_then(|a| a.config)
@@ -126,98 +118,59 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     };
     let to = to.unwrap_or_else(|| "unknown".to_owned());
     dial_policy(&config, ours.as_deref()).check(&to)?;
-    let provider = if info.carrier == "exotel" {
-        "twilio"
-    } else {
-        info.carrier.as_str()
+    // Exotel calls cannot be dialled: the call back goes out over Twilio.
+    let provider = match Carrier::parse(&info.carrier) {
+        Some(Carrier::Telnyx) => CallProvider::Telnyx,
+        _ => CallProvider::Twilio,
     };
-    let id = new_id("call").map_err(internal)?;
+    let id = CallId::from(new_id(CallId::PREFIX).map_err(internal)?);
+    let source = CallId::from(info.call_id.as_str());
     let metadata = json!({"callback_of": info.call_id, "note": note}).to_string();
     let max = settings.max_per_number_per_day;
-    // One batch (a transaction): the call is inserted only if this call has no call back yet
-    // and the number is under its daily cap, counted in the same statement, so concurrent tool
-    // runs cannot both pass; the bookkeeping rows follow only if it was.
-    let changes = db::batch(
-        &db,
-        vec![
-            db::stmt(
-                &db,
-                "INSERT INTO calls (id, tenant_id, agent_id, direction, provider, status,
-                   to_number, from_number, start_at, metadata, base_url, created_at, updated_at)
-                 SELECT ?1, ?2, ?3, 'outbound', ?4, 'scheduled', ?5, ?6, ?7, ?8, ?9, ?10, ?10
-                 WHERE NOT EXISTS (SELECT 1 FROM callbacks WHERE source_call_id = ?11)
-                   AND (SELECT count(*) FROM callbacks
-                        WHERE tenant_id = ?2 AND to_number = ?5 AND created_at > ?12) < ?13",
-                &[
-                    &id,
-                    &info.tenant_id,
-                    &agent_id,
-                    &provider,
-                    &to,
-                    &ours,
-                    &start_at,
-                    &metadata,
-                    &info.base_url,
-                    &now,
-                    &info.call_id,
-                    &(now - DAY_MS),
-                    &max,
-                ],
-            )
-            .map_err(internal)?,
-            db::stmt(
-                &db,
-                "INSERT INTO callbacks (source_call_id, tenant_id, to_number, call_id, created_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM calls WHERE id = ?4)",
-                &[&info.call_id, &info.tenant_id, &to, &id, &now],
-            )
-            .map_err(internal)?,
-            db::stmt(
-                &db,
-                "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
-                 SELECT ?1, ?2, 'status', NULL, 'scheduled', 'session', ?3
-                 WHERE EXISTS (SELECT 1 FROM calls WHERE id = ?1)",
-                &[
-                    &id,
-                    &now,
-                    &json!({"callback_of": info.call_id}).to_string(),
-                ],
-            )
-            .map_err(internal)?,
-            db::stmt(
-                &db,
-                "INSERT INTO call_events (call_id, at, kind, source, detail)
-                 SELECT ?1, ?2, 'callback', 'session', ?3 WHERE EXISTS (SELECT 1 FROM calls WHERE id = ?4)",
-                &[
-                    &info.call_id,
-                    &now,
-                    &json!({"call_id": id, "start_at": rfc3339(start_at)}).to_string(),
-                    &id,
-                ],
-            )
-            .map_err(internal)?,
-        ],
+    let call_back = NewCall {
+        id: &id,
+        agent_id: agent_id.as_ref(),
+        direction: Direction::Outbound,
+        provider,
+        provider_call_id: None,
+        status: CallStatus::Scheduled,
+        to_number: &to,
+        from_number: ours.as_deref(),
+        start_at: Some(start_at),
+        time_zone: None,
+        contact_name: None,
+        contact_email: None,
+        metadata: &metadata,
+        idempotency_key: None,
+        request_hash: None,
+        base_url: info.base_url.as_deref(),
+        now,
+    };
+    // The call is inserted only if this call has no call back yet and the number is under its
+    // daily cap, counted in the same statement, so concurrent tool runs cannot both pass.
+    let outcome = dialing::schedule_callback(
+        &tenant,
+        &call_back,
+        &source,
+        (now - DAY_MS, max),
+        &json!({"callback_of": info.call_id}),
+        &json!({"call_id": id, "start_at": rfc3339(start_at)}),
     )
     .await
     .map_err(internal)?;
-    if changes.first().copied().unwrap_or(0) == 0 {
-        let existing: Option<serde::de::IgnoredAny> = db::first(
-            &db,
-            "SELECT 1 AS one FROM callbacks WHERE source_call_id = ?",
-            &[&info.call_id],
-        )
-        .await
-        .map_err(internal)?;
-        return Err(match existing {
-            Some(_) => DialRefusal::CallbackAlreadyScheduled,
-            None => DialRefusal::DailyCapReached(max),
-        }
-        .into());
+    match outcome {
+        Callback::Scheduled => {}
+        Callback::AlreadyScheduled => return Err(DialRefusal::CallbackAlreadyScheduled.into()),
+        Callback::CapReached => return Err(DialRefusal::DailyCapReached(max).into()),
     }
+    let db = session
+        .env
+        .d1("DB")
+        .map_err(|e| internal(ApiError::from(e)))?;
     call_status::emit(
         &session.env,
         &db,
-        &id,
+        id.as_str(),
         "call.scheduled",
         &format!("{id}:scheduled:1"),
         json!({"callback_of": info.call_id}),

@@ -26,7 +26,7 @@ mod storage;
 use crate::live::speech;
 use crate::platform::app::load_config;
 use crate::platform::http::{json_response, log_line, trace_id, ApiError};
-use crate::store::db;
+use crate::store::calls::{self, SessionCall};
 use phone_agent_core::auth::LIVE_SUBPROTOCOL;
 use phone_agent_core::config::Config;
 use phone_agent_core::live::{agent_setup, stt_route, AgentSetup};
@@ -34,7 +34,6 @@ use phone_agent_core::media::access::{upgrade_trust, CarrierLink, Trust};
 use phone_agent_core::media::carrier::{carrier_for, Carrier, Frame};
 use phone_agent_core::media::transcode::Transcoder;
 use phone_agent_core::providers::deepgram::ListenParams;
-use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::session::{Conversation, HangupReason, Input, Turn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -266,20 +265,6 @@ impl DurableObject for CallSession {
     }
 }
 
-#[derive(Deserialize)]
-struct CallRow {
-    id: String,
-    tenant_id: String,
-    direction: String,
-    status: String,
-    to_number: String,
-    from_number: Option<String>,
-    stream_token: Option<String>,
-    system_prompt: Option<String>,
-    first_message: Option<String>,
-    config: Option<String>,
-}
-
 impl Session {
     /// Accepts a carrier media socket for a call that exists. The upgrade is refused without
     /// the URL token where the carrier carries one, or with a wrong one; a Twilio socket is
@@ -304,15 +289,9 @@ impl Session {
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.into_owned());
         let db = self.env.d1("DB")?;
-        let row: CallRow = db::first(
-            &db,
-            "SELECT c.id, c.tenant_id, c.direction, c.status, c.to_number, c.from_number,
-                    c.stream_token, a.system_prompt, a.first_message, a.config
-             FROM calls c LEFT JOIN agents a ON a.id = c.agent_id WHERE c.id = ?",
-            &[&call_id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))?;
+        let row = calls::for_session_unscoped(&db, call_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no call {call_id}")))?;
         self.ensure_live();
         let open_sockets = self.state.get_websockets_with_tag(CARRIER_TAG).len();
         let trust = upgrade_trust(
@@ -329,10 +308,7 @@ impl Session {
             ApiError::from(refusal)
         })?;
         let ended = self.with_live(|live| live.ended).unwrap_or(false);
-        if ended
-            || CallStatus::parse(&row.status)
-                .is_some_and(phone_agent_core::scheduling::state::is_terminal)
-        {
+        if ended || phone_agent_core::scheduling::state::is_terminal(row.status) {
             return Err(ApiError::new(409, "call_ended", "this call has ended"));
         }
         if self.live.borrow().is_none() {
@@ -365,7 +341,7 @@ impl Session {
     /// The call's first socket: facts and agent setup from D1, kept for the whole call.
     fn set_up(
         &self,
-        row: CallRow,
+        row: SessionCall,
         carrier: &str,
         call_id: &str,
         base_url: String,
@@ -388,10 +364,10 @@ impl Session {
             );
         }
         let info = CallInfo {
-            call_id: row.id,
-            tenant_id: row.tenant_id,
+            call_id: row.id.to_string(),
+            tenant_id: row.tenant_id.to_string(),
             carrier: carrier.to_owned(),
-            direction: row.direction,
+            direction: row.direction.as_str().to_owned(),
             to_number: row.to_number,
             from_number: row.from_number,
             stream_token: row.stream_token,

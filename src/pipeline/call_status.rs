@@ -11,12 +11,14 @@
 use crate::pipeline::forwarding::{self, NewEvent, Published};
 use crate::platform::alarm;
 use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
-use crate::store::db;
+use crate::store::agents;
+use crate::store::calls::{self, Call, Guard};
+use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::retry_policy;
+use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::state::{retry_after_outcome, transition, Transition};
-use phone_agent_core::scheduling::CallStatus;
-use serde::Deserialize;
+use phone_agent_core::scheduling::{CallProvider, CallStatus};
 use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
@@ -51,31 +53,6 @@ pub struct Change<'a> {
     pub emit: bool,
 }
 
-/// The columns status changes, events and retries need.
-#[derive(Deserialize)]
-struct CallRow {
-    id: String,
-    tenant_id: String,
-    agent_id: Option<String>,
-    provider: String,
-    provider_call_id: Option<String>,
-    status: String,
-    attempt: i64,
-    start_at: Option<i64>,
-    to_number: String,
-    from_number: Option<String>,
-}
-
-async fn load(db: &D1Database, call_id: &str) -> Result<Option<CallRow>, ApiError> {
-    Ok(db::first(
-        db,
-        "SELECT id, tenant_id, agent_id, provider, provider_call_id, status, attempt, start_at,
-           to_number, from_number FROM calls WHERE id = ?",
-        &[&call_id],
-    )
-    .await?)
-}
-
 /// Applies `change` if the state machine and its conditions allow it, recording the transition
 /// in `call_events` atomically with the status change; then emits its event and, for a
 /// no-answer or busy outcome, schedules the retry the agent's policy asks for.
@@ -86,7 +63,7 @@ pub async fn apply(
     change: &Change<'_>,
     now: i64,
 ) -> Result<Applied, ApiError> {
-    let Some(call) = load(db, call_id).await? else {
+    let Some(call) = calls::get_unscoped(db, call_id).await? else {
         return Ok(Applied::NoCall);
     };
     if change.attempt.is_some_and(|a| a != call.attempt) {
@@ -99,8 +76,8 @@ pub async fn apply(
     }
     // Bland dials by itself at the time we gave it, so its first callback may be the first news
     // that the call left `scheduled`: record the hand-over before the reported status.
-    if call.provider == "bland"
-        && call.status == CallStatus::Scheduled.as_str()
+    if call.provider == CallProvider::Bland
+        && call.status == CallStatus::Scheduled
         && change.source.starts_with("webhook:")
         && !matches!(
             change.to,
@@ -116,10 +93,10 @@ pub async fn apply(
                 due_by: None,
                 emit: false,
             };
-            compare_and_set(db, call_id, &handed_over, now).await?;
+            compare_and_set(db, &call.id, &handed_over, now).await?;
         }
     }
-    let applied = compare_and_set(db, call_id, change, now).await?;
+    let applied = compare_and_set(db, &call.id, change, now).await?;
     if let Applied::Moved(_) = applied {
         if change.emit {
             let key = format!("{}:{}:{}", call.id, change.to.as_str(), call.attempt);
@@ -142,30 +119,22 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// The transition itself: decide with the core, then a conditional UPDATE plus its history row
-/// in one batch. Another writer may win the compare-and-set; re-read and decide again.
+/// The transition itself: decide with the core, then the store's compare-and-set (the status
+/// and its history row in one batch). Another writer may win; re-read and decide again.
 async fn compare_and_set(
     db: &D1Database,
-    call_id: &str,
+    call_id: &CallId,
     change: &Change<'_>,
     now: i64,
 ) -> Result<Applied, ApiError> {
-    #[derive(Deserialize)]
-    struct Current {
-        status: String,
-    }
     let to = change.to;
+    let guard = Guard {
+        attempt: change.attempt,
+        due_by: change.due_by,
+    };
     for _ in 0..3 {
-        let Some(current) =
-            db::first::<Current>(db, "SELECT status FROM calls WHERE id = ?", &[&call_id]).await?
-        else {
+        let Some(from) = calls::status_unscoped(db, call_id.as_str()).await? else {
             return Ok(Applied::NoCall);
-        };
-        let Some(from) = CallStatus::parse(&current.status) else {
-            return Err(ApiError::internal(format!(
-                "call {call_id} has unknown status {}",
-                current.status
-            )));
         };
         match transition(from, to) {
             Transition::Apply => {}
@@ -178,46 +147,24 @@ async fn compare_and_set(
                 return Ok(Applied::Unchanged);
             }
         }
-        let changes = db::batch(
+        if calls::set_status(
             db,
-            vec![
-                db::stmt(
-                    db,
-                    "UPDATE calls SET status = ?1, updated_at = ?2,
-                       dispatched_at = CASE WHEN ?1 = 'dispatching' THEN ?2 ELSE dispatched_at END,
-                       answered_at = CASE WHEN ?1 = 'in_progress' THEN COALESCE(answered_at, ?2) ELSE answered_at END,
-                       ended_at = CASE WHEN ?1 IN ('completed','no_answer','busy','failed','canceled')
-                                       THEN COALESCE(ended_at, ?2) ELSE ended_at END
-                     WHERE id = ?3 AND status = ?4 AND (?5 IS NULL OR attempt = ?5)
-                       AND (?6 IS NULL OR start_at <= ?6)",
-                    &[
-                        &to.as_str(),
-                        &now,
-                        &call_id,
-                        &from.as_str(),
-                        &change.attempt,
-                        &change.due_by,
-                    ],
-                )?,
-                db::stmt(
-                    db,
-                    "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
-                     SELECT ?1, ?2, 'status', ?3, ?4, ?5, ?6 WHERE changes() > 0",
-                    &[&call_id, &now, &from.as_str(), &to.as_str(), &change.source, &change.detail.to_string()],
-                )?,
-            ],
+            call_id,
+            (from, to),
+            &guard,
+            change.source,
+            &change.detail,
+            now,
         )
-        .await?;
-        if changes.first().copied().unwrap_or(0) > 0 {
+        .await?
+        {
             return Ok(Applied::Moved(from));
         }
         if change.attempt.is_some() || change.due_by.is_some() {
             // The status may be unchanged while a condition failed (rescheduled, retried): a
             // re-read would decide the same; nothing applies.
-            let still =
-                db::first::<Current>(db, "SELECT status FROM calls WHERE id = ?", &[&call_id])
-                    .await?;
-            if still.is_some_and(|s| s.status == from.as_str()) {
+            let still = calls::status_unscoped(db, call_id.as_str()).await?;
+            if still == Some(from) {
                 return Ok(Applied::Unchanged);
             }
         }
@@ -236,7 +183,7 @@ pub async fn emit(
     extra: Value,
     now: i64,
 ) -> Result<(), ApiError> {
-    let Some(call) = load(db, call_id).await? else {
+    let Some(call) = calls::get_unscoped(db, call_id).await? else {
         return Ok(());
     };
     let mut data = json!({
@@ -260,11 +207,11 @@ pub async fn emit(
     let published = forwarding::publish(
         db,
         &NewEvent {
-            tenant_id: &call.tenant_id,
+            tenant_id: call.tenant_id.as_str(),
             provider: OWN_PROVIDER,
             provider_event_id: key,
             event_type,
-            call_id: Some(&call.id),
+            call_id: Some(call.id.as_str()),
             received_at: now,
             content_type: Some("application/json"),
             raw_body: &raw,
@@ -290,16 +237,15 @@ pub async fn emit(
 async fn schedule_retry(
     env: &Env,
     db: &D1Database,
-    call: &CallRow,
+    call: &Call,
     outcome: CallStatus,
     now: i64,
 ) -> Result<(), ApiError> {
-    #[derive(Deserialize)]
-    struct Agent {
-        config: String,
-    }
-    let agent: Option<Agent> = match &call.agent_id {
-        Some(id) => db::first(db, "SELECT config FROM agents WHERE id = ?", &[id]).await?,
+    let agent = match &call.agent_id {
+        Some(id) => {
+            let tenant = Tenant::on(db, call.tenant_id.clone());
+            agents::get(&tenant, id.as_str()).await?
+        }
         None => None,
     };
     let config: Value = agent
@@ -317,34 +263,14 @@ async fn schedule_retry(
     let next = call.attempt + 1;
     let detail = json!({"attempt": next, "after": outcome.as_str(), "start_at": rfc3339(at),
                         "previous_provider_call_id": call.provider_call_id});
-    let changes = db::batch(
-        db,
-        vec![
-            db::stmt(
-                db,
-                "UPDATE calls SET status = 'scheduled', attempt = ?1, start_at = ?2,
-                   provider_call_id = NULL, dispatched_at = NULL, answered_at = NULL, ended_at = NULL,
-                   locked_until = NULL, last_error = NULL, updated_at = ?3
-                 WHERE id = ?4 AND status = ?5 AND attempt = ?6",
-                &[&next, &at, &now, &call.id, &outcome.as_str(), &call.attempt],
-            )?,
-            db::stmt(
-                db,
-                "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
-                 SELECT ?1, ?2, 'retry', ?3, 'scheduled', 'scheduler', ?4 WHERE changes() > 0",
-                &[&call.id, &now, &outcome.as_str(), &detail.to_string()],
-            )?,
-        ],
-    )
-    .await?;
-    if changes.first().copied().unwrap_or(0) == 0 {
+    if !calls::retry(db, call, outcome, at, &detail, now).await? {
         return Ok(());
     }
     let key = format!("{}:scheduled:{next}", call.id);
     emit(
         env,
         db,
-        &call.id,
+        call.id.as_str(),
         "call.scheduled",
         &key,
         json!({"retry_of": outcome.as_str()}),

@@ -5,8 +5,9 @@ use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{now_ms, ApiError};
 use crate::platform::outbound;
 use crate::platform::zones;
-use crate::store::calls::{load, CallRow};
-use crate::store::db;
+use crate::store::agents;
+use crate::store::calls::{self, Call};
+use crate::store::tenant::Tenant;
 use phone_agent_core::agents::voice_id;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
@@ -16,7 +17,6 @@ use phone_agent_core::scheduling::bland::{
 use phone_agent_core::scheduling::dispatch::ATTEMPT_KEY;
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::webhooks::callback::{signed_query, CallbackKey, CALLBACK_VALIDITY_SECS};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 use worker::d1::D1Database;
@@ -35,33 +35,13 @@ pub async fn submit_bland(
     call_id: &str,
 ) -> Result<(), ApiError> {
     let now = now_ms();
-    let leased = db::run(
-        db,
-        "UPDATE calls SET locked_until = ?1 WHERE id = ?2 AND status = 'scheduled' AND provider = 'bland'
-           AND provider_call_id IS NULL AND (locked_until IS NULL OR locked_until < ?3)",
-        &[&(now + BLAND_LEASE_MS), &call_id, &now],
-    )
-    .await?;
-    if leased == 0 {
-        return Ok(());
-    }
-    let Some(call) = load(db, call_id).await? else {
+    let Some(call) = calls::lease_bland(db, call_id, now + BLAND_LEASE_MS, now).await? else {
         return Ok(());
     };
-    #[derive(Deserialize)]
-    struct Agent {
-        system_prompt: String,
-        first_message: Option<String>,
-        config: String,
-    }
-    let agent: Option<Agent> = match &call.agent_id {
+    let agent = match &call.agent_id {
         Some(id) => {
-            db::first(
-                db,
-                "SELECT system_prompt, first_message, config FROM agents WHERE id = ?",
-                &[id],
-            )
-            .await?
+            let tenant = Tenant::on(db, call.tenant_id.clone());
+            agents::get(&tenant, id.as_str()).await?
         }
         None => None,
     };
@@ -83,13 +63,13 @@ pub async fn submit_bland(
     let webhook = call.base_url.as_deref().map(|base| {
         format!(
             "{base}/webhooks/bland?{}",
-            signed_query(&callback_key, &call.id, attempt, expires)
+            signed_query(&callback_key, call.id.as_str(), attempt, expires)
         )
     });
     let start_at =
         chrono::DateTime::from_timestamp_millis(call.start_at.unwrap_or(now)).unwrap_or_default();
     let body = send_call_body(&SendCall {
-        call_id: &call.id,
+        call_id: call.id.as_str(),
         phone_number: &call.to_number,
         script: Script::Task(&agent.system_prompt),
         first_sentence: agent.first_message.as_deref(),
@@ -119,12 +99,7 @@ pub async fn submit_bland(
         Err(f) => {
             // Unknown whether Bland queued it; the lease delays the resubmission.
             let error = format!("bland: {f}");
-            db::run(
-                db,
-                "UPDATE calls SET last_error = ? WHERE id = ?",
-                &[&error, &call.id],
-            )
-            .await?;
+            calls::set_last_error(db, &call.id, &error, false).await?;
             return Ok(());
         }
     };
@@ -132,40 +107,15 @@ pub async fn submit_bland(
         Ok(queued) => {
             // Only if this is still the attempt and time we submitted: a reschedule or cancel
             // that raced the submission wins, and Bland's now-orphaned call is stopped.
-            let stored = db::run(
-                db,
-                "UPDATE calls SET provider_call_id = ?1, locked_until = NULL, last_error = NULL
-                 WHERE id = ?2 AND status = 'scheduled' AND attempt = ?3 AND start_at = ?4
-                   AND provider_call_id IS NULL",
-                &[&queued.call_id, &call.id, &call.attempt, &call.start_at],
-            )
-            .await?;
-            if stored == 0 {
+            let detail = json!({"provider": "bland", "provider_call_id": queued.call_id,
+                                "start_time": body.get("start_time"), "attempt": call.attempt});
+            if !calls::handed_to_bland(db, &call, &queued.call_id, &detail, now).await? {
                 stop_bland(config, &queued.call_id).await.ok();
-                return Ok(());
             }
-            db::run(
-                db,
-                "INSERT INTO call_events (call_id, at, kind, source, detail)
-                 VALUES (?, ?, 'dispatch', 'scheduler', ?)",
-                &[
-                    &call.id,
-                    &now,
-                    &json!({"provider": "bland", "provider_call_id": queued.call_id,
-                            "start_time": body.get("start_time"), "attempt": call.attempt})
-                    .to_string(),
-                ],
-            )
-            .await?;
             Ok(())
         }
         Err(e) if e.is_retryable() => {
-            db::run(
-                db,
-                "UPDATE calls SET last_error = ? WHERE id = ?",
-                &[&e.to_string(), &call.id],
-            )
-            .await?;
+            calls::set_last_error(db, &call.id, &e.to_string(), false).await?;
             Ok(())
         }
         Err(e @ (BlandError::Rejected { .. } | BlandError::Malformed { .. })) => {
@@ -179,16 +129,11 @@ pub async fn submit_bland(
 async fn fail_bland(
     env: &Env,
     db: &D1Database,
-    call: &CallRow,
+    call: &Call,
     error: String,
 ) -> Result<(), ApiError> {
     let now = now_ms();
-    db::run(
-        db,
-        "UPDATE calls SET last_error = ?, locked_until = NULL WHERE id = ?",
-        &[&error, &call.id],
-    )
-    .await?;
+    calls::set_last_error(db, &call.id, &error, true).await?;
     for to in [CallStatus::Dispatching, CallStatus::Failed] {
         let change = Change {
             to,
@@ -198,7 +143,7 @@ async fn fail_bland(
             due_by: None,
             emit: true,
         };
-        call_status::apply(env, db, &call.id, &change, now).await?;
+        call_status::apply(env, db, call.id.as_str(), &change, now).await?;
     }
     Ok(())
 }

@@ -18,16 +18,17 @@ use crate::platform::app::load_config;
 use crate::platform::http::{log_line, now_ms, rfc3339, ApiError};
 use crate::platform::outbound;
 use crate::scheduling::bland::submit_bland;
-use crate::store::calls::{load, CallRow};
-use crate::store::db;
-use phone_agent_core::carrier::{Carrier, ControlError};
+use crate::store::calls::{self, Call, Queue};
+use crate::store::dialing;
+use crate::store::tenant::Tenant;
+use phone_agent_core::carrier::ControlError;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
 use phone_agent_core::dialing::{outbound_deferral, HOUR_MS};
+use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::dispatch::Dial;
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::webhooks::callback::{CallbackKey, CALLBACK_VALIDITY_SECS};
-use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
 use worker::d1::D1Database;
@@ -38,46 +39,17 @@ const STUCK_DISPATCH_MS: i64 = 5 * 60_000;
 /// Calls handled per scheduler run.
 const BATCH: i64 = 50;
 
-#[derive(Deserialize)]
-struct Due {
-    id: String,
-    attempt: i64,
-}
-
 /// Runs every due dispatch step; returns how many calls were handled.
 pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
     let db = env.d1("DB")?;
     let now = now_ms();
     let mut handled = 0;
 
-    let carrier_due: Vec<Due> = db::all(
-        &db,
-        "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider IN ('twilio', 'telnyx')
-           AND start_at <= ?1 AND COALESCE(dial_after, 0) <= ?1 ORDER BY start_at LIMIT ?2",
-        &[&now, &BATCH],
-    )
-    .await?;
-    let bland_unsubmitted: Vec<Due> = db::all(
-        &db,
-        "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider = 'bland'
-           AND provider_call_id IS NULL AND (locked_until IS NULL OR locked_until < ?)
-         ORDER BY start_at LIMIT ?",
-        &[&now, &BATCH],
-    )
-    .await?;
-    let bland_started: Vec<Due> = db::all(
-        &db,
-        "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider = 'bland'
-           AND provider_call_id IS NOT NULL AND start_at <= ? ORDER BY start_at LIMIT ?",
-        &[&now, &BATCH],
-    )
-    .await?;
-    let stuck: Vec<Due> = db::all(
-        &db,
-        "SELECT id, attempt FROM calls WHERE status = 'dispatching' AND dispatched_at < ? LIMIT ?",
-        &[&(now - STUCK_DISPATCH_MS), &BATCH],
-    )
-    .await?;
+    let carrier_due = calls::due_unscoped(&db, Queue::CarrierDue, now, BATCH).await?;
+    let bland_unsubmitted = calls::due_unscoped(&db, Queue::BlandUnsubmitted, now, BATCH).await?;
+    let bland_started = calls::due_unscoped(&db, Queue::BlandStarted, now, BATCH).await?;
+    let stuck =
+        calls::due_unscoped(&db, Queue::StuckDispatching, now - STUCK_DISPATCH_MS, BATCH).await?;
     if carrier_due.is_empty()
         && bland_unsubmitted.is_empty()
         && bland_started.is_empty()
@@ -97,7 +69,7 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
     }
     for call in bland_unsubmitted {
         handled += 1;
-        if let Err(e) = submit_bland(env, &db, &config, &call.id).await {
+        if let Err(e) = submit_bland(env, &db, &config, call.id.as_str()).await {
             log_line(
                 json!({"level": "error", "msg": "bland submit", "call_id": call.id, "error": e.message}),
             );
@@ -115,7 +87,7 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
                 due_by: Some(now),
                 emit: true,
             };
-            if let Err(e) = call_status::apply(env, &db, &call.id, &change, now).await {
+            if let Err(e) = call_status::apply(env, &db, call.id.as_str(), &change, now).await {
                 log_line(
                     json!({"level": "error", "msg": "bland hand-over", "call_id": call.id, "error": e.message}),
                 );
@@ -132,7 +104,7 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
             due_by: None,
             emit: true,
         };
-        if let Err(e) = call_status::apply(env, &db, &call.id, &change, now).await {
+        if let Err(e) = call_status::apply(env, &db, call.id.as_str(), &change, now).await {
             log_line(
                 json!({"level": "error", "msg": "stuck dispatch", "call_id": call.id, "error": e.message}),
             );
@@ -143,25 +115,7 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
 
 /// When the next dispatch step is due, if any.
 pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
-    #[derive(Deserialize)]
-    struct Next {
-        at: Option<i64>,
-    }
-    let next: Option<Next> = db::first(
-        db,
-        "SELECT min(at) AS at FROM (
-           SELECT min(max(start_at, COALESCE(dial_after, 0))) AS at FROM calls
-             WHERE status = 'scheduled'
-             AND (provider IN ('twilio', 'telnyx') OR provider_call_id IS NOT NULL)
-           UNION ALL
-           SELECT min(COALESCE(locked_until, 0)) FROM calls
-             WHERE status = 'scheduled' AND provider = 'bland' AND provider_call_id IS NULL
-           UNION ALL
-           SELECT min(dispatched_at) + ? FROM calls WHERE status = 'dispatching')",
-        &[&STUCK_DISPATCH_MS],
-    )
-    .await?;
-    Ok(next.and_then(|n| n.at))
+    Ok(calls::next_due_unscoped(db, STUCK_DISPATCH_MS).await?)
 }
 
 /// Claims and dials one Twilio / Telnyx call attempt.
@@ -169,7 +123,7 @@ async fn dial(
     env: &Env,
     db: &D1Database,
     config: &Config,
-    call_id: &str,
+    call_id: &CallId,
     attempt: i64,
 ) -> Result<(), ApiError> {
     let now = now_ms();
@@ -186,43 +140,22 @@ async fn dial(
     };
     // Exactly one dispatcher gets past this line per attempt.
     if !matches!(
-        call_status::apply(env, db, call_id, &claim, now).await?,
+        call_status::apply(env, db, call_id.as_str(), &claim, now).await?,
         Applied::Moved(_)
     ) {
         return Ok(());
     }
-    let Some(call) = load(db, call_id).await? else {
+    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
         return Ok(());
     };
-    let stream_token = crate::store::calls::ensure_token(db, &call.id).await?;
+    let stream_token = calls::ensure_token(db, &call.id).await?;
     let result = place(config, &call, &stream_token).await;
     let now = now_ms();
     match result {
         Ok(provider_call_id) => {
-            db::batch(
-                db,
-                vec![
-                    db::stmt(
-                        db,
-                        "UPDATE calls SET provider_call_id = ?1, last_error = NULL
-                         WHERE id = ?2 AND attempt = ?3 AND provider_call_id IS NULL",
-                        &[&provider_call_id, &call.id, &call.attempt],
-                    )?,
-                    db::stmt(
-                        db,
-                        "INSERT INTO call_events (call_id, at, kind, source, detail)
-                         VALUES (?, ?, 'dispatch', 'scheduler', ?)",
-                        &[
-                            &call.id,
-                            &now,
-                            &json!({"provider": call.provider, "provider_call_id": provider_call_id,
-                                    "attempt": call.attempt})
-                            .to_string(),
-                        ],
-                    )?,
-                ],
-            )
-            .await?;
+            let detail = json!({"provider": call.provider, "provider_call_id": provider_call_id,
+                                "attempt": call.attempt});
+            calls::dialled(db, &call, &provider_call_id, &detail, now).await?;
             let queued = Change {
                 to: CallStatus::Queued,
                 source: "scheduler",
@@ -231,15 +164,10 @@ async fn dial(
                 due_by: None,
                 emit: true,
             };
-            call_status::apply(env, db, &call.id, &queued, now).await?;
+            call_status::apply(env, db, call.id.as_str(), &queued, now).await?;
         }
         Err(error) => {
-            db::run(
-                db,
-                "UPDATE calls SET last_error = ? WHERE id = ?",
-                &[&error, &call.id],
-            )
-            .await?;
+            calls::set_last_error(db, &call.id, &error, false).await?;
             let failed = Change {
                 to: CallStatus::Failed,
                 source: "scheduler",
@@ -248,7 +176,7 @@ async fn dial(
                 due_by: None,
                 emit: true,
             };
-            call_status::apply(env, db, &call.id, &failed, now).await?;
+            call_status::apply(env, db, call.id.as_str(), &failed, now).await?;
         }
     }
     Ok(())
@@ -263,44 +191,18 @@ async fn take_outbound_slot(
     env: &Env,
     db: &D1Database,
     config: &Config,
-    call_id: &str,
+    call_id: &CallId,
     attempt: i64,
     now: i64,
 ) -> Result<bool, ApiError> {
-    #[derive(Deserialize)]
-    struct Tenant {
-        tenant_id: String,
-    }
-    let Some(Tenant { tenant_id }) =
-        db::first(db, "SELECT tenant_id FROM calls WHERE id = ?", &[&call_id]).await?
-    else {
+    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
         return Ok(false);
     };
+    let tenant_id = call.tenant_id;
     let cap = config.outbound_calls_per_hour;
-    let window_start = now - HOUR_MS;
-    db::run(
-        db,
-        "INSERT INTO outbound_dials (call_id, attempt, tenant_id, at)
-         SELECT ?1, ?2, ?3, ?4
-         WHERE (SELECT count(*) FROM outbound_dials WHERE tenant_id = ?3 AND at > ?5) < ?6
-         ON CONFLICT (call_id, attempt) DO NOTHING",
-        &[&call_id, &attempt, &tenant_id, &now, &window_start, &cap],
-    )
-    .await?;
-    #[derive(Deserialize)]
-    struct Window {
-        n: i64,
-        oldest: Option<i64>,
-        mine: i64,
-    }
-    let window: Option<Window> = db::first(
-        db,
-        "SELECT count(*) AS n, min(at) AS oldest,
-           (SELECT count(*) FROM outbound_dials WHERE call_id = ?1 AND attempt = ?2) AS mine
-         FROM outbound_dials WHERE tenant_id = ?3 AND at > ?4",
-        &[&call_id, &attempt, &tenant_id, &window_start],
-    )
-    .await?;
+    let tenant = Tenant::on(db, tenant_id.clone());
+    let window =
+        dialing::take_outbound_slot(&tenant, call_id, attempt, (now - HOUR_MS, cap), now).await?;
     let Some(window) = window else {
         return Ok(false);
     };
@@ -312,25 +214,7 @@ async fn take_outbound_slot(
     let until = outbound_deferral(dials, cap, window.oldest, now).unwrap_or(now + 1);
     let detail = json!({"reason": "outbound_cap", "limit_per_hour": cap, "attempt": attempt,
                         "dial_after": rfc3339(until)});
-    db::batch(
-        db,
-        vec![
-            db::stmt(
-                db,
-                "UPDATE calls SET dial_after = ?1 WHERE id = ?2 AND status = 'scheduled'
-                   AND attempt = ?3 AND (dial_after IS NULL OR dial_after < ?1)",
-                &[&until, &call_id, &attempt],
-            )?,
-            db::stmt(
-                db,
-                "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
-                 SELECT ?1, ?2, 'deferred', 'scheduled', 'scheduled', 'scheduler', ?3
-                 WHERE changes() > 0",
-                &[&call_id, &now, &detail.to_string()],
-            )?,
-        ],
-    )
-    .await?;
+    calls::defer(db, call_id, attempt, until, &detail, now).await?;
     log_line(
         json!({"level": "warn", "msg": "outbound cap: dial deferred", "call_id": call_id,
                     "tenant_id": tenant_id, "dial_after": until}),
@@ -340,7 +224,7 @@ async fn take_outbound_slot(
 }
 
 /// Calls the carrier's create-call API; the carrier's call id, or why there is none.
-async fn place(config: &Config, call: &CallRow, stream_token: &str) -> Result<String, String> {
+async fn place(config: &Config, call: &Call, stream_token: &str) -> Result<String, String> {
     let (Some(from), Some(base_url)) = (call.from_number.as_deref(), call.base_url.as_deref())
     else {
         return Err("the call has no caller id or callback base URL".into());
@@ -348,7 +232,7 @@ async fn place(config: &Config, call: &CallRow, stream_token: &str) -> Result<St
     let callback_key = CallbackKey::for_config(config)
         .ok_or("no key to sign callback URLs (set CALLBACK_SIGNING_KEY or ADMIN_API_KEY)")?;
     let dial = Dial {
-        call_id: &call.id,
+        call_id: call.id.as_str(),
         attempt: u32::try_from(call.attempt).unwrap_or(1),
         to: &call.to_number,
         from,
@@ -357,8 +241,10 @@ async fn place(config: &Config, call: &CallRow, stream_token: &str) -> Result<St
         callback_key: &callback_key,
         callback_expires: now_ms().div_euclid(1000) + CALLBACK_VALIDITY_SECS,
     };
-    let carrier = Carrier::parse(&call.provider)
-        .ok_or_else(|| ControlError::NotDialled(call.provider.clone()).to_string())?;
+    let carrier = call
+        .provider
+        .carrier()
+        .ok_or_else(|| ControlError::NotDialled(call.provider.as_str().to_owned()).to_string())?;
     let request = carrier.dial(config, &dial).map_err(|e| e.to_string())?;
     let reply = outbound::carrier(&request, Duration::from_millis(REQUEST_TIMEOUT_MS))
         .await

@@ -9,17 +9,17 @@ use crate::platform::app::load_config;
 use crate::platform::http::{log_line, new_id, now_ms, random_unit, ApiError};
 use crate::platform::outbound::{self, Failure};
 use crate::platform::zones;
-use crate::store::db;
+use crate::store::emails::{self, Attempted, NewEmail};
 use chrono::DateTime;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};
+use phone_agent_core::ids::EmailId;
 use phone_agent_core::scheduling::email::{
     confirmation_email, idempotency_key, CallEmail, EmailKind,
 };
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
-use worker::d1::{D1Database, D1PreparedStatement};
+use worker::d1::D1Database;
 use worker::{Env, Method};
 
 /// An attempt is leased for longer than it can take.
@@ -41,22 +41,19 @@ pub struct EmailFacts<'a> {
     pub time_zone: Option<&'a str>,
 }
 
-/// Statements that queue one email (and retire older unsent ones of the same call, which the
-/// new sequence supersedes). `only_if` is SQL that must select a row for the email to be queued,
-/// so it commits with the change it announces (e.g. the call row the same batch inserted).
-/// Without a usable `EMAIL_FROM` the email is stored as dead with the reason, visible on the call.
-pub fn enqueue(
-    db: &D1Database,
+/// The email announcing `kind` of the call `facts` describe, as ICS `sequence`, ready for the
+/// store to queue with the change. Without a usable `EMAIL_FROM` it carries the reason instead
+/// of a body, and is stored as dead, visible on the call.
+pub fn compose<'a>(
     config: &Config,
-    facts: &EmailFacts,
+    facts: &EmailFacts<'a>,
     kind: EmailKind,
     sequence: u32,
     now: i64,
-    only_if: (&str, &[&dyn db::Arg]),
-) -> Result<Vec<D1PreparedStatement>, ApiError> {
+) -> Result<NewEmail<'a>, ApiError> {
     let start = DateTime::from_timestamp_millis(facts.start_at).unwrap_or_default();
     let dtstamp = DateTime::from_timestamp_millis(now).unwrap_or_default();
-    let built = match config.providers.email_from.as_deref() {
+    let request = match config.providers.email_from.as_deref() {
         None => Err("EMAIL_FROM is not set".to_owned()),
         Some(from) => confirmation_email(&CallEmail {
             kind,
@@ -72,64 +69,20 @@ pub fn enqueue(
             duration_minutes: SLOT_MINUTES,
             dtstamp,
         })
+        .map(|body| body.to_string())
         .map_err(|e| e.to_string()),
     };
-    let (status, request, error, next) = match built {
-        Ok(body) => ("pending", body.to_string(), None, Some(now)),
-        Err(e) => ("dead", "{}".to_owned(), Some(e), None),
-    };
-    let key = idempotency_key(facts.call_id, sequence, kind);
-    let id = new_id("eml")?;
-    let (condition, condition_args) = only_if;
-    let kind_name = kind.as_str();
-    let mut insert_args: Vec<&dyn db::Arg> = vec![
-        &id,
-        &facts.tenant_id,
-        &facts.call_id,
-        &kind_name,
-        &sequence,
-        &key,
-        &facts.to_email,
-        &request,
-        &status,
-        &next,
-        &error,
-        &now,
-    ];
-    insert_args.extend_from_slice(condition_args);
-    let email_status = if status == "dead" {
-        "failed"
-    } else {
-        "pending"
-    };
-    let mut supersede_args: Vec<&dyn db::Arg> = vec![&now, &facts.call_id];
-    supersede_args.extend_from_slice(condition_args);
-    Ok(vec![
-        db::stmt(
-            db,
-            &format!(
-                "UPDATE emails SET status = 'superseded', next_attempt_at = NULL, updated_at = ?1
-                 WHERE call_id = ?2 AND status = 'pending' AND EXISTS ({condition})"
-            ),
-            &supersede_args,
-        )?,
-        db::stmt(
-            db,
-            &format!(
-                "INSERT INTO emails (id, tenant_id, call_id, kind, sequence, idempotency_key, to_email,
-                   request, status, next_attempt_at, last_error, created_at, updated_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12
-                 WHERE EXISTS ({condition})
-                 ON CONFLICT (idempotency_key) DO NOTHING"
-            ),
-            &insert_args,
-        )?,
-        db::stmt(
-            db,
-            "UPDATE calls SET email_status = ? WHERE id = ? AND EXISTS (SELECT 1 FROM emails WHERE id = ?)",
-            &[&email_status, &facts.call_id, &id],
-        )?,
-    ])
+    Ok(NewEmail {
+        id: EmailId::from(new_id(EmailId::PREFIX)?),
+        tenant_id: facts.tenant_id,
+        call_id: facts.call_id,
+        kind,
+        sequence,
+        idempotency_key: idempotency_key(facts.call_id, sequence, kind),
+        to_email: facts.to_email,
+        request,
+        now,
+    })
 }
 
 /// Sends a call's due emails now (the first attempt right after the API answers), then leaves
@@ -137,12 +90,7 @@ pub fn enqueue(
 pub async fn send_for_call(env: &Env, call_id: &str) {
     let result = async {
         let db = env.d1("DB")?;
-        let ids: Vec<String> = db::ids(
-            &db,
-            "SELECT id FROM emails WHERE call_id = ? AND status = 'pending'",
-            &[&call_id],
-        )
-        .await?;
+        let ids = emails::pending_for_call_unscoped(&db, call_id).await?;
         let config = load_config(env)?;
         for id in ids {
             attempt(&db, &config, &id).await?;
@@ -164,14 +112,7 @@ pub async fn send_for_call(env: &Env, call_id: &str) {
 pub async fn send_due(env: &Env) -> Result<usize, ApiError> {
     let db = env.d1("DB")?;
     let now = now_ms();
-    let due: Vec<String> = db::ids(
-        &db,
-        "SELECT id FROM emails WHERE status = 'pending' AND next_attempt_at <= ?1
-           AND (locked_until IS NULL OR locked_until < ?1)
-         ORDER BY next_attempt_at LIMIT ?2",
-        &[&now, &BATCH],
-    )
-    .await?;
+    let due = emails::due_unscoped(&db, now, BATCH).await?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -189,48 +130,13 @@ pub async fn send_due(env: &Env) -> Result<usize, ApiError> {
 
 /// When the next pending email is due, if any.
 pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
-    #[derive(Deserialize)]
-    struct Next {
-        at: Option<i64>,
-    }
-    let next: Option<Next> = db::first(
-        db,
-        "SELECT min(next_attempt_at) AS at FROM emails WHERE status = 'pending'",
-        &[],
-    )
-    .await?;
-    Ok(next.and_then(|n| n.at))
+    Ok(emails::next_due_unscoped(db).await?)
 }
 
 /// One attempt of one email, if it is still due and nobody else holds it.
 async fn attempt(db: &D1Database, config: &Config, email_id: &str) -> Result<(), ApiError> {
     let started = now_ms();
-    let leased = db::run(
-        db,
-        "UPDATE emails SET locked_until = ?1 WHERE id = ?2 AND status = 'pending'
-           AND next_attempt_at <= ?3 AND (locked_until IS NULL OR locked_until < ?3)",
-        &[&(started + LEASE_MS), &email_id, &started],
-    )
-    .await?;
-    if leased == 0 {
-        return Ok(());
-    }
-    #[derive(Deserialize)]
-    struct Leased {
-        call_id: String,
-        kind: String,
-        sequence: i64,
-        idempotency_key: String,
-        request: String,
-        attempts: i64,
-    }
-    let Some(e) = db::first::<Leased>(
-        db,
-        "SELECT call_id, kind, sequence, idempotency_key, request, attempts FROM emails WHERE id = ?",
-        &[&email_id],
-    )
-    .await?
-    else {
+    let Some(e) = emails::lease(db, email_id, started + LEASE_MS, started).await? else {
         return Ok(());
     };
     let attempt_no = e.attempts + 1;
@@ -307,44 +213,29 @@ async fn attempt(db: &D1Database, config: &Config, email_id: &str) -> Result<(),
         Some(Outcome::Status { code, .. }) => Some(i64::from(*code)),
         _ => None,
     };
-    let mut statements = vec![
-        db::stmt(
-            db,
-            "UPDATE emails SET status = ?1, attempts = ?2, next_attempt_at = ?3, locked_until = NULL,
-               last_status_code = ?4, last_error = ?5, provider_message_id = COALESCE(?6, provider_message_id),
-               updated_at = ?7
-             WHERE id = ?8",
-            &[
-                &status,
-                &attempt_no,
-                &next_attempt_at,
-                &status_code,
-                &error,
-                &message_id,
-                &finished,
-                &email_id,
-            ],
-        )?,
-        // The call shows its latest email's state; an older email never overwrites a newer one's.
-        db::stmt(
-            db,
-            "UPDATE calls SET email_status = ?1 WHERE id = ?2
-               AND NOT EXISTS (SELECT 1 FROM emails WHERE call_id = ?2 AND sequence > ?3)",
-            &[&call_email_status, &e.call_id, &e.sequence],
-        )?,
-    ];
-    if status != "pending" || attempt_no == 1 {
-        // The history records each email's outcome and its first failure, not every retry.
-        let detail = json!({"email_id": email_id, "kind": e.kind, "sequence": e.sequence,
+    // The history records each email's outcome and its first failure, not every retry.
+    let history = (status != "pending" || attempt_no == 1).then(|| {
+        json!({"email_id": email_id, "kind": e.kind, "sequence": e.sequence,
             "status": call_email_status, "attempt": attempt_no, "status_code": status_code,
-            "error": error, "resend_id": message_id});
-        statements.push(db::stmt(
-            db,
-            "INSERT INTO call_events (call_id, at, kind, source, detail) VALUES (?, ?, 'email', 'scheduler', ?)",
-            &[&e.call_id, &finished, &detail.to_string()],
-        )?);
-    }
-    db::batch(db, statements).await?;
+            "error": error, "resend_id": message_id})
+    });
+    emails::record_attempt(
+        db,
+        &e,
+        &Attempted {
+            email_id,
+            status,
+            attempts: attempt_no,
+            next_attempt_at,
+            status_code,
+            error: error.as_deref(),
+            provider_message_id: message_id.as_deref(),
+            call_email_status,
+            at: finished,
+            history: history.as_ref(),
+        },
+    )
+    .await?;
     log_line(
         json!({"level": "info", "msg": "email attempt", "email_id": email_id, "call_id": e.call_id,
         "attempt": attempt_no, "status_code": status_code, "result": status, "error": error}),

@@ -1,56 +1,730 @@
-//! The `calls` table: what more than one layer writes (the stream token is made by whoever
-//! first hands the carrier a media URL: an incoming call, or a dial).
+//! The `calls` table: the typed [`Call`], the one [`insert`], the one status change
+//! ([`set_status`]), and what the API, the dispatcher, the gateway and the session read and write.
+//! Scheduler and gateway work spans tenants and takes the database (`*_unscoped` reads, and the
+//! writes keyed by a call id the system already holds); the API holds a [`Tenant`].
 
-use crate::platform::http::{new_secret, ApiError};
-use crate::store::db;
+use crate::store::call_events::{self, Event, When};
+use crate::store::db::{self, Arg};
+use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
+use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::tenant::Tenant;
+use phone_agent_core::auth::new_token;
+use phone_agent_core::ids::{AgentId, CallId, TenantId};
+use phone_agent_core::pagination::Cursor;
+use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use worker::d1::D1Database;
+use serde_json::Value;
+use worker::d1::{D1Database, D1PreparedStatement};
+
+/// A call as stored (all but its stream token, which only the media path reads, and its
+/// direction, which only the session reads: see [`SessionCall`]).
+#[derive(Deserialize)]
+pub struct Call {
+    pub id: CallId,
+    pub tenant_id: TenantId,
+    pub agent_id: Option<AgentId>,
+    pub provider: CallProvider,
+    pub provider_call_id: Option<String>,
+    pub status: CallStatus,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    pub start_at: Option<i64>,
+    pub time_zone: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub metadata: String,
+    pub attempt: i64,
+    pub ics_sequence: i64,
+    pub email_status: Option<String>,
+    pub request_hash: Option<String>,
+    /// How carriers reach this worker for this call (fixed when it was scheduled).
+    pub base_url: Option<String>,
+    pub dispatched_at: Option<i64>,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub last_error: Option<String>,
+    /// Set while the tenant's hourly outbound cap holds the due call.
+    pub dial_after: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub duration_seconds: Option<i64>,
+    pub summary: Option<String>,
+    pub metrics: Option<String>,
+}
+
+impl Listed for Call {
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.to_string(),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, agent_id, provider, provider_call_id, status,
+  to_number, from_number, start_at, time_zone, contact_name, contact_email, metadata, attempt,
+  ics_sequence, email_status, request_hash, base_url, dispatched_at, answered_at, ended_at,
+  last_error, dial_after, created_at, updated_at, duration_seconds, summary, metrics";
+
+/// The tenant's call `id`, if it exists.
+pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Call>, StoreError> {
+    tenant
+        .first(
+            &format!("SELECT {COLUMNS} FROM calls WHERE tenant_id = ?1 AND id = ?2"),
+            &[&id],
+        )
+        .await
+}
+
+/// Whether the tenant has a call `id` (cheaper than [`get`] where only ownership matters).
+pub async fn exists(tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
+    let found: Option<IgnoredAny> = tenant
+        .first(
+            "SELECT 1 AS one FROM calls WHERE tenant_id = ?1 AND id = ?2",
+            &[&id],
+        )
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The tenant's call scheduled with Idempotency-Key `key`.
+pub async fn by_idempotency_key(tenant: &Tenant, key: &str) -> Result<Option<Call>, StoreError> {
+    tenant
+        .first(
+            &format!("SELECT {COLUMNS} FROM calls WHERE tenant_id = ?1 AND idempotency_key = ?2"),
+            &[&key],
+        )
+        .await
+}
+
+/// What a call list is narrowed to (each `None` is no filter).
+pub struct Filter<'a> {
+    pub status: Option<CallStatus>,
+    /// Starting at or after (ms).
+    pub from: Option<i64>,
+    /// Starting before (ms).
+    pub to: Option<i64>,
+    pub agent_id: Option<&'a str>,
+}
+
+/// One page of the tenant's calls, newest first.
+pub async fn list(
+    tenant: &Tenant,
+    filter: &Filter<'_>,
+    window: &Page,
+) -> Result<PageOf<Call>, StoreError> {
+    let status = filter.status.map(CallStatus::as_str);
+    page::list(
+        tenant,
+        &format!(
+            "SELECT {COLUMNS} FROM calls WHERE tenant_id = ?1
+               AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR start_at >= ?3)
+               AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)"
+        ),
+        &[&status, &filter.from, &filter.to, &filter.agent_id],
+        window,
+    )
+    .await
+}
+
+/// The call `id` of any tenant (the scheduler, webhooks and the session serve them all).
+pub async fn get_unscoped(db: &D1Database, id: &str) -> Result<Option<Call>, StoreError> {
+    db::first(
+        db,
+        &format!("SELECT {COLUMNS} FROM calls WHERE id = ?1"),
+        &[&id],
+    )
+    .await
+}
+
+/// The call `provider` knows as `provider_call_id`, of any tenant (the ids are unique per
+/// provider).
+pub async fn by_provider_call_id_unscoped(
+    db: &D1Database,
+    provider: CallProvider,
+    provider_call_id: &str,
+) -> Result<Option<Call>, StoreError> {
+    db::first(
+        db,
+        &format!(
+            "SELECT {COLUMNS} FROM calls WHERE provider = ?1 AND provider_call_id = ?2
+             ORDER BY created_at DESC LIMIT 1"
+        ),
+        &[&provider.as_str(), &provider_call_id],
+    )
+    .await
+}
+
+/// A call about to be stored.
+pub struct NewCall<'a> {
+    pub id: &'a CallId,
+    pub agent_id: Option<&'a AgentId>,
+    pub direction: Direction,
+    pub provider: CallProvider,
+    pub provider_call_id: Option<&'a str>,
+    pub status: CallStatus,
+    pub to_number: &'a str,
+    pub from_number: Option<&'a str>,
+    pub start_at: Option<i64>,
+    pub time_zone: Option<&'a str>,
+    pub contact_name: Option<&'a str>,
+    pub contact_email: Option<&'a str>,
+    /// JSON object text.
+    pub metadata: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub request_hash: Option<&'a str>,
+    pub base_url: Option<&'a str>,
+    pub now: i64,
+}
+
+/// The one insert of a call (first attempt, sequence 0), for the batch that records it. It is
+/// skipped when `only_if` (SQL over the call's own placeholders: `?1` tenant, `?2` id, `?6`
+/// to, `?15` now, and its `extra` from `?19`) selects nothing, or when the call conflicts with
+/// a stored one (its idempotency key or its provider call id).
+pub(in crate::store) fn insert(
+    tenant: &Tenant,
+    call: &NewCall<'_>,
+    only_if: &str,
+    extra: &[&dyn Arg],
+) -> Result<D1PreparedStatement, StoreError> {
+    let direction = call.direction.as_str();
+    let provider = call.provider.as_str();
+    let status = call.status.as_str();
+    let mut args: Vec<&dyn Arg> = vec![
+        tenant.id(),
+        call.id,
+        &call.agent_id,
+        &direction,
+        &provider,
+        &call.to_number,
+        &call.from_number,
+        &call.start_at,
+        &call.time_zone,
+        &call.contact_name,
+        &call.contact_email,
+        &call.metadata,
+        &call.idempotency_key,
+        &call.request_hash,
+        &call.now,
+        &call.provider_call_id,
+        &status,
+        &call.base_url,
+    ];
+    args.extend_from_slice(extra);
+    db::stmt(
+        tenant.db(),
+        &format!(
+            "INSERT INTO calls (tenant_id, id, agent_id, direction, provider, to_number, from_number,
+               start_at, time_zone, contact_name, contact_email, metadata, idempotency_key,
+               request_hash, created_at, updated_at, provider_call_id, status, base_url, attempt,
+               ics_sequence)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16,
+               ?17, ?18, 1, 0
+             WHERE {only_if}
+             ON CONFLICT DO NOTHING"
+        ),
+        &args,
+    )
+}
+
+/// Schedules a call through the API: the call, its first history entry and the email announcing
+/// it (if any) commit together. `false` when a call with the same idempotency key won.
+pub async fn schedule(
+    tenant: &Tenant,
+    call: &NewCall<'_>,
+    detail: &Value,
+    email: Option<&NewEmail<'_>>,
+) -> Result<bool, StoreError> {
+    let db = tenant.db();
+    let event =
+        Event::new(call.id, "status", "api", detail, call.now).moving(None, CallStatus::Scheduled);
+    // The call id is fresh: it exists only if this request's insert won.
+    let email = queue_email(db, email, "SELECT 1 FROM calls WHERE id = ?", &[call.id])?;
+    call_events::commit(
+        db,
+        insert(tenant, call, "1", &[])?,
+        (&event, When::Changed),
+        email,
+    )
+    .await
+}
+
+/// The statements queuing `email`, if there is one, under `only_if` (see `emails::queue`).
+fn queue_email(
+    db: &D1Database,
+    email: Option<&NewEmail<'_>>,
+    only_if: &str,
+    args: &[&dyn Arg],
+) -> Result<Vec<D1PreparedStatement>, StoreError> {
+    match email {
+        Some(email) => emails::queue(db, email, only_if, args),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Stores an incoming call; a retried webhook (same carrier call id) gets the first one's id.
+pub async fn insert_incoming(tenant: &Tenant, call: &NewCall<'_>) -> Result<CallId, StoreError> {
+    db::batch(tenant.db(), vec![insert(tenant, call, "1", &[])?]).await?;
+    let Some(provider_call_id) = call.provider_call_id else {
+        return Ok(call.id.clone());
+    };
+    by_provider_call_id_unscoped(tenant.db(), call.provider, provider_call_id)
+        .await?
+        .map(|c| c.id)
+        .ok_or(StoreError::Missing(
+            "inbound call neither inserted nor found",
+        ))
+}
+
+/// Moves the tenant's scheduled `call` to `start_at` (and `time_zone`, if given) as ICS
+/// `sequence`, with its history entry and email, if `call` is still what the caller read
+/// (compare-and-set on status, sequence and attempt: a dispatch, retry or another reschedule
+/// that got there first wins). A Bland call loses Bland's id: it is submitted again.
+pub async fn reschedule(
+    tenant: &Tenant,
+    call: &Call,
+    start_at: i64,
+    time_zone: Option<&str>,
+    now: i64,
+    detail: &Value,
+    email: Option<&NewEmail<'_>>,
+) -> Result<bool, StoreError> {
+    let db = tenant.db();
+    let sequence = call.ics_sequence + 1;
+    let change = tenant.stmt(
+        "UPDATE calls SET start_at = ?3, time_zone = COALESCE(?4, time_zone), ics_sequence = ?5,
+           updated_at = ?6, locked_until = NULL, last_error = NULL,
+           provider_call_id = CASE WHEN provider = 'bland' THEN NULL ELSE provider_call_id END
+         WHERE tenant_id = ?1 AND id = ?2 AND status = 'scheduled' AND ics_sequence = ?7
+           AND attempt = ?8",
+        &[
+            &call.id,
+            &start_at,
+            &time_zone,
+            &sequence,
+            &now,
+            &call.ics_sequence,
+            &call.attempt,
+        ],
+    )?;
+    let event = Event::new(&call.id, "reschedule", "api", detail, now)
+        .moving(Some(CallStatus::Scheduled), CallStatus::Scheduled);
+    let email = queue_email(
+        db,
+        email,
+        "SELECT 1 FROM calls WHERE id = ? AND ics_sequence = ? AND updated_at = ?",
+        &[&call.id, &sequence, &now],
+    )?;
+    call_events::commit(db, change, (&event, When::Changed), email).await
+}
+
+/// After a cancel: the call's ICS `sequence` moves on, with the cancellation email (if any).
+pub async fn cancelled(
+    tenant: &Tenant,
+    call_id: &CallId,
+    sequence: i64,
+    email: Option<&NewEmail<'_>>,
+) -> Result<(), StoreError> {
+    let db = tenant.db();
+    let mut statements = vec![tenant.stmt(
+        "UPDATE calls SET ics_sequence = ?3 WHERE tenant_id = ?1 AND id = ?2",
+        &[call_id, &sequence],
+    )?];
+    statements.extend(queue_email(
+        db,
+        email,
+        "SELECT 1 FROM calls WHERE id = ?",
+        &[call_id],
+    )?);
+    db::batch(db, statements).await?;
+    Ok(())
+}
+
+/// The current status of call `id` (any tenant).
+pub async fn status_unscoped(db: &D1Database, id: &str) -> Result<Option<CallStatus>, StoreError> {
+    #[derive(Deserialize)]
+    struct Current {
+        status: CallStatus,
+    }
+    let current: Option<Current> =
+        db::first(db, "SELECT status FROM calls WHERE id = ?1", &[&id]).await?;
+    Ok(current.map(|c| c.status))
+}
+
+/// The conditions a status change holds under.
+pub struct Guard {
+    /// Only for this attempt.
+    pub attempt: Option<i64>,
+    /// Only if the call is due by then.
+    pub due_by: Option<i64>,
+}
+
+/// The one status change: `from` → `to` if the call is still `from` (compare-and-set) and the
+/// guard holds, stamping the dispatch / answer / end times, with its `status` history entry in
+/// the same batch. `false` when another writer got there first or the guard failed.
+pub async fn set_status(
+    db: &D1Database,
+    id: &CallId,
+    (from, to): (CallStatus, CallStatus),
+    guard: &Guard,
+    source: &str,
+    detail: &Value,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let change = db::stmt(
+        db,
+        "UPDATE calls SET status = ?1, updated_at = ?2,
+           dispatched_at = CASE WHEN ?1 = 'dispatching' THEN ?2 ELSE dispatched_at END,
+           answered_at = CASE WHEN ?1 = 'in_progress' THEN COALESCE(answered_at, ?2) ELSE answered_at END,
+           ended_at = CASE WHEN ?1 IN ('completed','no_answer','busy','failed','canceled')
+                           THEN COALESCE(ended_at, ?2) ELSE ended_at END
+         WHERE id = ?3 AND status = ?4 AND (?5 IS NULL OR attempt = ?5)
+           AND (?6 IS NULL OR start_at <= ?6)",
+        &[
+            &to.as_str(),
+            &now,
+            id,
+            &from.as_str(),
+            &guard.attempt,
+            &guard.due_by,
+        ],
+    )?;
+    let event = Event::new(id, "status", source, detail, now).moving(Some(from), to);
+    call_events::commit(db, change, (&event, When::Changed), Vec::new()).await
+}
+
+/// Re-schedules `call`, which ended `outcome`, as attempt `attempt + 1` at `at`, once: only
+/// while it is still `outcome` at its attempt; with its `retry` history entry.
+pub async fn retry(
+    db: &D1Database,
+    call: &Call,
+    outcome: CallStatus,
+    at: i64,
+    detail: &Value,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let next = call.attempt + 1;
+    let change = db::stmt(
+        db,
+        "UPDATE calls SET status = 'scheduled', attempt = ?1, start_at = ?2,
+           provider_call_id = NULL, dispatched_at = NULL, answered_at = NULL, ended_at = NULL,
+           locked_until = NULL, last_error = NULL, updated_at = ?3
+         WHERE id = ?4 AND status = ?5 AND attempt = ?6",
+        &[&next, &at, &now, &call.id, &outcome.as_str(), &call.attempt],
+    )?;
+    let event = Event::new(&call.id, "retry", "scheduler", detail, now)
+        .moving(Some(outcome), CallStatus::Scheduled);
+    call_events::commit(db, change, (&event, When::Changed), Vec::new()).await
+}
 
 /// The call's stream token, created on first use (the media route refuses any other).
-pub async fn ensure_token(db: &D1Database, call_id: &str) -> Result<String, ApiError> {
+pub async fn ensure_token(db: &D1Database, call_id: &CallId) -> Result<String, StoreError> {
     #[derive(Deserialize)]
     struct Token {
         stream_token: Option<String>,
     }
     db::run(
         db,
-        "UPDATE calls SET stream_token = ? WHERE id = ? AND stream_token IS NULL",
-        &[&new_secret("stk")?, &call_id],
+        "UPDATE calls SET stream_token = ?1 WHERE id = ?2 AND stream_token IS NULL",
+        &[&new_token("stk", getrandom::getrandom)?, call_id],
     )
     .await?;
     db::first::<Token>(
         db,
-        "SELECT stream_token FROM calls WHERE id = ?",
-        &[&call_id],
+        "SELECT stream_token FROM calls WHERE id = ?1",
+        &[call_id],
     )
     .await?
     .and_then(|t| t.stream_token)
-    .ok_or_else(|| ApiError::internal("stream token not stored"))
+    .ok_or(StoreError::Missing("stream token"))
 }
 
-#[derive(Deserialize)]
-/// A scheduled call as the dispatcher reads it.
-pub struct CallRow {
-    pub id: String,
-    pub attempt: i64,
-    pub provider: String,
-    pub to_number: String,
-    pub from_number: Option<String>,
-    pub base_url: Option<String>,
-    pub start_at: Option<i64>,
-    pub time_zone: Option<String>,
-    pub metadata: String,
-    pub agent_id: Option<String>,
+/// The call `call_id` among `provider`'s calls (our signed URL named it), of any tenant.
+pub async fn of_provider_unscoped(
+    db: &D1Database,
+    call_id: &str,
+    provider: CallProvider,
+) -> Result<Option<CallId>, StoreError> {
+    #[derive(Deserialize)]
+    struct Ref {
+        id: CallId,
+    }
+    let found: Option<Ref> = db::first(
+        db,
+        "SELECT id FROM calls WHERE id = ?1 AND provider = ?2",
+        &[&call_id, &provider.as_str()],
+    )
+    .await?;
+    Ok(found.map(|r| r.id))
 }
 
-/// The call `call_id` for dialling (any tenant: the scheduler serves them all).
-pub async fn load(db: &D1Database, call_id: &str) -> Result<Option<CallRow>, StoreError> {
+/// Keeps the provider's id for the call, the first time it is told (for `attempt`, if given):
+/// never over another id, and never one another call of the provider already has.
+pub async fn attach_provider_call_id(
+    db: &D1Database,
+    id: &CallId,
+    provider_call_id: &str,
+    attempt: Option<i64>,
+) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET provider_call_id = ?1 WHERE id = ?2 AND provider_call_id IS NULL
+           AND (?3 IS NULL OR attempt = ?3)
+           AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.provider = calls.provider
+                             AND c.provider_call_id = ?1)",
+        &[&provider_call_id, id, &attempt],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The carrier placed `call` as `provider_call_id`: kept (for this attempt, if not known yet)
+/// with a `dispatch` history entry.
+pub async fn dialled(
+    db: &D1Database,
+    call: &Call,
+    provider_call_id: &str,
+    detail: &Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    let change = db::stmt(
+        db,
+        "UPDATE calls SET provider_call_id = ?1, last_error = NULL
+         WHERE id = ?2 AND attempt = ?3 AND provider_call_id IS NULL",
+        &[&provider_call_id, &call.id, &call.attempt],
+    )?;
+    let event = Event::new(&call.id, "dispatch", "scheduler", detail, now);
+    call_events::commit(db, change, (&event, When::Always), Vec::new()).await?;
+    Ok(())
+}
+
+/// Bland accepted `call` as `bland_call_id`: kept, lease released, with a `dispatch` history
+/// entry, only if the call is still the attempt and time submitted. `false` when a reschedule
+/// or cancel raced the submission and won.
+pub async fn handed_to_bland(
+    db: &D1Database,
+    call: &Call,
+    bland_call_id: &str,
+    detail: &Value,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let change = db::stmt(
+        db,
+        "UPDATE calls SET provider_call_id = ?1, locked_until = NULL, last_error = NULL
+         WHERE id = ?2 AND status = 'scheduled' AND attempt = ?3 AND start_at = ?4
+           AND provider_call_id IS NULL",
+        &[&bland_call_id, &call.id, &call.attempt, &call.start_at],
+    )?;
+    let event = Event::new(&call.id, "dispatch", "scheduler", detail, now);
+    call_events::commit(db, change, (&event, When::Changed), Vec::new()).await
+}
+
+/// Keeps why the last dial or submission of call `id` failed; `release` also ends its lease.
+pub async fn set_last_error(
+    db: &D1Database,
+    id: &CallId,
+    error: &str,
+    release: bool,
+) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET last_error = ?1,
+           locked_until = CASE WHEN ?3 THEN NULL ELSE locked_until END
+         WHERE id = ?2",
+        &[&error, id, &release],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Leases the scheduled Bland call `id` for submission until `until`, unless another submitter
+/// holds it or it already has Bland's id; the call as leased.
+pub async fn lease_bland(
+    db: &D1Database,
+    id: &str,
+    until: i64,
+    now: i64,
+) -> Result<Option<Call>, StoreError> {
     db::first(
         db,
-        "SELECT id, attempt, provider, to_number, from_number, base_url, start_at,
-           time_zone, metadata, agent_id FROM calls WHERE id = ?",
-        &[&call_id],
+        &format!(
+            "UPDATE calls SET locked_until = ?1 WHERE id = ?2 AND status = 'scheduled'
+               AND provider = 'bland' AND provider_call_id IS NULL
+               AND (locked_until IS NULL OR locked_until < ?3)
+             RETURNING {COLUMNS}"
+        ),
+        &[&until, &id, &now],
     )
     .await
+}
+
+/// A call for the dispatcher to act on, at the attempt it saw.
+#[derive(Deserialize)]
+pub struct Due {
+    pub id: CallId,
+    pub attempt: i64,
+}
+
+/// Which of the dispatcher's queues.
+#[derive(Clone, Copy)]
+pub enum Queue {
+    /// Twilio / Telnyx calls due to be dialled (and not held by the outbound cap).
+    CarrierDue,
+    /// Bland calls not yet handed to Bland (and not leased by a submitter).
+    BlandUnsubmitted,
+    /// Bland calls Bland holds whose start time has come.
+    BlandStarted,
+    /// Claims older than the grace period without carrier news (`now` is the cut-off).
+    StuckDispatching,
+}
+
+/// Up to `limit` calls in `queue` at `now`, across tenants.
+pub async fn due_unscoped(
+    db: &D1Database,
+    queue: Queue,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Due>, StoreError> {
+    let sql = match queue {
+        Queue::CarrierDue => {
+            "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider IN ('twilio', 'telnyx')
+               AND start_at <= ?1 AND COALESCE(dial_after, 0) <= ?1 ORDER BY start_at LIMIT ?2"
+        }
+        Queue::BlandUnsubmitted => {
+            "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider = 'bland'
+               AND provider_call_id IS NULL AND (locked_until IS NULL OR locked_until < ?1)
+             ORDER BY start_at LIMIT ?2"
+        }
+        Queue::BlandStarted => {
+            "SELECT id, attempt FROM calls WHERE status = 'scheduled' AND provider = 'bland'
+               AND provider_call_id IS NOT NULL AND start_at <= ?1 ORDER BY start_at LIMIT ?2"
+        }
+        Queue::StuckDispatching => {
+            "SELECT id, attempt FROM calls WHERE status = 'dispatching' AND dispatched_at < ?1 LIMIT ?2"
+        }
+    };
+    db::all(db, sql, &[&now, &limit]).await
+}
+
+/// When the dispatcher next has work, if ever: a start (or the cap's hold) coming due, a Bland
+/// lease ending, or a claim reaching `stuck_after_ms`.
+pub async fn next_due_unscoped(
+    db: &D1Database,
+    stuck_after_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    db::first::<Next>(
+        db,
+        "SELECT min(at) AS at FROM (
+           SELECT min(max(start_at, COALESCE(dial_after, 0))) AS at FROM calls
+             WHERE status = 'scheduled'
+             AND (provider IN ('twilio', 'telnyx') OR provider_call_id IS NOT NULL)
+           UNION ALL
+           SELECT min(COALESCE(locked_until, 0)) FROM calls
+             WHERE status = 'scheduled' AND provider = 'bland' AND provider_call_id IS NULL
+           UNION ALL
+           SELECT min(dispatched_at) + ?1 FROM calls WHERE status = 'dispatching')",
+        &[&stuck_after_ms],
+    )
+    .await
+    .map(Next::at)
+}
+
+/// The earliest time of a `min(…) AS at` query.
+#[derive(Deserialize)]
+pub(in crate::store) struct Next {
+    at: Option<i64>,
+}
+
+impl Next {
+    pub(in crate::store) fn at(next: Option<Self>) -> Option<i64> {
+        next.and_then(|n| n.at)
+    }
+}
+
+/// Holds the scheduled attempt of call `id` until `until` (the outbound cap is full), with its
+/// `deferred` history entry; a later hold already set stays.
+pub async fn defer(
+    db: &D1Database,
+    id: &CallId,
+    attempt: i64,
+    until: i64,
+    detail: &Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    let change = db::stmt(
+        db,
+        "UPDATE calls SET dial_after = ?1 WHERE id = ?2 AND status = 'scheduled'
+           AND attempt = ?3 AND (dial_after IS NULL OR dial_after < ?1)",
+        &[&until, id, &attempt],
+    )?;
+    let event = Event::new(id, "deferred", "scheduler", detail, now)
+        .moving(Some(CallStatus::Scheduled), CallStatus::Scheduled);
+    call_events::commit(db, change, (&event, When::Changed), Vec::new()).await?;
+    Ok(())
+}
+
+/// The call as its session starts it: the call's facts, its stream token and its agent.
+#[derive(Deserialize)]
+pub struct SessionCall {
+    pub id: CallId,
+    pub tenant_id: TenantId,
+    pub direction: Direction,
+    pub status: CallStatus,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    pub stream_token: Option<String>,
+    pub system_prompt: Option<String>,
+    pub first_message: Option<String>,
+    pub config: Option<String>,
+}
+
+/// Call `id` with its agent, for the media session (one read on the connect path).
+pub async fn for_session_unscoped(
+    db: &D1Database,
+    id: &str,
+) -> Result<Option<SessionCall>, StoreError> {
+    db::first(
+        db,
+        "SELECT c.id, c.tenant_id, c.direction, c.status, c.to_number, c.from_number,
+                c.stream_token, a.system_prompt, a.first_message, a.config
+         FROM calls c LEFT JOIN agents a ON a.id = c.agent_id WHERE c.id = ?1",
+        &[&id],
+    )
+    .await
+}
+
+/// Keeps what the session measured at hang-up (per-turn metrics, and the duration if known).
+pub async fn set_metrics(
+    db: &D1Database,
+    id: &str,
+    metrics: &Value,
+    duration_seconds: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET metrics = ?1, duration_seconds = COALESCE(?2, duration_seconds),
+           updated_at = ?3 WHERE id = ?4",
+        &[&metrics.to_string(), &duration_seconds, &now, &id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Keeps the call's summary.
+pub async fn set_summary(
+    db: &D1Database,
+    id: &str,
+    summary: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET summary = ?1, updated_at = ?2 WHERE id = ?3",
+        &[&summary, &now, &id],
+    )
+    .await?;
+    Ok(())
 }

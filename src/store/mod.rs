@@ -3,14 +3,19 @@
 
 pub mod agents;
 pub mod audit;
+pub mod call_events;
 pub mod calls;
 pub mod db;
 pub mod deliveries;
+pub mod dialing;
+pub mod emails;
 pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod live_tickets;
 pub mod numbers;
 pub mod page;
 pub mod tenant;
 pub mod tenants;
+pub mod transcripts;

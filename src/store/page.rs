@@ -14,22 +14,6 @@ pub struct Page {
     pub after: Option<Cursor>,
 }
 
-impl Page {
-    /// SQL arguments for `(created_at, id) < (?, ?)`: a position past every row when absent.
-    /// (Transitional: lists not yet in the store page by hand; `list` replaces this.)
-    pub fn bounds(&self) -> (i64, String) {
-        match &self.after {
-            Some(c) => (c.created_at, c.id.clone()),
-            None => (i64::MAX, String::new()),
-        }
-    }
-
-    /// Rows to fetch: one more than the page (transitional, like [`Page::bounds`]).
-    pub fn fetch(&self) -> i64 {
-        i64::from(self.limit) + 1
-    }
-}
-
 /// A row that can be listed: where it sits in the list order.
 pub trait Listed: DeserializeOwned {
     /// The column lists are ordered by (newest first), with `id` breaking ties.

@@ -9,6 +9,7 @@ use crate::store::db::{self, Arg};
 use crate::store::error::StoreError;
 use phone_agent_core::ids::TenantId;
 use serde::de::DeserializeOwned;
+use wasm_bindgen::JsCast;
 use worker::d1::{D1Database, D1PreparedStatement};
 
 /// The database as one tenant sees it.
@@ -26,6 +27,11 @@ impl Tenant {
     /// The tenant `id` (system work acting for a tenant it read from a row).
     pub fn new(db: D1Database, id: TenantId) -> Self {
         Self { db, id }
+    }
+
+    /// The tenant `id` on a database handle system work already holds (it shares the binding).
+    pub fn on(db: &D1Database, id: TenantId) -> Self {
+        Self::new(D1Database::unchecked_from_js(db.as_ref().clone()), id)
     }
 
     /// Whose rows these are.

@@ -1,6 +1,6 @@
 //! Scheduling, rescheduling and cancelling a call: each change is one D1 batch (see `calls.rs`).
 
-use super::row::{agent_name, find, Row, COLUMNS};
+use super::row::{agent_name, email_facts, find, render};
 use crate::api::agents::field_errors;
 use crate::api::request::{field_error, invalid_fields, json_body};
 use crate::pipeline::call_status::{self, Applied, Change};
@@ -15,17 +15,19 @@ use crate::scheduling::bland;
 use crate::scheduling::emails::{self, EmailFacts};
 use crate::store::agents;
 use crate::store::audit;
-use crate::store::db;
+use crate::store::call_events::{self, Event};
+use crate::store::calls::{self, Call, NewCall};
 use crate::store::numbers;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::allowed_countries;
 use phone_agent_core::dialing::DialPolicy;
+use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
     parse_reschedule, parse_schedule, request_fingerprint, DialProvider, FieldError,
 };
-use phone_agent_core::scheduling::CallStatus;
+use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -33,9 +35,9 @@ use worker::Request;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// The same `Idempotency-Key` with the same body is the same call; with another body, a 409.
-fn replay_or_conflict(existing: &Row, fingerprint: &str) -> ApiResult {
+fn replay_or_conflict(existing: &Call, fingerprint: &str) -> ApiResult {
     if existing.request_hash.as_deref() == Some(fingerprint) {
-        let mut response = json_response(201, &existing.render());
+        let mut response = json_response(201, &render(existing));
         let _ = response.headers_mut().set("idempotent-replayed", "true");
         Ok(response)
     } else {
@@ -65,10 +67,9 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     let origin = req.url()?.origin().ascii_serialization();
     let body = json_body(req).await?;
     let fingerprint = request_fingerprint(&body);
-    let db = app.db()?;
-    let by_key = format!("SELECT {COLUMNS} FROM calls WHERE tenant_id = ? AND idempotency_key = ?");
+    let tenant = Tenant::of(app, who)?;
     if let Some(key) = &idempotency_key {
-        if let Some(existing) = db::first::<Row>(&db, &by_key, &[&who.tenant_id, key]).await? {
+        if let Some(existing) = calls::by_idempotency_key(&tenant, key).await? {
             return replay_or_conflict(&existing, &fingerprint);
         }
     }
@@ -76,7 +77,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
     let request = parse_schedule(&body, now_utc, &IntlZones).map_err(field_errors)?;
-    let Some(agent) = agents::get(&Tenant::of(app, who)?, &request.agent_id).await? else {
+    let Some(agent) = agents::get(&tenant, &request.agent_id).await? else {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
             "unknown_agent",
@@ -92,7 +93,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     }
     let from = match &request.from {
         Some(from) => Some(from.clone()),
-        None => numbers::first_of_agent(&Tenant::of(app, who)?, &agent.id)
+        None => numbers::first_of_agent(&tenant, &agent.id)
             .await?
             .or_else(|| config.default_from_number.clone()),
     };
@@ -106,103 +107,89 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     // Fixed now: the alarm that dials later has no request to take an origin from.
     let base_url = config.public_base_url.clone().unwrap_or(origin);
 
-    let id = new_id("call")?;
+    let id = CallId::from(new_id(CallId::PREFIX)?);
     let start_at = request.start_at.timestamp_millis();
-    let provider = request.provider.as_str();
+    let provider = CallProvider::from(request.provider);
     let metadata = request.metadata.to_string();
-    let mut statements = vec![
-        db::stmt(
-            &db,
-            "INSERT INTO calls (id, tenant_id, agent_id, direction, provider, status, to_number,
-               from_number, start_at, time_zone, contact_name, contact_email, metadata, attempt,
-               ics_sequence, idempotency_key, request_hash, base_url, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'outbound', ?4, 'scheduled', ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, 0, ?12,
-               ?13, ?14, ?15, ?15)
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-            &[
-                &id,
-                &who.tenant_id,
-                &agent.id,
-                &provider,
-                &request.to,
-                &from,
-                &start_at,
-                &request.time_zone,
-                &request.contact_name,
-                &request.contact_email,
-                &metadata,
-                &idempotency_key,
-                &fingerprint,
-                &base_url,
-                &now,
-            ],
-        )?,
-        db::stmt(
-            &db,
-            "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
-             SELECT ?1, ?2, 'status', NULL, 'scheduled', 'api', ?3 WHERE changes() > 0",
-            &[
-                &id,
-                &now,
-                &json!({"start_at": rfc3339(start_at), "provider": provider, "attempt": 1})
-                    .to_string(),
-            ],
-        )?,
-    ];
-    if let Some(to_email) = &request.contact_email {
-        let facts = EmailFacts {
-            tenant_id: &who.tenant_id,
-            call_id: &id,
-            to_email,
-            to_name: request.contact_name.as_deref(),
-            agent_name: &agent.name,
-            phone_number: &request.to,
-            start_at,
-            time_zone: request.time_zone.as_deref(),
-        };
-        // The call id is fresh: it exists only if this request's insert won.
-        statements.extend(emails::enqueue(
-            &db,
-            config,
-            &facts,
-            EmailKind::Scheduled,
-            0,
-            now,
-            ("SELECT 1 FROM calls WHERE id = ?", &[&id]),
-        )?);
-    }
-    let changes = db::batch(&db, statements).await?;
-    if changes.first().copied().unwrap_or(0) == 0 {
+    let call = NewCall {
+        id: &id,
+        agent_id: Some(&agent.id),
+        direction: Direction::Outbound,
+        provider,
+        provider_call_id: None,
+        status: CallStatus::Scheduled,
+        to_number: &request.to,
+        from_number: from.as_deref(),
+        start_at: Some(start_at),
+        time_zone: request.time_zone.as_deref(),
+        contact_name: request.contact_name.as_deref(),
+        contact_email: request.contact_email.as_deref(),
+        metadata: &metadata,
+        idempotency_key: idempotency_key.as_deref(),
+        request_hash: Some(&fingerprint),
+        base_url: Some(&base_url),
+        now,
+    };
+    let email = match &request.contact_email {
+        Some(to_email) => {
+            let facts = EmailFacts {
+                tenant_id: &who.tenant_id,
+                call_id: id.as_str(),
+                to_email,
+                to_name: request.contact_name.as_deref(),
+                agent_name: &agent.name,
+                phone_number: &request.to,
+                start_at,
+                time_zone: request.time_zone.as_deref(),
+            };
+            Some(emails::compose(
+                config,
+                &facts,
+                EmailKind::Scheduled,
+                0,
+                now,
+            )?)
+        }
+        None => None,
+    };
+    let detail = json!({"start_at": rfc3339(start_at), "provider": provider, "attempt": 1});
+    if !calls::schedule(&tenant, &call, &detail, email.as_ref()).await? {
         // A concurrent request with the same key won the insert.
         let key = idempotency_key.unwrap_or_default();
-        let existing = db::first::<Row>(&db, &by_key, &[&who.tenant_id, &key])
+        let existing = calls::by_idempotency_key(&tenant, &key)
             .await?
             .ok_or_else(|| ApiError::internal("call neither inserted nor found"))?;
         return replay_or_conflict(&existing, &fingerprint);
     }
 
+    let db = app.db()?;
     call_status::emit(
         &app.env,
         &db,
-        &id,
+        id.as_str(),
         "call.scheduled",
         &format!("{id}:scheduled:1"),
         json!({}),
         now,
     )
     .await?;
-    after_change(app, &id, start_at, request.provider == DialProvider::Bland);
-    let row = find(app, who, &id).await?;
+    after_change(
+        app,
+        id.as_str(),
+        start_at,
+        request.provider == DialProvider::Bland,
+    );
+    let row = find(&tenant, id.as_str()).await?;
     audit::log(
         app,
         who,
         "call.schedule",
-        ("call", &id),
+        ("call", id.as_str()),
         None,
-        Some(&row.render()),
+        Some(&render(&row)),
     )
     .await;
-    Ok(json_response(201, &row.render()))
+    Ok(json_response(201, &render(&row)))
 }
 
 /// After the answer: send the call's pending emails, arm the scheduler for its start, and hand
@@ -227,13 +214,14 @@ fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
     });
 }
 
-fn not_modifiable(row: &Row) -> ApiError {
+fn not_modifiable(call: &Call) -> ApiError {
     ApiError::new(
         409,
         "not_modifiable",
         format!(
             "call {} is {}; only scheduled calls (not yet dispatched) can change",
-            row.id, row.status
+            call.id,
+            call.status.as_str()
         ),
     )
 }
@@ -248,72 +236,48 @@ pub(in crate::api) async fn reschedule(
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
     let (start, time_zone) = parse_reschedule(&body, now_utc, &IntlZones).map_err(field_errors)?;
-    let row = find(app, who, id).await?;
-    if row.status != CallStatus::Scheduled.as_str() {
+    let tenant = Tenant::of(app, who)?;
+    let row = find(&tenant, id).await?;
+    if row.status != CallStatus::Scheduled {
         return Err(not_modifiable(&row));
     }
-    let db = app.db()?;
     let start_at = start.timestamp_millis();
     let sequence = row.ics_sequence + 1;
-    let mut statements = vec![
-        // Compare-and-set on status, sequence and attempt: a dispatch, retry or another
-        // reschedule that got there first makes this a 409 instead of a lost update.
-        db::stmt(
-            &db,
-            "UPDATE calls SET start_at = ?1, time_zone = COALESCE(?2, time_zone), ics_sequence = ?3,
-               updated_at = ?4, locked_until = NULL, last_error = NULL,
-               provider_call_id = CASE WHEN provider = 'bland' THEN NULL ELSE provider_call_id END
-             WHERE id = ?5 AND tenant_id = ?6 AND status = 'scheduled' AND ics_sequence = ?7
-               AND attempt = ?8",
-            &[
-                &start_at,
-                &time_zone,
-                &sequence,
-                &now,
-                &id,
-                &who.tenant_id,
-                &row.ics_sequence,
-                &row.attempt,
-            ],
-        )?,
-        db::stmt(
-            &db,
-            "INSERT INTO call_events (call_id, at, kind, from_status, to_status, source, detail)
-             SELECT ?1, ?2, 'reschedule', 'scheduled', 'scheduled', 'api', ?3 WHERE changes() > 0",
-            &[
-                &id,
-                &now,
-                &json!({"previous_start_at": row.start_at.map(rfc3339), "start_at": rfc3339(start_at),
-                        "sequence": sequence, "previous_provider_call_id": row.provider_call_id})
-                .to_string(),
-            ],
-        )?,
-    ];
-    let name = agent_name(app, who, row.agent_id.as_deref()).await;
+    let detail = json!({"previous_start_at": row.start_at.map(rfc3339), "start_at": rfc3339(start_at),
+                        "sequence": sequence, "previous_provider_call_id": row.provider_call_id});
+    let name = agent_name(&tenant, &row).await;
     let updated_tz = time_zone.clone().or_else(|| row.time_zone.clone());
-    if let Some(mut facts) = row.email_facts(&name) {
-        facts.start_at = start_at;
-        facts.time_zone = updated_tz.as_deref();
-        let sequence_u32 = u32::try_from(sequence).unwrap_or(u32::MAX);
-        statements.extend(emails::enqueue(
-            &db,
-            app.config()?,
-            &facts,
-            EmailKind::Rescheduled,
-            sequence_u32,
-            now,
-            (
-                "SELECT 1 FROM calls WHERE id = ? AND ics_sequence = ? AND updated_at = ?",
-                &[&id, &sequence, &now],
-            ),
-        )?);
-    }
-    let changes = db::batch(&db, statements).await?;
-    if changes.first().copied().unwrap_or(0) == 0 {
-        let current = find(app, who, id).await?;
+    let email = match email_facts(&row, &name) {
+        Some(mut facts) => {
+            facts.start_at = start_at;
+            facts.time_zone = updated_tz.as_deref();
+            let sequence_u32 = u32::try_from(sequence).unwrap_or(u32::MAX);
+            Some(emails::compose(
+                app.config()?,
+                &facts,
+                EmailKind::Rescheduled,
+                sequence_u32,
+                now,
+            )?)
+        }
+        None => None,
+    };
+    let moved = calls::reschedule(
+        &tenant,
+        &row,
+        start_at,
+        time_zone.as_deref(),
+        now,
+        &detail,
+        email.as_ref(),
+    )
+    .await?;
+    if !moved {
+        let current = find(&tenant, id).await?;
         return Err(not_modifiable(&current));
     }
-    let bland = row.provider == DialProvider::Bland.as_str();
+    let db = app.db()?;
+    let bland = row.provider == CallProvider::Bland;
     if let (true, Some(old)) = (bland, row.provider_call_id.clone()) {
         stop_bland_later(app, id, old);
     }
@@ -328,17 +292,17 @@ pub(in crate::api) async fn reschedule(
     )
     .await?;
     after_change(app, id, start_at, bland);
-    let after = find(app, who, id).await?;
+    let after = find(&tenant, id).await?;
     audit::log(
         app,
         who,
         "call.reschedule",
         ("call", id),
-        Some(&row.render()),
-        Some(&after.render()),
+        Some(&render(&row)),
+        Some(&render(&after)),
     )
     .await;
-    Ok(json_response(200, &after.render()))
+    Ok(json_response(200, &render(&after)))
 }
 
 /// Stops a call Bland has scheduled, after the answer; a failure is kept in the call's history.
@@ -355,12 +319,9 @@ fn stop_bland_later(app: &App, call_id: &str, bland_call_id: String) {
                             "error": result.as_ref().err()});
         let recorded = async {
             let db = env.d1("DB")?;
-            db::run(
-                &db,
-                "INSERT INTO call_events (call_id, at, kind, source, detail) VALUES (?, ?, 'note', 'api', ?)",
-                &[&call_id, &now_ms(), &detail.to_string()],
-            )
-            .await
+            let call_id = CallId::from(call_id.as_str());
+            call_events::record(&db, &Event::note(&call_id, "note", "api", &detail)).await?;
+            Ok::<_, ApiError>(())
         }
         .await;
         if let Err(e) = recorded {
@@ -370,9 +331,10 @@ fn stop_bland_later(app: &App, call_id: &str, bland_call_id: String) {
 }
 
 pub(in crate::api) async fn cancel(app: &App, who: &Principal, id: &str) -> ApiResult {
-    let row = find(app, who, id).await?;
-    if row.status == CallStatus::Canceled.as_str() {
-        return Ok(json_response(200, &row.render()));
+    let tenant = Tenant::of(app, who)?;
+    let row = find(&tenant, id).await?;
+    if row.status == CallStatus::Canceled {
+        return Ok(json_response(200, &render(&row)));
     }
     let db = app.db()?;
     let now = now_ms();
@@ -386,39 +348,33 @@ pub(in crate::api) async fn cancel(app: &App, who: &Principal, id: &str) -> ApiR
     };
     // Only `scheduled` may become `canceled` here; the state machine and the compare-and-set
     // decide against a dispatch racing this request.
-    let applied = if row.status == CallStatus::Scheduled.as_str() {
+    let applied = if row.status == CallStatus::Scheduled {
         call_status::apply(&app.env, &db, id, &change, now).await?
     } else {
         Applied::Unchanged
     };
     if applied != Applied::Moved(CallStatus::Scheduled) {
-        let current = find(app, who, id).await?;
-        if current.status == CallStatus::Canceled.as_str() {
-            return Ok(json_response(200, &current.render()));
+        let current = find(&tenant, id).await?;
+        if current.status == CallStatus::Canceled {
+            return Ok(json_response(200, &render(&current)));
         }
         return Err(not_modifiable(&current));
     }
     let sequence = row.ics_sequence + 1;
-    let mut statements = vec![db::stmt(
-        &db,
-        "UPDATE calls SET ics_sequence = ? WHERE id = ?",
-        &[&sequence, &id],
-    )?];
-    let name = agent_name(app, who, row.agent_id.as_deref()).await;
-    if let Some(facts) = row.email_facts(&name) {
-        statements.extend(emails::enqueue(
-            &db,
+    let name = agent_name(&tenant, &row).await;
+    let email = match email_facts(&row, &name) {
+        Some(facts) => Some(emails::compose(
             app.config()?,
             &facts,
             EmailKind::Canceled,
             u32::try_from(sequence).unwrap_or(u32::MAX),
             now,
-            ("SELECT 1 FROM calls WHERE id = ?", &[&id]),
-        )?);
-    }
-    db::batch(&db, statements).await?;
+        )?),
+        None => None,
+    };
+    calls::cancelled(&tenant, &row.id, sequence, email.as_ref()).await?;
     if let (true, Some(old)) = (
-        row.provider == DialProvider::Bland.as_str(),
+        row.provider == CallProvider::Bland,
         row.provider_call_id.clone(),
     ) {
         stop_bland_later(app, id, old);
@@ -427,15 +383,15 @@ pub(in crate::api) async fn cancel(app: &App, who: &Principal, id: &str) -> ApiR
     let call_id = id.to_owned();
     app.ctx
         .wait_until(async move { emails::send_for_call(&env, &call_id).await });
-    let after = find(app, who, id).await?;
+    let after = find(&tenant, id).await?;
     audit::log(
         app,
         who,
         "call.cancel",
         ("call", id),
-        Some(&row.render()),
-        Some(&after.render()),
+        Some(&render(&row)),
+        Some(&render(&after)),
     )
     .await;
-    Ok(json_response(200, &after.render()))
+    Ok(json_response(200, &render(&after)))
 }

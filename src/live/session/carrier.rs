@@ -5,7 +5,8 @@ use super::{socket_id, stt_params, EndReason, Session, CARRIER_TAG};
 use crate::live::speech;
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
-use crate::store::db;
+use crate::store::calls;
+use phone_agent_core::ids::CallId;
 use phone_agent_core::live::stt_route;
 use phone_agent_core::media::access::{pending_step, PendingStep, StreamRefusal, STREAM_GRACE_MS};
 use phone_agent_core::media::carrier::{carrier_for, CarrierEvent, Frame};
@@ -338,12 +339,8 @@ impl Session {
         let result = async {
             let db = self.env.d1("DB")?;
             if let Some(id) = &carrier_call_id {
-                db::run(
-                    &db,
-                    "UPDATE calls SET provider_call_id = ? WHERE id = ? AND provider_call_id IS NULL",
-                    &[id, &info.call_id],
-                )
-                .await?;
+                let call_id = CallId::from(info.call_id.as_str());
+                calls::attach_provider_call_id(&db, &call_id, id, None).await?;
             }
             let change = Change {
                 to: CallStatus::InProgress,

@@ -4,7 +4,10 @@ use super::{EndReason, Session};
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
 use crate::platform::outbound;
-use crate::store::db;
+use crate::store::calls;
+use crate::store::tenant::Tenant;
+use crate::store::transcripts;
+use phone_agent_core::ids::TenantId;
 use phone_agent_core::live::{metrics_summary, transcript};
 use phone_agent_core::media::access::lost_stream_status;
 use phone_agent_core::providers::openai::{parse_completion_text, summary_request};
@@ -27,35 +30,12 @@ impl Session {
             let db = self.env.d1("DB")?;
             let now = now_ms();
             let t = transcript(&turns);
-            db::run(
-                &db,
-                "INSERT INTO transcripts (call_id, tenant_id, turns, text, created_at)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (call_id) DO UPDATE SET turns = excluded.turns, text = excluded.text",
-                &[
-                    &info.call_id,
-                    &info.tenant_id,
-                    &t.turns.to_string(),
-                    &t.text,
-                    &now,
-                ],
-            )
-            .await?;
+            let tenant = Tenant::on(&db, TenantId::from(info.tenant_id.as_str()));
+            transcripts::save(&tenant, &info.call_id, &t.turns, &t.text, now).await?;
             let duration = info
                 .started_at_ms
                 .map(|started| (now - started).max(0) / 1000);
-            db::run(
-                &db,
-                "UPDATE calls SET metrics = ?, duration_seconds = COALESCE(?, duration_seconds),
-                   updated_at = ? WHERE id = ?",
-                &[
-                    &metrics_summary(&turns).to_string(),
-                    &duration,
-                    &now,
-                    &info.call_id,
-                ],
-            )
-            .await?;
+            calls::set_metrics(&db, &info.call_id, &metrics_summary(&turns), duration, now).await?;
             let to = match reason {
                 EndReason::StreamLost => lost_stream_status(&turns),
                 _ => CallStatus::Completed,
@@ -85,12 +65,7 @@ impl Session {
                 Err(e) => (None, Some(e)),
             };
             if let Some(text) = &summary_text {
-                db::run(
-                    &db,
-                    "UPDATE calls SET summary = ?, updated_at = ? WHERE id = ?",
-                    &[text, &now_ms(), &info.call_id],
-                )
-                .await?;
+                calls::set_summary(&db, &info.call_id, text, now_ms()).await?;
             }
             call_status::emit(
                 &self.env,
