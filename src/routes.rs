@@ -29,7 +29,7 @@ pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
         ),
         (Method::Post, ["voice", carrier, "status"]) => (
             "POST /voice/{carrier}/status",
-            match known_carrier(carrier).and_then(known_provider) {
+            match known_carrier(carrier).map(|carrier| carrier.webhook_provider()) {
                 Ok(provider) => webhooks::receive(req, app, provider).await,
                 Err(e) => Err(e),
             },

@@ -126,11 +126,7 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     };
     let to = to.unwrap_or_else(|| "unknown".to_owned());
     dial_policy(&config, ours.as_deref()).check(&to)?;
-    let provider = if info.carrier == "exotel" {
-        "twilio"
-    } else {
-        info.carrier.as_str()
-    };
+    let provider = info.carrier.call_back_carrier().as_str();
     let id = new_id("call").map_err(internal)?;
     let metadata = json!({"callback_of": info.call_id, "note": note}).to_string();
     let max = settings.max_per_number_per_day;
