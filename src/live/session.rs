@@ -1,6 +1,6 @@
 //! `CallSession`: one Durable Object per call. It owns the carrier's media WebSocket
 //! (hibernation API), the call's [`Conversation`] and the provider connections that serve it
-//! (STT socket, LLM and TTS streams, in `speech.rs`), and executes the conversation's actions.
+//! (STT socket, LLM and TTS streams, in `speech/`), and executes the conversation's actions.
 //!
 //! Invariants (a Durable Object is single-threaded, but handlers and tasks interleave at every
 //! `.await`):
