@@ -114,7 +114,7 @@ async fn open(handler: Open, req: Request, app: &App, params: &[&str]) -> ApiRes
         (Open::Health, []) => health::get(app, api::local_development(&req)).await,
         (Open::Webhook, [provider]) => webhooks::receive(req, app, known_provider(provider)?).await,
         (Open::CarrierStatus, [carrier]) => {
-            let provider = known_carrier(carrier).and_then(known_provider)?;
+            let provider = known_carrier(carrier)?.webhook_provider();
             webhooks::receive(req, app, provider).await
         }
         (Open::IncomingCall, [carrier]) => voice::incoming(req, app, known_carrier(carrier)?).await,

@@ -7,7 +7,9 @@
 
 use crate::gateway::webhooks::{signed_call, verify_request};
 use crate::platform::app::App;
-use crate::platform::http::{log_line, new_id, now_ms, read_body, ApiError, ApiResult};
+use crate::platform::http::{
+    json_response, log_line, new_id, now_ms, read_body, ApiError, ApiResult,
+};
 use crate::store::calls::{self, NewCall};
 use crate::store::numbers::{self, NumberRoute};
 use crate::store::tenant::Tenant;
@@ -16,11 +18,9 @@ use phone_agent_core::ids::{AgentId, CallId, TenantId};
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
 use phone_agent_core::voice::{
-    dial_outcome, exotel_stream, stream_url, texml_stream, twiml_dial_owner, twiml_hangup,
-    twiml_stream, with_query, DialOutcome, OWNER_RING_SECONDS,
+    dial_outcome, twiml_dial_owner, Answer, DialOutcome, OWNER_RING_SECONDS,
 };
 use phone_agent_core::webhooks::callback::{signed_query, CallbackKey, CALLBACK_VALIDITY_SECS};
-use phone_agent_core::webhooks::Provider;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use worker::d1::D1Database;
@@ -30,11 +30,10 @@ use worker::{Request, Response};
 /// change; KV reaches other locations eventually, so the TTL bounds staleness there.
 const NUMBER_CACHE_SECONDS: u64 = 60;
 
-/// Handles the incoming-call webhook of `carrier` (`twilio`, `telnyx`, `exotel`).
-pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
+/// Handles the incoming-call webhook of `carrier`.
+pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResult {
     let config = app.config()?;
-    let provider = Provider::from_slug(carrier)
-        .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?;
+    let provider = carrier.webhook_provider();
     let body = read_body(&mut req, WEBHOOK_BODY_LIMIT).await?;
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     let url = req.url()?;
@@ -54,10 +53,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
 
     // Only our signed URL names a call (an outbound call answering, or the owner-first dial's
     // outcome); an unsigned or forged `call_id` is ignored and the request is a new call.
-    let provider = CallProvider::from(
-        Carrier::parse(carrier)
-            .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?,
-    );
+    let provider = CallProvider::from(carrier);
     if let Some(named) = signed_call(config, url.query().unwrap_or(""), now_ms()) {
         let call_id = calls::of_provider_unscoped(&db, &named.call_id, provider)
             .await?
@@ -75,7 +71,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
             calls::attach_provider_call_id(&db, &call_id, provider_call_id, Some(attempt)).await?;
         }
         let token = calls::ensure_token(&db, &call_id).await?;
-        return markup_stream(carrier, &base, call_id.as_str(), &token);
+        return answer(carrier.stream_answer(&base, call_id.as_str(), &token));
     }
 
     let to = first_param(&params, &["To", "Called", "CallTo", "to"]);
@@ -119,10 +115,10 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
         json!({"level": "info", "msg": "incoming call", "call_id": call_id,
         "carrier": carrier, "agent_id": number.agent_id}),
     );
-    if let (true, Some(owner), false) = (
+    if let (true, Some(owner), true) = (
         number.ring_owner_first,
         number.owner_phone.as_deref(),
-        carrier == "exotel",
+        carrier.can_ring_owner_first(),
     ) {
         let key = CallbackKey::for_config(config)
             .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
@@ -140,7 +136,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: &str) -> ApiResult {
         ));
     }
     let token = calls::ensure_token(&db, &call_id).await?;
-    markup_stream(carrier, &base, call_id.as_str(), &token)
+    answer(carrier.stream_answer(&base, call_id.as_str(), &token))
 }
 
 /// Query parameters and form (or flat JSON) body fields, the body winning.
@@ -203,31 +199,21 @@ async fn lookup_number(
     Ok(found)
 }
 
-fn markup_stream(carrier: &str, base: &str, call_id: &str, token: &str) -> ApiResult {
-    let url = stream_url(base, carrier, call_id);
-    match carrier {
-        "twilio" => xml(twiml_stream(
-            &url,
-            &[("token", token), ("call_id", call_id)],
-        )),
-        "telnyx" => xml(texml_stream(
-            &with_query(&url, "token", token),
-            &[("token", token)],
-        )),
-        _ => Ok(crate::platform::http::json_response(
-            200,
-            &exotel_stream(&with_query(&url, "token", token)),
+/// Ends the call; a carrier with no hang-up answer (Exotel) is refused the stream instead.
+fn markup_hangup(carrier: Carrier, message: Option<&str>) -> ApiResult {
+    match carrier.hangup_answer(message) {
+        Some(body) => answer(body),
+        None => Err(ApiError::not_found(
+            message.unwrap_or("no stream for this call"),
         )),
     }
 }
 
-fn markup_hangup(carrier: &str, message: Option<&str>) -> ApiResult {
-    if carrier == "exotel" {
-        return Err(ApiError::not_found(
-            message.unwrap_or("no stream for this call"),
-        ));
+fn answer(body: Answer) -> ApiResult {
+    match body {
+        Answer::Xml(body) => xml(body),
+        Answer::Json(body) => Ok(json_response(200, &body)),
     }
-    xml(twiml_hangup(message))
 }
 
 fn xml(body: String) -> ApiResult {

@@ -17,7 +17,6 @@ use crate::store::calls::NewCall;
 use crate::store::dialing::{self, Callback};
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::{callback_settings, dial_policy};
-use phone_agent_core::carrier::Carrier;
 use phone_agent_core::dialing::{check_callback_time, DialRefusal, DAY_MS};
 use phone_agent_core::ids::{CallId, TenantId};
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
@@ -118,11 +117,8 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     };
     let to = to.unwrap_or_else(|| "unknown".to_owned());
     dial_policy(&config, ours.as_deref()).check(&to)?;
-    // Exotel calls cannot be dialled: the call back goes out over Twilio.
-    let provider = match Carrier::parse(&info.carrier) {
-        Some(Carrier::Telnyx) => CallProvider::Telnyx,
-        _ => CallProvider::Twilio,
-    };
+    // Exotel calls cannot be dialled: the call back goes out over the carrier the core names.
+    let provider = CallProvider::from(info.carrier.call_back_carrier());
     let id = CallId::from(new_id(CallId::PREFIX).map_err(internal)?);
     let source = CallId::from(info.call_id.as_str());
     let metadata = json!({"callback_of": info.call_id, "note": note}).to_string();

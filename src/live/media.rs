@@ -1,18 +1,18 @@
 //! `GET /media/{carrier}/{call_id}`: hands the carrier's WebSocket upgrade to the call's
 //! Durable Object, so all of a call's live state lives in one single-threaded place. What needs
-//! no call is checked here first: Twilio's upgrade signature, the URL token's presence.
+//! no call is checked here first: the upgrade's signature where the carrier signs it (Twilio),
+//! the URL token's presence where it carries one.
 
 use crate::platform::app::App;
 use crate::platform::http::{known_carrier, rejection_error, require_websocket};
 use crate::platform::http::{log_line, ApiError, ApiResult};
-use phone_agent_core::media::access::{require_url_token, verify_twilio_upgrade};
-use phone_agent_core::webhooks::Provider;
+use phone_agent_core::media::access::{require_url_token, verify_signed_upgrade};
 use serde_json::json;
 use worker::Request;
 
 /// Forwards the upgrade to the `CallSession` named by the call id.
 pub async fn connect(req: Request, app: &App, carrier: &str, call_id: &str) -> ApiResult {
-    known_carrier(carrier)?;
+    let carrier = known_carrier(carrier)?;
     valid_call_id(call_id)?;
     require_websocket(&req, "this route")?;
     let url = req.url()?;
@@ -21,19 +21,13 @@ pub async fn connect(req: Request, app: &App, carrier: &str, call_id: &str) -> A
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned());
     require_url_token(carrier, url_token.as_deref())?;
-    if carrier == "twilio" {
+    if let Some(signer) = carrier.upgrade_signer() {
         let config = app.config()?;
         let headers: Vec<(String, String)> = req.headers().entries().collect();
-        verify_twilio_upgrade(
-            url.as_str(),
-            &headers,
-            &config.secrets.twilio,
-            config.public_base_url.as_deref(),
-        )
-        .map_err(|rejection| {
+        verify_signed_upgrade(carrier, url.as_str(), &headers, config).map_err(|rejection| {
             log_line(json!({"level": "warn", "msg": "media upgrade rejected",
                 "carrier": carrier, "reason": rejection.to_string()}));
-            rejection_error(Provider::Twilio, &rejection)
+            rejection_error(signer, &rejection)
         })?;
     }
     Ok(session_stub(app, call_id)?.fetch_with_request(req).await?)

@@ -1,6 +1,6 @@
 //! `CallSession`: one Durable Object per call. It owns the carrier's media WebSocket
 //! (hibernation API), the call's [`Conversation`] and the provider connections that serve it
-//! (STT socket, LLM and TTS streams, in `speech.rs`), and executes the conversation's actions.
+//! (STT socket, LLM and TTS streams, in `speech/`), and executes the conversation's actions.
 //!
 //! Invariants (a Durable Object is single-threaded, but handlers and tasks interleave at every
 //! `.await`):
@@ -25,13 +25,15 @@ mod storage;
 
 use crate::live::speech;
 use crate::platform::app::load_config;
-use crate::platform::http::{json_response, log_line, trace_id, ApiError};
+use crate::platform::http::{json_response, known_carrier, log_line, trace_id, ApiError};
 use crate::store::calls::{self, SessionCall};
 use phone_agent_core::auth::LIVE_SUBPROTOCOL;
+// The carrier by name; `Carrier` here is the media-stream adapter it hands out.
+use phone_agent_core::carrier::Carrier as CarrierKind;
 use phone_agent_core::config::Config;
 use phone_agent_core::live::{agent_setup, stt_route, AgentSetup};
 use phone_agent_core::media::access::{upgrade_trust, CarrierLink, Trust};
-use phone_agent_core::media::carrier::{carrier_for, Carrier, Frame};
+use phone_agent_core::media::carrier::{Carrier, Frame};
 use phone_agent_core::media::transcode::Transcoder;
 use phone_agent_core::providers::deepgram::ListenParams;
 use phone_agent_core::session::{Conversation, HangupReason, Input, Turn};
@@ -53,7 +55,7 @@ const LIVE_TAG: &str = "live";
 /// What each accepted socket remembers across hibernation.
 #[derive(Serialize, Deserialize)]
 struct SocketTag {
-    carrier: String,
+    carrier: CarrierKind,
     call_id: String,
     /// Its id in the call's `CarrierLink` (0: none, never the active socket).
     #[serde(default)]
@@ -65,7 +67,7 @@ struct SocketTag {
 pub struct CallInfo {
     pub call_id: String,
     pub tenant_id: String,
-    pub carrier: String,
+    pub carrier: CarrierKind,
     pub direction: String,
     pub to_number: String,
     pub from_number: Option<String>,
@@ -276,8 +278,7 @@ impl Session {
         carrier: &str,
         call_id: &str,
     ) -> std::result::Result<Response, ApiError> {
-        let adapter = carrier_for(carrier)
-            .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))?;
+        let carrier = known_carrier(carrier)?;
         let url = req.url()?;
         let base_url = self
             .config
@@ -312,7 +313,7 @@ impl Session {
             return Err(ApiError::new(409, "call_ended", "this call has ended"));
         }
         if self.live.borrow().is_none() {
-            self.set_up(row, carrier, call_id, base_url, adapter);
+            self.set_up(row, carrier, call_id, base_url);
         }
         let Some(id) = self.with_live(|live| live.link.open()) else {
             return Err(ApiError::internal("call session not set up"));
@@ -322,7 +323,7 @@ impl Session {
         self.state
             .accept_websocket_with_tags(&pair.server, &[CARRIER_TAG]);
         pair.server.serialize_attachment(SocketTag {
-            carrier: carrier.to_owned(),
+            carrier,
             call_id: call_id.to_owned(),
             id,
         })?;
@@ -331,22 +332,13 @@ impl Session {
             json!({"carrier": carrier, "socket": id, "verified": trust == Trust::Verified}),
         );
         if trust == Trust::Verified {
-            if let Some(fresh) = carrier_for(carrier) {
-                self.promote(&pair.server, id, fresh);
-            }
+            self.promote(&pair.server, id, carrier.media_adapter());
         }
         Ok(Response::from_websocket(pair.client)?)
     }
 
     /// The call's first socket: facts and agent setup from D1, kept for the whole call.
-    fn set_up(
-        &self,
-        row: SessionCall,
-        carrier: &str,
-        call_id: &str,
-        base_url: String,
-        adapter: Box<dyn Carrier>,
-    ) {
+    fn set_up(&self, row: SessionCall, carrier: CarrierKind, call_id: &str, base_url: String) {
         let config: Value = row
             .config
             .as_deref()
@@ -366,7 +358,7 @@ impl Session {
         let info = CallInfo {
             call_id: row.id.to_string(),
             tenant_id: row.tenant_id.to_string(),
-            carrier: carrier.to_owned(),
+            carrier,
             direction: row.direction.as_str().to_owned(),
             to_number: row.to_number,
             from_number: row.from_number,
@@ -379,11 +371,11 @@ impl Session {
         self.put_blob("setup", &setup);
         self.put_blob("phase", &"accepted");
         self.set_meta("call_id", call_id);
-        self.set_meta("carrier", carrier);
+        self.set_meta("carrier", carrier.as_str());
         *self.live.borrow_mut() = Some(Live::new(
             info,
             setup,
-            adapter,
+            carrier.media_adapter(),
             None,
             CarrierLink::default(),
         ));
@@ -447,9 +439,7 @@ impl Session {
         ) else {
             return;
         };
-        let Some(mut adapter) = carrier_for(&info.carrier) else {
-            return;
-        };
+        let mut adapter = info.carrier.media_adapter();
         if let Some(start) = self.blob::<String>("start_frame") {
             // Re-reading `start` restores the adapter's stream id and audio format.
             let _ = adapter.parse(Frame::Text(&start));

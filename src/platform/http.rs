@@ -3,6 +3,7 @@
 
 use futures_util::StreamExt;
 use phone_agent_core::auth::{new_token, NoRandomness};
+use phone_agent_core::carrier::Carrier;
 use phone_agent_core::config::ConfigError;
 use phone_agent_core::ids;
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
@@ -134,16 +135,10 @@ impl From<Forbidden> for ApiError {
     }
 }
 
-/// Carriers whose media streams and voice callbacks we serve.
-pub const CARRIERS: [&str; 3] = ["twilio", "telnyx", "exotel"];
-
-/// Validates the `{carrier}` path segment.
-pub fn known_carrier(carrier: &str) -> Result<&str, ApiError> {
-    CARRIERS
-        .iter()
-        .find(|c| **c == carrier)
-        .copied()
-        .ok_or_else(|| ApiError::not_found(format!("unknown carrier {carrier:?}")))
+/// The carrier a `{carrier}` path segment names; 404 for any other.
+pub fn known_carrier(segment: &str) -> Result<Carrier, ApiError> {
+    Carrier::parse(segment)
+        .ok_or_else(|| ApiError::not_found(format!("unknown carrier {segment:?}")))
 }
 
 /// The HTTP answer to a rejected signature (503 for our misconfiguration, else 401).

@@ -1,20 +1,25 @@
 //! Carrier call control: the REST requests that dial, transfer and hang up a call, built by
 //! each carrier's adapter as plain values (URL, headers, body) that the edge sends unchanged,
 //! and the reading of the create-call answer. The carrier is parsed once ([`Carrier::parse`]);
-//! nothing downstream compares carrier names.
+//! nothing downstream compares carrier names. The other per-carrier differences are methods too,
+//! next to what they decide: the incoming-call answer in `voice`, how a media upgrade proves
+//! itself in `media::access`, the stream protocol adapter in `media::carrier`.
 
 use crate::config::Config;
 use crate::scheduling::dispatch::{client_state, Dial, TWILIO_STATUS_EVENTS};
 use crate::voice::xml_escape;
+use crate::webhooks::Provider;
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
 
 /// `User-Agent` of the create-call requests.
 const USER_AGENT: &str = concat!("phone-agent/", env!("CARGO_PKG_VERSION"));
 
-/// A carrier that streams call media to this worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A carrier that streams call media to this worker (serialized as its route name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Carrier {
     Twilio,
     Telnyx,
@@ -77,6 +82,26 @@ impl Carrier {
             Carrier::Twilio => "twilio",
             Carrier::Telnyx => "telnyx",
             Carrier::Exotel => "exotel",
+        }
+    }
+
+    /// The webhook provider whose signature scheme the carrier's voice webhooks and status
+    /// callbacks carry (`/voice/{carrier}/…`).
+    pub fn webhook_provider(self) -> Provider {
+        match self {
+            Carrier::Twilio => Provider::Twilio,
+            Carrier::Telnyx => Provider::Telnyx,
+            Carrier::Exotel => Provider::Exotel,
+        }
+    }
+
+    /// The carrier that places a call back of a call on this one: the scheduler does not dial
+    /// Exotel (its Voicebot flows start from Exotel's side), so those call backs go out through
+    /// Twilio.
+    pub fn call_back_carrier(self) -> Carrier {
+        match self {
+            Carrier::Twilio | Carrier::Exotel => Carrier::Twilio,
+            Carrier::Telnyx => Carrier::Telnyx,
         }
     }
 
@@ -180,6 +205,12 @@ impl Carrier {
             Carrier::Telnyx => telnyx_action(config, call_id, "hangup", "{}".to_owned()),
             Carrier::Twilio | Carrier::Exotel => None,
         }
+    }
+}
+
+impl std::fmt::Display for Carrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -367,6 +398,33 @@ mod tests {
         }
         assert_eq!(Carrier::parse("bland"), None);
         assert_eq!(Carrier::parse("Twilio"), None);
+        assert_eq!(Carrier::Telnyx.to_string(), "telnyx");
+        // Stored session blobs and socket attachments keep the route name.
+        assert_eq!(json!(Carrier::Exotel), json!("exotel"));
+        assert_eq!(
+            serde_json::from_value::<Carrier>(json!("twilio")).unwrap(),
+            Carrier::Twilio
+        );
+        assert!(serde_json::from_value::<Carrier>(json!("vonage")).is_err());
+    }
+
+    #[test]
+    fn status_callbacks_are_verified_as_the_carrier_signs_them() {
+        for carrier in [Carrier::Twilio, Carrier::Telnyx, Carrier::Exotel] {
+            // The route segment names the same provider in `/voice/…` and `/webhooks/…`.
+            assert_eq!(carrier.webhook_provider().as_str(), carrier.as_str());
+        }
+    }
+
+    #[test]
+    fn call_backs_go_out_through_a_dialled_carrier() {
+        assert_eq!(Carrier::Twilio.call_back_carrier(), Carrier::Twilio);
+        assert_eq!(Carrier::Telnyx.call_back_carrier(), Carrier::Telnyx);
+        assert_eq!(Carrier::Exotel.call_back_carrier(), Carrier::Twilio);
+        for carrier in [Carrier::Twilio, Carrier::Telnyx, Carrier::Exotel] {
+            let dialler = carrier.call_back_carrier();
+            assert!(dialler.dial(&configured(), &dial()).is_ok(), "{carrier}");
+        }
     }
 
     #[test]

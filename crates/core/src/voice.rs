@@ -2,6 +2,7 @@
 //! webhook (TwiML, TeXML, Exotel's JSON) and the "ring the owner first" dial (the REST requests
 //! that dial, transfer or end a call are in `carrier`). Every value placed in XML is escaped here.
 
+use crate::carrier::Carrier;
 use serde_json::{json, Value};
 
 /// Seconds the owner's phone rings before the AI takes the call (below typical voicemail pickup).
@@ -137,6 +138,53 @@ pub fn dial_outcome(dial_call_status: &str) -> DialOutcome {
     }
 }
 
+/// The body answering a carrier's incoming-call webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// TwiML or TeXML (`text/xml`).
+    Xml(String),
+    /// Exotel's Voicebot applet reads JSON (`application/json`).
+    Json(Value),
+}
+
+impl Carrier {
+    /// The answer connecting the call to its media stream at `/media/{carrier}/{call_id}`,
+    /// carrying the call's stream token where the carrier lets it travel.
+    pub fn stream_answer(self, base_url: &str, call_id: &str, token: &str) -> Answer {
+        let url = stream_url(base_url, self.as_str(), call_id);
+        match self {
+            // No query on a Twilio stream URL: the token goes in `start`'s parameters.
+            Carrier::Twilio => Answer::Xml(twiml_stream(
+                &url,
+                &[("token", token), ("call_id", call_id)],
+            )),
+            Carrier::Telnyx => Answer::Xml(texml_stream(
+                &with_query(&url, "token", token),
+                &[("token", token)],
+            )),
+            Carrier::Exotel => Answer::Json(exotel_stream(&with_query(&url, "token", token))),
+        }
+    }
+
+    /// The answer that says `message` (if any) and ends the call; `None` for Exotel, whose
+    /// Voicebot applet has no hang-up verb: a refused stream URL makes its flow go on.
+    pub fn hangup_answer(self, message: Option<&str>) -> Option<Answer> {
+        match self {
+            Carrier::Twilio | Carrier::Telnyx => Some(Answer::Xml(twiml_hangup(message))),
+            Carrier::Exotel => None,
+        }
+    }
+
+    /// Whether the carrier's answer can ring the number's owner first (a `<Dial>` with an
+    /// action); Exotel's Voicebot applet only streams, so its calls go to the AI at once.
+    pub fn can_ring_owner_first(self) -> bool {
+        match self {
+            Carrier::Twilio | Carrier::Telnyx => true,
+            Carrier::Exotel => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +230,44 @@ mod tests {
         assert!(texml.contains(r#"url="wss://h/media/telnyx/c1?token=tok""#));
         assert!(texml.contains(r#"bidirectionalMode="rtp""#));
         assert_eq!(exotel_stream("wss://h/m")["url"], Value::from("wss://h/m"));
+    }
+
+    #[test]
+    fn each_carrier_answers_with_its_own_stream_markup() {
+        let base = "https://agent.example.com/";
+        assert_eq!(
+            Carrier::Twilio.stream_answer(base, "call_1", "stk_1"),
+            Answer::Xml(format!(
+                "{XML_HEAD}<Response><Connect><Stream url=\"wss://agent.example.com/media/twilio/call_1\">\
+                 <Parameter name=\"token\" value=\"stk_1\"/><Parameter name=\"call_id\" value=\"call_1\"/>\
+                 </Stream></Connect></Response>"
+            ))
+        );
+        assert_eq!(
+            Carrier::Telnyx.stream_answer(base, "call_1", "stk_1"),
+            Answer::Xml(format!(
+                "{XML_HEAD}<Response><Connect><Stream url=\"wss://agent.example.com/media/telnyx/call_1?token=stk_1\" \
+                 bidirectionalMode=\"rtp\" bidirectionalCodec=\"PCMU\"><Parameter name=\"token\" value=\"stk_1\"/>\
+                 </Stream></Connect></Response>"
+            ))
+        );
+        assert_eq!(
+            Carrier::Exotel.stream_answer("http://127.0.0.1:8787", "call_1", "stk_1"),
+            Answer::Json(json!({"url": "ws://127.0.0.1:8787/media/exotel/call_1?token=stk_1"}))
+        );
+    }
+
+    #[test]
+    fn exotel_neither_hangs_up_nor_rings_the_owner() {
+        for carrier in [Carrier::Twilio, Carrier::Telnyx] {
+            assert_eq!(
+                carrier.hangup_answer(Some("Bye")),
+                Some(Answer::Xml(twiml_hangup(Some("Bye"))))
+            );
+            assert!(carrier.can_ring_owner_first());
+        }
+        assert_eq!(Carrier::Exotel.hangup_answer(Some("Bye")), None);
+        assert!(!Carrier::Exotel.can_ring_owner_first());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::store::calls;
 use phone_agent_core::ids::CallId;
 use phone_agent_core::live::stt_route;
 use phone_agent_core::media::access::{pending_step, PendingStep, StreamRefusal, STREAM_GRACE_MS};
-use phone_agent_core::media::carrier::{carrier_for, CarrierEvent, Frame};
+use phone_agent_core::media::carrier::{CarrierEvent, Frame};
 use phone_agent_core::media::transcode::Transcoder;
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::session::{Conversation, Input};
@@ -65,13 +65,11 @@ impl Session {
         message: &WebSocketIncomingMessage,
     ) {
         let Some((carrier, expected)) =
-            self.with_live(|live| (live.info.carrier.clone(), live.info.stream_token.clone()))
+            self.with_live(|live| (live.info.carrier, live.info.stream_token.clone()))
         else {
             return;
         };
-        let Some(mut adapter) = carrier_for(&carrier) else {
-            return;
-        };
+        let mut adapter = carrier.media_adapter();
         let events = match adapter.parse(incoming_frame(message)) {
             Ok(events) => events,
             Err(e) => {

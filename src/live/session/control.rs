@@ -4,7 +4,6 @@
 use super::{EndReason, Session};
 use crate::platform::http::log_line;
 use crate::platform::outbound;
-use phone_agent_core::carrier::Carrier;
 use serde_json::json;
 use std::time::Duration;
 
@@ -17,11 +16,10 @@ impl Session {
         let (Some(info), Some(config)) = (self.info(), self.config.as_ref()) else {
             return;
         };
-        let request = match (Carrier::parse(&info.carrier), reason, &info.carrier_call_id) {
-            (Some(carrier), EndReason::Transfer(to), Some(id)) => carrier.transfer(config, id, to),
-            (Some(carrier), EndReason::Agent(_) | EndReason::StreamLost, Some(id)) => {
-                carrier.hangup(config, id)
-            }
+        let carrier = info.carrier;
+        let request = match (reason, &info.carrier_call_id) {
+            (EndReason::Transfer(to), Some(id)) => carrier.transfer(config, id, to),
+            (EndReason::Agent(_) | EndReason::StreamLost, Some(id)) => carrier.hangup(config, id),
             _ => None,
         };
         if let Some(request) = request {

@@ -11,6 +11,8 @@
 
 use super::carrier::CarrierEvent;
 use crate::auth::key_matches;
+use crate::carrier::Carrier;
+use crate::config::Config;
 use crate::scheduling::CallStatus;
 use crate::session::Turn;
 use crate::voice::websocket_base;
@@ -64,11 +66,42 @@ pub enum TokenPlace {
     Start,
 }
 
-/// Where `carrier` presents its stream token.
-pub fn token_place(carrier: &str) -> TokenPlace {
+impl Carrier {
+    /// Where the carrier presents the call's stream token.
+    pub fn token_place(self) -> TokenPlace {
+        match self {
+            Carrier::Twilio => TokenPlace::Start,
+            Carrier::Telnyx | Carrier::Exotel => TokenPlace::Url,
+        }
+    }
+
+    /// The provider whose webhook signature the media upgrade itself carries, checked with
+    /// [`verify_signed_upgrade`] before any call is looked up: Twilio signs the `<Stream url>`;
+    /// the others carry the URL token instead (`None`).
+    pub fn upgrade_signer(self) -> Option<Provider> {
+        match self {
+            Carrier::Twilio => Some(Provider::Twilio),
+            Carrier::Telnyx | Carrier::Exotel => None,
+        }
+    }
+}
+
+/// Checks the signature of a media upgrade where the carrier signs it (see
+/// [`Carrier::upgrade_signer`]); an upgrade its carrier does not sign passes.
+pub fn verify_signed_upgrade(
+    carrier: Carrier,
+    received_url: &str,
+    headers: &[(String, String)],
+    config: &Config,
+) -> Result<(), Rejection> {
     match carrier {
-        "twilio" => TokenPlace::Start,
-        _ => TokenPlace::Url,
+        Carrier::Twilio => verify_twilio_upgrade(
+            received_url,
+            headers,
+            &config.secrets.twilio,
+            config.public_base_url.as_deref(),
+        ),
+        Carrier::Telnyx | Carrier::Exotel => Ok(()),
     }
 }
 
@@ -92,9 +125,9 @@ pub fn token_matches(given: Option<&str>, expected: Option<&str>) -> bool {
 }
 
 /// Refuses, before anything is looked up, an upgrade without the URL token its carrier carries.
-pub fn require_url_token(carrier: &str, url_token: Option<&str>) -> Result<(), StreamRefusal> {
+pub fn require_url_token(carrier: Carrier, url_token: Option<&str>) -> Result<(), StreamRefusal> {
     let given = url_token.is_some_and(|t| !t.is_empty());
-    if token_place(carrier) == TokenPlace::Url && !given {
+    if carrier.token_place() == TokenPlace::Url && !given {
         Err(StreamRefusal::MissingToken)
     } else {
         Ok(())
@@ -105,14 +138,14 @@ pub fn require_url_token(carrier: &str, url_token: Option<&str>) -> Result<(), S
 /// carrier carries it and must match wherever it is given; `open_sockets` are the call's carrier
 /// sockets already open.
 pub fn upgrade_trust(
-    carrier: &str,
+    carrier: Carrier,
     url_token: Option<&str>,
     expected: Option<&str>,
     open_sockets: usize,
 ) -> Result<Trust, StreamRefusal> {
     require_url_token(carrier, url_token)?;
     let given = url_token.filter(|t| !t.is_empty());
-    let trust = match (token_place(carrier), given) {
+    let trust = match (carrier.token_place(), given) {
         (_, Some(token)) if !token_matches(Some(token), expected) => {
             return Err(StreamRefusal::InvalidToken)
         }
@@ -290,9 +323,9 @@ mod tests {
 
     #[test]
     fn token_place_per_carrier() {
-        assert_eq!(token_place("twilio"), TokenPlace::Start);
-        assert_eq!(token_place("telnyx"), TokenPlace::Url);
-        assert_eq!(token_place("exotel"), TokenPlace::Url);
+        assert_eq!(Carrier::Twilio.token_place(), TokenPlace::Start);
+        assert_eq!(Carrier::Telnyx.token_place(), TokenPlace::Url);
+        assert_eq!(Carrier::Exotel.token_place(), TokenPlace::Url);
     }
 
     #[test]
@@ -309,7 +342,7 @@ mod tests {
 
     #[test]
     fn url_carriers_need_the_token_on_the_upgrade() {
-        for carrier in ["telnyx", "exotel"] {
+        for carrier in [Carrier::Telnyx, Carrier::Exotel] {
             assert_eq!(
                 upgrade_trust(carrier, None, Some(TOKEN), 0),
                 Err(StreamRefusal::MissingToken)
@@ -336,17 +369,17 @@ mod tests {
 
     #[test]
     fn twilio_sockets_stay_pending_until_start() {
-        assert_eq!(require_url_token("twilio", None), Ok(()));
+        assert_eq!(require_url_token(Carrier::Twilio, None), Ok(()));
         assert_eq!(
-            upgrade_trust("twilio", None, Some(TOKEN), 0),
+            upgrade_trust(Carrier::Twilio, None, Some(TOKEN), 0),
             Ok(Trust::Pending)
         );
         assert_eq!(
-            upgrade_trust("twilio", Some(TOKEN), Some(TOKEN), 0),
+            upgrade_trust(Carrier::Twilio, Some(TOKEN), Some(TOKEN), 0),
             Ok(Trust::Pending)
         );
         assert_eq!(
-            upgrade_trust("twilio", Some("stk_x"), Some(TOKEN), 0),
+            upgrade_trust(Carrier::Twilio, Some("stk_x"), Some(TOKEN), 0),
             Err(StreamRefusal::InvalidToken)
         );
     }
@@ -354,11 +387,16 @@ mod tests {
     #[test]
     fn socket_count_is_bounded() {
         assert_eq!(
-            upgrade_trust("twilio", None, Some(TOKEN), MAX_CARRIER_SOCKETS),
+            upgrade_trust(Carrier::Twilio, None, Some(TOKEN), MAX_CARRIER_SOCKETS),
             Err(StreamRefusal::TooManySockets)
         );
         assert_eq!(
-            upgrade_trust("telnyx", Some(TOKEN), Some(TOKEN), MAX_CARRIER_SOCKETS),
+            upgrade_trust(
+                Carrier::Telnyx,
+                Some(TOKEN),
+                Some(TOKEN),
+                MAX_CARRIER_SOCKETS
+            ),
             Err(StreamRefusal::TooManySockets)
         );
     }
@@ -599,5 +637,32 @@ mod tests {
             verify_twilio_upgrade(received, &headers("AAAA"), &[], None),
             Err(Rejection::NotConfigured)
         );
+    }
+
+    #[test]
+    fn only_a_carrier_that_signs_its_upgrade_is_checked_for_a_signature() {
+        let config =
+            Config::from_lookup(|name| (name == "TWILIO_AUTH_TOKEN").then(|| "12345".to_owned()))
+                .unwrap();
+        let url = |carrier: Carrier| format!("http://127.0.0.1:8787/media/{carrier}/call_1");
+        assert_eq!(Carrier::Twilio.upgrade_signer(), Some(Provider::Twilio));
+        assert_eq!(
+            verify_signed_upgrade(Carrier::Twilio, &url(Carrier::Twilio), &[], &config),
+            Err(Rejection::MissingHeader("x-twilio-signature"))
+        );
+        let signed = headers(&sign("ws://127.0.0.1:8787/media/twilio/call_1"));
+        assert_eq!(
+            verify_signed_upgrade(Carrier::Twilio, &url(Carrier::Twilio), &signed, &config),
+            Ok(())
+        );
+        for carrier in [Carrier::Telnyx, Carrier::Exotel] {
+            // Their proof is the URL token, required before the call is looked up.
+            assert_eq!(carrier.upgrade_signer(), None);
+            assert_eq!(carrier.token_place(), TokenPlace::Url);
+            assert_eq!(
+                verify_signed_upgrade(carrier, &url(carrier), &[], &config),
+                Ok(())
+            );
+        }
     }
 }

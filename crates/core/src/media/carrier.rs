@@ -100,13 +100,20 @@ pub trait Carrier {
     fn frame_bytes(&self) -> NonZeroUsize;
 }
 
+impl crate::carrier::Carrier {
+    /// A fresh adapter for one of the carrier's media streams.
+    pub fn media_adapter(self) -> Box<dyn Carrier> {
+        match self {
+            crate::carrier::Carrier::Twilio => Box::new(TwilioAdapter::default()),
+            crate::carrier::Carrier::Telnyx => Box::new(TelnyxAdapter::default()),
+            crate::carrier::Carrier::Exotel => Box::new(ExotelAdapter::default()),
+        }
+    }
+}
+
 /// The adapter for a carrier named as in `/media/{carrier}/…` (`twilio`, `telnyx`, `exotel`).
 pub fn carrier_for(name: &str) -> Option<Box<dyn Carrier>> {
-    Some(match crate::carrier::Carrier::parse(name)? {
-        crate::carrier::Carrier::Twilio => Box::new(TwilioAdapter::default()),
-        crate::carrier::Carrier::Telnyx => Box::new(TelnyxAdapter::default()),
-        crate::carrier::Carrier::Exotel => Box::new(ExotelAdapter::default()),
-    })
+    crate::carrier::Carrier::parse(name).map(crate::carrier::Carrier::media_adapter)
 }
 
 /// Stream bookkeeping shared by the adapters: who we are talking to, in which format, and the
