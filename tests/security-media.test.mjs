@@ -189,6 +189,9 @@ test('takeover: a second socket with no / a wrong token is closed 1008 and never
 test('a carrier socket that drops without stop and never returns: finalized after the grace period', async () => {
   const call = await startCall();
   await turn(call, 1, 'What time do you close?', 'We close at nine.');
+  // The turn counts once its last mark's echo reached the worker: dropping the socket before
+  // that (a loaded machine delays it) would lose the echo, and the turn with it.
+  await eventually(async () => (await sessionState(worker, call.callId)).turns.find((x) => x.id === 1), { message: 'turn 1 stored' });
   openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller asked when we close.' });
   call.stopAudio();
   const droppedAt = Date.now();

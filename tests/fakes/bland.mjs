@@ -1,4 +1,4 @@
-// Fake Bland.ai (PROTOCOLS §11, SIGNATURES §5): POST /v1/calls (header `authorization: <key>`),
+// Fake Bland.ai (docs/protocols.md §9.3, §1.6): POST /v1/calls (header `authorization: <key>`),
 // GET /v1/calls/{id}, POST /v1/calls/{id}/stop, plus signed post-call webhooks
 // (`X-Webhook-Signature`: hex HMAC-SHA256 of the raw body).
 

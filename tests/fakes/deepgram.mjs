@@ -1,4 +1,4 @@
-// Fake Deepgram (PROTOCOLS §5, §9.1): live STT over WebSocket at /v1/listen and Aura TTS at
+// Fake Deepgram (docs/protocols.md §6, §8): live STT over WebSocket at /v1/listen and Aura TTS at
 // POST /v1/speak, on one port (the worker derives both from DEEPGRAM_URL).
 //
 // STT: the fake counts the caller's binary audio and answers from a script keyed on how much

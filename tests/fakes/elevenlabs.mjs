@@ -1,4 +1,4 @@
-// Fake ElevenLabs HTTP streaming TTS (PROTOCOLS §8.1):
+// Fake ElevenLabs HTTP streaming TTS (docs/protocols.md §8):
 // POST /v1/text-to-speech/{voice_id}/stream?output_format=ulaw_8000 with `xi-api-key`.
 // Answers deterministic tone audio, MS_PER_WORD (100 ms) per word, streamed in small chunks.
 

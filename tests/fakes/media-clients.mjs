@@ -1,6 +1,6 @@
-// Carrier media-stream clients for Telnyx (PROTOCOLS §3) and Exotel (§4), mirroring
-// TwilioMediaClient in ws.mjs, plus signers for Telnyx (Ed25519, SIGNATURES §3) and Retell
-// (x-retell-signature, SIGNATURES §4) webhooks.
+// Carrier media-stream clients for Telnyx (docs/protocols.md §5.3) and Exotel (§5.4), mirroring
+// TwilioMediaClient in ws.mjs, plus signers for Telnyx (Ed25519, docs/protocols.md §1.4) and Retell
+// (x-retell-signature, §1.5) webhooks.
 
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { connectWs } from './ws.mjs';

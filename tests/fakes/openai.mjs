@@ -1,4 +1,4 @@
-// Fake OpenAI-compatible API (PROTOCOLS §6, §10): streaming and non-streaming
+// Fake OpenAI-compatible API (docs/protocols.md §7): streaming and non-streaming
 // POST /v1/chat/completions and POST /v1/audio/speech (pcm), answered from a scripted queue.
 // Every request is recorded with its parsed body and whether the client aborted it.
 

@@ -1,13 +1,13 @@
 // The carrier's side of a media stream, for tests and benchmarks: real-time "playback" of the
 // audio the worker sends (marks echoed once the audio before them has played, `clear` drops the
-// queue and echoes pending marks, PROTOCOLS §2.4), and real-time caller audio.
+// queue and echoes pending marks, docs/protocols.md §5.2), and real-time caller audio.
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Plays the carrier's part for audio we receive: queues media for real-time "playback", echoes
  * each mark once the audio before it has played, and on `clear` drops the queue and echoes the
- * pending marks at once (PROTOCOLS §2.4). Records every frame with its arrival time.
+ * pending marks at once (docs/protocols.md §5.2). Records every frame with its arrival time.
  */
 export class Playback {
   constructor(client) {

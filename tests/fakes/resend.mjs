@@ -1,5 +1,5 @@
-// Fake Resend (PROTOCOLS §12) plus Standard Webhooks / Svix signing and verification
-// (SIGNATURES §1, §8). POST /emails with `Authorization: Bearer re_…` answers `{id}`; an
+// Fake Resend (docs/protocols.md §10, §1.2) plus Standard Webhooks / Svix signing and verification
+// (docs/protocols.md §1.2, §3). POST /emails with `Authorization: Bearer re_…` answers `{id}`; an
 // `Idempotency-Key` replays the same id for the same payload and 409s for a different one.
 // The verifier is written from the spec, independently of the worker's Rust code.
 

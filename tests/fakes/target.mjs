@@ -1,4 +1,4 @@
-// A fake customer endpoint that receives the worker's forwarded webhooks (SIGNATURES §8, §9):
+// A fake customer endpoint that receives the worker's forwarded webhooks (docs/protocols.md §3):
 // records each delivery, checks its Standard Webhooks signature with the endpoint secret, and
 // fails, throttles or stalls on command to exercise the worker's retry policy.
 

@@ -1,4 +1,4 @@
-// Fake Twilio REST (PROTOCOLS §2.5, §2.6) and Twilio's signed webhooks (§2.7–2.9, SIGNATURES §2).
+// Fake Twilio REST (docs/protocols.md §9.1) and Twilio's signed webhooks (§1.3, §4).
 // POST /2010-04-01/Accounts/{AccountSid}/Calls.json creates a call (201 + call resource);
 // POST/GET .../Calls/{CallSid}.json modifies / fetches it. The fake can then play Twilio's part
 // in the call's life: signed status callbacks and async AMD results to the URLs the worker gave.
