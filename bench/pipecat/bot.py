@@ -25,8 +25,8 @@ from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
-from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.pipeline.task import PipelineParams
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
@@ -41,6 +41,7 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
 
 app = FastAPI()
 
@@ -71,7 +72,9 @@ async def run_bot(websocket: WebSocket, session: aiohttp.ClientSession):
     llm = OpenAILLMService(
         api_key=os.environ["OPENAI_API_KEY"],
         base_url=os.environ["OPENAI_BASE_URL"],
-        settings=OpenAILLMService.Settings(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini")),
+        settings=OpenAILLMService.Settings(
+            model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"), system_instruction="Be brief."
+        ),
     )
     tts = ElevenLabsHttpTTSService(
         api_key=os.environ["ELEVENLABS_API_KEY"],
@@ -80,7 +83,7 @@ async def run_bot(websocket: WebSocket, session: aiohttp.ClientSession):
         settings=ElevenLabsHttpTTSService.Settings(voice="rachel", model="eleven_flash_v2_5"),
     )
 
-    context = LLMContext([{"role": "system", "content": "Be brief."}])
+    context = LLMContext()
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
@@ -103,20 +106,22 @@ async def run_bot(websocket: WebSocket, session: aiohttp.ClientSession):
             aggregators.assistant(),
         ]
     )
-    task = PipelineTask(
+    worker = PipelineWorker(
         pipeline,
         params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
     )
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
 
     @transport.event_handler("on_client_connected")
     async def on_client_connected(transport, client):
-        await task.queue_frames([TTSSpeakFrame("Hello.")])
+        await worker.queue_frames([TTSSpeakFrame("Hello.")])
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(transport, client):
-        await task.cancel()
+        await worker.cancel()
 
-    await PipelineRunner(handle_sigint=False).run(task)
+    await runner.run()
 
 
 @app.websocket("/ws")
