@@ -21,7 +21,9 @@ const quantile = (values, q) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 };
-const summary = (values) => ({ n: values.length, p50_ms: round(quantile(values, 0.5), 2), p99_ms: round(quantile(values, 0.99), 2) });
+const summary = (values) => (values.length
+  ? { n: values.length, p50_ms: round(quantile(values, 0.5), 2), p99_ms: round(quantile(values, 0.99), 2) }
+  : { n: 0, p50_ms: null, p99_ms: null });
 const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
 /**

@@ -215,7 +215,8 @@ function table(results) {
   lines.push(`  workerd CPU per inbound 20 ms frame (${l.cpu_per_inbound_frame_in_worker.calls} streaming calls): ${l.cpu_per_inbound_frame_in_worker.cpu_us_per_inbound_frame} µs (target ≤ 20)`);
   lines.push('  calls started  first frame p50/p99 ms  frames/expected  late  gap p99 ms  CPU µs/frame  workerd MiB');
   for (const c of l.concurrent) {
-    lines.push(`  ${String(c.calls).padStart(5)} ${String(c.started).padStart(7)}  ${`${c.first_frame.p50_ms}/${c.first_frame.p99_ms}`.padStart(20)}  ${`${c.outbound_frames}/${c.expected_frames}`.padStart(15)}  ${String(c.late_frames).padStart(4)}  ${String(c.frame_gap_p99_ms).padStart(10)}  ${String(c.cpu_us_per_inbound_frame).padStart(12)}  ${String(c.workerd_rss_mib).padStart(11)}`);
+    const answered = c.first_frame.n ? `${c.first_frame.p50_ms}/${c.first_frame.p99_ms}` : 'no reply in 60 s';
+    lines.push(`  ${String(c.calls).padStart(5)} ${String(c.started).padStart(7)}  ${answered.padStart(20)}  ${`${c.outbound_frames}/${c.expected_frames}`.padStart(15)}  ${String(c.late_frames).padStart(4)}  ${String(c.frame_gap_p99_ms).padStart(10)}  ${String(c.cpu_us_per_inbound_frame).padStart(12)}  ${String(c.workerd_rss_mib).padStart(11)}`);
   }
   }
   const m = results.media_frame_native;
