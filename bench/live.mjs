@@ -301,7 +301,18 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
       bot = await startPipecatBot(live);
       const call = await callPipecat(live, bot);
       calls.push(call);
+      const since = performance.now();
       results.single_call.pipecat = await conversation(live, call, turns, 'pipecat');
+      // Evidence that Pipecat really ran on the fakes: caller audio reached the fake Deepgram,
+      // its LLM requests carried the transcripts, and its speech came from the fake ElevenLabs.
+      const chats = live.openai.chatRequests.filter((r) => r.hrAt >= since);
+      results.single_call.pipecat.checks = {
+        stt_audio_bytes: call.stt.audioBytes,
+        stt_encoding: call.stt.encoding,
+        llm_requests: chats.length,
+        llm_requests_ending_with_a_transcript: chats.filter((r) => /^(Question \d+\?|wait stop please)$/.test(r.parsed?.messages?.at(-1)?.content ?? '')).length,
+        tts_requests: live.eleven.requests.filter((r) => r.hrAt >= since && r.path.endsWith('/stream/with-timestamps')).length,
+      };
       results.voice_to_voice.instant.pipecat = await voiceToVoice(live, call, profileTurns, 'pipecat instant');
       await hangUp(call);
       calls.length = 0;

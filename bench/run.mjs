@@ -188,6 +188,10 @@ function table(results) {
   row(`ours (workerd direct${sc.ours_direct?.per_turn ? `, ${sc.ours_direct.per_turn.n} t` : ''})`, sc.ours_direct);
   row(`Pipecat ${results.pipecat?.version ?? ''}`.trim(), sc.pipecat ?? { skipped: results.pipecat?.skipped });
   lines.push('  targets: turn p50 ≤ 5, p99 ≤ 10; barge-in p99 ≤ 2');
+  if (pc?.checks) {
+    const k = pc.checks;
+    lines.push(`  Pipecat on the fakes: ${k.stt_audio_bytes} bytes of caller audio (${k.stt_encoding}) at the fake Deepgram; ${k.llm_requests_ending_with_a_transcript}/${k.llm_requests} LLM requests end with the transcript sent; ${k.tts_requests} fake ElevenLabs requests`);
+  }
   if (sc.ours && sc.ours_direct?.per_turn) {
     lines.push(`  wrangler's proxy adds: turn p50 ${round(sc.ours.per_turn.p50_ms - sc.ours_direct.per_turn.p50_ms, 2)} ms, barge-in p50 ${round(sc.ours.barge_in_to_clear.p50_ms - sc.ours_direct.barge_in_to_clear.p50_ms, 2)} ms (workerd direct at ${sc.ours_direct.url})`);
   }
