@@ -2,7 +2,7 @@
 // POST /v1/text-to-speech/{voice_id}/stream?output_format=ulaw_8000 with `xi-api-key`.
 // Answers deterministic tone audio, MS_PER_WORD (100 ms) per word, streamed in small chunks.
 // Also POST …/stream/with-timestamps (the same audio as newline-delimited JSON chunks
-// {audio_base64, alignment, normalized_alignment}), the variant other frameworks call.
+// {audio_base64, alignment, normalized_alignment}), the variant Pipecat's ElevenLabsHttpTTSService calls.
 
 import { randomUUID } from 'node:crypto';
 import { startStreamingHttp, sleep, untilAborted } from './stream-http.mjs';
