@@ -46,20 +46,44 @@ function fakeOptions(profile) {
   };
 }
 
-/** workerd processes on this machine: resident memory (KiB) and CPU time (ms) summed. */
-function workerdUsage() {
+/** workerd processes on this machine: {pid, ppid, args}. */
+function workerdProcesses() {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
+    try {
+      if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('workerd')) return [];
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const ppid = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1];
+      return [{ pid, ppid, args }];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * The workerd processes of `worker`'s `wrangler dev`: the one running wrangler's proxy on its
+ * port, and its sibling running our worker. Only these count, as other workers may run on the
+ * same machine.
+ */
+function workerdOf(worker) {
+  const procs = workerdProcesses();
+  const proxy = procs.find((p) => p.args.includes(`--socket-addr=entry=127.0.0.1:${worker.port}`));
+  return proxy ? { proxy, all: procs.filter((p) => p.ppid === proxy.ppid) } : null;
+}
+
+/** Resident memory (KiB) and CPU time (ms) of the processes `pids`, summed. */
+function workerdUsage(pids) {
   let rssKib = 0;
   let cpuMs = 0;
   const tick = 100; // USER_HZ on Linux
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const pid of pids) {
     try {
-      if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('workerd')) continue;
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       rssKib += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
       cpuMs += ((Number(fields[11]) + Number(fields[12])) * 1000) / tick;
     } catch {
-      // the process ended between listening and reading
+      // the process has ended
     }
   }
   return { rssKib, cpuMs };
@@ -94,22 +118,12 @@ function listeningPorts(pid) {
  * the sibling workerd whose /health names the same instance as the proxied one. Null if not found.
  */
 export async function workerdDirectUrl(worker) {
-  const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
-    try {
-      if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('workerd')) return [];
-      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      const ppid = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1];
-      return [{ pid, ppid, args }];
-    } catch {
-      return [];
-    }
-  });
-  const proxy = procs.find((p) => p.args.includes(`--socket-addr=entry=127.0.0.1:${worker.port}`));
-  if (!proxy) return null;
+  const ours = workerdOf(worker);
+  if (!ours) return null;
   // The same isolate answers both ways, so /health names the same instance.
   const instance = async (url) => (await (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) })).json()).instance?.id;
   const expected = await instance(worker.url);
-  for (const sibling of procs.filter((p) => p.ppid === proxy.ppid && p.pid !== proxy.pid)) {
+  for (const sibling of ours.all.filter((p) => p.pid !== ours.proxy.pid)) {
     for (const port of listeningPorts(sibling.pid)) {
       try {
         if (expected && (await instance(`http://127.0.0.1:${port}`)) === expected) return `http://127.0.0.1:${port}`;
@@ -321,6 +335,7 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
     }
 
     // 4. Many simultaneous real-time calls (ours); CPU per inbound frame while they only stream.
+    const pids = (workerdOf(worker)?.all ?? []).map((p) => p.pid);
     const startCall = async () => {
       const call = await startTwilioCall(live, { to: NUMBER });
       calls.push(call);
@@ -345,10 +360,10 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
       await eventually(() => group.every((c) => c.playback.echoed('t0-s0')), { timeout: 60_000, interval: 50, message: 'greetings' }).catch(() => null);
       const setupS = (performance.now() - started) / 1000;
       // Streaming only (no speech): workerd CPU per inbound 20 ms frame.
-      const u0 = workerdUsage();
+      const u0 = workerdUsage(pids);
       const w0 = performance.now();
       await sleep(5000);
-      const u1 = workerdUsage();
+      const u1 = workerdUsage(pids);
       const frames = group.length * ((performance.now() - w0) / 20);
       const cpuUsPerFrame = round(((u1.cpuMs - u0.cpuMs) * 1000) / frames, 1);
       if (cpuPerFrame === null) cpuPerFrame = { calls: group.length, window_s: 5, cpu_us_per_inbound_frame: cpuUsPerFrame };
@@ -375,7 +390,7 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
           if (media[k].at > media[0].at + 20 * k) late += 1;
         }
       }
-      const usage = workerdUsage();
+      const usage = workerdUsage(pids);
       concurrent.push({
         calls: n, started: group.length, failed_to_start: failed, setup_s: round(setupS),
         cpu_us_per_inbound_frame: cpuUsPerFrame,
