@@ -1,12 +1,19 @@
-// Live-call benchmarks for `npm run bench`: per-turn orchestration overhead and barge-in
-// latency with instant fake providers, CPU per inbound media frame inside workerd, and many
-// simultaneous real-time calls on this machine. Every call is a real Twilio Media Streams
-// session against the real worker; providers are the protocol-faithful fakes on 127.0.0.1.
+// Live-call benchmarks for `npm run bench`: per-turn orchestration overhead, LLM request → TTS
+// request and barge-in latency over one long call (with its flatness, first fifth vs last
+// fifth), through wrangler's local proxy and straight to workerd, and the same client turns
+// against Pipecat's Twilio example; end of caller speech → first agent audio per provider
+// latency profile; CPU per inbound media frame inside workerd; many simultaneous real-time
+// calls. Every call is a real Twilio Media Streams session; providers are the
+// protocol-faithful fakes on 127.0.0.1.
 
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { eventually, sleep, within } from '../tests/harness.mjs';
-import { startLiveWorker, createAgent, createNumber, startTwilioCall, QUIET_SESSION } from '../tests/live-setup.mjs';
+import {
+  startLiveWorker, createAgent, createNumber, startTwilioCall, twilioIncoming, openMediaStream, QUIET_SESSION,
+} from '../tests/live-setup.mjs';
+import { MS_PER_WORD } from '../tests/fakes/audio.mjs';
+import { startPipecatBot } from './pipecat.mjs';
 
 const NUMBER = '+15550002001';
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -14,105 +21,326 @@ const quantile = (values, q) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 };
-const summary = (values) => ({ n: values.length, p50_ms: round(quantile(values, 0.5), 2), p99_ms: round(quantile(values, 0.99), 2) });
+const summary = (values) => (values.length
+  ? { n: values.length, p50_ms: round(quantile(values, 0.5), 2), p99_ms: round(quantile(values, 0.99), 2) }
+  : { n: 0, p50_ms: null, p99_ms: null });
+const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
-/** workerd processes on this machine: resident memory (KiB) and CPU time (ms) summed. */
-function workerdUsage() {
+/**
+ * Provider latency profiles for the fakes. `instant`: no artificial delay (measures the
+ * orchestration alone). `realistic`: the providers' published figures (bench/README.md cites
+ * them): Deepgram Nova-3 streaming final ~300 ms after the end of speech, gpt-4o-mini ~400 ms to
+ * first token then ~70 tokens/s, ElevenLabs Flash v2.5 ~75 ms to first byte then real-time audio.
+ */
+export const PROFILES = {
+  instant: { sttFinalMs: 0, llmFirstTokenMs: 0, llmTokensPerSecond: 0, ttsFirstByteMs: 0, ttsRealtime: false },
+  realistic: { sttFinalMs: 300, llmFirstTokenMs: 400, llmTokensPerSecond: 70, ttsFirstByteMs: 75, ttsRealtime: true },
+};
+
+/** The fakes' options for a profile (startLiveWorker's `deepgram`, `openai`, `elevenlabs`). */
+function fakeOptions(profile) {
+  return {
+    deepgram: { idleTimeoutMs: 3_600_000, finalDelayMs: profile.sttFinalMs },
+    openai: { defaultReply: { text: 'Sure, I can help with that.' }, firstTokenMs: profile.llmFirstTokenMs, tokensPerSecond: profile.llmTokensPerSecond },
+    elevenlabs: { firstByteMs: profile.ttsFirstByteMs, realtime: profile.ttsRealtime },
+  };
+}
+
+/** workerd processes on this machine: {pid, ppid, args}. */
+function workerdProcesses() {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
+    try {
+      if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('workerd')) return [];
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const ppid = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1];
+      return [{ pid, ppid, args }];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * The workerd processes of `worker`'s `wrangler dev`: the one running wrangler's proxy on its
+ * port, and its sibling running our worker. Only these count, as other workers may run on the
+ * same machine.
+ */
+function workerdOf(worker) {
+  const procs = workerdProcesses();
+  const proxy = procs.find((p) => p.args.includes(`--socket-addr=entry=127.0.0.1:${worker.port}`));
+  return proxy ? { proxy, all: procs.filter((p) => p.ppid === proxy.ppid) } : null;
+}
+
+/** Resident memory (KiB) and CPU time (ms) of the processes `pids`, summed. */
+function workerdUsage(pids) {
   let rssKib = 0;
   let cpuMs = 0;
   const tick = 100; // USER_HZ on Linux
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const pid of pids) {
     try {
-      if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('workerd')) continue;
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       rssKib += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
       cpuMs += ((Number(fields[11]) + Number(fields[12])) * 1000) / tick;
     } catch {
-      // the process ended between listing and reading
+      // the process has ended
     }
   }
   return { rssKib, cpuMs };
 }
 
-export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50, 100, 200] } = {}) {
-  const live = await startLiveWorker({
-    deepgram: { idleTimeoutMs: 3_600_000 },
-    openai: { defaultReply: { text: 'Sure, I can help with that.' } },
-    vars: { API_RATE_LIMIT_PER_MINUTE: '0' },
-  });
-  const { worker, dg, openai } = live;
-  const calls = [];
-  try {
-    const agent = await createAgent(worker, {
-      name: 'Bench', system_prompt: 'Be brief.', first_message: 'Hello.',
-      voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION,
-    });
-    await createNumber(worker, NUMBER, agent.id);
-
-    /** A whole call: incoming webhook → TwiML → media stream → STT socket; greeting heard. */
-    async function startCall({ waitGreeting = true } = {}) {
-      const call = await startTwilioCall(live, { to: NUMBER });
-      call.turn = 0;
-      calls.push(call);
-      if (waitGreeting) await eventually(() => call.playback.echoed('t0-s0'), { timeout: 30_000, interval: 5, message: 'greeting heard' });
-      return call;
+/** TCP ports process `pid` listens on (from /proc: its socket inodes in /proc/net/tcp). */
+function listeningPorts(pid) {
+  const inodes = new Set();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // closed meanwhile
     }
-
-    /** One caller turn: final transcript → first outbound frame; waits until the reply played. */
-    async function turn(call, text) {
-      call.turn += 1;
-      const at = performance.now();
-      dg.say(call.stt, { transcript: text, is_final: true, speech_final: true });
-      await eventually(() => call.playback.after(at, 'media').length > 0, { timeout: 30_000, interval: 1, message: 'reply' });
-      const first = call.playback.after(at, 'media')[0].at - at;
-      await eventually(() => call.playback.after(at, 'echo').length > 0, { timeout: 30_000, interval: 2, message: 'reply heard' });
-      return first;
+  }
+  const ports = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A' && inodes.has(f[9])) ports.push(parseInt(f[1].split(':').pop(), 16));
     }
+  }
+  return ports;
+}
 
-    async function hangUp(call) {
-      call.stopAudio();
+/**
+ * The worker's own workerd entry socket, behind wrangler's local proxy. `wrangler dev` runs two
+ * workerd processes: one serves `--port` and runs wrangler's ProxyWorker, which forwards every
+ * request to the other, which runs our worker on an entry socket bound to a random port
+ * (`--socket-addr=entry=127.0.0.1:0`, beside the inspector and debug ports). Found as the port of
+ * the sibling workerd whose /health names the same instance as the proxied one. Null if not found.
+ */
+export async function workerdDirectUrl(worker) {
+  const ours = workerdOf(worker);
+  if (!ours) return null;
+  // The same isolate answers both ways, so /health names the same instance.
+  const instance = async (url) => (await (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) })).json()).instance?.id;
+  const expected = await instance(worker.url);
+  for (const sibling of ours.all.filter((p) => p.pid !== ours.proxy.pid)) {
+    for (const port of listeningPorts(sibling.pid)) {
       try {
-        call.client.stop();
+        if (expected && (await instance(`http://127.0.0.1:${port}`)) === expected) return `http://127.0.0.1:${port}`;
       } catch {
-        // the socket is already gone
+        // the inspector or the debug port
       }
-      await Promise.race([call.client.closed, sleep(5000)]);
-      call.client.socket.terminate();
     }
+  }
+  return null;
+}
 
-    const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
-    // 1. Per-turn overhead on one call.
-    progress(`live: ${turns} turns on one call`);
-    const one = await startCall();
-    const perTurn = [];
-    for (let i = 0; i < turns; i++) perTurn.push(await turn(one, `Question ${i}?`));
+/** Waits for the first media frame after `at`; resolves to its delay in ms. */
+async function firstMedia(call, at, what) {
+  await eventually(() => call.playback.after(at, 'media').length > 0, { timeout: 30_000, interval: 1, message: what });
+  return call.playback.after(at, 'media')[0].at - at;
+}
+
+/**
+ * Waits until a reply of `words` words (MS_PER_WORD each) has been received after `at` and has
+ * played out at the client. Marks would say it too, but Pipecat's serializer sends none.
+ */
+async function replyPlayed(call, at, words, what) {
+  const bytes = (words * MS_PER_WORD * call.client.bytesPerMs) * 0.9;
+  await eventually(() => {
+    const received = call.playback.after(at, 'media').reduce((sum, m) => sum + m.bytes, 0);
+    return received >= bytes && performance.now() > call.playback.playEnd + 20;
+  }, { timeout: 30_000, interval: 2, message: what });
+}
+
+async function hangUp(call) {
+  call.stopAudio();
+  try {
+    call.client.stop();
+  } catch {
+    // the socket is already gone
+  }
+  await Promise.race([call.client.closed, sleep(5000)]);
+  call.client.socket.terminate();
+}
+
+/** The first fifth vs the last fifth of `values` (in call order): p50, p99, and the ±20 % check. */
+function flatness(values) {
+  const fifth = Math.floor(values.length / 5);
+  if (fifth < 1) return null;
+  const first = summary(values.slice(0, fifth));
+  const last = summary(values.slice(-fifth));
+  const p50Ratio = round(last.p50_ms / first.p50_ms, 2);
+  const p99Ratio = round(last.p99_ms / first.p99_ms, 2);
+  return { first, last, p50_ratio: p50Ratio, p99_ratio: p99Ratio, flat: Math.abs(p50Ratio - 1) <= 0.2 && Math.abs(p99Ratio - 1) <= 0.2 };
+}
+
+const LONG = 'Our menu has many dishes. We have pasta, pizza and salads. Desserts are made fresh every day. We also have a wine list.';
+
+/**
+ * One long call driven turn by turn, the same for every server: the caller asks (final
+ * transcript) → first outbound frame (turn overhead) and the LLM request → first TTS request at
+ * the fakes; 100 ms into the long reply the caller barges in (interim transcript) → `clear`;
+ * the caller's final words get a one-word reply, played out before the next turn.
+ */
+async function conversation(live, call, turns, label) {
+  const { dg, openai, eleven } = live;
+  const perTurn = [];
+  const llmToTts = [];
+  const bargeIn = [];
+  progress(`live: ${label}: ${turns} turns with a barge-in each`);
+  for (let i = 0; i < turns; i++) {
+    openai.reply({ text: LONG });
+    const asked = performance.now();
+    dg.say(call.stt, { transcript: `Question ${i}?`, is_final: true, speech_final: true });
+    perTurn.push(await firstMedia(call, asked, `${label}: reply ${i}`));
+    const chat = openai.chatRequests.find((r) => r.hrAt >= asked);
+    const tts = chat && eleven.requests.find((r) => r.hrAt >= chat.hrAt);
+    if (chat && tts) llmToTts.push(tts.hrAt - chat.hrAt);
+    await sleep(100);
+    const at = performance.now();
+    dg.say(call.stt, { transcript: 'wait stop please', is_final: false, speech_final: false });
+    await eventually(() => call.playback.after(at, 'clear').length > 0, { timeout: 30_000, interval: 1, message: `${label}: clear ${i}` });
+    bargeIn.push(call.playback.after(at, 'clear')[0].at - at);
+    openai.reply({ text: 'Okay.' });
+    const resumed = performance.now();
+    dg.say(call.stt, { transcript: 'wait stop please', is_final: true, speech_final: true });
+    await replyPlayed(call, resumed, 1, `${label}: reply after barge-in ${i}`);
+  }
+  return {
+    per_turn: { ...summary(perTurn), flatness: flatness(perTurn) },
+    llm_to_tts: summary(llmToTts),
+    barge_in_to_clear: { ...summary(bargeIn), flatness: flatness(bargeIn) },
+  };
+}
+
+/**
+ * End of caller speech → first agent audio at the client, `turns` times: the caller stops
+ * speaking at t0 (the fake STT finalizes after its profile delay), the reply is played out.
+ */
+async function voiceToVoice(live, call, turns, label) {
+  const values = [];
+  progress(`live: ${label}: ${turns} voice-to-voice turns`);
+  for (let i = 0; i < turns; i++) {
+    const endOfSpeech = performance.now();
+    live.dg.say(call.stt, { transcript: `Can you help me with ${i}?`, is_final: true, speech_final: true });
+    values.push(await firstMedia(call, endOfSpeech, `${label}: voice-to-voice ${i}`));
+    await replyPlayed(call, endOfSpeech, 6, `${label}: voice-to-voice reply ${i}`);
+  }
+  return summary(values);
+}
+
+/** Our worker's agent and number on `live` (once per worker). */
+async function provision(live) {
+  const agent = await createAgent(live.worker, {
+    name: 'Bench', system_prompt: 'Be brief.', first_message: 'Hello.',
+    voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION,
+  });
+  await createNumber(live.worker, NUMBER, agent.id);
+}
+
+/**
+ * A Twilio call to our worker: signed webhook → TwiML → media stream (through wrangler's proxy,
+ * or with `direct` to workerd's own entry socket) → STT socket; greeting played out.
+ */
+async function callOurs(live, { direct } = {}) {
+  let call;
+  if (direct) {
+    const markup = await twilioIncoming(live.worker, NUMBER);
+    const stream = new URL(markup.stream);
+    const target = new URL(direct);
+    stream.host = target.host;
+    const sttBefore = live.dg.connections.length;
+    const media = await openMediaStream('twilio', stream.toString(), { start: { token: markup.token, call_id: markup.callId } });
+    call = { ...markup, ...media, stt: await live.dg.waitForConnection(sttBefore, 10_000) };
+  } else {
+    call = await startTwilioCall(live, { to: NUMBER });
+  }
+  await firstMedia(call, 0, 'greeting');
+  await replyPlayed(call, 0, 1, 'greeting played');
+  return call;
+}
+
+/** A Twilio Media Streams call to the Pipecat bot (its example has no webhook: straight to /ws). */
+async function callPipecat(live, bot) {
+  const sttBefore = live.dg.connections.length;
+  const media = await openMediaStream('twilio', bot.url, { start: {} });
+  const call = { ...media, stt: await live.dg.waitForConnection(sttBefore, 30_000) };
+  await firstMedia(call, 0, 'pipecat greeting');
+  await replyPlayed(call, 0, 1, 'pipecat greeting played');
+  // Pipecat's first turn pays its lazy start-up (HTTP clients, first LLM call): one warm-up
+  // turn so the figures compare steady states, as our worker's isolate is warm by now too.
+  await voiceToVoice(live, call, 1, 'pipecat warm-up');
+  return call;
+}
+
+/**
+ * Every live section. `pipecat`: false, or true to run Pipecat's bot beside ours. Resolves to
+ * the figures; Pipecat's entries are {skipped} when it could not run.
+ */
+export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 15, concurrency = [50, 100, 200], pipecat = false } = {}) {
+  const results = { single_call: {}, voice_to_voice: {} };
+  const live = await startLiveWorker({ ...fakeOptions(PROFILES.instant), vars: { API_RATE_LIMIT_PER_MINUTE: '0' } });
+  const { worker, dg } = live;
+  const calls = [];
+  let bot = null;
+  try {
+    await provision(live);
+
+    // 1. One long call through wrangler's proxy (what `wrangler dev` users hit).
+    const one = await callOurs(live);
+    calls.push(one);
+    results.single_call.ours = await conversation(live, one, turns, 'ours via wrangler proxy');
     const session = await worker.api('GET', `/api/v1/calls/${one.callId}/session`);
     const inWorker = (session.body?.turns ?? []).map((t) => t.metrics?.first_audio_ms).filter((x) => typeof x === 'number');
-
-    // 2. Barge-in: interrupting words while a long reply plays → `clear`.
-    progress(`live: ${bargeIns} barge-ins`);
-    const long = 'Our menu has many dishes. We have pasta, pizza and salads. Desserts are made fresh every day. We also have a wine list.';
-    const bargeIn = [];
-    for (let i = 0; i < bargeIns; i++) {
-      openai.reply({ text: long });
-      const asked = performance.now();
-      dg.say(one.stt, { transcript: 'What is on the menu?', is_final: true, speech_final: true });
-      await eventually(() => one.playback.after(asked, 'media').length > 0, { timeout: 30_000, interval: 1, message: 'long reply' });
-      await sleep(100);
-      const at = performance.now();
-      dg.say(one.stt, { transcript: 'wait stop please', is_final: false, speech_final: false });
-      await eventually(() => one.playback.after(at, 'clear').length > 0, { timeout: 30_000, interval: 1, message: 'clear' });
-      bargeIn.push(one.playback.after(at, 'clear')[0].at - at);
-      openai.reply({ text: 'Okay.' });
-      const resumed = performance.now();
-      dg.say(one.stt, { transcript: 'wait stop please', is_final: true, speech_final: true });
-      await eventually(() => one.playback.after(resumed, 'echo').length > 0, { timeout: 30_000, interval: 2, message: 'after barge-in' });
-    }
+    results.single_call.ours.worker_first_audio = summary(inWorker);
+    results.voice_to_voice.instant = { ours: await voiceToVoice(live, one, profileTurns, 'ours instant') };
     await hangUp(one);
     calls.length = 0;
 
-    // 3 + 4. Many simultaneous real-time calls; CPU per inbound frame while they only stream.
+    // 2. The same, straight to workerd: the difference is wrangler's proxy.
+    const direct = await workerdDirectUrl(worker);
+    if (direct) {
+      const call = await callOurs(live, { direct });
+      calls.push(call);
+      results.single_call.ours_direct = { url: direct, ...(await conversation(live, call, directTurns, 'ours straight to workerd')) };
+      await hangUp(call);
+      calls.length = 0;
+    } else {
+      results.single_call.ours_direct = { skipped: "workerd's entry socket not found (see bench/README.md)" };
+    }
+
+    // 3. Pipecat's Twilio example on the same fakes, same client turns.
+    if (pipecat) {
+      bot = await startPipecatBot(live);
+      const call = await callPipecat(live, bot);
+      calls.push(call);
+      const since = performance.now();
+      results.single_call.pipecat = await conversation(live, call, turns, 'pipecat');
+      // Evidence that Pipecat really ran on the fakes: caller audio reached the fake Deepgram,
+      // its LLM requests carried the transcripts, and its speech came from the fake ElevenLabs.
+      const chats = live.openai.chatRequests.filter((r) => r.hrAt >= since);
+      results.single_call.pipecat.checks = {
+        stt_audio_bytes: call.stt.audioBytes,
+        stt_encoding: call.stt.encoding,
+        llm_requests: chats.length,
+        llm_requests_ending_with_a_transcript: chats.filter((r) => /^(Question \d+\?|wait stop please)$/.test(r.parsed?.messages?.at(-1)?.content ?? '')).length,
+        tts_requests: live.eleven.requests.filter((r) => r.hrAt >= since && r.path.endsWith('/stream/with-timestamps')).length,
+      };
+      results.voice_to_voice.instant.pipecat = await voiceToVoice(live, call, profileTurns, 'pipecat instant');
+      await hangUp(call);
+      calls.length = 0;
+      await bot.stop();
+      bot = null;
+    }
+
+    // 4. Many simultaneous real-time calls (ours); CPU per inbound frame while they only stream.
+    const pids = (workerdOf(worker)?.all ?? []).map((p) => p.pid);
+    const startCall = async () => {
+      const call = await startTwilioCall(live, { to: NUMBER });
+      calls.push(call);
+      return call;
+    };
     const concurrent = [];
     let cpuPerFrame = null;
     for (const n of concurrency) {
@@ -132,10 +360,10 @@ export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50,
       await eventually(() => group.every((c) => c.playback.echoed('t0-s0')), { timeout: 60_000, interval: 50, message: 'greetings' }).catch(() => null);
       const setupS = (performance.now() - started) / 1000;
       // Streaming only (no speech): workerd CPU per inbound 20 ms frame.
-      const u0 = workerdUsage();
+      const u0 = workerdUsage(pids);
       const w0 = performance.now();
       await sleep(5000);
-      const u1 = workerdUsage();
+      const u1 = workerdUsage(pids);
       const frames = group.length * ((performance.now() - w0) / 20);
       const cpuUsPerFrame = round(((u1.cpuMs - u0.cpuMs) * 1000) / frames, 1);
       if (cpuPerFrame === null) cpuPerFrame = { calls: group.length, window_s: 5, cpu_us_per_inbound_frame: cpuUsPerFrame };
@@ -162,7 +390,7 @@ export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50,
           if (media[k].at > media[0].at + 20 * k) late += 1;
         }
       }
-      const usage = workerdUsage();
+      const usage = workerdUsage(pids);
       concurrent.push({
         calls: n, started: group.length, failed_to_start: failed, setup_s: round(setupS),
         cpu_us_per_inbound_frame: cpuUsPerFrame,
@@ -175,15 +403,41 @@ export async function liveBench({ turns = 200, bargeIns = 30, concurrency = [50,
       await Promise.all(group.map(hangUp));
       calls.length = 0;
     }
-
-    return {
-      per_turn: { ...summary(perTurn), worker_first_audio: summary(inWorker) },
-      barge_in_to_clear: summary(bargeIn),
-      cpu_per_inbound_frame_in_worker: cpuPerFrame,
-      concurrent,
-    };
+    results.cpu_per_inbound_frame_in_worker = cpuPerFrame;
+    results.concurrent = concurrent;
   } finally {
     for (const call of calls) call.stopAudio();
+    await bot?.stop();
     await live.stop();
   }
+  results.voice_to_voice.instant.floor_ms = 0;
+
+  // 5. Voice-to-voice under the realistic profile: fresh fakes, worker and bot.
+  const profile = PROFILES.realistic;
+  const floor = profile.sttFinalMs + profile.llmFirstTokenMs + profile.ttsFirstByteMs;
+  results.voice_to_voice.realistic = { profile, floor_ms: floor };
+  const real = await startLiveWorker({ ...fakeOptions(profile), vars: { API_RATE_LIMIT_PER_MINUTE: '0' } });
+  let realBot = null;
+  const realCalls = [];
+  try {
+    await provision(real);
+    const call = await callOurs(real);
+    realCalls.push(call);
+    results.voice_to_voice.realistic.ours = await voiceToVoice(real, call, profileTurns, 'ours realistic');
+    await hangUp(call);
+    realCalls.length = 0;
+    if (pipecat) {
+      realBot = await startPipecatBot(real);
+      const pc = await callPipecat(real, realBot);
+      realCalls.push(pc);
+      results.voice_to_voice.realistic.pipecat = await voiceToVoice(real, pc, profileTurns, 'pipecat realistic');
+      await hangUp(pc);
+      realCalls.length = 0;
+    }
+  } finally {
+    for (const call of realCalls) call.stopAudio();
+    await realBot?.stop();
+    await real.stop();
+  }
+  return results;
 }

@@ -2,8 +2,12 @@
 // figures go to bench/results.json. Not part of `npm test` (figures, not pass/fail).
 //
 // Sections: webhook ingest vs a hand-written svix+D1 baseline worker; live calls (per-turn
-// overhead, barge-in, CPU per frame in workerd, concurrent calls); CPU per media frame
-// (native); wasm size and worker start.
+// overhead, LLM → TTS, barge-in and their flatness over a 200-turn call, through wrangler's
+// proxy and straight to workerd, beside Pipecat's Twilio example; voice-to-voice per provider
+// latency profile; CPU per frame in workerd; concurrent calls); CPU per media frame (native);
+// wasm size, worker start and cold first webhook.
+//
+// `node bench/run.mjs [--no-pipecat] [section…]`: sections are ingest, live, native, size.
 
 import { execFile } from 'node:child_process';
 import { writeFile, stat } from 'node:fs/promises';
@@ -16,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { startWorker, ROOT, TEST_VARS } from '../tests/harness.mjs';
 import { signStandardWebhook, resendEvent } from '../tests/fakes/resend.mjs';
 import { liveBench } from './live.mjs';
+import { ensurePipecat } from './pipecat.mjs';
 
 const execFileAsync = promisify(execFile);
 const INGEST = [
@@ -107,13 +112,26 @@ async function sizeAndStart() {
   // Start = spawn of wrangler dev until /health answers (includes wrangler's own start), then
   // the first request (instantiates the Wasm module) against the median of warm requests.
   const t0 = performance.now();
-  const worker = await startWorker();
+  const worker = await startWorker({ pollMs: 20 });
   const ready = performance.now() - t0;
   try {
+    // Cold start: spawn of a fresh `wrangler dev` (empty state, migrations applied before) until
+    // the first signed webhook is answered; readiness is probed every 20 ms on /health.
+    const [cold, ...warmHooks] = resendRequests(21, 'cold');
+    const post = async (r) => {
+      const t = performance.now();
+      const res = await fetch(`${worker.url}/webhooks/resend`, { method: 'POST', headers: r.headers, body: r.body });
+      await res.arrayBuffer();
+      return { ms: performance.now() - t, status: res.status };
+    };
+    const first = await post(cold);
+    const spawnToWebhook = performance.now() - worker.spawnedAt;
+    const warmWebhook = [];
+    for (const r of warmHooks) warmWebhook.push((await post(r)).ms);
+    warmWebhook.sort((a, b) => a - b);
     const restarted = await startWorker({ state: worker.state });
     const t1 = performance.now();
-    const first = await restarted.fetch('/health');
-    await first.arrayBuffer();
+    await (await restarted.fetch('/health')).arrayBuffer();
     const firstMs = performance.now() - t1;
     const warm = [];
     for (let i = 0; i < 50; i++) {
@@ -128,6 +146,10 @@ async function sizeAndStart() {
       wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length,
       shim_bytes: shim.size,
       wrangler_dev_ready_ms: round(ready),
+      spawn_to_first_webhook_ms: round(spawnToWebhook),
+      first_webhook_ms: round(first.ms, 2),
+      first_webhook_status: first.status,
+      warm_webhook_p50_ms: round(quantile(warmWebhook, 0.5), 2),
       first_request_ms: round(firstMs, 2),
       warm_health_p50_ms: round(quantile(warm, 0.5), 2),
     };
@@ -148,14 +170,57 @@ function table(results) {
   }
   const l = results.live;
   if (l) {
+  const sc = l.single_call;
+  const pct = (x, ref) => (typeof x === 'number' && typeof ref === 'number' && ref > 0 ? `${round(x / ref, 2)}x` : '-');
+  const cell = (x) => (x === undefined || x === null ? '-' : String(x));
   lines.push('');
-  lines.push('Live calls (instant fake providers; Twilio Media Streams client)');
-  lines.push(`  end of utterance → first outbound frame: p50 ${l.per_turn.p50_ms} ms, p99 ${l.per_turn.p99_ms} ms over ${l.per_turn.n} turns (worker-measured p50 ${l.per_turn.worker_first_audio.p50_ms} ms)`);
-  lines.push(`  barge-in transcript → clear: p50 ${l.barge_in_to_clear.p50_ms} ms, p99 ${l.barge_in_to_clear.p99_ms} ms over ${l.barge_in_to_clear.n}`);
-  lines.push(`  workerd CPU per inbound 20 ms frame (${l.cpu_per_inbound_frame_in_worker.calls} streaming calls): ${l.cpu_per_inbound_frame_in_worker.cpu_us_per_inbound_frame} µs`);
+  lines.push(`Live calls: one call, ${sc.ours?.per_turn.n ?? '?'} turns, a barge-in each (instant fake providers; Twilio Media Streams client). ms; ratio = row / Pipecat`);
+  lines.push('server                     turn p50   p99 | LLM→TTS p50 | barge-in→clear p50   p99 | ratio turn p50 / barge p99');
+  const pc = sc.pipecat && !sc.pipecat.skipped ? sc.pipecat : null;
+  const row = (name, r) => {
+    if (!r || r.skipped) {
+      lines.push(`${name.padEnd(25)}  skipped: ${r?.skipped ?? 'not run'}`);
+      return;
+    }
+    lines.push(`${name.padEnd(25)} ${cell(r.per_turn.p50_ms).padStart(9)} ${cell(r.per_turn.p99_ms).padStart(5)} | ${cell(r.llm_to_tts.p50_ms).padStart(11)} | ${cell(r.barge_in_to_clear.p50_ms).padStart(18)} ${cell(r.barge_in_to_clear.p99_ms).padStart(5)} | ${pct(r.per_turn.p50_ms, pc?.per_turn.p50_ms)} / ${pct(r.barge_in_to_clear.p99_ms, pc?.barge_in_to_clear.p99_ms)}`);
+  };
+  row('ours (wrangler proxy)', sc.ours);
+  row(`ours (workerd direct${sc.ours_direct?.per_turn ? `, ${sc.ours_direct.per_turn.n} t` : ''})`, sc.ours_direct);
+  row(`Pipecat ${results.pipecat?.version ?? ''}`.trim(), sc.pipecat ?? { skipped: results.pipecat?.skipped });
+  lines.push('  targets: turn p50 ≤ 5, p99 ≤ 10; barge-in p99 ≤ 2');
+  if (pc?.checks) {
+    const k = pc.checks;
+    lines.push(`  Pipecat on the fakes: ${k.stt_audio_bytes} bytes of caller audio (${k.stt_encoding}) at the fake Deepgram; ${k.llm_requests_ending_with_a_transcript}/${k.llm_requests} LLM requests end with the transcript sent; ${k.tts_requests} fake ElevenLabs requests`);
+  }
+  if (sc.ours && sc.ours_direct?.per_turn) {
+    lines.push(`  wrangler's proxy adds: turn p50 ${round(sc.ours.per_turn.p50_ms - sc.ours_direct.per_turn.p50_ms, 2)} ms, barge-in p50 ${round(sc.ours.barge_in_to_clear.p50_ms - sc.ours_direct.barge_in_to_clear.p50_ms, 2)} ms (workerd direct at ${sc.ours_direct.url})`);
+  }
+  if (sc.ours) lines.push(`  worker-measured first_audio_ms p50 ${sc.ours.worker_first_audio.p50_ms} (ours, via proxy)`);
+  lines.push('Flatness over the call: first fifth → last fifth (p50 / p99 ms), within ±20 %?');
+  for (const [name, r] of [['ours (wrangler proxy)', sc.ours], ['ours (workerd direct)', sc.ours_direct], ['Pipecat', pc]]) {
+    if (!r?.per_turn?.flatness) continue;
+    const f = (x) => `${x.first.p50_ms}/${x.first.p99_ms} → ${x.last.p50_ms}/${x.last.p99_ms} (${x.p50_ratio}x/${x.p99_ratio}x ${x.flat ? 'flat' : 'NOT flat'})`;
+    lines.push(`  ${name.padEnd(22)} turn ${f(r.per_turn.flatness)}; barge-in ${f(r.barge_in_to_clear.flatness)}`);
+  }
+  const v = l.voice_to_voice;
+  if (v) {
+    lines.push('End of caller speech → first agent audio at the client (ms), per provider latency profile');
+    lines.push('profile     floor (STT+TTFT+TTFB) |   ours p50   p99 | Pipecat p50   p99 | ours/Pipecat p50 | ours − floor p50');
+    for (const [name, p] of Object.entries(v)) {
+      const ours = p.ours ?? {};
+      const pip = p.pipecat ?? {};
+      lines.push(`${name.padEnd(11)} ${String(p.floor_ms).padStart(21)} | ${cell(ours.p50_ms).padStart(10)} ${cell(ours.p99_ms).padStart(5)} | ${cell(pip.p50_ms).padStart(11)} ${cell(pip.p99_ms).padStart(5)} | ${pct(ours.p50_ms, pip.p50_ms).padStart(16)} | ${typeof ours.p50_ms === 'number' ? round(ours.p50_ms - p.floor_ms, 1) : '-'}`);
+    }
+    if (v.realistic?.profile) {
+      const p = v.realistic.profile;
+      lines.push(`  realistic = STT final ${p.sttFinalMs} ms after speech, LLM first token ${p.llmFirstTokenMs} ms + ${p.llmTokensPerSecond} tokens/s, TTS first byte ${p.ttsFirstByteMs} ms + real-time audio`);
+    }
+  }
+  lines.push(`  workerd CPU per inbound 20 ms frame (${l.cpu_per_inbound_frame_in_worker.calls} streaming calls): ${l.cpu_per_inbound_frame_in_worker.cpu_us_per_inbound_frame} µs (target ≤ 20)`);
   lines.push('  calls started  first frame p50/p99 ms  frames/expected  late  gap p99 ms  CPU µs/frame  workerd MiB');
   for (const c of l.concurrent) {
-    lines.push(`  ${String(c.calls).padStart(5)} ${String(c.started).padStart(7)}  ${`${c.first_frame.p50_ms}/${c.first_frame.p99_ms}`.padStart(20)}  ${`${c.outbound_frames}/${c.expected_frames}`.padStart(15)}  ${String(c.late_frames).padStart(4)}  ${String(c.frame_gap_p99_ms).padStart(10)}  ${String(c.cpu_us_per_inbound_frame).padStart(12)}  ${String(c.workerd_rss_mib).padStart(11)}`);
+    const answered = c.first_frame.n ? `${c.first_frame.p50_ms}/${c.first_frame.p99_ms}` : 'no reply in 60 s';
+    lines.push(`  ${String(c.calls).padStart(5)} ${String(c.started).padStart(7)}  ${answered.padStart(20)}  ${`${c.outbound_frames}/${c.expected_frames}`.padStart(15)}  ${String(c.late_frames).padStart(4)}  ${String(c.frame_gap_p99_ms).padStart(10)}  ${String(c.cpu_us_per_inbound_frame).padStart(12)}  ${String(c.workerd_rss_mib).padStart(11)}`);
   }
   }
   const m = results.media_frame_native;
@@ -172,20 +237,33 @@ function table(results) {
   lines.push('Size and start');
   lines.push(`  wasm ${round(s.wasm_raw_bytes / 1024)} KiB raw, ${round(s.wasm_gzip_bytes / 1024)} KiB gzip; wrangler dev ready in ${s.wrangler_dev_ready_ms} ms;`);
   lines.push(`  first request after start ${s.first_request_ms} ms (Wasm instantiation included), warm /health p50 ${s.warm_health_p50_ms} ms`);
+  lines.push(`  cold start: fresh wrangler dev spawned → first webhook answered ${s.spawn_to_first_webhook_ms} ms (that webhook alone ${s.first_webhook_ms} ms, HTTP ${s.first_webhook_status}; warm webhook p50 ${s.warm_webhook_p50_ms} ms)`);
   }
   return lines.join('\n');
 }
 
 // `node bench/run.mjs ingest live` runs only those sections; no argument runs them all.
-const only = process.argv.slice(2);
+// `--no-pipecat` leaves Pipecat out of the live section.
+const args = process.argv.slice(2);
+const only = args.filter((a) => !a.startsWith('--'));
 const wanted = (name) => only.length === 0 || only.includes(name);
+const started = performance.now();
+const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+let pipecat;
+if (wanted('live')) {
+  pipecat = args.includes('--no-pipecat') ? { skipped: '--no-pipecat' } : await ensurePipecat({ log });
+  if (pipecat.skipped) log(`Pipecat skipped: ${pipecat.skipped}`);
+}
 const results = {
-  machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, memory_gib: round(os.totalmem() / 2 ** 30), node: process.version },
+  machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, memory_gib: round(os.totalmem() / 2 ** 30), node: process.version, loadavg_1m: round(os.loadavg()[0], 2) },
   at: new Date().toISOString(),
+  pipecat,
   ingest: wanted('ingest') ? await ingest() : undefined,
-  live: wanted('live') ? await liveBench() : undefined,
+  live: wanted('live') ? await liveBench({ pipecat: Boolean(pipecat && !pipecat.skipped) }) : undefined,
   media_frame_native: wanted('native') ? await mediaFrameNative() : undefined,
   size_and_start: wanted('size') ? await sizeAndStart() : undefined,
 };
+results.duration_s = round((performance.now() - started) / 1000);
 await writeFile(path.join(ROOT, 'bench', only.length ? `results-${only.join('-')}.json` : 'results.json'), JSON.stringify(results, null, 2) + '\n');
 console.log(table(results));
+console.log(`\n(${results.duration_s} s; load average at start ${results.machine.loadavg_1m} on ${results.machine.cpus} cores)`);

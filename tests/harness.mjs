@@ -77,9 +77,11 @@ async function wrangler(args, options = {}) {
  * Starts a worker. `vars` are merged over TEST_VARS (set a key to null to unset it).
  * `state` reuses another worker's storage directory (`worker.state`), to restart "the same
  * deployment"; its files are then left for the caller. `config` runs another wrangler config
- * (the benchmark baseline). Returns helpers to call it, fire cron, query D1 and read its logs.
+ * (the benchmark baseline); `pollMs` is how often readiness is probed (the cold-start bench
+ * probes often). Returns helpers to call it, fire cron, query D1 and read its logs, and
+ * `spawnedAt` (performance.now() when wrangler dev was spawned).
  */
-export async function startWorker({ vars = {}, state: reuseState, config = path.join(ROOT, 'wrangler.toml') } = {}) {
+export async function startWorker({ vars = {}, state: reuseState, config = path.join(ROOT, 'wrangler.toml'), pollMs = 250 } = {}) {
   await mkdir(path.join(ROOT, 'tests', '.tmp'), { recursive: true });
   const dir = await mkdtemp(path.join(ROOT, 'tests', '.tmp', 'worker-'));
   const state = reuseState ?? path.join(dir, 'state');
@@ -89,6 +91,7 @@ export async function startWorker({ vars = {}, state: reuseState, config = path.
 
   const port = await freePort();
   const inspectorPort = await freePort();
+  const spawnedAt = performance.now();
   const child = spawn(
     process.execPath,
     [
@@ -116,13 +119,14 @@ export async function startWorker({ vars = {}, state: reuseState, config = path.
       break;
     } catch {
       if (Date.now() > deadline) throw new Error(`worker did not start:\n${output.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, pollMs));
     }
   }
 
   const worker = {
     url,
     port,
+    spawnedAt,
     dir,
     state,
     /** Raw output lines of wrangler dev (includes the worker's console logs). */

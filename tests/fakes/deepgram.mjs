@@ -58,7 +58,9 @@ function wavHeader(dataBytes, { sampleRate, bitsPerSample, format }) {
  * Starts the fake. Options: `apiKey` (if set, only this key is accepted), `idleTimeoutMs` (close
  * 1011 NET-0001 after this long without any frame; default 10 s, null = never), `vad` (auto
  * SpeechStarted on non-silent audio when the client asked for `vad_events=true`; default true),
- * `speakChunkBytes` / `speakChunkDelayMs` (TTS streaming granularity).
+ * `speakChunkBytes` / `speakChunkDelayMs` (TTS streaming granularity). Latency profile (0 =
+ * instant, the default): `finalDelayMs` holds every final Results sent with `say` that long, as
+ * the real service takes that long after the end of speech to finalize a transcript.
  */
 export async function startFakeDeepgram({
   apiKey,
@@ -66,6 +68,7 @@ export async function startFakeDeepgram({
   vad = true,
   speakChunkBytes = 1600,
   speakChunkDelayMs = 5,
+  finalDelayMs = 0,
 } = {}) {
   const connections = [];
   const upgrades = [];
@@ -372,8 +375,14 @@ export async function startFakeDeepgram({
       (conn ? conn.script : sharedScript).push(...steps);
       for (const c of conn ? [conn] : connections) if (!c.closed) runScript(c);
     },
-    /** Sends one Results now: {transcript, is_final=true, speech_final=false, from_finalize?, start?, duration?}. */
+    /**
+     * Sends one Results now (a final one after `finalDelayMs`, then resolving once sent):
+     * {transcript, is_final=true, speech_final=false, from_finalize?, start?, duration?}.
+     */
     say(conn = latest(), result = {}) {
+      if (finalDelayMs > 0 && (result.is_final ?? true)) {
+        return sleep(finalDelayMs).then(() => emit(conn, { ...result, type: 'Results' }));
+      }
       return emit(conn, { ...result, type: 'Results' });
     },
     /** Sends UtteranceEnd (last_word_end defaults to the end of the last final word). */

@@ -73,9 +73,14 @@ const normalizeToolCalls = (calls) =>
 
 /**
  * Starts the fake. Options: `apiKey` (if set, only this bearer key is accepted), `defaultReply`
- * (spec used when the queue is empty), `speechChunkDelayMs` (default 5).
+ * (spec used when the queue is empty), `speechChunkDelayMs` (default 5). Latency profile of
+ * streamed chat (0 = instant, the default): `firstTokenMs` before the first content delta
+ * (time to first token) and `tokensPerSecond` pacing the deltas after it (one delta is one
+ * token); a reply's own `chunkDelayMs` wins over the pacing.
  */
-export async function startFakeOpenAI({ apiKey, defaultReply = { text: DEFAULT_REPLY_TEXT }, speechChunkDelayMs = 5 } = {}) {
+export async function startFakeOpenAI({
+  apiKey, defaultReply = { text: DEFAULT_REPLY_TEXT }, speechChunkDelayMs = 5, firstTokenMs = 0, tokensPerSecond = 0,
+} = {}) {
   const chatQueue = [];
   const speechQueue = [];
   const take = (queue, req, fallback) => {
@@ -168,13 +173,16 @@ export async function startFakeOpenAI({ apiKey, defaultReply = { text: DEFAULT_R
           await sleep(1, req.signal);
           return write(s.slice(cut));
         };
-        const pause = () => (spec.chunkDelayMs ? sleep(spec.chunkDelayMs, req.signal) : Promise.resolve(true));
+        const perToken = spec.chunkDelayMs ?? (tokensPerSecond > 0 ? 1000 / tokensPerSecond : 0);
+        const pause = () => (perToken ? sleep(perToken, req.signal) : Promise.resolve(true));
         req.deltasSent = 0;
         const first = text || !toolCalls.length ? { role: 'assistant', content: '', refusal: null } : null;
         if (first && !(await event(chunk(first)))) return;
         if (spec.comments) await write(': keep-alive\n\n');
-        for (const d of deltas) {
-          if (!(await pause())) return;
+        if (firstTokenMs > 0 && !(await sleep(firstTokenMs, req.signal))) return;
+        for (const [i, d] of deltas.entries()) {
+          // The first token's wait is the time to first token, not the pacing.
+          if (!(firstTokenMs > 0 && i === 0) && !(await pause())) return;
           if (!(await event(chunk({ content: d })))) return;
           req.deltasSent += 1;
         }

@@ -43,7 +43,8 @@ export function formToObject(text) {
  *   {status?, headers?, body?: string|Buffer|object, delayMs?, destroy?}  — a whole response, or
  *   {status?, headers?, stream: async (write, req) => void, destroyAtEnd?} — a streamed body:
  *     `write(chunk)` resolves to false once the client has gone; `req.signal` aborts then too.
- * Recorded requests carry `aborted` (client hung up before the end), `finished`, `status`,
+ * Recorded requests carry `at` (Date.now()) and `hrAt` (performance.now()) of the body's end,
+ * `aborted` (client hung up before the end), `finished`, `status`,
  * `bytesSent` and `serverClosed` (we cut the connection on purpose: `destroy`/`destroyAtEnd`).
  * `onUpgrade(req, socket, head)` receives WebSocket upgrade requests. Unmatched requests get 404.
  */
@@ -72,6 +73,8 @@ export async function startStreamingHttp({ routes = [], onUpgrade } = {}) {
         body: body.toString('utf8'),
         params: {},
         at: Date.now(),
+        // Same clock as the Playback log, for latencies measured across fakes and clients.
+        hrAt: performance.now(),
         status: null,
         bytesSent: 0,
         aborted: false,
