@@ -1,7 +1,7 @@
 //! `/api/v1/agents`: who speaks on a call (prompt, first message, voice, LLM, retry policy,
 //! call backs and the countries it may dial).
 
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
@@ -100,6 +100,5 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let window = page(&query(req)?)?;
-    list_response(agents::list(&Tenant::of(app, who)?, &window).await?, render)
+    list_of::<Agent>(req, app, who, render).await
 }

@@ -1,13 +1,13 @@
 //! `/api/v1/deliveries`: one row per (event, endpoint) with its attempts; replay one, or
 //! redrive the dead-letter list in bulk.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{field_error, invalid_fields, json_body, list_of, page, query};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
 use crate::store::audit;
-use crate::store::deliveries::{self, Delivery, Filter, Redrive};
+use crate::store::deliveries::{self, Delivery, Redrive};
 use crate::store::tenant::Tenant;
 use serde_json::{json, Value};
 use worker::Request;
@@ -32,7 +32,7 @@ const STATUSES: [&str; 5] = ["pending", "succeeded", "failed", "dead", "canceled
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
-    let window = page(&q)?;
+    page(&q)?;
     if let Some(status) = q.get("status") {
         if !STATUSES.contains(&status.as_str()) {
             return Err(ApiError::new(
@@ -42,15 +42,7 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
             ));
         }
     }
-    let filter = Filter {
-        status: q.get("status"),
-        endpoint_id: q.get("endpoint_id"),
-        event_id: q.get("event_id"),
-    };
-    list_response(
-        deliveries::list(&Tenant::of(app, who)?, &filter, &window).await?,
-        render,
-    )
+    list_of::<Delivery>(req, app, who, render).await
 }
 
 async fn find(tenant: &Tenant, id: &str) -> Result<Delivery, ApiError> {

@@ -3,7 +3,7 @@
 //! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
 //! deliveries.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
@@ -190,13 +190,7 @@ pub(super) async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let q = query(req)?;
-    let window = page(&q)?;
-    let tenant = Tenant::of(app, who)?;
-    list_response(
-        endpoints::list(&tenant, q.get("status"), &window).await?,
-        |e| render(e, false),
-    )
+    list_of::<Endpoint>(req, app, who, |e| render(e, false)).await
 }
 
 pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {

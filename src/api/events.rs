@@ -1,11 +1,11 @@
 //! `/api/v1/events`: every accepted event, raw and canonical; replay re-sends one.
 
-use super::request::{json_body, list_response, page, query};
+use super::request::{json_body, list_of};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
-use crate::store::events::{self, Event, Filter};
+use crate::store::events::{self, Event};
 use crate::store::tenant::Tenant;
 use crate::store::{audit, deliveries};
 use serde_json::{json, Value};
@@ -24,17 +24,7 @@ fn render(e: &Event) -> Value {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let q = query(req)?;
-    let window = page(&q)?;
-    let filter = Filter {
-        event_type: q.get("type"),
-        provider: q.get("provider"),
-        call_id: q.get("call_id"),
-    };
-    list_response(
-        events::list(&Tenant::of(app, who)?, &filter, &window).await?,
-        render,
-    )
+    list_of::<Event>(req, app, who, render).await
 }
 
 async fn find(tenant: &Tenant, id: &str) -> Result<Event, ApiError> {

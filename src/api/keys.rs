@@ -1,7 +1,7 @@
 //! `/api/v1/api-keys`: keys of the caller's tenant. A key is shown once, at creation; only
 //! its SHA-256 is stored, so a leaked table reveals no usable key.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, new_id, new_secret, rfc3339, ApiError, ApiResult};
@@ -100,8 +100,7 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let window = page(&query(req)?)?;
-    list_response(keys::list(&Tenant::of(app, who)?, &window).await?, render)
+    list_of::<ApiKey>(req, app, who, render).await
 }
 
 pub(super) async fn revoke(app: &App, who: &Principal, id: &str) -> ApiResult {

@@ -5,7 +5,7 @@
 //! choose which of their agents answers it.
 
 use super::agents::field_errors;
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
@@ -163,11 +163,5 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let q = query(req)?;
-    let window = page(&q)?;
-    let tenant = Tenant::of(app, who)?;
-    list_response(
-        numbers::list(&tenant, q.get("agent_id"), &window).await?,
-        render,
-    )
+    list_of::<Number>(req, app, who, render).await
 }

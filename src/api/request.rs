@@ -1,8 +1,12 @@
 //! The request helpers every resource shares: JSON bodies, query parameters, field errors,
 //! pages.
 
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, read_body, ApiError, ApiResult};
+use crate::store::page::{self, Filtered};
 pub use crate::store::page::{Page, PageOf};
+use crate::store::tenant::Tenant;
 use phone_agent_core::limits::API_BODY_LIMIT;
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
@@ -69,6 +73,21 @@ pub fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
         .transpose()
         .map_err(bad)?;
     Ok(Page { limit, after })
+}
+
+/// `{data, next_cursor}` for one page of the caller's `T`s, filtered by the query parameters
+/// named like `T`'s filter columns.
+pub async fn list_of<T: Filtered>(
+    req: &Request,
+    app: &App,
+    who: &Principal,
+    render: impl Fn(&T) -> Value,
+) -> ApiResult {
+    let q = query(req)?;
+    let window = page(&q)?;
+    let tenant = Tenant::of(app, who)?;
+    let rows = page::filtered(&tenant, |c| q.get(c).map(String::as_str), &window).await?;
+    list_response(rows, render)
 }
 
 /// `{data, next_cursor}` for one page of rows.

@@ -3,7 +3,7 @@
 use crate::platform::http::now_ms;
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::{Filtered, Listed};
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::AgentSpec;
 use phone_agent_core::ids::AgentId;
@@ -39,9 +39,8 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Agent>, StoreError>
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
 }
 
-/// One page of the tenant's agents, newest first.
-pub async fn list(tenant: &Tenant, window: &Page) -> Result<PageOf<Agent>, StoreError> {
-    page::list(tenant, SELECT, &[], window).await
+impl Filtered for Agent {
+    const SELECT: &'static str = SELECT;
 }
 
 /// Stores a new agent and returns it as stored.

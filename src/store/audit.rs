@@ -5,8 +5,7 @@ use crate::platform::auth::Principal;
 use crate::platform::http::{log_line, now_ms};
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
-use crate::store::tenant::Tenant;
+use crate::store::page::{Filtered, Listed};
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,29 +36,11 @@ impl Listed for Entry {
     }
 }
 
-/// Which entries a list shows (each `None` matches all).
-pub struct Filter<'a> {
-    pub resource_type: Option<&'a String>,
-    pub resource_id: Option<&'a String>,
-    pub action: Option<&'a String>,
-}
-
-/// One page of the tenant's audit log, newest first.
-pub async fn list(
-    tenant: &Tenant,
-    filter: &Filter<'_>,
-    window: &Page,
-) -> Result<PageOf<Entry>, StoreError> {
-    page::list(
-        tenant,
+impl Filtered for Entry {
+    const SELECT: &'static str =
         "SELECT id, actor, action, resource_type, resource_id, before, after, request_id, at
-         FROM audit_log WHERE tenant_id = ?1
-           AND (?2 IS NULL OR resource_type = ?2) AND (?3 IS NULL OR resource_id = ?3)
-           AND (?4 IS NULL OR action = ?4)",
-        &[&filter.resource_type, &filter.resource_id, &filter.action],
-        window,
-    )
-    .await
+         FROM audit_log WHERE tenant_id = ?1";
+    const FILTERS: &'static [&'static str] = &["resource_type", "resource_id", "action"];
 }
 
 /// What changed, for one audit entry.

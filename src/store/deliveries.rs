@@ -5,7 +5,7 @@
 
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::{Filtered, Listed};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{DeliveryId, EndpointId, EventId};
 use phone_agent_core::pagination::Cursor;
@@ -64,13 +64,6 @@ impl Listed for Delivery {
     }
 }
 
-/// Which deliveries a list shows (each `None` matches all).
-pub struct Filter<'a> {
-    pub status: Option<&'a String>,
-    pub endpoint_id: Option<&'a String>,
-    pub event_id: Option<&'a String>,
-}
-
 const SELECT: &str = "SELECT id, event_id, endpoint_id, status, attempts, next_attempt_at,
        last_status_code, last_response, last_error, created_at, updated_at
      FROM deliveries WHERE tenant_id = ?1";
@@ -80,23 +73,9 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Delivery>, StoreErr
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
 }
 
-/// One page of the tenant's deliveries, newest first.
-pub async fn list(
-    tenant: &Tenant,
-    filter: &Filter<'_>,
-    window: &Page,
-) -> Result<PageOf<Delivery>, StoreError> {
-    let query = format!(
-        "{SELECT} AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR endpoint_id = ?3)
-           AND (?4 IS NULL OR event_id = ?4)"
-    );
-    page::list(
-        tenant,
-        &query,
-        &[&filter.status, &filter.endpoint_id, &filter.event_id],
-        window,
-    )
-    .await
+impl Filtered for Delivery {
+    const SELECT: &'static str = SELECT;
+    const FILTERS: &'static [&'static str] = &["status", "endpoint_id", "event_id"];
 }
 
 /// One logged attempt of a delivery.

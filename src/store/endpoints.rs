@@ -4,7 +4,7 @@
 use crate::platform::http::now_ms;
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::{Filtered, Listed};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::EndpointId;
 use phone_agent_core::pagination::Cursor;
@@ -58,14 +58,9 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Endpoint>, StoreErr
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
 }
 
-/// One page of the tenant's endpoints, newest first, optionally only those in `status`.
-pub async fn list(
-    tenant: &Tenant,
-    status: Option<&String>,
-    window: &Page,
-) -> Result<PageOf<Endpoint>, StoreError> {
-    let query = format!("{SELECT} AND (?2 IS NULL OR status = ?2)");
-    page::list(tenant, &query, &[&status], window).await
+impl Filtered for Endpoint {
+    const SELECT: &'static str = SELECT;
+    const FILTERS: &'static [&'static str] = &["status"];
 }
 
 /// Stores a new endpoint signing with `secret` (enabled unless `fields` says paused).

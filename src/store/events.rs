@@ -5,7 +5,7 @@
 use crate::store::db;
 use crate::store::deliveries;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::{Filtered, Listed};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{CallId, EventId};
 use phone_agent_core::pagination::Cursor;
@@ -106,13 +106,6 @@ impl Listed for Event {
     }
 }
 
-/// Which events a list shows (each `None` matches all).
-pub struct Filter<'a> {
-    pub event_type: Option<&'a String>,
-    pub provider: Option<&'a String>,
-    pub call_id: Option<&'a String>,
-}
-
 const SELECT: &str = "SELECT id, provider, provider_event_id, type, call_id, received_at, payload
      FROM webhook_events WHERE tenant_id = ?1";
 
@@ -121,21 +114,7 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Event>, StoreError>
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
 }
 
-/// One page of the tenant's events, newest received first.
-pub async fn list(
-    tenant: &Tenant,
-    filter: &Filter<'_>,
-    window: &Page,
-) -> Result<PageOf<Event>, StoreError> {
-    let query = format!(
-        "{SELECT} AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR provider = ?3)
-           AND (?4 IS NULL OR call_id = ?4)"
-    );
-    page::list(
-        tenant,
-        &query,
-        &[&filter.event_type, &filter.provider, &filter.call_id],
-        window,
-    )
-    .await
+impl Filtered for Event {
+    const SELECT: &'static str = SELECT;
+    const FILTERS: &'static [&'static str] = &["type", "provider", "call_id"];
 }

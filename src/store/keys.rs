@@ -5,7 +5,7 @@ use crate::platform::http::now_ms;
 use crate::store::audit::{self, Change};
 use crate::store::db::{self, Arg};
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::{Filtered, Listed};
 use crate::store::tenant::Tenant;
 use phone_agent_core::auth::{key_hash, Role};
 use phone_agent_core::ids::{KeyId, TenantId};
@@ -53,9 +53,8 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<ApiKey>, StoreError
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
 }
 
-/// One page of the tenant's keys, newest first.
-pub async fn list(tenant: &Tenant, window: &Page) -> Result<PageOf<ApiKey>, StoreError> {
-    page::list(tenant, SELECT, &[], window).await
+impl Filtered for ApiKey {
+    const SELECT: &'static str = SELECT;
 }
 
 /// The insert of `key` for tenant `tenant_id`, for a batch (a new tenant's first key is

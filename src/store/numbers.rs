@@ -3,7 +3,7 @@
 use crate::platform::http::now_ms;
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::{Filtered, Listed};
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::NumberSpec;
 use phone_agent_core::ids::{AgentId, NumberId, TenantId};
@@ -43,14 +43,9 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Number>, StoreError
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
 }
 
-/// One page of the tenant's numbers, newest first, optionally only those `agent_id` answers.
-pub async fn list(
-    tenant: &Tenant,
-    agent_id: Option<&String>,
-    window: &Page,
-) -> Result<PageOf<Number>, StoreError> {
-    let query = format!("{SELECT} AND (?2 IS NULL OR agent_id = ?2)");
-    page::list(tenant, &query, &[&agent_id], window).await
+impl Filtered for Number {
+    const SELECT: &'static str = SELECT;
+    const FILTERS: &'static [&'static str] = &["agent_id"];
 }
 
 /// The caller id of an agent's scheduled calls: the tenant's first number it answers.
