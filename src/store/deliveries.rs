@@ -5,10 +5,9 @@
 
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{Filtered, Listed};
+use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{DeliveryId, EndpointId, EventId};
-use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use worker::d1::{D1Database, D1PreparedStatement};
 
@@ -55,27 +54,20 @@ pub struct Delivery {
     pub updated_at: i64,
 }
 
-impl Listed for Delivery {
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.to_string(),
-        }
-    }
-}
-
 const SELECT: &str = "SELECT id, event_id, endpoint_id, status, attempts, next_attempt_at,
        last_status_code, last_response, last_error, created_at, updated_at
      FROM deliveries WHERE tenant_id = ?1";
 
+listed!(
+    Delivery,
+    created_at,
+    SELECT,
+    ["status", "endpoint_id", "event_id"]
+);
+
 /// The tenant's delivery `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Delivery>, StoreError> {
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
-}
-
-impl Filtered for Delivery {
-    const SELECT: &'static str = SELECT;
-    const FILTERS: &'static [&'static str] = &["status", "endpoint_id", "event_id"];
 }
 
 /// One logged attempt of a delivery.

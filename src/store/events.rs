@@ -5,10 +5,9 @@
 use crate::store::db;
 use crate::store::deliveries;
 use crate::store::error::StoreError;
-use crate::store::page::{Filtered, Listed};
+use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{CallId, EventId};
-use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::Value;
 use worker::d1::D1Database;
@@ -96,25 +95,12 @@ pub struct Event {
     pub payload: String,
 }
 
-impl Listed for Event {
-    const ORDER: &'static str = "received_at";
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.received_at,
-            id: self.id.to_string(),
-        }
-    }
-}
-
 const SELECT: &str = "SELECT id, provider, provider_event_id, type, call_id, received_at, payload
      FROM webhook_events WHERE tenant_id = ?1";
+
+listed!(Event, received_at, SELECT, ["type", "provider", "call_id"]);
 
 /// The tenant's event `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Event>, StoreError> {
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
-}
-
-impl Filtered for Event {
-    const SELECT: &'static str = SELECT;
-    const FILTERS: &'static [&'static str] = &["type", "provider", "call_id"];
 }

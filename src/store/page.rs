@@ -25,6 +25,31 @@ pub trait Listed: DeserializeOwned {
     fn cursor(&self) -> Cursor;
 }
 
+/// Implements [`Listed`] for a row type with an `id` ordered by its `$order` field and, given
+/// the tenant-scoped select and the filter columns, [`Filtered`] too: the row boilerplate of
+/// every list, written once.
+macro_rules! listed {
+    ($row:ty, $order:ident) => {
+        impl $crate::store::page::Listed for $row {
+            const ORDER: &'static str = stringify!($order);
+            fn cursor(&self) -> phone_agent_core::pagination::Cursor {
+                phone_agent_core::pagination::Cursor {
+                    created_at: self.$order,
+                    id: self.id.to_string(),
+                }
+            }
+        }
+    };
+    ($row:ty, $order:ident, $select:expr, [$($filter:literal),*]) => {
+        $crate::store::page::listed!($row, $order);
+        impl $crate::store::page::Filtered for $row {
+            const SELECT: &'static str = $select;
+            const FILTERS: &'static [&'static str] = &[$($filter),*];
+        }
+    };
+}
+pub(crate) use listed;
+
 /// A tenant's resource listed by equality filters only: its rows and the columns a list may
 /// match.
 pub trait Filtered: Listed {
