@@ -1,7 +1,7 @@
 //! `/api/v1/agents`: who speaks on a call (prompt, first message, voice, LLM, retry policy,
 //! call backs and the countries it may dial).
 
-use super::request::{field_error, invalid_fields, json_body, list_of};
+use super::request::{audited_update, field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
@@ -80,16 +80,7 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
             .await?
             .ok_or_else(missing)?,
     );
-    audit::log(
-        app,
-        who,
-        "agent.update",
-        ("agent", id),
-        Some(&before),
-        Some(&after),
-    )
-    .await;
-    Ok(json_response(200, &after))
+    audited_update(app, who, "agent.update", ("agent", id), &before, after).await
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {

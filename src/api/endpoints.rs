@@ -3,7 +3,7 @@
 //! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
 //! deliveries.
 
-use super::request::{field_error, invalid_fields, json_body, list_of};
+use super::request::{audited_update, field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
@@ -206,16 +206,15 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
             .wait_until(async move { crate::platform::alarm::wake_at(&env, now_ms()).await });
     }
     let after = render(&updated.ok_or_else(|| not_found(id))?, false);
-    audit::log(
+    audited_update(
         app,
         who,
         "endpoint.update",
         ("endpoint", id),
-        Some(&before),
-        Some(&after),
+        &before,
+        after,
     )
-    .await;
-    Ok(json_response(200, &after))
+    .await
 }
 
 pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {

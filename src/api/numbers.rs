@@ -5,7 +5,7 @@
 //! choose which of their agents answers it.
 
 use super::agents::field_errors;
-use super::request::{field_error, invalid_fields, json_body, list_of};
+use super::request::{audited_update, field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
@@ -123,16 +123,15 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
     let updated = numbers::update(&tenant, id, &spec).await?;
     crate::gateway::voice::forget_number(app, &spec.number).await;
     let after = render(&updated.ok_or_else(|| not_found(id))?);
-    audit::log(
+    audited_update(
         app,
         who,
         "number.update",
         ("phone_number", id),
-        Some(&before),
-        Some(&after),
+        &before,
+        after,
     )
-    .await;
-    Ok(json_response(200, &after))
+    .await
 }
 
 pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {

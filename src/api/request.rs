@@ -4,6 +4,7 @@
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, read_body, ApiError, ApiResult};
+use crate::store::audit;
 use crate::store::page::{self, Filtered};
 pub use crate::store::page::{Page, PageOf};
 use crate::store::tenant::Tenant;
@@ -73,6 +74,20 @@ pub fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
         .transpose()
         .map_err(bad)?;
     Ok(Page { limit, after })
+}
+
+/// Answers 200 with `after`, the resource (type, id) as a change left it, once the change from
+/// `before` is in the audit log as `action`.
+pub async fn audited_update(
+    app: &App,
+    who: &Principal,
+    action: &str,
+    resource: (&str, &str),
+    before: &Value,
+    after: Value,
+) -> ApiResult {
+    audit::log(app, who, action, resource, Some(before), Some(&after)).await;
+    Ok(json_response(200, &after))
 }
 
 /// `{data, next_cursor}` for one page of the caller's `T`s, filtered by the query parameters
