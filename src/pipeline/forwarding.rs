@@ -31,22 +31,15 @@ pub use crate::store::events::{publish, NewEvent, Published};
 
 /// Sends every due delivery of one event right away (the first attempt after the ack).
 pub async fn deliver_event(env: &Env, event_id: &str) {
-    let result = async {
+    let first_attempts = async {
         let db = env.d1("DB")?;
         let ids = deliveries::pending_of_event(&db, event_id).await?;
         send_all(env, &db, ids).await?;
         // Whatever is still pending (a failed first attempt) is the scheduler's now.
-        if let Some(at) = next_due(&db).await? {
-            alarm::wake_at(env, at).await;
-        }
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(e) = result {
-        log_line(
-            json!({"level": "error", "msg": "deliver event", "event_id": event_id, "error": e.message}),
-        );
-    }
+        next_due(&db).await
+    };
+    let context = json!({"level": "error", "msg": "deliver event", "event_id": event_id});
+    alarm::after_first_attempts(env, first_attempts, context).await;
 }
 
 /// Sends up to one batch of due deliveries; returns how many were attempted.

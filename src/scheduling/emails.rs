@@ -90,24 +90,17 @@ pub fn compose<'a>(
 /// Sends a call's due emails now (the first attempt right after the API answers), then leaves
 /// whatever failed to the scheduler.
 pub async fn send_for_call(env: &Env, call_id: &str) {
-    let result = async {
+    let first_attempts = async {
         let db = env.d1("DB")?;
         let ids = emails::pending_for_call_unscoped(&db, call_id).await?;
         let config = load_config(env)?;
         for id in ids {
             attempt(&db, &config, &id).await?;
         }
-        if let Some(at) = next_due(&db).await? {
-            alarm::wake_at(env, at).await;
-        }
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(e) = result {
-        log_line(
-            json!({"level": "error", "msg": "send call emails", "call_id": call_id, "error": e.message}),
-        );
-    }
+        next_due(&db).await
+    };
+    let context = json!({"level": "error", "msg": "send call emails", "call_id": call_id});
+    alarm::after_first_attempts(env, first_attempts, context).await;
 }
 
 /// Sends up to one batch of due emails; returns how many were attempted.
