@@ -1,7 +1,7 @@
 //! `/api/v1/deliveries`: one row per (event, endpoint) with its attempts; replay one, or
 //! redrive the dead-letter list in bulk.
 
-use super::request::{field_error, invalid_fields, json_body, list_of, page, query};
+use super::request::{field_error, found, invalid_fields, json_body, list_of, page, query};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -46,9 +46,7 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
 }
 
 async fn find(tenant: &Tenant, id: &str) -> Result<Delivery, ApiError> {
-    deliveries::get(tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))
+    found(deliveries::get(tenant, id).await?, "delivery", id)
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {

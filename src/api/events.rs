@@ -1,6 +1,6 @@
 //! `/api/v1/events`: every accepted event, raw and canonical; replay re-sends one.
 
-use super::request::{json_body, list_of};
+use super::request::{found, json_body, list_of};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -28,9 +28,7 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
 }
 
 async fn find(tenant: &Tenant, id: &str) -> Result<Event, ApiError> {
-    events::get(tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))
+    found(events::get(tenant, id).await?, "event", id)
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {

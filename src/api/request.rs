@@ -63,6 +63,11 @@ pub fn field_error(field: &str, code: &str, message: impl Into<String>) -> Value
     json!({"field": field, "code": code, "message": message.into()})
 }
 
+/// `row`, or 404 `no <what> <id>`.
+pub fn found<T>(row: Option<T>, what: &str, id: &str) -> Result<T, ApiError> {
+    row.ok_or_else(|| ApiError::not_found(format!("no {what} {id}")))
+}
+
 /// Reads `limit` and `cursor`; a bad value is a 400 naming it.
 pub fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
     let bad = |e: PageError| ApiError::new(400, "invalid_pagination", e.to_string());

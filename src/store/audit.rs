@@ -53,9 +53,34 @@ pub struct Change<'a> {
     pub after: Option<&'a Value>,
 }
 
+impl<'a> Change<'a> {
+    /// The creation of `resource` (type, id) as `after`.
+    pub fn created(action: &'a str, resource: (&'a str, &'a str), after: &'a Value) -> Self {
+        Change {
+            action,
+            resource_type: resource.0,
+            resource_id: Some(resource.1),
+            before: None,
+            after: Some(after),
+        }
+    }
+}
+
+/// Runs `writes` and the audit entry of `change` in one batch: both or neither.
+pub(in crate::store) async fn batch_with_entry(
+    db: &D1Database,
+    mut writes: Vec<D1PreparedStatement>,
+    who: &Principal,
+    change: &Change<'_>,
+) -> Result<(), StoreError> {
+    writes.push(statement(db, who, change)?);
+    db::batch(db, writes).await?;
+    Ok(())
+}
+
 /// The audit insert as a statement, to batch with the mutation it describes (atomic); the
 /// entry belongs to `who`'s tenant.
-pub fn statement(
+fn statement(
     db: &D1Database,
     who: &Principal,
     change: &Change<'_>,

@@ -75,15 +75,8 @@ pub async fn insert(
     who: &Principal,
     change: &Change<'_>,
 ) -> Result<(), StoreError> {
-    db::batch(
-        tenant.db(),
-        vec![
-            insert_statement(tenant.db(), tenant.id(), key)?,
-            audit::statement(tenant.db(), who, change)?,
-        ],
-    )
-    .await?;
-    Ok(())
+    let insert = insert_statement(tenant.db(), tenant.id(), key)?;
+    audit::batch_with_entry(tenant.db(), vec![insert], who, change).await
 }
 
 /// Revokes key `id` (a second revocation keeps the first time) together with its audit entry.
@@ -93,19 +86,12 @@ pub async fn revoke(
     who: &Principal,
     change: &Change<'_>,
 ) -> Result<(), StoreError> {
-    db::batch(
-        tenant.db(),
-        vec![
-            tenant.stmt(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3)
-                 WHERE tenant_id = ?1 AND id = ?2",
-                &[&id, &now_ms()],
-            )?,
-            audit::statement(tenant.db(), who, change)?,
-        ],
-    )
-    .await?;
-    Ok(())
+    let revoke = tenant.stmt(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3)
+         WHERE tenant_id = ?1 AND id = ?2",
+        &[&id, &now_ms()],
+    )?;
+    audit::batch_with_entry(tenant.db(), vec![revoke], who, change).await
 }
 
 /// What authenticates a request presenting a key.

@@ -47,18 +47,13 @@ pub async fn insert(
     who: &Principal,
     change: &Change<'_>,
 ) -> Result<(), StoreError> {
-    db::batch(
-        db,
-        vec![
-            db::stmt(
-                db,
-                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
-                &[id, &name, &created_at],
-            )?,
-            keys::insert_statement(db, id, admin_key)?,
-            audit::statement(db, who, change)?,
-        ],
-    )
-    .await?;
-    Ok(())
+    let writes = vec![
+        db::stmt(
+            db,
+            "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+            &[id, &name, &created_at],
+        )?,
+        keys::insert_statement(db, id, admin_key)?,
+    ];
+    audit::batch_with_entry(db, writes, who, change).await
 }
