@@ -6,7 +6,7 @@ use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
 use crate::store::agents::{self, Agent};
-use crate::store::audit;
+use crate::store::audit::{self, Change};
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::parse_agent;
 use phone_agent_core::scheduling::request::FieldError;
@@ -56,10 +56,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     audit::log(
         app,
         who,
-        "agent.create",
-        ("agent", agent.id.as_str()),
-        None,
-        Some(&after),
+        &Change::created("agent.create", ("agent", agent.id.as_str()), &after),
     )
     .await;
     Ok(json_response(201, &after))

@@ -6,7 +6,7 @@ use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
-use crate::store::audit;
+use crate::store::audit::{self, Change};
 use crate::store::deliveries::{self, Delivery, Redrive};
 use crate::store::tenant::Tenant;
 use serde_json::{json, Value};
@@ -79,7 +79,12 @@ pub(super) async fn replay(app: &App, who: &Principal, id: &str) -> ApiResult {
     app.ctx
         .wait_until(async move { forwarding::deliver_event(&env, &event_id).await });
     let delivery = find(&tenant, id).await?;
-    audit::log(app, who, "delivery.replay", ("delivery", id), None, None).await;
+    audit::log(
+        app,
+        who,
+        &Change::done("delivery.replay", ("delivery", id), None),
+    )
+    .await;
     Ok(json_response(202, &render(&delivery)))
 }
 
@@ -139,6 +144,6 @@ pub(super) async fn redrive(req: &mut Request, app: &App, who: &Principal) -> Ap
     let env = app.env.clone();
     app.ctx
         .wait_until(async move { crate::platform::alarm::wake_at(&env, now_ms()).await });
-    audit::log(app, who, "delivery.redrive", ("delivery", "*"), None, Some(&json!({"endpoint_id": endpoint_id, "since": since.map(rfc3339), "until": until.map(rfc3339), "redriven": redriven}))).await;
+    audit::log(app, who, &Change::done("delivery.redrive", ("delivery", "*"), Some(&json!({"endpoint_id": endpoint_id, "since": since.map(rfc3339), "until": until.map(rfc3339), "redriven": redriven})))).await;
     Ok(json_response(202, &json!({"redriven": redriven})))
 }

@@ -7,7 +7,7 @@ use super::request::{audited_update, field_error, invalid_fields, json_body, lis
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
-use crate::store::audit;
+use crate::store::audit::{self, Change};
 use crate::store::endpoints::{self, Endpoint, Fields};
 use crate::store::tenant::Tenant;
 use phone_agent_core::targets::check_target;
@@ -142,10 +142,11 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     audit::log(
         app,
         who,
-        "endpoint.create",
-        ("endpoint", endpoint.id.as_str()),
-        None,
-        Some(&render(&endpoint, false)),
+        &Change::created(
+            "endpoint.create",
+            ("endpoint", endpoint.id.as_str()),
+            &render(&endpoint, false),
+        ),
     )
     .await;
     Ok(json_response(201, &render(&endpoint, true)))
@@ -173,10 +174,7 @@ pub(super) async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
     audit::log(
         app,
         who,
-        "endpoint.read_secret",
-        ("endpoint", id),
-        None,
-        None,
+        &Change::done("endpoint.read_secret", ("endpoint", id), None),
     )
     .await;
     Ok(json_response(
@@ -224,10 +222,11 @@ pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     audit::log(
         app,
         who,
-        "endpoint.delete",
-        ("endpoint", id),
-        Some(&render(&endpoint, false)),
-        None,
+        &Change::deleted(
+            "endpoint.delete",
+            ("endpoint", id),
+            &render(&endpoint, false),
+        ),
     )
     .await;
     Ok(json_response(
@@ -258,14 +257,7 @@ pub(super) async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &s
     let endpoint = endpoints::rotate_secret(&tenant, id, &secret, now + grace * 1000, now)
         .await?
         .ok_or_else(|| not_found(id))?;
-    audit::log(
-        app,
-        who,
-        "endpoint.rotate_secret",
-        ("endpoint", id),
-        None,
-        Some(&json!({"previous_secret_expires_at": endpoint.previous_secret_expires_at.map(rfc3339)})),
-    )
+    audit::log(app, who, &Change::done("endpoint.rotate_secret", ("endpoint", id), Some(&json!({"previous_secret_expires_at": endpoint.previous_secret_expires_at.map(rfc3339)}))))
     .await;
     Ok(json_response(200, &render(&endpoint, true)))
 }

@@ -5,9 +5,10 @@ use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
+use crate::store::audit::{self, Change};
+use crate::store::deliveries;
 use crate::store::events::{self, Event};
 use crate::store::tenant::Tenant;
-use crate::store::{audit, deliveries};
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -71,10 +72,11 @@ pub(super) async fn replay(req: &mut Request, app: &App, who: &Principal, id: &s
     audit::log(
         app,
         who,
-        "event.replay",
-        ("event", id),
-        None,
-        Some(&json!({"endpoint_id": endpoint_id, "replayed": pending})),
+        &Change::done(
+            "event.replay",
+            ("event", id),
+            Some(&json!({"endpoint_id": endpoint_id, "replayed": pending})),
+        ),
     )
     .await;
     Ok(json_response(202, &json!({"id": id, "replayed": pending})))

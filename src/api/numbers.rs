@@ -9,9 +9,10 @@ use super::request::{audited_update, field_error, invalid_fields, json_body, lis
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::store::audit::{self, Change};
 use crate::store::numbers::{self, Number};
 use crate::store::tenant::Tenant;
-use crate::store::{agents, audit, tenants};
+use crate::store::{agents, tenants};
 use phone_agent_core::agents::parse_number;
 use serde_json::{json, Value};
 use worker::Request;
@@ -80,10 +81,11 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     audit::log(
         app,
         who,
-        "number.create",
-        ("phone_number", number.id.as_str()),
-        None,
-        Some(&after),
+        &Change::created(
+            "number.create",
+            ("phone_number", number.id.as_str()),
+            &after,
+        ),
     )
     .await;
     Ok(json_response(201, &render(&number)))
@@ -145,10 +147,7 @@ pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     audit::log(
         app,
         who,
-        "number.delete",
-        ("phone_number", id),
-        Some(&before),
-        None,
+        &Change::deleted("number.delete", ("phone_number", id), &before),
     )
     .await;
     Ok(json_response(200, &json!({"id": id, "deleted": true})))

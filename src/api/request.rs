@@ -4,7 +4,7 @@
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, read_body, ApiError, ApiResult};
-use crate::store::audit;
+use crate::store::audit::{self, Change};
 use crate::store::page::{self, Filtered};
 pub use crate::store::page::{Page, PageOf};
 use crate::store::tenant::Tenant;
@@ -91,7 +91,7 @@ pub async fn audited_update(
     before: &Value,
     after: Value,
 ) -> ApiResult {
-    audit::log(app, who, action, resource, Some(before), Some(&after)).await;
+    audit::log(app, who, &Change::updated(action, resource, before, &after)).await;
     Ok(json_response(200, &after))
 }
 

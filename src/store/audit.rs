@@ -54,15 +54,46 @@ pub struct Change<'a> {
 }
 
 impl<'a> Change<'a> {
-    /// The creation of `resource` (type, id) as `after`.
-    pub fn created(action: &'a str, resource: (&'a str, &'a str), after: &'a Value) -> Self {
+    /// `action` on `resource` (type, id), from `before` to `after`.
+    fn new(
+        action: &'a str,
+        resource: (&'a str, &'a str),
+        before: Option<&'a Value>,
+        after: Option<&'a Value>,
+    ) -> Self {
         Change {
             action,
             resource_type: resource.0,
             resource_id: Some(resource.1),
-            before: None,
-            after: Some(after),
+            before,
+            after,
         }
+    }
+
+    /// The creation of `resource` (type, id) as `after`.
+    pub fn created(action: &'a str, resource: (&'a str, &'a str), after: &'a Value) -> Self {
+        Change::new(action, resource, None, Some(after))
+    }
+
+    /// A change of `resource` from `before` to `after`.
+    pub fn updated(
+        action: &'a str,
+        resource: (&'a str, &'a str),
+        before: &'a Value,
+        after: &'a Value,
+    ) -> Self {
+        Change::new(action, resource, Some(before), Some(after))
+    }
+
+    /// The deletion of `resource`, which was `before`.
+    pub fn deleted(action: &'a str, resource: (&'a str, &'a str), before: &'a Value) -> Self {
+        Change::new(action, resource, Some(before), None)
+    }
+
+    /// An action on `resource` that is not a change of its fields (a replay, a secret read or
+    /// rotated), with what it did, if anything.
+    pub fn done(action: &'a str, resource: (&'a str, &'a str), detail: Option<&'a Value>) -> Self {
+        Change::new(action, resource, None, detail)
     }
 }
 
@@ -103,32 +134,18 @@ fn statement(
     )
 }
 
-/// Records a change of `resource` (type, id) made through the API; see [`record`].
-pub async fn log(
-    app: &App,
-    who: &Principal,
-    action: &str,
-    resource: (&str, &str),
-    before: Option<&Value>,
-    after: Option<&Value>,
-) {
+/// Records a change made through the API; see [`record`].
+pub async fn log(app: &App, who: &Principal, change: &Change<'_>) {
     let db = match app.db() {
         Ok(db) => db,
         Err(e) => {
             log_line(
-                json!({"level": "error", "msg": "audit entry lost", "action": action, "error": e.message}),
+                json!({"level": "error", "msg": "audit entry lost", "action": change.action, "error": e.message}),
             );
             return;
         }
     };
-    let change = Change {
-        action,
-        resource_type: resource.0,
-        resource_id: Some(resource.1),
-        before,
-        after,
-    };
-    record(&db, who, &change).await;
+    record(&db, who, change).await;
 }
 
 /// Records a change made by an already-committed write. A failure here is logged, not

@@ -183,10 +183,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     audit::log(
         app,
         who,
-        "call.schedule",
-        ("call", id.as_str()),
-        None,
-        Some(&render(&row)),
+        &audit::Change::created("call.schedule", ("call", id.as_str()), &render(&row)),
     )
     .await;
     Ok(json_response(201, &render(&row)))
