@@ -606,7 +606,7 @@ pub async fn next_due_unscoped(
     db: &D1Database,
     stuck_after_ms: i64,
 ) -> Result<Option<i64>, StoreError> {
-    db::first::<Next>(
+    db::earliest(
         db,
         "SELECT min(at) AS at FROM (
            SELECT min(max(start_at, COALESCE(dial_after, 0))) AS at FROM calls
@@ -620,19 +620,6 @@ pub async fn next_due_unscoped(
         &[&stuck_after_ms],
     )
     .await
-    .map(Next::at)
-}
-
-/// The earliest time of a `min(…) AS at` query.
-#[derive(Deserialize)]
-pub(in crate::store) struct Next {
-    at: Option<i64>,
-}
-
-impl Next {
-    pub(in crate::store) fn at(next: Option<Self>) -> Option<i64> {
-        next.and_then(|n| n.at)
-    }
 }
 
 /// Holds the scheduled attempt of call `id` until `until` (the outbound cap is full), with its

@@ -193,18 +193,13 @@ pub async fn due_any_tenant(
 
 /// When the next pending delivery of any tenant to an enabled endpoint is due, if any.
 pub async fn next_due_any_tenant(db: &D1Database) -> Result<Option<i64>, StoreError> {
-    #[derive(Deserialize)]
-    struct Next {
-        at: Option<i64>,
-    }
-    let next: Option<Next> = db::first(
+    db::earliest(
         db,
         "SELECT min(d.next_attempt_at) AS at FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.status = 'pending' AND p.status = 'enabled' AND p.deleted_at IS NULL",
         &[],
     )
-    .await?;
-    Ok(next.and_then(|n| n.at))
+    .await
 }
 
 /// A leased delivery with what its attempt needs: the event's payload and the endpoint.
