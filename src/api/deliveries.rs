@@ -1,7 +1,7 @@
 //! `/api/v1/deliveries`: one row per (event, endpoint) with its attempts; replay one, or
 //! redrive the dead-letter list in bulk.
 
-use super::request::{field_error, found, invalid_fields, json_body, list_of, page, query};
+use super::request::{field_error, found, json_body, list_of, no_field_errors, page, query};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -131,9 +131,7 @@ pub(super) async fn redrive(req: &mut Request, app: &App, who: &Principal) -> Ap
             None
         }
     };
-    if !errors.is_empty() {
-        return Err(invalid_fields(Value::from(errors)));
-    }
+    no_field_errors(errors)?;
     let now = now_ms();
     let which = Redrive {
         endpoint_id: endpoint_id.as_deref(),

@@ -3,7 +3,9 @@
 //! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
 //! deliveries.
 
-use super::request::{audited_update, field_error, invalid_fields, json_body, list_of};
+use super::request::{
+    audited_update, field_error, invalid_fields, json_body, list_of, no_field_errors,
+};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
@@ -119,11 +121,8 @@ fn parse_fields(body: &Value, allow_private: bool, creating: bool) -> Result<Fie
             "status is enabled or paused",
         )),
     }
-    if errors.is_empty() {
-        Ok(fields)
-    } else {
-        Err(invalid_fields(Value::from(errors)))
-    }
+    no_field_errors(errors)?;
+    Ok(fields)
 }
 
 fn valid_event_type(t: &str) -> bool {

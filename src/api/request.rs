@@ -58,6 +58,15 @@ pub fn invalid_fields(fields: Value) -> ApiError {
     ApiError::new(422, "invalid_fields", "some fields are invalid").with_details(fields)
 }
 
+/// 422 listing `errors`, unless there are none.
+pub fn no_field_errors(errors: Vec<Value>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_fields(Value::from(errors)))
+    }
+}
+
 /// One field error in the shape of [`invalid_fields`].
 pub fn field_error(field: &str, code: &str, message: impl Into<String>) -> Value {
     json!({"field": field, "code": code, "message": message.into()})
