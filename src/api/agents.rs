@@ -1,12 +1,12 @@
 //! `/api/v1/agents`: who speaks on a call (prompt, first message, voice, LLM, retry policy,
 //! call backs and the countries it may dial).
 
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{audited_update, field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
 use crate::store::agents::{self, Agent};
-use crate::store::audit;
+use crate::store::audit::{self, Change};
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::parse_agent;
 use phone_agent_core::scheduling::request::FieldError;
@@ -56,10 +56,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     audit::log(
         app,
         who,
-        "agent.create",
-        ("agent", agent.id.as_str()),
-        None,
-        Some(&after),
+        &Change::created("agent.create", ("agent", agent.id.as_str()), &after),
     )
     .await;
     Ok(json_response(201, &after))
@@ -80,16 +77,7 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
             .await?
             .ok_or_else(missing)?,
     );
-    audit::log(
-        app,
-        who,
-        "agent.update",
-        ("agent", id),
-        Some(&before),
-        Some(&after),
-    )
-    .await;
-    Ok(json_response(200, &after))
+    audited_update(app, who, "agent.update", ("agent", id), &before, after).await
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -100,6 +88,5 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let window = page(&query(req)?)?;
-    list_response(agents::list(&Tenant::of(app, who)?, &window).await?, render)
+    list_of::<Agent>(req, app, who, render).await
 }

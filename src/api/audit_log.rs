@@ -1,11 +1,10 @@
 //! `/api/v1/audit-log`: who changed what, newest first.
 
-use super::request::{list_response, page, query};
+use super::request::list_of;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{rfc3339, ApiResult};
-use crate::store::audit::{self, Entry, Filter};
-use crate::store::tenant::Tenant;
+use crate::store::audit::Entry;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -23,15 +22,5 @@ fn render(e: &Entry) -> Value {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let q = query(req)?;
-    let window = page(&q)?;
-    let filter = Filter {
-        resource_type: q.get("resource_type"),
-        resource_id: q.get("resource_id"),
-        action: q.get("action"),
-    };
-    list_response(
-        audit::list(&Tenant::of(app, who)?, &filter, &window).await?,
-        render,
-    )
+    list_of::<Entry>(req, app, who, render).await
 }

@@ -8,7 +8,7 @@
 mod row;
 mod schedule;
 
-use super::request::{field_error, invalid_fields, list_response, page, query};
+use super::request::{field_error, list_response, no_field_errors, page, query};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiResult};
@@ -85,9 +85,7 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
             parsed
         }
     };
-    if !errors.is_empty() {
-        return Err(invalid_fields(Value::from(errors)));
-    }
+    no_field_errors(errors)?;
     let filter = Filter {
         status,
         from,

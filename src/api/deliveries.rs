@@ -1,13 +1,13 @@
 //! `/api/v1/deliveries`: one row per (event, endpoint) with its attempts; replay one, or
 //! redrive the dead-letter list in bulk.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{field_error, found, json_body, list_of, no_field_errors, page, query};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
-use crate::store::audit;
-use crate::store::deliveries::{self, Delivery, Filter, Redrive};
+use crate::store::audit::{self, Change};
+use crate::store::deliveries::{self, Delivery, Redrive};
 use crate::store::tenant::Tenant;
 use serde_json::{json, Value};
 use worker::Request;
@@ -32,7 +32,7 @@ const STATUSES: [&str; 5] = ["pending", "succeeded", "failed", "dead", "canceled
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     let q = query(req)?;
-    let window = page(&q)?;
+    page(&q)?;
     if let Some(status) = q.get("status") {
         if !STATUSES.contains(&status.as_str()) {
             return Err(ApiError::new(
@@ -42,21 +42,11 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
             ));
         }
     }
-    let filter = Filter {
-        status: q.get("status"),
-        endpoint_id: q.get("endpoint_id"),
-        event_id: q.get("event_id"),
-    };
-    list_response(
-        deliveries::list(&Tenant::of(app, who)?, &filter, &window).await?,
-        render,
-    )
+    list_of::<Delivery>(req, app, who, render).await
 }
 
 async fn find(tenant: &Tenant, id: &str) -> Result<Delivery, ApiError> {
-    deliveries::get(tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))
+    found(deliveries::get(tenant, id).await?, "delivery", id)
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -89,7 +79,12 @@ pub(super) async fn replay(app: &App, who: &Principal, id: &str) -> ApiResult {
     app.ctx
         .wait_until(async move { forwarding::deliver_event(&env, &event_id).await });
     let delivery = find(&tenant, id).await?;
-    audit::log(app, who, "delivery.replay", ("delivery", id), None, None).await;
+    audit::log(
+        app,
+        who,
+        &Change::done("delivery.replay", ("delivery", id), None),
+    )
+    .await;
     Ok(json_response(202, &render(&delivery)))
 }
 
@@ -136,9 +131,7 @@ pub(super) async fn redrive(req: &mut Request, app: &App, who: &Principal) -> Ap
             None
         }
     };
-    if !errors.is_empty() {
-        return Err(invalid_fields(Value::from(errors)));
-    }
+    no_field_errors(errors)?;
     let now = now_ms();
     let which = Redrive {
         endpoint_id: endpoint_id.as_deref(),
@@ -149,6 +142,6 @@ pub(super) async fn redrive(req: &mut Request, app: &App, who: &Principal) -> Ap
     let env = app.env.clone();
     app.ctx
         .wait_until(async move { crate::platform::alarm::wake_at(&env, now_ms()).await });
-    audit::log(app, who, "delivery.redrive", ("delivery", "*"), None, Some(&json!({"endpoint_id": endpoint_id, "since": since.map(rfc3339), "until": until.map(rfc3339), "redriven": redriven}))).await;
+    audit::log(app, who, &Change::done("delivery.redrive", ("delivery", "*"), Some(&json!({"endpoint_id": endpoint_id, "since": since.map(rfc3339), "until": until.map(rfc3339), "redriven": redriven})))).await;
     Ok(json_response(202, &json!({"redriven": redriven})))
 }

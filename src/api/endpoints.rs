@@ -3,11 +3,13 @@
 //! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
 //! deliveries.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{
+    audited_update, field_error, invalid_fields, json_body, list_of, no_field_errors,
+};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
-use crate::store::audit;
+use crate::store::audit::{self, Change};
 use crate::store::endpoints::{self, Endpoint, Fields};
 use crate::store::tenant::Tenant;
 use phone_agent_core::targets::check_target;
@@ -119,11 +121,8 @@ fn parse_fields(body: &Value, allow_private: bool, creating: bool) -> Result<Fie
             "status is enabled or paused",
         )),
     }
-    if errors.is_empty() {
-        Ok(fields)
-    } else {
-        Err(invalid_fields(Value::from(errors)))
-    }
+    no_field_errors(errors)?;
+    Ok(fields)
 }
 
 fn valid_event_type(t: &str) -> bool {
@@ -142,10 +141,11 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     audit::log(
         app,
         who,
-        "endpoint.create",
-        ("endpoint", endpoint.id.as_str()),
-        None,
-        Some(&render(&endpoint, false)),
+        &Change::created(
+            "endpoint.create",
+            ("endpoint", endpoint.id.as_str()),
+            &render(&endpoint, false),
+        ),
     )
     .await;
     Ok(json_response(201, &render(&endpoint, true)))
@@ -173,10 +173,7 @@ pub(super) async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
     audit::log(
         app,
         who,
-        "endpoint.read_secret",
-        ("endpoint", id),
-        None,
-        None,
+        &Change::done("endpoint.read_secret", ("endpoint", id), None),
     )
     .await;
     Ok(json_response(
@@ -190,13 +187,7 @@ pub(super) async fn secret(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let q = query(req)?;
-    let window = page(&q)?;
-    let tenant = Tenant::of(app, who)?;
-    list_response(
-        endpoints::list(&tenant, q.get("status"), &window).await?,
-        |e| render(e, false),
-    )
+    list_of::<Endpoint>(req, app, who, |e| render(e, false)).await
 }
 
 pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -212,16 +203,15 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
             .wait_until(async move { crate::platform::alarm::wake_at(&env, now_ms()).await });
     }
     let after = render(&updated.ok_or_else(|| not_found(id))?, false);
-    audit::log(
+    audited_update(
         app,
         who,
         "endpoint.update",
         ("endpoint", id),
-        Some(&before),
-        Some(&after),
+        &before,
+        after,
     )
-    .await;
-    Ok(json_response(200, &after))
+    .await
 }
 
 pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -231,10 +221,11 @@ pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     audit::log(
         app,
         who,
-        "endpoint.delete",
-        ("endpoint", id),
-        Some(&render(&endpoint, false)),
-        None,
+        &Change::deleted(
+            "endpoint.delete",
+            ("endpoint", id),
+            &render(&endpoint, false),
+        ),
     )
     .await;
     Ok(json_response(
@@ -265,14 +256,7 @@ pub(super) async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &s
     let endpoint = endpoints::rotate_secret(&tenant, id, &secret, now + grace * 1000, now)
         .await?
         .ok_or_else(|| not_found(id))?;
-    audit::log(
-        app,
-        who,
-        "endpoint.rotate_secret",
-        ("endpoint", id),
-        None,
-        Some(&json!({"previous_secret_expires_at": endpoint.previous_secret_expires_at.map(rfc3339)})),
-    )
+    audit::log(app, who, &Change::done("endpoint.rotate_secret", ("endpoint", id), Some(&json!({"previous_secret_expires_at": endpoint.previous_secret_expires_at.map(rfc3339)}))))
     .await;
     Ok(json_response(200, &render(&endpoint, true)))
 }

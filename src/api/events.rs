@@ -1,13 +1,14 @@
 //! `/api/v1/events`: every accepted event, raw and canonical; replay re-sends one.
 
-use super::request::{json_body, list_response, page, query};
+use super::request::{found, json_body, list_of};
 use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, now_ms, rfc3339, ApiError, ApiResult};
-use crate::store::events::{self, Event, Filter};
+use crate::store::audit::{self, Change};
+use crate::store::deliveries;
+use crate::store::events::{self, Event};
 use crate::store::tenant::Tenant;
-use crate::store::{audit, deliveries};
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -24,23 +25,11 @@ fn render(e: &Event) -> Value {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let q = query(req)?;
-    let window = page(&q)?;
-    let filter = Filter {
-        event_type: q.get("type"),
-        provider: q.get("provider"),
-        call_id: q.get("call_id"),
-    };
-    list_response(
-        events::list(&Tenant::of(app, who)?, &filter, &window).await?,
-        render,
-    )
+    list_of::<Event>(req, app, who, render).await
 }
 
 async fn find(tenant: &Tenant, id: &str) -> Result<Event, ApiError> {
-    events::get(tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))
+    found(events::get(tenant, id).await?, "event", id)
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -83,10 +72,11 @@ pub(super) async fn replay(req: &mut Request, app: &App, who: &Principal, id: &s
     audit::log(
         app,
         who,
-        "event.replay",
-        ("event", id),
-        None,
-        Some(&json!({"endpoint_id": endpoint_id, "replayed": pending})),
+        &Change::done(
+            "event.replay",
+            ("event", id),
+            Some(&json!({"endpoint_id": endpoint_id, "replayed": pending})),
+        ),
     )
     .await;
     Ok(json_response(202, &json!({"id": id, "replayed": pending})))

@@ -1,7 +1,7 @@
 //! `/api/v1/api-keys`: keys of the caller's tenant. A key is shown once, at creation; only
 //! its SHA-256 is stored, so a leaked table reveals no usable key.
 
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{field_error, found, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, new_id, new_secret, rfc3339, ApiError, ApiResult};
@@ -75,13 +75,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
         key: &key,
         prefix: &prefix,
     };
-    let change = Change {
-        action: "api_key.create",
-        resource_type: "api_key",
-        resource_id: Some(id.as_str()),
-        before: None,
-        after: Some(&after),
-    };
+    let change = Change::created("api_key.create", ("api_key", id.as_str()), &after);
     keys::insert(&tenant, &new_key, who, &change).await?;
     let mut body = render(&find(&tenant, id.as_str()).await?);
     body["key"] = Value::String(key);
@@ -89,9 +83,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
 }
 
 async fn find(tenant: &Tenant, id: &str) -> Result<ApiKey, ApiError> {
-    keys::get(tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no api key {id}")))
+    found(keys::get(tenant, id).await?, "api key", id)
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -100,8 +92,7 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let window = page(&query(req)?)?;
-    list_response(keys::list(&Tenant::of(app, who)?, &window).await?, render)
+    list_of::<ApiKey>(req, app, who, render).await
 }
 
 pub(super) async fn revoke(app: &App, who: &Principal, id: &str) -> ApiResult {

@@ -5,13 +5,14 @@
 //! choose which of their agents answers it.
 
 use super::agents::field_errors;
-use super::request::{field_error, invalid_fields, json_body, list_response, page, query};
+use super::request::{audited_update, field_error, invalid_fields, json_body, list_of};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::store::audit::{self, Change};
 use crate::store::numbers::{self, Number};
 use crate::store::tenant::Tenant;
-use crate::store::{agents, audit, tenants};
+use crate::store::{agents, tenants};
 use phone_agent_core::agents::parse_number;
 use serde_json::{json, Value};
 use worker::Request;
@@ -80,10 +81,11 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     audit::log(
         app,
         who,
-        "number.create",
-        ("phone_number", number.id.as_str()),
-        None,
-        Some(&after),
+        &Change::created(
+            "number.create",
+            ("phone_number", number.id.as_str()),
+            &after,
+        ),
     )
     .await;
     Ok(json_response(201, &render(&number)))
@@ -123,16 +125,15 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
     let updated = numbers::update(&tenant, id, &spec).await?;
     crate::gateway::voice::forget_number(app, &spec.number).await;
     let after = render(&updated.ok_or_else(|| not_found(id))?);
-    audit::log(
+    audited_update(
         app,
         who,
         "number.update",
         ("phone_number", id),
-        Some(&before),
-        Some(&after),
+        &before,
+        after,
     )
-    .await;
-    Ok(json_response(200, &after))
+    .await
 }
 
 pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -146,10 +147,7 @@ pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     audit::log(
         app,
         who,
-        "number.delete",
-        ("phone_number", id),
-        Some(&before),
-        None,
+        &Change::deleted("number.delete", ("phone_number", id), &before),
     )
     .await;
     Ok(json_response(200, &json!({"id": id, "deleted": true})))
@@ -163,11 +161,5 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    let q = query(req)?;
-    let window = page(&q)?;
-    let tenant = Tenant::of(app, who)?;
-    list_response(
-        numbers::list(&tenant, q.get("agent_id"), &window).await?,
-        render,
-    )
+    list_of::<Number>(req, app, who, render).await
 }

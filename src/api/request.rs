@@ -1,8 +1,13 @@
 //! The request helpers every resource shares: JSON bodies, query parameters, field errors,
 //! pages.
 
+use crate::platform::app::App;
+use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, read_body, ApiError, ApiResult};
+use crate::store::audit::{self, Change};
+use crate::store::page::{self, Filtered};
 pub use crate::store::page::{Page, PageOf};
+use crate::store::tenant::Tenant;
 use phone_agent_core::limits::API_BODY_LIMIT;
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
@@ -53,9 +58,23 @@ pub fn invalid_fields(fields: Value) -> ApiError {
     ApiError::new(422, "invalid_fields", "some fields are invalid").with_details(fields)
 }
 
+/// 422 listing `errors`, unless there are none.
+pub fn no_field_errors(errors: Vec<Value>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_fields(Value::from(errors)))
+    }
+}
+
 /// One field error in the shape of [`invalid_fields`].
 pub fn field_error(field: &str, code: &str, message: impl Into<String>) -> Value {
     json!({"field": field, "code": code, "message": message.into()})
+}
+
+/// `row`, or 404 `no <what> <id>`.
+pub fn found<T>(row: Option<T>, what: &str, id: &str) -> Result<T, ApiError> {
+    row.ok_or_else(|| ApiError::not_found(format!("no {what} {id}")))
 }
 
 /// Reads `limit` and `cursor`; a bad value is a 400 naming it.
@@ -69,6 +88,35 @@ pub fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
         .transpose()
         .map_err(bad)?;
     Ok(Page { limit, after })
+}
+
+/// Answers 200 with `after`, the resource (type, id) as a change left it, once the change from
+/// `before` is in the audit log as `action`.
+pub async fn audited_update(
+    app: &App,
+    who: &Principal,
+    action: &str,
+    resource: (&str, &str),
+    before: &Value,
+    after: Value,
+) -> ApiResult {
+    audit::log(app, who, &Change::updated(action, resource, before, &after)).await;
+    Ok(json_response(200, &after))
+}
+
+/// `{data, next_cursor}` for one page of the caller's `T`s, filtered by the query parameters
+/// named like `T`'s filter columns.
+pub async fn list_of<T: Filtered>(
+    req: &Request,
+    app: &App,
+    who: &Principal,
+    render: impl Fn(&T) -> Value,
+) -> ApiResult {
+    let q = query(req)?;
+    let window = page(&q)?;
+    let tenant = Tenant::of(app, who)?;
+    let rows = page::filtered(&tenant, |c| q.get(c).map(String::as_str), &window).await?;
+    list_response(rows, render)
 }
 
 /// `{data, next_cursor}` for one page of rows.

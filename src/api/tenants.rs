@@ -42,13 +42,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
         key: &key,
         prefix: &prefix,
     };
-    let change = Change {
-        action: "tenant.create",
-        resource_type: "tenant",
-        resource_id: Some(tenant_id.as_str()),
-        before: None,
-        after: Some(&after),
-    };
+    let change = Change::created("tenant.create", ("tenant", tenant_id.as_str()), &after);
     tenants::insert(&app.db()?, &tenant_id, &name, now, &admin_key, who, &change).await?;
     Ok(json_response(
         201,

@@ -53,6 +53,29 @@ pub struct Change<'a> {
     pub emit: bool,
 }
 
+impl Change<'static> {
+    /// A change the scheduler causes to `attempt` of a call: emitted, and not bound to a due
+    /// time unless [`Change::due_by`] adds one.
+    pub fn by_scheduler(to: CallStatus, detail: Value, attempt: i64) -> Self {
+        Change {
+            to,
+            source: "scheduler",
+            detail,
+            attempt: Some(attempt),
+            due_by: None,
+            emit: true,
+        }
+    }
+
+    /// The same change, only if the call is due by `at` (a dispatch claim).
+    pub fn due_by(self, at: i64) -> Self {
+        Change {
+            due_by: Some(at),
+            ..self
+        }
+    }
+}
+
 /// Applies `change` if the state machine and its conditions allow it, recording the transition
 /// in `call_events` atomically with the status change; then emits its event and, for a
 /// no-answer or busy outcome, schedules the retry the agent's policy asks for.

@@ -6,10 +6,12 @@
 use crate::platform::alarm;
 use crate::platform::app::load_config;
 use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
-use crate::platform::outbound::{self, Failure};
+use crate::platform::outbound;
 use crate::store::deliveries::{self, AttemptRecord};
 use phone_agent_core::config::Config;
-use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};
+use phone_agent_core::delivery::{
+    decide_attempt, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS,
+};
 use phone_agent_core::targets::check_target;
 use phone_agent_core::webhooks::signatures::sign_standard;
 use serde_json::json;
@@ -29,22 +31,15 @@ pub use crate::store::events::{publish, NewEvent, Published};
 
 /// Sends every due delivery of one event right away (the first attempt after the ack).
 pub async fn deliver_event(env: &Env, event_id: &str) {
-    let result = async {
+    let first_attempts = async {
         let db = env.d1("DB")?;
         let ids = deliveries::pending_of_event(&db, event_id).await?;
         send_all(env, &db, ids).await?;
         // Whatever is still pending (a failed first attempt) is the scheduler's now.
-        if let Some(at) = next_due(&db).await? {
-            alarm::wake_at(env, at).await;
-        }
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(e) = result {
-        log_line(
-            json!({"level": "error", "msg": "deliver event", "event_id": event_id, "error": e.message}),
-        );
-    }
+        next_due(&db).await
+    };
+    let context = json!({"level": "error", "msg": "deliver event", "event_id": event_id});
+    alarm::after_first_attempts(env, first_attempts, context).await;
 }
 
 /// Sends up to one batch of due deliveries; returns how many were attempted.
@@ -144,28 +139,16 @@ async fn attempt(
                         .await;
                         let latency = now_ms() - started;
                         match reply {
-                            Ok(reply) => {
-                                let outcome = Outcome::Status {
-                                    code: reply.status,
-                                    retry_after: reply.header("retry-after").map(str::to_owned),
-                                };
-                                (
-                                    Some(outcome),
-                                    Some(response_excerpt(&reply.body, EXCERPT_BYTES)),
-                                    None,
-                                    latency,
-                                )
-                            }
-                            Err(Failure::Timeout) => (
-                                Some(Outcome::Timeout),
+                            Ok(reply) => (
+                                Some(reply.outcome(&["retry-after"])),
+                                Some(response_excerpt(&reply.body, EXCERPT_BYTES)),
                                 None,
-                                Some("timed out".into()),
                                 latency,
                             ),
-                            Err(e @ Failure::Network(_)) => (
-                                Some(Outcome::NetworkError),
+                            Err(failure) => (
+                                Some(failure.outcome()),
                                 None,
-                                Some(e.to_string()),
+                                Some(failure.to_string()),
                                 latency,
                             ),
                         }
@@ -175,22 +158,14 @@ async fn attempt(
         };
 
     let finished = now_ms();
-    // A refused target or an unusable secret will not fix itself: dead-letter at once.
-    let decision = match &outcome {
-        None => Decision::Dead,
-        Some(outcome) => decide(
-            &config.delivery_retry_schedule,
-            u32::try_from(series_no).unwrap_or(u32::MAX),
-            finished,
-            finished,
-            outcome,
-            random_unit(),
-        ),
-    };
-    let status_code = match &outcome {
-        Some(Outcome::Status { code, .. }) => Some(i64::from(*code)),
-        _ => None,
-    };
+    let decision = decide_attempt(
+        &config.delivery_retry_schedule,
+        series_no,
+        finished,
+        outcome.as_ref(),
+        random_unit(),
+    );
+    let status_code = outcome.as_ref().and_then(Outcome::status_code);
     let (status, next_attempt_at) = match decision {
         Decision::Delivered => ("succeeded", None),
         Decision::Retry { at_unix_ms } => ("pending", Some(at_unix_ms)),

@@ -4,6 +4,7 @@
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use phone_agent_core::carrier::CarrierRequest;
+use phone_agent_core::delivery::Outcome;
 use phone_agent_core::limits::{Prefix, REPLY_BODY_LIMIT};
 use std::time::Duration;
 use worker::{
@@ -27,6 +28,18 @@ impl Reply {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// How the attempt ended, for the retry policy: the status, and the first of the
+    /// `retry_after` headers present as the wait it asks for.
+    pub fn outcome(&self, retry_after: &[&str]) -> Outcome {
+        Outcome::Status {
+            code: self.status,
+            retry_after: retry_after
+                .iter()
+                .find_map(|name| self.header(name))
+                .map(str::to_owned),
+        }
+    }
 }
 
 /// Why no response was obtained.
@@ -36,6 +49,16 @@ pub enum Failure {
     Timeout,
     /// The request could not be made or the connection failed.
     Network(String),
+}
+
+impl Failure {
+    /// How the attempt ended, for the retry policy.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Failure::Timeout => Outcome::Timeout,
+            Failure::Network(_) => Outcome::NetworkError,
+        }
+    }
 }
 
 impl std::fmt::Display for Failure {

@@ -135,14 +135,7 @@ async fn fail_bland(
     let now = now_ms();
     calls::set_last_error(db, &call.id, &error, true).await?;
     for to in [CallStatus::Dispatching, CallStatus::Failed] {
-        let change = Change {
-            to,
-            source: "scheduler",
-            detail: json!({"error": error}),
-            attempt: Some(call.attempt),
-            due_by: None,
-            emit: true,
-        };
+        let change = Change::by_scheduler(to, json!({"error": error}), call.attempt);
         call_status::apply(env, db, call.id.as_str(), &change, now).await?;
     }
     Ok(())

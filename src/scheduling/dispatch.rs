@@ -79,14 +79,8 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
         handled += 1;
         // Bland dials by itself at start_time: the call is out of our hands (no more changes).
         for to in [CallStatus::Dispatching, CallStatus::Queued] {
-            let change = Change {
-                to,
-                source: "scheduler",
-                detail: json!({"reason": "Bland dials at the scheduled time"}),
-                attempt: Some(call.attempt),
-                due_by: Some(now),
-                emit: true,
-            };
+            let detail = json!({"reason": "Bland dials at the scheduled time"});
+            let change = Change::by_scheduler(to, detail, call.attempt).due_by(now);
             if let Err(e) = call_status::apply(env, &db, call.id.as_str(), &change, now).await {
                 log_line(
                     json!({"level": "error", "msg": "bland hand-over", "call_id": call.id, "error": e.message}),
@@ -96,14 +90,9 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
     }
     for call in stuck {
         handled += 1;
-        let change = Change {
-            to: CallStatus::Failed,
-            source: "scheduler",
-            detail: json!({"error": "dispatch was interrupted; not dialled again to avoid a double call"}),
-            attempt: Some(call.attempt),
-            due_by: None,
-            emit: true,
-        };
+        let detail =
+            json!({"error": "dispatch was interrupted; not dialled again to avoid a double call"});
+        let change = Change::by_scheduler(CallStatus::Failed, detail, call.attempt);
         if let Err(e) = call_status::apply(env, &db, call.id.as_str(), &change, now).await {
             log_line(
                 json!({"level": "error", "msg": "stuck dispatch", "call_id": call.id, "error": e.message}),
@@ -130,14 +119,12 @@ async fn dial(
     if !take_outbound_slot(env, db, config, call_id, attempt, now).await? {
         return Ok(());
     }
-    let claim = Change {
-        to: CallStatus::Dispatching,
-        source: "scheduler",
-        detail: json!({"attempt": attempt}),
-        attempt: Some(attempt),
-        due_by: Some(now),
-        emit: true,
-    };
+    let claim = Change::by_scheduler(
+        CallStatus::Dispatching,
+        json!({"attempt": attempt}),
+        attempt,
+    )
+    .due_by(now);
     // Exactly one dispatcher gets past this line per attempt.
     if !matches!(
         call_status::apply(env, db, call_id.as_str(), &claim, now).await?,
@@ -151,34 +138,23 @@ async fn dial(
     let stream_token = calls::ensure_token(db, &call.id).await?;
     let result = place(config, &call, &stream_token).await;
     let now = now_ms();
-    match result {
+    let (to, detail) = match result {
         Ok(provider_call_id) => {
             let detail = json!({"provider": call.provider, "provider_call_id": provider_call_id,
                                 "attempt": call.attempt});
             calls::dialled(db, &call, &provider_call_id, &detail, now).await?;
-            let queued = Change {
-                to: CallStatus::Queued,
-                source: "scheduler",
-                detail: json!({"provider_call_id": provider_call_id}),
-                attempt: Some(call.attempt),
-                due_by: None,
-                emit: true,
-            };
-            call_status::apply(env, db, call.id.as_str(), &queued, now).await?;
+            (
+                CallStatus::Queued,
+                json!({"provider_call_id": provider_call_id}),
+            )
         }
         Err(error) => {
             calls::set_last_error(db, &call.id, &error, false).await?;
-            let failed = Change {
-                to: CallStatus::Failed,
-                source: "scheduler",
-                detail: json!({"error": error}),
-                attempt: Some(call.attempt),
-                due_by: None,
-                emit: true,
-            };
-            call_status::apply(env, db, call.id.as_str(), &failed, now).await?;
+            (CallStatus::Failed, json!({"error": error}))
         }
-    }
+    };
+    let change = Change::by_scheduler(to, detail, call.attempt);
+    call_status::apply(env, db, call.id.as_str(), &change, now).await?;
     Ok(())
 }
 

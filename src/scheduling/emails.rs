@@ -7,12 +7,14 @@
 use crate::platform::alarm;
 use crate::platform::app::load_config;
 use crate::platform::http::{log_line, new_id, now_ms, random_unit, ApiError};
-use crate::platform::outbound::{self, Failure};
+use crate::platform::outbound;
 use crate::platform::zones;
 use crate::store::emails::{self, Attempted, NewEmail};
 use chrono::DateTime;
 use phone_agent_core::config::Config;
-use phone_agent_core::delivery::{decide, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS};
+use phone_agent_core::delivery::{
+    decide_attempt, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS,
+};
 use phone_agent_core::ids::EmailId;
 use phone_agent_core::scheduling::email::{
     confirmation_email, idempotency_key, CallEmail, EmailKind,
@@ -88,24 +90,17 @@ pub fn compose<'a>(
 /// Sends a call's due emails now (the first attempt right after the API answers), then leaves
 /// whatever failed to the scheduler.
 pub async fn send_for_call(env: &Env, call_id: &str) {
-    let result = async {
+    let first_attempts = async {
         let db = env.d1("DB")?;
         let ids = emails::pending_for_call_unscoped(&db, call_id).await?;
         let config = load_config(env)?;
         for id in ids {
             attempt(&db, &config, &id).await?;
         }
-        if let Some(at) = next_due(&db).await? {
-            alarm::wake_at(env, at).await;
-        }
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(e) = result {
-        log_line(
-            json!({"level": "error", "msg": "send call emails", "call_id": call_id, "error": e.message}),
-        );
-    }
+        next_due(&db).await
+    };
+    let context = json!({"level": "error", "msg": "send call emails", "call_id": call_id});
+    alarm::after_first_attempts(env, first_attempts, context).await;
 }
 
 /// Sends up to one batch of due emails; returns how many were attempted.
@@ -174,45 +169,28 @@ async fn attempt(db: &D1Database, config: &Config, email_id: &str) -> Result<(),
                             response_excerpt(&reply.body, 300)
                         )
                     });
-                    let outcome = Outcome::Status {
-                        code: reply.status,
-                        retry_after: reply
-                            .header("retry-after")
-                            .or_else(|| reply.header("ratelimit-reset"))
-                            .map(str::to_owned),
-                    };
+                    let outcome = reply.outcome(&["retry-after", "ratelimit-reset"]);
                     (Some(outcome), error, message_id)
                 }
-                Err(Failure::Timeout) => (Some(Outcome::Timeout), Some("timed out".into()), None),
-                Err(f @ Failure::Network(_)) => {
-                    (Some(Outcome::NetworkError), Some(f.to_string()), None)
-                }
+                Err(failure) => (Some(failure.outcome()), Some(failure.to_string()), None),
             }
         }
     };
     let finished = now_ms();
-    let decision = match &outcome {
-        // Not configured: retrying cannot help until an operator acts; the email is dead.
-        None => Decision::Dead,
-        Some(outcome) => decide(
-            &config.delivery_retry_schedule,
-            u32::try_from(attempt_no).unwrap_or(u32::MAX),
-            finished,
-            finished,
-            outcome,
-            random_unit(),
-        ),
-    };
+    let decision = decide_attempt(
+        &config.delivery_retry_schedule,
+        attempt_no,
+        finished,
+        outcome.as_ref(),
+        random_unit(),
+    );
     let (status, next_attempt_at, call_email_status) = match decision {
         Decision::Delivered => ("sent", None, "sent"),
         Decision::Retry { at_unix_ms } => ("pending", Some(at_unix_ms), "retrying"),
         // 410 means nothing for an email API: it is as final as an exhausted schedule.
         Decision::Dead | Decision::DisableEndpoint => ("dead", None, "failed"),
     };
-    let status_code = match &outcome {
-        Some(Outcome::Status { code, .. }) => Some(i64::from(*code)),
-        _ => None,
-    };
+    let status_code = outcome.as_ref().and_then(Outcome::status_code);
     // The history records each email's outcome and its first failure, not every retry.
     let history = (status != "pending" || attempt_no == 1).then(|| {
         json!({"email_id": email_id, "kind": e.kind, "sequence": e.sequence,

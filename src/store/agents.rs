@@ -3,11 +3,10 @@
 use crate::platform::http::now_ms;
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::AgentSpec;
 use phone_agent_core::ids::AgentId;
-use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 
 /// An agent as stored (`config` holds the validated voice, LLM, retry, session … settings).
@@ -22,26 +21,14 @@ pub struct Agent {
     pub updated_at: i64,
 }
 
-impl Listed for Agent {
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.to_string(),
-        }
-    }
-}
-
 const SELECT: &str = "SELECT id, name, system_prompt, first_message, config, created_at, updated_at
      FROM agents WHERE tenant_id = ?1";
+
+listed!(Agent, created_at, SELECT, []);
 
 /// The tenant's agent `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Agent>, StoreError> {
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
-}
-
-/// One page of the tenant's agents, newest first.
-pub async fn list(tenant: &Tenant, window: &Page) -> Result<PageOf<Agent>, StoreError> {
-    page::list(tenant, SELECT, &[], window).await
 }
 
 /// Stores a new agent and returns it as stored.

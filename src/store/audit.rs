@@ -5,8 +5,7 @@ use crate::platform::auth::Principal;
 use crate::platform::http::{log_line, now_ms};
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
-use crate::store::tenant::Tenant;
+use crate::store::page::{Filtered, Listed};
 use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,29 +36,11 @@ impl Listed for Entry {
     }
 }
 
-/// Which entries a list shows (each `None` matches all).
-pub struct Filter<'a> {
-    pub resource_type: Option<&'a String>,
-    pub resource_id: Option<&'a String>,
-    pub action: Option<&'a String>,
-}
-
-/// One page of the tenant's audit log, newest first.
-pub async fn list(
-    tenant: &Tenant,
-    filter: &Filter<'_>,
-    window: &Page,
-) -> Result<PageOf<Entry>, StoreError> {
-    page::list(
-        tenant,
+impl Filtered for Entry {
+    const SELECT: &'static str =
         "SELECT id, actor, action, resource_type, resource_id, before, after, request_id, at
-         FROM audit_log WHERE tenant_id = ?1
-           AND (?2 IS NULL OR resource_type = ?2) AND (?3 IS NULL OR resource_id = ?3)
-           AND (?4 IS NULL OR action = ?4)",
-        &[&filter.resource_type, &filter.resource_id, &filter.action],
-        window,
-    )
-    .await
+         FROM audit_log WHERE tenant_id = ?1";
+    const FILTERS: &'static [&'static str] = &["resource_type", "resource_id", "action"];
 }
 
 /// What changed, for one audit entry.
@@ -72,9 +53,65 @@ pub struct Change<'a> {
     pub after: Option<&'a Value>,
 }
 
+impl<'a> Change<'a> {
+    /// `action` on `resource` (type, id), from `before` to `after`.
+    fn new(
+        action: &'a str,
+        resource: (&'a str, &'a str),
+        before: Option<&'a Value>,
+        after: Option<&'a Value>,
+    ) -> Self {
+        Change {
+            action,
+            resource_type: resource.0,
+            resource_id: Some(resource.1),
+            before,
+            after,
+        }
+    }
+
+    /// The creation of `resource` (type, id) as `after`.
+    pub fn created(action: &'a str, resource: (&'a str, &'a str), after: &'a Value) -> Self {
+        Change::new(action, resource, None, Some(after))
+    }
+
+    /// A change of `resource` from `before` to `after`.
+    pub fn updated(
+        action: &'a str,
+        resource: (&'a str, &'a str),
+        before: &'a Value,
+        after: &'a Value,
+    ) -> Self {
+        Change::new(action, resource, Some(before), Some(after))
+    }
+
+    /// The deletion of `resource`, which was `before`.
+    pub fn deleted(action: &'a str, resource: (&'a str, &'a str), before: &'a Value) -> Self {
+        Change::new(action, resource, Some(before), None)
+    }
+
+    /// An action on `resource` that is not a change of its fields (a replay, a secret read or
+    /// rotated), with what it did, if anything.
+    pub fn done(action: &'a str, resource: (&'a str, &'a str), detail: Option<&'a Value>) -> Self {
+        Change::new(action, resource, None, detail)
+    }
+}
+
+/// Runs `writes` and the audit entry of `change` in one batch: both or neither.
+pub(in crate::store) async fn batch_with_entry(
+    db: &D1Database,
+    mut writes: Vec<D1PreparedStatement>,
+    who: &Principal,
+    change: &Change<'_>,
+) -> Result<(), StoreError> {
+    writes.push(statement(db, who, change)?);
+    db::batch(db, writes).await?;
+    Ok(())
+}
+
 /// The audit insert as a statement, to batch with the mutation it describes (atomic); the
 /// entry belongs to `who`'s tenant.
-pub fn statement(
+fn statement(
     db: &D1Database,
     who: &Principal,
     change: &Change<'_>,
@@ -97,32 +134,18 @@ pub fn statement(
     )
 }
 
-/// Records a change of `resource` (type, id) made through the API; see [`record`].
-pub async fn log(
-    app: &App,
-    who: &Principal,
-    action: &str,
-    resource: (&str, &str),
-    before: Option<&Value>,
-    after: Option<&Value>,
-) {
+/// Records a change made through the API; see [`record`].
+pub async fn log(app: &App, who: &Principal, change: &Change<'_>) {
     let db = match app.db() {
         Ok(db) => db,
         Err(e) => {
             log_line(
-                json!({"level": "error", "msg": "audit entry lost", "action": action, "error": e.message}),
+                json!({"level": "error", "msg": "audit entry lost", "action": change.action, "error": e.message}),
             );
             return;
         }
     };
-    let change = Change {
-        action,
-        resource_type: resource.0,
-        resource_id: Some(resource.1),
-        before,
-        after,
-    };
-    record(&db, who, &change).await;
+    record(&db, who, change).await;
 }
 
 /// Records a change made by an already-committed write. A failure here is logged, not

@@ -7,11 +7,10 @@ use crate::store::call_events::{self, Event, When};
 use crate::store::db::{self, Arg};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::{self, listed, Page, PageOf};
 use crate::store::tenant::Tenant;
 use phone_agent_core::auth::new_token;
 use phone_agent_core::ids::{AgentId, CallId, TenantId};
-use phone_agent_core::pagination::Cursor;
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -54,14 +53,7 @@ pub struct Call {
     pub metrics: Option<String>,
 }
 
-impl Listed for Call {
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.to_string(),
-        }
-    }
-}
+listed!(Call, created_at);
 
 const COLUMNS: &str = "id, tenant_id, agent_id, provider, provider_call_id, status,
   to_number, from_number, start_at, time_zone, contact_name, contact_email, metadata, attempt,
@@ -614,7 +606,7 @@ pub async fn next_due_unscoped(
     db: &D1Database,
     stuck_after_ms: i64,
 ) -> Result<Option<i64>, StoreError> {
-    db::first::<Next>(
+    db::earliest(
         db,
         "SELECT min(at) AS at FROM (
            SELECT min(max(start_at, COALESCE(dial_after, 0))) AS at FROM calls
@@ -628,19 +620,6 @@ pub async fn next_due_unscoped(
         &[&stuck_after_ms],
     )
     .await
-    .map(Next::at)
-}
-
-/// The earliest time of a `min(…) AS at` query.
-#[derive(Deserialize)]
-pub(in crate::store) struct Next {
-    at: Option<i64>,
-}
-
-impl Next {
-    pub(in crate::store) fn at(next: Option<Self>) -> Option<i64> {
-        next.and_then(|n| n.at)
-    }
 }
 
 /// Holds the scheduled attempt of call `id` until `until` (the outbound cap is full), with its

@@ -122,6 +122,19 @@ pub async fn ids(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<Vec<St
         .collect())
 }
 
+/// The time a `SELECT min(…) AS at` query finds, if any (when a work queue is next due).
+pub async fn earliest(
+    db: &D1Database,
+    sql: &str,
+    args: &[&dyn Arg],
+) -> Result<Option<i64>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Earliest {
+        at: Option<i64>,
+    }
+    Ok(first::<Earliest>(db, sql, args).await?.and_then(|e| e.at))
+}
+
 /// Runs a write and returns how many rows it changed.
 pub async fn run(db: &D1Database, sql: &str, args: &[&dyn Arg]) -> Result<usize, StoreError> {
     let result = stmt(db, sql, args)?.run().await?;

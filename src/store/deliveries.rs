@@ -5,10 +5,9 @@
 
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{DeliveryId, EndpointId, EventId};
-use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use worker::d1::{D1Database, D1PreparedStatement};
 
@@ -55,48 +54,20 @@ pub struct Delivery {
     pub updated_at: i64,
 }
 
-impl Listed for Delivery {
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.to_string(),
-        }
-    }
-}
-
-/// Which deliveries a list shows (each `None` matches all).
-pub struct Filter<'a> {
-    pub status: Option<&'a String>,
-    pub endpoint_id: Option<&'a String>,
-    pub event_id: Option<&'a String>,
-}
-
 const SELECT: &str = "SELECT id, event_id, endpoint_id, status, attempts, next_attempt_at,
        last_status_code, last_response, last_error, created_at, updated_at
      FROM deliveries WHERE tenant_id = ?1";
 
+listed!(
+    Delivery,
+    created_at,
+    SELECT,
+    ["status", "endpoint_id", "event_id"]
+);
+
 /// The tenant's delivery `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Delivery>, StoreError> {
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
-}
-
-/// One page of the tenant's deliveries, newest first.
-pub async fn list(
-    tenant: &Tenant,
-    filter: &Filter<'_>,
-    window: &Page,
-) -> Result<PageOf<Delivery>, StoreError> {
-    let query = format!(
-        "{SELECT} AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR endpoint_id = ?3)
-           AND (?4 IS NULL OR event_id = ?4)"
-    );
-    page::list(
-        tenant,
-        &query,
-        &[&filter.status, &filter.endpoint_id, &filter.event_id],
-        window,
-    )
-    .await
 }
 
 /// One logged attempt of a delivery.
@@ -222,18 +193,13 @@ pub async fn due_any_tenant(
 
 /// When the next pending delivery of any tenant to an enabled endpoint is due, if any.
 pub async fn next_due_any_tenant(db: &D1Database) -> Result<Option<i64>, StoreError> {
-    #[derive(Deserialize)]
-    struct Next {
-        at: Option<i64>,
-    }
-    let next: Option<Next> = db::first(
+    db::earliest(
         db,
         "SELECT min(d.next_attempt_at) AS at FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.status = 'pending' AND p.status = 'enabled' AND p.deleted_at IS NULL",
         &[],
     )
-    .await?;
-    Ok(next.and_then(|n| n.at))
+    .await
 }
 
 /// A leased delivery with what its attempt needs: the event's payload and the endpoint.

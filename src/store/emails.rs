@@ -2,7 +2,6 @@
 //! and sent (leased, attempted, recorded) by the scheduler.
 
 use crate::store::call_events::{self, Event, When};
-use crate::store::calls::Next;
 use crate::store::db::{self, Arg};
 use crate::store::error::StoreError;
 use crate::store::tenant::Tenant;
@@ -150,13 +149,12 @@ pub async fn due_unscoped(
 
 /// When the next pending email is due, if any (across tenants).
 pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreError> {
-    db::first::<Next>(
+    db::earliest(
         db,
         "SELECT min(next_attempt_at) AS at FROM emails WHERE status = 'pending'",
         &[],
     )
     .await
-    .map(Next::at)
 }
 
 /// An email leased for one attempt.

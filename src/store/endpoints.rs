@@ -4,10 +4,9 @@
 use crate::platform::http::now_ms;
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::EndpointId;
-use phone_agent_core::pagination::Cursor;
 use phone_agent_core::patch::Patch;
 use serde::Deserialize;
 
@@ -29,15 +28,6 @@ pub struct Endpoint {
     pub updated_at: i64,
 }
 
-impl Listed for Endpoint {
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.to_string(),
-        }
-    }
-}
-
 /// Validated writable fields, in the API's PATCH convention (absent keeps, `null` clears).
 #[derive(Default)]
 pub struct Fields {
@@ -53,19 +43,11 @@ const SELECT: &str = "SELECT id, url, description, secret, previous_secret_expir
        event_types, status, disabled_reason, created_at, updated_at
      FROM endpoints WHERE tenant_id = ?1 AND deleted_at IS NULL";
 
+listed!(Endpoint, created_at, SELECT, ["status"]);
+
 /// The tenant's endpoint `id`, unless it does not exist or was deleted.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Endpoint>, StoreError> {
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
-}
-
-/// One page of the tenant's endpoints, newest first, optionally only those in `status`.
-pub async fn list(
-    tenant: &Tenant,
-    status: Option<&String>,
-    window: &Page,
-) -> Result<PageOf<Endpoint>, StoreError> {
-    let query = format!("{SELECT} AND (?2 IS NULL OR status = ?2)");
-    page::list(tenant, &query, &[&status], window).await
 }
 
 /// Stores a new endpoint signing with `secret` (enabled unless `fields` says paused).

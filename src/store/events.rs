@@ -5,10 +5,9 @@
 use crate::store::db;
 use crate::store::deliveries;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{CallId, EventId};
-use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use serde_json::Value;
 use worker::d1::D1Database;
@@ -96,46 +95,12 @@ pub struct Event {
     pub payload: String,
 }
 
-impl Listed for Event {
-    const ORDER: &'static str = "received_at";
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.received_at,
-            id: self.id.to_string(),
-        }
-    }
-}
-
-/// Which events a list shows (each `None` matches all).
-pub struct Filter<'a> {
-    pub event_type: Option<&'a String>,
-    pub provider: Option<&'a String>,
-    pub call_id: Option<&'a String>,
-}
-
 const SELECT: &str = "SELECT id, provider, provider_event_id, type, call_id, received_at, payload
      FROM webhook_events WHERE tenant_id = ?1";
+
+listed!(Event, received_at, SELECT, ["type", "provider", "call_id"]);
 
 /// The tenant's event `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Event>, StoreError> {
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
-}
-
-/// One page of the tenant's events, newest received first.
-pub async fn list(
-    tenant: &Tenant,
-    filter: &Filter<'_>,
-    window: &Page,
-) -> Result<PageOf<Event>, StoreError> {
-    let query = format!(
-        "{SELECT} AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR provider = ?3)
-           AND (?4 IS NULL OR call_id = ?4)"
-    );
-    page::list(
-        tenant,
-        &query,
-        &[&filter.event_type, &filter.provider, &filter.call_id],
-        window,
-    )
-    .await
 }

@@ -5,11 +5,10 @@ use crate::platform::http::now_ms;
 use crate::store::audit::{self, Change};
 use crate::store::db::{self, Arg};
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::auth::{key_hash, Role};
 use phone_agent_core::ids::{KeyId, TenantId};
-use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use worker::d1::{D1Database, D1PreparedStatement};
 
@@ -26,15 +25,6 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
 }
 
-impl Listed for ApiKey {
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.to_string(),
-        }
-    }
-}
-
 /// A key about to be stored.
 pub struct NewKey<'a> {
     pub id: &'a KeyId,
@@ -48,14 +38,11 @@ pub struct NewKey<'a> {
 const SELECT: &str = "SELECT id, name, role, prefix, created_at, last_used_at, revoked_at
      FROM api_keys WHERE tenant_id = ?1";
 
+listed!(ApiKey, created_at, SELECT, []);
+
 /// The tenant's key `id` (revoked ones too), if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<ApiKey>, StoreError> {
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
-}
-
-/// One page of the tenant's keys, newest first.
-pub async fn list(tenant: &Tenant, window: &Page) -> Result<PageOf<ApiKey>, StoreError> {
-    page::list(tenant, SELECT, &[], window).await
 }
 
 /// The insert of `key` for tenant `tenant_id`, for a batch (a new tenant's first key is
@@ -88,15 +75,8 @@ pub async fn insert(
     who: &Principal,
     change: &Change<'_>,
 ) -> Result<(), StoreError> {
-    db::batch(
-        tenant.db(),
-        vec![
-            insert_statement(tenant.db(), tenant.id(), key)?,
-            audit::statement(tenant.db(), who, change)?,
-        ],
-    )
-    .await?;
-    Ok(())
+    let insert = insert_statement(tenant.db(), tenant.id(), key)?;
+    audit::batch_with_entry(tenant.db(), vec![insert], who, change).await
 }
 
 /// Revokes key `id` (a second revocation keeps the first time) together with its audit entry.
@@ -106,19 +86,12 @@ pub async fn revoke(
     who: &Principal,
     change: &Change<'_>,
 ) -> Result<(), StoreError> {
-    db::batch(
-        tenant.db(),
-        vec![
-            tenant.stmt(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3)
-                 WHERE tenant_id = ?1 AND id = ?2",
-                &[&id, &now_ms()],
-            )?,
-            audit::statement(tenant.db(), who, change)?,
-        ],
-    )
-    .await?;
-    Ok(())
+    let revoke = tenant.stmt(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3)
+         WHERE tenant_id = ?1 AND id = ?2",
+        &[&id, &now_ms()],
+    )?;
+    audit::batch_with_entry(tenant.db(), vec![revoke], who, change).await
 }
 
 /// What authenticates a request presenting a key.

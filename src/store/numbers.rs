@@ -3,11 +3,10 @@
 use crate::platform::http::now_ms;
 use crate::store::db;
 use crate::store::error::StoreError;
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::NumberSpec;
 use phone_agent_core::ids::{AgentId, NumberId, TenantId};
-use phone_agent_core::pagination::Cursor;
 use serde::{Deserialize, Serialize};
 use worker::d1::D1Database;
 
@@ -25,32 +24,15 @@ pub struct Number {
     pub updated_at: i64,
 }
 
-impl Listed for Number {
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.to_string(),
-        }
-    }
-}
-
 const SELECT: &str =
     "SELECT id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at
      FROM phone_numbers WHERE tenant_id = ?1";
 
+listed!(Number, created_at, SELECT, ["agent_id"]);
+
 /// The tenant's number `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Number>, StoreError> {
     tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
-}
-
-/// One page of the tenant's numbers, newest first, optionally only those `agent_id` answers.
-pub async fn list(
-    tenant: &Tenant,
-    agent_id: Option<&String>,
-    window: &Page,
-) -> Result<PageOf<Number>, StoreError> {
-    let query = format!("{SELECT} AND (?2 IS NULL OR agent_id = ?2)");
-    page::list(tenant, &query, &[&agent_id], window).await
 }
 
 /// The caller id of an agent's scheduled calls: the tenant's first number it answers.

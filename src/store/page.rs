@@ -25,6 +25,57 @@ pub trait Listed: DeserializeOwned {
     fn cursor(&self) -> Cursor;
 }
 
+/// Implements [`Listed`] for a row type with an `id` ordered by its `$order` field and, given
+/// the tenant-scoped select and the filter columns, [`Filtered`] too: the row boilerplate of
+/// every list, written once.
+macro_rules! listed {
+    ($row:ty, $order:ident) => {
+        impl $crate::store::page::Listed for $row {
+            const ORDER: &'static str = stringify!($order);
+            fn cursor(&self) -> phone_agent_core::pagination::Cursor {
+                phone_agent_core::pagination::Cursor {
+                    created_at: self.$order,
+                    id: self.id.to_string(),
+                }
+            }
+        }
+    };
+    ($row:ty, $order:ident, $select:expr, [$($filter:literal),*]) => {
+        $crate::store::page::listed!($row, $order);
+        impl $crate::store::page::Filtered for $row {
+            const SELECT: &'static str = $select;
+            const FILTERS: &'static [&'static str] = &[$($filter),*];
+        }
+    };
+}
+pub(crate) use listed;
+
+/// A tenant's resource listed by equality filters only: its rows and the columns a list may
+/// match.
+pub trait Filtered: Listed {
+    /// `SELECT … FROM … WHERE tenant_id = ?1`.
+    const SELECT: &'static str;
+    /// The columns a list may be filtered on, named like the list's query parameters.
+    const FILTERS: &'static [&'static str] = &[];
+}
+
+/// One page of a tenant's `T`s, keeping those whose every filter column equals `value(column)`
+/// (a column without a value matches all).
+pub async fn filtered<'a, T: Filtered>(
+    tenant: &Tenant,
+    value: impl Fn(&str) -> Option<&'a str>,
+    page: &Page,
+) -> Result<PageOf<T>, StoreError> {
+    let mut query = T::SELECT.to_owned();
+    for (i, column) in T::FILTERS.iter().enumerate() {
+        let n = i + 2;
+        query.push_str(&format!(" AND (?{n} IS NULL OR {column} = ?{n})"));
+    }
+    let values: Vec<Option<&str>> = T::FILTERS.iter().map(|c| value(c)).collect();
+    let args: Vec<&dyn Arg> = values.iter().map(|v| v as &dyn Arg).collect();
+    list(tenant, &query, &args, page).await
+}
+
 /// One page of rows and the cursor of the next page, if there is one.
 pub struct PageOf<T> {
     pub rows: Vec<T>,

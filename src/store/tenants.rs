@@ -5,9 +5,8 @@ use crate::store::audit::{self, Change};
 use crate::store::db;
 use crate::store::error::StoreError;
 use crate::store::keys::{self, NewKey};
-use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::page::{self, listed, Page, PageOf};
 use phone_agent_core::ids::TenantId;
-use phone_agent_core::pagination::Cursor;
 use serde::Deserialize;
 use worker::d1::D1Database;
 
@@ -25,14 +24,7 @@ pub struct TenantRow {
     pub created_at: i64,
 }
 
-impl Listed for TenantRow {
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.to_string(),
-        }
-    }
-}
+listed!(TenantRow, created_at);
 
 /// One page of every tenant, newest first.
 pub async fn list(db: &D1Database, window: &Page) -> Result<PageOf<TenantRow>, StoreError> {
@@ -55,18 +47,13 @@ pub async fn insert(
     who: &Principal,
     change: &Change<'_>,
 ) -> Result<(), StoreError> {
-    db::batch(
-        db,
-        vec![
-            db::stmt(
-                db,
-                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
-                &[id, &name, &created_at],
-            )?,
-            keys::insert_statement(db, id, admin_key)?,
-            audit::statement(db, who, change)?,
-        ],
-    )
-    .await?;
-    Ok(())
+    let writes = vec![
+        db::stmt(
+            db,
+            "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+            &[id, &name, &created_at],
+        )?,
+        keys::insert_statement(db, id, admin_key)?,
+    ];
+    audit::batch_with_entry(db, writes, who, change).await
 }

@@ -30,6 +30,16 @@ pub enum Outcome {
     NetworkError,
 }
 
+impl Outcome {
+    /// The HTTP status the attempt got, if a response came back.
+    pub fn status_code(&self) -> Option<i64> {
+        match self {
+            Outcome::Status { code, .. } => Some(i64::from(*code)),
+            Outcome::Timeout | Outcome::NetworkError => None,
+        }
+    }
+}
+
 /// What to do with a message after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -99,6 +109,29 @@ pub fn decide(
     Decision::Retry { at_unix_ms: at }
 }
 
+/// [`decide`] for attempt number `attempt` that ended at `now_ms`. An attempt that could not be
+/// made (`None`: a refused target, an unusable secret, a missing key) will not succeed by
+/// retrying until someone acts, so it is dead at once.
+pub fn decide_attempt(
+    schedule_secs: &[u64],
+    attempt: i64,
+    now_ms: i64,
+    outcome: Option<&Outcome>,
+    jitter: f64,
+) -> Decision {
+    match outcome {
+        None => Decision::Dead,
+        Some(outcome) => decide(
+            schedule_secs,
+            u32::try_from(attempt).unwrap_or(u32::MAX),
+            now_ms,
+            now_ms,
+            outcome,
+            jitter,
+        ),
+    }
+}
+
 /// Parses a `Retry-After` value into a delay in ms from `now_ms`: seconds (fractions rounded
 /// up, as Svix does) or an HTTP-date (IMF-fixdate / RFC 2822); a past date gives 0.
 pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<i64> {
@@ -155,6 +188,37 @@ mod tests {
             Decision::Retry { at_unix_ms } => at_unix_ms,
             other => panic!("expected a retry, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_attempt_not_made_is_dead_and_a_made_one_follows_the_schedule() {
+        assert_eq!(
+            decide_attempt(&DEFAULT, 1, FIRST, None, 0.5),
+            Decision::Dead
+        );
+        assert_eq!(
+            decide_attempt(&DEFAULT, 1, FIRST, Some(&status(204)), 0.5),
+            Decision::Delivered
+        );
+        assert_eq!(
+            decide_attempt(&DEFAULT, 1, FIRST, Some(&status(500)), 0.5),
+            decide(&DEFAULT, 1, FIRST, FIRST, &status(500), 0.5)
+        );
+        assert_eq!(
+            decide_attempt(&DEFAULT, 8, FIRST, Some(&status(500)), 0.5),
+            Decision::Dead
+        );
+        assert_eq!(
+            decide_attempt(&DEFAULT, -1, FIRST, Some(&status(500)), 0.5),
+            Decision::Dead
+        );
+    }
+
+    #[test]
+    fn only_a_response_has_a_status_code() {
+        assert_eq!(status(503).status_code(), Some(503));
+        assert_eq!(Outcome::Timeout.status_code(), None);
+        assert_eq!(Outcome::NetworkError.status_code(), None);
     }
 
     #[test]

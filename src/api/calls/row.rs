@@ -1,5 +1,6 @@
 //! The call as the API shows it: how a stored call renders, and the tenant-scoped lookups.
 
+use crate::api::request::found;
 use crate::platform::http::{rfc3339, ApiError};
 use crate::scheduling::emails::EmailFacts;
 use crate::store::agents;
@@ -55,9 +56,7 @@ pub(super) fn email_facts<'a>(call: &'a Call, agent_name: &'a str) -> Option<Ema
 
 /// The tenant's call `id`, or 404.
 pub(super) async fn find(tenant: &Tenant, id: &str) -> Result<Call, ApiError> {
-    calls::get(tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no call {id}")))
+    found(calls::get(tenant, id).await?, "call", id)
 }
 
 /// The name emails give the call's agent.

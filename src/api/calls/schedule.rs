@@ -2,7 +2,7 @@
 
 use super::row::{agent_name, email_facts, find, render};
 use crate::api::agents::field_errors;
-use crate::api::request::{field_error, invalid_fields, json_body};
+use crate::api::request::{audited_update, field_error, invalid_fields, json_body};
 use crate::pipeline::call_status::{self, Applied, Change};
 use crate::platform::alarm;
 use crate::platform::app::App;
@@ -183,10 +183,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     audit::log(
         app,
         who,
-        "call.schedule",
-        ("call", id.as_str()),
-        None,
-        Some(&render(&row)),
+        &audit::Change::created("call.schedule", ("call", id.as_str()), &render(&row)),
     )
     .await;
     Ok(json_response(201, &render(&row)))
@@ -293,16 +290,15 @@ pub(in crate::api) async fn reschedule(
     .await?;
     after_change(app, id, start_at, bland);
     let after = find(&tenant, id).await?;
-    audit::log(
+    audited_update(
         app,
         who,
         "call.reschedule",
         ("call", id),
-        Some(&render(&row)),
-        Some(&render(&after)),
+        &render(&row),
+        render(&after),
     )
-    .await;
-    Ok(json_response(200, &render(&after)))
+    .await
 }
 
 /// Stops a call Bland has scheduled, after the answer; a failure is kept in the call's history.
@@ -384,14 +380,13 @@ pub(in crate::api) async fn cancel(app: &App, who: &Principal, id: &str) -> ApiR
     app.ctx
         .wait_until(async move { emails::send_for_call(&env, &call_id).await });
     let after = find(&tenant, id).await?;
-    audit::log(
+    audited_update(
         app,
         who,
         "call.cancel",
         ("call", id),
-        Some(&render(&row)),
-        Some(&render(&after)),
+        &render(&row),
+        render(&after),
     )
-    .await;
-    Ok(json_response(200, &render(&after)))
+    .await
 }
