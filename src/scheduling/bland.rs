@@ -6,7 +6,8 @@ use crate::platform::http::{now_ms, ApiError};
 use crate::platform::outbound;
 use crate::platform::zones;
 use crate::store::agents;
-use crate::store::calls::{self, Call};
+use crate::store::call_queue;
+use crate::store::calls::Call;
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::voice_id;
 use phone_agent_core::config::Config;
@@ -35,7 +36,7 @@ pub async fn submit_bland(
     call_id: &str,
 ) -> Result<(), ApiError> {
     let now = now_ms();
-    let Some(call) = calls::lease_bland(db, call_id, now + BLAND_LEASE_MS, now).await? else {
+    let Some(call) = call_queue::lease_bland(db, call_id, now + BLAND_LEASE_MS, now).await? else {
         return Ok(());
     };
     let agent = match &call.agent_id {
@@ -99,7 +100,7 @@ pub async fn submit_bland(
         Err(f) => {
             // Unknown whether Bland queued it; the lease delays the resubmission.
             let error = format!("bland: {f}");
-            calls::set_last_error(db, &call.id, &error, false).await?;
+            call_queue::set_last_error(db, &call.id, &error, false).await?;
             return Ok(());
         }
     };
@@ -109,13 +110,13 @@ pub async fn submit_bland(
             // that raced the submission wins, and Bland's now-orphaned call is stopped.
             let detail = json!({"provider": "bland", "provider_call_id": queued.call_id,
                                 "start_time": body.get("start_time"), "attempt": call.attempt});
-            if !calls::handed_to_bland(db, &call, &queued.call_id, &detail, now).await? {
+            if !call_queue::handed_to_bland(db, &call, &queued.call_id, &detail, now).await? {
                 stop_bland(config, &queued.call_id).await.ok();
             }
             Ok(())
         }
         Err(e) if e.is_retryable() => {
-            calls::set_last_error(db, &call.id, &e.to_string(), false).await?;
+            call_queue::set_last_error(db, &call.id, &e.to_string(), false).await?;
             Ok(())
         }
         Err(e @ (BlandError::Rejected { .. } | BlandError::Malformed { .. })) => {
@@ -133,7 +134,7 @@ async fn fail_bland(
     error: String,
 ) -> Result<(), ApiError> {
     let now = now_ms();
-    calls::set_last_error(db, &call.id, &error, true).await?;
+    call_queue::set_last_error(db, &call.id, &error, true).await?;
     for to in [CallStatus::Dispatching, CallStatus::Failed] {
         let change = Change::by_scheduler(to, json!({"error": error}), call.attempt);
         call_status::apply(env, db, call.id.as_str(), &change, now).await?;

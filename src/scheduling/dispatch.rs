@@ -18,7 +18,8 @@ use crate::platform::app::load_config;
 use crate::platform::http::{log_line, now_ms, rfc3339, ApiError};
 use crate::platform::outbound;
 use crate::scheduling::bland::submit_bland;
-use crate::store::calls::{self, Call, Queue};
+use crate::store::call_queue::{self, Queue};
+use crate::store::calls::{self, Call};
 use crate::store::dialing;
 use crate::store::tenant::Tenant;
 use phone_agent_core::carrier::ControlError;
@@ -45,11 +46,13 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
     let now = now_ms();
     let mut handled = 0;
 
-    let carrier_due = calls::due_unscoped(&db, Queue::CarrierDue, now, BATCH).await?;
-    let bland_unsubmitted = calls::due_unscoped(&db, Queue::BlandUnsubmitted, now, BATCH).await?;
-    let bland_started = calls::due_unscoped(&db, Queue::BlandStarted, now, BATCH).await?;
+    let carrier_due = call_queue::due_unscoped(&db, Queue::CarrierDue, now, BATCH).await?;
+    let bland_unsubmitted =
+        call_queue::due_unscoped(&db, Queue::BlandUnsubmitted, now, BATCH).await?;
+    let bland_started = call_queue::due_unscoped(&db, Queue::BlandStarted, now, BATCH).await?;
     let stuck =
-        calls::due_unscoped(&db, Queue::StuckDispatching, now - STUCK_DISPATCH_MS, BATCH).await?;
+        call_queue::due_unscoped(&db, Queue::StuckDispatching, now - STUCK_DISPATCH_MS, BATCH)
+            .await?;
     if carrier_due.is_empty()
         && bland_unsubmitted.is_empty()
         && bland_started.is_empty()
@@ -104,7 +107,7 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
 
 /// When the next dispatch step is due, if any.
 pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
-    Ok(calls::next_due_unscoped(db, STUCK_DISPATCH_MS).await?)
+    Ok(call_queue::next_due_unscoped(db, STUCK_DISPATCH_MS).await?)
 }
 
 /// Claims and dials one Twilio / Telnyx call attempt.
@@ -142,14 +145,14 @@ async fn dial(
         Ok(provider_call_id) => {
             let detail = json!({"provider": call.provider, "provider_call_id": provider_call_id,
                                 "attempt": call.attempt});
-            calls::dialled(db, &call, &provider_call_id, &detail, now).await?;
+            call_queue::dialled(db, &call, &provider_call_id, &detail, now).await?;
             (
                 CallStatus::Queued,
                 json!({"provider_call_id": provider_call_id}),
             )
         }
         Err(error) => {
-            calls::set_last_error(db, &call.id, &error, false).await?;
+            call_queue::set_last_error(db, &call.id, &error, false).await?;
             (CallStatus::Failed, json!({"error": error}))
         }
     };
@@ -190,7 +193,7 @@ async fn take_outbound_slot(
     let until = outbound_deferral(dials, cap, window.oldest, now).unwrap_or(now + 1);
     let detail = json!({"reason": "outbound_cap", "limit_per_hour": cap, "attempt": attempt,
                         "dial_after": rfc3339(until)});
-    calls::defer(db, call_id, attempt, until, &detail, now).await?;
+    call_queue::defer(db, call_id, attempt, until, &detail, now).await?;
     log_line(
         json!({"level": "warn", "msg": "outbound cap: dial deferred", "call_id": call_id,
                     "tenant_id": tenant_id, "dial_after": until}),
