@@ -37,18 +37,24 @@ impl Session {
     }
 
     pub(super) fn turns(&self) -> Vec<Turn> {
+        self.json_rows("SELECT turn AS json FROM turns ORDER BY id")
+    }
+
+    /// The rows of a query selecting one JSON text column as `json`, parsed (a row that does
+    /// not parse is skipped).
+    fn json_rows<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Vec<T> {
         #[derive(Deserialize)]
         struct Row {
-            turn: String,
+            json: String,
         }
         self.state
             .storage()
             .sql()
-            .exec("SELECT turn FROM turns ORDER BY id", None)
+            .exec(sql, None)
             .and_then(|c| c.to_array::<Row>())
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|r| serde_json::from_str(&r.turn).ok())
+            .filter_map(|r| serde_json::from_str(&r.json).ok())
             .collect()
     }
 
@@ -70,24 +76,12 @@ impl Session {
         config: SessionConfig,
     ) -> Option<(Conversation, usize)> {
         #[derive(Deserialize)]
-        struct Row {
-            message: String,
-        }
-        #[derive(Deserialize)]
         struct Legacy {
             history: Vec<Message>,
         }
         let state: String = self.blob::<Value>("conversation")?.to_string();
-        let mut history: Vec<Message> = self
-            .state
-            .storage()
-            .sql()
-            .exec("SELECT message FROM history ORDER BY seq", None)
-            .and_then(|c| c.to_array::<Row>())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| serde_json::from_str(&r.message).ok())
-            .collect();
+        let mut history: Vec<Message> =
+            self.json_rows("SELECT message AS json FROM history ORDER BY seq");
         let saved = history.len();
         if history.is_empty() {
             if let Ok(legacy) = serde_json::from_str::<Legacy>(&state) {
