@@ -1,22 +1,14 @@
 #!/usr/bin/env bash
-# `npm run dev`: bootstrap, apply D1 migrations locally, run the worker with local KV/D1/DO.
+# `npm run dev`: bootstrap, make sure .dev.vars has a login key, apply D1 migrations locally,
+# run the worker with local KV/D1/DO, and print how to log in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-if [ ! -f .dev.vars ]; then
-  # A fresh random bootstrap key (256 bits) for this checkout; a published or short one is
-  # refused outside local development, so none is shipped.
-  admin_key="$(node -e 'process.stdout.write(require("node:crypto").randomBytes(32).toString("base64url"))')"
-  sed "s|^ADMIN_API_KEY=.*|ADMIN_API_KEY=${admin_key}|" .dev.vars.example > .dev.vars
-  chmod 600 .dev.vars
-  echo "[dev] created .dev.vars from .dev.vars.example (edit it for your secrets)" >&2
-  echo "[dev] generated a random ADMIN_API_KEY: see the ADMIN_API_KEY line of $(pwd)/.dev.vars" >&2
-  echo "[dev] (log in to the dashboard at http://127.0.0.1:${PORT:-8787}/ with it)" >&2
-elif grep -Eq '^ADMIN_API_KEY=("?dev-admin-key-change-me"?)?[[:space:]]*$' .dev.vars; then
-  echo "[dev] warning: .dev.vars has an empty or example ADMIN_API_KEY; delete .dev.vars to" \
-    "have a random one generated (a weak key is refused outside local development)" >&2
-fi
+bash scripts/dev-vars.sh
 bash scripts/build.sh
 CI=true npx wrangler d1 migrations apply DB --local
+# Once the worker answers, the dashboard URL, the login key and the next step are printed
+# (wrangler keeps this shell's pid, which dev-ready.mjs watches).
+node scripts/dev-ready.mjs "${PORT:-8787}" "$$" &
 exec npx wrangler dev --local --ip 127.0.0.1 --port "${PORT:-8787}" --test-scheduled \
   --show-interactive-dev-session=false

@@ -78,18 +78,20 @@ async function wrangler(args, options = {}) {
  * `state` reuses another worker's storage directory (`worker.state`), to restart "the same
  * deployment"; its files are then left for the caller. `config` runs another wrangler config
  * (the benchmark baseline); `pollMs` is how often readiness is probed (the cold-start bench
- * probes often). Returns helpers to call it, fire cron, query D1 and read its logs, and
- * `spawnedAt` (performance.now() when wrangler dev was spawned).
+ * probes often). `port` listens there instead of on a free port; `base` replaces TEST_VARS
+ * under `vars` (`npm run demo` starts its worker with the developer's `.dev.vars`). Returns
+ * helpers to call it, fire cron, query D1 and read its logs, and `spawnedAt`
+ * (performance.now() when wrangler dev was spawned).
  */
-export async function startWorker({ vars = {}, state: reuseState, config = path.join(ROOT, 'wrangler.toml'), pollMs = 250 } = {}) {
+export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseState, config = path.join(ROOT, 'wrangler.toml'), pollMs = 250, port: fixedPort } = {}) {
   await mkdir(path.join(ROOT, 'tests', '.tmp'), { recursive: true });
   const dir = await mkdtemp(path.join(ROOT, 'tests', '.tmp', 'worker-'));
   const state = reuseState ?? path.join(dir, 'state');
-  const merged = { ...TEST_VARS, ...vars };
+  const merged = { ...base, ...vars };
   const configPath = await writeTestConfig(dir, merged, config);
   await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
 
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const inspectorPort = await freePort();
   const spawnedAt = performance.now();
   const child = spawn(

@@ -16,41 +16,58 @@ import { Playback, streamCallerAudio } from './fakes/playback.mjs';
 /** Agent session timers off: tests that need idle or max-duration behaviour set their own. */
 export const QUIET_SESSION = Object.freeze({ idle_reminder_ms: null, idle_hangup_ms: null, false_interruption_ms: null });
 
+/** The keys the provider fakes of startProviderFakes accept (and give the worker). */
+const FAKE_KEYS = Object.freeze({ deepgram: 'dg-key', openai: 'sk-test', elevenlabs: 'xi-key' });
+
 /**
  * Starts fake Deepgram, OpenAI and ElevenLabs with no artificial delay between chunks (timings
- * measure the worker), then a worker whose provider keys and URLs point at them. `vars` are
- * merged over those (and over TEST_VARS); `deepgram`, `openai`, `elevenlabs` are extra options
- * for each fake. Resolves to {worker, dg, openai, eleven, stop()}; `stop` stops the worker, then
- * closes the fakes.
+ * measure the worker); `deepgram`, `openai`, `elevenlabs` are extra options for each fake.
+ * Resolves to {dg, openai, eleven, vars, close()}: `vars` are the worker settings (keys and
+ * URLs) that point a worker at them. Shared by the live tests and `npm run demo`.
  */
-export async function startLiveWorker({ vars = {}, deepgram = {}, openai: openaiOptions = {}, elevenlabs = {} } = {}) {
+export async function startProviderFakes({ deepgram = {}, openai: openaiOptions = {}, elevenlabs = {} } = {}) {
   const fakes = [];
-  const started = async (fake) => {
+  const started = (fake) => {
     fakes.push(fake);
     return fake;
   };
-  const closeFakes = () => Promise.all(fakes.map((f) => f.close()));
+  const close = () => Promise.all(fakes.map((f) => f.close()));
   try {
-    const dg = await started(await startFakeDeepgram({ apiKey: 'dg-key', speakChunkDelayMs: 0, idleTimeoutMs: 10_000, ...deepgram }));
-    const openai = await started(await startFakeOpenAI({ apiKey: 'sk-test', speechChunkDelayMs: 0, ...openaiOptions }));
-    const eleven = await started(await startFakeElevenLabs({ apiKey: 'xi-key', chunkDelayMs: 0, ...elevenlabs }));
-    const worker = await startWorker({
-      vars: {
-        DEEPGRAM_API_KEY: 'dg-key', DEEPGRAM_URL: dg.url,
-        OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, OPENAI_MODEL: 'gpt-test',
-        ELEVENLABS_API_KEY: 'xi-key', ELEVENLABS_URL: eleven.url,
-        ...vars,
-      },
-    });
+    const dg = started(await startFakeDeepgram({ apiKey: FAKE_KEYS.deepgram, speakChunkDelayMs: 0, idleTimeoutMs: 10_000, ...deepgram }));
+    const openai = started(await startFakeOpenAI({ apiKey: FAKE_KEYS.openai, speechChunkDelayMs: 0, ...openaiOptions }));
+    const eleven = started(await startFakeElevenLabs({ apiKey: FAKE_KEYS.elevenlabs, chunkDelayMs: 0, ...elevenlabs }));
+    const vars = {
+      DEEPGRAM_API_KEY: FAKE_KEYS.deepgram, DEEPGRAM_URL: dg.url,
+      OPENAI_API_KEY: FAKE_KEYS.openai, OPENAI_BASE_URL: openai.url, OPENAI_MODEL: 'gpt-test',
+      ELEVENLABS_API_KEY: FAKE_KEYS.elevenlabs, ELEVENLABS_URL: eleven.url,
+    };
+    return { dg, openai, eleven, vars, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/**
+ * Starts the provider fakes (startProviderFakes, with its `deepgram`, `openai`, `elevenlabs`
+ * options), then a worker whose provider keys and URLs point at them. `vars` are merged over
+ * those (and over TEST_VARS). Resolves to {worker, dg, openai, eleven, stop()}; `stop` stops
+ * the worker, then closes the fakes.
+ */
+export async function startLiveWorker({ vars = {}, ...fakeOptions } = {}) {
+  const fakes = await startProviderFakes(fakeOptions);
+  try {
+    const worker = await startWorker({ vars: { ...fakes.vars, ...vars } });
+    const { dg, openai, eleven } = fakes;
     return {
       worker, dg, openai, eleven,
       async stop() {
         await worker.stop();
-        await closeFakes();
+        await fakes.close();
       },
     };
   } catch (e) {
-    await closeFakes();
+    await fakes.close();
     throw e;
   }
 }
@@ -119,10 +136,11 @@ export function parseMarkup(xml) {
 
 /**
  * Twilio's signed voice webhook for a call to `to` (`from`, `params`: more call parameters;
- * `path`: another webhook path). Asserts a 200 with XML; resolves to parseMarkup's result.
+ * `path`: another webhook path; `authToken`: the worker's TWILIO_AUTH_TOKEN, default the
+ * harness's). Asserts a 200 with XML; resolves to parseMarkup's result.
  */
-export async function twilioIncoming(worker, to, { from, path = '/voice/twilio/incoming', params = {} } = {}) {
-  const res = await sendStatusCallback(`${worker.url}${path}`, TEST_VARS.TWILIO_AUTH_TOKEN, twilioCallParams({ to, from, ...params }));
+export async function twilioIncoming(worker, to, { from, path = '/voice/twilio/incoming', params = {}, authToken = TEST_VARS.TWILIO_AUTH_TOKEN } = {}) {
+  const res = await sendStatusCallback(`${worker.url}${path}`, authToken, twilioCallParams({ to, from, ...params }));
   assert.equal(res.status, 200, res.text);
   assert.match(res.headers.get('content-type'), /xml/);
   return parseMarkup(res.text);
