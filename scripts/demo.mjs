@@ -230,9 +230,10 @@ async function main() {
       ringMs: Number(values['ring-ms']),
       pauseMs: Number(values['pause-ms']),
       wordMs: Number(values['word-ms']),
-      detailOrigin: devRunning ? dev : worker.url,
+      // The demo's worker stops with it; `npm run dev` serves the same local data.
+      detailOrigin: dev,
     });
-    if (!devRunning) console.log('[demo] start `npm run dev` to open the call detail (the call is in its local data)');
+    if (!devRunning) console.log('[demo] `npm run dev` is not running: start it to open the call detail (the call is in its local data)');
   } catch (e) {
     if (worker) console.error(worker.output.slice(-20).join('\n'));
     throw e;

@@ -15,6 +15,7 @@ if [ ! -f .dev.vars ]; then
   chmod 600 .dev.vars
   say "created .dev.vars from .dev.vars.example, with a random ADMIN_API_KEY (edit it for your secrets)"
 elif ! grep -q '^ADMIN_API_KEY=' .dev.vars; then
+  if [ -n "$(tail -c 1 .dev.vars)" ]; then echo >> .dev.vars; fi
   printf 'ADMIN_API_KEY=%s\n' "$(new_key)" >> .dev.vars
   say "added a random ADMIN_API_KEY to .dev.vars"
 elif grep -Eq '^ADMIN_API_KEY=("?dev-admin-key-change-me"?)?[[:space:]]*$' .dev.vars; then
