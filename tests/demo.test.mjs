@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startWorker, freePort, sqlText, ROOT, TEST_VARS } from './harness.mjs';
+import { startWorker, freePort, ROOT, TEST_VARS } from './harness.mjs';
 import { startLiveWorker } from './live-setup.mjs';
 import { runDemo, DEMO_AGENT, DEMO_NUMBER, DEMO_SCRIPT } from '../scripts/demo.mjs';
 
@@ -48,8 +48,7 @@ test('the demo call: greeting, two turns, a barge-in cut short, the goodbye and 
   const call = await worker.api('GET', `/api/v1/calls/${callId}`);
   assert.equal(call.status, 200, call.text);
   assert.equal(call.body.status, 'completed');
-  const [row] = await worker.d1(`SELECT direction, to_number FROM calls WHERE id = ${sqlText(callId)}`);
-  assert.deepEqual(row, { direction: 'inbound', to_number: DEMO_NUMBER });
+  assert.equal(call.body.to, DEMO_NUMBER);
   assert.equal(call.body.summary, DEMO_SCRIPT.summary);
   assert.ok(call.body.metrics.first_audio_ms.n >= 4, JSON.stringify(call.body.metrics));
 
@@ -85,12 +84,13 @@ test('the demo call: greeting, two turns, a barge-in cut short, the goodbye and 
 test('the demo again: the same demo agent and number are reused, not duplicated', async () => {
   const { worker } = setup;
   const { callId } = await demo();
-  const agents = await worker.d1(`SELECT id FROM agents WHERE name = ${sqlText(DEMO_AGENT.name)}`);
+  const agents = (await worker.api('GET', '/api/v1/agents?limit=100')).body.data.filter((a) => a.name === DEMO_AGENT.name);
   assert.equal(agents.length, 1);
-  const numbers = await worker.d1(`SELECT agent_id FROM phone_numbers WHERE number = ${sqlText(DEMO_NUMBER)}`);
-  assert.deepEqual(numbers, [{ agent_id: agents[0].id }]);
-  const [row] = await worker.d1(`SELECT agent_id, status FROM calls WHERE id = ${sqlText(callId)}`);
-  assert.deepEqual(row, { agent_id: agents[0].id, status: 'completed' });
+  const numbers = (await worker.api('GET', '/api/v1/numbers?limit=100')).body.data.filter((n) => n.number === DEMO_NUMBER);
+  assert.deepEqual(numbers.map((n) => n.agent_id), [agents[0].id]);
+  const call = await worker.api('GET', `/api/v1/calls/${callId}`);
+  assert.equal(call.body.agent_id, agents[0].id);
+  assert.equal(call.body.status, 'completed');
 });
 
 test('`node scripts/demo.mjs`: its own worker on the given port and local data, exit 0, the call stored there', async () => {
