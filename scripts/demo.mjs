@@ -125,7 +125,7 @@ export async function runDemo({ url, key, twilioAuthToken, fakes, ringMs = 10_00
     await sleep(ringMs);
   }
 
-  const turnStored = (id) => eventually(async () => (await api('GET', `/api/v1/calls/${callId}/session`)).turns.some((t) => t.id === id), { timeout: timeoutMs, interval: 100, message: `turn ${id} of the call stored` });
+  const turnStored = (id) => eventually(async () => (await api('GET', `/api/v1/calls/${callId}/session`)).turns.some((t) => t.id === id), { timeout: timeoutMs, interval: 250, message: `turn ${id} of the call stored` });
   const sttBefore = dg.connections.length;
   const media = await openMediaStream('twilio', markup.stream, { start: { token: markup.token, call_id: callId }, connect: { authToken: twilioAuthToken } });
   const { client, playback, stopAudio } = media;
