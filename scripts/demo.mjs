@@ -212,6 +212,18 @@ async function main() {
   }
   const fakes = await startProviderFakes();
   let worker;
+  // The worker runs in its own process group (the harness detaches it): Ctrl-C must stop it too.
+  let stopping = false;
+  const interrupt = async () => {
+    if (stopping) return;
+    stopping = true;
+    console.error('[demo] interrupted; stopping the demo worker');
+    await worker?.stop();
+    await fakes.close();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   try {
     // The stand-in carrier signs with the developer's Twilio token when there is one.
     const twilioAuthToken = devVars.TWILIO_AUTH_TOKEN || randomBytes(16).toString('hex');
