@@ -146,15 +146,16 @@ export async function runDemo({ url, key, twilioAuthToken, fakes, ringMs = 10_00
     // The summary the worker asks for when the call ends (a non-streamed chat request).
     openai.reply({ match: (req) => req.parsed?.stream === false, text: DEMO_SCRIPT.summary });
 
-    step(`agent: ${DEMO_AGENT.first_message}`);
+    // Each agent line is printed once the caller heard it (its turn is stored).
     await turnStored(0);
+    step(`agent: ${DEMO_AGENT.first_message}`);
     let turn = 0;
     for (const { caller, agent: answer } of DEMO_SCRIPT.turns) {
       await sleep(pauseMs);
       reply(answer);
       await say(caller);
-      step(`agent: ${answer}`);
       await turnStored(++turn);
+      step(`agent: ${answer}`);
     }
 
     await sleep(pauseMs);
@@ -162,18 +163,19 @@ export async function runDemo({ url, key, twilioAuthToken, fakes, ringMs = 10_00
     reply(bargeIn.agent.join(' '));
     await say(bargeIn.caller);
     turn += 1;
-    step(`agent: ${bargeIn.agent.join(' ')}`);
     // Once the first sentence was heard and the whole second one is queued at the carrier, the
     // caller talks over it.
     await eventually(() => playback.echoed(`t${turn}-s0`) && playback.marks().includes(`t${turn}-s1`), { timeout: timeoutMs, interval: 20, message: 'the first sentence heard, the second playing' });
     await sleep(Math.min(pauseMs, 800));
-    step('caller talks over the agent (barge-in)');
+    step(`agent: ${bargeIn.agent[0]} ${bargeIn.agent[1].split(' ').slice(0, 5).join(' ')}…`);
+    step('caller talks over the agent (barge-in):');
     reply(DEMO_SCRIPT.goodbye, { toolCalls: [{ name: 'end_call', arguments: {} }] });
     await say(bargeIn.interruption);
     await eventually(() => playback.log.some((e) => e.kind === 'clear'), { timeout: timeoutMs, interval: 20, message: 'the agent stopped (clear)' });
-    step(`agent: ${DEMO_SCRIPT.goodbye} (and hangs up)`);
+    step(`(the agent stopped; only "${bargeIn.agent[0]}" counts as heard)`);
     const closed = await within(client.closed, timeoutMs, 'the agent hanging up');
     if (closed.code !== 1000) throw new Error(`the media stream closed with ${closed.code} ${closed.reason}`);
+    step(`agent: ${DEMO_SCRIPT.goodbye} (and hangs up)`);
   } finally {
     stopAudio();
     if (client.socket.readyState === 1) client.socket.close(1000);
