@@ -122,6 +122,9 @@ async fn run_stt(session: &Rc<Session>) {
                     }
                 }
                 Either::Left((Some(Ok(WebsocketEvent::Close(close))), _)) => {
+                    // Completes the closing handshake (Deepgram waits for our close frame, and
+                    // a half-closed socket would keep the object in memory).
+                    let _ = ws.close(Some(1000), Some("closed"));
                     break json!({"code": close.code(), "reason": close.reason()});
                 }
                 Either::Left((Some(Err(e)), _)) => break json!({"error": e.to_string()}),
