@@ -134,7 +134,8 @@ test('an instance reset mid-call: socket kept, conversation restored, no repeate
   await t.test('hang-up: the stored transcript has every turn once, in order', async () => {
     openai.reply({ match: (req) => req.parsed?.stream === false, text: 'The caller asked about hours, parking and the terrace.' });
     await hangUp(call);
-    const row = await completedWithSummary(worker, call.callId);
+    // Polled through `wrangler d1 execute` (a process per poll): slow on a loaded machine.
+    const row = await completedWithSummary(worker, call.callId, { timeout: 60_000 });
     assert.equal(row.summary, 'The caller asked about hours, parking and the terrace.');
     const [transcript] = await worker.d1(`SELECT text, turns FROM transcripts WHERE call_id = ${sqlText(call.callId)}`);
     assert.equal(transcript.text, [
