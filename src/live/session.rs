@@ -12,7 +12,8 @@
 //! - what an instance reset must not lose is in the object's SQLite storage as it happens:
 //!   call facts and agent setup at accept, the start frame, the conversation after every input,
 //!   each finished turn. After a reset the next event rebuilds the session from it and feeds
-//!   `Input::Restored` (the carrier socket survives: it is a hibernatable socket);
+//!   `Input::Restored` (the carrier socket, a hibernatable one, survives an eviction; see
+//!   docs/architecture.md, "Instance resets");
 //! - only the verified carrier socket (the core's `CarrierLink`, stored as blob `link`; each
 //!   socket's id is in its attachment) carries the call: a pending socket is judged on its own
 //!   frames with its own adapter and never touches the call until its token is proven.
