@@ -12,26 +12,31 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { eventually, sleep, sqlText } from './harness.mjs';
 import { startLiveWorker, createAgent, createNumber, startTwilioCall, sessionState, completedWithSummary, hangUp, QUIET_SESSION } from './live-setup.mjs';
 import { streamCallerAudio } from './fakes/playback.mjs';
+import { TelnyxMediaClient } from './fakes/media-clients.mjs';
 
 const NUMBER = '+15550002001';
 const MAX_NUMBER = '+15550002002';
 const SYSTEM_PROMPT = 'You are the receptionist of Acme Bistro. Be brief.';
 const GREETING = 'Hello! Thanks for calling Acme Bistro.';
 /** workerd evicts an object 10 s after its last event; margin for a loaded machine. */
-const EVICTION_WAIT_MS = 12_000;
+const EVICTION_WAIT_MS = 14_000;
 
 let setup, worker, dg, openai, eleven;
+/** An agent without a greeting (the L16 call only listens). */
+let quietAgentId;
 
 before(async () => {
   setup = await startLiveWorker();
   ({ worker, dg, openai, eleven } = setup);
   const agent = await createAgent(worker, { name: 'resume', system_prompt: SYSTEM_PROMPT, first_message: GREETING, voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION });
   await createNumber(worker, NUMBER, agent.id);
-  const capped = await createAgent(worker, { name: 'resume-capped', system_prompt: SYSTEM_PROMPT, first_message: 'Hi.', voice: { provider: 'elevenlabs' }, session: { ...QUIET_SESSION, max_duration_ms: 32_000, goodbye_message: 'Time is up, goodbye!' } });
+  const capped = await createAgent(worker, { name: 'resume-capped', system_prompt: SYSTEM_PROMPT, first_message: 'Hi.', voice: { provider: 'elevenlabs' }, session: { ...QUIET_SESSION, max_duration_ms: 36_000, goodbye_message: 'Time is up, goodbye!' } });
   await createNumber(worker, MAX_NUMBER, capped.id);
+  quietAgentId = (await createAgent(worker, { name: 'resume-quiet', system_prompt: SYSTEM_PROMPT, voice: { provider: 'elevenlabs' }, session: QUIET_SESSION })).id;
 });
 
 after(async () => {
@@ -167,7 +172,7 @@ test('a timer armed before a reset fires after it: max duration ends the call', 
   await resumeMedia(call);
   const restored = (await sessionState(worker, call.callId)).events.filter((e) => e.event === 'restored');
   assert.equal(restored.length, 1, 'the call was restored in a new instance');
-  // The max-duration alarm (32 s after the start) was set by the first instance.
+  // The max-duration alarm (36 s after the start) was set by the first instance.
   const closed = await eventually(() => carrierClosed && call.client.closed, { timeout: 30_000, message: 'max-duration hang-up' });
   assert.equal((await closed).code, 1000);
   assert.ok(call.playback.echoed('t1-s0'), 'the goodbye played before the hang-up');
@@ -178,4 +183,53 @@ test('a timer armed before a reset fires after it: max duration ends the call', 
     return st.events.some((e) => e.event === 'ended') && st;
   }, { message: 'ended' });
   assert.equal(state.events.find((e) => e.event === 'ended').detail.reason, 'max_duration');
+});
+
+test('a Telnyx L16 call restored after a reset still byte-swaps its audio for Deepgram', async () => {
+  const id = 'call_resume_l16';
+  const token = `stk_${randomBytes(12).toString('hex')}`;
+  await worker.d1(`INSERT INTO calls (id, tenant_id, agent_id, direction, provider, status, to_number, stream_token, created_at, updated_at)
+    VALUES (${sqlText(id)}, 'ten_default', ${sqlText(quietAgentId)}, 'inbound', 'telnyx', 'ringing', '+15550002003', ${sqlText(token)}, 0, 0)`);
+  const client = await TelnyxMediaClient.connect(`ws://127.0.0.1:${worker.port}/media/telnyx/${id}?token=${token}`);
+  let carrierClosed = false;
+  client.closed.then(() => { carrierClosed = true; });
+  const sttBefore = dg.connections.length;
+  client.connected();
+  client.send({
+    event: 'start', sequence_number: client.next(), stream_id: client.streamId,
+    start: { call_control_id: client.callControlId, call_session_id: client.callSessionId, from: client.from, to: client.to, custom_parameters: {}, media_format: { encoding: 'L16', sample_rate: 8000, channels: 1 } },
+  });
+  // 20 ms of big-endian L16 whose samples are 0x1234; Deepgram takes little-endian.
+  const frame = Buffer.alloc(320, Buffer.from([0x12, 0x34]));
+  const swapped = Buffer.from([0x34, 0x12]);
+  /** Whether `conn` got exactly the byte-swapped frames (once its audio stopped growing). */
+  const gotSwapped = async (conn) => {
+    let bytes = -1;
+    await eventually(async () => { const same = conn.audioBytes === bytes; bytes = conn.audioBytes; await sleep(300); return same; }, { message: 'audio settled' });
+    assert.ok(bytes >= 1600 && bytes % 2 === 0, `${bytes} bytes`);
+    const expected = createHash('sha256').update(Buffer.alloc(bytes, swapped)).digest('hex');
+    assert.equal(conn.hash.copy().digest('hex'), expected, 'every sample reached Deepgram byte-swapped');
+  };
+
+  let stopAudio = streamCallerAudio(client, () => frame);
+  const first = await dg.waitForConnection(sttBefore, 10_000);
+  assert.equal(first.query.encoding, 'linear16');
+  await eventually(() => first.audioBytes >= 3200, { message: 'audio reaches STT' });
+  stopAudio();
+  await gotSwapped(first);
+  await eventually(() => first.closed, { timeout: 15_000, message: 'STT stream closed for lack of audio' });
+  await sleep(EVICTION_WAIT_MS);
+
+  const before = dg.connections.length;
+  stopAudio = streamCallerAudio(client, () => frame);
+  const second = await dg.waitForConnection(before, 10_000);
+  assert.equal(second.query.encoding, 'linear16');
+  await eventually(() => second.audioBytes >= 3200, { message: 'audio reaches the new STT stream' });
+  stopAudio();
+  const state = await sessionState(worker, id);
+  assert.equal(state.events.filter((e) => e.event === 'restored').length, 1, 'the call was restored in a new instance');
+  await gotSwapped(second);
+  assert.equal(carrierClosed, false, 'the carrier socket never closed');
+  client.stop();
+  await eventually(() => carrierClosed, { message: 'stream closed after stop' });
 });
