@@ -12,7 +12,8 @@
 //! - what an instance reset must not lose is in the object's SQLite storage as it happens:
 //!   call facts and agent setup at accept, the start frame, the conversation after every input,
 //!   each finished turn. After a reset the next event rebuilds the session from it and feeds
-//!   `Input::Restored` (the carrier socket survives: it is a hibernatable socket);
+//!   `Input::Restored` (the carrier socket, a hibernatable one, survives an eviction; see
+//!   docs/architecture.md, "Instance resets");
 //! - only the verified carrier socket (the core's `CarrierLink`, stored as blob `link`; each
 //!   socket's id is in its attachment) carries the call: a pending socket is judged on its own
 //!   frames with its own adapter and never touches the call until its token is proven.
@@ -34,6 +35,7 @@ use phone_agent_core::config::Config;
 use phone_agent_core::live::{agent_setup, stt_route, AgentSetup};
 use phone_agent_core::media::access::{upgrade_trust, CarrierLink, Trust};
 use phone_agent_core::media::carrier::{Carrier, Frame};
+use phone_agent_core::media::codec::AudioFormat;
 use phone_agent_core::media::transcode::Transcoder;
 use phone_agent_core::providers::deepgram::ListenParams;
 use phone_agent_core::session::{Conversation, HangupReason, Input, Turn};
@@ -116,8 +118,12 @@ pub struct Stt {
     pub transcoder: Option<Transcoder>,
     pub pending: VecDeque<u8>,
     pub last_sent_ms: i64,
+    /// When the carrier last sent caller audio (or the stream opened, if later).
+    pub last_audio_ms: i64,
     /// The session asked the stream to finish: no reconnect.
     pub closing: bool,
+    /// Closed for lack of caller audio (`SttUpkeep::Close`): the next audio reopens it.
+    pub parked: bool,
     /// A connection task is running (at most one).
     pub running: bool,
 }
@@ -457,7 +463,8 @@ impl Session {
                 live.conversation = Some(conversation);
                 live.history_saved = saved;
             }
-            live.stt.params = Some(stt_params(&live));
+            let format = live.carrier.format();
+            route_stt(&mut live, format);
         }
         *self.live.borrow_mut() = Some(live);
         if restored {
@@ -496,9 +503,12 @@ impl Live {
     }
 }
 
-/// The STT parameters for the call's audio format.
-fn stt_params(live: &Live) -> ListenParams {
-    stt_route(live.carrier.format(), &live.setup.stt).0
+/// Routes the call's audio in `format` to STT: the listen parameters and, where Deepgram cannot
+/// take the carrier's bytes as they are, the transcoder.
+fn route_stt(live: &mut Live, format: AudioFormat) {
+    let (params, transcode) = stt_route(format, &live.setup.stt);
+    live.stt.params = Some(params);
+    live.stt.transcoder = transcode.and_then(|to| Transcoder::new(format, to).ok());
 }
 
 /// A carrier socket's id in the call's `CarrierLink` (from its attachment).

@@ -153,6 +153,38 @@ pub fn stt_route(format: AudioFormat, stt: &SttSettings) -> (ListenParams, Optio
     (params, transcode)
 }
 
+/// No audio sent to Deepgram for this long (ms): a KeepAlive goes out (it closes a stream after
+/// 10 s without audio or KeepAlive).
+pub const STT_KEEP_ALIVE_AFTER_MS: i64 = 3_000;
+/// No caller audio from the carrier for this long (ms): the STT stream is closed and reopened by
+/// the next audio. A carrier that stops sending media (silence suppression, a stalled stream)
+/// leaves nothing to transcribe, and an open outbound socket would pin the call's Durable Object
+/// in memory: closed, the object can hibernate (its carrier socket stays connected).
+pub const STT_IDLE_CLOSE_MS: i64 = 5_000;
+
+/// What an open STT stream needs now (checked about once a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SttUpkeep {
+    /// Nothing: audio is flowing, or a KeepAlive went out recently.
+    Nothing,
+    /// Send a KeepAlive: a short gap in the audio.
+    KeepAlive,
+    /// Close the stream (`CloseStream`): the carrier has sent no audio for `STT_IDLE_CLOSE_MS`.
+    Close,
+}
+
+/// The upkeep of an STT stream at `now_ms`, given when the carrier last sent caller audio (or
+/// the stream opened, if later) and when anything (audio, KeepAlive) was last sent to Deepgram.
+pub fn stt_upkeep(now_ms: i64, last_audio_ms: i64, last_sent_ms: i64) -> SttUpkeep {
+    if now_ms - last_audio_ms >= STT_IDLE_CLOSE_MS {
+        SttUpkeep::Close
+    } else if now_ms - last_sent_ms >= STT_KEEP_ALIVE_AFTER_MS {
+        SttUpkeep::KeepAlive
+    } else {
+        SttUpkeep::Nothing
+    }
+}
+
 /// The conversation input a Deepgram message stands for, if any.
 pub fn stt_input(message: SttMessage) -> Option<Input> {
     match message {
@@ -333,6 +365,20 @@ mod tests {
     use super::*;
     use crate::session::ToolCall;
     use crate::session::TurnMetrics;
+
+    #[test]
+    fn stt_stream_upkeep_keeps_short_gaps_and_closes_long_ones() {
+        let t = 1_000_000;
+        // Audio flowing: nothing to do.
+        assert_eq!(stt_upkeep(t, t - 20, t - 20), SttUpkeep::Nothing);
+        // A short gap: KeepAlive, again every STT_KEEP_ALIVE_AFTER_MS.
+        assert_eq!(stt_upkeep(t, t - 3_000, t - 3_000), SttUpkeep::KeepAlive);
+        assert_eq!(stt_upkeep(t, t - 4_000, t - 1_000), SttUpkeep::Nothing);
+        // No carrier audio for STT_IDLE_CLOSE_MS: close, KeepAlive sent or not.
+        assert_eq!(stt_upkeep(t, t - 5_000, t - 100), SttUpkeep::Close);
+        assert_eq!(stt_upkeep(t, t - 60_000, t - 60_000), SttUpkeep::Close);
+        assert_eq!(stt_upkeep(t, t - 4_999, t - 4_999), SttUpkeep::KeepAlive);
+    }
 
     #[test]
     fn agent_config_is_read_with_defaults() {

@@ -1,16 +1,14 @@
 //! The carrier's media socket: pending sockets proving their token, the verified socket's
 //! frames and events, the call's timer, and caller audio on its way to STT.
 
-use super::{socket_id, stt_params, EndReason, Session, CARRIER_TAG};
+use super::{route_stt, socket_id, EndReason, Session, CARRIER_TAG};
 use crate::live::speech;
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
 use crate::store::calls;
 use phone_agent_core::ids::CallId;
-use phone_agent_core::live::stt_route;
 use phone_agent_core::media::access::{pending_step, PendingStep, StreamRefusal, STREAM_GRACE_MS};
 use phone_agent_core::media::carrier::{CarrierEvent, Frame};
-use phone_agent_core::media::transcode::Transcoder;
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::session::{Conversation, Input};
 use serde_json::json;
@@ -162,7 +160,9 @@ impl Session {
             } => self.on_start(stream_id, call_id, params, format, start_text),
             CarrierEvent::Audio(bytes) => {
                 self.count("media_frames");
-                self.forward_audio(bytes);
+                if self.forward_audio(bytes) {
+                    speech::start_stt(self);
+                }
             }
             CarrierEvent::Dtmf(digit) => {
                 self.record("dtmf", json!({"digit": digit}));
@@ -227,9 +227,7 @@ impl Session {
                 live.info.carrier_call_id = carrier_call_id.clone();
                 live.info.started_at_ms = Some(now_ms());
                 live.conversation = Some(Conversation::new(live.setup.session.clone()));
-                live.stt.params = Some(stt_params(live));
-                let (_, transcode) = stt_route(format, &live.setup.stt);
-                live.stt.transcoder = transcode.and_then(|to| Transcoder::new(format, to).ok());
+                route_stt(live, format);
                 self.put_blob("call", &live.info);
             }
             first
@@ -357,16 +355,20 @@ impl Session {
         }
     }
 
-    /// Sends caller audio to STT, or keeps it while the STT socket is not connected.
-    pub(super) fn forward_audio(&self, bytes: Vec<u8>) {
+    /// Sends caller audio to STT, or keeps it while the STT socket is not connected. Whether
+    /// the STT stream was parked for lack of audio (the caller reopens it).
+    pub(super) fn forward_audio(&self, bytes: Vec<u8>) -> bool {
         let mut guard = self.live.borrow_mut();
         let Some(live) = guard.as_mut() else {
-            return;
+            return false;
         };
         if live.ended {
-            return;
+            return false;
         }
         let stt = &mut live.stt;
+        let now = now_ms();
+        stt.last_audio_ms = now;
+        let reopen = std::mem::take(&mut stt.parked);
         let audio = match stt.transcoder.as_mut() {
             Some(t) => {
                 let mut out = Vec::with_capacity(bytes.len());
@@ -377,19 +379,20 @@ impl Session {
         };
         if audio.is_empty() {
             // Deepgram treats an empty binary frame as a close request.
-            return;
+            return reopen;
         }
         if stt.pending.is_empty() {
             if let Some(ws) = &stt.ws {
                 if ws.send_with_bytes(&audio).is_ok() {
-                    stt.last_sent_ms = now_ms();
-                    return;
+                    stt.last_sent_ms = now;
+                    return reopen;
                 }
             }
         }
         stt.pending.extend(audio);
         let excess = stt.pending.len().saturating_sub(MAX_PENDING_AUDIO);
         stt.pending.drain(..excess);
+        reopen
     }
 }
 

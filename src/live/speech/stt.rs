@@ -1,14 +1,15 @@
 //! The Deepgram live STT socket of a call: connected (authenticated upgrade), reconnected
-//! with backoff while the call lasts (audio is buffered meanwhile), kept alive in silence, its
-//! transcripts fed back as inputs.
+//! with backoff while the call lasts (audio is buffered meanwhile), kept alive over short gaps in
+//! the carrier's audio and closed over long ones (the next audio reopens it: see
+//! `core::live::stt_upkeep`), its transcripts fed back as inputs.
 
 use crate::live::session::Session;
 use crate::platform::http::{log_line, now_ms};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use phone_agent_core::live::stt_input;
+use phone_agent_core::live::{stt_input, stt_upkeep, SttUpkeep, STT_IDLE_CLOSE_MS};
 use phone_agent_core::providers::deepgram::{
-    auth_header, keep_alive, listen_url, parse_message, SttMessage,
+    auth_header, close_stream, keep_alive, listen_url, parse_message, SttMessage,
 };
 use phone_agent_core::providers::http_url;
 use serde_json::json;
@@ -18,8 +19,6 @@ use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, WebSocket, Web
 
 /// Longest wait for the STT upgrade.
 const STT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Deepgram closes after 10 s without audio; a KeepAlive goes out after this much silence.
-const KEEP_ALIVE_AFTER_MS: i64 = 3_000;
 /// Reconnect backoff bounds.
 const RECONNECT_MIN_MS: u64 = 100;
 const RECONNECT_MAX_MS: u64 = 5_000;
@@ -31,6 +30,7 @@ pub fn start_stt(session: &Rc<Session>) {
             false
         } else {
             live.stt.running = true;
+            live.stt.parked = false;
             true
         }
     });
@@ -102,13 +102,15 @@ async fn run_stt(session: &Rc<Session>) {
             }
             live.stt.ws = Some(ws.clone());
             live.stt.last_sent_ms = now_ms();
+            live.stt.last_audio_ms = live.stt.last_audio_ms.max(now_ms());
         });
         if attempt > 1 {
             session.count("stt_reconnects");
         }
         session.record("stt_connected", json!({"attempt": attempt}));
         backoff = RECONNECT_MIN_MS;
-        // Read until the socket closes; check for a needed KeepAlive once a second.
+        // Read until the socket closes; check its upkeep once a second.
+        let mut close_sent = false;
         let closed = loop {
             let tick = Delay::from(Duration::from_secs(1));
             let next = events.next();
@@ -120,34 +122,75 @@ async fn run_stt(session: &Rc<Session>) {
                     }
                 }
                 Either::Left((Some(Ok(WebsocketEvent::Close(close))), _)) => {
+                    // Completes the closing handshake (Deepgram waits for our close frame, and
+                    // a half-closed socket would keep the object in memory).
+                    let _ = ws.close(Some(1000), Some("closed"));
                     break json!({"code": close.code(), "reason": close.reason()});
                 }
                 Either::Left((Some(Err(e)), _)) => break json!({"error": e.to_string()}),
                 Either::Left((None, _)) => break json!({"ended": true}),
                 Either::Right(((), _)) => {
-                    let idle = session
-                        .with_live(|live| {
-                            let idle = now_ms() - live.stt.last_sent_ms >= KEEP_ALIVE_AFTER_MS;
-                            if idle && !live.stt.closing {
-                                live.stt.last_sent_ms = now_ms();
-                            }
-                            idle && !live.stt.closing
-                        })
-                        .unwrap_or(false);
-                    if idle && ws.send_with_str(keep_alive()).is_ok() {
-                        session.count("stt_keepalives");
+                    if close_sent {
+                        // Deepgram answers CloseStream by closing; it did not within a second.
+                        let _ = ws.close(Some(1000), Some("stream closed"));
+                        break json!({"closed_by": "session"});
                     }
+                    close_sent = upkeep(session, &ws);
                 }
             }
         };
-        session.with_live(|live| live.stt.ws = None);
+        let parked = session
+            .with_live(|live| {
+                live.stt.ws = None;
+                live.stt.parked
+            })
+            .unwrap_or(false);
         session.record("stt_closed", closed);
-        if stt_closing(session) {
+        if stt_closing(session) || parked {
             return;
         }
         // Closed under a live call (provider hiccup, workerd's 1005 after a fetch): reconnect
         // at once; audio is buffered meanwhile.
         log_line(json!({"level": "warn", "msg": "stt socket closed mid-call; reconnecting"}));
+    }
+}
+
+/// Once a second on an open stream: a KeepAlive over a short gap in the carrier's audio; over a
+/// long one the stream is closed and parked (audio from then on waits for the next stream, which
+/// the next audio opens), so nothing keeps the object in memory while the call has no audio.
+/// Whether `CloseStream` was sent.
+fn upkeep(session: &Session, ws: &WebSocket) -> bool {
+    let now = now_ms();
+    let step = session
+        .with_live(|live| {
+            if live.stt.closing {
+                return SttUpkeep::Nothing;
+            }
+            let step = stt_upkeep(now, live.stt.last_audio_ms, live.stt.last_sent_ms);
+            match step {
+                SttUpkeep::KeepAlive => live.stt.last_sent_ms = now,
+                SttUpkeep::Close => {
+                    live.stt.parked = true;
+                    live.stt.ws = None;
+                }
+                SttUpkeep::Nothing => {}
+            }
+            step
+        })
+        .unwrap_or(SttUpkeep::Nothing);
+    match step {
+        SttUpkeep::KeepAlive => {
+            if ws.send_with_str(keep_alive()).is_ok() {
+                session.count("stt_keepalives");
+            }
+            false
+        }
+        SttUpkeep::Close => {
+            session.record("stt_parked", json!({"idle_ms": STT_IDLE_CLOSE_MS}));
+            let _ = ws.send_with_str(close_stream());
+            true
+        }
+        SttUpkeep::Nothing => false,
     }
 }
 
