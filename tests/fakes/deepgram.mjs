@@ -444,27 +444,32 @@ export async function startFakeDeepgram({
      * Flux: one caller turn as the service reports it, the caller having just stopped speaking:
      * StartOfTurn and an Update with `draft` (default `transcript`); after `eagerDelayMs`
      * EagerEndOfTurn(draft). When `draft` differs, the caller goes on: TurnResumed, an Update and,
-     * `eagerDelayMs` later, EagerEndOfTurn(transcript). EndOfTurn(transcript) comes
-     * `endOfTurnDelayMs` after the last end of speech. Resolves once EndOfTurn was sent.
+     * `eagerDelayMs` later, EagerEndOfTurn(transcript). Eager events and TurnResumed only when
+     * the stream asked for them (`eager_eot_threshold`), as Flux does. EndOfTurn(transcript) comes
+     * `endOfTurnDelayMs` after the last end of speech. Resolves, once EndOfTurn was sent, to
+     * {endOfSpeech} (performance.now() when the caller last stopped speaking).
      */
     async fluxTurn(conn = latest(), { transcript, draft = transcript, resumeAfterMs = 100 } = {}) {
       const info = (event, text) => emit(conn, { type: 'TurnInfo', event, transcript: text });
+      // Flux sends eager events only to a stream opened with eager_eot_threshold.
+      const eager = conn.query.eager_eot_threshold !== undefined;
       info('StartOfTurn', '');
       info('Update', draft);
       let spokeUntil = performance.now();
-      if (eagerDelayMs) await sleep(eagerDelayMs);
-      info('EagerEndOfTurn', draft);
+      if (eager && eagerDelayMs) await sleep(eagerDelayMs);
+      if (eager) info('EagerEndOfTurn', draft);
       if (draft !== transcript) {
         await sleep(resumeAfterMs);
-        info('TurnResumed', draft);
+        if (eager) info('TurnResumed', draft);
         info('Update', transcript);
         spokeUntil = performance.now();
-        if (eagerDelayMs) await sleep(eagerDelayMs);
-        info('EagerEndOfTurn', transcript);
+        if (eager && eagerDelayMs) await sleep(eagerDelayMs);
+        if (eager) info('EagerEndOfTurn', transcript);
       }
       const rest = endOfTurnDelayMs - (performance.now() - spokeUntil);
       if (rest > 0) await sleep(rest);
-      return info('EndOfTurn', transcript);
+      info('EndOfTurn', transcript);
+      return { endOfSpeech: spokeUntil };
     },
     /** Sends UtteranceEnd (last_word_end defaults to the end of the last final word). */
     utteranceEnd(conn = latest(), last_word_end) {
