@@ -262,8 +262,9 @@ pub fn stt_input(message: SttMessage) -> Option<Input> {
         SttMessage::TurnInfo {
             event, transcript, ..
         } => match event {
-            TurnEvent::StartOfTurn | TurnEvent::Update => (!transcript.trim().is_empty())
-                .then_some(Input::SttInterim { text: transcript }),
+            TurnEvent::StartOfTurn | TurnEvent::Update => {
+                (!transcript.trim().is_empty()).then_some(Input::SttInterim { text: transcript })
+            }
             TurnEvent::EagerEndOfTurn => Some(Input::SttEagerEnd { text: transcript }),
             TurnEvent::TurnResumed => Some(Input::SttTurnResumed),
             TurnEvent::EndOfTurn => Some(Input::SttEndOfTurn { text: transcript }),
@@ -489,7 +490,10 @@ mod tests {
         let flux = agent_setup("P", None, &json!({"stt": {"model": "flux-general-en"}}));
         assert!(flux.warnings.is_empty(), "{:?}", flux.warnings);
         assert!(flux.stt.is_flux() && flux.session.preemptive);
-        assert_eq!(flux.session.preemptive_stable_ms, None, "Flux drafts come from the model");
+        assert_eq!(
+            flux.session.preemptive_stable_ms, None,
+            "Flux drafts come from the model"
+        );
         let (p, _) = stt_route(AudioFormat::Mulaw8k, &flux.stt);
         assert_eq!(
             crate::providers::deepgram::listen_url("wss://api.deepgram.com", &p),

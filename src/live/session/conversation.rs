@@ -147,8 +147,10 @@ impl Session {
         };
         self.count(counter);
         let call_id = self.with_live(|live| live.info.call_id.clone());
-        log_line(json!({"level": "info", "msg": "preemptive reply", "outcome": outcome,
-            "turn": turn, "call_id": call_id}));
+        log_line(
+            json!({"level": "info", "msg": "preemptive reply", "outcome": outcome,
+            "turn": turn, "call_id": call_id}),
+        );
         self.record("preemptive", json!({"turn": turn, "outcome": outcome}));
     }
 

@@ -515,7 +515,9 @@ mod tests {
             }
         );
         assert!(matches!(
-            parse_message(r#"{"type":"TurnInfo","event":"Sideways","turn_index":0,"transcript":""}"#),
+            parse_message(
+                r#"{"type":"TurnInfo","event":"Sideways","turn_index":0,"transcript":""}"#
+            ),
             Err(SttError::Malformed {
                 kind: "TurnInfo",
                 ..

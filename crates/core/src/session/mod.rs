@@ -46,8 +46,8 @@ pub use history::{Message, ToolCall};
 pub use tools::{Tool, ToolError, END_CALL, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL};
 pub use turns::{Turn, TurnMetrics};
 
-use serde::{Deserialize, Serialize};
 use preempt::{Held, Preempt, StableInterim};
+use serde::{Deserialize, Serialize};
 use turns::{mark_name, PendingExit, Reply, SegmentState, ToolRun};
 
 /// Something that happened on the call, fed to [`Conversation::handle`].
@@ -2239,7 +2239,11 @@ mod tests {
         assert_eq!(turn.agent_text, "Sure. For what time?");
         assert!(turn.metrics.preemptive);
         assert_eq!(turn.metrics.preempts_wasted, 0);
-        assert_eq!(turn.metrics.first_audio_ms, Some(10), "audio as soon as it is sent");
+        assert_eq!(
+            turn.metrics.first_audio_ms,
+            Some(10),
+            "audio as soon as it is sent"
+        );
         assert_eq!(turn.metrics.llm_first_token_ms, Some(50));
     }
 
@@ -2264,7 +2268,10 @@ mod tests {
         // Output of the cancelled request that was already on its way is dropped.
         let late = call.llm(0, "What time? ");
         assert!(speaks(&late).is_empty() && llm_start(&late).is_none());
-        assert!(call.at(10, Input::LlmDone { turn: 0 }).iter().all(|a| matches!(a, Action::SetAlarm { .. })));
+        assert!(call
+            .at(10, Input::LlmDone { turn: 0 })
+            .iter()
+            .all(|a| matches!(a, Action::SetAlarm { .. })));
 
         let out = call.at(
             300,
@@ -2391,8 +2398,18 @@ mod tests {
             preemptive_stable_ms: Some(200),
             ..preemptive()
         });
-        call.at(100, Input::SttInterim { text: "book".into() });
-        call.at(100, Input::SttInterim { text: "book a".into() });
+        call.at(
+            100,
+            Input::SttInterim {
+                text: "book".into(),
+            },
+        );
+        call.at(
+            100,
+            Input::SttInterim {
+                text: "book a".into(),
+            },
+        );
         assert!(llm_start(&call.at(1_000, Input::Tick)).is_none());
     }
 
@@ -2434,7 +2451,10 @@ mod tests {
         call.at(100, Input::SttEagerEnd { text: "Hi".into() });
         let mut restored = round_trip(&call.conv);
         let out = restored.handle(call.now + 10, Input::Restored);
-        assert!(!out.contains(&Action::CancelLlm { turn: 0 }), "nothing left to cancel");
+        assert!(
+            !out.contains(&Action::CancelLlm { turn: 0 }),
+            "nothing left to cancel"
+        );
         assert!(events(&out).contains(&&SessionEvent::PreemptWasted { turn: 0 }));
         let out = restored.handle(call.now + 20, Input::SttEndOfTurn { text: "Hi".into() });
         assert_eq!(llm_start(&out).map(|(t, _)| t), Some(1));
@@ -2663,7 +2683,11 @@ mod tests {
                         segment,
                         text,
                     } => {
-                        prop_assert!(!self.wasted.contains(turn), "dropped early reply {} spoken", turn);
+                        prop_assert!(
+                            !self.wasted.contains(turn),
+                            "dropped early reply {} spoken",
+                            turn
+                        );
                         self.speaks.push((*turn, *segment));
                         self.to_play.push_back((*turn, *segment));
                         self.texts.insert(mark_name(*turn, *segment), text.clone());

@@ -64,7 +64,10 @@ mod tests {
 
     #[test]
     fn words_compare_without_case_punctuation_or_spacing() {
-        assert!(same_words("Book a table for two.", "book a  table, for two"));
+        assert!(same_words(
+            "Book a table for two.",
+            "book a  table, for two"
+        ));
         assert!(!same_words("Book a table", "Book a table for two"));
         assert!(!same_words("", "hi"));
         assert_eq!(join("I want", " a table "), "I want a table");
