@@ -245,6 +245,12 @@ async function voiceToVoiceFlux(live, call, turns, label, { resumeEvery = 3 } = 
   let spokeOver = 0;
   progress(`live: ${label}: ${turns} Flux voice-to-voice turns`);
   for (let i = 0; i < turns; i++) {
+    // The previous reply's last frames have arrived and played: any agent frame from here to
+    // the end of the caller's turn would be the agent talking over them.
+    await eventually(() => {
+      const last = call.playback.log.findLast((e) => e.kind === 'media');
+      return !last || performance.now() - Math.max(last.at, call.playback.playEnd) > 200;
+    }, { timeout: 30_000, interval: 10, message: `${label}: quiet before turn ${i}` });
     const started = performance.now();
     const transcript = `Can you help me with ${i}?`;
     const draft = resumeEvery && i % resumeEvery === resumeEvery - 1 ? `Can you help me` : transcript;
