@@ -16,6 +16,8 @@ import { MS_PER_WORD } from '../tests/fakes/audio.mjs';
 import { startPipecatBot } from './pipecat.mjs';
 
 const NUMBER = '+15550002001';
+const FLUX_NUMBER = '+15550002002';
+const FLUX_OFF_NUMBER = '+15550002003';
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 const quantile = (values, q) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -30,17 +32,19 @@ const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
  * Provider latency profiles for the fakes. `instant`: no artificial delay (measures the
  * orchestration alone). `realistic`: the providers' published figures (bench/README.md cites
  * them): Deepgram Nova-3 streaming final ~300 ms after the end of speech, gpt-4o-mini ~400 ms to
- * first token then ~70 tokens/s, ElevenLabs Flash v2.5 ~75 ms to first byte then real-time audio.
+ * first token then ~70 tokens/s, ElevenLabs Flash v2.5 ~75 ms to first byte then real-time audio;
+ * Deepgram Flux EndOfTurn ~260 ms after the end of speech (its quickstart), EagerEndOfTurn earlier
+ * (150 ms: our assumption, Deepgram publishes no figure for it).
  */
 export const PROFILES = {
   instant: { sttFinalMs: 0, llmFirstTokenMs: 0, llmTokensPerSecond: 0, ttsFirstByteMs: 0, ttsRealtime: false },
-  realistic: { sttFinalMs: 300, llmFirstTokenMs: 400, llmTokensPerSecond: 70, ttsFirstByteMs: 75, ttsRealtime: true },
+  realistic: { sttFinalMs: 300, llmFirstTokenMs: 400, llmTokensPerSecond: 70, ttsFirstByteMs: 75, ttsRealtime: true, fluxEagerMs: 150, fluxEndOfTurnMs: 260 },
 };
 
 /** The fakes' options for a profile (startLiveWorker's `deepgram`, `openai`, `elevenlabs`). */
 function fakeOptions(profile) {
   return {
-    deepgram: { idleTimeoutMs: 3_600_000, finalDelayMs: profile.sttFinalMs },
+    deepgram: { idleTimeoutMs: 3_600_000, finalDelayMs: profile.sttFinalMs, eagerDelayMs: profile.fluxEagerMs ?? 0, endOfTurnDelayMs: profile.fluxEndOfTurnMs ?? 0 },
     openai: { defaultReply: { text: 'Sure, I can help with that.' }, firstTokenMs: profile.llmFirstTokenMs, tokensPerSecond: profile.llmTokensPerSecond },
     elevenlabs: { firstByteMs: profile.ttsFirstByteMs, realtime: profile.ttsRealtime },
   };
@@ -230,20 +234,58 @@ async function voiceToVoice(live, call, turns, label) {
   return summary(values);
 }
 
-/** Our worker's agent and number on `live` (once per worker). */
+/**
+ * Voice-to-voice over Deepgram Flux turn events: every `resumeEvery`-th turn the caller goes on
+ * after an EagerEndOfTurn (TurnResumed), so a preemptive worker wastes that early reply. Adds
+ * the session's used / wasted counts and the agent audio frames that reached the client while the
+ * caller's turn was still open (must be 0: the agent never talks over a caller who resumed).
+ */
+async function voiceToVoiceFlux(live, call, turns, label, { resumeEvery = 3 } = {}) {
+  const values = [];
+  let spokeOver = 0;
+  progress(`live: ${label}: ${turns} Flux voice-to-voice turns`);
+  for (let i = 0; i < turns; i++) {
+    // The previous reply's last frames have arrived and played: any agent frame from here to
+    // the end of the caller's turn would be the agent talking over them.
+    await eventually(() => {
+      const last = call.playback.log.findLast((e) => e.kind === 'media');
+      return !last || performance.now() - Math.max(last.at, call.playback.playEnd) > 200;
+    }, { timeout: 30_000, interval: 10, message: `${label}: quiet before turn ${i}` });
+    const started = performance.now();
+    const transcript = `Can you help me with ${i}?`;
+    const draft = resumeEvery && i % resumeEvery === resumeEvery - 1 ? `Can you help me` : transcript;
+    const { endOfSpeech } = await live.dg.fluxTurn(call.stt, { transcript, draft });
+    const ended = performance.now();
+    spokeOver += call.playback.after(started, 'media').filter((m) => m.at < ended).length;
+    values.push(await firstMedia(call, endOfSpeech, `${label}: voice-to-voice ${i}`));
+    await replyPlayed(call, endOfSpeech, 6, `${label}: voice-to-voice reply ${i}`);
+  }
+  const session = await live.worker.api('GET', `/api/v1/calls/${call.callId}/session`);
+  const counters = session.body?.counters ?? {};
+  return {
+    ...summary(values),
+    preemptive_used: counters.preemptive_used ?? 0,
+    preemptive_wasted: counters.preemptive_wasted ?? 0,
+    agent_frames_during_caller_turn: spokeOver,
+  };
+}
+
+/** Our worker's agents and numbers on `live` (once per worker): Nova, Flux preemptive, Flux without. */
 async function provision(live) {
-  const agent = await createAgent(live.worker, {
-    name: 'Bench', system_prompt: 'Be brief.', first_message: 'Hello.',
-    voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION,
+  const agent = (name, stt) => createAgent(live.worker, {
+    name, system_prompt: 'Be brief.', first_message: 'Hello.',
+    voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION, ...(stt ? { stt } : {}),
   });
-  await createNumber(live.worker, NUMBER, agent.id);
+  await createNumber(live.worker, NUMBER, (await agent('Bench')).id);
+  await createNumber(live.worker, FLUX_NUMBER, (await agent('Bench Flux', { model: 'flux-general-en' })).id);
+  await createNumber(live.worker, FLUX_OFF_NUMBER, (await agent('Bench Flux, no preemption', { model: 'flux-general-en', preemptive: false })).id);
 }
 
 /**
  * A Twilio call to our worker: signed webhook → TwiML → media stream (through wrangler's proxy,
  * or with `direct` to workerd's own entry socket) → STT socket; greeting played out.
  */
-async function callOurs(live, { direct } = {}) {
+async function callOurs(live, { direct, to = NUMBER } = {}) {
   let call;
   if (direct) {
     const markup = await twilioIncoming(live.worker, NUMBER);
@@ -254,7 +296,7 @@ async function callOurs(live, { direct } = {}) {
     const media = await openMediaStream('twilio', stream.toString(), { start: { token: markup.token, call_id: markup.callId } });
     call = { ...markup, ...media, stt: await live.dg.waitForConnection(sttBefore, 10_000) };
   } else {
-    call = await startTwilioCall(live, { to: NUMBER });
+    call = await startTwilioCall(live, { to });
   }
   await firstMedia(call, 0, 'greeting');
   await replyPlayed(call, 0, 1, 'greeting played');
@@ -426,6 +468,16 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
     results.voice_to_voice.realistic.ours = await voiceToVoice(real, call, profileTurns, 'ours realistic');
     await hangUp(call);
     realCalls.length = 0;
+    // Flux with preemptive generation, and the same turns without it (same fakes and worker).
+    const flux = {};
+    for (const [key, to] of [['preemptive', FLUX_NUMBER], ['off', FLUX_OFF_NUMBER]]) {
+      const fluxCall = await callOurs(real, { to });
+      realCalls.push(fluxCall);
+      flux[key] = await voiceToVoiceFlux(real, fluxCall, profileTurns, `ours realistic Flux ${key}`);
+      await hangUp(fluxCall);
+      realCalls.length = 0;
+    }
+    results.voice_to_voice.realistic.flux = flux;
     if (pipecat) {
       realBot = await startPipecatBot(real);
       const pc = await callPipecat(real, realBot);

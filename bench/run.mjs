@@ -215,6 +215,13 @@ function table(results) {
       const p = v.realistic.profile;
       lines.push(`  realistic = STT final ${p.sttFinalMs} ms after speech, LLM first token ${p.llmFirstTokenMs} ms + ${p.llmTokensPerSecond} tokens/s, TTS first byte ${p.ttsFirstByteMs} ms + real-time audio`);
     }
+    const flux = v.realistic?.flux;
+    if (flux?.preemptive && flux?.off) {
+      const p = v.realistic.profile;
+      const f = flux.preemptive;
+      lines.push(`  Flux (EagerEndOfTurn ${p.fluxEagerMs} ms, EndOfTurn ${p.fluxEndOfTurnMs} ms after speech; every 3rd turn resumed):`);
+      lines.push(`    preemptive p50 ${cell(f.p50_ms)} p99 ${cell(f.p99_ms)} | non-preemptive p50 ${cell(flux.off.p50_ms)} p99 ${cell(flux.off.p99_ms)} | saved p50 ${typeof f.p50_ms === 'number' && typeof flux.off.p50_ms === 'number' ? round(flux.off.p50_ms - f.p50_ms, 1) : '-'} ms | early replies used ${f.preemptive_used}, wasted ${f.preemptive_wasted} | agent frames during the caller's turn ${f.agent_frames_during_caller_turn}`);
+    }
   }
   lines.push(`  workerd CPU per inbound 20 ms frame (${l.cpu_per_inbound_frame_in_worker.calls} streaming calls): ${l.cpu_per_inbound_frame_in_worker.cpu_us_per_inbound_frame} µs (target ≤ 20)`);
   lines.push('  calls started  first frame p50/p99 ms  frames/expected  late  gap p99 ms  CPU µs/frame  workerd MiB');

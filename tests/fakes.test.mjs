@@ -263,6 +263,38 @@ test('deepgram: refuses bad auth and scripted refusals with dg-error; drops conn
   assert.deepEqual(dg.upgrades.map((u) => u.status), [401, 503, 101, 101]);
 });
 
+test('deepgram Flux: /v2/listen sends Connected, then TurnInfo turns (eager → resumed → eager → end) with sequence ids', async () => {
+  const dg = track(await startFakeDeepgram({ apiKey: 'dg-key', eagerDelayMs: 20, endOfTurnDelayMs: 60 }));
+  await assert.rejects(openDeepgram(`${dg.url}/v2/listen?model=flux-general-en&encoding=mulaw&sample_rate=8000&interim_results=true`), (e) => e.status === 400);
+  await assert.rejects(openDeepgram(`${dg.url}/v1/listen?model=flux-general-en&encoding=mulaw`), (e) => e.status === 400);
+  const c = await openDeepgram(`${dg.url}/v2/listen?model=flux-general-en&encoding=mulaw&sample_rate=8000&eager_eot_threshold=0.5`);
+  const conn = await dg.waitForConnection(0);
+  await until(() => c.received.length === 1);
+  assert.deepEqual(c.received[0], { type: 'Connected', request_id: conn.requestId, sequence_id: 0 });
+  c.socket.send(Buffer.alloc(8000, 0xff));
+  await until(() => conn.audioBytes === 8000);
+  const { endOfSpeech } = await dg.fluxTurn(conn, { draft: 'Book a table', transcript: 'Book a table for two' });
+  assert.ok(performance.now() - endOfSpeech >= 55, 'EndOfTurn after its delay from the last speech');
+  await until(() => c.received.length === 8);
+  const turns = c.received.slice(1);
+  assert.deepEqual(turns.map((m) => [m.event, m.transcript]), [
+    ['StartOfTurn', ''], ['Update', 'Book a table'], ['EagerEndOfTurn', 'Book a table'], ['TurnResumed', 'Book a table'],
+    ['Update', 'Book a table for two'], ['EagerEndOfTurn', 'Book a table for two'], ['EndOfTurn', 'Book a table for two'],
+  ]);
+  assert.deepEqual(turns.map((m) => m.sequence_id), [1, 2, 3, 4, 5, 6, 7]);
+  const end = turns.find((m) => m.event === 'EndOfTurn');
+  assert.equal(end.type, 'TurnInfo');
+  assert.equal(end.turn_index, 0);
+  assert.equal(end.audio_window_end, 1);
+  assert.deepEqual(end.words.map((w) => w.word), ['Book', 'a', 'table', 'for', 'two']);
+  assert.ok(end.end_of_turn_confidence > 0.7);
+  dg.turnInfo(conn, 'StartOfTurn', '');
+  await until(() => c.received.length === 9);
+  assert.equal(c.received[8].turn_index, 1, 'the next turn');
+  c.socket.send(JSON.stringify({ type: 'CloseStream' }));
+  assert.equal((await c.closed).code, 1000);
+});
+
 test('deepgram: SpeechStarted on non-silent audio when vad_events=true', async () => {
   const dg = track(await startFakeDeepgram());
   const c = await openDeepgram(`${dg.url}${LISTEN}`);

@@ -1,5 +1,12 @@
-// Fake Deepgram (docs/protocols.md §6, §8): live STT over WebSocket at /v1/listen and Aura TTS at
-// POST /v1/speak, on one port (the worker derives both from DEEPGRAM_URL).
+// Fake Deepgram (docs/protocols.md §6, §8): live STT over WebSocket at /v1/listen (Nova) and
+// /v2/listen (Flux), and Aura TTS at POST /v1/speak, on one port (the worker derives all from
+// DEEPGRAM_URL).
+//
+// Flux: `Connected` on open, then `TurnInfo` frames (StartOfTurn / Update / EagerEndOfTurn /
+// TurnResumed / EndOfTurn) with Flux's fields (request_id, sequence_id over every server frame,
+// turn_index, audio_window_start/end, transcript, words, end_of_turn_confidence); `CloseStream`
+// closes. A /v2/listen query with Nova-only parameters, or a Flux model on /v1/listen, is refused
+// with 400 as the real service does.
 //
 // STT: the fake counts the caller's binary audio and answers from a script keyed on how much
 // audio it has heard, in Deepgram's exact JSON shapes (Results / UtteranceEnd / SpeechStarted /
@@ -15,6 +22,10 @@ const MODEL_INFO = { name: 'general-nova-3', version: '2025-01-01.0', arch: 'nov
 const MODEL_UUID = '40bd3654-e622-47c4-a111-63a61b23bd5d';
 const BYTES_PER_SAMPLE = { mulaw: 1, alaw: 1, linear16: 2, linear32: 4 };
 const round3 = (x) => Math.round(x * 1000) / 1000;
+/** The query parameters /v2/listen accepts (Deepgram's listen-flux reference). */
+const FLUX_PARAMS = new Set(['model', 'encoding', 'sample_rate', 'eager_eot_threshold', 'eot_threshold', 'eot_timeout_ms', 'keyterm', 'mip_opt_out', 'tag']);
+/** Plausible end_of_turn_confidence per Flux event (EndOfTurn above the 0.7 default threshold). */
+const EOT_CONFIDENCE = { StartOfTurn: 0.02, Update: 0.2, EagerEndOfTurn: 0.55, TurnResumed: 0.15, EndOfTurn: 0.86 };
 
 /** Deepgram's REST/handshake error body. */
 export function deepgramError(status, errCode, errMsg, requestId = randomUUID()) {
@@ -60,7 +71,9 @@ function wavHeader(dataBytes, { sampleRate, bitsPerSample, format }) {
  * SpeechStarted on non-silent audio when the client asked for `vad_events=true`; default true),
  * `speakChunkBytes` / `speakChunkDelayMs` (TTS streaming granularity). Latency profile (0 =
  * instant, the default): `finalDelayMs` holds every final Results sent with `say` that long, as
- * the real service takes that long after the end of speech to finalize a transcript.
+ * the real service takes that long after the end of speech to finalize a transcript. Flux
+ * (`fluxTurn`): `eagerDelayMs` and `endOfTurnDelayMs` after the end of speech for
+ * EagerEndOfTurn and EndOfTurn (defaults 0 = instant).
  */
 export async function startFakeDeepgram({
   apiKey,
@@ -69,6 +82,8 @@ export async function startFakeDeepgram({
   speakChunkBytes = 1600,
   speakChunkDelayMs = 5,
   finalDelayMs = 0,
+  eagerDelayMs = 0,
+  endOfTurnDelayMs = 0,
 } = {}) {
   const connections = [];
   const upgrades = [];
@@ -122,7 +137,29 @@ export async function startFakeDeepgram({
     };
   }
 
-  /** Emits one scripted item: a Results spec, or {type: 'UtteranceEnd'|'SpeechStarted'|'Error'|...}, {drop}, {close}. */
+  /** A Flux TurnInfo frame for {event, transcript}; advances the turn after EndOfTurn. */
+  function turnInfoMessage(conn, { event, transcript = '', end_of_turn_confidence }) {
+    if (event === 'StartOfTurn') conn.turnStart = audioSeconds(conn);
+    const message = {
+      type: 'TurnInfo',
+      request_id: conn.requestId,
+      sequence_id: conn.sequence++,
+      event,
+      turn_index: conn.turnIndex,
+      audio_window_start: round3(conn.turnStart),
+      audio_window_end: round3(audioSeconds(conn)),
+      transcript,
+      words: transcript.split(/\s+/).filter(Boolean).map((word) => ({ word, confidence: 0.98 })),
+      end_of_turn_confidence: end_of_turn_confidence ?? EOT_CONFIDENCE[event] ?? 0.1,
+    };
+    if (event === 'EndOfTurn') {
+      conn.turnIndex += 1;
+      conn.turnStart = audioSeconds(conn);
+    }
+    return message;
+  }
+
+  /** Emits one scripted item: a Results spec, or {type: 'UtteranceEnd'|'SpeechStarted'|'TurnInfo'|'Error'|...}, {drop}, {close}. */
   function emit(conn, item) {
     if (item.drop) return fake.dropConnection(conn);
     if (item.close) return conn.socket.close(item.close.code ?? 1000, item.close.reason ?? '');
@@ -134,6 +171,8 @@ export async function startFakeDeepgram({
         return send(conn, { type: 'UtteranceEnd', channel: [0, 1], last_word_end: item.last_word_end ?? round3(conn.lastWordEnd) });
       case 'SpeechStarted':
         return send(conn, { type: 'SpeechStarted', channel: [0], timestamp: item.timestamp ?? round3(audioSeconds(conn)) });
+      case 'TurnInfo':
+        return send(conn, turnInfoMessage(conn, item));
       default:
         return send(conn, item);
     }
@@ -199,6 +238,8 @@ export async function startFakeDeepgram({
     conn.controls.push(msg);
     if (msg.type === 'Finalize') {
       send(conn, resultsMessage(conn, { transcript: '', is_final: true, from_finalize: true }));
+    } else if (msg.type === 'CloseStream' && conn.flux) {
+      conn.socket.close(1000);
     } else if (msg.type === 'CloseStream') {
       if (audioSeconds(conn) > conn.cursor) send(conn, resultsMessage(conn, { transcript: '', is_final: true }));
       send(conn, {
@@ -234,8 +275,13 @@ export async function startFakeDeepgram({
     http.notify();
     const key = deepgramKey(req.headers);
     let reply = null;
-    if (url.pathname !== '/v1/listen') reply = deepgramError(404, 'NOT_FOUND', 'Not found');
-    else if (refusals.length) {
+    const model = url.searchParams.get('model') ?? '';
+    if (url.pathname !== '/v1/listen' && url.pathname !== '/v2/listen') reply = deepgramError(404, 'NOT_FOUND', 'Not found');
+    else if (url.pathname === '/v2/listen' && (!model.startsWith('flux') || [...url.searchParams.keys()].some((k) => !FLUX_PARAMS.has(k)))) {
+      reply = deepgramError(400, 'INVALID_QUERY_PARAMETER', 'Unsupported query parameter or model for /v2/listen.');
+    } else if (url.pathname === '/v1/listen' && model.startsWith('flux')) {
+      reply = deepgramError(400, 'INVALID_QUERY_PARAMETER', 'Flux models require /v2/listen.');
+    } else if (refusals.length) {
       const r = refusals[0];
       if (--r.count <= 0) refusals.shift();
       reply = deepgramError(r.status, r.status === 401 ? 'INVALID_AUTH' : 'SERVICE_UNAVAILABLE', r.status === 401 ? 'Invalid credentials.' : 'Service unavailable.');
@@ -282,8 +328,13 @@ export async function startFakeDeepgram({
         closed: false,
         closeCode: null,
         closeReason: null,
+        flux: url.pathname === '/v2/listen',
+        sequence: 0,
+        turnIndex: 0,
+        turnStart: 0,
       };
       connections.push(conn);
+      if (conn.flux) send(conn, { type: 'Connected', request_id: conn.requestId, sequence_id: conn.sequence++ });
       ws.on('message', (data, isBinary) => {
         resetIdle(conn);
         if (isBinary) onAudio(conn, Buffer.from(data));
@@ -384,6 +435,41 @@ export async function startFakeDeepgram({
         return sleep(finalDelayMs).then(() => emit(conn, { ...result, type: 'Results' }));
       }
       return emit(conn, { ...result, type: 'Results' });
+    },
+    /** Flux: sends one TurnInfo now: (conn, 'EagerEndOfTurn', 'Book a table'). */
+    turnInfo(conn = latest(), event, transcript = '', extra = {}) {
+      return emit(conn, { ...extra, type: 'TurnInfo', event, transcript });
+    },
+    /**
+     * Flux: one caller turn as the service reports it, the caller having just stopped speaking:
+     * StartOfTurn and an Update with `draft` (default `transcript`); after `eagerDelayMs`
+     * EagerEndOfTurn(draft). When `draft` differs, the caller goes on: TurnResumed, an Update and,
+     * `eagerDelayMs` later, EagerEndOfTurn(transcript). Eager events and TurnResumed only when
+     * the stream asked for them (`eager_eot_threshold`), as Flux does. EndOfTurn(transcript) comes
+     * `endOfTurnDelayMs` after the last end of speech. Resolves, once EndOfTurn was sent, to
+     * {endOfSpeech} (performance.now() when the caller last stopped speaking).
+     */
+    async fluxTurn(conn = latest(), { transcript, draft = transcript, resumeAfterMs = 100 } = {}) {
+      const info = (event, text) => emit(conn, { type: 'TurnInfo', event, transcript: text });
+      // Flux sends eager events only to a stream opened with eager_eot_threshold.
+      const eager = conn.query.eager_eot_threshold !== undefined;
+      info('StartOfTurn', '');
+      info('Update', draft);
+      let spokeUntil = performance.now();
+      if (eager && eagerDelayMs) await sleep(eagerDelayMs);
+      if (eager) info('EagerEndOfTurn', draft);
+      if (draft !== transcript) {
+        await sleep(resumeAfterMs);
+        if (eager) info('TurnResumed', draft);
+        info('Update', transcript);
+        spokeUntil = performance.now();
+        if (eager && eagerDelayMs) await sleep(eagerDelayMs);
+        if (eager) info('EagerEndOfTurn', transcript);
+      }
+      const rest = endOfTurnDelayMs - (performance.now() - spokeUntil);
+      if (rest > 0) await sleep(rest);
+      info('EndOfTurn', transcript);
+      return { endOfSpeech: spokeUntil };
     },
     /** Sends UtteranceEnd (last_word_end defaults to the end of the last final word). */
     utteranceEnd(conn = latest(), last_word_end) {

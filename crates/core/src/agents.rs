@@ -75,12 +75,21 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
         if let Some(value) = sub_object(obj, key, &mut errors) {
             let value = Value::Object(value.clone());
             let probe = crate::live::agent_setup("", None, &json!({ key: value.clone() }));
+            let preemptive = ["preemptive", "preemptive_stable_ms"]
+                .into_iter()
+                .find(|field| key == "session" && value.get(field).is_some());
             if key == "session" && value.get("schedule_callback").is_some() {
                 errors.push(error(
                     "session.schedule_callback",
                     "invalid_value",
                     "call backs are turned on with callbacks.enabled",
                 ));
+            } else if let Some(field) = preemptive {
+                errors.push(FieldError {
+                    field: format!("session.{field}"),
+                    code: "invalid_value",
+                    message: "preemptive generation is set with stt.preemptive".to_owned(),
+                });
             } else if probe.warnings.is_empty() {
                 // The transfer number is dialled like any other: same rules, same countries.
                 if let Some(to) = probe.session.transfer_to.as_deref().map(str::trim) {
@@ -537,6 +546,29 @@ mod tests {
             codes(errors),
             [
                 ("session".to_owned(), "invalid_value"),
+                ("stt".to_owned(), "invalid_value"),
+            ]
+        );
+    }
+
+    #[test]
+    fn preemption_is_an_stt_setting() {
+        let a = parse_agent(&json!({
+            "name": "Ava", "system_prompt": "Be kind.",
+            "stt": {"model": "flux-general-en", "preemptive": true, "eot_threshold": 0.7,
+                    "eager_eot_threshold": 0.5, "eot_timeout_ms": 4000}
+        }))
+        .unwrap();
+        assert_eq!(a.config["stt"]["eager_eot_threshold"], 0.5);
+        let errors = parse_agent(&json!({
+            "name": "Ava", "system_prompt": "Be kind.",
+            "session": {"preemptive": true}, "stt": {"eager_eot_threshold": 0.95}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            codes(errors),
+            [
+                ("session.preemptive".to_owned(), "invalid_value"),
                 ("stt".to_owned(), "invalid_value"),
             ]
         );

@@ -8,7 +8,9 @@
 //! ```json
 //! {"voice":   {"provider": "elevenlabs" | "deepgram" | "openai", "voice_id": "…"},
 //!  "llm":     {"model": "gpt-4o-mini"},
-//!  "stt":     {"model": "nova-3", "language": "en", "endpointing_ms": 300, "utterance_end_ms": 1000},
+//!  "stt":     {"model": "nova-3", "language": "en", "endpointing_ms": 300, "utterance_end_ms": 1000,
+//!              "preemptive": false, "preemptive_silence_ms": 250,
+//!              "eot_threshold": 0.7, "eager_eot_threshold": 0.5, "eot_timeout_ms": 5000},
 //!  "session": {"min_interrupt_words": 1, "backchannels": ["uh-huh"], "idle_reminder_ms": 10000,
 //!              "idle_hangup_ms": 30000, "max_duration_ms": 1800000, "transfer_to": "+1…",
 //!              "end_of_turn": {"speech_final": true, "utterance_end": true}, …}}
@@ -19,7 +21,7 @@
 //! and reported in [`AgentSetup::warnings`] (the API validates what it stores).
 
 use crate::media::codec::AudioFormat;
-use crate::providers::deepgram::{ListenParams, SttEncoding, SttMessage};
+use crate::providers::deepgram::{FluxTurns, ListenParams, SttEncoding, SttMessage, TurnEvent};
 use crate::providers::openai::{ChatDelta, Speaker};
 use crate::providers::tts::TtsProvider;
 use crate::session::{Input, Message, SessionConfig, Turn};
@@ -28,6 +30,10 @@ use serde_json::{json, Value};
 
 /// Deepgram model used when the agent names none.
 pub const DEFAULT_STT_MODEL: &str = "nova-3";
+
+/// Flux's `eager_eot_threshold` when preemption is on and the agent sets none (Deepgram's
+/// suggested starting point for early replies).
+const DEFAULT_EAGER_EOT_MILLI: u32 = 500;
 
 /// Speech-to-text settings of an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +44,36 @@ pub struct SttSettings {
     pub endpointing_ms: Option<u32>,
     /// Gap before `UtteranceEnd`; `None` omits it.
     pub utterance_end_ms: Option<u32>,
+    /// Preemptive generation (the reply starts on a draft of the caller's turn). Default: on
+    /// for Flux, whose `EagerEndOfTurn` is built for it; off for Nova, whose draft is only a
+    /// heuristic (a repeated interim), so every miss is a paid, discarded LLM request.
+    #[serde(default)]
+    pub preemptive: bool,
+    /// Nova: silence after a repeated interim before the early request.
+    #[serde(default = "default_stable_ms")]
+    pub preemptive_silence_ms: u32,
+    /// Flux turn detection (used only with a `flux-*` model).
+    #[serde(default = "default_flux")]
+    pub flux: FluxTurns,
+}
+
+fn default_stable_ms() -> u32 {
+    250
+}
+
+fn default_flux() -> FluxTurns {
+    FluxTurns {
+        eot_threshold_milli: None,
+        eager_eot_threshold_milli: None,
+        eot_timeout_ms: None,
+    }
+}
+
+impl SttSettings {
+    /// Whether the model is Deepgram Flux (`/v2/listen`, turn events) rather than Nova.
+    pub fn is_flux(&self) -> bool {
+        self.model.starts_with("flux")
+    }
 }
 
 impl Default for SttSettings {
@@ -47,6 +83,9 @@ impl Default for SttSettings {
             language: "en".to_owned(),
             endpointing_ms: Some(300),
             utterance_end_ms: Some(1000),
+            preemptive: false,
+            preemptive_silence_ms: default_stable_ms(),
+            flux: default_flux(),
         }
     }
 }
@@ -126,6 +165,54 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
             },
         }
     }
+    stt.preemptive = match config.pointer("/stt/preemptive") {
+        None | Some(Value::Null) => stt.is_flux(),
+        Some(Value::Bool(on)) => *on,
+        Some(_) => {
+            warnings.push("stt.preemptive must be true or false".to_owned());
+            stt.is_flux()
+        }
+    };
+    if let Some(v) = config.pointer("/stt/preemptive_silence_ms") {
+        match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(ms) if (50..=2_000).contains(&ms) => stt.preemptive_silence_ms = ms,
+            _ => warnings.push("stt.preemptive_silence_ms must be 50 to 2000 ms".to_owned()),
+        }
+    }
+    let mut threshold = |key: &str, low: f64, high: f64| -> Option<u32> {
+        let v = config.pointer(&format!("/stt/{key}"))?;
+        match v.as_f64() {
+            Some(t) if (low..=high).contains(&t) => Some((t * 1000.0).round() as u32),
+            _ => {
+                warnings.push(format!("stt.{key} must be a number from {low} to {high}"));
+                None
+            }
+        }
+    };
+    let eot = threshold("eot_threshold", 0.5, 0.9);
+    let eager = threshold("eager_eot_threshold", 0.3, 0.9);
+    if let (Some(eot), Some(eager)) = (eot, eager) {
+        if eager > eot {
+            warnings.push("stt.eager_eot_threshold must not exceed stt.eot_threshold".to_owned());
+        }
+    }
+    stt.flux = FluxTurns {
+        eot_threshold_milli: eot,
+        // Eager events serve only preemption; without it they would be noise.
+        eager_eot_threshold_milli: stt
+            .preemptive
+            .then(|| eager.unwrap_or(DEFAULT_EAGER_EOT_MILLI.min(eot.unwrap_or(u32::MAX)))),
+        eot_timeout_ms: None,
+    };
+    if let Some(v) = config.pointer("/stt/eot_timeout_ms") {
+        match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(ms) if (500..=10_000).contains(&ms) => stt.flux.eot_timeout_ms = Some(ms),
+            _ => warnings.push("stt.eot_timeout_ms must be 500 to 10000 ms".to_owned()),
+        }
+    }
+    session.preemptive = stt.preemptive;
+    session.preemptive_stable_ms =
+        (stt.preemptive && !stt.is_flux()).then_some(u64::from(stt.preemptive_silence_ms));
     AgentSetup {
         session,
         voice_provider,
@@ -150,6 +237,7 @@ pub fn stt_route(format: AudioFormat, stt: &SttSettings) -> (ListenParams, Optio
     params.sample_rate = format.sample_rate();
     params.endpointing_ms = stt.endpointing_ms;
     params.utterance_end_ms = stt.utterance_end_ms;
+    params.flux = stt.is_flux().then_some(stt.flux);
     (params, transcode)
 }
 
@@ -202,6 +290,17 @@ pub fn stt_input(message: SttMessage) -> Option<Input> {
             speech_final,
         }),
         SttMessage::UtteranceEnd { .. } => Some(Input::UtteranceEnd),
+        // Flux transcripts hold the whole turn so far; updates act as interim words.
+        SttMessage::TurnInfo {
+            event, transcript, ..
+        } => match event {
+            TurnEvent::StartOfTurn | TurnEvent::Update => {
+                (!transcript.trim().is_empty()).then_some(Input::SttInterim { text: transcript })
+            }
+            TurnEvent::EagerEndOfTurn => Some(Input::SttEagerEnd { text: transcript }),
+            TurnEvent::TurnResumed => Some(Input::SttTurnResumed),
+            TurnEvent::EndOfTurn => Some(Input::SttEndOfTurn { text: transcript }),
+        },
         _ => None,
     }
 }
@@ -357,6 +456,10 @@ pub fn metrics_summary(turns: &[Turn]) -> Value {
         "first_mark_ms": stats(pick(|t| t.metrics.first_mark_ms)),
         "llm_first_token_ms": stats(pick(|t| t.metrics.llm_first_token_ms)),
         "tts_first_byte_ms": stats(pick(|t| t.metrics.tts_first_byte_ms)),
+        "preemptive": {
+            "used": turns.iter().filter(|t| t.metrics.preemptive).count(),
+            "wasted": turns.iter().map(|t| u64::from(t.metrics.preempts_wasted)).sum::<u64>(),
+        },
     })
 }
 
@@ -426,6 +529,104 @@ mod tests {
         let back: AgentSetup =
             serde_json::from_str(&serde_json::to_string(&setup).unwrap()).unwrap();
         assert_eq!(back, setup);
+    }
+
+    #[test]
+    fn flux_agents_preempt_by_default_and_nova_agents_opt_in() {
+        let flux = agent_setup("P", None, &json!({"stt": {"model": "flux-general-en"}}));
+        assert!(flux.warnings.is_empty(), "{:?}", flux.warnings);
+        assert!(flux.stt.is_flux() && flux.session.preemptive);
+        assert_eq!(
+            flux.session.preemptive_stable_ms, None,
+            "Flux drafts come from the model"
+        );
+        let (p, _) = stt_route(AudioFormat::Mulaw8k, &flux.stt);
+        assert_eq!(
+            crate::providers::deepgram::listen_url("wss://api.deepgram.com", &p),
+            "wss://api.deepgram.com/v2/listen?model=flux-general-en&encoding=mulaw\
+             &sample_rate=8000&eager_eot_threshold=0.5"
+        );
+
+        let tuned = agent_setup(
+            "P",
+            None,
+            &json!({"stt": {"model": "flux-general-en", "eot_threshold": 0.8,
+                "eager_eot_threshold": 0.4, "eot_timeout_ms": 3000}}),
+        );
+        assert!(tuned.warnings.is_empty(), "{:?}", tuned.warnings);
+        let (p, _) = stt_route(AudioFormat::Mulaw8k, &tuned.stt);
+        assert!(crate::providers::deepgram::listen_url("ws://x", &p)
+            .ends_with("eot_threshold=0.8&eager_eot_threshold=0.4&eot_timeout_ms=3000"));
+
+        let off = agent_setup(
+            "P",
+            None,
+            &json!({"stt": {"model": "flux-general-en", "preemptive": false}}),
+        );
+        assert!(!off.session.preemptive);
+        assert_eq!(off.stt.flux.eager_eot_threshold_milli, None);
+
+        let nova = agent_setup("P", None, &json!({}));
+        assert!(!nova.session.preemptive && nova.stt.flux.eager_eot_threshold_milli.is_none());
+        assert_eq!(stt_route(AudioFormat::Mulaw8k, &nova.stt).0.flux, None);
+        let nova = agent_setup(
+            "P",
+            None,
+            &json!({"stt": {"preemptive": true, "preemptive_silence_ms": 300}}),
+        );
+        assert!(nova.session.preemptive);
+        assert_eq!(nova.session.preemptive_stable_ms, Some(300));
+
+        let bad = agent_setup(
+            "P",
+            None,
+            &json!({"stt": {"model": "flux-general-en", "preemptive": "yes",
+                "eot_threshold": 0.6, "eager_eot_threshold": 0.7, "eot_timeout_ms": 5,
+                "preemptive_silence_ms": 1}}),
+        );
+        assert_eq!(bad.warnings.len(), 4, "{:?}", bad.warnings);
+        let bad = agent_setup("P", None, &json!({"stt": {"eot_threshold": 1.5}}));
+        assert_eq!(bad.warnings.len(), 1, "{:?}", bad.warnings);
+    }
+
+    #[test]
+    fn flux_turn_events_become_inputs() {
+        let info = |event, text: &str| SttMessage::TurnInfo {
+            event,
+            turn_index: 0,
+            transcript: text.into(),
+            end_of_turn_confidence: 0.5,
+            words: vec![],
+        };
+        assert_eq!(stt_input(info(TurnEvent::StartOfTurn, "")), None);
+        assert_eq!(
+            stt_input(info(TurnEvent::Update, "hi there")),
+            Some(Input::SttInterim {
+                text: "hi there".into()
+            })
+        );
+        assert_eq!(
+            stt_input(info(TurnEvent::EagerEndOfTurn, "hi there")),
+            Some(Input::SttEagerEnd {
+                text: "hi there".into()
+            })
+        );
+        assert_eq!(
+            stt_input(info(TurnEvent::TurnResumed, "hi there")),
+            Some(Input::SttTurnResumed)
+        );
+        assert_eq!(
+            stt_input(info(TurnEvent::EndOfTurn, "hi there")),
+            Some(Input::SttEndOfTurn {
+                text: "hi there".into()
+            })
+        );
+        assert_eq!(
+            stt_input(SttMessage::Connected {
+                request_id: "r".into()
+            }),
+            None
+        );
     }
 
     #[test]
@@ -554,11 +755,14 @@ mod tests {
 
     #[test]
     fn transcript_and_metrics() {
-        let turns = [
+        let mut turns = [
             turn(0, None, "Hello!", Some(5)),
             turn(1, Some("Hours?"), "Nine to five.", Some(40)),
             turn(2, Some("Thanks"), "", Some(60)),
         ];
+        turns[1].metrics.preemptive = true;
+        turns[1].metrics.preempts_wasted = 2;
+        turns[2].metrics.preempts_wasted = 1;
         let t = transcript(&turns);
         assert_eq!(
             t.text,
@@ -571,6 +775,7 @@ mod tests {
         assert_eq!(m["first_audio_ms"]["n"], 2);
         assert_eq!(m["first_audio_ms"]["p50"], 40);
         assert_eq!(m["first_audio_ms"]["p95"], 60);
+        assert_eq!(m["preemptive"], json!({"used": 1, "wasted": 3}));
         assert_eq!(quantile(&[], 0.5), None);
         assert_eq!(quantile(&[3, 1, 2], 0.99), Some(3));
     }

@@ -7,7 +7,7 @@ use crate::platform::http::{log_line, now_ms};
 use phone_agent_core::live::dtmf_samples;
 use phone_agent_core::media::carrier::OutFrame;
 use phone_agent_core::media::framing::Framer;
-use phone_agent_core::session::{Action, Input};
+use phone_agent_core::session::{Action, Input, SessionEvent};
 use serde_json::{json, Value};
 use std::rc::Rc;
 use worker::WebSocket;
@@ -126,6 +126,7 @@ impl Session {
                 self.broadcast(json!({"type": "state", "state": "listening"}));
             }
             Action::Emit(event) => {
+                self.count_preemption(&event);
                 let mut value = serde_json::to_value(&event).unwrap_or(Value::Null);
                 if let Some(obj) = value.as_object_mut() {
                     let kind = obj.remove("type").unwrap_or(Value::Null);
@@ -135,6 +136,22 @@ impl Session {
                 self.broadcast(value);
             }
         }
+    }
+
+    /// Preemptive replies used and wasted: call counters, stream events and log lines.
+    fn count_preemption(&self, event: &SessionEvent) {
+        let (turn, outcome, counter) = match event {
+            SessionEvent::PreemptUsed { turn } => (turn, "used", "preemptive_used"),
+            SessionEvent::PreemptWasted { turn } => (turn, "wasted", "preemptive_wasted"),
+            _ => return,
+        };
+        self.count(counter);
+        let call_id = self.with_live(|live| live.info.call_id.clone());
+        log_line(
+            json!({"level": "info", "msg": "preemptive reply", "outcome": outcome,
+            "turn": turn, "call_id": call_id}),
+        );
+        self.record("preemptive", json!({"turn": turn, "outcome": outcome}));
     }
 
     /// In-band DTMF: tones in the carrier's format, framed like speech.

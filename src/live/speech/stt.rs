@@ -1,7 +1,8 @@
-//! The Deepgram live STT socket of a call: connected (authenticated upgrade), reconnected
-//! with backoff while the call lasts (audio is buffered meanwhile), kept alive over short gaps in
-//! the carrier's audio and closed over long ones (the next audio reopens it: see
-//! `core::live::stt_upkeep`), its transcripts fed back as inputs.
+//! The Deepgram live STT socket of a call (Nova `/v1/listen` or Flux `/v2/listen`, as the
+//! agent's model says): connected (authenticated upgrade), reconnected with backoff while the
+//! call lasts (audio is buffered meanwhile), kept alive over short gaps in the carrier's audio
+//! and closed over long ones (the next audio reopens it: see `core::live::stt_upkeep`), its
+//! transcripts fed back as inputs.
 
 use crate::live::session::Session;
 use crate::platform::http::{log_line, now_ms};
@@ -9,7 +10,7 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use phone_agent_core::live::{stt_input, stt_upkeep, SttUpkeep, STT_IDLE_CLOSE_MS};
 use phone_agent_core::providers::deepgram::{
-    auth_header, close_stream, keep_alive, listen_url, parse_message, SttMessage,
+    auth_header, close_stream, keep_alive, listen_url, parse_message, SttMessage, TurnEvent,
 };
 use phone_agent_core::providers::http_url;
 use serde_json::json;
@@ -214,6 +215,15 @@ fn on_stt_text(session: &Rc<Session>, text: &str) {
         if !transcript.trim().is_empty() {
             session.broadcast(json!({"type": "transcript", "speaker": "caller",
                 "text": transcript, "final": is_final}));
+        }
+    }
+    if let SttMessage::TurnInfo {
+        event, transcript, ..
+    } = &message
+    {
+        if !transcript.trim().is_empty() {
+            session.broadcast(json!({"type": "transcript", "speaker": "caller",
+                "text": transcript, "final": *event == TurnEvent::EndOfTurn}));
         }
     }
     if let SttMessage::Error { description, .. } = &message {

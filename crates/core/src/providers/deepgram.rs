@@ -1,7 +1,8 @@
-//! Deepgram live speech-to-text (`/v1/listen`): connection URL, control frames, server messages.
+//! Deepgram live speech-to-text: Nova (`/v1/listen`, segment results) and Flux (`/v2/listen`,
+//! turn events): connection URL, control frames, server messages.
 
 use super::encode_component;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -27,9 +28,24 @@ impl SttEncoding {
     }
 }
 
+/// Flux turn-detection settings (`/v2/listen`); thresholds in thousandths so the settings
+/// stay comparable (`Eq`) and print exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FluxTurns {
+    /// `eot_threshold` (0.5–0.9): end-of-turn confidence that ends the turn.
+    pub eot_threshold_milli: Option<u32>,
+    /// `eager_eot_threshold` (0.3–0.9): enables `EagerEndOfTurn` / `TurnResumed`; `None` omits it.
+    pub eager_eot_threshold_milli: Option<u32>,
+    /// `eot_timeout_ms`: silence after which the turn ends whatever the confidence.
+    pub eot_timeout_ms: Option<u32>,
+}
+
 /// Query parameters of a live transcription stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenParams {
+    /// `Some` streams to Flux (`/v2/listen`, only model/encoding/sample_rate and these apply);
+    /// `None` to Nova (`/v1/listen`).
+    pub flux: Option<FluxTurns>,
     pub encoding: SttEncoding,
     pub sample_rate: u32,
     pub channels: u32,
@@ -50,6 +66,7 @@ impl ListenParams {
     /// The recommended settings for 8 kHz mono phone audio (docs/protocols.md §6).
     pub fn phone(encoding: SttEncoding, model: &str, language: &str) -> Self {
         ListenParams {
+            flux: None,
             encoding,
             sample_rate: 8000,
             channels: 1,
@@ -65,8 +82,36 @@ impl ListenParams {
     }
 }
 
+/// A threshold in thousandths as Deepgram's decimal (`700` → `0.7`).
+fn decimal(milli: u32) -> String {
+    let text = format!("{}.{:03}", milli / 1000, milli % 1000);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// The WebSocket URL for `base` (`wss://api.deepgram.com` or a fake's `ws://127.0.0.1:port`).
 pub fn listen_url(base: &str, p: &ListenParams) -> String {
+    if let Some(flux) = &p.flux {
+        let mut query = vec![
+            ("model", encode_component(&p.model)),
+            ("encoding", p.encoding.as_str().to_owned()),
+            ("sample_rate", p.sample_rate.to_string()),
+        ];
+        if let Some(t) = flux.eot_threshold_milli {
+            query.push(("eot_threshold", decimal(t)));
+        }
+        if let Some(t) = flux.eager_eot_threshold_milli {
+            query.push(("eager_eot_threshold", decimal(t)));
+        }
+        if let Some(ms) = flux.eot_timeout_ms {
+            query.push(("eot_timeout_ms", ms.to_string()));
+        }
+        let query: Vec<String> = query.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        return format!(
+            "{}/v2/listen?{}",
+            base.trim_end_matches('/'),
+            query.join("&")
+        );
+    }
     let endpointing = p
         .endpointing_ms
         .map_or_else(|| "false".to_owned(), |ms| ms.to_string());
@@ -147,6 +192,16 @@ pub enum SttMessage {
     SpeechStarted { timestamp: f64 },
     /// Stream summary, sent after `CloseStream`.
     Metadata { request_id: String },
+    /// Flux: the stream is open.
+    Connected { request_id: String },
+    /// Flux: the state of the caller's turn; `transcript` is the whole turn so far.
+    TurnInfo {
+        event: TurnEvent,
+        turn_index: u32,
+        transcript: String,
+        end_of_turn_confidence: f64,
+        words: Vec<FluxWord>,
+    },
     /// The server reports a failure; the socket usually closes next.
     Error {
         variant: String,
@@ -154,6 +209,28 @@ pub enum SttMessage {
     },
     /// A message type this client does not use (its `type` value).
     Other(String),
+}
+
+/// Flux `TurnInfo.event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TurnEvent {
+    /// The caller began speaking (the barge-in signal).
+    StartOfTurn,
+    /// More audio was transcribed; the turn state is unchanged.
+    Update,
+    /// Moderate confidence the turn is over: a draft to prepare a reply on.
+    EagerEndOfTurn,
+    /// Speech went on after `EagerEndOfTurn`: that draft is void.
+    TurnResumed,
+    /// The turn is over; its transcript equals the preceding `EagerEndOfTurn`'s, if any.
+    EndOfTurn,
+}
+
+/// One word of a Flux transcript.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FluxWord {
+    pub word: String,
+    pub confidence: f64,
 }
 
 /// Why a server frame could not be understood.
@@ -216,9 +293,23 @@ struct RawMetadata {
 }
 
 #[derive(Deserialize)]
+struct RawTurnInfo {
+    event: TurnEvent,
+    turn_index: f64,
+    transcript: String,
+    #[serde(default)]
+    words: Vec<FluxWord>,
+    #[serde(default)]
+    end_of_turn_confidence: f64,
+}
+
+#[derive(Deserialize)]
 struct RawError {
     #[serde(default)]
     variant: Option<String>,
+    /// Flux names it `code`.
+    #[serde(default)]
+    code: Option<String>,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
@@ -273,10 +364,26 @@ pub fn parse_message(text: &str) -> Result<SttMessage, SttError> {
                 request_id: m.request_id,
             })
         }
+        "Connected" => {
+            let m: RawMetadata = typed("Connected", value)?;
+            Ok(SttMessage::Connected {
+                request_id: m.request_id,
+            })
+        }
+        "TurnInfo" => {
+            let t: RawTurnInfo = typed("TurnInfo", value)?;
+            Ok(SttMessage::TurnInfo {
+                event: t.event,
+                turn_index: t.turn_index.max(0.0) as u32,
+                transcript: t.transcript,
+                end_of_turn_confidence: t.end_of_turn_confidence,
+                words: t.words,
+            })
+        }
         "Error" => {
             let e: RawError = typed("Error", value)?;
             Ok(SttMessage::Error {
-                variant: e.variant.unwrap_or_default(),
+                variant: e.variant.or(e.code).unwrap_or_default(),
                 description: e.description.or(e.message).unwrap_or_default(),
             })
         }
@@ -318,6 +425,104 @@ mod tests {
         assert!(url.contains("&encoding=linear16&"));
         assert!(url.contains("&interim_results=false&endpointing=false&vad_events=true"));
         assert!(!url.contains("utterance_end_ms"));
+    }
+
+    #[test]
+    fn flux_params_give_the_v2_query() {
+        let mut p = ListenParams::phone(SttEncoding::Mulaw, "flux-general-en", "en");
+        p.flux = Some(FluxTurns {
+            eot_threshold_milli: Some(700),
+            eager_eot_threshold_milli: Some(500),
+            eot_timeout_ms: Some(5000),
+        });
+        assert_eq!(
+            listen_url("wss://api.deepgram.com", &p),
+            "wss://api.deepgram.com/v2/listen?model=flux-general-en&encoding=mulaw\
+             &sample_rate=8000&eot_threshold=0.7&eager_eot_threshold=0.5&eot_timeout_ms=5000"
+        );
+        p.flux = Some(FluxTurns {
+            eot_threshold_milli: Some(1000),
+            eager_eot_threshold_milli: Some(375),
+            eot_timeout_ms: None,
+        });
+        assert!(listen_url("ws://x", &p).ends_with("eot_threshold=1&eager_eot_threshold=0.375"));
+        p.flux = Some(FluxTurns {
+            eot_threshold_milli: None,
+            eager_eot_threshold_milli: None,
+            eot_timeout_ms: None,
+        });
+        assert_eq!(
+            listen_url("ws://x", &p),
+            "ws://x/v2/listen?model=flux-general-en&encoding=mulaw&sample_rate=8000"
+        );
+    }
+
+    #[test]
+    fn parses_documented_flux_messages() {
+        assert_eq!(
+            parse_message(r#"{"type":"Connected","request_id":"0b8a-uuid","sequence_id":0}"#)
+                .unwrap(),
+            SttMessage::Connected {
+                request_id: "0b8a-uuid".into()
+            }
+        );
+        let eager = r#"{"type":"TurnInfo","request_id":"0b8a-uuid","sequence_id":7,
+            "event":"EagerEndOfTurn","turn_index":2,"audio_window_start":0.0,
+            "audio_window_end":2.24,"transcript":"Hi I need to cancel my subscription",
+            "words":[{"word":"Hi","confidence":0.98},{"word":"I","confidence":0.97}],
+            "end_of_turn_confidence":0.52}"#;
+        assert_eq!(
+            parse_message(eager).unwrap(),
+            SttMessage::TurnInfo {
+                event: TurnEvent::EagerEndOfTurn,
+                turn_index: 2,
+                transcript: "Hi I need to cancel my subscription".into(),
+                end_of_turn_confidence: 0.52,
+                words: vec![
+                    FluxWord {
+                        word: "Hi".into(),
+                        confidence: 0.98
+                    },
+                    FluxWord {
+                        word: "I".into(),
+                        confidence: 0.97
+                    }
+                ],
+            }
+        );
+        for (name, event) in [
+            ("StartOfTurn", TurnEvent::StartOfTurn),
+            ("Update", TurnEvent::Update),
+            ("TurnResumed", TurnEvent::TurnResumed),
+            ("EndOfTurn", TurnEvent::EndOfTurn),
+        ] {
+            let text = format!(
+                r#"{{"type":"TurnInfo","request_id":"r","sequence_id":1,"event":"{name}",
+                "turn_index":0,"audio_window_start":0,"audio_window_end":1,"transcript":"",
+                "words":[],"end_of_turn_confidence":0.1}}"#
+            );
+            assert!(matches!(parse_message(&text).unwrap(),
+                SttMessage::TurnInfo { event: e, .. } if e == event));
+        }
+        assert_eq!(
+            parse_message(
+                r#"{"type":"Error","sequence_id":3,"code":"INTERNAL_SERVER_ERROR","description":"boom"}"#
+            )
+            .unwrap(),
+            SttMessage::Error {
+                variant: "INTERNAL_SERVER_ERROR".into(),
+                description: "boom".into()
+            }
+        );
+        assert!(matches!(
+            parse_message(
+                r#"{"type":"TurnInfo","event":"Sideways","turn_index":0,"transcript":""}"#
+            ),
+            Err(SttError::Malformed {
+                kind: "TurnInfo",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -457,7 +662,7 @@ mod tests {
 
         #[test]
         fn arbitrary_results_shapes_never_panic(
-            kind in prop::sample::select(vec!["Results", "UtteranceEnd", "SpeechStarted", "Metadata", "Error"]),
+            kind in prop::sample::select(vec!["Results", "UtteranceEnd", "SpeechStarted", "Metadata", "Error", "Connected", "TurnInfo"]),
             body in r#"[\[\]{}":,0-9a-z ]{0,80}"#,
         ) {
             let _ = parse_message(&format!(r#"{{"type":"{kind}",{body}"#));

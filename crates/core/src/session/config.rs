@@ -51,6 +51,12 @@ pub struct SessionConfig {
     pub max_tool_rounds: u32,
     /// Longest wait for the last words before a hang-up or transfer to finish playing.
     pub exit_grace_ms: u64,
+    /// Preemptive generation: request the reply on a draft of the caller's turn and hold it
+    /// until the turn ends. Filled from the agent's `stt.preemptive`.
+    pub preemptive: bool,
+    /// Nova: silence after an interim repeated unchanged before the early request; `None`
+    /// leaves only Flux's `EagerEndOfTurn` as a draft.
+    pub preemptive_stable_ms: Option<u64>,
 }
 
 /// Backchannels and fillers that never interrupt the agent by themselves.
@@ -83,6 +89,8 @@ impl Default for SessionConfig {
             schedule_callback: false,
             max_tool_rounds: 4,
             exit_grace_ms: 15_000,
+            preemptive: false,
+            preemptive_stable_ms: None,
         }
     }
 }

@@ -25,9 +25,18 @@
 //! last words have played); `schedule_callback` becomes `RunTool`, answered by `ToolResult` (or
 //! it times out). Timers (LLM/tool timeout, false interruption, idle reminder and hang-up, max
 //! duration) share one alarm: `SetAlarm` replaces it and its firing is fed back as `Tick`.
+//!
+//! Preemptive generation (`SessionConfig::preemptive`): on a draft of the caller's turn (Flux
+//! `SttEagerEnd`, or a Nova interim seen twice unchanged followed by `preemptive_stable_ms` of
+//! silence) the LLM request starts at once, but its output is held: no `Speak` until the turn
+//! ends. The same final words commit it (its held output is replayed, so the first audio leaves
+//! as soon as the turn ends); `SttTurnResumed`, new words or a different final text cancel it
+//! (`CancelLlm`), and the final turn is answered with a fresh request. Only committed turns
+//! enter the history; `PreemptUsed` / `PreemptWasted` events and the turn metrics count them.
 
 mod config;
 mod history;
+mod preempt;
 mod text;
 mod tools;
 mod turns;
@@ -37,6 +46,7 @@ pub use history::{Message, ToolCall};
 pub use tools::{Tool, ToolError, END_CALL, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL};
 pub use turns::{Turn, TurnMetrics};
 
+use preempt::{Held, Preempt, StableInterim};
 use serde::{Deserialize, Serialize};
 use turns::{mark_name, PendingExit, Reply, SegmentState, ToolRun};
 
@@ -51,6 +61,12 @@ pub enum Input {
     SttFinal { text: String, speech_final: bool },
     /// Deepgram `UtteranceEnd`.
     UtteranceEnd,
+    /// Flux `EagerEndOfTurn`: the caller may be done; `text` is their whole turn so far.
+    SttEagerEnd { text: String },
+    /// Flux `TurnResumed`: the caller went on after `SttEagerEnd`.
+    SttTurnResumed,
+    /// Flux `EndOfTurn`: the caller's turn is over; `text` is all of it.
+    SttEndOfTurn { text: String },
     /// A text delta of the LLM response requested by `StartLlm { turn }`.
     LlmText { turn: u32, text: String },
     /// A complete tool call of that response (fragments already joined by `index`).
@@ -161,6 +177,12 @@ pub enum SessionEvent {
     Resumed { turn: u32 },
     /// Something upstream failed during `turn`; the call goes on.
     UpstreamFailed { turn: u32, failure: Failure },
+    /// A reply was requested early (`turn`) on this draft of the caller's turn; it is held.
+    PreemptStarted { turn: u32, text: String },
+    /// The caller's turn ended with the draft's words: the early reply is spoken.
+    PreemptUsed { turn: u32 },
+    /// The caller went on or said something else: the early reply was dropped unheard.
+    PreemptWasted { turn: u32 },
 }
 
 /// Which upstream failed, and how.
@@ -203,6 +225,7 @@ enum Timer {
     Response,
     ExitGrace,
     FalseInterruption,
+    Preempt,
     IdleReminder,
     IdleHangup,
     MaxDuration,
@@ -241,6 +264,15 @@ pub struct Conversation {
     /// The alarm last requested, so it is requested again only when it changes.
     alarm_ms: Option<u64>,
     ended: bool,
+    /// The reply requested on a draft of the caller's turn, held until the turn ends.
+    #[serde(default)]
+    preempt: Option<Preempt>,
+    /// Nova: the draft the latest interims agree on (a preemption candidate).
+    #[serde(default)]
+    stable_interim: Option<StableInterim>,
+    /// Early replies dropped since the last user turn; counted in that turn's metrics.
+    #[serde(default)]
+    preempts_wasted: u32,
 }
 
 impl Conversation {
@@ -266,6 +298,9 @@ impl Conversation {
             unconfirmed_interruption_ms: None,
             alarm_ms: None,
             ended: false,
+            preempt: None,
+            stable_interim: None,
+            preempts_wasted: 0,
         }
     }
 
@@ -279,8 +314,12 @@ impl Conversation {
         let now = now_ms;
         match input {
             Input::StreamStarted => self.on_start(now, &mut out),
-            Input::SttInterim { text } => self.on_words(now, &text, false, &mut out),
+            Input::SttInterim { text } => {
+                self.on_words(now, &text, false, &mut out);
+                self.on_draft(now, &text, &mut out);
+            }
             Input::SttFinal { text, speech_final } => {
+                self.stable_interim = None;
                 self.on_words(now, &text, true, &mut out);
                 if speech_final && self.config.end_of_turn.speech_final {
                     self.end_user_turn(now, &mut out);
@@ -290,6 +329,33 @@ impl Conversation {
                 if self.config.end_of_turn.utterance_end {
                     self.end_user_turn(now, &mut out);
                 }
+            }
+            Input::SttEagerEnd { text } => {
+                self.silence_since_ms = now;
+                let draft = preempt::join(&self.utterance, &text);
+                self.start_preempt(now, draft, &mut out);
+            }
+            Input::SttTurnResumed => {
+                self.silence_since_ms = now;
+                self.drop_preempt(&mut out);
+            }
+            Input::SttEndOfTurn { text } => {
+                self.on_words(now, &text, true, &mut out);
+                self.end_user_turn(now, &mut out);
+            }
+            Input::LlmText { turn, text } if self.is_preempt(turn) => {
+                self.hold(Held::Text(text), now);
+            }
+            Input::LlmToolCall { turn, call } if self.is_preempt(turn) => {
+                self.hold(Held::Tool(call), now);
+            }
+            Input::LlmDone { turn } if self.is_preempt(turn) => self.hold(Held::Done, now),
+            Input::LlmFailed { turn } if self.is_preempt(turn) => {
+                // The turn's end asks again; the draft's request is spent.
+                if let Some(p) = self.preempt.as_mut() {
+                    p.in_flight = false;
+                }
+                self.drop_preempt(&mut out);
             }
             Input::LlmText { turn, text } => self.on_llm_text(now, turn, &text, &mut out),
             Input::LlmToolCall { turn, call } => self.on_llm_tool_call(now, turn, call),
@@ -311,6 +377,7 @@ impl Conversation {
             Input::Dtmf { digit } => self.on_dtmf(now, &digit, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Hangup => {
+                self.drop_preempt(&mut out);
                 // The caller is gone: no goodbye, no transfer, nothing to clear.
                 if let Some(reply) = self.reply.as_mut() {
                     reply.exit = None;
@@ -396,9 +463,147 @@ impl Conversation {
             }
             return;
         }
+        self.stable_interim = None;
         // Words said over the agent that did not interrupt it were backchannels.
         if self.reply.is_none() {
-            self.start_user_turn(now, text.to_owned(), out);
+            match self.preempt.take() {
+                Some(p) if p.answers(text) => self.commit_preempt(now, p, text.to_owned(), out),
+                other => {
+                    self.preempt = other;
+                    self.start_user_turn(now, text.to_owned(), out);
+                }
+            }
+        }
+    }
+
+    /// Whether `turn` is the held early reply's request.
+    fn is_preempt(&self, turn: u32) -> bool {
+        self.preempt.as_ref().is_some_and(|p| p.turn == turn)
+    }
+
+    /// Keeps the early reply's LLM output for when (if) its turn is committed.
+    fn hold(&mut self, held: Held, now: u64) {
+        let Some(p) = self.preempt.as_mut().filter(|p| p.in_flight) else {
+            return;
+        };
+        match &held {
+            Held::Text(text) if !text.is_empty() => {
+                p.first_token_ms.get_or_insert(now);
+            }
+            Held::Tool(_) => {
+                p.first_token_ms.get_or_insert(now);
+            }
+            Held::Done => p.in_flight = false,
+            Held::Text(_) => {}
+        }
+        p.held.push(held);
+    }
+
+    /// Requests the reply to `draft` now and holds it; a draft with other words replaces it.
+    fn start_preempt(&mut self, now: u64, draft: String, out: &mut Vec<Action>) {
+        if !self.config.preemptive || self.reply.is_some() || text::words(&draft).is_empty() {
+            return;
+        }
+        if self.preempt.as_ref().is_some_and(|p| p.answers(&draft)) {
+            return;
+        }
+        self.drop_preempt(out);
+        let turn = self.take_turn_id();
+        let mut messages = self.history.clone();
+        messages.push(Message::User {
+            content: draft.clone(),
+        });
+        out.push(Action::StartLlm {
+            turn,
+            messages,
+            tools: tools::specs(
+                self.config.transfer_target().is_some(),
+                self.config.schedule_callback,
+            ),
+        });
+        out.push(Action::Emit(SessionEvent::PreemptStarted {
+            turn,
+            text: draft.clone(),
+        }));
+        self.preempt = Some(Preempt {
+            turn,
+            text: draft,
+            started_ms: now,
+            first_token_ms: None,
+            in_flight: true,
+            held: Vec::new(),
+        });
+    }
+
+    /// Cancels the early reply, if any: nothing of it was or will be heard.
+    fn drop_preempt(&mut self, out: &mut Vec<Action>) {
+        let Some(p) = self.preempt.take() else {
+            return;
+        };
+        if p.in_flight {
+            out.push(Action::CancelLlm { turn: p.turn });
+        }
+        self.preempts_wasted = self.preempts_wasted.saturating_add(1);
+        out.push(Action::Emit(SessionEvent::PreemptWasted { turn: p.turn }));
+    }
+
+    /// The turn ended with the draft's words: the early reply becomes the reply, and what it
+    /// generated meanwhile is spoken now.
+    fn commit_preempt(&mut self, now: u64, p: Preempt, text: String, out: &mut Vec<Action>) {
+        let turn = p.turn;
+        self.history.push(Message::User {
+            content: text.clone(),
+        });
+        out.push(Action::Emit(SessionEvent::UserTurn {
+            turn,
+            text: text.clone(),
+        }));
+        out.push(Action::Emit(SessionEvent::PreemptUsed { turn }));
+        let mut reply = Reply::new(turn, now, Some(text), false);
+        reply.llm_requests = 1;
+        reply.llm_in_flight = true;
+        reply.deadline_ms = now.saturating_add(self.config.response_timeout_ms);
+        reply.timing.llm_started_ms = Some(p.started_ms);
+        reply.timing.first_token_ms = p.first_token_ms;
+        reply.timing.preemptive = true;
+        reply.timing.preempts_wasted = std::mem::take(&mut self.preempts_wasted);
+        self.unconfirmed_interruption_ms = None;
+        self.reply = Some(reply);
+        for held in p.held {
+            match held {
+                Held::Text(text) => self.on_llm_text(now, turn, &text, out),
+                Held::Tool(call) => self.on_llm_tool_call(now, turn, call),
+                Held::Done => self.on_llm_done(now, turn, out),
+            }
+        }
+    }
+
+    /// Nova: an interim that repeats the caller's turn so far is a preemption candidate; other
+    /// words void the candidate and any early reply on older words.
+    fn on_draft(&mut self, now: u64, interim: &str, out: &mut Vec<Action>) {
+        if text::words(interim).is_empty() {
+            return;
+        }
+        let draft = preempt::join(&self.utterance, interim);
+        if self.preempt.as_ref().is_some_and(|p| !p.answers(&draft)) {
+            self.drop_preempt(out);
+        }
+        if self.config.preemptive_stable_ms.is_none() {
+            return;
+        }
+        match self.stable_interim.as_mut() {
+            Some(s) if preempt::same_words(&s.text, &draft) => {
+                s.repeated = true;
+                s.seen_ms = now;
+                s.text = draft;
+            }
+            _ => {
+                self.stable_interim = Some(StableInterim {
+                    text: draft,
+                    seen_ms: now,
+                    repeated: false,
+                })
+            }
         }
     }
 
@@ -421,6 +626,7 @@ impl Conversation {
     }
 
     fn start_user_turn(&mut self, now: u64, text: String, out: &mut Vec<Action>) {
+        self.drop_preempt(out);
         self.history.push(Message::User {
             content: text.clone(),
         });
@@ -429,6 +635,9 @@ impl Conversation {
             text: text.clone(),
         }));
         self.start_llm_reply(now, Some(text), out);
+        if let Some(reply) = self.reply.as_mut() {
+            reply.timing.preempts_wasted = std::mem::take(&mut self.preempts_wasted);
+        }
     }
 
     /// Starts a reply generated by the LLM; returns its turn id.
@@ -438,6 +647,7 @@ impl Conversation {
         user_text: Option<String>,
         out: &mut Vec<Action>,
     ) -> u32 {
+        self.drop_preempt(out);
         let turn = self.take_turn_id();
         self.unconfirmed_interruption_ms = None;
         self.reply = Some(Reply::new(turn, now, user_text, false));
@@ -454,6 +664,7 @@ impl Conversation {
         is_reminder: bool,
         out: &mut Vec<Action>,
     ) {
+        self.drop_preempt(out);
         let sentences = text::sentences(text);
         if sentences.is_empty() {
             if let Some(exit) = exit {
@@ -784,6 +995,11 @@ impl Conversation {
     fn on_restored(&mut self, now: u64, out: &mut Vec<Action>) {
         // The alarm may or may not have survived; ask for it again.
         self.alarm_ms = None;
+        // The early reply's request went with the instance; the turn's end asks again.
+        if let Some(p) = self.preempt.as_mut() {
+            p.in_flight = false;
+        }
+        self.drop_preempt(out);
         let Some(reply) = self.reply.as_mut() else {
             return;
         };
@@ -831,6 +1047,11 @@ impl Conversation {
             // The farewell did not finish playing in time (lost marks): leave anyway.
             Timer::ExitGrace => self.cut(now, false, out),
             Timer::FalseInterruption => self.resume(now, out),
+            Timer::Preempt => {
+                if let Some(s) = self.stable_interim.take() {
+                    self.start_preempt(now, s.text, out);
+                }
+            }
             Timer::IdleReminder => {
                 self.reminded = true;
                 let reminder = self.config.idle_reminder_message.clone();
@@ -870,8 +1091,20 @@ impl Conversation {
         ) {
             timers.push((at.saturating_add(wait), Timer::FalseInterruption));
         }
+        if let (Some(s), Some(wait), true, None, None) = (
+            &self.stable_interim,
+            config.preemptive_stable_ms,
+            config.preemptive,
+            &self.reply,
+            &self.preempt,
+        ) {
+            if s.repeated {
+                timers.push((s.seen_ms.saturating_add(wait), Timer::Preempt));
+            }
+        }
         let idle = self.started_ms.is_some()
             && self.reply.is_none()
+            && self.preempt.is_none()
             && self.utterance.is_empty()
             && self.unconfirmed_interruption_ms.is_none();
         if idle {
@@ -1853,6 +2086,7 @@ mod tests {
                 first_mark_ms: Some(2_000),
                 llm_first_token_ms: Some(300),
                 tts_first_byte_ms: Some(150),
+                ..TurnMetrics::default()
             }
         );
     }
@@ -1937,6 +2171,295 @@ mod tests {
             Some(Message::Tool { content, .. }) if content == TOOL_LOST));
     }
 
+    // ---- preemptive generation ----
+
+    fn preemptive() -> SessionConfig {
+        SessionConfig {
+            preemptive: true,
+            ..config()
+        }
+    }
+
+    fn events(actions: &[Action]) -> Vec<&SessionEvent> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Emit(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn user_turns(history: &[Message]) -> Vec<&str> {
+        history
+            .iter()
+            .filter_map(|m| match m {
+                Message::User { content } => Some(content.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn eager_end_starts_the_reply_and_holds_it_until_the_turn_ends() {
+        let (mut call, _) = Call::started(preemptive());
+        let out = call.at(
+            100,
+            Input::SttEagerEnd {
+                text: "Book a table for two".into(),
+            },
+        );
+        let (turn, messages) = llm_start(&out).expect("the request starts on the draft");
+        assert_eq!(turn, 0);
+        assert_eq!(messages.last(), Some(&user("Book a table for two")));
+        assert!(events(&out).contains(&&SessionEvent::PreemptStarted {
+            turn: 0,
+            text: "Book a table for two".into()
+        }));
+        // Generated before the turn ended: nothing is spoken, nothing enters the history.
+        let mut held = call.llm(0, "Sure. For what time");
+        held.extend(call.llm(0, "?"));
+        held.extend(call.at(10, Input::LlmDone { turn: 0 }));
+        assert!(speaks(&held).is_empty(), "{held:?}");
+        assert!(user_turns(call.conv.history()).is_empty());
+
+        let out = call.at(
+            200,
+            Input::SttEndOfTurn {
+                text: "book a table, for two.".into(),
+            },
+        );
+        assert!(llm_start(&out).is_none(), "no second request");
+        assert!(!out.contains(&Action::CancelLlm { turn: 0 }));
+        assert_eq!(spoken(&out), ["Sure.", "For what time?"]);
+        assert!(events(&out).contains(&&SessionEvent::PreemptUsed { turn: 0 }));
+        assert_eq!(user_turns(call.conv.history()), ["book a table, for two."]);
+        let played = call.play(&out);
+        let turn = persisted(&played).expect("the turn ends once played");
+        assert_eq!(turn.agent_text, "Sure. For what time?");
+        assert!(turn.metrics.preemptive);
+        assert_eq!(turn.metrics.preempts_wasted, 0);
+        assert_eq!(
+            turn.metrics.first_audio_ms,
+            Some(10),
+            "audio as soon as it is sent"
+        );
+        assert_eq!(turn.metrics.llm_first_token_ms, Some(50));
+    }
+
+    #[test]
+    fn turn_resumed_cancels_the_early_reply_which_is_never_spoken() {
+        let (mut call, _) = Call::started(preemptive());
+        call.at(
+            100,
+            Input::SttEagerEnd {
+                text: "Book a table".into(),
+            },
+        );
+        assert!(speaks(&call.llm(0, "Sure. ")).is_empty());
+        let out = call.at(50, Input::SttTurnResumed);
+        assert_eq!(
+            effects(&out),
+            [
+                &Action::CancelLlm { turn: 0 },
+                &Action::Emit(SessionEvent::PreemptWasted { turn: 0 })
+            ]
+        );
+        // Output of the cancelled request that was already on its way is dropped.
+        let late = call.llm(0, "What time? ");
+        assert!(speaks(&late).is_empty() && llm_start(&late).is_none());
+        assert!(call
+            .at(10, Input::LlmDone { turn: 0 })
+            .iter()
+            .all(|a| matches!(a, Action::SetAlarm { .. })));
+
+        let out = call.at(
+            300,
+            Input::SttEagerEnd {
+                text: "Book a table for two at eight".into(),
+            },
+        );
+        assert_eq!(llm_start(&out).map(|(t, _)| t), Some(1));
+        call.llm(1, "Done, eight o'clock.");
+        call.at(10, Input::LlmDone { turn: 1 });
+        let out = call.at(
+            100,
+            Input::SttEndOfTurn {
+                text: "Book a table for two at eight.".into(),
+            },
+        );
+        assert!(speaks(&out).iter().all(|(turn, _, _)| *turn == 1));
+        let turn = persisted(&call.play(&out)).cloned().unwrap();
+        assert_eq!(turn.agent_text, "Done, eight o'clock.");
+        assert_eq!(turn.metrics.preempts_wasted, 1);
+        assert!(turn.metrics.preemptive);
+        assert_eq!(
+            user_turns(call.conv.history()),
+            ["Book a table for two at eight."],
+            "only the committed turn is in the history"
+        );
+    }
+
+    #[test]
+    fn a_different_final_text_cancels_and_answers_the_final_text() {
+        let (mut call, _) = Call::started(preemptive());
+        call.at(
+            100,
+            Input::SttEagerEnd {
+                text: "Book a table".into(),
+            },
+        );
+        call.llm(0, "Sure. ");
+        let out = call.at(
+            100,
+            Input::SttEndOfTurn {
+                text: "Book a table for two".into(),
+            },
+        );
+        let cancel = out.iter().position(|a| a == &Action::CancelLlm { turn: 0 });
+        let start = out
+            .iter()
+            .position(|a| matches!(a, Action::StartLlm { turn: 1, .. }));
+        assert!(cancel.unwrap() < start.unwrap(), "{out:?}");
+        assert_eq!(
+            llm_start(&out).unwrap().1.last(),
+            Some(&user("Book a table for two"))
+        );
+        assert!(speaks(&out).is_empty());
+        call.llm(1, "For two, sure.");
+        let out = call.at(10, Input::LlmDone { turn: 1 });
+        let turn = persisted(&call.play(&out)).cloned().unwrap();
+        assert!(!turn.metrics.preemptive);
+        assert_eq!(turn.metrics.preempts_wasted, 1);
+        assert_eq!(user_turns(call.conv.history()), ["Book a table for two"]);
+    }
+
+    #[test]
+    fn nova_stable_interim_and_silence_start_the_early_reply() {
+        let config = SessionConfig {
+            preemptive_stable_ms: Some(200),
+            ..preemptive()
+        };
+        let (mut call, _) = Call::started(config.clone());
+        call.at(
+            100,
+            Input::SttInterim {
+                text: "book a table".into(),
+            },
+        );
+        let out = call.at(
+            100,
+            Input::SttInterim {
+                text: "Book a table.".into(),
+            },
+        );
+        assert_eq!(alarm(&out), Some(call.now + 200), "silence threshold armed");
+        assert!(llm_start(&out).is_none());
+        let out = call.at(200, Input::Tick);
+        assert_eq!(
+            llm_start(&out).map(|(t, m)| (t, m.last().cloned())),
+            Some((0, Some(user("Book a table."))))
+        );
+        call.llm(0, "Sure. ");
+        let out = call.user_says("Book a table.");
+        assert!(events(&out).contains(&&SessionEvent::PreemptUsed { turn: 0 }));
+        assert_eq!(spoken(&out), ["Sure."]);
+
+        // New words void it; a different final answers afresh.
+        let (mut call, _) = Call::started(config.clone());
+        for text in ["book a table", "book a table"] {
+            call.at(100, Input::SttInterim { text: text.into() });
+        }
+        assert!(llm_start(&call.at(200, Input::Tick)).is_some());
+        let out = call.at(
+            50,
+            Input::SttInterim {
+                text: "book a table for".into(),
+            },
+        );
+        assert!(out.contains(&Action::CancelLlm { turn: 0 }));
+        let out = call.user_says("Book a table for two.");
+        assert_eq!(llm_start(&out).map(|(t, _)| t), Some(1));
+
+        let (mut call, _) = Call::started(config);
+        for text in ["book a table", "book a table"] {
+            call.at(100, Input::SttInterim { text: text.into() });
+        }
+        call.at(200, Input::Tick);
+        let out = call.user_says("Cook a table.");
+        assert!(out.contains(&Action::CancelLlm { turn: 0 }));
+        assert_eq!(
+            llm_start(&out).unwrap().1.last(),
+            Some(&user("Cook a table."))
+        );
+
+        // Changing interims are no candidate.
+        let (mut call, _) = Call::started(SessionConfig {
+            preemptive_stable_ms: Some(200),
+            ..preemptive()
+        });
+        call.at(
+            100,
+            Input::SttInterim {
+                text: "book".into(),
+            },
+        );
+        call.at(
+            100,
+            Input::SttInterim {
+                text: "book a".into(),
+            },
+        );
+        assert!(llm_start(&call.at(1_000, Input::Tick)).is_none());
+    }
+
+    #[test]
+    fn preemption_off_ignores_drafts() {
+        let (mut call, _) = Call::started(SessionConfig {
+            preemptive_stable_ms: Some(200),
+            ..config()
+        });
+        let out = call.at(
+            100,
+            Input::SttEagerEnd {
+                text: "Book a table".into(),
+            },
+        );
+        assert!(effects(&out).is_empty(), "{out:?}");
+        for text in ["book a table", "book a table"] {
+            call.at(100, Input::SttInterim { text: text.into() });
+        }
+        assert!(llm_start(&call.at(1_000, Input::Tick)).is_none());
+        let out = call.at(
+            100,
+            Input::SttEndOfTurn {
+                text: "Book a table".into(),
+            },
+        );
+        assert_eq!(llm_start(&out).map(|(t, _)| t), Some(0));
+    }
+
+    #[test]
+    fn hangup_and_restart_drop_the_early_reply() {
+        let (mut call, _) = Call::started(preemptive());
+        call.at(100, Input::SttEagerEnd { text: "Hi".into() });
+        let out = call.at(10, Input::Hangup);
+        assert!(out.contains(&Action::CancelLlm { turn: 0 }));
+        assert!(persisted(&out).is_none());
+
+        let (mut call, _) = Call::started(preemptive());
+        call.at(100, Input::SttEagerEnd { text: "Hi".into() });
+        let mut restored = round_trip(&call.conv);
+        let out = restored.handle(call.now + 10, Input::Restored);
+        assert!(
+            !out.contains(&Action::CancelLlm { turn: 0 }),
+            "nothing left to cancel"
+        );
+        assert!(events(&out).contains(&&SessionEvent::PreemptWasted { turn: 0 }));
+        let out = restored.handle(call.now + 20, Input::SttEndOfTurn { text: "Hi".into() });
+        assert_eq!(llm_start(&out).map(|(t, _)| t), Some(1));
+    }
+
     // ---- property test: random event orders ----
 
     #[derive(Debug, Clone)]
@@ -1963,6 +2486,9 @@ mod tests {
         Hangup,
         Restored,
         Wait(u64),
+        Eager(usize),
+        Resumed,
+        EndOfTurn(usize),
     }
 
     const PHRASES: [&str; 6] = ["", "uh-huh", "stop", "wait a moment", "yeah", "..."];
@@ -1990,6 +2516,9 @@ mod tests {
             1 => Just(Op::Hangup),
             1 => Just(Op::Restored),
             3 => (0..12_000u64).prop_map(Op::Wait),
+            2 => (0..PHRASES.len()).prop_map(Op::Eager),
+            1 => Just(Op::Resumed),
+            2 => (0..PHRASES.len()).prop_map(Op::EndOfTurn),
         ]
     }
 
@@ -2007,6 +2536,8 @@ mod tests {
         pending_marks: Vec<String>,
         heard: HashSet<String>,
         marks_sent: HashSet<String>,
+        /// Turns whose early reply was dropped: never to be spoken.
+        wasted: HashSet<u32>,
     }
 
     impl Edge {
@@ -2101,6 +2632,13 @@ mod tests {
                 Op::Tick | Op::Wait(_) => Input::Tick,
                 Op::Hangup => Input::Hangup,
                 Op::Restored => Input::Restored,
+                Op::Eager(p) => Input::SttEagerEnd {
+                    text: PHRASES[p].into(),
+                },
+                Op::Resumed => Input::SttTurnResumed,
+                Op::EndOfTurn(p) => Input::SttEndOfTurn {
+                    text: PHRASES[p].into(),
+                },
             };
             vec![input]
         }
@@ -2137,11 +2675,19 @@ mod tests {
                         prop_assert_eq!(self.llm_in_flight, Some(*turn));
                         self.llm_in_flight = None;
                     }
+                    Action::Emit(SessionEvent::PreemptWasted { turn }) => {
+                        self.wasted.insert(*turn);
+                    }
                     Action::Speak {
                         turn,
                         segment,
                         text,
                     } => {
+                        prop_assert!(
+                            !self.wasted.contains(turn),
+                            "dropped early reply {} spoken",
+                            turn
+                        );
                         self.speaks.push((*turn, *segment));
                         self.to_play.push_back((*turn, *segment));
                         self.texts.insert(mark_name(*turn, *segment), text.clone());
@@ -2199,6 +2745,8 @@ mod tests {
                 goodbye_message: Some("bye.".into()),
                 transfer_to: Some("+14155550100".into()),
                 max_tool_rounds: 2,
+                preemptive: true,
+                preemptive_stable_ms: Some(300),
                 ..config()
             });
             let mut edge = Edge::default();

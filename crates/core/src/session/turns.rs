@@ -38,6 +38,12 @@ pub struct TurnMetrics {
     pub llm_first_token_ms: Option<u64>,
     /// `Speak` → first audio of that segment, for the turn's first audio.
     pub tts_first_byte_ms: Option<u64>,
+    /// The reply was requested on a draft of the caller's turn, before it ended.
+    #[serde(default)]
+    pub preemptive: bool,
+    /// Early replies dropped unheard during the caller's turn (they went on, or said else).
+    #[serde(default)]
+    pub preempts_wasted: u32,
 }
 
 /// The mark sent after a segment's audio: `t{turn}-s{segment}`.
@@ -115,6 +121,8 @@ pub(super) struct Timing {
     pub(super) first_audio_ms: Option<u64>,
     pub(super) first_mark_ms: Option<u64>,
     pub(super) tts_first_byte_ms: Option<u64>,
+    pub(super) preemptive: bool,
+    pub(super) preempts_wasted: u32,
 }
 
 impl Reply {
@@ -281,6 +289,8 @@ impl Reply {
                     .zip(timing.llm_started_ms)
                     .map(|(token, start)| token.saturating_sub(start)),
                 tts_first_byte_ms: timing.tts_first_byte_ms,
+                preemptive: timing.preemptive,
+                preempts_wasted: timing.preempts_wasted,
             },
             user_text: self.user_text,
         }
@@ -340,6 +350,7 @@ mod tests {
             first_audio_ms: Some(600),
             first_mark_ms: Some(1_900),
             tts_first_byte_ms: Some(180),
+            ..Timing::default()
         };
         let turn = reply.into_turn(2_000, true);
         assert_eq!(turn.agent_text, "S0.");
@@ -351,6 +362,7 @@ mod tests {
                 first_mark_ms: Some(1_800),
                 llm_first_token_ms: Some(250),
                 tts_first_byte_ms: Some(180),
+                ..TurnMetrics::default()
             }
         );
         assert_eq!((turn.started_at_ms, turn.ended_at_ms), (100, 2_000));
