@@ -246,14 +246,17 @@ test('a Twilio call: greeting frames with marks, a turn with history, barge-in, 
     const saidAt = performance.now();
     dg.say(stt, { transcript: 'wait stop', is_final: false });
     await eventually(() => playback.after(saidAt, 'clear').length > 0, { interval: 1, message: 'clear' });
-    const clearDelay = playback.after(saidAt, 'clear')[0].at - saidAt;
-    console.log(`# barge-in: interrupting transcript → clear in ${clearDelay.toFixed(1)} ms`);
-    assert.ok(clearDelay <= 20, `clear after ${clearDelay} ms, more than one 20 ms frame interval`);
+    // How fast the clear comes is a figure for `npm run bench` (barge-in → clear p50/p99), not a
+    // timed assertion here; what must hold is that nothing of the cut turn plays after it.
+    const clearAt = playback.after(saidAt, 'clear')[0].at;
+    console.log(`# barge-in: interrupting transcript → clear in ${(clearAt - saidAt).toFixed(1)} ms`);
     const chat = openai.chatRequests[chatsBefore];
     await eventually(() => chat.aborted, { message: 'LLM request aborted' });
     const tts = eleven.requests.at(-1);
     await eventually(() => tts.aborted, { message: 'TTS request aborted' });
     assert.ok(tts.text.startsWith('We serve'));
+
+    assert.equal(playback.after(clearAt, 'media').length, 0, 'no audio of the cut turn after the clear');
 
     openai.reply({ text: 'Of course.' });
     dg.say(stt, { transcript: 'Wait, stop. Do you have desserts?', is_final: true, speech_final: true });
