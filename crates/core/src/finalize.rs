@@ -293,7 +293,10 @@ mod tests {
         // Every prerequisite comes earlier in ALL, so one pass in order runs a whole chain.
         for (i, step) in Step::ALL.iter().enumerate() {
             for need in step.needs() {
-                assert!(Step::ALL[..i].contains(need), "{step:?} needs {need:?} first");
+                assert!(
+                    Step::ALL[..i].contains(need),
+                    "{step:?} needs {need:?} first"
+                );
             }
         }
     }
