@@ -136,11 +136,22 @@ impl Session {
     /// for `GET /api/v1/calls/{id}/session`.
     pub(super) fn clear_call_data(&self) {
         let sql = self.state.storage().sql();
-        for statement in [
-            "DELETE FROM history",
-            "DELETE FROM blobs WHERE key IN ('conversation', 'setup', 'start_frame', 'link', 'finalize')",
-        ] {
-            if let Err(e) = sql.exec(statement, None) {
+        let blobs = [
+            "conversation",
+            "setup",
+            "start_frame",
+            "link",
+            super::finalize::JOB,
+        ];
+        let statements: [(&str, Option<Vec<SqlStorageValue>>); 2] = [
+            ("DELETE FROM history", None),
+            (
+                "DELETE FROM blobs WHERE key IN (?, ?, ?, ?, ?)",
+                Some(blobs.into_iter().map(SqlStorageValue::from).collect()),
+            ),
+        ];
+        for (statement, bindings) in statements {
+            if let Err(e) = sql.exec(statement, bindings) {
                 log_line(
                     json!({"level": "error", "msg": "clear call data", "error": e.to_string()}),
                 );
