@@ -166,4 +166,7 @@ test('the LLM fails the summary three times: the transcript is stored at once, t
   assert.equal(delivered(call.callId, 'call.summary.ready').length, 1);
   assert.equal(delivered(call.callId, 'call.summary.ready')[0].json.data.summary, 'The caller asked about parking.');
   assert.equal(delivered(call.callId, 'call.transcript.ready').length, 1);
+  // The finished job cleared the call's data from the object's storage; the record stays.
+  assert.ok(!worker.logs().some((l) => l.msg === 'clear call data'), 'call data cleared');
+  assert.deepEqual((await sessionState(worker, call.callId)).turns.map((t) => t.id), [0, 1]);
 });
