@@ -168,6 +168,10 @@ pub struct Live {
     pub ended: bool,
     /// Counters not yet written to storage (media frames arrive 50 times a second).
     pub counters: BTreeMap<&'static str, i64>,
+    /// The end-of-call job's next attempt and whether one is running.
+    pub finalize: finalize::FinalizeRun,
+    /// The time the object's alarm is set to (`None`: none, or it fired).
+    pub armed_ms: Option<u64>,
 }
 
 /// The object's state, shared with its tasks through an `Rc`.
@@ -268,7 +272,13 @@ impl DurableObject for CallSession {
 
     async fn alarm(&self) -> Result<Response> {
         self.inner.ensure_live();
-        self.inner.on_alarm();
+        if self.inner.with_live(|live| live.ended).unwrap_or(false) {
+            // After the call the alarm serves only the end-of-call job.
+            self.inner.with_live(|live| live.armed_ms = None);
+            self.inner.finalize().await;
+        } else {
+            self.inner.on_alarm();
+        }
         Response::ok("tick")
     }
 }
@@ -499,6 +509,8 @@ impl Live {
             tts: Tts::default(),
             ended: false,
             counters: BTreeMap::new(),
+            finalize: finalize::FinalizeRun::default(),
+            armed_ms: None,
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct Config {
     pub outbound_calls_per_hour: u32,
     /// Failed authentications per minute per client address; 0 turns the throttle off.
     pub auth_failure_limit_per_minute: u32,
+    /// First retry delay of a call's end-of-call job, in seconds (doubling after each failure).
+    pub finalize_retry_base_secs: u64,
 }
 
 /// Outbound dials per tenant per hour unless `OUTBOUND_CALLS_PER_HOUR` says otherwise.
@@ -176,6 +178,17 @@ impl Config {
             None => DEFAULT_RETRY_SCHEDULE.to_vec(),
         };
 
+        // A delay, not a switch: 0 would retry a failing job in a tight loop, so it is refused.
+        let finalize_retry_base_secs = match get("FINALIZE_RETRY_BASE_SECONDS") {
+            Some(v) => Some(parse_u64("FINALIZE_RETRY_BASE_SECONDS", &v)?)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "FINALIZE_RETRY_BASE_SECONDS",
+                    reason: "must be a whole number of seconds, at least 1".into(),
+                })?,
+            None => crate::finalize::DEFAULT_RETRY_BASE_SECS,
+        };
+
         let allow_private_targets = match get("ALLOW_PRIVATE_TARGETS") {
             Some(v) => parse_bool("ALLOW_PRIVATE_TARGETS", &v)?,
             None => false,
@@ -224,6 +237,7 @@ impl Config {
             api_rate_limit_per_minute,
             outbound_calls_per_hour,
             auth_failure_limit_per_minute,
+            finalize_retry_base_secs,
         })
     }
 
@@ -351,6 +365,22 @@ mod tests {
                 parse(&[("OUTBOUND_CALLS_PER_HOUR", bad)]),
                 Err(ConfigError::Invalid {
                     name: "OUTBOUND_CALLS_PER_HOUR",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn finalize_retry_base_defaults_to_five_seconds_and_is_never_zero() {
+        assert_eq!(parse(&[]).unwrap().finalize_retry_base_secs, 5);
+        let config = parse(&[("FINALIZE_RETRY_BASE_SECONDS", "1")]).unwrap();
+        assert_eq!(config.finalize_retry_base_secs, 1);
+        for bad in ["0", "-1", "soon"] {
+            assert!(matches!(
+                parse(&[("FINALIZE_RETRY_BASE_SECONDS", bad)]),
+                Err(ConfigError::Invalid {
+                    name: "FINALIZE_RETRY_BASE_SECONDS",
                     ..
                 })
             ));

@@ -87,15 +87,7 @@ pub fn decide(
         return Decision::Dead;
     };
 
-    let jitter = if jitter.is_finite() {
-        jitter.clamp(0.0, 1.0)
-    } else {
-        0.5
-    };
-    let factor = 1.0 - JITTER_DELTA + 2.0 * JITTER_DELTA * jitter;
-    // `as` saturates for floats, so a huge step cannot wrap around.
-    let offset_ms = (secs_to_ms(step_secs) as f64 * factor).round() as i64;
-    let mut at = attempted_at_ms.saturating_add(offset_ms).max(now_ms);
+    let mut at = backoff_at(attempted_at_ms, secs_to_ms(step_secs), now_ms, jitter);
 
     if throttled {
         let longest_step = schedule_secs.iter().copied().max().unwrap_or(0);
@@ -107,6 +99,21 @@ pub fn decide(
         at = now_ms.saturating_add(delay.clamp(wait, wait.saturating_mul(2)));
     }
     Decision::Retry { at_unix_ms: at }
+}
+
+/// The time of a retry `step_ms` after the attempt that ended at `attempted_at_ms`, spread over
+/// ±20 % of the step by `jitter` (uniform in [0, 1)) so retries of many failures do not land
+/// together, and never before `now_ms`. Every retry schedule in the worker goes through here.
+pub fn backoff_at(attempted_at_ms: i64, step_ms: i64, now_ms: i64, jitter: f64) -> i64 {
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    let factor = 1.0 - JITTER_DELTA + 2.0 * JITTER_DELTA * jitter;
+    // `as` saturates for floats, so a huge step cannot wrap around.
+    let offset_ms = (step_ms as f64 * factor).round() as i64;
+    attempted_at_ms.saturating_add(offset_ms).max(now_ms)
 }
 
 /// [`decide`] for attempt number `attempt` that ended at `now_ms`. An attempt that could not be

@@ -6,6 +6,7 @@ use crate::live::speech;
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
 use crate::store::calls;
+use phone_agent_core::finalize::session_alarm;
 use phone_agent_core::ids::CallId;
 use phone_agent_core::media::access::{pending_step, PendingStep, StreamRefusal, STREAM_GRACE_MS};
 use phone_agent_core::media::carrier::{CarrierEvent, Frame};
@@ -293,6 +294,7 @@ impl Session {
             .with_live(|live| {
                 // The alarm that fired is spent; a tick makes the conversation ask again.
                 live.timer_ms = None;
+                live.armed_ms = None;
                 !live.ended && live.link.expired(now)
             })
             .unwrap_or(false);
@@ -305,9 +307,18 @@ impl Session {
     }
 
     /// Sets the object's one alarm to the earlier of the conversation's timer and the grace
-    /// deadline (a spare alarm only feeds a harmless tick).
+    /// deadline (a spare alarm only feeds a harmless tick), or once the call has ended to the
+    /// end-of-call job's next attempt; only when that time changed.
     pub(super) fn rearm(self: &Rc<Self>) {
-        let Some(Some(at_ms)) = self.with_live(|live| live.link.alarm_at(live.timer_ms)) else {
+        let due = self.with_live(|live| {
+            let live_deadline = live.link.alarm_at(live.timer_ms);
+            let at = session_alarm(live.ended, live_deadline, live.finalize.next_at_ms)?;
+            (live.armed_ms != Some(at)).then(|| {
+                live.armed_ms = Some(at);
+                at
+            })
+        });
+        let Some(Some(at_ms)) = due else {
             return;
         };
         let session = self.clone();

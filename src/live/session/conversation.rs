@@ -3,7 +3,7 @@
 
 use super::{socket_id, CallInfo, EndReason, Live, Session, CARRIER_TAG, LIVE_TAG};
 use crate::live::speech;
-use crate::platform::http::{log_line, now_ms};
+use crate::platform::http::now_ms;
 use phone_agent_core::live::dtmf_samples;
 use phone_agent_core::media::carrier::OutFrame;
 use phone_agent_core::media::framing::Framer;
@@ -257,13 +257,13 @@ impl Session {
         if !was_live {
             return;
         }
+        // In the same step as the phase: the call cannot end without its job being stored. Its
+        // alarm replaces the conversation's.
+        self.open_finalize_job(&reason);
         let session = self.clone();
         self.state.wait_until(async move {
-            if let Err(e) = session.state.storage().delete_alarm().await {
-                log_line(json!({"level": "warn", "msg": "delete alarm", "error": e.to_string()}));
-            }
             session.leave_carrier(&reason).await;
-            session.finalize(&reason).await;
+            session.finalize().await;
         });
     }
 

@@ -1,110 +1,267 @@
-//! End-of-call work: the transcript, the summary, and the call's final status in D1.
+//! End-of-call work as a durable job (the core's `finalize::Job`): the transcript, the final
+//! status, the summary and the `call.*.ready` events, each step retried from the object's alarm
+//! until it is done, then the call's data leaves the object's storage.
 
-use super::{EndReason, Session};
+use super::{CallInfo, EndReason, Session};
 use crate::pipeline::call_status::{self, Change};
-use crate::platform::http::{log_line, now_ms, ApiError};
+use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
 use crate::platform::outbound;
+use crate::store::call_events::{self, Event};
 use crate::store::calls;
 use crate::store::tenant::Tenant;
 use crate::store::transcripts;
-use phone_agent_core::ids::TenantId;
-use phone_agent_core::live::{metrics_summary, transcript};
+use phone_agent_core::finalize::{Job, Next, RetryPolicy, Step, SummaryFailure};
+use phone_agent_core::ids::{CallId, TenantId};
+use phone_agent_core::live::{metrics_summary, transcript, Transcript};
 use phone_agent_core::media::access::lost_stream_status;
-use phone_agent_core::providers::openai::{parse_completion_text, summary_request};
+use phone_agent_core::providers::openai::{parse_completion_text, summary_request, Speaker};
 use phone_agent_core::scheduling::CallStatus;
-use serde_json::json;
+use phone_agent_core::session::Turn;
+use serde_json::{json, Value};
+use std::rc::Rc;
 use std::time::Duration;
 use worker::Method;
 
 /// Post-call summary request timeout.
 const SUMMARY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The blob holding the job while it is open.
+pub(super) const JOB: &str = "finalize";
+
+/// The job's in-memory side: when the alarm should run the next attempt, and whether one runs.
+#[derive(Default)]
+pub struct FinalizeRun {
+    pub next_at_ms: Option<i64>,
+    pub running: bool,
+}
+
 impl Session {
-    /// After the call: transcript and metrics to D1, status completed (a lost stream: completed
-    /// if the caller was heard, else failed), the summary from the
-    /// LLM, and `call.transcript.ready` / `call.summary.ready` through the forwarding pipeline.
-    pub(super) async fn finalize(&self, reason: &EndReason) {
-        let Some(info) = self.info() else { return };
+    /// Writes the end-of-call job, in the step that ends the call (so the two commit together),
+    /// and arms the alarm as the job's safety net. The final status is decided here: a lost
+    /// stream is completed if the caller was heard, else failed.
+    pub(super) fn open_finalize_job(self: &Rc<Self>, reason: &EndReason) {
+        let status = match reason {
+            EndReason::StreamLost => lost_stream_status(&self.turns()),
+            _ => CallStatus::Completed,
+        };
+        self.save_job(&Job::new(reason.as_str(), status, now_ms()));
+    }
+
+    /// One attempt at the job: every step that is not done and whose prerequisites are, in
+    /// order; then either the job is finished (the call's data is cleared) or the failure is
+    /// recorded and the alarm set for the next attempt. At most one attempt runs at a time.
+    pub(super) async fn finalize(self: &Rc<Self>) {
+        let claimed = self.with_live(|live| !std::mem::replace(&mut live.finalize.running, true));
+        if claimed != Some(true) {
+            // No call here, or an attempt is running (it sets the alarm when it ends).
+            return;
+        }
+        let (Some(mut job), Some(info)) = (self.blob::<Job>(JOB), self.info()) else {
+            self.with_live(|live| live.finalize = FinalizeRun::default());
+            return;
+        };
+        let policy = self
+            .config
+            .as_ref()
+            .map(|c| RetryPolicy::with_base_secs(c.finalize_retry_base_secs))
+            .unwrap_or_default();
+        job.start_attempt(now_ms());
+        self.save_job(&job);
         let turns = self.turns();
+        let t = transcript(&turns);
+        let mut failed = Vec::new();
+        for step in Step::ALL {
+            if !job.ready(step) {
+                continue;
+            }
+            let result = if step == Step::Summary {
+                match self.summarize(&t.lines).await {
+                    Ok(text) => {
+                        job.summary_written(text);
+                        Ok(())
+                    }
+                    Err(failure) => {
+                        let gave_up = job.summary_failed(&failure, &policy);
+                        if gave_up {
+                            self.record(
+                                "summary_failed",
+                                json!({"error": failure.to_string(), "attempts": job.summary_failures}),
+                            );
+                            Ok(())
+                        } else {
+                            Err(failure.to_string())
+                        }
+                    }
+                }
+            } else {
+                self.run_step(step, &job, &info, &turns, &t)
+                    .await
+                    .map(|()| job.mark_done(step))
+                    .map_err(|e| e.message)
+            };
+            match result {
+                // Progress is kept at once: a reset before the attempt ends repeats nothing.
+                Ok(()) => self.put_blob(JOB, &job),
+                Err(error) => failed.push(json!({"step": step.as_str(), "error": error})),
+            }
+        }
+        match job.after_attempt(now_ms(), random_unit(), &policy) {
+            Next::Finished => {
+                self.record("finalized", json!({"failed_attempts": job.failed_attempts}));
+                self.clear_call_data();
+                self.with_live(|live| {
+                    live.finalize = FinalizeRun::default();
+                    live.armed_ms = None;
+                });
+                if let Err(e) = self.state.storage().delete_alarm().await {
+                    log_line(
+                        json!({"level": "warn", "msg": "delete alarm", "error": e.to_string()}),
+                    );
+                }
+            }
+            Next::RetryAt { at_ms, alert } => {
+                let detail = json!({"attempt": job.failed_attempts, "failed": failed,
+                    "next_attempt_at": at_ms});
+                log_line(
+                    json!({"level": "error", "msg": "finalize call", "call_id": info.call_id,
+                    "detail": detail}),
+                );
+                self.record("finalize_failed", detail.clone());
+                self.note_on_call(&info, "finalize_failed", &detail).await;
+                if alert {
+                    // Still retrying, but someone should look: D1 or the LLM has been failing
+                    // this call's finalization for a while.
+                    let detail = json!({"attempts": job.failed_attempts, "failed": failed,
+                        "pending": Step::ALL.iter().filter(|s| !job.is_done(**s))
+                            .map(|s| s.as_str()).collect::<Vec<_>>()});
+                    log_line(
+                        json!({"level": "error", "msg": "finalization stuck", "alert": true,
+                        "call_id": info.call_id, "detail": detail}),
+                    );
+                    self.record("finalize_alert", detail.clone());
+                    self.note_on_call(&info, "finalize_alert", &detail).await;
+                }
+                self.with_live(|live| live.finalize.running = false);
+                self.save_job(&job);
+            }
+        }
+    }
+
+    /// Runs one D1 or event step; each is idempotent (upserts, a compare-and-set status change,
+    /// events deduplicated on their key), so repeating a step that succeeded changes nothing.
+    async fn run_step(
+        &self,
+        step: Step,
+        job: &Job,
+        info: &CallInfo,
+        turns: &[Turn],
+        t: &Transcript,
+    ) -> Result<(), ApiError> {
+        let db = self.env.d1("DB")?;
+        let call_id = info.call_id.as_str();
+        let now = now_ms();
+        match step {
+            Step::Transcript => {
+                let tenant = Tenant::on(&db, TenantId::from(info.tenant_id.as_str()));
+                transcripts::save(&tenant, call_id, &t.turns, &t.text, job.ended_at_ms).await?;
+                let duration = info
+                    .started_at_ms
+                    .map(|started| (job.ended_at_ms - started).max(0) / 1000);
+                calls::set_metrics(&db, call_id, &metrics_summary(turns), duration, now).await?;
+            }
+            Step::Status => {
+                let change = Change {
+                    to: job.status,
+                    source: "session",
+                    detail: json!({"reason": job.reason}),
+                    attempt: None,
+                    due_by: None,
+                    emit: true,
+                };
+                call_status::apply(&self.env, &db, call_id, &change, now).await?;
+            }
+            Step::TranscriptReady => {
+                let data = json!({"transcript": {"text": t.text, "turns": t.turns},
+                    "reason": job.reason});
+                let key = format!("{call_id}:transcript.ready");
+                call_status::emit(
+                    &self.env,
+                    &db,
+                    call_id,
+                    "call.transcript.ready",
+                    &key,
+                    data,
+                    now,
+                )
+                .await?;
+            }
+            Step::SummaryStored => {
+                if let Some(text) = &job.summary {
+                    calls::set_summary(&db, call_id, text, now).await?;
+                }
+            }
+            Step::SummaryReady => {
+                let data = json!({"summary": job.summary, "error": job.summary_error});
+                let key = format!("{call_id}:summary.ready");
+                call_status::emit(
+                    &self.env,
+                    &db,
+                    call_id,
+                    "call.summary.ready",
+                    &key,
+                    data,
+                    now,
+                )
+                .await?;
+            }
+            Step::Summary => {}
+        }
+        Ok(())
+    }
+
+    /// Stores the job and sets the alarm to its next attempt.
+    fn save_job(self: &Rc<Self>, job: &Job) {
+        self.put_blob(JOB, job);
+        self.with_live(|live| live.finalize.next_at_ms = job.next_at_ms);
+        self.rearm();
+    }
+
+    /// Adds an entry to the call's history (`GET /api/v1/calls/{id}`), where an operator looks
+    /// first. D1 may be what is failing: the session record already has it, so a failure here
+    /// is only logged.
+    async fn note_on_call(&self, info: &CallInfo, kind: &str, detail: &Value) {
         let result = async {
             let db = self.env.d1("DB")?;
-            let now = now_ms();
-            let t = transcript(&turns);
-            let tenant = Tenant::on(&db, TenantId::from(info.tenant_id.as_str()));
-            transcripts::save(&tenant, &info.call_id, &t.turns, &t.text, now).await?;
-            let duration = info
-                .started_at_ms
-                .map(|started| (now - started).max(0) / 1000);
-            calls::set_metrics(&db, &info.call_id, &metrics_summary(&turns), duration, now).await?;
-            let to = match reason {
-                EndReason::StreamLost => lost_stream_status(&turns),
-                _ => CallStatus::Completed,
-            };
-            let change = Change {
-                to,
-                source: "session",
-                detail: json!({"reason": reason.as_str()}),
-                attempt: None,
-                due_by: None,
-                emit: true,
-            };
-            call_status::apply(&self.env, &db, &info.call_id, &change, now).await?;
-            call_status::emit(
-                &self.env,
-                &db,
-                &info.call_id,
-                "call.transcript.ready",
-                &format!("{}:transcript.ready", info.call_id),
-                json!({"transcript": {"text": t.text, "turns": t.turns}, "reason": reason.as_str()}),
-                now,
-            )
-            .await?;
-            let summary = self.summarize(&t.lines).await;
-            let (summary_text, summary_error) = match summary {
-                Ok(text) => (Some(text), None),
-                Err(e) => (None, Some(e)),
-            };
-            if let Some(text) = &summary_text {
-                calls::set_summary(&db, &info.call_id, text, now_ms()).await?;
-            }
-            call_status::emit(
-                &self.env,
-                &db,
-                &info.call_id,
-                "call.summary.ready",
-                &format!("{}:summary.ready", info.call_id),
-                json!({"summary": summary_text, "error": summary_error}),
-                now_ms(),
-            )
-            .await?;
+            let call_id = CallId::from(info.call_id.as_str());
+            call_events::record(&db, &Event::note(&call_id, kind, "session", detail)).await?;
             Ok::<_, ApiError>(())
         }
         .await;
-        match result {
-            Ok(()) => self.record("finalized", json!({})),
-            Err(e) => {
-                log_line(
-                    json!({"level": "error", "msg": "finalize call", "call_id": info.call_id,
-                    "error": e.message}),
-                );
-                self.record("finalize_failed", json!({"error": e.message}));
-            }
+        if let Err(e) = result {
+            log_line(
+                json!({"level": "warn", "msg": "call history entry", "kind": kind,
+                "call_id": info.call_id, "error": e.message}),
+            );
         }
     }
 
     pub(super) async fn summarize(
         &self,
-        lines: &[(phone_agent_core::providers::openai::Speaker, String)],
-    ) -> std::result::Result<String, String> {
+        lines: &[(Speaker, String)],
+    ) -> std::result::Result<String, SummaryFailure> {
         if lines.is_empty() {
             return Ok("Nothing was said on this call.".to_owned());
         }
-        let config = self.config.as_ref().ok_or("configuration is invalid")?;
+        let not_configured = |what: &str| SummaryFailure::NotConfigured(what.to_owned());
+        let config = self
+            .config
+            .as_ref()
+            .ok_or_else(|| not_configured("configuration is invalid"))?;
         let key = config
             .providers
             .openai_api_key
             .as_deref()
-            .ok_or("OPENAI_API_KEY is not set")?;
+            .ok_or_else(|| not_configured("OPENAI_API_KEY is not set"))?;
         let model = self
             .with_live(|live| live.setup.llm_model.clone())
             .flatten()
@@ -121,10 +278,10 @@ impl Session {
             SUMMARY_TIMEOUT,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SummaryFailure::Transport(e.to_string()))?;
         if !(200..300).contains(&reply.status) {
-            return Err(format!("summary request failed: HTTP {}", reply.status));
+            return Err(SummaryFailure::Status(reply.status));
         }
-        parse_completion_text(&reply.body).map_err(|e| e.to_string())
+        parse_completion_text(&reply.body).map_err(|e| SummaryFailure::Unreadable(e.to_string()))
     }
 }

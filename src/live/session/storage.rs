@@ -130,6 +130,35 @@ impl Session {
         serde_json::from_str(&rows.into_iter().next()?.value).ok()
     }
 
+    /// Drops what only the live call and its end-of-call job needed (the conversation and its
+    /// history, the agent setup, the carrier link, the job) once the job is finished; the
+    /// stream record (`meta`, `events`, `counters`, `turns`, the phase and the call facts) stays
+    /// for `GET /api/v1/calls/{id}/session`.
+    pub(super) fn clear_call_data(&self) {
+        let sql = self.state.storage().sql();
+        let blobs = [
+            "conversation",
+            "setup",
+            "start_frame",
+            "link",
+            super::finalize::JOB,
+        ];
+        let statements: [(&str, Option<Vec<SqlStorageValue>>); 2] = [
+            ("DELETE FROM history", None),
+            (
+                "DELETE FROM blobs WHERE key IN (?, ?, ?, ?, ?)",
+                Some(blobs.into_iter().map(SqlStorageValue::from).collect()),
+            ),
+        ];
+        for (statement, bindings) in statements {
+            if let Err(e) = sql.exec(statement, bindings) {
+                log_line(
+                    json!({"level": "error", "msg": "clear call data", "error": e.to_string()}),
+                );
+            }
+        }
+    }
+
     /// Appends to the stream record.
     pub fn record(&self, event: &str, detail: Value) {
         if let Err(e) = self.state.storage().sql().exec(
