@@ -3,7 +3,7 @@
 
 use super::{socket_id, CallInfo, EndReason, Live, Session, CARRIER_TAG, LIVE_TAG};
 use crate::live::speech;
-use crate::platform::http::now_ms;
+use crate::platform::http::{log_line, now_ms};
 use phone_agent_core::live::dtmf_samples;
 use phone_agent_core::media::carrier::OutFrame;
 use phone_agent_core::media::framing::Framer;
