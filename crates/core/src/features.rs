@@ -182,10 +182,8 @@ fn tts_providers(config: &Config) -> [(&'static str, Vec<&'static str>); 3] {
 fn carrier_control(config: &Config, carrier: Carrier) -> Vec<&'static str> {
     match carrier {
         Carrier::Twilio => {
-            let mut missing = lacking(&[(
-                "TWILIO_ACCOUNT_SID",
-                &config.providers.twilio_account_sid,
-            )]);
+            let mut missing =
+                lacking(&[("TWILIO_ACCOUNT_SID", &config.providers.twilio_account_sid)]);
             if config.secrets.twilio.is_empty() {
                 missing.push("TWILIO_AUTH_TOKEN");
             }
@@ -293,10 +291,7 @@ mod tests {
         let c = config(&[("DEEPGRAM_API_KEY", "dg"), ("OPENAI_API_KEY", "sk")]);
         // Deepgram Aura and OpenAI speech come with those keys.
         assert!(find(&c, "live_calls").ok());
-        assert_eq!(
-            find(&c, "tts.elevenlabs").missing,
-            ["ELEVENLABS_API_KEY"]
-        );
+        assert_eq!(find(&c, "tts.elevenlabs").missing, ["ELEVENLABS_API_KEY"]);
         let c = config(&[("OPENAI_API_KEY", "sk"), ("ELEVENLABS_API_KEY", "el")]);
         assert_eq!(find(&c, "live_calls").missing, ["DEEPGRAM_API_KEY"]);
     }
@@ -333,7 +328,10 @@ mod tests {
             ("TWILIO_ACCOUNT_SID", "AC1"),
             ("TWILIO_AUTH_TOKEN", "t"),
         ]);
-        assert_eq!(check_schedule(&c, DialProvider::Twilio, true, false), Ok(()));
+        assert_eq!(
+            check_schedule(&c, DialProvider::Twilio, true, false),
+            Ok(())
+        );
         assert!(matches!(
             check_schedule(&c, DialProvider::Bland, true, false),
             Err(ScheduleRefusal::Requested { field: "provider", ref unavailable })

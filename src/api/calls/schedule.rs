@@ -22,6 +22,7 @@ use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::allowed_countries;
 use phone_agent_core::dialing::DialPolicy;
+use phone_agent_core::features::check_schedule;
 use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
@@ -77,6 +78,13 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
     let request = parse_schedule(&body, now_utc, &IntlZones).map_err(field_errors)?;
+    // Refused now rather than accepted and failed at dial (or e-mail) time.
+    check_schedule(
+        config,
+        request.provider,
+        body.get("provider").is_some_and(|p| !p.is_null()),
+        request.contact_email.is_some(),
+    )?;
     let Some(agent) = agents::get(&tenant, &request.agent_id).await? else {
         return Err(invalid_fields(json!([field_error(
             "agent_id",

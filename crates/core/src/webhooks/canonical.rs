@@ -898,7 +898,12 @@ mod tests {
         assert_eq!(e.provider_call_id, form.provider_call_id);
         assert_eq!(e.occurred_at, form.occurred_at);
         assert_eq!(e.data, form.data);
-        let bad = map_event(Provider::Twilio, &[], "", b"{\"CallStatus\": \"completed\"}");
+        let bad = map_event(
+            Provider::Twilio,
+            &[],
+            "",
+            b"{\"CallStatus\": \"completed\"}",
+        );
         assert_eq!(bad.unwrap_err(), MapError::MissingField("CallSid"));
         let broken = map_event(Provider::Twilio, &[], "", b"{not json");
         assert_eq!(broken.unwrap_err(), MapError::NotJson);
