@@ -16,7 +16,19 @@ elif grep -Eq '^ADMIN_API_KEY=("?dev-admin-key-change-me"?)?[[:space:]]*$' .dev.
   echo "[dev] warning: .dev.vars has an empty or example ADMIN_API_KEY; delete .dev.vars to" \
     "have a random one generated (a weak key is refused outside local development)" >&2
 fi
+# A loopback PUBLIC_BASE_URL on another port (older .dev.vars pinned 8787) would hand carriers
+# stream URLs nobody listens on, and calls would stay `ringing`: unset it, so URLs follow the port.
+port="${PORT:-8787}"
+pinned="$(sed -n 's/^PUBLIC_BASE_URL=["]*\([^"]*\)["]*[[:space:]]*$/\1/p' .dev.vars | tail -n 1)"
+if [[ "$pinned" =~ ^(https?|wss?)://(127\.0\.0\.1|localhost|\[::1\])(:([0-9]+))?/?$ ]]; then
+  pinned_port="${BASH_REMATCH[4]:-80}"
+  if [ "$pinned_port" != "$port" ]; then
+    sed -i.bak 's|^PUBLIC_BASE_URL=.*|PUBLIC_BASE_URL=|' .dev.vars && rm -f .dev.vars.bak
+    echo "[dev] .dev.vars pinned PUBLIC_BASE_URL=$pinned but the server listens on $port:" \
+      "unset it (stream URLs now follow the port)" >&2
+  fi
+fi
 bash scripts/build.sh
 CI=true npx wrangler d1 migrations apply DB --local
-exec npx wrangler dev --local --ip 127.0.0.1 --port "${PORT:-8787}" --test-scheduled \
+exec npx wrangler dev --local --ip 127.0.0.1 --port "$port" --test-scheduled \
   --show-interactive-dev-session=false

@@ -78,13 +78,6 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
     let request = parse_schedule(&body, now_utc, &IntlZones).map_err(field_errors)?;
-    // Refused now rather than accepted and failed at dial (or e-mail) time.
-    check_schedule(
-        config,
-        request.provider,
-        body.get("provider").is_some_and(|p| !p.is_null()),
-        request.contact_email.is_some(),
-    )?;
     let Some(agent) = agents::get(&tenant, &request.agent_id).await? else {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
@@ -112,6 +105,14 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
             "no caller id: give from, register a number for the agent, or set DEFAULT_FROM_NUMBER"
         )])));
     }
+    // Refused now rather than accepted and failed at dial (or e-mail) time; after the request's
+    // own field errors, which the client can fix whatever the server lacks.
+    check_schedule(
+        config,
+        request.provider,
+        body.get("provider").is_some_and(|p| !p.is_null()),
+        request.contact_email.is_some(),
+    )?;
     // Fixed now: the alarm that dials later has no request to take an origin from.
     let base_url = config.public_base_url.clone().unwrap_or(origin);
 
