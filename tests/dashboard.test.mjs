@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startWorker, eventually, ROOT, TEST_VARS } from './harness.mjs';
+import { startWorker, eventually, ROOT, TEST_VARS, UNDIALLED_TWILIO } from './harness.mjs';
 import { startFakeResend } from './fakes/resend.mjs';
 import { sendResendWebhook, resendEvent } from './fakes/resend.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
@@ -44,6 +44,7 @@ before(async () => {
         RESEND_API_KEY: 're_test_key',
         EMAIL_FROM: 'Acme Calls <calls@acme.example>',
         DEFAULT_FROM_NUMBER: '+15017122661',
+        ...UNDIALLED_TWILIO,
       },
     }),
     chromium.launch({

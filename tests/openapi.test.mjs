@@ -4,13 +4,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker } from './harness.mjs';
+import { startWorker, UNDIALLED_TWILIO } from './harness.mjs';
 import { routeTable } from './route-table.mjs';
 
 let worker;
 let doc;
 before(async () => {
-  worker = await startWorker({ vars: { DEFAULT_FROM_NUMBER: '+15550009999', PUBLIC_BASE_URL: 'https://agent.example.com' } });
+  worker = await startWorker({ vars: { DEFAULT_FROM_NUMBER: '+15550009999', PUBLIC_BASE_URL: 'https://agent.example.com', ...UNDIALLED_TWILIO } });
   const res = await worker.fetch('/api/v1/openapi.json');
   assert.equal(res.status, 200);
   doc = await res.json();
