@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startWorker, eventually, ROOT, TEST_VARS } from './harness.mjs';
 import { startFakeTwilio, sendStatusCallback, sendJsonCallback, twilioCallParams, twilioSid } from './fakes/twilio.mjs';
-import { parseMarkup } from './live-setup.mjs';
+import { parseMarkup, openMediaStream } from './live-setup.mjs';
 
 const ACCOUNT_SID = 'AC' + '1'.repeat(32);
 const AUTH_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
@@ -37,7 +37,7 @@ before(async () => {
   twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
   const example = await devVarsExample();
   [bare, dev] = await Promise.all([
-    startWorker(),
+    startWorker({ vars: { DEFAULT_FROM_NUMBER: '+15017122661' } }),
     startWorker({
       vars: {
         ...example,
@@ -179,15 +179,23 @@ test('an answered call whose media stream never connects is hung up and failed (
 test('a call whose stream connects in time is not ended by the deadline', async () => {
   const { call, create } = await dialOnDev();
   await eventually(async () => (await dev.api('GET', `/api/v1/calls/${call.id}`)).body.status === 'queued', { message: 'queued' });
-  await twilio.sendStatus(create.callSid, 'in-progress');
-  const rows = await dev.d1(`SELECT stream_deadline_at FROM calls WHERE id = '${call.id}'`);
-  assert.ok(rows[0].stream_deadline_at > 0, 'deadline armed at the answer');
-  // What a verified stream's start does (the session marks it connected).
-  await dev.d1(`UPDATE calls SET stream_connected_at = ${Date.now()}, stream_deadline_at = NULL WHERE id = '${call.id}'`);
-  await new Promise((r) => setTimeout(r, (STREAM_TIMEOUT_SECONDS + 2) * 1000));
-  await dev.scheduled();
-  assert.equal((await dev.api('GET', `/api/v1/calls/${call.id}`)).body.status, 'in_progress');
-  assert.deepEqual(twilio.modifications.filter((m) => m.callSid === create.callSid), []);
+  const params = twilioCallParams({ callSid: create.callSid, accountSid: ACCOUNT_SID, status: 'in-progress', direction: 'outbound-api' });
+  const markup = parseMarkup((await sendStatusCallback(create.fields.Url, AUTH_TOKEN, params)).text);
+  assert.equal((await twilio.sendStatus(create.callSid, 'in-progress')).status, 200);
+  // Twilio opens the stream from the TwiML, with the call's token.
+  const media = await openMediaStream('twilio', markup.stream, { start: { token: markup.token, call_id: markup.callId } });
+  try {
+    await eventually(async () => (await dev.api('GET', `/api/v1/calls/${call.id}/session`)).body?.events?.some?.((e) => /start/.test(JSON.stringify(e))), { message: 'stream started' });
+    await new Promise((r) => setTimeout(r, (STREAM_TIMEOUT_SECONDS + 2) * 1000));
+    await dev.scheduled();
+    const row = (await dev.api('GET', `/api/v1/calls/${call.id}`)).body;
+    assert.ok(!row.history.some((h) => h.detail?.reason === 'stream_timeout'), JSON.stringify(row.history));
+    assert.doesNotMatch(row.last_error ?? '', /stream_timeout/);
+    assert.deepEqual(twilio.modifications.filter((m) => m.callSid === create.callSid), []);
+  } finally {
+    media.stopAudio();
+    media.client.close?.();
+  }
 });
 
 test('Twilio JSON-bodied status callbacks (bodySHA256) are the same canonical event as forms', async () => {

@@ -91,6 +91,20 @@ async function newPage({ width = 1280, height = 900, login = true } = {}) {
 
 const shot = (page, name) => page.screenshot({ path: path.join(OUT, `dashboard-${name}.png`), fullPage: true });
 
+test('a banner lists the features this server cannot use, with the variables to set', { skip: skipBrowser }, async () => {
+  const page = await newPage();
+  const banner = page.locator('#config-banner');
+  await banner.locator('summary').click();
+  const live = banner.locator('li[data-feature="live_calls"]');
+  assert.equal(await live.innerText(), 'live calls: set DEEPGRAM_API_KEY, OPENAI_API_KEY, ELEVENLABS_API_KEY');
+  assert.equal(await banner.locator('li[data-feature="scheduled_calls.bland"]').innerText(), 'scheduled calls (bland): set BLAND_API_KEY');
+  // What this worker has configured is not listed.
+  assert.equal(await banner.locator('li[data-feature="emails"]').count(), 0);
+  assert.equal(await banner.locator('li[data-feature="scheduled_calls.twilio"]').count(), 0);
+  await shot(page, 'config-banner');
+  assert.deepEqual(page.errors, []);
+});
+
 test('log in, see the seeded call in the list and open its detail', { skip: skipBrowser }, async () => {
   const page = await newPage({ login: false });
   await page.goto(`${worker.url}/`);
