@@ -118,10 +118,44 @@ async function health() {
     const body = await res.json();
     el.textContent = `Worker health: ${body.status} (version ${body.version})`;
     el.className = body.status === 'ok' ? 'ok' : 'fail';
+    configBanner(body.features ?? {});
   } catch (e) {
     el.textContent = `Worker unreachable: ${e.message}`;
     el.className = 'fail';
   }
+}
+
+/** "scheduled_calls.twilio" → "scheduled calls (twilio)". */
+function featureLabel(name) {
+  const [kind, provider] = name.split('.');
+  const label = kind.replaceAll('_', ' ');
+  return provider ? `${label} (${provider})` : label;
+}
+
+/** Lists the features /health reports unusable, each with the variables to set. */
+function configBanner(features) {
+  const banner = document.getElementById('config-banner');
+  const unusable = Object.entries(features).filter(([, f]) => !f.ok);
+  banner.replaceChildren();
+  banner.hidden = unusable.length === 0;
+  if (!unusable.length) return;
+  const details = document.createElement('details');
+  const summary = document.createElement('summary');
+  summary.textContent = `${unusable.length} feature${unusable.length === 1 ? '' : 's'} not configured on this server`;
+  const list = document.createElement('ul');
+  for (const [name, f] of unusable) {
+    const item = document.createElement('li');
+    item.dataset.feature = name;
+    const vars = f.missing.map((v) => {
+      const code = document.createElement('code');
+      code.textContent = v;
+      return code;
+    });
+    item.append(`${featureLabel(name)}: set `, ...vars.flatMap((c, i) => (i ? [', ', c] : [c])));
+    list.append(item);
+  }
+  details.append(summary, list);
+  banner.append(details);
 }
 
 health();

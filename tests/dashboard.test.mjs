@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startWorker, eventually, ROOT, TEST_VARS } from './harness.mjs';
+import { startWorker, eventually, ROOT, TEST_VARS, UNDIALLED_TWILIO } from './harness.mjs';
 import { startFakeResend } from './fakes/resend.mjs';
 import { sendResendWebhook, resendEvent } from './fakes/resend.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
@@ -44,6 +44,7 @@ before(async () => {
         RESEND_API_KEY: 're_test_key',
         EMAIL_FROM: 'Acme Calls <calls@acme.example>',
         DEFAULT_FROM_NUMBER: '+15017122661',
+        ...UNDIALLED_TWILIO,
       },
     }),
     chromium.launch({
@@ -89,6 +90,20 @@ async function newPage({ width = 1280, height = 900, login = true } = {}) {
 }
 
 const shot = (page, name) => page.screenshot({ path: path.join(OUT, `dashboard-${name}.png`), fullPage: true });
+
+test('a banner lists the features this server cannot use, with the variables to set', { skip: skipBrowser }, async () => {
+  const page = await newPage();
+  const banner = page.locator('#config-banner');
+  await banner.locator('summary').click();
+  const live = banner.locator('li[data-feature="live_calls"]');
+  assert.equal(await live.innerText(), 'live calls: set DEEPGRAM_API_KEY, OPENAI_API_KEY, ELEVENLABS_API_KEY');
+  assert.equal(await banner.locator('li[data-feature="scheduled_calls.bland"]').innerText(), 'scheduled calls (bland): set BLAND_API_KEY');
+  // What this worker has configured is not listed.
+  assert.equal(await banner.locator('li[data-feature="emails"]').count(), 0);
+  assert.equal(await banner.locator('li[data-feature="scheduled_calls.twilio"]').count(), 0);
+  await shot(page, 'config-banner');
+  assert.deepEqual(page.errors, []);
+});
 
 test('log in, see the seeded call in the list and open its detail', { skip: skipBrowser }, async () => {
   const page = await newPage({ login: false });

@@ -34,6 +34,15 @@ export const TEST_VARS = {
   DELIVERY_RETRY_SCHEDULE: '1,1,1',
 };
 
+/**
+ * Twilio REST settings for workers that schedule calls but never dial one: scheduling refuses a
+ * call its provider could not place (503 feature_unavailable), and nothing listens on port 9.
+ */
+export const UNDIALLED_TWILIO = {
+  TWILIO_ACCOUNT_SID: 'AC' + 'f'.repeat(32),
+  TWILIO_API_URL: 'http://127.0.0.1:9',
+};
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
   return new Promise((resolve, reject) => {

@@ -4,13 +4,19 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker } from './harness.mjs';
+import { startWorker, UNDIALLED_TWILIO } from './harness.mjs';
 import { routeTable } from './route-table.mjs';
 
 let worker;
 let doc;
 before(async () => {
-  worker = await startWorker({ vars: { DEFAULT_FROM_NUMBER: '+15550009999', PUBLIC_BASE_URL: 'https://agent.example.com' } });
+  // The call example asks for an invite: e-mail must be configured (nothing listens on port 9).
+  worker = await startWorker({
+    vars: {
+      DEFAULT_FROM_NUMBER: '+15550009999', PUBLIC_BASE_URL: 'https://agent.example.com', ...UNDIALLED_TWILIO,
+      RESEND_API_KEY: 're_unused', EMAIL_FROM: 'Calls <calls@example.com>', RESEND_API_URL: 'http://127.0.0.1:9',
+    },
+  });
   const res = await worker.fetch('/api/v1/openapi.json');
   assert.equal(res.status, 200);
   doc = await res.json();

@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, TEST_VARS } from './harness.mjs';
+import { startWorker, TEST_VARS, UNDIALLED_TWILIO } from './harness.mjs';
 import { sendResendWebhook, resendEvent } from './fakes/resend.mjs';
 
 let worker;
@@ -13,7 +13,7 @@ const mine = {}; // resources of the default tenant (bootstrap key)
 const inHours = (h) => new Date(Date.now() + h * 3600_000).toISOString();
 
 before(async () => {
-  worker = await startWorker({ vars: { DEFAULT_FROM_NUMBER: '+15550009999', PUBLIC_BASE_URL: 'https://agent.example.com' } });
+  worker = await startWorker({ vars: { DEFAULT_FROM_NUMBER: '+15550009999', PUBLIC_BASE_URL: 'https://agent.example.com', ...UNDIALLED_TWILIO } });
   const tenant = await worker.api('POST', '/api/v1/tenants', { name: 'Acme B' });
   assert.equal(tenant.status, 201, tenant.text);
   assert.match(tenant.body.api_key.key, /^pa_live_[0-9a-z]{26}$/);

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { startWorker, eventually, sleep, filesUnder, ROOT } from './harness.mjs';
+import { startWorker, eventually, sleep, filesUnder, ROOT, UNDIALLED_TWILIO } from './harness.mjs';
 import { WebSocket } from 'ws';
 
 /** A bootstrap key that passes the strength rules (40 random characters). */
@@ -26,7 +26,7 @@ let worker;
 let tenant; // tenant B: {id, key}
 
 before(async () => {
-  worker = await startWorker({ vars: { ADMIN_API_KEY: STRONG_ADMIN_KEY, DEFAULT_FROM_NUMBER: '+15550009999' } });
+  worker = await startWorker({ vars: { ADMIN_API_KEY: STRONG_ADMIN_KEY, DEFAULT_FROM_NUMBER: '+15550009999', ...UNDIALLED_TWILIO } });
   const created = await worker.api('POST', '/api/v1/tenants', { name: 'Tenant B' });
   assert.equal(created.status, 201, created.text);
   tenant = { id: created.body.id, key: created.body.api_key.key };

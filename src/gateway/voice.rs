@@ -10,10 +10,12 @@ use crate::platform::app::App;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, read_body, ApiError, ApiResult,
 };
+use crate::store::call_queue;
 use crate::store::calls::{self, NewCall};
 use crate::store::numbers::{self, NumberRoute};
 use crate::store::tenant::Tenant;
 use phone_agent_core::carrier::Carrier;
+use phone_agent_core::config::Config;
 use phone_agent_core::ids::{AgentId, CallId, TenantId};
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
@@ -71,6 +73,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
             calls::attach_provider_call_id(&db, &call_id, provider_call_id, Some(attempt)).await?;
         }
         let token = calls::ensure_token(&db, &call_id).await?;
+        call_queue::stream_expected(&db, &call_id, stream_deadline(config)).await?;
         return answer(carrier.stream_answer(&base, call_id.as_str(), &token));
     }
 
@@ -122,6 +125,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
     ) {
         let key = CallbackKey::for_config(config)
             .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
+        call_queue::owner_ringing(&db, &call_id).await?;
         let expires = now_ms().div_euclid(1000) + CALLBACK_VALIDITY_SECS;
         let action = format!(
             "{}/voice/{carrier}/incoming?{}",
@@ -137,6 +141,12 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
     }
     let token = calls::ensure_token(&db, &call_id).await?;
     answer(carrier.stream_answer(&base, call_id.as_str(), &token))
+}
+
+/// When a call answered now must have its media stream (see `call_status`).
+fn stream_deadline(config: &Config) -> i64 {
+    let timeout_ms = i64::try_from(config.stream_connect_timeout_secs * 1000).unwrap_or(0);
+    now_ms() + timeout_ms
 }
 
 /// Query parameters and form (or flat JSON) body fields, the body winning.

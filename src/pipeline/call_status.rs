@@ -10,8 +10,10 @@
 
 use crate::pipeline::forwarding::{self, NewEvent, Published};
 use crate::platform::alarm;
+use crate::platform::app::load_config;
 use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
 use crate::store::agents;
+use crate::store::call_queue;
 use crate::store::calls::{self, Call, Guard};
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
@@ -138,8 +140,28 @@ pub async fn apply(
         if matches!(change.to, CallStatus::NoAnswer | CallStatus::Busy) {
             schedule_retry(env, db, &call, change.to, now).await?;
         }
+        if change.to == CallStatus::InProgress && call.provider.carrier().is_some() {
+            arm_stream_deadline(env, db, &call.id, now).await?;
+        }
     }
     Ok(applied)
+}
+
+/// An answered carrier call must have its media stream within `STREAM_CONNECT_TIMEOUT_SECONDS`,
+/// else the scheduler hangs it up as `failed` (`stream_timeout`); a stream already connected
+/// (the session reports in-progress itself) arms nothing.
+async fn arm_stream_deadline(
+    env: &Env,
+    db: &D1Database,
+    call_id: &CallId,
+    now: i64,
+) -> Result<(), ApiError> {
+    let timeout_secs = load_config(env)?.stream_connect_timeout_secs;
+    let deadline = now + i64::try_from(timeout_secs * 1000).unwrap_or(i64::MAX / 2);
+    if call_queue::arm_stream_deadline(db, call_id, deadline).await? {
+        alarm::wake_at(env, deadline).await;
+    }
+    Ok(())
 }
 
 /// The transition itself: decide with the core, then the store's compare-and-set (the status

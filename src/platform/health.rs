@@ -2,7 +2,9 @@
 
 use crate::platform::app::App;
 use crate::platform::http::{json_response, now_ms, ApiResult};
-use serde_json::{json, Value};
+use phone_agent_core::config::Config;
+use phone_agent_core::features::features;
+use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
 /// Identity of this Wasm instance: a panic resets the instance, so a changed id after a
@@ -34,9 +36,20 @@ pub async fn get(app: &App, local: bool) -> ApiResult {
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "checks": {"d1": d1, "kv": kv, "config": config},
+        "features": app.config().ok().map(feature_report),
         "instance": {"id": instance().0, "started_at": crate::platform::http::rfc3339(instance().1)},
     });
     Ok(json_response(if healthy { 200 } else { 503 }, &body))
+}
+
+/// `{name: {ok, missing}}` per feature: variable names only, never their values. An unusable
+/// feature does not fail the health check (a deployment may not want it), it is only reported.
+fn feature_report(config: &Config) -> Value {
+    let features: Map<String, Value> = features(config)
+        .into_iter()
+        .map(|f| (f.name.clone(), json!({"ok": f.ok(), "missing": f.missing})))
+        .collect();
+    Value::Object(features)
 }
 
 /// Queries a migrated table, so "reachable" also means "migrations applied". The one statement

@@ -5,6 +5,7 @@ use futures_util::StreamExt;
 use phone_agent_core::auth::{new_token, NoRandomness};
 use phone_agent_core::carrier::Carrier;
 use phone_agent_core::config::ConfigError;
+use phone_agent_core::features::{FeatureUnavailable, ScheduleRefusal};
 use phone_agent_core::ids;
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
@@ -104,6 +105,34 @@ impl From<ConfigError> for ApiError {
     fn from(e: ConfigError) -> Self {
         // A deployment problem, not the caller's: name the variable so the operator can fix it.
         ApiError::new(500, "config_error", e.to_string())
+    }
+}
+
+impl From<FeatureUnavailable> for ApiError {
+    fn from(e: FeatureUnavailable) -> Self {
+        // The server, not the request, lacks something: 503 until the operator sets it.
+        let details = json!({"feature": e.feature, "missing": e.missing});
+        ApiError::new(503, "feature_unavailable", e.to_string()).with_details(details)
+    }
+}
+
+impl From<ScheduleRefusal> for ApiError {
+    fn from(refusal: ScheduleRefusal) -> Self {
+        match refusal {
+            ScheduleRefusal::Server(unavailable) => unavailable.into(),
+            // The request named it: a field error, so the client can drop or change that field.
+            ScheduleRefusal::Requested { field, unavailable } => {
+                ApiError::new(422, "invalid_fields", "some fields are invalid").with_details(
+                    json!([{
+                        "field": field,
+                        "code": "feature_unavailable",
+                        "message": unavailable.to_string(),
+                        "feature": unavailable.feature,
+                        "missing": unavailable.missing,
+                    }]),
+                )
+            }
+        }
     }
 }
 

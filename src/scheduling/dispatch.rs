@@ -53,10 +53,12 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
     let stuck =
         call_queue::due_unscoped(&db, Queue::StuckDispatching, now - STUCK_DISPATCH_MS, BATCH)
             .await?;
+    let no_stream = call_queue::due_unscoped(&db, Queue::StreamTimeout, now, BATCH).await?;
     if carrier_due.is_empty()
         && bland_unsubmitted.is_empty()
         && bland_started.is_empty()
         && stuck.is_empty()
+        && no_stream.is_empty()
     {
         return Ok(0);
     }
@@ -102,7 +104,58 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
             );
         }
     }
+    for call in no_stream {
+        handled += 1;
+        if let Err(e) = end_without_stream(env, &db, &config, &call.id, call.attempt).await {
+            log_line(
+                json!({"level": "error", "msg": "stream timeout", "call_id": call.id, "error": e.message}),
+            );
+        }
+    }
     Ok(handled)
+}
+
+/// Ends an answered call whose media stream never connected: hung up through the carrier's
+/// REST API (else the caller hears silence until they give up) and failed with
+/// `stream_timeout`, the usual cause being a stream URL the carrier cannot reach.
+async fn end_without_stream(
+    env: &Env,
+    db: &D1Database,
+    config: &Config,
+    call_id: &CallId,
+    attempt: i64,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    if !call_queue::take_stream_timeout(db, call_id, now).await? {
+        return Ok(());
+    }
+    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
+        return Ok(());
+    };
+    let request = match (call.provider.carrier(), call.provider_call_id.as_deref()) {
+        (Some(carrier), Some(id)) => carrier.end_call(config, id),
+        _ => None,
+    };
+    let hangup = match request {
+        None => json!("not possible (no carrier call id, REST credentials or REST hang-up)"),
+        Some(request) => {
+            match outbound::carrier(&request, Duration::from_millis(REQUEST_TIMEOUT_MS)).await {
+                Ok(reply) if (200..300).contains(&reply.status) => json!("sent"),
+                Ok(reply) => json!(format!("refused with HTTP {}", reply.status)),
+                Err(e) => json!(format!("failed: {e}")),
+            }
+        }
+    };
+    let timeout = config.stream_connect_timeout_secs;
+    let error = format!(
+        "stream_timeout: the media stream did not connect within {timeout} s of the answer \
+         (is PUBLIC_BASE_URL reachable by the carrier?)"
+    );
+    call_queue::set_last_error(db, &call.id, &error, false).await?;
+    let detail = json!({"reason": "stream_timeout", "timeout_seconds": timeout, "hangup": hangup});
+    let change = Change::by_scheduler(CallStatus::Failed, detail, attempt);
+    call_status::apply(env, db, call.id.as_str(), &change, now).await?;
+    Ok(())
 }
 
 /// When the next dispatch step is due, if any.

@@ -110,6 +110,8 @@ pub enum Queue {
     BlandStarted,
     /// Claims older than the grace period without carrier news (`now` is the cut-off).
     StuckDispatching,
+    /// Answered carrier calls whose media stream has not connected by its deadline.
+    StreamTimeout,
 }
 
 /// Up to `limit` calls in `queue` at `now`, across tenants.
@@ -136,12 +138,16 @@ pub async fn due_unscoped(
         Queue::StuckDispatching => {
             "SELECT id, attempt FROM calls WHERE status = 'dispatching' AND dispatched_at < ?1 LIMIT ?2"
         }
+        Queue::StreamTimeout => {
+            "SELECT id, attempt FROM calls WHERE stream_deadline_at <= ?1 AND status = 'in_progress'
+               AND stream_connected_at IS NULL ORDER BY stream_deadline_at LIMIT ?2"
+        }
     };
     db::all(db, sql, &[&now, &limit]).await
 }
 
 /// When the dispatcher next has work, if ever: a start (or the cap's hold) coming due, a Bland
-/// lease ending, or a claim reaching `stuck_after_ms`.
+/// lease ending, a claim reaching `stuck_after_ms`, or an answered call's stream deadline.
 pub async fn next_due_unscoped(
     db: &D1Database,
     stuck_after_ms: i64,
@@ -156,7 +162,10 @@ pub async fn next_due_unscoped(
            SELECT min(COALESCE(locked_until, 0)) FROM calls
              WHERE status = 'scheduled' AND provider = 'bland' AND provider_call_id IS NULL
            UNION ALL
-           SELECT min(dispatched_at) + ?1 FROM calls WHERE status = 'dispatching')",
+           SELECT min(dispatched_at) + ?1 FROM calls WHERE status = 'dispatching'
+           UNION ALL
+           SELECT min(stream_deadline_at) FROM calls WHERE stream_deadline_at IS NOT NULL
+             AND status = 'in_progress' AND stream_connected_at IS NULL)",
         &[&stuck_after_ms],
     )
     .await
@@ -182,4 +191,82 @@ pub async fn defer(
         .moving(Some(CallStatus::Scheduled), CallStatus::Scheduled);
     call_events::commit(db, change, (&event, When::Changed), Vec::new()).await?;
     Ok(())
+}
+
+/// The carrier answered call `id`: unless its stream already connected (or the owner's phone is
+/// ringing instead), it must connect by `deadline`. An earlier deadline already set stays.
+pub async fn arm_stream_deadline(
+    db: &D1Database,
+    id: &CallId,
+    deadline: i64,
+) -> Result<bool, StoreError> {
+    let changed = db::run(
+        db,
+        "UPDATE calls SET stream_deadline_at = ?1 WHERE id = ?2 AND status = 'in_progress'
+           AND stream_connected_at IS NULL AND stream_deadline_at IS NULL AND owner_ringing = 0
+           AND provider IN ('twilio', 'telnyx', 'exotel')",
+        &[&deadline, id],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+/// The owner's phone rings first on call `id`: no stream is expected until the AI takes over.
+pub async fn owner_ringing(db: &D1Database, id: &CallId) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET owner_ringing = 1, stream_deadline_at = NULL
+         WHERE id = ?1 AND stream_connected_at IS NULL",
+        &[id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Call `id` was handed its stream markup: the owner no longer rings, and an answered call's
+/// stream must connect by `deadline`.
+pub async fn stream_expected(
+    db: &D1Database,
+    id: &CallId,
+    deadline: i64,
+) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET owner_ringing = 0,
+           stream_deadline_at = CASE WHEN status = 'in_progress' AND stream_connected_at IS NULL
+                                     THEN COALESCE(stream_deadline_at, ?1) END
+         WHERE id = ?2",
+        &[&deadline, id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A verified media stream took call `id`: no deadline any more.
+pub async fn stream_connected(db: &D1Database, id: &CallId, now: i64) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET stream_connected_at = COALESCE(stream_connected_at, ?1),
+           stream_deadline_at = NULL, owner_ringing = 0 WHERE id = ?2",
+        &[&now, id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes call `id`'s passed stream deadline for ending it; `false` when the stream connected
+/// meanwhile or another scheduler run took it (so the call is ended once).
+pub async fn take_stream_timeout(
+    db: &D1Database,
+    id: &CallId,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = db::run(
+        db,
+        "UPDATE calls SET stream_deadline_at = NULL WHERE id = ?1 AND stream_deadline_at <= ?2
+           AND stream_connected_at IS NULL AND status = 'in_progress'",
+        &[id, &now],
+    )
+    .await?;
+    Ok(changed > 0)
 }

@@ -3,7 +3,7 @@
 // POST/GET .../Calls/{CallSid}.json modifies / fetches it. The fake can then play Twilio's part
 // in the call's life: signed status callbacks and async AMD results to the URLs the worker gave.
 
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { startStreamingHttp, formToObject } from './stream-http.mjs';
 
 /** A Twilio SID: `prefix` + 32 lowercase hex digits. */
@@ -54,6 +54,31 @@ export async function sendStatusCallback(url, authToken, params, { via, headers 
     body,
   });
   return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/**
+ * POSTs `json` as a JSON body the way Twilio sends JSON-bodied webhooks: the hex SHA-256 of the
+ * exact body is appended to `url` as `bodySHA256`, and X-Twilio-Signature signs that URL with no
+ * parameters (twilio-node's `validateRequestWithBody` checks exactly this). `via` as in
+ * sendStatusCallback; `tamper` changes the body after signing. Resolves to {status, text, url}.
+ */
+export async function sendJsonCallback(url, authToken, json, { via, tamper } = {}) {
+  const body = JSON.stringify(json);
+  const signed = new URL(url);
+  signed.searchParams.append('bodySHA256', createHash('sha256').update(body, 'utf8').digest('hex'));
+  const signedUrl = signed.toString();
+  const target = via ? new URL(signed.pathname + signed.search, via).toString() : signedUrl;
+  const res = await fetch(target, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-twilio-signature': twilioSignature(authToken, signedUrl, {}),
+      'user-agent': 'TwilioProxy/1.1',
+      'i-twilio-idempotency-token': randomBytes(16).toString('hex'),
+    },
+    body: tamper ? tamper(body) : body,
+  });
+  return { status: res.status, text: await res.text(), url: signedUrl };
 }
 
 /** Standard voice-webhook parameters for a call (override or add any with `extra`). */

@@ -206,6 +206,33 @@ impl Carrier {
             Carrier::Twilio | Carrier::Exotel => None,
         }
     }
+
+    /// The request ending a call whose media stream never connected: there is no stream to
+    /// close, so Twilio gets `Status=completed` too. `None` for Exotel (no REST hang-up) or
+    /// without credentials.
+    pub fn end_call(self, config: &Config, call_id: &str) -> Option<CarrierRequest> {
+        match self {
+            Carrier::Twilio => {
+                let (sid, token) = twilio_credentials(config).ok()?;
+                Some(CarrierRequest {
+                    url: format!(
+                        "{}{}",
+                        config.providers.twilio_api_url,
+                        twilio_call_path(sid, call_id)
+                    ),
+                    headers: vec![
+                        ("Authorization", basic_auth(sid, token)),
+                        (
+                            "Content-Type",
+                            "application/x-www-form-urlencoded".to_owned(),
+                        ),
+                    ],
+                    body: "Status=completed".to_owned(),
+                })
+            }
+            Carrier::Telnyx | Carrier::Exotel => self.hangup(config, call_id),
+        }
+    }
 }
 
 impl std::fmt::Display for Carrier {
@@ -562,6 +589,19 @@ mod tests {
                 body: "{}".into(),
             })
         );
+    }
+
+    #[test]
+    fn a_call_without_a_stream_is_ended_over_rest() {
+        let request = Carrier::Twilio.end_call(&configured(), "CA1").unwrap();
+        assert!(request.url.ends_with("/Calls/CA1.json"), "{}", request.url);
+        assert_eq!(request.body, "Status=completed");
+        assert_eq!(
+            Carrier::Telnyx.end_call(&configured(), "v3:a"),
+            Carrier::Telnyx.hangup(&configured(), "v3:a")
+        );
+        assert_eq!(Carrier::Twilio.end_call(&config(&[]), "CA1"), None);
+        assert_eq!(Carrier::Exotel.end_call(&configured(), "x"), None);
     }
 
     #[test]

@@ -92,7 +92,14 @@ pub struct Config {
     pub auth_failure_limit_per_minute: u32,
     /// First retry delay of a call's end-of-call job, in seconds (doubling after each failure).
     pub finalize_retry_base_secs: u64,
+    /// Seconds a carrier call may be answered without its media stream connecting before it
+    /// is hung up and failed (`stream_timeout`).
+    pub stream_connect_timeout_secs: u64,
 }
+
+/// Seconds an answered call waits for its media stream unless `STREAM_CONNECT_TIMEOUT_SECONDS`
+/// says otherwise: carriers connect within a second or two, so 30 s only fires when it never will.
+pub const DEFAULT_STREAM_CONNECT_TIMEOUT_SECS: u64 = 30;
 
 /// Outbound dials per tenant per hour unless `OUTBOUND_CALLS_PER_HOUR` says otherwise.
 pub const DEFAULT_OUTBOUND_CALLS_PER_HOUR: u32 = 60;
@@ -189,6 +196,17 @@ impl Config {
             None => crate::finalize::DEFAULT_RETRY_BASE_SECS,
         };
 
+        // 0 would fail every call before its stream could open, so it is refused.
+        let stream_connect_timeout_secs = match get("STREAM_CONNECT_TIMEOUT_SECONDS") {
+            Some(v) => Some(parse_u64("STREAM_CONNECT_TIMEOUT_SECONDS", &v)?)
+                .filter(|s| (1..=3600).contains(s))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "STREAM_CONNECT_TIMEOUT_SECONDS",
+                    reason: "must be a whole number of seconds from 1 to 3600".into(),
+                })?,
+            None => DEFAULT_STREAM_CONNECT_TIMEOUT_SECS,
+        };
+
         let allow_private_targets = match get("ALLOW_PRIVATE_TARGETS") {
             Some(v) => parse_bool("ALLOW_PRIVATE_TARGETS", &v)?,
             None => false,
@@ -238,6 +256,7 @@ impl Config {
             outbound_calls_per_hour,
             auth_failure_limit_per_minute,
             finalize_retry_base_secs,
+            stream_connect_timeout_secs,
         })
     }
 
@@ -381,6 +400,25 @@ mod tests {
                 parse(&[("FINALIZE_RETRY_BASE_SECONDS", bad)]),
                 Err(ConfigError::Invalid {
                     name: "FINALIZE_RETRY_BASE_SECONDS",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn stream_connect_timeout_is_bounded() {
+        assert_eq!(
+            parse(&[]).unwrap().stream_connect_timeout_secs,
+            DEFAULT_STREAM_CONNECT_TIMEOUT_SECS
+        );
+        let config = parse(&[("STREAM_CONNECT_TIMEOUT_SECONDS", "5")]).unwrap();
+        assert_eq!(config.stream_connect_timeout_secs, 5);
+        for bad in ["0", "3601", "soon"] {
+            assert!(matches!(
+                parse(&[("STREAM_CONNECT_TIMEOUT_SECONDS", bad)]),
+                Err(ConfigError::Invalid {
+                    name: "STREAM_CONNECT_TIMEOUT_SECONDS",
                     ..
                 })
             ));

@@ -10,6 +10,7 @@ pub mod carrier;
 pub mod config;
 pub mod delivery;
 pub mod dialing;
+pub mod features;
 pub mod finalize;
 pub mod ids;
 pub mod limits;

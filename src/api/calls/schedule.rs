@@ -22,6 +22,7 @@ use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::allowed_countries;
 use phone_agent_core::dialing::DialPolicy;
+use phone_agent_core::features::check_schedule;
 use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
@@ -104,6 +105,14 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
             "no caller id: give from, register a number for the agent, or set DEFAULT_FROM_NUMBER"
         )])));
     }
+    // Refused now rather than accepted and failed at dial (or e-mail) time; after the request's
+    // own field errors, which the client can fix whatever the server lacks.
+    check_schedule(
+        config,
+        request.provider,
+        body.get("provider").is_some_and(|p| !p.is_null()),
+        request.contact_email.is_some(),
+    )?;
     // Fixed now: the alarm that dials later has no request to take an origin from.
     let base_url = config.public_base_url.clone().unwrap_or(origin);
 

@@ -90,6 +90,8 @@ pub fn map_event(
     let mut event = match provider {
         Provider::Resend => map_resend(headers, body)?,
         Provider::Standard => map_standard(headers, body)?,
+        // JSON-bodied callbacks (signed with `bodySHA256`) carry the same parameters.
+        Provider::Twilio if looks_like_json(body) => map_twilio(&json_params(body)?, "twilio")?,
         Provider::Twilio => map_twilio(&form_body(body)?, "twilio")?,
         Provider::Telnyx if looks_like_json(body) => map_telnyx(body)?,
         // TeXML status callbacks are Twilio-shaped forms.
@@ -522,17 +524,7 @@ fn vapi_end_status(reason: Option<&str>) -> CallStatus {
 /// Exotel StatusCallback: form, JSON or query parameters `CallSid`, `Status`, … (unsigned).
 fn map_exotel(query: &str, body: &[u8]) -> Result<CanonicalEvent, MapError> {
     let mut params = if looks_like_json(body) {
-        let Value::Object(fields) = json_object(body)? else {
-            return Err(MapError::NotJson);
-        };
-        fields
-            .into_iter()
-            .filter_map(|(k, v)| match v {
-                Value::String(s) => Some((k, s)),
-                Value::Number(n) => Some((k, n.to_string())),
-                _ => None,
-            })
-            .collect()
+        json_params(body)?
     } else {
         form_body(body)?
     };
@@ -557,6 +549,21 @@ fn map_exotel(query: &str, body: &[u8]) -> Result<CanonicalEvent, MapError> {
         call_status: None,
         data: Value::Object(data),
     })
+}
+
+/// A flat JSON object's string and number fields as `(name, value)` pairs, like a form's.
+fn json_params(body: &[u8]) -> Result<Vec<(String, String)>, MapError> {
+    let Value::Object(fields) = json_object(body)? else {
+        return Err(MapError::NotJson);
+    };
+    Ok(fields
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k, s)),
+            Value::Number(n) => Some((k, n.to_string())),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Carrier call statuses (Twilio/TeXML/Exotel/Bland/Vapi spellings) to ours.
@@ -872,6 +879,34 @@ mod tests {
         assert_eq!(e.data["direction"], "outbound-api");
         assert_eq!(e.data["duration_seconds"], 42);
         assert_eq!(e.data["provider_status"], "completed");
+    }
+
+    #[test]
+    fn twilio_json_status_callback_is_the_same_event_as_the_form() {
+        let form = map(Provider::Twilio, &[], "", TWILIO_COMPLETED);
+        let fields: Map<String, Value> = url::form_urlencoded::parse(TWILIO_COMPLETED.as_bytes())
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        let mut json = Value::Object(fields);
+        // Numbers may come as JSON numbers.
+        json["CallDuration"] = serde_json::json!(42);
+        json["SequenceNumber"] = serde_json::json!(3);
+        let e = map(Provider::Twilio, &[], "", &json.to_string());
+        assert_eq!(e.event_type, form.event_type);
+        assert_eq!(e.call_status, form.call_status);
+        assert_eq!(e.provider_event_id, form.provider_event_id);
+        assert_eq!(e.provider_call_id, form.provider_call_id);
+        assert_eq!(e.occurred_at, form.occurred_at);
+        assert_eq!(e.data, form.data);
+        let bad = map_event(
+            Provider::Twilio,
+            &[],
+            "",
+            b"{\"CallStatus\": \"completed\"}",
+        );
+        assert_eq!(bad.unwrap_err(), MapError::MissingField("CallSid"));
+        let broken = map_event(Provider::Twilio, &[], "", b"{not json");
+        assert_eq!(broken.unwrap_err(), MapError::NotJson);
     }
 
     #[test]
