@@ -2,7 +2,7 @@
 //! another in `Speak` order, transcoded when the provider's format is not the carrier's, framed
 //! and sent as carrier frames.
 
-use super::{holds, post_stream, read_while};
+use super::{holds, post_stream, read_while, tts_socket};
 use crate::live::session::{Session, TtsJob};
 use crate::platform::http::log_line;
 use phone_agent_core::media::carrier::OutFrame;
@@ -15,8 +15,17 @@ use serde_json::json;
 use std::rc::Rc;
 use worker::AbortController;
 
-/// Queues a segment; the TTS task sends segments one after another in this order.
+/// Speaks a segment: over the call's TTS socket when it can (see `tts_socket`), otherwise
+/// queued for the HTTP task, which sends segments one after another in this order.
 pub fn queue_tts(session: &Rc<Session>, turn: u32, segment: usize, text: String) {
+    if tts_socket::try_speak(session, turn, segment, &text) {
+        return;
+    }
+    queue_http(session, turn, segment, text);
+}
+
+/// Queues a segment for the HTTP task.
+pub(super) fn queue_http(session: &Rc<Session>, turn: u32, segment: usize, text: String) {
     let start = session.with_live(|live| {
         live.tts.next_id += 1;
         let id = live.tts.next_id;
@@ -36,8 +45,10 @@ pub fn queue_tts(session: &Rc<Session>, turn: u32, segment: usize, text: String)
     }
 }
 
-/// Drops queued segments of `turn` (all with `None`) and aborts the one being synthesized.
+/// Drops queued segments of `turn` (all with `None`) and aborts the one being synthesized, on
+/// the socket as over HTTP.
 pub fn cancel_tts(session: &Rc<Session>, turn: Option<u32>) {
+    tts_socket::cancel(session, turn);
     let aborted = session
         .with_live(|live| {
             live.tts
@@ -146,7 +157,7 @@ async fn speak(
                 }
                 None => chunk,
             };
-            send_audio(session, job, framer.push(audio));
+            send_audio(session, job.turn, job.segment, framer.push(audio));
             Ok(())
         },
     )
@@ -161,12 +172,12 @@ async fn speak(
         frames.extend(framer.push(&converted));
     }
     frames.extend(framer.flush());
-    send_audio(session, job, frames);
+    send_audio(session, job.turn, job.segment, frames);
     Ok(())
 }
 
 /// Sends frames to the carrier and tells the conversation how much went out.
-fn send_audio(session: &Rc<Session>, job: &TtsJob, frames: Vec<Vec<u8>>) {
+pub(super) fn send_audio(session: &Rc<Session>, turn: u32, segment: usize, frames: Vec<Vec<u8>>) {
     if frames.is_empty() {
         return;
     }
@@ -187,8 +198,8 @@ fn send_audio(session: &Rc<Session>, job: &TtsJob, frames: Vec<Vec<u8>>) {
     }
     if bytes > 0 {
         session.feed(Input::TtsAudio {
-            turn: job.turn,
-            segment: job.segment,
+            turn,
+            segment,
             bytes,
         });
     }

@@ -344,10 +344,7 @@ impl SocketSpeech {
                 self.clearing = self.clearing.saturating_sub(1);
                 (Vec::new(), Vec::new())
             }
-            "Warning" => (
-                vec![SpeechEvent::Warning(describe(&message))],
-                Vec::new(),
-            ),
+            "Warning" => (vec![SpeechEvent::Warning(describe(&message))], Vec::new()),
             "Error" => (vec![SpeechEvent::Failed(describe(&message))], Vec::new()),
             // Metadata, or a Flushed for cut text.
             _ => (Vec::new(), Vec::new()),
@@ -574,16 +571,19 @@ mod tests {
         s.speak(seg(2, 0, "A long sentence."));
         s.speak(seg(2, 1, "Another one."));
         assert_eq!(s.on_binary(&[1]).len(), 1);
-        assert_eq!(
-            parsed(&s.cancel(Some(2))),
-            vec![json!({"type": "Clear"})]
-        );
+        assert_eq!(parsed(&s.cancel(Some(2))), vec![json!({"type": "Clear"})]);
         // The next turn is spoken at once, but what arrives before `Cleared` is the cut text.
         let sent = s.speak(seg(3, 0, "Sure."));
         assert_eq!(sent.len(), 2);
         assert!(s.on_binary(&[5, 5]).is_empty());
-        assert!(s.on_text(r#"{"type":"Flushed","sequence_id":0}"#).0.is_empty());
-        assert!(s.on_text(r#"{"type":"Cleared","sequence_id":0}"#).0.is_empty());
+        assert!(s
+            .on_text(r#"{"type":"Flushed","sequence_id":0}"#)
+            .0
+            .is_empty());
+        assert!(s
+            .on_text(r#"{"type":"Cleared","sequence_id":0}"#)
+            .0
+            .is_empty());
         assert_eq!(
             s.on_binary(&[6]),
             vec![SpeechEvent::Audio {
