@@ -248,9 +248,14 @@ export async function startFakeElevenLabs({ apiKey, chunkBytes = 800, chunkDelay
     const rate = bytesPerMs(conn.outputFormat);
     const step = rate > 8 ? chunkBytes - (chunkBytes % 2) : chunkBytes;
     if (firstByteMs) await sleep(firstByteMs);
+    const stall = stallNext > 0;
+    if (stall) stallNext -= 1;
     const started = performance.now();
     let first = true;
     for (let i = 0; i < audio.length; i += step) {
+      if (stall && i > 0) {
+        while (!ctx.abort && !conn.closed) await sleep(20);
+      }
       if (ctx.abort || conn.closed) return;
       const piece = audio.subarray(i, i + step);
       const ms = rate ? piece.length / rate : 0;
@@ -287,7 +292,7 @@ export async function startFakeElevenLabs({ apiKey, chunkBytes = 800, chunkDelay
     slow(ms) {
       delayMs = ms;
     },
-    /** The next `n` responses send one chunk and then hang until the client aborts. */
+    /** The next `n` responses (or flushed socket texts) send one chunk and then hang until the client aborts. */
     stallNext(n = 1) {
       stallNext += n;
     },

@@ -24,8 +24,10 @@ use worker::{WebSocket, WebsocketEvent};
 /// After a refused or failed socket the call speaks over HTTP this long before trying again
 /// (a provider that refuses would otherwise cost an upgrade round trip per segment).
 const RETRY_AFTER_MS: i64 = 30_000;
-/// A socket that closes sooner than this after opening is not reopened at once.
+/// A socket that closes sooner than this after opening counts as a quick close; after two in a
+/// row the call speaks over HTTP for `RETRY_AFTER_MS` (no reconnect loop with a flaky provider).
 const MIN_LIFETIME_MS: i64 = 2_000;
+const MAX_QUICK_CLOSES: u32 = 2;
 
 #[derive(Default, PartialEq, Eq, Clone, Copy)]
 enum LinkState {
@@ -55,6 +57,8 @@ pub struct TtsLink {
     /// No socket before this time (one was refused or failed): HTTP meanwhile.
     down_until_ms: i64,
     opened_at_ms: i64,
+    /// Sockets in a row that closed sooner than `MIN_LIFETIME_MS` after opening.
+    quick_closes: u32,
     /// Which socket is current: a reader of an older one stops.
     generation: u64,
 }
@@ -276,9 +280,9 @@ async fn run_socket(session: &Rc<Session>) {
         json!({"provider": provider.as_str(), "generation": generation}),
     );
     send(session, Some(&ws), &messages);
-    let closed = loop {
+    let (closed, errored) = loop {
         let Some(event) = events.next().await else {
-            break json!({"ended": true});
+            break (json!({"ended": true}), false);
         };
         if !current(session, generation) {
             return;
@@ -302,16 +306,19 @@ async fn run_socket(session: &Rc<Session>) {
                 send(session, Some(&ws), &messages);
                 if let Some(reason) = apply(session, out) {
                     let _ = ws.close(Some(1000), Some("provider error"));
-                    break json!({"error": reason});
+                    break (json!({"error": reason}), true);
                 }
             }
             Ok(WebsocketEvent::Close(close)) => {
-                break json!({"code": close.code(), "reason": close.reason()});
+                break (
+                    json!({"code": close.code(), "reason": close.reason()}),
+                    false,
+                );
             }
-            Err(e) => break json!({"error": e.to_string()}),
+            Err(e) => break (json!({"error": e.to_string()}), true),
         }
     };
-    gone(session, generation, closed, false);
+    gone(session, generation, closed, errored);
 }
 
 fn current(session: &Session, generation: u64) -> bool {
@@ -400,7 +407,8 @@ fn apply(session: &Rc<Session>, events: Vec<SpeechEvent>) -> Option<String> {
 }
 
 /// The socket is gone (or never opened): what it had not finished is spoken over HTTP, and it
-/// is reopened for the next turn unless it failed (then HTTP for `RETRY_AFTER_MS`).
+/// is reopened for the next turn unless it never opened, reported an error or keeps closing
+/// quickly (then HTTP for `RETRY_AFTER_MS`).
 fn gone(session: &Rc<Session>, generation: u64, detail: serde_json::Value, failed: bool) {
     let now = now_ms();
     let left = session.with_live(|live| {
@@ -408,8 +416,13 @@ fn gone(session: &Rc<Session>, generation: u64, detail: serde_json::Value, faile
         if link.generation != generation {
             return None;
         }
-        let short_lived =
-            link.state != LinkState::Open || now - link.opened_at_ms < MIN_LIFETIME_MS;
+        let was_open = link.state == LinkState::Open;
+        if was_open && now - link.opened_at_ms < MIN_LIFETIME_MS {
+            link.quick_closes += 1;
+        } else if was_open {
+            link.quick_closes = 0;
+        }
+        let down = failed || !was_open || link.quick_closes >= MAX_QUICK_CLOSES;
         let mut left: Vec<SocketSegment> = link
             .speech
             .take()
@@ -419,10 +432,11 @@ fn gone(session: &Rc<Session>, generation: u64, detail: serde_json::Value, faile
         link.ws = None;
         link.out = None;
         link.state = LinkState::Closed;
-        if failed || short_lived {
+        if down {
             link.down_until_ms = now + RETRY_AFTER_MS;
+            link.quick_closes = 0;
         }
-        Some((left, live.ended, failed || short_lived))
+        Some((left, live.ended, down))
     });
     let Some(Some((left, ended, down))) = left else {
         return;
