@@ -13,13 +13,28 @@ mod tts_socket;
 
 pub use llm::{run_tool, start_llm};
 pub use stt::start_stt;
-pub use tts::{cancel_tts, queue_tts};
 pub use tts_socket::{close_tts, prewarm_tts, TtsLink};
 
+use crate::live::session::Session;
 use crate::platform::outbound;
 use futures_util::StreamExt;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::{AbortController, AbortSignal, ByteStream, Method};
+
+/// Speaks a segment: over the call's TTS socket when it can, otherwise queued for the HTTP task.
+pub fn queue_tts(session: &Rc<Session>, turn: u32, segment: usize, text: String) {
+    if tts_socket::try_speak(session, turn, segment, &text) {
+        return;
+    }
+    tts::queue_http(session, turn, segment, text);
+}
+
+/// Cuts `turn` (all with `None`) on the socket and over HTTP.
+pub fn cancel_tts(session: &Rc<Session>, turn: Option<u32>) {
+    tts_socket::cancel(session, turn);
+    tts::cancel_http(session, turn);
+}
 
 /// Longest wait for a provider's response head (the conversation's own timeout covers tokens).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);

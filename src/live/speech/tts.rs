@@ -2,7 +2,7 @@
 //! another in `Speak` order, transcoded when the provider's format is not the carrier's, framed
 //! and sent as carrier frames.
 
-use super::{holds, post_stream, read_while, tts_socket};
+use super::{holds, post_stream, read_while};
 use crate::live::session::{Session, TtsJob};
 use crate::platform::http::log_line;
 use phone_agent_core::media::carrier::OutFrame;
@@ -15,16 +15,7 @@ use serde_json::json;
 use std::rc::Rc;
 use worker::AbortController;
 
-/// Speaks a segment: over the call's TTS socket when it can (see `tts_socket`), otherwise
-/// queued for the HTTP task, which sends segments one after another in this order.
-pub fn queue_tts(session: &Rc<Session>, turn: u32, segment: usize, text: String) {
-    if tts_socket::try_speak(session, turn, segment, &text) {
-        return;
-    }
-    queue_http(session, turn, segment, text);
-}
-
-/// Queues a segment for the HTTP task.
+/// Queues a segment for the HTTP task, which sends segments one after another in this order.
 pub(super) fn queue_http(session: &Rc<Session>, turn: u32, segment: usize, text: String) {
     let start = session.with_live(|live| {
         live.tts.next_id += 1;
@@ -45,10 +36,8 @@ pub(super) fn queue_http(session: &Rc<Session>, turn: u32, segment: usize, text:
     }
 }
 
-/// Drops queued segments of `turn` (all with `None`) and aborts the one being synthesized, on
-/// the socket as over HTTP.
-pub fn cancel_tts(session: &Rc<Session>, turn: Option<u32>) {
-    tts_socket::cancel(session, turn);
+/// Drops queued HTTP segments of `turn` (all with `None`) and aborts the one being synthesized.
+pub(super) fn cancel_http(session: &Rc<Session>, turn: Option<u32>) {
     let aborted = session
         .with_live(|live| {
             live.tts
