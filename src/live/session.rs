@@ -335,6 +335,8 @@ impl Session {
         );
         if trust == Trust::Verified {
             self.promote(&pair.server, id, carrier.media_adapter());
+            // The URL token proved the stream: the TTS socket opens before `start` even arrives.
+            speech::prewarm_tts(self);
         }
         Ok(Response::from_websocket(pair.client)?)
     }
