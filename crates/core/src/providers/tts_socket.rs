@@ -44,8 +44,9 @@ pub struct TtsSocketRequest {
 }
 
 /// Segments sent to the provider and not yet finished, at most: ElevenLabs allows 5 contexts
-/// per connection, and Aura limits flushes, so a long reply is fed a few sentences ahead.
-pub const MAX_IN_FLIGHT: usize = 3;
+/// per connection and a cut context that was flushed keeps generating until it is done, so two
+/// cut plus two new stay within it; Aura limits flushes. The next sentence is always one ahead.
+pub const MAX_IN_FLIGHT: usize = 2;
 
 /// ElevenLabs closes a socket after this many idle seconds (its maximum): calls pause.
 const ELEVENLABS_INACTIVITY_S: u32 = 180;
@@ -718,7 +719,7 @@ mod tests {
         }
         let (events, sent) = s.on_text(&eleven_final("c1"));
         assert_eq!(events, vec![SpeechEvent::Done(seg(1, 0, "S0."))]);
-        assert_eq!(parsed(&sent)[0]["text"], "S3. ");
+        assert_eq!(parsed(&sent)[0]["text"], format!("S{MAX_IN_FLIGHT}. "));
         let left: Vec<usize> = s.take_unfinished().iter().map(|x| x.segment).collect();
         assert_eq!(left, vec![1, 2, 3, 4]);
         assert!(s.idle());
