@@ -199,7 +199,8 @@ async function conversation(live, call, turns, label) {
     dg.say(call.stt, { transcript: `Question ${i}?`, is_final: true, speech_final: true });
     perTurn.push(await firstMedia(call, asked, `${label}: reply ${i}`));
     const chat = openai.chatRequests.find((r) => r.hrAt >= asked);
-    const tts = chat && eleven.requests.find((r) => r.hrAt >= chat.hrAt);
+    // The first text to speak as the fake receives it: an HTTP request or a message on the socket.
+    const tts = chat && [...eleven.requests, ...eleven.socketMessages.filter((m) => m.text?.trim())].filter((r) => r.hrAt >= chat.hrAt).sort((a, b) => a.hrAt - b.hrAt)[0];
     if (chat && tts) llmToTts.push(tts.hrAt - chat.hrAt);
     await sleep(100);
     const at = performance.now();

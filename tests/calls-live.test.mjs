@@ -32,7 +32,9 @@ let target;
 before(async () => {
   target = await startFakeTarget();
   // "Instant" providers: no artificial delay between chunks, so timings measure the worker.
-  setup = await startLiveWorker({ vars: { TELNYX_PUBLIC_KEY: TELNYX.publicKey } });
+  // TTS over HTTP, one request per sentence: these tests assert on those requests (the default
+  // socket transport has its own file, tts-websocket.test.mjs).
+  setup = await startLiveWorker({ vars: { TELNYX_PUBLIC_KEY: TELNYX.publicKey, TTS_TRANSPORT: 'http' } });
   ({ worker, dg, openai, eleven } = setup);
   // Quiet timers by default: tests that need idle or max-duration set their own agent.
   const session = QUIET_SESSION;

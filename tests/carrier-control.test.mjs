@@ -117,7 +117,7 @@ test('transfer_call on a live Twilio call: the call update with <Dial> to the co
   const lineHeard = echoIndex(call.playback, 't1-s0');
   assert.ok(lineHeard >= 0 && lineHeard < framesBefore, 'the line was heard before the transfer request');
   assert.deepEqual(sentFrom(call.playback, framesBefore), [], 'no audio or mark after the transfer request');
-  assert.equal(eleven.requests.at(-1).text, 'Let me put you through.');
+  assert.equal(eleven.spokenTexts.at(-1), 'Let me put you through.');
   assert.equal(openai.chatRequests.slice(chats).filter((r) => r.parsed?.stream).length, 1, 'no LLM round after the transfer');
   assert.equal(await endedReason(markup.callId), 'transferred');
 });

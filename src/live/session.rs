@@ -144,6 +144,8 @@ pub struct Tts {
     /// The job being synthesized and the controller that aborts its request.
     pub current: Option<(u64, u32, AbortController)>,
     pub next_id: u64,
+    /// The call's TTS socket (segments go there first; this queue is the HTTP path).
+    pub link: speech::TtsLink,
 }
 
 /// The in-memory side of a connected call.
@@ -349,6 +351,8 @@ impl Session {
         );
         if trust == Trust::Verified {
             self.promote(&pair.server, id, carrier.media_adapter());
+            // The URL token proved the stream: the TTS socket opens before `start` even arrives.
+            speech::prewarm_tts(self);
         }
         Ok(Response::from_websocket(pair.client)?)
     }
@@ -481,6 +485,7 @@ impl Session {
             log_line(json!({"level": "warn", "msg": "call session restored after a reset"}));
             self.record("restored", json!({}));
             speech::start_stt(self);
+            speech::prewarm_tts(self);
             self.feed(Input::Restored);
         }
     }

@@ -11,7 +11,10 @@
 // STT: the fake counts the caller's binary audio and answers from a script keyed on how much
 // audio it has heard, in Deepgram's exact JSON shapes (Results / UtteranceEnd / SpeechStarted /
 // Metadata). With `vad_events=true` it also emits SpeechStarted when non-silent audio begins.
-// TTS: deterministic tone audio, MS_PER_WORD (100 ms) per word of text, streamed in chunks.
+// TTS: deterministic tone audio, MS_PER_WORD (100 ms) per word of text, streamed in chunks,
+// over POST /v1/speak or over the Aura WebSocket at GET /v1/speak (docs/protocols.md "TTS over
+// WebSocket"): `Speak` text is buffered, each `Flush` generates it (binary audio, then
+// `Flushed`), `Clear` drops everything (then `Cleared`), `Close` finishes and closes.
 
 import { createHash, randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
@@ -73,7 +76,9 @@ function wavHeader(dataBytes, { sampleRate, bitsPerSample, format }) {
  * instant, the default): `finalDelayMs` holds every final Results sent with `say` that long, as
  * the real service takes that long after the end of speech to finalize a transcript. Flux
  * (`fluxTurn`): `eagerDelayMs` and `endOfTurnDelayMs` after the end of speech for
- * EagerEndOfTurn and EndOfTurn (defaults 0 = instant).
+ * EagerEndOfTurn and EndOfTurn (defaults 0 = instant). TTS socket: `speakFirstByteMs` before
+ * each flushed text's first audio and `speakRealtime` (audio no faster than it plays) instead
+ * of `speakChunkDelayMs` there.
  */
 export async function startFakeDeepgram({
   apiKey,
@@ -81,6 +86,8 @@ export async function startFakeDeepgram({
   vad = true,
   speakChunkBytes = 1600,
   speakChunkDelayMs = 5,
+  speakFirstByteMs = 0,
+  speakRealtime = false,
   finalDelayMs = 0,
   eagerDelayMs = 0,
   endOfTurnDelayMs = 0,
@@ -271,6 +278,7 @@ export async function startFakeDeepgram({
   function onUpgrade(req, socket, head) {
     const url = new URL(req.url, 'http://fake');
     const attempt = { path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, status: 101 };
+    if (url.pathname === '/v1/speak') return onSpeakUpgrade(req, socket, head, url, attempt);
     upgrades.push(attempt);
     http.notify();
     const key = deepgramKey(req.headers);
@@ -353,6 +361,165 @@ export async function startFakeDeepgram({
       http.notify();
       runScript(conn);
     });
+  }
+
+  // Aura over WebSocket: every socket and every message it received are recorded.
+  const speakSockets = [];
+  const speakUpgrades = [];
+  let speakRefusals = []; // {status, count}
+  const speakWss = new WebSocketServer({ noServer: true });
+
+  function onSpeakUpgrade(req, socket, head, url, attempt) {
+    speakUpgrades.push(attempt);
+    http.notify();
+    const key = deepgramKey(req.headers);
+    const q = attempt.query;
+    const encoding = q.encoding ?? 'linear16';
+    const sampleRate = Number(q.sample_rate ?? (encoding === 'linear16' ? 24000 : 8000));
+    let reply = null;
+    if (speakRefusals.length) {
+      const r = speakRefusals[0];
+      if (--r.count <= 0) speakRefusals.shift();
+      reply = deepgramError(r.status, r.status === 401 ? 'INVALID_AUTH' : 'SERVICE_UNAVAILABLE', r.status === 401 ? 'Invalid credentials.' : 'Service unavailable.');
+    } else if (!key || (apiKey !== undefined && key.key !== apiKey)) {
+      reply = deepgramError(401, 'INVALID_AUTH', 'Invalid credentials.');
+    } else if (encoding !== 'mulaw' && encoding !== 'linear16') {
+      reply = deepgramError(400, 'UNSUPPORTED_BY_FAKE', `the fake serves only mulaw and linear16, not ${encoding}`);
+    } else if (q.container !== undefined && q.container !== 'none') {
+      reply = deepgramError(400, 'INVALID_QUERY_PARAMETER', 'The streaming socket sends raw audio: container is not supported.');
+    }
+    if (reply) {
+      attempt.status = reply.status;
+      refuseUpgrade(socket, reply);
+      return;
+    }
+    speakWss.handleUpgrade(req, socket, head, (ws) => {
+      const conn = {
+        id: speakSockets.length,
+        socket: ws,
+        query: q,
+        headers: req.headers,
+        model: q.model ?? 'aura-asteria-en',
+        encoding,
+        sampleRate,
+        requestId: randomUUID(),
+        /** Every JSON message received, with `hrAt` (performance.now()). */
+        messages: [],
+        /** JSON messages sent, and the audio bytes sent per flush sequence id. */
+        sent: [],
+        audio: [],
+        buffer: '',
+        jobs: [],
+        sequence: 0,
+        generation: 0,
+        busy: false,
+        closed: false,
+        closeCode: null,
+      };
+      speakSockets.push(conn);
+      ws.on('message', (data, isBinary) => {
+        let msg;
+        try {
+          msg = JSON.parse(data.toString());
+        } catch {
+          msg = { type: 'invalid', raw: data.toString() };
+        }
+        if (isBinary) msg = { type: 'binary' };
+        msg.hrAt = performance.now();
+        conn.messages.push(msg);
+        onSpeakMessage(conn, msg);
+        http.notify();
+      });
+      ws.on('close', (code) => {
+        conn.closed = true;
+        conn.closeCode = code;
+        conn.generation += 1;
+        http.notify();
+      });
+      ws.on('error', () => {});
+      http.notify();
+    });
+  }
+
+  const sendSpeak = (conn, message) => {
+    if (conn.socket.readyState !== conn.socket.OPEN) return false;
+    if (Buffer.isBuffer(message)) conn.socket.send(message, { binary: true });
+    else {
+      conn.sent.push(message);
+      conn.socket.send(JSON.stringify(message));
+    }
+    return true;
+  };
+
+  function onSpeakMessage(conn, msg) {
+    switch (msg.type) {
+      case 'Speak':
+        if (typeof msg.text !== 'string') {
+          sendSpeak(conn, { type: 'Warning', description: 'Speak needs text.', code: 'INVALID_INPUT' });
+          return;
+        }
+        if (!conn.metadataSent) {
+          conn.metadataSent = true;
+          sendSpeak(conn, { type: 'Metadata', request_id: conn.requestId, model_name: conn.model, model_version: '2025-01-01.0', model_uuid: MODEL_UUID });
+        }
+        conn.buffer += msg.text;
+        return;
+      case 'Flush':
+        conn.jobs.push({ text: conn.buffer, sequence: conn.sequence++ });
+        conn.buffer = '';
+        runSpeak(conn);
+        return;
+      case 'Clear':
+        // Everything not yet sent is dropped; what went out before `Cleared` is the client's to drop.
+        conn.generation += 1;
+        conn.jobs = [];
+        conn.buffer = '';
+        sendSpeak(conn, { type: 'Cleared', sequence_id: conn.sequence });
+        return;
+      case 'Close':
+        conn.closing = true;
+        if (!conn.busy) conn.socket.close(1000);
+        return;
+      default:
+        sendSpeak(conn, { type: 'Warning', description: `Unknown message type: ${msg.type}`, code: 'UNKNOWN_MESSAGE_TYPE' });
+    }
+  }
+
+  /** Generates flushed text in order: binary audio chunks, then `Flushed`. */
+  async function runSpeak(conn) {
+    if (conn.busy) return;
+    conn.busy = true;
+    try {
+      while (conn.jobs.length && !conn.closed) {
+        const job = conn.jobs.shift();
+        const generation = conn.generation;
+        const ms = countWords(job.text) * MS_PER_WORD;
+        const samples = Math.round((conn.sampleRate * ms) / 1000);
+        const audio = conn.encoding === 'mulaw' ? mulawTone(samples, { rate: conn.sampleRate }) : pcm16Tone(samples, { rate: conn.sampleRate });
+        const bytesPerMs = (conn.sampleRate * (conn.encoding === 'mulaw' ? 1 : 2)) / 1000;
+        if (speakFirstByteMs) await sleep(speakFirstByteMs);
+        const started = performance.now();
+        let cut = false;
+        for (let i = 0; i < audio.length; i += speakChunkBytes) {
+          if (conn.generation !== generation || conn.closed) {
+            cut = true;
+            break;
+          }
+          const piece = audio.subarray(i, i + speakChunkBytes);
+          sendSpeak(conn, Buffer.from(piece));
+          conn.audio.push({ sequence: job.sequence, bytes: piece.length, hrAt: performance.now() });
+          http.notify();
+          if (speakRealtime) {
+            const due = started + (i + piece.length) / bytesPerMs - performance.now();
+            if (due > 0) await sleep(due);
+          } else if (speakSlowMs) await sleep(speakSlowMs);
+        }
+        if (!cut && conn.generation === generation) sendSpeak(conn, { type: 'Flushed', sequence_id: job.sequence });
+      }
+    } finally {
+      conn.busy = false;
+      if (conn.closing && !conn.closed) conn.socket.close(1000);
+    }
   }
 
   const http = await startStreamingHttp({
@@ -500,6 +667,22 @@ export async function startFakeDeepgram({
     accept() {
       refusals = [];
     },
+    /** Aura TTS sockets (query, headers, messages received, sent, audio, closed, closeCode). */
+    speakSockets,
+    /** Every TTS socket upgrade attempt, refused ones included. */
+    speakUpgrades,
+    /** Refuses the next `count` TTS socket upgrades with HTTP `status`. */
+    refuseSpeakSockets(status = 503, count = Infinity) {
+      speakRefusals.push({ status, count });
+    },
+    /** Stops refusing TTS socket upgrades. */
+    acceptSpeakSockets() {
+      speakRefusals = [];
+    },
+    /** Closes TTS socket `conn` (default: the latest open one). */
+    closeSpeakSocket(conn = [...speakSockets].reverse().find((c) => !c.closed), code = 1000, reason = '') {
+      conn?.socket.close(code, reason);
+    },
     /** Answers the next `n` /v1/speak requests with HTTP `status` and Deepgram's error body. */
     failSpeak(n, status = 500) {
       http.failNext(n, deepgramError(status, status === 429 ? 'TOO_MANY_REQUESTS' : 'INTERNAL_SERVER_ERROR', 'scripted failure'), (r) => r.path === '/v1/speak');
@@ -521,7 +704,9 @@ export async function startFakeDeepgram({
         clearTimeout(c.idleTimer);
         c.socket.terminate();
       }
+      for (const c of speakSockets) c.socket.terminate();
       wss.close();
+      speakWss.close();
       await http.close();
     },
   };

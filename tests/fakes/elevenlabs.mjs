@@ -3,8 +3,13 @@
 // Answers deterministic tone audio, MS_PER_WORD (100 ms) per word, streamed in small chunks.
 // Also POST …/stream/with-timestamps (the same audio as newline-delimited JSON chunks
 // {audio_base64, alignment, normalized_alignment}), the variant Pipecat's ElevenLabsHttpTTSService calls.
+// And the multi-context WebSocket GET /v1/text-to-speech/{voice_id}/multi-stream-input
+// (docs/protocols.md "TTS over WebSocket"): contexts (`context_id`) get text, `flush` generates
+// it, `close_context` lets a flushed context finish and answers `{isFinal: true, contextId}`,
+// `close_socket` closes; audio goes out as `{audio: base64, isFinal: null, alignment, contextId}`.
 
 import { randomUUID } from 'node:crypto';
+import { WebSocketServer } from 'ws';
 import { startStreamingHttp, sleep, untilAborted } from './stream-http.mjs';
 import { countWords, mulawTone, pcm16Tone, MS_PER_WORD } from './audio.mjs';
 
@@ -114,7 +119,161 @@ export async function startFakeElevenLabs({ apiKey, chunkBytes = 800, chunkDelay
     };
   }
 
+  // The multi-context socket: every socket and every message it received are recorded.
+  const sockets = [];
+  let socketRefusals = []; // {status, count}
+  const wss = new WebSocketServer({ noServer: true });
+
+  function refuseUpgrade(socket, status, message) {
+    const body = JSON.stringify({ detail: { status: status === 401 ? 'invalid_api_key' : 'error', message } });
+    socket.end([`HTTP/1.1 ${status} Error`, 'content-type: application/json', `content-length: ${Buffer.byteLength(body)}`, 'connection: close', '', body].join('\r\n'));
+  }
+
+  function onUpgrade(req, socket, head) {
+    const url = new URL(req.url, 'http://fake');
+    const m = /^\/v1\/text-to-speech\/(?<voice>[^/]+)\/multi-stream-input$/.exec(url.pathname);
+    const attempt = { path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, status: 101 };
+    socketUpgrades.push(attempt);
+    http.notify();
+    const key = req.headers['xi-api-key'];
+    let refusal = null;
+    if (!m) refusal = [404, 'Not found'];
+    else if (socketRefusals.length) {
+      const r = socketRefusals[0];
+      if (--r.count <= 0) socketRefusals.shift();
+      refusal = [r.status, 'scripted refusal'];
+    } else if (!key || (apiKey !== undefined && key !== apiKey)) refusal = [401, 'Invalid API key'];
+    if (refusal) {
+      attempt.status = refusal[0];
+      refuseUpgrade(socket, ...refusal);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const conn = {
+        id: sockets.length,
+        socket: ws,
+        voiceId: decodeURIComponent(m.groups.voice),
+        query: attempt.query,
+        headers: req.headers,
+        outputFormat: attempt.query.output_format ?? 'mp3_44100_128',
+        /** Every JSON message received, with `hrAt` (performance.now()). */
+        messages: [],
+        /** Audio messages sent per context id, and finals. */
+        sentAudio: [],
+        finals: [],
+        contexts: new Map(),
+        closed: false,
+        closeCode: null,
+      };
+      sockets.push(conn);
+      const inactivity = Number(attempt.query.inactivity_timeout ?? 20) * 1000;
+      const resetIdle = () => {
+        clearTimeout(conn.idleTimer);
+        conn.idleTimer = setTimeout(() => ws.close(1008, 'inactivity timeout'), inactivity);
+      };
+      resetIdle();
+      ws.on('message', (data, isBinary) => {
+        resetIdle();
+        let msg;
+        try {
+          msg = JSON.parse(data.toString());
+        } catch {
+          msg = { invalid: data.toString() };
+        }
+        msg.hrAt = performance.now();
+        conn.messages.push(msg);
+        onSocketMessage(conn, msg, isBinary);
+        http.notify();
+      });
+      ws.on('close', (code) => {
+        conn.closed = true;
+        conn.closeCode = code;
+        clearTimeout(conn.idleTimer);
+        for (const ctx of conn.contexts.values()) ctx.abort = true;
+        http.notify();
+      });
+      ws.on('error', () => {});
+      http.notify();
+    });
+  }
+
+  const sendJson = (conn, message) => {
+    if (conn.socket.readyState !== conn.socket.OPEN) return false;
+    conn.socket.send(JSON.stringify(message));
+    return true;
+  };
+
+  function onSocketMessage(conn, msg) {
+    if (msg.invalid !== undefined) {
+      sendJson(conn, { error: 'invalid_message', message: 'Message is not JSON.' });
+      return;
+    }
+    if (msg.close_socket) {
+      // Flushed contexts finish first.
+      Promise.all([...conn.contexts.values()].map((c) => c.done)).then(() => conn.socket.close(1000));
+      return;
+    }
+    const id = msg.context_id ?? 'default';
+    let ctx = conn.contexts.get(id);
+    if (msg.close_context) {
+      if (!ctx) return;
+      ctx.closing = true;
+      ctx.buffer = '';
+      // Already flushed text keeps generating (the API's rule); then the context's final.
+      ctx.done.then(() => {
+        if (ctx.abort) return;
+        conn.finals.push(id);
+        sendJson(conn, { isFinal: true, contextId: id });
+        conn.contexts.delete(id);
+      });
+      return;
+    }
+    if (typeof msg.text !== 'string') return;
+    if (!ctx) {
+      ctx = { id, buffer: '', done: Promise.resolve(), closing: false, abort: false };
+      conn.contexts.set(id, ctx);
+    }
+    if (ctx.closing) return;
+    ctx.buffer += msg.text;
+    if (msg.flush && ctx.buffer.trim()) {
+      const text = ctx.buffer;
+      ctx.buffer = '';
+      ctx.done = ctx.done.then(() => generate(conn, ctx, text));
+    }
+  }
+
+  /** Streams `text`'s audio on `conn` for context `ctx` (same pacing knobs as the HTTP route). */
+  async function generate(conn, ctx, text) {
+    const audio = elevenlabsAudio(text.trim(), conn.outputFormat);
+    const rate = bytesPerMs(conn.outputFormat);
+    const step = rate > 8 ? chunkBytes - (chunkBytes % 2) : chunkBytes;
+    if (firstByteMs) await sleep(firstByteMs);
+    const stall = stallNext > 0;
+    if (stall) stallNext -= 1;
+    const started = performance.now();
+    let first = true;
+    for (let i = 0; i < audio.length; i += step) {
+      if (stall && i > 0) {
+        while (!ctx.abort && !conn.closed) await sleep(20);
+      }
+      if (ctx.abort || conn.closed) return;
+      const piece = audio.subarray(i, i + step);
+      const ms = rate ? piece.length / rate : 0;
+      const chunkAlignment = first ? alignment(text, rate ? audio.length / rate : 0) : null;
+      first = false;
+      if (!sendJson(conn, { audio: piece.toString('base64'), isFinal: null, normalizedAlignment: chunkAlignment, alignment: chunkAlignment, contextId: ctx.id })) return;
+      conn.sentAudio.push({ contextId: ctx.id, bytes: piece.length, hrAt: performance.now(), ms });
+      http.notify();
+      if (realtime && rate) {
+        const due = started + (i + piece.length) / rate - performance.now();
+        if (due > 0) await sleep(due);
+      } else if (delayMs) await sleep(delayMs);
+    }
+  }
+
+  const socketUpgrades = [];
   const http = await startStreamingHttp({
+    onUpgrade,
     routes: [{ method: 'POST', path: /^\/v1\/text-to-speech\/(?<voice>[^/]+)\/stream(?<timestamps>\/with-timestamps)?$/, handler: tts }],
   });
 
@@ -133,11 +292,44 @@ export async function startFakeElevenLabs({ apiKey, chunkBytes = 800, chunkDelay
     slow(ms) {
       delayMs = ms;
     },
-    /** The next `n` responses send one chunk and then hang until the client aborts. */
+    /** The next `n` responses (or flushed socket texts) send one chunk and then hang until the client aborts. */
     stallNext(n = 1) {
       stallNext += n;
     },
+    /** Multi-context sockets (voiceId, query, headers, messages, sentAudio, finals, closed, closeCode). */
+    sockets,
+    /** Every socket upgrade attempt, refused ones included ({path, query, headers, status}). */
+    socketUpgrades,
+    /** Every text message any socket received, in order (each with `hrAt`). */
+    get socketMessages() {
+      return sockets.flatMap((c) => c.messages).sort((a, b) => a.hrAt - b.hrAt);
+    },
+    /** Every text sent to be spoken, over HTTP or a socket, in the order received (trimmed). */
+    get spokenTexts() {
+      const http = this.requests.filter((r) => typeof r.text === 'string').map((r) => ({ hrAt: r.hrAt, text: r.text }));
+      const ws = sockets.flatMap((c) => c.messages).filter((m) => typeof m.text === 'string' && m.text.trim());
+      return [...http, ...ws].sort((a, b) => a.hrAt - b.hrAt).map((m) => m.text.trim());
+    },
+    /** Refuses the next `count` socket upgrades with HTTP `status`. */
+    refuseSockets(status = 503, count = Infinity) {
+      socketRefusals.push({ status, count });
+    },
+    /** Stops refusing socket upgrades. */
+    acceptSockets() {
+      socketRefusals = [];
+    },
+    /** Closes socket `conn` (default: the latest open one) with `code`. */
+    closeSocket(conn = [...sockets].reverse().find((c) => !c.closed), code = 1000, reason = '') {
+      conn?.socket.close(code, reason);
+    },
     waitFor: http.waitFor,
-    close: http.close,
+    async close() {
+      for (const c of sockets) {
+        clearTimeout(c.idleTimer);
+        c.socket.terminate();
+      }
+      wss.close();
+      await http.close();
+    },
   };
 }

@@ -3,6 +3,7 @@
 //! The edge passes a lookup function so this stays free of `worker::Env`; every problem names
 //! the variable at fault, because a misconfigured deployment must say exactly what to fix.
 
+use crate::providers::tts_socket::TtsTransport;
 use thiserror::Error;
 
 /// Why the environment does not make a valid configuration.
@@ -56,6 +57,8 @@ pub struct Providers {
     pub openai_model: String,
     pub elevenlabs_api_key: Option<String>,
     pub elevenlabs_url: String,
+    /// How live calls reach the TTS provider (`TTS_TRANSPORT`).
+    pub tts_transport: TtsTransport,
     pub bland_api_key: Option<String>,
     pub bland_api_url: String,
     pub resend_api_key: Option<String>,
@@ -212,6 +215,14 @@ impl Config {
             None => false,
         };
 
+        let tts_transport = match get("TTS_TRANSPORT") {
+            Some(v) => TtsTransport::from_name(&v).ok_or_else(|| ConfigError::Invalid {
+                name: "TTS_TRANSPORT",
+                reason: "must be websocket or http".into(),
+            })?,
+            None => TtsTransport::default(),
+        };
+
         Ok(Config {
             secrets: WebhookSecrets {
                 resend: list("RESEND_WEBHOOK_SECRET"),
@@ -238,6 +249,7 @@ impl Config {
                 openai_model: get("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".to_owned()),
                 elevenlabs_api_key: get("ELEVENLABS_API_KEY"),
                 elevenlabs_url: url("ELEVENLABS_URL", "https://api.elevenlabs.io")?,
+                tts_transport,
                 bland_api_key: get("BLAND_API_KEY"),
                 bland_api_url: url("BLAND_API_URL", "https://api.bland.ai")?,
                 resend_api_key: get("RESEND_API_KEY"),
@@ -373,6 +385,28 @@ mod tests {
             config.outbound_calls_per_hour,
             DEFAULT_OUTBOUND_CALLS_PER_HOUR
         );
+    }
+
+    #[test]
+    fn tts_transport_defaults_to_websocket() {
+        assert_eq!(
+            parse(&[]).unwrap().providers.tts_transport,
+            TtsTransport::WebSocket
+        );
+        assert_eq!(
+            parse(&[("TTS_TRANSPORT", "http")])
+                .unwrap()
+                .providers
+                .tts_transport,
+            TtsTransport::Http
+        );
+        assert!(matches!(
+            parse(&[("TTS_TRANSPORT", "smoke-signals")]),
+            Err(ConfigError::Invalid {
+                name: "TTS_TRANSPORT",
+                ..
+            })
+        ));
     }
 
     #[test]

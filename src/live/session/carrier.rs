@@ -244,7 +244,9 @@ impl Session {
         }
         self.put_blob("phase", &"live");
         self.broadcast(json!({"type": "state", "state": "started"}));
+        // Both provider sockets open side by side, before the greeting needs them.
         speech::start_stt(self);
+        speech::prewarm_tts(self);
         let session = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             session.mark_in_progress(carrier_call_id).await;

@@ -249,6 +249,7 @@ impl Session {
             controller.abort();
         }
         speech::cancel_tts(self, None);
+        speech::close_tts(self);
         self.close_pending_sockets();
         self.flush_counters();
         self.put_blob("phase", &"ended");

@@ -237,7 +237,10 @@ fn on_stt_text(session: &Rc<Session>, text: &str) {
 /// Opens an authenticated outbound WebSocket: `fetch` of the http(s) form of the URL with
 /// `Upgrade: websocket` plus the auth headers (the steps of workers-rs `connect_with_protocols`,
 /// which cannot add headers).
-async fn connect_websocket(url: &str, headers: &[(&str, &str)]) -> Result<WebSocket, String> {
+pub(super) async fn connect_websocket(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<WebSocket, String> {
     let request_headers = Headers::new();
     request_headers
         .set("upgrade", "websocket")

@@ -15,8 +15,8 @@ use serde_json::json;
 use std::rc::Rc;
 use worker::AbortController;
 
-/// Queues a segment; the TTS task sends segments one after another in this order.
-pub fn queue_tts(session: &Rc<Session>, turn: u32, segment: usize, text: String) {
+/// Queues a segment for the HTTP task, which sends segments one after another in this order.
+pub(super) fn queue_http(session: &Rc<Session>, turn: u32, segment: usize, text: String) {
     let start = session.with_live(|live| {
         live.tts.next_id += 1;
         let id = live.tts.next_id;
@@ -36,8 +36,8 @@ pub fn queue_tts(session: &Rc<Session>, turn: u32, segment: usize, text: String)
     }
 }
 
-/// Drops queued segments of `turn` (all with `None`) and aborts the one being synthesized.
-pub fn cancel_tts(session: &Rc<Session>, turn: Option<u32>) {
+/// Drops queued HTTP segments of `turn` (all with `None`) and aborts the one being synthesized.
+pub(super) fn cancel_http(session: &Rc<Session>, turn: Option<u32>) {
     let aborted = session
         .with_live(|live| {
             live.tts
@@ -146,7 +146,7 @@ async fn speak(
                 }
                 None => chunk,
             };
-            send_audio(session, job, framer.push(audio));
+            send_audio(session, job.turn, job.segment, framer.push(audio));
             Ok(())
         },
     )
@@ -161,12 +161,12 @@ async fn speak(
         frames.extend(framer.push(&converted));
     }
     frames.extend(framer.flush());
-    send_audio(session, job, frames);
+    send_audio(session, job.turn, job.segment, frames);
     Ok(())
 }
 
 /// Sends frames to the carrier and tells the conversation how much went out.
-fn send_audio(session: &Rc<Session>, job: &TtsJob, frames: Vec<Vec<u8>>) {
+pub(super) fn send_audio(session: &Rc<Session>, turn: u32, segment: usize, frames: Vec<Vec<u8>>) {
     if frames.is_empty() {
         return;
     }
@@ -187,8 +187,8 @@ fn send_audio(session: &Rc<Session>, job: &TtsJob, frames: Vec<Vec<u8>>) {
     }
     if bytes > 0 {
         session.feed(Input::TtsAudio {
-            turn: job.turn,
-            segment: job.segment,
+            turn,
+            segment,
             bytes,
         });
     }

@@ -6,6 +6,7 @@ pub mod deepgram;
 pub mod openai;
 pub mod sse;
 pub mod tts;
+pub mod tts_socket;
 
 /// The `http(s)://` form of a `ws(s)://` URL (other schemes unchanged).
 ///

@@ -84,10 +84,21 @@ pub enum TtsError {
 }
 
 /// ElevenLabs' low-latency model, suited to live calls.
-const ELEVENLABS_MODEL: &str = "eleven_flash_v2_5";
+pub(crate) const ELEVENLABS_MODEL: &str = "eleven_flash_v2_5";
 const OPENAI_TTS_MODEL: &str = "gpt-4o-mini-tts";
 /// OpenAI's limit on `input`.
 const OPENAI_MAX_CHARS: usize = 4096;
+
+/// The voice to use (the agent's or the provider's default), if it is a plain identifier.
+pub(crate) fn checked_voice(provider: TtsProvider, voice: Option<&str>) -> Result<&str, TtsError> {
+    let voice = voice.unwrap_or(provider.default_voice());
+    // The voice lands in a URL path or query, so only plain identifiers are let through.
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if voice.is_empty() || !voice.chars().all(plain) {
+        return Err(TtsError::InvalidVoice(voice.to_owned()));
+    }
+    Ok(voice)
+}
 
 /// Builds the request that speaks `text` with `voice` (or the provider's default voice).
 pub fn tts_request(
@@ -96,12 +107,7 @@ pub fn tts_request(
     voice: Option<&str>,
     text: &str,
 ) -> Result<TtsRequest, TtsError> {
-    let voice = voice.unwrap_or(provider.default_voice());
-    // The voice lands in a URL path or query, so only plain identifiers are let through.
-    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if voice.is_empty() || !voice.chars().all(plain) {
-        return Err(TtsError::InvalidVoice(voice.to_owned()));
-    }
+    let voice = checked_voice(provider, voice)?;
     if text.trim().is_empty() {
         return Err(TtsError::EmptyText);
     }
