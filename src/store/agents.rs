@@ -1,7 +1,6 @@
 //! The `agents` table.
 
-use crate::platform::http::now_ms;
-use crate::store::db;
+use crate::platform::http::{new_id, now_ms};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
@@ -33,7 +32,7 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Agent>, StoreError>
 
 /// Stores a new agent and returns it as stored.
 pub async fn insert(tenant: &Tenant, spec: &AgentSpec) -> Result<Agent, StoreError> {
-    let id: AgentId = db::new_row_id(AgentId::PREFIX)?;
+    let id: AgentId = new_id()?;
     let now = now_ms();
     tenant
         .run(

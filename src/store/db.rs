@@ -1,23 +1,13 @@
 //! Thin helpers over D1: bind typed arguments, read typed rows, count changes.
 //! Only the store's modules run SQL; tenant queries go through [`crate::store::tenant::Tenant`].
 
-use crate::platform::http::now_ms;
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    self, AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
+    AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::d1::{D1Database, D1PreparedStatement, D1Result};
-
-/// A new row id of type `T` (fails closed when randomness does: ids must not collide).
-pub fn new_row_id<T: From<String>>(prefix: &str) -> Result<T, StoreError> {
-    Ok(T::from(ids::new_id(
-        prefix,
-        now_ms(),
-        getrandom::getrandom,
-    )?))
-}
 
 /// A value bound to a `?` placeholder.
 pub trait Arg {

@@ -1,7 +1,7 @@
 //! The `endpoints` table: where canonical events are forwarded. A deleted endpoint stays (its
 //! deliveries point at it) but is invisible to the API.
 
-use crate::platform::http::now_ms;
+use crate::platform::http::{new_id, now_ms};
 use crate::store::db;
 use crate::store::error::StoreError;
 use crate::store::page::listed;
@@ -52,7 +52,7 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Endpoint>, StoreErr
 
 /// Stores a new endpoint signing with `secret` (enabled unless `fields` says paused).
 pub async fn insert(tenant: &Tenant, fields: Fields, secret: &str) -> Result<Endpoint, StoreError> {
-    let id: EndpointId = db::new_row_id(EndpointId::PREFIX)?;
+    let id: EndpointId = new_id()?;
     tenant
         .run(
             "INSERT INTO endpoints (tenant_id, id, url, description, secret, event_types, status,

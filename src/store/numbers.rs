@@ -1,6 +1,6 @@
 //! The `phone_numbers` table: which agent answers each of our numbers.
 
-use crate::platform::http::now_ms;
+use crate::platform::http::{new_id, now_ms};
 use crate::store::db;
 use crate::store::error::StoreError;
 use crate::store::page::listed;
@@ -57,7 +57,7 @@ pub async fn first_of_agent(
 /// Registers `spec` for the tenant; `None` when the number is already registered (to any
 /// tenant: a number has one owner).
 pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>, StoreError> {
-    let id: NumberId = db::new_row_id(NumberId::PREFIX)?;
+    let id: NumberId = new_id()?;
     let now = now_ms();
     let inserted = tenant
         .run(
