@@ -1,33 +1,33 @@
 //! The `agents` table.
 
 use crate::platform::http::{new_id, now_ms};
+use crate::store::db::row;
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::AgentSpec;
 use phone_agent_core::ids::AgentId;
-use serde::Deserialize;
 
-/// An agent as stored (`config` holds the validated voice, LLM, retry, session … settings).
-#[derive(Deserialize)]
-pub struct Agent {
-    pub id: AgentId,
-    pub name: String,
-    pub system_prompt: String,
-    pub first_message: Option<String>,
-    pub config: String,
-    pub created_at: i64,
-    pub updated_at: i64,
+row! {
+    /// An agent as stored (`config` holds the validated voice, LLM, retry, session … settings).
+    pub struct Agent from "agents WHERE tenant_id = ?1" {
+        id: AgentId,
+        name: String,
+        system_prompt: String,
+        first_message: Option<String>,
+        config: String,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
 
-const SELECT: &str = "SELECT id, name, system_prompt, first_message, config, created_at, updated_at
-     FROM agents WHERE tenant_id = ?1";
-
-listed!(Agent, created_at, SELECT, []);
+listed!(Agent, created_at, Agent::SELECT, []);
 
 /// The tenant's agent `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Agent>, StoreError> {
-    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+    tenant
+        .first(&format!("{} AND id = ?2", Agent::SELECT), &[&id])
+        .await
 }
 
 /// Stores a new agent and returns it as stored.

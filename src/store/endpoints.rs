@@ -2,30 +2,30 @@
 //! deliveries point at it) but is invisible to the API.
 
 use crate::platform::http::{new_id, now_ms};
-use crate::store::db;
+use crate::store::db::{self, row};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::EndpointId;
 use phone_agent_core::patch::Patch;
-use serde::Deserialize;
 
-/// An endpoint as stored.
-#[derive(Deserialize)]
-pub struct Endpoint {
-    pub id: EndpointId,
-    pub url: String,
-    pub description: Option<String>,
-    /// The current signing secret (`whsec_…`).
-    pub secret: String,
-    pub previous_secret_expires_at: Option<i64>,
-    /// A JSON array of type filters; `None` is every type.
-    pub event_types: Option<String>,
-    /// `enabled`, `paused` or `disabled`.
-    pub status: String,
-    pub disabled_reason: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
+row! {
+    /// An endpoint as stored.
+    pub struct Endpoint from "endpoints WHERE tenant_id = ?1 AND deleted_at IS NULL" {
+        id: EndpointId,
+        url: String,
+        description: Option<String>,
+        /// The current signing secret (`whsec_…`).
+        secret: String,
+        previous_secret_expires_at: Option<i64>,
+        /// A JSON array of type filters; `None` is every type.
+        event_types: Option<String>,
+        /// `enabled`, `paused` or `disabled`.
+        status: String,
+        disabled_reason: Option<String>,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
 
 /// Validated writable fields, in the API's PATCH convention (absent keeps, `null` clears).
@@ -39,15 +39,13 @@ pub struct Fields {
     pub status: Patch<String>,
 }
 
-const SELECT: &str = "SELECT id, url, description, secret, previous_secret_expires_at,
-       event_types, status, disabled_reason, created_at, updated_at
-     FROM endpoints WHERE tenant_id = ?1 AND deleted_at IS NULL";
-
-listed!(Endpoint, created_at, SELECT, ["status"]);
+listed!(Endpoint, created_at, Endpoint::SELECT, ["status"]);
 
 /// The tenant's endpoint `id`, unless it does not exist or was deleted.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Endpoint>, StoreError> {
-    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+    tenant
+        .first(&format!("{} AND id = ?2", Endpoint::SELECT), &[&id])
+        .await
 }
 
 /// Stores a new endpoint signing with `secret` (enabled unless `fields` says paused).

@@ -1,7 +1,7 @@
 //! The `phone_numbers` table: which agent answers each of our numbers.
 
 use crate::platform::http::{new_id, now_ms};
-use crate::store::db;
+use crate::store::db::{self, row};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
@@ -10,29 +10,28 @@ use phone_agent_core::ids::{AgentId, NumberId, TenantId};
 use serde::{Deserialize, Serialize};
 use worker::d1::D1Database;
 
-/// A number as stored.
-#[derive(Deserialize)]
-pub struct Number {
-    pub id: NumberId,
-    /// E.164; unique across tenants.
-    pub number: String,
-    pub agent_id: AgentId,
-    pub owner_phone: Option<String>,
-    #[serde(deserialize_with = "db::bool_from_int")]
-    pub ring_owner_first: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
+row! {
+    /// A number as stored.
+    pub struct Number from "phone_numbers WHERE tenant_id = ?1" {
+        id: NumberId,
+        /// E.164; unique across tenants.
+        number: String,
+        agent_id: AgentId,
+        owner_phone: Option<String>,
+        #[serde(deserialize_with = "db::bool_from_int")]
+        ring_owner_first: bool,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
 
-const SELECT: &str =
-    "SELECT id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at
-     FROM phone_numbers WHERE tenant_id = ?1";
-
-listed!(Number, created_at, SELECT, ["agent_id"]);
+listed!(Number, created_at, Number::SELECT, ["agent_id"]);
 
 /// The tenant's number `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Number>, StoreError> {
-    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+    tenant
+        .first(&format!("{} AND id = ?2", Number::SELECT), &[&id])
+        .await
 }
 
 /// The caller id of an agent's scheduled calls: the tenant's first number it answers.
