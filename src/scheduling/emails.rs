@@ -15,6 +15,7 @@ use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{
     decide_attempt, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS,
 };
+use phone_agent_core::limits::REPLY_BODY_LIMIT;
 use phone_agent_core::scheduling::email::{
     confirmation_email, idempotency_key, CallEmail, EmailKind,
 };
@@ -153,6 +154,7 @@ async fn attempt(db: &D1Database, config: &Config, email_id: &str) -> Result<(),
                 ],
                 Some(e.request.as_bytes()),
                 Duration::from_millis(REQUEST_TIMEOUT_MS),
+                REPLY_BODY_LIMIT,
             )
             .await;
             match reply {

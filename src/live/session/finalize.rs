@@ -8,6 +8,7 @@ use crate::store::calls;
 use crate::store::tenant::Tenant;
 use crate::store::transcripts;
 use phone_agent_core::ids::TenantId;
+use phone_agent_core::limits::REPLY_BODY_LIMIT;
 use phone_agent_core::live::{metrics_summary, transcript};
 use phone_agent_core::media::access::lost_stream_status;
 use phone_agent_core::providers::openai::{parse_completion_text, summary_request};
@@ -119,6 +120,7 @@ impl Session {
             ],
             Some(body.as_bytes()),
             SUMMARY_TIMEOUT,
+            REPLY_BODY_LIMIT,
         )
         .await
         .map_err(|e| e.to_string())?;
