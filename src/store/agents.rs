@@ -33,24 +33,15 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Agent>, StoreError>
 /// Stores a new agent and returns it as stored.
 pub async fn insert(tenant: &Tenant, spec: &AgentSpec) -> Result<Agent, StoreError> {
     let id: AgentId = new_id()?;
-    let now = now_ms();
-    tenant
-        .run(
-            "INSERT INTO agents (tenant_id, id, name, system_prompt, first_message, config,
-               created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            &[
-                &id,
-                &spec.name,
-                &spec.system_prompt,
-                &spec.first_message,
-                &spec.config.to_string(),
-                &now,
-            ],
-        )
-        .await?;
-    get(tenant, id.as_str())
-        .await?
-        .ok_or(StoreError::Missing("agent after insert"))
+    write(
+        tenant,
+        "INSERT INTO agents (tenant_id, id, name, system_prompt, first_message, config,
+           created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        id.as_str(),
+        spec,
+    )
+    .await?
+    .ok_or(StoreError::Missing("agent after insert"))
 }
 
 /// Replaces agent `id` with `spec`; `None` when the tenant has no such agent.
@@ -59,10 +50,27 @@ pub async fn update(
     id: &str,
     spec: &AgentSpec,
 ) -> Result<Option<Agent>, StoreError> {
+    write(
+        tenant,
+        "UPDATE agents SET name = ?3, system_prompt = ?4, first_message = ?5, config = ?6,
+           updated_at = ?7 WHERE tenant_id = ?1 AND id = ?2",
+        id,
+        spec,
+    )
+    .await
+}
+
+/// Runs `sql`, which writes agent `id` (`?2`) as `spec` (`?3`–`?6`) at now (`?7`), and returns
+/// the row as written.
+async fn write(
+    tenant: &Tenant,
+    sql: &str,
+    id: &str,
+    spec: &AgentSpec,
+) -> Result<Option<Agent>, StoreError> {
     tenant
-        .run(
-            "UPDATE agents SET name = ?3, system_prompt = ?4, first_message = ?5, config = ?6,
-               updated_at = ?7 WHERE tenant_id = ?1 AND id = ?2",
+        .first(
+            &format!("{sql} RETURNING {}", Agent::COLUMNS),
             &[
                 &id,
                 &spec.name,
@@ -72,6 +80,5 @@ pub async fn update(
                 &now_ms(),
             ],
         )
-        .await?;
-    get(tenant, id).await
+        .await
 }

@@ -52,10 +52,14 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Endpoint>, StoreErr
 pub async fn insert(tenant: &Tenant, fields: Fields, secret: &str) -> Result<Endpoint, StoreError> {
     let id: EndpointId = new_id()?;
     tenant
-        .run(
-            "INSERT INTO endpoints (tenant_id, id, url, description, secret, event_types, status,
-               created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        .first(
+            &format!(
+                "INSERT INTO endpoints (tenant_id, id, url, description, secret, event_types,
+                   status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 RETURNING {}",
+                Endpoint::COLUMNS
+            ),
             &[
                 &id,
                 &fields.url.into_value().unwrap_or_default(),
@@ -69,8 +73,6 @@ pub async fn insert(tenant: &Tenant, fields: Fields, secret: &str) -> Result<End
                 &now_ms(),
             ],
         )
-        .await?;
-    get(tenant, id.as_str())
         .await?
         .ok_or(StoreError::Missing("endpoint after insert"))
 }
@@ -84,15 +86,19 @@ pub async fn update(
     now: i64,
 ) -> Result<Option<Endpoint>, StoreError> {
     tenant
-        .run(
-            "UPDATE endpoints SET
-               url = COALESCE(?3, url),
-               event_types = CASE WHEN ?4 THEN ?5 ELSE event_types END,
-               description = CASE WHEN ?6 THEN ?7 ELSE description END,
-               status = COALESCE(?8, status),
-               disabled_reason = CASE WHEN ?8 IS NULL THEN disabled_reason ELSE NULL END,
-               updated_at = ?9
-             WHERE tenant_id = ?1 AND id = ?2",
+        .first(
+            &format!(
+                "UPDATE endpoints SET
+                   url = COALESCE(?3, url),
+                   event_types = CASE WHEN ?4 THEN ?5 ELSE event_types END,
+                   description = CASE WHEN ?6 THEN ?7 ELSE description END,
+                   status = COALESCE(?8, status),
+                   disabled_reason = CASE WHEN ?8 IS NULL THEN disabled_reason ELSE NULL END,
+                   updated_at = ?9
+                 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL
+                 RETURNING {}",
+                Endpoint::COLUMNS
+            ),
             &[
                 &id,
                 &fields.url.clone().into_value(),
@@ -104,8 +110,7 @@ pub async fn update(
                 &now,
             ],
         )
-        .await?;
-    get(tenant, id).await
+        .await
 }
 
 /// Deletes endpoint `id` and cancels its pending deliveries, in one transaction.
@@ -141,11 +146,15 @@ pub async fn rotate_secret(
     now: i64,
 ) -> Result<Option<Endpoint>, StoreError> {
     tenant
-        .run(
-            "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?3,
-               secret = ?4, updated_at = ?5 WHERE tenant_id = ?1 AND id = ?2",
+        .first(
+            &format!(
+                "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?3,
+                   secret = ?4, updated_at = ?5
+                 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL
+                 RETURNING {}",
+                Endpoint::COLUMNS
+            ),
             &[&id, &previous_expires_at, &secret, &now],
         )
-        .await?;
-    get(tenant, id).await
+        .await
 }

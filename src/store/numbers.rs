@@ -58,11 +58,16 @@ pub async fn first_of_agent(
 pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>, StoreError> {
     let id: NumberId = new_id()?;
     let now = now_ms();
-    let inserted = tenant
-        .run(
-            "INSERT INTO phone_numbers (tenant_id, id, number, agent_id, owner_phone,
-               ring_owner_first, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (number) DO NOTHING",
+    // A number registered already (to any tenant) conflicts, and nothing is returned.
+    tenant
+        .first(
+            &format!(
+                "INSERT INTO phone_numbers (tenant_id, id, number, agent_id, owner_phone,
+                   ring_owner_first, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (number) DO NOTHING
+                 RETURNING {}",
+                Number::COLUMNS
+            ),
             &[
                 &id,
                 &spec.number,
@@ -72,14 +77,7 @@ pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>
                 &now,
             ],
         )
-        .await?;
-    if inserted == 0 {
-        return Ok(None);
-    }
-    get(tenant, id.as_str())
-        .await?
-        .ok_or(StoreError::Missing("number after insert"))
-        .map(Some)
+        .await
 }
 
 /// Changes the agent, owner phone and ring-owner-first of number `id` (the number itself is
@@ -90,9 +88,13 @@ pub async fn update(
     spec: &NumberSpec,
 ) -> Result<Option<Number>, StoreError> {
     tenant
-        .run(
-            "UPDATE phone_numbers SET agent_id = ?3, owner_phone = ?4, ring_owner_first = ?5,
-               updated_at = ?6 WHERE tenant_id = ?1 AND id = ?2",
+        .first(
+            &format!(
+                "UPDATE phone_numbers SET agent_id = ?3, owner_phone = ?4, ring_owner_first = ?5,
+                   updated_at = ?6 WHERE tenant_id = ?1 AND id = ?2
+                 RETURNING {}",
+                Number::COLUMNS
+            ),
             &[
                 &id,
                 &spec.agent_id,
@@ -101,8 +103,7 @@ pub async fn update(
                 &now_ms(),
             ],
         )
-        .await?;
-    get(tenant, id).await
+        .await
 }
 
 /// Deletes number `id`; returns whether the tenant had it.
