@@ -4,7 +4,8 @@
 //! deliveries.
 
 use super::request::{
-    audited_update, field_error, invalid_fields, json_body, list_of, no_field_errors,
+    audited_delete, audited_update, field_error, found, invalid_fields, json_body, list_of,
+    no_field_errors,
 };
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -152,13 +153,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
 }
 
 async fn find(tenant: &Tenant, id: &str) -> Result<Endpoint, ApiError> {
-    endpoints::get(tenant, id)
-        .await?
-        .ok_or_else(|| not_found(id))
-}
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("no endpoint {id}"))
+    found(endpoints::get(tenant, id).await?, "endpoint", id)
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -202,7 +197,7 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
         app.ctx
             .wait_until(async move { crate::platform::alarm::wake_at(&env, now_ms()).await });
     }
-    let after = render(&updated.ok_or_else(|| not_found(id))?, false);
+    let after = render(&found(updated, "endpoint", id)?, false);
     audited_update(
         app,
         who,
@@ -218,20 +213,14 @@ pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     let tenant = Tenant::of(app, who)?;
     let endpoint = find(&tenant, id).await?;
     endpoints::delete(&tenant, id).await?;
-    audit::log(
+    audited_delete(
         app,
         who,
-        &Change::deleted(
-            "endpoint.delete",
-            ("endpoint", id),
-            &render(&endpoint, false),
-        ),
+        "endpoint.delete",
+        ("endpoint", id),
+        &render(&endpoint, false),
     )
-    .await;
-    Ok(json_response(
-        200,
-        &json!({"id": endpoint.id, "deleted": true}),
-    ))
+    .await
 }
 
 pub(super) async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -253,9 +242,8 @@ pub(super) async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &s
     find(&tenant, id).await?;
     let secret = new_endpoint_secret(&secret_bytes()?);
     let now = now_ms();
-    let endpoint = endpoints::rotate_secret(&tenant, id, &secret, now + grace * 1000, now)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let endpoint = endpoints::rotate_secret(&tenant, id, &secret, now + grace * 1000, now).await?;
+    let endpoint = found(endpoint, "endpoint", id)?;
     audit::log(app, who, &Change::done("endpoint.rotate_secret", ("endpoint", id), Some(&json!({"previous_secret_expires_at": endpoint.previous_secret_expires_at.map(rfc3339)}))))
     .await;
     Ok(json_response(200, &render(&endpoint, true)))

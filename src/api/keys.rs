@@ -65,7 +65,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     let body = json_body(req).await?;
     let (name, role) = parse_new_key(&body)?;
     let (key, prefix) = generate()?;
-    let id = KeyId::from(new_id(KeyId::PREFIX)?);
+    let id: KeyId = new_id()?;
     let tenant = Tenant::of(app, who)?;
     let after = json!({"id": id, "name": name, "role": role, "prefix": prefix});
     let new_key = NewKey {

@@ -5,7 +5,9 @@
 //! choose which of their agents answers it.
 
 use super::agents::field_errors;
-use super::request::{audited_update, field_error, invalid_fields, json_body, list_of};
+use super::request::{
+    audited_delete, audited_update, field_error, found, invalid_fields, json_body, list_of,
+};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
@@ -91,20 +93,12 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     Ok(json_response(201, &render(&number)))
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("no number {id}"))
-}
-
 /// Changes the agent, owner phone or ring-owner-first of a number (the number itself is its
 /// identity: register a new one instead). Validated by the same rules as creation.
 pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
     let tenant = Tenant::of(app, who)?;
-    let before = render(
-        &numbers::get(&tenant, id)
-            .await?
-            .ok_or_else(|| not_found(id))?,
-    );
+    let before = render(&found(numbers::get(&tenant, id).await?, "number", id)?);
     if body.get("number").is_some_and(|n| n != &before["number"]) {
         return Err(invalid_fields(json!([field_error(
             "number",
@@ -124,7 +118,7 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
     }
     let updated = numbers::update(&tenant, id, &spec).await?;
     crate::gateway::voice::forget_number(app, &spec.number).await;
-    let after = render(&updated.ok_or_else(|| not_found(id))?);
+    let after = render(&found(updated, "number", id)?);
     audited_update(
         app,
         who,
@@ -138,25 +132,25 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
 
 pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
     let tenant = Tenant::of(app, who)?;
-    let number = numbers::get(&tenant, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    let before = render(&number);
+    let number = found(numbers::get(&tenant, id).await?, "number", id)?;
     numbers::delete(&tenant, id).await?;
     crate::gateway::voice::forget_number(app, &number.number).await;
-    audit::log(
+    audited_delete(
         app,
         who,
-        &Change::deleted("number.delete", ("phone_number", id), &before),
+        "number.delete",
+        ("phone_number", id),
+        &render(&number),
     )
-    .await;
-    Ok(json_response(200, &json!({"id": id, "deleted": true})))
+    .await
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
-    let number = numbers::get(&Tenant::of(app, who)?, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let number = found(
+        numbers::get(&Tenant::of(app, who)?, id).await?,
+        "number",
+        id,
+    )?;
     Ok(json_response(200, &render(&number)))
 }
 

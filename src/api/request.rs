@@ -104,6 +104,22 @@ pub async fn audited_update(
     Ok(json_response(200, &after))
 }
 
+/// Answers 200 `{id, deleted: true}` for the resource (type, id), which was `before`, once its
+/// deletion is in the audit log as `action`.
+pub async fn audited_delete(
+    app: &App,
+    who: &Principal,
+    action: &str,
+    resource: (&str, &str),
+    before: &Value,
+) -> ApiResult {
+    audit::log(app, who, &Change::deleted(action, resource, before)).await;
+    Ok(json_response(
+        200,
+        &json!({"id": resource.1, "deleted": true}),
+    ))
+}
+
 /// `{data, next_cursor}` for one page of the caller's `T`s, filtered by the query parameters
 /// named like `T`'s filter columns.
 pub async fn list_of<T: Filtered>(

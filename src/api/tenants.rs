@@ -30,8 +30,8 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
             )])))
         }
     };
-    let tenant_id = TenantId::from(new_id(TenantId::PREFIX)?);
-    let key_id = KeyId::from(new_id(KeyId::PREFIX)?);
+    let tenant_id: TenantId = new_id()?;
+    let key_id: KeyId = new_id()?;
     let (key, prefix) = keys::generate()?;
     let now = now_ms();
     let after = json!({"id": tenant_id, "name": name, "admin_key_id": key_id});

@@ -90,7 +90,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
         log_line(json!({"level": "warn", "msg": "call to an unknown number", "to": to}));
         return markup_hangup(carrier, Some("Sorry, this number is not in service."));
     };
-    let id = CallId::from(new_id(CallId::PREFIX)?);
+    let id: CallId = new_id()?;
     let agent_id = AgentId::from(number.agent_id.as_str());
     let call = NewCall {
         id: &id,

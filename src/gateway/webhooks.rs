@@ -10,6 +10,7 @@ use crate::platform::http::{
 };
 use crate::store::calls::{self, Call};
 use phone_agent_core::config::Config;
+use phone_agent_core::ids::EventId;
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::dispatch::callback_attempt;
 use phone_agent_core::scheduling::CallProvider;
@@ -81,7 +82,7 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
             raw_body: &raw_body,
             payload: &payload,
         },
-        &new_id("evt")?,
+        &new_id::<EventId>()?,
     )
     .await?;
 

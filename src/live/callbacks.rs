@@ -119,7 +119,7 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
     dial_policy(&config, ours.as_deref()).check(&to)?;
     // Exotel calls cannot be dialled: the call back goes out over the carrier the core names.
     let provider = CallProvider::from(info.carrier.call_back_carrier());
-    let id = CallId::from(new_id(CallId::PREFIX).map_err(internal)?);
+    let id: CallId = new_id().map_err(internal)?;
     let source = CallId::from(info.call_id.as_str());
     let metadata = json!({"callback_of": info.call_id, "note": note}).to_string();
     let max = settings.max_per_number_per_day;

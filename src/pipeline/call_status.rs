@@ -18,7 +18,7 @@ use crate::store::calls::{self, Call, Guard};
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::retry_policy;
-use phone_agent_core::ids::CallId;
+use phone_agent_core::ids::{CallId, EventId};
 use phone_agent_core::scheduling::state::{retry_after_outcome, transition, Transition};
 use phone_agent_core::scheduling::{CallProvider, CallStatus};
 use serde_json::{json, Value};
@@ -262,7 +262,7 @@ pub async fn emit(
             raw_body: &raw,
             payload: &payload,
         },
-        &new_id("evt")?,
+        &new_id::<EventId>()?,
     )
     .await?;
     if let Published::New(_, deliveries) = published {

@@ -119,7 +119,7 @@ async fn attempt(
                     Ok(signature) => {
                         let timestamp = timestamp.to_string();
                         // Only the excerpt is kept (+4: its last character may be multi-byte).
-                        let reply = outbound::send_capped(
+                        let reply = outbound::send(
                             Method::Post,
                             &d.url,
                             &[

@@ -6,7 +6,7 @@ use phone_agent_core::auth::{new_token, NoRandomness};
 use phone_agent_core::carrier::Carrier;
 use phone_agent_core::config::ConfigError;
 use phone_agent_core::features::{FeatureUnavailable, ScheduleRefusal};
-use phone_agent_core::ids;
+use phone_agent_core::ids::{self, RowId};
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
 use phone_agent_core::routing::Forbidden;
@@ -97,6 +97,12 @@ impl std::fmt::Display for ApiError {
 
 impl From<worker::Error> for ApiError {
     fn from(e: worker::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<NoRandomness> for ApiError {
+    fn from(e: NoRandomness) -> Self {
         ApiError::internal(e)
     }
 }
@@ -224,17 +230,19 @@ pub fn random_unit() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A fresh row id like `call_06bq2…`: a UUIDv7 from the runtime clock, so ids sort by creation
-/// time (see `phone_agent_core::ids`). Without randomness it is a 500, like [`new_secret`]. For
-/// identifiers only: a key, secret or token comes from [`new_secret`].
-pub fn new_id(prefix: &str) -> Result<String, ApiError> {
-    ids::new_id(prefix, now_ms(), getrandom::getrandom).map_err(ApiError::internal)
+/// A fresh row id of type `T`, like `call_06bq2…`: a UUIDv7 from the runtime clock, so ids sort
+/// by creation time (see `phone_agent_core::ids`). The one way rows get ids (the store's and the
+/// handlers'). Without randomness it fails closed (a 500, like [`new_secret`]). For identifiers
+/// only: a key, secret or token comes from [`new_secret`].
+pub fn new_id<T: RowId>() -> Result<T, NoRandomness> {
+    ids::new_id(T::PREFIX, now_ms(), getrandom::getrandom).map(T::from)
 }
 
-/// An id that labels log lines or an instance, never a row: when randomness fails (logged by
-/// [`new_id`]) it still carries the time rather than failing the request it labels.
+/// An id that labels log lines or an instance, never a row: when randomness fails it still
+/// carries the time rather than failing the request it labels.
 pub fn trace_id(prefix: &str) -> String {
-    new_id(prefix).unwrap_or_else(|_| ids::encode_id(prefix, now_ms(), &[0; ids::ID_RANDOM_BYTES]))
+    ids::new_id(prefix, now_ms(), getrandom::getrandom)
+        .unwrap_or_else(|_| ids::encode_id(prefix, now_ms(), &[0; ids::ID_RANDOM_BYTES]))
 }
 
 /// A secret like `pa_live_7f3k…` (128 random bits): API keys, live tickets, stream tokens.

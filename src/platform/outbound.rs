@@ -70,19 +70,6 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Sends a request and reads the response within `timeout`, keeping at most
-/// [`REPLY_BODY_LIMIT`] bytes of its body. Redirects are not followed (a 3xx is returned as
-/// is), so a target cannot bounce us to an address we would refuse.
-pub async fn send(
-    method: Method,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<Reply, Failure> {
-    send_capped(method, url, headers, body, timeout, REPLY_BODY_LIMIT).await
-}
-
 /// Sends a carrier's call-control request (dial, transfer, hang-up) as its adapter in the
 /// core built it: the one way the worker drives a carrier's REST API.
 pub async fn carrier(request: &CarrierRequest, timeout: Duration) -> Result<Reply, Failure> {
@@ -97,13 +84,17 @@ pub async fn carrier(request: &CarrierRequest, timeout: Duration) -> Result<Repl
         &headers,
         Some(request.body.as_bytes()),
         timeout,
+        REPLY_BODY_LIMIT,
     )
     .await
 }
 
-/// [`send`], keeping at most `max_body` bytes of the response body: once they are in, the
-/// stream is cancelled, so a target answering gigabytes costs us no more than that.
-pub async fn send_capped(
+/// Sends a request and reads the response within `timeout`, keeping at most `max_body` bytes
+/// of its body ([`REPLY_BODY_LIMIT`] unless only an excerpt is kept): once they are in, the
+/// stream is cancelled, so a target answering gigabytes costs us no more than that. Redirects
+/// are not followed (a 3xx is returned as is), so a target cannot bounce us to an address we
+/// would refuse.
+pub async fn send(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
@@ -148,7 +139,7 @@ pub async fn send_capped(
     }
 }
 
-/// The fetch request for [`send_capped`] and [`open_stream`]: redirects are never followed.
+/// The fetch request for [`send`] and [`open_stream`]: redirects are never followed.
 fn build(
     method: Method,
     url: &str,

@@ -12,6 +12,7 @@ use crate::store::tenant::Tenant;
 use phone_agent_core::agents::voice_id;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
+use phone_agent_core::limits::REPLY_BODY_LIMIT;
 use phone_agent_core::scheduling::bland::{
     parse_send_response, send_call_body, BlandError, Script, SendCall,
 };
@@ -92,6 +93,7 @@ pub async fn submit_bland(
         &[("content-type", "application/json"), ("authorization", key)],
         Some(body.to_string().as_bytes()),
         Duration::from_millis(REQUEST_TIMEOUT_MS),
+        REPLY_BODY_LIMIT,
     )
     .await;
     let now = now_ms();
@@ -156,6 +158,7 @@ pub async fn stop_bland(config: &Config, bland_call_id: &str) -> Result<(), Stri
         &[("content-type", "application/json"), ("authorization", key)],
         Some(b"{}"),
         Duration::from_millis(REQUEST_TIMEOUT_MS),
+        REPLY_BODY_LIMIT,
     )
     .await
     .map_err(|f| format!("bland stop: {f}"))?;

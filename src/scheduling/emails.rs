@@ -15,7 +15,7 @@ use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{
     decide_attempt, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS,
 };
-use phone_agent_core::ids::EmailId;
+use phone_agent_core::limits::REPLY_BODY_LIMIT;
 use phone_agent_core::scheduling::email::{
     confirmation_email, idempotency_key, CallEmail, EmailKind,
 };
@@ -75,7 +75,7 @@ pub fn compose<'a>(
         .map_err(|e| e.to_string()),
     };
     Ok(NewEmail {
-        id: EmailId::from(new_id(EmailId::PREFIX)?),
+        id: new_id()?,
         tenant_id: facts.tenant_id,
         call_id: facts.call_id,
         kind,
@@ -154,6 +154,7 @@ async fn attempt(db: &D1Database, config: &Config, email_id: &str) -> Result<(),
                 ],
                 Some(e.request.as_bytes()),
                 Duration::from_millis(REQUEST_TIMEOUT_MS),
+                REPLY_BODY_LIMIT,
             )
             .await;
             match reply {

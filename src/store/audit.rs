@@ -3,26 +3,26 @@
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{log_line, now_ms};
-use crate::store::db;
+use crate::store::db::{self, row};
 use crate::store::error::StoreError;
 use crate::store::page::{Filtered, Listed};
 use phone_agent_core::pagination::Cursor;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::{D1Database, D1PreparedStatement};
 
-/// An audit entry as stored (`before`/`after` are JSON text).
-#[derive(Deserialize)]
-pub struct Entry {
-    pub id: i64,
-    pub actor: String,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_id: Option<String>,
-    pub before: Option<String>,
-    pub after: Option<String>,
-    pub request_id: String,
-    pub at: i64,
+row! {
+    /// An audit entry as stored (`before`/`after` are JSON text).
+    pub struct Entry from "audit_log WHERE tenant_id = ?1" {
+        id: i64,
+        actor: String,
+        action: String,
+        resource_type: String,
+        resource_id: Option<String>,
+        before: Option<String>,
+        after: Option<String>,
+        request_id: String,
+        at: i64,
+    }
 }
 
 impl Listed for Entry {
@@ -37,9 +37,7 @@ impl Listed for Entry {
 }
 
 impl Filtered for Entry {
-    const SELECT: &'static str =
-        "SELECT id, actor, action, resource_type, resource_id, before, after, request_id, at
-         FROM audit_log WHERE tenant_id = ?1";
+    const SELECT: &'static str = Entry::SELECT;
     const FILTERS: &'static [&'static str] = &["resource_type", "resource_id", "action"];
 }
 

@@ -3,12 +3,11 @@
 //! for what changes nothing else on the call.
 
 use crate::platform::http::now_ms;
-use crate::store::db::{self, Arg};
+use crate::store::db::{self, row, Arg};
 use crate::store::error::StoreError;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::CallStatus;
-use serde::Deserialize;
 use serde_json::Value;
 use worker::d1::{D1Database, D1PreparedStatement};
 
@@ -124,24 +123,28 @@ pub async fn record(db: &D1Database, event: &Event<'_>) -> Result<(), StoreError
     Ok(())
 }
 
-/// A history entry as stored.
-#[derive(Deserialize)]
-pub struct Entry {
-    pub at: i64,
-    pub kind: String,
-    pub from_status: Option<CallStatus>,
-    pub to_status: Option<CallStatus>,
-    pub source: String,
-    pub detail: String,
+row! {
+    /// A history entry as stored.
+    pub struct Entry {
+        at: i64,
+        kind: String,
+        from_status: Option<CallStatus>,
+        to_status: Option<CallStatus>,
+        source: String,
+        detail: String,
+    }
 }
 
 /// The history of the tenant's call `call_id`, oldest first.
 pub async fn for_call(tenant: &Tenant, call_id: &str) -> Result<Vec<Entry>, StoreError> {
     tenant
         .all(
-            "SELECT e.at, e.kind, e.from_status, e.to_status, e.source, e.detail
-             FROM call_events e JOIN calls c ON c.id = e.call_id
-             WHERE c.tenant_id = ?1 AND e.call_id = ?2 ORDER BY e.id",
+            &format!(
+                "SELECT {} FROM call_events
+                 WHERE call_id = ?2 AND call_id IN (SELECT id FROM calls WHERE tenant_id = ?1)
+                 ORDER BY id",
+                Entry::COLUMNS
+            ),
             &[&call_id],
         )
         .await

@@ -3,7 +3,7 @@
 //! System work across tenants (the scheduler serves them all).
 
 use crate::store::call_events::{self, Event, When};
-use crate::store::calls::{Call, COLUMNS};
+use crate::store::calls::Call;
 use crate::store::db;
 use crate::store::error::StoreError;
 use phone_agent_core::ids::CallId;
@@ -85,7 +85,8 @@ pub async fn lease_bland(
             "UPDATE calls SET locked_until = ?1 WHERE id = ?2 AND status = 'scheduled'
                AND provider = 'bland' AND provider_call_id IS NULL
                AND (locked_until IS NULL OR locked_until < ?3)
-             RETURNING {COLUMNS}"
+             RETURNING {}",
+            Call::COLUMNS
         ),
         &[&until, &id, &now],
     )

@@ -4,7 +4,7 @@
 //! writes keyed by a call id the system already holds); the API holds a [`Tenant`].
 
 use crate::store::call_events::{self, Event, When};
-use crate::store::db::{self, Arg};
+use crate::store::db::{self, row, Arg};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::page::{self, listed, Page, PageOf};
@@ -17,56 +17,50 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::d1::{D1Database, D1PreparedStatement};
 
-/// A call as stored (all but its stream token, which only the media path reads, and its
-/// direction, which only the session reads: see [`SessionCall`]).
-#[derive(Deserialize)]
-pub struct Call {
-    pub id: CallId,
-    pub tenant_id: TenantId,
-    pub agent_id: Option<AgentId>,
-    pub provider: CallProvider,
-    pub provider_call_id: Option<String>,
-    pub status: CallStatus,
-    pub to_number: String,
-    pub from_number: Option<String>,
-    pub start_at: Option<i64>,
-    pub time_zone: Option<String>,
-    pub contact_name: Option<String>,
-    pub contact_email: Option<String>,
-    pub metadata: String,
-    pub attempt: i64,
-    pub ics_sequence: i64,
-    pub email_status: Option<String>,
-    pub request_hash: Option<String>,
-    /// How carriers reach this worker for this call (fixed when it was scheduled).
-    pub base_url: Option<String>,
-    pub dispatched_at: Option<i64>,
-    pub answered_at: Option<i64>,
-    pub ended_at: Option<i64>,
-    pub last_error: Option<String>,
-    /// Set while the tenant's hourly outbound cap holds the due call.
-    pub dial_after: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub duration_seconds: Option<i64>,
-    pub summary: Option<String>,
-    pub metrics: Option<String>,
+row! {
+    /// A call as stored (all but its stream token, which only the media path reads, and its
+    /// direction, which only the session reads: see [`SessionCall`]).
+    pub struct Call from "calls" {
+        id: CallId,
+        tenant_id: TenantId,
+        agent_id: Option<AgentId>,
+        provider: CallProvider,
+        provider_call_id: Option<String>,
+        status: CallStatus,
+        to_number: String,
+        from_number: Option<String>,
+        start_at: Option<i64>,
+        time_zone: Option<String>,
+        contact_name: Option<String>,
+        contact_email: Option<String>,
+        metadata: String,
+        attempt: i64,
+        ics_sequence: i64,
+        email_status: Option<String>,
+        request_hash: Option<String>,
+        /// How carriers reach this worker for this call (fixed when it was scheduled).
+        base_url: Option<String>,
+        dispatched_at: Option<i64>,
+        answered_at: Option<i64>,
+        ended_at: Option<i64>,
+        last_error: Option<String>,
+        /// Set while the tenant's hourly outbound cap holds the due call.
+        dial_after: Option<i64>,
+        created_at: i64,
+        updated_at: i64,
+        duration_seconds: Option<i64>,
+        summary: Option<String>,
+        metrics: Option<String>,
+    }
 }
 
 listed!(Call, created_at);
-
-/// The columns a [`Call`] is read from.
-pub(in crate::store) const COLUMNS: &str =
-    "id, tenant_id, agent_id, provider, provider_call_id, status,
-  to_number, from_number, start_at, time_zone, contact_name, contact_email, metadata, attempt,
-  ics_sequence, email_status, request_hash, base_url, dispatched_at, answered_at, ended_at,
-  last_error, dial_after, created_at, updated_at, duration_seconds, summary, metrics";
 
 /// The tenant's call `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Call>, StoreError> {
     tenant
         .first(
-            &format!("SELECT {COLUMNS} FROM calls WHERE tenant_id = ?1 AND id = ?2"),
+            &format!("{} WHERE tenant_id = ?1 AND id = ?2", Call::SELECT),
             &[&id],
         )
         .await
@@ -87,7 +81,10 @@ pub async fn exists(tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
 pub async fn by_idempotency_key(tenant: &Tenant, key: &str) -> Result<Option<Call>, StoreError> {
     tenant
         .first(
-            &format!("SELECT {COLUMNS} FROM calls WHERE tenant_id = ?1 AND idempotency_key = ?2"),
+            &format!(
+                "{} WHERE tenant_id = ?1 AND idempotency_key = ?2",
+                Call::SELECT
+            ),
             &[&key],
         )
         .await
@@ -113,9 +110,10 @@ pub async fn list(
     page::list(
         tenant,
         &format!(
-            "SELECT {COLUMNS} FROM calls WHERE tenant_id = ?1
+            "{} WHERE tenant_id = ?1
                AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR start_at >= ?3)
-               AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)"
+               AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)",
+            Call::SELECT
         ),
         &[&status, &filter.from, &filter.to, &filter.agent_id],
         window,
@@ -125,12 +123,7 @@ pub async fn list(
 
 /// The call `id` of any tenant (the scheduler, webhooks and the session serve them all).
 pub async fn get_unscoped(db: &D1Database, id: &str) -> Result<Option<Call>, StoreError> {
-    db::first(
-        db,
-        &format!("SELECT {COLUMNS} FROM calls WHERE id = ?1"),
-        &[&id],
-    )
-    .await
+    db::first(db, &format!("{} WHERE id = ?1", Call::SELECT), &[&id]).await
 }
 
 /// The call `provider` knows as `provider_call_id`, of any tenant (the ids are unique per
@@ -143,8 +136,8 @@ pub async fn by_provider_call_id_unscoped(
     db::first(
         db,
         &format!(
-            "SELECT {COLUMNS} FROM calls WHERE provider = ?1 AND provider_call_id = ?2
-             ORDER BY created_at DESC LIMIT 1"
+            "{} WHERE provider = ?1 AND provider_call_id = ?2 ORDER BY created_at DESC LIMIT 1",
+            Call::SELECT
         ),
         &[&provider.as_str(), &provider_call_id],
     )

@@ -1,23 +1,67 @@
 //! Thin helpers over D1: bind typed arguments, read typed rows, count changes.
 //! Only the store's modules run SQL; tenant queries go through [`crate::store::tenant::Tenant`].
 
-use crate::platform::http::now_ms;
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    self, AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
+    AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::d1::{D1Database, D1PreparedStatement, D1Result};
 
-/// A new row id of type `T` (fails closed when randomness does: ids must not collide).
-pub fn new_row_id<T: From<String>>(prefix: &str) -> Result<T, StoreError> {
-    Ok(T::from(ids::new_id(
-        prefix,
-        now_ms(),
-        getrandom::getrandom,
-    )?))
+/// Declares a row read from D1 and the columns it is read from, from one list of fields, so the
+/// struct and its `SELECT` cannot drift apart: `Row::COLUMNS` is `"a, b, c"` (for any query
+/// that reads the row: `SELECT`, `RETURNING`), and with `from "table WHERE …"`, `Row::SELECT` is
+/// `SELECT a, b, c FROM table WHERE …`. Every field is public and named like its column.
+macro_rules! row {
+    (@columns $first:ident $(, $field:ident)*) => {
+        concat!(stringify!($first) $(, ", ", stringify!($field))*)
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $row:ident from $from:literal {
+            $($(#[$field_meta:meta])* $field:ident: $ty:ty,)+
+        }
+    ) => {
+        $crate::store::db::row! {
+            $(#[$meta])*
+            pub struct $row {
+                $($(#[$field_meta])* $field: $ty,)+
+            }
+        }
+
+        impl $row {
+            /// `SELECT` of this row's columns, with its `FROM` and `WHERE`.
+            pub(in crate::store) const SELECT: &'static str = concat!(
+                "SELECT ",
+                $crate::store::db::row!(@columns $($field),+),
+                " FROM ",
+                $from
+            );
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $row:ident {
+            $($(#[$field_meta:meta])* $field:ident: $ty:ty,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(serde::Deserialize)]
+        pub struct $row {
+            $($(#[$field_meta])* pub $field: $ty,)+
+        }
+
+        impl $row {
+            /// This row's columns, in the order of its fields.
+            // A row read only through its `SELECT` names its columns nowhere else.
+            #[allow(dead_code)]
+            pub(in crate::store) const COLUMNS: &'static str =
+                $crate::store::db::row!(@columns $($field),+);
+        }
+    };
 }
+pub(in crate::store) use row;
 
 /// A value bound to a `?` placeholder.
 pub trait Arg {

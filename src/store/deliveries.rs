@@ -3,7 +3,7 @@
 //! scheduler alarm, cron) never send the same attempt twice; every attempt is logged in the same
 //! transaction that moves the delivery on.
 
-use crate::store::db;
+use crate::store::db::{self, row};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
@@ -37,80 +37,86 @@ pub(in crate::store) fn fan_out(
     db::stmt(db, FAN_OUT, &[&event_id, &now, &endpoint_id])
 }
 
-/// A delivery as the API shows it.
-#[derive(Deserialize)]
-pub struct Delivery {
-    pub id: DeliveryId,
-    pub event_id: EventId,
-    pub endpoint_id: EndpointId,
-    /// `pending`, `succeeded`, `failed`, `dead` or `canceled`.
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: Option<i64>,
-    pub last_status_code: Option<i64>,
-    pub last_response: Option<String>,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
+row! {
+    /// A delivery as the API shows it.
+    pub struct Delivery from "deliveries WHERE tenant_id = ?1" {
+        id: DeliveryId,
+        event_id: EventId,
+        endpoint_id: EndpointId,
+        /// `pending`, `succeeded`, `failed`, `dead` or `canceled`.
+        status: String,
+        attempts: i64,
+        next_attempt_at: Option<i64>,
+        last_status_code: Option<i64>,
+        last_response: Option<String>,
+        last_error: Option<String>,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
-
-const SELECT: &str = "SELECT id, event_id, endpoint_id, status, attempts, next_attempt_at,
-       last_status_code, last_response, last_error, created_at, updated_at
-     FROM deliveries WHERE tenant_id = ?1";
 
 listed!(
     Delivery,
     created_at,
-    SELECT,
+    Delivery::SELECT,
     ["status", "endpoint_id", "event_id"]
 );
 
 /// The tenant's delivery `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Delivery>, StoreError> {
-    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+    tenant
+        .first(&format!("{} AND id = ?2", Delivery::SELECT), &[&id])
+        .await
 }
 
-/// One logged attempt of a delivery.
-#[derive(Deserialize)]
-pub struct Attempt {
-    pub attempt: i64,
-    pub at: i64,
-    pub status_code: Option<i64>,
-    pub latency_ms: Option<i64>,
-    pub response_excerpt: Option<String>,
-    pub error: Option<String>,
+row! {
+    /// One logged attempt of a delivery.
+    pub struct Attempt {
+        attempt: i64,
+        at: i64,
+        status_code: Option<i64>,
+        latency_ms: Option<i64>,
+        response_excerpt: Option<String>,
+        error: Option<String>,
+    }
 }
 
 /// Every attempt of the tenant's delivery `id`, first first.
 pub async fn attempts(tenant: &Tenant, id: &str) -> Result<Vec<Attempt>, StoreError> {
     tenant
         .all(
-            "SELECT attempt, at, status_code, latency_ms, response_excerpt, error
-             FROM delivery_attempts
-             WHERE delivery_id = ?2
-               AND delivery_id IN (SELECT id FROM deliveries WHERE tenant_id = ?1)
-             ORDER BY attempt",
+            &format!(
+                "SELECT {} FROM delivery_attempts
+                 WHERE delivery_id = ?2
+                   AND delivery_id IN (SELECT id FROM deliveries WHERE tenant_id = ?1)
+                 ORDER BY attempt",
+                Attempt::COLUMNS
+            ),
             &[&id],
         )
         .await
 }
 
-/// A delivery as listed with its event.
-#[derive(Deserialize)]
-pub struct EventDelivery {
-    pub id: DeliveryId,
-    pub endpoint_id: EndpointId,
-    pub status: String,
-    pub attempts: i64,
-    pub last_status_code: Option<i64>,
+row! {
+    /// A delivery as listed with its event.
+    pub struct EventDelivery {
+        id: DeliveryId,
+        endpoint_id: EndpointId,
+        status: String,
+        attempts: i64,
+        last_status_code: Option<i64>,
+    }
 }
 
 /// The deliveries of the tenant's event `event_id`, oldest first.
 pub async fn of_event(tenant: &Tenant, event_id: &str) -> Result<Vec<EventDelivery>, StoreError> {
     tenant
         .all(
-            "SELECT id, endpoint_id, status, attempts, last_status_code FROM deliveries
-             WHERE tenant_id = ?1 AND event_id = ?2 ORDER BY created_at, id",
+            &format!(
+                "SELECT {} FROM deliveries WHERE tenant_id = ?1 AND event_id = ?2
+                 ORDER BY created_at, id",
+                EventDelivery::COLUMNS
+            ),
             &[&event_id],
         )
         .await

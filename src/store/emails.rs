@@ -2,12 +2,11 @@
 //! and sent (leased, attempted, recorded) by the scheduler.
 
 use crate::store::call_events::{self, Event, When};
-use crate::store::db::{self, Arg};
+use crate::store::db::{self, row, Arg};
 use crate::store::error::StoreError;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{CallId, EmailId};
 use phone_agent_core::scheduling::email::EmailKind;
-use serde::Deserialize;
 use serde_json::Value;
 use worker::d1::{D1Database, D1PreparedStatement};
 
@@ -91,28 +90,31 @@ pub(in crate::store) fn queue(
     ])
 }
 
-/// An email as the API shows it on its call.
-#[derive(Deserialize)]
-pub struct Email {
-    pub id: EmailId,
-    pub kind: String,
-    pub sequence: i64,
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: Option<i64>,
-    pub last_status_code: Option<i64>,
-    pub last_error: Option<String>,
-    pub provider_message_id: Option<String>,
-    pub created_at: i64,
+row! {
+    /// An email as the API shows it on its call.
+    pub struct Email {
+        id: EmailId,
+        kind: String,
+        sequence: i64,
+        status: String,
+        attempts: i64,
+        next_attempt_at: Option<i64>,
+        last_status_code: Option<i64>,
+        last_error: Option<String>,
+        provider_message_id: Option<String>,
+        created_at: i64,
+    }
 }
 
 /// The emails about the tenant's call `call_id`, oldest first.
 pub async fn for_call(tenant: &Tenant, call_id: &str) -> Result<Vec<Email>, StoreError> {
     tenant
         .all(
-            "SELECT id, kind, sequence, status, attempts, next_attempt_at, last_status_code,
-               last_error, provider_message_id, created_at
-             FROM emails WHERE tenant_id = ?1 AND call_id = ?2 ORDER BY created_at, sequence",
+            &format!(
+                "SELECT {} FROM emails WHERE tenant_id = ?1 AND call_id = ?2
+                 ORDER BY created_at, sequence",
+                Email::COLUMNS
+            ),
             &[&call_id],
         )
         .await
@@ -157,15 +159,16 @@ pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreErro
     .await
 }
 
-/// An email leased for one attempt.
-#[derive(Deserialize)]
-pub struct Leased {
-    pub call_id: CallId,
-    pub kind: String,
-    pub sequence: i64,
-    pub idempotency_key: String,
-    pub request: String,
-    pub attempts: i64,
+row! {
+    /// An email leased for one attempt.
+    pub struct Leased {
+        call_id: CallId,
+        kind: String,
+        sequence: i64,
+        idempotency_key: String,
+        request: String,
+        attempts: i64,
+    }
 }
 
 /// Leases email `id` until `until` if it is due at `now` and nobody holds it; the email as
@@ -178,9 +181,12 @@ pub async fn lease(
 ) -> Result<Option<Leased>, StoreError> {
     db::first(
         db,
-        "UPDATE emails SET locked_until = ?1 WHERE id = ?2 AND status = 'pending'
-           AND next_attempt_at <= ?3 AND (locked_until IS NULL OR locked_until < ?3)
-         RETURNING call_id, kind, sequence, idempotency_key, request, attempts",
+        &format!(
+            "UPDATE emails SET locked_until = ?1 WHERE id = ?2 AND status = 'pending'
+               AND next_attempt_at <= ?3 AND (locked_until IS NULL OR locked_until < ?3)
+             RETURNING {}",
+            Leased::COLUMNS
+        ),
         &[&until, &id, &now],
     )
     .await

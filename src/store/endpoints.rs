@@ -1,31 +1,31 @@
 //! The `endpoints` table: where canonical events are forwarded. A deleted endpoint stays (its
 //! deliveries point at it) but is invisible to the API.
 
-use crate::platform::http::now_ms;
-use crate::store::db;
+use crate::platform::http::{new_id, now_ms};
+use crate::store::db::{self, row};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::EndpointId;
 use phone_agent_core::patch::Patch;
-use serde::Deserialize;
 
-/// An endpoint as stored.
-#[derive(Deserialize)]
-pub struct Endpoint {
-    pub id: EndpointId,
-    pub url: String,
-    pub description: Option<String>,
-    /// The current signing secret (`whsec_…`).
-    pub secret: String,
-    pub previous_secret_expires_at: Option<i64>,
-    /// A JSON array of type filters; `None` is every type.
-    pub event_types: Option<String>,
-    /// `enabled`, `paused` or `disabled`.
-    pub status: String,
-    pub disabled_reason: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
+row! {
+    /// An endpoint as stored.
+    pub struct Endpoint from "endpoints WHERE tenant_id = ?1 AND deleted_at IS NULL" {
+        id: EndpointId,
+        url: String,
+        description: Option<String>,
+        /// The current signing secret (`whsec_…`).
+        secret: String,
+        previous_secret_expires_at: Option<i64>,
+        /// A JSON array of type filters; `None` is every type.
+        event_types: Option<String>,
+        /// `enabled`, `paused` or `disabled`.
+        status: String,
+        disabled_reason: Option<String>,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
 
 /// Validated writable fields, in the API's PATCH convention (absent keeps, `null` clears).
@@ -39,25 +39,27 @@ pub struct Fields {
     pub status: Patch<String>,
 }
 
-const SELECT: &str = "SELECT id, url, description, secret, previous_secret_expires_at,
-       event_types, status, disabled_reason, created_at, updated_at
-     FROM endpoints WHERE tenant_id = ?1 AND deleted_at IS NULL";
-
-listed!(Endpoint, created_at, SELECT, ["status"]);
+listed!(Endpoint, created_at, Endpoint::SELECT, ["status"]);
 
 /// The tenant's endpoint `id`, unless it does not exist or was deleted.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Endpoint>, StoreError> {
-    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+    tenant
+        .first(&format!("{} AND id = ?2", Endpoint::SELECT), &[&id])
+        .await
 }
 
 /// Stores a new endpoint signing with `secret` (enabled unless `fields` says paused).
 pub async fn insert(tenant: &Tenant, fields: Fields, secret: &str) -> Result<Endpoint, StoreError> {
-    let id: EndpointId = db::new_row_id(EndpointId::PREFIX)?;
+    let id: EndpointId = new_id()?;
     tenant
-        .run(
-            "INSERT INTO endpoints (tenant_id, id, url, description, secret, event_types, status,
-               created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        .first(
+            &format!(
+                "INSERT INTO endpoints (tenant_id, id, url, description, secret, event_types,
+                   status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 RETURNING {}",
+                Endpoint::COLUMNS
+            ),
             &[
                 &id,
                 &fields.url.into_value().unwrap_or_default(),
@@ -71,8 +73,6 @@ pub async fn insert(tenant: &Tenant, fields: Fields, secret: &str) -> Result<End
                 &now_ms(),
             ],
         )
-        .await?;
-    get(tenant, id.as_str())
         .await?
         .ok_or(StoreError::Missing("endpoint after insert"))
 }
@@ -86,15 +86,19 @@ pub async fn update(
     now: i64,
 ) -> Result<Option<Endpoint>, StoreError> {
     tenant
-        .run(
-            "UPDATE endpoints SET
-               url = COALESCE(?3, url),
-               event_types = CASE WHEN ?4 THEN ?5 ELSE event_types END,
-               description = CASE WHEN ?6 THEN ?7 ELSE description END,
-               status = COALESCE(?8, status),
-               disabled_reason = CASE WHEN ?8 IS NULL THEN disabled_reason ELSE NULL END,
-               updated_at = ?9
-             WHERE tenant_id = ?1 AND id = ?2",
+        .first(
+            &format!(
+                "UPDATE endpoints SET
+                   url = COALESCE(?3, url),
+                   event_types = CASE WHEN ?4 THEN ?5 ELSE event_types END,
+                   description = CASE WHEN ?6 THEN ?7 ELSE description END,
+                   status = COALESCE(?8, status),
+                   disabled_reason = CASE WHEN ?8 IS NULL THEN disabled_reason ELSE NULL END,
+                   updated_at = ?9
+                 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL
+                 RETURNING {}",
+                Endpoint::COLUMNS
+            ),
             &[
                 &id,
                 &fields.url.clone().into_value(),
@@ -106,8 +110,7 @@ pub async fn update(
                 &now,
             ],
         )
-        .await?;
-    get(tenant, id).await
+        .await
 }
 
 /// Deletes endpoint `id` and cancels its pending deliveries, in one transaction.
@@ -143,11 +146,15 @@ pub async fn rotate_secret(
     now: i64,
 ) -> Result<Option<Endpoint>, StoreError> {
     tenant
-        .run(
-            "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?3,
-               secret = ?4, updated_at = ?5 WHERE tenant_id = ?1 AND id = ?2",
+        .first(
+            &format!(
+                "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?3,
+                   secret = ?4, updated_at = ?5
+                 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL
+                 RETURNING {}",
+                Endpoint::COLUMNS
+            ),
             &[&id, &previous_expires_at, &secret, &now],
         )
-        .await?;
-    get(tenant, id).await
+        .await
 }

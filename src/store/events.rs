@@ -40,7 +40,7 @@ pub enum Published {
 pub async fn publish(
     db: &D1Database,
     event: &NewEvent<'_>,
-    event_id: &str,
+    event_id: &EventId,
 ) -> Result<Published, StoreError> {
     let payload = event.payload.to_string();
     let insert = db::stmt(
@@ -62,11 +62,11 @@ pub async fn publish(
             &payload,
         ],
     )?;
-    let fan_out = deliveries::fan_out(db, event_id, event.received_at, None)?;
+    let fan_out = deliveries::fan_out(db, event_id.as_str(), event.received_at, None)?;
     let changes = db::batch(db, vec![insert, fan_out]).await?;
     if changes.first().copied().unwrap_or(0) > 0 {
         let deliveries = changes.get(1).copied().unwrap_or(0);
-        return Ok(Published::New(event_id.to_owned(), deliveries));
+        return Ok(Published::New(event_id.to_string(), deliveries));
     }
     let existing = db::ids(
         db,

@@ -3,26 +3,26 @@
 use crate::platform::auth::Principal;
 use crate::platform::http::now_ms;
 use crate::store::audit::{self, Change};
-use crate::store::db::{self, Arg};
+use crate::store::db::{self, row, Arg};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::auth::{key_hash, Role};
 use phone_agent_core::ids::{KeyId, TenantId};
-use serde::Deserialize;
 use worker::d1::{D1Database, D1PreparedStatement};
 
-/// A key as listed (never its hash).
-#[derive(Deserialize)]
-pub struct ApiKey {
-    pub id: KeyId,
-    pub name: String,
-    pub role: Role,
-    /// The key's first characters, to recognise it in lists.
-    pub prefix: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    pub revoked_at: Option<i64>,
+row! {
+    /// A key as listed (never its hash).
+    pub struct ApiKey from "api_keys WHERE tenant_id = ?1" {
+        id: KeyId,
+        name: String,
+        role: Role,
+        /// The key's first characters, to recognise it in lists.
+        prefix: String,
+        created_at: i64,
+        last_used_at: Option<i64>,
+        revoked_at: Option<i64>,
+    }
 }
 
 /// A key about to be stored.
@@ -35,14 +35,13 @@ pub struct NewKey<'a> {
     pub prefix: &'a str,
 }
 
-const SELECT: &str = "SELECT id, name, role, prefix, created_at, last_used_at, revoked_at
-     FROM api_keys WHERE tenant_id = ?1";
-
-listed!(ApiKey, created_at, SELECT, []);
+listed!(ApiKey, created_at, ApiKey::SELECT, []);
 
 /// The tenant's key `id` (revoked ones too), if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<ApiKey>, StoreError> {
-    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+    tenant
+        .first(&format!("{} AND id = ?2", ApiKey::SELECT), &[&id])
+        .await
 }
 
 /// The insert of `key` for tenant `tenant_id`, for a batch (a new tenant's first key is
@@ -94,13 +93,14 @@ pub async fn revoke(
     audit::batch_with_entry(tenant.db(), vec![revoke], who, change).await
 }
 
-/// What authenticates a request presenting a key.
-#[derive(Deserialize)]
-pub struct KeyGrant {
-    pub id: KeyId,
-    pub tenant_id: TenantId,
-    pub role: Role,
-    pub last_used_at: Option<i64>,
+row! {
+    /// What authenticates a request presenting a key.
+    pub struct KeyGrant {
+        id: KeyId,
+        tenant_id: TenantId,
+        role: Role,
+        last_used_at: Option<i64>,
+    }
 }
 
 /// The unrevoked key whose hash is `hash`, in whichever tenant holds it (authentication comes
@@ -111,8 +111,10 @@ pub async fn by_hash_any_tenant(
 ) -> Result<Option<KeyGrant>, StoreError> {
     db::first(
         db,
-        "SELECT id, tenant_id, role, last_used_at FROM api_keys
-         WHERE key_hash = ?1 AND revoked_at IS NULL",
+        &format!(
+            "SELECT {} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+            KeyGrant::COLUMNS
+        ),
         &[&hash],
     )
     .await

@@ -1,7 +1,7 @@
 //! The `phone_numbers` table: which agent answers each of our numbers.
 
-use crate::platform::http::now_ms;
-use crate::store::db;
+use crate::platform::http::{new_id, now_ms};
+use crate::store::db::{self, row};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
@@ -10,29 +10,28 @@ use phone_agent_core::ids::{AgentId, NumberId, TenantId};
 use serde::{Deserialize, Serialize};
 use worker::d1::D1Database;
 
-/// A number as stored.
-#[derive(Deserialize)]
-pub struct Number {
-    pub id: NumberId,
-    /// E.164; unique across tenants.
-    pub number: String,
-    pub agent_id: AgentId,
-    pub owner_phone: Option<String>,
-    #[serde(deserialize_with = "db::bool_from_int")]
-    pub ring_owner_first: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
+row! {
+    /// A number as stored.
+    pub struct Number from "phone_numbers WHERE tenant_id = ?1" {
+        id: NumberId,
+        /// E.164; unique across tenants.
+        number: String,
+        agent_id: AgentId,
+        owner_phone: Option<String>,
+        #[serde(deserialize_with = "db::bool_from_int")]
+        ring_owner_first: bool,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
 
-const SELECT: &str =
-    "SELECT id, number, agent_id, owner_phone, ring_owner_first, created_at, updated_at
-     FROM phone_numbers WHERE tenant_id = ?1";
-
-listed!(Number, created_at, SELECT, ["agent_id"]);
+listed!(Number, created_at, Number::SELECT, ["agent_id"]);
 
 /// The tenant's number `id`, if it exists.
 pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Number>, StoreError> {
-    tenant.first(&format!("{SELECT} AND id = ?2"), &[&id]).await
+    tenant
+        .first(&format!("{} AND id = ?2", Number::SELECT), &[&id])
+        .await
 }
 
 /// The caller id of an agent's scheduled calls: the tenant's first number it answers.
@@ -57,13 +56,18 @@ pub async fn first_of_agent(
 /// Registers `spec` for the tenant; `None` when the number is already registered (to any
 /// tenant: a number has one owner).
 pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>, StoreError> {
-    let id: NumberId = db::new_row_id(NumberId::PREFIX)?;
+    let id: NumberId = new_id()?;
     let now = now_ms();
-    let inserted = tenant
-        .run(
-            "INSERT INTO phone_numbers (tenant_id, id, number, agent_id, owner_phone,
-               ring_owner_first, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (number) DO NOTHING",
+    // A number registered already (to any tenant) conflicts, and nothing is returned.
+    tenant
+        .first(
+            &format!(
+                "INSERT INTO phone_numbers (tenant_id, id, number, agent_id, owner_phone,
+                   ring_owner_first, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (number) DO NOTHING
+                 RETURNING {}",
+                Number::COLUMNS
+            ),
             &[
                 &id,
                 &spec.number,
@@ -73,14 +77,7 @@ pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>
                 &now,
             ],
         )
-        .await?;
-    if inserted == 0 {
-        return Ok(None);
-    }
-    get(tenant, id.as_str())
-        .await?
-        .ok_or(StoreError::Missing("number after insert"))
-        .map(Some)
+        .await
 }
 
 /// Changes the agent, owner phone and ring-owner-first of number `id` (the number itself is
@@ -91,9 +88,13 @@ pub async fn update(
     spec: &NumberSpec,
 ) -> Result<Option<Number>, StoreError> {
     tenant
-        .run(
-            "UPDATE phone_numbers SET agent_id = ?3, owner_phone = ?4, ring_owner_first = ?5,
-               updated_at = ?6 WHERE tenant_id = ?1 AND id = ?2",
+        .first(
+            &format!(
+                "UPDATE phone_numbers SET agent_id = ?3, owner_phone = ?4, ring_owner_first = ?5,
+                   updated_at = ?6 WHERE tenant_id = ?1 AND id = ?2
+                 RETURNING {}",
+                Number::COLUMNS
+            ),
             &[
                 &id,
                 &spec.agent_id,
@@ -102,8 +103,7 @@ pub async fn update(
                 &now_ms(),
             ],
         )
-        .await?;
-    get(tenant, id).await
+        .await
 }
 
 /// Deletes number `id`; returns whether the tenant had it.

@@ -80,7 +80,7 @@ impl Tenant {
         sql: &str,
         args: &[&dyn Arg],
     ) -> Result<Option<T>, StoreError> {
-        db::first(&self.db, sql, &self.scoped(sql, args)).await
+        Ok(self.all(sql, args).await?.into_iter().next())
     }
 
     /// Runs a tenant write; returns how many rows it changed.

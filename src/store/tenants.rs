@@ -2,12 +2,11 @@
 
 use crate::platform::auth::Principal;
 use crate::store::audit::{self, Change};
-use crate::store::db;
+use crate::store::db::{self, row};
 use crate::store::error::StoreError;
 use crate::store::keys::{self, NewKey};
 use crate::store::page::{self, listed, Page, PageOf};
 use phone_agent_core::ids::TenantId;
-use serde::Deserialize;
 use worker::d1::D1Database;
 
 /// Whether tenant `id` exists (the bootstrap key assigning a number to a tenant).
@@ -16,12 +15,13 @@ pub async fn exists(db: &D1Database, id: &str) -> Result<bool, StoreError> {
     Ok(!found.is_empty())
 }
 
-/// A tenant as listed.
-#[derive(Deserialize)]
-pub struct TenantRow {
-    pub id: TenantId,
-    pub name: String,
-    pub created_at: i64,
+row! {
+    /// A tenant as listed.
+    pub struct TenantRow {
+        id: TenantId,
+        name: String,
+        created_at: i64,
+    }
 }
 
 listed!(TenantRow, created_at);
@@ -30,7 +30,7 @@ listed!(TenantRow, created_at);
 pub async fn list(db: &D1Database, window: &Page) -> Result<PageOf<TenantRow>, StoreError> {
     page::list_in(
         db,
-        "SELECT id, name, created_at FROM tenants WHERE TRUE",
+        &format!("SELECT {} FROM tenants WHERE TRUE", TenantRow::COLUMNS),
         &[],
         window,
     )

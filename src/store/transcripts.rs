@@ -1,24 +1,27 @@
 //! The `transcripts` table: one stored transcript per call, written at hang-up.
 
-use crate::store::db;
+use crate::store::db::{self, row};
 use crate::store::error::StoreError;
 use crate::store::tenant::Tenant;
-use serde::Deserialize;
 use serde_json::Value;
 
-/// A call's transcript as stored (`turns` is the JSON array of turns).
-#[derive(Deserialize)]
-pub struct Transcript {
-    pub turns: String,
-    pub text: String,
-    pub created_at: i64,
+row! {
+    /// A call's transcript as stored (`turns` is the JSON array of turns).
+    pub struct Transcript {
+        turns: String,
+        text: String,
+        created_at: i64,
+    }
 }
 
 /// The transcript of the tenant's call `call_id`, if one was stored.
 pub async fn get(tenant: &Tenant, call_id: &str) -> Result<Option<Transcript>, StoreError> {
     tenant
         .first(
-            "SELECT turns, text, created_at FROM transcripts WHERE tenant_id = ?1 AND call_id = ?2",
+            &format!(
+                "SELECT {} FROM transcripts WHERE tenant_id = ?1 AND call_id = ?2",
+                Transcript::COLUMNS
+            ),
             &[&call_id],
         )
         .await

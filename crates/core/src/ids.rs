@@ -38,6 +38,12 @@ pub fn new_id<E: std::fmt::Display>(
     Ok(encode_id(prefix, unix_ms, &random))
 }
 
+/// A typed row id: the prefix its new ids carry (see [`new_id`]).
+pub trait RowId: From<String> {
+    /// The prefix new ids of this kind carry.
+    const PREFIX: &'static str;
+}
+
 /// Declares a typed row id: a `String` newtype that serializes as the bare string, so a call id
 /// cannot be passed where an agent id is expected.
 macro_rules! typed_id {
@@ -47,10 +53,11 @@ macro_rules! typed_id {
         #[serde(transparent)]
         pub struct $name(String);
 
-        impl $name {
-            /// The prefix new ids of this kind carry.
-            pub const PREFIX: &'static str = $prefix;
+        impl RowId for $name {
+            const PREFIX: &'static str = $prefix;
+        }
 
+        impl $name {
             /// The id as stored.
             pub fn as_str(&self) -> &str {
                 &self.0

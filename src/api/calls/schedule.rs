@@ -116,7 +116,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     // Fixed now: the alarm that dials later has no request to take an origin from.
     let base_url = config.public_base_url.clone().unwrap_or(origin);
 
-    let id = CallId::from(new_id(CallId::PREFIX)?);
+    let id: CallId = new_id()?;
     let start_at = request.start_at.timestamp_millis();
     let provider = CallProvider::from(request.provider);
     let metadata = request.metadata.to_string();

@@ -216,14 +216,7 @@ impl Session {
         );
         // Only the verified socket gets here: its token was checked on the URL or in this
         // `start` (see `on_pending_frame`).
-        let first = {
-            let mut guard = self.live.borrow_mut();
-            let Some(live) = guard.as_mut() else {
-                return;
-            };
-            if live.ended {
-                return;
-            }
+        let Some(first) = self.with_ongoing(|live| {
             let first = live.conversation.is_none();
             if first {
                 live.info.carrier_call_id = carrier_call_id.clone();
@@ -233,6 +226,8 @@ impl Session {
                 self.put_blob("call", &live.info);
             }
             first
+        }) else {
+            return;
         };
         // The latest verified `start` is what an instance reset re-reads into the adapter.
         if let Some(text) = start_text {

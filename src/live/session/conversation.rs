@@ -179,6 +179,15 @@ impl Session {
         self.live.borrow_mut().as_mut().map(f)
     }
 
+    /// [`Self::with_live`], unless the call has ended (what its sockets still say comes too late).
+    pub(super) fn with_ongoing<T>(&self, f: impl FnOnce(&mut Live) -> T) -> Option<T> {
+        self.live
+            .borrow_mut()
+            .as_mut()
+            .filter(|live| !live.ended)
+            .map(f)
+    }
+
     /// The call facts, if a call is connected.
     pub fn info(&self) -> Option<CallInfo> {
         self.with_live(|live| live.info.clone())
@@ -218,29 +227,22 @@ impl Session {
 
     /// Ends the session once: stops providers, tells the carrier, and finishes the call record.
     pub(super) fn end_call(self: &Rc<Self>, reason: EndReason) {
-        let was_live = {
-            let mut guard = self.live.borrow_mut();
-            let Some(live) = guard.as_mut() else {
-                return;
-            };
-            if live.ended {
-                return;
-            }
+        let Some(was_live) = self.with_ongoing(|live| {
             live.ended = live.conversation.is_none();
             live.conversation.is_some()
+        }) else {
+            return;
         };
         if was_live && matches!(reason, EndReason::CarrierStop | EndReason::StreamLost) {
             // The caller is gone: the conversation commits what was heard of the last reply.
             self.feed(Input::Hangup);
         }
-        let (stt, llm) = {
-            let mut guard = self.live.borrow_mut();
-            let Some(live) = guard.as_mut() else {
-                return;
-            };
+        let Some((stt, llm)) = self.with_live(|live| {
             live.ended = true;
             live.stt.closing = true;
             (live.stt.ws.clone(), live.llm.take())
+        }) else {
+            return;
         };
         if let Some(ws) = stt {
             let _ = ws.send_with_str(phone_agent_core::providers::deepgram::close_stream());

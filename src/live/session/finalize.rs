@@ -12,6 +12,7 @@ use crate::store::tenant::Tenant;
 use crate::store::transcripts;
 use phone_agent_core::finalize::{Job, Next, RetryPolicy, Step, SummaryFailure};
 use phone_agent_core::ids::{CallId, TenantId};
+use phone_agent_core::limits::REPLY_BODY_LIMIT;
 use phone_agent_core::live::{metrics_summary, transcript, Transcript};
 use phone_agent_core::media::access::lost_stream_status;
 use phone_agent_core::providers::openai::{parse_completion_text, summary_request, Speaker};
@@ -276,6 +277,7 @@ impl Session {
             ],
             Some(body.as_bytes()),
             SUMMARY_TIMEOUT,
+            REPLY_BODY_LIMIT,
         )
         .await
         .map_err(|e| SummaryFailure::Transport(e.to_string()))?;
