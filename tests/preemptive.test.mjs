@@ -58,7 +58,7 @@ test('the agent with a Flux model streams to /v2/listen with Flux parameters, an
 
   await t.test('eager → end with the same words: the request starts before EndOfTurn, the reply plays after it', async () => {
     const chats = openai.chatRequests.length;
-    const ttsBefore = eleven.requests.length;
+    const ttsBefore = eleven.spokenTexts.length;
     openai.reply({ text: 'Sure. A table for two it is.' });
     dg.turnInfo(stt, 'StartOfTurn', '');
     dg.turnInfo(stt, 'Update', 'Book a table for two');
@@ -69,7 +69,7 @@ test('the agent with a Flux model streams to /v2/listen with Flux parameters, an
     // The instant LLM has answered in full; the reply is held: no TTS, no audio, no new turn.
     await eventually(() => chat.finished, { message: 'preemptive reply streamed' });
     await sleep(300);
-    assert.equal(eleven.requests.length, ttsBefore, 'nothing synthesized before the end of turn');
+    assert.equal(eleven.spokenTexts.length, ttsBefore, 'nothing synthesized before the end of turn');
     assert.equal(playback.after(eagerAt, 'media').length, 0, 'no audio before the end of turn');
     assert.equal((await userTurns(callId)).length, 0);
 
@@ -79,7 +79,7 @@ test('the agent with a Flux model streams to /v2/listen with Flux parameters, an
     assert.ok(chat.hrAt < endAt, 'the LLM request started before EndOfTurn');
     assert.ok(playback.after(eagerAt, 'media')[0].at >= endAt, 'the first audio follows EndOfTurn');
     assert.equal(openai.chatRequests.length, chats + 1, 'the held request was used, not repeated');
-    assert.deepEqual(eleven.requests.slice(ttsBefore).map((r) => r.text), ['Sure.', 'A table for two it is.']);
+    assert.deepEqual(eleven.spokenTexts.slice(ttsBefore), ['Sure.', 'A table for two it is.']);
     const [turn] = await eventually(async () => {
       const turns = await userTurns(callId);
       return turns.length === 1 && turns;
@@ -92,7 +92,7 @@ test('the agent with a Flux model streams to /v2/listen with Flux parameters, an
 
   await t.test('eager → TurnResumed: the request is aborted, none of it is heard, the full turn is answered once', async () => {
     const chats = openai.chatRequests.length;
-    const ttsBefore = eleven.requests.length;
+    const ttsBefore = eleven.spokenTexts.length;
     // The draft's answer streams slowly and never ends on its own: only an abort stops it.
     openai.reply({ text: 'Of course, a table. Anything else you need? ', chunkDelayMs: 40, stall: true });
     dg.turnInfo(stt, 'StartOfTurn', '');
@@ -118,7 +118,7 @@ test('the agent with a Flux model streams to /v2/listen with Flux parameters, an
     await heard(call, ['t3-s0'], 'reply to the full turn played');
     assert.equal(openai.chatRequests.length, chats + 2);
 
-    const spoken = eleven.requests.slice(ttsBefore).map((r) => r.text);
+    const spoken = eleven.spokenTexts.slice(ttsBefore);
     assert.deepEqual(spoken, ['Eight o’clock for two, booked.'], 'the draft reply was never synthesized');
     assert.ok(playback.after(eagerAt, 'media').every((f) => f.at >= endAt), 'no audio reached the carrier before EndOfTurn');
     const turns = await eventually(async () => {
@@ -171,7 +171,7 @@ test('Nova with preemption on: a stable interim and silence start the reply; a d
 
   await t.test('the final differs from the draft: the draft request is aborted and the final answered', async () => {
     const chats = openai.chatRequests.length;
-    const ttsBefore = eleven.requests.length;
+    const ttsBefore = eleven.spokenTexts.length;
     openai.reply({ text: 'Yes, we do takeaway. ', chunkDelayMs: 40, stall: true });
     const saidAt = performance.now();
     dg.say(stt, { transcript: 'do you do takeaway', is_final: false });
@@ -184,7 +184,7 @@ test('Nova with preemption on: a stable interim and silence start the reply; a d
     const full = await nextChat(chats + 1, 'request for the final text');
     assert.deepEqual(full.parsed.messages.at(-1), { role: 'user', content: 'Do you do takeaway or delivery?' });
     await heard(call, ['t3-s0'], 'reply to the final text played');
-    assert.deepEqual(eleven.requests.slice(ttsBefore).map((r) => r.text), ['Yes, and delivery too.']);
+    assert.deepEqual(eleven.spokenTexts.slice(ttsBefore), ['Yes, and delivery too.']);
     assert.ok(playback.after(saidAt, 'media').length > 0);
     const turns = await eventually(async () => {
       const all = await userTurns(callId);

@@ -10,7 +10,7 @@ use crate::platform::app::App;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, read_body, ApiError, ApiResult,
 };
-use crate::store::call_queue;
+use crate::store::call_queue::{self, StreamWatch};
 use crate::store::calls::{self, NewCall};
 use crate::store::numbers::{self, NumberRoute};
 use crate::store::tenant::Tenant;
@@ -73,7 +73,14 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
             calls::attach_provider_call_id(&db, &call_id, provider_call_id, Some(attempt)).await?;
         }
         let token = calls::ensure_token(&db, &call_id).await?;
-        call_queue::stream_expected(&db, &call_id, stream_deadline(config)).await?;
+        call_queue::watch_stream(
+            &db,
+            &call_id,
+            StreamWatch::Expected {
+                deadline: stream_deadline(config),
+            },
+        )
+        .await?;
         return answer(carrier.stream_answer(&base, call_id.as_str(), &token));
     }
 
@@ -125,7 +132,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
     ) {
         let key = CallbackKey::for_config(config)
             .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
-        call_queue::owner_ringing(&db, &call_id).await?;
+        call_queue::watch_stream(&db, &call_id, StreamWatch::OwnerRinging).await?;
         let expires = now_ms().div_euclid(1000) + CALLBACK_VALIDITY_SECS;
         let action = format!(
             "{}/voice/{carrier}/incoming?{}",

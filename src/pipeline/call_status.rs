@@ -13,7 +13,7 @@ use crate::platform::alarm;
 use crate::platform::app::load_config;
 use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
 use crate::store::agents;
-use crate::store::call_queue;
+use crate::store::call_queue::{self, StreamWatch};
 use crate::store::calls::{self, Call, Guard};
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
@@ -158,7 +158,7 @@ async fn arm_stream_deadline(
 ) -> Result<(), ApiError> {
     let timeout_secs = load_config(env)?.stream_connect_timeout_secs;
     let deadline = now + i64::try_from(timeout_secs * 1000).unwrap_or(i64::MAX / 2);
-    if call_queue::arm_stream_deadline(db, call_id, deadline).await? {
+    if call_queue::watch_stream(db, call_id, StreamWatch::Answered { deadline }).await? {
         alarm::wake_at(env, deadline).await;
     }
     Ok(())

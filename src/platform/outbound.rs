@@ -89,6 +89,16 @@ pub async fn carrier(request: &CarrierRequest, timeout: Duration) -> Result<Repl
     .await
 }
 
+/// Sends a carrier call-control request (hang-up, transfer): the one executor of the requests
+/// the core's carrier adapters build. `Err` says what went wrong, for the log or call history.
+pub async fn control(request: &CarrierRequest, timeout: Duration) -> Result<(), String> {
+    match carrier(request, timeout).await {
+        Ok(reply) if (200..300).contains(&reply.status) => Ok(()),
+        Ok(reply) => Err(format!("refused with HTTP {}", reply.status)),
+        Err(e) => Err(format!("failed: {e}")),
+    }
+}
+
 /// Sends a request and reads the response within `timeout`, keeping at most `max_body` bytes
 /// of its body ([`REPLY_BODY_LIMIT`] unless only an excerpt is kept): once they are in, the
 /// stream is cancelled, so a target answering gigabytes costs us no more than that. Redirects

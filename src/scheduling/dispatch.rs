@@ -18,7 +18,7 @@ use crate::platform::app::load_config;
 use crate::platform::http::{log_line, now_ms, rfc3339, ApiError};
 use crate::platform::outbound;
 use crate::scheduling::bland::submit_bland;
-use crate::store::call_queue::{self, Queue};
+use crate::store::call_queue::{self, Queue, StreamWatch};
 use crate::store::calls::{self, Call};
 use crate::store::dialing;
 use crate::store::tenant::Tenant;
@@ -106,7 +106,7 @@ pub async fn run_due(env: &Env) -> Result<usize, ApiError> {
     }
     for call in no_stream {
         handled += 1;
-        if let Err(e) = end_without_stream(env, &db, &config, &call.id, call.attempt).await {
+        if let Err(e) = end_without_stream(env, &db, &config, &call.id).await {
             log_line(
                 json!({"level": "error", "msg": "stream timeout", "call_id": call.id, "error": e.message}),
             );
@@ -123,10 +123,9 @@ async fn end_without_stream(
     db: &D1Database,
     config: &Config,
     call_id: &CallId,
-    attempt: i64,
 ) -> Result<(), ApiError> {
     let now = now_ms();
-    if !call_queue::take_stream_timeout(db, call_id, now).await? {
+    if !call_queue::watch_stream(db, call_id, StreamWatch::TimedOut { now }).await? {
         return Ok(());
     }
     let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
@@ -139,10 +138,9 @@ async fn end_without_stream(
     let hangup = match request {
         None => json!("not possible (no carrier call id, REST credentials or REST hang-up)"),
         Some(request) => {
-            match outbound::carrier(&request, Duration::from_millis(REQUEST_TIMEOUT_MS)).await {
-                Ok(reply) if (200..300).contains(&reply.status) => json!("sent"),
-                Ok(reply) => json!(format!("refused with HTTP {}", reply.status)),
-                Err(e) => json!(format!("failed: {e}")),
+            match outbound::control(&request, Duration::from_millis(REQUEST_TIMEOUT_MS)).await {
+                Ok(()) => json!("sent"),
+                Err(e) => json!(e),
             }
         }
     };
@@ -153,7 +151,7 @@ async fn end_without_stream(
     );
     call_queue::set_last_error(db, &call.id, &error, false).await?;
     let detail = json!({"reason": "stream_timeout", "timeout_seconds": timeout, "hangup": hangup});
-    let change = Change::by_scheduler(CallStatus::Failed, detail, attempt);
+    let change = Change::by_scheduler(CallStatus::Failed, detail, call.attempt);
     call_status::apply(env, db, call.id.as_str(), &change, now).await?;
     Ok(())
 }

@@ -194,80 +194,64 @@ pub async fn defer(
     Ok(())
 }
 
-/// The carrier answered call `id`: unless its stream already connected (or the owner's phone is
-/// ringing instead), it must connect by `deadline`. An earlier deadline already set stays.
-pub async fn arm_stream_deadline(
+/// A step in watching for the media stream a carrier's answer must be followed by: an answered
+/// call whose stream never connects by its deadline is ended (see `scheduling::dispatch`).
+pub enum StreamWatch {
+    /// The carrier answered: unless the stream already connected (or the owner's phone rings
+    /// instead), it must connect by this deadline; an earlier deadline already set stays.
+    Answered { deadline: i64 },
+    /// The owner's phone rings first: no stream is expected until the AI takes over.
+    OwnerRinging,
+    /// The call was handed its stream markup: the owner no longer rings, and an answered call's
+    /// stream must connect by this deadline.
+    Expected { deadline: i64 },
+    /// A verified media stream took the call at this time: no deadline any more.
+    Connected { at: i64 },
+    /// The scheduler takes a deadline passed by this time for ending the call.
+    TimedOut { now: i64 },
+}
+
+/// Applies one [`StreamWatch`] step to call `id`; `true` when it changed the row (for
+/// `Answered`, a deadline was set; for `TimedOut`, this run took the call, so it is ended once —
+/// not when the stream connected meanwhile or another scheduler run took it).
+pub async fn watch_stream(
     db: &D1Database,
     id: &CallId,
-    deadline: i64,
+    step: StreamWatch,
 ) -> Result<bool, StoreError> {
-    let changed = db::run(
-        db,
-        "UPDATE calls SET stream_deadline_at = ?1 WHERE id = ?2 AND status = 'in_progress'
-           AND stream_connected_at IS NULL AND stream_deadline_at IS NULL AND owner_ringing = 0
-           AND provider IN ('twilio', 'telnyx', 'exotel')",
-        &[&deadline, id],
-    )
-    .await?;
-    Ok(changed > 0)
-}
-
-/// The owner's phone rings first on call `id`: no stream is expected until the AI takes over.
-pub async fn owner_ringing(db: &D1Database, id: &CallId) -> Result<(), StoreError> {
-    db::run(
-        db,
-        "UPDATE calls SET owner_ringing = 1, stream_deadline_at = NULL
-         WHERE id = ?1 AND stream_connected_at IS NULL",
-        &[id],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Call `id` was handed its stream markup: the owner no longer rings, and an answered call's
-/// stream must connect by `deadline`.
-pub async fn stream_expected(
-    db: &D1Database,
-    id: &CallId,
-    deadline: i64,
-) -> Result<(), StoreError> {
-    db::run(
-        db,
-        "UPDATE calls SET owner_ringing = 0,
-           stream_deadline_at = CASE WHEN status = 'in_progress' AND stream_connected_at IS NULL
-                                     THEN COALESCE(stream_deadline_at, ?1) END
-         WHERE id = ?2",
-        &[&deadline, id],
-    )
-    .await?;
-    Ok(())
-}
-
-/// A verified media stream took call `id`: no deadline any more.
-pub async fn stream_connected(db: &D1Database, id: &CallId, now: i64) -> Result<(), StoreError> {
-    db::run(
-        db,
-        "UPDATE calls SET stream_connected_at = COALESCE(stream_connected_at, ?1),
-           stream_deadline_at = NULL, owner_ringing = 0 WHERE id = ?2",
-        &[&now, id],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Takes call `id`'s passed stream deadline for ending it; `false` when the stream connected
-/// meanwhile or another scheduler run took it (so the call is ended once).
-pub async fn take_stream_timeout(
-    db: &D1Database,
-    id: &CallId,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let changed = db::run(
-        db,
-        "UPDATE calls SET stream_deadline_at = NULL WHERE id = ?1 AND stream_deadline_at <= ?2
-           AND stream_connected_at IS NULL AND status = 'in_progress'",
-        &[id, &now],
-    )
-    .await?;
+    let (sql, time) = match step {
+        StreamWatch::Answered { deadline } => (
+            "UPDATE calls SET stream_deadline_at = ?2 WHERE id = ?1 AND status = 'in_progress'
+               AND stream_connected_at IS NULL AND stream_deadline_at IS NULL AND owner_ringing = 0
+               AND provider IN ('twilio', 'telnyx', 'exotel')",
+            Some(deadline),
+        ),
+        StreamWatch::OwnerRinging => (
+            "UPDATE calls SET owner_ringing = 1, stream_deadline_at = NULL
+             WHERE id = ?1 AND stream_connected_at IS NULL",
+            None,
+        ),
+        StreamWatch::Expected { deadline } => (
+            "UPDATE calls SET owner_ringing = 0,
+               stream_deadline_at = CASE WHEN status = 'in_progress' AND stream_connected_at IS NULL
+                                         THEN COALESCE(stream_deadline_at, ?2) END
+             WHERE id = ?1",
+            Some(deadline),
+        ),
+        StreamWatch::Connected { at } => (
+            "UPDATE calls SET stream_connected_at = COALESCE(stream_connected_at, ?2),
+               stream_deadline_at = NULL, owner_ringing = 0 WHERE id = ?1",
+            Some(at),
+        ),
+        StreamWatch::TimedOut { now } => (
+            "UPDATE calls SET stream_deadline_at = NULL WHERE id = ?1 AND stream_deadline_at <= ?2
+               AND stream_connected_at IS NULL AND status = 'in_progress'",
+            Some(now),
+        ),
+    };
+    let changed = match time {
+        Some(time) => db::run(db, sql, &[id, &time]).await?,
+        None => db::run(db, sql, &[id]).await?,
+    };
     Ok(changed > 0)
 }

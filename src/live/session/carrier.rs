@@ -5,7 +5,7 @@ use super::{route_stt, socket_id, EndReason, Session, CARRIER_TAG};
 use crate::live::speech;
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
-use crate::store::call_queue;
+use crate::store::call_queue::{self, StreamWatch};
 use crate::store::calls;
 use phone_agent_core::finalize::session_alarm;
 use phone_agent_core::ids::CallId;
@@ -345,7 +345,8 @@ impl Session {
             let db = self.env.d1("DB")?;
             let call_id = CallId::from(info.call_id.as_str());
             // Before the status change, so an in-progress here arms no stream deadline.
-            call_queue::stream_connected(&db, &call_id, now_ms()).await?;
+            call_queue::watch_stream(&db, &call_id, StreamWatch::Connected { at: now_ms() })
+                .await?;
             if let Some(id) = &carrier_call_id {
                 calls::attach_provider_call_id(&db, &call_id, id, None).await?;
             }

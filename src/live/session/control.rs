@@ -23,16 +23,11 @@ impl Session {
             _ => None,
         };
         if let Some(request) = request {
-            match outbound::carrier(&request, CARRIER_REST_TIMEOUT).await {
-                Ok(reply) if (200..300).contains(&reply.status) => {}
-                Ok(reply) => log_line(
-                    json!({"level": "error", "msg": "carrier call control refused",
-                    "status": reply.status, "reason": reason.as_str()}),
-                ),
-                Err(e) => log_line(
+            if let Err(error) = outbound::control(&request, CARRIER_REST_TIMEOUT).await {
+                log_line(
                     json!({"level": "error", "msg": "carrier call control failed",
-                    "error": e.to_string(), "reason": reason.as_str()}),
-                ),
+                    "error": error, "reason": reason.as_str()}),
+                );
             }
         }
         if matches!(reason, EndReason::Agent(_) | EndReason::Transfer(_)) {
