@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod dialing;
 pub mod ids;
+pub mod json;
 pub mod limits;
 pub mod live;
 pub mod media;
