@@ -44,6 +44,25 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 
+# Schemathesis for tests/schemathesis.test.mjs (the OpenAPI document against the running
+# worker): PyPI's pinned release in its own venv, tests/.venv-schemathesis (gitignored; the
+# bench's Pipecat has bench/.venv). Debian's python3 needs python3-venv for `-m venv`.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV=tests/.venv-schemathesis
+if [ "$("$SCHEMATHESIS_VENV/bin/schemathesis" --version 2>/dev/null || true)" \
+  != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    say "installing python3-venv (Debian package) for the Schemathesis venv"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv
+  fi
+  say "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $SCHEMATHESIS_VENV (about 20 s)"
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/python" -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 # npm: wrangler (ships workerd), binaryen (wasm-opt), test dependencies.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
   || [ package.json -nt node_modules/.package-lock.json ]; then

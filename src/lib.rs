@@ -35,7 +35,7 @@ pub use scheduling::scheduler::Scheduler;
 use platform::alarm;
 use platform::app::App;
 use platform::health;
-use platform::http::{finish, log_line, now_ms, request_id};
+use platform::http::{finish, log_line, now_ms, request_id, request_method};
 use scheduling::scheduler;
 use serde_json::json;
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
@@ -45,7 +45,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let started = now_ms();
     health::instance();
     let request_id = request_id(req.headers().get("x-request-id").ok().flatten());
-    let method = req.method().to_string();
+    let method = request_method(&req);
     let path = req.path();
     let app = App::new(env, ctx, request_id.clone());
     let (route, result) = routes::dispatch(req, &app).await;

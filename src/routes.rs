@@ -8,7 +8,9 @@ use crate::gateway::{voice, webhooks};
 use crate::live::media;
 use crate::platform::app::App;
 use crate::platform::health;
-use crate::platform::http::{known_carrier, method_not_allowed, ApiError, ApiResult};
+use crate::platform::http::{
+    known_carrier, method_not_allowed, request_method, ApiError, ApiResult,
+};
 use phone_agent_core::routing::Gate::{Administer, Bootstrap, Operate, Public, Read};
 use phone_agent_core::routing::{resolve, Gate, Outcome, Resolution, Route};
 use phone_agent_core::webhooks::Provider;
@@ -90,8 +92,8 @@ pub enum Open {
 /// Routes a request; returns the route's log label and the handler's result.
 pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
     let path = req.path();
-    let method = req.method();
-    match resolve(ROUTES, API_PREFIX, method.as_ref(), &path) {
+    let method = request_method(&req);
+    match resolve(ROUTES, API_PREFIX, &method, &path) {
         Resolution::Open(Outcome::Run {
             label,
             handler,

@@ -142,6 +142,28 @@ test('garbage on a media stream is counted and skipped; the call keeps its state
   assert.ok(session.body.events.some((e) => e.event === 'stop'));
 });
 
+// Found by Schemathesis (tests/schemathesis.test.mjs): `stt.language: {}` was stored and ignored,
+// and `5.0` (a whole number to JSON and JSON Schema) was refused where an integer is expected.
+test('agent settings of the wrong type are refused; whole numbers written 5.0 are integers', async () => {
+  const api = (body) => worker.api('POST', '/api/v1/agents', { name: 'Typed', system_prompt: 'Be brief.', ...body });
+  for (const stt of [{ language: {} }, { model: 3 }]) {
+    const res = await api({ stt });
+    assert.equal(res.status, 422, `${JSON.stringify(stt)}: ${res.text}`);
+    assert.deepEqual(res.body.error.details.map((d) => d.field), ['stt']);
+  }
+  const whole = await worker.fetch('/api/v1/agents', {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: '{"name": "Whole", "system_prompt": "Be brief.", "retry": {"max_retries": 2.0, "spacing_seconds": 6e1}, "session": {"idle_reminder_ms": 5000.0}}',
+  });
+  const body = await whole.json();
+  assert.equal(whole.status, 201, JSON.stringify(body));
+  assert.deepEqual(body.retry, { max_retries: 2, spacing_seconds: 60 });
+  assert.equal(body.session.idle_reminder_ms, 5000);
+  const fraction = await api({ retry: { max_retries: 2.5 } });
+  assert.equal(fraction.status, 422, fraction.text);
+});
+
 test('no request crashed the instance', async () => {
   const health = await (await worker.fetch('/health')).json();
   assert.equal(health.instance.id, instanceBefore, 'the Wasm instance was never reset by a panic');

@@ -91,8 +91,55 @@ test('the document marks exactly the public routes of the table as needing no ke
 });
 
 test('every $ref resolves', () => {
-  const refs = JSON.stringify(doc).match(/"#\/components\/schemas\/[^"]+"/g) ?? [];
-  for (const ref of refs) assert.ok(doc.components.schemas[ref.slice(22, -1)], ref);
+  const refs = JSON.stringify(doc).match(/"#\/components\/[^"]+"/g) ?? [];
+  assert.ok(refs.length > 0);
+  for (const ref of refs) {
+    const [kind, name] = ref.slice(14, -1).split('/');
+    assert.ok(doc.components[kind]?.[name], ref);
+  }
+});
+
+/** An operation's response for `status`, with a `$ref` to components.responses followed. */
+const response = (operation, status) => {
+  const r = operation.responses[status];
+  return r?.$ref ? doc.components.responses[r.$ref.split('/').pop()] : r;
+};
+/** The error codes a documented error response names (its schema's `error.code` enum). */
+const codesOf = (r) => JSON.stringify(r?.content?.['application/json']?.schema ?? {}).match(/"enum":\[[^\]]*\]/g)?.join('') ?? '';
+
+test('every keyed operation documents 401 and 429 (with Retry-After), and 403 where its gate refuses a role', async () => {
+  const routes = await routeTable();
+  for (const r of routes.filter((route) => route.gate !== 'Public')) {
+    const operation = doc.paths[r.path][r.method.toLowerCase()];
+    assert.match(codesOf(response(operation, '401')), /"unauthorized"/, `${r.label}: 401`);
+    assert.match(codesOf(response(operation, '429')), /"rate_limited"/, `${r.label}: 429`);
+    assert.ok(response(operation, '429').headers?.['Retry-After'], `${r.label}: Retry-After`);
+    const refuses = r.gate !== 'Read' || r.path.endsWith('/live');
+    assert.equal(Boolean(operation.responses['403']), refuses, `${r.label}: 403 exactly when a role is refused`);
+  }
+});
+
+test('every error response names its codes, and a 405 carries Allow', () => {
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(ops)) {
+      for (const status of Object.keys(operation.responses).filter((s) => Number(s) >= 400)) {
+        const r = response(operation, status);
+        if (JSON.stringify(r).includes('#/components/schemas/Health')) continue;
+        assert.ok(codesOf(r), `${method.toUpperCase()} ${p} ${status}: error codes`);
+      }
+      const body = operation.requestBody;
+      const keyed = !(Array.isArray(operation.security) && operation.security.length === 0);
+      if (keyed && body?.content?.['application/json']) {
+        for (const status of ['400', '413', '415']) assert.ok(operation.responses[status], `${method.toUpperCase()} ${p}: ${status} for a bad body`);
+      }
+      if (operation.parameters?.some((x) => x.name === 'limit')) {
+        assert.match(codesOf(response(operation, '400')), /"invalid_pagination"/, `${method.toUpperCase()} ${p}: 400 invalid_pagination`);
+      }
+    }
+  }
+  const notAllowed = doc.components.responses.MethodNotAllowed;
+  assert.ok(notAllowed.headers.Allow.required, 'a 405 documents its Allow header');
+  assert.match(codesOf(notAllowed), /"method_not_allowed"/);
 });
 
 test('example requests validate against their schemas', () => {

@@ -24,7 +24,7 @@ use phone_agent_core::auth::{
 };
 use phone_agent_core::rate_limit::client_bucket;
 use phone_agent_core::routing::{Need, Outcome};
-use worker::{Method, Request};
+use worker::Request;
 
 /// The OpenAPI 3.1 description of this API (public: it holds no data). A test keeps it and
 /// the route table in step.
@@ -87,7 +87,7 @@ pub enum Api {
 pub async fn dispatch(
     req: Request,
     app: &App,
-    method: &Method,
+    method: &str,
     outcome: Outcome<'_, (Need, &Api)>,
 ) -> (&'static str, ApiResult) {
     let live_view_of = match &outcome {

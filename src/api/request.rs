@@ -8,6 +8,7 @@ use crate::store::audit::{self, Change};
 use crate::store::page::{self, Filtered};
 pub use crate::store::page::{Page, PageOf};
 use crate::store::tenant::Tenant;
+use phone_agent_core::json::whole_numbers;
 use phone_agent_core::limits::API_BODY_LIMIT;
 use phone_agent_core::pagination::{self, Cursor, PageError};
 use serde_json::{json, Value};
@@ -15,7 +16,8 @@ use std::collections::HashMap;
 use worker::Request;
 
 /// Reads a JSON object body: 413 past [`API_BODY_LIMIT`] (streamed, never read further), 415
-/// without a JSON content type, 400 if malformed or not an object. An empty body reads as `{}`.
+/// without a JSON content type, 400 if malformed or not an object. An empty body reads as `{}`;
+/// whole numbers written as `5.0` read as `5`.
 pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
     let bytes = read_body(req, API_BODY_LIMIT).await?;
     if bytes.is_empty() {
@@ -35,8 +37,9 @@ pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
             "request bodies must be application/json",
         ));
     }
-    let value: Value = serde_json::from_slice(&bytes)
+    let mut value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(400, "invalid_json", format!("body is not valid JSON: {e}")))?;
+    whole_numbers(&mut value);
     if value.is_object() {
         Ok(value)
     } else {

@@ -13,7 +13,7 @@ use phone_agent_core::routing::Forbidden;
 use phone_agent_core::webhooks::signatures::Rejection;
 use phone_agent_core::webhooks::Provider;
 use serde_json::{json, Value};
-use worker::{Date, Method, Request, Response};
+use worker::{Date, Request, Response};
 
 /// An error as the client sees it: status, stable code, human message, optional details.
 #[derive(Debug)]
@@ -153,12 +153,18 @@ impl From<StreamRefusal> for ApiError {
     }
 }
 
+/// The request's method as sent. workers-rs's `Request::method` reads any method it has no
+/// variant for (`QUERY`, `PROPFIND`, …) as GET, which would run a GET handler for it.
+pub fn request_method(req: &Request) -> String {
+    req.inner().method()
+}
+
 /// 405 with the method named and the route table's `Allow` (the methods the path supports).
-pub fn method_not_allowed(method: &Method, allow: String) -> ApiError {
+pub fn method_not_allowed(method: &str, allow: String) -> ApiError {
     let mut error = ApiError::new(
         405,
         "method_not_allowed",
-        format!("{method:?} is not allowed on this route"),
+        format!("{method} is not allowed on this route"),
     );
     error.allow = Some(allow);
     error

@@ -551,6 +551,29 @@ mod tests {
         );
     }
 
+    // Schemathesis found `stt.language: {}` accepted (and the default language used).
+    #[test]
+    fn stt_names_of_the_wrong_type_are_refused() {
+        for stt in [
+            json!({"language": {}}),
+            json!({"model": 3}),
+            json!({"model": ["nova"]}),
+        ] {
+            let errors =
+                parse_agent(&json!({"name": "Ava", "system_prompt": "Be kind.", "stt": stt}))
+                    .unwrap_err();
+            assert_eq!(
+                codes(errors),
+                [("stt".to_owned(), "invalid_value")],
+                "{stt}"
+            );
+        }
+        let ok = parse_agent(&json!({
+            "name": "Ava", "system_prompt": "Be kind.", "stt": {"model": null, "language": "fr"}
+        }));
+        assert!(ok.is_ok());
+    }
+
     #[test]
     fn preemption_is_an_stt_setting() {
         let a = parse_agent(&json!({

@@ -13,6 +13,7 @@ pub mod dialing;
 pub mod features;
 pub mod finalize;
 pub mod ids;
+pub mod json;
 pub mod limits;
 pub mod live;
 pub mod media;

@@ -146,6 +146,13 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
             .map(str::to_owned)
     };
     let mut stt = SttSettings::default();
+    // A name of the wrong type would otherwise be dropped silently and the default used.
+    for key in ["model", "language"] {
+        match config.pointer(&format!("/stt/{key}")) {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(_) => warnings.push(format!("stt.{key} must be a string")),
+        }
+    }
     if let Some(model) = text("/stt/model") {
         stt.model = model;
     }

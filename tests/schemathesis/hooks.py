@@ -1,0 +1,65 @@
+"""Schemathesis hooks for tests/schemathesis.test.mjs (loaded through SCHEMATHESIS_HOOKS).
+
+What a schema cannot say, supplied as the API's own clients would supply it:
+- `format: cursor` (the lists' `cursor` parameter) is opaque: only a `next_cursor` the API
+  issued is valid, so valid ones are generated the way the API encodes them
+  (phone_agent_core::pagination::Cursor: base64url, unpadded, of `<created_at>:<id>`).
+- an `agent_id` in a request body must name an agent of the caller's tenant (else 422
+  `unknown_agent`): a well-formed one becomes the agent the test created
+  (PHONE_AGENT_AGENT_ID), the way tests/openapi.test.mjs sends the document's examples; a
+  `tenant_id` (POST /api/v1/numbers) must name a tenant: it becomes that agent's, ten_default.
+- an agent's `session.transfer_to` must pass the dialling rules (no premium, unknown-country,
+  … numbers; the agent's allowed_countries, which a PATCH may leave stored): a well-formed E.164
+  one becomes a US number when the body's countries allow it, else a blank one (no transfer).
+- an endpoint's `url` is where the worker will deliver events: a well-formed one becomes the
+  test's local receiver (PHONE_AGENT_SINK_URL), as nothing outside 127.0.0.1 can be reached.
+Only values the schema accepts are replaced, so invalid ones still reach the worker as generated.
+"""
+
+import base64
+import os
+import re
+
+import schemathesis
+from hypothesis import strategies as st
+
+schemathesis.openapi.format(
+    "cursor",
+    st.builds(
+        lambda at, id_: base64.urlsafe_b64encode(f"{at}:{id_}".encode()).decode().rstrip("="),
+        st.integers(min_value=0, max_value=2**53),
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=40),
+    ),
+)
+
+AGENT_ID = os.environ["PHONE_AGENT_AGENT_ID"]
+WELL_FORMED_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,128}")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+SINK_URL = os.environ["PHONE_AGENT_SINK_URL"]
+# The document's pattern for an endpoint url.
+URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[^/@?#\s]+([/?#][^\s]*)?")
+# Characters a URI may hold (RFC 3986): a string with others is no `format: uri`.
+URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+
+
+@schemathesis.hook
+def before_call(context, case, **kwargs):
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    agent_id = body.get("agent_id")
+    if isinstance(agent_id, str) and WELL_FORMED_ID.fullmatch(agent_id) and agent_id.strip():
+        body["agent_id"] = AGENT_ID
+    if isinstance(body.get("tenant_id"), str):
+        body["tenant_id"] = "ten_default"
+    session = body.get("session")
+    if isinstance(session, dict) and isinstance(session.get("transfer_to"), str) and E164.fullmatch(session["transfer_to"]):
+        countries = body.get("allowed_countries")
+        if isinstance(countries, list):
+            us_allowed = any(isinstance(c, str) and c.upper() == "US" for c in countries)
+        else:
+            us_allowed = case.method.upper() == "POST" and countries is None
+        session["transfer_to"] = "+15558675310" if us_allowed else ""
+    url = body.get("url")
+    if "/endpoints" in case.path and isinstance(url, str) and URL.fullmatch(url) and URI_CHARS.fullmatch(url):
+        body["url"] = SINK_URL
