@@ -155,7 +155,7 @@ test('an instance reset mid-call: socket kept, conversation restored, no repeate
     const turns = JSON.parse(transcript.turns);
     assert.deepEqual(turns.map((x) => x.role), ['agent', 'caller', 'agent', 'caller', 'agent', 'caller', 'agent']);
     // The greeting was synthesized and played once; every reply once.
-    const spoken = eleven.requests.map((r) => r.text);
+    const spoken = eleven.spokenTexts;
     assert.deepEqual(spoken.filter((s) => s === 'Hello!' || s === 'Thanks for calling Acme Bistro.'), ['Hello!', 'Thanks for calling Acme Bistro.']);
     assert.deepEqual(call.playback.marks(), ['t0-s0', 't0-s1', 't1-s0', 't2-s0', 't3-s0']);
     const summary = openai.chatRequests.filter((r) => r.parsed?.stream === false).at(-1);
@@ -176,7 +176,7 @@ test('a timer armed before a reset fires after it: max duration ends the call', 
   const closed = await eventually(() => carrierClosed && call.client.closed, { timeout: 30_000, message: 'max-duration hang-up' });
   assert.equal((await closed).code, 1000);
   assert.ok(call.playback.echoed('t1-s0'), 'the goodbye played before the hang-up');
-  assert.equal(eleven.requests.at(-1).text, 'Time is up, goodbye!');
+  assert.equal(eleven.spokenTexts.at(-1), 'Time is up, goodbye!');
   call.stopAudio();
   const state = await eventually(async () => {
     const st = await sessionState(worker, call.callId);

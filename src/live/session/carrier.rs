@@ -164,6 +164,7 @@ impl Session {
                 self.count("media_frames");
                 if self.forward_audio(bytes) {
                     speech::start_stt(self);
+                    speech::prewarm_tts(self);
                 }
             }
             CarrierEvent::Dtmf(digit) => {

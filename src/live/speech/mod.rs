@@ -13,7 +13,7 @@ mod tts_socket;
 
 pub use llm::{run_tool, start_llm};
 pub use stt::start_stt;
-pub use tts_socket::{close_tts, prewarm_tts, TtsLink};
+pub use tts_socket::{close_tts, park_tts, prewarm_tts, TtsLink};
 
 use crate::live::session::Session;
 use crate::platform::outbound;

@@ -147,6 +147,10 @@ async fn run_stt(session: &Rc<Session>) {
             })
             .unwrap_or(false);
         session.record("stt_closed", closed);
+        if parked {
+            // The TTS socket too, or it alone would keep the object in memory.
+            super::park_tts(session);
+        }
         if stt_closing(session) || parked {
             return;
         }

@@ -181,6 +181,27 @@ pub(super) fn cancel(session: &Rc<Session>, turn: Option<u32>) {
 
 /// Closes the socket for good (the call ended).
 pub fn close_tts(session: &Rc<Session>) {
+    close_socket(session, "call ended");
+}
+
+/// Closes the socket while the call has no audio and nothing to say (with the STT stream, see
+/// `stt::upkeep`): an open socket would keep the object in memory, so it could never hibernate.
+/// The next caller audio opens it again ([`prewarm_tts`]), ahead of the next reply.
+pub fn park_tts(session: &Rc<Session>) {
+    let idle = session.with_live(|live| {
+        let link = &live.tts.link;
+        link.ws.is_some()
+            && link.out.is_none()
+            && link.pending.is_empty()
+            && link.speech.as_ref().is_none_or(SocketSpeech::idle)
+    });
+    if idle == Some(true) {
+        session.record("tts_parked", json!({}));
+        close_socket(session, "idle");
+    }
+}
+
+fn close_socket(session: &Rc<Session>, reason: &str) {
     let closing = session.with_live(|live| {
         let link = &mut live.tts.link;
         link.generation += 1;
@@ -196,7 +217,7 @@ pub fn close_tts(session: &Rc<Session>) {
     if let Some((provider, _)) = socket_request(session) {
         let _ = ws.send_with_str(close_message(provider));
     }
-    let _ = ws.close(Some(1000), Some("call ended"));
+    let _ = ws.close(Some(1000), Some(reason));
 }
 
 fn send(session: &Rc<Session>, ws: Option<&WebSocket>, messages: &[String]) {
