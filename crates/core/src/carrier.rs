@@ -162,28 +162,11 @@ impl Carrier {
         match self {
             // New TwiML tears the stream down and dials the human; our socket closes with it.
             Carrier::Twilio => {
-                let (sid, token) = twilio_credentials(config).ok()?;
                 let twiml = format!(
                     "<Response><Dial>{}</Dial></Response>",
                     xml_escape(to.trim())
                 );
-                Some(CarrierRequest {
-                    url: format!(
-                        "{}{}",
-                        config.providers.twilio_api_url,
-                        twilio_call_path(sid, call_id)
-                    ),
-                    headers: vec![
-                        ("Authorization", basic_auth(sid, token)),
-                        (
-                            "Content-Type",
-                            "application/x-www-form-urlencoded".to_owned(),
-                        ),
-                    ],
-                    body: url::form_urlencoded::Serializer::new(String::new())
-                        .append_pair("Twiml", &twiml)
-                        .finish(),
-                })
+                twilio_call_update(config, call_id, &[("Twiml", &twiml)])
             }
             Carrier::Telnyx => telnyx_action(
                 config,
@@ -212,24 +195,7 @@ impl Carrier {
     /// without credentials.
     pub fn end_call(self, config: &Config, call_id: &str) -> Option<CarrierRequest> {
         match self {
-            Carrier::Twilio => {
-                let (sid, token) = twilio_credentials(config).ok()?;
-                Some(CarrierRequest {
-                    url: format!(
-                        "{}{}",
-                        config.providers.twilio_api_url,
-                        twilio_call_path(sid, call_id)
-                    ),
-                    headers: vec![
-                        ("Authorization", basic_auth(sid, token)),
-                        (
-                            "Content-Type",
-                            "application/x-www-form-urlencoded".to_owned(),
-                        ),
-                    ],
-                    body: "Status=completed".to_owned(),
-                })
-            }
+            Carrier::Twilio => twilio_call_update(config, call_id, &[("Status", "completed")]),
             Carrier::Telnyx | Carrier::Exotel => self.hangup(config, call_id),
         }
     }
@@ -264,6 +230,33 @@ fn basic_auth(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
+}
+
+/// A Twilio update of a live call (`POST /2010-04-01/Accounts/{sid}/Calls/{call_sid}.json`):
+/// new TwiML or a status; `None` without credentials.
+fn twilio_call_update(
+    config: &Config,
+    call_sid: &str,
+    form: &[(&str, &str)],
+) -> Option<CarrierRequest> {
+    let (sid, token) = twilio_credentials(config).ok()?;
+    Some(CarrierRequest {
+        url: format!(
+            "{}{}",
+            config.providers.twilio_api_url,
+            twilio_call_path(sid, call_sid)
+        ),
+        headers: vec![
+            ("Authorization", basic_auth(sid, token)),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+        ],
+        body: url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish(),
+    })
 }
 
 /// A Telnyx call-control action (`POST /v2/calls/{call_control_id}/actions/{action}`).
@@ -378,7 +371,6 @@ fn parse_create(
 mod tests {
     use super::*;
     use crate::webhooks::callback::{signed_query, CallbackKey};
-    use std::collections::HashMap;
 
     static KEY: std::sync::LazyLock<CallbackKey> =
         std::sync::LazyLock::new(|| CallbackKey::from_config(Some("server-key"), None).unwrap());
@@ -397,11 +389,7 @@ mod tests {
     }
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| map.get(name).cloned()).unwrap()
+        crate::config::from_pairs(vars).unwrap()
     }
 
     fn configured() -> Config {

@@ -354,17 +354,22 @@ fn parse_base_url(name: &'static str, value: &str) -> Result<String, ConfigError
     Ok(value.trim_end_matches('/').to_owned())
 }
 
+/// A configuration read from `name = value` pairs, for tests across the crate.
+#[cfg(test)]
+pub(crate) fn from_pairs(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        from_pairs(vars)
     }
 
     #[test]

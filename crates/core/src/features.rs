@@ -239,14 +239,9 @@ fn unavailable(status: FeatureStatus) -> FeatureUnavailable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| map.get(name).cloned()).unwrap()
+        crate::config::from_pairs(vars).unwrap()
     }
 
     fn find(config: &Config, name: &str) -> FeatureStatus {

@@ -174,17 +174,10 @@ pub fn tts_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use serde_json::Value;
 
     fn providers(vars: &[(&str, &str)]) -> Providers {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .unwrap()
-            .providers
+        crate::config::from_pairs(vars).unwrap().providers
     }
 
     fn all_keys() -> Providers {

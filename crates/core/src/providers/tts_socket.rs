@@ -429,17 +429,10 @@ fn describe(message: &AuraMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use serde_json::Value;
 
     fn providers(vars: &[(&str, &str)]) -> Providers {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .unwrap()
-            .providers
+        crate::config::from_pairs(vars).unwrap().providers
     }
 
     fn seg(turn: u32, segment: usize, text: &str) -> SocketSegment {
