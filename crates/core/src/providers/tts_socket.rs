@@ -8,6 +8,7 @@
 use super::tts::{TtsError, TtsProvider, ELEVENLABS_MODEL};
 use super::{encode_component, http_url};
 use crate::config::Providers;
+use crate::voice::websocket_base;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::Deserialize;
@@ -51,17 +52,6 @@ pub const MAX_IN_FLIGHT: usize = 2;
 /// ElevenLabs closes a socket after this many idle seconds (its maximum): calls pause.
 const ELEVENLABS_INACTIVITY_S: u32 = 180;
 
-/// The `ws(s)://` form of an `http(s)://` URL (other schemes unchanged).
-fn ws_url(url: &str) -> String {
-    if let Some(rest) = url.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        url.to_owned()
-    }
-}
-
 /// The socket that speaks with `voice` (or the provider's default); `Ok(None)` when the
 /// provider has no streaming socket (OpenAI), so the call speaks over HTTP.
 pub fn tts_socket_request(
@@ -76,7 +66,7 @@ pub fn tts_socket_request(
                 .deepgram_api_key
                 .as_deref()
                 .ok_or(TtsError::MissingApiKey("DEEPGRAM_API_KEY"))?;
-            let base = ws_url(providers.deepgram_url.trim_end_matches('/'));
+            let base = websocket_base(providers.deepgram_url.trim_end_matches('/'));
             Ok(Some(TtsSocketRequest {
                 // The socket sends raw audio: no `container` (it takes none).
                 url: format!("{base}/v1/speak?model={voice}&encoding=mulaw&sample_rate=8000"),
@@ -88,7 +78,7 @@ pub fn tts_socket_request(
                 .elevenlabs_api_key
                 .as_deref()
                 .ok_or(TtsError::MissingApiKey("ELEVENLABS_API_KEY"))?;
-            let base = ws_url(providers.elevenlabs_url.trim_end_matches('/'));
+            let base = websocket_base(providers.elevenlabs_url.trim_end_matches('/'));
             Ok(Some(TtsSocketRequest {
                 url: format!(
                     "{base}/v1/text-to-speech/{voice}/multi-stream-input?model_id={}\
