@@ -38,6 +38,13 @@ before(async () => {
   worker = await startWorker({
     vars: {
       DEFAULT_FROM_NUMBER: '+15550009999',
+      // Every dial provider and e-mail configured, so scheduling is never refused as
+      // feature_unavailable (tests/config-checks.test.mjs covers that refusal).
+      TWILIO_ACCOUNT_SID: 'AC' + 'f'.repeat(32),
+      TELNYX_API_KEY: 'KEY_schemathesis',
+      BLAND_API_KEY: 'bland-schemathesis',
+      RESEND_API_KEY: 're_schemathesis',
+      EMAIL_FROM: 'Acme <bookings@example.com>',
       PUBLIC_BASE_URL: 'https://agent.example.com',
       BLAND_API_URL: sinkUrl,
       RESEND_API_URL: sinkUrl,

@@ -11,6 +11,10 @@ What a schema cannot say, supplied as the API's own clients would supply it:
 - an agent's `session.transfer_to` must pass the dialling rules (no premium, unknown-country,
   … numbers; the agent's allowed_countries, which a PATCH may leave stored): a well-formed E.164
   one becomes a US number when the body's countries allow it, else a blank one (no transfer).
+- Flux's `stt.eager_eot_threshold` may not exceed `stt.eot_threshold` (a rule between two
+  values, refused with 422 invalid_fields; a PATCH is checked merged with what is stored): a
+  body giving one gets the other too (eot 0.9, eager 0.3, the extremes, so any stored value
+  agrees), and two given the wrong way round are swapped.
 - an endpoint's `url` is where the worker will deliver events: a well-formed one becomes the
   test's local receiver (PHONE_AGENT_SINK_URL), as nothing outside 127.0.0.1 can be reached.
 Only values the schema accepts are replaced, so invalid ones still reach the worker as generated.
@@ -60,6 +64,15 @@ def before_call(context, case, **kwargs):
         else:
             us_allowed = case.method.upper() == "POST" and countries is None
         session["transfer_to"] = "+15558675310" if us_allowed else ""
+    stt = body.get("stt")
+    if isinstance(stt, dict) and ("eot_threshold" in stt or "eager_eot_threshold" in stt):
+        eot = stt.setdefault("eot_threshold", 0.9)
+        eager = stt.setdefault("eager_eot_threshold", 0.3)
+        numbers = (int, float)
+        in_range = isinstance(eot, numbers) and isinstance(eager, numbers) \
+            and 0.5 <= eot <= 0.9 and 0.3 <= eager <= 0.9
+        if in_range and eager > eot:
+            stt["eot_threshold"], stt["eager_eot_threshold"] = eager, eot
     url = body.get("url")
     if "/endpoints" in case.path and isinstance(url, str) and URL.fullmatch(url) and URI_CHARS.fullmatch(url):
         body["url"] = SINK_URL
