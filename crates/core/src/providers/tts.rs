@@ -89,6 +89,30 @@ const OPENAI_TTS_MODEL: &str = "gpt-4o-mini-tts";
 /// OpenAI's limit on `input`.
 const OPENAI_MAX_CHARS: usize = 4096;
 
+/// A TTS provider's credential header, the same on its HTTP and socket requests.
+pub(crate) fn auth_header(
+    providers: &Providers,
+    provider: TtsProvider,
+) -> Result<(String, String), TtsError> {
+    match provider {
+        TtsProvider::ElevenLabs => providers
+            .elevenlabs_api_key
+            .as_deref()
+            .map(|key| ("xi-api-key".to_owned(), key.to_owned()))
+            .ok_or(TtsError::MissingApiKey("ELEVENLABS_API_KEY")),
+        TtsProvider::DeepgramAura => providers
+            .deepgram_api_key
+            .as_deref()
+            .map(|key| ("Authorization".to_owned(), format!("Token {key}")))
+            .ok_or(TtsError::MissingApiKey("DEEPGRAM_API_KEY")),
+        TtsProvider::OpenAi => providers
+            .openai_api_key
+            .as_deref()
+            .map(|key| ("Authorization".to_owned(), format!("Bearer {key}")))
+            .ok_or(TtsError::MissingApiKey("OPENAI_API_KEY")),
+    }
+}
+
 /// The voice to use (the agent's or the provider's default), if it is a plain identifier.
 pub(crate) fn checked_voice(provider: TtsProvider, voice: Option<&str>) -> Result<&str, TtsError> {
     let voice = voice.unwrap_or(provider.default_voice());
@@ -114,41 +138,32 @@ pub fn tts_request(
     let json = ("Content-Type".to_owned(), "application/json".to_owned());
     match provider {
         TtsProvider::ElevenLabs => {
-            let key = providers
-                .elevenlabs_api_key
-                .as_deref()
-                .ok_or(TtsError::MissingApiKey("ELEVENLABS_API_KEY"))?;
+            let auth = auth_header(providers, provider)?;
             Ok(TtsRequest {
                 url: format!(
                     "{}/v1/text-to-speech/{voice}/stream?output_format=ulaw_8000",
                     providers.elevenlabs_url.trim_end_matches('/')
                 ),
-                headers: vec![("xi-api-key".to_owned(), key.to_owned()), json],
+                headers: vec![auth, json],
                 body: json!({"text": text, "model_id": ELEVENLABS_MODEL}).to_string(),
                 output: TtsOutput::Mulaw8k,
             })
         }
         TtsProvider::DeepgramAura => {
-            let key = providers
-                .deepgram_api_key
-                .as_deref()
-                .ok_or(TtsError::MissingApiKey("DEEPGRAM_API_KEY"))?;
+            let auth = auth_header(providers, provider)?;
             Ok(TtsRequest {
                 // `container=none`: the default WAV header would play as a burst of noise.
                 url: format!(
                     "{}/v1/speak?model={voice}&encoding=mulaw&sample_rate=8000&container=none",
                     http_url(providers.deepgram_url.trim_end_matches('/')),
                 ),
-                headers: vec![("Authorization".to_owned(), format!("Token {key}")), json],
+                headers: vec![auth, json],
                 body: json!({"text": text}).to_string(),
                 output: TtsOutput::Mulaw8k,
             })
         }
         TtsProvider::OpenAi => {
-            let key = providers
-                .openai_api_key
-                .as_deref()
-                .ok_or(TtsError::MissingApiKey("OPENAI_API_KEY"))?;
+            let auth = auth_header(providers, provider)?;
             let len = text.chars().count();
             if len > OPENAI_MAX_CHARS {
                 return Err(TtsError::TextTooLong {
@@ -161,7 +176,7 @@ pub fn tts_request(
                     "{}/audio/speech",
                     providers.openai_base_url.trim_end_matches('/')
                 ),
-                headers: vec![("Authorization".to_owned(), format!("Bearer {key}")), json],
+                headers: vec![auth, json],
                 body: json!({"model": OPENAI_TTS_MODEL, "input": text, "voice": voice,
                              "response_format": "pcm"})
                 .to_string(),

@@ -62,22 +62,16 @@ pub fn tts_socket_request(
     let voice = super::tts::checked_voice(provider, voice)?;
     match provider {
         TtsProvider::DeepgramAura => {
-            let key = providers
-                .deepgram_api_key
-                .as_deref()
-                .ok_or(TtsError::MissingApiKey("DEEPGRAM_API_KEY"))?;
+            let auth = super::tts::auth_header(providers, provider)?;
             let base = websocket_base(providers.deepgram_url.trim_end_matches('/'));
             Ok(Some(TtsSocketRequest {
                 // The socket sends raw audio: no `container` (it takes none).
                 url: format!("{base}/v1/speak?model={voice}&encoding=mulaw&sample_rate=8000"),
-                headers: vec![("Authorization".to_owned(), format!("Token {key}"))],
+                headers: vec![auth],
             }))
         }
         TtsProvider::ElevenLabs => {
-            let key = providers
-                .elevenlabs_api_key
-                .as_deref()
-                .ok_or(TtsError::MissingApiKey("ELEVENLABS_API_KEY"))?;
+            let auth = super::tts::auth_header(providers, provider)?;
             let base = websocket_base(providers.elevenlabs_url.trim_end_matches('/'));
             Ok(Some(TtsSocketRequest {
                 url: format!(
@@ -85,7 +79,7 @@ pub fn tts_socket_request(
                      &output_format=ulaw_8000&inactivity_timeout={ELEVENLABS_INACTIVITY_S}",
                     encode_component(ELEVENLABS_MODEL)
                 ),
-                headers: vec![("xi-api-key".to_owned(), key.to_owned())],
+                headers: vec![auth],
             }))
         }
         TtsProvider::OpenAi => Ok(None),
