@@ -186,12 +186,21 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
     },
     /** Runs SQL against the worker's local D1 and returns the rows. */
     async d1(sql) {
-      const { stdout } = await wrangler([
-        'd1', 'execute', 'DB', '--local', '--persist-to', state, '-c', configPath, '--json',
-        '--command', sql,
-      ]);
-      const parsed = JSON.parse(stdout);
-      return parsed.flatMap((r) => r.results ?? []);
+      // The running worker shares the SQLite file: a write of its own at that moment makes this
+      // second process see SQLITE_BUSY, which only means "try again".
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { stdout } = await wrangler([
+            'd1', 'execute', 'DB', '--local', '--persist-to', state, '-c', configPath, '--json',
+            '--command', sql,
+          ]);
+          const parsed = JSON.parse(stdout);
+          return parsed.flatMap((r) => r.results ?? []);
+        } catch (e) {
+          if (attempt >= 5 || !String(e.stdout ?? '').includes('SQLITE_BUSY')) throw e;
+          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+        }
+      }
     },
     async stop({ keepState = false } = {}) {
       if (child.exitCode === null) {
