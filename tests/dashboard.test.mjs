@@ -8,22 +8,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { startWorker, eventually, ROOT, TEST_VARS, UNDIALLED_TWILIO } from './harness.mjs';
+import { startWorker, eventually, TEST_VARS, UNDIALLED_TWILIO } from './harness.mjs';
 import { startFakeResend } from './fakes/resend.mjs';
+import { skipBrowser, launchBrowser, newPage as openPage, shot } from './browser.mjs';
 import { sendResendWebhook, resendEvent } from './fakes/resend.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const OUT = path.join(ROOT, 'test-output');
 const KEY = TEST_VARS.ADMIN_API_KEY;
-// scripts/test.sh fails a CI run whose log shows this reason: CI must run the browser suite.
-const skipBrowser = existsSync(CHROMIUM)
-  ? false
-  : `browser suite skipped: no Chromium at ${CHROMIUM} (run scripts/bootstrap.sh)`;
 
 let worker;
 let resend;
@@ -34,7 +25,6 @@ let seeded;
 
 before(async () => {
   if (skipBrowser) return;
-  await mkdir(OUT, { recursive: true });
   resend = await startFakeResend({ apiKey: 're_test_key' });
   target = await startFakeTarget();
   [worker, browser] = await Promise.all([
@@ -47,10 +37,7 @@ before(async () => {
         ...UNDIALLED_TWILIO,
       },
     }),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    }),
+    launchBrowser(),
   ]);
   const created = await worker.api('POST', '/api/v1/agents', {
     name: 'Ava', system_prompt: 'You confirm appointments.', first_message: 'Hi, this is Ava.',
@@ -71,25 +58,7 @@ after(async () => {
   await Promise.all([resend?.close(), target?.close()]);
 });
 
-/** A fresh page (own session storage) with console errors collected. */
-async function newPage({ width = 1280, height = 900, login = true } = {}) {
-  const context = await browser.newContext({ viewport: { width, height } });
-  const page = await context.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource|WebSocket/.test(m.text())) page.errors.push(m.text());
-  });
-  if (login) {
-    await page.goto(`${worker.url}/#/calls`);
-    await page.getByLabel('API key').fill(KEY);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Calls', level: 2 }).waitFor();
-  }
-  return page;
-}
-
-const shot = (page, name) => page.screenshot({ path: path.join(OUT, `dashboard-${name}.png`), fullPage: true });
+const newPage = (opts) => openPage(browser, worker, opts);
 
 test('a banner lists the features this server cannot use, with the variables to set', { skip: skipBrowser }, async () => {
   const page = await newPage();
@@ -438,7 +407,7 @@ test('live view of a simulated call streams transcript lines from the call\'s Du
     dg.say(stt, { transcript: 'I would like to book a table.', is_final: true, speech_final: true });
     await page.locator('#live-transcript li.caller', { hasText: 'I would like to book a table.' }).waitFor({ timeout: 15_000 });
     await page.locator('#live-transcript li.agent').first().waitFor({ timeout: 15_000 });
-    await page.screenshot({ path: path.join(OUT, 'dashboard-live.png'), fullPage: true });
+    await shot(page, 'live');
   } finally {
     stopAudio();
     client?.socket.close();
