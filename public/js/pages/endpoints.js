@@ -128,6 +128,7 @@ export async function endpointsPage(ctx) {
   /** Sends endpoint `e` a test event, then follows its delivery until it is decided. */
   const sendTest = async (e) => {
     clearTimeout(following);
+    testResult.replaceChildren();
     const sent = await api('POST', `/endpoints/${encodeURIComponent(e.id)}/test`);
     const link = h('a', { href: `#/deliveries/${encodeURIComponent(sent.delivery_id)}` }, sent.delivery_id);
     const state = h('span', { id: 'test-state' });
