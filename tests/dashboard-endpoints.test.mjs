@@ -11,7 +11,8 @@ import { Webhook as SvixWebhook } from 'svix';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { startWorker, TEST_VARS, UNDIALLED_TWILIO } from './harness.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
-import { skipBrowser, launchBrowser, newPage as openPage, shotBoth, PHONE } from './browser.mjs';
+import path from 'node:path';
+import { skipBrowser, launchBrowser, newPage as openPage, shotBoth, PHONE, OUT } from './browser.mjs';
 
 let worker;
 let browser;
@@ -230,20 +231,21 @@ test('the call detail latency chart is readable at 390 px: no overflow, no overl
   assert.ok(layout.minLabelHeight >= 11, `labels are legible (${layout.minLabelHeight}px tall)`);
   assert.ok(layout.xLabels >= 4 && layout.xLabels <= 12, `${layout.xLabels} turn labels`);
   assert.ok(layout.labels.some((l) => l.text === 'T11'), 'the last turn is labelled');
-  // The text alternative: every turn in a table.
-  await page.getByText('Latency figures as a table').click();
-  assert.equal(await page.locator('figure.chart-figure table tbody tr').count(), 12);
   // The legend wraps inside the card.
   const legend = await page.locator('ul.legend').evaluate((el) => el.scrollWidth - el.clientWidth);
   assert.ok(legend <= 1);
   const shots = await shotBoth(page, 'call-detail-chart');
   assert.ok(shots.overflow <= 1);
+  // The text alternative: every turn in a table.
+  await page.getByText('Latency figures as a table').click();
+  assert.equal(await page.locator('figure.chart-figure table tbody tr').count(), 12);
 
   // Back at phone size after the desktop screenshot: redrawn for the narrow box again.
   await page.setViewportSize(PHONE);
   await page.waitForFunction(() => document.querySelector('svg.chart').getBoundingClientRect().width < 400);
   layout = await page.evaluate(chartLayout);
   assert.deepEqual(layout.overlaps, []);
+  await page.locator('figure.chart-figure').screenshot({ path: path.join(OUT, 'dashboard-chart-12-turns-phone.png') });
 
   // Sixty turns cannot fit 390 px: the chart scrolls inside its own box, the page does not.
   await withTurns(page, 60);
@@ -255,6 +257,7 @@ test('the call detail latency chart is readable at 390 px: no overflow, no overl
   assert.equal(layout.scrolls, true);
   assert.ok(layout.minLabelHeight >= 11);
   assert.equal(await page.getByRole('region', { name: /Latency chart/ }).getAttribute('tabindex'), '0');
+  await page.locator('figure.chart-figure').screenshot({ path: path.join(OUT, 'dashboard-chart-60-turns-phone.png') });
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
