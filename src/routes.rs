@@ -61,6 +61,7 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("DELETE /api/v1/endpoints/{id}", Administer(Api::EndpointDelete)),
     route("POST /api/v1/endpoints/{id}/rotate-secret", Administer(Api::EndpointRotate)),
     route("GET /api/v1/endpoints/{id}/secret", Administer(Api::EndpointSecret)),
+    route("POST /api/v1/endpoints/{id}/test", Administer(Api::EndpointTest)),
     route("GET /api/v1/events", Read(Api::EventList)),
     route("GET /api/v1/events/{id}", Read(Api::EventGet)),
     route("POST /api/v1/events/{id}/replay", Operate(Api::EventReplay)),

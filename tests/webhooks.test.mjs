@@ -11,6 +11,8 @@ import { sendStatusCallback, twilioCallParams, twilioSignature } from './fakes/t
 import { sendBlandWebhook } from './fakes/bland.mjs';
 import { telnyxKeyPair, telnyxEvent, sendTelnyxWebhook, sendRetellWebhook } from './fakes/media-clients.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
+import { Webhook as SvixWebhook } from 'svix';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
 
 const TELNYX = telnyxKeyPair('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60');
 assert.equal(TELNYX.publicKey, TEST_VARS.TELNYX_PUBLIC_KEY);
@@ -400,6 +402,66 @@ test('after a secret rotation both secrets sign until the grace period ends', as
   } finally {
     await removeEndpoint(endpoint);
     await target.close();
+  }
+});
+
+test('a test event goes to that endpoint only, whatever its filter, signed, retried and listed', async () => {
+  const target = await startFakeTarget();
+  const bystander = await startFakeTarget();
+  // The endpoint does not subscribe to webhook.test; the one taking every type must not get it.
+  const endpoint = await addEndpoint(target, ['email.bounced']);
+  const other = await addEndpoint(bystander, null);
+  try {
+    target.failNext(1, 500);
+    const sent = await worker.api('POST', `/api/v1/endpoints/${endpoint.id}/test`);
+    assert.equal(sent.status, 202, sent.text);
+    assert.deepEqual(Object.keys(sent.body).sort(), ['delivery_id', 'endpoint_id', 'event_id', 'status', 'type']);
+    assert.equal(sent.body.type, 'webhook.test');
+    assert.equal(sent.body.endpoint_id, endpoint.id);
+    assert.equal(sent.body.status, 'pending');
+    // The first attempt gets the 500, the retry on DELIVERY_RETRY_SCHEDULE the 200.
+    await target.waitFor((d) => d.length >= 2, 20_000);
+    const [failed, delivered] = target.deliveries;
+    assert.equal(failed.status, 500);
+    assert.equal(delivered.status, 200);
+    assert.equal(failed.id, sent.body.event_id, 'webhook-id is the event id');
+    assert.equal(delivered.id, sent.body.event_id, 'and stays across retries');
+
+    // The official libraries verify it with the endpoint's secret, and refuse another secret.
+    const raw = delivered.request.rawBody.toString();
+    assert.doesNotThrow(() => new SvixWebhook(endpoint.secret).verify(raw, delivered.headers));
+    const payload = new StandardWebhook(endpoint.secret).verify(raw, delivered.headers);
+    assert.equal(payload.type, 'webhook.test');
+    assert.equal(payload.data.test, true);
+    assert.equal(payload.data.endpoint_id, endpoint.id);
+    assert.equal(payload.data.provider, 'phone-agent');
+    assert.equal(payload.data.call_id, null);
+    assert.throws(() => new SvixWebhook(other.secret).verify(raw, delivered.headers));
+
+    const delivery = await eventually(async () => {
+      const res = await worker.api('GET', `/api/v1/deliveries/${sent.body.delivery_id}`);
+      return res.body.status === 'succeeded' && res.body;
+    }, { message: 'test delivery succeeded' });
+    assert.equal(delivery.event_id, sent.body.event_id);
+    assert.equal(delivery.endpoint_id, endpoint.id);
+    assert.equal(delivery.attempts, 2);
+    assert.deepEqual(delivery.attempt_log.map((a) => a.status_code), [500, 200]);
+    const event = await worker.api('GET', `/api/v1/events/${sent.body.event_id}`);
+    assert.equal(event.body.type, 'webhook.test');
+    assert.equal(event.body.provider, 'phone-agent');
+    assert.deepEqual(event.body.deliveries.map((d) => [d.id, d.endpoint_id, d.status]), [[sent.body.delivery_id, endpoint.id, 'succeeded']]);
+    assert.equal(bystander.deliveries.length, 0, 'no other endpoint gets the test');
+
+    // Paused (or disabled) endpoints are refused at once; another tenant's or no endpoint is 404.
+    assert.equal((await worker.api('PATCH', `/api/v1/endpoints/${endpoint.id}`, { status: 'paused' })).status, 200);
+    const paused = await worker.api('POST', `/api/v1/endpoints/${endpoint.id}/test`);
+    assert.equal(paused.status, 409, paused.text);
+    assert.equal(paused.body.error.code, 'endpoint_not_enabled');
+    assert.equal((await worker.api('POST', '/api/v1/endpoints/ep_nope/test')).status, 404);
+  } finally {
+    await removeEndpoint(endpoint);
+    await removeEndpoint(other);
+    await Promise.all([target.close(), bystander.close()]);
   }
 });
 

@@ -1,5 +1,7 @@
 // Per-turn latency chart: grouped bars in inline SVG (no library), with a data table beside it
-// for screen readers and exact values.
+// for screen readers and exact values. The SVG is drawn at the pixel width it gets (redrawn when
+// that changes), so its text stays at its CSS size on a phone instead of shrinking with a
+// scaled viewBox; turn labels are thinned out so they never overlap.
 import { h, svg, fmtMs, table } from './dom.js';
 
 export const SERIES = [
@@ -9,22 +11,81 @@ export const SERIES = [
   { key: 'first_mark_ms', label: 'First audio played', cls: 's4' },
 ];
 
+/** Widest drawing (px) and the narrowest a turn's group of bars may get before the chart scrolls. */
+const MAX_W = 720;
+const MIN_BAR = 4;
+/** Approximate advance of one label character at the chart's 11-12 px font. */
+const CHAR_W = 7;
+
+let charts = 0;
+
 /** turns: [{turn, metrics: {...}}] */
 export function latencyChart(turns) {
   const rows = turns.filter((t) => t.metrics && SERIES.some((s) => t.metrics[s.key] != null));
   if (!rows.length) return h('p', { class: 'empty' }, 'No latency measured for this call.');
   const series = SERIES.filter((s) => rows.some((t) => t.metrics[s.key] != null));
   const max = Math.max(...rows.flatMap((t) => series.map((s) => t.metrics[s.key] ?? 0)), 1);
+  const titleId = `latency-chart-title-${++charts}`;
+  const title = `Per-turn latency for ${rows.length} turn${rows.length === 1 ? '' : 's'}, up to ${fmtMs(max)}`;
+
+  const scroller = h('div', { class: 'chart-scroll' });
+  let drawnAt = 0;
+  const draw = (available) => {
+    const width = Math.max(280, Math.min(MAX_W, Math.floor(available)));
+    if (width === drawnAt) return;
+    drawnAt = width;
+    const chart = drawBars({ rows, series, max, width, titleId, title });
+    const scrolls = Number(chart.getAttribute('width')) > width;
+    // Only a chart too wide for its box scrolls, and then it is reachable by keyboard.
+    if (scrolls) {
+      scroller.setAttribute('tabindex', '0');
+      scroller.setAttribute('role', 'region');
+      scroller.setAttribute('aria-label', 'Latency chart (scrolls sideways)');
+    } else {
+      for (const a of ['tabindex', 'role', 'aria-label']) scroller.removeAttribute(a);
+    }
+    scroller.replaceChildren(chart);
+  };
+  draw(MAX_W);
+  const observer = new ResizeObserver((entries) => {
+    if (!scroller.isConnected) return observer.disconnect();
+    const w = entries[0]?.contentRect.width;
+    if (w) draw(w);
+  });
+  observer.observe(scroller);
+
+  const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' }, series.map((s) => h('li', {}, h('span', { class: `swatch ${s.cls}`, 'aria-hidden': 'true' }), s.label)));
+  const data = h('details', {}, h('summary', {}, 'Latency figures as a table'),
+    table({
+      caption: title,
+      columns: [{ label: 'Turn', cell: (t) => String(t.turn) }, ...series.map((s) => ({ label: s.label, cell: (t) => fmtMs(t.metrics[s.key]) }))],
+      rows,
+    }));
+  return h('figure', { class: 'chart-figure' }, scroller, legend, data);
+}
+
+/** The SVG for a box `width` px wide (wider when the turns cannot fit, for the box to scroll). */
+function drawBars({ rows, series, max, width, titleId, title }) {
   const niceMax = niceCeil(max);
-  const W = 640, H = 240, left = 56, right = 8, top = 12, bottom = 36;
+  const narrow = width < 480;
+  const ticks = (narrow ? [0, 0.5, 1] : [0, 0.25, 0.5, 0.75, 1]).map((f) => f * niceMax);
+  const left = 8 + CHAR_W * Math.max(...ticks.map((t) => fmtMs(t).length));
+  const right = 8, top = 12, bottom = 28;
+  const H = narrow ? 200 : 240;
+  const minGroup = series.length * MIN_BAR + 6;
+  const W = Math.max(width, left + right + rows.length * minGroup);
   const plotW = W - left - right, plotH = H - top - bottom;
   const groupW = plotW / rows.length;
-  const barW = Math.max(2, Math.min(28, (groupW * 0.8) / series.length));
+  const barW = Math.max(MIN_BAR - 1, Math.min(28, (groupW * 0.8) / series.length));
   const y = (v) => top + plotH - (v / niceMax) * plotH;
+  // Label every k-th turn so neighbouring labels keep a gap; the last turn is always labelled.
+  const labelW = CHAR_W * (String(rows.at(-1).turn).length + 1) + 8;
+  const every = Math.max(1, Math.ceil(labelW / groupW));
+  const last = rows.length - 1;
+  const labelled = (i) => i === last || (i % every === 0 && last - i >= every);
 
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * niceMax);
-  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-labelledby': 'latency-chart-title' },
-    svg('title', { id: 'latency-chart-title' }, `Per-turn latency for ${rows.length} turn${rows.length === 1 ? '' : 's'}, up to ${fmtMs(max)}`),
+  return svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'chart', role: 'img', 'aria-labelledby': titleId },
+    svg('title', { id: titleId }, title),
     ticks.map((t) => svg('g', { class: 'tick' },
       svg('line', { x1: left, x2: W - right, y1: y(t), y2: y(t) }),
       svg('text', { x: left - 6, y: y(t) + 4, 'text-anchor': 'end' }, fmtMs(t)))),
@@ -34,19 +95,14 @@ export function latencyChart(turns) {
         series.map((s, j) => {
           const v = t.metrics[s.key];
           if (v == null) return null;
-          return svg('rect', { class: `bar ${s.cls}`, x: gx + j * barW, y: y(v), width: barW - 1, height: Math.max(0.5, top + plotH - y(v)) },
+          return svg('rect', { class: `bar ${s.cls}`, x: gx + j * barW, y: y(v), width: Math.max(1, barW - 1), height: Math.max(0.5, top + plotH - y(v)) },
             svg('title', {}, `Turn ${t.turn}: ${s.label} ${fmtMs(v)}`));
         }),
-        svg('text', { class: 'xlabel', x: left + i * groupW + groupW / 2, y: H - bottom + 16, 'text-anchor': 'middle' }, `T${t.turn}`));
+        labelled(i)
+          ? svg('text', { class: 'xlabel', x: left + i * groupW + groupW / 2, y: H - bottom + 16, 'text-anchor': 'middle' }, `T${t.turn}`)
+          : null);
     }),
     svg('line', { class: 'axis', x1: left, x2: W - right, y1: top + plotH, y2: top + plotH }));
-  const legend = h('ul', { class: 'legend' }, series.map((s) => h('li', {}, h('span', { class: `swatch ${s.cls}`, 'aria-hidden': 'true' }), s.label)));
-  const data = h('details', {}, h('summary', {}, 'Latency figures as a table'),
-    table({
-      columns: [{ label: 'Turn', cell: (t) => String(t.turn) }, ...series.map((s) => ({ label: s.label, cell: (t) => fmtMs(t.metrics[s.key]) }))],
-      rows,
-    }));
-  return h('figure', { class: 'chart-figure' }, chart, legend, data);
 }
 
 function niceCeil(v) {

@@ -154,3 +154,21 @@ export function pager(nextCursor, onMore) {
 export function json(value) {
   return h('pre', { class: 'json' }, JSON.stringify(value, null, 2));
 }
+
+/** A button copying `text` to the clipboard (falls back to selecting `selectTarget` for a manual copy); says "Copied" when done. */
+export function copyButton(text, { label = 'Copy', what = 'text', selectTarget = null } = {}) {
+  const button = h('button', { type: 'button', class: 'small secondary copy', 'aria-label': `${label} ${what}` }, label);
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = 'Copied';
+      announce(`Copied ${what} to the clipboard.`);
+    } catch {
+      // No clipboard access (insecure origin, denied permission): select it for Ctrl+C instead.
+      if (selectTarget) window.getSelection()?.selectAllChildren(selectTarget);
+      button.textContent = 'Selected: press Ctrl+C';
+      announce(`Could not use the clipboard; the ${what} is selected for copying.`);
+    }
+  });
+  return button;
+}

@@ -1,18 +1,27 @@
 //! `/api/v1/endpoints`: where canonical events are forwarded (URL, secret, type filter). The
 //! signing secret is shown when it is made (creation, rotation) and otherwise only to admins at
 //! `GET /api/v1/endpoints/{id}/secret`: a viewer or operator key must not be able to forge our
-//! deliveries.
+//! deliveries. `POST /api/v1/endpoints/{id}/test` sends it a synthetic `webhook.test` event
+//! through the ordinary outbox (signed, retried, listed with the deliveries).
 
 use super::request::{
     audited_delete, audited_update, field_error, found, invalid_fields, json_body, list_of,
     no_field_errors,
 };
+use crate::pipeline::call_status::OWN_PROVIDER;
+use crate::pipeline::forwarding;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::{json_response, now_ms, rfc3339, secret_bytes, ApiError, ApiResult};
+use crate::platform::http::{
+    json_response, new_id, now_ms, rfc3339, secret_bytes, ApiError, ApiResult,
+};
 use crate::store::audit::{self, Change};
 use crate::store::endpoints::{self, Endpoint, Fields};
+use crate::store::error::StoreError;
+use crate::store::events::{self, NewEvent};
 use crate::store::tenant::Tenant;
+use phone_agent_core::delivery::{test_allowed, test_event, TEST_EVENT_TYPE};
+use phone_agent_core::ids::EventId;
 use phone_agent_core::targets::check_target;
 use phone_agent_core::webhooks::signatures::new_endpoint_secret;
 use serde_json::{json, Value};
@@ -247,4 +256,57 @@ pub(super) async fn rotate(req: &mut Request, app: &App, who: &Principal, id: &s
     audit::log(app, who, &Change::done("endpoint.rotate_secret", ("endpoint", id), Some(&json!({"previous_secret_expires_at": endpoint.previous_secret_expires_at.map(rfc3339)}))))
     .await;
     Ok(json_response(200, &render(&endpoint, true)))
+}
+
+/// `POST /api/v1/endpoints/{id}/test`: stores a `webhook.test` event with one delivery, to this
+/// endpoint only, and sends its first attempt after the answer, like any event's; the caller
+/// follows the delivery at `GET /api/v1/deliveries/{delivery_id}`.
+pub(super) async fn send_test(app: &App, who: &Principal, id: &str) -> ApiResult {
+    let tenant = Tenant::of(app, who)?;
+    let endpoint = find(&tenant, id).await?;
+    test_allowed(&endpoint.status, endpoint.disabled_reason.as_deref())?;
+    let event_id = new_id::<EventId>()?;
+    // Unique per test, so the outbox's dedupe never folds two tests into one.
+    let key = format!("test:{event_id}");
+    let now = now_ms();
+    let payload = test_event(OWN_PROVIDER, &key, id, &rfc3339(now));
+    let raw = payload.to_string();
+    let delivery_id = events::publish_test(
+        &tenant,
+        &NewEvent {
+            tenant_id: tenant.id().as_str(),
+            provider: OWN_PROVIDER,
+            provider_event_id: &key,
+            event_type: TEST_EVENT_TYPE,
+            call_id: None,
+            received_at: now,
+            content_type: Some("application/json"),
+            raw_body: &raw,
+            payload: &payload,
+        },
+        &event_id,
+        id,
+    )
+    .await?
+    .ok_or(StoreError::Missing(
+        "test delivery (endpoint changed meanwhile)",
+    ))?;
+    let env = app.env.clone();
+    let first = event_id.to_string();
+    app.ctx
+        .wait_until(async move { forwarding::deliver_event(&env, &first).await });
+    let answer = json!({
+        "event_id": event_id,
+        "delivery_id": delivery_id,
+        "endpoint_id": id,
+        "type": TEST_EVENT_TYPE,
+        "status": "pending",
+    });
+    audit::log(
+        app,
+        who,
+        &Change::done("endpoint.test", ("endpoint", id), Some(&answer)),
+    )
+    .await;
+    Ok(json_response(202, &answer))
 }

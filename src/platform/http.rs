@@ -5,6 +5,7 @@ use futures_util::StreamExt;
 use phone_agent_core::auth::{new_token, NoRandomness};
 use phone_agent_core::carrier::Carrier;
 use phone_agent_core::config::ConfigError;
+use phone_agent_core::delivery::TestRefusal;
 use phone_agent_core::features::{FeatureUnavailable, ScheduleRefusal};
 use phone_agent_core::ids::{self, RowId};
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
@@ -168,6 +169,13 @@ pub fn method_not_allowed(method: &str, allow: String) -> ApiError {
     );
     error.allow = Some(allow);
     error
+}
+
+impl From<TestRefusal> for ApiError {
+    fn from(refusal: TestRefusal) -> Self {
+        // The endpoint's state, not the request, is in the way: resuming it lets the same call work.
+        ApiError::new(409, "endpoint_not_enabled", refusal.to_string())
+    }
 }
 
 impl From<Forbidden> for ApiError {

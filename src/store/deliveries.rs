@@ -12,29 +12,32 @@ use serde::Deserialize;
 use worker::d1::{D1Database, D1PreparedStatement};
 
 /// Creates one pending delivery per enabled endpoint whose filter matches the event's type
-/// (`*`, an exact type, or a `prefix.*` wildcard); existing deliveries are left alone.
+/// (`*`, an exact type, or a `prefix.*` wildcard; `?4` = 1 skips the filter: a test event goes
+/// to the endpoint it was sent to whatever it subscribes to); existing deliveries are left alone.
 const FAN_OUT: &str = "
 INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
 SELECT 'dlv_' || lower(hex(randomblob(13))), e.tenant_id, e.id, p.id, 'pending', ?2, ?2, ?2
 FROM webhook_events e JOIN endpoints p ON p.tenant_id = e.tenant_id
 WHERE e.id = ?1 AND p.status = 'enabled' AND p.deleted_at IS NULL
   AND (?3 IS NULL OR p.id = ?3)
-  AND (p.event_types IS NULL OR EXISTS (
+  AND (?4 = 1 OR p.event_types IS NULL OR EXISTS (
         SELECT 1 FROM json_each(p.event_types) t
         WHERE t.value = e.type OR t.value = '*'
            OR (substr(t.value, -2) = '.*'
                AND substr(e.type, 1, length(t.value) - 1) = substr(t.value, 1, length(t.value) - 1))))
 ON CONFLICT (event_id, endpoint_id) DO NOTHING";
 
-/// The fan-out of event `event_id` (to one endpoint, or every matching one) due at `now`, for
-/// the batch that stores or replays the event; the tenant is the event's own.
+/// The fan-out of event `event_id` (to one endpoint, or every matching one; `any_type` ignores
+/// the endpoints' filters) due at `now`, for the batch that stores or replays the event; the
+/// tenant is the event's own.
 pub(in crate::store) fn fan_out(
     db: &D1Database,
     event_id: &str,
     now: i64,
     endpoint_id: Option<&str>,
+    any_type: bool,
 ) -> Result<D1PreparedStatement, StoreError> {
-    db::stmt(db, FAN_OUT, &[&event_id, &now, &endpoint_id])
+    db::stmt(db, FAN_OUT, &[&event_id, &now, &endpoint_id, &any_type])
 }
 
 row! {
@@ -139,7 +142,7 @@ pub async fn replay(
            AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)",
         &[&now, &event_id, &endpoint_id],
     )?;
-    let fan_out = fan_out(tenant.db(), event_id, now, endpoint_id)?;
+    let fan_out = fan_out(tenant.db(), event_id, now, endpoint_id, false)?;
     let changes = db::batch(tenant.db(), vec![reset, fan_out]).await?;
     Ok(changes.iter().sum())
 }

@@ -7,10 +7,10 @@ use crate::store::deliveries;
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
-use phone_agent_core::ids::{CallId, EventId};
+use phone_agent_core::ids::{CallId, DeliveryId, EventId};
 use serde::Deserialize;
 use serde_json::Value;
-use worker::d1::D1Database;
+use worker::d1::{D1Database, D1PreparedStatement};
 
 /// An event to store and forward.
 pub struct NewEvent<'a> {
@@ -42,8 +42,58 @@ pub async fn publish(
     event: &NewEvent<'_>,
     event_id: &EventId,
 ) -> Result<Published, StoreError> {
+    let insert = insert(db, event, event_id)?;
+    let fan_out = deliveries::fan_out(db, event_id.as_str(), event.received_at, None, false)?;
+    let changes = db::batch(db, vec![insert, fan_out]).await?;
+    if changes.first().copied().unwrap_or(0) > 0 {
+        let deliveries = changes.get(1).copied().unwrap_or(0);
+        return Ok(Published::New(event_id.to_string(), deliveries));
+    }
+    let existing = db::ids(
+        db,
+        "SELECT id FROM webhook_events WHERE provider = ?1 AND provider_event_id = ?2",
+        &[&event.provider, &event.provider_event_id],
+    )
+    .await?;
+    existing
+        .into_iter()
+        .next()
+        .map(Published::Duplicate)
+        .ok_or(StoreError::Missing("event neither inserted nor found"))
+}
+
+/// Stores a test event of the tenant's and its one delivery, to `endpoint_id` whatever types
+/// that endpoint subscribes to, in one transaction; returns the delivery's id (none when the
+/// endpoint is no longer enabled). The sender then treats it like any other delivery.
+pub async fn publish_test(
+    tenant: &Tenant,
+    event: &NewEvent<'_>,
+    event_id: &EventId,
+    endpoint_id: &str,
+) -> Result<Option<DeliveryId>, StoreError> {
+    debug_assert_eq!(event.tenant_id, tenant.id().as_str());
+    let db = tenant.db();
+    let insert = insert(db, event, event_id)?;
+    let fan_out = deliveries::fan_out(
+        db,
+        event_id.as_str(),
+        event.received_at,
+        Some(endpoint_id),
+        true,
+    )?;
+    db::batch(db, vec![insert, fan_out]).await?;
+    let delivery = deliveries::of_event(tenant, event_id.as_str()).await?;
+    Ok(delivery.into_iter().next().map(|d| d.id))
+}
+
+/// The statement that stores `event` as `event_id` unless the provider sent it before.
+fn insert(
+    db: &D1Database,
+    event: &NewEvent<'_>,
+    event_id: &EventId,
+) -> Result<D1PreparedStatement, StoreError> {
     let payload = event.payload.to_string();
-    let insert = db::stmt(
+    db::stmt(
         db,
         "INSERT INTO webhook_events (id, tenant_id, provider, provider_event_id, type, call_id,
            received_at, content_type, raw_body, payload)
@@ -61,24 +111,7 @@ pub async fn publish(
             &event.raw_body,
             &payload,
         ],
-    )?;
-    let fan_out = deliveries::fan_out(db, event_id.as_str(), event.received_at, None)?;
-    let changes = db::batch(db, vec![insert, fan_out]).await?;
-    if changes.first().copied().unwrap_or(0) > 0 {
-        let deliveries = changes.get(1).copied().unwrap_or(0);
-        return Ok(Published::New(event_id.to_string(), deliveries));
-    }
-    let existing = db::ids(
-        db,
-        "SELECT id FROM webhook_events WHERE provider = ?1 AND provider_event_id = ?2",
-        &[&event.provider, &event.provider_event_id],
     )
-    .await?;
-    existing
-        .into_iter()
-        .next()
-        .map(Published::Duplicate)
-        .ok_or(StoreError::Missing("event neither inserted nor found"))
 }
 
 /// A stored event, as the API shows it.

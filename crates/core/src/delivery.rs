@@ -6,6 +6,8 @@
 //! `Retry-After` may postpone a retry up to twice its scheduled wait.
 
 use chrono::DateTime;
+use serde_json::{json, Value};
+use thiserror::Error;
 
 /// Per-attempt request timeout for forwarded deliveries (Svix hosted uses 15 s).
 pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
@@ -166,6 +168,57 @@ pub fn response_excerpt(body: &[u8], max: usize) -> String {
 
 fn secs_to_ms(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
+}
+
+/// The type of the synthetic event `POST /api/v1/endpoints/{id}/test` sends (not a provider
+/// event, so not in the canonical catalogue).
+pub const TEST_EVENT_TYPE: &str = "webhook.test";
+
+/// Why an endpoint cannot be sent a test event now.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TestRefusal {
+    /// The sender keeps a paused endpoint's backlog unsent, so a test would only wait.
+    #[error("the endpoint is paused: resume it to send a test event")]
+    Paused,
+    /// Disabled by a `410 Gone` (or any status but enabled and paused): nothing is sent to it.
+    #[error("the endpoint is disabled ({0}): enable it to send a test event")]
+    Disabled(String),
+}
+
+/// Whether an endpoint with `status` (and `disabled_reason`) can be sent a test event: only an
+/// enabled endpoint is delivered to, and a test that could never be sent must say so at once.
+pub fn test_allowed(status: &str, disabled_reason: Option<&str>) -> Result<(), TestRefusal> {
+    match status {
+        "enabled" => Ok(()),
+        "paused" => Err(TestRefusal::Paused),
+        other => Err(TestRefusal::Disabled(
+            disabled_reason.unwrap_or(other).to_owned(),
+        )),
+    }
+}
+
+/// The canonical body of a test event for endpoint `endpoint_id`: the usual `{type, timestamp,
+/// data}` envelope with the `data` keys every event has (`provider`, `provider_event_id`,
+/// `provider_call_id`, `call_id`), and `test: true` so a receiver can tell it from a real one.
+pub fn test_event(
+    provider: &str,
+    provider_event_id: &str,
+    endpoint_id: &str,
+    timestamp_rfc3339: &str,
+) -> Value {
+    json!({
+        "type": TEST_EVENT_TYPE,
+        "timestamp": timestamp_rfc3339,
+        "data": {
+            "test": true,
+            "message": "A test event sent from the phone-agent API to check this endpoint.",
+            "endpoint_id": endpoint_id,
+            "provider": provider,
+            "provider_event_id": provider_event_id,
+            "provider_call_id": null,
+            "call_id": null,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -571,5 +624,32 @@ mod tests {
         fn excerpt_is_bounded(body in proptest::collection::vec(any::<u8>(), 0..64), max in 0usize..80) {
             prop_assert!(response_excerpt(&body, max).len() <= max);
         }
+    }
+
+    #[test]
+    fn only_enabled_endpoints_take_a_test_event() {
+        assert_eq!(test_allowed("enabled", None), Ok(()));
+        assert_eq!(test_allowed("paused", None), Err(TestRefusal::Paused));
+        assert_eq!(
+            test_allowed("disabled", Some("endpoint answered 410 Gone")),
+            Err(TestRefusal::Disabled("endpoint answered 410 Gone".into()))
+        );
+        assert_eq!(
+            test_allowed("disabled", None),
+            Err(TestRefusal::Disabled("disabled".into()))
+        );
+    }
+
+    #[test]
+    fn a_test_event_is_a_marked_canonical_envelope() {
+        let e = test_event("phone-agent", "test:evt_1", "ep_1", "2030-01-01T00:00:00Z");
+        assert_eq!(e["type"], TEST_EVENT_TYPE);
+        assert_eq!(e["timestamp"], "2030-01-01T00:00:00Z");
+        assert_eq!(e["data"]["test"], true);
+        assert_eq!(e["data"]["endpoint_id"], "ep_1");
+        assert_eq!(e["data"]["provider"], "phone-agent");
+        assert_eq!(e["data"]["provider_event_id"], "test:evt_1");
+        assert!(e["data"]["call_id"].is_null());
+        assert_eq!(e.as_object().map(|o| o.len()), Some(3));
     }
 }
