@@ -154,3 +154,40 @@ export function pager(nextCursor, onMore) {
 export function json(value) {
   return h('pre', { class: 'json' }, JSON.stringify(value, null, 2));
 }
+
+/**
+ * A secret shown once (new API key, a tenant's first key): a read-only field with a Copy button.
+ * Copying uses the Clipboard API; where it is missing or refused (no secure context, permission
+ * denied) the field's text is selected and copied with the legacy command, and left selected so
+ * the user can copy it by hand.
+ */
+export function secretOnce({ title, label, secret, note }) {
+  const input = h('input', { type: 'text', readOnly: true, value: secret, class: 'secret', spellcheck: false, autocomplete: 'off' });
+  const status = h('span', { class: 'copy-status', role: 'status' });
+  const copy = h('button', {
+    type: 'button', class: 'secondary',
+    onclick: async () => {
+      let copied = false;
+      try {
+        await navigator.clipboard.writeText(secret);
+        copied = true;
+      } catch {
+        input.focus();
+        input.select();
+        try {
+          copied = document.execCommand('copy');
+        } catch {
+          copied = false;
+        }
+      }
+      status.textContent = copied ? 'Copied.' : 'Selected: press Ctrl+C (⌘C) to copy.';
+    },
+  }, 'Copy');
+  const card = h('div', { class: 'card success secret-once', tabindex: '-1' },
+    h('h3', {}, title),
+    note ? h('p', {}, note) : null,
+    h('div', { class: 'secret-row' }, field(label, input), copy),
+    status);
+  queueMicrotask(() => card.focus());
+  return card;
+}

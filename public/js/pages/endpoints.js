@@ -20,7 +20,7 @@ export async function endpointsPage(ctx) {
   const description = h('input', { name: 'description', type: 'text', autocomplete: 'off' });
   const createErrors = errorBox();
   const form = h('form', {
-    class: 'card', 'aria-labelledby': 'new-endpoint-title', novalidate: true,
+    class: 'card', 'aria-labelledby': 'new-endpoint-title', novalidate: true, 'data-needs': 'administer',
     onsubmit: async (e) => {
       e.preventDefault();
       showError(createErrors, null, form);
@@ -70,7 +70,7 @@ export async function endpointsPage(ctx) {
       label: 'Actions',
       cell: (e) => h('div', { class: 'row-actions' },
         h('button', {
-          type: 'button', class: 'small secondary', 'aria-label': `${e.status === 'enabled' ? 'Pause' : 'Resume'} ${e.url}`,
+          type: 'button', class: 'small secondary', 'data-needs': 'administer', 'aria-label': `${e.status === 'enabled' ? 'Pause' : 'Resume'} ${e.url}`,
           onclick: (ev) => act(ev.currentTarget, async () => {
             const next = e.status === 'enabled' ? 'paused' : 'enabled';
             await api('PATCH', `/endpoints/${encodeURIComponent(e.id)}`, { status: next });
@@ -79,7 +79,7 @@ export async function endpointsPage(ctx) {
           }),
         }, e.status === 'enabled' ? 'Pause' : 'Resume'),
         h('button', {
-          type: 'button', class: 'small secondary', 'aria-label': `Rotate secret of ${e.url}`,
+          type: 'button', class: 'small secondary', 'data-needs': 'administer', 'aria-label': `Rotate secret of ${e.url}`,
           onclick: (ev) => act(ev.currentTarget, async () => {
             if (!confirm('Rotate the signing secret? The old one keeps signing for 24 hours.')) return;
             const rotated = await api('POST', `/endpoints/${encodeURIComponent(e.id)}/rotate-secret`, {});
@@ -89,7 +89,7 @@ export async function endpointsPage(ctx) {
           }),
         }, 'Rotate secret'),
         h('button', {
-          type: 'button', class: 'small danger', 'aria-label': `Delete ${e.url}`,
+          type: 'button', class: 'small danger', 'data-needs': 'administer', 'aria-label': `Delete ${e.url}`,
           onclick: (ev) => act(ev.currentTarget, async () => {
             if (!confirm(`Delete ${e.url}? Pending deliveries to it are canceled.`)) return;
             await api('DELETE', `/endpoints/${encodeURIComponent(e.id)}`);
