@@ -45,7 +45,8 @@ export function allows(me, need) {
 
 /** "Needs an admin key (this is a viewer key)." */
 export function reason(me, need) {
-  return `Needs ${NEED_LABEL[need] ?? need}; this is ${me.bootstrap ? 'the bootstrap' : `a ${me.role}`} key.`;
+  const what = me.bootstrap ? 'the bootstrap' : `${/^[aeiou]/.test(me.role) ? 'an' : 'a'} ${me.role}`;
+  return `Needs ${NEED_LABEL[need] ?? need}; this is ${what} key.`;
 }
 
 const CONTROLS = 'button, input, select, textarea';
