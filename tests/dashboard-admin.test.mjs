@@ -137,7 +137,7 @@ async function createKey(page, name, role) {
   await page.getByLabel('Name').fill(name);
   await page.getByLabel('Role').selectOption(role);
   await page.getByRole('button', { name: 'Create key' }).click();
-  const notice = page.locator('#key-notice .secret-once');
+  const notice = page.locator('#key-notice .secret-once').filter({ hasText: `Key “${name}” created` });
   await notice.waitFor();
   const secret = await notice.getByLabel('API key').inputValue();
   assert.match(secret, /^pa_live_[a-z0-9]{26}$/);

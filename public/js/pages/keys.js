@@ -24,6 +24,8 @@ export async function keysPage() {
     onsubmit: async (e) => {
       e.preventDefault();
       showError(createErrors, null, form);
+      // A new key replaces the previous one's notice: one secret on screen at a time.
+      notice.replaceChildren();
       if (!form.reportValidity()) return;
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;

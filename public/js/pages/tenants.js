@@ -15,6 +15,7 @@ export async function tenantsPage() {
     onsubmit: async (e) => {
       e.preventDefault();
       showError(createErrors, null, form);
+      notice.replaceChildren();
       if (!form.reportValidity()) return;
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;
