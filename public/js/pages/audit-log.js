@@ -56,7 +56,7 @@ export async function auditLogPage(ctx) {
     { label: 'Time', cell: (e) => h('time', { datetime: e.at }, fmtTime(e.at)) },
     { label: 'Actor', cell: (e) => actorLabel(e.actor) },
     { label: 'Action', cell: (e) => h('code', {}, e.action) },
-    { label: 'Resource', cell: (e) => [e.resource_type, e.resource_id ? [' ', h('code', {}, e.resource_id)] : null] },
+    { label: 'Resource', cell: (e) => h('span', {}, e.resource_type, e.resource_id ? [' ', h('code', {}, e.resource_id)] : null) },
     { label: 'Request', cell: (e) => h('code', { class: 'detail' }, e.request_id) },
     { label: 'Change', cell: change },
   ];

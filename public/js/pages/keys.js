@@ -69,18 +69,19 @@ export async function keysPage() {
     }
   };
   const columns = [
-    { label: 'Name', cell: (k) => [k.name, me?.key_id === k.id ? h('span', { class: 'muted' }, ' (this key)') : null] },
+    { label: 'Name', cell: (k) => h('span', {}, k.name, me?.key_id === k.id ? h('span', { class: 'muted' }, ' (this key)') : null) },
     { label: 'Role', cell: (k) => k.role },
     { label: 'Key', cell: (k) => h('code', {}, `${k.prefix}…`) },
     { label: 'Created', cell: (k) => fmtTime(k.created_at) },
     { label: 'Last used', cell: (k) => (k.last_used_at ? fmtTime(k.last_used_at) : 'never') },
-    { label: 'Status', cell: (k) => (k.revoked_at ? [badge('revoked'), h('span', { class: 'muted' }, ` ${fmtTime(k.revoked_at)}`)] : badge('active')) },
+    // One element per cell: narrow screens lay cells out as a grid of label + content.
+    { label: 'Status', cell: (k) => h('span', {}, k.revoked_at ? [badge('revoked'), h('span', { class: 'muted' }, ` ${fmtTime(k.revoked_at)}`)] : badge('active')) },
     {
       label: 'Actions',
-      cell: (k) => (k.revoked_at ? '—' : h('button', {
+      cell: (k) => (k.revoked_at ? '—' : h('div', { class: 'row-actions' }, h('button', {
         type: 'button', class: 'small danger', 'data-needs': 'administer', 'aria-label': `Revoke ${k.name}`,
         onclick: (ev) => revoke(ev.currentTarget, k),
-      }, 'Revoke')),
+      }, 'Revoke'))),
     },
   ];
   const list = h('div', { id: 'keys-list' });
