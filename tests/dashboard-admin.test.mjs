@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker, eventually, sleep, TEST_VARS, UNDIALLED_TWILIO } from './harness.mjs';
-import { skipBrowser, launchBrowser, newPage as openPage, shotBoth } from './browser.mjs';
+import { skipBrowser, launchBrowser, newPage as openPage, shot, shotBoth } from './browser.mjs';
 
 const ADMIN = TEST_VARS.ADMIN_API_KEY;
 
@@ -210,6 +210,7 @@ test('a read key: operate and administer controls are disabled with the reason, 
   const pause = page.getByRole('button', { name: `Pause ${endpoint.url}` });
   assert.equal(await pause.isDisabled(), true);
   assert.match(await pause.getAttribute('title'), /Needs an admin key/);
+  await shot(page, 'endpoints-viewer');
   // Disabled for a reason: the API refuses the viewer too.
   assert.equal((await worker.api('PATCH', `/api/v1/endpoints/${endpoint.id}`, { status: 'paused' }, { key: made.read.key })).status, 403);
 
