@@ -9,21 +9,29 @@ import { schedulePage } from './js/pages/schedule.js';
 import { eventsPage, eventDetailPage } from './js/pages/events.js';
 import { deliveriesPage, deliveryDetailPage } from './js/pages/deliveries.js';
 import { endpointsPage } from './js/pages/endpoints.js';
+import { keysPage } from './js/pages/keys.js';
+import { tenantsPage } from './js/pages/tenants.js';
+import { auditLogPage } from './js/pages/audit-log.js';
+import { whoami, watchRoles, forgetMe, allows, reason } from './js/roles.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const logout = document.getElementById('logout');
+const whoBox = document.getElementById('whoami');
 
 const routes = [
   [/^\/calls$/, callsPage, 'Calls'],
   [/^\/calls\/([^/]+)$/, callDetailPage, 'Call'],
   [/^\/calls\/([^/]+)\/live$/, livePage, 'Live call'],
-  [/^\/schedule$/, schedulePage, 'Schedule a call'],
+  [/^\/schedule$/, schedulePage, 'Schedule a call', 'operate'],
   [/^\/events$/, eventsPage, 'Events'],
   [/^\/events\/([^/]+)$/, eventDetailPage, 'Event'],
   [/^\/deliveries$/, deliveriesPage, 'Deliveries'],
   [/^\/deliveries\/([^/]+)$/, deliveryDetailPage, 'Delivery'],
   [/^\/endpoints$/, endpointsPage, 'Endpoints'],
+  [/^\/keys$/, keysPage, 'API keys', 'administer'],
+  [/^\/tenants$/, tenantsPage, 'Tenants', 'bootstrap'],
+  [/^\/audit-log$/, auditLogPage, 'Audit log', 'administer'],
 ];
 
 /** Cleanup of the current page (e.g. closing the live socket). */
@@ -47,19 +55,36 @@ async function render() {
     teardown = null;
   }
   const loggedIn = Boolean(session.key);
-  nav.hidden = !loggedIn;
+  // The nav waits for the key's role, so links it cannot use never flash.
+  nav.hidden = true;
   logout.hidden = !loggedIn;
+  whoBox.hidden = !loggedIn;
   if (!loggedIn) {
+    forgetMe();
     document.title = 'Log in · phone-agent';
     main.replaceChildren(loginPage({ onLogin: () => render() }));
     return;
   }
+  let me;
+  try {
+    me = await whoami();
+  } catch (err) {
+    if (id !== renderId || err.status === 401) return;
+    main.replaceChildren(h('div', { class: 'error-box', role: 'alert' }, h('p', {}, h('strong', {}, 'Error: '), err.message)));
+    return;
+  }
+  if (id !== renderId) return;
+  whoBox.textContent = me.bootstrap ? 'bootstrap admin key' : `${me.role} key`;
+  // Nav links to pages this key cannot use are not offered.
+  for (const a of nav.querySelectorAll('a[data-needs]')) a.closest('li').hidden = !allows(me, a.dataset.needs);
+  nav.hidden = false;
+  watchRoles(main, me);
   const { path, params } = parseHash();
   let matched = null;
-  for (const [re, page, title] of routes) {
+  for (const [re, page, title, needs] of routes) {
     const m = re.exec(path);
     if (m) {
-      matched = { page, title, args: m.slice(1).map(decodeURIComponent) };
+      matched = { page, title, needs, args: m.slice(1).map(decodeURIComponent) };
       break;
     }
   }
@@ -74,6 +99,14 @@ async function render() {
     return;
   }
   document.title = `${matched.title} · phone-agent`;
+  if (!allows(me, matched.needs)) {
+    // A page whose every action the key's role refuses says so instead of a 403 error.
+    main.replaceChildren(h('div', { class: 'page' },
+      h('h2', { id: 'page-title', tabindex: '-1' }, matched.title),
+      h('p', { class: 'needs-note', role: 'note' }, `This page ${reason(me, matched.needs).replace(/^Needs/, 'needs')}`)));
+    document.getElementById('page-title')?.focus({ preventScroll: true });
+    return;
+  }
   const container = h('div', { class: 'page' }, h('p', { class: 'loading' }, 'Loading…'));
   main.replaceChildren(container);
   const ctx = {
@@ -107,6 +140,7 @@ window.addEventListener('auth:required', () => {
 });
 logout.addEventListener('click', () => {
   session.key = null;
+  forgetMe();
   announce('Logged out.');
   render();
 });

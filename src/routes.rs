@@ -76,6 +76,7 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("POST /api/v1/tenants", Bootstrap(Api::TenantCreate)),
     route("GET /api/v1/tenants", Bootstrap(Api::TenantList)),
     route("GET /api/v1/audit-log", Administer(Api::AuditLog)),
+    route("GET /api/v1/me", Read(Api::Me)),
     // route-table:end
 ];
 

@@ -155,20 +155,49 @@ export function json(value) {
   return h('pre', { class: 'json' }, JSON.stringify(value, null, 2));
 }
 
-/** A button copying `text` to the clipboard (falls back to selecting `selectTarget` for a manual copy); says "Copied" when done. */
-export function copyButton(text, { label = 'Copy', what = 'text', selectTarget = null } = {}) {
+/**
+ * A button copying `text` to the clipboard. Where the Clipboard API is missing or refused (no
+ * secure context, permission denied) it selects `selectTarget` and tries the legacy copy command,
+ * leaving the text selected for a manual copy. The outcome goes to `status` (if given) and the
+ * page's live region.
+ */
+export function copyButton(text, { label = 'Copy', what = 'text', selectTarget = null, status = null } = {}) {
   const button = h('button', { type: 'button', class: 'small secondary copy', 'aria-label': `${label} ${what}` }, label);
   button.addEventListener('click', async () => {
+    let copied = false;
     try {
       await navigator.clipboard.writeText(text);
-      button.textContent = 'Copied';
-      announce(`Copied ${what} to the clipboard.`);
+      copied = true;
     } catch {
-      // No clipboard access (insecure origin, denied permission): select it for Ctrl+C instead.
-      if (selectTarget) window.getSelection()?.selectAllChildren(selectTarget);
-      button.textContent = 'Selected: press Ctrl+C';
-      announce(`Could not use the clipboard; the ${what} is selected for copying.`);
+      if (selectTarget instanceof HTMLInputElement) {
+        selectTarget.focus();
+        selectTarget.select();
+      } else if (selectTarget) {
+        window.getSelection()?.selectAllChildren(selectTarget);
+      }
+      try {
+        copied = document.execCommand('copy');
+      } catch {
+        copied = false;
+      }
     }
+    button.textContent = copied ? 'Copied' : 'Selected: press Ctrl+C';
+    if (status) status.textContent = copied ? 'Copied.' : 'Selected: press Ctrl+C (⌘C) to copy.';
+    announce(copied ? `Copied ${what} to the clipboard.` : `Could not use the clipboard; the ${what} is selected for copying.`);
   });
   return button;
+}
+
+/** A secret shown once (new API key, a tenant's first key): a read-only field with a Copy button. */
+export function secretOnce({ title, label, secret, note }) {
+  const input = h('input', { type: 'text', readOnly: true, value: secret, class: 'secret', spellcheck: false, autocomplete: 'off' });
+  const status = h('span', { class: 'copy-status', role: 'status' });
+  const copy = copyButton(secret, { what: label.toLowerCase(), selectTarget: input, status });
+  const card = h('div', { class: 'card success secret-once', tabindex: '-1' },
+    h('h3', {}, title),
+    note ? h('p', {}, note) : null,
+    h('div', { class: 'secret-row' }, field(label, input), copy),
+    status);
+  queueMicrotask(() => card.focus());
+  return card;
 }

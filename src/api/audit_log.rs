@@ -1,10 +1,12 @@
-//! `/api/v1/audit-log`: who changed what, newest first.
+//! `/api/v1/audit-log`: who changed what, newest first, narrowed by actor, action, resource and
+//! time.
 
-use super::request::list_of;
+use super::request::{list_response, no_field_errors, page, query, time_bound};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{rfc3339, ApiResult};
-use crate::store::audit::Entry;
+use crate::store::audit::{self, Entry, Filter};
+use crate::store::tenant::Tenant;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -22,5 +24,24 @@ fn render(e: &Entry) -> Value {
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    list_of::<Entry>(req, app, who, render).await
+    let q = query(req)?;
+    let window = page(&q)?;
+    let mut errors = Vec::new();
+    let from = time_bound(&q, "from", &mut errors);
+    let to = time_bound(&q, "to", &mut errors);
+    no_field_errors(errors)?;
+    // An empty equality filter means "any", like the other lists' filters.
+    let text = |name: &str| q.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let filter = Filter {
+        actor: text("actor"),
+        action: text("action"),
+        resource_type: text("resource_type"),
+        resource_id: text("resource_id"),
+        from,
+        to,
+    };
+    list_response(
+        audit::list(&Tenant::of(app, who)?, &filter, &window).await?,
+        render,
+    )
 }

@@ -8,7 +8,7 @@
 mod row;
 mod schedule;
 
-use super::request::{field_error, list_response, no_field_errors, page, query};
+use super::request::{field_error, list_response, no_field_errors, page, query, time_bound};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiResult};
@@ -16,7 +16,6 @@ use crate::store::call_events;
 use crate::store::calls::{self, Filter};
 use crate::store::emails;
 use crate::store::tenant::Tenant;
-use chrono::DateTime;
 use phone_agent_core::scheduling::CallStatus;
 use row::{find, render};
 pub(super) use schedule::{cancel, create, reschedule};
@@ -55,22 +54,8 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
     let q = query(req)?;
     let page = page(&q)?;
     let mut errors = Vec::new();
-    let mut bound = |name: &str| {
-        q.get(name)
-            .filter(|v| !v.is_empty())
-            .and_then(|v| match DateTime::parse_from_rfc3339(v) {
-                Ok(t) => Some(t.timestamp_millis()),
-                Err(_) => {
-                    errors.push(field_error(
-                        name,
-                        "invalid_time",
-                        format!("{name} must be RFC 3339 with an offset"),
-                    ));
-                    None
-                }
-            })
-    };
-    let (from, to) = (bound("from"), bound("to"));
+    let from = time_bound(&q, "from", &mut errors);
+    let to = time_bound(&q, "to", &mut errors);
     let status = match q.get("status").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => {

@@ -10,6 +10,7 @@ mod endpoints;
 mod events;
 mod keys;
 mod live_tickets;
+mod me;
 mod numbers;
 mod request;
 mod sessions;
@@ -81,6 +82,7 @@ pub enum Api {
     TenantCreate,
     TenantList,
     AuditLog,
+    Me,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -181,6 +183,7 @@ async fn call(
         (Api::TenantCreate, []) => tenants::create(&mut req, app, who).await,
         (Api::TenantList, []) => tenants::list(&req, app).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
+        (Api::Me, []) => me::get(who),
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

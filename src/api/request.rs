@@ -93,6 +93,19 @@ pub fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
     Ok(Page { limit, after })
 }
 
+/// The list query parameter `name` as a time bound in ms (the core's `time_bound`); an
+/// invalid one is added to `errors` as `invalid_time`.
+pub fn time_bound(
+    query: &HashMap<String, String>,
+    name: &str,
+    errors: &mut Vec<Value>,
+) -> Option<i64> {
+    pagination::time_bound(name, query.get(name).map(String::as_str)).unwrap_or_else(|e| {
+        errors.push(field_error(name, "invalid_time", e.to_string()));
+        None
+    })
+}
+
 /// Answers 200 with `after`, the resource (type, id) as a change left it, once the change from
 /// `before` is in the audit log as `action`.
 pub async fn audited_update(

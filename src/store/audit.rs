@@ -5,7 +5,8 @@ use crate::platform::auth::Principal;
 use crate::platform::http::{log_line, now_ms};
 use crate::store::db::{self, row};
 use crate::store::error::StoreError;
-use crate::store::page::{Filtered, Listed};
+use crate::store::page::{self, Listed, Page, PageOf};
+use crate::store::tenant::Tenant;
 use phone_agent_core::pagination::Cursor;
 use serde_json::{json, Value};
 use worker::d1::{D1Database, D1PreparedStatement};
@@ -36,9 +37,44 @@ impl Listed for Entry {
     }
 }
 
-impl Filtered for Entry {
-    const SELECT: &'static str = Entry::SELECT;
-    const FILTERS: &'static [&'static str] = &["resource_type", "resource_id", "action"];
+/// What an audit-log list is narrowed to (each `None` is no filter).
+pub struct Filter<'a> {
+    /// The key id, or `admin` for the bootstrap key.
+    pub actor: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    /// At or after (ms).
+    pub from: Option<i64>,
+    /// Before (ms).
+    pub to: Option<i64>,
+}
+
+/// One page of the tenant's audit entries, newest first.
+pub async fn list(
+    tenant: &Tenant,
+    filter: &Filter<'_>,
+    window: &Page,
+) -> Result<PageOf<Entry>, StoreError> {
+    page::list(
+        tenant,
+        &format!(
+            "{} AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR action = ?3)
+               AND (?4 IS NULL OR resource_type = ?4) AND (?5 IS NULL OR resource_id = ?5)
+               AND (?6 IS NULL OR at >= ?6) AND (?7 IS NULL OR at < ?7)",
+            Entry::SELECT
+        ),
+        &[
+            &filter.actor,
+            &filter.action,
+            &filter.resource_type,
+            &filter.resource_id,
+            &filter.from,
+            &filter.to,
+        ],
+        window,
+    )
+    .await
 }
 
 /// What changed, for one audit entry.

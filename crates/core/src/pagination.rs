@@ -76,6 +76,22 @@ pub fn split_page<T>(
     }
 }
 
+/// A list's time bound (`from`, `to`) is not an RFC 3339 instant with an offset.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0} must be RFC 3339 with an offset")]
+pub struct InvalidTime(pub String);
+
+/// Reads a list's time-bound query parameter `name` as epoch milliseconds; absent or empty is
+/// no bound, anything but RFC 3339 with an offset is refused (a zone-less time is ambiguous).
+pub fn time_bound(name: &str, value: Option<&str>) -> Result<Option<i64>, InvalidTime> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| Some(t.timestamp_millis()))
+            .map_err(|_| InvalidTime(name.to_owned())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +139,23 @@ mod tests {
         let (page, next) = split_page(vec![5, 4], 2, key);
         assert_eq!(page, [5, 4]);
         assert!(next.is_none());
+    }
+
+    #[test]
+    fn time_bounds_need_an_offset() {
+        assert_eq!(time_bound("from", None), Ok(None));
+        assert_eq!(time_bound("from", Some("")), Ok(None));
+        assert_eq!(
+            time_bound("from", Some("2026-01-02T03:04:05.5+01:00")),
+            Ok(Some(1_767_319_445_500))
+        );
+        for bad in ["2026-01-02T03:04:05", "yesterday", "2026-13-01T00:00:00Z"] {
+            let err = time_bound("to", Some(bad)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "to must be RFC 3339 with an offset",
+                "{bad}"
+            );
+        }
     }
 }

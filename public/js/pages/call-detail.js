@@ -44,7 +44,7 @@ export async function callDetailPage(ctx, id) {
   if (LIVE.has(call.status)) actions.push(h('a', { class: 'button', href: `#/calls/${encodeURIComponent(id)}/live` }, 'Watch live'));
   if (call.status === 'scheduled') {
     actions.push(h('button', {
-      type: 'button', class: 'danger', onclick: async (e) => {
+      type: 'button', class: 'danger', 'data-needs': 'operate', onclick: async (e) => {
         if (!confirm(`Cancel call ${id}?`)) return;
         e.target.disabled = true;
         try {

@@ -76,7 +76,7 @@ export async function callsPage(ctx) {
   };
   draw(page.next_cursor);
   return h('section', { 'aria-labelledby': 'page-title' },
-    pageHeader('Calls', h('a', { class: 'button', href: '#/schedule' }, 'Schedule a call')),
+    pageHeader('Calls', h('a', { class: 'button', href: '#/schedule', 'data-needs': 'operate' }, 'Schedule a call')),
     form, errors, list);
 }
 

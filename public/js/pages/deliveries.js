@@ -15,7 +15,7 @@ async function replay(id, errors, after) {
 
 function replayButton(d, errors, after) {
   return h('button', {
-    type: 'button', class: 'small', 'aria-label': `Replay delivery ${d.id}`,
+    type: 'button', class: 'small', 'data-needs': 'operate', 'aria-label': `Replay delivery ${d.id}`,
     onclick: async (e) => {
       e.currentTarget.disabled = true;
       await replay(d.id, errors, after);
@@ -49,7 +49,7 @@ export async function deliveriesPage(ctx) {
     h('button', { type: 'button', class: 'secondary', onclick: () => ctx.navigate('#/deliveries') }, 'Clear')));
 
   const redrive = h('button', {
-    type: 'button', id: 'redrive',
+    type: 'button', id: 'redrive', 'data-needs': 'operate',
     onclick: async () => {
       const scope = filters.endpoint_id ? `of ${endpointUrl.get(filters.endpoint_id) ?? filters.endpoint_id}` : 'of every endpoint';
       if (!confirm(`Send every dead delivery ${scope} again?`)) return;
@@ -107,7 +107,7 @@ export async function deliveryDetailPage(ctx, id) {
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader(`Delivery ${d.id}`,
       h('button', {
-        type: 'button', id: 'replay', onclick: async (e) => {
+        type: 'button', id: 'replay', 'data-needs': 'operate', onclick: async (e) => {
           e.currentTarget.disabled = true;
           await replay(d.id, errors, () => ctx.navigate(`#/deliveries/${encodeURIComponent(id)}?r=${Date.now()}`));
         },

@@ -55,7 +55,7 @@ export async function eventDetailPage(ctx, id) {
   const target = h('select', { name: 'endpoint_id' }, h('option', { value: '' }, 'Every matching endpoint'),
     endpoints.data.map((e) => h('option', { value: e.id }, e.url)));
   const replay = h('form', {
-    class: 'inline-form', onsubmit: async (e) => {
+    class: 'inline-form', 'data-needs': 'operate', onsubmit: async (e) => {
       e.preventDefault();
       const button = e.target.querySelector('button');
       button.disabled = true;

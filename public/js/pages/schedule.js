@@ -45,7 +45,7 @@ export async function schedulePage() {
   let idempotencyKey = crypto.randomUUID();
 
   const form = h('form', {
-    class: 'card', 'aria-labelledby': 'page-title', novalidate: true,
+    class: 'card', 'aria-labelledby': 'page-title', novalidate: true, 'data-needs': 'operate',
     onsubmit: async (e) => {
       e.preventDefault();
       showError(errors, null, form);

@@ -1,0 +1,70 @@
+// Tenants (bootstrap ADMIN_API_KEY only): list and create; a new tenant's first admin key is
+// shown once.
+import { api, qs } from '../api.js';
+import { h, setChildren, table, fmtTime, field, pageHeader, errorBox, showError, announce, secretOnce, pager } from '../dom.js';
+
+export async function tenantsPage() {
+  const first = await api('GET', '/tenants?limit=50');
+  const notice = h('div', { id: 'tenant-notice' });
+  const errors = errorBox();
+
+  const name = h('input', { name: 'name', type: 'text', required: true, maxlength: 100, autocomplete: 'off' });
+  const createErrors = errorBox();
+  const form = h('form', {
+    class: 'card', 'aria-labelledby': 'new-tenant-title', novalidate: true, 'data-needs': 'bootstrap',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      showError(createErrors, null, form);
+      notice.replaceChildren();
+      if (!form.reportValidity()) return;
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try {
+        const created = await api('POST', '/tenants', { name: name.value.trim() });
+        form.reset();
+        announce(`Tenant ${created.name} created.`);
+        await reload();
+        notice.replaceChildren(secretOnce({
+          title: `Tenant “${created.name}” created`,
+          label: `Admin key of ${created.name}`,
+          secret: created.api_key.key,
+          note: 'The tenant’s first admin key, shown only now: hand it to the tenant’s administrator, who creates their other keys with it.',
+        }));
+      } catch (err) {
+        showError(createErrors, err, form);
+      } finally {
+        button.disabled = false;
+      }
+    },
+  },
+  h('h3', { id: 'new-tenant-title' }, 'Create a tenant'),
+  field('Name', name),
+  createErrors,
+  h('div', { class: 'buttons' }, h('button', { type: 'submit' }, 'Create tenant')));
+
+  const columns = [
+    { label: 'Name', cell: (t) => t.name },
+    { label: 'Id', cell: (t) => h('code', {}, t.id) },
+    { label: 'Created', cell: (t) => fmtTime(t.created_at) },
+  ];
+  const list = h('div', { id: 'tenants-list' });
+  let rows = [];
+  const draw = (page, append) => {
+    rows = append ? rows.concat(page.data) : page.data;
+    setChildren(list,
+      table({ caption: `${rows.length} tenant${rows.length === 1 ? '' : 's'}${page.next_cursor ? ' (more below)' : ''}`, columns, rows, empty: 'No tenants yet.' }),
+      pager(page.next_cursor, async (cursor) => {
+        try {
+          draw(await api('GET', `/tenants${qs({ limit: 50, cursor })}`), true);
+        } catch (err) {
+          showError(errors, err);
+        }
+      }));
+  };
+  const reload = async () => draw(await api('GET', '/tenants?limit=50'), false);
+  draw(first, false);
+  return h('section', { 'aria-labelledby': 'page-title' },
+    pageHeader('Tenants'),
+    h('p', { class: 'muted' }, 'Every tenant of this deployment. Only the bootstrap ADMIN_API_KEY sees this page.'),
+    errors, notice, form, list);
+}
