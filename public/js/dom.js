@@ -161,8 +161,10 @@ export function json(value) {
  * leaving the text selected for a manual copy. The outcome goes to `status` (if given) and the
  * page's live region.
  */
-export function copyButton(text, { label = 'Copy', what = 'text', selectTarget = null, status = null } = {}) {
-  const button = h('button', { type: 'button', class: 'small secondary copy', 'aria-label': `${label} ${what}` }, label);
+export function copyButton(text, { label = 'Copy', what = null, selectTarget = null, status = null } = {}) {
+  // Unnamed, the button is just "Copy": beside a labelled field, naming the field again would
+  // make the field's label match the button too.
+  const button = h('button', { type: 'button', class: 'small secondary copy', 'aria-label': what ? `${label} ${what}` : null }, label);
   button.addEventListener('click', async () => {
     let copied = false;
     try {
@@ -183,7 +185,7 @@ export function copyButton(text, { label = 'Copy', what = 'text', selectTarget =
     }
     button.textContent = copied ? 'Copied' : 'Selected: press Ctrl+C';
     if (status) status.textContent = copied ? 'Copied.' : 'Selected: press Ctrl+C (⌘C) to copy.';
-    announce(copied ? `Copied ${what} to the clipboard.` : `Could not use the clipboard; the ${what} is selected for copying.`);
+    announce(copied ? 'Copied to the clipboard.' : 'Could not use the clipboard; the text is selected for copying.');
   });
   return button;
 }
@@ -192,7 +194,7 @@ export function copyButton(text, { label = 'Copy', what = 'text', selectTarget =
 export function secretOnce({ title, label, secret, note }) {
   const input = h('input', { type: 'text', readOnly: true, value: secret, class: 'secret', spellcheck: false, autocomplete: 'off' });
   const status = h('span', { class: 'copy-status', role: 'status' });
-  const copy = copyButton(secret, { what: label.toLowerCase(), selectTarget: input, status });
+  const copy = copyButton(secret, { selectTarget: input, status });
   const card = h('div', { class: 'card success secret-once', tabindex: '-1' },
     h('h3', {}, title),
     note ? h('p', {}, note) : null,
