@@ -2,6 +2,7 @@
 //! response, request ids, and the per-request log line.
 
 use futures_util::StreamExt;
+use phone_agent_core::agents::AgentInUse;
 use phone_agent_core::auth::{new_token, NoRandomness};
 use phone_agent_core::carrier::Carrier;
 use phone_agent_core::config::ConfigError;
@@ -168,6 +169,13 @@ pub fn method_not_allowed(method: &str, allow: String) -> ApiError {
     );
     error.allow = Some(allow);
     error
+}
+
+impl From<AgentInUse> for ApiError {
+    fn from(in_use: AgentInUse) -> Self {
+        let details = json!({"numbers": in_use.numbers, "open_calls": in_use.open_calls});
+        ApiError::new(409, "agent_in_use", in_use.to_string()).with_details(details)
+    }
 }
 
 impl From<Forbidden> for ApiError {
