@@ -9,6 +9,8 @@ import { schedulePage } from './js/pages/schedule.js';
 import { eventsPage, eventDetailPage } from './js/pages/events.js';
 import { deliveriesPage, deliveryDetailPage } from './js/pages/deliveries.js';
 import { endpointsPage } from './js/pages/endpoints.js';
+import { agentsPage, agentFormPage } from './js/pages/agents.js';
+import { numbersPage } from './js/pages/numbers.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -24,6 +26,9 @@ const routes = [
   [/^\/deliveries$/, deliveriesPage, 'Deliveries'],
   [/^\/deliveries\/([^/]+)$/, deliveryDetailPage, 'Delivery'],
   [/^\/endpoints$/, endpointsPage, 'Endpoints'],
+  [/^\/agents$/, agentsPage, 'Agents'],
+  [/^\/agents\/([^/]+)$/, agentFormPage, 'Agent'],
+  [/^\/numbers$/, numbersPage, 'Numbers'],
 ];
 
 /** Cleanup of the current page (e.g. closing the live socket). */
