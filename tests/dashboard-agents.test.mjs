@@ -109,6 +109,7 @@ test('create an agent in the form: the API holds exactly the values entered', { 
   await section(page, 'voice').getByLabel('Voice id').fill('aura-2-thalia-en');
   await section(page, 'llm').getByLabel('Model').fill('gpt-4o-mini');
   await section(page, 'retry').getByLabel('Max retries').fill('3');
+  await section(page, 'retry').getByLabel('Spacing seconds').fill('900');
   await section(page, 'callbacks').getByLabel('Enabled').selectOption({ label: 'Yes' });
   await section(page, 'callbacks').getByLabel('Max per number per day').fill('2');
   await page.getByLabel('Allowed countries', { exact: true }).fill('US, CA');
@@ -135,7 +136,7 @@ test('create an agent in the form: the API holds exactly the values entered', { 
   assert.equal(ava.first_message, 'Hi, this is Ava from the clinic.');
   assert.deepEqual(ava.voice, { provider: 'deepgram', voice_id: 'aura-2-thalia-en' });
   assert.deepEqual(ava.llm, { model: 'gpt-4o-mini' });
-  assert.deepEqual(ava.retry, { max_retries: 3 });
+  assert.deepEqual(ava.retry, { max_retries: 3, spacing_seconds: 900 });
   assert.deepEqual(ava.callbacks, { enabled: true, max_per_number_per_day: 2 });
   assert.deepEqual(ava.allowed_countries, ['US', 'CA']);
   assert.deepEqual(ava.session, {

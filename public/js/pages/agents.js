@@ -135,8 +135,9 @@ function leaf(path, name, s, type, nullable, required, hint, fields) {
       ...common, type: 'number', inputmode: type === 'integer' ? 'numeric' : 'decimal',
       step: type === 'integer' ? '1' : 'any', min: s.minimum, max: s.maximum, required,
     });
-    // null (or false) means "off" for these; left empty means the default.
-    const off = nullable ? h('input', { type: 'checkbox', id: `${id}-off`, 'data-off': path }) : null;
+    // Where the schema says what null means ("null: never"), null is a choice of its own ("off");
+    // left empty, the field keeps the default.
+    const off = nullable && /\bnull\b/.test(hint ?? '') ? h('input', { type: 'checkbox', id: `${id}-off`, 'data-off': path }) : null;
     if (off) off.addEventListener('change', () => { control.disabled = off.checked; });
     fields.push({
       path,
