@@ -119,7 +119,7 @@ function leaf(path, name, s, type, nullable, required, hint, fields) {
   if (type === 'array') {
     const items = s.items ?? {};
     const control = h('input', { ...common, type: 'text', autocomplete: 'off', spellcheck: 'false' });
-    const listHint = [hint, items.enum ? 'comma-separated codes' : 'comma-separated'].filter(Boolean).join('; ');
+    const listHint = [hint?.replace(/\.\s*$/, ''), items.enum ? 'comma-separated codes' : 'comma-separated'].filter(Boolean).join('; ');
     fields.push({
       path,
       read: () => {
