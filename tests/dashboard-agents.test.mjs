@@ -161,13 +161,16 @@ test('edit an agent: changed and cleared fields reach the API', { skip: skipBrow
   await section(page, 'session').getByLabel('Idle hangup (ms)', { exact: true }).fill('60000');
   await section(page, 'session').getByLabel('Max duration (ms): off').uncheck();
   await section(page, 'session').getByLabel('Max duration (ms)', { exact: true }).fill('900000');
+  await section(page, 'session').getByLabel('Backchannels', { exact: true }).fill('');
   await page.getByRole('button', { name: 'Save changes' }).click();
   await page.locator('#agent-status').filter({ hasText: 'Saved' }).waitFor();
   const ava = await api('GET', `/agents/${state.ava.id}`);
   assert.equal(ava.first_message, 'Hello from Ava.');
   assert.equal(ava.llm, null, 'an emptied section is cleared');
-  assert.equal(ava.session.idle_hangup_ms, 60000);
-  assert.equal(ava.session.max_duration_ms, 900000);
+  assert.deepEqual(ava.session, {
+    transfer_to: '+14155550100', min_interrupt_words: 2, idle_hangup_ms: 60000, max_duration_ms: 900000,
+    end_of_turn: { speech_final: true, utterance_end: false },
+  }, 'a field emptied inside a section is removed; the others stay');
   assert.deepEqual(ava.voice, state.ava.voice, 'untouched sections keep their values');
   assert.deepEqual(ava.stt, state.ava.stt);
   state.ava = ava;
