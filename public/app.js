@@ -9,6 +9,8 @@ import { schedulePage } from './js/pages/schedule.js';
 import { eventsPage, eventDetailPage } from './js/pages/events.js';
 import { deliveriesPage, deliveryDetailPage } from './js/pages/deliveries.js';
 import { endpointsPage } from './js/pages/endpoints.js';
+import { agentsPage, agentFormPage } from './js/pages/agents.js';
+import { numbersPage } from './js/pages/numbers.js';
 import { keysPage } from './js/pages/keys.js';
 import { tenantsPage } from './js/pages/tenants.js';
 import { auditLogPage } from './js/pages/audit-log.js';
@@ -29,6 +31,9 @@ const routes = [
   [/^\/deliveries$/, deliveriesPage, 'Deliveries'],
   [/^\/deliveries\/([^/]+)$/, deliveryDetailPage, 'Delivery'],
   [/^\/endpoints$/, endpointsPage, 'Endpoints'],
+  [/^\/agents$/, agentsPage, 'Agents'],
+  [/^\/agents\/([^/]+)$/, agentFormPage, 'Agent'],
+  [/^\/numbers$/, numbersPage, 'Numbers'],
   [/^\/keys$/, keysPage, 'API keys', 'administer'],
   [/^\/tenants$/, tenantsPage, 'Tenants', 'bootstrap'],
   [/^\/audit-log$/, auditLogPage, 'Audit log', 'administer'],

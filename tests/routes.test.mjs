@@ -175,7 +175,7 @@ test('the request log names the route from the table', async () => {
   const id = `routes-log-${Date.now()}`;
   await (await worker.fetch('/api/v1/agents/ag_none', { headers: { authorization: `Bearer ${keys.viewer}`, 'x-request-id': id } })).arrayBuffer();
   const wrong = `${id}-405`;
-  await (await worker.fetch('/api/v1/agents/ag_none', { method: 'DELETE', headers: { authorization: `Bearer ${keys.viewer}`, 'x-request-id': wrong } })).arrayBuffer();
+  await (await worker.fetch('/api/v1/agents/ag_none', { method: 'PUT', headers: { authorization: `Bearer ${keys.viewer}`, 'x-request-id': wrong } })).arrayBuffer();
   const line = (rid) =>
     eventually(() => worker.logs().find((l) => l.msg === 'request' && l.request_id === rid), { message: `request log ${rid}` });
   assert.equal((await line(id)).route, 'GET /api/v1/agents/{id}');

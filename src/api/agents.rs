@@ -1,7 +1,9 @@
 //! `/api/v1/agents`: who speaks on a call (prompt, first message, voice, LLM, retry policy,
 //! call backs and the countries it may dial).
 
-use super::request::{audited_update, field_error, invalid_fields, json_body, list_of};
+use super::request::{
+    audited_delete, audited_update, field_error, found, invalid_fields, json_body, list_of,
+};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
@@ -78,6 +80,15 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
             .ok_or_else(missing)?,
     );
     audited_update(app, who, "agent.update", ("agent", id), &before, after).await
+}
+
+/// Deletes an agent nothing uses any more: 409 `agent_in_use` naming the numbers and open
+/// calls that still do.
+pub(super) async fn delete(app: &App, who: &Principal, id: &str) -> ApiResult {
+    let tenant = Tenant::of(app, who)?;
+    let before = render(&found(agents::get(&tenant, id).await?, "agent", id)?);
+    found(agents::delete(&tenant, id).await?, "agent", id)??;
+    audited_delete(app, who, "agent.delete", ("agent", id), &before).await
 }
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {

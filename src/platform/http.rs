@@ -2,6 +2,7 @@
 //! response, request ids, and the per-request log line.
 
 use futures_util::StreamExt;
+use phone_agent_core::agents::AgentInUse;
 use phone_agent_core::auth::{new_token, NoRandomness};
 use phone_agent_core::carrier::Carrier;
 use phone_agent_core::config::ConfigError;
@@ -175,6 +176,13 @@ impl From<TestRefusal> for ApiError {
     fn from(refusal: TestRefusal) -> Self {
         // The endpoint's state, not the request, is in the way: resuming it lets the same call work.
         ApiError::new(409, "endpoint_not_enabled", refusal.to_string())
+    }
+}
+
+impl From<AgentInUse> for ApiError {
+    fn from(in_use: AgentInUse) -> Self {
+        let details = json!({"numbers": in_use.numbers, "open_calls": in_use.open_calls});
+        ApiError::new(409, "agent_in_use", in_use.to_string()).with_details(details)
     }
 }
 

@@ -5,12 +5,13 @@ use crate::store::db::row;
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
-use phone_agent_core::agents::AgentSpec;
+use phone_agent_core::agents::{open_call_statuses, AgentInUse, AgentSpec};
 use phone_agent_core::ids::AgentId;
+use serde::Deserialize;
 
 row! {
     /// An agent as stored (`config` holds the validated voice, LLM, retry, session … settings).
-    pub struct Agent from "agents WHERE tenant_id = ?1" {
+    pub struct Agent from "agents WHERE tenant_id = ?1 AND deleted_at IS NULL" {
         id: AgentId,
         name: String,
         system_prompt: String,
@@ -53,7 +54,7 @@ pub async fn update(
     write(
         tenant,
         "UPDATE agents SET name = ?3, system_prompt = ?4, first_message = ?5, config = ?6,
-           updated_at = ?7 WHERE tenant_id = ?1 AND id = ?2",
+           updated_at = ?7 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
         id,
         spec,
     )
@@ -81,4 +82,87 @@ async fn write(
             ],
         )
         .await
+}
+
+/// `calls.status IN (…)` for the calls that still need their agent (the core's list; static
+/// words, so they are written into the statement).
+fn open_calls_clause() -> String {
+    let statuses: Vec<String> = open_call_statuses()
+        .into_iter()
+        .map(|s| format!("'{s}'"))
+        .collect();
+    format!("status IN ({})", statuses.join(", "))
+}
+
+/// Deletes agent `id` (soft: finished calls keep their `agent_id`) unless something still uses
+/// it, checked in the deleting statement itself so a number attached meanwhile cannot slip
+/// between the check and the delete. `Ok(None)`: the tenant has no such agent.
+pub async fn delete(
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<Result<(), AgentInUse>>, StoreError> {
+    let open = open_calls_clause();
+    // A second try only when what blocked the first went away before it was read back.
+    for _ in 0..2 {
+        let deleted = tenant
+            .run(
+                &format!(
+                    "UPDATE agents SET deleted_at = ?3, updated_at = ?3
+                     WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE agent_id = ?2)
+                       AND NOT EXISTS (SELECT 1 FROM calls WHERE agent_id = ?2 AND {open})"
+                ),
+                &[&id, &now_ms()],
+            )
+            .await?;
+        if deleted > 0 {
+            return Ok(Some(Ok(())));
+        }
+        if get(tenant, id).await?.is_none() {
+            return Ok(None);
+        }
+        let in_use = usage(tenant, id, &open).await?;
+        if in_use.is_err() {
+            return Ok(Some(in_use));
+        }
+    }
+    Err(StoreError::Missing(
+        "an agent whose uses kept changing while it was deleted",
+    ))
+}
+
+/// What uses agent `id` now, as the core judges it.
+async fn usage(
+    tenant: &Tenant,
+    id: &str,
+    open: &str,
+) -> Result<Result<(), AgentInUse>, StoreError> {
+    #[derive(Deserialize)]
+    struct NumberRow {
+        number: String,
+    }
+    #[derive(Deserialize)]
+    struct CountRow {
+        n: u64,
+    }
+    let numbers: Vec<NumberRow> = tenant
+        .all(
+            "SELECT number FROM phone_numbers WHERE tenant_id = ?1 AND agent_id = ?2
+             ORDER BY number LIMIT 20",
+            &[&id],
+        )
+        .await?;
+    let calls: Option<CountRow> = tenant
+        .first(
+            &format!(
+                "SELECT COUNT(*) AS n FROM calls WHERE tenant_id = ?1 AND agent_id = ?2 AND {open}"
+            ),
+            &[&id],
+        )
+        .await?;
+    let numbers = numbers.into_iter().map(|r| r.number).collect();
+    Ok(phone_agent_core::agents::deletable(
+        numbers,
+        calls.map_or(0, |c| c.n),
+    ))
 }

@@ -192,6 +192,59 @@ pub fn voice_id(config: &Value) -> Option<&str> {
     config.pointer("/voice/voice_id").and_then(Value::as_str)
 }
 
+/// What keeps an agent from being deleted: the numbers it answers and its calls not yet
+/// finished (a scheduled call would otherwise dial with no prompt, a number would answer with
+/// no one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", in_use_message(.numbers, *.open_calls))]
+pub struct AgentInUse {
+    /// The numbers (E.164) the agent answers.
+    pub numbers: Vec<String>,
+    /// Its calls in a status that is not final.
+    pub open_calls: u64,
+}
+
+fn in_use_message(numbers: &[String], open_calls: u64) -> String {
+    let mut uses = Vec::new();
+    match numbers {
+        [] => {}
+        [one] => uses.push(format!("number {one}")),
+        many => uses.push(format!("numbers {}", many.join(", "))),
+    }
+    match open_calls {
+        0 => {}
+        1 => uses.push("1 call not yet finished".to_owned()),
+        n => uses.push(format!("{n} calls not yet finished")),
+    }
+    format!(
+        "the agent is in use by {}: attach the numbers to another agent (or delete them) and \
+         cancel or wait for the calls first",
+        uses.join(" and ")
+    )
+}
+
+/// An agent may be deleted only when no number answers with it and none of its calls is still
+/// open (see [`open_call_statuses`]).
+pub fn deletable(numbers: Vec<String>, open_calls: u64) -> Result<(), AgentInUse> {
+    if numbers.is_empty() && open_calls == 0 {
+        Ok(())
+    } else {
+        Err(AgentInUse {
+            numbers,
+            open_calls,
+        })
+    }
+}
+
+/// The call statuses that still need their agent: every status that is not final.
+pub fn open_call_statuses() -> Vec<&'static str> {
+    crate::scheduling::CallStatus::ALL
+        .into_iter()
+        .filter(|s| !crate::scheduling::state::is_terminal(*s))
+        .map(|s| s.as_str())
+        .collect()
+}
+
 /// A validated `POST /api/v1/numbers` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberSpec {
@@ -498,6 +551,37 @@ fn retry(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_in_use_names_what_uses_it() {
+        assert_eq!(deletable(vec![], 0), Ok(()));
+        let numbers = deletable(vec!["+15550001111".into()], 0).unwrap_err();
+        assert!(numbers
+            .to_string()
+            .starts_with("the agent is in use by number +15550001111:"));
+        let both = deletable(vec!["+15550001111".into(), "+15550002222".into()], 3).unwrap_err();
+        assert!(both.to_string().starts_with(
+            "the agent is in use by numbers +15550001111, +15550002222 and 3 calls not yet finished:"
+        ));
+        let calls = deletable(vec![], 1).unwrap_err();
+        assert!(calls
+            .to_string()
+            .starts_with("the agent is in use by 1 call not yet finished:"));
+    }
+
+    #[test]
+    fn open_calls_are_every_status_not_final() {
+        assert_eq!(
+            open_call_statuses(),
+            [
+                "scheduled",
+                "dispatching",
+                "queued",
+                "ringing",
+                "in_progress"
+            ]
+        );
+    }
 
     fn codes(errors: Vec<FieldError>) -> Vec<(String, &'static str)> {
         errors.into_iter().map(|e| (e.field, e.code)).collect()
