@@ -75,11 +75,19 @@ test('the demo call watched live: lines appear as the caller talks, the barge-in
   const transcript = page.locator('#live-transcript');
   const [t1, t2] = DEMO_SCRIPT.turns;
   const { bargeIn } = DEMO_SCRIPT;
-  await transcript.locator('li.agent', { hasText: DEMO_AGENT.first_message }).waitFor({ timeout: 20_000 });
+  // The agent's lines come sentence by sentence as each is sent to the carrier.
+  const agentSays = async (turn, text) => {
+    const last = /[^.!?]+[.!?]$/.exec(text)[0].trim();
+    await transcript.locator(`li.agent[data-turn="${turn}"]`, { hasText: last }).waitFor({ timeout: 20_000 });
+    const said = await transcript.locator(`li.agent[data-turn="${turn}"] .text`).allInnerTexts();
+    assert.equal(said.join(' '), text);
+  };
+  await agentSays(0, DEMO_AGENT.first_message);
   await transcript.locator('li.caller', { hasText: t1.caller }).waitFor({ timeout: 20_000 });
-  await transcript.locator('li.agent', { hasText: t1.agent }).waitFor({ timeout: 20_000 });
+  await agentSays(1, t1.agent);
   assert.equal(ended, false, 'the first turn showed while the call was still going');
-  await transcript.locator('li.agent', { hasText: t2.agent }).waitFor({ timeout: 20_000 });
+  assert.equal(await transcript.locator('li.ended').count(), 0, 'the first turn showed before the call ended');
+  await agentSays(2, t2.agent);
   await transcript.locator('li.caller', { hasText: bargeIn.caller }).waitFor({ timeout: 20_000 });
 
   // The barge-in: one agent line for the turn, the heard sentence, then the unheard one struck.
@@ -94,7 +102,7 @@ test('the demo call watched live: lines appear as the caller talks, the barge-in
   assert.equal(await transcript.locator('li.agent', { hasText: 'mushroom risotto' }).count(), 1, 'the unheard sentence is only in the cut line');
   await transcript.locator('li.barge-in').first().waitFor();
   await transcript.locator('li.caller', { hasText: bargeIn.interruption }).waitFor({ timeout: 20_000 });
-  await transcript.locator('li.agent', { hasText: DEMO_SCRIPT.goodbye }).waitFor({ timeout: 20_000 });
+  await agentSays(4, DEMO_SCRIPT.goodbye);
   await transcript.locator('li.ended').waitFor({ timeout: 20_000 });
   assert.ok(await page.locator('#live-metrics svg.chart rect.bar').count() >= 4);
   const live = await shotBoth(page, 'calls-live');
