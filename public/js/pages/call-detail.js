@@ -141,7 +141,7 @@ export async function callDetailPage(ctx, id) {
           ['From', call.from], ['To', call.to],
           ['Agent', agent],
           ['Provider', call.provider],
-          ['Starts', call.start_at ? zonedTime(call.start_at, call.time_zone) : '—'],
+          call.start_at ? ['Starts', zonedTime(call.start_at, call.time_zone)] : ['Started', fmtTime(call.answered_at ?? call.created_at)],
           ['Contact', [call.contact?.name, call.contact?.email].filter(Boolean).join(' · ') || '—'],
           ['Attempt', String(call.attempt ?? 1)],
           ['Duration', fmtDuration(callDuration(call))],

@@ -41,9 +41,11 @@ export function zonedTime(value, zone) {
     zone !== viewer && mine !== there ? h('span', { class: 'viewer-time' }, ` · ${mine} your time (${viewer})`) : null);
 }
 
-/** "inbound" / "outbound" as a short label. */
+/** "inbound" / "outbound" with an arrow (decoration only). */
 export function directionLabel(direction) {
-  return direction === 'inbound' ? '↘ inbound' : direction === 'outbound' ? '↗ outbound' : '—';
+  const arrow = { inbound: '↘', outbound: '↗' }[direction];
+  if (!arrow) return '—';
+  return h('span', { class: 'direction' }, h('span', { 'aria-hidden': 'true' }, `${arrow} `), direction);
 }
 
 export async function callsPage(ctx) {

@@ -23,6 +23,7 @@ import { api } from '../api.js';
 import { h, badge, fmtMs, pageHeader, announce } from '../dom.js';
 import { latencyChart } from '../chart.js';
 import { cutPart } from './call-detail.js';
+import { directionLabel } from './calls.js';
 
 export const LIVE_SUBPROTOCOL = 'phone-agent.live.v1';
 
@@ -229,6 +230,8 @@ export async function livePage(ctx, id) {
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader(`Live: ${call.id}`, h('a', { class: 'button secondary', href: `#/calls/${encodeURIComponent(id)}` }, 'Call details')),
     h('dl', { class: 'facts inline' },
+      h('dt', {}, 'Direction'), h('dd', {}, directionLabel(call.direction)),
+      h('dt', {}, 'From'), h('dd', {}, call.from ?? '—'),
       h('dt', {}, 'To'), h('dd', {}, call.to ?? '—'),
       h('dt', {}, 'Socket'), h('dd', {}, connection),
       h('dt', {}, 'State'), h('dd', {}, state),
