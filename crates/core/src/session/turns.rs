@@ -374,4 +374,24 @@ mod tests {
         );
         assert_eq!((turn.started_at_ms, turn.ended_at_ms), (100, 2_000));
     }
+
+    #[test]
+    fn unheard_text_is_sent_only_when_something_was_cut_and_old_records_still_read() {
+        let whole = reply_with(&[(0, SegmentState::Heard)]).into_turn(2_000, false);
+        let json = serde_json::to_value(&whole).unwrap();
+        assert!(json.get("unheard_text").is_none(), "{json}");
+        // A turn stored before the field existed.
+        let back: Turn = serde_json::from_value(json).unwrap();
+        assert_eq!(back, whole);
+        let cut = reply_with(&[
+            (0, SegmentState::Heard),
+            (0, SegmentState::Lost),
+            (0, SegmentState::Lost),
+        ])
+        .into_turn(2_000, true);
+        assert_eq!(
+            serde_json::to_value(&cut).unwrap()["unheard_text"],
+            "S1. S2."
+        );
+    }
 }
