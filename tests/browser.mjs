@@ -27,9 +27,9 @@ export async function launchBrowser() {
   });
 }
 
-/** A fresh page (own session storage) with console errors collected in `page.errors`; logged in with `key` unless `login` is false. */
-export async function newPage(browser, worker, { width = DESKTOP.width, height = DESKTOP.height, login = true, key = TEST_VARS.ADMIN_API_KEY } = {}) {
-  const context = await browser.newContext({ viewport: { width, height } });
+/** A fresh page (own session storage) with console errors collected in `page.errors`; logged in with `key` unless `login` is false; `context` adds browser-context options (e.g. `timezoneId`, `locale`). */
+export async function newPage(browser, worker, { width = DESKTOP.width, height = DESKTOP.height, login = true, key = TEST_VARS.ADMIN_API_KEY, context: options = {} } = {}) {
+  const context = await browser.newContext({ ...options, viewport: { width, height } });
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e.message));

@@ -16,8 +16,8 @@ use crate::store::call_events;
 use crate::store::calls::{self, Filter};
 use crate::store::emails;
 use crate::store::tenant::Tenant;
-use phone_agent_core::scheduling::CallStatus;
-use row::{find, render};
+use phone_agent_core::scheduling::{CallStatus, Direction};
+use row::{agent_of, find, render};
 pub(super) use schedule::{cancel, create, reschedule};
 use serde_json::{json, Value};
 use worker::Request;
@@ -28,6 +28,7 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     let history = call_events::for_call(&tenant, id).await?;
     let emails = emails::for_call(&tenant, id).await?;
     let mut body = render(&call);
+    body["agent_name"] = Value::from(agent_of(&tenant, &call).await?);
     body["history"] = history
         .iter()
         .map(|e| {
@@ -70,12 +71,27 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
             parsed
         }
     };
+    let direction = match q.get("direction").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            let parsed = Direction::parse(s);
+            if parsed.is_none() {
+                errors.push(field_error(
+                    "direction",
+                    "invalid_value",
+                    "direction must be inbound or outbound",
+                ));
+            }
+            parsed
+        }
+    };
     no_field_errors(errors)?;
     let filter = Filter {
         status,
         from,
         to,
         agent_id: q.get("agent_id").map(String::as_str),
+        direction,
     };
     let calls = calls::list(&Tenant::of(app, who)?, &filter, &page).await?;
     list_response(calls, render)

@@ -18,12 +18,13 @@ use serde_json::Value;
 use worker::d1::{D1Database, D1PreparedStatement};
 
 row! {
-    /// A call as stored (all but its stream token, which only the media path reads, and its
-    /// direction, which only the session reads: see [`SessionCall`]).
+    /// A call as stored (all but its stream token, which only the media path reads: see
+    /// [`SessionCall`]).
     pub struct Call from "calls" {
         id: CallId,
         tenant_id: TenantId,
         agent_id: Option<AgentId>,
+        direction: Direction,
         provider: CallProvider,
         provider_call_id: Option<String>,
         status: CallStatus,
@@ -98,6 +99,7 @@ pub struct Filter<'a> {
     /// Starting before (ms).
     pub to: Option<i64>,
     pub agent_id: Option<&'a str>,
+    pub direction: Option<Direction>,
 }
 
 /// One page of the tenant's calls, newest first.
@@ -107,15 +109,23 @@ pub async fn list(
     window: &Page,
 ) -> Result<PageOf<Call>, StoreError> {
     let status = filter.status.map(CallStatus::as_str);
+    let direction = filter.direction.map(Direction::as_str);
     page::list(
         tenant,
         &format!(
             "{} WHERE tenant_id = ?1
                AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR start_at >= ?3)
-               AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)",
+               AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)
+               AND (?6 IS NULL OR direction = ?6)",
             Call::SELECT
         ),
-        &[&status, &filter.from, &filter.to, &filter.agent_id],
+        &[
+            &status,
+            &filter.from,
+            &filter.to,
+            &filter.agent_id,
+            &direction,
+        ],
         window,
     )
     .await

@@ -392,7 +392,8 @@ pub fn dtmf_samples(digits: &str, rate: u32) -> Vec<i16> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transcript {
     pub lines: Vec<(Speaker, String)>,
-    /// `[{role: "caller"|"agent", text, at, turn, interrupted?, metrics?}]`.
+    /// `[{role: "caller"|"agent", text, at, turn, interrupted?, unheard?, metrics?}]`: `text` is
+    /// what the caller heard, `unheard` what the agent said that a barge-in cut.
     pub turns: Value,
     /// `Caller: …` / `Agent: …` lines.
     pub text: String,
@@ -411,10 +412,15 @@ pub fn transcript(turns: &[Turn]) -> Transcript {
         }
         if !turn.agent_text.trim().is_empty() {
             lines.push((Speaker::Agent, turn.agent_text.clone()));
-            entries.push(json!({
+            let mut entry = json!({
                 "role": "agent", "text": turn.agent_text, "at": turn.started_at_ms, "turn": turn.id,
                 "interrupted": turn.interrupted, "metrics": turn.metrics,
-            }));
+            });
+            // Kept beside the heard text (never in it) so a reader sees where the caller cut in.
+            if !turn.unheard_text.trim().is_empty() {
+                entry["unheard"] = Value::from(turn.unheard_text.as_str());
+            }
+            entries.push(entry);
         }
     }
     let text = lines
@@ -749,6 +755,7 @@ mod tests {
             id,
             user_text: user.map(str::to_owned),
             agent_text: agent.into(),
+            unheard_text: String::new(),
             tool_calls: vec![],
             interrupted: false,
             started_at_ms: 1000 + u64::from(id),
@@ -770,11 +777,16 @@ mod tests {
         turns[1].metrics.preemptive = true;
         turns[1].metrics.preempts_wasted = 2;
         turns[2].metrics.preempts_wasted = 1;
+        turns[1].interrupted = true;
+        turns[1].unheard_text = "Except Sundays.".into();
         let t = transcript(&turns);
         assert_eq!(
             t.text,
             "Agent: Hello!\nCaller: Hours?\nAgent: Nine to five.\nCaller: Thanks"
         );
+        assert_eq!(t.turns[2]["unheard"], "Except Sundays.");
+        assert_eq!(t.turns[2]["interrupted"], true);
+        assert!(t.turns[0].get("unheard").is_none());
         assert_eq!(t.lines.len(), 4);
         assert_eq!(t.turns[1]["role"], "caller");
         assert_eq!(t.turns[2]["metrics"]["first_audio_ms"], 40);

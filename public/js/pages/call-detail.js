@@ -1,7 +1,8 @@
 import { api } from '../api.js';
-import { h, badge, fmtTime, fmtDuration, fmtMs, table, pageHeader, errorBox, showError, announce, json } from '../dom.js';
+import { h, badge, fmtTime, fmtDuration, fmtMs, table, field, pageHeader, errorBox, showError, announce, json } from '../dom.js';
 import { latencyChart } from '../chart.js';
-import { callDuration, callLatency } from './calls.js';
+import { callDuration, callLatency, directionLabel, zonedTime } from './calls.js';
+import { browserZone, timeZoneSelect, wallTimeIn } from './schedule.js';
 
 const LIVE = new Set(['ringing', 'in_progress', 'queued', 'dispatching']);
 
@@ -26,11 +27,72 @@ export function turnMetrics(call) {
   return transcriptTurns(call).filter((t) => t.metrics).map((t, i) => ({ turn: t.turn ?? i, metrics: t.metrics }));
 }
 
+/**
+ * The part of an agent line the caller never heard (a barge-in cut it): struck through, with its
+ * meaning in text for screen readers, which do not announce <del>.
+ */
+export function cutPart(unheard) {
+  return h('span', { class: 'cut' }, ' ',
+    h('span', { class: 'sr-only' }, 'Not heard by the caller (cut by a barge-in): '),
+    h('del', {}, unheard));
+}
+
 export function transcriptList(turns) {
   return h('ol', { class: 'transcript' }, turns.map((t) => h('li', { class: `line ${t.role}${t.interrupted ? ' interrupted' : ''}` },
     h('span', { class: 'speaker' }, t.role === 'caller' ? 'Caller' : t.role === 'agent' ? 'Agent' : 'Note'),
-    h('span', { class: 'text' }, t.text),
-    t.interrupted ? h('span', { class: 'tag' }, 'interrupted (barge-in)') : null)));
+    h('span', { class: 'text' }, t.text, t.unheard ? cutPart(t.unheard) : null),
+    t.interrupted ? h('span', { class: 'tag' }, t.unheard ? 'cut by barge-in: struck text not heard' : 'interrupted (barge-in)') : null)));
+}
+
+/** Usage and cost, when the record carries them (`usage`: {name: amount}, `cost`: number or {amount, currency}). */
+function usageFacts(call) {
+  const pairs = [];
+  const cost = call.cost;
+  if (typeof cost === 'number') pairs.push(['Cost', String(cost)]);
+  else if (cost && typeof cost === 'object') {
+    const amount = cost.amount ?? cost.total;
+    if (amount != null) pairs.push(['Cost', `${amount}${cost.currency ? ` ${cost.currency}` : ''}`]);
+  }
+  if (call.usage && typeof call.usage === 'object') {
+    for (const [k, v] of Object.entries(call.usage)) {
+      if (v != null && typeof v !== 'object') pairs.push([k.replaceAll('_', ' '), String(v)]);
+    }
+  }
+  return pairs;
+}
+
+/** The reschedule form of a scheduled call: date and time in the zone picked (the call's own by default). */
+function rescheduleForm(ctx, call) {
+  const errors = errorBox();
+  const zone = call.time_zone || browserZone();
+  const start = call.start_at ? new Date(call.start_at) : new Date(Date.now() + 3_600_000);
+  const when = h('input', { name: 'local_time', type: 'datetime-local', required: true, step: 60, value: wallTimeIn(start, zone) });
+  const tz = timeZoneSelect(zone);
+  const submit = h('button', { type: 'submit' }, 'Reschedule');
+  const form = h('form', {
+    class: 'card reschedule', 'aria-labelledby': 'reschedule-title', 'data-needs': 'operate', novalidate: true,
+    onsubmit: async (e) => {
+      e.preventDefault();
+      showError(errors, null, form);
+      if (!form.reportValidity()) return;
+      submit.disabled = true;
+      try {
+        const moved = await api('PATCH', `/calls/${encodeURIComponent(call.id)}`, { local_time: when.value, time_zone: tz.value });
+        announce(`Call ${call.id} rescheduled to ${when.value.replace('T', ' ')} (${moved.time_zone ?? tz.value}).`);
+        ctx.navigate(`#/calls/${encodeURIComponent(call.id)}?r=${Date.now()}`);
+      } catch (err) {
+        submit.disabled = false;
+        showError(errors, err, form);
+      }
+    },
+  },
+  h('h3', { id: 'reschedule-title' }, 'Reschedule'),
+  h('div', { class: 'row' },
+    field('New date and time', when, 'In the time zone you pick'),
+    field('Time zone', tz, `The call's own zone by default${call.time_zone ? '' : ` (none set; yours: ${zone})`}`)),
+  errors,
+  h('div', { class: 'buttons' }, submit));
+  return form;
 }
 
 export async function callDetailPage(ctx, id) {
@@ -63,6 +125,10 @@ export async function callDetailPage(ctx, id) {
   const dl = (pairs) => h('dl', { class: 'facts' }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
   const turns = transcriptTurns(call);
   const metrics = turnMetrics(call);
+  const usage = usageFacts(call);
+  const agent = call.agent_id
+    ? h('a', { href: `#/agents/${encodeURIComponent(call.agent_id)}` }, call.agent_name ?? call.agent_id)
+    : '—';
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader(`Call ${call.id}`, ...actions),
     errors,
@@ -71,19 +137,24 @@ export async function callDetailPage(ctx, id) {
         h('h3', { id: 'facts-title' }, 'Details'),
         dl([
           ['Status', badge(call.status)],
-          ['To', call.to], ['From', call.from], ['Provider', call.provider],
-          ['Starts', `${fmtTime(call.start_at)}${call.time_zone ? ` (${call.time_zone})` : ''}`],
+          ['Direction', directionLabel(call.direction)],
+          ['From', call.from], ['To', call.to],
+          ['Agent', agent],
+          ['Provider', call.provider],
+          call.start_at ? ['Starts', zonedTime(call.start_at, call.time_zone)] : ['Started', fmtTime(call.answered_at ?? call.created_at)],
           ['Contact', [call.contact?.name, call.contact?.email].filter(Boolean).join(' · ') || '—'],
           ['Attempt', String(call.attempt ?? 1)],
           ['Duration', fmtDuration(callDuration(call))],
           ['Latency (p50)', fmtMs(callLatency(call))],
           ['Confirmation email', call.email_status ?? '—'],
           ['Last error', call.last_error ?? '—'],
+          ...usage,
         ])),
       h('section', { class: 'card', 'aria-labelledby': 'summary-title' },
         h('h3', { id: 'summary-title' }, 'Summary'),
         call.summary ? h('p', { class: 'summary' }, typeof call.summary === 'string' ? call.summary : call.summary.text ?? JSON.stringify(call.summary))
           : h('p', { class: 'empty' }, 'No summary yet.'))),
+    call.status === 'scheduled' ? rescheduleForm(ctx, call) : null,
     h('section', { class: 'card', 'aria-labelledby': 'transcript-title' },
       h('h3', { id: 'transcript-title' }, 'Transcript'),
       turns.length ? transcriptList(turns) : h('p', { class: 'empty' }, 'No transcript yet.')),

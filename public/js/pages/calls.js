@@ -1,5 +1,6 @@
 import { api, qs } from '../api.js';
 import { h, setChildren, table, badge, fmtTime, fmtDuration, fmtMs, field, pageHeader, errorBox, showError } from '../dom.js';
+import { browserZone } from './schedule.js';
 
 export const CALL_STATUSES = ['scheduled', 'dispatching', 'queued', 'ringing', 'in_progress', 'completed', 'no_answer', 'busy', 'failed', 'canceled'];
 const LIVE_STATUSES = new Set(['ringing', 'in_progress', 'queued', 'dispatching']);
@@ -18,9 +19,38 @@ export function callLatency(call) {
   return m.first_audio_ms?.p50 ?? m.latency_ms ?? null;
 }
 
+/**
+ * A call's time as the call sees it: the wall-clock time in the call's own zone, labelled with
+ * that zone ("Dec 7, 2026, 1:07 PM (America/New_York)"), then the viewer's own time when it
+ * reads differently. Without a zone (or with one the browser does not know), the viewer's time.
+ */
+export function zonedTime(value, zone) {
+  const d = value ? new Date(value) : null;
+  if (!d || Number.isNaN(d.getTime()) || !zone) return fmtTime(value);
+  const viewer = browserZone();
+  const at = (timeZone) => d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short', timeZone });
+  let there;
+  try {
+    there = at(zone);
+  } catch {
+    return fmtTime(value);
+  }
+  const mine = at(viewer);
+  return h('span', { class: 'zoned-time' },
+    h('time', { datetime: d.toISOString() }, `${there} (${zone})`),
+    zone !== viewer && mine !== there ? h('span', { class: 'viewer-time' }, ` · ${mine} your time (${viewer})`) : null);
+}
+
+/** "inbound" / "outbound" with an arrow (decoration only). */
+export function directionLabel(direction) {
+  const arrow = { inbound: '↘', outbound: '↗' }[direction];
+  if (!arrow) return '—';
+  return h('span', { class: 'direction' }, h('span', { 'aria-hidden': 'true' }, `${arrow} `), direction);
+}
+
 export async function callsPage(ctx) {
   const p = ctx.params;
-  const filters = { status: p.get('status') ?? '', agent_id: p.get('agent_id') ?? '', from: p.get('from') ?? '', to: p.get('to') ?? '' };
+  const filters = { status: p.get('status') ?? '', direction: p.get('direction') ?? '', agent_id: p.get('agent_id') ?? '', from: p.get('from') ?? '', to: p.get('to') ?? '' };
   const [agents, page] = await Promise.all([
     api('GET', '/agents?limit=100').catch(() => ({ data: [] })),
     api('GET', `/calls${qs({ ...filters, from: dayStart(filters.from), to: dayStart(filters.to, 1), limit: 25 })}`),
@@ -29,6 +59,8 @@ export async function callsPage(ctx) {
 
   const status = h('select', { name: 'status' }, h('option', { value: '' }, 'Any status'),
     CALL_STATUSES.map((s) => h('option', { value: s, selected: s === filters.status }, s.replaceAll('_', ' '))));
+  const direction = h('select', { name: 'direction' }, h('option', { value: '' }, 'Both directions'),
+    ['inbound', 'outbound'].map((d) => h('option', { value: d, selected: d === filters.direction }, d)));
   const agent = h('select', { name: 'agent_id' }, h('option', { value: '' }, 'Any agent'),
     agents.data.map((a) => h('option', { value: a.id, selected: a.id === filters.agent_id }, a.name)));
   const from = h('input', { type: 'date', name: 'from', value: filters.from });
@@ -37,19 +69,21 @@ export async function callsPage(ctx) {
     class: 'filters', role: 'search', 'aria-label': 'Filter calls',
     onsubmit: (e) => {
       e.preventDefault();
-      ctx.navigate(`#/calls${qs({ status: status.value, agent_id: agent.value, from: from.value, to: to.value })}`);
+      ctx.navigate(`#/calls${qs({ status: status.value, direction: direction.value, agent_id: agent.value, from: from.value, to: to.value })}`);
     },
   },
-  field('Status', status), field('Agent', agent), field('Starts from', from), field('Starts before end of', to),
+  field('Status', status), field('Direction', direction), field('Agent', agent), field('Starts from', from), field('Starts before end of', to),
   h('div', { class: 'field buttons' }, h('button', { type: 'submit' }, 'Apply filters'),
     h('button', { type: 'button', class: 'secondary', onclick: () => ctx.navigate('#/calls') }, 'Clear')));
 
   const columns = [
     { label: 'Call', cell: (c) => h('a', { href: `#/calls/${encodeURIComponent(c.id)}` }, c.id) },
+    { label: 'Direction', cell: (c) => directionLabel(c.direction) },
+    { label: 'From', cell: (c) => c.from ?? '—' },
     { label: 'To', cell: (c) => c.to },
     { label: 'Status', cell: (c) => badge(c.status) },
     { label: 'Agent', cell: (c) => agentName.get(c.agent_id) ?? c.agent_id ?? '—' },
-    { label: 'Starts', cell: (c) => fmtTime(c.start_at) },
+    { label: 'Starts', cell: (c) => (c.start_at ? zonedTime(c.start_at, c.time_zone) : fmtTime(c.created_at)) },
     { label: 'Duration', cell: (c) => fmtDuration(callDuration(c)) },
     { label: 'Latency (p50)', cell: (c) => fmtMs(callLatency(c)) },
     { label: 'Email', cell: (c) => c.email_status ?? '—' },

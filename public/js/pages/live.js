@@ -15,10 +15,15 @@
 //   metrics    {turn, metrics: {llm_first_token_ms, tts_first_byte_ms, first_audio_ms, first_mark_ms}}
 //   barge_in   {turn?}                                   the caller interrupted the agent
 //   event      {event: "user_turn"|"resumed"|"upstream_failed", turn, ...}
-// Turn = {id, user_text?, agent_text, interrupted, metrics}.
+// Turn = {id, user_text?, agent_text, unheard_text?, interrupted, metrics}: agent_text is what the
+// caller heard (whole sentences whose playout finished), unheard_text what the agent said that a
+// barge-in cut. Agent `transcript` lines go out as each sentence is sent to the carrier, so a turn
+// with unheard_text turns its lines into one: the heard text, then the cut part struck through.
 import { api } from '../api.js';
 import { h, badge, fmtMs, pageHeader, announce } from '../dom.js';
 import { latencyChart } from '../chart.js';
+import { cutPart } from './call-detail.js';
+import { directionLabel } from './calls.js';
 
 export const LIVE_SUBPROTOCOL = 'phone-agent.live.v1';
 
@@ -34,6 +39,7 @@ export async function livePage(ctx, id) {
 
   const metrics = new Map(); // turn id → metrics
   const interrupted = new Set(); // turn ids cut short by a barge-in
+  const cut = new Set(); // turn ids shown as one line with their unheard part struck
   let ended = false;
 
   const addLine = (role, text, { turn, interrupted: cut } = {}) => {
@@ -44,6 +50,25 @@ export async function livePage(ctx, id) {
       cut ? h('span', { class: 'tag' }, 'cut short by barge-in') : null);
     lines.append(li);
     li.scrollIntoView?.({ block: 'nearest' });
+  };
+  /** One line for a turn whose end was not heard: the heard text, then the cut part. */
+  const cutLine = (turn) => h('li', { class: 'line agent interrupted', dataset: { turn: String(turn.id) } },
+    h('span', { class: 'speaker' }, 'Agent'),
+    h('span', { class: 'text' }, turn.agent_text ?? '', cutPart(turn.unheard_text)),
+    h('span', { class: 'tag' }, turn.interrupted ? 'cut by barge-in: struck text not heard' : 'struck text not heard'));
+  /** A finished turn with unheard text: its agent lines so far become its cut line. */
+  const markCut = (turn) => {
+    if (!turn?.unheard_text) return;
+    cut.add(turn.id);
+    const shown = [...lines.querySelectorAll('li.agent')].filter((li) => li.dataset.turn === String(turn.id));
+    const line = cutLine(turn);
+    if (shown.length) {
+      shown[0].replaceWith(line);
+      for (const li of shown.slice(1)) li.remove();
+    } else {
+      empty.remove();
+      lines.append(line);
+    }
   };
   const addNote = (cls, text) => {
     empty.remove();
@@ -62,7 +87,8 @@ export async function livePage(ctx, id) {
     lines.replaceChildren();
     for (const t of turns) {
       if (t.user_text) addLine('caller', t.user_text, { turn: t.id });
-      if (t.agent_text) addLine('agent', t.agent_text, { turn: t.id, interrupted: t.interrupted });
+      if (t.unheard_text) markCut(t);
+      else if (t.agent_text) addLine('agent', t.agent_text, { turn: t.id, interrupted: t.interrupted });
       if (t.interrupted) interrupted.add(t.id);
       if (t.metrics) metrics.set(t.id, t.metrics);
     }
@@ -89,11 +115,14 @@ export async function livePage(ctx, id) {
           break;
         }
         if (msg.speaker === 'caller') interim.textContent = '';
+        // A late sentence of a turn already shown with its cut part is in that line.
+        if (msg.speaker === 'agent' && cut.has(msg.turn)) break;
         addLine(msg.speaker === 'caller' || msg.speaker === 'user' ? 'caller' : 'agent', msg.text,
           { turn: msg.turn, interrupted: msg.speaker === 'agent' && interrupted.has(msg.turn) });
         break;
       case 'turn':
         if (msg.turn?.interrupted) interrupted.add(msg.turn.id);
+        markCut(msg.turn);
         if (msg.turn?.metrics) {
           metrics.set(msg.turn.id, msg.turn.metrics);
           drawMetrics();
@@ -201,6 +230,8 @@ export async function livePage(ctx, id) {
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader(`Live: ${call.id}`, h('a', { class: 'button secondary', href: `#/calls/${encodeURIComponent(id)}` }, 'Call details')),
     h('dl', { class: 'facts inline' },
+      h('dt', {}, 'Direction'), h('dd', {}, directionLabel(call.direction)),
+      h('dt', {}, 'From'), h('dd', {}, call.from ?? '—'),
       h('dt', {}, 'To'), h('dd', {}, call.to ?? '—'),
       h('dt', {}, 'Socket'), h('dd', {}, connection),
       h('dt', {}, 'State'), h('dd', {}, state),

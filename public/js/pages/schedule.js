@@ -24,6 +24,22 @@ function localInputValue(minutes) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+/** `YYYY-MM-DDTHH:MM` for a datetime-local input: the wall-clock time of `date` in `zone`. */
+export function wallTimeIn(date, zone) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-GB', {
+    timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+  }).formatToParts(date).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+}
+
+/** The time-zone picker: every zone the browser knows, `selected` chosen. */
+export function timeZoneSelect(selected) {
+  const zones = timeZones();
+  if (selected && !zones.includes(selected)) zones.unshift(selected);
+  return h('select', { name: 'time_zone', required: true },
+    zones.map((z) => h('option', { value: z, selected: z === selected }, z.replaceAll('_', ' '))));
+}
+
 export async function schedulePage() {
   const agents = await api('GET', '/agents?limit=100');
   const zone = browserZone();
@@ -32,8 +48,7 @@ export async function schedulePage() {
     agents.data.length ? null : h('option', { value: '' }, 'No agents yet: create one through the API'),
     agents.data.map((a) => h('option', { value: a.id }, a.name)));
   const when = h('input', { name: 'local_time', type: 'datetime-local', required: true, value: localInputValue(60), step: 60 });
-  const tz = h('select', { name: 'time_zone', required: true },
-    timeZones().map((z) => h('option', { value: z, selected: z === zone }, z.replaceAll('_', ' '))));
+  const tz = timeZoneSelect(zone);
   const name = h('input', { name: 'name', type: 'text', autocomplete: 'name', dataset: { field: 'contact.name' } });
   const email = h('input', { name: 'email', type: 'email', autocomplete: 'email', dataset: { field: 'contact.email' } });
   const provider = h('select', { name: 'provider' },

@@ -13,6 +13,7 @@ pub(super) fn render(call: &Call) -> Value {
     json!({
         "id": call.id,
         "status": call.status,
+        "direction": call.direction,
         "to": call.to_number,
         "from": call.from_number,
         "agent_id": call.agent_id,
@@ -57,6 +58,14 @@ pub(super) fn email_facts<'a>(call: &'a Call, agent_name: &'a str) -> Option<Ema
 /// The tenant's call `id`, or 404.
 pub(super) async fn find(tenant: &Tenant, id: &str) -> Result<Call, ApiError> {
     found(calls::get(tenant, id).await?, "call", id)
+}
+
+/// The call's agent's name, if it has an agent that still exists.
+pub(super) async fn agent_of(tenant: &Tenant, call: &Call) -> Result<Option<String>, ApiError> {
+    Ok(match &call.agent_id {
+        Some(id) => agents::get(tenant, id.as_str()).await?.map(|a| a.name),
+        None => None,
+    })
 }
 
 /// The name emails give the call's agent.

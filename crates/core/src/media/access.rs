@@ -547,6 +547,7 @@ mod tests {
             id: 0,
             user_text: user.map(str::to_owned),
             agent_text: "Hello!".into(),
+            unheard_text: String::new(),
             tool_calls: vec![],
             interrupted: false,
             started_at_ms: 0,

@@ -71,12 +71,20 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Both directions.
+    pub const ALL: [Direction; 2] = [Direction::Inbound, Direction::Outbound];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Inbound => "inbound",
             Direction::Outbound => "outbound",
         }
+    }
+
+    /// Parses the stored name (the calls list's `direction` filter).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
     }
 }
 
@@ -184,10 +192,13 @@ mod tests {
 
     #[test]
     fn direction_and_status_decode_the_stored_names() {
-        for d in [Direction::Inbound, Direction::Outbound] {
+        for d in Direction::ALL {
             let json = format!("\"{}\"", d.as_str());
             assert_eq!(serde_json::from_str::<Direction>(&json).unwrap(), d);
+            assert_eq!(Direction::parse(d.as_str()), Some(d));
         }
+        assert_eq!(Direction::parse("Inbound"), None);
+        assert_eq!(Direction::parse(""), None);
         for s in CallStatus::ALL {
             let json = format!("\"{}\"", s.as_str());
             assert_eq!(serde_json::from_str::<CallStatus>(&json).unwrap(), s);

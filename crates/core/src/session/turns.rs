@@ -15,6 +15,11 @@ pub struct Turn {
     pub user_text: Option<String>,
     /// What the caller heard of the agent's answer (whole sentences whose marks echoed).
     pub agent_text: String,
+    /// What the agent said that the caller never heard: sentences a barge-in (or a hang-up, a
+    /// time limit, a TTS failure) cut before their marks echoed. The live view and the stored
+    /// transcript mark it as cut; it never reaches the LLM history or the transcript text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unheard_text: String,
     /// Tools the model called (and that were run) during the turn.
     pub tool_calls: Vec<ToolCall>,
     /// Cut short by a barge-in, the caller hanging up or a time limit.
@@ -272,6 +277,7 @@ impl Reply {
         Turn {
             id: self.id,
             agent_text: self.text(|s| s.state == SegmentState::Heard),
+            unheard_text: self.text(|s| s.state == SegmentState::Lost),
             tool_calls: self
                 .rounds
                 .iter()
@@ -354,6 +360,7 @@ mod tests {
         };
         let turn = reply.into_turn(2_000, true);
         assert_eq!(turn.agent_text, "S0.");
+        assert_eq!(turn.unheard_text, "S1.");
         assert_eq!(turn.user_text.as_deref(), Some("hi"));
         assert_eq!(
             turn.metrics,
@@ -366,5 +373,25 @@ mod tests {
             }
         );
         assert_eq!((turn.started_at_ms, turn.ended_at_ms), (100, 2_000));
+    }
+
+    #[test]
+    fn unheard_text_is_sent_only_when_something_was_cut_and_old_records_still_read() {
+        let whole = reply_with(&[(0, SegmentState::Heard)]).into_turn(2_000, false);
+        let json = serde_json::to_value(&whole).unwrap();
+        assert!(json.get("unheard_text").is_none(), "{json}");
+        // A turn stored before the field existed.
+        let back: Turn = serde_json::from_value(json).unwrap();
+        assert_eq!(back, whole);
+        let cut = reply_with(&[
+            (0, SegmentState::Heard),
+            (0, SegmentState::Lost),
+            (0, SegmentState::Lost),
+        ])
+        .into_turn(2_000, true);
+        assert_eq!(
+            serde_json::to_value(&cut).unwrap()["unheard_text"],
+            "S1. S2."
+        );
     }
 }
