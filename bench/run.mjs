@@ -218,9 +218,24 @@ function table(results) {
     const flux = v.realistic?.flux;
     if (flux?.preemptive && flux?.off) {
       const p = v.realistic.profile;
-      const f = flux.preemptive;
-      lines.push(`  Flux (EagerEndOfTurn ${p.fluxEagerMs} ms, EndOfTurn ${p.fluxEndOfTurnMs} ms after speech; every 3rd turn resumed):`);
-      lines.push(`    preemptive p50 ${cell(f.p50_ms)} p99 ${cell(f.p99_ms)} | non-preemptive p50 ${cell(flux.off.p50_ms)} p99 ${cell(flux.off.p99_ms)} | saved p50 ${typeof f.p50_ms === 'number' && typeof flux.off.p50_ms === 'number' ? round(flux.off.p50_ms - f.p50_ms, 1) : '-'} ms | early replies used ${f.preemptive_used}, wasted ${f.preemptive_wasted} | agent frames during the caller's turn ${f.agent_frames_during_caller_turn}`);
+      const pf = v.realistic.pipecat_flux;
+      const llm = p.llmFirstTokenMs + p.ttsFirstByteMs;
+      lines.push('  (the Pipecat column above runs Deepgram Nova; like for like on Flux:)');
+      lines.push(`  Deepgram Flux, same fakes and turns (EagerEndOfTurn ${p.fluxEagerMs} ms, EndOfTurn ${p.fluxEndOfTurnMs} ms after speech; every 3rd turn resumed); floor from EagerEndOfTurn ${p.fluxEagerMs + llm}, from EndOfTurn ${p.fluxEndOfTurnMs + llm}`);
+      lines.push('  server                                  p50     p99 | early LLM requests used/wasted | agent frames in caller turn | ours/Pipecat p50');
+      const saved = (a, b) => (typeof a?.p50_ms === 'number' && typeof b?.p50_ms === 'number' ? round(b.p50_ms - a.p50_ms, 1) : '-');
+      const frow = (name, r, ref, extra = '') => {
+        if (!r) return;
+        const early = `${cell(r.early_used)}/${cell(r.early_wasted)}${extra}`;
+        lines.push(`  ${name.padEnd(34)} ${cell(r.p50_ms).padStart(8)} ${cell(r.p99_ms).padStart(7)} | ${early.padStart(30)} | ${cell(r.agent_frames_during_caller_turn).padStart(26)} | ${ref ? pct(r.p50_ms, ref.p50_ms).padStart(16) : ''}`);
+      };
+      const session = (r) => (r.preemptive_used === undefined ? '' : ` (session ${r.preemptive_used}/${r.preemptive_wasted})`);
+      frow('ours, preemptive', flux.preemptive, pf?.preemptive, session(flux.preemptive));
+      frow('Pipecat, eager end of turn', pf?.preemptive);
+      frow('ours, not preemptive', flux.off, pf?.off, session(flux.off));
+      frow('Pipecat, Flux default (not eager)', pf?.off);
+      if (!pf) lines.push(`  Pipecat on Flux: ${results.pipecat?.skipped ? `skipped: ${results.pipecat.skipped}` : 'not run'}`);
+      lines.push(`  saved by starting early, p50: ours ${saved(flux.preemptive, flux.off)} ms${pf ? `, Pipecat ${saved(pf.preemptive, pf.off)} ms` : ''}; ours preemptive − Pipecat eager p50: ${pf ? saved(pf.preemptive, flux.preemptive) : "-"} ms`);
     }
   }
   lines.push(`  workerd CPU per inbound 20 ms frame (${l.cpu_per_inbound_frame_in_worker.calls} streaming calls): ${l.cpu_per_inbound_frame_in_worker.cpu_us_per_inbound_frame} µs (target ≤ 20)`);
