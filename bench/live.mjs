@@ -237,13 +237,18 @@ async function voiceToVoice(live, call, turns, label) {
 
 /**
  * Voice-to-voice over Deepgram Flux turn events: every `resumeEvery`-th turn the caller goes on
- * after an EagerEndOfTurn (TurnResumed), so a preemptive worker wastes that early reply. Adds
- * the session's used / wasted counts and the agent audio frames that reached the client while the
- * caller's turn was still open (must be 0: the agent never talks over a caller who resumed).
+ * after an EagerEndOfTurn (TurnResumed), so a preemptive server wastes that early reply. Adds
+ * the early LLM requests as the fake OpenAI saw them, for any server (`early_used`: made before
+ * EndOfTurn with the turn's final words; `early_wasted`: made with words the caller then went on
+ * from), our session's own used / wasted counters (our calls only), and the agent audio frames
+ * that reached the client while the caller's turn was still open (must be 0: the agent never
+ * talks over a caller who resumed).
  */
 async function voiceToVoiceFlux(live, call, turns, label, { resumeEvery = 3 } = {}) {
   const values = [];
   let spokeOver = 0;
+  let earlyUsed = 0;
+  let earlyWasted = 0;
   progress(`live: ${label}: ${turns} Flux voice-to-voice turns`);
   for (let i = 0; i < turns; i++) {
     // The previous reply's last frames have arrived and played: any agent frame from here to
@@ -260,15 +265,17 @@ async function voiceToVoiceFlux(live, call, turns, label, { resumeEvery = 3 } = 
     spokeOver += call.playback.after(started, 'media').filter((m) => m.at < ended).length;
     values.push(await firstMedia(call, endOfSpeech, `${label}: voice-to-voice ${i}`));
     await replyPlayed(call, endOfSpeech, 6, `${label}: voice-to-voice reply ${i}`);
+    for (const r of live.openai.chatRequests.filter((c) => c.hrAt >= started && c.hrAt < ended)) {
+      const words = r.parsed?.messages?.findLast((m) => m.role === 'user')?.content;
+      if (words === transcript) earlyUsed += 1;
+      else earlyWasted += 1;
+    }
   }
+  const figures = { ...summary(values), early_used: earlyUsed, early_wasted: earlyWasted, agent_frames_during_caller_turn: spokeOver };
+  if (!call.callId) return figures;
   const session = await live.worker.api('GET', `/api/v1/calls/${call.callId}/session`);
   const counters = session.body?.counters ?? {};
-  return {
-    ...summary(values),
-    preemptive_used: counters.preemptive_used ?? 0,
-    preemptive_wasted: counters.preemptive_wasted ?? 0,
-    agent_frames_during_caller_turn: spokeOver,
-  };
+  return { ...figures, preemptive_used: counters.preemptive_used ?? 0, preemptive_wasted: counters.preemptive_wasted ?? 0 };
 }
 
 /** Our worker's agents and numbers on `live` (once per worker): Nova, Flux preemptive, Flux without. */
@@ -304,8 +311,11 @@ async function callOurs(live, { direct, to = NUMBER } = {}) {
   return call;
 }
 
-/** A Twilio Media Streams call to the Pipecat bot (its example has no webhook: straight to /ws). */
-async function callPipecat(live, bot) {
+/**
+ * A Twilio Media Streams call to the Pipecat bot (its example has no webhook: straight to /ws);
+ * `flux` when the bot runs on Deepgram Flux (its warm-up turn then speaks Flux turn events).
+ */
+async function callPipecat(live, bot, { flux = false } = {}) {
   const sttBefore = live.dg.connections.length;
   const media = await openMediaStream('twilio', bot.url, { start: {} });
   const call = { ...media, stt: await live.dg.waitForConnection(sttBefore, 30_000) };
@@ -313,7 +323,8 @@ async function callPipecat(live, bot) {
   await replyPlayed(call, 0, 1, 'pipecat greeting played');
   // Pipecat's first turn pays its lazy start-up (HTTP clients, first LLM call): one warm-up
   // turn so the figures compare steady states, as our worker's isolate is warm by now too.
-  await voiceToVoice(live, call, 1, 'pipecat warm-up');
+  if (flux) await voiceToVoiceFlux(live, call, 1, 'pipecat warm-up', { resumeEvery: 0 });
+  else await voiceToVoice(live, call, 1, 'pipecat warm-up');
   return call;
 }
 
@@ -486,6 +497,23 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
       results.voice_to_voice.realistic.pipecat = await voiceToVoice(real, pc, profileTurns, 'pipecat realistic');
       await hangUp(pc);
       realCalls.length = 0;
+      await realBot.stop();
+      realBot = null;
+      // Pipecat on Flux too, the same turns as ours: its Flux service without and with its eager
+      // end of turn (a response started on EagerEndOfTurn, held until EndOfTurn).
+      const pipecatFlux = {};
+      for (const [key, stt] of [['preemptive', 'flux-eager'], ['off', 'flux']]) {
+        realBot = await startPipecatBot(real, { stt });
+        const fluxCall = await callPipecat(real, realBot, { flux: true });
+        realCalls.push(fluxCall);
+        pipecatFlux[key] = await voiceToVoiceFlux(real, fluxCall, profileTurns, `pipecat realistic Flux ${key}`);
+        pipecatFlux[key].stt_path = fluxCall.stt.path;
+        await hangUp(fluxCall);
+        realCalls.length = 0;
+        await realBot.stop();
+        realBot = null;
+      }
+      results.voice_to_voice.realistic.pipecat_flux = pipecatFlux;
     }
   } finally {
     for (const call of realCalls) call.stopAudio();

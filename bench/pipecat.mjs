@@ -61,10 +61,12 @@ export async function ensurePipecat({ log = () => {} } = {}) {
 }
 
 /**
- * Starts bench/pipecat/bot.py pointed at the fakes {dg, openai, eleven}; resolves once it
- * answers, to {url (its Twilio Media Streams endpoint), output, stop()}.
+ * Starts bench/pipecat/bot.py pointed at the fakes {dg, openai, eleven}, its STT Deepgram Nova
+ * (`stt: 'nova'`, `/v1/listen`) or Flux (`'flux'`, or `'flux-eager'` with Pipecat's eager end of
+ * turn, `/v2/listen`); resolves once it answers, to {url (its Twilio Media Streams endpoint),
+ * output, stop()}.
  */
-export async function startPipecatBot({ dg, openai, eleven }) {
+export async function startPipecatBot({ dg, openai, eleven }, { stt = 'nova' } = {}) {
   const port = await freePort();
   const output = [];
   const child = spawn(PYTHON, [BOT, '--port', String(port)], {
@@ -73,6 +75,7 @@ export async function startPipecatBot({ dg, openai, eleven }) {
       DEEPGRAM_API_KEY: 'dg-key', DEEPGRAM_URL: dg.url,
       OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, OPENAI_MODEL: 'gpt-test',
       ELEVENLABS_API_KEY: 'xi-key', ELEVENLABS_URL: eleven.url,
+      PIPECAT_STT: stt,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -32,10 +32,15 @@ const INGEST = [
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** Fires `requests` at `url` with `concurrency` in flight; latency per request in ms. */
+/**
+ * Fires `requests` at `url` with `concurrency` in flight; latency per request in ms. `ok_rps`
+ * counts only the 200s (a worker answering 500s fast is not ingesting); `error_statuses` tallies
+ * the rest (`fetch` for a request that got no answer).
+ */
 async function load(url, requests, concurrency) {
   let next = 0;
   let errors = 0;
+  const errorStatuses = {};
   const latencies = [];
   const started = performance.now();
   async function lane() {
@@ -46,9 +51,13 @@ async function load(url, requests, concurrency) {
       try {
         const res = await fetch(url, { method: 'POST', headers: requests[i].headers, body: requests[i].body });
         await res.arrayBuffer();
-        if (res.status !== 200) errors += 1;
+        if (res.status !== 200) {
+          errors += 1;
+          errorStatuses[res.status] = (errorStatuses[res.status] ?? 0) + 1;
+        }
       } catch {
         errors += 1;
+        errorStatuses.fetch = (errorStatuses.fetch ?? 0) + 1;
       }
       latencies.push(performance.now() - t0);
     }
@@ -60,9 +69,11 @@ async function load(url, requests, concurrency) {
     requests: requests.length,
     concurrency,
     rps: round(requests.length / seconds),
+    ok_rps: round((requests.length - errors) / seconds),
     p50_ms: round(quantile(latencies, 0.5), 2),
     p99_ms: round(quantile(latencies, 0.99), 2),
     errors,
+    error_statuses: errorStatuses,
   };
 }
 
@@ -90,7 +101,7 @@ async function ingest() {
       await load(`${baseline.url}/`, resendRequests(20, `warm-b-${concurrency}`), 4);
       const a = await load(`${ours.url}/webhooks/resend`, resendRequests(count, `o-${concurrency}`), concurrency);
       const b = await load(`${baseline.url}/`, resendRequests(count, `b-${concurrency}`), concurrency);
-      rows.push({ concurrency, count, ours: a, baseline: b, rps_ratio: round(a.rps / b.rps, 2) });
+      rows.push({ concurrency, count, ours: a, baseline: b, rps_ratio: round(a.ok_rps / b.ok_rps, 2) });
     }
   } finally {
     await ours.stop();
@@ -162,11 +173,13 @@ function table(results) {
   const lines = [];
   if (results.ingest) {
   lines.push('Webhook ingest (signed Resend → verify + dedupe + persist + ack), ours vs svix+D1 baseline');
-  lines.push('conc  count   ours rps  p50 ms  p99 ms  err | base rps  p50 ms  p99 ms  err | ratio');
+  lines.push('conc  count   ours rps  p50 ms  p99 ms  err | base rps  p50 ms  p99 ms  err | ratio (200s per second)');
   for (const r of results.ingest) {
-    const f = (x) => `${String(x.rps).padStart(8)}  ${String(x.p50_ms).padStart(6)}  ${String(x.p99_ms).padStart(6)}  ${String(x.errors).padStart(3)}`;
+    const f = (x) => `${String(x.ok_rps).padStart(8)}  ${String(x.p50_ms).padStart(6)}  ${String(x.p99_ms).padStart(6)}  ${String(x.errors).padStart(3)}`;
     lines.push(`${String(r.concurrency).padStart(4)}  ${String(r.count).padStart(5)}  ${f(r.ours)} | ${f(r.baseline)} | ${r.rps_ratio}`);
   }
+  const failed = results.ingest.flatMap((r) => [['ours', r.ours], ['baseline', r.baseline]].filter(([, x]) => x.errors).map(([who, x]) => `${who} at ${r.concurrency}: ${JSON.stringify(x.error_statuses)}`));
+  if (failed.length) lines.push(`  errors by status: ${failed.join('; ')}`);
   }
   const l = results.live;
   if (l) {
@@ -218,9 +231,24 @@ function table(results) {
     const flux = v.realistic?.flux;
     if (flux?.preemptive && flux?.off) {
       const p = v.realistic.profile;
-      const f = flux.preemptive;
-      lines.push(`  Flux (EagerEndOfTurn ${p.fluxEagerMs} ms, EndOfTurn ${p.fluxEndOfTurnMs} ms after speech; every 3rd turn resumed):`);
-      lines.push(`    preemptive p50 ${cell(f.p50_ms)} p99 ${cell(f.p99_ms)} | non-preemptive p50 ${cell(flux.off.p50_ms)} p99 ${cell(flux.off.p99_ms)} | saved p50 ${typeof f.p50_ms === 'number' && typeof flux.off.p50_ms === 'number' ? round(flux.off.p50_ms - f.p50_ms, 1) : '-'} ms | early replies used ${f.preemptive_used}, wasted ${f.preemptive_wasted} | agent frames during the caller's turn ${f.agent_frames_during_caller_turn}`);
+      const pf = v.realistic.pipecat_flux;
+      const llm = p.llmFirstTokenMs + p.ttsFirstByteMs;
+      lines.push('  (the Pipecat column above runs Deepgram Nova; like for like on Flux:)');
+      lines.push(`  Deepgram Flux, same fakes and turns (EagerEndOfTurn ${p.fluxEagerMs} ms, EndOfTurn ${p.fluxEndOfTurnMs} ms after speech; every 3rd turn resumed); floor from EagerEndOfTurn ${p.fluxEagerMs + llm}, from EndOfTurn ${p.fluxEndOfTurnMs + llm}`);
+      lines.push('  server                                  p50     p99 | early LLM requests used/wasted | agent frames in caller turn | ours/Pipecat p50');
+      const saved = (a, b) => (typeof a?.p50_ms === 'number' && typeof b?.p50_ms === 'number' ? round(b.p50_ms - a.p50_ms, 1) : '-');
+      const frow = (name, r, ref, extra = '') => {
+        if (!r) return;
+        const early = `${cell(r.early_used)}/${cell(r.early_wasted)}${extra}`;
+        lines.push(`  ${name.padEnd(34)} ${cell(r.p50_ms).padStart(8)} ${cell(r.p99_ms).padStart(7)} | ${early.padStart(30)} | ${cell(r.agent_frames_during_caller_turn).padStart(26)} | ${ref ? pct(r.p50_ms, ref.p50_ms).padStart(16) : ''}`);
+      };
+      const session = (r) => (r.preemptive_used === undefined ? '' : ` (session ${r.preemptive_used}/${r.preemptive_wasted})`);
+      frow('ours, preemptive', flux.preemptive, pf?.preemptive, session(flux.preemptive));
+      frow('Pipecat, eager end of turn', pf?.preemptive);
+      frow('ours, not preemptive', flux.off, pf?.off, session(flux.off));
+      frow('Pipecat, Flux default (not eager)', pf?.off);
+      if (!pf) lines.push(`  Pipecat on Flux: ${results.pipecat?.skipped ? `skipped: ${results.pipecat.skipped}` : 'not run'}`);
+      lines.push(`  saved by starting early, p50: ours ${saved(flux.preemptive, flux.off)} ms${pf ? `, Pipecat ${saved(pf.preemptive, pf.off)} ms` : ''}; ours preemptive − Pipecat eager p50: ${pf ? saved(pf.preemptive, flux.preemptive) : "-"} ms`);
     }
   }
   lines.push(`  workerd CPU per inbound 20 ms frame (${l.cpu_per_inbound_frame_in_worker.calls} streaming calls): ${l.cpu_per_inbound_frame_in_worker.cpu_us_per_inbound_frame} µs (target ≤ 20)`);

@@ -54,7 +54,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         &request_id,
     );
     let status = response.status_code();
-    log_line(json!({
+    let mut line = json!({
         "level": if status >= 500 { "error" } else { "info" },
         "msg": "request",
         "method": method,
@@ -63,7 +63,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         "status": status,
         "duration_ms": now_ms() - started,
         "request_id": request_id,
-    }));
+    });
+    if let Some(fields) = line.as_object_mut() {
+        for (key, value) in app.take_log_fields() {
+            fields.entry(key).or_insert(value);
+        }
+    }
+    log_line(line);
     Ok(response)
 }
 

@@ -248,6 +248,40 @@ test('a duplicate delivery of the same event creates one event and one delivery 
   }
 });
 
+test('concurrent copies of one event store it once: one is new, every other answers duplicate with its id', async () => {
+  const target = await startFakeTarget();
+  const endpoint = await addEndpoint(target, ['email.*']);
+  try {
+    const id = uniqueId('msg');
+    const event = resendEvent('email.opened');
+    const copies = 12;
+    // Signed once, sent 12 times at once: what a provider's retry racing the original looks like.
+    const replies = await Promise.all(Array.from({ length: copies }, () => sendResendWebhook(`${worker.url}/webhooks/resend`, RESEND_SECRET, event, { id })));
+    for (const r of replies) assert.equal(r.status, 200, r.text);
+    const bodies = replies.map((r) => JSON.parse(r.text));
+    assert.equal(bodies.filter((b) => b.duplicate === false).length, 1, 'exactly one copy is new');
+    assert.equal(new Set(bodies.map((b) => b.id)).size, 1, 'every copy names the one stored event');
+    const rows = await worker.d1(`SELECT id FROM webhook_events WHERE provider = 'resend' AND provider_event_id = '${id}'`);
+    assert.deepEqual(rows.map((r) => r.id), [bodies[0].id]);
+    await target.waitFor((d) => d.length >= 1);
+    const deliveries = await worker.api('GET', `/api/v1/deliveries?event_id=${bodies[0].id}`);
+    assert.equal(deliveries.body.data.length, 1, 'one delivery for the one endpoint');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(target.deliveries.length, 1, 'delivered once');
+    // The request log line carries what the webhook did (one line per webhook, no second line).
+    const lines = await eventually(() => {
+      const found = worker.logs().filter((l) => l.msg === 'request' && l.path === '/webhooks/resend' && l.event_id === bodies[0].id);
+      return found.length === copies ? found : null;
+    }, { message: 'one request line per copy, naming the event' });
+    assert.equal(lines.filter((l) => l.duplicate === false).length, 1);
+    assert.ok(lines.every((l) => l.provider === 'resend' && l.type === 'email.opened'));
+    assert.equal(worker.logs().filter((l) => l.msg === 'webhook accepted').length, 0);
+  } finally {
+    await removeEndpoint(endpoint);
+    await target.close();
+  }
+});
+
 test('forwarded events carry Standard Webhooks headers the target verifies, and the canonical body', async () => {
   const target = await startFakeTarget();
   const endpoint = await addEndpoint(target, ['email.delivered']);

@@ -8,8 +8,15 @@ fake) and the user turn ends on Deepgram's final transcript (SpeechTimeout stop 
 no extra wait) instead of the Smart Turn model, which never fires on the bench's synthetic
 silence. The greeting is a fixed sentence, like the worker's `first_message`.
 
+With `PIPECAT_STT=flux` (or `flux-eager`) the STT is Pipecat's Deepgram Flux service on
+`/v2/listen` instead of Nova: Flux ends the turn itself (`EndOfTurn`), so the bot takes the turn
+strategies the service recommends (no local VAD or speech timeout), and `flux-eager` turns on
+Pipecat's eager end of turn (an LLM response started on `EagerEndOfTurn`, held until
+`EndOfTurn`, discarded on `TurnResumed`).
+
 Run: python bot.py --port N; provider URLs and keys from the environment
-(DEEPGRAM_URL, OPENAI_BASE_URL, ELEVENLABS_URL and their keys).
+(DEEPGRAM_URL, OPENAI_BASE_URL, ELEVENLABS_URL and their keys; PIPECAT_STT = nova, flux or
+flux-eager, default nova).
 """
 
 import argparse
@@ -34,6 +41,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.services.deepgram.flux.stt import DeepgramFluxSTTService
 from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.elevenlabs.tts import ElevenLabsHttpTTSService
 from pipecat.services.openai.llm import OpenAILLMService
@@ -68,7 +76,29 @@ async def run_bot(websocket: WebSocket, session: aiohttp.ClientSession):
             serializer=serializer,
         ),
     )
-    stt = DeepgramSTTService(api_key=os.environ["DEEPGRAM_API_KEY"], base_url=os.environ["DEEPGRAM_URL"])
+    stt_mode = os.environ.get("PIPECAT_STT", "nova")
+    if stt_mode in ("flux", "flux-eager"):
+        # Flux detects the turn itself: the service recommends turn strategies driven by its
+        # StartOfTurn/EndOfTurn (and, eager, EagerEndOfTurn/TurnResumed), used as they are.
+        stt = DeepgramFluxSTTService(
+            api_key=os.environ["DEEPGRAM_API_KEY"],
+            url=f"{os.environ['DEEPGRAM_URL']}/v2/listen",
+            enable_eager_end_of_turn=stt_mode == "flux-eager",
+        )
+        user_params = LLMUserAggregatorParams()
+    elif stt_mode == "nova":
+        stt = DeepgramSTTService(
+            api_key=os.environ["DEEPGRAM_API_KEY"], base_url=os.environ["DEEPGRAM_URL"]
+        )
+        user_params = LLMUserAggregatorParams(
+            vad_analyzer=SileroVADAnalyzer(),
+            user_turn_strategies=UserTurnStrategies(
+                start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
+                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.0)],
+            ),
+        )
+    else:
+        raise SystemExit(f"PIPECAT_STT must be nova, flux or flux-eager, not {stt_mode!r}")
     llm = OpenAILLMService(
         api_key=os.environ["OPENAI_API_KEY"],
         base_url=os.environ["OPENAI_BASE_URL"],
@@ -84,16 +114,7 @@ async def run_bot(websocket: WebSocket, session: aiohttp.ClientSession):
     )
 
     context = LLMContext()
-    aggregators = LLMContextAggregatorPair(
-        context,
-        user_params=LLMUserAggregatorParams(
-            vad_analyzer=SileroVADAnalyzer(),
-            user_turn_strategies=UserTurnStrategies(
-                start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
-                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.0)],
-            ),
-        ),
-    )
+    aggregators = LLMContextAggregatorPair(context, user_params=user_params)
 
     pipeline = Pipeline(
         [

@@ -126,10 +126,12 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
         }
         Published::Duplicate(id) => (id, true),
     };
-    log_line(
-        json!({"level": "info", "msg": "webhook accepted", "provider": provider.as_str(),
-        "event_id": event_id, "type": event.event_type, "duplicate": duplicate, "call_id": call_id}),
-    );
+    // On the request's own log line: one line per webhook (each line has a cost per request).
+    app.log_field("provider", json!(provider.as_str()));
+    app.log_field("event_id", json!(event_id));
+    app.log_field("type", json!(event.event_type));
+    app.log_field("duplicate", json!(duplicate));
+    app.log_field("call_id", json!(call_id));
     Ok(json_response(
         200,
         &json!({"received": true, "id": event_id, "type": event.event_type, "duplicate": duplicate}),

@@ -1,38 +1,69 @@
-//! Per-request context: bindings, configuration (parsed once per request) and request id.
+//! Per-request context: bindings, configuration (parsed once per isolate) and request id.
 
 use crate::platform::http::ApiError;
 use phone_agent_core::config::{Config, ConfigError};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
 use worker::{d1::D1Database, kv::KvStore, Context, Env};
+
+thread_local! {
+    /// The configuration parsed by the isolate's first request. Vars and secrets are bound to
+    /// the deployed version and an isolate runs one version, so they cannot change under it;
+    /// parsing them again (a JS lookup per setting) was a cost on every webhook.
+    static CONFIG: RefCell<Option<Rc<Result<Config, ConfigError>>>> = const { RefCell::new(None) };
+}
 
 /// Everything a handler needs about the current request's world.
 pub struct App {
     pub env: Env,
     pub ctx: Context,
     pub request_id: String,
-    config: Result<Config, ConfigError>,
+    config: Rc<Result<Config, ConfigError>>,
+    /// What the handler adds to this request's log line (see [`App::log_field`]).
+    log_fields: RefCell<Map<String, Value>>,
 }
 
 impl App {
-    /// Reads the configuration from the environment; an invalid one is kept as an error so
-    /// routes that need no configuration (health) still answer.
+    /// Takes the isolate's configuration (read from the environment on first use); an invalid
+    /// one is kept as an error so routes that need no configuration (health) still answer.
     pub fn new(env: Env, ctx: Context, request_id: String) -> Self {
-        let config = load_config(&env);
+        let config = CONFIG.with(|cached| {
+            cached
+                .borrow_mut()
+                .get_or_insert_with(|| Rc::new(load_config(&env)))
+                .clone()
+        });
         App {
             env,
             ctx,
             request_id,
             config,
+            log_fields: RefCell::new(Map::new()),
         }
+    }
+
+    /// Adds `key` to the request's one log line, so what a handler did (e.g. the event a
+    /// webhook stored) is logged with the route and status instead of on a line of its own.
+    pub fn log_field(&self, key: &str, value: Value) {
+        self.log_fields.borrow_mut().insert(key.to_owned(), value);
+    }
+
+    /// The fields handlers added to the request's log line.
+    pub fn take_log_fields(&self) -> Map<String, Value> {
+        std::mem::take(&mut *self.log_fields.borrow_mut())
     }
 
     /// The parsed configuration, or a 500 naming the variable at fault.
     pub fn config(&self) -> Result<&Config, ApiError> {
-        self.config.as_ref().map_err(|e| ApiError::from(e.clone()))
+        (*self.config)
+            .as_ref()
+            .map_err(|e| ApiError::from(e.clone()))
     }
 
     /// The configuration problem, if any (for health).
     pub fn config_error(&self) -> Option<&ConfigError> {
-        self.config.as_ref().err()
+        (*self.config).as_ref().err()
     }
 
     /// The D1 database binding `DB`.

@@ -194,6 +194,26 @@ pub async fn batch(
     results.iter().map(changes).collect()
 }
 
+/// Runs statements atomically like [`batch`], the last one a query of `id`s; returns the
+/// change counts of the others and the ids it read, all in one round trip to D1 (e.g. a write
+/// and what it left stored, which no other writer can change in between).
+pub async fn batch_then_ids(
+    db: &D1Database,
+    statements: Vec<D1PreparedStatement>,
+) -> Result<(Vec<usize>, Vec<String>), StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let mut results = db.batch(statements).await?;
+    let Some(query) = results.pop() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let ids = query.results::<Id>()?.into_iter().map(|i| i.id).collect();
+    let changed = results.iter().map(changes).collect::<Result<_, _>>()?;
+    Ok((changed, ids))
+}
+
 fn changes(result: &D1Result) -> Result<usize, StoreError> {
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
 }

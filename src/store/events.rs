@@ -36,30 +36,32 @@ pub enum Published {
 
 /// Stores the event (as `event_id`) and one pending delivery per matching endpoint in one
 /// transaction; a duplicate (same provider and provider event id) creates nothing. Events come
-/// from providers before any tenant is known, so this names the tenant itself.
+/// from providers before any tenant is known, so this names the tenant itself. One round trip
+/// to D1 whether the event is new or not: the same batch reads back the id stored under the
+/// event's dedupe key, so concurrent copies of one event all answer with the one stored id.
 pub async fn publish(
     db: &D1Database,
     event: &NewEvent<'_>,
     event_id: &EventId,
 ) -> Result<Published, StoreError> {
     let insert = insert(db, event, event_id)?;
+    // The fan-out selects the event by `event_id`, so it creates nothing for a duplicate.
     let fan_out = deliveries::fan_out(db, event_id.as_str(), event.received_at, None, false)?;
-    let changes = db::batch(db, vec![insert, fan_out]).await?;
-    if changes.first().copied().unwrap_or(0) > 0 {
-        let deliveries = changes.get(1).copied().unwrap_or(0);
-        return Ok(Published::New(event_id.to_string(), deliveries));
-    }
-    let existing = db::ids(
+    let stored = db::stmt(
         db,
         "SELECT id FROM webhook_events WHERE provider = ?1 AND provider_event_id = ?2",
         &[&event.provider, &event.provider_event_id],
-    )
-    .await?;
-    existing
+    )?;
+    let (changes, ids) = db::batch_then_ids(db, vec![insert, fan_out, stored]).await?;
+    let stored = ids
         .into_iter()
         .next()
-        .map(Published::Duplicate)
-        .ok_or(StoreError::Missing("event neither inserted nor found"))
+        .ok_or(StoreError::Missing("event neither inserted nor found"))?;
+    if changes.first().copied().unwrap_or(0) > 0 {
+        let deliveries = changes.get(1).copied().unwrap_or(0);
+        return Ok(Published::New(stored, deliveries));
+    }
+    Ok(Published::Duplicate(stored))
 }
 
 /// Stores a test event of the tenant's and its one delivery, to `endpoint_id` whatever types
