@@ -15,7 +15,7 @@ import {
 import { MS_PER_WORD } from '../tests/fakes/audio.mjs';
 import { startPipecatBot } from './pipecat.mjs';
 
-const NUMBER = '+15550002001';
+export const NUMBER = '+15550002001';
 const FLUX_NUMBER = '+15550002002';
 const FLUX_OFF_NUMBER = '+15550002003';
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -42,7 +42,7 @@ export const PROFILES = {
 };
 
 /** The fakes' options for a profile (startLiveWorker's `deepgram`, `openai`, `elevenlabs`). */
-function fakeOptions(profile) {
+export function fakeOptions(profile) {
   return {
     deepgram: { idleTimeoutMs: 3_600_000, finalDelayMs: profile.sttFinalMs, eagerDelayMs: profile.fluxEagerMs ?? 0, endOfTurnDelayMs: profile.fluxEndOfTurnMs ?? 0 },
     openai: { defaultReply: { text: 'Sure, I can help with that.' }, firstTokenMs: profile.llmFirstTokenMs, tokensPerSecond: profile.llmTokensPerSecond },
@@ -69,14 +69,14 @@ function workerdProcesses() {
  * port, and its sibling running our worker. Only these count, as other workers may run on the
  * same machine.
  */
-function workerdOf(worker) {
+export function workerdOf(worker) {
   const procs = workerdProcesses();
   const proxy = procs.find((p) => p.args.includes(`--socket-addr=entry=127.0.0.1:${worker.port}`));
   return proxy ? { proxy, all: procs.filter((p) => p.ppid === proxy.ppid) } : null;
 }
 
 /** Resident memory (KiB) and CPU time (ms) of the processes `pids`, summed. */
-function workerdUsage(pids) {
+export function workerdUsage(pids) {
   let rssKib = 0;
   let cpuMs = 0;
   const tick = 100; // USER_HZ on Linux
@@ -157,7 +157,7 @@ async function replyPlayed(call, at, words, what) {
   }, { timeout: 30_000, interval: 2, message: what });
 }
 
-async function hangUp(call) {
+export async function hangUp(call) {
   call.stopAudio();
   try {
     call.client.stop();
@@ -187,7 +187,7 @@ const LONG = 'Our menu has many dishes. We have pasta, pizza and salads. Dessert
  * the fakes; 100 ms into the long reply the caller barges in (interim transcript) → `clear`;
  * the caller's final words get a one-word reply, played out before the next turn.
  */
-async function conversation(live, call, turns, label) {
+export async function conversation(live, call, turns, label) {
   const { dg, openai, eleven } = live;
   const perTurn = [];
   const llmToTts = [];
@@ -272,7 +272,7 @@ async function voiceToVoiceFlux(live, call, turns, label, { resumeEvery = 3 } = 
 }
 
 /** Our worker's agents and numbers on `live` (once per worker): Nova, Flux preemptive, Flux without. */
-async function provision(live) {
+export async function provision(live) {
   const agent = (name, stt) => createAgent(live.worker, {
     name, system_prompt: 'Be brief.', first_message: 'Hello.',
     voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION, ...(stt ? { stt } : {}),
@@ -286,7 +286,7 @@ async function provision(live) {
  * A Twilio call to our worker: signed webhook → TwiML → media stream (through wrangler's proxy,
  * or with `direct` to workerd's own entry socket) → STT socket; greeting played out.
  */
-async function callOurs(live, { direct, to = NUMBER } = {}) {
+export async function callOurs(live, { direct, to = NUMBER } = {}) {
   let call;
   if (direct) {
     const markup = await twilioIncoming(live.worker, NUMBER);
