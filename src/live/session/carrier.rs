@@ -30,6 +30,13 @@ impl Session {
             .find(|ws| socket_id(ws) == Some(id))
     }
 
+    /// Whether `ws` is the call's verified carrier socket. The hot path: recognised by object
+    /// identity, without its tags or its attachment (JS → Wasm copies) 50 times a second.
+    pub(super) fn is_call_socket(&self, ws: &WebSocket) -> bool {
+        self.with_live(|live| live.carrier_ws.as_ref().is_some_and(|v| same_socket(v, ws)))
+            .unwrap_or(false)
+    }
+
     /// Routes a carrier frame: the verified socket's frames are the call's; any other socket is
     /// pending and judged on its own.
     pub(super) fn on_carrier_frame(
@@ -37,12 +44,7 @@ impl Session {
         ws: &WebSocket,
         message: &WebSocketIncomingMessage,
     ) {
-        // The hot path: a frame of the verified socket is recognised by object identity, without
-        // deserializing the socket's attachment (a JS → Wasm copy) 50 times a second.
-        if self
-            .with_live(|live| live.carrier_ws.as_ref().is_some_and(|v| same_socket(v, ws)))
-            .unwrap_or(false)
-        {
+        if self.is_call_socket(ws) {
             self.on_call_frame(message);
             return;
         }
@@ -394,6 +396,9 @@ impl Session {
             // Deepgram treats an empty binary frame as a close request.
             return reopen;
         }
+        let Some(audio) = stt.batch.push(&audio) else {
+            return reopen;
+        };
         if stt.pending.is_empty() {
             if let Some(ws) = &stt.ws {
                 if ws.send_with_bytes(&audio).is_ok() {
