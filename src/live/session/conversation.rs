@@ -32,7 +32,23 @@ impl Session {
         for action in actions {
             self.execute(action);
         }
-        self.save_conversation(frequent);
+        // The object's network sends wait for the commit of every storage write made before
+        // them (the output gate). The save is queued behind the tasks the actions spawned, so
+        // their first step (the LLM request, a TTS socket send) leaves before the write, not
+        // after its commit.
+        let grew = self
+            .with_live(|live| {
+                let conversation = live.conversation.as_ref();
+                conversation.is_some_and(|c| c.history().len() > live.history_saved)
+            })
+            .unwrap_or(false);
+        if frequent && !grew {
+            return;
+        }
+        let session = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            session.save_conversation(frequent);
+        });
     }
 
     /// Appends the history entries committed since the last save, and stores the state unless

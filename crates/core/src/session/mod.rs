@@ -1126,12 +1126,19 @@ impl Conversation {
         timers.into_iter().min_by_key(|(at, _)| *at)
     }
 
+    /// Requests the alarm only when the earliest deadline comes before the one already armed
+    /// (or none is): a deadline that moves later (the response deadline, pushed back by every
+    /// LLM token) leaves the armed alarm alone, which then fires early, finds nothing due and
+    /// re-arms (`on_tick`). Setting an alarm is a storage write, and the object's network sends
+    /// wait for its commit: one per token sat between the tokens and the first audio.
     fn rearm(&mut self, out: &mut Vec<Action>) {
-        let next = self.next_timer().map(|(at, _)| at);
-        if let Some(at_ms) = next.filter(|at| Some(*at) != self.alarm_ms) {
-            out.push(Action::SetAlarm { at_ms });
+        let Some(next) = self.next_timer().map(|(at, _)| at) else {
+            return;
+        };
+        if self.alarm_ms.is_none_or(|armed| next < armed) {
+            out.push(Action::SetAlarm { at_ms: next });
+            self.alarm_ms = Some(next);
         }
-        self.alarm_ms = next;
     }
 }
 
@@ -1577,8 +1584,13 @@ mod tests {
                 text: "hold on I".into(),
             },
         );
+        // A later deadline leaves the armed alarm alone (no storage write per interim)...
+        assert_eq!(alarm(&out), None);
+        // ...which fires early, finds nothing due and re-arms at the deadline.
+        let out = call.at(1_500, Input::Tick);
+        assert!(effects(&out).is_empty());
         assert_eq!(alarm(&out), Some(barge_at + 2_500));
-        assert!(effects(&call.at(1_900, Input::Tick)).is_empty());
+        assert!(effects(&call.at(400, Input::Tick)).is_empty());
         let out = call.at(100, Input::Tick);
         let (turn, messages) = llm_start(&out).unwrap();
         assert_eq!(turn, 1);
@@ -1886,10 +1898,15 @@ mod tests {
         let out = call.user_says("Hello?");
         let asked_at = call.now;
         assert_eq!(alarm(&out), Some(asked_at + 8_000));
-        // Tokens keep the request alive.
+        // Tokens keep the request alive, without moving the armed alarm: the alarm fires at
+        // the first deadline, finds the request alive and re-arms at the pushed-back one.
         let out = call.llm(0, "Let me");
-        assert_eq!(alarm(&out), Some(call.now + 8_000));
-        let out = call.at(8_000, Input::Tick);
+        assert_eq!(alarm(&out), None);
+        let token_at = call.now;
+        let out = call.at(asked_at + 8_000 - call.now, Input::Tick);
+        assert!(effects(&out).is_empty());
+        assert_eq!(alarm(&out), Some(token_at + 8_000));
+        let out = call.at(token_at + 8_000 - call.now, Input::Tick);
         assert_eq!(out[0], Action::CancelLlm { turn: 0 });
         assert!(out.contains(&Action::Emit(SessionEvent::UpstreamFailed {
             turn: 0,
@@ -1933,9 +1950,15 @@ mod tests {
                 call: tool_call("c1", SCHEDULE_CALLBACK, "{}"),
             },
         );
+        let asked_at = call.now - 10;
         let out = call.at(10, Input::LlmDone { turn: 0 });
-        assert_eq!(alarm(&out), Some(call.now + 8_000));
-        let out = call.at(8_000, Input::Tick);
+        // The tool's deadline is later than the armed response deadline: armed at the tick.
+        assert_eq!(alarm(&out), None);
+        let done_at = call.now;
+        let out = call.at(asked_at + 8_000 - call.now, Input::Tick);
+        assert!(effects(&out).is_empty());
+        assert_eq!(alarm(&out), Some(done_at + 8_000));
+        let out = call.at(done_at + 8_000 - call.now, Input::Tick);
         let messages = llm_start(&out).unwrap().1;
         assert!(matches!(messages.last(),
             Some(Message::Tool { content, .. }) if content == TOOL_TIMED_OUT));
