@@ -741,8 +741,15 @@ impl Conversation {
             reply.timing.first_token_ms.get_or_insert(now);
         }
         reply.deadline_ms = now.saturating_add(timeout);
-        for sentence in reply.pending_text.push(text) {
-            out.push(reply.speak(sentence, now));
+        // Until the reply has said anything its first clause goes out alone (the caller is
+        // waiting for it); after that, whole sentences, one ahead of the audio.
+        let pieces = if reply.segments.is_empty() {
+            reply.pending_text.push_opening(text)
+        } else {
+            reply.pending_text.push(text)
+        };
+        for piece in pieces {
+            out.push(reply.speak(piece, now));
         }
     }
 
