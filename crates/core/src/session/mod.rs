@@ -6,7 +6,9 @@
 //! after each input and, after an instance reset, loads it and feeds [`Input::Restored`].
 //!
 //! Speech goes out one segment (sentence) at a time. The LLM's text deltas are split into
-//! sentences; each becomes one `Speak` (one TTS request). The edge sends the segments' audio in
+//! sentences; each becomes one `Speak` (one TTS request). A reply's first segment may be its
+//! first clause or word group instead (`SentenceSplitter::push_opening`): the caller waits for
+//! it, so its synthesis starts before the first sentence is complete. The edge sends the segments' audio in
 //! `Speak` order, reports it with `TtsAudio`, then `TtsDone`, and sends the `SendMark` returned
 //! before any audio of a later segment. A segment counts as heard only when its mark echoes
 //! before any `clear` (a `clear` echoes every pending mark, and those echoes are ignored), so

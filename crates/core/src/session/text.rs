@@ -269,12 +269,23 @@ mod tests {
         // A clause of three words or more goes at once, before its sentence has ended.
         let mut s = SentenceSplitter::default();
         assert!(s.push_opening("Yes, of course").is_empty());
-        assert!(s.push_opening(",").is_empty(), "the comma waits for what follows");
+        assert!(
+            s.push_opening(",").is_empty(),
+            "the comma waits for what follows"
+        );
         assert_eq!(s.push_opening(" we"), ["Yes, of course,"]);
         assert_eq!(s.push(" can. "), ["we can."]);
         assert_eq!(
-            opening(&["Well, let me see, our menu has", " pasta. And pizza, too. Bye"]),
-            ["Well, let me see,", "our menu has pasta.", "And pizza, too.", "Bye"]
+            opening(&[
+                "Well, let me see, our menu has",
+                " pasta. And pizza, too. Bye"
+            ]),
+            [
+                "Well, let me see,",
+                "our menu has pasta.",
+                "And pizza, too.",
+                "Bye"
+            ]
         );
         // Shorter clauses and digit groups do not cut; a sentence end still does.
         assert_eq!(
