@@ -412,6 +412,15 @@ impl Conversation {
         &self.history
     }
 
+    /// Whether a reply is under way and none of its audio has gone out yet: the caller is
+    /// waiting for it, so the edge holds back storage writes (the object's network sends wait
+    /// for their commit) until it has, and persists what changed meanwhile in one batch.
+    pub fn awaits_first_audio(&self) -> bool {
+        self.reply
+            .as_ref()
+            .is_some_and(|r| r.timing.first_audio_ms.is_none())
+    }
+
     /// Whether the session is over (hung up, transferred); further inputs do nothing.
     pub fn is_ended(&self) -> bool {
         self.ended
@@ -1438,6 +1447,34 @@ mod tests {
         // speech_final then UtteranceEnd for the same words: one turn only.
         assert!(llm_start(&call.user_says("hi")).is_some());
         assert!(effects(&call.at(900, Input::UtteranceEnd)).is_empty());
+    }
+
+    #[test]
+    fn a_reply_awaits_its_first_audio_until_some_is_sent() {
+        let (mut call, out) = Call::started(config());
+        assert!(call.conv.awaits_first_audio(), "the greeting is due");
+        call.play(&out);
+        assert!(!call.conv.awaits_first_audio());
+        call.user_says("Hi.");
+        assert!(
+            call.conv.awaits_first_audio(),
+            "the caller's turn is answered"
+        );
+        let out = call.llm(0, "Hello there. ");
+        assert!(call.conv.awaits_first_audio(), "text alone is not audio");
+        call.at(
+            10,
+            Input::TtsAudio {
+                turn: 0,
+                segment: 0,
+                bytes: 160,
+            },
+        );
+        assert!(!call.conv.awaits_first_audio());
+        call.at(5, Input::LlmDone { turn: 0 });
+        let sent = call.send_audio(&out);
+        call.echo(&sent);
+        assert!(!call.conv.awaits_first_audio(), "no reply");
     }
 
     #[test]
