@@ -1451,7 +1451,10 @@ mod tests {
 
     #[test]
     fn a_reply_awaits_its_first_audio_until_some_is_sent() {
-        let (mut call, out) = Call::started(config());
+        let (mut call, out) = Call::started(SessionConfig {
+            first_message: Some("Hello.".into()),
+            ..config()
+        });
         assert!(call.conv.awaits_first_audio(), "the greeting is due");
         call.play(&out);
         assert!(!call.conv.awaits_first_audio());
@@ -1460,18 +1463,18 @@ mod tests {
             call.conv.awaits_first_audio(),
             "the caller's turn is answered"
         );
-        let out = call.llm(0, "Hello there. ");
+        let out = call.llm(1, "Hello there. ");
         assert!(call.conv.awaits_first_audio(), "text alone is not audio");
         call.at(
             10,
             Input::TtsAudio {
-                turn: 0,
+                turn: 1,
                 segment: 0,
                 bytes: 160,
             },
         );
         assert!(!call.conv.awaits_first_audio());
-        call.at(5, Input::LlmDone { turn: 0 });
+        call.at(5, Input::LlmDone { turn: 1 });
         let sent = call.send_audio(&out);
         call.echo(&sent);
         assert!(!call.conv.awaits_first_audio(), "no reply");
