@@ -3,7 +3,9 @@
 //! [`Conversation`] is sans-I/O. The call's Durable Object feeds it every event of the call as
 //! an [`Input`] with the current time and executes the returned [`Action`]s **in order**. It
 //! never reads a clock, and its whole state is serde-serializable: the Durable Object stores it
-//! after each input and, after an instance reset, loads it and feeds [`Input::Restored`].
+//! after its inputs (batched while a reply awaits its first audio, see
+//! [`Conversation::awaits_first_audio`]) and, after an instance reset, loads it and feeds
+//! [`Input::Restored`].
 //!
 //! Speech goes out one segment (sentence) at a time. The LLM's text deltas are split into
 //! sentences; each becomes one `Speak` (one TTS request). A reply's first segment may be its
