@@ -192,6 +192,10 @@ export async function conversation(live, call, turns, label) {
   const perTurn = [];
   const llmToTts = [];
   const bargeIn = [];
+  // Where a turn's overhead goes, as the fakes and the client see it: final transcript → LLM
+  // request, LLM request → first text to speak, that text → the fake's first audio, that audio
+  // → the first frame at the client.
+  const legs = { final_to_llm: [], llm_to_tts: [], tts_to_audio: [], audio_to_client: [] };
   progress(`live: ${label}: ${turns} turns with a barge-in each`);
   for (let i = 0; i < turns; i++) {
     openai.reply({ text: LONG });
@@ -202,6 +206,13 @@ export async function conversation(live, call, turns, label) {
     // The first text to speak as the fake receives it: an HTTP request or a message on the socket.
     const tts = chat && [...eleven.requests, ...eleven.socketMessages.filter((m) => m.text?.trim())].filter((r) => r.hrAt >= chat.hrAt).sort((a, b) => a.hrAt - b.hrAt)[0];
     if (chat && tts) llmToTts.push(tts.hrAt - chat.hrAt);
+    const audio = tts && eleven.sockets.flatMap((c) => c.sentAudio).find((a) => a.hrAt >= tts.hrAt);
+    if (chat && tts && audio) {
+      legs.final_to_llm.push(chat.hrAt - asked);
+      legs.llm_to_tts.push(tts.hrAt - chat.hrAt);
+      legs.tts_to_audio.push(audio.hrAt - tts.hrAt);
+      legs.audio_to_client.push(asked + perTurn.at(-1) - audio.hrAt);
+    }
     await sleep(100);
     const at = performance.now();
     dg.say(call.stt, { transcript: 'wait stop please', is_final: false, speech_final: false });
@@ -215,6 +226,7 @@ export async function conversation(live, call, turns, label) {
   return {
     per_turn: { ...summary(perTurn), flatness: flatness(perTurn) },
     llm_to_tts: summary(llmToTts),
+    legs: Object.fromEntries(Object.entries(legs).map(([k, v]) => [k, summary(v)])),
     barge_in_to_clear: { ...summary(bargeIn), flatness: flatness(bargeIn) },
   };
 }
@@ -571,6 +583,39 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
     for (const call of realCalls) call.stopAudio();
     await realBot?.stop();
     await real.stop();
+  }
+  return results;
+}
+
+/**
+ * The one-call conversation alone (`node bench/turns.mjs`): `turns` turns through wrangler's
+ * proxy and, with `direct`, as many straight to workerd; the worker's own first_audio_ms beside.
+ */
+export async function turnBench({ turns = 200, direct = false } = {}) {
+  const results = {};
+  const live = await startLiveWorker({ ...fakeOptions(PROFILES.instant), vars: { API_RATE_LIMIT_PER_MINUTE: '0' } });
+  const calls = [];
+  try {
+    await provision(live);
+    const one = await callOurs(live);
+    calls.push(one);
+    results.ours = await conversation(live, one, turns, 'ours via wrangler proxy');
+    const session = await live.worker.api('GET', `/api/v1/calls/${one.callId}/session`);
+    const inWorker = (session.body?.turns ?? []).map((t) => t.metrics?.first_audio_ms).filter((x) => typeof x === 'number');
+    results.ours.worker_first_audio = summary(inWorker);
+    await hangUp(one);
+    calls.length = 0;
+    const url = direct && (await workerdDirectUrl(live.worker));
+    if (url) {
+      const call = await callOurs(live, { direct: url });
+      calls.push(call);
+      results.ours_direct = await conversation(live, call, turns, 'ours straight to workerd');
+      await hangUp(call);
+      calls.length = 0;
+    }
+  } finally {
+    for (const call of calls) call.stopAudio();
+    await live.stop();
   }
   return results;
 }

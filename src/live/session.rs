@@ -166,6 +166,9 @@ pub struct Live {
     pub conversation: Option<Conversation>,
     /// How many history entries are in the `history` table.
     pub history_saved: usize,
+    /// The conversation changed since it was last stored (held while a reply awaits its first
+    /// audio; see `Session::feed`).
+    pub unsaved: bool,
     pub stt: Stt,
     /// The LLM request in flight: (request id, turn, controller).
     pub llm: Option<(u64, u32, AbortController)>,
@@ -531,6 +534,7 @@ impl Live {
             timer_ms: None,
             conversation: None,
             history_saved: 0,
+            unsaved: false,
             stt: Stt::default(),
             llm: None,
             next_llm_id: 0,
