@@ -11,7 +11,6 @@ use crate::platform::health;
 use crate::platform::http::{
     known_carrier, method_not_allowed, request_method, ApiError, ApiResult,
 };
-use futures_util::future::{FutureExt, LocalBoxFuture};
 use phone_agent_core::routing::Gate::{Administer, Bootstrap, Operate, Public, Read};
 use phone_agent_core::routing::{resolve, Gate, Outcome, Resolution, Route};
 use phone_agent_core::webhooks::Provider;
@@ -111,33 +110,23 @@ pub async fn dispatch(req: Request, app: &App) -> (&'static str, ApiResult) {
     }
 }
 
-/// Runs a public handler with its path parameters. Each handler's future is boxed so its
-/// state machine is not inlined here (see `api::call`).
+/// Runs a public handler with its path parameters.
 async fn open(handler: Open, req: Request, app: &App, params: &[&str]) -> ApiResult {
-    let handler_future: LocalBoxFuture<'_, ApiResult> = match (handler, params) {
-        (Open::Health, []) => health::get(app, api::local_development(&req)).boxed_local(),
-        (Open::Webhook, [provider]) => {
-            webhooks::receive(req, app, known_provider(provider)?).boxed_local()
-        }
+    match (handler, params) {
+        (Open::Health, []) => health::get(app, api::local_development(&req)).await,
+        (Open::Webhook, [provider]) => webhooks::receive(req, app, known_provider(provider)?).await,
         (Open::CarrierStatus, [carrier]) => {
             let provider = known_carrier(carrier)?.webhook_provider();
-            webhooks::receive(req, app, provider).boxed_local()
+            webhooks::receive(req, app, provider).await
         }
-        (Open::IncomingCall, [carrier]) => {
-            voice::incoming(req, app, known_carrier(carrier)?).boxed_local()
-        }
-        (Open::Media, [carrier, call_id]) => {
-            media::connect(req, app, carrier, call_id).boxed_local()
-        }
-        (Open::Document, []) => api::openapi(app).boxed_local(),
-        _ => {
-            return Err(ApiError::internal(format!(
-                "route table: {handler:?} has no handler for {} parameters",
-                params.len()
-            )))
-        }
-    };
-    handler_future.await
+        (Open::IncomingCall, [carrier]) => voice::incoming(req, app, known_carrier(carrier)?).await,
+        (Open::Media, [carrier, call_id]) => media::connect(req, app, carrier, call_id).await,
+        (Open::Document, []) => api::openapi(app).await,
+        _ => Err(ApiError::internal(format!(
+            "route table: {handler:?} has no handler for {} parameters",
+            params.len()
+        ))),
+    }
 }
 
 fn known_provider(slug: &str) -> Result<Provider, ApiError> {

@@ -19,7 +19,6 @@ use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{method_not_allowed, now_ms, ApiError, ApiResult};
 use crate::platform::rate_limit;
-use futures_util::future::{FutureExt, LocalBoxFuture};
 use phone_agent_core::auth::{
     bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Role,
 };
@@ -144,8 +143,6 @@ pub async fn dispatch(
 }
 
 /// Runs an API handler with its path parameters, once the route's role check has passed.
-/// Each handler's future is boxed: inlined, every handler's state machine landed in this one
-/// function (115 KB of wasm); measured in bench/README.md's size section.
 async fn call(
     handler: Api,
     mut req: Request,
@@ -153,54 +150,51 @@ async fn call(
     who: &Principal,
     params: &[&str],
 ) -> ApiResult {
-    let handler_future: LocalBoxFuture<'_, ApiResult> = match (handler, params) {
-        (Api::AgentCreate, []) => agents::create(&mut req, app, who).boxed_local(),
-        (Api::AgentList, []) => agents::list(&req, app, who).boxed_local(),
-        (Api::AgentGet, [id]) => agents::get(app, who, id).boxed_local(),
-        (Api::AgentUpdate, [id]) => agents::update(&mut req, app, who, id).boxed_local(),
-        (Api::NumberCreate, []) => numbers::create(&mut req, app, who).boxed_local(),
-        (Api::NumberList, []) => numbers::list(&req, app, who).boxed_local(),
-        (Api::NumberGet, [id]) => numbers::get(app, who, id).boxed_local(),
-        (Api::NumberUpdate, [id]) => numbers::update(&mut req, app, who, id).boxed_local(),
-        (Api::NumberDelete, [id]) => numbers::delete(app, who, id).boxed_local(),
-        (Api::CallSchedule, []) => calls::create(&mut req, app, who).boxed_local(),
-        (Api::CallList, []) => calls::list(&req, app, who).boxed_local(),
-        (Api::CallGet, [id]) => calls::get(app, who, id).boxed_local(),
-        (Api::CallReschedule, [id]) => calls::reschedule(&mut req, app, who, id).boxed_local(),
-        (Api::CallCancel, [id]) => calls::cancel(app, who, id).boxed_local(),
-        (Api::CallSession, [id]) => sessions::state(app, who, id).boxed_local(),
-        (Api::CallTranscript, [id]) => sessions::transcript_of(app, who, id).boxed_local(),
-        (Api::CallLive, [id]) => sessions::live_view(req, app, who, id).boxed_local(),
-        (Api::LiveTicket, [id]) => live_tickets::issue(app, who, id).boxed_local(),
-        (Api::EndpointCreate, []) => endpoints::create(&mut req, app, who).boxed_local(),
-        (Api::EndpointList, []) => endpoints::list(&req, app, who).boxed_local(),
-        (Api::EndpointGet, [id]) => endpoints::get(app, who, id).boxed_local(),
-        (Api::EndpointUpdate, [id]) => endpoints::update(&mut req, app, who, id).boxed_local(),
-        (Api::EndpointDelete, [id]) => endpoints::delete(app, who, id).boxed_local(),
-        (Api::EndpointRotate, [id]) => endpoints::rotate(&mut req, app, who, id).boxed_local(),
-        (Api::EndpointSecret, [id]) => endpoints::secret(app, who, id).boxed_local(),
-        (Api::EventList, []) => events::list(&req, app, who).boxed_local(),
-        (Api::EventGet, [id]) => events::get(app, who, id).boxed_local(),
-        (Api::EventReplay, [id]) => events::replay(&mut req, app, who, id).boxed_local(),
-        (Api::DeliveryList, []) => deliveries::list(&req, app, who).boxed_local(),
-        (Api::DeliveryRedrive, []) => deliveries::redrive(&mut req, app, who).boxed_local(),
-        (Api::DeliveryGet, [id]) => deliveries::get(app, who, id).boxed_local(),
-        (Api::DeliveryReplay, [id]) => deliveries::replay(app, who, id).boxed_local(),
-        (Api::KeyCreate, []) => keys::create(&mut req, app, who).boxed_local(),
-        (Api::KeyList, []) => keys::list(&req, app, who).boxed_local(),
-        (Api::KeyGet, [id]) => keys::get(app, who, id).boxed_local(),
-        (Api::KeyRevoke, [id]) => keys::revoke(app, who, id).boxed_local(),
-        (Api::TenantCreate, []) => tenants::create(&mut req, app, who).boxed_local(),
-        (Api::TenantList, []) => tenants::list(&req, app).boxed_local(),
-        (Api::AuditLog, []) => audit_log::list(&req, app, who).boxed_local(),
-        _ => {
-            return Err(ApiError::internal(format!(
-                "route table: {handler:?} has no handler for {} parameters",
-                params.len()
-            )))
-        }
-    };
-    handler_future.await
+    match (handler, params) {
+        (Api::AgentCreate, []) => agents::create(&mut req, app, who).await,
+        (Api::AgentList, []) => agents::list(&req, app, who).await,
+        (Api::AgentGet, [id]) => agents::get(app, who, id).await,
+        (Api::AgentUpdate, [id]) => agents::update(&mut req, app, who, id).await,
+        (Api::NumberCreate, []) => numbers::create(&mut req, app, who).await,
+        (Api::NumberList, []) => numbers::list(&req, app, who).await,
+        (Api::NumberGet, [id]) => numbers::get(app, who, id).await,
+        (Api::NumberUpdate, [id]) => numbers::update(&mut req, app, who, id).await,
+        (Api::NumberDelete, [id]) => numbers::delete(app, who, id).await,
+        (Api::CallSchedule, []) => calls::create(&mut req, app, who).await,
+        (Api::CallList, []) => calls::list(&req, app, who).await,
+        (Api::CallGet, [id]) => calls::get(app, who, id).await,
+        (Api::CallReschedule, [id]) => calls::reschedule(&mut req, app, who, id).await,
+        (Api::CallCancel, [id]) => calls::cancel(app, who, id).await,
+        (Api::CallSession, [id]) => sessions::state(app, who, id).await,
+        (Api::CallTranscript, [id]) => sessions::transcript_of(app, who, id).await,
+        (Api::CallLive, [id]) => sessions::live_view(req, app, who, id).await,
+        (Api::LiveTicket, [id]) => live_tickets::issue(app, who, id).await,
+        (Api::EndpointCreate, []) => endpoints::create(&mut req, app, who).await,
+        (Api::EndpointList, []) => endpoints::list(&req, app, who).await,
+        (Api::EndpointGet, [id]) => endpoints::get(app, who, id).await,
+        (Api::EndpointUpdate, [id]) => endpoints::update(&mut req, app, who, id).await,
+        (Api::EndpointDelete, [id]) => endpoints::delete(app, who, id).await,
+        (Api::EndpointRotate, [id]) => endpoints::rotate(&mut req, app, who, id).await,
+        (Api::EndpointSecret, [id]) => endpoints::secret(app, who, id).await,
+        (Api::EventList, []) => events::list(&req, app, who).await,
+        (Api::EventGet, [id]) => events::get(app, who, id).await,
+        (Api::EventReplay, [id]) => events::replay(&mut req, app, who, id).await,
+        (Api::DeliveryList, []) => deliveries::list(&req, app, who).await,
+        (Api::DeliveryRedrive, []) => deliveries::redrive(&mut req, app, who).await,
+        (Api::DeliveryGet, [id]) => deliveries::get(app, who, id).await,
+        (Api::DeliveryReplay, [id]) => deliveries::replay(app, who, id).await,
+        (Api::KeyCreate, []) => keys::create(&mut req, app, who).await,
+        (Api::KeyList, []) => keys::list(&req, app, who).await,
+        (Api::KeyGet, [id]) => keys::get(app, who, id).await,
+        (Api::KeyRevoke, [id]) => keys::revoke(app, who, id).await,
+        (Api::TenantCreate, []) => tenants::create(&mut req, app, who).await,
+        (Api::TenantList, []) => tenants::list(&req, app).await,
+        (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
+        _ => Err(ApiError::internal(format!(
+            "route table: {handler:?} has no handler for {} parameters",
+            params.len()
+        ))),
+    }
 }
 
 /// What a request presents to prove who it is.
