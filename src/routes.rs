@@ -124,7 +124,7 @@ async fn open(handler: Open, req: Request, app: &App, params: &[&str]) -> ApiRes
         }
         (Open::IncomingCall, [carrier]) => voice::incoming(req, app, known_carrier(carrier)?).await,
         (Open::Media, [carrier, call_id]) => media::connect(req, app, carrier, call_id).await,
-        (Open::Document, []) => Ok(api::openapi()),
+        (Open::Document, []) => api::openapi(app).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()
