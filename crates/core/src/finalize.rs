@@ -32,7 +32,7 @@ pub const SUMMARY_ATTEMPTS: u32 = 6;
 
 /// How long one attempt may take before the alarm tries again (it is armed when an attempt
 /// starts, so an instance that dies in the middle of one is picked up; longer than the summary
-/// request's timeout plus the D1 writes).
+/// and analysis requests' timeouts plus the D1 writes).
 pub const ATTEMPT_LEASE_MS: i64 = 60_000;
 
 /// One piece of the job, in the order an attempt runs them.
