@@ -131,7 +131,8 @@ pub async fn list(
         })
         .collect();
     for ((f, path), status) in filter.analysis.iter().zip(&paths).zip(&statuses) {
-        let n = args.len() + 1;
+        // `?1` is the tenant (bound by `page::list`), the arguments follow it.
+        let n = args.len() + 2;
         match (f, path) {
             (AnalysisFilter::Status(_), _) => {
                 query.push_str(&format!(" AND analysis_status = ?{n}"));
