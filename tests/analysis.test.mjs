@@ -122,6 +122,18 @@ test('the analysis definition is validated: limits, names, types, enum values', 
     ['analysis.fields[4].description', 'too_long'],
     ['analysis.fields[6].name', 'duplicate'],
   ]);
+  // Names, enum lists and their values are bounded too.
+  assert.deepEqual(codes(await create({
+    fields: [
+      { name: `f${'x'.repeat(64)}`, type: 'string', description: 'x' },
+      { name: 'e', type: 'enum', description: 'x', values: Array.from({ length: 51 }, (_, i) => `v${i}`) },
+      { name: 'g', type: 'enum', description: 'x', values: ['v'.repeat(101)] },
+    ],
+  })), [
+    ['analysis.fields[0].name', 'too_long'],
+    ['analysis.fields[1].values', 'invalid_value'],
+    ['analysis.fields[2].values[0]', 'invalid_value'],
+  ]);
   // Twenty fields are fine, and the agent shows its definition as stored.
   const ok = await create({ fields: Array.from({ length: 20 }, (_, i) => field(i)) });
   assert.equal(ok.status, 201, ok.text);
@@ -242,4 +254,19 @@ test('the LLM fails the analysis twice: the job retries it and the result arrive
   assert.deepEqual((await callRecord(call.callId)).analysis, analysis);
   // The summary did not wait for the analysis, nor was it asked for again.
   assert.equal(openai.chatRequests.filter((r) => isSummaryRequest(r) && r.parsed.messages[1].content.includes('I am Bea')).length, 1);
+});
+
+test('an answer flooding the result with keys is invalid, its reasons and kept text capped', async () => {
+  openai.reply({ match: isSummaryRequest, text: 'A caller rambled.' });
+  const flood = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`key_${i}_${'y'.repeat(90)}`, 'z'.repeat(50)]));
+  openai.reply({ match: isAnalysisRequest, json: { ...booked, ...flood } });
+  const call = await callAndHangUp('Please remember all of these things.', 'Noted.');
+  const analysis = await analysisEvent(call.callId);
+  assert.equal(analysis.status, 'invalid');
+  assert.equal(analysis.errors.length, 21, 'twenty reasons and how many more');
+  assert.equal(analysis.errors.at(-1), 'and 280 more');
+  assert.ok(analysis.errors.every((e) => e.length < 100), 'each key named by its start');
+  assert.ok(analysis.raw.length <= 4096);
+  assert.equal(analysis.values, null);
+  assert.deepEqual((await callRecord(call.callId)).analysis, analysis);
 });
