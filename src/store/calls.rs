@@ -9,6 +9,7 @@ use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::page::{self, listed, Page, PageOf};
 use crate::store::tenant::Tenant;
+use phone_agent_core::analysis::{AnalysisFilter, AnalysisStatus, FilterValue};
 use phone_agent_core::auth::new_token;
 use phone_agent_core::ids::{AgentId, CallId, TenantId};
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
@@ -52,6 +53,9 @@ row! {
         duration_seconds: Option<i64>,
         summary: Option<String>,
         metrics: Option<String>,
+        /// The post-call analysis (the core's `AnalysisResult` as JSON; its status is also in
+        /// `analysis_status`, which the list filters on).
+        analysis: Option<String>,
     }
 }
 
@@ -100,6 +104,8 @@ pub struct Filter<'a> {
     pub to: Option<i64>,
     pub agent_id: Option<&'a str>,
     pub direction: Option<Direction>,
+    /// `analysis.*` parameters, checked by the core.
+    pub analysis: &'a [AnalysisFilter],
 }
 
 /// One page of the tenant's calls, newest first.
@@ -109,26 +115,61 @@ pub async fn list(
     window: &Page,
 ) -> Result<PageOf<Call>, StoreError> {
     let status = filter.status.map(CallStatus::as_str);
+    let mut query = format!(
+        "{} WHERE tenant_id = ?1
+           AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR start_at >= ?3)
+           AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)
+           AND (?6 IS NULL OR direction = ?6)",
+        Call::SELECT
+    );
     let direction = filter.direction.map(Direction::as_str);
-    page::list(
-        tenant,
-        &format!(
-            "{} WHERE tenant_id = ?1
-               AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR start_at >= ?3)
-               AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)
-               AND (?6 IS NULL OR direction = ?6)",
-            Call::SELECT
-        ),
-        &[
-            &status,
-            &filter.from,
-            &filter.to,
-            &filter.agent_id,
-            &direction,
-        ],
-        window,
-    )
-    .await
+    let mut args: Vec<&dyn Arg> = vec![
+        &status,
+        &filter.from,
+        &filter.to,
+        &filter.agent_id,
+        &direction,
+    ];
+    // Each analysis filter binds its JSON path and value; only valid analyses have values.
+    let paths: Vec<Option<String>> = filter.analysis.iter().map(|f| f.json_path()).collect();
+    let statuses: Vec<&str> = filter
+        .analysis
+        .iter()
+        .map(|f| match f {
+            AnalysisFilter::Status(s) => s.as_str(),
+            _ => "",
+        })
+        .collect();
+    for ((f, path), status) in filter.analysis.iter().zip(&paths).zip(&statuses) {
+        // `?1` is the tenant (bound by `page::list`), the arguments follow it.
+        let n = args.len() + 2;
+        match (f, path) {
+            (AnalysisFilter::Status(_), _) => {
+                query.push_str(&format!(" AND analysis_status = ?{n}"));
+                args.push(status);
+            }
+            (AnalysisFilter::Success(b), Some(path)) => {
+                query.push_str(&format!(
+                    " AND analysis_status = 'ok' AND json_extract(analysis, ?{n}) = ?{}",
+                    n + 1
+                ));
+                args.extend_from_slice(&[path as &dyn Arg, b]);
+            }
+            (AnalysisFilter::Field { value, .. }, Some(path)) => {
+                query.push_str(&format!(
+                    " AND analysis_status = 'ok' AND json_extract(analysis, ?{n}) = ?{}",
+                    n + 1
+                ));
+                args.push(path);
+                args.push(match value {
+                    FilterValue::Text(text) => text,
+                    FilterValue::Bool(b) => b,
+                });
+            }
+            _ => {}
+        }
+    }
+    page::list(tenant, &query, &args, window).await
 }
 
 /// The call `id` of any tenant (the scheduler, webhooks and the session serve them all).
@@ -520,6 +561,23 @@ pub async fn set_metrics(
         "UPDATE calls SET metrics = ?1, duration_seconds = COALESCE(?2, duration_seconds),
            updated_at = ?3 WHERE id = ?4",
         &[&metrics.to_string(), &duration_seconds, &now, &id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Keeps the call's post-call analysis (`result`, the core's `AnalysisResult`) and its status.
+pub async fn set_analysis(
+    db: &D1Database,
+    id: &str,
+    status: AnalysisStatus,
+    result: &Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET analysis = ?1, analysis_status = ?2, updated_at = ?3 WHERE id = ?4",
+        &[&result.to_string(), &status.as_str(), &now, &id],
     )
     .await?;
     Ok(())

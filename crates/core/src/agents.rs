@@ -29,7 +29,7 @@ pub struct AgentSpec {
     pub name: String,
     pub system_prompt: String,
     pub first_message: Option<String>,
-    /// `{voice?, llm?, retry?}`, only the validated parts.
+    /// `{voice?, llm?, retry?, …, analysis?}`, only the validated parts.
     pub config: Value,
 }
 
@@ -113,6 +113,9 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
                 }
             }
         }
+    }
+    if let Some(analysis) = analysis(obj, &mut errors) {
+        config.insert("analysis".into(), analysis);
     }
     match (name, system_prompt) {
         (Some(name), Some(system_prompt)) if errors.is_empty() => Ok(AgentSpec {
@@ -548,6 +551,20 @@ fn retry(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value
     Some(json!({"max_retries": max_retries, "spacing_seconds": spacing}))
 }
 
+/// The post-call analysis definition (`crate::analysis`), stored in its validated form.
+fn analysis(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    match obj.get("analysis") {
+        None | Some(Value::Null) => None,
+        Some(value) => match crate::analysis::parse_spec(value) {
+            Ok(spec) => serde_json::to_value(spec).ok(),
+            Err(mut found) => {
+                errors.append(&mut found);
+                None
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -813,5 +830,32 @@ mod tests {
             .unwrap_err();
             assert_eq!(codes(errors), [("owner_phone".to_owned(), code)], "{owner}");
         }
+    }
+
+    #[test]
+    fn analysis_is_stored_validated_and_its_errors_listed_with_the_others() {
+        let a = parse_agent(&json!({
+            "name": "Ava", "system_prompt": "Be kind.",
+            "analysis": {"fields": [{"name": "intent", "type": "enum", "description": "Why",
+                "values": ["booking", "other"], "required": true}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            a.config["analysis"],
+            json!({"fields": [{"name": "intent", "type": "enum", "description": "Why",
+                "values": ["booking", "other"], "required": true}]})
+        );
+        let errors = parse_agent(&json!({
+            "name": "", "system_prompt": "Be kind.",
+            "analysis": {"fields": [{"name": "x", "type": "date", "description": "d"}]}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            codes(errors),
+            [
+                ("name".to_owned(), "required"),
+                ("analysis.fields[0].type".to_owned(), "invalid_value")
+            ]
+        );
     }
 }

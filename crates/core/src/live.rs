@@ -102,6 +102,10 @@ pub struct AgentSetup {
     pub stt: SttSettings,
     /// Values of the stored config that were unusable and replaced by defaults.
     pub warnings: Vec<String>,
+    /// What the end-of-call job asks the LLM to fill in (a setup stored before it existed has
+    /// none).
+    #[serde(default)]
+    pub analysis: Option<crate::analysis::AnalysisSpec>,
 }
 
 impl AgentSetup {
@@ -227,6 +231,7 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
         llm_model: text("/llm/model"),
         stt,
         warnings,
+        analysis: crate::analysis::from_config(config),
     }
 }
 

@@ -6,6 +6,24 @@ import { browserZone, timeZoneSelect, wallTimeIn } from './schedule.js';
 
 const LIVE = new Set(['ringing', 'in_progress', 'queued', 'dispatching']);
 
+/**
+ * The post-call analysis (`{status, values, success, success_reason, errors, raw}`) as a card, or
+ * null when the agent defines none: the values when ok, the reasons when invalid or failed.
+ */
+export function analysisSection(analysis) {
+  if (!analysis) return null;
+  const value = (v) => (v === null || v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v));
+  const rows = [['Status', badge(analysis.status)]];
+  if (analysis.success !== null && analysis.success !== undefined) {
+    rows.push(['Success', `${analysis.success ? 'yes' : 'no'}${analysis.success_reason ? ` · ${analysis.success_reason}` : ''}`]);
+  }
+  for (const [k, v] of Object.entries(analysis.values ?? {})) rows.push([k, value(v)]);
+  return h('section', { class: 'card', 'aria-labelledby': 'analysis-title' },
+    h('h3', { id: 'analysis-title' }, 'Analysis'),
+    h('dl', { class: 'facts' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+    analysis.errors?.length ? h('ul', { class: 'analysis-errors' }, analysis.errors.map((e) => h('li', {}, e))) : null);
+}
+
 /** Transcript entries `[{role, text, turn?, interrupted?, metrics?}]` from whatever shape the record has. */
 export function transcriptTurns(call) {
   const t = call.transcript;
@@ -155,6 +173,7 @@ export async function callDetailPage(ctx, id) {
         call.summary ? h('p', { class: 'summary' }, typeof call.summary === 'string' ? call.summary : call.summary.text ?? JSON.stringify(call.summary))
           : h('p', { class: 'empty' }, 'No summary yet.'))),
     call.status === 'scheduled' ? rescheduleForm(ctx, call) : null,
+    analysisSection(call.analysis),
     h('section', { class: 'card', 'aria-labelledby': 'transcript-title' },
       h('h3', { id: 'transcript-title' }, 'Transcript'),
       turns.length ? transcriptList(turns) : h('p', { class: 'empty' }, 'No transcript yet.')),
