@@ -8,12 +8,15 @@ import assert from 'node:assert/strict';
 import { startWorker, sqlText } from './harness.mjs';
 import { twilioIncoming, callRow } from './live-setup.mjs';
 import { twilioSid } from './fakes/twilio.mjs';
+import { skipBrowser, launchBrowser, newPage } from './browser.mjs';
 
 const ZONE = 'America/New_York';
 const OWNER = '+15557654321';
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
 let worker, dayAgent, nightAgent, otherKey;
+/** Calls by how they were routed, for the dashboard's test. */
+const routedCalls = {};
 
 before(async () => {
   worker = await startWorker();
@@ -128,6 +131,7 @@ test('closed now: the after-hours agent answers directly, no owner ring', async 
   assert.equal(row.routing, 'closed_weekly');
   const call = await apiCall(markup.callId);
   assert.deepEqual(call.routing, { decision: 'closed', reason: 'closed_weekly' });
+  routedCalls.closed = markup.callId;
   assert.equal(call.agent_id, nightAgent);
   const [event] = await routingEvents(markup.callId);
   assert.deepEqual(event.detail, { decision: 'closed', reason: 'closed_weekly', agent_id: nightAgent, ring_owner_first: false });
@@ -169,6 +173,22 @@ test('a number without hours rings the owner as before and records "no_hours"', 
   assert.ok(dial);
   assert.equal((await callRow(worker, dial.callId)).routing, 'no_hours');
   assert.deepEqual((await apiCall(dial.callId)).routing, { decision: 'open', reason: 'no_hours' });
+  routedCalls.noHours = dial.callId;
+});
+
+test('the call detail page shows how the call was routed', { skip: skipBrowser }, async () => {
+  assert.ok(routedCalls.closed && routedCalls.noHours, 'the routing tests ran first');
+  const browser = await launchBrowser();
+  try {
+    const page = await newPage(browser, worker);
+    for (const [callId, text] of [[routedCalls.closed, 'closed (weekly hours)'], [routedCalls.noHours, 'open (no hours set)']]) {
+      await page.goto(`${worker.url}/#/calls/${callId}`);
+      await page.getByRole('heading', { name: `Call ${callId}` }).waitFor();
+      assert.match(await page.locator('dl.facts').innerText(), new RegExp(`Routing\\s+${text.replace(/[()]/g, '\\$&')}`));
+    }
+  } finally {
+    await browser.close();
+  }
 });
 
 function assertInvalid(res, expected) {
