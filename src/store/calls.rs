@@ -56,6 +56,8 @@ row! {
         /// The post-call analysis (the core's `AnalysisResult` as JSON; its status is also in
         /// `analysis_status`, which the list filters on).
         analysis: Option<String>,
+        /// How the number routed an incoming call (`phone_agent_core::hours::Routing`).
+        routing: Option<String>,
     }
 }
 
@@ -302,13 +304,38 @@ fn queue_email(
     }
 }
 
-/// Stores an incoming call; a retried webhook (same carrier call id) gets the first one's id.
-pub async fn insert_incoming(tenant: &Tenant, call: &NewCall<'_>) -> Result<CallId, StoreError> {
-    db::batch(tenant.db(), vec![insert(tenant, call, "1", &[])?]).await?;
+/// Stores an incoming call with how its number routed it (`routing`, and the history entry
+/// `detail` telling why); a retried webhook (same carrier call id) gets the first one's id,
+/// and its first routing stays.
+pub async fn insert_incoming(
+    tenant: &Tenant,
+    call: &NewCall<'_>,
+    routing: &str,
+    detail: &Value,
+) -> Result<CallId, StoreError> {
+    let db = tenant.db();
+    let source = format!("webhook:{}", call.provider.as_str());
+    let event = Event::new(call.id, "routing", &source, detail, call.now);
+    // `changes()` is the insert's until the update runs: a retry that inserted nothing writes
+    // neither the routing nor its entry.
+    let route = db::stmt(
+        db,
+        "UPDATE calls SET routing = ?2 WHERE id = ?1 AND changes() > 0",
+        &[call.id, &routing],
+    )?;
+    db::batch(
+        db,
+        vec![
+            insert(tenant, call, "1", &[])?,
+            route,
+            call_events::row(db, &event, When::Changed)?,
+        ],
+    )
+    .await?;
     let Some(provider_call_id) = call.provider_call_id else {
         return Ok(call.id.clone());
     };
-    by_provider_call_id_unscoped(tenant.db(), call.provider, provider_call_id)
+    by_provider_call_id_unscoped(db, call.provider, provider_call_id)
         .await?
         .map(|c| c.id)
         .ok_or(StoreError::Missing(

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod dialing;
 pub mod features;
 pub mod finalize;
+pub mod hours;
 pub mod ids;
 pub mod json;
 pub mod limits;

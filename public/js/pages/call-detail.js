@@ -4,6 +4,14 @@ import { latencyChart } from '../chart.js';
 import { callDuration, callLatency, directionLabel, zonedTime } from './calls.js';
 import { browserZone, timeZoneSelect, wallTimeIn } from './schedule.js';
 
+/** Why a number routed a call as it did (the call's `routing.reason`). */
+const ROUTING_REASONS = {
+  open: 'within hours',
+  closed_weekly: 'weekly hours',
+  closed_exception: 'holiday exception',
+  no_hours: 'no hours set',
+};
+
 const LIVE = new Set(['ringing', 'in_progress', 'queued', 'dispatching']);
 
 /**
@@ -140,6 +148,8 @@ export async function callDetailPage(ctx, id) {
   }
   actions.push(h('a', { class: 'button secondary', href: `#/events?call_id=${encodeURIComponent(id)}` }, 'Events'));
 
+  // How the number's business hours routed an incoming call (absent for outbound calls).
+  const routingLabel = (r) => r && `${r.decision} (${ROUTING_REASONS[r.reason] ?? r.reason})`;
   const dl = (pairs) => h('dl', { class: 'facts' }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
   const turns = transcriptTurns(call);
   const metrics = turnMetrics(call);
@@ -158,6 +168,7 @@ export async function callDetailPage(ctx, id) {
           ['Direction', directionLabel(call.direction)],
           ['From', call.from], ['To', call.to],
           ['Agent', agent],
+          ['Routing', routingLabel(call.routing)],
           ['Provider', call.provider],
           call.start_at ? ['Starts', zonedTime(call.start_at, call.time_zone)] : ['Started', fmtTime(call.answered_at ?? call.created_at)],
           ['Contact', [call.contact?.name, call.contact?.email].filter(Boolean).join(' · ') || '—'],
