@@ -316,12 +316,19 @@ impl Session {
             let at = session_alarm(live.ended, live_deadline, live.finalize.next_at_ms)?;
             (live.armed_ms != Some(at)).then(|| {
                 live.armed_ms = Some(at);
-                at
+                (at, live.ended)
             })
         });
-        let Some(Some(at_ms)) = due else {
+        let Some(Some((at_ms, ended))) = due else {
             return;
         };
+        if !ended {
+            // Unconfirmed like the other mid-call writes (storage.rs): an alarm lost with a
+            // failed commit is lost with the reset it causes, and the restored session re-arms.
+            self.unconfirmed().set_alarm(at_ms);
+            return;
+        }
+        // The end-of-call job's retry must not be lost: confirmed, like the job itself.
         let session = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             // An absolute time: `set_alarm(i64)` would take it as an offset from now.

@@ -70,18 +70,13 @@ impl Session {
                 .iter()
                 .filter_map(|m| serde_json::to_string(m).ok())
                 .collect();
+            let first = live.history_saved;
             live.history_saved = history.len();
             live.unsaved = false;
-            Some((new, serde_json::to_string(conversation).ok()))
+            Some((first, new, serde_json::to_string(conversation).ok()?))
         });
-        let Some(Some((new, state))) = saved else {
-            return;
-        };
-        for message in &new {
-            self.append_history(message);
-        }
-        if let Some(state) = state {
-            self.put_raw("conversation", &state);
+        if let Some(Some((first, new, state))) = saved {
+            self.save_conversation_state(first, &new, &state);
         }
     }
 
