@@ -56,7 +56,9 @@ pub enum SettingError {
     #[error("recording.enabled must be a boolean")]
     Enabled,
     /// `disclosure` is not a non-blank string of at most [`MAX_DISCLOSURE_CHARS`].
-    #[error("recording.disclosure is a non-blank string of at most {MAX_DISCLOSURE_CHARS} characters")]
+    #[error(
+        "recording.disclosure is a non-blank string of at most {MAX_DISCLOSURE_CHARS} characters"
+    )]
     Disclosure,
 }
 
@@ -71,9 +73,7 @@ impl SettingError {
 }
 
 /// Validates an agent's `recording` object; the value stored (defaults filled in).
-pub fn parse_settings(
-    obj: &serde_json::Map<String, Value>,
-) -> Result<Value, Vec<SettingError>> {
+pub fn parse_settings(obj: &serde_json::Map<String, Value>) -> Result<Value, Vec<SettingError>> {
     let mut errors = Vec::new();
     let enabled = match obj.get("enabled") {
         None | Some(Value::Null) => false,
@@ -108,10 +108,12 @@ pub fn greeting(first_message: Option<&str>, config: &Value) -> Option<String> {
     if !recording.enabled {
         return first_message.map(str::to_owned);
     }
-    Some(match first_message.map(str::trim).filter(|m| !m.is_empty()) {
-        Some(first) => format!("{} {first}", recording.disclosure),
-        None => recording.disclosure,
-    })
+    Some(
+        match first_message.map(str::trim).filter(|m| !m.is_empty()) {
+            Some(first) => format!("{} {first}", recording.disclosure),
+            None => recording.disclosure,
+        },
+    )
 }
 
 /// A carrier's recording-status callback, read.
@@ -176,9 +178,8 @@ pub fn media_url(api: &str, account_sid: &str, recording_url: &str) -> Result<St
         .ok_or(NoticeError::ForeignUrl)?;
     let sid = rest.split(['?', '#']).next().unwrap_or_default();
     let sid = sid.strip_suffix(".json").unwrap_or(sid);
-    let well_formed = sid.len() == 34
-        && sid.starts_with("RE")
-        && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    let well_formed =
+        sid.len() == 34 && sid.starts_with("RE") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
     if !well_formed {
         return Err(NoticeError::ForeignUrl);
     }
@@ -227,7 +228,9 @@ pub fn verify_link(
     let expires: i64 = expires
         .and_then(|e| e.parse().ok())
         .ok_or(LinkError::Forged)?;
-    let given = sig.and_then(|s| BASE64URL.decode(s).ok()).ok_or(LinkError::Forged)?;
+    let given = sig
+        .and_then(|s| BASE64URL.decode(s).ok())
+        .ok_or(LinkError::Forged)?;
     let expected = link_mac(key, call_id, expires).ok_or(LinkError::NoKey)?;
     if !bool::from(expected.ct_eq(&given)) {
         return Err(LinkError::Forged);
@@ -273,7 +276,10 @@ mod tests {
     #[test]
     fn disclosure_comes_before_the_greeting_only_when_recording() {
         let on = json!({"recording": {"enabled": true, "disclosure": "We record."}});
-        assert_eq!(greeting(Some("Hi."), &on).as_deref(), Some("We record. Hi."));
+        assert_eq!(
+            greeting(Some("Hi."), &on).as_deref(),
+            Some("We record. Hi.")
+        );
         assert_eq!(greeting(None, &on).as_deref(), Some("We record."));
         assert_eq!(greeting(Some("Hi."), &json!({})).as_deref(), Some("Hi."));
         assert_eq!(greeting(None, &json!({})), None);
@@ -315,7 +321,11 @@ mod tests {
             format!("{API}.evil.example/2010-04-01/Accounts/{AC}/Recordings/{RE}"),
             format!("{API}/2010-04-01/Accounts/{AC}/Recordings/{RE}/x"),
         ] {
-            assert_eq!(media_url(API, AC, &foreign), Err(NoticeError::ForeignUrl), "{foreign}");
+            assert_eq!(
+                media_url(API, AC, &foreign),
+                Err(NoticeError::ForeignUrl),
+                "{foreign}"
+            );
         }
     }
 
@@ -323,7 +333,10 @@ mod tests {
     fn links_verify_and_expire() {
         let k = key();
         let sig = sign_link(&k, "call_1", 1000).unwrap();
-        assert_eq!(verify_link(Some(&k), "call_1", Some("1000"), Some(&sig), 999), Ok(()));
+        assert_eq!(
+            verify_link(Some(&k), "call_1", Some("1000"), Some(&sig), 999),
+            Ok(())
+        );
         assert_eq!(
             verify_link(Some(&k), "call_1", Some("1000"), Some(&sig), 1001),
             Err(LinkError::Expired)
