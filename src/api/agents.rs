@@ -35,6 +35,7 @@ pub fn render(agent: &Agent) -> Value {
         "callbacks",
         "allowed_countries",
         "analysis",
+        "recording",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);
     }

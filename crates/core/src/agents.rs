@@ -119,6 +119,9 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
     if let Some(analysis) = analysis(obj, &mut errors) {
         config.insert("analysis".into(), analysis);
     }
+    if let Some(recording) = recording(obj, &mut errors) {
+        config.insert("recording".into(), recording);
+    }
     match (name, system_prompt) {
         (Some(name), Some(system_prompt)) if errors.is_empty() => Ok(AgentSpec {
             name,
@@ -492,6 +495,18 @@ fn callbacks(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<V
         },
     };
     Some(json!({"enabled": enabled, "max_per_number_per_day": max}))
+}
+
+/// `recording`: `{enabled, disclosure}` (see `recording::parse_settings`); `None` when absent.
+fn recording(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let settings = sub_object(obj, "recording", errors)?;
+    crate::recording::parse_settings(settings)
+        .map_err(|refused| {
+            for e in refused {
+                errors.push(error(e.field(), "invalid_value", &e.to_string()));
+            }
+        })
+        .ok()
 }
 
 /// `allowed_countries`: ISO 3166-1 alpha-2 codes (stored upper case); `None` when absent.

@@ -23,6 +23,7 @@ pub mod pagination;
 pub mod patch;
 pub mod providers;
 pub mod rate_limit;
+pub mod recording;
 pub mod routing;
 pub mod scheduling;
 pub mod session;

@@ -106,6 +106,10 @@ pub struct AgentSetup {
     /// none).
     #[serde(default)]
     pub analysis: Option<crate::analysis::AnalysisSpec>,
+    /// The carrier records the call (the agent's `recording.enabled`); its disclosure is
+    /// already the start of `session.first_message`.
+    #[serde(default)]
+    pub record: bool,
 }
 
 impl AgentSetup {
@@ -128,7 +132,9 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
     // Only the agent's `callbacks` setting turns the tool on (the API refuses it in `session`).
     session.schedule_callback = crate::agents::callback_settings(config).enabled;
     session.system_prompt = system_prompt.to_owned();
-    session.first_message = first_message
+    // A recorded call says so before anything else: the disclosure leads the greeting.
+    session.first_message = crate::recording::greeting(first_message, config)
+        .as_deref()
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .map(str::to_owned);
@@ -232,6 +238,7 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
         stt,
         warnings,
         analysis: crate::analysis::from_config(config),
+        record: crate::recording::settings(config).enabled,
     }
 }
 

@@ -247,7 +247,8 @@ impl Session {
         speech::prewarm_tts(self);
         let session = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            session.mark_in_progress(carrier_call_id).await;
+            session.mark_in_progress(carrier_call_id.clone()).await;
+            session.start_recording(carrier_call_id.as_deref()).await;
         });
         self.feed(Input::StreamStarted);
     }
