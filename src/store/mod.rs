@@ -22,3 +22,4 @@ pub mod page;
 pub mod tenant;
 pub mod tenants;
 pub mod transcripts;
+pub mod usage;

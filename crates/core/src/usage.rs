@@ -160,13 +160,12 @@ impl Prices {
         };
         let carrier = at(self.carrier_per_minute, usage.carrier_minutes(), 1);
         let stt = at(self.stt_per_minute, usage.stt_ms, 60_000);
-        let llm = at(self.llm_per_1k_prompt_tokens, usage.llm_prompt_tokens, 1000).saturating_add(
-            at(
+        let llm =
+            at(self.llm_per_1k_prompt_tokens, usage.llm_prompt_tokens, 1000).saturating_add(at(
                 self.llm_per_1k_completion_tokens,
                 usage.llm_completion_tokens,
                 1000,
-            ),
-        );
+            ));
         let tts = at(self.tts_per_1k_chars, usage.tts_chars, 1000);
         Some(Cost {
             currency: self.currency.clone(),
@@ -244,16 +243,13 @@ pub fn parse_price(text: &str) -> Result<i64, PriceError> {
     let whole: i64 = if whole.is_empty() {
         0
     } else {
-        whole
-            .trim_start_matches('0')
-            .parse::<i64>()
-            .or_else(|_| {
-                if whole.bytes().all(|b| b == b'0') {
-                    Ok(0)
-                } else {
-                    Err(PriceError::TooLarge)
-                }
-            })?
+        whole.trim_start_matches('0').parse::<i64>().or_else(|_| {
+            if whole.bytes().all(|b| b == b'0') {
+                Ok(0)
+            } else {
+                Err(PriceError::TooLarge)
+            }
+        })?
     };
     if whole >= 1_000_000 {
         return Err(PriceError::TooLarge);
@@ -270,6 +266,10 @@ pub fn format_micros(micros: i64) -> String {
     let m = micros.unsigned_abs();
     format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
 }
+
+/// The bound of an unlimited quota: the largest integer a JS number (and so a D1 argument)
+/// holds exactly.
+pub const UNLIMITED: i64 = 1 << 53;
 
 /// Per-tenant quotas; `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -296,13 +296,16 @@ impl Quotas {
         }
     }
 
-    /// The quota bounds as SQL arguments (the largest integer when unlimited), so one guarded
+    /// The quota bounds as SQL arguments ([`UNLIMITED`] when unlimited), so one guarded
     /// statement checks them: concurrent calls, monthly carrier seconds.
     pub fn sql_bounds(&self) -> (i64, i64) {
         (
-            self.max_concurrent_calls.map_or(i64::MAX, i64::from),
-            self.monthly_minutes
-                .map_or(i64::MAX, |m| i64::try_from(m.saturating_mul(60)).unwrap_or(i64::MAX)),
+            self.max_concurrent_calls.map_or(UNLIMITED, i64::from),
+            self.monthly_minutes.map_or(UNLIMITED, |m| {
+                i64::try_from(m.saturating_mul(60))
+                    .unwrap_or(UNLIMITED)
+                    .min(UNLIMITED)
+            }),
         )
     }
 
@@ -477,9 +480,7 @@ impl UsageQuery {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let to_days = to_days
-            .or_else(|| parse_day(today))
-            .unwrap_or_default();
+        let to_days = to_days.or_else(|| parse_day(today)).unwrap_or_default();
         let from_days = from_days.unwrap_or_else(|| {
             let (y, m, _) = civil_from_days(to_days);
             days_from_civil(y, m, 1)
@@ -663,8 +664,8 @@ mod tests {
         let own = Quotas::effective((Some(1), Some(0)), &defaults);
         assert_eq!(own.max_concurrent_calls, Some(1));
         assert_eq!(own.monthly_minutes, None);
-        assert_eq!(own.sql_bounds(), (1, i64::MAX));
-        assert_eq!(own.over(0, i64::MAX - 1), None);
+        assert_eq!(own.sql_bounds(), (1, UNLIMITED));
+        assert_eq!(own.over(0, UNLIMITED - 1), None);
         assert_eq!(own.over(1, 0), Some(OverQuota::Concurrent(1)));
         assert_eq!(
             defaults.over(0, 60_000),
@@ -684,10 +685,9 @@ mod tests {
             Ok((Some(Some(2)), Some(None)))
         );
         assert_eq!(parse_quotas(&json!({})), Ok((None, None)));
-        let errors = parse_quotas(
-            &json!({"max_concurrent_calls": -1, "monthly_minutes": 1.5, "other": 1}),
-        )
-        .unwrap_err();
+        let errors =
+            parse_quotas(&json!({"max_concurrent_calls": -1, "monthly_minutes": 1.5, "other": 1}))
+                .unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -708,10 +708,13 @@ mod tests {
     #[test]
     fn the_usage_range_is_validated() {
         let q = UsageQuery::parse(None, None, None, "2026-03-15").unwrap();
-        assert_eq!((q.from.as_str(), q.to.as_str()), ("2026-03-01", "2026-03-15"));
+        assert_eq!(
+            (q.from.as_str(), q.to.as_str()),
+            ("2026-03-01", "2026-03-15")
+        );
         assert_eq!(q.granularity, Granularity::Day);
-        let q = UsageQuery::parse(Some("2025-03-16"), Some("2026-03-15"), Some("month"), "x")
-            .unwrap();
+        let q =
+            UsageQuery::parse(Some("2025-03-16"), Some("2026-03-15"), Some("month"), "x").unwrap();
         assert_eq!(q.granularity, Granularity::Month);
         let err = |f, t, g| UsageQuery::parse(f, t, g, "2026-03-15").unwrap_err()[0].code;
         assert_eq!(err(Some("2026-02-30"), None, None), "invalid_date");
