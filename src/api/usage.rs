@@ -84,7 +84,7 @@ pub(super) async fn get(req: &Request, app: &App, who: &Principal) -> ApiResult 
                 "max_concurrent_calls": quotas.max_concurrent_calls,
                 "monthly_minutes": quotas.monthly_minutes,
                 "live_calls": standing.live_calls,
-                "month_minutes_used": standing.month_seconds / 60,
+                "month_minutes_used": standing.month_minutes,
             },
         }),
     ))

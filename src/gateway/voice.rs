@@ -129,7 +129,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
     );
     // What the caller would be refused for, should the guarded insert find the tenant full.
     let refusal = quotas
-        .over(standing.live_calls, standing.month_seconds)
+        .over(standing.live_calls, standing.month_minutes)
         .unwrap_or(OverQuota::Concurrent(quotas.sql_bounds().0));
     // A retried webhook (same carrier call id) finds the first one's call.
     let admission = calls::admit_incoming(

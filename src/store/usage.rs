@@ -161,11 +161,11 @@ pub struct Standing {
     pub monthly_minutes: Option<i64>,
     /// Calls holding a slot now.
     pub live_calls: i64,
-    /// Carrier seconds since `month_start`.
-    pub month_seconds: i64,
+    /// Minutes used since `month_start` (each call's started minutes).
+    pub month_minutes: i64,
 }
 
-/// The tenant's quota settings, live calls and the month's carrier seconds since
+/// The tenant's quota settings, live calls and the minutes used since
 /// `month_start` (`YYYY-MM-01`).
 pub async fn standing(tenant: &Tenant, month_start: &str) -> Result<Standing, StoreError> {
     let found: Option<Standing> = tenant
@@ -173,8 +173,8 @@ pub async fn standing(tenant: &Tenant, month_start: &str) -> Result<Standing, St
             "SELECT t.max_concurrent_calls, t.monthly_minutes,
                (SELECT count(*) FROM calls WHERE tenant_id = ?1
                   AND status IN ('dispatching', 'queued', 'ringing', 'in_progress')) AS live_calls,
-               (SELECT COALESCE(sum(carrier_seconds), 0) FROM usage_daily
-                  WHERE tenant_id = ?1 AND day >= ?2) AS month_seconds
+               (SELECT COALESCE(sum(carrier_minutes), 0) FROM usage_daily
+                  WHERE tenant_id = ?1 AND day >= ?2) AS month_minutes
              FROM tenants t WHERE t.id = ?1",
             &[&month_start],
         )
@@ -183,11 +183,11 @@ pub async fn standing(tenant: &Tenant, month_start: &str) -> Result<Standing, St
 }
 
 /// The guard (SQL over `calls::insert`'s placeholders, its extras from `?19`) that admits a
-/// new call only while the tenant has fewer than `?19` live calls and fewer than `?20` carrier
-/// seconds since day `?21`: counted in the insert itself, so it is race-free.
+/// new call only while the tenant has fewer than `?19` live calls and used fewer than `?20`
+/// minutes since day `?21`: counted in the insert itself, so it is race-free.
 pub const ADMIT_GUARD: &str = "(SELECT count(*) FROM calls WHERE tenant_id = ?1
       AND status IN ('dispatching', 'queued', 'ringing', 'in_progress')) < ?19
-  AND (SELECT COALESCE(sum(carrier_seconds), 0) FROM usage_daily
+  AND (SELECT COALESCE(sum(carrier_minutes), 0) FROM usage_daily
       WHERE tenant_id = ?1 AND day >= ?21) < ?20";
 
 /// Sets the tenant's own quotas (`None`: leave as is; `Some(None)`: back to the default).

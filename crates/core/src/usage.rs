@@ -297,27 +297,25 @@ impl Quotas {
     }
 
     /// The quota bounds as SQL arguments ([`UNLIMITED`] when unlimited), so one guarded
-    /// statement checks them: concurrent calls, monthly carrier seconds.
+    /// statement checks them: concurrent calls, monthly minutes (started minutes, as billed).
     pub fn sql_bounds(&self) -> (i64, i64) {
         (
             self.max_concurrent_calls.map_or(UNLIMITED, i64::from),
             self.monthly_minutes.map_or(UNLIMITED, |m| {
-                i64::try_from(m.saturating_mul(60))
-                    .unwrap_or(UNLIMITED)
-                    .min(UNLIMITED)
+                i64::try_from(m).unwrap_or(UNLIMITED).min(UNLIMITED)
             }),
         )
     }
 
-    /// Which quota, if any, a tenant with `live_calls` calls up and `month_seconds` carrier
-    /// seconds this month is over (a new call needs a free slot and minutes left).
-    pub fn over(&self, live_calls: i64, month_seconds: i64) -> Option<OverQuota> {
-        let (concurrent, seconds) = self.sql_bounds();
+    /// Which quota, if any, a tenant with `live_calls` calls up and `month_minutes` minutes
+    /// used this month is over (a new call needs a free slot and minutes left).
+    pub fn over(&self, live_calls: i64, month_minutes: i64) -> Option<OverQuota> {
+        let (concurrent, minutes) = self.sql_bounds();
         if live_calls >= concurrent {
             return Some(OverQuota::Concurrent(concurrent));
         }
-        if month_seconds >= seconds {
-            return Some(OverQuota::MonthlyMinutes(seconds / 60));
+        if month_minutes >= minutes {
+            return Some(OverQuota::MonthlyMinutes(minutes));
         }
         None
     }
@@ -668,10 +666,10 @@ mod tests {
         assert_eq!(own.over(0, UNLIMITED - 1), None);
         assert_eq!(own.over(1, 0), Some(OverQuota::Concurrent(1)));
         assert_eq!(
-            defaults.over(0, 60_000),
+            defaults.over(0, 1000),
             Some(OverQuota::MonthlyMinutes(1000))
         );
-        assert_eq!(defaults.over(4, 59_999), None);
+        assert_eq!(defaults.over(4, 999), None);
         assert_eq!(
             OverQuota::Concurrent(1).detail()["reason"],
             OverQuota::REASON
