@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { eventually, sqlText, TEST_VARS } from './harness.mjs';
 import { startLiveWorker, createAgent, createNumber, startTwilioCall, sessionState, hangUp, twilioIncoming, QUIET_SESSION } from './live-setup.mjs';
 import { sendStatusCallback, twilioCallParams, startFakeTwilio } from './fakes/twilio.mjs';
+import { skipBrowser, launchBrowser, newPage, shotBoth } from './browser.mjs';
 
 const NUMBER = '+15550003001';
 const ACCOUNT_SID = 'AC' + '1'.repeat(32);
@@ -225,4 +226,36 @@ test('a dispatch over the monthly minutes waits, recorded, and goes out once the
   await eventually(() => createsFor().length === 1, { timeout: 20_000, message: 'dialled once the quota allows' });
   await eventually(async () => (await worker.api('GET', `/api/v1/calls/${id}`)).body.status === 'queued', { message: 'queued' });
   assert.equal(createsFor().length, 1);
+});
+
+test('the dashboard usage page: chart and figures for the range, the quotas; desktop and phone', { skip: skipBrowser }, async () => {
+  const report = (await worker.api('GET', `/api/v1/usage?from=${today()}&to=${today()}`)).body;
+  assert.equal(report.data.length, 1);
+  const browser = await launchBrowser();
+  try {
+    const page = await newPage(browser, worker);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Usage' }).click();
+    await page.getByRole('heading', { name: 'Usage', level: 2 }).waitFor();
+    await page.getByLabel('From', { exact: true }).fill(today());
+    await page.getByLabel('To', { exact: true }).fill(today());
+    await page.getByLabel('Chart', { exact: true }).selectOption({ label: 'LLM tokens' });
+    await page.getByRole('button', { name: 'Show usage' }).click();
+    await page.waitForURL(/show=llm_tokens/);
+    const chart = page.getByRole('img', { name: /LLM tokens per period, 1 period/ });
+    await chart.waitFor();
+    const tokens = report.data[0].llm_prompt_tokens + report.data[0].llm_completion_tokens;
+    assert.match(await chart.locator('rect.bar title').first().textContent(), new RegExp(`${today()}: LLM tokens ${tokens.toLocaleString('en-US')}`));
+    const rows = await page.locator('#usage-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.innerText.trim())));
+    assert.equal(rows.length, 2, 'the day and the total');
+    assert.equal(rows[0][0], today());
+    assert.equal(rows[0][1], String(report.data[0].calls));
+    assert.equal(rows[0].at(-1), report.data[0].cost.total, 'cost column in the configured currency');
+    assert.equal(rows[1][0], 'Total');
+    assert.match(await page.locator('#usage-quotas').innerText(), /Minutes this month\s+\d+ used of unlimited/);
+    const { overflow } = await shotBoth(page, 'usage');
+    assert.ok(overflow <= 1, `usage page overflows by ${overflow}px`);
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await browser.close();
+  }
 });

@@ -110,3 +110,40 @@ function niceCeil(v) {
   for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
+
+let usageCharts = 0;
+
+/**
+ * Usage per period as one bar series (the usage page): rows [{period, ...}], `metric` {key,
+ * label, fmt}. Drawn at a fixed viewBox that scales with its box (a month has at most 31 bars),
+ * with the exact figures in the page's table beside it.
+ */
+export function usageChart(rows, metric) {
+  const points = rows.map((r) => ({ period: r.period, v: Number(metric.value(r)) || 0 }));
+  if (!points.length) return h('p', { class: 'empty' }, 'No usage in this range.');
+  const max = Math.max(...points.map((p) => p.v), 0);
+  const niceMax = max > 0 ? niceCeil(max) : 1;
+  const titleId = `usage-chart-title-${++usageCharts}`;
+  const title = `${metric.label} per period, ${points.length} period${points.length === 1 ? '' : 's'}, up to ${metric.fmt(max)}`;
+  const W = 720, H = 240, top = 12, bottom = 28, right = 8;
+  const ticks = [0, 0.5, 1].map((f) => f * niceMax);
+  const left = 8 + CHAR_W * Math.max(...ticks.map((t) => metric.fmt(t).length));
+  const plotW = W - left - right, plotH = H - top - bottom;
+  const groupW = plotW / points.length;
+  const barW = Math.max(2, Math.min(40, groupW * 0.7));
+  const y = (v) => top + plotH - (v / niceMax) * plotH;
+  const every = Math.max(1, Math.ceil((CHAR_W * (points[0].period.length + 1)) / groupW));
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-labelledby': titleId },
+    svg('title', { id: titleId }, title),
+    ticks.map((t) => svg('g', { class: 'tick' },
+      svg('line', { x1: left, x2: W - right, y1: y(t), y2: y(t) }),
+      svg('text', { x: left - 6, y: y(t) + 4, 'text-anchor': 'end' }, metric.fmt(t)))),
+    points.map((p, i) => svg('g', { class: 'group' },
+      svg('rect', { class: 'bar s1', x: left + i * groupW + (groupW - barW) / 2, y: y(p.v), width: barW, height: Math.max(0.5, top + plotH - y(p.v)) },
+        svg('title', {}, `${p.period}: ${metric.label} ${metric.fmt(p.v)}`)),
+      i % every === 0 || i === points.length - 1
+        ? svg('text', { class: 'xlabel', x: left + i * groupW + groupW / 2, y: H - bottom + 16, 'text-anchor': 'middle' }, p.period.slice(5) || p.period)
+        : null)),
+    svg('line', { class: 'axis', x1: left, x2: W - right, y1: top + plotH, y2: top + plotH }));
+  return h('figure', { class: 'chart-figure' }, chart, h('figcaption', { class: 'muted' }, title));
+}
