@@ -251,7 +251,10 @@ test('the dashboard usage page: chart and figures for the range, the quotas; des
     assert.equal(rows[0][1], String(report.data[0].calls));
     assert.equal(rows[0].at(-1), report.data[0].cost.total, 'cost column in the configured currency');
     assert.equal(rows[1][0], 'Total');
-    assert.match(await page.locator('#usage-quotas').innerText(), /Minutes this month\s+\d+ used of unlimited/);
+    const q = report.quotas;
+    const quotas = await page.locator('#usage-quotas').innerText();
+    assert.match(quotas, new RegExp(`Minutes this month\\s+${q.month_minutes_used} used of ${q.monthly_minutes} minutes`));
+    assert.match(quotas, new RegExp(`Concurrent calls\\s+${q.live_calls} live of unlimited`));
     const { overflow } = await shotBoth(page, 'usage');
     assert.ok(overflow <= 1, `usage page overflows by ${overflow}px`);
     assert.deepEqual(page.errors, []);

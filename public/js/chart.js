@@ -115,25 +115,46 @@ let usageCharts = 0;
 
 /**
  * Usage per period as one bar series (the usage page): rows [{period, ...}], `metric` {key,
- * label, fmt}. Drawn at a fixed viewBox that scales with its box (a month has at most 31 bars),
- * with the exact figures in the page's table beside it.
+ * label, value, fmt}. Drawn at the pixel width its box has (redrawn when that changes), like the
+ * latency chart, so its text stays legible on a phone; the exact figures are in the page's table.
  */
 export function usageChart(rows, metric) {
   const points = rows.map((r) => ({ period: r.period, v: Number(metric.value(r)) || 0 }));
   if (!points.length) return h('p', { class: 'empty' }, 'No usage in this range.');
   const max = Math.max(...points.map((p) => p.v), 0);
-  const niceMax = max > 0 ? niceCeil(max) : 1;
   const titleId = `usage-chart-title-${++usageCharts}`;
   const title = `${metric.label} per period, ${points.length} period${points.length === 1 ? '' : 's'}, up to ${metric.fmt(max)}`;
-  const W = 720, H = 240, top = 12, bottom = 28, right = 8;
+  const box = h('div', { class: 'chart-scroll' });
+  let drawnAt = 0;
+  const draw = (available) => {
+    const width = Math.max(260, Math.min(MAX_W, Math.floor(available)));
+    if (width === drawnAt) return;
+    drawnAt = width;
+    box.replaceChildren(drawUsage({ points, max, metric, width, titleId, title }));
+  };
+  draw(MAX_W);
+  const observer = new ResizeObserver((entries) => {
+    if (!box.isConnected) return observer.disconnect();
+    const w = entries[0]?.contentRect.width;
+    if (w) draw(w);
+  });
+  observer.observe(box);
+  return h('figure', { class: 'chart-figure' }, box, h('figcaption', { class: 'muted' }, title));
+}
+
+function drawUsage({ points, max, metric, width: W, titleId, title }) {
+  const niceMax = max > 0 ? niceCeil(max) : 1;
+  const H = W < 480 ? 180 : 240, top = 12, bottom = 28, right = 8;
   const ticks = [0, 0.5, 1].map((f) => f * niceMax);
   const left = 8 + CHAR_W * Math.max(...ticks.map((t) => metric.fmt(t).length));
   const plotW = W - left - right, plotH = H - top - bottom;
   const groupW = plotW / points.length;
-  const barW = Math.max(2, Math.min(40, groupW * 0.7));
+  const barW = Math.max(1, Math.min(40, groupW * 0.7));
   const y = (v) => top + plotH - (v / niceMax) * plotH;
-  const every = Math.max(1, Math.ceil((CHAR_W * (points[0].period.length + 1)) / groupW));
-  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-labelledby': titleId },
+  const label = (p) => (points.length > 1 ? p.period.slice(5) || p.period : p.period);
+  const every = Math.max(1, Math.ceil((CHAR_W * (label(points[0]).length + 1)) / groupW));
+  const last = points.length - 1;
+  return svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'chart', role: 'img', 'aria-labelledby': titleId },
     svg('title', { id: titleId }, title),
     ticks.map((t) => svg('g', { class: 'tick' },
       svg('line', { x1: left, x2: W - right, y1: y(t), y2: y(t) }),
@@ -141,9 +162,8 @@ export function usageChart(rows, metric) {
     points.map((p, i) => svg('g', { class: 'group' },
       svg('rect', { class: 'bar s1', x: left + i * groupW + (groupW - barW) / 2, y: y(p.v), width: barW, height: Math.max(0.5, top + plotH - y(p.v)) },
         svg('title', {}, `${p.period}: ${metric.label} ${metric.fmt(p.v)}`)),
-      i % every === 0 || i === points.length - 1
-        ? svg('text', { class: 'xlabel', x: left + i * groupW + groupW / 2, y: H - bottom + 16, 'text-anchor': 'middle' }, p.period.slice(5) || p.period)
+      i === last || (i % every === 0 && last - i >= every)
+        ? svg('text', { class: 'xlabel', x: left + i * groupW + groupW / 2, y: H - bottom + 16, 'text-anchor': 'middle' }, label(p))
         : null)),
     svg('line', { class: 'axis', x1: left, x2: W - right, y1: top + plotH, y2: top + plotH }));
-  return h('figure', { class: 'chart-figure' }, chart, h('figcaption', { class: 'muted' }, title));
 }
