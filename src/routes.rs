@@ -78,8 +78,10 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("DELETE /api/v1/api-keys/{id}", Administer(Api::KeyRevoke)),
     route("POST /api/v1/tenants", Bootstrap(Api::TenantCreate)),
     route("GET /api/v1/tenants", Bootstrap(Api::TenantList)),
+    route("PATCH /api/v1/tenants/{id}", Bootstrap(Api::TenantUpdate)),
     route("GET /api/v1/audit-log", Administer(Api::AuditLog)),
     route("GET /api/v1/me", Read(Api::Me)),
+    route("GET /api/v1/usage", Read(Api::Usage)),
     // route-table:end
 ];
 

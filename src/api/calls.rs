@@ -17,6 +17,7 @@ use crate::store::call_events;
 use crate::store::calls::{self, Filter};
 use crate::store::emails;
 use crate::store::tenant::Tenant;
+use crate::store::usage;
 use phone_agent_core::analysis::{self, AnalysisFilter};
 use phone_agent_core::scheduling::{CallStatus, Direction};
 use row::{agent_of, find, render};
@@ -51,6 +52,11 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
         .collect();
     body["email"] = emails.last().cloned().unwrap_or(Value::Null);
     body["emails"] = Value::from(emails);
+    let used = usage::of_call(&tenant, id).await?;
+    body["usage"] = used.map_or(Value::Null, |u| u.to_json());
+    body["cost"] = used
+        .and_then(|u| app.config().ok()?.prices.cost(&u))
+        .map_or(Value::Null, |c| c.to_json());
     Ok(json_response(200, &body))
 }
 

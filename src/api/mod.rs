@@ -15,6 +15,7 @@ mod numbers;
 mod request;
 mod sessions;
 mod tenants;
+mod usage;
 
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -93,8 +94,10 @@ pub enum Api {
     KeyRevoke,
     TenantCreate,
     TenantList,
+    TenantUpdate,
     AuditLog,
     Me,
+    Usage,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -195,6 +198,8 @@ async fn call(
         (Api::KeyRevoke, [id]) => keys::revoke(app, who, id).await,
         (Api::TenantCreate, []) => tenants::create(&mut req, app, who).await,
         (Api::TenantList, []) => tenants::list(&req, app).await,
+        (Api::TenantUpdate, [id]) => tenants::update(&mut req, app, who, id).await,
+        (Api::Usage, []) => usage::get(&req, app, who).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
         _ => Err(ApiError::internal(format!(

@@ -13,9 +13,10 @@ use crate::platform::http::{
 };
 use crate::platform::zones::IntlZones;
 use crate::store::call_queue::{self, StreamWatch};
-use crate::store::calls::{self, NewCall};
+use crate::store::calls::{self, Admission, NewCall};
 use crate::store::numbers::{self, NumberRoute};
 use crate::store::tenant::Tenant;
+use crate::store::usage;
 use chrono::DateTime;
 use phone_agent_core::carrier::Carrier;
 use phone_agent_core::config::Config;
@@ -23,6 +24,7 @@ use phone_agent_core::hours::{self, Hours};
 use phone_agent_core::ids::{AgentId, CallId, TenantId};
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
+use phone_agent_core::usage::{month_start, OverQuota, Quotas, OVER_QUOTA_MESSAGE};
 use phone_agent_core::voice::{
     dial_outcome, twiml_dial_owner, Answer, DialOutcome, OWNER_RING_SECONDS,
 };
@@ -141,8 +143,36 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
     let mut detail = routing.to_json();
     detail["agent_id"] = json!(plan.agent_id);
     detail["ring_owner_first"] = json!(plan.ring_owner.is_some());
+    let now = now_ms();
+    let standing = usage::standing(&tenant, &month_start(now)).await?;
+    let quotas = Quotas::effective(
+        (standing.max_concurrent_calls, standing.monthly_minutes),
+        &config.quotas,
+    );
+    // What the caller would be refused for, should the guarded insert find the tenant full.
+    let refusal = quotas
+        .over(standing.live_calls, standing.month_minutes)
+        .unwrap_or(OverQuota::Concurrent(quotas.sql_bounds().0));
     // A retried webhook (same carrier call id) finds the first one's call.
-    let call_id = calls::insert_incoming(&tenant, &call, routing.as_str(), &detail).await?;
+    let admission = calls::admit_incoming(
+        &tenant,
+        &call,
+        (routing.as_str(), &detail),
+        quotas.sql_bounds(),
+        &month_start(now),
+        &refusal.detail(),
+    )
+    .await?;
+    let call_id = match admission {
+        Admission::Admitted(id) => id,
+        Admission::OverQuota(id) => {
+            log_line(
+                json!({"level": "warn", "msg": "incoming call over quota", "call_id": id,
+                "tenant_id": number.tenant_id, "quota": refusal.quota()}),
+            );
+            return markup_hangup(carrier, Some(OVER_QUOTA_MESSAGE));
+        }
+    };
     log_line(
         json!({"level": "info", "msg": "incoming call", "call_id": call_id,
         "carrier": carrier, "agent_id": plan.agent_id, "routing": routing.as_str()}),

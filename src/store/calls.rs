@@ -304,44 +304,102 @@ fn queue_email(
     }
 }
 
-/// Stores an incoming call with how its number routed it (`routing`, and the history entry
-/// `detail` telling why); a retried webhook (same carrier call id) gets the first one's id,
-/// and its first routing stays.
-pub async fn insert_incoming(
+/// What became of an incoming call under the tenant's quotas.
+pub enum Admission {
+    /// Stored as given (or found: a retried webhook).
+    Admitted(CallId),
+    /// Over a quota: stored as failed with `last_error` `over_quota` and its history entry.
+    OverQuota(CallId),
+}
+
+/// Stores an incoming call if the tenant is within its quotas (`bounds`: live calls, carrier
+/// seconds since `month_start`), counted in the insert itself so two calls arriving together
+/// cannot both take the last slot; otherwise records it as refused (`refused`: the history
+/// entry's detail). Either way the call keeps how its number routed it (`routing`, and the
+/// history entry `detail` telling why). A retried webhook (same carrier call id) gets the first
+/// one's outcome, and its first routing stays.
+pub async fn admit_incoming(
     tenant: &Tenant,
     call: &NewCall<'_>,
-    routing: &str,
-    detail: &Value,
-) -> Result<CallId, StoreError> {
+    (routing, detail): (&str, &Value),
+    (max_live, max_seconds): (i64, i64),
+    month_start: &str,
+    refused: &Value,
+) -> Result<Admission, StoreError> {
+    let earlier = |c: Call| {
+        if c.status == CallStatus::Failed && c.last_error.as_deref() == Some(OVER_QUOTA) {
+            Admission::OverQuota(c.id)
+        } else {
+            Admission::Admitted(c.id)
+        }
+    };
+    if let Some(provider_call_id) = call.provider_call_id {
+        if let Some(found) =
+            by_provider_call_id_unscoped(tenant.db(), call.provider, provider_call_id).await?
+        {
+            return Ok(earlier(found));
+        }
+    }
+    let guarded = insert(
+        tenant,
+        call,
+        crate::store::usage::ADMIT_GUARD,
+        &[&max_live, &max_seconds, &month_start],
+    )?;
     let db = tenant.db();
     let source = format!("webhook:{}", call.provider.as_str());
-    let event = Event::new(call.id, "routing", &source, detail, call.now);
-    // `changes()` is the insert's until the update runs: a retry that inserted nothing writes
+    let route_event = Event::new(call.id, "routing", &source, detail, call.now);
+    // `changes()` is the insert's until the update runs: an insert the guard stopped writes
     // neither the routing nor its entry.
     let route = db::stmt(
         db,
         "UPDATE calls SET routing = ?2 WHERE id = ?1 AND changes() > 0",
         &[call.id, &routing],
     )?;
-    db::batch(
+    let admitted = db::batch(
         db,
         vec![
-            insert(tenant, call, "1", &[])?,
+            guarded,
             route,
-            call_events::row(db, &event, When::Changed)?,
+            call_events::row(db, &route_event, When::Changed)?,
         ],
     )
     .await?;
-    let Some(provider_call_id) = call.provider_call_id else {
-        return Ok(call.id.clone());
+    if admitted.first() == Some(&1) {
+        return Ok(Admission::Admitted(call.id.clone()));
+    }
+    let failed = NewCall {
+        status: CallStatus::Failed,
+        ..*call
     };
-    by_provider_call_id_unscoped(db, call.provider, provider_call_id)
-        .await?
-        .map(|c| c.id)
-        .ok_or(StoreError::Missing(
-            "inbound call neither inserted nor found",
-        ))
+    let event = Event::new(call.id, "status", "gateway", refused, call.now)
+        .moving(None, CallStatus::Failed);
+    let writes = vec![
+        insert(tenant, &failed, "1", &[])?,
+        tenant.stmt(
+            "UPDATE calls SET last_error = ?3, ended_at = ?4, routing = ?5
+             WHERE tenant_id = ?1 AND id = ?2",
+            &[call.id, &OVER_QUOTA, &call.now, &routing],
+        )?,
+        call_events::row(tenant.db(), &route_event, When::CallExists(call.id))?,
+        call_events::row(tenant.db(), &event, When::CallExists(call.id))?,
+    ];
+    db::batch(tenant.db(), writes).await?;
+    match call.provider_call_id {
+        Some(provider_call_id) => {
+            by_provider_call_id_unscoped(tenant.db(), call.provider, provider_call_id)
+                .await?
+                .map(earlier)
+                .ok_or(StoreError::Missing(
+                    "inbound call neither inserted nor found",
+                ))
+        }
+        None => Ok(Admission::OverQuota(call.id.clone())),
+    }
 }
+
+/// The `last_error` of a call refused by a quota.
+const OVER_QUOTA: &str = phone_agent_core::usage::OverQuota::REASON;
 
 /// Moves the tenant's scheduled `call` to `start_at` (and `time_zone`, if given) as ICS
 /// `sequence`, with its history entry and email, if `call` is still what the caller read

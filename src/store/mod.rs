@@ -23,3 +23,4 @@ pub mod recordings;
 pub mod tenant;
 pub mod tenants;
 pub mod transcripts;
+pub mod usage;

@@ -254,6 +254,8 @@ export async function startFakeOpenAI({
         if (includeUsage) {
           const u = { id, object: 'chat.completion.chunk', created, model, service_tier: 'default', system_fingerprint: 'fp_fake0000', choices: [], usage };
           if (!(await event(u))) return;
+          // What the fake billed on this stream (the usage chunk as sent), for usage assertions.
+          req.usageSent = usage;
         }
         await event('[DONE]');
       },

@@ -41,6 +41,8 @@ pub const ATTEMPT_LEASE_MS: i64 = 60_000;
 pub enum Step {
     /// The transcript (and the per-turn metrics and duration) to D1.
     Transcript,
+    /// The call's usage to D1, added to the tenant's day once (see `crate::usage`).
+    Usage,
     /// The call's final status (and its `call.<status>` event).
     Status,
     /// `call.transcript.ready`.
@@ -61,8 +63,9 @@ pub enum Step {
 
 impl Step {
     /// Every step, each after the ones it needs.
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Transcript,
+        Step::Usage,
         Step::Status,
         Step::TranscriptReady,
         Step::Summary,
@@ -77,6 +80,7 @@ impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Transcript => "transcript",
+            Step::Usage => "usage",
             Step::Status => "status",
             Step::TranscriptReady => "transcript_ready",
             Step::Summary => "summary",
@@ -93,7 +97,7 @@ impl Step {
     /// transcript it reads is stored.
     pub fn needs(self) -> &'static [Step] {
         match self {
-            Step::Transcript | Step::Status | Step::Summary => &[],
+            Step::Transcript | Step::Usage | Step::Status | Step::Summary => &[],
             Step::TranscriptReady => &[Step::Transcript, Step::Status],
             Step::SummaryStored => &[Step::Summary],
             Step::SummaryReady => &[Step::SummaryStored, Step::Status],
@@ -342,7 +346,10 @@ mod tests {
     fn a_new_job_runs_the_independent_steps_first_and_the_events_after_what_they_announce() {
         let job = Job::new("caller_hangup", CallStatus::Completed, END);
         let ready: Vec<Step> = Step::ALL.into_iter().filter(|s| job.ready(*s)).collect();
-        assert_eq!(ready, [Step::Transcript, Step::Status, Step::Summary]);
+        assert_eq!(
+            ready,
+            [Step::Transcript, Step::Usage, Step::Status, Step::Summary]
+        );
         assert_eq!(job.next_at_ms, Some(END + ATTEMPT_LEASE_MS));
         // Every prerequisite comes earlier in ALL, so one pass in order runs a whole chain.
         for (i, step) in Step::ALL.iter().enumerate() {
@@ -359,6 +366,7 @@ mod tests {
     fn a_failed_transcript_holds_back_its_event_only() {
         let mut job = Job::new("agent_ended", CallStatus::Completed, END);
         job.mark_done(Step::Status);
+        job.mark_done(Step::Usage);
         job.summary_written("Booked a table.".into());
         job.mark_done(Step::SummaryStored);
         assert!(job.ready(Step::SummaryReady));

@@ -28,6 +28,7 @@ pub mod routing;
 pub mod scheduling;
 pub mod session;
 pub mod targets;
+pub mod usage;
 pub mod voice;
 pub mod webhooks;
 pub mod zones;

@@ -388,11 +388,10 @@ impl Session {
         if live.ended {
             return false;
         }
-        let stt = &mut live.stt;
         let now = now_ms();
-        stt.last_audio_ms = now;
-        let reopen = std::mem::take(&mut stt.parked);
-        let audio = match stt.transcoder.as_mut() {
+        live.stt.last_audio_ms = now;
+        let reopen = std::mem::take(&mut live.stt.parked);
+        let audio = match live.stt.transcoder.as_mut() {
             Some(t) => {
                 let mut out = Vec::with_capacity(bytes.len());
                 t.push(&bytes, &mut out);
@@ -404,6 +403,12 @@ impl Session {
             // Deepgram treats an empty binary frame as a close request.
             return reopen;
         }
+        // Each carrier frame is 20 ms of caller audio on its way to STT (usage).
+        *live
+            .counters
+            .entry(phone_agent_core::usage::counter::STT_FRAMES)
+            .or_default() += 1;
+        let stt = &mut live.stt;
         let Some(audio) = stt.batch.push(&audio) else {
             return reopen;
         };

@@ -1,5 +1,5 @@
-//! End-of-call work as a durable job (the core's `finalize::Job`): the transcript, the final
-//! status, the summary, the analysis and the `call.*.ready` events, each step retried from the object's alarm
+//! End-of-call work as a durable job (the core's `finalize::Job`): the transcript, the call's
+//! usage, the final status, the summary, the analysis and the `call.*.ready` events, each step retried from the object's alarm
 //! until it is done, then the call's data leaves the object's storage.
 
 use super::{CallInfo, EndReason, Session};
@@ -10,6 +10,7 @@ use crate::store::call_events::{self, Event};
 use crate::store::calls;
 use crate::store::tenant::Tenant;
 use crate::store::transcripts;
+use crate::store::usage;
 use phone_agent_core::analysis::AnalysisResult;
 use phone_agent_core::finalize::{Job, Next, RetryPolicy, Step, SummaryFailure};
 use phone_agent_core::ids::{CallId, TenantId};
@@ -21,6 +22,7 @@ use phone_agent_core::providers::openai::{
 };
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::session::Turn;
+use phone_agent_core::usage::{day_of, CallUsage};
 use serde_json::{json, Value};
 use std::rc::Rc;
 use std::time::Duration;
@@ -194,6 +196,14 @@ impl Session {
                     .started_at_ms
                     .map(|started| (job.ended_at_ms - started).max(0) / 1000);
                 calls::set_metrics(&db, call_id, &metrics_summary(turns), duration, now).await?;
+            }
+            Step::Usage => {
+                let tenant = Tenant::on(&db, TenantId::from(info.tenant_id.as_str()));
+                let duration = info
+                    .started_at_ms
+                    .map_or(0, |started| (job.ended_at_ms - started).max(0) / 1000);
+                let used = CallUsage::from_counters(duration, |name| self.counter_value(name));
+                usage::record(&tenant, call_id, &day_of(job.ended_at_ms), &used, now).await?;
             }
             Step::Status => {
                 let change = Change {

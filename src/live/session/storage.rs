@@ -350,6 +350,36 @@ impl Session {
         self.with_live(|live| *live.counters.entry(name).or_default() += 1);
     }
 
+    /// Adds `by` in memory; written to storage when the call ends.
+    pub fn count_by(&self, name: &'static str, by: i64) {
+        self.with_live(|live| *live.counters.entry(name).or_default() += by);
+    }
+
+    /// A counter's value: what storage has plus what is still in memory.
+    pub(super) fn counter_value(&self, name: &str) -> i64 {
+        #[derive(Deserialize)]
+        struct Value {
+            value: i64,
+        }
+        let stored = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT value FROM counters WHERE name = ?",
+                vec![SqlStorageValue::from(name)],
+            )
+            .and_then(|c| c.to_array::<Value>())
+            .ok()
+            .and_then(|rows| rows.first().map(|r| r.value))
+            .unwrap_or(0);
+        let pending = self
+            .with_live(|live| live.counters.get(name).copied())
+            .flatten()
+            .unwrap_or(0);
+        stored + pending
+    }
+
     pub(super) fn flush_counters(&self) {
         let counters = self
             .with_live(|live| std::mem::take(&mut live.counters))
