@@ -174,10 +174,14 @@ async fn dial(
     attempt: i64,
 ) -> Result<(), ApiError> {
     let now = now_ms();
-    if !within_quota(env, db, config, call_id, attempt, now).await? {
+    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
+        return Ok(());
+    };
+    let tenant = Tenant::on(db, call.tenant_id);
+    if !within_quota(env, db, &tenant, config, call_id, attempt, now).await? {
         return Ok(());
     }
-    if !take_outbound_slot(env, db, config, call_id, attempt, now).await? {
+    if !take_outbound_slot(env, db, &tenant, config, call_id, attempt, now).await? {
         return Ok(());
     }
     let claim = Change::by_scheduler(
@@ -225,16 +229,13 @@ async fn dial(
 async fn within_quota(
     env: &Env,
     db: &D1Database,
+    tenant: &Tenant,
     config: &Config,
     call_id: &CallId,
     attempt: i64,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
-        return Ok(false);
-    };
-    let tenant = Tenant::on(db, call.tenant_id.clone());
-    let standing = usage::standing(&tenant, &month_start(now)).await?;
+    let standing = usage::standing(tenant, &month_start(now)).await?;
     let quotas = Quotas::effective(
         (standing.max_concurrent_calls, standing.monthly_minutes),
         &config.quotas,
@@ -251,7 +252,7 @@ async fn within_quota(
     call_queue::defer(db, call_id, attempt, until, &detail, now).await?;
     log_line(
         json!({"level": "warn", "msg": "quota: dial deferred", "call_id": call_id,
-               "tenant_id": call.tenant_id, "quota": over.quota(), "dial_after": until}),
+               "tenant_id": tenant.id(), "quota": over.quota(), "dial_after": until}),
     );
     crate::platform::alarm::wake_at(env, until).await;
     Ok(false)
@@ -265,19 +266,15 @@ async fn within_quota(
 async fn take_outbound_slot(
     env: &Env,
     db: &D1Database,
+    tenant: &Tenant,
     config: &Config,
     call_id: &CallId,
     attempt: i64,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
-        return Ok(false);
-    };
-    let tenant_id = call.tenant_id;
     let cap = config.outbound_calls_per_hour;
-    let tenant = Tenant::on(db, tenant_id.clone());
     let window =
-        dialing::take_outbound_slot(&tenant, call_id, attempt, (now - HOUR_MS, cap), now).await?;
+        dialing::take_outbound_slot(tenant, call_id, attempt, (now - HOUR_MS, cap), now).await?;
     let Some(window) = window else {
         return Ok(false);
     };
@@ -292,7 +289,7 @@ async fn take_outbound_slot(
     call_queue::defer(db, call_id, attempt, until, &detail, now).await?;
     log_line(
         json!({"level": "warn", "msg": "outbound cap: dial deferred", "call_id": call_id,
-                    "tenant_id": tenant_id, "dial_after": until}),
+                    "tenant_id": tenant.id(), "dial_after": until}),
     );
     crate::platform::alarm::wake_at(env, until).await;
     Ok(false)

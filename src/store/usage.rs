@@ -64,43 +64,20 @@ pub async fn record(
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct UsageRow {
-    carrier_seconds: i64,
-    stt_ms: i64,
-    llm_prompt_tokens: i64,
-    llm_completion_tokens: i64,
-    tts_chars: i64,
-    tool_calls: i64,
-}
-
-impl From<UsageRow> for CallUsage {
-    fn from(r: UsageRow) -> Self {
-        CallUsage {
-            carrier_seconds: r.carrier_seconds,
-            stt_ms: r.stt_ms,
-            llm_prompt_tokens: r.llm_prompt_tokens,
-            llm_completion_tokens: r.llm_completion_tokens,
-            tts_chars: r.tts_chars,
-            tool_calls: r.tool_calls,
-        }
-    }
-}
-
 const USAGE_COLUMNS: &str =
     "carrier_seconds, stt_ms, llm_prompt_tokens, llm_completion_tokens, tts_chars, tool_calls";
 
 /// The tenant's call `call_id`'s usage, once its end-of-call job wrote it.
 pub async fn of_call(tenant: &Tenant, call_id: &str) -> Result<Option<CallUsage>, StoreError> {
-    let row: Option<UsageRow> = tenant
+    // `CallUsage` is the row: its fields are the table's column names.
+    tenant
         .first(
             &format!(
                 "SELECT {USAGE_COLUMNS} FROM call_usage WHERE tenant_id = ?1 AND call_id = ?2"
             ),
             &[&call_id],
         )
-        .await?;
-    Ok(row.map(CallUsage::from))
+        .await
 }
 
 /// One day of a tenant's usage.
