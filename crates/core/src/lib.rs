@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod dialing;
 pub mod features;
 pub mod finalize;
+pub mod http_tools;
 pub mod ids;
 pub mod json;
 pub mod limits;
