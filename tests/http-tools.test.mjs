@@ -183,7 +183,8 @@ test('a tool URL that turned private in storage is refused at call time; the ser
   // Stored behind the API's back (as if saved before the rule): the call-time check holds.
   const [row] = await worker.d1(`SELECT config FROM agents WHERE id = ${sqlText(tampered.id)}`);
   const config = JSON.parse(row.config);
-  for (const [i, url] of ['http://10.0.0.1/order', 'http://169.254.169.254/latest/meta-data/'].entries()) {
+  const calledBefore = server.requests.length;
+  for (const [i, url] of ['https://10.0.0.1/order', 'https://169.254.169.254/latest/meta-data/'].entries()) {
     config.http_tools[0].url = url;
     await worker.d1(`UPDATE agents SET config = ${sqlText(JSON.stringify(config))} WHERE id = ${sqlText(tampered.id)}`);
     const call = await startCall(TAMPERED_NUMBER);
@@ -194,4 +195,5 @@ test('a tool URL that turned private in storage is refused at call time; the ser
     await hangUp(call).catch(() => {});
     await sleep(100);
   }
+  assert.equal(server.requests.length, calledBefore, 'the loopback server got nothing either');
 });
