@@ -169,9 +169,12 @@ test('a live call: signed POSTs, answers back to the model, the filler while a s
     return res.status === 200 && res.body;
   }, { timeout: 20_000, message: 'transcript stored' });
   const runs = transcript.turns.filter((t) => t.role === 'tool');
-  assert.deepEqual(runs.map((r) => r.name), ['lookup_order', 'slow_lookup', 'late_lookup', 'broken_lookup', 'huge_lookup'], JSON.stringify(runs));
+  assert.deepEqual(runs.map((r) => r.name), ['lookup_order', 'slow_lookup', 'late_lookup', 'broken_lookup', 'huge_lookup', 'lookup_order'], JSON.stringify(runs));
+  const stopped = runs.at(-1);
+  assert.equal(stopped.latency_ms, 0, 'arguments the schema stops are listed, never sent');
+  assert.match(JSON.parse(stopped.result).error, /must be of type string/);
   for (const r of runs) assert.equal(typeof r.latency_ms, 'number', JSON.stringify(r));
-  const byName = Object.fromEntries(runs.map((r) => [r.name, r]));
+  const byName = Object.fromEntries(runs.slice(0, -1).map((r) => [r.name, r]));
   assert.ok(byName.slow_lookup.latency_ms >= 1_400, `slow: ${byName.slow_lookup.latency_ms} ms`);
   assert.ok(byName.late_lookup.latency_ms >= 450 && byName.late_lookup.latency_ms < 1_900, `late: ${byName.late_lookup.latency_ms} ms`);
   assert.ok(byName.lookup_order.latency_ms < 1_400);

@@ -797,6 +797,9 @@ impl Conversation {
                         Err(e) => {
                             tool.result =
                                 Some(serde_json::json!({ "error": e.to_string() }).to_string());
+                            // In the transcript too: an attempt the schema stopped is worth seeing.
+                            tool.started_ms = Some(now);
+                            tool.latency_ms = Some(0);
                         }
                         Ok(_) => {
                             out.push(Action::RunTool {
@@ -2096,10 +2099,21 @@ mod tests {
         let done = call.at(1, Input::LlmDone { turn: 0 });
         let out = call.play(&[out, done].concat());
         let turn = persisted(&out).expect("turn persisted");
-        assert_eq!(turn.tool_runs.len(), 1, "{:?}", turn.tool_runs);
-        assert_eq!(turn.tool_runs[0].name, "lookup_order");
-        assert_eq!(turn.tool_runs[0].latency_ms, Some(300));
-        assert_eq!(turn.tool_runs[0].result.as_deref(), Some("shipped"));
+        assert_eq!(turn.tool_runs.len(), 2, "{:?}", turn.tool_runs);
+        assert_eq!(turn.tool_runs[0].id, "c1");
+        assert_eq!(
+            turn.tool_runs[0].latency_ms,
+            Some(0),
+            "stopped by the schema at once"
+        );
+        assert!(turn.tool_runs[0]
+            .result
+            .as_deref()
+            .unwrap()
+            .contains("type string"));
+        assert_eq!(turn.tool_runs[1].name, "lookup_order");
+        assert_eq!(turn.tool_runs[1].latency_ms, Some(300));
+        assert_eq!(turn.tool_runs[1].result.as_deref(), Some("shipped"));
     }
 
     #[test]
