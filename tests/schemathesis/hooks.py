@@ -86,9 +86,11 @@ def before_call(context, case, **kwargs):
             if isinstance(url, str) and URL.fullmatch(url) and URI_CHARS.fullmatch(url):
                 tool["url"] = SINK_URL
             name = tool.get("name")
-            if isinstance(name, str) and name in seen:
-                tool["name"] = f"{name[:60]}_{i}"
-            seen.add(tool.get("name"))
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                tool["name"] = name = f"{name[:60]}_{i}"
+            seen.add(name)
     url = body.get("url")
     if "/endpoints" in case.path and isinstance(url, str) and URL.fullmatch(url) and URI_CHARS.fullmatch(url):
         body["url"] = SINK_URL
