@@ -15,7 +15,7 @@ import {
 import { MS_PER_WORD } from '../tests/fakes/audio.mjs';
 import { startPipecatBot } from './pipecat.mjs';
 
-const NUMBER = '+15550002001';
+export const NUMBER = '+15550002001';
 const FLUX_NUMBER = '+15550002002';
 const FLUX_OFF_NUMBER = '+15550002003';
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -42,7 +42,7 @@ export const PROFILES = {
 };
 
 /** The fakes' options for a profile (startLiveWorker's `deepgram`, `openai`, `elevenlabs`). */
-function fakeOptions(profile) {
+export function fakeOptions(profile) {
   return {
     deepgram: { idleTimeoutMs: 3_600_000, finalDelayMs: profile.sttFinalMs, eagerDelayMs: profile.fluxEagerMs ?? 0, endOfTurnDelayMs: profile.fluxEndOfTurnMs ?? 0 },
     openai: { defaultReply: { text: 'Sure, I can help with that.' }, firstTokenMs: profile.llmFirstTokenMs, tokensPerSecond: profile.llmTokensPerSecond },
@@ -69,14 +69,14 @@ function workerdProcesses() {
  * port, and its sibling running our worker. Only these count, as other workers may run on the
  * same machine.
  */
-function workerdOf(worker) {
+export function workerdOf(worker) {
   const procs = workerdProcesses();
   const proxy = procs.find((p) => p.args.includes(`--socket-addr=entry=127.0.0.1:${worker.port}`));
   return proxy ? { proxy, all: procs.filter((p) => p.ppid === proxy.ppid) } : null;
 }
 
 /** Resident memory (KiB) and CPU time (ms) of the processes `pids`, summed. */
-function workerdUsage(pids) {
+export function workerdUsage(pids) {
   let rssKib = 0;
   let cpuMs = 0;
   const tick = 100; // USER_HZ on Linux
@@ -157,7 +157,7 @@ async function replyPlayed(call, at, words, what) {
   }, { timeout: 30_000, interval: 2, message: what });
 }
 
-async function hangUp(call) {
+export async function hangUp(call) {
   call.stopAudio();
   try {
     call.client.stop();
@@ -187,11 +187,15 @@ const LONG = 'Our menu has many dishes. We have pasta, pizza and salads. Dessert
  * the fakes; 100 ms into the long reply the caller barges in (interim transcript) → `clear`;
  * the caller's final words get a one-word reply, played out before the next turn.
  */
-async function conversation(live, call, turns, label) {
+export async function conversation(live, call, turns, label) {
   const { dg, openai, eleven } = live;
   const perTurn = [];
   const llmToTts = [];
   const bargeIn = [];
+  // Where a turn's overhead goes, as the fakes and the client see it: final transcript → LLM
+  // request, LLM request → first text to speak, that text → the fake's first audio, that audio
+  // → the first frame at the client.
+  const legs = { final_to_llm: [], llm_to_tts: [], tts_to_audio: [], audio_to_client: [] };
   progress(`live: ${label}: ${turns} turns with a barge-in each`);
   for (let i = 0; i < turns; i++) {
     openai.reply({ text: LONG });
@@ -202,6 +206,13 @@ async function conversation(live, call, turns, label) {
     // The first text to speak as the fake receives it: an HTTP request or a message on the socket.
     const tts = chat && [...eleven.requests, ...eleven.socketMessages.filter((m) => m.text?.trim())].filter((r) => r.hrAt >= chat.hrAt).sort((a, b) => a.hrAt - b.hrAt)[0];
     if (chat && tts) llmToTts.push(tts.hrAt - chat.hrAt);
+    const audio = tts && eleven.sockets.flatMap((c) => c.sentAudio).find((a) => a.hrAt >= tts.hrAt);
+    if (chat && tts && audio) {
+      legs.final_to_llm.push(chat.hrAt - asked);
+      legs.llm_to_tts.push(tts.hrAt - chat.hrAt);
+      legs.tts_to_audio.push(audio.hrAt - tts.hrAt);
+      legs.audio_to_client.push(asked + perTurn.at(-1) - audio.hrAt);
+    }
     await sleep(100);
     const at = performance.now();
     dg.say(call.stt, { transcript: 'wait stop please', is_final: false, speech_final: false });
@@ -215,6 +226,7 @@ async function conversation(live, call, turns, label) {
   return {
     per_turn: { ...summary(perTurn), flatness: flatness(perTurn) },
     llm_to_tts: summary(llmToTts),
+    legs: Object.fromEntries(Object.entries(legs).map(([k, v]) => [k, summary(v)])),
     barge_in_to_clear: { ...summary(bargeIn), flatness: flatness(bargeIn) },
   };
 }
@@ -279,7 +291,7 @@ async function voiceToVoiceFlux(live, call, turns, label, { resumeEvery = 3 } = 
 }
 
 /** Our worker's agents and numbers on `live` (once per worker): Nova, Flux preemptive, Flux without. */
-async function provision(live) {
+export async function provision(live) {
   const agent = (name, stt) => createAgent(live.worker, {
     name, system_prompt: 'Be brief.', first_message: 'Hello.',
     voice: { provider: 'elevenlabs', voice_id: 'rachel' }, session: QUIET_SESSION, ...(stt ? { stt } : {}),
@@ -293,7 +305,7 @@ async function provision(live) {
  * A Twilio call to our worker: signed webhook → TwiML → media stream (through wrangler's proxy,
  * or with `direct` to workerd's own entry socket) → STT socket; greeting played out.
  */
-async function callOurs(live, { direct, to = NUMBER } = {}) {
+export async function callOurs(live, { direct, to = NUMBER } = {}) {
   let call;
   if (direct) {
     const markup = await twilioIncoming(live.worker, NUMBER);
@@ -326,6 +338,127 @@ async function callPipecat(live, bot, { flux = false } = {}) {
   if (flux) await voiceToVoiceFlux(live, call, 1, 'pipecat warm-up', { resumeEvery: 0 });
   else await voiceToVoice(live, call, 1, 'pipecat warm-up');
   return call;
+}
+
+/** CPU time (ms) of this Node process: the Twilio clients and the provider fakes. */
+function harnessCpuMs() {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * Many simultaneous real-time calls to our worker (`concurrency`: the group sizes, one after
+ * another); `calls` collects the open ones (the caller stops them on failure). While the calls
+ * only stream, CPU per inbound frame: of the workerd running our worker, of wrangler's proxy in
+ * front of it, and of this Node process (the clients and the fakes share the machine's cores,
+ * so a saturated harness shows here, not as the worker's cost). Frames are counted as sent.
+ */
+export async function concurrentCalls(live, calls, concurrency) {
+  const { worker, dg } = live;
+  const ours = workerdOf(worker);
+  const pids = (ours?.all ?? []).map((p) => p.pid);
+  const workerPids = pids.filter((p) => p !== ours?.proxy.pid);
+  const startCall = async () => {
+    const call = await startTwilioCall(live, { to: NUMBER });
+    calls.push(call);
+    return call;
+  };
+  const concurrent = [];
+  let cpuPerFrame = null;
+  for (const n of concurrency) {
+    progress(`live: ${n} concurrent calls`);
+    const started = performance.now();
+    const group = [];
+    let failed = 0;
+    // One at a time: STT sockets are matched to calls by connection order. Greetings are
+    // awaited together afterwards; setup stops after two minutes whatever the count.
+    for (let i = 0; i < n && performance.now() - started < 120_000; i++) {
+      try {
+        group.push(await within(startCall({ waitGreeting: false }), 15_000, 'call setup'));
+      } catch {
+        failed += 1;
+      }
+    }
+    await eventually(() => group.every((c) => c.playback.echoed('t0-s0')), { timeout: 60_000, interval: 50, message: 'greetings' }).catch(() => null);
+    const setupS = (performance.now() - started) / 1000;
+    // Streaming only (no speech): CPU per inbound 20 ms frame actually sent.
+    const sent = () => group.reduce((sum, c) => sum + c.client.chunk, 0);
+    const f0 = sent();
+    const u0 = workerdUsage(pids);
+    const w0 = workerdUsage(workerPids);
+    const h0 = harnessCpuMs();
+    const t0 = performance.now();
+    await sleep(5000);
+    const wallS = (performance.now() - t0) / 1000;
+    const u1 = workerdUsage(pids);
+    const w1 = workerdUsage(workerPids);
+    const h1 = harnessCpuMs();
+    const frames = Math.max(1, sent() - f0);
+    const perFrame = (ms) => round((ms * 1000) / frames, 1);
+    const cpu = {
+      frames_per_s: round(frames / wallS),
+      cpu_us_per_inbound_frame: perFrame(u1.cpuMs - u0.cpuMs),
+      worker_us_per_frame: perFrame(w1.cpuMs - w0.cpuMs),
+      proxy_us_per_frame: perFrame((u1.cpuMs - u0.cpuMs) - (w1.cpuMs - w0.cpuMs)),
+      harness_us_per_frame: perFrame(h1 - h0),
+      // Cores busy: our worker, wrangler's proxy, the harness (clients + fakes).
+      cores: {
+        worker: round((w1.cpuMs - w0.cpuMs) / 1000 / wallS, 2),
+        proxy: round(((u1.cpuMs - u0.cpuMs) - (w1.cpuMs - w0.cpuMs)) / 1000 / wallS, 2),
+        harness: round((h1 - h0) / 1000 / wallS, 2),
+      },
+    };
+    if (cpuPerFrame === null) cpuPerFrame = { calls: group.length, window_s: 5, ...cpu };
+    // Every caller speaks at once; each reply is 600 ms of audio (30 frames).
+    const at = performance.now();
+    for (const call of group) dg.say(call.stt, { transcript: 'Can you help me?', is_final: true, speech_final: true });
+    await eventually(() => group.every((c) => c.playback.after(at, 'echo').length > 0), { timeout: 60_000, interval: 20, message: `${n} replies heard` }).catch(() => null);
+    const firstFrame = [];
+    const gaps = [];
+    let late = 0;
+    let received = 0;
+    let unanswered = 0;
+    for (const call of group) {
+      const media = call.playback.after(at, 'media');
+      if (media.length === 0) {
+        unanswered += 1;
+        continue;
+      }
+      firstFrame.push(media[0].at - at);
+      received += media.length;
+      for (let k = 1; k < media.length; k++) {
+        gaps.push(media[k].at - media[k - 1].at);
+        // Playout starts at the first frame; frame k must be there before its 20 ms slot.
+        if (media[k].at > media[0].at + 20 * k) late += 1;
+      }
+    }
+    const usage = workerdUsage(pids);
+    concurrent.push({
+      calls: n, started: group.length, failed_to_start: failed, setup_s: round(setupS),
+      ...cpu,
+      first_frame: summary(firstFrame),
+      outbound_frames: received, expected_frames: (group.length - unanswered) * 30, unanswered,
+      late_frames: late, frame_gap_p99_ms: round(quantile(gaps, 0.99) ?? 0, 2),
+      workerd_rss_mib: round(usage.rssKib / 1024),
+    });
+    progress(`live: ${n} concurrent calls → ${JSON.stringify(concurrent.at(-1))}`);
+    await Promise.all(group.map(hangUp));
+    calls.length = 0;
+  }
+  return { cpu_per_inbound_frame_in_worker: cpuPerFrame, concurrent };
+}
+
+/** Only the concurrent calls (`node bench/run.mjs concurrent`): a worker and fakes of their own. */
+export async function concurrentBench({ concurrency = [50, 100, 200] } = {}) {
+  const live = await startLiveWorker({ ...fakeOptions(PROFILES.instant), vars: { API_RATE_LIMIT_PER_MINUTE: '0' } });
+  const calls = [];
+  try {
+    await provision(live);
+    return await concurrentCalls(live, calls, concurrency);
+  } finally {
+    for (const call of calls) call.stopAudio();
+    await live.stop();
+  }
 }
 
 /**
@@ -389,76 +522,7 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
     }
 
     // 4. Many simultaneous real-time calls (ours); CPU per inbound frame while they only stream.
-    const pids = (workerdOf(worker)?.all ?? []).map((p) => p.pid);
-    const startCall = async () => {
-      const call = await startTwilioCall(live, { to: NUMBER });
-      calls.push(call);
-      return call;
-    };
-    const concurrent = [];
-    let cpuPerFrame = null;
-    for (const n of concurrency) {
-      progress(`live: ${n} concurrent calls`);
-      const started = performance.now();
-      const group = [];
-      let failed = 0;
-      // One at a time: STT sockets are matched to calls by connection order. Greetings are
-      // awaited together afterwards; setup stops after two minutes whatever the count.
-      for (let i = 0; i < n && performance.now() - started < 120_000; i++) {
-        try {
-          group.push(await within(startCall({ waitGreeting: false }), 15_000, 'call setup'));
-        } catch {
-          failed += 1;
-        }
-      }
-      await eventually(() => group.every((c) => c.playback.echoed('t0-s0')), { timeout: 60_000, interval: 50, message: 'greetings' }).catch(() => null);
-      const setupS = (performance.now() - started) / 1000;
-      // Streaming only (no speech): workerd CPU per inbound 20 ms frame.
-      const u0 = workerdUsage(pids);
-      const w0 = performance.now();
-      await sleep(5000);
-      const u1 = workerdUsage(pids);
-      const frames = group.length * ((performance.now() - w0) / 20);
-      const cpuUsPerFrame = round(((u1.cpuMs - u0.cpuMs) * 1000) / frames, 1);
-      if (cpuPerFrame === null) cpuPerFrame = { calls: group.length, window_s: 5, cpu_us_per_inbound_frame: cpuUsPerFrame };
-      // Every caller speaks at once; each reply is 600 ms of audio (30 frames).
-      const at = performance.now();
-      for (const call of group) dg.say(call.stt, { transcript: 'Can you help me?', is_final: true, speech_final: true });
-      await eventually(() => group.every((c) => c.playback.after(at, 'echo').length > 0), { timeout: 60_000, interval: 20, message: `${n} replies heard` }).catch(() => null);
-      const firstFrame = [];
-      const gaps = [];
-      let late = 0;
-      let received = 0;
-      let unanswered = 0;
-      for (const call of group) {
-        const media = call.playback.after(at, 'media');
-        if (media.length === 0) {
-          unanswered += 1;
-          continue;
-        }
-        firstFrame.push(media[0].at - at);
-        received += media.length;
-        for (let k = 1; k < media.length; k++) {
-          gaps.push(media[k].at - media[k - 1].at);
-          // Playout starts at the first frame; frame k must be there before its 20 ms slot.
-          if (media[k].at > media[0].at + 20 * k) late += 1;
-        }
-      }
-      const usage = workerdUsage(pids);
-      concurrent.push({
-        calls: n, started: group.length, failed_to_start: failed, setup_s: round(setupS),
-        cpu_us_per_inbound_frame: cpuUsPerFrame,
-        first_frame: summary(firstFrame),
-        outbound_frames: received, expected_frames: (group.length - unanswered) * 30, unanswered,
-        late_frames: late, frame_gap_p99_ms: round(quantile(gaps, 0.99) ?? 0, 2),
-        workerd_rss_mib: round(usage.rssKib / 1024),
-      });
-      progress(`live: ${n} concurrent calls → ${JSON.stringify(concurrent.at(-1))}`);
-      await Promise.all(group.map(hangUp));
-      calls.length = 0;
-    }
-    results.cpu_per_inbound_frame_in_worker = cpuPerFrame;
-    results.concurrent = concurrent;
+    Object.assign(results, await concurrentCalls(live, calls, concurrency));
   } finally {
     for (const call of calls) call.stopAudio();
     await bot?.stop();
@@ -519,6 +583,39 @@ export async function liveBench({ turns = 200, directTurns = 60, profileTurns = 
     for (const call of realCalls) call.stopAudio();
     await realBot?.stop();
     await real.stop();
+  }
+  return results;
+}
+
+/**
+ * The one-call conversation alone (`node bench/turns.mjs`): `turns` turns through wrangler's
+ * proxy and, with `direct`, as many straight to workerd; the worker's own first_audio_ms beside.
+ */
+export async function turnBench({ turns = 200, direct = false } = {}) {
+  const results = {};
+  const live = await startLiveWorker({ ...fakeOptions(PROFILES.instant), vars: { API_RATE_LIMIT_PER_MINUTE: '0' } });
+  const calls = [];
+  try {
+    await provision(live);
+    const one = await callOurs(live);
+    calls.push(one);
+    results.ours = await conversation(live, one, turns, 'ours via wrangler proxy');
+    const session = await live.worker.api('GET', `/api/v1/calls/${one.callId}/session`);
+    const inWorker = (session.body?.turns ?? []).map((t) => t.metrics?.first_audio_ms).filter((x) => typeof x === 'number');
+    results.ours.worker_first_audio = summary(inWorker);
+    await hangUp(one);
+    calls.length = 0;
+    const url = direct && (await workerdDirectUrl(live.worker));
+    if (url) {
+      const call = await callOurs(live, { direct: url });
+      calls.push(call);
+      results.ours_direct = await conversation(live, call, turns, 'ours straight to workerd');
+      await hangUp(call);
+      calls.length = 0;
+    }
+  } finally {
+    for (const call of calls) call.stopAudio();
+    await live.stop();
   }
   return results;
 }

@@ -7,7 +7,8 @@
 // latency profile; CPU per frame in workerd; concurrent calls); CPU per media frame (native);
 // wasm size, worker start and cold first webhook.
 //
-// `node bench/run.mjs [--no-pipecat] [section…]`: sections are ingest, live, native, size.
+// `node bench/run.mjs [--no-pipecat] [section…]`: sections are ingest, live, native, size, and
+// `concurrent` (only the live section's concurrent calls; `--calls=50,100,200`).
 
 import { execFile } from 'node:child_process';
 import { writeFile, stat } from 'node:fs/promises';
@@ -19,7 +20,7 @@ import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { startWorker, ROOT, TEST_VARS } from '../tests/harness.mjs';
 import { signStandardWebhook, resendEvent } from '../tests/fakes/resend.mjs';
-import { liveBench } from './live.mjs';
+import { concurrentBench, liveBench } from './live.mjs';
 import { ensurePipecat } from './pipecat.mjs';
 
 const execFileAsync = promisify(execFile);
@@ -251,12 +252,12 @@ function table(results) {
       lines.push(`  saved by starting early, p50: ours ${saved(flux.preemptive, flux.off)} ms${pf ? `, Pipecat ${saved(pf.preemptive, pf.off)} ms` : ''}; ours preemptive − Pipecat eager p50: ${pf ? saved(pf.preemptive, flux.preemptive) : "-"} ms`);
     }
   }
-  lines.push(`  workerd CPU per inbound 20 ms frame (${l.cpu_per_inbound_frame_in_worker.calls} streaming calls): ${l.cpu_per_inbound_frame_in_worker.cpu_us_per_inbound_frame} µs (target ≤ 20)`);
-  lines.push('  calls started  first frame p50/p99 ms  frames/expected  late  gap p99 ms  CPU µs/frame  workerd MiB');
-  for (const c of l.concurrent) {
-    const answered = c.first_frame.n ? `${c.first_frame.p50_ms}/${c.first_frame.p99_ms}` : 'no reply in 60 s';
-    lines.push(`  ${String(c.calls).padStart(5)} ${String(c.started).padStart(7)}  ${answered.padStart(20)}  ${`${c.outbound_frames}/${c.expected_frames}`.padStart(15)}  ${String(c.late_frames).padStart(4)}  ${String(c.frame_gap_p99_ms).padStart(10)}  ${String(c.cpu_us_per_inbound_frame).padStart(12)}  ${String(c.workerd_rss_mib).padStart(11)}`);
+  lines.push(...concurrentLines(l));
   }
+  if (results.concurrent) {
+    lines.push('');
+    lines.push('Concurrent real-time calls (instant fakes)');
+    lines.push(...concurrentLines(results.concurrent));
   }
   const m = results.media_frame_native;
   if (m) {
@@ -277,11 +278,31 @@ function table(results) {
   return lines.join('\n');
 }
 
+/**
+ * The concurrent-calls rows: CPU per inbound frame of our worker's workerd, of wrangler's proxy
+ * and of the harness (the Node clients and fakes, on the same cores), and the cores each kept
+ * busy, beside set-up, replies and late frames.
+ */
+function concurrentLines(l) {
+  const c0 = l.cpu_per_inbound_frame_in_worker;
+  const lines = [`  workerd CPU per inbound 20 ms frame (${c0.calls} streaming calls): ${c0.cpu_us_per_inbound_frame} µs (target ≤ 20): our worker ${c0.worker_us_per_frame ?? '-'} + wrangler's proxy ${c0.proxy_us_per_frame ?? '-'}; the harness (Node clients + fakes) ${c0.harness_us_per_frame ?? '-'} µs more`];
+  lines.push('  calls started setup s  first frame p50/p99 ms  frames/expected  late  gap p99 ms  µs/frame worker+proxy | harness  cores worker/proxy/harness  workerd MiB');
+  for (const c of l.concurrent) {
+    const answered = c.first_frame.n ? `${c.first_frame.p50_ms}/${c.first_frame.p99_ms}` : 'no reply in 60 s';
+    const perFrame = `${c.worker_us_per_frame ?? '-'}+${c.proxy_us_per_frame ?? '-'} | ${c.harness_us_per_frame ?? '-'}`;
+    const cores = c.cores ? `${c.cores.worker}/${c.cores.proxy}/${c.cores.harness}` : '-';
+    lines.push(`  ${String(c.calls).padStart(5)} ${String(c.started).padStart(7)} ${String(c.setup_s).padStart(7)}  ${answered.padStart(20)}  ${`${c.outbound_frames}/${c.expected_frames}`.padStart(15)}  ${String(c.late_frames).padStart(4)}  ${String(c.frame_gap_p99_ms).padStart(10)}  ${perFrame.padStart(29)}  ${cores.padStart(25)}  ${String(c.workerd_rss_mib).padStart(11)}`);
+  }
+  return lines;
+}
+
 // `node bench/run.mjs ingest live` runs only those sections; no argument runs them all.
 // `--no-pipecat` leaves Pipecat out of the live section.
 const args = process.argv.slice(2);
 const only = args.filter((a) => !a.startsWith('--'));
 const wanted = (name) => only.length === 0 || only.includes(name);
+// `--calls=50,200`: the group sizes of the `concurrent` section.
+const concurrencyArg = (args.find((a) => a.startsWith('--calls='))?.slice(8) ?? '50,100,200').split(',').map(Number);
 const started = performance.now();
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 let pipecat;
@@ -295,6 +316,8 @@ const results = {
   pipecat,
   ingest: wanted('ingest') ? await ingest() : undefined,
   live: wanted('live') ? await liveBench({ pipecat: Boolean(pipecat && !pipecat.skipped) }) : undefined,
+  // Only with `concurrent` named: the live section runs the same calls.
+  concurrent: only.includes('concurrent') ? await concurrentBench({ concurrency: concurrencyArg }) : undefined,
   media_frame_native: wanted('native') ? await mediaFrameNative() : undefined,
   size_and_start: wanted('size') ? await sizeAndStart() : undefined,
 };

@@ -286,8 +286,15 @@ test('a read-only key sees the pages; the controls it cannot use carry data-need
   const page = await newPage({ key: viewerKey });
   await page.goto(`${worker.url}/#/agents`);
   await page.getByRole('link', { name: 'Ava (copy)', exact: true }).waitFor();
-  for (const [name, role] of [['New agent', 'link'], ['Duplicate Ava (copy)', 'button'], ['Delete Ava (copy)', 'button']]) {
-    assert.equal(await page.getByRole(role, { name, exact: true }).getAttribute('data-needs'), 'administer', name);
+  // public/js/roles.js: a link the key cannot follow loses its href (so it is no longer a link);
+  // buttons are disabled; both keep data-needs and say why.
+  const newAgent = page.locator('a[data-needs]', { hasText: 'New agent' });
+  assert.equal(await newAgent.getAttribute('data-needs'), 'administer');
+  assert.equal(await newAgent.getAttribute('aria-disabled'), 'true');
+  for (const name of ['Duplicate Ava (copy)', 'Delete Ava (copy)']) {
+    const button = page.getByRole('button', { name, exact: true });
+    assert.equal(await button.getAttribute('data-needs'), 'administer', name);
+    assert.ok(await button.isDisabled(), `${name} is disabled for a viewer`);
   }
   await page.getByRole('link', { name: 'Ava (copy)', exact: true }).click();
   await page.getByRole('heading', { name: 'Agent Ava (copy)', level: 2 }).waitFor();
@@ -296,8 +303,11 @@ test('a read-only key sees the pages; the controls it cannot use carry data-need
   await page.locator('#nav').getByRole('link', { name: 'Numbers' }).click();
   await page.locator('#numbers-list tr', { hasText: '+15550108888' }).waitFor();
   for (const name of ['Edit +15550108888', 'Delete +15550108888']) {
-    assert.equal(await page.getByRole('button', { name }).getAttribute('data-needs'), 'administer', name);
+    const button = page.getByRole('button', { name });
+    assert.equal(await button.getAttribute('data-needs'), 'administer', name);
+    assert.ok(await button.isDisabled(), `${name} is disabled for a viewer`);
   }
-  assert.equal(await page.locator('form', { has: page.getByRole('heading', { name: 'Add a number' }) }).getAttribute('data-needs'), 'administer');
+  // Only the bootstrap ADMIN_API_KEY assigns numbers (the API's rule).
+  assert.equal(await page.locator('form', { has: page.getByRole('heading', { name: 'Add a number' }) }).getAttribute('data-needs'), 'bootstrap');
   assert.deepEqual(page.errors, []);
 });

@@ -137,6 +137,8 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
   const worker = {
     url,
     port,
+    /** wrangler's DevTools inspector proxy (Chrome DevTools Protocol) for the worker's isolate. */
+    inspectorPort,
     spawnedAt,
     dir,
     state,

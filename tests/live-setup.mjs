@@ -51,13 +51,14 @@ export async function startProviderFakes({ deepgram = {}, openai: openaiOptions 
 /**
  * Starts the provider fakes (startProviderFakes, with its `deepgram`, `openai`, `elevenlabs`
  * options), then a worker whose provider keys and URLs point at them. `vars` are merged over
- * those (and over TEST_VARS). Resolves to {worker, dg, openai, eleven, stop()}; `stop` stops
- * the worker, then closes the fakes.
+ * those (and over TEST_VARS); `config` is another wrangler config for startWorker (e.g. the
+ * profiling build's). Resolves to {worker, dg, openai, eleven, stop()}; `stop` stops the worker,
+ * then closes the fakes.
  */
-export async function startLiveWorker({ vars = {}, ...fakeOptions } = {}) {
+export async function startLiveWorker({ vars = {}, config, ...fakeOptions } = {}) {
   const fakes = await startProviderFakes(fakeOptions);
   try {
-    const worker = await startWorker({ vars: { ...fakes.vars, ...vars } });
+    const worker = await startWorker({ vars: { ...fakes.vars, ...vars }, ...(config ? { config } : {}) });
     const { dg, openai, eleven } = fakes;
     return {
       worker, dg, openai, eleven,

@@ -4,7 +4,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, UNDIALLED_TWILIO } from './harness.mjs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startWorker, UNDIALLED_TWILIO, ROOT } from './harness.mjs';
 import { routeTable } from './route-table.mjs';
 
 let worker;
@@ -62,6 +64,19 @@ function validate(schema, value, where = '$') {
   if (Array.isArray(value) && schema.items) value.forEach((v, i) => errors.push(...validate(schema.items, v, `${where}[${i}]`)));
   return errors;
 }
+
+// The document is a static asset, not part of the wasm: the worker answers the route with the
+// file's bytes and its own headers (the assets layer's ETag and caching headers do not leak).
+test('the document is public/api/v1/openapi.json byte for byte, as JSON', async () => {
+  const res = await worker.fetch('/api/v1/openapi.json');
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+  assert.ok(res.headers.get('x-request-id'));
+  assert.equal(res.headers.get('etag'), null);
+  const served = Buffer.from(await res.arrayBuffer());
+  const file = await readFile(path.join(ROOT, 'public', 'api', 'v1', 'openapi.json'));
+  assert.ok(served.equals(file), `served ${served.length} bytes, the file has ${file.length}`);
+});
 
 test('the document is OpenAPI 3.1 and public', async () => {
   assert.equal(doc.openapi, '3.1.0');

@@ -1,4 +1,4 @@
-// The OpenAPI document (src/api/openapi.json) describes what the worker really does: Schemathesis
+// The OpenAPI document (public/api/v1/openapi.json) describes what the worker really does: Schemathesis
 // (PyPI, pinned, installed by scripts/bootstrap.sh into tests/.venv-schemathesis) generates
 // requests from it — the document's examples, the boundaries of every limit, then random valid and
 // invalid data — and sends them to the running worker with every check on: no 5xx, only

@@ -1,7 +1,9 @@
 // TTS over a WebSocket kept open for the whole call (TTS_TRANSPORT=websocket, the default):
 // ElevenLabs multi-context and Deepgram Aura sockets, opened while the call is set up, used for
-// every turn; barge-in cuts the turn at the provider (`close_context` / `Clear`) and no audio of
-// the cut turn reaches the carrier after its `clear`; a refused socket falls back to HTTP.
+// every turn after the greeting (spoken over HTTP while the socket opens, so the socket's set-up
+// is never on its path); barge-in cuts the turn at the provider (`close_context` / `Clear`) and
+// no audio of the cut turn reaches the carrier after its `clear`; a refused socket falls back
+// to HTTP.
 // Real workerd, fakes speaking the providers' real socket protocols on 127.0.0.1.
 
 import { test, before, after } from 'node:test';
@@ -64,7 +66,7 @@ async function bargeIn(call) {
   return call.playback.after(saidAt, 'clear')[0].at;
 }
 
-test('ElevenLabs: one socket for the greeting and every turn, barge-in closes the context, stale audio never reaches the carrier', async () => {
+test('ElevenLabs: the greeting over HTTP while the socket opens, then one socket for every turn, barge-in closes the context, stale audio never reaches the carrier', async () => {
   const socketsBefore = eleven.sockets.length;
   const httpBefore = eleven.requests.length;
   const call = await startTwilioCall(setup, { to: ELEVEN_NUMBER });
@@ -75,10 +77,9 @@ test('ElevenLabs: one socket for the greeting and every turn, barge-in closes th
   assert.equal(ws.query.output_format, 'ulaw_8000');
   assert.equal(ws.query.model_id, 'eleven_flash_v2_5');
   assert.equal(ws.headers['xi-api-key'], 'xi-key');
-  // A context per sentence: its text flushed, then closed so that its isFinal ends the segment.
-  const texts = ws.messages.filter((m) => typeof m.text === 'string');
-  assert.deepEqual(texts.map((m) => [m.text, m.flush]), [['Hello! ', true], ['How can I help? ', true]]);
-  for (const m of texts) assert.ok(ws.messages.some((c) => c.close_context && c.context_id === m.context_id));
+  // The greeting is due as the call starts, while the socket is still opening: HTTP speaks it.
+  assert.deepEqual(eleven.requests.slice(httpBefore).map((r) => r.text), ['Hello!', 'How can I help?']);
+  assert.deepEqual(ws.messages.filter((m) => typeof m.text === 'string'), [], 'nothing of the greeting on the socket');
   // The greeting's audio is exactly the provider's: 1 + 4 words at 100 ms, 160-byte μ-law frames.
   const media = call.playback.log.filter((e) => e.kind === 'media');
   assert.ok(media.every((e) => e.bytes === 160));
@@ -86,6 +87,10 @@ test('ElevenLabs: one socket for the greeting and every turn, barge-in closes th
 
   await turn(call, 'Do you have a table?', 'Yes, at seven.');
   await turn(call, 'Great.', 'See you then.');
+  // A context per sentence: its text flushed, then closed so that its isFinal ends the segment.
+  const texts = ws.messages.filter((m) => typeof m.text === 'string');
+  assert.deepEqual(texts.map((m) => [m.text, m.flush]), [['Yes, at seven. ', true], ['See you then. ', true]]);
+  for (const m of texts) assert.ok(ws.messages.some((c) => c.close_context && c.context_id === m.context_id));
 
   // Barge-in mid-utterance: the fake generates slowly, and keeps generating a flushed context
   // after close_context (the API's rule), so audio of the cut turn is still arriving.
@@ -108,7 +113,7 @@ test('ElevenLabs: one socket for the greeting and every turn, barge-in closes th
   await turn(call, 'Wait, stop. Do you have desserts?', 'We do.');
   assert.equal(eleven.sockets.length, socketsBefore + 1, 'still the same socket');
   assert.equal(ws.closed, false);
-  assert.equal(eleven.requests.length, httpBefore, 'no HTTP TTS request');
+  assert.equal(eleven.requests.length, httpBefore + 2, 'no HTTP TTS request after the greeting');
   const state = await sessionState(worker, call.callId);
   assert.ok(state.turns.some((t) => t.interrupted), 'the cut turn is stored as interrupted');
   await hangUp(call);
@@ -116,7 +121,7 @@ test('ElevenLabs: one socket for the greeting and every turn, barge-in closes th
   assert.ok(ws.messages.some((m) => m.close_socket), 'close_socket sent at the end');
 });
 
-test('Deepgram Aura: one socket, Speak + Flush per sentence, barge-in sends Clear, the next turn speaks on the same socket', async () => {
+test('Deepgram Aura: the greeting over HTTP while the socket opens, then one socket, Speak + Flush per sentence, barge-in sends Clear, the next turn speaks on the same socket', async () => {
   const socketsBefore = dg.speakSockets.length;
   const httpBefore = dg.speakRequests.length;
   const call = await startTwilioCall(setup, { to: AURA_NUMBER });
@@ -128,12 +133,14 @@ test('Deepgram Aura: one socket, Speak + Flush per sentence, barge-in sends Clea
     { model: ws.query.model, encoding: ws.query.encoding, sample_rate: ws.query.sample_rate, container: ws.query.container },
     { model: 'aura-2-thalia-en', encoding: 'mulaw', sample_rate: '8000', container: undefined },
   );
-  assert.deepEqual(ws.messages.map((m) => [m.type, m.text]), [['Speak', 'Hello!'], ['Flush', undefined], ['Speak', 'How can I help?'], ['Flush', undefined]]);
+  assert.deepEqual(dg.speakRequests.slice(httpBefore).map((r) => r.text), ['Hello!', 'How can I help?']);
+  assert.deepEqual(ws.messages, [], 'nothing of the greeting on the socket');
   const media = call.playback.log.filter((e) => e.kind === 'media');
   assert.ok(media.every((e) => e.bytes === 160));
   assert.equal(media.length, (1 + 4) * 100 * 8 / 160);
 
   await turn(call, 'Are you open?', 'Until ten.');
+  assert.deepEqual(ws.messages.map((m) => [m.type, m.text]), [['Speak', 'Until ten.'], ['Flush', undefined]]);
 
   dg.slowSpeak(60);
   try {
@@ -150,10 +157,38 @@ test('Deepgram Aura: one socket, Speak + Flush per sentence, barge-in sends Clea
 
   await turn(call, 'Wait. Do you deliver?', 'We do.');
   assert.equal(dg.speakSockets.length, socketsBefore + 1, 'still the same socket');
-  assert.equal(dg.speakRequests.length, httpBefore, 'no HTTP /v1/speak request');
+  assert.equal(dg.speakRequests.length, httpBefore + 2, 'no HTTP /v1/speak request after the greeting');
   await hangUp(call);
   await eventually(() => ws.closed, { message: 'socket closed when the call ended' });
   assert.ok(ws.messages.some((m) => m.type === 'Close'), 'Close sent at the end');
+});
+
+test('a slow socket upgrade: the greeting is spoken over HTTP while the socket opens, the next turn on the socket', async () => {
+  const socketsBefore = eleven.sockets.length;
+  const upgradesBefore = eleven.socketUpgrades.length;
+  const httpBefore = eleven.requests.length;
+  eleven.delayUpgrades(1500);
+  try {
+    const started = performance.now();
+    const call = await startTwilioCall(setup, { to: ELEVEN_NUMBER });
+    await heard(call.playback, ['t0-s0', 't0-s1'], 'greeting heard');
+    const greetingAudio = call.playback.after(started, 'media');
+    // The whole greeting played before the provider even answered the upgrade.
+    assert.equal(eleven.sockets.length, socketsBefore, 'the socket is not open yet');
+    assert.deepEqual(eleven.requests.slice(httpBefore).map((r) => r.text), ['Hello!', 'How can I help?']);
+    assert.equal(greetingAudio.length, (1 + 4) * 100 * 8 / 160);
+    await eventually(() => eleven.sockets.length === socketsBefore + 1, { message: 'socket opened' });
+    const ws = eleven.sockets[socketsBefore];
+    const upgrade = eleven.socketUpgrades[upgradesBefore];
+    assert.ok(upgrade.hrAt < greetingAudio[0].at, 'the upgrade was asked for before the greeting played');
+    assert.ok(upgrade.answeredAt > greetingAudio.at(-1).at, 'and answered after it had played');
+    await turn(call, 'Are you open?', 'Until ten.');
+    assert.deepEqual(ws.messages.filter((m) => typeof m.text === 'string').map((m) => m.text), ['Until ten. ']);
+    assert.equal(eleven.requests.length, httpBefore + 2, 'the turn went over the socket, not HTTP');
+    await hangUp(call);
+  } finally {
+    eleven.delayUpgrades(0);
+  }
 });
 
 test('a refused socket (HTTP 4xx on the upgrade) falls back to HTTP: the greeting and the turns are spoken', async () => {

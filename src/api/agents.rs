@@ -37,6 +37,8 @@ pub fn render(agent: &Agent) -> Value {
         "stt",
         "callbacks",
         "allowed_countries",
+        "analysis",
+        "recording",
         "http_tools",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);

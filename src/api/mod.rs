@@ -15,6 +15,7 @@ mod numbers;
 mod request;
 mod sessions;
 mod tenants;
+mod usage;
 
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -27,16 +28,27 @@ use phone_agent_core::rate_limit::client_bucket;
 use phone_agent_core::routing::{Need, Outcome};
 use worker::Request;
 
-/// The OpenAPI 3.1 description of this API (public: it holds no data). A test keeps it and
-/// the route table in step.
-pub fn openapi() -> worker::Response {
+/// Where the OpenAPI document sits among the static assets: `public/` + the route's path, so
+/// no other URL serves it (`/api/*` reaches the worker first) and the wasm does not carry it.
+const OPENAPI_ASSET: &str = "https://assets.invalid/api/v1/openapi.json";
+
+/// The OpenAPI 3.1 description of this API (public: it holds no data), read from the static
+/// assets. A test keeps it and the route table in step.
+pub async fn openapi(app: &App) -> ApiResult {
+    let mut asset = app.env.assets("ASSETS")?.fetch(OPENAPI_ASSET, None).await?;
+    if asset.status_code() != 200 {
+        return Err(ApiError::internal(format!(
+            "static assets answered {} for the OpenAPI document",
+            asset.status_code()
+        )));
+    }
     let mut response = worker::Response::builder()
         .with_status(200)
-        .fixed(include_bytes!("openapi.json").to_vec());
+        .fixed(asset.bytes().await?);
     let _ = response
         .headers_mut()
         .set("content-type", "application/json; charset=utf-8");
-    response
+    Ok(response)
 }
 
 /// The handlers behind an API key; `src/routes.rs` says which role each needs.
@@ -84,8 +96,10 @@ pub enum Api {
     KeyRevoke,
     TenantCreate,
     TenantList,
+    TenantUpdate,
     AuditLog,
     Me,
+    Usage,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -188,6 +202,8 @@ async fn call(
         (Api::KeyRevoke, [id]) => keys::revoke(app, who, id).await,
         (Api::TenantCreate, []) => tenants::create(&mut req, app, who).await,
         (Api::TenantList, []) => tenants::list(&req, app).await,
+        (Api::TenantUpdate, [id]) => tenants::update(&mut req, app, who, id).await,
+        (Api::Usage, []) => usage::get(&req, app, who).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
         _ => Err(ApiError::internal(format!(

@@ -11,7 +11,9 @@
 //!   that waits (fetches, sockets) is spawned as a task that feeds its results back;
 //! - what an instance reset must not lose is in the object's SQLite storage as it happens:
 //!   call facts and agent setup at accept, the start frame, the conversation after every input,
-//!   each finished turn. After a reset the next event rebuilds the session from it and feeds
+//!   each finished turn (the writes made while the call is live are unconfirmed so no send
+//!   waits for their commit; storage.rs says why that is safe). After a reset the next event
+//!   rebuilds the session from it and feeds
 //!   `Input::Restored` (the carrier socket, a hibernatable one, survives an eviction; see
 //!   docs/architecture.md, "Instance resets");
 //! - only the verified carrier socket (the core's `CarrierLink`, stored as blob `link`; each
@@ -32,7 +34,7 @@ use phone_agent_core::auth::LIVE_SUBPROTOCOL;
 // The carrier by name; `Carrier` here is the media-stream adapter it hands out.
 use phone_agent_core::carrier::Carrier as CarrierKind;
 use phone_agent_core::config::Config;
-use phone_agent_core::live::{agent_setup, stt_route, AgentSetup};
+use phone_agent_core::live::{agent_setup, stt_route, AgentSetup, AudioBatch, STT_BATCH_MS};
 use phone_agent_core::media::access::{upgrade_trust, CarrierLink, Trust};
 use phone_agent_core::media::carrier::{Carrier, Frame};
 use phone_agent_core::media::codec::AudioFormat;
@@ -44,6 +46,8 @@ use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use worker::worker_sys::web_sys;
 use worker::{
     durable_object, AbortController, DurableObject, Env, Request, Response, Result, State,
     WebSocket, WebSocketIncomingMessage, WebSocketPair,
@@ -116,6 +120,8 @@ pub struct Stt {
     pub params: Option<ListenParams>,
     /// Converts carrier audio Deepgram cannot take as is (big-endian L16).
     pub transcoder: Option<Transcoder>,
+    /// Caller audio collected into fewer, larger messages (`core::live::STT_BATCH_MS`).
+    pub batch: AudioBatch,
     pub pending: VecDeque<u8>,
     pub last_sent_ms: i64,
     /// When the carrier last sent caller audio (or the stream opened, if later).
@@ -162,6 +168,9 @@ pub struct Live {
     pub conversation: Option<Conversation>,
     /// How many history entries are in the `history` table.
     pub history_saved: usize,
+    /// The conversation changed since it was last stored (held while a reply awaits its first
+    /// audio; see `Session::feed`).
+    pub unsaved: bool,
     pub stt: Stt,
     /// The LLM request in flight: (request id, turn, controller).
     pub llm: Option<(u64, u32, AbortController)>,
@@ -184,9 +193,76 @@ pub struct Session {
     pub live: RefCell<Option<Live>>,
 }
 
-#[durable_object]
+/// The macro exports `fetch` and `alarm`; the socket handlers are exported below, synchronous.
+#[durable_object(alarm)]
 pub struct CallSession {
     inner: Rc<Session>,
+}
+
+/// The hibernation API's socket handlers. Synchronous on purpose: the macro's async exports
+/// build a Promise, spawn a task and queue a microtask for every carrier frame (50 a second per
+/// call), about a fifth of an inbound frame's CPU in the profile (bench/README.md, "Profile"),
+/// and these handlers never wait for anything (what they start runs as tasks of its own).
+#[wasm_bindgen]
+impl CallSession {
+    /// A message on a socket of this object.
+    #[wasm_bindgen(js_name = webSocketMessage)]
+    pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
+        let ws = WebSocket::from(ws);
+        let message = match message.as_string() {
+            Some(text) => WebSocketIncomingMessage::String(text),
+            None => WebSocketIncomingMessage::Binary(js_sys::Uint8Array::new(&message).to_vec()),
+        };
+        // The call's carrier socket first: its frames need no tag lookup.
+        if self.inner.is_call_socket(&ws) {
+            self.inner.on_call_frame(&message);
+            return;
+        }
+        if self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            // The live view only listens.
+            return;
+        }
+        self.inner.ensure_live();
+        self.inner.on_carrier_frame(&ws, &message);
+    }
+
+    /// A socket of this object closed.
+    #[wasm_bindgen(js_name = webSocketClose)]
+    pub fn websocket_close(
+        &self,
+        ws: web_sys::WebSocket,
+        code: usize,
+        reason: String,
+        was_clean: bool,
+    ) {
+        let ws = WebSocket::from(ws);
+        if self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            return;
+        }
+        self.inner.record(
+            "socket_closed",
+            json!({"code": code, "reason": reason, "clean": was_clean,
+                "socket": socket_id(&ws)}),
+        );
+        // Completes the closing handshake (the peer waits for our close frame).
+        let _ = ws.close(Some(1000), Some("closed"));
+        self.inner.ensure_live();
+        self.inner.on_carrier_gone(&ws);
+    }
+
+    /// A socket of this object failed.
+    #[wasm_bindgen(js_name = webSocketError)]
+    pub fn websocket_error(&self, ws: web_sys::WebSocket, error: JsValue) {
+        let ws = WebSocket::from(ws);
+        if !self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
+            self.inner.record(
+                "socket_error",
+                json!({"error": worker::Error::from(error).to_string(), "socket": socket_id(&ws)}),
+            );
+            self.inner.ensure_live();
+            self.inner.on_carrier_gone(&ws);
+        }
+    }
 }
 
 impl DurableObject for CallSession {
@@ -222,54 +298,6 @@ impl DurableObject for CallSession {
             _ => Err(ApiError::not_found("no such session route")),
         };
         Ok(result.unwrap_or_else(|e| e.to_response(&trace_id("req"))))
-    }
-
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> Result<()> {
-        if self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
-            // The live view only listens.
-            return Ok(());
-        }
-        self.inner.ensure_live();
-        self.inner.on_carrier_frame(&ws, &message);
-        Ok(())
-    }
-
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        was_clean: bool,
-    ) -> Result<()> {
-        if self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
-            return Ok(());
-        }
-        self.inner.record(
-            "socket_closed",
-            json!({"code": code, "reason": reason, "clean": was_clean,
-                "socket": socket_id(&ws)}),
-        );
-        // Completes the closing handshake (the peer waits for our close frame).
-        let _ = ws.close(Some(1000), Some("closed"));
-        self.inner.ensure_live();
-        self.inner.on_carrier_gone(&ws);
-        Ok(())
-    }
-
-    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
-        if !self.inner.state.get_tags(&ws).iter().any(|t| t == LIVE_TAG) {
-            self.inner.record(
-                "socket_error",
-                json!({"error": error.to_string(), "socket": socket_id(&ws)}),
-            );
-            self.inner.ensure_live();
-            self.inner.on_carrier_gone(&ws);
-        }
-        Ok(())
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -508,6 +536,7 @@ impl Live {
             timer_ms: None,
             conversation: None,
             history_saved: 0,
+            unsaved: false,
             stt: Stt::default(),
             llm: None,
             next_llm_id: 0,
@@ -526,6 +555,7 @@ fn route_stt(live: &mut Live, format: AudioFormat) {
     let (params, transcode) = stt_route(format, &live.setup.stt);
     live.stt.params = Some(params);
     live.stt.transcoder = transcode.and_then(|to| Transcoder::new(format, to).ok());
+    live.stt.batch = AudioBatch::new(transcode.unwrap_or(format), STT_BATCH_MS);
 }
 
 /// A carrier socket's id in the call's `CarrierLink` (from its attachment).

@@ -11,11 +11,12 @@ use phone_agent_core::features::{FeatureUnavailable, ScheduleRefusal};
 use phone_agent_core::ids::{self, RowId};
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
+use phone_agent_core::recording::LinkError;
 use phone_agent_core::routing::Forbidden;
 use phone_agent_core::webhooks::signatures::Rejection;
 use phone_agent_core::webhooks::Provider;
 use serde_json::{json, Value};
-use worker::{Date, Request, Response};
+use worker::{Request, Response};
 
 /// An error as the client sees it: status, stable code, human message, optional details.
 #[derive(Debug)]
@@ -186,6 +187,16 @@ impl From<AgentInUse> for ApiError {
     }
 }
 
+impl From<LinkError> for ApiError {
+    fn from(refusal: LinkError) -> Self {
+        match refusal {
+            LinkError::NoKey => ApiError::new(503, "not_configured", refusal.to_string()),
+            LinkError::Forged => ApiError::new(403, "invalid_link", refusal.to_string()),
+            LinkError::Expired => ApiError::new(410, "link_expired", refusal.to_string()),
+        }
+    }
+}
+
 impl From<Forbidden> for ApiError {
     fn from(refusal: Forbidden) -> Self {
         ApiError::new(403, "forbidden", refusal.to_string())
@@ -235,7 +246,8 @@ pub fn json_response(status: u16, body: &Value) -> Response {
 
 /// Milliseconds since the Unix epoch, from the runtime clock (the core never reads it).
 pub fn now_ms() -> i64 {
-    Date::now().as_millis() as i64
+    // `Date.now()`: no Date object per call (the media path asks 50 times a second).
+    js_sys::Date::now() as i64
 }
 
 /// RFC 3339 (UTC, milliseconds) for a stored millisecond timestamp.

@@ -173,7 +173,8 @@ pub async fn delete(
                 &format!(
                     "UPDATE agents SET deleted_at = ?3, updated_at = ?3
                      WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL
-                       AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE agent_id = ?2)
+                       AND NOT EXISTS (SELECT 1 FROM phone_numbers
+                                       WHERE agent_id = ?2 OR after_hours_agent_id = ?2)
                        AND NOT EXISTS (SELECT 1 FROM calls WHERE agent_id = ?2 AND {open})"
                 ),
                 &[&id, &now_ms()],
@@ -211,7 +212,8 @@ async fn usage(
     }
     let numbers: Vec<NumberRow> = tenant
         .all(
-            "SELECT number FROM phone_numbers WHERE tenant_id = ?1 AND agent_id = ?2
+            "SELECT number FROM phone_numbers
+             WHERE tenant_id = ?1 AND (agent_id = ?2 OR after_hours_agent_id = ?2)
              ORDER BY number LIMIT 20",
             &[&id],
         )

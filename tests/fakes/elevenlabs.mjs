@@ -122,6 +122,7 @@ export async function startFakeElevenLabs({ apiKey, chunkBytes = 800, chunkDelay
   // The multi-context socket: every socket and every message it received are recorded.
   const sockets = [];
   let socketRefusals = []; // {status, count}
+  let upgradeDelayMs = 0;
   const wss = new WebSocketServer({ noServer: true });
 
   function refuseUpgrade(socket, status, message) {
@@ -130,9 +131,19 @@ export async function startFakeElevenLabs({ apiKey, chunkBytes = 800, chunkDelay
   }
 
   function onUpgrade(req, socket, head) {
+    const arrived = performance.now();
+    if (upgradeDelayMs > 0) {
+      const delay = upgradeDelayMs;
+      setTimeout(() => acceptUpgrade(req, socket, head, arrived), delay);
+      return;
+    }
+    acceptUpgrade(req, socket, head, arrived);
+  }
+
+  function acceptUpgrade(req, socket, head, arrived) {
     const url = new URL(req.url, 'http://fake');
     const m = /^\/v1\/text-to-speech\/(?<voice>[^/]+)\/multi-stream-input$/.exec(url.pathname);
-    const attempt = { path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, status: 101 };
+    const attempt = { path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, status: 101, hrAt: arrived, answeredAt: performance.now() };
     socketUpgrades.push(attempt);
     http.notify();
     const key = req.headers['xi-api-key'];
@@ -313,6 +324,10 @@ export async function startFakeElevenLabs({ apiKey, chunkBytes = 800, chunkDelay
     /** Refuses the next `count` socket upgrades with HTTP `status`. */
     refuseSockets(status = 503, count = Infinity) {
       socketRefusals.push({ status, count });
+    },
+    /** Answers every socket upgrade `ms` late (a slow handshake); 0 answers at once. */
+    delayUpgrades(ms) {
+      upgradeDelayMs = ms;
     },
     /** Stops refusing socket upgrades. */
     acceptSockets() {

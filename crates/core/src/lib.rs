@@ -5,6 +5,7 @@
 //! so it is tested natively with `cargo test` and fuzzed.
 
 pub mod agents;
+pub mod analysis;
 pub mod auth;
 pub mod carrier;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod delivery;
 pub mod dialing;
 pub mod features;
 pub mod finalize;
+pub mod hours;
 pub mod http_tools;
 pub mod ids;
 pub mod json;
@@ -22,10 +24,12 @@ pub mod pagination;
 pub mod patch;
 pub mod providers;
 pub mod rate_limit;
+pub mod recording;
 pub mod routing;
 pub mod scheduling;
 pub mod session;
 pub mod targets;
+pub mod usage;
 pub mod voice;
 pub mod webhooks;
 pub mod zones;

@@ -102,6 +102,14 @@ pub struct AgentSetup {
     pub stt: SttSettings,
     /// Values of the stored config that were unusable and replaced by defaults.
     pub warnings: Vec<String>,
+    /// What the end-of-call job asks the LLM to fill in (a setup stored before it existed has
+    /// none).
+    #[serde(default)]
+    pub analysis: Option<crate::analysis::AnalysisSpec>,
+    /// The carrier records the call (the agent's `recording.enabled`); its disclosure is
+    /// already the start of `session.first_message`.
+    #[serde(default)]
+    pub record: bool,
 }
 
 impl AgentSetup {
@@ -126,7 +134,9 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
     // Likewise the HTTP tools come from the agent's validated `http_tools` only.
     session.http_tools = crate::http_tools::http_tools(config);
     session.system_prompt = system_prompt.to_owned();
-    session.first_message = first_message
+    // A recorded call says so before anything else: the disclosure leads the greeting.
+    session.first_message = crate::recording::greeting(first_message, config)
+        .as_deref()
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .map(str::to_owned);
@@ -229,6 +239,8 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
         llm_model: text("/llm/model"),
         stt,
         warnings,
+        analysis: crate::analysis::from_config(config),
+        record: crate::recording::settings(config).enabled,
     }
 }
 
@@ -279,6 +291,54 @@ pub fn stt_upkeep(now_ms: i64, last_audio_ms: i64, last_sent_ms: i64) -> SttUpke
         SttUpkeep::KeepAlive
     } else {
         SttUpkeep::Nothing
+    }
+}
+
+/// Caller audio per message to Deepgram (ms). Carriers send 20 ms frames, and one WebSocket
+/// send per frame was the largest single cost of an inbound frame in workerd (bench/README.md,
+/// "Profile"); Deepgram takes 20–250 ms per message. 60 ms (three Twilio frames) sends a third
+/// as many messages and holds the newest audio back at most 40 ms (20 ms on average), small
+/// beside the silence endpointing waits for (300 ms and more).
+pub const STT_BATCH_MS: u32 = 60;
+
+/// Collects caller audio into messages of at least [`STT_BATCH_MS`] for Deepgram.
+#[derive(Debug, Clone, Default)]
+pub struct AudioBatch {
+    /// Bytes per message; 0 sends every push as it comes (no format known yet).
+    target: usize,
+    held: Vec<u8>,
+}
+
+impl AudioBatch {
+    /// Messages of `ms` of audio in `format` (the format Deepgram receives).
+    pub fn new(format: AudioFormat, ms: u32) -> Self {
+        let target = format.bytes_for_ms(ms);
+        AudioBatch {
+            target,
+            held: Vec::with_capacity(target),
+        }
+    }
+
+    /// Adds audio; the message to send now, once at least a batch is held (all of it, so
+    /// frames are never split and nothing waits behind a full batch).
+    pub fn push(&mut self, audio: &[u8]) -> Option<Vec<u8>> {
+        if self.held.is_empty() && audio.len() >= self.target {
+            return Some(audio.to_vec());
+        }
+        self.held.extend_from_slice(audio);
+        (self.held.len() >= self.target)
+            .then(|| std::mem::replace(&mut self.held, Vec::with_capacity(self.target)))
+    }
+
+    /// Whether held audio should leave without waiting for more: the carrier has sent nothing
+    /// for a batch's length (a paused stream must not keep the caller's last words back).
+    pub fn flush_due(&self, now_ms: i64, last_audio_ms: i64) -> bool {
+        !self.held.is_empty() && now_ms - last_audio_ms >= i64::from(STT_BATCH_MS)
+    }
+
+    /// Everything held, emptying the batch.
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
     }
 }
 
@@ -506,6 +566,44 @@ mod tests {
         assert_eq!(stt_upkeep(t, t - 5_000, t - 100), SttUpkeep::Close);
         assert_eq!(stt_upkeep(t, t - 60_000, t - 60_000), SttUpkeep::Close);
         assert_eq!(stt_upkeep(t, t - 4_999, t - 4_999), SttUpkeep::KeepAlive);
+    }
+
+    #[test]
+    fn caller_audio_leaves_for_stt_in_60_ms_messages() {
+        // Twilio: 160-byte (20 ms) μ-law frames; three make a message.
+        let mut batch = AudioBatch::new(AudioFormat::Mulaw8k, STT_BATCH_MS);
+        let frames: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i; 160]).collect();
+        let sent: Vec<Vec<u8>> = frames.iter().filter_map(|f| batch.push(f)).collect();
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().all(|m| m.len() == 480));
+        assert_eq!(
+            sent.concat(),
+            frames[..6].concat(),
+            "in order, nothing lost"
+        );
+        // The seventh frame waits for two more, or for the flush of a paused stream.
+        let t = 1_000_000;
+        assert!(!batch.flush_due(t, t - 59));
+        assert!(batch.flush_due(t, t - 60));
+        assert_eq!(batch.take(), frames[6]);
+        assert!(
+            !batch.flush_due(t, t - 1_000),
+            "nothing held, nothing to flush"
+        );
+        assert!(batch.take().is_empty());
+    }
+
+    #[test]
+    fn odd_frames_and_formats_batch_by_duration() {
+        // 16 kHz little-endian PCM: 60 ms is 1920 bytes; a big chunk passes whole.
+        let mut batch = AudioBatch::new(AudioFormat::Pcm16Le { rate: 16_000 }, STT_BATCH_MS);
+        assert_eq!(batch.push(&[1; 1000]), None);
+        assert_eq!(batch.push(&[2; 1000]).map(|m| m.len()), Some(2000));
+        assert_eq!(batch.push(&[3; 5000]), Some(vec![3; 5000]));
+        // No format yet (the default): every push leaves at once.
+        let mut unset = AudioBatch::default();
+        assert_eq!(unset.push(&[9; 160]), Some(vec![9; 160]));
+        assert!(unset.take().is_empty());
     }
 
     #[test]

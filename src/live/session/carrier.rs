@@ -30,6 +30,13 @@ impl Session {
             .find(|ws| socket_id(ws) == Some(id))
     }
 
+    /// Whether `ws` is the call's verified carrier socket. The hot path: recognised by object
+    /// identity, without its tags or its attachment (JS → Wasm copies) 50 times a second.
+    pub(super) fn is_call_socket(&self, ws: &WebSocket) -> bool {
+        self.with_live(|live| live.carrier_ws.as_ref().is_some_and(|v| same_socket(v, ws)))
+            .unwrap_or(false)
+    }
+
     /// Routes a carrier frame: the verified socket's frames are the call's; any other socket is
     /// pending and judged on its own.
     pub(super) fn on_carrier_frame(
@@ -37,12 +44,7 @@ impl Session {
         ws: &WebSocket,
         message: &WebSocketIncomingMessage,
     ) {
-        // The hot path: a frame of the verified socket is recognised by object identity, without
-        // deserializing the socket's attachment (a JS → Wasm copy) 50 times a second.
-        if self
-            .with_live(|live| live.carrier_ws.as_ref().is_some_and(|v| same_socket(v, ws)))
-            .unwrap_or(false)
-        {
+        if self.is_call_socket(ws) {
             self.on_call_frame(message);
             return;
         }
@@ -245,7 +247,8 @@ impl Session {
         speech::prewarm_tts(self);
         let session = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            session.mark_in_progress(carrier_call_id).await;
+            session.mark_in_progress(carrier_call_id.clone()).await;
+            session.start_recording(carrier_call_id.as_deref()).await;
         });
         self.feed(Input::StreamStarted);
     }
@@ -314,12 +317,19 @@ impl Session {
             let at = session_alarm(live.ended, live_deadline, live.finalize.next_at_ms)?;
             (live.armed_ms != Some(at)).then(|| {
                 live.armed_ms = Some(at);
-                at
+                (at, live.ended)
             })
         });
-        let Some(Some(at_ms)) = due else {
+        let Some(Some((at_ms, ended))) = due else {
             return;
         };
+        if !ended {
+            // Unconfirmed like the other mid-call writes (storage.rs): an alarm lost with a
+            // failed commit is lost with the reset it causes, and the restored session re-arms.
+            self.unconfirmed().set_alarm(at_ms);
+            return;
+        }
+        // The end-of-call job's retry must not be lost: confirmed, like the job itself.
         let session = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             // An absolute time: `set_alarm(i64)` would take it as an offset from now.
@@ -378,11 +388,10 @@ impl Session {
         if live.ended {
             return false;
         }
-        let stt = &mut live.stt;
         let now = now_ms();
-        stt.last_audio_ms = now;
-        let reopen = std::mem::take(&mut stt.parked);
-        let audio = match stt.transcoder.as_mut() {
+        live.stt.last_audio_ms = now;
+        let reopen = std::mem::take(&mut live.stt.parked);
+        let audio = match live.stt.transcoder.as_mut() {
             Some(t) => {
                 let mut out = Vec::with_capacity(bytes.len());
                 t.push(&bytes, &mut out);
@@ -394,6 +403,15 @@ impl Session {
             // Deepgram treats an empty binary frame as a close request.
             return reopen;
         }
+        // Each carrier frame is 20 ms of caller audio on its way to STT (usage).
+        *live
+            .counters
+            .entry(phone_agent_core::usage::counter::STT_FRAMES)
+            .or_default() += 1;
+        let stt = &mut live.stt;
+        let Some(audio) = stt.batch.push(&audio) else {
+            return reopen;
+        };
         if stt.pending.is_empty() {
             if let Some(ws) = &stt.ws {
                 if ws.send_with_bytes(&audio).is_ok() {

@@ -8,16 +8,18 @@ use phone_agent_core::live::dtmf_samples;
 use phone_agent_core::media::carrier::OutFrame;
 use phone_agent_core::media::framing::Framer;
 use phone_agent_core::session::{Action, Input, SessionEvent};
+use phone_agent_core::usage;
 use serde_json::{json, Value};
 use std::rc::Rc;
 use worker::WebSocket;
 
 impl Session {
-    /// Feeds one input to the conversation, stores it, and executes the actions in order.
+    /// Feeds one input to the conversation, executes the actions in order, and stores what
+    /// changed (after the actions' sends, and not before the reply's first audio).
     pub fn feed(self: &Rc<Self>, input: Input) {
         let now = u64::try_from(now_ms()).unwrap_or_default();
         let frequent = input.is_frequent();
-        let actions = {
+        let (actions, hold) = {
             let mut guard = self.live.borrow_mut();
             let Some(live) = guard.as_mut() else {
                 return;
@@ -25,20 +27,41 @@ impl Session {
             let Some(conversation) = live.conversation.as_mut() else {
                 return;
             };
-            conversation.handle(now, input)
+            let actions = conversation.handle(now, input);
+            (actions, conversation.awaits_first_audio())
         };
         // Frames first (a clear must reach the carrier within a frame interval), then the new
         // state is stored; executing actions never feeds the conversation synchronously.
         for action in actions {
             self.execute(action);
         }
-        self.save_conversation(frequent);
+        // The object's network sends wait for the commit of every storage write made before
+        // them (the output gate). So nothing is written while the caller waits for a reply's
+        // first audio (what changed meanwhile is written once it has gone out), and a save is
+        // queued behind the tasks the actions spawned, so their first step (the LLM request)
+        // leaves before the write.
+        let due = self
+            .with_live(|live| {
+                let grew = live
+                    .conversation
+                    .as_ref()
+                    .is_some_and(|c| c.history().len() > live.history_saved);
+                let due = live.unsaved || !frequent || grew;
+                live.unsaved = hold && due;
+                due && !hold
+            })
+            .unwrap_or(false);
+        if due {
+            let session = self.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                session.save_conversation();
+            });
+        }
     }
 
-    /// Appends the history entries committed since the last save, and stores the state unless
-    /// the input was a frequent one that committed nothing (see `Input::is_frequent`). History
+    /// Appends the history entries committed since the last save, and stores the state. History
     /// and state are written in the same event, so storage commits them together.
-    fn save_conversation(&self, frequent: bool) {
+    fn save_conversation(&self) {
         let saved = self.with_live(|live| {
             let conversation = live.conversation.as_ref()?;
             let history = conversation.history();
@@ -48,20 +71,13 @@ impl Session {
                 .iter()
                 .filter_map(|m| serde_json::to_string(m).ok())
                 .collect();
+            let first = live.history_saved;
             live.history_saved = history.len();
-            let state = (!frequent || !new.is_empty())
-                .then(|| serde_json::to_string(conversation).ok())
-                .flatten();
-            Some((new, state))
+            live.unsaved = false;
+            Some((first, new, serde_json::to_string(conversation).ok()?))
         });
-        let Some(Some((new, state))) = saved else {
-            return;
-        };
-        for message in &new {
-            self.append_history(message);
-        }
-        if let Some(state) = state {
-            self.put_raw("conversation", &state);
+        if let Some(Some((first, new, state))) = saved {
+            self.save_conversation_state(first, &new, &state);
         }
     }
 
@@ -94,7 +110,11 @@ impl Session {
                 turn,
                 segment,
                 text,
-            } => speech::queue_tts(self, turn, segment, text),
+            } => {
+                let chars = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
+                self.count_by(usage::counter::TTS_CHARS, chars);
+                speech::queue_tts(self, turn, segment, text);
+            }
             Action::CancelTts { turn } => speech::cancel_tts(self, Some(turn)),
             Action::SendMark { name } => {
                 let frame = self
@@ -108,7 +128,10 @@ impl Session {
                 self.count("clears");
                 self.broadcast(json!({"type": "state", "state": "interrupted"}));
             }
-            Action::RunTool { turn, call } => speech::run_tool(self, turn, call),
+            Action::RunTool { turn, call } => {
+                self.count(usage::counter::TOOL_CALLS);
+                speech::run_tool(self, turn, call);
+            }
             Action::SendDtmf { digits } => self.send_dtmf(&digits),
             Action::Transfer { to } => self.end_call(EndReason::Transfer(to)),
             Action::Hangup { reason } => self.end_call(EndReason::Agent(reason)),

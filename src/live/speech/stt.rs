@@ -171,6 +171,13 @@ fn upkeep(session: &Session, ws: &WebSocket) -> bool {
             if live.stt.closing {
                 return SttUpkeep::Nothing;
             }
+            if live.stt.batch.flush_due(now, live.stt.last_audio_ms) {
+                // The carrier paused: what the batch holds must not wait for more audio.
+                let held = live.stt.batch.take();
+                if ws.send_with_bytes(&held).is_ok() {
+                    live.stt.last_sent_ms = now;
+                }
+            }
             let step = stt_upkeep(now, live.stt.last_audio_ms, live.stt.last_sent_ms);
             match step {
                 SttUpkeep::KeepAlive => live.stt.last_sent_ms = now,

@@ -1,7 +1,10 @@
 //! The call's TTS WebSocket (Deepgram Aura, ElevenLabs multi-context): opened while the call is
 //! set up, kept for every turn, cut at the provider on barge-in (the core's `SocketSpeech` says
-//! which audio is stale), and reopened when it closes. When it cannot be opened or dies, the
-//! segments it had not finished are spoken over HTTP (`tts.rs`), with a log line.
+//! which audio is stale), and reopened when it closes. A segment never waits for the socket's
+//! set-up: until it is open (the greeting, due as the call starts, while the socket opens)
+//! segments are spoken over HTTP, and the socket takes over at the next segment once HTTP has
+//! nothing left to send. When it cannot be opened or dies, the segments it had not finished are
+//! spoken over HTTP (`tts.rs`), with a log line.
 
 use super::stt::connect_websocket;
 use super::tts::{queue_http, send_audio};
@@ -51,8 +54,6 @@ pub struct TtsLink {
     state: LinkState,
     ws: Option<WebSocket>,
     speech: Option<SocketSpeech>,
-    /// Segments handed over while the socket is being opened.
-    pending: Vec<SocketSegment>,
     out: Option<Outgoing>,
     /// No socket before this time (one was refused or failed): HTTP meanwhile.
     down_until_ms: i64,
@@ -78,13 +79,14 @@ fn socket_request(session: &Session) -> Option<(TtsProvider, TtsSocketRequest)> 
 
 enum Route {
     Http,
-    Queued,
-    Connect,
+    /// Over HTTP while the socket opens (`true`: open it now) for the segments after it.
+    Opening(bool),
     Send(Option<WebSocket>, Vec<String>),
 }
 
 /// Speaks a segment over the socket; `false` when it must go over HTTP (no socket for this
-/// voice or transport, the socket is down, or HTTP segments are still going out: order first).
+/// voice or transport, the socket is down or not open yet, or HTTP segments are still going
+/// out: order first).
 pub(super) fn try_speak(session: &Rc<Session>, turn: u32, segment: usize, text: &str) -> bool {
     if socket_request(session).is_none() {
         return false;
@@ -105,24 +107,23 @@ pub(super) fn try_speak(session: &Rc<Session>, turn: u32, segment: usize, text: 
                 Some(speech) => Route::Send(link.ws.clone(), speech.speak(seg)),
                 None => Route::Http,
             },
-            LinkState::Connecting => {
-                link.pending.push(seg);
-                Route::Queued
-            }
+            // Waiting for the upgrade would put it on this segment's path: HTTP is as quick.
+            LinkState::Connecting => Route::Opening(false),
             LinkState::Closed if now < link.down_until_ms => Route::Http,
             LinkState::Closed => {
-                link.pending.push(seg);
                 link.state = LinkState::Connecting;
-                Route::Connect
+                Route::Opening(true)
             }
         }
     });
     match route {
         None | Some(Route::Http) => false,
-        Some(Route::Queued) => true,
-        Some(Route::Connect) => {
-            spawn_socket(session);
-            true
+        Some(Route::Opening(connect)) => {
+            session.count("tts_http_while_opening");
+            if connect {
+                spawn_socket(session);
+            }
+            false
         }
         Some(Route::Send(ws, messages)) => {
             send(session, ws.as_ref(), &messages);
@@ -156,7 +157,6 @@ pub fn prewarm_tts(session: &Rc<Session>) {
 pub(super) fn cancel(session: &Rc<Session>, turn: Option<u32>) {
     let sent = session.with_live(|live| {
         let link = &mut live.tts.link;
-        link.pending.retain(|s| turn.is_some_and(|t| t != s.turn));
         if link
             .out
             .as_ref()
@@ -192,7 +192,6 @@ pub fn park_tts(session: &Rc<Session>) {
         let link = &live.tts.link;
         link.ws.is_some()
             && link.out.is_none()
-            && link.pending.is_empty()
             && link.speech.as_ref().is_none_or(SocketSpeech::idle)
     });
     if idle == Some(true) {
@@ -206,7 +205,6 @@ fn close_socket(session: &Rc<Session>, reason: &str) {
         let link = &mut live.tts.link;
         link.generation += 1;
         link.state = LinkState::Closed;
-        link.pending.clear();
         link.out = None;
         link.speech = None;
         link.ws.take()
@@ -280,27 +278,20 @@ async fn run_socket(session: &Rc<Session>) {
         if live.ended || link.generation != generation {
             return None;
         }
-        let mut speech = SocketSpeech::new(provider);
-        let messages: Vec<String> = link
-            .pending
-            .drain(..)
-            .flat_map(|seg| speech.speak(seg))
-            .collect();
-        link.speech = Some(speech);
+        link.speech = Some(SocketSpeech::new(provider));
         link.ws = Some(ws.clone());
         link.state = LinkState::Open;
         link.opened_at_ms = now_ms();
-        Some(messages)
+        Some(())
     });
-    let Some(Some(messages)) = opened else {
+    if opened != Some(Some(())) {
         let _ = ws.close(Some(1000), Some("not needed"));
         return;
-    };
+    }
     session.record(
         "tts_socket_open",
         json!({"provider": provider.as_str(), "generation": generation}),
     );
-    send(session, Some(&ws), &messages);
     let (closed, errored) = loop {
         let Some(event) = events.next().await else {
             break (json!({"ended": true}), false);
@@ -444,12 +435,11 @@ fn gone(session: &Rc<Session>, generation: u64, detail: serde_json::Value, faile
             link.quick_closes = 0;
         }
         let down = failed || !was_open || link.quick_closes >= MAX_QUICK_CLOSES;
-        let mut left: Vec<SocketSegment> = link
+        let left: Vec<SocketSegment> = link
             .speech
             .take()
             .map(|mut s| s.take_unfinished())
             .unwrap_or_default();
-        left.append(&mut link.pending);
         link.ws = None;
         link.out = None;
         link.state = LinkState::Closed;

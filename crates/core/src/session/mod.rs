@@ -3,10 +3,14 @@
 //! [`Conversation`] is sans-I/O. The call's Durable Object feeds it every event of the call as
 //! an [`Input`] with the current time and executes the returned [`Action`]s **in order**. It
 //! never reads a clock, and its whole state is serde-serializable: the Durable Object stores it
-//! after each input and, after an instance reset, loads it and feeds [`Input::Restored`].
+//! after its inputs (batched while a reply awaits its first audio, see
+//! [`Conversation::awaits_first_audio`]) and, after an instance reset, loads it and feeds
+//! [`Input::Restored`].
 //!
 //! Speech goes out one segment (sentence) at a time. The LLM's text deltas are split into
-//! sentences; each becomes one `Speak` (one TTS request). The edge sends the segments' audio in
+//! sentences; each becomes one `Speak` (one TTS request). A reply's first segment may be its
+//! first clause or word group instead (`SentenceSplitter::push_opening`): the caller waits for
+//! it, so its synthesis starts before the first sentence is complete. The edge sends the segments' audio in
 //! `Speak` order, reports it with `TtsAudio`, then `TtsDone`, and sends the `SendMark` returned
 //! before any audio of a later segment. A segment counts as heard only when its mark echoes
 //! before any `clear` (a `clear` echoes every pending mark, and those echoes are ignored), so
@@ -414,6 +418,15 @@ impl Conversation {
         &self.history
     }
 
+    /// Whether a reply is under way and none of its audio has gone out yet: the caller is
+    /// waiting for it, so the edge holds back storage writes (the object's network sends wait
+    /// for their commit) until it has, and persists what changed meanwhile in one batch.
+    pub fn awaits_first_audio(&self) -> bool {
+        self.reply
+            .as_ref()
+            .is_some_and(|r| r.timing.first_audio_ms.is_none())
+    }
+
     /// Whether the session is over (hung up, transferred); further inputs do nothing.
     pub fn is_ended(&self) -> bool {
         self.ended
@@ -746,8 +759,15 @@ impl Conversation {
             reply.timing.first_token_ms.get_or_insert(now);
         }
         reply.deadline_ms = now.saturating_add(timeout);
-        for sentence in reply.pending_text.push(text) {
-            out.push(reply.speak(sentence, now));
+        // Until the reply has said anything its first clause goes out alone (the caller is
+        // waiting for it); after that, whole sentences, one ahead of the audio.
+        let pieces = if reply.segments.is_empty() {
+            reply.pending_text.push_opening(text)
+        } else {
+            reply.pending_text.push(text)
+        };
+        for piece in pieces {
+            out.push(reply.speak(piece, now));
         }
     }
 
@@ -1196,12 +1216,19 @@ impl Conversation {
         timers.into_iter().min_by_key(|(at, _)| *at)
     }
 
+    /// Requests the alarm only when the earliest deadline comes before the one already armed
+    /// (or none is): a deadline that moves later (the response deadline, pushed back by every
+    /// LLM token) leaves the armed alarm alone, which then fires early, finds nothing due and
+    /// re-arms (`on_tick`). Setting an alarm is a storage write, and the object's network sends
+    /// wait for its commit: one per token sat between the tokens and the first audio.
     fn rearm(&mut self, out: &mut Vec<Action>) {
-        let next = self.next_timer().map(|(at, _)| at);
-        if let Some(at_ms) = next.filter(|at| Some(*at) != self.alarm_ms) {
-            out.push(Action::SetAlarm { at_ms });
+        let Some(next) = self.next_timer().map(|(at, _)| at) else {
+            return;
+        };
+        if self.alarm_ms.is_none_or(|armed| next < armed) {
+            out.push(Action::SetAlarm { at_ms: next });
+            self.alarm_ms = Some(next);
         }
-        self.alarm_ms = next;
     }
 }
 
@@ -1495,6 +1522,37 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_awaits_its_first_audio_until_some_is_sent() {
+        let (mut call, out) = Call::started(SessionConfig {
+            first_message: Some("Hello.".into()),
+            ..config()
+        });
+        assert!(call.conv.awaits_first_audio(), "the greeting is due");
+        call.play(&out);
+        assert!(!call.conv.awaits_first_audio());
+        call.user_says("Hi.");
+        assert!(
+            call.conv.awaits_first_audio(),
+            "the caller's turn is answered"
+        );
+        let out = call.llm(1, "Hello there. ");
+        assert!(call.conv.awaits_first_audio(), "text alone is not audio");
+        call.at(
+            10,
+            Input::TtsAudio {
+                turn: 1,
+                segment: 0,
+                bytes: 160,
+            },
+        );
+        assert!(!call.conv.awaits_first_audio());
+        call.at(5, Input::LlmDone { turn: 1 });
+        let sent = call.send_audio(&out);
+        call.echo(&sent);
+        assert!(!call.conv.awaits_first_audio(), "no reply");
+    }
+
+    #[test]
     fn llm_text_is_spoken_sentence_by_sentence() {
         let (mut call, _) = Call::started(config());
         call.user_says("Hours?");
@@ -1647,8 +1705,13 @@ mod tests {
                 text: "hold on I".into(),
             },
         );
+        // A later deadline leaves the armed alarm alone (no storage write per interim)...
+        assert_eq!(alarm(&out), None);
+        // ...which fires early, finds nothing due and re-arms at the deadline.
+        let out = call.at(1_500, Input::Tick);
+        assert!(effects(&out).is_empty());
         assert_eq!(alarm(&out), Some(barge_at + 2_500));
-        assert!(effects(&call.at(1_900, Input::Tick)).is_empty());
+        assert!(effects(&call.at(400, Input::Tick)).is_empty());
         let out = call.at(100, Input::Tick);
         let (turn, messages) = llm_start(&out).unwrap();
         assert_eq!(turn, 1);
@@ -1956,10 +2019,15 @@ mod tests {
         let out = call.user_says("Hello?");
         let asked_at = call.now;
         assert_eq!(alarm(&out), Some(asked_at + 8_000));
-        // Tokens keep the request alive.
+        // Tokens keep the request alive, without moving the armed alarm: the alarm fires at
+        // the first deadline, finds the request alive and re-arms at the pushed-back one.
         let out = call.llm(0, "Let me");
-        assert_eq!(alarm(&out), Some(call.now + 8_000));
-        let out = call.at(8_000, Input::Tick);
+        assert_eq!(alarm(&out), None);
+        let token_at = call.now;
+        let out = call.at(asked_at + 8_000 - call.now, Input::Tick);
+        assert!(effects(&out).is_empty());
+        assert_eq!(alarm(&out), Some(token_at + 8_000));
+        let out = call.at(token_at + 8_000 - call.now, Input::Tick);
         assert_eq!(out[0], Action::CancelLlm { turn: 0 });
         assert!(out.contains(&Action::Emit(SessionEvent::UpstreamFailed {
             turn: 0,
@@ -2003,9 +2071,15 @@ mod tests {
                 call: tool_call("c1", SCHEDULE_CALLBACK, "{}"),
             },
         );
+        let asked_at = call.now - 10;
         let out = call.at(10, Input::LlmDone { turn: 0 });
-        assert_eq!(alarm(&out), Some(call.now + 8_000));
-        let out = call.at(8_000, Input::Tick);
+        // The tool's deadline is later than the armed response deadline: armed at the tick.
+        assert_eq!(alarm(&out), None);
+        let done_at = call.now;
+        let out = call.at(asked_at + 8_000 - call.now, Input::Tick);
+        assert!(effects(&out).is_empty());
+        assert_eq!(alarm(&out), Some(done_at + 8_000));
+        let out = call.at(done_at + 8_000 - call.now, Input::Tick);
         let messages = llm_start(&out).unwrap().1;
         assert!(matches!(messages.last(),
             Some(Message::Tool { content, .. }) if content == TOOL_TIMED_OUT));

@@ -14,6 +14,12 @@ pub(super) struct SentenceSplitter {
     buf: String,
 }
 
+/// Words before a clause may be cut off as a reply's first piece (shorter is too little to
+/// say with natural prosody).
+pub(super) const CLAUSE_MIN_WORDS: usize = 3;
+/// Words after which a reply's first piece is cut at the next space when no punctuation came.
+pub(super) const WORD_GROUP: usize = 8;
+
 const ABBREVIATIONS: [&str; 11] = [
     "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "approx",
 ];
@@ -29,6 +35,56 @@ impl SentenceSplitter {
             push_trimmed(&mut sentences, &sentence);
         }
         sentences
+    }
+
+    /// [`Self::push`] for the opening words of a reply, which wait for nothing else: the
+    /// first piece may end at a clause instead of a sentence (a `,` `;` `:` or dash followed
+    /// by whitespace, after at least [`CLAUSE_MIN_WORDS`] words), or after a group of
+    /// [`WORD_GROUP`] words with no punctuation yet, so that synthesis starts before the first
+    /// sentence is complete. Every later piece is a whole sentence.
+    pub(super) fn push_opening(&mut self, text: &str) -> Vec<String> {
+        self.buf.push_str(text);
+        let mut pieces = Vec::new();
+        let sentence = self.boundary();
+        let clause = self.clause_boundary();
+        let end = match (sentence, clause) {
+            (Some(s), Some(c)) => Some(s.min(c)),
+            (s, c) => s.or(c),
+        };
+        if let Some(end) = end {
+            let rest = self.buf.split_off(end);
+            let piece = std::mem::replace(&mut self.buf, rest);
+            push_trimmed(&mut pieces, &piece);
+            pieces.extend(self.push(""));
+        }
+        pieces
+    }
+
+    /// The byte offset just past the first clause or word group (see [`Self::push_opening`]),
+    /// if the text is known to have one: the whitespace after it has arrived.
+    fn clause_boundary(&self) -> Option<usize> {
+        let mut words = 0;
+        let mut in_word = false;
+        let mut chars = self.buf.char_indices().peekable();
+        while let Some((_, c)) = chars.next() {
+            if c.is_whitespace() {
+                in_word = false;
+                continue;
+            }
+            if !in_word && c.is_alphanumeric() {
+                words += 1;
+                in_word = true;
+            }
+            let (end, next) = chars.peek().copied()?;
+            if !next.is_whitespace() {
+                continue;
+            }
+            let clause = matches!(c, ',' | ';' | ':' | '—' | '–') && words >= CLAUSE_MIN_WORDS;
+            if clause || words >= WORD_GROUP {
+                return Some(end);
+            }
+        }
+        None
     }
 
     /// Returns whatever is left (the last sentence, maybe without punctuation).
@@ -191,6 +247,78 @@ mod tests {
         // "Dr." at a chunk boundary: not a sentence, whatever comes next.
         assert!(s.push("Ask Dr.").is_empty());
         assert_eq!(s.push(" Who. "), ["Ask Dr. Who."]);
+    }
+
+    /// Feeds `deltas` as a reply's opening (as the conversation does until its first piece).
+    fn opening(deltas: &[&str]) -> Vec<String> {
+        let mut s = SentenceSplitter::default();
+        let mut out = Vec::new();
+        for d in deltas {
+            out.extend(if out.is_empty() {
+                s.push_opening(d)
+            } else {
+                s.push(d)
+            });
+        }
+        out.extend(s.flush());
+        out
+    }
+
+    #[test]
+    fn a_reply_opens_with_its_first_clause_or_word_group() {
+        // A clause of three words or more goes at once, before its sentence has ended.
+        let mut s = SentenceSplitter::default();
+        assert!(s.push_opening("Yes, of course").is_empty());
+        assert!(
+            s.push_opening(",").is_empty(),
+            "the comma waits for what follows"
+        );
+        assert_eq!(s.push_opening(" we"), ["Yes, of course,"]);
+        assert_eq!(s.push(" can. "), ["we can."]);
+        assert_eq!(
+            opening(&[
+                "Well, let me see, our menu has",
+                " pasta. And pizza, too. Bye"
+            ]),
+            [
+                "Well, let me see,",
+                "our menu has pasta.",
+                "And pizza, too.",
+                "Bye"
+            ]
+        );
+        // Shorter clauses and digit groups do not cut; a sentence end still does.
+        assert_eq!(
+            opening(&["Yes, 1,000 of them. Fine, then"]),
+            ["Yes, 1,000 of them.", "Fine, then"]
+        );
+        // No punctuation: a group of eight words.
+        assert_eq!(
+            opening(&["one two three four five six seven eight nine ten."]),
+            ["one two three four five six seven eight", "nine ten."]
+        );
+        assert_eq!(
+            opening(&["Our menu has many dishes.", " We have pasta; pizza."]),
+            ["Our menu has many dishes.", "We have pasta; pizza."]
+        );
+        // Dashes and colons end a clause too.
+        assert_eq!(
+            opening(&["Here is the plan: we go — now."]),
+            ["Here is the plan:", "we go — now."]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn the_opening_cut_keeps_every_word(
+            text in "[a-zA-Z ,;:.!?]{0,120}",
+            cut in 0usize..120,
+        ) {
+            let cut = text.char_indices().map(|(i, _)| i).find(|&i| i >= cut).unwrap_or(text.len());
+            let pieces = opening(&[&text[..cut], &text[cut..]]);
+            let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+            prop_assert_eq!(words(&pieces.join(" ")), words(&text));
+        }
     }
 
     #[test]
