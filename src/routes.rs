@@ -42,6 +42,8 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/agents/{id}", Read(Api::AgentGet)),
     route("PATCH /api/v1/agents/{id}", Administer(Api::AgentUpdate)),
     route("DELETE /api/v1/agents/{id}", Administer(Api::AgentDelete)),
+    route("GET /api/v1/agents/{id}/tools-secret", Administer(Api::AgentToolsSecret)),
+    route("POST /api/v1/agents/{id}/tools-secret", Administer(Api::AgentRotateToolsSecret)),
     route("POST /api/v1/numbers", Administer(Api::NumberCreate)),
     route("GET /api/v1/numbers", Read(Api::NumberList)),
     route("GET /api/v1/numbers/{id}", Read(Api::NumberGet)),

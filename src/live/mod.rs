@@ -2,6 +2,7 @@
 //! calls) and the carrier media route that reaches it.
 
 pub mod callbacks;
+pub mod http_tools;
 pub mod media;
 pub mod session;
 pub mod speech;

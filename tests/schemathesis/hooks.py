@@ -20,6 +20,9 @@ What a schema cannot say, supplied as the API's own clients would supply it:
   its position appended.
 - an endpoint's `url` is where the worker will deliver events: a well-formed one becomes the
   test's local receiver (PHONE_AGENT_SINK_URL), as nothing outside 127.0.0.1 can be reached.
+- an agent's `http_tools`: a well-formed `url` becomes that receiver too (public names may not
+  resolve, private ones are refused), and tools' names are made unique (two tools of one agent
+  may not share a name, which a schema cannot say).
 Only values the schema accepts are replaced, so invalid ones still reach the worker as generated.
 """
 
@@ -76,6 +79,21 @@ def before_call(context, case, **kwargs):
             and 0.5 <= eot <= 0.9 and 0.3 <= eager <= 0.9
         if in_range and eager > eot:
             stt["eot_threshold"], stt["eager_eot_threshold"] = eager, eot
+    tools = body.get("http_tools")
+    if "/agents" in case.path and isinstance(tools, list):
+        seen = set()
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                continue
+            url = tool.get("url")
+            if isinstance(url, str) and URL.fullmatch(url) and URI_CHARS.fullmatch(url):
+                tool["url"] = SINK_URL
+            name = tool.get("name")
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                tool["name"] = name = f"{name[:60]}_{i}"
+            seen.add(name)
     analysis = body.get("analysis")
     if isinstance(analysis, dict):
         fields = analysis.get("fields")

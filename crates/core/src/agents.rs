@@ -35,8 +35,18 @@ pub struct AgentSpec {
     pub config: Value,
 }
 
-/// Validates `POST /api/v1/agents`; every problem is listed.
+/// Validates `POST /api/v1/agents`; every problem is listed. HTTP tools must be public https
+/// targets (see [`parse_agent_for`]).
 pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
+    parse_agent_for(body, false)
+}
+
+/// [`parse_agent`], with `allow_loopback_tools` (the `ALLOW_PRIVATE_TARGETS` setting) also
+/// accepting HTTP tools on this machine.
+pub fn parse_agent_for(
+    body: &Value,
+    allow_loopback_tools: bool,
+) -> Result<AgentSpec, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(obj) = body.as_object() else {
         return Err(vec![error(
@@ -80,7 +90,13 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
             let preemptive = ["preemptive", "preemptive_stable_ms"]
                 .into_iter()
                 .find(|field| key == "session" && value.get(field).is_some());
-            if key == "session" && value.get("schedule_callback").is_some() {
+            if key == "session" && value.get("http_tools").is_some() {
+                errors.push(error(
+                    "session.http_tools",
+                    "invalid_value",
+                    "HTTP tools are declared with http_tools",
+                ));
+            } else if key == "session" && value.get("schedule_callback").is_some() {
                 errors.push(error(
                     "session.schedule_callback",
                     "invalid_value",
@@ -121,6 +137,15 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
     }
     if let Some(recording) = recording(obj, &mut errors) {
         config.insert("recording".into(), recording);
+    }
+    match obj.get("http_tools") {
+        None | Some(Value::Null) => {}
+        Some(tools) => match crate::http_tools::parse_http_tools(tools, allow_loopback_tools) {
+            Ok(tools) => {
+                config.insert("http_tools".into(), tools);
+            }
+            Err(e) => errors.extend(e),
+        },
     }
     match (name, system_prompt) {
         (Some(name), Some(system_prompt)) if errors.is_empty() => Ok(AgentSpec {

@@ -14,6 +14,7 @@ pub mod dialing;
 pub mod features;
 pub mod finalize;
 pub mod hours;
+pub mod http_tools;
 pub mod ids;
 pub mod json;
 pub mod limits;

@@ -131,11 +131,21 @@ async fn stream_chat(
     Ok(())
 }
 
-/// Runs a tool the edge implements and feeds its result.
+/// Runs a tool the edge implements (an agent's HTTP tool, or `schedule_callback`) and feeds
+/// its result.
 pub fn run_tool(session: &Rc<Session>, turn: u32, call: ToolCall) {
     let session = session.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let content = crate::live::callbacks::run(&session, &call).await;
+        let http_tool = session
+            .with_live(|live| {
+                let tools = &live.setup.session.http_tools;
+                tools.iter().find(|t| t.name == call.name).cloned()
+            })
+            .flatten();
+        let content = match http_tool {
+            Some(tool) => crate::live::http_tools::run(&session, &tool, &call).await,
+            None => crate::live::callbacks::run(&session, &call).await,
+        };
         session.record("tool", json!({"name": call.name, "result": content}));
         session.feed(Input::ToolResult {
             turn,
