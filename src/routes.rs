@@ -84,6 +84,9 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/audit-log", Administer(Api::AuditLog)),
     route("GET /api/v1/me", Read(Api::Me)),
     route("GET /api/v1/usage", Read(Api::Usage)),
+    route("GET /api/v1/suppressions", Read(Api::SuppressionList)),
+    route("POST /api/v1/suppressions", Operate(Api::SuppressionAdd)),
+    route("DELETE /api/v1/suppressions/{phone}", Operate(Api::SuppressionRemove)),
     // route-table:end
 ];
 

@@ -14,6 +14,7 @@ mod me;
 mod numbers;
 mod request;
 mod sessions;
+mod suppressions;
 mod tenants;
 mod usage;
 
@@ -100,6 +101,9 @@ pub enum Api {
     AuditLog,
     Me,
     Usage,
+    SuppressionList,
+    SuppressionAdd,
+    SuppressionRemove,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -206,6 +210,9 @@ async fn call(
         (Api::Usage, []) => usage::get(&req, app, who).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
+        (Api::SuppressionList, []) => suppressions::list(&req, app, who).await,
+        (Api::SuppressionAdd, []) => suppressions::create(&mut req, app, who).await,
+        (Api::SuppressionRemove, [phone]) => suppressions::delete(app, who, phone).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()
