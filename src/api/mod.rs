@@ -11,6 +11,7 @@ mod events;
 mod keys;
 mod live_tickets;
 mod me;
+mod messages;
 mod numbers;
 mod request;
 mod sessions;
@@ -104,6 +105,9 @@ pub enum Api {
     SuppressionList,
     SuppressionAdd,
     SuppressionRemove,
+    MessageSend,
+    MessageList,
+    MessageGet,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -213,6 +217,9 @@ async fn call(
         (Api::SuppressionList, []) => suppressions::list(&req, app, who).await,
         (Api::SuppressionAdd, []) => suppressions::create(&mut req, app, who).await,
         (Api::SuppressionRemove, [phone]) => suppressions::delete(app, who, phone).await,
+        (Api::MessageSend, []) => messages::create(&mut req, app, who).await,
+        (Api::MessageList, []) => messages::list(&req, app, who).await,
+        (Api::MessageGet, [id]) => messages::get(app, who, id).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod keys;
 pub mod live_tickets;
+pub mod messages;
 pub mod numbers;
 pub mod page;
 pub mod recordings;

@@ -70,8 +70,6 @@ pub async fn remove(tenant: &Tenant, phone: &str) -> Result<bool, StoreError> {
 }
 
 /// Whether the tenant must not message or call `phone`.
-// Read by the SMS outbox and campaign dialling as they land.
-#[allow(dead_code)]
 pub async fn contains(tenant: &Tenant, phone: &str) -> Result<bool, StoreError> {
     #[derive(serde::Deserialize)]
     struct Row {

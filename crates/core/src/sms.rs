@@ -1,8 +1,12 @@
 //! Text messages: the opt-out keywords and their carrier-standard replies, the suppression
 //! list's input, and outbound message requests.
 
+use crate::carrier::Carrier;
+use crate::config::Config;
 use crate::scheduling::request::{is_e164, FieldError};
-use serde_json::{Map, Value};
+use crate::voice::xml_escape;
+use crate::webhooks::canonical::{CanonicalEvent, MapError};
+use serde_json::{json, Map, Value};
 
 /// The longest body a message may have: 10 concatenated segments of 160 GSM-7 characters, the
 /// most Twilio accepts (`Body` up to 1600 characters) and what Telnyx splits into parts.
@@ -85,6 +89,8 @@ pub struct MessageRequest {
     pub body: String,
     /// The call this message belongs to, if any (checked to be the tenant's by the edge).
     pub call_id: Option<String>,
+    /// The carrier to send through; `None`: [`carrier_for`] picks the configured one.
+    pub provider: Option<Carrier>,
 }
 
 /// Validates a `POST /api/v1/messages` body.
@@ -123,15 +129,50 @@ pub fn parse_message(body: &Value) -> Result<MessageRequest, Vec<FieldError>> {
             None
         }
     };
+    let provider = match present(obj, "provider") {
+        None => None,
+        Some(Value::String(s)) if Carrier::parse(s).is_some_and(Carrier::texts) => {
+            Carrier::parse(s)
+        }
+        Some(_) => {
+            errors.push(FieldError::new(
+                "provider",
+                "invalid_value",
+                "provider must be twilio or telnyx",
+            ));
+            None
+        }
+    };
     match (to, text) {
         (Some(to), Some(body)) if errors.is_empty() => Ok(MessageRequest {
             to,
             from,
             body,
             call_id,
+            provider,
         }),
         _ => Err(errors),
     }
+}
+
+/// The carrier a message goes through: the one asked for, else Twilio when its account is
+/// configured, else Telnyx when its key is. `Err` names the setting the choice lacks.
+pub fn carrier_for(requested: Option<Carrier>, config: &Config) -> Result<Carrier, &'static str> {
+    let twilio = config.providers.twilio_account_sid.is_some() && !config.secrets.twilio.is_empty();
+    let telnyx = config.providers.telnyx_api_key.is_some();
+    match requested {
+        Some(Carrier::Twilio) if !twilio => Err("TWILIO_ACCOUNT_SID"),
+        Some(Carrier::Telnyx) if !telnyx => Err("TELNYX_API_KEY"),
+        Some(carrier) => Ok(carrier),
+        None if twilio => Ok(Carrier::Twilio),
+        None if telnyx => Ok(Carrier::Telnyx),
+        None => Err("TWILIO_ACCOUNT_SID"),
+    }
+}
+
+/// The text confirming a scheduled call, sent when the agent's `sms.confirmations` is on.
+pub fn confirmation_text(agent_name: &str, local_start: &str) -> String {
+    format!("Your call with {agent_name} is scheduled for {local_start}. Reply STOP to opt out.")
 }
 
 /// A message text: not blank, at most [`MAX_BODY_CHARS`] characters.
@@ -205,6 +246,166 @@ fn phone(obj: &Map<String, Value>, name: &str, errors: &mut Vec<FieldError>) -> 
             None
         }
         None => None,
+    }
+}
+
+/// The canonical events of text messages (also in `webhooks::canonical::EVENT_TYPES`).
+pub const SMS_EVENT_TYPES: [&str; 4] = ["sms.received", "sms.sent", "sms.delivered", "sms.failed"];
+
+/// What one verified messaging webhook reports: an inbound message or an outbound one's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsWebhook {
+    /// `sms.received|sent|delivered|failed`, or `<carrier>.message.<status>` when unmapped.
+    pub event_type: String,
+    /// The replay key: Twilio `MessageSid:<status>` (a message reports each status once),
+    /// Telnyx the event's `data.id`.
+    pub provider_event_id: String,
+    /// The carrier's message id (`MessageSid`, Telnyx `payload.id`).
+    pub provider_message_id: String,
+    pub from: String,
+    pub to: String,
+    /// The text of an inbound message.
+    pub text: Option<String>,
+    /// The carrier's status word (`received`, `sent`, `delivered`, `undelivered`, …).
+    pub status: String,
+    /// The carrier's error code, for a failed message.
+    pub error_code: Option<String>,
+    /// When it happened, as the carrier says (Telnyx `occurred_at`).
+    pub occurred_at: Option<String>,
+}
+
+impl SmsWebhook {
+    /// Whether this is a message someone sent to one of our numbers.
+    pub fn inbound(&self) -> bool {
+        self.event_type == "sms.received"
+    }
+
+    /// Our number: the one texted (inbound), or the sender of our outbound message.
+    pub fn our_number(&self) -> &str {
+        if self.inbound() {
+            &self.to
+        } else {
+            &self.from
+        }
+    }
+
+    /// The canonical event, for the outbox; `message_id` is ours when the message is known.
+    pub fn canonical(&self, message_id: Option<&str>) -> CanonicalEvent {
+        CanonicalEvent {
+            event_type: self.event_type.clone(),
+            occurred_at: self.occurred_at.clone(),
+            provider_event_id: self.provider_event_id.clone(),
+            provider_call_id: None,
+            our_call_id: None,
+            call_status: None,
+            data: json!({
+                "message_id": message_id,
+                "provider_message_id": self.provider_message_id,
+                "from": self.from,
+                "to": self.to,
+                "text": self.text,
+                "status": self.status,
+                "error_code": self.error_code,
+            }),
+        }
+    }
+}
+
+/// Reads a verified messaging webhook of `carrier`: Twilio's form (an incoming message, or a
+/// `StatusCallback` with `MessageStatus`), Telnyx's JSON (`message.received`, `message.sent`,
+/// `message.finalized`).
+pub fn read_webhook(carrier: Carrier, body: &[u8]) -> Result<SmsWebhook, MapError> {
+    match carrier {
+        Carrier::Telnyx => read_telnyx(body),
+        _ => read_twilio(body),
+    }
+}
+
+fn read_twilio(body: &[u8]) -> Result<SmsWebhook, MapError> {
+    let text = std::str::from_utf8(body).map_err(|_| MapError::NotForm)?;
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(text.as_bytes())
+            .into_owned()
+            .collect();
+    let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
+    let sid = get("MessageSid")
+        .or_else(|| get("SmsSid"))
+        .ok_or(MapError::MissingField("MessageSid"))?;
+    let status = get("MessageStatus")
+        .or_else(|| get("SmsStatus"))
+        .unwrap_or_else(|| "received".to_owned())
+        .to_ascii_lowercase();
+    let event_type = match status.as_str() {
+        "received" => "sms.received".to_owned(),
+        "sent" => "sms.sent".to_owned(),
+        "delivered" => "sms.delivered".to_owned(),
+        "failed" | "undelivered" => "sms.failed".to_owned(),
+        other => format!("twilio.message.{other}"),
+    };
+    let inbound = status == "received";
+    Ok(SmsWebhook {
+        provider_event_id: format!("{sid}:{status}"),
+        provider_message_id: sid,
+        from: get("From").ok_or(MapError::MissingField("From"))?,
+        to: get("To").ok_or(MapError::MissingField("To"))?,
+        text: inbound.then(|| params.get("Body").cloned().unwrap_or_default()),
+        error_code: get("ErrorCode").filter(|c| c != "0"),
+        occurred_at: None,
+        event_type,
+        status,
+    })
+}
+
+fn read_telnyx(body: &[u8]) -> Result<SmsWebhook, MapError> {
+    let json: Value = serde_json::from_slice(body).map_err(|_| MapError::NotJson)?;
+    let data = json.get("data").ok_or(MapError::MissingField("data"))?;
+    let str_at = |v: &Value, pointer: &str| {
+        v.pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let id = str_at(data, "/id").ok_or(MapError::MissingField("data.id"))?;
+    let kind = str_at(data, "/event_type").ok_or(MapError::MissingField("data.event_type"))?;
+    let payload = data
+        .get("payload")
+        .ok_or(MapError::MissingField("data.payload"))?;
+    let recipient_status = str_at(payload, "/to/0/status").unwrap_or_default();
+    let (event_type, status) = match kind.as_str() {
+        "message.received" => ("sms.received".to_owned(), "received".to_owned()),
+        "message.sent" => ("sms.sent".to_owned(), "sent".to_owned()),
+        "message.finalized" => match recipient_status.as_str() {
+            "delivered" => ("sms.delivered".to_owned(), recipient_status),
+            "sending_failed" | "delivery_failed" => ("sms.failed".to_owned(), recipient_status),
+            _ => (format!("telnyx.{kind}"), recipient_status),
+        },
+        _ => (format!("telnyx.{kind}"), recipient_status),
+    };
+    Ok(SmsWebhook {
+        provider_event_id: id,
+        provider_message_id: str_at(payload, "/id")
+            .ok_or(MapError::MissingField("data.payload.id"))?,
+        from: str_at(payload, "/from/phone_number")
+            .ok_or(MapError::MissingField("data.payload.from.phone_number"))?,
+        to: str_at(payload, "/to/0/phone_number")
+            .ok_or(MapError::MissingField("data.payload.to"))?,
+        text: (event_type == "sms.received").then(|| str_at(payload, "/text").unwrap_or_default()),
+        error_code: str_at(payload, "/errors/0/code"),
+        occurred_at: str_at(data, "/occurred_at"),
+        event_type,
+        status,
+    })
+}
+
+/// Twilio's answer to a messaging webhook: TwiML, with the keyword's reply as a `<Message>`
+/// when there is one (Twilio sends it back to the texter).
+pub fn twiml_reply(reply: Option<&str>) -> String {
+    match reply {
+        Some(text) => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
+            xml_escape(text)
+        ),
+        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>".to_owned(),
     }
 }
 
@@ -317,8 +518,116 @@ mod tests {
         );
         assert!(parse_message(&json!({"to": "+14155550100", "body": "é".repeat(1600)})).is_ok());
         assert_eq!(
+            codes(json!({"to": "+14155550100", "body": "x", "provider": "exotel"})),
+            vec![("provider".into(), "invalid_value")]
+        );
+        assert_eq!(
             codes(json!({})),
             vec![("to".into(), "required"), ("body".into(), "required")]
         );
+    }
+
+    const TWILIO_INBOUND: &str = "ToCountry=US&SmsMessageSid=SM1&NumMedia=0&SmsSid=SM1&SmsStatus=received&Body=Stop+&To=%2B15550001111&NumSegments=1&MessageSid=SM1&AccountSid=AC1&From=%2B15558675310&ApiVersion=2010-04-01";
+
+    #[test]
+    fn twilio_messages_and_statuses_are_read() {
+        let m = read_webhook(Carrier::Twilio, TWILIO_INBOUND.as_bytes()).unwrap();
+        assert_eq!(m.event_type, "sms.received");
+        assert_eq!(m.provider_event_id, "SM1:received");
+        assert_eq!(m.text.as_deref(), Some("Stop "));
+        assert_eq!(m.our_number(), "+15550001111");
+        assert_eq!(
+            Keyword::of(m.text.as_deref().unwrap()),
+            Some(Keyword::OptOut)
+        );
+        for (status, kind) in [
+            ("sent", "sms.sent"),
+            ("delivered", "sms.delivered"),
+            ("undelivered", "sms.failed"),
+            ("failed", "sms.failed"),
+            ("queued", "twilio.message.queued"),
+        ] {
+            let body = format!("MessageSid=SM2&MessageStatus={status}&SmsStatus={status}&From=%2B15550001111&To=%2B15558675310&ErrorCode=30003");
+            let e = read_webhook(Carrier::Twilio, body.as_bytes()).unwrap();
+            assert_eq!(e.event_type, kind);
+            assert_eq!(e.provider_event_id, format!("SM2:{status}"));
+            assert_eq!(e.our_number(), "+15550001111");
+            assert_eq!(e.text, None);
+        }
+        assert_eq!(
+            read_webhook(Carrier::Twilio, b"From=%2B1&To=%2B2"),
+            Err(MapError::MissingField("MessageSid"))
+        );
+    }
+
+    #[test]
+    fn telnyx_messaging_events_are_read() {
+        let received = json!({"data": {"event_type": "message.received", "id": "evt-1",
+            "occurred_at": "2026-01-01T00:00:00.000+00:00", "record_type": "event",
+            "payload": {"id": "msg-1", "direction": "inbound", "text": "HELP",
+                "from": {"phone_number": "+15558675310"},
+                "to": [{"phone_number": "+15550001111", "status": "webhook_delivered"}]}},
+            "meta": {"attempt": 1}});
+        let m = read_webhook(Carrier::Telnyx, received.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (m.event_type.as_str(), m.provider_event_id.as_str()),
+            ("sms.received", "evt-1")
+        );
+        assert_eq!(m.text.as_deref(), Some("HELP"));
+        assert_eq!(m.our_number(), "+15550001111");
+        let finalized = |status: &str| {
+            json!({"data": {"event_type": "message.finalized", "id": "evt-2",
+                "payload": {"id": "msg-2", "direction": "outbound",
+                    "from": {"phone_number": "+15550001111"},
+                    "to": [{"phone_number": "+15558675310", "status": status}]}}})
+            .to_string()
+        };
+        let kind = |body: String| {
+            read_webhook(Carrier::Telnyx, body.as_bytes())
+                .unwrap()
+                .event_type
+        };
+        assert_eq!(kind(finalized("delivered")), "sms.delivered");
+        assert_eq!(kind(finalized("delivery_failed")), "sms.failed");
+        assert_eq!(
+            kind(finalized("delivery_unconfirmed")),
+            "telnyx.message.finalized"
+        );
+        assert!(read_webhook(Carrier::Telnyx, b"nope").is_err());
+    }
+
+    #[test]
+    fn the_configured_carrier_sends() {
+        let mut config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(carrier_for(None, &config), Err("TWILIO_ACCOUNT_SID"));
+        config.providers.telnyx_api_key = Some("k".into());
+        assert_eq!(carrier_for(None, &config), Ok(Carrier::Telnyx));
+        assert_eq!(
+            carrier_for(Some(Carrier::Twilio), &config),
+            Err("TWILIO_ACCOUNT_SID")
+        );
+        config.providers.twilio_account_sid = Some("AC1".into());
+        config.secrets.twilio = vec!["t".into()];
+        assert_eq!(carrier_for(None, &config), Ok(Carrier::Twilio));
+        assert_eq!(
+            carrier_for(Some(Carrier::Telnyx), &config),
+            Ok(Carrier::Telnyx)
+        );
+    }
+
+    #[test]
+    fn sms_events_are_in_the_catalogue() {
+        for kind in SMS_EVENT_TYPES {
+            assert!(
+                crate::webhooks::canonical::EVENT_TYPES.contains(&kind),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn twiml_replies_are_escaped() {
+        assert!(twiml_reply(Some("a<b & c")).contains("<Message>a&lt;b &amp; c</Message>"));
+        assert!(twiml_reply(None).ends_with("<Response></Response>"));
     }
 }
