@@ -6,6 +6,8 @@ use crate::config::Config;
 use crate::scheduling::request::{is_e164, FieldError};
 use crate::voice::xml_escape;
 use crate::webhooks::canonical::{CanonicalEvent, MapError};
+use crate::zones::Zone;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 /// The longest body a message may have: 10 concatenated segments of 160 GSM-7 characters, the
@@ -170,9 +172,17 @@ pub fn carrier_for(requested: Option<Carrier>, config: &Config) -> Result<Carrie
     }
 }
 
-/// The text confirming a scheduled call, sent when the agent's `sms.confirmations` is on.
-pub fn confirmation_text(agent_name: &str, local_start: &str) -> String {
-    format!("Your call with {agent_name} is scheduled for {local_start}. Reply STOP to opt out.")
+/// The text confirming a scheduled call, sent when the agent's `sms.confirmations` is on:
+/// the start in the call's zone (`zone`, else UTC).
+pub fn confirmation_text(agent_name: &str, start: DateTime<Utc>, zone: Option<&Zone>) -> String {
+    let (local, zone_name) = match zone {
+        Some(zone) => (zone.at(start), zone.name()),
+        None => (start.fixed_offset(), "UTC"),
+    };
+    format!(
+        "Your call with {agent_name} is scheduled for {} ({zone_name}). Reply STOP to opt out.",
+        local.format("%a %b %-d at %H:%M")
+    )
 }
 
 /// A message text: not blank, at most [`MAX_BODY_CHARS`] characters.
@@ -612,6 +622,17 @@ mod tests {
         assert_eq!(
             carrier_for(Some(Carrier::Telnyx), &config),
             Ok(Carrier::Telnyx)
+        );
+    }
+
+    #[test]
+    fn confirmations_say_when_in_the_call_zone() {
+        let start = DateTime::parse_from_rfc3339("2026-03-02T14:30:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            confirmation_text("Acme", start, None),
+            "Your call with Acme is scheduled for Mon Mar 2 at 14:30 (UTC). Reply STOP to opt out."
         );
     }
 
