@@ -16,6 +16,7 @@ import { startFakeTelnyx } from './fakes/telnyx.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 import { telnyxKeyPair, telnyxEvent, sendTelnyxWebhook } from './fakes/media-clients.mjs';
 import { createAgent, createNumber, subscribeTarget } from './live-setup.mjs';
+import { skipBrowser, launchBrowser, newPage, shotBoth } from './browser.mjs';
 
 const ACCOUNT_SID = 'AC' + 'a'.repeat(32);
 const TELNYX_API_KEY = 'KEYsmstest';
@@ -317,4 +318,73 @@ test('messages: limits, roles and tenants', async () => {
   await twilioText('+14155550601', THEIR_NUMBER, 'STOP');
   assert.ok((await suppressed(other)).includes('+14155550601'));
   assert.ok(!(await suppressed()).includes('+14155550601'));
+});
+
+test('an agent with sms.confirmations texts each booked call a confirmation, through the outbox; not to an opted-out number', async () => {
+  const agent = await createAgent(worker, { name: 'Bookings', system_prompt: 'You confirm bookings.', sms: { confirmations: true } });
+  assert.deepEqual(agent.sms, { confirmations: true });
+  const badSms = await worker.api('POST', '/api/v1/agents', { name: 'x', system_prompt: 'y', sms: { confirmations: 'yes' } });
+  assert.equal(badSms.status, 422, badSms.text);
+  assert.equal(badSms.body.error.details[0].field, 'sms.confirmations');
+  const to = '+14155550700';
+  const call = await worker.api('POST', '/api/v1/calls', {
+    to, agent_id: agent.id, from: TWILIO_NUMBER, local_time: '2030-03-04T09:30', time_zone: 'Europe/Paris',
+  });
+  assert.equal(call.status, 201, call.text);
+  const [confirmation] = await eventually(async () => {
+    const list = (await worker.api('GET', `/api/v1/messages?call_id=${call.body.id}`)).body.data;
+    return list.length && list[0].status === 'sent' && list;
+  }, { timeout: 20_000, message: 'confirmation sent' });
+  assert.equal(confirmation.kind, 'confirmation');
+  assert.equal(confirmation.body, 'Your call with Bookings is scheduled for Mon Mar 4 at 09:30 (Europe/Paris). Reply STOP to opt out.');
+  const sent = twilio.messages.get(confirmation.provider_message_id);
+  assert.deepEqual([sent.from, sent.to, sent.body], [TWILIO_NUMBER, to, confirmation.body]);
+
+  // Opted out: the call is booked, no text is queued.
+  assert.equal((await worker.api('POST', '/api/v1/suppressions', { phone: '+14155550701' })).status, 201);
+  const quiet = await worker.api('POST', '/api/v1/calls', { to: '+14155550701', agent_id: agent.id, start_at: new Date(Date.now() + 86_400_000).toISOString() });
+  assert.equal(quiet.status, 201, quiet.text);
+  assert.deepEqual((await worker.api('GET', `/api/v1/messages?call_id=${quiet.body.id}`)).body.data, []);
+});
+
+test('the dashboard Messages page: send, list, suppress and lift; viewers get no controls; desktop and phone', { skip: skipBrowser }, async () => {
+  const browser = await launchBrowser();
+  try {
+    const page = await newPage(browser, worker);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Messages' }).click();
+    await page.getByRole('heading', { name: 'Messages', level: 2 }).waitFor();
+    const send = page.getByRole('form', { name: 'Send a message' });
+    await send.getByLabel('To', { exact: true }).fill('+14155550800');
+    await send.getByLabel('Text', { exact: true }).fill('Dashboard says hi: https://example.com/' + 'a'.repeat(120));
+    await send.getByRole('button', { name: 'Send' }).click();
+    await page.locator('#messages-list').getByText('+14155550800').first().waitFor();
+
+    const suppress = page.getByRole('form', { name: 'Suppress a number' });
+    await suppress.getByLabel('Phone', { exact: true }).fill('+14155550801');
+    await suppress.getByRole('button', { name: 'Suppress' }).click();
+    await page.locator('#suppressions-list').getByText('+14155550801').waitFor();
+    assert.ok((await suppressed()).includes('+14155550801'));
+    // Sending to it is refused, and the form says why.
+    await send.getByLabel('To', { exact: true }).fill('+14155550801');
+    await send.getByLabel('Text', { exact: true }).fill('hello?');
+    await send.getByRole('button', { name: 'Send' }).click();
+    await send.getByText(/suppression list/).waitFor();
+
+    const { overflow } = await shotBoth(page, 'messages');
+    assert.ok(overflow <= 1, `messages page overflows by ${overflow}px`);
+
+    page.once('dialog', (d) => d.accept());
+    await page.getByRole('button', { name: 'Remove +14155550801' }).click();
+    await page.locator('#suppressions-list').getByText('+14155550801').waitFor({ state: 'detached' });
+    assert.ok(!(await suppressed()).includes('+14155550801'));
+    assert.deepEqual(page.errors, []);
+
+    const readOnly = await newPage(browser, worker, { key: viewer });
+    await readOnly.goto(`${worker.url}/#/messages`);
+    await readOnly.getByRole('heading', { name: 'Messages', level: 2 }).waitFor();
+    assert.equal(await readOnly.getByRole('form', { name: 'Send a message' }).getByRole('button', { name: 'Send' }).isDisabled(), true);
+    assert.equal(await readOnly.getByRole('form', { name: 'Suppress a number' }).getByRole('button', { name: 'Suppress' }).isDisabled(), true);
+  } finally {
+    await browser.close();
+  }
 });
