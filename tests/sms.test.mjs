@@ -342,7 +342,7 @@ test('an agent with sms.confirmations texts each booked call a confirmation, thr
 
   // Opted out: the call is booked, no text is queued.
   assert.equal((await worker.api('POST', '/api/v1/suppressions', { phone: '+14155550701' })).status, 201);
-  const quiet = await worker.api('POST', '/api/v1/calls', { to: '+14155550701', agent_id: agent.id, start_at: new Date(Date.now() + 86_400_000).toISOString() });
+  const quiet = await worker.api('POST', '/api/v1/calls', { to: '+14155550701', agent_id: agent.id, from: TWILIO_NUMBER, start_at: new Date(Date.now() + 86_400_000).toISOString() });
   assert.equal(quiet.status, 201, quiet.text);
   assert.deepEqual((await worker.api('GET', `/api/v1/messages?call_id=${quiet.body.id}`)).body.data, []);
 });
