@@ -40,6 +40,7 @@ pub fn render(agent: &Agent) -> Value {
         "analysis",
         "recording",
         "http_tools",
+        "sms",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);
     }

@@ -1,8 +1,9 @@
 //! Scheduling: timed work (the `Scheduler` Durable Object), dialling scheduled calls, and the
-//! emails that announce them, and call recordings copied into R2.
+//! emails that announce them, call recordings copied into R2, and outbound text messages.
 
 pub mod bland;
 pub mod dispatch;
 pub mod emails;
+pub mod messages;
 pub mod recordings;
 pub mod scheduler;
