@@ -114,6 +114,11 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
             }
         }
     }
+    if let Some(calendar) = obj.get("calendar").filter(|v| !v.is_null()) {
+        if let Some(calendar) = crate::appointments::parse_calendar(calendar, &mut errors) {
+            config.insert("calendar".into(), calendar);
+        }
+    }
     match (name, system_prompt) {
         (Some(name), Some(system_prompt)) if errors.is_empty() => Ok(AgentSpec {
             name,

@@ -5,6 +5,7 @@
 //! so it is tested natively with `cargo test` and fuzzed.
 
 pub mod agents;
+pub mod appointments;
 pub mod auth;
 pub mod carrier;
 pub mod config;

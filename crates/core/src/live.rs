@@ -123,6 +123,7 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
     };
     // Only the agent's `callbacks` setting turns the tool on (the API refuses it in `session`).
     session.schedule_callback = crate::agents::callback_settings(config).enabled;
+    session.appointments = crate::appointments::calendar_of(config).is_some();
     session.system_prompt = system_prompt.to_owned();
     session.first_message = first_message
         .map(str::trim)

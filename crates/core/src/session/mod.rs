@@ -47,7 +47,10 @@ mod turns;
 
 pub use config::{EndOfTurn, SessionConfig};
 pub use history::{Message, ToolCall};
-pub use tools::{Tool, ToolError, END_CALL, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL};
+pub use tools::{
+    Tool, ToolError, BOOK_APPOINTMENT, END_CALL, FIND_SLOTS, SCHEDULE_CALLBACK, SEND_DTMF,
+    TRANSFER_CALL,
+};
 pub use turns::{Turn, TurnMetrics};
 
 use preempt::{Held, Preempt, StableInterim};
@@ -532,6 +535,7 @@ impl Conversation {
             tools: tools::specs(
                 self.config.transfer_target().is_some(),
                 self.config.schedule_callback,
+                self.config.appointments,
             ),
         });
         out.push(Action::Emit(SessionEvent::PreemptStarted {
@@ -715,6 +719,7 @@ impl Conversation {
         let tools = tools::specs(
             self.config.transfer_target().is_some(),
             self.config.schedule_callback,
+            self.config.appointments,
         );
         let max_requests = self.config.max_tool_rounds.saturating_add(1);
         let timeout = self.config.response_timeout_ms;
