@@ -78,6 +78,8 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/tenants", Bootstrap(Api::TenantList)),
     route("GET /api/v1/audit-log", Administer(Api::AuditLog)),
     route("GET /api/v1/me", Read(Api::Me)),
+    route("GET /api/v1/appointments", Read(Api::AppointmentList)),
+    route("GET /api/v1/appointments/{id}", Read(Api::AppointmentGet)),
     // route-table:end
 ];
 

@@ -3,6 +3,7 @@
 //! `src/routes.rs` chose (the shared request helpers are in `request.rs`).
 
 mod agents;
+mod appointments;
 mod audit_log;
 mod calls;
 mod deliveries;
@@ -95,6 +96,8 @@ pub enum Api {
     TenantList,
     AuditLog,
     Me,
+    AppointmentList,
+    AppointmentGet,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -197,6 +200,8 @@ async fn call(
         (Api::TenantList, []) => tenants::list(&req, app).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
+        (Api::AppointmentList, []) => appointments::list(&req, app, who).await,
+        (Api::AppointmentGet, [id]) => appointments::get(app, who, id).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

@@ -3,7 +3,8 @@
 
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, TenantId,
+    AgentId, AppointmentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId,
+    TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -110,7 +111,18 @@ macro_rules! id_args {
     )*};
 }
 
-id_args!(TenantId, CallId, AgentId, NumberId, EndpointId, EventId, KeyId, EmailId, DeliveryId);
+id_args!(
+    TenantId,
+    CallId,
+    AgentId,
+    NumberId,
+    EndpointId,
+    EventId,
+    KeyId,
+    EmailId,
+    DeliveryId,
+    AppointmentId
+);
 
 impl<T: Arg + ?Sized> Arg for &T {
     fn js(&self) -> JsValue {

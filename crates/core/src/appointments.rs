@@ -126,7 +126,11 @@ pub fn parse_calendar(value: &Value, errors: &mut Vec<FieldError>) -> Option<Val
         ]
         .contains(&key.as_str())
         {
-            push(key, "unknown_field", format!("unknown calendar field {key:?}"));
+            push(
+                key,
+                "unknown_field",
+                format!("unknown calendar field {key:?}"),
+            );
         }
     }
     let zone = obj.get("time_zone").and_then(Value::as_str);
@@ -477,9 +481,15 @@ mod tests {
         // A window inside the skipped hour gives no slot; a repeated hour gives one.
         let gap = calendar(json!({"time_zone": "Europe/Berlin",
             "weekly": {"sun": [["02:00", "03:00"]]}, "slot_minutes": 30}));
-        let day = (ms("2026-03-29T00:00:00+01:00"), ms("2026-03-30T00:00:00+02:00"));
+        let day = (
+            ms("2026-03-29T00:00:00+01:00"),
+            ms("2026-03-30T00:00:00+02:00"),
+        );
         assert!(gap.grid(&z, day.0, day.1).is_empty());
-        let fall = (ms("2026-10-25T00:00:00+02:00"), ms("2026-10-26T00:00:00+01:00"));
+        let fall = (
+            ms("2026-10-25T00:00:00+02:00"),
+            ms("2026-10-26T00:00:00+01:00"),
+        );
         assert_eq!(
             starts(&gap.grid(&z, fall.0, fall.1), &z),
             ["2026-10-25T02:00:00+02:00", "2026-10-25T02:30:00+02:00"]

@@ -109,6 +109,8 @@ typed_id! {
     EmailId = "eml";
     /// One event's delivery to one endpoint (`dlv_`; made by D1 in the event outbox).
     DeliveryId = "dlv";
+    /// A booked appointment (`apt_`).
+    AppointmentId = "apt";
 }
 
 #[cfg(test)]

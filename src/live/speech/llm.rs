@@ -7,7 +7,7 @@ use crate::platform::http::log_line;
 use phone_agent_core::live::{chat_body, llm_input};
 use phone_agent_core::providers::openai::ChatStream;
 use phone_agent_core::providers::sse::SseParser;
-use phone_agent_core::session::{Input, Message, ToolCall};
+use phone_agent_core::session::{Input, Message, ToolCall, BOOK_APPOINTMENT, FIND_SLOTS};
 use serde_json::{json, Value};
 use std::rc::Rc;
 use worker::AbortController;
@@ -132,7 +132,10 @@ async fn stream_chat(
 pub fn run_tool(session: &Rc<Session>, turn: u32, call: ToolCall) {
     let session = session.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let content = crate::live::callbacks::run(&session, &call).await;
+        let content = match call.name.as_str() {
+            FIND_SLOTS | BOOK_APPOINTMENT => crate::live::appointments::run(&session, &call).await,
+            _ => crate::live::callbacks::run(&session, &call).await,
+        };
         session.record("tool", json!({"name": call.name, "result": content}));
         session.feed(Input::ToolResult {
             turn,
