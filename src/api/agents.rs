@@ -34,6 +34,7 @@ pub fn render(agent: &Agent) -> Value {
         "stt",
         "callbacks",
         "allowed_countries",
+        "calendar",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);
     }
