@@ -80,6 +80,8 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/me", Read(Api::Me)),
     route("GET /api/v1/appointments", Read(Api::AppointmentList)),
     route("GET /api/v1/appointments/{id}", Read(Api::AppointmentGet)),
+    route("POST /api/v1/appointments", Operate(Api::AppointmentCreate)),
+    route("POST /api/v1/appointments/{id}/cancel", Operate(Api::AppointmentCancel)),
     // route-table:end
 ];
 

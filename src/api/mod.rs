@@ -98,6 +98,8 @@ pub enum Api {
     Me,
     AppointmentList,
     AppointmentGet,
+    AppointmentCreate,
+    AppointmentCancel,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -202,6 +204,8 @@ async fn call(
         (Api::Me, []) => me::get(who),
         (Api::AppointmentList, []) => appointments::list(&req, app, who).await,
         (Api::AppointmentGet, [id]) => appointments::get(app, who, id).await,
+        (Api::AppointmentCreate, []) => appointments::create(&mut req, app, who).await,
+        (Api::AppointmentCancel, [id]) => appointments::cancel(app, who, id).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

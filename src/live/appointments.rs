@@ -8,7 +8,7 @@
 //! second booking of a slot (see `store/appointments.rs`), so concurrent calls cannot both win.
 
 use crate::live::session::Session;
-use crate::pipeline::call_status;
+use crate::pipeline;
 use crate::platform::http::{new_id, now_ms, ApiError};
 use crate::platform::zones;
 use crate::store::appointments::{self, Booking, NewAppointment};
@@ -185,22 +185,15 @@ async fn book(
         .env
         .d1("DB")
         .map_err(|e| internal(ApiError::from(e)))?;
-    // The booking stands even if the event cannot be published now; the API shows it.
-    if let Err(e) = call_status::emit(
+    pipeline::appointments::publish(
         &session.env,
         &db,
-        cx.call_id.as_str(),
+        cx.tenant.id().as_str(),
         "appointment.booked",
-        &format!("{id}:booked:0"),
-        json!({"appointment": booked.json()}),
+        &booked,
         now,
     )
-    .await
-    {
-        crate::platform::http::log_line(json!({"level": "error",
-            "msg": "appointment.booked not published", "appointment_id": id,
-            "error": e.message}));
-    }
+    .await;
     Ok(json!({"booked": true, "appointment_id": id,
               "start_at": local(&cx.zone, slot.start), "end_at": local(&cx.zone, slot.end)}))
 }

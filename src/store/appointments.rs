@@ -137,6 +137,26 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Appointment>, Store
         .await
 }
 
+/// Cancels the tenant's booked appointment `id` (freeing its slot) and bumps its sequence; the
+/// row after, or `None` when it is not booked (absent or canceled already).
+pub async fn cancel(
+    tenant: &Tenant,
+    id: &str,
+    now: i64,
+) -> Result<Option<Appointment>, StoreError> {
+    tenant
+        .first(
+            &format!(
+                "UPDATE appointments SET status = 'canceled', sequence = sequence + 1,
+                   updated_at = ?3
+                 WHERE tenant_id = ?1 AND id = ?2 AND status = 'booked' RETURNING {}",
+                Appointment::COLUMNS
+            ),
+            &[&id, &now],
+        )
+        .await
+}
+
 impl Appointment {
     /// The API's (and the events') JSON of this appointment; times in the calendar's zone
     /// offset are left to the reader: RFC 3339 UTC plus the zone name.

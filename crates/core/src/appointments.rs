@@ -360,6 +360,87 @@ impl Calendar {
     }
 }
 
+/// A validated `POST /api/v1/appointments` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingRequest {
+    pub agent_id: String,
+    /// Milliseconds since the epoch.
+    pub start_at: i64,
+    pub name: Option<String>,
+    pub note: Option<String>,
+    /// E.164, when the client names who the appointment is for.
+    pub caller_number: Option<String>,
+}
+
+/// Validates `POST /api/v1/appointments`; every problem is listed. Whether the time is a free
+/// slot is [`Calendar::bookable`]'s and storage's to say.
+pub fn parse_booking(body: &Value) -> Result<BookingRequest, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut push = |field: &str, code: &'static str, message: &str| {
+        errors.push(FieldError {
+            field: field.to_owned(),
+            code,
+            message: message.to_owned(),
+        })
+    };
+    let Some(obj) = body.as_object() else {
+        push("", "invalid_body", "the body must be a JSON object");
+        return Err(errors);
+    };
+    let text = |key: &str| obj.get(key).and_then(Value::as_str).map(str::trim);
+    let agent_id = text("agent_id").filter(|s| !s.is_empty());
+    if agent_id.is_none() {
+        push("agent_id", "required", "agent_id is required");
+    }
+    let start_at = text("start_at").and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+    if start_at.is_none() {
+        push(
+            "start_at",
+            "invalid_time",
+            "start_at must be an RFC 3339 date-time with offset",
+        );
+    }
+    let mut optional = |key: &str, max: usize| -> Option<String> {
+        match obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().chars().count() <= max => {
+                Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+            }
+            Some(_) => {
+                push(
+                    key,
+                    "invalid_value",
+                    &format!("{key}: a string of at most {max} characters"),
+                );
+                None
+            }
+        }
+    };
+    let name = optional("name", MAX_NAME_CHARS);
+    let note = optional("note", MAX_NOTE_CHARS);
+    let caller_number = optional("caller_number", 32);
+    if caller_number
+        .as_deref()
+        .is_some_and(|n| !crate::scheduling::request::is_e164(n))
+    {
+        push(
+            "caller_number",
+            "invalid_phone",
+            "caller_number must be E.164",
+        );
+    }
+    match (agent_id, start_at) {
+        (Some(agent_id), Some(start_at)) if errors.is_empty() => Ok(BookingRequest {
+            agent_id: agent_id.to_owned(),
+            start_at: start_at.timestamp_millis(),
+            name,
+            note,
+            caller_number,
+        }),
+        _ => Err(errors),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,6 +617,22 @@ mod tests {
         ] {
             assert_eq!(cal.bookable(&z, ms(at), now), Err(error), "{at}");
         }
+    }
+
+    #[test]
+    fn api_bookings_are_validated() {
+        let ok = parse_booking(
+            &json!({"agent_id": "ag_1", "start_at": "2026-01-05T10:00:00+01:00",
+                                       "name": " Ada ", "caller_number": "+14155550100"}),
+        )
+        .unwrap();
+        assert_eq!(ok.start_at, ms("2026-01-05T09:00:00Z"));
+        assert_eq!(ok.name.as_deref(), Some("Ada"));
+        let errors = parse_booking(&json!({"start_at": "soon", "note": 5, "caller_number": "12"}))
+            .unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["agent_id", "start_at", "note", "caller_number"]);
+        assert!(parse_booking(&json!([])).is_err());
     }
 
     #[test]
