@@ -218,3 +218,48 @@ test('calendar settings are validated', async () => {
   assert.deepEqual(agents.booking.calendar, { ...CALENDAR, weekly: EVERY_DAY });
   assert.equal(agents.plain.calendar, null);
 });
+
+test('the API books with the same rules: concurrent creates of one slot give one 201 and 409s; cancel frees the slot', async () => {
+  const slot = berlinAt(6, '15:45');
+  const body = { agent_id: agents.booking.id, start_at: slot, name: 'Grace', caller_number: '+14155550207' };
+  const results = await Promise.all([0, 1, 2, 3, 4].map(() => worker.api('POST', '/api/v1/appointments', body)));
+  const created = results.filter((r) => r.status === 201);
+  assert.equal(created.length, 1, results.map((r) => `${r.status} ${r.text}`).join('\n'));
+  for (const r of results.filter((x) => x.status !== 201)) {
+    assert.equal(r.status, 409, r.text);
+    assert.equal(r.body.error.code, 'slot_taken');
+  }
+  const booked = created[0].body;
+  assert.equal(booked.status, 'booked');
+  assert.equal(booked.call_id, null);
+  assert.equal(booked.sequence, 0);
+
+  for (const [start, code] of [[berlinAt(6, '15:50'), 'not_a_slot'], [berlinAt(6, '20:00'), 'not_a_slot'], [berlinAt(30, '09:00'), 'beyond_horizon']]) {
+    const r = await worker.api('POST', '/api/v1/appointments', { ...body, start_at: start });
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.body.error.code, code);
+  }
+  const noCalendar = await worker.api('POST', '/api/v1/appointments', { ...body, agent_id: agents.plain.id });
+  assert.equal(noCalendar.body.error.code, 'no_calendar', noCalendar.text);
+  // Another tenant cannot book on this tenant's agent, nor cancel its appointment.
+  assert.equal((await worker.api('POST', '/api/v1/appointments', body, { key: otherKey })).status, 404);
+  assert.equal((await worker.api('POST', `/api/v1/appointments/${booked.id}/cancel`, undefined, { key: otherKey })).status, 404);
+
+  const canceled = await worker.api('POST', `/api/v1/appointments/${booked.id}/cancel`);
+  assert.equal(canceled.status, 200, canceled.text);
+  assert.equal(canceled.body.status, 'canceled');
+  assert.equal(canceled.body.sequence, 1);
+  const twice = await worker.api('POST', `/api/v1/appointments/${booked.id}/cancel`);
+  assert.equal(twice.status, 409, twice.text);
+  assert.equal(twice.body.error.code, 'already_canceled');
+  const events = await eventually(async () => {
+    const res = await worker.api('GET', '/api/v1/events?type=appointment.canceled');
+    return res.body.data.find((e) => e.payload.data.appointment.id === booked.id);
+  }, { timeout: 10_000, message: 'appointment.canceled event' });
+  assert.equal(events.payload.data.appointment.status, 'canceled');
+
+  // The slot is free again.
+  const rebooked = await worker.api('POST', '/api/v1/appointments', body);
+  assert.equal(rebooked.status, 201, rebooked.text);
+  assert.notEqual(rebooked.body.id, booked.id);
+});
