@@ -236,7 +236,7 @@ test('the API books with the same rules: concurrent creates of one slot give one
 
   for (const [start, code] of [[berlinAt(6, '15:50'), 'not_a_slot'], [berlinAt(6, '20:00'), 'not_a_slot'], [berlinAt(30, '09:00'), 'beyond_horizon']]) {
     const r = await worker.api('POST', '/api/v1/appointments', { ...body, start_at: start });
-    assert.equal(r.status, 422, r.text);
+    assert.equal(r.status, 409, r.text);
     assert.equal(r.body.error.code, code);
   }
   const noCalendar = await worker.api('POST', '/api/v1/appointments', { ...body, agent_id: agents.plain.id });

@@ -17,6 +17,8 @@ What a schema cannot say, supplied as the API's own clients would supply it:
   agrees), and two given the wrong way round are swapped.
 - an endpoint's `url` is where the worker will deliver events: a well-formed one becomes the
   test's local receiver (PHONE_AGENT_SINK_URL), as nothing outside 127.0.0.1 can be reached.
+- an agent's `calendar` needs an IANA `time_zone` and forward, non-overlapping windows: given
+  ones become Europe/Berlin, Monday 09:00-17:00.
 Only values the schema accepts are replaced, so invalid ones still reach the worker as generated.
 """
 
@@ -64,6 +66,14 @@ def before_call(context, case, **kwargs):
         else:
             us_allowed = case.method.upper() == "POST" and countries is None
         session["transfer_to"] = "+15558675310" if us_allowed else ""
+    calendar = body.get("calendar")
+    if isinstance(calendar, dict):
+        # A zone must be an IANA name and windows must run forward without overlapping: rules
+        # the schema cannot say; well-typed values become a valid calendar.
+        if isinstance(calendar.get("time_zone"), str):
+            calendar["time_zone"] = "Europe/Berlin"
+        if isinstance(calendar.get("weekly"), dict):
+            calendar["weekly"] = {"mon": [["09:00", "17:00"]]}
     stt = body.get("stt")
     if isinstance(stt, dict) and ("eot_threshold" in stt or "eager_eot_threshold" in stt):
         eot = stt.setdefault("eot_threshold", 0.9)
