@@ -26,14 +26,10 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     Ok(json_response(200, &appointment.json()))
 }
 
-/// A booking rule's refusal: 409 when someone holds the slot, 422 naming the rule otherwise.
+/// A booking rule's refusal: 409 naming the rule. The body is well formed; it conflicts with the
+/// agent's calendar or its appointments as they are now.
 fn refused(e: BookingError) -> ApiError {
-    let status = if e == BookingError::SlotTaken {
-        409
-    } else {
-        422
-    };
-    ApiError::new(status, e.code(), e.to_string())
+    ApiError::new(409, e.code(), e.to_string())
 }
 
 /// `POST /api/v1/appointments {agent_id, start_at, name?, note?, caller_number?}`.
