@@ -94,7 +94,8 @@ impl FieldError {
         FieldError::new(field, refusal.code(), format!("{field}: {refusal}"))
     }
 
-    fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+    /// A field error from its parts.
+    pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
         FieldError {
             field: field.to_owned(),
             code,

@@ -35,6 +35,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.canceled",
     "call.transcript.ready",
     "call.summary.ready",
+    "call.analysis.ready",
     "call.recording.ready",
 ];
 
