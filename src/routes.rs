@@ -88,6 +88,10 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/appointments/{id}", Read(Api::AppointmentGet)),
     route("POST /api/v1/appointments", Operate(Api::AppointmentCreate)),
     route("POST /api/v1/appointments/{id}/cancel", Operate(Api::AppointmentCancel)),
+    route(
+        "POST /api/v1/appointments/{id}/reschedule",
+        Operate(Api::AppointmentReschedule),
+    ),
     // route-table:end
 ];
 

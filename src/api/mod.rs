@@ -105,6 +105,7 @@ pub enum Api {
     AppointmentGet,
     AppointmentCreate,
     AppointmentCancel,
+    AppointmentReschedule,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -215,6 +216,9 @@ async fn call(
         (Api::AppointmentGet, [id]) => appointments::get(app, who, id).await,
         (Api::AppointmentCreate, []) => appointments::create(&mut req, app, who).await,
         (Api::AppointmentCancel, [id]) => appointments::cancel(app, who, id).await,
+        (Api::AppointmentReschedule, [id]) => {
+            appointments::reschedule(&mut req, app, who, id).await
+        }
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

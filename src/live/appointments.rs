@@ -11,7 +11,7 @@ use crate::live::session::Session;
 use crate::pipeline;
 use crate::platform::http::{new_id, now_ms, ApiError};
 use crate::platform::zones;
-use crate::store::appointments::{self, Booking, NewAppointment};
+use crate::store::appointments::{self, NewAppointment};
 use crate::store::dialing;
 use crate::store::tenant::Tenant;
 use phone_agent_core::appointments::{calendar_of, BookingError, Calendar, MAX_SLOTS_LISTED};
@@ -49,14 +49,14 @@ pub async fn run(session: &Rc<Session>, call: &ToolCall) -> String {
             start_at,
             name,
             note,
+            email,
         }) => {
-            book(
-                session,
-                start_at.timestamp_millis(),
-                name.as_deref(),
-                note.as_deref(),
-            )
-            .await
+            let given = Given {
+                name: name.as_deref(),
+                note: note.as_deref(),
+                email: email.as_deref(),
+            };
+            book(session, start_at.timestamp_millis(), given).await
         }
         Ok(_) => Err(Failure::Error(format!(
             "{} is not a booking tool",
@@ -80,6 +80,16 @@ struct Context {
     calendar: Calendar,
     zone: Zone<'static>,
     caller: Option<String>,
+    /// The contact the call was scheduled for, if any.
+    contact_email: Option<String>,
+    contact_name: Option<String>,
+}
+
+/// What the caller told the model for a booking.
+struct Given<'a> {
+    name: Option<&'a str>,
+    note: Option<&'a str>,
+    email: Option<&'a str>,
 }
 
 async fn context(session: &Rc<Session>) -> Result<Context, Failure> {
@@ -94,10 +104,10 @@ async fn context(session: &Rc<Session>) -> Result<Context, Failure> {
     let agent = dialing::agent_of(&tenant, &info.call_id)
         .await
         .map_err(internal)?;
-    let (Some(agent_id), Some(config)) = (
-        agent.as_ref().and_then(|a| a.agent_id.clone()),
-        agent.and_then(|a| a.config),
-    ) else {
+    let Some(agent) = agent else {
+        return Err(BookingError::NoCalendar.into());
+    };
+    let (Some(agent_id), Some(config)) = (agent.agent_id, agent.config) else {
         return Err(BookingError::NoCalendar.into());
     };
     let config: Value = serde_json::from_str(&config).unwrap_or(Value::Null);
@@ -117,6 +127,8 @@ async fn context(session: &Rc<Session>) -> Result<Context, Failure> {
         calendar,
         zone,
         caller,
+        contact_email: agent.contact_email,
+        contact_name: agent.contact_name,
     })
 }
 
@@ -145,57 +157,32 @@ async fn find(
     Ok(json!({"time_zone": cx.zone.name(), "slots": slots}))
 }
 
-async fn book(
-    session: &Rc<Session>,
-    start: i64,
-    name: Option<&str>,
-    note: Option<&str>,
-) -> Result<Value, Failure> {
+async fn book(session: &Rc<Session>, start: i64, given: Given<'_>) -> Result<Value, Failure> {
     let cx = context(session).await?;
     let now = now_ms();
     let slot = cx.calendar.bookable(&cx.zone, start, now)?;
     let id: AppointmentId = new_id().map_err(internal)?;
-    let outcome = appointments::book(
-        &cx.tenant,
-        &NewAppointment {
-            id: &id,
-            agent_id: &cx.agent_id,
-            call_id: Some(&cx.call_id),
-            slot_start: slot.start,
-            slot_end: slot.end,
-            time_zone: cx.zone.name(),
-            caller_number: cx.caller.as_deref(),
-            name,
-            note,
-            now,
-        },
-    )
-    .await
-    .map_err(internal)?;
-    match outcome {
-        Booking::Booked => {}
-        Booking::SlotTaken => return Err(BookingError::SlotTaken.into()),
-        Booking::CallHasOne => return Err(BookingError::AlreadyBooked.into()),
-    }
-    let booked = appointments::get(&cx.tenant, id.as_str())
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| Failure::Error("the appointment vanished".into()))?;
-    let db = session
-        .env
-        .d1("DB")
-        .map_err(|e| internal(ApiError::from(e)))?;
-    pipeline::appointments::publish(
-        &session.env,
-        &db,
-        cx.tenant.id().as_str(),
-        "appointment.booked",
-        &booked,
+    // The invitation goes where the caller said, else to the contact the call was made for.
+    let email = given.email.or(cx.contact_email.as_deref());
+    let new = NewAppointment {
+        id: &id,
+        agent_id: &cx.agent_id,
+        call_id: Some(&cx.call_id),
+        slot_start: slot.start,
+        slot_end: slot.end,
+        time_zone: cx.zone.name(),
+        caller_number: cx.caller.as_deref(),
+        name: given.name.or(cx.contact_name.as_deref()),
+        note: given.note,
+        email,
         now,
-    )
-    .await;
+    };
+    pipeline::appointments::book(&session.env, &cx.tenant, &new)
+        .await
+        .map_err(internal)??;
     Ok(json!({"booked": true, "appointment_id": id,
-              "start_at": local(&cx.zone, slot.start), "end_at": local(&cx.zone, slot.end)}))
+              "start_at": local(&cx.zone, slot.start), "end_at": local(&cx.zone, slot.end),
+              "invitation_to": email}))
 }
 
 /// `ms` on the calendar's wall clock, as the model should read it back to the caller.

@@ -36,6 +36,8 @@ pub const MAX_SLOTS_LISTED: usize = 12;
 /// Longest `name` / `note` a booking keeps, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_NOTE_CHARS: usize = 1000;
+/// Longest `email` a booking keeps (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
 
 /// An agent's validated calendar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +85,15 @@ pub enum BookingError {
     /// A text argument is too long.
     #[error("{0} is too long")]
     TooLong(&'static str),
+    /// The appointment is canceled already.
+    #[error("that appointment is canceled already")]
+    AlreadyCanceled,
+    /// The appointment changed between reading and writing it (another change won).
+    #[error("that appointment changed meanwhile; read it again")]
+    Changed,
+    /// No appointment the caller may change: none booked by this call or for their number.
+    #[error("there is no appointment of this caller to change")]
+    NoAppointment,
 }
 
 impl BookingError {
@@ -97,6 +108,9 @@ impl BookingError {
             BookingError::SlotTaken => "slot_taken",
             BookingError::AlreadyBooked => "already_booked",
             BookingError::TooLong(_) => "too_long",
+            BookingError::AlreadyCanceled => "already_canceled",
+            BookingError::Changed => "appointment_changed",
+            BookingError::NoAppointment => "no_appointment",
         }
     }
 }
@@ -370,6 +384,8 @@ pub struct BookingRequest {
     pub note: Option<String>,
     /// E.164, when the client names who the appointment is for.
     pub caller_number: Option<String>,
+    /// Where the invitations go, if anywhere.
+    pub email: Option<String>,
 }
 
 /// Validates `POST /api/v1/appointments`; every problem is listed. Whether the time is a free
@@ -419,6 +435,7 @@ pub fn parse_booking(body: &Value) -> Result<BookingRequest, Vec<FieldError>> {
     let name = optional("name", MAX_NAME_CHARS);
     let note = optional("note", MAX_NOTE_CHARS);
     let caller_number = optional("caller_number", 32);
+    let email = optional("email", MAX_EMAIL_CHARS);
     if caller_number
         .as_deref()
         .is_some_and(|n| !crate::scheduling::request::is_e164(n))
@@ -429,6 +446,12 @@ pub fn parse_booking(body: &Value) -> Result<BookingRequest, Vec<FieldError>> {
             "caller_number must be E.164",
         );
     }
+    if email
+        .as_deref()
+        .is_some_and(|e| !crate::scheduling::request::is_email(e))
+    {
+        push("email", "invalid_email", "email must be an email address");
+    }
     match (agent_id, start_at) {
         (Some(agent_id), Some(start_at)) if errors.is_empty() => Ok(BookingRequest {
             agent_id: agent_id.to_owned(),
@@ -436,9 +459,26 @@ pub fn parse_booking(body: &Value) -> Result<BookingRequest, Vec<FieldError>> {
             name,
             note,
             caller_number,
+            email,
         }),
         _ => Err(errors),
     }
+}
+
+/// Validates `POST /api/v1/appointments/{id}/reschedule {start_at}`: the new start, in
+/// milliseconds since the epoch.
+pub fn parse_reschedule(body: &Value) -> Result<i64, Vec<FieldError>> {
+    body.get("start_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
+        .map(|t| t.timestamp_millis())
+        .ok_or_else(|| {
+            vec![FieldError {
+                field: "start_at".into(),
+                code: "invalid_time",
+                message: "start_at must be an RFC 3339 date-time with offset".into(),
+            }]
+        })
 }
 
 #[cfg(test)]
@@ -628,11 +668,34 @@ mod tests {
         .unwrap();
         assert_eq!(ok.start_at, ms("2026-01-05T09:00:00Z"));
         assert_eq!(ok.name.as_deref(), Some("Ada"));
-        let errors = parse_booking(&json!({"start_at": "soon", "note": 5, "caller_number": "12"}))
-            .unwrap_err();
+        assert_eq!(ok.email, None);
+        let errors = parse_booking(
+            &json!({"start_at": "soon", "note": 5, "caller_number": "12", "email": "ada@"}),
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["agent_id", "start_at", "note", "caller_number"]);
+        assert_eq!(
+            fields,
+            ["agent_id", "start_at", "note", "caller_number", "email"]
+        );
         assert!(parse_booking(&json!([])).is_err());
+    }
+
+    #[test]
+    fn reschedules_name_a_time() {
+        assert_eq!(
+            parse_reschedule(&json!({"start_at": "2026-01-05T10:00:00+01:00"})),
+            Ok(ms("2026-01-05T09:00:00Z"))
+        );
+        for bad in [
+            json!({}),
+            json!({"start_at": 5}),
+            json!({"start_at": "tomorrow"}),
+            json!([]),
+        ] {
+            let errors = parse_reschedule(&bad).unwrap_err();
+            assert_eq!(errors[0].field, "start_at");
+        }
     }
 
     #[test]

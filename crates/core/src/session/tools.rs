@@ -2,7 +2,7 @@
 
 use super::history::ToolCall;
 use super::{Exit, HangupReason};
-use crate::appointments::{MAX_NAME_CHARS, MAX_NOTE_CHARS};
+use crate::appointments::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use thiserror::Error;
@@ -17,7 +17,8 @@ pub const SCHEDULE_CALLBACK: &str = "schedule_callback";
 pub const SEND_DTMF: &str = "send_dtmf";
 /// Lists free appointment slots; run by the edge, optional arguments `from`, `to`.
 pub const FIND_SLOTS: &str = "find_slots";
-/// Books one appointment for the caller; run by the edge, arguments `start_at`, `name`, `note`.
+/// Books one appointment for the caller; run by the edge, arguments `start_at`, `name`, `note`,
+/// `email` (where the invitation goes).
 pub const BOOK_APPOINTMENT: &str = "book_appointment";
 
 /// A tool call with its arguments checked: what the model asked for, typed.
@@ -44,6 +45,7 @@ pub enum Tool {
         start_at: chrono::DateTime<chrono::FixedOffset>,
         name: Option<String>,
         note: Option<String>,
+        email: Option<String>,
     },
 }
 
@@ -65,6 +67,9 @@ pub enum ToolError {
     /// A text argument is longer than its limit (characters).
     #[error("{0} is longer than {1} characters")]
     TooLong(&'static str, usize),
+    /// `email` is not an address an invitation can go to.
+    #[error("{0:?} is not an email address; ask the caller to spell it")]
+    BadEmail(String),
 }
 
 const DTMF_RULE: &str = "digits must be 1 to 32 of 0-9, *, # and w (pause)";
@@ -91,6 +96,8 @@ struct BookingArgs {
     name: Option<String>,
     #[serde(default)]
     note: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 fn time(text: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, ToolError> {
@@ -106,6 +113,14 @@ fn bounded(
     let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     match text {
         Some(t) if t.chars().count() > max => Err(ToolError::TooLong(field, max)),
+        other => Ok(other),
+    }
+}
+
+/// An optional address, trimmed; one an invitation cannot go to is refused.
+fn email(text: Option<String>) -> Result<Option<String>, ToolError> {
+    match bounded(text, "email", MAX_EMAIL_CHARS)? {
+        Some(e) if !crate::scheduling::request::is_email(&e) => Err(ToolError::BadEmail(e)),
         other => Ok(other),
     }
 }
@@ -162,6 +177,7 @@ impl ToolCall {
                     start_at: time(&a.start_at)?,
                     name: bounded(a.name, "name", MAX_NAME_CHARS)?,
                     note: bounded(a.note, "note", MAX_NOTE_CHARS)?,
+                    email: email(a.email)?,
                 })
             }
             other => Err(ToolError::UnknownTool(other.to_owned())),
@@ -251,7 +267,8 @@ pub(super) fn specs(transfer: bool, callbacks: bool, appointments: bool) -> Vec<
                 "properties": {
                     "start_at": {"type": "string", "description": "The slot's start exactly as find_slots gave it"},
                     "name": {"type": "string", "description": "The caller's name"},
-                    "note": {"type": "string", "description": "What the appointment is about"}
+                    "note": {"type": "string", "description": "What the appointment is about"},
+                    "email": {"type": "string", "description": "The caller's email address for the calendar invitation, if they gave one; spell it back to them first"}
                 },
                 "required": ["start_at"]
             }),
@@ -383,7 +400,7 @@ mod tests {
         ));
         match call(
             BOOK_APPOINTMENT,
-            r#"{"start_at":"2026-01-05T10:00:00+01:00","name":"  Ada ","note":""}"#,
+            r#"{"start_at":"2026-01-05T10:00:00+01:00","name":"  Ada ","note":"","email":" ada@example.com "}"#,
         )
         .tool()
         .unwrap()
@@ -392,10 +409,12 @@ mod tests {
                 start_at,
                 name,
                 note,
+                email,
             } => {
                 assert_eq!(start_at.timestamp(), 1_767_603_600);
                 assert_eq!(name.as_deref(), Some("Ada"));
                 assert_eq!(note, None);
+                assert_eq!(email.as_deref(), Some("ada@example.com"));
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -407,6 +426,18 @@ mod tests {
             call(BOOK_APPOINTMENT, &long).tool(),
             Err(ToolError::TooLong("note", MAX_NOTE_CHARS))
         );
+        // An address an invitation cannot go to (or a header smuggled in one) is refused.
+        for bad in [
+            "ada at example",
+            "a@b.example\r\nBcc: x@evil.example",
+            "<a@b.example>",
+        ] {
+            let args = json!({"start_at": "2026-01-05T10:00:00Z", "email": bad}).to_string();
+            assert_eq!(
+                call(BOOK_APPOINTMENT, &args).tool(),
+                Err(ToolError::BadEmail(bad.trim().to_owned()))
+            );
+        }
         for args in ["{", "{}", &long] {
             assert!(matches!(
                 classify(&call(BOOK_APPOINTMENT, args), None),

@@ -37,6 +37,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.summary.ready",
     "call.analysis.ready",
     "call.recording.ready",
+    "appointment.booked",
+    "appointment.rescheduled",
+    "appointment.canceled",
 ];
 
 /// Header a Vapi HMAC plan should name as its `messageIdHeader`; its value is the dedupe key.
