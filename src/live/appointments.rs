@@ -1,5 +1,6 @@
-//! The `find_slots` and `book_appointment` tools: the agent offers free slots of its calendar
-//! and books the one the caller chose.
+//! The booking tools: `find_slots` offers free slots of the agent's calendar,
+//! `book_appointment` books the one the caller chose, `reschedule_appointment` and
+//! `cancel_appointment` change the caller's own appointment.
 //!
 //! The model only proposes; every rule is checked here at run time, from the agent record and
 //! D1, never from the prompt: the agent must have a calendar, the time must be a slot of its
@@ -14,7 +15,9 @@ use crate::platform::zones;
 use crate::store::appointments::{self, NewAppointment};
 use crate::store::dialing;
 use crate::store::tenant::Tenant;
-use phone_agent_core::appointments::{calendar_of, BookingError, Calendar, MAX_SLOTS_LISTED};
+use phone_agent_core::appointments::{
+    calendar_of, caller_appointment, BookingError, Calendar, Held, MAX_SLOTS_LISTED,
+};
 use phone_agent_core::ids::{AgentId, AppointmentId, CallId, TenantId};
 use phone_agent_core::session::{Tool, ToolCall};
 use phone_agent_core::zones::Zone;
@@ -57,6 +60,16 @@ pub async fn run(session: &Rc<Session>, call: &ToolCall) -> String {
                 email: email.as_deref(),
             };
             book(session, start_at.timestamp_millis(), given).await
+        }
+        Ok(Tool::RescheduleAppointment {
+            start_at,
+            appointment_id,
+        }) => {
+            let start = start_at.timestamp_millis();
+            change(session, appointment_id.as_deref(), Some(start)).await
+        }
+        Ok(Tool::CancelAppointment { appointment_id }) => {
+            change(session, appointment_id.as_deref(), None).await
         }
         Ok(_) => Err(Failure::Error(format!(
             "{} is not a booking tool",
@@ -183,6 +196,70 @@ async fn book(session: &Rc<Session>, start: i64, given: Given<'_>) -> Result<Val
     Ok(json!({"booked": true, "appointment_id": id,
               "start_at": local(&cx.zone, slot.start), "end_at": local(&cx.zone, slot.end),
               "invitation_to": email}))
+}
+
+/// Reschedules (to `start`) or cancels the caller's appointment: `requested` if the model named
+/// one, else the caller's own. Which appointments the call may touch is the core's decision
+/// ([`caller_appointment`]), over those this call booked or that are for the number calling; an
+/// id outside them is answered as unknown, so the model cannot reach another caller's.
+async fn change(
+    session: &Rc<Session>,
+    requested: Option<&str>,
+    start: Option<i64>,
+) -> Result<Value, Failure> {
+    let cx = context(session).await?;
+    let now = now_ms();
+    let held = appointments::of_caller(
+        &cx.tenant,
+        &cx.agent_id,
+        &cx.call_id,
+        cx.caller.as_deref(),
+        now,
+    )
+    .await
+    .map_err(internal)?;
+    let view: Vec<Held<'_>> = held
+        .iter()
+        .map(|a| Held {
+            id: a.id.as_str(),
+            call_id: a.call_id.as_ref().map(|c| c.as_str()),
+            caller_number: a.caller_number.as_deref(),
+        })
+        .collect();
+    let chosen =
+        match caller_appointment(&view, requested, cx.call_id.as_str(), cx.caller.as_deref()) {
+            Ok(i) => &held[i],
+            Err(e @ BookingError::WhichAppointment(_)) => {
+                // The model asks the caller which one; it may read them back.
+                let listed: Vec<Value> = held
+                .iter()
+                .map(|a| json!({"appointment_id": a.id, "start_at": local(&cx.zone, a.slot_start)}))
+                .collect();
+                return Ok(
+                    json!({"error": e.to_string(), "code": e.code(), "appointments": listed}),
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+    let env = &session.env;
+    match start {
+        Some(start) => {
+            let slot = cx.calendar.bookable(&cx.zone, start, now)?;
+            let moved = pipeline::appointments::reschedule(env, &cx.tenant, chosen, slot, now)
+                .await
+                .map_err(internal)??;
+            Ok(json!({"rescheduled": true, "appointment_id": moved.id,
+                      "start_at": local(&cx.zone, moved.slot_start),
+                      "end_at": local(&cx.zone, moved.slot_end)}))
+        }
+        None => {
+            let canceled = pipeline::appointments::cancel(env, &cx.tenant, chosen, now)
+                .await
+                .map_err(internal)??;
+            Ok(json!({"canceled": true, "appointment_id": canceled.id,
+                      "start_at": local(&cx.zone, canceled.slot_start)}))
+        }
+    }
 }
 
 /// `ms` on the calendar's wall clock, as the model should read it back to the caller.

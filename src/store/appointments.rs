@@ -150,6 +150,28 @@ pub async fn live_of_call(
         .await
 }
 
+/// The agent's booked, not yet ended appointments that the call `call_id` booked or that are
+/// for `caller`: what a caller may ask the tools to change (the core picks among them).
+pub async fn of_caller(
+    tenant: &Tenant,
+    agent_id: &AgentId,
+    call_id: &CallId,
+    caller: Option<&str>,
+    now: i64,
+) -> Result<Vec<Appointment>, StoreError> {
+    tenant
+        .all(
+            &format!(
+                "{} AND agent_id = ?2 AND status = 'booked' AND slot_end > ?5
+                   AND (call_id = ?3 OR (?4 IS NOT NULL AND caller_number = ?4))
+                 ORDER BY slot_start LIMIT 20",
+                Appointment::SELECT
+            ),
+            &[agent_id, call_id, &caller, &now],
+        )
+        .await
+}
+
 /// The starts of the agent's live appointments in `[from, to)`.
 pub async fn booked_starts(
     tenant: &Tenant,

@@ -94,6 +94,9 @@ pub enum BookingError {
     /// No appointment the caller may change: none booked by this call or for their number.
     #[error("there is no appointment of this caller to change")]
     NoAppointment,
+    /// The caller has several appointments and the model named none.
+    #[error("the caller has {0} appointments; ask which one and pass its appointment_id")]
+    WhichAppointment(usize),
 }
 
 impl BookingError {
@@ -111,6 +114,7 @@ impl BookingError {
             BookingError::AlreadyCanceled => "already_canceled",
             BookingError::Changed => "appointment_changed",
             BookingError::NoAppointment => "no_appointment",
+            BookingError::WhichAppointment(_) => "which_appointment",
         }
     }
 }
@@ -465,6 +469,49 @@ pub fn parse_booking(body: &Value) -> Result<BookingRequest, Vec<FieldError>> {
     }
 }
 
+/// What the tools know of a live appointment when a caller asks to change one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held<'a> {
+    pub id: &'a str,
+    /// The call that booked it.
+    pub call_id: Option<&'a str>,
+    /// Who it is for.
+    pub caller_number: Option<&'a str>,
+}
+
+/// Which of `held` (the agent's live appointments) a call may change: `requested` if the model
+/// named one, else the one this call booked, else the caller's only one. A call owns the
+/// appointment it booked and those booked for the number calling, and nothing else: the model
+/// may be talked into naming any id, so an id outside what the caller owns is refused as if it
+/// did not exist. A withheld or otherwise non-E.164 caller owns only its own call's booking (a
+/// shared placeholder such as `anonymous` must not unlock other callers' appointments).
+pub fn caller_appointment(
+    held: &[Held<'_>],
+    requested: Option<&str>,
+    call_id: &str,
+    caller: Option<&str>,
+) -> Result<usize, BookingError> {
+    let caller = caller.filter(|n| crate::scheduling::request::is_e164(n));
+    let owns = |h: &Held<'_>| {
+        h.call_id == Some(call_id) || (caller.is_some() && h.caller_number == caller)
+    };
+    let owned: Vec<usize> = (0..held.len()).filter(|&i| owns(&held[i])).collect();
+    if let Some(id) = requested {
+        return owned
+            .into_iter()
+            .find(|&i| held[i].id == id)
+            .ok_or(BookingError::NoAppointment);
+    }
+    if let Some(&mine) = owned.iter().find(|&&i| held[i].call_id == Some(call_id)) {
+        return Ok(mine);
+    }
+    match owned.as_slice() {
+        [] => Err(BookingError::NoAppointment),
+        [only] => Ok(*only),
+        several => Err(BookingError::WhichAppointment(several.len())),
+    }
+}
+
 /// Validates `POST /api/v1/appointments/{id}/reschedule {start_at}`: the new start, in
 /// milliseconds since the epoch.
 pub fn parse_reschedule(body: &Value) -> Result<i64, Vec<FieldError>> {
@@ -696,6 +743,66 @@ mod tests {
             let errors = parse_reschedule(&bad).unwrap_err();
             assert_eq!(errors[0].field, "start_at");
         }
+    }
+
+    #[test]
+    fn a_caller_changes_only_its_own_appointments() {
+        let held = [
+            Held {
+                id: "ap_other",
+                call_id: Some("call_x"),
+                caller_number: Some("+14155550100"),
+            },
+            Held {
+                id: "ap_mine",
+                call_id: Some("call_1"),
+                caller_number: Some("+14155550199"),
+            },
+            Held {
+                id: "ap_api",
+                call_id: None,
+                caller_number: Some("+14155550199"),
+            },
+            Held {
+                id: "ap_anon",
+                call_id: Some("call_y"),
+                caller_number: Some("anonymous"),
+            },
+        ];
+        let me = Some("+14155550199");
+        // Unnamed: the one this call booked first, else the caller's only one.
+        assert_eq!(caller_appointment(&held, None, "call_1", me), Ok(1));
+        assert_eq!(caller_appointment(&held[2..], None, "call_2", me), Ok(0));
+        assert_eq!(
+            caller_appointment(&held, None, "call_2", me),
+            Err(BookingError::WhichAppointment(2))
+        );
+        // Named: only among the caller's own.
+        assert_eq!(
+            caller_appointment(&held, Some("ap_api"), "call_1", me),
+            Ok(2)
+        );
+        for (id, call, caller) in [
+            ("ap_other", "call_1", me),
+            ("ap_nope", "call_1", me),
+            ("ap_anon", "call_9", Some("anonymous")),
+            ("ap_api", "call_9", None),
+        ] {
+            assert_eq!(
+                caller_appointment(&held, Some(id), call, caller),
+                Err(BookingError::NoAppointment),
+                "{id} for {call} {caller:?}"
+            );
+        }
+        // A withheld caller owns only what its own call booked.
+        assert_eq!(
+            caller_appointment(&held, None, "call_9", Some("anonymous")),
+            Err(BookingError::NoAppointment)
+        );
+        assert_eq!(
+            caller_appointment(&held, None, "call_y", Some("anonymous")),
+            Ok(3)
+        );
     }
 
     #[test]

@@ -48,8 +48,8 @@ mod turns;
 pub use config::{EndOfTurn, SessionConfig};
 pub use history::{Message, ToolCall};
 pub use tools::{
-    Tool, ToolError, BOOK_APPOINTMENT, END_CALL, FIND_SLOTS, SCHEDULE_CALLBACK, SEND_DTMF,
-    TRANSFER_CALL,
+    Tool, ToolError, BOOKING_TOOLS, BOOK_APPOINTMENT, CANCEL_APPOINTMENT, END_CALL, FIND_SLOTS,
+    RESCHEDULE_APPOINTMENT, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL,
 };
 pub use turns::{ToolRecord, Turn, TurnMetrics};
 

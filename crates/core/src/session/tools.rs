@@ -20,6 +20,18 @@ pub const FIND_SLOTS: &str = "find_slots";
 /// Books one appointment for the caller; run by the edge, arguments `start_at`, `name`, `note`,
 /// `email` (where the invitation goes).
 pub const BOOK_APPOINTMENT: &str = "book_appointment";
+/// Moves the caller's appointment to another slot; run by the edge, arguments `start_at`,
+/// `appointment_id` (optional: the caller's own).
+pub const RESCHEDULE_APPOINTMENT: &str = "reschedule_appointment";
+/// Cancels the caller's appointment; run by the edge, argument `appointment_id` (optional).
+pub const CANCEL_APPOINTMENT: &str = "cancel_appointment";
+/// The tools an agent with a calendar is offered, all run by the edge.
+pub const BOOKING_TOOLS: [&str; 4] = [
+    FIND_SLOTS,
+    BOOK_APPOINTMENT,
+    RESCHEDULE_APPOINTMENT,
+    CANCEL_APPOINTMENT,
+];
 
 /// A tool call with its arguments checked: what the model asked for, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +59,13 @@ pub enum Tool {
         note: Option<String>,
         email: Option<String>,
     },
+    /// Move the caller's appointment (`appointment_id`, else their own) to `start_at`.
+    RescheduleAppointment {
+        start_at: chrono::DateTime<chrono::FixedOffset>,
+        appointment_id: Option<String>,
+    },
+    /// Cancel the caller's appointment (`appointment_id`, else their own).
+    CancelAppointment { appointment_id: Option<String> },
 }
 
 /// Why a tool call's arguments cannot be used; the text goes back to the model.
@@ -126,6 +145,17 @@ fn email(text: Option<String>) -> Result<Option<String>, ToolError> {
 }
 
 #[derive(Deserialize)]
+struct ChangeArgs {
+    #[serde(default)]
+    start_at: Option<String>,
+    #[serde(default)]
+    appointment_id: Option<String>,
+}
+
+/// Longest `appointment_id` taken from the model (ours are far shorter).
+const MAX_ID_CHARS: usize = 64;
+
+#[derive(Deserialize)]
 struct DtmfArgs {
     digits: String,
 }
@@ -180,6 +210,27 @@ impl ToolCall {
                     email: email(a.email)?,
                 })
             }
+            RESCHEDULE_APPOINTMENT => {
+                let a: ChangeArgs = args(&self.arguments)?;
+                let start_at = a
+                    .start_at
+                    .ok_or_else(|| ToolError::BadArguments("start_at is required".into()))?;
+                Ok(Tool::RescheduleAppointment {
+                    start_at: time(&start_at)?,
+                    appointment_id: bounded(a.appointment_id, "appointment_id", MAX_ID_CHARS)?,
+                })
+            }
+            CANCEL_APPOINTMENT => {
+                // An empty argument string is a call without arguments.
+                let a: ChangeArgs = args(if self.arguments.trim().is_empty() {
+                    "{}"
+                } else {
+                    &self.arguments
+                })?;
+                Ok(Tool::CancelAppointment {
+                    appointment_id: bounded(a.appointment_id, "appointment_id", MAX_ID_CHARS)?,
+                })
+            }
             other => Err(ToolError::UnknownTool(other.to_owned())),
         }
     }
@@ -217,8 +268,13 @@ pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>) -> ToolUse {
         Err(_) if call.name == SCHEDULE_CALLBACK => ToolUse::Edge,
         // Same for the booking tools: the edge reads the agent's calendar at run time (an agent
         // without one refuses there) and answers bad arguments with the reason.
-        Ok(Tool::FindSlots { .. } | Tool::BookAppointment { .. }) => ToolUse::Edge,
-        Err(_) if [FIND_SLOTS, BOOK_APPOINTMENT].contains(&call.name.as_str()) => ToolUse::Edge,
+        Ok(
+            Tool::FindSlots { .. }
+            | Tool::BookAppointment { .. }
+            | Tool::RescheduleAppointment { .. }
+            | Tool::CancelAppointment { .. },
+        ) => ToolUse::Edge,
+        Err(_) if BOOKING_TOOLS.contains(&call.name.as_str()) => ToolUse::Edge,
         Err(ToolError::UnknownTool(_)) => ToolUse::Rejected("unknown tool"),
         Err(_) => ToolUse::Rejected(DTMF_RULE),
     }
@@ -271,6 +327,28 @@ pub(super) fn specs(transfer: bool, callbacks: bool, appointments: bool) -> Vec<
                     "email": {"type": "string", "description": "The caller's email address for the calendar invitation, if they gave one; spell it back to them first"}
                 },
                 "required": ["start_at"]
+            }),
+        ));
+        specs.push(function(
+            RESCHEDULE_APPOINTMENT,
+            "Move the caller's appointment to another free slot find_slots gave, once they have chosen it.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "start_at": {"type": "string", "description": "The new slot's start exactly as find_slots gave it"},
+                    "appointment_id": {"type": "string", "description": "Only if the caller has several appointments: which one"}
+                },
+                "required": ["start_at"]
+            }),
+        ));
+        specs.push(function(
+            CANCEL_APPOINTMENT,
+            "Cancel the caller's appointment, once they have confirmed they want it canceled.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "appointment_id": {"type": "string", "description": "Only if the caller has several appointments: which one"}
+                }
             }),
         ));
     }
@@ -438,6 +516,42 @@ mod tests {
                 Err(ToolError::BadEmail(bad.trim().to_owned()))
             );
         }
+        assert_eq!(
+            call(CANCEL_APPOINTMENT, "").tool(),
+            Ok(Tool::CancelAppointment {
+                appointment_id: None
+            })
+        );
+        assert_eq!(
+            call(CANCEL_APPOINTMENT, r#"{"appointment_id":" ap_1 "}"#).tool(),
+            Ok(Tool::CancelAppointment {
+                appointment_id: Some("ap_1".into())
+            })
+        );
+        assert!(matches!(
+            call(RESCHEDULE_APPOINTMENT, "{}").tool(),
+            Err(ToolError::BadArguments(_))
+        ));
+        match call(
+            RESCHEDULE_APPOINTMENT,
+            r#"{"start_at":"2026-01-05T10:00:00+01:00"}"#,
+        )
+        .tool()
+        {
+            Ok(Tool::RescheduleAppointment {
+                start_at,
+                appointment_id: None,
+            }) => assert_eq!(start_at.timestamp(), 1_767_603_600),
+            other => panic!("unexpected {other:?}"),
+        }
+        let long_id = json!({"appointment_id": "a".repeat(65)}).to_string();
+        assert_eq!(
+            call(CANCEL_APPOINTMENT, &long_id).tool(),
+            Err(ToolError::TooLong("appointment_id", 64))
+        );
+        for name in BOOKING_TOOLS {
+            assert!(matches!(classify(&call(name, "{"), None), ToolUse::Edge));
+        }
         for args in ["{", "{}", &long] {
             assert!(matches!(
                 classify(&call(BOOK_APPOINTMENT, args), None),
@@ -446,7 +560,14 @@ mod tests {
         }
         assert_eq!(
             names(specs(false, false, true)),
-            [END_CALL, FIND_SLOTS, BOOK_APPOINTMENT, SEND_DTMF]
+            [
+                END_CALL,
+                FIND_SLOTS,
+                BOOK_APPOINTMENT,
+                RESCHEDULE_APPOINTMENT,
+                CANCEL_APPOINTMENT,
+                SEND_DTMF
+            ]
         );
     }
 
