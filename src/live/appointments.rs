@@ -162,7 +162,7 @@ async fn find(
     };
     let slots = cx
         .calendar
-        .free_slots(&cx.zone, (from, to), now, &booked, MAX_SLOTS_LISTED);
+        .free_slots(&cx.zone, (from, to), now, (&booked, &[]), MAX_SLOTS_LISTED);
     let slots: Vec<Value> = slots
         .iter()
         .map(|s| json!({"start_at": local(&cx.zone, s.start), "end_at": local(&cx.zone, s.end)}))

@@ -342,13 +342,14 @@ impl Calendar {
     }
 
     /// Up to `limit` free slots starting in `[from, to)`, clamped to now … the horizon, leaving
-    /// out the starts in `booked`.
+    /// out the starts in `booked` (our appointments, on the grid) and every slot overlapping one
+    /// of the `busy` intervals `[start, end)` (times blocked elsewhere, e.g. an external calendar).
     pub fn free_slots(
         &self,
         zone: &Zone<'_>,
         (from, to): (i64, i64),
         now: i64,
-        booked: &[i64],
+        (booked, busy): (&[i64], &[(i64, i64)]),
         limit: usize,
     ) -> Vec<Slot> {
         let from = from.max(now + 1);
@@ -359,6 +360,7 @@ impl Calendar {
         self.grid(zone, from, to)
             .into_iter()
             .filter(|s| !booked.contains(&s.start))
+            .filter(|s| !busy.iter().any(|&(a, b)| a < s.end && s.start < b))
             .take(limit)
             .collect()
     }
@@ -672,7 +674,7 @@ mod tests {
         let z = Zone::resolve(&Tzdb, "UTC").unwrap();
         let now = ms("2026-01-05T09:10:00Z");
         let booked = [ms("2026-01-06T09:00:00Z")];
-        let free = cal.free_slots(&z, (0, i64::MAX), now, &booked, 10);
+        let free = cal.free_slots(&z, (0, i64::MAX), now, (&booked, &[]), 10);
         assert_eq!(
             starts(&free, &z),
             [
@@ -681,7 +683,17 @@ mod tests {
                 "2026-01-07T09:00:00+00:00"
             ]
         );
-        assert_eq!(cal.free_slots(&z, (0, i64::MAX), now, &[], 2).len(), 2);
+        assert_eq!(
+            cal.free_slots(&z, (0, i64::MAX), now, (&[], &[]), 2).len(),
+            2
+        );
+        // A busy interval blocks every slot it overlaps, touching ends excepted.
+        let busy = [(ms("2026-01-05T09:45:00Z"), ms("2026-01-06T09:30:00Z"))];
+        let free = cal.free_slots(&z, (0, i64::MAX), now, (&booked, &busy), 10);
+        assert_eq!(
+            starts(&free, &z),
+            ["2026-01-06T09:30:00+00:00", "2026-01-07T09:00:00+00:00"]
+        );
     }
 
     #[test]
