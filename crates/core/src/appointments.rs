@@ -36,6 +36,9 @@ pub const MAX_SLOTS_LISTED: usize = 12;
 /// Longest `name` / `note` a booking keeps, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_NOTE_CHARS: usize = 1000;
+/// Moves one appointment may have: each sends the caller an email, so a model (or a client)
+/// moving an appointment back and forth cannot flood their inbox. Canceling stays possible.
+pub const MAX_CHANGES: i64 = 20;
 /// Longest `email` a booking keeps (RFC 5321's path limit).
 pub const MAX_EMAIL_CHARS: usize = 254;
 
@@ -94,6 +97,9 @@ pub enum BookingError {
     /// No appointment the caller may change: none booked by this call or for their number.
     #[error("there is no appointment of this caller to change")]
     NoAppointment,
+    /// The appointment was moved [`MAX_CHANGES`] times already.
+    #[error("that appointment cannot be moved again; cancel it and book a new one")]
+    TooManyChanges,
     /// The caller has several appointments and the model named none.
     #[error("the caller has {0} appointments; ask which one and pass its appointment_id")]
     WhichAppointment(usize),
@@ -115,6 +121,7 @@ impl BookingError {
             BookingError::Changed => "appointment_changed",
             BookingError::NoAppointment => "no_appointment",
             BookingError::WhichAppointment(_) => "which_appointment",
+            BookingError::TooManyChanges => "too_many_changes",
         }
     }
 }
@@ -514,6 +521,15 @@ pub fn caller_appointment(
     }
 }
 
+/// Whether an appointment at `sequence` (its changes so far) may be moved once more.
+pub fn may_change(sequence: i64) -> Result<(), BookingError> {
+    if sequence < MAX_CHANGES {
+        Ok(())
+    } else {
+        Err(BookingError::TooManyChanges)
+    }
+}
+
 /// Validates `POST /api/v1/appointments/{id}/reschedule {start_at}`: the new start, in
 /// milliseconds since the epoch.
 pub fn parse_reschedule(body: &Value) -> Result<i64, Vec<FieldError>> {
@@ -815,6 +831,13 @@ mod tests {
             caller_appointment(&held, None, "call_y", Some("anonymous")),
             Ok(3)
         );
+    }
+
+    #[test]
+    fn changes_are_capped() {
+        assert_eq!(may_change(0), Ok(()));
+        assert_eq!(may_change(MAX_CHANGES - 1), Ok(()));
+        assert_eq!(may_change(MAX_CHANGES), Err(BookingError::TooManyChanges));
     }
 
     #[test]
