@@ -16,6 +16,7 @@ import { tenantsPage } from './js/pages/tenants.js';
 import { auditLogPage } from './js/pages/audit-log.js';
 import { usagePage } from './js/pages/usage.js';
 import { messagesPage } from './js/pages/messages.js';
+import { appointmentsPage, appointmentDetailPage } from './js/pages/appointments.js';
 import { whoami, watchRoles, forgetMe, allows, reason } from './js/roles.js';
 
 const main = document.getElementById('main');
@@ -41,6 +42,8 @@ const routes = [
   [/^\/audit-log$/, auditLogPage, 'Audit log', 'administer'],
   [/^\/usage$/, usagePage, 'Usage'],
   [/^\/messages$/, messagesPage, 'Messages'],
+  [/^\/appointments$/, appointmentsPage, 'Appointments'],
+  [/^\/appointments\/([^/]+)$/, appointmentDetailPage, 'Appointment'],
 ];
 
 /** Cleanup of the current page (e.g. closing the live socket). */

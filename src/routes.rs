@@ -91,6 +91,14 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("POST /api/v1/messages", Operate(Api::MessageSend)),
     route("GET /api/v1/messages", Read(Api::MessageList)),
     route("GET /api/v1/messages/{id}", Read(Api::MessageGet)),
+    route("GET /api/v1/appointments", Read(Api::AppointmentList)),
+    route("GET /api/v1/appointments/{id}", Read(Api::AppointmentGet)),
+    route("POST /api/v1/appointments", Operate(Api::AppointmentCreate)),
+    route("POST /api/v1/appointments/{id}/cancel", Operate(Api::AppointmentCancel)),
+    route(
+        "POST /api/v1/appointments/{id}/reschedule",
+        Operate(Api::AppointmentReschedule),
+    ),
     // route-table:end
 ];
 

@@ -41,6 +41,7 @@ pub fn render(agent: &Agent) -> Value {
         "recording",
         "http_tools",
         "sms",
+        "calendar",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);
     }

@@ -41,15 +41,7 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
                    "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null)})
         })
         .collect();
-    let emails: Vec<Value> = emails
-        .iter()
-        .map(|e| {
-            json!({"id": e.id, "kind": e.kind, "sequence": e.sequence, "status": e.status,
-                   "attempts": e.attempts, "next_attempt_at": e.next_attempt_at.map(rfc3339),
-                   "last_status_code": e.last_status_code, "last_error": e.last_error,
-                   "resend_id": e.provider_message_id, "created_at": rfc3339(e.created_at)})
-        })
-        .collect();
+    let emails: Vec<Value> = emails.iter().map(emails::Email::json).collect();
     body["email"] = emails.last().cloned().unwrap_or(Value::Null);
     body["emails"] = Value::from(emails);
     let used = usage::of_call(&tenant, id).await?;

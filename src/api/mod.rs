@@ -3,6 +3,7 @@
 //! `src/routes.rs` chose (the shared request helpers are in `request.rs`).
 
 mod agents;
+mod appointments;
 mod audit_log;
 mod calls;
 mod deliveries;
@@ -108,6 +109,11 @@ pub enum Api {
     MessageSend,
     MessageList,
     MessageGet,
+    AppointmentList,
+    AppointmentGet,
+    AppointmentCreate,
+    AppointmentCancel,
+    AppointmentReschedule,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -220,6 +226,13 @@ async fn call(
         (Api::MessageSend, []) => messages::create(&mut req, app, who).await,
         (Api::MessageList, []) => messages::list(&req, app, who).await,
         (Api::MessageGet, [id]) => messages::get(app, who, id).await,
+        (Api::AppointmentList, []) => appointments::list(&req, app, who).await,
+        (Api::AppointmentGet, [id]) => appointments::get(app, who, id).await,
+        (Api::AppointmentCreate, []) => appointments::create(&mut req, app, who).await,
+        (Api::AppointmentCancel, [id]) => appointments::cancel(app, who, id).await,
+        (Api::AppointmentReschedule, [id]) => {
+            appointments::reschedule(&mut req, app, who, id).await
+        }
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

@@ -3,8 +3,8 @@
 
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, MessageId, NumberId,
-    RecordingId, TenantId,
+    AgentId, AppointmentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, MessageId,
+    NumberId, RecordingId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -122,7 +122,8 @@ id_args!(
     EmailId,
     DeliveryId,
     RecordingId,
-    MessageId
+    MessageId,
+    AppointmentId
 );
 
 impl<T: Arg + ?Sized> Arg for &T {

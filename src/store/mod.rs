@@ -2,6 +2,7 @@
 //! through [`page`]; failures are [`error::StoreError`].
 
 pub mod agents;
+pub mod appointments;
 pub mod audit;
 pub mod call_events;
 pub mod call_queue;

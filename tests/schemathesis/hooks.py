@@ -23,6 +23,8 @@ What a schema cannot say, supplied as the API's own clients would supply it:
 - an agent's `http_tools`: a well-formed `url` becomes that receiver too (public names may not
   resolve, private ones are refused), and tools' names are made unique (two tools of one agent
   may not share a name, which a schema cannot say).
+- an agent's `calendar` needs an IANA `time_zone` and forward, non-overlapping windows: given
+  ones become Europe/Berlin, Monday 09:00-17:00.
 Only values the schema accepts are replaced, so invalid ones still reach the worker as generated.
 """
 
@@ -70,6 +72,14 @@ def before_call(context, case, **kwargs):
         else:
             us_allowed = case.method.upper() == "POST" and countries is None
         session["transfer_to"] = "+15558675310" if us_allowed else ""
+    calendar = body.get("calendar")
+    if isinstance(calendar, dict):
+        # A zone must be an IANA name and windows must run forward without overlapping: rules
+        # the schema cannot say; well-typed values become a valid calendar.
+        if isinstance(calendar.get("time_zone"), str):
+            calendar["time_zone"] = "Europe/Berlin"
+        if isinstance(calendar.get("weekly"), dict):
+            calendar["weekly"] = {"mon": [["09:00", "17:00"]]}
     stt = body.get("stt")
     if isinstance(stt, dict) and ("eot_threshold" in stt or "eager_eot_threshold" in stt):
         eot = stt.setdefault("eot_threshold", 0.9)

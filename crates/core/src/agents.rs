@@ -150,6 +150,11 @@ pub fn parse_agent_for(
     if let Some(sms) = sms_settings(obj, &mut errors) {
         config.insert("sms".into(), sms);
     }
+    if let Some(calendar) = obj.get("calendar").filter(|v| !v.is_null()) {
+        if let Some(calendar) = crate::appointments::parse_calendar(calendar, &mut errors) {
+            config.insert("calendar".into(), calendar);
+        }
+    }
     match (name, system_prompt) {
         (Some(name), Some(system_prompt)) if errors.is_empty() => Ok(AgentSpec {
             name,

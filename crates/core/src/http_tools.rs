@@ -9,7 +9,7 @@
 //! cut at [`MAX_RESPONSE_BYTES`] before it reaches the model.
 
 use crate::scheduling::request::FieldError;
-use crate::session::{END_CALL, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL};
+use crate::session::{BOOKING_TOOLS, END_CALL, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL};
 use crate::targets::{check_tool_target, TargetError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -143,7 +143,11 @@ pub fn parse_http_tools(value: &Value, allow_loopback: bool) -> Result<Value, Ve
                 "invalid_value",
                 "name must match ^[a-zA-Z0-9_-]{1,64}$".into(),
             );
-        } else if [END_CALL, TRANSFER_CALL, SCHEDULE_CALLBACK, SEND_DTMF].contains(&name.as_str()) {
+        } else if [END_CALL, TRANSFER_CALL, SCHEDULE_CALLBACK, SEND_DTMF]
+            .iter()
+            .chain(&BOOKING_TOOLS)
+            .any(|built_in| *built_in == name)
+        {
             err(
                 &mut errors,
                 at("name"),

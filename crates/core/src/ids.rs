@@ -113,6 +113,8 @@ typed_id! {
     MessageId = "msg";
     /// One event's delivery to one endpoint (`dlv_`; made by D1 in the event outbox).
     DeliveryId = "dlv";
+    /// A booked appointment (`apt_`).
+    AppointmentId = "apt";
 }
 
 #[cfg(test)]

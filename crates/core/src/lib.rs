@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod analysis;
+pub mod appointments;
 pub mod auth;
 pub mod carrier;
 pub mod config;

@@ -133,6 +133,7 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
     session.schedule_callback = crate::agents::callback_settings(config).enabled;
     // Likewise the HTTP tools come from the agent's validated `http_tools` only.
     session.http_tools = crate::http_tools::http_tools(config);
+    session.appointments = crate::appointments::calendar_of(config).is_some();
     session.system_prompt = system_prompt.to_owned();
     // A recorded call says so before anything else: the disclosure leads the greeting.
     session.first_message = crate::recording::greeting(first_message, config)

@@ -7,7 +7,7 @@ use crate::platform::http::log_line;
 use phone_agent_core::live::{chat_body, llm_input};
 use phone_agent_core::providers::openai::{ChatDelta, ChatStream};
 use phone_agent_core::providers::sse::SseParser;
-use phone_agent_core::session::{Input, Message, ToolCall};
+use phone_agent_core::session::{Input, Message, ToolCall, BOOKING_TOOLS};
 use phone_agent_core::usage::counter;
 use serde_json::{json, Value};
 use std::rc::Rc;
@@ -144,7 +144,12 @@ pub fn run_tool(session: &Rc<Session>, turn: u32, call: ToolCall) {
             .flatten();
         let content = match http_tool {
             Some(tool) => crate::live::http_tools::run(&session, &tool, &call).await,
-            None => crate::live::callbacks::run(&session, &call).await,
+            None => match call.name.as_str() {
+                name if BOOKING_TOOLS.contains(&name) => {
+                    crate::live::appointments::run(&session, &call).await
+                }
+                _ => crate::live::callbacks::run(&session, &call).await,
+            },
         };
         session.record("tool", json!({"name": call.name, "result": content}));
         session.feed(Input::ToolResult {

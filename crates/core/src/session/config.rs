@@ -47,6 +47,8 @@ pub struct SessionConfig {
     /// Whether `schedule_callback` is offered. Filled from the agent's `callbacks.enabled`
     /// (off by default): a caller must not be able to talk the model into dialling out.
     pub schedule_callback: bool,
+    /// Whether `find_slots` and `book_appointment` are offered: the agent has a `calendar`.
+    pub appointments: bool,
     /// LLM requests one reply may make after tool results before the fallback line is said.
     pub max_tool_rounds: u32,
     /// Longest wait for the last words before a hang-up or transfer to finish playing.
@@ -90,6 +92,7 @@ impl Default for SessionConfig {
             goodbye_message: Some("Thank you for calling. Goodbye!".to_owned()),
             transfer_to: None,
             schedule_callback: false,
+            appointments: false,
             max_tool_rounds: 4,
             exit_grace_ms: 15_000,
             preemptive: false,

@@ -47,7 +47,10 @@ mod turns;
 
 pub use config::{EndOfTurn, SessionConfig};
 pub use history::{Message, ToolCall};
-pub use tools::{Tool, ToolError, END_CALL, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL};
+pub use tools::{
+    Tool, ToolError, BOOKING_TOOLS, BOOK_APPOINTMENT, CANCEL_APPOINTMENT, END_CALL, FIND_SLOTS,
+    RESCHEDULE_APPOINTMENT, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL,
+};
 pub use turns::{ToolRecord, Turn, TurnMetrics};
 
 use preempt::{Held, Preempt, StableInterim};
@@ -536,6 +539,7 @@ impl Conversation {
             tools: tools::specs(
                 self.config.transfer_target().is_some(),
                 self.config.schedule_callback,
+                self.config.appointments,
             ),
         });
         out.push(Action::Emit(SessionEvent::PreemptStarted {
@@ -719,6 +723,7 @@ impl Conversation {
         let mut tools = tools::specs(
             self.config.transfer_target().is_some(),
             self.config.schedule_callback,
+            self.config.appointments,
         );
         tools.extend(self.config.http_tools.iter().map(|t| t.spec()));
         let max_requests = self.config.max_tool_rounds.saturating_add(1);

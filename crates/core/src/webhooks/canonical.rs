@@ -41,6 +41,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "sms.sent",
     "sms.delivered",
     "sms.failed",
+    "appointment.booked",
+    "appointment.rescheduled",
+    "appointment.canceled",
 ];
 
 /// Header a Vapi HMAC plan should name as its `messageIdHeader`; its value is the dedupe key.
