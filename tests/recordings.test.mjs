@@ -8,23 +8,34 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { eventually, sqlText, TEST_VARS } from './harness.mjs';
-import { startLiveWorker, createAgent, createNumber, subscribeTarget, twilioIncoming, openMediaStream, hangUp, QUIET_SESSION } from './live-setup.mjs';
+import { startLiveWorker, createAgent, createNumber, subscribeTarget, twilioIncoming, openMediaStream, hangUp, parseMarkup, QUIET_SESSION } from './live-setup.mjs';
 import { startFakeTwilio, twilioSid, sendStatusCallback } from './fakes/twilio.mjs';
+import { startFakeTelnyx } from './fakes/telnyx.mjs';
+import { telnyxKeyPair, signTelnyx } from './fakes/media-clients.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 
 const ACCOUNT_SID = twilioSid('AC');
 const RECORDED = '+15550003001';
 const UNRECORDED = '+15550003002';
+const TELNYX_RECORDED = '+15550003003';
 const DISCLOSURE = 'This call is recorded for quality.';
+const TELNYX_KEYS = telnyxKeyPair('5a1f3c2a7d8e4f5061728394a5b6c7d8e9f00112233445566778899aabbccd01');
+const TELNYX_API_KEY = 'KEY_telnyx_recordings';
 
-let setup, worker, dg, eleven, twilio, target;
+let setup, worker, dg, eleven, twilio, telnyx, target;
 
 before(async () => {
   twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: TEST_VARS.TWILIO_AUTH_TOKEN });
+  telnyx = await startFakeTelnyx({ apiKey: TELNYX_API_KEY, signingKey: TELNYX_KEYS.privateKey });
   target = await startFakeTarget();
-  setup = await startLiveWorker({ vars: { TWILIO_API_URL: twilio.url, TWILIO_ACCOUNT_SID: ACCOUNT_SID } });
+  setup = await startLiveWorker({
+    vars: {
+      TWILIO_API_URL: twilio.url, TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+      TELNYX_API_URL: telnyx.url, TELNYX_API_KEY, TELNYX_PUBLIC_KEY: TELNYX_KEYS.publicKey, TELNYX_RECORDING_ORIGINS: telnyx.storageUrl,
+    },
+  });
   ({ worker, dg, eleven } = setup);
   const voice = { provider: 'elevenlabs', voice_id: 'rachel' };
   const recorded = await createAgent(worker, {
@@ -33,6 +44,7 @@ before(async () => {
   });
   assert.deepEqual(recorded.recording, { enabled: true, disclosure: DISCLOSURE });
   await createNumber(worker, RECORDED, recorded.id);
+  await createNumber(worker, TELNYX_RECORDED, recorded.id);
   const plain = await createAgent(worker, { name: 'plain', system_prompt: 'You answer for Acme.', first_message: 'Hi.', voice, session: QUIET_SESSION });
   assert.equal(plain.recording, null, 'recording is off unless asked for');
   await createNumber(worker, UNRECORDED, plain.id);
@@ -42,6 +54,7 @@ before(async () => {
 after(async () => {
   await setup?.stop();
   await twilio?.close();
+  await telnyx?.close();
   await target?.close();
 });
 
@@ -57,6 +70,23 @@ async function twilioCall(to, callSid) {
   assert.ok(markup.stream && markup.token, markup.xml);
   const sttBefore = dg.connections.length;
   const media = await openMediaStream('twilio', markup.stream, { start: { token: markup.token, call_id: markup.callId }, connect: { callSid } });
+  await dg.waitForConnection(sttBefore, 10_000);
+  await eventually(() => media.playback.echoed('t0-s0'), { timeout: 15_000, interval: 20, message: 'greeting played' });
+  return { ...markup, ...media };
+}
+
+/** A Telnyx call to `to` (TeXML webhook, then the media stream of `callControlId`); resolves once the greeting's first segment played. */
+async function telnyxCall(to, callControlId) {
+  const body = new URLSearchParams({ CallSid: callControlId, From: '+13122010094', To: to }).toString();
+  const res = await worker.fetch('/voice/telnyx/incoming', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...signTelnyx(TELNYX_KEYS.privateKey, Math.floor(Date.now() / 1000), body) },
+    body,
+  });
+  const markup = parseMarkup(await res.text());
+  assert.equal(res.status, 200, markup.xml);
+  const sttBefore = dg.connections.length;
+  const media = await openMediaStream('telnyx', markup.stream, { connect: { callControlId } });
   await dg.waitForConnection(sttBefore, 10_000);
   await eventually(() => media.playback.echoed('t0-s0'), { timeout: 15_000, interval: 20, message: 'greeting played' });
   return { ...markup, ...media };
@@ -215,4 +245,77 @@ test('an agent without recording: no disclosure, no recording requested', async 
   assert.equal(eleven.spokenTexts.slice(spoken).join(' '), 'Hi.');
   await hangUp(call);
   assert.equal(twilio.requests.slice(requests).filter((r) => r.path.includes('/Recordings')).length, 0);
+});
+
+test('a recorded Telnyx call: record_start (mp3, dual), the signed call.recording.saved → durable download of its pre-signed link (500 then 200, no credential) → R2 → one call.recording.ready; a replay queues nothing', async () => {
+  const callControlId = `v3:${randomUUID()}`;
+  const call = await telnyxCall(TELNYX_RECORDED, callControlId);
+  const start = await eventually(() => telnyx.actions.find((a) => a.callControlId === callControlId && a.action === 'record_start'), { message: 'record_start sent' });
+  assert.deepEqual(start.body, { format: 'mp3', channels: 'dual' });
+  assert.equal(start.request.headers.authorization, `Bearer ${TELNYX_API_KEY}`);
+  assert.equal(start.request.status, 200);
+  await hangUp(call);
+  const callId = call.callId;
+  const audio = randomBytes(40_000);
+  const saved = telnyx.recordingSaved(callControlId, audio);
+  const webhook = `${worker.url}/webhooks/telnyx`;
+
+  // Signed with another key: refused, nothing queued.
+  const forged = await saved.send(webhook, { privateKey: telnyxKeyPair().privateKey });
+  assert.equal(forged.status, 401, forged.text);
+  assert.deepEqual(await worker.d1(`SELECT id FROM recordings WHERE call_id = ${sqlText(callId)}`), []);
+
+  // The first download fails (storage 500): the job retries.
+  telnyx.failStorage(1, 500);
+  const res = await saved.send(webhook);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.type, 'telnyx.call.recording.saved', 'the carrier notice is not our call.recording.ready');
+  assert.deepEqual(res.json.recording, { queued: true, refused: null });
+
+  const delivery = await eventually(() => target.deliveries.find((d) => d.json?.type === 'call.recording.ready' && d.json.data.call_id === callId), { timeout: 30_000, message: 'call.recording.ready delivered' });
+  const fetched = telnyx.storageRequests.filter((r) => r.path.includes([...telnyx.recordings.values()].find((r) => r.callControlId === callControlId).id));
+  assert.deepEqual(fetched.map((r) => r.status), [500, 200], 'one failed download, then one that worked');
+  assert.equal(fetched[1].path.endsWith('.mp3'), true);
+  assert.equal(fetched[1].headers.authorization, undefined, 'a pre-signed link is fetched with no credential');
+  const [row] = await worker.d1(`SELECT * FROM recordings WHERE call_id = ${sqlText(callId)}`);
+  assert.equal(row.provider, 'telnyx');
+  assert.equal(row.status, 'stored');
+  assert.equal(row.attempts, 2);
+  assert.equal(row.size_bytes, audio.length);
+  const link = new URL(delivery.json.data.recording.url, worker.url);
+  const got = await fetch(new URL(link.pathname + link.search, worker.url));
+  assert.equal(got.status, 200);
+  assert.deepEqual(Buffer.from(await got.arrayBuffer()), audio);
+
+  // Telnyx retrying the same webhook: a duplicate event, no second job, no second download.
+  const again = await saved.send(webhook);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.duplicate, true);
+  assert.equal(again.json.recording, undefined);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await worker.d1(`SELECT id FROM recordings WHERE call_id = ${sqlText(callId)}`)).length, 1);
+  assert.equal(telnyx.storageRequests.filter((r) => r.path.includes(row.provider_recording_id)).length, 2);
+  const ready = target.deliveries.filter((d) => d.json?.type === 'call.recording.ready' && d.json.data.call_id === callId);
+  assert.equal(ready.length, 1, 'exactly one call.recording.ready: ours, with the signed link');
+});
+
+test('a Telnyx recording link to another host is never fetched: the refusal is recorded on a dead job', async () => {
+  const callControlId = `v3:${randomUUID()}`;
+  const call = await telnyxCall(TELNYX_RECORDED, callControlId);
+  await eventually(() => telnyx.actions.find((a) => a.callControlId === callControlId && a.action === 'record_start'), { message: 'record_start sent' });
+  await hangUp(call);
+  const before = target.deliveries.length;
+  const storageBefore = telnyx.storageRequests.length;
+  const hostile = 'http://169.254.169.254/latest/meta-data/iam/security-credentials/';
+  const res = await telnyx.recordingSaved(callControlId, randomBytes(100), { payload: { recording_urls: { mp3: hostile } } }).send(`${worker.url}/webhooks/telnyx`);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.recording.queued, false);
+  assert.match(res.json.recording.refused, /not a recording of the configured account/);
+  const [row] = await worker.d1(`SELECT * FROM recordings WHERE call_id = ${sqlText(call.callId)}`);
+  assert.equal(row.status, 'dead');
+  assert.equal(row.attempts, 0, 'never attempted');
+  assert.match(row.last_error, /not a recording of the configured account/);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(telnyx.storageRequests.length, storageBefore);
+  assert.equal(target.deliveries.length, before, 'no call.recording.ready');
 });

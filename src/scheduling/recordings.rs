@@ -9,11 +9,11 @@ use crate::platform::app::load_config;
 use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
 use crate::platform::outbound;
 use crate::store::recordings::{self, Attempted};
-use phone_agent_core::carrier::twilio_authorization;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide_attempt, Decision, Outcome, REQUEST_TIMEOUT_MS};
 use phone_agent_core::recording::{
-    object_key, sign_link, CONTENT_TYPE, LINK_VALIDITY_SECS, MAX_RECORDING_BYTES,
+    fetch_authorization, object_key, sign_link, CONTENT_TYPE, LINK_VALIDITY_SECS,
+    MAX_RECORDING_BYTES,
 };
 use phone_agent_core::webhooks::callback::CallbackKey;
 use serde_json::json;
@@ -73,17 +73,18 @@ async fn attempt(env: &Env, db: &D1Database, config: &Config, id: &str) -> Resul
     };
     let attempt_no = r.attempts + 1;
     let key = object_key(&r.tenant_id, r.call_id.as_str(), id);
-    let (outcome, error, size) = match fetch_and_store(env, config, &r.media_url, &key).await {
-        Ok(size) => (
-            Some(Outcome::Status {
-                code: 200,
-                retry_after: None,
-            }),
-            None,
-            Some(size),
-        ),
-        Err((outcome, error)) => (outcome, Some(error), None),
-    };
+    let (outcome, error, size) =
+        match fetch_and_store(env, config, &r.provider, &r.media_url, &key).await {
+            Ok(size) => (
+                Some(Outcome::Status {
+                    code: 200,
+                    retry_after: None,
+                }),
+                None,
+                Some(size),
+            ),
+            Err((outcome, error)) => (outcome, Some(error), None),
+        };
     let mut error = error;
     if let Some(size) = size {
         let (url, expires) = download_link(config, r.call_id.as_str(), now_ms())
@@ -153,18 +154,22 @@ async fn attempt(env: &Env, db: &D1Database, config: &Config, id: &str) -> Resul
 async fn fetch_and_store(
     env: &Env,
     config: &Config,
+    provider: &str,
     media_url: &str,
     key: &str,
 ) -> Result<i64, (Option<Outcome>, String)> {
-    let auth = twilio_authorization(config).ok_or((
-        None,
-        "TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is not set".to_owned(),
-    ))?;
+    let auth =
+        fetch_authorization(config, provider, media_url).map_err(|e| (None, e.to_string()))?;
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| ("authorization", a))
+        .into_iter()
+        .collect();
     // One byte past the cap tells a recording that is too large from one exactly at it.
     let reply = outbound::send(
         Method::Get,
         media_url,
-        &[("authorization", &auth)],
+        &headers,
         None,
         Duration::from_millis(DOWNLOAD_TIMEOUT_MS),
         MAX_RECORDING_BYTES + 1,

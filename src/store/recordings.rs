@@ -15,17 +15,21 @@ pub struct NewRecording<'a> {
     pub provider_recording_id: &'a str,
     pub media_url: &'a str,
     pub duration_seconds: Option<i64>,
+    /// Why the recording is refused without a fetch (queued `dead` with this error, so the
+    /// refusal is on record): e.g. a media URL outside the carrier's origins.
+    pub refused: Option<&'a str>,
     pub now: i64,
 }
 
-/// Queues `recording`, due now; a carrier's retry of the same recording queues nothing.
-/// Whether it is new.
+/// Queues `recording`, due now (or `dead` at once when refused); a carrier's retry of the same
+/// recording queues nothing. Whether it is new.
 pub async fn queue(db: &D1Database, r: &NewRecording<'_>) -> Result<bool, StoreError> {
     let changed = db::run(
         db,
         "INSERT INTO recordings (id, tenant_id, call_id, provider, provider_recording_id, media_url,
-           duration_seconds, status, next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?8)
+           duration_seconds, status, next_attempt_at, last_error, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?9 IS NULL THEN 'pending' ELSE 'dead' END,
+           CASE WHEN ?9 IS NULL THEN ?8 END, ?9, ?8, ?8)
          ON CONFLICT (provider, provider_recording_id) DO NOTHING",
         &[
             &r.id,
@@ -36,6 +40,7 @@ pub async fn queue(db: &D1Database, r: &NewRecording<'_>) -> Result<bool, StoreE
             &r.media_url,
             &r.duration_seconds,
             &r.now,
+            &r.refused,
         ],
     )
     .await?;
@@ -72,6 +77,7 @@ row! {
     /// A recording leased for one attempt.
     pub struct Leased {
         tenant_id: String,
+        provider: String,
         call_id: CallId,
         media_url: String,
         duration_seconds: Option<i64>,

@@ -106,7 +106,15 @@ pub struct Config {
     /// How long a dispatch held back by a quota waits before it is looked at again
     /// (`QUOTA_RECHECK_SECONDS`).
     pub quota_recheck_secs: u64,
+    /// Origins (`scheme://host[:port]`, host may be `*.domain`) a Telnyx recording may be
+    /// fetched from without credentials (`TELNYX_RECORDING_ORIGINS`): its pre-signed storage.
+    pub telnyx_recording_origins: Vec<String>,
 }
+
+/// Where Telnyx's pre-signed recording links point unless `TELNYX_RECORDING_ORIGINS` says
+/// otherwise (its recordings are kept in S3).
+pub const DEFAULT_TELNYX_RECORDING_ORIGINS: &str =
+    "https://s3.amazonaws.com https://*.s3.amazonaws.com";
 
 /// Seconds a dispatch over quota waits before the next look unless `QUOTA_RECHECK_SECONDS` says
 /// otherwise.
@@ -202,6 +210,21 @@ impl Config {
                 })?,
             None => DEFAULT_QUOTA_RECHECK_SECS,
         };
+
+        let telnyx_recording_origins = split_list(
+            &get("TELNYX_RECORDING_ORIGINS")
+                .unwrap_or_else(|| DEFAULT_TELNYX_RECORDING_ORIGINS.to_owned()),
+        );
+        if let Some(bad) = telnyx_recording_origins.iter().find(|o| {
+            !(o.starts_with("https://") || o.starts_with("http://"))
+                || o.split_once("://")
+                    .is_some_and(|(_, rest)| rest.contains('/'))
+        }) {
+            return Err(ConfigError::Invalid {
+                name: "TELNYX_RECORDING_ORIGINS",
+                reason: format!("{bad:?} is not an origin (scheme://host[:port])"),
+            });
+        }
 
         let default_tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
             Some(v) => parse_u64("WEBHOOK_TOLERANCE_SECONDS", &v)?,
@@ -307,6 +330,7 @@ impl Config {
             prices,
             quotas,
             quota_recheck_secs,
+            telnyx_recording_origins,
         })
     }
 

@@ -261,7 +261,8 @@ fn map_telnyx(body: &[u8]) -> Result<CanonicalEvent, MapError> {
         "call.initiated" => call_type(CallStatus::Queued),
         "call.answered" => call_type(CallStatus::InProgress),
         "call.hangup" => call_type(telnyx_hangup_status(p("hangup_cause"))),
-        "call.recording.saved" => "call.recording.ready".to_owned(),
+        // `call.recording.saved` stays Telnyx's own (`telnyx.call.recording.saved`): the one
+        // `call.recording.ready` is ours, once the audio is in R2 behind a signed link.
         other => format!("telnyx.{other}"),
     };
     let mut data = Map::new();
@@ -1077,7 +1078,7 @@ mod tests {
             ),
         );
         let e = map(Provider::Telnyx, &[], "", &body);
-        assert_eq!(e.event_type, "call.recording.ready");
+        assert_eq!(e.event_type, "telnyx.call.recording.saved");
         assert_eq!(e.our_call_id.as_deref(), Some("call_7"));
         assert_eq!(e.data["recording_url"], "https://rec/x.mp3");
         let e = map(
