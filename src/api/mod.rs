@@ -12,6 +12,7 @@ mod keys;
 mod live_tickets;
 mod me;
 mod numbers;
+mod recordings;
 mod request;
 mod sessions;
 mod tenants;
@@ -73,6 +74,8 @@ pub enum Api {
     CallCancel,
     CallSession,
     CallTranscript,
+    RecordingTranscript,
+    RecordingLink,
     CallLive,
     LiveTicket,
     EndpointCreate,
@@ -179,6 +182,8 @@ async fn call(
         (Api::CallCancel, [id]) => calls::cancel(app, who, id).await,
         (Api::CallSession, [id]) => sessions::state(app, who, id).await,
         (Api::CallTranscript, [id]) => sessions::transcript_of(app, who, id).await,
+        (Api::RecordingTranscript, [id]) => recordings::transcript(app, who, id).await,
+        (Api::RecordingLink, [id]) => recordings::link(app, who, id).await,
         (Api::CallLive, [id]) => sessions::live_view(req, app, who, id).await,
         (Api::LiveTicket, [id]) => live_tickets::issue(app, who, id).await,
         (Api::EndpointCreate, []) => endpoints::create(&mut req, app, who).await,

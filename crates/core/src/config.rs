@@ -109,6 +109,9 @@ pub struct Config {
     /// Origins (`scheme://host[:port]`, host may be `*.domain`) a Telnyx recording may be
     /// fetched from without credentials (`TELNYX_RECORDING_ORIGINS`): its pre-signed storage.
     pub telnyx_recording_origins: Vec<String>,
+    /// How long (ms) a recording is kept for tenants without their own period
+    /// (`RECORDING_RETENTION_DAYS`, fractions allowed; 0: forever).
+    pub recording_retention_ms: i64,
 }
 
 /// Where Telnyx's pre-signed recording links point unless `TELNYX_RECORDING_ORIGINS` says
@@ -226,6 +229,19 @@ impl Config {
             });
         }
 
+        let recording_retention_ms = match get("RECORDING_RETENTION_DAYS") {
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(crate::recording::retention_ms)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "RECORDING_RETENTION_DAYS",
+                    reason: "must be a number of days from 0 (keep forever) to 36500".into(),
+                })?,
+            None => 0,
+        };
+
         let default_tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
             Some(v) => parse_u64("WEBHOOK_TOLERANCE_SECONDS", &v)?,
             None => 300,
@@ -331,6 +347,7 @@ impl Config {
             quotas,
             quota_recheck_secs,
             telnyx_recording_origins,
+            recording_retention_ms,
         })
     }
 

@@ -8,9 +8,10 @@
 
 use crate::carrier::{twilio_authorization, Carrier};
 use crate::config::Config;
+use crate::recording_transcript::{valid_model, Engine, MAX_MODEL_LEN};
 use crate::webhooks::callback::CallbackKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
-use base64::Engine;
+use base64::Engine as _;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
@@ -35,6 +36,10 @@ pub struct RecordingSettings {
     pub enabled: bool,
     /// Spoken before the greeting when recording is on.
     pub disclosure: String,
+    /// Transcribes the stored recording (`transcription`; `None`: `none`).
+    pub transcription: Option<Engine>,
+    /// The engine's model (`transcription_model`; `None`: the engine's default).
+    pub transcription_model: Option<String>,
 }
 
 /// The recording settings in an agent's stored config (off when absent).
@@ -48,6 +53,15 @@ pub fn settings(config: &Value) -> RecordingSettings {
             .pointer("/recording/disclosure")
             .and_then(Value::as_str)
             .map_or_else(|| DEFAULT_DISCLOSURE.to_owned(), str::to_owned),
+        transcription: config
+            .pointer("/recording/transcription")
+            .and_then(Value::as_str)
+            .and_then(Engine::parse)
+            .flatten(),
+        transcription_model: config
+            .pointer("/recording/transcription_model")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     }
 }
 
@@ -62,6 +76,12 @@ pub enum SettingError {
         "recording.disclosure is a non-blank string of at most {MAX_DISCLOSURE_CHARS} characters"
     )]
     Disclosure,
+    /// `transcription` is not `none`, `deepgram` or `openai`.
+    #[error("recording.transcription is none, deepgram or openai")]
+    Transcription,
+    /// `transcription_model` is not a model name (letters, digits, `-_.:/`, at most 100 bytes).
+    #[error("recording.transcription_model is a model name of at most {MAX_MODEL_LEN} bytes (letters, digits, -_.:/)")]
+    TranscriptionModel,
 }
 
 impl SettingError {
@@ -70,6 +90,8 @@ impl SettingError {
         match self {
             SettingError::Enabled => "recording.enabled",
             SettingError::Disclosure => "recording.disclosure",
+            SettingError::Transcription => "recording.transcription",
+            SettingError::TranscriptionModel => "recording.transcription_model",
         }
     }
 }
@@ -97,8 +119,29 @@ pub fn parse_settings(obj: &serde_json::Map<String, Value>) -> Result<Value, Vec
             String::new()
         }
     };
+    let transcription = match obj.get("transcription") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Engine::parse(s).unwrap_or_else(|| {
+            errors.push(SettingError::Transcription);
+            None
+        }),
+        Some(_) => {
+            errors.push(SettingError::Transcription);
+            None
+        }
+    };
+    let model = match obj.get("transcription_model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if valid_model(s) => Some(s.clone()),
+        Some(_) => {
+            errors.push(SettingError::TranscriptionModel);
+            None
+        }
+    };
     if errors.is_empty() {
-        Ok(json!({"enabled": enabled, "disclosure": disclosure}))
+        Ok(json!({"enabled": enabled, "disclosure": disclosure,
+            "transcription": transcription.map_or("none", Engine::as_str),
+            "transcription_model": model}))
     } else {
         Err(errors)
     }
@@ -337,6 +380,25 @@ pub fn fetch_authorization(
     }
 }
 
+/// Longest retention a tenant or the deployment may set (days): a hundred years.
+pub const MAX_RETENTION_DAYS: f64 = 36_500.0;
+/// Recordings deleted per scheduler run (each an R2 delete and a D1 write).
+pub const RETENTION_BATCH: i64 = 50;
+
+/// Validates a retention period in days (`RECORDING_RETENTION_DAYS`, a tenant's
+/// `recording_retention_days`): a number from 0 (keep forever) to [`MAX_RETENTION_DAYS`];
+/// fractions are allowed (a day is 86 400 000 ms).
+pub fn valid_retention_days(days: f64) -> bool {
+    days.is_finite() && (0.0..=MAX_RETENTION_DAYS).contains(&days)
+}
+
+/// A valid retention of `days` in milliseconds (0: forever), `None` when not valid.
+pub fn retention_ms(days: f64) -> Option<i64> {
+    // At most 36 500 days: the product fits an i64 many times over.
+    #[allow(clippy::cast_possible_truncation)]
+    valid_retention_days(days).then(|| (days * 86_400_000.0).round() as i64)
+}
+
 /// The R2 key of a call's recording: under its tenant, so no key of one tenant's names
 /// another's object.
 pub fn object_key(tenant_id: &str, call_id: &str, recording_id: &str) -> String {
@@ -412,13 +474,28 @@ mod tests {
             settings(&json!({ "recording": stored })),
             RecordingSettings {
                 enabled: true,
-                disclosure: DEFAULT_DISCLOSURE.to_owned()
+                disclosure: DEFAULT_DISCLOSURE.to_owned(),
+                transcription: None,
+                transcription_model: None,
             }
         );
         let bad = json!({"enabled": "yes", "disclosure": "x".repeat(MAX_DISCLOSURE_CHARS + 1)});
         assert_eq!(
             parse_settings(bad.as_object().unwrap()).unwrap_err(),
             vec![SettingError::Enabled, SettingError::Disclosure]
+        );
+        let transcribed = json!({"enabled": true, "transcription": "openai"});
+        let stored = parse_settings(transcribed.as_object().unwrap()).unwrap();
+        assert_eq!(stored["transcription_model"], Value::Null);
+        let read = settings(&json!({ "recording": stored }));
+        assert_eq!(read.transcription, Some(Engine::Openai));
+        let bad = json!({"transcription": "whisper", "transcription_model": "a b"});
+        assert_eq!(
+            parse_settings(bad.as_object().unwrap()).unwrap_err(),
+            vec![
+                SettingError::Transcription,
+                SettingError::TranscriptionModel
+            ]
         );
         let blank = json!({"disclosure": "  "});
         assert!(parse_settings(blank.as_object().unwrap()).is_err());
@@ -621,5 +698,17 @@ mod tests {
             fetch_authorization(&config, "telnyx", "https://api.telnyx.com/v2/recordings/r"),
             Err(FetchError::NotConfigured("TELNYX_API_KEY"))
         );
+    }
+
+    #[test]
+    fn retention_is_bounded_and_zero_keeps_forever() {
+        assert_eq!(retention_ms(0.0), Some(0));
+        assert_eq!(retention_ms(1.0), Some(86_400_000));
+        assert_eq!(retention_ms(0.5 / 86_400.0), Some(500));
+        assert_eq!(retention_ms(f64::NAN), None);
+        assert_eq!(retention_ms(-0.5), None);
+        assert!(valid_retention_days(36_500.0));
+        assert!(!valid_retention_days(36_500.5));
+        assert!(!valid_retention_days(-1.0));
     }
 }

@@ -37,6 +37,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.summary.ready",
     "call.analysis.ready",
     "call.recording.ready",
+    "call.recording.transcribed",
 ];
 
 /// Header a Vapi HMAC plan should name as its `messageIdHeader`; its value is the dedupe key.
