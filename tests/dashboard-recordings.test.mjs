@@ -80,8 +80,8 @@ test('the call page plays the recording on a freshly minted link and shows its t
     await page.evaluate(() => { const a = document.getElementById('recording-player'); a.preload = 'auto'; a.load(); });
     await eventually(() => page.evaluate(() => document.getElementById('recording-player').networkState !== 2), { timeout: 10_000, message: 'player load settled' });
     const card = page.locator('section[aria-labelledby="recording-title"]');
-    assert.match(await card.innerText(), /0:00 Hi, Acme here\./);
-    assert.match(await card.innerText(), /1:01 A table for two, please\./);
+    assert.match(await card.innerText(), /0:00\s+Hi, Acme here\./);
+    assert.match(await card.innerText(), /1:01\s+A table for two, please\./);
     assert.deepEqual(violations, [], `no CSP violation (${who})`);
     const { overflow } = await shotBoth(page, `call-recording-${who}`);
     assert.ok(overflow <= 0, `no horizontal overflow at 390 px (${overflow})`);
