@@ -58,6 +58,8 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/calls/{id}/session", Read(Api::CallSession)),
     route("GET /api/v1/calls/{id}/transcript", Read(Api::CallTranscript)),
     route("GET /api/v1/calls/{id}/recording", Public(Open::Recording)),
+    route("GET /api/v1/calls/{id}/recording/transcript", Read(Api::RecordingTranscript)),
+    route("POST /api/v1/calls/{id}/recording/link", Read(Api::RecordingLink)),
     route("GET /api/v1/calls/{id}/live", Read(Api::CallLive)),
     route("POST /api/v1/calls/{id}/live-ticket", Read(Api::LiveTicket)),
     route("POST /api/v1/endpoints", Administer(Api::EndpointCreate)),

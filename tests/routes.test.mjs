@@ -26,6 +26,9 @@ const PUBLIC = [
 ];
 /** Non-GET routes a viewer may call, each with why. */
 const READ_ONLY_POSTS = {
+  // Mints a signed link to a recording of a call the viewer may already read (viewers may
+  // listen, as they may read its transcript); it changes nothing stored.
+  'POST /api/v1/calls/{id}/recording/link': 'Read',
   // Trades the viewer's key for a single-use ticket to watch a call it may already read.
   'POST /api/v1/calls/{id}/live-ticket': 'Read',
 };

@@ -14,6 +14,7 @@ mod live_tickets;
 mod me;
 mod messages;
 mod numbers;
+mod recordings;
 mod request;
 mod sessions;
 mod suppressions;
@@ -76,6 +77,8 @@ pub enum Api {
     CallCancel,
     CallSession,
     CallTranscript,
+    RecordingTranscript,
+    RecordingLink,
     CallLive,
     LiveTicket,
     EndpointCreate,
@@ -193,6 +196,8 @@ async fn call(
         (Api::CallCancel, [id]) => calls::cancel(app, who, id).await,
         (Api::CallSession, [id]) => sessions::state(app, who, id).await,
         (Api::CallTranscript, [id]) => sessions::transcript_of(app, who, id).await,
+        (Api::RecordingTranscript, [id]) => recordings::transcript(app, who, id).await,
+        (Api::RecordingLink, [id]) => recordings::link(app, who, id).await,
         (Api::CallLive, [id]) => sessions::live_view(req, app, who, id).await,
         (Api::LiveTicket, [id]) => live_tickets::issue(app, who, id).await,
         (Api::EndpointCreate, []) => endpoints::create(&mut req, app, who).await,

@@ -14,6 +14,7 @@ use crate::store::tenants::{self, TenantRow};
 use crate::store::usage;
 use phone_agent_core::auth::Role;
 use phone_agent_core::ids::{KeyId, TenantId};
+use phone_agent_core::recording::valid_retention_days;
 use phone_agent_core::usage::{month_start, parse_quotas};
 use serde_json::{json, Value};
 use worker::Request;
@@ -63,29 +64,56 @@ pub(super) async fn list(req: &Request, app: &App) -> ApiResult {
 }
 
 /// `PATCH /api/v1/tenants/{id}`: the tenant's own `quotas` (`max_concurrent_calls`,
-/// `monthly_minutes`; 0 unlimited, `null` back to the deployment's `QUOTA_*` default).
+/// `monthly_minutes`; 0 unlimited, `null` back to the deployment's `QUOTA_*` default) and/or its
+/// `recording_retention_days` (0 forever, fractions allowed, `null` back to
+/// `RECORDING_RETENTION_DAYS`).
 pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
-    let patch = match body.get("quotas") {
-        Some(quotas) => parse_quotas(quotas).map_err(field_errors)?,
-        None => {
-            return Err(invalid_fields(json!([field_error(
-                "quotas",
-                "required",
-                "quotas is the one setting a tenant has"
-            )])))
-        }
+    let quotas = body
+        .get("quotas")
+        .map(|q| parse_quotas(q).map_err(field_errors))
+        .transpose()?;
+    let retention = match body.get("recording_retention_days") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => match v.as_f64().filter(|d| valid_retention_days(*d)) {
+            Some(days) => Some(Some(days)),
+            None => {
+                return Err(invalid_fields(json!([field_error(
+                    "recording_retention_days",
+                    "out_of_range",
+                    "recording_retention_days is a number of days from 0 (keep forever) to 36500, or null (the default)"
+                )])))
+            }
+        },
     };
-    let db = app.db()?;
-    if !usage::set_quotas(&db, id, patch).await? {
-        return Err(ApiError::not_found(format!("no tenant {id}")));
+    if quotas.is_none() && retention.is_none() {
+        return Err(invalid_fields(json!([field_error(
+            "quotas",
+            "required",
+            "a tenant's settings are quotas and recording_retention_days"
+        )])));
     }
+    let db = app.db()?;
+    if let Some(patch) = quotas {
+        if !usage::set_quotas(&db, id, patch).await? {
+            return Err(ApiError::not_found(format!("no tenant {id}")));
+        }
+    }
+    if let Some(days) = retention {
+        if !tenants::set_recording_retention(&db, id, days).await? {
+            return Err(ApiError::not_found(format!("no tenant {id}")));
+        }
+    }
+    let retention_days = tenants::recording_retention(&db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))?;
     let tenant = Tenant::on(&db, TenantId::from(id));
     let standing = usage::standing(&tenant, &month_start(now_ms())).await?;
     let after = json!({"id": id, "quotas": {
         "max_concurrent_calls": standing.max_concurrent_calls,
         "monthly_minutes": standing.monthly_minutes,
-    }});
+    }, "recording_retention_days": retention_days});
     audit::log(
         app,
         who,

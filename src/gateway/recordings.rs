@@ -87,6 +87,7 @@ pub async fn receive(mut req: Request, app: &App, carrier: Carrier) -> ApiResult
             provider_recording_id: &notice.provider_recording_id,
             media_url: &media,
             duration_seconds: notice.duration_secs,
+            refused: None,
             now,
         },
     )

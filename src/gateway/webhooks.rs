@@ -3,15 +3,18 @@
 
 use crate::pipeline::call_status::{self, Change};
 use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::platform::alarm;
 use crate::platform::app::App;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, read_body, rejection_error, rfc3339, ApiError,
     ApiResult,
 };
 use crate::store::calls::{self, Call};
+use crate::store::recordings::{self, NewRecording};
 use phone_agent_core::config::Config;
-use phone_agent_core::ids::EventId;
+use phone_agent_core::ids::{EventId, RecordingId};
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
+use phone_agent_core::recording::{telnyx_media_url, telnyx_notice};
 use phone_agent_core::scheduling::dispatch::callback_attempt;
 use phone_agent_core::scheduling::CallProvider;
 use phone_agent_core::webhooks::callback::{verify_query, CallbackError, CallbackKey, CallbackRef};
@@ -112,6 +115,19 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
         }
     }
 
+    // A Telnyx recording (Call Control reports it to the call's webhook, not to a callback of
+    // its own) queues the job that copies it into R2; a replayed webhook queues nothing.
+    let recording = match (&published, &call) {
+        (Published::New(..), Some(call))
+            if provider == Provider::Telnyx
+                && call.provider.as_str() == provider.as_str()
+                && event.event_type == "telnyx.call.recording.saved" =>
+        {
+            Some(queue_telnyx_recording(app, &db, config, call, &body, now).await?)
+        }
+        _ => None,
+    };
+
     let (event_id, duplicate) = match published {
         Published::New(id, deliveries) => {
             // No endpoint wants it: nothing to send, so no work after the ack either.
@@ -132,10 +148,66 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     app.log_field("type", json!(event.event_type));
     app.log_field("duplicate", json!(duplicate));
     app.log_field("call_id", json!(call_id));
-    Ok(json_response(
-        200,
-        &json!({"received": true, "id": event_id, "type": event.event_type, "duplicate": duplicate}),
-    ))
+    let mut answer = json!({"received": true, "id": event_id, "type": event.event_type,
+        "duplicate": duplicate});
+    if let Some(recording) = recording {
+        answer["recording"] = recording;
+    }
+    Ok(json_response(200, &answer))
+}
+
+/// Queues the storage job of a Telnyx `call.recording.saved` for `call`. A URL outside the
+/// API's and the storage origins is never fetched: the row is queued `dead` with the reason, so
+/// the refusal is on record (the event itself is stored and forwarded like any other).
+async fn queue_telnyx_recording(
+    app: &App,
+    db: &D1Database,
+    config: &Config,
+    call: &Call,
+    body: &[u8],
+    now: i64,
+) -> Result<serde_json::Value, ApiError> {
+    let notice =
+        telnyx_notice(body).map_err(|e| ApiError::new(400, "invalid_payload", e.to_string()))?;
+    let checked = telnyx_media_url(
+        &config.providers.telnyx_api_url,
+        &config.telnyx_recording_origins,
+        &notice.recording_url,
+    );
+    let refused = checked.as_ref().err().map(ToString::to_string);
+    let media: String = match &checked {
+        Ok((url, _)) => url.clone(),
+        // Kept for the record, bounded: it is never fetched.
+        Err(_) => notice.recording_url.chars().take(500).collect(),
+    };
+    let queued = recordings::queue(
+        db,
+        &NewRecording {
+            id: new_id::<RecordingId>()?,
+            tenant_id: call.tenant_id.as_str(),
+            call_id: call.id.as_str(),
+            provider: Provider::Telnyx.as_str(),
+            provider_recording_id: &notice.provider_recording_id,
+            media_url: &media,
+            duration_seconds: notice.duration_secs,
+            refused: refused.as_deref(),
+            now,
+        },
+    )
+    .await?;
+    if queued && refused.is_none() {
+        let env = app.env.clone();
+        app.ctx.wait_until(async move {
+            alarm::wake_at(&env, now).await;
+        });
+    }
+    if let Some(reason) = &refused {
+        log_line(
+            json!({"level": "warn", "msg": "recording refused", "call_id": call.id,
+            "provider": "telnyx", "reason": reason}),
+        );
+    }
+    Ok(json!({"queued": queued && refused.is_none(), "refused": refused}))
 }
 
 /// Providers send JSON, except the form-encoded callbacks of Twilio-style carriers.

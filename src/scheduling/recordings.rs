@@ -6,15 +6,17 @@
 
 use crate::pipeline::call_status;
 use crate::platform::app::load_config;
+use crate::platform::http::secret_bytes;
 use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
 use crate::platform::outbound;
-use crate::store::recordings::{self, Attempted};
-use phone_agent_core::carrier::twilio_authorization;
+use crate::store::recordings::{self, Attempted, Leased, Transcribed};
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{decide_attempt, Decision, Outcome, REQUEST_TIMEOUT_MS};
 use phone_agent_core::recording::{
-    object_key, sign_link, CONTENT_TYPE, LINK_VALIDITY_SECS, MAX_RECORDING_BYTES,
+    fetch_authorization, object_key, sign_link, CONTENT_TYPE, LINK_VALIDITY_SECS,
+    MAX_RECORDING_BYTES, RETENTION_BATCH,
 };
+use phone_agent_core::recording_transcript::{self, Engine, MAX_RESPONSE_BYTES};
 use phone_agent_core::webhooks::callback::CallbackKey;
 use serde_json::json;
 use std::time::Duration;
@@ -23,8 +25,10 @@ use worker::{Env, HttpMetadata, Method};
 
 /// A download of the largest recording takes longer than a webhook delivery.
 const DOWNLOAD_TIMEOUT_MS: u64 = 4 * REQUEST_TIMEOUT_MS;
-/// An attempt is leased for longer than it can take.
-const LEASE_MS: i64 = DOWNLOAD_TIMEOUT_MS as i64 + 60_000;
+/// Transcribing an hour of audio takes the provider a minute or two.
+const TRANSCRIBE_TIMEOUT_MS: u64 = 180_000;
+/// An attempt (download, then transcription) is leased for longer than it can take.
+const LEASE_MS: i64 = (DOWNLOAD_TIMEOUT_MS + TRANSCRIBE_TIMEOUT_MS) as i64 + 60_000;
 /// Recordings fetched per scheduler run (each may be megabytes).
 const BATCH: i64 = 5;
 
@@ -48,6 +52,37 @@ pub async fn store_due(env: &Env) -> Result<usize, ApiError> {
     Ok(count)
 }
 
+/// Deletes up to one batch of stored recordings past their tenant's retention (R2 object first,
+/// then the row marked `deleted`; an R2 failure leaves the row for the next run); returns how
+/// many were deleted.
+pub async fn expire_due(env: &Env) -> Result<usize, ApiError> {
+    let db = env.d1("DB")?;
+    let config = load_config(env)?;
+    let now = now_ms();
+    let expired =
+        recordings::expired_unscoped(&db, now, config.recording_retention_ms, RETENTION_BATCH)
+            .await?;
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let bucket = env.bucket("RECORDINGS")?;
+    let mut deleted = 0;
+    for r in expired {
+        if let Some(key) = r.r2_key.as_deref() {
+            if let Err(e) = bucket.delete(key).await {
+                log_line(
+                    json!({"level": "error", "msg": "recording retention: R2 delete",
+                    "recording_id": r.id, "error": e.to_string()}),
+                );
+                continue;
+            }
+        }
+        recordings::mark_deleted(&db, &r.id, now).await?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
 /// When the next pending recording is due, if any.
 pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
     Ok(recordings::next_due_unscoped(db).await?)
@@ -65,25 +100,55 @@ pub fn download_link(config: &Config, call_id: &str, now_ms: i64) -> Option<(Str
     ))
 }
 
-/// One attempt of one recording, if it is still due and nobody else holds it.
+/// One attempt of one recording, if it is still due and nobody else holds it: the audio
+/// (download, R2, `call.recording.ready`) while it is not stored, then its transcription when
+/// the agent asked for one.
 async fn attempt(env: &Env, db: &D1Database, config: &Config, id: &str) -> Result<(), ApiError> {
     let started = now_ms();
     let Some(r) = recordings::lease(db, id, started + LEASE_MS, started).await? else {
         return Ok(());
     };
+    let audio = if r.status == "pending" {
+        match store_audio(env, db, config, id, &r).await? {
+            Some(audio) => Some(audio),
+            // Not stored (retried or dead): nothing to transcribe yet.
+            None => return Ok(()),
+        }
+    } else {
+        None
+    };
+    if r.transcription_status.as_deref() == Some("pending") {
+        transcribe(env, db, config, id, &r, audio).await?;
+    }
+    Ok(())
+}
+
+/// The audio step: the recording's bytes once stored in R2 and announced, else `None` (the
+/// attempt is recorded for a retry, or the job is dead).
+async fn store_audio(
+    env: &Env,
+    db: &D1Database,
+    config: &Config,
+    id: &str,
+    r: &Leased,
+) -> Result<Option<Vec<u8>>, ApiError> {
     let attempt_no = r.attempts + 1;
     let key = object_key(&r.tenant_id, r.call_id.as_str(), id);
-    let (outcome, error, size) = match fetch_and_store(env, config, &r.media_url, &key).await {
-        Ok(size) => (
-            Some(Outcome::Status {
-                code: 200,
-                retry_after: None,
-            }),
-            None,
-            Some(size),
-        ),
-        Err((outcome, error)) => (outcome, Some(error), None),
-    };
+    let (outcome, error, audio) =
+        match fetch_and_store(env, config, &r.provider, &r.media_url, &key).await {
+            Ok(audio) => (
+                Some(Outcome::Status {
+                    code: 200,
+                    retry_after: None,
+                }),
+                None,
+                Some(audio),
+            ),
+            Err((outcome, error)) => (outcome, Some(error), None),
+        };
+    let size = audio
+        .as_ref()
+        .map(|a| i64::try_from(a.len()).unwrap_or(i64::MAX));
     let mut error = error;
     if let Some(size) = size {
         let (url, expires) = download_link(config, r.call_id.as_str(), now_ms())
@@ -108,7 +173,12 @@ async fn attempt(env: &Env, db: &D1Database, config: &Config, id: &str) -> Resul
     }
     let finished = now_ms();
     let (status, next_attempt_at) = match (&error, size) {
-        (None, Some(_)) => ("stored", None),
+        // A transcription still owed is due again after this attempt's lease, should this
+        // instance be lost before it runs (it runs next, in this attempt).
+        (None, Some(_)) => (
+            "stored",
+            (r.transcription_status.as_deref() == Some("pending")).then_some(finished + LEASE_MS),
+        ),
         _ => {
             // Stored but not announced: retried like a network failure (the event is deduped).
             let outcome = if size.is_some() {
@@ -145,26 +215,210 @@ async fn attempt(env: &Env, db: &D1Database, config: &Config, id: &str) -> Resul
         json!({"level": "info", "msg": "recording attempt", "recording_id": id,
         "call_id": r.call_id, "attempt": attempt_no, "result": status, "error": error}),
     );
+    Ok(if status == "stored" { audio } else { None })
+}
+
+/// The transcription step (the audio is stored): the transcript made (once: a transcript
+/// already kept is only announced again), stored, and `call.recording.transcribed` published.
+/// A failure is retried on the delivery schedule, then the transcription is `failed`; the
+/// stored audio is never touched.
+async fn transcribe(
+    env: &Env,
+    db: &D1Database,
+    config: &Config,
+    id: &str,
+    r: &Leased,
+    audio: Option<Vec<u8>>,
+) -> Result<(), ApiError> {
+    let attempt_no = r.transcription_attempts + 1;
+    let result: Result<String, (Option<Outcome>, String)> = async {
+        let transcript = match &r.transcript {
+            Some(kept) => kept.clone(),
+            None => {
+                let engine = r
+                    .transcription
+                    .as_deref()
+                    .and_then(Engine::parse)
+                    .flatten()
+                    .ok_or((None, "unknown transcription engine".to_owned()))?;
+                let model = r
+                    .transcription_model
+                    .clone()
+                    .unwrap_or_else(|| engine.default_model().to_owned());
+                let audio = match audio {
+                    Some(audio) => audio,
+                    None => read_stored(env, r).await?,
+                };
+                let content_type = r.content_type.as_deref().unwrap_or(CONTENT_TYPE);
+                let boundary = format!(
+                    "phone-agent-{}",
+                    hex(&secret_bytes::<12>().map_err(|e| (None, e.message))?)
+                );
+                let request = recording_transcript::request(
+                    config,
+                    engine,
+                    &model,
+                    &audio,
+                    content_type,
+                    &boundary,
+                )
+                .map_err(|e| (None, e.to_string()))?;
+                let headers: Vec<(&str, &str)> = request
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (*k, v.as_str()))
+                    .collect();
+                let reply = outbound::send(
+                    Method::Post,
+                    &request.url,
+                    &headers,
+                    Some(&request.body),
+                    Duration::from_millis(TRANSCRIBE_TIMEOUT_MS),
+                    MAX_RESPONSE_BYTES,
+                )
+                .await
+                .map_err(|f| (Some(f.outcome()), f.to_string()))?;
+                if !(200..300).contains(&reply.status) {
+                    let retry = recording_transcript::retryable_status(reply.status);
+                    return Err((
+                        retry.then(|| reply.outcome(&["retry-after"])),
+                        format!("{} answered HTTP {}", engine.as_str(), reply.status),
+                    ));
+                }
+                let transcript = recording_transcript::parse_answer(engine, &model, &reply.body)
+                    .map_err(|e| (Some(Outcome::NetworkError), e.to_string()))?;
+                serde_json::to_string(&transcript).map_err(|e| (None, e.to_string()))?
+            }
+        };
+        Ok(transcript)
+    }
+    .await;
+    let (transcript, mut error, outcome) = match result {
+        Ok(t) => (Some(t), None, None),
+        Err((outcome, error)) => (None, Some(error), outcome),
+    };
+    if let Some(text) = &transcript {
+        // Kept first, so a failed announcement never asks the provider twice.
+        recordings::record_transcription(
+            db,
+            id,
+            &Transcribed {
+                status: "pending",
+                attempts: r.transcription_attempts,
+                next_attempt_at: Some(now_ms() + LEASE_MS),
+                error: None,
+                transcript: Some(text),
+                at: now_ms(),
+            },
+        )
+        .await?;
+        let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let data = json!({"recording": {"id": id}, "transcript": value});
+        let event_key = format!("{}:recording.transcribed:{id}", r.call_id);
+        if let Err(e) = call_status::emit(
+            env,
+            db,
+            r.call_id.as_str(),
+            "call.recording.transcribed",
+            &event_key,
+            data,
+            now_ms(),
+        )
+        .await
+        {
+            error = Some(format!("announcing the transcript: {}", e.message));
+        }
+    }
+    let finished = now_ms();
+    let (status, next_attempt_at) = match (&error, &transcript) {
+        (None, Some(_)) => ("done", None),
+        _ => {
+            let outcome = if transcript.is_some() {
+                Some(Outcome::NetworkError)
+            } else {
+                outcome
+            };
+            match decide_attempt(
+                &config.delivery_retry_schedule,
+                attempt_no,
+                finished,
+                outcome.as_ref(),
+                random_unit(),
+            ) {
+                Decision::Retry { at_unix_ms } => ("pending", Some(at_unix_ms)),
+                Decision::Delivered | Decision::Dead | Decision::DisableEndpoint => {
+                    ("failed", None)
+                }
+            }
+        }
+    };
+    recordings::record_transcription(
+        db,
+        id,
+        &Transcribed {
+            status,
+            attempts: attempt_no,
+            next_attempt_at,
+            error: error.as_deref(),
+            transcript: None,
+            at: finished,
+        },
+    )
+    .await?;
+    log_line(
+        json!({"level": if error.is_some() { "warn" } else { "info" },
+        "msg": "recording transcription attempt", "recording_id": id, "call_id": r.call_id,
+        "attempt": attempt_no, "result": status, "error": error}),
+    );
     Ok(())
 }
 
-/// Downloads the audio (bounded) and puts it in R2 under `key`; its size, or the outcome for
+/// The stored audio of `r`, read back from R2 (a retried transcription).
+async fn read_stored(env: &Env, r: &Leased) -> Result<Vec<u8>, (Option<Outcome>, String)> {
+    let key = r
+        .r2_key
+        .as_deref()
+        .ok_or((None, "the recording has no stored object".to_owned()))?;
+    let read = async {
+        let bucket = env.bucket("RECORDINGS")?;
+        let Some(object) = bucket.get(key).execute().await? else {
+            return Ok(None);
+        };
+        match object.body() {
+            Some(body) => Ok(Some(body.bytes().await?)),
+            None => Ok(None),
+        }
+    }
+    .await
+    .map_err(|e: worker::Error| (Some(Outcome::NetworkError), format!("R2: {e}")))?;
+    read.ok_or((None, "the stored recording is gone".to_owned()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Downloads the audio (bounded) and puts it in R2 under `key`; the bytes, or the outcome for
 /// the retry policy (`None`: never worth retrying) and why.
 async fn fetch_and_store(
     env: &Env,
     config: &Config,
+    provider: &str,
     media_url: &str,
     key: &str,
-) -> Result<i64, (Option<Outcome>, String)> {
-    let auth = twilio_authorization(config).ok_or((
-        None,
-        "TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is not set".to_owned(),
-    ))?;
+) -> Result<Vec<u8>, (Option<Outcome>, String)> {
+    let auth =
+        fetch_authorization(config, provider, media_url).map_err(|e| (None, e.to_string()))?;
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| ("authorization", a))
+        .into_iter()
+        .collect();
     // One byte past the cap tells a recording that is too large from one exactly at it.
     let reply = outbound::send(
         Method::Get,
         media_url,
-        &[("authorization", &auth)],
+        &headers,
         None,
         Duration::from_millis(DOWNLOAD_TIMEOUT_MS),
         MAX_RECORDING_BYTES + 1,
@@ -183,11 +437,10 @@ async fn fetch_and_store(
             format!("the recording is larger than {MAX_RECORDING_BYTES} bytes"),
         ));
     }
-    let size = i64::try_from(reply.body.len()).unwrap_or(i64::MAX);
     let stored = async {
         let bucket = env.bucket("RECORDINGS")?;
         bucket
-            .put(key, reply.body)
+            .put(key, reply.body.clone())
             .http_metadata(HttpMetadata {
                 content_type: Some(CONTENT_TYPE.to_owned()),
                 ..HttpMetadata::default()
@@ -198,5 +451,5 @@ async fn fetch_and_store(
     }
     .await;
     stored.map_err(|e| (Some(Outcome::NetworkError), format!("R2: {e}")))?;
-    Ok(size)
+    Ok(reply.body)
 }

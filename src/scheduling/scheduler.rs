@@ -39,6 +39,15 @@ pub async fn run_due(env: &Env) {
         Ok(_) => {}
         Err(e) => log_line(json!({"level": "error", "msg": "due recordings", "error": e.message})),
     }
+    match recordings::expire_due(env).await {
+        Ok(n) if n > 0 => {
+            log_line(json!({"level": "info", "msg": "recordings deleted (retention)", "count": n}))
+        }
+        Ok(_) => {}
+        Err(e) => {
+            log_line(json!({"level": "error", "msg": "recording retention", "error": e.message}))
+        }
+    }
 }
 
 /// The earliest time any job is due.

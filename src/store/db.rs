@@ -89,6 +89,12 @@ impl Arg for i64 {
     }
 }
 
+impl Arg for f64 {
+    fn js(&self) -> JsValue {
+        JsValue::from_f64(*self)
+    }
+}
+
 impl Arg for u32 {
     fn js(&self) -> JsValue {
         JsValue::from_f64(f64::from(*self))

@@ -57,3 +57,40 @@ pub async fn insert(
     ];
     audit::batch_with_entry(db, writes, who, change).await
 }
+
+/// Sets tenant `id`'s own recording retention (days; `None`: the deployment's default).
+/// Whether the tenant exists.
+pub async fn set_recording_retention(
+    db: &D1Database,
+    id: &str,
+    days: Option<f64>,
+) -> Result<bool, StoreError> {
+    let changed = db::run(
+        db,
+        "UPDATE tenants SET recording_retention_days = ?2 WHERE id = ?1",
+        &[&id, &days],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+row! {
+    /// A tenant's own recording retention.
+    pub struct Retention {
+        recording_retention_days: Option<f64>,
+    }
+}
+
+/// Tenant `id`'s own recording retention in days (`None`: the default), if the tenant exists.
+pub async fn recording_retention(
+    db: &D1Database,
+    id: &str,
+) -> Result<Option<Option<f64>>, StoreError> {
+    let row: Option<Retention> = db::first(
+        db,
+        &format!("SELECT {} FROM tenants WHERE id = ?1", Retention::COLUMNS),
+        &[&id],
+    )
+    .await?;
+    Ok(row.map(|r| r.recording_retention_days))
+}

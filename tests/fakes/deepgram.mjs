@@ -15,6 +15,10 @@
 // over POST /v1/speak or over the Aura WebSocket at GET /v1/speak (docs/protocols.md "TTS over
 // WebSocket"): `Speak` text is buffered, each `Flush` generates it (binary audio, then
 // `Flushed`), `Clear` drops everything (then `Cleared`), `Close` finishes and closes.
+// Pre-recorded STT: POST /v1/listen with the audio as the body (`Authorization: Token`) answers
+// Deepgram's pre-recorded shape (`metadata`, `results.channels[].alternatives[].transcript`, and
+// `results.utterances` with `utterances=true`); by default the transcript names the SHA-256 of
+// the audio it received, so a test can tell the bytes arrived whole.
 
 import { createHash, randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
@@ -524,8 +528,38 @@ export async function startFakeDeepgram({
 
   const http = await startStreamingHttp({
     onUpgrade,
-    routes: [{ method: 'POST', path: '/v1/speak', handler: speak }],
+    routes: [{ method: 'POST', path: '/v1/speak', handler: speak }, { method: 'POST', path: '/v1/listen', handler: listenPrerecorded }],
   });
+
+  const prerecordedQueue = [];
+  function listenPrerecorded(req) {
+    const key = deepgramKey(req.headers);
+    if (!key || key.scheme !== 'Token' || (apiKey !== undefined && key.key !== apiKey)) return deepgramError(401, 'INVALID_AUTH', 'Invalid credentials.');
+    const spec = prerecordedQueue.shift() ?? {};
+    if (spec.status) return deepgramError(spec.status, spec.status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'Bad Request', 'scripted failure');
+    if (!req.rawBody.length) return deepgramError(400, 'Bad Request', 'Bad Request: failed to process audio: corrupt or unsupported data');
+    const digest = createHash('sha256').update(req.rawBody).digest('hex');
+    const transcript = spec.transcript ?? `recording ${digest.slice(0, 16)} transcribed`;
+    const utterances = (spec.utterances ?? [{ start: 0.08, end: 1.5, channel: 0, transcript }]).map((u) => ({
+      start: u.start, end: u.end, confidence: 0.97, channel: u.channel ?? 0, transcript: u.transcript,
+      words: u.transcript.split(/\s+/).map((w, i) => ({ word: w.toLowerCase(), start: u.start + i * 0.2, end: u.start + i * 0.2 + 0.18, confidence: 0.97, punctuated_word: w })),
+      id: randomUUID(),
+    }));
+    const words = utterances.flatMap((u) => u.words);
+    const results = { channels: [{ alternatives: [{ transcript, confidence: 0.97, words }] }] };
+    if (req.query.utterances === 'true') results.utterances = utterances;
+    return {
+      status: 200,
+      headers: { 'content-type': 'application/json', 'dg-request-id': randomUUID() },
+      body: {
+        metadata: {
+          transaction_key: 'deprecated', request_id: randomUUID(), sha256: digest, created: new Date().toISOString(),
+          duration: utterances.at(-1)?.end ?? 0, channels: 1, models: [MODEL_UUID], model_info: { [MODEL_UUID]: MODEL_INFO },
+        },
+        results,
+      },
+    };
+  }
 
   async function speak(req) {
     const key = deepgramKey(req.headers);
@@ -584,6 +618,14 @@ export async function startFakeDeepgram({
     connections,
     /** Every upgrade attempt, refused ones included ({path, query, headers, status}). */
     upgrades,
+    /** Recorded POST /v1/listen (pre-recorded) requests. */
+    get prerecordedRequests() {
+      return http.requests.filter((r) => r.path === '/v1/listen' && r.method === 'POST');
+    },
+    /** Queues the next pre-recorded answer: {status? (an error), transcript?, utterances?: [{start, end, transcript, channel?}]}. */
+    prerecorded(spec) {
+      prerecordedQueue.push(spec);
+    },
     /** Recorded POST /v1/speak requests (plus `text`, `audioBytes`, `aborted`). */
     get speakRequests() {
       return http.requests.filter((r) => r.path === '/v1/speak');

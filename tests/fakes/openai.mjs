@@ -2,7 +2,7 @@
 // POST /v1/chat/completions and POST /v1/audio/speech (pcm), answered from a scripted queue.
 // Every request is recorded with its parsed body and whether the client aborted it.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { startStreamingHttp, sleep, untilAborted } from './stream-http.mjs';
 import { countWords, pcm16Tone, MS_PER_WORD } from './audio.mjs';
 
@@ -311,8 +311,52 @@ export async function startFakeOpenAI({
     routes: [
       { method: 'POST', path: '/v1/chat/completions', handler: chat },
       { method: 'POST', path: '/v1/audio/speech', handler: speech },
+      { method: 'POST', path: '/v1/audio/transcriptions', handler: transcription },
     ],
   });
+
+  /** The parts of a multipart/form-data body: {name → {filename?, contentType?, data (Buffer)}}. */
+  function multipart(req) {
+    const m = /boundary=(?:"([^"]+)"|([^;]+))/.exec(req.headers['content-type'] ?? '');
+    if (!/^multipart\/form-data/.test(req.headers['content-type'] ?? '') || !m) return null;
+    const boundary = Buffer.from(`--${m[1] ?? m[2]}`);
+    const parts = {};
+    const body = req.rawBody;
+    let at = body.indexOf(boundary);
+    while (at >= 0) {
+      const start = at + boundary.length;
+      if (body.subarray(start, start + 2).toString() === '--') break;
+      const next = body.indexOf(boundary, start);
+      if (next < 0) return null;
+      const part = body.subarray(start + 2, next - 2);
+      const split = part.indexOf('\r\n\r\n');
+      const head = part.subarray(0, split).toString();
+      const name = /name="([^"]*)"/.exec(head)?.[1];
+      if (name) parts[name] = { filename: /filename="([^"]*)"/.exec(head)?.[1], contentType: /content-type:\s*([^\r\n]+)/i.exec(head)?.[1], data: part.subarray(split + 4) };
+      at = next;
+    }
+    return parts;
+  }
+
+  const transcriptionQueue = [];
+  function transcription(req) {
+    const denied = authError(req);
+    if (denied) return denied;
+    const spec = transcriptionQueue.shift() ?? {};
+    if (spec.status) return openaiError(spec.status, spec.message ?? 'The server had an error while processing your request.', { type: spec.status >= 500 ? 'server_error' : 'invalid_request_error' });
+    const parts = multipart(req);
+    if (!parts) return openaiError(400, 'Could not parse multipart form', { type: 'invalid_request_error' });
+    if (!parts.file?.data.length) return openaiError(400, "1 validation error for Request\nbody -> file\n  field required (type=value_error.missing)", { type: 'invalid_request_error', param: 'file' });
+    if (!parts.model) return openaiError(400, 'you must provide a model parameter', { type: 'invalid_request_error', param: 'model' });
+    req.transcription = { model: parts.model.data.toString(), responseFormat: parts.response_format?.data.toString() ?? 'json', file: parts.file };
+    const digest = createHash('sha256').update(parts.file.data).digest('hex');
+    const text = spec.text ?? `Recording ${digest.slice(0, 16)} transcribed.`;
+    const segments = (spec.segments ?? [{ start: 0, end: 1.5, text }]).map((s, id) => ({
+      id, seek: 0, start: s.start, end: s.end, text: ` ${s.text}`, tokens: [50364, 2425, 13], temperature: 0, avg_logprob: -0.21, compression_ratio: 0.9, no_speech_prob: 0.01,
+    }));
+    if (req.transcription.responseFormat !== 'verbose_json') return { status: 200, body: { text } };
+    return { status: 200, body: { task: 'transcribe', language: 'english', duration: segments.at(-1)?.end ?? 0, text, segments } };
+  }
 
   return {
     /** Value for OPENAI_BASE_URL (http://127.0.0.1:port/v1). */
@@ -342,6 +386,15 @@ export async function startFakeOpenAI({
     /** Queues a speech reply: {status?, chunkDelayMs?, delayMs?, stall?, drop?, match?}. */
     speechReply(spec) {
       speechQueue.push(spec);
+      return this;
+    },
+    /** Recorded POST /v1/audio/transcriptions requests (`transcription`: {model, responseFormat, file}). */
+    get transcriptionRequests() {
+      return http.requests.filter((r) => r.path === '/v1/audio/transcriptions');
+    },
+    /** Queues the next transcription answer: {status?, message? (an error), text?, segments?: [{start, end, text}]}. */
+    transcriptionReply(spec) {
+      transcriptionQueue.push(spec);
       return this;
     },
     /** Pending (unused) chat replies. */

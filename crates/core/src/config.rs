@@ -106,7 +106,18 @@ pub struct Config {
     /// How long a dispatch held back by a quota waits before it is looked at again
     /// (`QUOTA_RECHECK_SECONDS`).
     pub quota_recheck_secs: u64,
+    /// Origins (`scheme://host[:port]`, host may be `*.domain`) a Telnyx recording may be
+    /// fetched from without credentials (`TELNYX_RECORDING_ORIGINS`): its pre-signed storage.
+    pub telnyx_recording_origins: Vec<String>,
+    /// How long (ms) a recording is kept for tenants without their own period
+    /// (`RECORDING_RETENTION_DAYS`, fractions allowed; 0: forever).
+    pub recording_retention_ms: i64,
 }
+
+/// Where Telnyx's pre-signed recording links point unless `TELNYX_RECORDING_ORIGINS` says
+/// otherwise (its recordings are kept in S3).
+pub const DEFAULT_TELNYX_RECORDING_ORIGINS: &str =
+    "https://s3.amazonaws.com https://*.s3.amazonaws.com";
 
 /// Seconds a dispatch over quota waits before the next look unless `QUOTA_RECHECK_SECONDS` says
 /// otherwise.
@@ -201,6 +212,34 @@ impl Config {
                     reason: "must be a whole number of seconds, at least 1".into(),
                 })?,
             None => DEFAULT_QUOTA_RECHECK_SECS,
+        };
+
+        let telnyx_recording_origins = split_list(
+            &get("TELNYX_RECORDING_ORIGINS")
+                .unwrap_or_else(|| DEFAULT_TELNYX_RECORDING_ORIGINS.to_owned()),
+        );
+        if let Some(bad) = telnyx_recording_origins.iter().find(|o| {
+            !(o.starts_with("https://") || o.starts_with("http://"))
+                || o.split_once("://")
+                    .is_some_and(|(_, rest)| rest.contains('/'))
+        }) {
+            return Err(ConfigError::Invalid {
+                name: "TELNYX_RECORDING_ORIGINS",
+                reason: format!("{bad:?} is not an origin (scheme://host[:port])"),
+            });
+        }
+
+        let recording_retention_ms = match get("RECORDING_RETENTION_DAYS") {
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(crate::recording::retention_ms)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "RECORDING_RETENTION_DAYS",
+                    reason: "must be a number of days from 0 (keep forever) to 36500".into(),
+                })?,
+            None => 0,
         };
 
         let default_tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
@@ -307,6 +346,8 @@ impl Config {
             prices,
             quotas,
             quota_recheck_secs,
+            telnyx_recording_origins,
+            recording_retention_ms,
         })
     }
 

@@ -26,6 +26,7 @@ pub mod patch;
 pub mod providers;
 pub mod rate_limit;
 pub mod recording;
+pub mod recording_transcript;
 pub mod routing;
 pub mod scheduling;
 pub mod session;

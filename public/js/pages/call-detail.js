@@ -32,6 +32,38 @@ export function analysisSection(analysis) {
     analysis.errors?.length ? h('ul', { class: 'analysis-errors' }, analysis.errors.map((e) => h('li', {}, e))) : null);
 }
 
+/** `m:ss` of `seconds`. */
+const clock = (seconds) => `${Math.floor(seconds / 60)}:${String(Math.floor(seconds % 60)).padStart(2, '0')}`;
+
+/**
+ * The call's recording as a card, or null when nothing was stored: a player on `link` (minted
+ * for this page: `POST …/recording/link`, same-origin path) and the recording's transcript
+ * (`GET …/recording/transcript`) with its status.
+ */
+export function recordingSection(recording, link) {
+  if (!recording) return null;
+  let player;
+  if (recording.status === 'deleted') {
+    player = h('p', { class: 'empty' }, 'Deleted after the retention period.');
+  } else if (link) {
+    const url = new URL(link.url, location.origin);
+    player = h('audio', { id: 'recording-player', controls: true, preload: 'none', src: url.pathname + url.search, 'aria-label': 'Call recording' });
+  } else {
+    player = h('p', { class: 'empty' }, 'The recording cannot be played right now.');
+  }
+  const utterances = recording.utterances ?? [];
+  const transcript = recording.status === 'done'
+    ? (utterances.length
+      ? h('ol', { class: 'transcript recording-transcript' }, utterances.map((u) => h('li', { class: 'line' }, h('span', { class: 'muted' }, `${clock(u.start)} `), u.text)))
+      : h('p', {}, recording.text))
+    : h('p', { class: 'empty' }, recording.status === 'none' ? 'Not transcribed (the agent asks for no transcription).' : `Transcription ${recording.status}${recording.error ? `: ${recording.error}` : ''}.`);
+  return h('section', { class: 'card', 'aria-labelledby': 'recording-title' },
+    h('h3', { id: 'recording-title' }, 'Recording'),
+    player,
+    h('h4', {}, 'Transcript of the recording'),
+    transcript);
+}
+
 /** Transcript entries `[{role, text, turn?, interrupted?, metrics?}]` from whatever shape the record has. */
 export function transcriptTurns(call) {
   const t = call.transcript;
@@ -127,6 +159,14 @@ export async function callDetailPage(ctx, id) {
     // The transcript may live on its own resource; absent is fine.
     call.transcript = await api('GET', `/calls/${encodeURIComponent(id)}/transcript`).catch(() => null);
   }
+  // A stored recording (404: none) and a link minted for this page: the one in an old event
+  // may have expired.
+  const recording = LIVE.has(call.status) || call.status === 'scheduled'
+    ? null
+    : await api('GET', `/calls/${encodeURIComponent(id)}/recording/transcript`).catch(() => null);
+  const link = recording && recording.status !== 'deleted'
+    ? await api('POST', `/calls/${encodeURIComponent(id)}/recording/link`).catch(() => null)
+    : null;
   const errors = errorBox();
   const actions = [];
   if (LIVE.has(call.status)) actions.push(h('a', { class: 'button', href: `#/calls/${encodeURIComponent(id)}/live` }, 'Watch live'));
@@ -185,6 +225,7 @@ export async function callDetailPage(ctx, id) {
           : h('p', { class: 'empty' }, 'No summary yet.'))),
     call.status === 'scheduled' ? rescheduleForm(ctx, call) : null,
     analysisSection(call.analysis),
+    recordingSection(recording, link),
     h('section', { class: 'card', 'aria-labelledby': 'transcript-title' },
       h('h3', { id: 'transcript-title' }, 'Transcript'),
       turns.length ? transcriptList(turns) : h('p', { class: 'empty' }, 'No transcript yet.')),

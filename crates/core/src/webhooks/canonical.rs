@@ -44,6 +44,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "appointment.booked",
     "appointment.rescheduled",
     "appointment.canceled",
+    "call.recording.transcribed",
 ];
 
 /// Header a Vapi HMAC plan should name as its `messageIdHeader`; its value is the dedupe key.
@@ -268,7 +269,8 @@ fn map_telnyx(body: &[u8]) -> Result<CanonicalEvent, MapError> {
         "call.initiated" => call_type(CallStatus::Queued),
         "call.answered" => call_type(CallStatus::InProgress),
         "call.hangup" => call_type(telnyx_hangup_status(p("hangup_cause"))),
-        "call.recording.saved" => "call.recording.ready".to_owned(),
+        // `call.recording.saved` stays Telnyx's own (`telnyx.call.recording.saved`): the one
+        // `call.recording.ready` is ours, once the audio is in R2 behind a signed link.
         other => format!("telnyx.{other}"),
     };
     let mut data = Map::new();
@@ -1084,7 +1086,7 @@ mod tests {
             ),
         );
         let e = map(Provider::Telnyx, &[], "", &body);
-        assert_eq!(e.event_type, "call.recording.ready");
+        assert_eq!(e.event_type, "telnyx.call.recording.saved");
         assert_eq!(e.our_call_id.as_deref(), Some("call_7"));
         assert_eq!(e.data["recording_url"], "https://rec/x.mp3");
         let e = map(
