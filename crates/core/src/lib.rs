@@ -29,6 +29,7 @@ pub mod routing;
 pub mod scheduling;
 pub mod session;
 pub mod targets;
+pub mod template;
 pub mod usage;
 pub mod voice;
 pub mod webhooks;
