@@ -25,6 +25,7 @@ pub mod patch;
 pub mod providers;
 pub mod rate_limit;
 pub mod recording;
+pub mod reminders;
 pub mod routing;
 pub mod scheduling;
 pub mod session;

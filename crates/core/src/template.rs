@@ -364,6 +364,127 @@ pub fn spoken_time(at: DateTime<Utc>, zone: &crate::zones::Zone<'_>) -> String {
     zone.at(at).format("%A %-d %B %Y, %H:%M").to_string()
 }
 
+/// Longest value of a declared contact field, in bytes.
+pub const MAX_FIELD_VALUE_BYTES: usize = 1024;
+
+/// The declared-field values of a scheduling request's `contact` object: every key but
+/// `name`, `email` and `phone` (`phone` is the number called), each a string (or a number, kept as
+/// written) of at most [`MAX_FIELD_VALUE_BYTES`]; `null` is no value.
+pub fn contact_field_values(
+    contact: Option<&serde_json::Value>,
+) -> Result<BTreeMap<String, String>, Vec<crate::scheduling::request::FieldError>> {
+    use crate::scheduling::request::FieldError;
+    use serde_json::Value;
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    let Some(Value::Object(contact)) = contact else {
+        return Ok(out);
+    };
+    for (key, value) in contact {
+        if CONTACT_BUILTINS.contains(&key.as_str()) {
+            continue;
+        }
+        let field = format!("contact.{key}");
+        if !is_field_name(key) {
+            errors.push(FieldError::new(
+                &field,
+                "invalid_field_name",
+                format!("{field}: a contact field is a letter or _, then letters, digits or _"),
+            ));
+            continue;
+        }
+        let text = match value {
+            Value::Null => continue,
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                errors.push(FieldError::new(
+                    &field,
+                    "invalid_type",
+                    format!("{field} must be a string"),
+                ));
+                continue;
+            }
+        };
+        if text.len() > MAX_FIELD_VALUE_BYTES {
+            errors.push(FieldError::new(
+                &field,
+                "too_long",
+                format!("{field} is at most {MAX_FIELD_VALUE_BYTES} bytes"),
+            ));
+        } else if !text.is_empty() {
+            out.insert(key.clone(), text);
+        }
+    }
+    if out.len() > 50 {
+        errors.push(FieldError::new(
+            "contact",
+            "too_many_fields",
+            "contact has at most 50 fields besides name, email and phone",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The contact fields `templates` need (used without a default) that `has` says the call
+/// lacks: a scheduled call missing one is refused rather than heard with a gap.
+pub fn missing_contact_fields(templates: &[&str], has: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut needed = BTreeSet::new();
+    for src in templates {
+        needed.extend(required_contact_fields(src));
+    }
+    needed.into_iter().filter(|f| !has(f)).collect()
+}
+
+/// What a call knows when its prompt and greeting are filled.
+pub struct CallFacts<'a> {
+    pub contact_name: Option<&'a str>,
+    pub contact_email: Option<&'a str>,
+    /// The other party's number: the callee of an outbound call, the caller of an inbound one.
+    pub contact_phone: Option<&'a str>,
+    /// Declared contact fields (see [`contact_field_values`]).
+    pub contact_fields: &'a BTreeMap<String, String>,
+    pub to: &'a str,
+    pub from: Option<&'a str>,
+    /// `inbound` or `outbound`.
+    pub direction: &'a str,
+    /// The scheduled start of an outbound call, the arrival of an inbound one.
+    pub start_at: Option<DateTime<Utc>>,
+    /// The call's zone; `call.start_at` is shown in UTC without one.
+    pub zone: Option<crate::zones::Zone<'a>>,
+    pub agent_name: Option<&'a str>,
+}
+
+impl CallFacts<'_> {
+    /// The values of every variable this call can fill.
+    pub fn values(&self) -> Values {
+        let mut v = Values::new();
+        let contact = |f: &str| Variable::Contact(f.to_owned());
+        v.set(&contact("name"), self.contact_name);
+        v.set(&contact("email"), self.contact_email);
+        v.set(&contact("phone"), self.contact_phone);
+        for (field, value) in self.contact_fields {
+            v.set(&contact(field), Some(value));
+        }
+        v.set(&Variable::Call("to"), Some(self.to));
+        v.set(&Variable::Call("from"), self.from);
+        v.set(&Variable::Call("direction"), Some(self.direction));
+        let start = self.start_at.map(|at| match &self.zone {
+            Some(zone) => spoken_time(at, zone),
+            None => at.format("%A %-d %B %Y, %H:%M UTC").to_string(),
+        });
+        v.set(&Variable::Call("start_at"), start.as_deref());
+        let zone = self.zone.as_ref().map_or("UTC", |z| z.name());
+        v.set(&Variable::Call("time_zone"), Some(zone));
+        v.set(&Variable::Agent("name"), self.agent_name);
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +653,78 @@ mod tests {
         let zone = crate::zones::Zone::resolve(&rules, "Europe/Paris").unwrap();
         let at = "2026-12-07T13:30:00Z".parse().unwrap();
         assert_eq!(spoken_time(at, &zone), "Monday 7 December 2026, 14:30");
+    }
+
+    #[test]
+    fn a_call_fills_every_variable_it_knows() {
+        let fields = BTreeMap::from([("company".to_owned(), "Acme".to_owned())]);
+        let rules = crate::zones::Tzdb;
+        let facts = CallFacts {
+            contact_name: Some("Ada"),
+            contact_email: None,
+            contact_phone: Some("+15550002222"),
+            contact_fields: &fields,
+            to: "+15550002222",
+            from: Some("+15550001111"),
+            direction: "outbound",
+            start_at: Some("2026-12-07T13:30:00Z".parse().unwrap()),
+            zone: crate::zones::Zone::resolve(&rules, "America/New_York"),
+            agent_name: Some("Ava"),
+        };
+        let src = "{{agent.name}} for {{contact.name}} at {{contact.company}} \
+                   ({{contact.email | no email}}) {{call.direction}} {{call.from}}->{{call.to}} \
+                   {{call.start_at}} {{call.time_zone}} {{contact.phone}}";
+        assert_eq!(
+            validate(src, &Known::with_contact_fields(["company"])),
+            Ok(())
+        );
+        assert_eq!(
+            render(src, &facts.values()),
+            "Ava for Ada at Acme (no email) outbound +15550001111->+15550002222 \
+             Monday 7 December 2026, 08:30 America/New_York +15550002222"
+        );
+        let utc = CallFacts {
+            zone: None,
+            ..facts
+        };
+        assert_eq!(
+            render("{{call.start_at}} {{call.time_zone}}", &utc.values()),
+            "Monday 7 December 2026, 13:30 UTC UTC"
+        );
+    }
+
+    #[test]
+    fn contact_field_values_are_checked() {
+        let body = serde_json::json!({"name": "Ada", "email": "a@b.c", "company": " Acme ",
+                                      "seats": 12, "empty": "", "gone": null});
+        assert_eq!(
+            contact_field_values(Some(&body)).unwrap(),
+            BTreeMap::from([
+                ("company".to_owned(), "Acme".to_owned()),
+                ("seats".to_owned(), "12".to_owned())
+            ])
+        );
+        let bad =
+            serde_json::json!({"first name": "x", "plan": {"a": 1}, "notes": "n".repeat(1025)});
+        let errors = contact_field_values(Some(&bad)).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["contact.first name", "contact.notes", "contact.plan"]
+        );
+        assert_eq!(contact_field_values(None).unwrap(), BTreeMap::new());
+    }
+
+    #[test]
+    fn missing_fields_are_the_needed_ones_the_call_lacks() {
+        let missing = missing_contact_fields(
+            &[
+                "Hi {{contact.name}} of {{contact.company}}",
+                "{{contact.plan | your plan}} {{contact.phone}}",
+            ],
+            |f| f == "phone" || f == "name",
+        );
+        assert_eq!(missing, vec!["company".to_owned()]);
     }
 
     fn known_name() -> impl Strategy<Value = &'static str> {
