@@ -5,4 +5,5 @@ pub mod bland;
 pub mod dispatch;
 pub mod emails;
 pub mod recordings;
+pub mod reminders;
 pub mod scheduler;

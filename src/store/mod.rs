@@ -20,6 +20,7 @@ pub mod live_tickets;
 pub mod numbers;
 pub mod page;
 pub mod recordings;
+pub mod reminders;
 pub mod tenant;
 pub mod tenants;
 pub mod transcripts;

@@ -203,12 +203,14 @@ fn variables(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<V
     let list = match variables.get("contact_fields") {
         None | Some(Value::Null) => return Some(json!({"contact_fields": []})),
         Some(Value::Array(list)) if list.len() <= MAX_CONTACT_FIELDS => list,
-        Some(_) => return invalid(
-            errors,
-            format!(
+        Some(_) => {
+            return invalid(
+                errors,
+                format!(
                 "variables.contact_fields is a list of at most {MAX_CONTACT_FIELDS} field names"
             ),
-        ),
+            )
+        }
     };
     let mut fields: Vec<&str> = Vec::new();
     for item in list {

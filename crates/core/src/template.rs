@@ -430,6 +430,13 @@ pub fn contact_field_values(
     }
 }
 
+/// Declared contact fields as a call stores them (a JSON object of strings); none when absent
+/// or unreadable.
+pub fn stored_fields(json: Option<&str>) -> BTreeMap<String, String> {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
 /// The contact fields `templates` need (used without a default) that `has` says the call
 /// lacks: a scheduled call missing one is refused rather than heard with a gap.
 pub fn missing_contact_fields(templates: &[&str], has: impl Fn(&str) -> bool) -> Vec<String> {
