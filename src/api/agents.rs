@@ -40,6 +40,8 @@ pub fn render(agent: &Agent) -> Value {
         "analysis",
         "recording",
         "http_tools",
+        "variables",
+        "reminders",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);
     }
