@@ -6,12 +6,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, eventually, sleep } from './harness.mjs';
+import { startWorker, eventually, sleep, TEST_VARS } from './harness.mjs';
 import { startFakeTwilio } from './fakes/twilio.mjs';
 import { startFakeResend } from './fakes/resend.mjs';
 
 const ACCOUNT_SID = 'AC' + '8'.repeat(32);
-const AUTH_TOKEN = 'reminders-auth-token';
+const AUTH_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
 
 let worker, twilio, resend;
 let otherKey;
@@ -21,7 +21,7 @@ before(async () => {
   resend = await startFakeResend({ apiKey: 're_test_key' });
   worker = await startWorker({
     vars: {
-      TWILIO_API_URL: twilio.url, TWILIO_ACCOUNT_SID: ACCOUNT_SID, TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+      TWILIO_API_URL: twilio.url, TWILIO_ACCOUNT_SID: ACCOUNT_SID,
       RESEND_API_URL: resend.url, RESEND_API_KEY: 're_test_key', EMAIL_FROM: 'Acme Calls <calls@acme.example>',
       DEFAULT_FROM_NUMBER: '+15017122661',
     },

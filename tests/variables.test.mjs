@@ -6,12 +6,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually } from './harness.mjs';
+import { eventually, TEST_VARS } from './harness.mjs';
 import { startFakeTwilio, sendStatusCallback, twilioCallParams } from './fakes/twilio.mjs';
 import { startLiveWorker, createAgent, createNumber, startTwilioCall, parseMarkup, openMediaStream, hangUp, QUIET_SESSION } from './live-setup.mjs';
 
 const ACCOUNT_SID = 'AC' + '7'.repeat(32);
-const AUTH_TOKEN = 'vars-auth-token';
+const AUTH_TOKEN = TEST_VARS.TWILIO_AUTH_TOKEN;
 const CALLER_ID = '+15017122661';
 const INBOUND_NUMBER = '+15550007001';
 
@@ -26,7 +26,7 @@ const GREETING = 'Hi {{contact.name}}, this is {{agent.name}}.';
 before(async () => {
   twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
   setup = await startLiveWorker({
-    vars: { TWILIO_API_URL: twilio.url, TWILIO_ACCOUNT_SID: ACCOUNT_SID, TWILIO_AUTH_TOKEN: AUTH_TOKEN, DEFAULT_FROM_NUMBER: CALLER_ID },
+    vars: { TWILIO_API_URL: twilio.url, TWILIO_ACCOUNT_SID: ACCOUNT_SID, DEFAULT_FROM_NUMBER: CALLER_ID },
   });
   ({ worker, dg, openai, eleven } = setup);
   agent = await createAgent(worker, {
