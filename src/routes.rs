@@ -4,7 +4,7 @@
 //! handler).
 
 use crate::api::{self, Api};
-use crate::gateway::{recordings, voice, webhooks};
+use crate::gateway::{recordings, sms, voice, webhooks};
 use crate::live::media;
 use crate::platform::app::App;
 use crate::platform::health;
@@ -36,6 +36,7 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("POST /voice/{carrier}/incoming", Public(Open::IncomingCall)),
     route("POST /voice/{carrier}/recording", Public(Open::RecordingStatus)),
     route("GET /media/{carrier}/{call_id}", Public(Open::Media)),
+    route("POST /sms/{carrier}", Public(Open::Sms)),
     route("GET /api/v1/openapi.json", Public(Open::Document)),
     route("POST /api/v1/agents", Administer(Api::AgentCreate)),
     route("GET /api/v1/agents", Read(Api::AgentList)),
@@ -84,6 +85,12 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/audit-log", Administer(Api::AuditLog)),
     route("GET /api/v1/me", Read(Api::Me)),
     route("GET /api/v1/usage", Read(Api::Usage)),
+    route("GET /api/v1/suppressions", Read(Api::SuppressionList)),
+    route("POST /api/v1/suppressions", Operate(Api::SuppressionAdd)),
+    route("DELETE /api/v1/suppressions/{phone}", Operate(Api::SuppressionRemove)),
+    route("POST /api/v1/messages", Operate(Api::MessageSend)),
+    route("GET /api/v1/messages", Read(Api::MessageList)),
+    route("GET /api/v1/messages/{id}", Read(Api::MessageGet)),
     // route-table:end
 ];
 
@@ -98,6 +105,7 @@ pub enum Open {
     Document,
     RecordingStatus,
     Recording,
+    Sms,
 }
 
 /// Routes a request; returns the route's log label and the handler's result.
@@ -137,6 +145,7 @@ async fn open(handler: Open, req: Request, app: &App, params: &[&str]) -> ApiRes
             recordings::receive(req, app, known_carrier(carrier)?).await
         }
         (Open::Recording, [call_id]) => recordings::download(req, app, call_id).await,
+        (Open::Sms, [carrier]) => sms::receive(req, app, known_carrier(carrier)?).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

@@ -40,6 +40,7 @@ pub fn render(agent: &Agent) -> Value {
         "analysis",
         "recording",
         "http_tools",
+        "sms",
         "variables",
         "reminders",
     ] {

@@ -11,9 +11,11 @@ mod events;
 mod keys;
 mod live_tickets;
 mod me;
+mod messages;
 mod numbers;
 mod request;
 mod sessions;
+mod suppressions;
 mod tenants;
 mod usage;
 
@@ -100,6 +102,12 @@ pub enum Api {
     AuditLog,
     Me,
     Usage,
+    SuppressionList,
+    SuppressionAdd,
+    SuppressionRemove,
+    MessageSend,
+    MessageList,
+    MessageGet,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -206,6 +214,12 @@ async fn call(
         (Api::Usage, []) => usage::get(&req, app, who).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
+        (Api::SuppressionList, []) => suppressions::list(&req, app, who).await,
+        (Api::SuppressionAdd, []) => suppressions::create(&mut req, app, who).await,
+        (Api::SuppressionRemove, [phone]) => suppressions::delete(app, who, phone).await,
+        (Api::MessageSend, []) => messages::create(&mut req, app, who).await,
+        (Api::MessageList, []) => messages::list(&req, app, who).await,
+        (Api::MessageGet, [id]) => messages::get(app, who, id).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

@@ -1,5 +1,6 @@
 //! Gateway: what providers send us (signed webhooks, carrier voice callbacks).
 
 pub mod recordings;
+pub mod sms;
 pub mod voice;
 pub mod webhooks;

@@ -1,9 +1,10 @@
 //! Scheduling: timed work (the `Scheduler` Durable Object), dialling scheduled calls, and the
-//! emails that announce them, and call recordings copied into R2.
+//! emails that announce them, call recordings copied into R2, and outbound text messages.
 
 pub mod bland;
 pub mod dispatch;
 pub mod emails;
+pub mod messages;
 pub mod recordings;
 pub mod reminders;
 pub mod scheduler;

@@ -3,8 +3,8 @@
 
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, RecordingId,
-    ReminderId, TenantId,
+    AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, MessageId, NumberId,
+    RecordingId, ReminderId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -122,6 +122,7 @@ id_args!(
     EmailId,
     DeliveryId,
     RecordingId,
+    MessageId,
     ReminderId
 );
 

@@ -56,6 +56,29 @@ pub async fn first_of_agent(
     Ok(row.map(|r| r.number))
 }
 
+/// Whether `number` is one of the tenant's.
+pub async fn owns(tenant: &Tenant, number: &str) -> Result<bool, StoreError> {
+    Ok(tenant
+        .first::<Number>(&format!("{} AND number = ?2", Number::SELECT), &[&number])
+        .await?
+        .is_some())
+}
+
+/// The tenant's first registered number (the sender of a message that names none).
+pub async fn oldest(tenant: &Tenant) -> Result<Option<String>, StoreError> {
+    #[derive(Deserialize)]
+    struct Row {
+        number: String,
+    }
+    let row: Option<Row> = tenant
+        .first(
+            "SELECT number FROM phone_numbers WHERE tenant_id = ?1 ORDER BY created_at LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| r.number))
+}
+
 /// Registers `spec` for the tenant; `None` when the number is already registered (to any
 /// tenant: a number has one owner).
 pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>, StoreError> {

@@ -5,6 +5,8 @@
 // POST .../Calls/{CallSid}/Recordings.json starts a call recording (201 + recording resource);
 // GET .../Recordings/{RecordingSid}.mp3|.wav serves its media (HTTP Basic like the rest), and
 // sendRecordingStatus plays Twilio's signed RecordingStatusCallback once it is "completed".
+// POST .../Messages.json sends a text message (201 + message resource, `status: queued`);
+// sendMessageStatus plays its signed StatusCallback (MessageStatus sent|delivered|failed|...).
 
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { startStreamingHttp, formToObject } from './stream-http.mjs';
@@ -219,8 +221,34 @@ export async function startFakeTwilio({ accountSid, authToken, via } = {}) {
     return { status: 200, headers: { 'content-type': type, 'content-length': String(rec.audio.length) }, body: rec.audio };
   }
 
+  const messages = new Map();
+
+  function sendMessage(req) {
+    const err = authenticate(req);
+    if (err) return err;
+    const p = req.fields;
+    if (!p.To) return twilioError(400, 21604, "A 'To' phone number is required.");
+    if (!p.From) return twilioError(400, 21603, "A 'From' phone number is required.");
+    if (!p.Body) return twilioError(400, 21602, 'Message body is required.');
+    if ([...p.Body].length > 1600) return twilioError(400, 21617, 'The concatenated message body exceeds the 1600 character limit.');
+    const sid = twilioSid('SM');
+    const base = `/2010-04-01/Accounts/${req.params.account}/Messages/${sid}`;
+    const message = { sid, accountSid: req.params.account, to: p.To, from: p.From, body: p.Body, status: 'queued', statusCallback: p.StatusCallback ?? null, params: p };
+    messages.set(sid, message);
+    return {
+      status: 201,
+      body: {
+        account_sid: req.params.account, api_version: '2010-04-01', body: p.Body, date_created: twilioDate(), date_sent: null,
+        date_updated: twilioDate(), direction: 'outbound-api', error_code: null, error_message: null, from: p.From,
+        messaging_service_sid: null, num_media: '0', num_segments: String(Math.max(1, Math.ceil([...p.Body].length / 153))),
+        price: null, price_unit: 'USD', sid, status: 'queued', subresource_uris: { media: `${base}/Media.json` }, to: p.To, uri: `${base}.json`,
+      },
+    };
+  }
+
   const http = await startStreamingHttp({
     routes: [
+      { method: 'POST', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Messages\.json$/, handler: sendMessage },
       { method: 'POST', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\/(?<call>CA[^/]+)\/Recordings\.json$/, handler: startRecording },
       { method: 'GET', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Recordings\/(?<recording>RE[0-9a-f]+)\.(?<ext>mp3|wav)$/, handler: media },
       { method: 'POST', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\.json$/, handler: create },
@@ -300,6 +328,29 @@ export async function startFakeTwilio({ accountSid, authToken, via } = {}) {
       };
       const res = await sendStatusCallback(url, token ?? authToken ?? 'unset-auth-token', params, { via });
       callbacks.push({ url, params, status: res.status });
+      return res;
+    },
+    /** Messages sent through the REST API, by sid: {sid, to, from, body, status, statusCallback, params}. */
+    messages,
+    /** POST .../Messages.json requests only. */
+    get messageRequests() {
+      return http.requests.filter((r) => /\/Messages\.json$/.test(r.path) && r.method === 'POST');
+    },
+    /**
+     * Sends message `sid`'s StatusCallback for `status` (sent|delivered|undelivered|failed), signed
+     * like every Twilio webhook. Resolves to the worker's {status, text}.
+     */
+    async sendMessageStatus(sid, status, extra = {}) {
+      const message = messages.get(sid);
+      if (!message?.statusCallback) throw new Error(`fake twilio: message ${sid} has no StatusCallback`);
+      message.status = status;
+      const params = {
+        AccountSid: message.accountSid, ApiVersion: '2010-04-01', From: message.from, MessageSid: sid,
+        MessageStatus: status, SmsSid: sid, SmsStatus: status, To: message.to,
+        ...(['failed', 'undelivered'].includes(status) ? { ErrorCode: '30003' } : {}), ...extra,
+      };
+      const res = await sendStatusCallback(message.statusCallback, authToken ?? 'unset-auth-token', params, { via });
+      callbacks.push({ url: message.statusCallback, params, status: res.status });
       return res;
     },
     /** Answers the next `n` REST requests (those `match(request)` accepts, if given) with HTTP `status` and Twilio's error body. */

@@ -147,6 +147,9 @@ pub fn parse_agent_for(
             Err(e) => errors.extend(e),
         },
     }
+    if let Some(sms) = sms_settings(obj, &mut errors) {
+        config.insert("sms".into(), sms);
+    }
     let variables = variables(obj, &mut errors);
     if let Some(variables) = &variables {
         config.insert("variables".into(), variables.clone());
@@ -635,6 +638,42 @@ fn recording(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<V
         .ok()
 }
 
+/// `sms`: `{confirmations: bool}` (a text confirming each scheduled call, through the message
+/// outbox); `None` when absent.
+fn sms_settings(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let settings = sub_object(obj, "sms", errors)?;
+    let mut valid = true;
+    for key in settings.keys().filter(|k| k.as_str() != "confirmations") {
+        valid = false;
+        errors.push(FieldError {
+            field: format!("sms.{key}"),
+            code: "invalid_value",
+            message: "sms has only confirmations".to_owned(),
+        });
+    }
+    let confirmations = match settings.get("confirmations") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(error(
+                "sms.confirmations",
+                "invalid_type",
+                "sms.confirmations is true or false",
+            ));
+            return None;
+        }
+    };
+    valid.then(|| json!({"confirmations": confirmations}))
+}
+
+/// Whether the agent texts a confirmation of each scheduled call (`sms.confirmations`).
+pub fn sms_confirmations(config: &Value) -> bool {
+    config
+        .pointer("/sms/confirmations")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
 /// `allowed_countries`: ISO 3166-1 alpha-2 codes (stored upper case); `None` when absent.
 fn allowed_countries_field(
     obj: &Map<String, Value>,
@@ -724,6 +763,29 @@ fn analysis(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Va
 mod tests {
     use super::*;
     use crate::zones::Tzdb;
+
+    #[test]
+    fn sms_settings_take_only_confirmations() {
+        let base = || json!({"name": "a", "system_prompt": "b"});
+        let mut body = base();
+        body["sms"] = json!({"confirmations": true});
+        let spec = parse_agent(&body).unwrap();
+        assert!(sms_confirmations(&spec.config));
+        assert!(!sms_confirmations(&parse_agent(&base()).unwrap().config));
+        for bad in [
+            json!({"confirmations": "yes"}),
+            json!({"reminders": true}),
+            json!(true),
+        ] {
+            let mut body = base();
+            body["sms"] = bad.clone();
+            let errors = parse_agent(&body).unwrap_err();
+            assert!(
+                errors.iter().all(|e| e.field.starts_with("sms")),
+                "{bad}: {errors:?}"
+            );
+        }
+    }
 
     #[test]
     fn an_agent_in_use_names_what_uses_it() {

@@ -252,6 +252,84 @@ impl std::fmt::Display for Carrier {
     }
 }
 
+/// A text message to hand to a carrier's messaging API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sms<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+    pub text: &'a str,
+    /// Where the carrier reports the message's delivery (our `/sms/{carrier}`).
+    pub status_url: &'a str,
+}
+
+impl Carrier {
+    /// The request sending `sms`: Twilio `POST /2010-04-01/Accounts/{sid}/Messages.json` (form
+    /// `To`, `From`, `Body`, `StatusCallback`; HTTP Basic) or Telnyx `POST /v2/messages` (JSON
+    /// `from`, `to`, `text`, `webhook_url`; Bearer). Exotel texts through no API of ours.
+    pub fn send_sms(self, config: &Config, sms: &Sms) -> Result<CarrierRequest, ControlError> {
+        match self {
+            Carrier::Twilio => {
+                let (sid, token) = twilio_credentials(config)?;
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("To", sms.to)
+                    .append_pair("From", sms.from)
+                    .append_pair("Body", sms.text)
+                    .append_pair("StatusCallback", sms.status_url)
+                    .finish();
+                Ok(CarrierRequest {
+                    url: format!(
+                        "{}/2010-04-01/Accounts/{sid}/Messages.json",
+                        config.providers.twilio_api_url
+                    ),
+                    headers: vec![
+                        (
+                            "content-type",
+                            "application/x-www-form-urlencoded".to_owned(),
+                        ),
+                        ("authorization", basic_auth(sid, token)),
+                        ("user-agent", USER_AGENT.to_owned()),
+                    ],
+                    body,
+                })
+            }
+            Carrier::Telnyx => {
+                let key =
+                    telnyx_key(config).ok_or(ControlError::NotConfigured("TELNYX_API_KEY"))?;
+                let body = serde_json::json!({
+                    "from": sms.from,
+                    "to": sms.to,
+                    "text": sms.text,
+                    "webhook_url": sms.status_url,
+                });
+                Ok(CarrierRequest {
+                    url: format!("{}/v2/messages", config.providers.telnyx_api_url),
+                    headers: vec![
+                        ("content-type", "application/json".to_owned()),
+                        ("authorization", format!("Bearer {key}")),
+                        ("user-agent", USER_AGENT.to_owned()),
+                    ],
+                    body: body.to_string(),
+                })
+            }
+            Carrier::Exotel => Err(ControlError::NotDialled(self.as_str().to_owned())),
+        }
+    }
+
+    /// The carrier's message id in its send answer (Twilio `sid`, Telnyx `data.id`).
+    pub fn sms_reply(self, status: u16, body: &[u8]) -> Result<String, DialError> {
+        let (id, message) = match self {
+            Carrier::Twilio => ("/sid", "/message"),
+            Carrier::Telnyx | Carrier::Exotel => ("/data/id", "/errors/0/detail"),
+        };
+        parse_create(self.as_str(), status, body, id, message)
+    }
+
+    /// Whether we send and receive text messages through this carrier.
+    pub fn texts(self) -> bool {
+        matches!(self, Carrier::Twilio | Carrier::Telnyx)
+    }
+}
+
 fn twilio_credentials(config: &Config) -> Result<(&str, &str), ControlError> {
     let sid = config
         .providers
@@ -457,6 +535,52 @@ mod tests {
 
     /// `Basic base64("AC1:tok")`.
     const TWILIO_AUTH: &str = "Basic QUMxOnRvaw==";
+
+    #[test]
+    fn sms_requests_speak_each_messaging_api() {
+        let mut config = Config::from_lookup(|_| None).unwrap();
+        config.providers.twilio_account_sid = Some("AC1".into());
+        config.secrets.twilio = vec!["tok".into()];
+        config.providers.telnyx_api_key = Some("KEY".into());
+        let sms = Sms {
+            to: "+15558675310",
+            from: "+15017122661",
+            text: "Hi & bye",
+            status_url: "https://w.example/sms/twilio",
+        };
+        let t = Carrier::Twilio.send_sms(&config, &sms).unwrap();
+        assert_eq!(
+            t.url,
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"
+        );
+        assert_eq!(
+            t.body,
+            "To=%2B15558675310&From=%2B15017122661&Body=Hi+%26+bye&StatusCallback=https%3A%2F%2Fw.example%2Fsms%2Ftwilio"
+        );
+        let x = Carrier::Telnyx.send_sms(&config, &sms).unwrap();
+        assert_eq!(x.url, "https://api.telnyx.com/v2/messages");
+        let body: Value = serde_json::from_str(&x.body).unwrap();
+        assert_eq!(body["text"], "Hi & bye");
+        assert_eq!(body["from"], "+15017122661");
+        assert!(Carrier::Exotel.send_sms(&config, &sms).is_err());
+        assert_eq!(
+            Carrier::Twilio.sms_reply(201, br#"{"sid":"SM1","status":"queued"}"#),
+            Ok("SM1".to_owned())
+        );
+        assert_eq!(
+            Carrier::Telnyx.sms_reply(200, br#"{"data":{"id":"m-1"}}"#),
+            Ok("m-1".to_owned())
+        );
+        assert!(matches!(
+            Carrier::Telnyx.sms_reply(500, b""),
+            Err(DialError::Unavailable { .. })
+        ));
+        let unset = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            Carrier::Twilio.send_sms(&unset, &sms),
+            Err(ControlError::NotConfigured("TWILIO_ACCOUNT_SID"))
+        );
+    }
 
     #[test]
     fn carrier_names_round_trip() {

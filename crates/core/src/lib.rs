@@ -29,6 +29,7 @@ pub mod reminders;
 pub mod routing;
 pub mod scheduling;
 pub mod session;
+pub mod sms;
 pub mod targets;
 pub mod template;
 pub mod usage;

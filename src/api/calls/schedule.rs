@@ -10,7 +10,7 @@ use crate::platform::auth::Principal;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, rfc3339, ApiError, ApiResult,
 };
-use crate::platform::zones::IntlZones;
+use crate::platform::zones::{self, IntlZones};
 use crate::scheduling::bland;
 use crate::scheduling::emails::{self, EmailFacts};
 use crate::scheduling::reminders as reminders_sweep;
@@ -18,21 +18,26 @@ use crate::store::agents;
 use crate::store::audit;
 use crate::store::call_events::{self, Event};
 use crate::store::calls::{self, Call, NewCall};
+use crate::store::messages::{self, Outgoing};
 use crate::store::numbers;
 use crate::store::reminders::NewReminder;
+use crate::store::suppressions;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
-use phone_agent_core::agents::allowed_countries;
+use phone_agent_core::agents::{allowed_countries, sms_confirmations};
+use phone_agent_core::carrier::Carrier;
 use phone_agent_core::dialing::DialPolicy;
 use phone_agent_core::features::check_schedule;
 use phone_agent_core::ids::CallId;
 use phone_agent_core::reminders::{self, Channel};
+use phone_agent_core::ids::{CallId, MessageId};
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
     parse_reschedule, parse_schedule, request_fingerprint, DialProvider, FieldError,
 };
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
 use phone_agent_core::template;
+use phone_agent_core::sms::{carrier_for, confirmation_text};
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -230,6 +235,24 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
         now,
     )
     .await?;
+    if sms_confirmations(&agent_config) {
+        if let Some(from) = &from {
+            let text = confirmation_text(
+                &agent.name,
+                request.start_at,
+                zones::zone(request.time_zone.as_deref()).as_ref(),
+            );
+            let sms = Confirmation {
+                provider,
+                from,
+                to: &request.to,
+                text: &text,
+                call_id: id.as_str(),
+                base_url: &base_url,
+            };
+            confirm_by_sms(app, &tenant, &sms).await?;
+        }
+    }
     after_change(
         app,
         id.as_str(),
@@ -244,6 +267,59 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     )
     .await;
     Ok(json_response(201, &render(&row)))
+}
+
+/// The text confirming a scheduled call.
+struct Confirmation<'a> {
+    provider: CallProvider,
+    from: &'a str,
+    to: &'a str,
+    text: &'a str,
+    call_id: &'a str,
+    base_url: &'a str,
+}
+
+/// Queues the text confirming a call (the agent's `sms.confirmations`) in the message outbox,
+/// through the call's carrier when it texts, else the configured one; nothing when the number
+/// opted out or no carrier is configured (the call itself is booked either way).
+async fn confirm_by_sms(
+    app: &App,
+    tenant: &Tenant,
+    sms: &Confirmation<'_>,
+) -> Result<(), ApiError> {
+    if suppressions::contains(tenant, sms.to).await? {
+        return Ok(());
+    }
+    let config = app.config()?;
+    let wanted = Carrier::parse(sms.provider.as_str()).filter(|c| c.texts());
+    let Ok(carrier) = carrier_for(wanted, config).or_else(|_| carrier_for(None, config)) else {
+        log_line(
+            json!({"level": "warn", "msg": "sms confirmation not sent", "call_id": sms.call_id,
+                        "reason": "no messaging carrier configured"}),
+        );
+        return Ok(());
+    };
+    let id = new_id::<MessageId>()?;
+    messages::queue(
+        tenant,
+        &Outgoing {
+            id: &id,
+            kind: "confirmation",
+            provider: carrier.as_str(),
+            from: sms.from,
+            to: sms.to,
+            body: sms.text,
+            call_id: Some(sms.call_id),
+            base_url: sms.base_url,
+            now: now_ms(),
+        },
+    )
+    .await?;
+    let env = app.env.clone();
+    app.ctx.wait_until(async move {
+        crate::scheduling::messages::send_now(&env, id.as_str()).await;
+    });
+    Ok(())
 }
 
 /// The reminders the agent's settings give a call starting at `start_at`, scheduled at `now`:

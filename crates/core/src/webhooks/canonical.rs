@@ -37,6 +37,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.summary.ready",
     "call.analysis.ready",
     "call.recording.ready",
+    "sms.received",
+    "sms.sent",
+    "sms.delivered",
+    "sms.failed",
 ];
 
 /// Header a Vapi HMAC plan should name as its `messageIdHeader`; its value is the dedupe key.

@@ -1,0 +1,264 @@
+//! The `messages` table: text messages. Outbound ones are an outbox the scheduler leases,
+//! attempts and records (the `recordings` job's lease shape); inbound ones are kept for the
+//! list. A carrier's message id is unique, so a replayed webhook finds the row it made.
+
+use crate::store::db::{self, row};
+use crate::store::error::StoreError;
+use crate::store::page::listed;
+use crate::store::tenant::Tenant;
+use phone_agent_core::ids::{MessageId, TenantId};
+use worker::d1::D1Database;
+
+row! {
+    /// A message as listed.
+    pub struct Message from "messages WHERE tenant_id = ?1" {
+        id: MessageId,
+        direction: String,
+        kind: String,
+        provider: String,
+        from_number: String,
+        to_number: String,
+        body: String,
+        call_id: Option<String>,
+        status: String,
+        provider_message_id: Option<String>,
+        attempts: i64,
+        last_error: Option<String>,
+        created_at: i64,
+        updated_at: i64,
+    }
+}
+
+listed!(
+    Message,
+    created_at,
+    Message::SELECT,
+    ["direction", "status", "call_id"]
+);
+
+/// An outbound message about to be queued.
+pub struct Outgoing<'a> {
+    pub id: &'a MessageId,
+    /// `message`, `confirmation` or `keyword_reply`.
+    pub kind: &'a str,
+    pub provider: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub body: &'a str,
+    pub call_id: Option<&'a str>,
+    pub base_url: &'a str,
+    pub now: i64,
+}
+
+/// Queues `m` for the tenant, due now.
+pub async fn queue(tenant: &Tenant, m: &Outgoing<'_>) -> Result<Message, StoreError> {
+    tenant
+        .first(
+            &format!(
+                "INSERT INTO messages (tenant_id, id, direction, kind, provider, from_number,
+                   to_number, body, call_id, status, base_url, next_attempt_at, created_at,
+                   updated_at)
+                 VALUES (?1, ?2, 'outbound', ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?10, ?10)
+                 RETURNING {}",
+                Message::COLUMNS
+            ),
+            &[
+                m.id,
+                &m.kind,
+                &m.provider,
+                &m.from,
+                &m.to,
+                &m.body,
+                &m.call_id,
+                &m.base_url,
+                &m.now,
+            ],
+        )
+        .await?
+        .ok_or(StoreError::Missing("queued message not returned"))
+}
+
+/// An inbound message about to be kept.
+pub struct Incoming<'a> {
+    pub id: &'a MessageId,
+    pub provider: &'a str,
+    pub provider_message_id: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub body: &'a str,
+    pub now: i64,
+}
+
+/// Keeps an inbound message; a carrier's retry of the same message keeps nothing.
+pub async fn receive(tenant: &Tenant, m: &Incoming<'_>) -> Result<(), StoreError> {
+    tenant
+        .run(
+            "INSERT INTO messages (tenant_id, id, direction, kind, provider, provider_message_id,
+               from_number, to_number, body, status, created_at, updated_at)
+             VALUES (?1, ?2, 'inbound', 'message', ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?8)
+             ON CONFLICT (provider, provider_message_id) DO NOTHING",
+            &[
+                m.id,
+                &m.provider,
+                &m.provider_message_id,
+                &m.from,
+                &m.to,
+                &m.body,
+                &m.now,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The tenant's message `id`, if any.
+pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Message>, StoreError> {
+    tenant
+        .first(&format!("{} AND id = ?2", Message::SELECT), &[&id])
+        .await
+}
+
+row! {
+    /// Our outbound message a carrier reports on.
+    pub struct Sent {
+        id: MessageId,
+        tenant_id: TenantId,
+        call_id: Option<String>,
+    }
+}
+
+/// Records a carrier's delivery report on our message with its id (`sent`, `delivered`,
+/// `failed`), across tenants (the report names only the carrier's id); `None` when the id is
+/// not one of our messages. A report never moves a message back (a late `sent` after
+/// `delivered`).
+pub async fn report_unscoped(
+    db: &D1Database,
+    provider: &str,
+    provider_message_id: &str,
+    status: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<Option<Sent>, StoreError> {
+    let rank = "CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'failed' THEN 2
+                ELSE 0 END";
+    let new_rank = "CASE ?3 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'failed' THEN 2
+                    ELSE 0 END";
+    db::run(
+        db,
+        &format!(
+            "UPDATE messages SET status = ?3, last_error = COALESCE(?4, last_error), updated_at = ?5
+             WHERE provider = ?1 AND provider_message_id = ?2 AND direction = 'outbound'
+               AND {rank} < {new_rank}"
+        ),
+        &[&provider, &provider_message_id, &status, &error, &now],
+    )
+    .await?;
+    db::first(
+        db,
+        &format!(
+            "SELECT {} FROM messages WHERE provider = ?1 AND provider_message_id = ?2",
+            Sent::COLUMNS
+        ),
+        &[&provider, &provider_message_id],
+    )
+    .await
+}
+
+/// Up to `limit` outbound messages due at `now` and not leased, across tenants.
+pub async fn due_unscoped(
+    db: &D1Database,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    db::ids(
+        db,
+        "SELECT id FROM messages WHERE status = 'pending' AND next_attempt_at <= ?1
+           AND (locked_until IS NULL OR locked_until < ?1)
+         ORDER BY next_attempt_at LIMIT ?2",
+        &[&now, &limit],
+    )
+    .await
+}
+
+/// When the next pending message is due, if any (across tenants).
+pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreError> {
+    db::earliest(
+        db,
+        "SELECT min(next_attempt_at) AS at FROM messages WHERE status = 'pending'",
+        &[],
+    )
+    .await
+}
+
+row! {
+    /// A message leased for one attempt.
+    pub struct Leased {
+        tenant_id: TenantId,
+        kind: String,
+        provider: String,
+        from_number: String,
+        to_number: String,
+        body: String,
+        base_url: Option<String>,
+        attempts: i64,
+    }
+}
+
+/// Leases message `id` until `until` if it is due at `now` and nobody holds it.
+pub async fn lease(
+    db: &D1Database,
+    id: &str,
+    until: i64,
+    now: i64,
+) -> Result<Option<Leased>, StoreError> {
+    db::first(
+        db,
+        &format!(
+            "UPDATE messages SET locked_until = ?1 WHERE id = ?2 AND status = 'pending'
+               AND next_attempt_at <= ?3 AND (locked_until IS NULL OR locked_until < ?3)
+             RETURNING {}",
+            Leased::COLUMNS
+        ),
+        &[&until, &id, &now],
+    )
+    .await
+}
+
+/// How one attempt at a message ended.
+pub struct Attempted<'a> {
+    /// `pending` (to retry), `sent`, `skipped` or `dead`.
+    pub status: &'a str,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub error: Option<&'a str>,
+    pub provider_message_id: Option<&'a str>,
+    pub at: i64,
+}
+
+/// Records the attempt at message `id` and releases its lease. A delivery report that arrived
+/// before this (the carrier can be faster than our bookkeeping) is not overwritten.
+pub async fn record_attempt(
+    db: &D1Database,
+    id: &str,
+    a: &Attempted<'_>,
+) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE messages SET
+           status = CASE WHEN status IN ('delivered', 'failed') THEN status ELSE ?1 END,
+           attempts = ?2, next_attempt_at = ?3, locked_until = NULL, last_error = ?4,
+           provider_message_id = COALESCE(?5, provider_message_id), updated_at = ?6
+         WHERE id = ?7",
+        &[
+            &a.status,
+            &a.attempts,
+            &a.next_attempt_at,
+            &a.error,
+            &a.provider_message_id,
+            &a.at,
+            &id,
+        ],
+    )
+    .await?;
+    Ok(())
+}
