@@ -6,8 +6,9 @@ ALTER TABLE calls ADD COLUMN contact_fields TEXT;
 
 -- Reminders before a scheduled call: one row per (call, channel, offset), planned when the call
 -- is scheduled, moved when it is rescheduled, cancelled with it. The sweep hands a due row to
--- its channel's outbox (an `emails` row of kind `reminder`) only while the call is still
--- scheduled for `start_at`; the outbox sends and retries it like every other email.
+-- its channel's outbox (an `emails` row of kind `reminder`, a `messages` row of kind
+-- `reminder`) only while the call is still
+-- scheduled for `start_at`; the outbox sends and retries it like every other email or text.
 CREATE TABLE reminders (
   id              TEXT PRIMARY KEY,
   tenant_id       TEXT NOT NULL REFERENCES tenants(id),
@@ -20,7 +21,8 @@ CREATE TABLE reminders (
   -- pending (waiting) | queued (handed to the outbox) | skipped (its time had passed when
   -- planned, or the call had moved on when due) | cancelled (with its call)
   status          TEXT NOT NULL CHECK (status IN ('pending', 'queued', 'skipped', 'cancelled')),
-  email_id        TEXT,                          -- the outbox row it became
+  email_id        TEXT,                          -- the email outbox row it became (email)
+  message_id      TEXT,                          -- the message outbox row it became (sms)
   created_at      INTEGER NOT NULL,
   updated_at      INTEGER NOT NULL,
   UNIQUE (call_id, channel, before_minutes)

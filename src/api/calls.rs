@@ -58,7 +58,8 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
         .iter()
         .map(|r| {
             json!({"id": r.id, "channel": r.channel, "before_minutes": r.before_minutes,
-                   "due_at": rfc3339(r.due_at), "status": r.status, "email_id": r.email_id})
+                   "due_at": rfc3339(r.due_at), "status": r.status, "email_id": r.email_id,
+                   "message_id": r.message_id})
         })
         .collect();
     let used = usage::of_call(&tenant, id).await?;

@@ -1,10 +1,11 @@
 //! The `reminders` table: reminders before a scheduled call, planned with the call (see the
 //! core's `reminders`), moved and cancelled in the batches that move and cancel it, and handed to
-//! the email outbox by the sweep when due.
+//! the email or text-message outbox by the sweep when due.
 
 use crate::store::db::{self, row};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
+use crate::store::messages::{self, Outgoing};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{CallId, ReminderId, TenantId};
 use phone_agent_core::reminders::Channel;
@@ -70,7 +71,7 @@ pub(in crate::store) fn moved(
         db,
         "UPDATE reminders SET start_at = ?2, due_at = ?2 - before_minutes * 60000,
            status = CASE WHEN ?2 - before_minutes * 60000 > ?4 THEN 'pending' ELSE 'skipped' END,
-           email_id = NULL, updated_at = ?4
+           email_id = NULL, message_id = NULL, updated_at = ?4
          WHERE call_id = ?1 AND status != 'cancelled'
            AND EXISTS (SELECT 1 FROM calls WHERE id = ?1 AND ics_sequence = ?3 AND updated_at = ?4)",
         &[call_id, &start_at, &sequence, &now],
@@ -101,6 +102,7 @@ row! {
         due_at: i64,
         status: String,
         email_id: Option<String>,
+        message_id: Option<String>,
     }
 }
 
@@ -129,6 +131,9 @@ pub struct Due {
     pub start_at: i64,
     pub ics_sequence: i64,
     pub to_number: String,
+    pub from_number: Option<String>,
+    pub provider: String,
+    pub base_url: Option<String>,
     pub contact_name: Option<String>,
     pub contact_email: Option<String>,
     pub time_zone: Option<String>,
@@ -140,7 +145,7 @@ pub async fn due_unscoped(db: &D1Database, now: i64, limit: i64) -> Result<Vec<D
     db::all(
         db,
         "SELECT r.id, r.tenant_id, r.call_id, r.channel, r.before_minutes, r.start_at,
-                c.ics_sequence, c.to_number,
+                c.ics_sequence, c.to_number, c.from_number, c.provider, c.base_url,
                 c.contact_name, c.contact_email, c.time_zone, a.name AS agent_name
          FROM reminders r JOIN calls c ON c.id = r.call_id LEFT JOIN agents a ON a.id = c.agent_id
          WHERE r.status = 'pending' AND r.due_at <= ?1
@@ -160,33 +165,58 @@ pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreErro
     .await
 }
 
-/// Hands reminder `id` to the email outbox as `email` (in one batch): only while it is pending
-/// and its call is still scheduled for the start it was planned for, still ahead at `now`. The
-/// reminder is then `queued` (naming its email), else `skipped`. A second sweep racing this one
-/// finds it no longer pending, and the email's idempotency key makes a repeat insert nothing.
+/// The outbox row a due reminder becomes.
+pub enum Handed<'a> {
+    /// An `emails` row of kind `reminder`.
+    Email(&'a NewEmail<'a>),
+    /// A `messages` row of kind `reminder`.
+    Text(&'a Outgoing<'a>),
+}
+
+/// Hands reminder `id` to its outbox as `row` (in one batch): only while it is pending and its
+/// call is still scheduled for the start it was planned for, still ahead at `now`. The reminder
+/// is then `queued` (naming its row), else `skipped` (also when there is no `row`: not
+/// reachable). A second sweep racing this one finds it no longer pending, and an email's
+/// idempotency key makes a repeat insert nothing.
 pub async fn hand_over(
     db: &D1Database,
+    tenant_id: &TenantId,
     id: &ReminderId,
-    email: Option<&NewEmail<'_>>,
+    row: Option<Handed<'_>>,
     now: i64,
 ) -> Result<(), StoreError> {
     const STILL_DUE: &str = "SELECT 1 FROM reminders r JOIN calls c ON c.id = r.call_id
         WHERE r.id = ? AND r.status = 'pending' AND c.status = 'scheduled'
           AND c.start_at = r.start_at AND r.start_at > ?";
     let mut statements = Vec::new();
-    let key = email.map(|e| e.idempotency_key.as_str());
-    if let Some(email) = email {
-        statements.push(emails::insert(db, email, STILL_DUE, &[id, &now])?);
-    }
+    let (email_key, message_id) = match &row {
+        Some(Handed::Email(email)) => {
+            statements.push(emails::insert(db, email, STILL_DUE, &[id, &now])?);
+            (Some(email.idempotency_key.as_str()), None)
+        }
+        Some(Handed::Text(text)) => {
+            statements.push(messages::queue_if(
+                db,
+                tenant_id,
+                text,
+                STILL_DUE,
+                &[id, &now],
+            )?);
+            (None, Some(text.id))
+        }
+        None => (None, None),
+    };
     statements.push(db::stmt(
         db,
         "UPDATE reminders SET
            email_id = (SELECT id FROM emails WHERE idempotency_key = ?2),
+           message_id = (SELECT id FROM messages WHERE id = ?3),
            status = CASE WHEN EXISTS (SELECT 1 FROM emails WHERE idempotency_key = ?2)
+                           OR EXISTS (SELECT 1 FROM messages WHERE id = ?3)
                          THEN 'queued' ELSE 'skipped' END,
-           updated_at = ?3
+           updated_at = ?4
          WHERE id = ?1 AND status = 'pending'",
-        &[id, &key, &now],
+        &[id, &email_key, &message_id, &now],
     )?);
     db::batch(db, statements).await?;
     Ok(())

@@ -2,7 +2,7 @@
 //! which reminder rows a call gets when it is scheduled or moved.
 //!
 //! A call gets one reminder per (channel, offset) the agent asks for and the call can be reached
-//! on (an e-mail reminder needs the contact's address). A reminder whose time has already passed
+//! on (an e-mail reminder needs the contact's address, an SMS one a caller id). A reminder whose time has already passed
 //! when the call is scheduled (or moved) is kept as `skipped` and never sent. The sweep hands a due
 //! reminder to the outbox of its channel only while its call is still scheduled for the start
 //! the reminder was planned for, so a cancelled, dispatched or retried call gets none.
@@ -20,7 +20,8 @@ pub const MAX_BEFORE_MINUTES: u64 = 30 * 24 * 60;
 pub enum Channel {
     /// Through the e-mail outbox (Resend), to the call's contact e-mail.
     Email,
-    /// Through the SMS outbox, to the number called.
+    /// Through the text-message outbox, to the number called, from its caller id (a number
+    /// that opted out gets nothing: the outbox checks the suppression list when it sends).
     Sms,
 }
 
@@ -42,8 +43,8 @@ impl Channel {
     }
 }
 
-/// The channels this build can send reminders on (SMS joins when its outbox does).
-pub const SENDABLE: [Channel; 1] = [Channel::Email];
+/// The channels this build can send reminders on.
+pub const SENDABLE: [Channel; 2] = [Channel::Email, Channel::Sms];
 
 /// What a reminder is about: a scheduled call (appointments join when booking does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +239,23 @@ pub fn idempotency_key(
     key.chars().take(256).collect()
 }
 
+/// The text of an SMS reminder of a call with `agent_name` at `start`, on `zone`'s clocks (UTC
+/// without one), with the opt-out line carriers expect.
+pub fn reminder_text(
+    agent_name: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    zone: Option<&crate::zones::Zone>,
+) -> String {
+    let (local, zone_name) = match zone {
+        Some(zone) => (zone.at(start), zone.name()),
+        None => (start.fixed_offset(), "UTC"),
+    };
+    format!(
+        "Reminder: your call with {agent_name} is at {} ({zone_name}). Reply STOP to opt out.",
+        local.format("%a %b %-d, %H:%M")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,10 +303,26 @@ mod tests {
     }
 
     #[test]
-    fn sms_is_refused_until_the_server_can_send_it() {
-        let sendable = SENDABLE.contains(&Channel::Sms);
-        let parsed = parse(json!({"before_minutes": [5], "channels": ["sms"]}));
-        assert_eq!(parsed.is_ok(), sendable);
+    fn both_channels_are_accepted_once_each() {
+        let parsed = parse(json!({"before_minutes": [5], "channels": ["sms", "email"]})).unwrap();
+        assert_eq!(parsed["channels"], json!(["sms", "email"]));
+        let read = settings(&json!({ "reminders": parsed })).unwrap();
+        assert_eq!(read.channels, vec![Channel::Sms, Channel::Email]);
+    }
+
+    #[test]
+    fn the_text_names_the_agent_and_the_local_time() {
+        let rules = crate::zones::Tzdb;
+        let zone = crate::zones::Zone::resolve(&rules, "Europe/Paris").unwrap();
+        let at = "2026-12-07T13:30:00Z".parse().unwrap();
+        assert_eq!(
+            reminder_text("Ava", at, Some(&zone)),
+            "Reminder: your call with Ava is at Mon Dec 7, 14:30 (Europe/Paris). Reply STOP to opt out."
+        );
+        assert_eq!(
+            reminder_text("Ava", at, None),
+            "Reminder: your call with Ava is at Mon Dec 7, 13:30 (UTC). Reply STOP to opt out."
+        );
     }
 
     #[test]

@@ -28,16 +28,15 @@ use phone_agent_core::agents::{allowed_countries, sms_confirmations};
 use phone_agent_core::carrier::Carrier;
 use phone_agent_core::dialing::DialPolicy;
 use phone_agent_core::features::check_schedule;
-use phone_agent_core::ids::CallId;
-use phone_agent_core::reminders::{self, Channel};
 use phone_agent_core::ids::{CallId, MessageId};
+use phone_agent_core::reminders::{self, Channel};
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
     parse_reschedule, parse_schedule, request_fingerprint, DialProvider, FieldError,
 };
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
-use phone_agent_core::template;
 use phone_agent_core::sms::{carrier_for, confirmation_text};
+use phone_agent_core::template;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -213,7 +212,11 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
         }
         None => None,
     };
-    let reminders = plan_reminders(&agent_config, &request.contact_email, start_at, now)?;
+    let reachable = Reachable {
+        email: request.contact_email.is_some(),
+        text: from.is_some(),
+    };
+    let reminders = plan_reminders(&agent_config, reachable, start_at, now)?;
     let detail = json!({"start_at": rfc3339(start_at), "provider": provider, "attempt": 1});
     if !calls::schedule(&tenant, &call, &detail, email.as_ref(), &reminders).await? {
         // A concurrent request with the same key won the insert.
@@ -322,11 +325,20 @@ async fn confirm_by_sms(
     Ok(())
 }
 
-/// The reminders the agent's settings give a call starting at `start_at`, scheduled at `now`:
-/// e-mail ones only with the contact's address.
+/// How a call's contact can be reminded.
+#[derive(Clone, Copy)]
+struct Reachable {
+    /// The call has the contact's e-mail address.
+    email: bool,
+    /// The call has a caller id to text from.
+    text: bool,
+}
+
+/// The reminders the agent's settings give a call starting at `start_at`, scheduled at `now`,
+/// on the channels it is `reachable` by.
 fn plan_reminders(
     agent_config: &Value,
-    contact_email: &Option<String>,
+    reachable: Reachable,
     start_at: i64,
     now: i64,
 ) -> Result<Vec<NewReminder>, ApiError> {
@@ -334,8 +346,8 @@ fn plan_reminders(
         return Ok(Vec::new());
     };
     reminders::plan(&settings, start_at, now, |channel| match channel {
-        Channel::Email => contact_email.is_some(),
-        Channel::Sms => false,
+        Channel::Email => reachable.email,
+        Channel::Sms => reachable.text,
     })
     .into_iter()
     .map(|p| {
