@@ -18,6 +18,8 @@ const PUBLIC = [
   // The carrier's recording-status callback: verified by the carrier's signature, like /status.
   'POST /voice/{carrier}/recording',
   'GET /media/{carrier}/{call_id}',
+  // The carriers' messaging webhooks: verified by the carrier's signature, like /status.
+  'POST /sms/{carrier}',
   'GET /api/v1/openapi.json',
   // A call's recording through the server-signed, one-hour link of call.recording.ready.
   'GET /api/v1/calls/{id}/recording',
