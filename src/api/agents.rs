@@ -42,6 +42,8 @@ pub fn render(agent: &Agent) -> Value {
         "http_tools",
         "sms",
         "calendar",
+        "variables",
+        "reminders",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);
     }

@@ -4,7 +4,7 @@
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
     AgentId, AppointmentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, MessageId,
-    NumberId, RecordingId, TenantId,
+    NumberId, RecordingId, ReminderId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -129,7 +129,8 @@ id_args!(
     DeliveryId,
     RecordingId,
     MessageId,
-    AppointmentId
+    AppointmentId,
+    ReminderId
 );
 
 impl<T: Arg + ?Sized> Arg for &T {

@@ -52,12 +52,49 @@ pub(in crate::store) fn queue(
     only_if: &str,
     only_if_args: &[&dyn Arg],
 ) -> Result<Vec<D1PreparedStatement>, StoreError> {
+    let (column, about_id) = email.about.column();
+    let call_email_status = if email.request.is_err() {
+        "failed"
+    } else {
+        "pending"
+    };
+    let mut supersede_args: Vec<&dyn Arg> = vec![&email.now, &about_id];
+    supersede_args.extend_from_slice(only_if_args);
+    let mut statements = vec![
+        db::stmt(
+            db,
+            &format!(
+                "UPDATE emails SET status = 'superseded', next_attempt_at = NULL, updated_at = ?1
+                 WHERE {column} = ?2 AND status = 'pending' AND EXISTS ({only_if})"
+            ),
+            &supersede_args,
+        )?,
+        insert(db, email, only_if, only_if_args)?,
+    ];
+    if let About::Call(call_id) = email.about {
+        statements.push(db::stmt(
+            db,
+            "UPDATE calls SET email_status = ?1 WHERE id = ?2
+               AND EXISTS (SELECT 1 FROM emails WHERE id = ?3)",
+            &[&call_email_status, &call_id, &email.id],
+        )?);
+    }
+    Ok(statements)
+}
+
+/// The insert of `email` into the outbox, only if `only_if` selects a row (placeholders from
+/// `?14`) and no email has its idempotency key yet; stored dead when it has no body.
+pub(in crate::store) fn insert(
+    db: &D1Database,
+    email: &NewEmail<'_>,
+    only_if: &str,
+    only_if_args: &[&dyn Arg],
+) -> Result<D1PreparedStatement, StoreError> {
     let (status, request, error, next) = match &email.request {
         Ok(body) => ("pending", body.as_str(), None, Some(email.now)),
         Err(e) => ("dead", "{}", Some(e.as_str()), None),
     };
     let kind = email.kind.as_str();
-    let (column, about_id) = email.about.column();
     let (call_id, appointment_id) = match email.about {
         About::Call(id) => (Some(id), None),
         About::Appointment(id) => (None, Some(id)),
@@ -78,44 +115,18 @@ pub(in crate::store) fn queue(
         &email.now,
     ];
     insert_args.extend_from_slice(only_if_args);
-    let call_email_status = if status == "dead" {
-        "failed"
-    } else {
-        "pending"
-    };
-    let mut supersede_args: Vec<&dyn Arg> = vec![&email.now, &about_id];
-    supersede_args.extend_from_slice(only_if_args);
-    let mut statements = vec![
-        db::stmt(
-            db,
-            &format!(
-                "UPDATE emails SET status = 'superseded', next_attempt_at = NULL, updated_at = ?1
-                 WHERE {column} = ?2 AND status = 'pending' AND EXISTS ({only_if})"
-            ),
-            &supersede_args,
-        )?,
-        db::stmt(
-            db,
-            &format!(
-                "INSERT INTO emails (id, tenant_id, call_id, appointment_id, kind, sequence,
-                   idempotency_key, to_email, request, status, next_attempt_at, last_error,
-                   created_at, updated_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13
-                 WHERE EXISTS ({only_if})
-                 ON CONFLICT (idempotency_key) DO NOTHING"
-            ),
-            &insert_args,
-        )?,
-    ];
-    if let Some(call_id) = call_id {
-        statements.push(db::stmt(
-            db,
-            "UPDATE calls SET email_status = ?1 WHERE id = ?2
-               AND EXISTS (SELECT 1 FROM emails WHERE id = ?3)",
-            &[&call_email_status, &call_id, &email.id],
-        )?);
-    }
-    Ok(statements)
+    db::stmt(
+        db,
+        &format!(
+            "INSERT INTO emails (id, tenant_id, call_id, appointment_id, kind, sequence,
+               idempotency_key, to_email, request, status, next_attempt_at, last_error,
+               created_at, updated_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13
+             WHERE EXISTS ({only_if})
+             ON CONFLICT (idempotency_key) DO NOTHING"
+        ),
+        &insert_args,
+    )
 }
 
 row! {

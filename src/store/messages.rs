@@ -7,7 +7,7 @@ use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{MessageId, TenantId};
-use worker::d1::D1Database;
+use worker::d1::{D1Database, D1PreparedStatement};
 
 row! {
     /// A message as listed.
@@ -39,7 +39,7 @@ listed!(
 /// An outbound message about to be queued.
 pub struct Outgoing<'a> {
     pub id: &'a MessageId,
-    /// `message`, `confirmation` or `keyword_reply`.
+    /// `message`, `confirmation`, `keyword_reply` or `reminder`.
     pub kind: &'a str,
     pub provider: &'a str,
     pub from: &'a str,
@@ -76,6 +76,42 @@ pub async fn queue(tenant: &Tenant, m: &Outgoing<'_>) -> Result<Message, StoreEr
         )
         .await?
         .ok_or(StoreError::Missing("queued message not returned"))
+}
+
+/// [`queue`] as a statement of a batch, of the tenant `tenant_id`, and only if `only_if` (SQL
+/// with its placeholders from `?11`) selects a row: a reminder hands its text over with its
+/// own status change.
+pub(in crate::store) fn queue_if(
+    db: &D1Database,
+    tenant_id: &TenantId,
+    m: &Outgoing<'_>,
+    only_if: &str,
+    only_if_args: &[&dyn db::Arg],
+) -> Result<D1PreparedStatement, StoreError> {
+    let mut args: Vec<&dyn db::Arg> = vec![
+        tenant_id,
+        m.id,
+        &m.kind,
+        &m.provider,
+        &m.from,
+        &m.to,
+        &m.body,
+        &m.call_id,
+        &m.base_url,
+        &m.now,
+    ];
+    args.extend_from_slice(only_if_args);
+    db::stmt(
+        db,
+        &format!(
+            "INSERT INTO messages (tenant_id, id, direction, kind, provider, from_number,
+               to_number, body, call_id, status, base_url, next_attempt_at, created_at,
+               updated_at)
+             SELECT ?1, ?2, 'outbound', ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?10, ?10
+             WHERE EXISTS ({only_if})"
+        ),
+        &args,
+    )
 }
 
 /// An inbound message about to be kept.

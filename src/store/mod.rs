@@ -22,6 +22,7 @@ pub mod messages;
 pub mod numbers;
 pub mod page;
 pub mod recordings;
+pub mod reminders;
 pub mod suppressions;
 pub mod tenant;
 pub mod tenants;

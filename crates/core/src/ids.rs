@@ -111,6 +111,8 @@ typed_id! {
     RecordingId = "rec";
     /// A text message (`msg_`).
     MessageId = "msg";
+    /// A reminder before a scheduled call (`rem_`).
+    ReminderId = "rem";
     /// One event's delivery to one endpoint (`dlv_`; made by D1 in the event outbox).
     DeliveryId = "dlv";
     /// A booked appointment (`apt_`).

@@ -142,7 +142,10 @@ function leaf(path, name, s, type, nullable, required, hint, fields) {
     fields.push({
       path,
       read: () => {
-        const list = control.value.split(',').map((x) => x.trim()).filter(Boolean);
+        // Whole numbers (reminders.before_minutes) go as numbers; anything else as typed, for
+        // the server's 422 to name.
+        const list = control.value.split(',').map((x) => x.trim()).filter(Boolean)
+          .map((x) => (items.type === 'integer' && /^\d+$/.test(x) ? Number(x) : x));
         return list.length ? list : undefined;
       },
       write: (v) => { control.value = Array.isArray(v) ? v.join(', ') : ''; },

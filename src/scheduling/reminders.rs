@@ -1,0 +1,115 @@
+//! Reminders before scheduled calls: the sweep hands each due reminder to its channel's outbox
+//! (e-mail: the `emails` outbox, sent and retried by `emails.rs` like every confirmation; SMS:
+//! the `messages` outbox of `messages.rs`), so there is one sending implementation per channel. What a call gets is planned by the core's
+//! `reminders` when it is scheduled; the store moves and cancels the rows with the call.
+
+use crate::platform::app::load_config;
+use crate::platform::http::{log_line, new_id, now_ms, ApiError};
+use crate::platform::zones;
+use crate::scheduling::emails::{self, EmailFacts};
+use crate::store::messages::Outgoing;
+use crate::store::reminders::{self, Due, Handed};
+use chrono::DateTime;
+use phone_agent_core::carrier::Carrier;
+use phone_agent_core::config::Config;
+use phone_agent_core::ids::MessageId;
+use phone_agent_core::reminders::{idempotency_key, reminder_text, Channel};
+use phone_agent_core::scheduling::email::EmailKind;
+use phone_agent_core::sms::carrier_for;
+use serde_json::json;
+use worker::d1::D1Database;
+use worker::Env;
+
+/// Due reminders handed over per scheduler run.
+const BATCH: i64 = 50;
+
+/// Hands up to one batch of due reminders to their outbox; returns how many were looked at.
+/// Run before the email sweep, so a reminder goes out in the run that finds it due.
+pub async fn hand_over_due(env: &Env) -> Result<usize, ApiError> {
+    let db = env.d1("DB")?;
+    let now = now_ms();
+    let due = reminders::due_unscoped(&db, now, BATCH).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let config = load_config(env)?;
+    let count = due.len();
+    for r in due {
+        if let Err(e) = hand_over(&db, &config, &r, now).await {
+            log_line(
+                json!({"level": "error", "msg": "reminder hand-over", "reminder_id": r.id,
+                            "call_id": r.call_id, "error": e.message}),
+            );
+        }
+    }
+    Ok(count)
+}
+
+/// Hands reminder `r` to its channel's outbox: an email to the contact, or a text to the number
+/// called from the call's caller id (through the call's carrier when it texts, else the
+/// configured one). A reminder its call cannot be reached by is skipped.
+async fn hand_over(db: &D1Database, config: &Config, r: &Due, now: i64) -> Result<(), ApiError> {
+    let before = u32::try_from(r.before_minutes).unwrap_or(u32::MAX);
+    let agent_name = r.agent_name.as_deref().unwrap_or("Your agent");
+    match Channel::parse(&r.channel) {
+        Some(Channel::Email) if r.contact_email.is_some() => {
+            let facts = EmailFacts {
+                tenant_id: r.tenant_id.as_str(),
+                call_id: r.call_id.as_str(),
+                to_email: r.contact_email.as_deref().unwrap_or_default(),
+                to_name: r.contact_name.as_deref(),
+                agent_name,
+                phone_number: &r.to_number,
+                start_at: r.start_at,
+                time_zone: r.time_zone.as_deref(),
+            };
+            let sequence = u32::try_from(r.ics_sequence).unwrap_or(u32::MAX);
+            let mut email = emails::compose(config, &facts, EmailKind::Reminder, sequence, now)?;
+            email.idempotency_key =
+                idempotency_key(r.call_id.as_str(), Channel::Email, before, r.start_at);
+            Ok(
+                reminders::hand_over(db, &r.tenant_id, &r.id, Some(Handed::Email(&email)), now)
+                    .await?,
+            )
+        }
+        Some(Channel::Sms) => {
+            let wanted = Carrier::parse(&r.provider).filter(|c| c.texts());
+            let carrier = carrier_for(wanted, config).or_else(|_| carrier_for(None, config));
+            let (Some(from), Ok(carrier)) = (r.from_number.as_deref(), carrier) else {
+                return Ok(reminders::hand_over(db, &r.tenant_id, &r.id, None, now).await?);
+            };
+            let start = DateTime::from_timestamp_millis(r.start_at).unwrap_or_default();
+            let body = reminder_text(
+                agent_name,
+                start,
+                zones::zone(r.time_zone.as_deref()).as_ref(),
+            );
+            let id = new_id::<MessageId>()?;
+            let base_url = r
+                .base_url
+                .clone()
+                .or_else(|| config.public_base_url.clone());
+            let text = Outgoing {
+                id: &id,
+                kind: "reminder",
+                provider: carrier.as_str(),
+                from,
+                to: &r.to_number,
+                body: &body,
+                call_id: Some(r.call_id.as_str()),
+                base_url: base_url.as_deref().unwrap_or_default(),
+                now,
+            };
+            Ok(
+                reminders::hand_over(db, &r.tenant_id, &r.id, Some(Handed::Text(&text)), now)
+                    .await?,
+            )
+        }
+        _ => Ok(reminders::hand_over(db, &r.tenant_id, &r.id, None, now).await?),
+    }
+}
+
+/// When the next pending reminder is due, if any.
+pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
+    Ok(reminders::next_due_unscoped(db).await?)
+}
