@@ -111,6 +111,10 @@ typed_id! {
     RecordingId = "rec";
     /// One event's delivery to one endpoint (`dlv_`; made by D1 in the event outbox).
     DeliveryId = "dlv";
+    /// A campaign.
+    CampaignId = "cmp";
+    /// A campaign's contact.
+    ContactId = "cct";
 }
 
 #[cfg(test)]

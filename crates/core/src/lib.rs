@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod analysis;
 pub mod auth;
+pub mod campaigns;
 pub mod carrier;
 pub mod config;
 pub mod delivery;
