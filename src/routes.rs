@@ -84,6 +84,14 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/audit-log", Administer(Api::AuditLog)),
     route("GET /api/v1/me", Read(Api::Me)),
     route("GET /api/v1/usage", Read(Api::Usage)),
+    route("POST /api/v1/campaigns", Operate(Api::CampaignCreate)),
+    route("GET /api/v1/campaigns", Read(Api::CampaignList)),
+    route("GET /api/v1/campaigns/{id}", Read(Api::CampaignGet)),
+    route("POST /api/v1/campaigns/{id}/pause", Operate(Api::CampaignPause)),
+    route("POST /api/v1/campaigns/{id}/resume", Operate(Api::CampaignResume)),
+    route("POST /api/v1/campaigns/{id}/cancel", Operate(Api::CampaignCancel)),
+    route("GET /api/v1/campaigns/{id}/contacts", Read(Api::CampaignContacts)),
+    route("GET /api/v1/campaigns/{id}/export", Read(Api::CampaignExport)),
     // route-table:end
 ];
 

@@ -5,6 +5,7 @@
 mod agents;
 mod audit_log;
 mod calls;
+mod campaigns;
 mod deliveries;
 mod endpoints;
 mod events;
@@ -24,6 +25,7 @@ use crate::platform::rate_limit;
 use phone_agent_core::auth::{
     bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Role,
 };
+use phone_agent_core::campaigns::Control;
 use phone_agent_core::rate_limit::client_bucket;
 use phone_agent_core::routing::{Need, Outcome};
 use worker::Request;
@@ -100,6 +102,14 @@ pub enum Api {
     AuditLog,
     Me,
     Usage,
+    CampaignCreate,
+    CampaignList,
+    CampaignGet,
+    CampaignPause,
+    CampaignResume,
+    CampaignCancel,
+    CampaignContacts,
+    CampaignExport,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -204,6 +214,14 @@ async fn call(
         (Api::TenantList, []) => tenants::list(&req, app).await,
         (Api::TenantUpdate, [id]) => tenants::update(&mut req, app, who, id).await,
         (Api::Usage, []) => usage::get(&req, app, who).await,
+        (Api::CampaignCreate, []) => campaigns::create(&mut req, app, who).await,
+        (Api::CampaignList, []) => campaigns::list(&req, app, who).await,
+        (Api::CampaignGet, [id]) => campaigns::get(app, who, id).await,
+        (Api::CampaignPause, [id]) => campaigns::control(app, who, id, Control::Pause).await,
+        (Api::CampaignResume, [id]) => campaigns::control(app, who, id, Control::Resume).await,
+        (Api::CampaignCancel, [id]) => campaigns::control(app, who, id, Control::Cancel).await,
+        (Api::CampaignContacts, [id]) => campaigns::contacts(&req, app, who, id).await,
+        (Api::CampaignExport, [id]) => campaigns::export(app, who, id).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
         _ => Err(ApiError::internal(format!(

@@ -1,7 +1,8 @@
 //! Scheduling: timed work (the `Scheduler` Durable Object), dialling scheduled calls, and the
-//! emails that announce them, and call recordings copied into R2.
+//! emails that announce them, call recordings copied into R2, and campaign ticks.
 
 pub mod bland;
+pub mod campaigns;
 pub mod dispatch;
 pub mod emails;
 pub mod recordings;

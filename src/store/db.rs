@@ -3,8 +3,8 @@
 
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    AgentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId, RecordingId,
-    TenantId,
+    AgentId, CallId, CampaignId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId,
+    RecordingId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -115,6 +115,7 @@ id_args!(
     TenantId,
     CallId,
     AgentId,
+    CampaignId,
     NumberId,
     EndpointId,
     EventId,

@@ -9,7 +9,7 @@
 
 use crate::dialing::DialPolicy;
 use crate::hours::{parse_clock, Hours, DAYS};
-use crate::scheduling::request::{is_email, FieldError};
+use crate::scheduling::request::{is_e164, is_email, DialProvider, FieldError};
 use crate::scheduling::state::{retry_after_outcome, RetryPolicy};
 use crate::scheduling::CallStatus;
 use crate::zones::{Zone, ZoneRules};
@@ -247,7 +247,10 @@ impl<'a, 'r> Reader<'a, 'r> {
                 }
             }
             .filter(|s| !s.is_empty());
-            if text.as_ref().is_some_and(|t| t.chars().count() > MAX_FIELD_CHARS) {
+            if text
+                .as_ref()
+                .is_some_and(|t| t.chars().count() > MAX_FIELD_CHARS)
+            {
                 problem.get_or_insert((
                     "field_too_long",
                     format!("{key} is longer than {MAX_FIELD_CHARS} characters"),
@@ -559,6 +562,176 @@ pub fn parse_window<'r>(
     }
 }
 
+/// Where a campaign's contacts come from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ContactList<'b> {
+    /// `contacts`: an array of contact objects.
+    Json(&'b [Value]),
+    /// `csv`: the text of a CSV file (the dashboard uploads the file's text).
+    Csv(&'b str),
+}
+
+impl ContactList<'_> {
+    /// Reads the list against `rules`.
+    pub fn read(&self, rules: &RowRules<'_>) -> Result<Import, ImportError> {
+        match self {
+            ContactList::Json(list) => parse_json(list, rules),
+            ContactList::Csv(text) => parse_csv(text, rules),
+        }
+    }
+}
+
+/// A valid `POST /api/v1/campaigns` body (the contacts not yet read: that needs the agent).
+#[derive(Debug, Clone)]
+pub struct CampaignRequest<'r, 'b> {
+    pub agent_id: String,
+    pub name: String,
+    pub window: Window<'r>,
+    pub pacing: Pacing,
+    /// Twilio or Telnyx (campaigns dial now, so not Bland, which keeps its own timer).
+    pub provider: DialProvider,
+    /// Caller id; else the agent's number or `DEFAULT_FROM_NUMBER`.
+    pub from: Option<String>,
+    pub contacts: ContactList<'b>,
+}
+
+/// Validates a `POST /api/v1/campaigns` body: `{agent_id, name, window, pacing, provider?,
+/// from?}` and exactly one of `contacts` (JSON array) or `csv` (CSV text).
+pub fn parse_campaign<'r, 'b>(
+    body: &'b Value,
+    zones: &'r dyn ZoneRules,
+) -> Result<CampaignRequest<'r, 'b>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return Err(vec![FieldError::new(
+            "",
+            "invalid_type",
+            "the body must be a JSON object",
+        )]);
+    };
+    const FIELDS: [&str; 8] = [
+        "agent_id", "name", "window", "pacing", "provider", "from", "contacts", "csv",
+    ];
+    for key in obj.keys() {
+        if !FIELDS.contains(&key.as_str()) {
+            errors.push(FieldError::new(
+                key,
+                "unknown_field",
+                format!("a campaign has {}", FIELDS.join(", ")),
+            ));
+        }
+    }
+    let mut text = |key: &str, max: usize| match obj.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => {
+            Some(s.trim().to_owned())
+        }
+        _ => {
+            errors.push(FieldError::new(
+                key,
+                "required",
+                format!("{key} is a non-empty string of at most {max} characters"),
+            ));
+            None
+        }
+    };
+    let agent_id = text("agent_id", 100);
+    let name = text("name", MAX_NAME_CHARS);
+    let window = match obj.get("window") {
+        Some(w) => parse_window(w, zones, "window", &mut errors),
+        None => {
+            errors.push(FieldError::new("window", "required", "window is required"));
+            None
+        }
+    };
+    let pacing = match obj.get("pacing") {
+        Some(p) => parse_pacing(p, "pacing", &mut errors),
+        None => {
+            errors.push(FieldError::new("pacing", "required", "pacing is required"));
+            None
+        }
+    };
+    let provider = match obj.get("provider") {
+        None | Some(Value::Null) => Some(DialProvider::default()),
+        Some(Value::String(p)) if p == "twilio" => Some(DialProvider::Twilio),
+        Some(Value::String(p)) if p == "telnyx" => Some(DialProvider::Telnyx),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "provider",
+                "invalid_value",
+                "provider must be twilio or telnyx",
+            ));
+            None
+        }
+    };
+    let from = match obj.get("from") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(f)) if is_e164(f) => Some(f.clone()),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "from",
+                "invalid_phone",
+                "from must be an E.164 number such as +15551234567",
+            ));
+            None
+        }
+    };
+    let contacts = match (obj.get("contacts"), obj.get("csv")) {
+        (Some(Value::Array(list)), None) => Some(ContactList::Json(list)),
+        (None, Some(Value::String(text))) => Some(ContactList::Csv(text)),
+        (Some(_), Some(_)) => {
+            errors.push(FieldError::new(
+                "csv",
+                "conflict",
+                "give contacts or csv, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            errors.push(FieldError::new(
+                "contacts",
+                "required",
+                "give contacts (a JSON array) or csv (CSV text)",
+            ));
+            None
+        }
+        (Some(_), None) => {
+            errors.push(FieldError::new(
+                "contacts",
+                "invalid_type",
+                "contacts must be an array",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(FieldError::new(
+                "csv",
+                "invalid_type",
+                "csv must be a string",
+            ));
+            None
+        }
+    };
+    match (agent_id, name, window, pacing, provider, contacts) {
+        (
+            Some(agent_id),
+            Some(name),
+            Some(window),
+            Some(pacing),
+            Some(provider),
+            Some(contacts),
+        ) if errors.is_empty() => Ok(CampaignRequest {
+            agent_id,
+            name,
+            window,
+            pacing,
+            provider,
+            from,
+            contacts,
+        }),
+        _ => Err(errors),
+    }
+}
+
 /// How fast a campaign dials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
@@ -797,6 +970,82 @@ pub fn after_call(
     }
 }
 
+/// One row of a campaign's results export.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExportLine {
+    pub line: i64,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub status: String,
+    pub attempts: i64,
+    pub call_id: Option<String>,
+    /// The call's final status.
+    pub outcome: Option<String>,
+    pub duration_seconds: Option<i64>,
+    /// Why the row was not dialled.
+    pub error: Option<String>,
+    /// The call's analysis as stored (`{status, values, success, …}`).
+    pub analysis: Option<Value>,
+}
+
+/// The results export: a header, then one line per row; every analysis field any call has
+/// is a column `analysis.<field>` (empty where a call has none), after `analysis_success`.
+pub fn export_csv(rows: &[ExportLine]) -> String {
+    let mut fields: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.analysis.as_ref()?.get("values")?.as_object())
+        .flat_map(|values| values.keys().map(String::as_str))
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    let mut header: Vec<String> = [
+        "line",
+        "phone",
+        "name",
+        "email",
+        "status",
+        "attempts",
+        "outcome",
+        "duration_seconds",
+        "error",
+        "call_id",
+        "analysis_success",
+    ]
+    .iter()
+    .map(|h| (*h).to_owned())
+    .collect();
+    header.extend(fields.iter().map(|f| format!("analysis.{f}")));
+    let mut out = csv_line(&header);
+    let text = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    for r in rows {
+        let analysis = r.analysis.as_ref();
+        let mut cells = vec![
+            r.line.to_string(),
+            r.phone.clone().unwrap_or_default(),
+            r.name.clone().unwrap_or_default(),
+            r.email.clone().unwrap_or_default(),
+            r.status.clone(),
+            r.attempts.to_string(),
+            r.outcome.clone().unwrap_or_default(),
+            r.duration_seconds
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            r.error.clone().unwrap_or_default(),
+            r.call_id.clone().unwrap_or_default(),
+            text(analysis.and_then(|a| a.get("success"))),
+        ];
+        let values = analysis.and_then(|a| a.get("values"));
+        cells.extend(fields.iter().map(|f| text(values.and_then(|v| v.get(*f)))));
+        out.push_str(&csv_line(&cells));
+    }
+    out
+}
+
 /// One CSV line (CRLF-terminated) of `fields`, quoted where RFC 4180 needs it; a cell a
 /// spreadsheet would run as a formula (`=`, `@`, `+`, `-`, tab, CR first, unless it is a
 /// number such as `+15551234567`) is prefixed with `'`.
@@ -858,7 +1107,10 @@ mod tests {
         assert_eq!(c[0].line, 2);
         assert_eq!(c[0].name.as_deref(), Some("Lee, Jordan"));
         assert_eq!(c[0].time_zone, "America/Los_Angeles");
-        assert_eq!(c[0].vars, json!({"plan": "gold"}).as_object().unwrap().clone());
+        assert_eq!(
+            c[0].vars,
+            json!({"plan": "gold"}).as_object().unwrap().clone()
+        );
         assert_eq!(c[1].line, 3);
         assert_eq!(c[1].name.as_deref(), Some("Says \"hi\"\non two lines"));
         assert!(c[1].vars.is_empty());
@@ -1110,6 +1362,71 @@ mod tests {
     }
 
     #[test]
+    fn campaign_bodies() {
+        let body = json!({"agent_id": "ag_1", "name": "Spring", "provider": "telnyx",
+            "window": {"days": ["mon"], "from": "09:00", "to": "17:00"},
+            "pacing": {"calls_per_minute": 5, "max_concurrent": 2}, "csv": "phone\n"});
+        let req = parse_campaign(&body, &Tzdb).unwrap();
+        assert_eq!(req.provider, DialProvider::Telnyx);
+        assert_eq!(req.contacts, ContactList::Csv("phone\n"));
+        let bad = json!({"name": "", "provider": "bland", "from": "123", "extra": 1,
+            "contacts": [], "csv": "", "window": {}, "pacing": {}});
+        let errors = parse_campaign(&bad, &Tzdb).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "extra",
+            "agent_id",
+            "name",
+            "window.days",
+            "pacing.calls_per_minute",
+            "provider",
+            "from",
+            "csv",
+        ] {
+            assert!(fields.contains(&f), "{f} in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn export_has_a_column_per_analysis_field() {
+        let rows = vec![
+            ExportLine {
+                line: 2,
+                phone: Some("+14155550100".into()),
+                status: "completed".into(),
+                attempts: 1,
+                outcome: Some("completed".into()),
+                duration_seconds: Some(42),
+                analysis: Some(json!({"status": "ok", "success": true,
+                                      "values": {"interested": true, "budget": "1,000"}})),
+                ..Default::default()
+            },
+            ExportLine {
+                line: 3,
+                phone: Some("555".into()),
+                status: "invalid".into(),
+                error: Some("phone \"555\": not E.164".into()),
+                ..Default::default()
+            },
+        ];
+        let csv = export_csv(&rows);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "line,phone,name,email,status,attempts,outcome,duration_seconds,\
+            error,call_id,analysis_success,analysis.budget,analysis.interested"
+        );
+        assert_eq!(
+            lines[1],
+            "2,+14155550100,,,completed,1,completed,42,,,true,\"1,000\",true"
+        );
+        assert_eq!(
+            lines[2],
+            "3,555,,,invalid,0,,,\"phone \"\"555\"\": not E.164\",,,,"
+        );
+    }
+
+    #[test]
     fn controls() {
         use CampaignStatus::*;
         assert_eq!(Control::Pause.apply(Active), Some(Paused));
@@ -1123,7 +1440,14 @@ mod tests {
     #[test]
     fn csv_export_escapes_and_defuses_formulas() {
         assert_eq!(
-            csv_line(&["+14155550100", "Lee, J", "say \"hi\"", "=SUM(A1)", "-12", "@x"]),
+            csv_line(&[
+                "+14155550100",
+                "Lee, J",
+                "say \"hi\"",
+                "=SUM(A1)",
+                "-12",
+                "@x"
+            ]),
             "+14155550100,\"Lee, J\",\"say \"\"hi\"\"\",'=SUM(A1),-12,'@x\r\n"
         );
     }

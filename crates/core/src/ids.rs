@@ -111,10 +111,8 @@ typed_id! {
     RecordingId = "rec";
     /// One event's delivery to one endpoint (`dlv_`; made by D1 in the event outbox).
     DeliveryId = "dlv";
-    /// A campaign.
+    /// A bulk-call campaign (`cmp_`).
     CampaignId = "cmp";
-    /// A campaign's contact.
-    ContactId = "cct";
 }
 
 #[cfg(test)]

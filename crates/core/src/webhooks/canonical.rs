@@ -37,6 +37,11 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.summary.ready",
     "call.analysis.ready",
     "call.recording.ready",
+    "campaign.started",
+    "campaign.paused",
+    "campaign.resumed",
+    "campaign.completed",
+    "campaign.canceled",
 ];
 
 /// Header a Vapi HMAC plan should name as its `messageIdHeader`; its value is the dedupe key.
