@@ -92,6 +92,9 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("POST /api/v1/campaigns/{id}/cancel", Operate(Api::CampaignCancel)),
     route("GET /api/v1/campaigns/{id}/contacts", Read(Api::CampaignContacts)),
     route("GET /api/v1/campaigns/{id}/export", Read(Api::CampaignExport)),
+    route("GET /api/v1/suppressions", Read(Api::SuppressionList)),
+    route("POST /api/v1/suppressions", Operate(Api::SuppressionAdd)),
+    route("DELETE /api/v1/suppressions/{phone}", Operate(Api::SuppressionRemove)),
     // route-table:end
 ];
 

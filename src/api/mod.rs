@@ -15,6 +15,7 @@ mod me;
 mod numbers;
 mod request;
 mod sessions;
+mod suppressions;
 mod tenants;
 mod usage;
 
@@ -110,6 +111,9 @@ pub enum Api {
     CampaignCancel,
     CampaignContacts,
     CampaignExport,
+    SuppressionList,
+    SuppressionAdd,
+    SuppressionRemove,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -224,6 +228,9 @@ async fn call(
         (Api::CampaignExport, [id]) => campaigns::export(app, who, id).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
+        (Api::SuppressionList, []) => suppressions::list(&req, app, who).await,
+        (Api::SuppressionAdd, []) => suppressions::create(&mut req, app, who).await,
+        (Api::SuppressionRemove, [phone]) => suppressions::delete(app, who, phone).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

@@ -29,6 +29,7 @@ pub mod recording;
 pub mod routing;
 pub mod scheduling;
 pub mod session;
+pub mod sms;
 pub mod targets;
 pub mod usage;
 pub mod voice;
