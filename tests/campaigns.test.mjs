@@ -197,7 +197,7 @@ test('a campaign across three zones: window, pacing, pause/resume, overlapping t
   assert.equal(call.body.to, chi[3]);
   assert.equal(call.body.contact.name, 'Chi 3');
   assert.equal(call.body.metadata.campaign_id, campaign.id);
-  assert.deepEqual(call.body.metadata.contact, { plan: 'silver\nplus' });
+  assert.equal(call.body.contact.plan, 'silver\nplus', 'the row\'s columns are the call\'s contact fields');
 
   // The export: one line per row, with the call's outcome.
   const exp = await worker.fetch(`/api/v1/campaigns/${campaign.id}/export`, { headers: { authorization: 'Bearer test-admin-key' } });
@@ -328,6 +328,21 @@ test('another tenant cannot see or control a campaign; viewers only read; bad an
   assert.equal(noneValid.status, 422);
   assert.equal(noneValid.body.error.code, 'no_valid_contacts');
   assert.equal(noneValid.body.error.details[0].line, 1);
+  // The agent's prompt needs {{contact.plan}} and {{contact.name}}: a row without either is
+  // refused by line (never dialled with a gap), the others go ahead.
+  const needy = await worker.api('POST', '/api/v1/agents', {
+    name: 'Needs plan', system_prompt: 'Offer {{contact.name}} the {{contact.plan}} plan.', first_message: 'Hi {{contact.name | there}}!',
+    voice: { provider: 'elevenlabs', voice_id: 'voice_1' }, variables: { contact_fields: ['plan'] },
+  });
+  assert.equal(needy.status, 201, needy.text);
+  const vars = await worker.api('POST', '/api/v1/campaigns', {
+    ...base, agent_id: needy.body.id, window: { ...window, days: ['sun'], time_zone: ZONES.ny },
+    csv: 'phone,name,plan\n+12125550010,Ana,gold\n+12125550011,,gold\n+12125550012,Bo,\n',
+  });
+  assert.equal(vars.status, 201, vars.text);
+  assert.equal(vars.body.import.contacts, 1);
+  assert.deepEqual(vars.body.import.errors.map((e) => [e.line, e.code]), [[3, 'missing_variable'], [4, 'missing_variable']]);
+  assert.match(vars.body.import.errors[1].message, /\{\{contact\.plan\}\}/);
   const badSettings = await worker.api('POST', '/api/v1/campaigns', {
     agent_id: agent.id, name: 'x', window: { days: ['someday'], from: '9', to: '25:00' },
     pacing: { calls_per_minute: 0, max_concurrent: 9999 }, contacts: [],

@@ -1,4 +1,4 @@
-//! `/api/v1/calls`: schedule, list, get (with history and emails), reschedule, cancel.
+//! `/api/v1/calls`: schedule, list, get (with history, emails and reminders), reschedule, cancel.
 //!
 //! Every change to a scheduled call is one D1 batch: the call row (compare-and-set on its status
 //! and sequence), its history row and the email announcing it commit together, so a crash never
@@ -16,6 +16,7 @@ use crate::store::agents;
 use crate::store::call_events;
 use crate::store::calls::{self, Filter};
 use crate::store::emails;
+use crate::store::reminders;
 use crate::store::tenant::Tenant;
 use crate::store::usage;
 use phone_agent_core::analysis::{self, AnalysisFilter};
@@ -52,6 +53,14 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
         .collect();
     body["email"] = emails.last().cloned().unwrap_or(Value::Null);
     body["emails"] = Value::from(emails);
+    body["reminders"] = reminders::for_call(&tenant, id)
+        .await?
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "channel": r.channel, "before_minutes": r.before_minutes,
+                   "due_at": rfc3339(r.due_at), "status": r.status, "email_id": r.email_id})
+        })
+        .collect();
     let used = usage::of_call(&tenant, id).await?;
     body["usage"] = used.map_or(Value::Null, |u| u.to_json());
     body["cost"] = used

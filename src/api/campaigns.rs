@@ -29,6 +29,7 @@ use phone_agent_core::dialing::DialPolicy;
 use phone_agent_core::features::check_schedule;
 use phone_agent_core::ids::CampaignId;
 use phone_agent_core::scheduling::{CallProvider, CallStatus};
+use phone_agent_core::template;
 use serde_json::{json, Map, Value};
 use worker::{Request, Response};
 
@@ -136,10 +137,20 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
         body.get("provider").is_some_and(|p| !p.is_null()),
         false,
     )?;
+    // What the prompt and greeting need (no `| default`): every name is a candidate, the rows
+    // then say which they lack.
+    let required = template::missing_contact_fields(
+        &[
+            &agent.system_prompt,
+            agent.first_message.as_deref().unwrap_or_default(),
+        ],
+        |_| false,
+    );
     let rules = RowRules {
         zones: &IntlZones,
         default_zone: request.window.time_zone.map(|z| z.name()),
         policy: &policy,
+        required_fields: &required,
     };
     let import = request.contacts.read(&rules).map_err(|e| {
         let status = if e.is_too_large() { 413 } else { 422 };

@@ -133,6 +133,7 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
         time_zone: None,
         contact_name: None,
         contact_email: None,
+        contact_fields: None,
         metadata: "{}",
         idempotency_key: None,
         request_hash: None,

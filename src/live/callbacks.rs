@@ -136,6 +136,7 @@ async fn schedule(session: &Rc<Session>, call: &ToolCall) -> Result<Value, Failu
         time_zone: None,
         contact_name: None,
         contact_email: None,
+        contact_fields: None,
         metadata: &metadata,
         idempotency_key: None,
         request_hash: None,

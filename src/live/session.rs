@@ -29,6 +29,7 @@ mod storage;
 use crate::live::speech;
 use crate::platform::app::load_config;
 use crate::platform::http::{json_response, known_carrier, log_line, trace_id, ApiError};
+use crate::platform::zones;
 use crate::store::calls::{self, SessionCall};
 use phone_agent_core::auth::LIVE_SUBPROTOCOL;
 // The carrier by name; `Carrier` here is the media-stream adapter it hands out.
@@ -40,7 +41,9 @@ use phone_agent_core::media::carrier::{Carrier, Frame};
 use phone_agent_core::media::codec::AudioFormat;
 use phone_agent_core::media::transcode::Transcoder;
 use phone_agent_core::providers::deepgram::ListenParams;
+use phone_agent_core::scheduling::Direction;
 use phone_agent_core::session::{Conversation, HangupReason, Input, Turn};
+use phone_agent_core::template::{self, CallFacts};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -392,11 +395,35 @@ impl Session {
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok())
             .unwrap_or_else(|| json!({}));
-        let setup = agent_setup(
-            row.system_prompt.as_deref().unwrap_or_default(),
-            row.first_message.as_deref(),
-            &config,
-        );
+        // The prompt and greeting are filled with this call's variables once, here (one pass:
+        // a value is never read as a variable again).
+        let fields = template::stored_fields(row.contact_fields.as_deref());
+        let outbound = row.direction == Direction::Outbound;
+        let values = CallFacts {
+            contact_name: row.contact_name.as_deref(),
+            contact_email: row.contact_email.as_deref(),
+            contact_phone: if outbound {
+                Some(&row.to_number)
+            } else {
+                row.from_number.as_deref()
+            },
+            contact_fields: &fields,
+            to: &row.to_number,
+            from: row.from_number.as_deref(),
+            direction: row.direction.as_str(),
+            start_at: chrono::DateTime::from_timestamp_millis(
+                row.start_at.filter(|_| outbound).unwrap_or(row.created_at),
+            ),
+            zone: zones::zone(row.time_zone.as_deref()),
+            agent_name: row.agent_name.as_deref(),
+        }
+        .values();
+        let prompt = template::render(row.system_prompt.as_deref().unwrap_or_default(), &values);
+        let greeting = row
+            .first_message
+            .as_deref()
+            .map(|m| template::render(m, &values));
+        let setup = agent_setup(&prompt, greeting.as_deref(), &config);
         if !setup.warnings.is_empty() {
             log_line(
                 json!({"level": "warn", "msg": "agent config", "call_id": call_id,

@@ -18,6 +18,7 @@ use phone_agent_core::scheduling::bland::{
 };
 use phone_agent_core::scheduling::dispatch::ATTEMPT_KEY;
 use phone_agent_core::scheduling::CallStatus;
+use phone_agent_core::template::{self, CallFacts};
 use phone_agent_core::webhooks::callback::{signed_query, CallbackKey, CALLBACK_VALIDITY_SECS};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -70,11 +71,31 @@ pub async fn submit_bland(
     });
     let start_at =
         chrono::DateTime::from_timestamp_millis(call.start_at.unwrap_or(now)).unwrap_or_default();
+    // Bland speaks the prompt and greeting as given: filled with this call's variables first.
+    let fields = template::stored_fields(call.contact_fields.as_deref());
+    let values = CallFacts {
+        contact_name: call.contact_name.as_deref(),
+        contact_email: call.contact_email.as_deref(),
+        contact_phone: Some(&call.to_number),
+        contact_fields: &fields,
+        to: &call.to_number,
+        from: call.from_number.as_deref(),
+        direction: call.direction.as_str(),
+        start_at: Some(start_at),
+        zone: zones::zone(call.time_zone.as_deref()),
+        agent_name: Some(&agent.name),
+    }
+    .values();
+    let task = template::render(&agent.system_prompt, &values);
+    let first_sentence = agent
+        .first_message
+        .as_deref()
+        .map(|m| template::render(m, &values));
     let body = send_call_body(&SendCall {
         call_id: call.id.as_str(),
         phone_number: &call.to_number,
-        script: Script::Task(&agent.system_prompt),
-        first_sentence: agent.first_message.as_deref(),
+        script: Script::Task(&task),
+        first_sentence: first_sentence.as_deref(),
         voice: voice_id(&agent_config),
         from: call.from_number.as_deref(),
         start_at,

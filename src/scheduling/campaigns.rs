@@ -139,10 +139,7 @@ async fn claim(
         None => new_id()?,
     };
     let token = new_token("clm", getrandom::getrandom)?;
-    let vars: Value = serde_json::from_str(&contact.vars).unwrap_or_else(|_| json!({}));
-    let metadata = json!({"campaign_id": campaign.id, "contact_line": contact.line,
-                          "contact": vars})
-    .to_string();
+    let metadata = json!({"campaign_id": campaign.id, "contact_line": contact.line}).to_string();
     let call = NewCall {
         id: &call_id,
         agent_id: Some(&campaign.agent_id),
@@ -157,6 +154,8 @@ async fn claim(
         contact_name: contact.name.as_deref(),
         contact_email: contact.email.as_deref(),
         metadata: &metadata,
+        // The row's other columns: the `{{contact.*}}` variables the session fills in.
+        contact_fields: Some(&contact.vars),
         idempotency_key: None,
         request_hash: None,
         base_url: Some(&campaign.base_url),

@@ -6,4 +6,5 @@ pub mod campaigns;
 pub mod dispatch;
 pub mod emails;
 pub mod recordings;
+pub mod reminders;
 pub mod scheduler;

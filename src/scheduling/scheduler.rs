@@ -1,11 +1,11 @@
-//! Timed work: webhook retries, campaign ticks, call dispatch, confirmation emails and recording downloads run
+//! Timed work: webhook retries, campaign ticks, call dispatch, reminders, confirmation emails and recording downloads run
 //! when due. One `Scheduler` Durable Object keeps an alarm at the earliest due time, so sub-minute retries
 //! do not wait for the next cron tick; the every-minute cron runs the same sweep as a safety
 //! net. Work items are leased in D1, so the alarm and cron overlapping never double-sends.
 
 use crate::pipeline::forwarding;
 use crate::platform::http::{log_line, now_ms, ApiError};
-use crate::scheduling::{campaigns, dispatch, emails, recordings};
+use crate::scheduling::{campaigns, dispatch, emails, recordings, reminders};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -30,6 +30,11 @@ pub async fn run_due(env: &Env) {
         Ok(_) => {}
         Err(e) => log_line(json!({"level": "error", "msg": "due calls", "error": e.message})),
     }
+    match reminders::hand_over_due(env).await {
+        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "reminders due", "count": n})),
+        Ok(_) => {}
+        Err(e) => log_line(json!({"level": "error", "msg": "due reminders", "error": e.message})),
+    }
     match emails::send_due(env).await {
         Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "emails sent", "count": n})),
         Ok(_) => {}
@@ -51,6 +56,7 @@ pub async fn next_due(env: &Env) -> std::result::Result<Option<i64>, ApiError> {
         forwarding::next_due(&db).await?,
         dispatch::next_due(&db).await?,
         emails::next_due(&db).await?,
+        reminders::next_due(&db).await?,
         recordings::next_due(&db).await?,
         campaigns::next_due(&db).await?,
     ];

@@ -8,6 +8,7 @@ use crate::store::db::{self, row, Arg};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::page::{self, listed, Page, PageOf};
+use crate::store::reminders::{self, NewReminder};
 use crate::store::tenant::Tenant;
 use phone_agent_core::analysis::{AnalysisFilter, AnalysisStatus, FilterValue};
 use phone_agent_core::auth::new_token;
@@ -58,6 +59,8 @@ row! {
         analysis: Option<String>,
         /// How the number routed an incoming call (`phone_agent_core::hours::Routing`).
         routing: Option<String>,
+        /// Declared contact fields, a JSON object of strings (`template::contact_field_values`).
+        contact_fields: Option<String>,
     }
 }
 
@@ -211,6 +214,8 @@ pub struct NewCall<'a> {
     pub time_zone: Option<&'a str>,
     pub contact_name: Option<&'a str>,
     pub contact_email: Option<&'a str>,
+    /// Declared contact fields, JSON object text.
+    pub contact_fields: Option<&'a str>,
     /// JSON object text.
     pub metadata: &'a str,
     pub idempotency_key: Option<&'a str>,
@@ -253,15 +258,18 @@ pub(in crate::store) fn insert(
         &call.base_url,
     ];
     args.extend_from_slice(extra);
+    // After the extras, so their placeholders (from `?19`) stay where callers wrote them.
+    let contact_fields = format!("?{}", args.len() + 1);
+    args.push(&call.contact_fields);
     db::stmt(
         tenant.db(),
         &format!(
             "INSERT INTO calls (tenant_id, id, agent_id, direction, provider, to_number, from_number,
                start_at, time_zone, contact_name, contact_email, metadata, idempotency_key,
                request_hash, created_at, updated_at, provider_call_id, status, base_url, attempt,
-               ics_sequence)
+               ics_sequence, contact_fields)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16,
-               ?17, ?18, 1, 0
+               ?17, ?18, 1, 0, {contact_fields}
              WHERE {only_if}
              ON CONFLICT DO NOTHING"
         ),
@@ -276,12 +284,14 @@ pub async fn schedule(
     call: &NewCall<'_>,
     detail: &Value,
     email: Option<&NewEmail<'_>>,
+    reminders: &[NewReminder],
 ) -> Result<bool, StoreError> {
     let db = tenant.db();
     let event =
         Event::new(call.id, "status", "api", detail, call.now).moving(None, CallStatus::Scheduled);
     // The call id is fresh: it exists only if this request's insert won.
-    let email = queue_email(db, email, "SELECT 1 FROM calls WHERE id = ?", &[call.id])?;
+    let mut email = queue_email(db, email, "SELECT 1 FROM calls WHERE id = ?", &[call.id])?;
+    email.extend(reminders::plan(tenant, call.id, reminders, call.now)?);
     call_events::commit(
         db,
         insert(tenant, call, "1", &[])?,
@@ -404,7 +414,8 @@ const OVER_QUOTA: &str = phone_agent_core::usage::OverQuota::REASON;
 /// Moves the tenant's scheduled `call` to `start_at` (and `time_zone`, if given) as ICS
 /// `sequence`, with its history entry and email, if `call` is still what the caller read
 /// (compare-and-set on status, sequence and attempt: a dispatch, retry or another reschedule
-/// that got there first wins). A Bland call loses Bland's id: it is submitted again.
+/// that got there first wins). A Bland call loses Bland's id: it is submitted again. Its
+/// reminders move with it.
 pub async fn reschedule(
     tenant: &Tenant,
     call: &Call,
@@ -434,21 +445,24 @@ pub async fn reschedule(
     )?;
     let event = Event::new(&call.id, "reschedule", "api", detail, now)
         .moving(Some(CallStatus::Scheduled), CallStatus::Scheduled);
-    let email = queue_email(
+    let mut email = queue_email(
         db,
         email,
         "SELECT 1 FROM calls WHERE id = ? AND ics_sequence = ? AND updated_at = ?",
         &[&call.id, &sequence, &now],
     )?;
+    email.push(reminders::moved(db, &call.id, start_at, sequence, now)?);
     call_events::commit(db, change, (&event, When::Changed), email).await
 }
 
-/// After a cancel: the call's ICS `sequence` moves on, with the cancellation email (if any).
+/// After a cancel: the call's ICS `sequence` moves on, with the cancellation email (if any);
+/// its reminders are cancelled.
 pub async fn cancelled(
     tenant: &Tenant,
     call_id: &CallId,
     sequence: i64,
     email: Option<&NewEmail<'_>>,
+    now: i64,
 ) -> Result<(), StoreError> {
     let db = tenant.db();
     let mut statements = vec![tenant.stmt(
@@ -461,6 +475,7 @@ pub async fn cancelled(
         "SELECT 1 FROM calls WHERE id = ?",
         &[call_id],
     )?);
+    statements.push(reminders::cancelled(db, call_id, now)?);
     db::batch(db, statements).await?;
     Ok(())
 }
@@ -616,6 +631,14 @@ pub struct SessionCall {
     pub system_prompt: Option<String>,
     pub first_message: Option<String>,
     pub config: Option<String>,
+    /// What the prompt and greeting are filled with (see `template::CallFacts`).
+    pub agent_name: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub contact_fields: Option<String>,
+    pub start_at: Option<i64>,
+    pub time_zone: Option<String>,
+    pub created_at: i64,
 }
 
 /// Call `id` with its agent, for the media session (one read on the connect path).
@@ -626,7 +649,9 @@ pub async fn for_session_unscoped(
     db::first(
         db,
         "SELECT c.id, c.tenant_id, c.direction, c.status, c.to_number, c.from_number,
-                c.stream_token, a.system_prompt, a.first_message, a.config
+                c.stream_token, a.system_prompt, a.first_message, a.config, a.name AS agent_name,
+                c.contact_name, c.contact_email, c.contact_fields, c.start_at, c.time_zone,
+                c.created_at
          FROM calls c LEFT JOIN agents a ON a.id = c.agent_id WHERE c.id = ?1",
         &[&id],
     )

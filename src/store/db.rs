@@ -4,7 +4,7 @@
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
     AgentId, CallId, CampaignId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId,
-    RecordingId, TenantId,
+    RecordingId, ReminderId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -122,7 +122,8 @@ id_args!(
     KeyId,
     EmailId,
     DeliveryId,
-    RecordingId
+    RecordingId,
+    ReminderId
 );
 
 impl<T: Arg + ?Sized> Arg for &T {

@@ -34,6 +34,40 @@ pub(in crate::store) fn queue(
     only_if: &str,
     only_if_args: &[&dyn Arg],
 ) -> Result<Vec<D1PreparedStatement>, StoreError> {
+    let call_email_status = if email.request.is_err() {
+        "failed"
+    } else {
+        "pending"
+    };
+    let mut supersede_args: Vec<&dyn Arg> = vec![&email.now, &email.call_id];
+    supersede_args.extend_from_slice(only_if_args);
+    Ok(vec![
+        db::stmt(
+            db,
+            &format!(
+                "UPDATE emails SET status = 'superseded', next_attempt_at = NULL, updated_at = ?1
+                 WHERE call_id = ?2 AND status = 'pending' AND EXISTS ({only_if})"
+            ),
+            &supersede_args,
+        )?,
+        insert(db, email, only_if, only_if_args)?,
+        db::stmt(
+            db,
+            "UPDATE calls SET email_status = ?1 WHERE id = ?2
+               AND EXISTS (SELECT 1 FROM emails WHERE id = ?3)",
+            &[&call_email_status, &email.call_id, &email.id],
+        )?,
+    ])
+}
+
+/// The insert of `email` into the outbox, only if `only_if` selects a row (placeholders from
+/// `?13`) and no email has its idempotency key yet; stored dead when it has no body.
+pub(in crate::store) fn insert(
+    db: &D1Database,
+    email: &NewEmail<'_>,
+    only_if: &str,
+    only_if_args: &[&dyn Arg],
+) -> Result<D1PreparedStatement, StoreError> {
     let (status, request, error, next) = match &email.request {
         Ok(body) => ("pending", body.as_str(), None, Some(email.now)),
         Err(e) => ("dead", "{}", Some(e.as_str()), None),
@@ -54,40 +88,17 @@ pub(in crate::store) fn queue(
         &email.now,
     ];
     insert_args.extend_from_slice(only_if_args);
-    let call_email_status = if status == "dead" {
-        "failed"
-    } else {
-        "pending"
-    };
-    let mut supersede_args: Vec<&dyn Arg> = vec![&email.now, &email.call_id];
-    supersede_args.extend_from_slice(only_if_args);
-    Ok(vec![
-        db::stmt(
-            db,
-            &format!(
-                "UPDATE emails SET status = 'superseded', next_attempt_at = NULL, updated_at = ?1
-                 WHERE call_id = ?2 AND status = 'pending' AND EXISTS ({only_if})"
-            ),
-            &supersede_args,
-        )?,
-        db::stmt(
-            db,
-            &format!(
-                "INSERT INTO emails (id, tenant_id, call_id, kind, sequence, idempotency_key, to_email,
-                   request, status, next_attempt_at, last_error, created_at, updated_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12
-                 WHERE EXISTS ({only_if})
-                 ON CONFLICT (idempotency_key) DO NOTHING"
-            ),
-            &insert_args,
-        )?,
-        db::stmt(
-            db,
-            "UPDATE calls SET email_status = ?1 WHERE id = ?2
-               AND EXISTS (SELECT 1 FROM emails WHERE id = ?3)",
-            &[&call_email_status, &email.call_id, &email.id],
-        )?,
-    ])
+    db::stmt(
+        db,
+        &format!(
+            "INSERT INTO emails (id, tenant_id, call_id, kind, sequence, idempotency_key, to_email,
+               request, status, next_attempt_at, last_error, created_at, updated_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12
+             WHERE EXISTS ({only_if})
+             ON CONFLICT (idempotency_key) DO NOTHING"
+        ),
+        &insert_args,
+    )
 }
 
 row! {

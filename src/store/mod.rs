@@ -21,6 +21,7 @@ pub mod live_tickets;
 pub mod numbers;
 pub mod page;
 pub mod recordings;
+pub mod reminders;
 pub mod suppressions;
 pub mod tenant;
 pub mod tenants;

@@ -31,7 +31,7 @@ pub struct AgentSpec {
     pub name: String,
     pub system_prompt: String,
     pub first_message: Option<String>,
-    /// `{voice?, llm?, retry?, …, analysis?}`, only the validated parts.
+    /// `{voice?, llm?, retry?, …, analysis?, …, variables?, reminders?}`, only the validated parts.
     pub config: Value,
 }
 
@@ -147,6 +147,33 @@ pub fn parse_agent_for(
             Err(e) => errors.extend(e),
         },
     }
+    let variables = variables(obj, &mut errors);
+    if let Some(variables) = &variables {
+        config.insert("variables".into(), variables.clone());
+    }
+    // Every variable of the prompt and greeting must be one a call can fill: checked against the
+    // declared contact fields, so a typo is refused here rather than spoken as nothing.
+    let known = template_known(&Value::Object(config.clone()));
+    for (field, text) in [
+        ("system_prompt", system_prompt.as_deref()),
+        ("first_message", first_message.as_deref()),
+    ] {
+        if let Err(found) = crate::template::validate(text.unwrap_or_default(), &known) {
+            errors.extend(
+                found
+                    .iter()
+                    .map(|e| FieldError::new(field, e.code(), format!("{field}: {e}"))),
+            );
+        }
+    }
+    if let Some(reminders) = sub_object(obj, "reminders", &mut errors) {
+        match crate::reminders::parse_settings(reminders) {
+            Ok(reminders) => {
+                config.insert("reminders".into(), reminders);
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
     match (name, system_prompt) {
         (Some(name), Some(system_prompt)) if errors.is_empty() => Ok(AgentSpec {
             name,
@@ -156,6 +183,80 @@ pub fn parse_agent_for(
         }),
         _ => Err(errors),
     }
+}
+
+/// Most contact fields an agent may declare.
+const MAX_CONTACT_FIELDS: usize = 50;
+
+/// `variables`: `{contact_fields: [name, …]}`, the contact fields beyond name, email and phone
+/// its prompt and greeting may use (`{{contact.<field>}}`); `None` when absent.
+fn variables(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let variables = sub_object(obj, "variables", errors)?;
+    let invalid = |errors: &mut Vec<FieldError>, message: String| {
+        errors.push(FieldError::new(
+            "variables.contact_fields",
+            "invalid_value",
+            message,
+        ));
+        None
+    };
+    let list = match variables.get("contact_fields") {
+        None | Some(Value::Null) => return Some(json!({"contact_fields": []})),
+        Some(Value::Array(list)) if list.len() <= MAX_CONTACT_FIELDS => list,
+        Some(_) => {
+            return invalid(
+                errors,
+                format!(
+                "variables.contact_fields is a list of at most {MAX_CONTACT_FIELDS} field names"
+            ),
+            )
+        }
+    };
+    let mut fields: Vec<&str> = Vec::new();
+    for item in list {
+        match item.as_str() {
+            Some(f) if crate::template::CONTACT_BUILTINS.contains(&f) => {
+                return invalid(
+                    errors,
+                    format!("variables.contact_fields: {f} is always known, do not declare it"),
+                )
+            }
+            Some(f) if crate::template::is_field_name(f) => {
+                if !fields.contains(&f) {
+                    fields.push(f);
+                }
+            }
+            _ => {
+                return invalid(
+                    errors,
+                    format!(
+                        "variables.contact_fields: {item} is not a field name (a letter or _, then letters, digits or _, at most {} characters)",
+                        crate::template::MAX_FIELD_CHARS
+                    ),
+                )
+            }
+        }
+    }
+    Some(json!({ "contact_fields": fields }))
+}
+
+/// The contact fields an agent's stored config declares (beyond name, email and phone).
+pub fn contact_fields(config: &Value) -> Vec<String> {
+    config
+        .pointer("/variables/contact_fields")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The variable names an agent's prompt and greeting may use, given its stored config.
+pub fn template_known(config: &Value) -> crate::template::Known {
+    crate::template::Known::with_contact_fields(contact_fields(config))
 }
 
 /// The retry policy in an agent's stored config; the default (2 retries, 10 min) when absent.
@@ -751,6 +852,81 @@ mod tests {
                 ("stt".to_owned(), "invalid_value"),
             ]
         );
+    }
+
+    #[test]
+    fn variables_are_checked_against_the_declared_contact_fields() {
+        let body = json!({"name": "A", "system_prompt": "Call {{contact.nmae}} at {{ contact.company }}.",
+                          "first_message": "Hi {{contact.name | there}} {{call.nope}}"});
+        let errors = parse_agent(&body).unwrap_err();
+        let found: Vec<(&str, &str, &str)> = errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code, e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "system_prompt",
+                    "unknown_variable",
+                    "system_prompt: unknown variable {{contact.nmae}} at line 1, column 6"
+                ),
+                (
+                    "system_prompt",
+                    "unknown_variable",
+                    "system_prompt: unknown variable {{contact.company}} at line 1, column 26"
+                ),
+                (
+                    "first_message",
+                    "unknown_variable",
+                    "first_message: unknown variable {{call.nope}} at line 1, column 29"
+                ),
+            ]
+        );
+        let declared = json!({"name": "A", "system_prompt": "Call {{contact.name}} at {{ contact.company }}.",
+                              "variables": {"contact_fields": ["company", "company"]}});
+        let spec = parse_agent(&declared).unwrap();
+        assert_eq!(
+            spec.config["variables"],
+            json!({"contact_fields": ["company"]})
+        );
+        assert_eq!(contact_fields(&spec.config), vec!["company".to_owned()]);
+        for bad in [
+            json!(["name"]),
+            json!(["first name"]),
+            json!("company"),
+            json!([1]),
+        ] {
+            let body =
+                json!({"name": "A", "system_prompt": "P", "variables": {"contact_fields": bad}});
+            let errors = parse_agent(&body).unwrap_err();
+            assert_eq!(errors[0].field, "variables.contact_fields", "{bad}");
+        }
+        let malformed = json!({"name": "A", "system_prompt": "JSON like {{\"a\": 1}}"});
+        assert_eq!(
+            parse_agent(&malformed).unwrap_err()[0].code,
+            "malformed_variable"
+        );
+        let escaped = json!({"name": "A", "system_prompt": "JSON like \\{{\"a\": 1}}"});
+        assert!(parse_agent(&escaped).is_ok());
+    }
+
+    #[test]
+    fn reminders_are_stored_validated() {
+        let body = json!({"name": "A", "system_prompt": "P",
+                          "reminders": {"before_minutes": [60, 1440], "channels": ["email"]}});
+        let spec = parse_agent(&body).unwrap();
+        assert_eq!(
+            spec.config["reminders"],
+            json!({"before_minutes": [1440, 60], "channels": ["email"]})
+        );
+        let bad = json!({"name": "A", "system_prompt": "P", "reminders": {"before_minutes": [0]}});
+        assert_eq!(
+            parse_agent(&bad).unwrap_err()[0].field,
+            "reminders.before_minutes"
+        );
+        let bad = json!({"name": "A", "system_prompt": "P", "reminders": [60]});
+        assert_eq!(parse_agent(&bad).unwrap_err()[0].field, "reminders");
     }
 
     #[test]

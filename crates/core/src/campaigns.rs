@@ -121,6 +121,9 @@ pub struct RowRules<'a> {
     pub default_zone: Option<&'static str>,
     /// The agent's dialling rules (its allowed countries).
     pub policy: &'a DialPolicy,
+    /// Contact fields the agent's prompt or greeting uses without a default
+    /// (`template::missing_contact_fields`): a row without one is refused, not heard with a gap.
+    pub required_fields: &'a [String],
 }
 
 /// Reads a CSV contact list: RFC 4180 (quoted fields with commas, quotes and line breaks, CRLF
@@ -319,6 +322,32 @@ impl<'a, 'r> Reader<'a, 'r> {
                     &phone,
                 ));
             }
+        }
+        let missing: Vec<&str> = self
+            .rules
+            .required_fields
+            .iter()
+            .map(String::as_str)
+            .filter(|f| match *f {
+                "name" => name.is_none(),
+                "email" => email.is_none(),
+                "phone" => false,
+                other => !vars.contains_key(other),
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(fail(
+                "missing_variable",
+                format!(
+                    "the agent's prompt or first message uses {} without a default",
+                    missing
+                        .iter()
+                        .map(|f| format!("{{{{contact.{f}}}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                &phone,
+            ));
         }
         Ok(Contact {
             line,
@@ -1085,6 +1114,7 @@ mod tests {
             zones: &Tzdb,
             default_zone: Some("America/New_York"),
             policy,
+            required_fields: &[],
         }
     }
 
@@ -1149,6 +1179,23 @@ mod tests {
         );
         assert!(import.errors[5].reason.contains("line 2"));
         assert_eq!(import.errors[0].phone.as_deref(), Some("555-0100"));
+    }
+
+    #[test]
+    fn rows_without_a_variable_the_agent_needs_are_refused() {
+        let policy = DialPolicy::anywhere();
+        let required = vec!["name".to_owned(), "plan".to_owned()];
+        let rules = RowRules {
+            required_fields: &required,
+            ..rules(&policy)
+        };
+        let text = "phone,name,plan\n+14155550100,Ana,gold\n+14155550101,,gold\n+14155550102,Bo,\n";
+        let import = parse_csv(text, &rules).unwrap();
+        assert_eq!(import.contacts.len(), 1);
+        let got: Vec<(u32, &str)> = import.errors.iter().map(|e| (e.line, e.code)).collect();
+        assert_eq!(got, vec![(3, "missing_variable"), (4, "missing_variable")]);
+        assert!(import.errors[0].reason.contains("{{contact.name}}"));
+        assert!(import.errors[1].reason.contains("{{contact.plan}}"));
     }
 
     #[test]

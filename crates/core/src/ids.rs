@@ -109,6 +109,8 @@ typed_id! {
     EmailId = "eml";
     /// A call recording and the job storing it (`rec_`).
     RecordingId = "rec";
+    /// A reminder before a scheduled call (`rem_`).
+    ReminderId = "rem";
     /// One event's delivery to one endpoint (`dlv_`; made by D1 in the event outbox).
     DeliveryId = "dlv";
     /// A bulk-call campaign (`cmp_`).

@@ -11,6 +11,15 @@ use serde_json::{json, Value};
 
 /// The API's JSON for `call`.
 pub(super) fn render(call: &Call) -> Value {
+    // Declared contact fields sit beside name and email, as the request gave them.
+    let mut contact = call
+        .contact_fields
+        .as_deref()
+        .and_then(|f| serde_json::from_str::<Value>(f).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    contact["name"] = json!(call.contact_name);
+    contact["email"] = json!(call.contact_email);
     json!({
         "id": call.id,
         "status": call.status,
@@ -22,7 +31,7 @@ pub(super) fn render(call: &Call) -> Value {
         "provider_call_id": call.provider_call_id,
         "start_at": call.start_at.map(rfc3339),
         "time_zone": call.time_zone,
-        "contact": {"name": call.contact_name, "email": call.contact_email},
+        "contact": contact,
         "metadata": serde_json::from_str::<Value>(&call.metadata).unwrap_or_else(|_| json!({})),
         "attempt": call.attempt,
         "sequence": call.ics_sequence,

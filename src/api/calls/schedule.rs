@@ -13,22 +13,26 @@ use crate::platform::http::{
 use crate::platform::zones::IntlZones;
 use crate::scheduling::bland;
 use crate::scheduling::emails::{self, EmailFacts};
+use crate::scheduling::reminders as reminders_sweep;
 use crate::store::agents;
 use crate::store::audit;
 use crate::store::call_events::{self, Event};
 use crate::store::calls::{self, Call, NewCall};
 use crate::store::numbers;
+use crate::store::reminders::NewReminder;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::allowed_countries;
 use phone_agent_core::dialing::DialPolicy;
 use phone_agent_core::features::check_schedule;
 use phone_agent_core::ids::CallId;
+use phone_agent_core::reminders::{self, Channel};
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
     parse_reschedule, parse_schedule, request_fingerprint, DialProvider, FieldError,
 };
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
+use phone_agent_core::template;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -77,7 +81,16 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
 
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
-    let request = parse_schedule(&body, now_utc, &IntlZones).map_err(field_errors)?;
+    let parsed = parse_schedule(&body, now_utc, &IntlZones);
+    let fields = template::contact_field_values(body.get("contact"));
+    let (request, contact_fields) = match (parsed, fields) {
+        (Ok(request), Ok(fields)) => (request, fields),
+        (parsed, fields) => {
+            let mut errors = parsed.err().unwrap_or_default();
+            errors.extend(fields.err().unwrap_or_default());
+            return Err(field_errors(errors));
+        }
+    };
     let Some(agent) = agents::get(&tenant, &request.agent_id).await? else {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
@@ -91,6 +104,37 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
         if let Err(refusal) = DialPolicy::only(countries).check(&request.to) {
             return Err(field_errors(vec![FieldError::refused("to", &refusal)]));
         }
+    }
+    // A variable the prompt or greeting needs (no `| default`) must have a value now: refused
+    // here rather than heard as a gap.
+    let missing = template::missing_contact_fields(
+        &[
+            &agent.system_prompt,
+            agent.first_message.as_deref().unwrap_or_default(),
+        ],
+        |field| match field {
+            "name" => request.contact_name.is_some(),
+            "email" => request.contact_email.is_some(),
+            "phone" => true,
+            other => contact_fields.contains_key(other),
+        },
+    );
+    if !missing.is_empty() {
+        return Err(field_errors(
+            missing
+                .iter()
+                .map(|f| {
+                    FieldError::new(
+                        &format!("contact.{f}"),
+                        "missing_variable",
+                        format!(
+                            "the agent's prompt or first message uses {{{{contact.{f}}}}} without a \
+                             default: give contact.{f} or write {{{{contact.{f} | default}}}}"
+                        ),
+                    )
+                })
+                .collect(),
+        ));
     }
     let from = match &request.from {
         Some(from) => Some(from.clone()),
@@ -120,6 +164,8 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     let start_at = request.start_at.timestamp_millis();
     let provider = CallProvider::from(request.provider);
     let metadata = request.metadata.to_string();
+    let contact_fields = (!contact_fields.is_empty())
+        .then(|| serde_json::to_string(&contact_fields).unwrap_or_default());
     let call = NewCall {
         id: &id,
         agent_id: Some(&agent.id),
@@ -133,6 +179,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
         time_zone: request.time_zone.as_deref(),
         contact_name: request.contact_name.as_deref(),
         contact_email: request.contact_email.as_deref(),
+        contact_fields: contact_fields.as_deref(),
         metadata: &metadata,
         idempotency_key: idempotency_key.as_deref(),
         request_hash: Some(&fingerprint),
@@ -161,8 +208,9 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
         }
         None => None,
     };
+    let reminders = plan_reminders(&agent_config, &request.contact_email, start_at, now)?;
     let detail = json!({"start_at": rfc3339(start_at), "provider": provider, "attempt": 1});
-    if !calls::schedule(&tenant, &call, &detail, email.as_ref()).await? {
+    if !calls::schedule(&tenant, &call, &detail, email.as_ref(), &reminders).await? {
         // A concurrent request with the same key won the insert.
         let key = idempotency_key.unwrap_or_default();
         let existing = calls::by_idempotency_key(&tenant, &key)
@@ -198,8 +246,37 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     Ok(json_response(201, &render(&row)))
 }
 
-/// After the answer: send the call's pending emails, arm the scheduler for its start, and hand
-/// a Bland call to Bland.
+/// The reminders the agent's settings give a call starting at `start_at`, scheduled at `now`:
+/// e-mail ones only with the contact's address.
+fn plan_reminders(
+    agent_config: &Value,
+    contact_email: &Option<String>,
+    start_at: i64,
+    now: i64,
+) -> Result<Vec<NewReminder>, ApiError> {
+    let Some(settings) = reminders::settings(agent_config) else {
+        return Ok(Vec::new());
+    };
+    reminders::plan(&settings, start_at, now, |channel| match channel {
+        Channel::Email => contact_email.is_some(),
+        Channel::Sms => false,
+    })
+    .into_iter()
+    .map(|p| {
+        Ok(NewReminder {
+            id: new_id()?,
+            channel: p.channel,
+            before_minutes: p.before_minutes,
+            start_at,
+            due_at: p.due_at,
+            skipped: p.skipped,
+        })
+    })
+    .collect()
+}
+
+/// After the answer: send the call's pending emails, arm the scheduler for its start (and its
+/// earliest reminder), and hand a Bland call to Bland.
 fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
     let env = app.env.clone();
     let call_id = call_id.to_owned();
@@ -217,6 +294,14 @@ fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
             }
         }
         alarm::wake_at(&env, start_at).await;
+        // A reminder is due before the call: the scheduler wakes for the earliest one too.
+        let reminder = match env.d1("DB") {
+            Ok(db) => reminders_sweep::next_due(&db).await.ok().flatten(),
+            Err(_) => None,
+        };
+        if let Some(at) = reminder {
+            alarm::wake_at(&env, at).await;
+        }
     });
 }
 
@@ -377,7 +462,7 @@ pub(in crate::api) async fn cancel(app: &App, who: &Principal, id: &str) -> ApiR
         )?),
         None => None,
     };
-    calls::cancelled(&tenant, &row.id, sequence, email.as_ref()).await?;
+    calls::cancelled(&tenant, &row.id, sequence, email.as_ref(), now).await?;
     if let (true, Some(old)) = (
         row.provider == CallProvider::Bland,
         row.provider_call_id.clone(),

@@ -21,6 +21,8 @@ pub enum EmailKind {
     Rescheduled,
     /// The call was canceled.
     Canceled,
+    /// A reminder before the call (an agent's `reminders`), sent by the reminder sweep.
+    Reminder,
 }
 
 impl EmailKind {
@@ -30,6 +32,7 @@ impl EmailKind {
             EmailKind::Scheduled => "scheduled",
             EmailKind::Rescheduled => "rescheduled",
             EmailKind::Canceled => "canceled",
+            EmailKind::Reminder => "reminder",
         }
     }
 
@@ -37,7 +40,9 @@ impl EmailKind {
     pub fn method(self) -> InviteMethod {
         match self {
             EmailKind::Canceled => InviteMethod::Cancel,
-            EmailKind::Scheduled | EmailKind::Rescheduled => InviteMethod::Request,
+            EmailKind::Scheduled | EmailKind::Rescheduled | EmailKind::Reminder => {
+                InviteMethod::Request
+            }
         }
     }
 }
@@ -111,6 +116,7 @@ pub fn confirmation_email(email: &CallEmail) -> Result<Value, EmailError> {
         EmailKind::Scheduled => format!("Call scheduled: {when}"),
         EmailKind::Rescheduled => format!("Call rescheduled: {when}"),
         EmailKind::Canceled => format!("Call canceled: {when}"),
+        EmailKind::Reminder => format!("Reminder: call on {when}"),
     };
     let text = paragraphs(email, &when, Cow::Borrowed).join("\n\n");
     let mut html: String = paragraphs(email, &when, html_escape)
@@ -175,11 +181,13 @@ fn paragraphs<'a>(
         EmailKind::Scheduled => format!("{agent} will call you at {phone} on {when}."),
         EmailKind::Rescheduled => format!("{agent}'s call to {phone} has moved to {when}."),
         EmailKind::Canceled => format!("{agent}'s call to {phone} on {when} is canceled."),
+        EmailKind::Reminder => format!("A reminder: {agent} will call you at {phone} on {when}."),
     };
     let calendar = match email.kind {
         EmailKind::Scheduled => "The attached invitation adds it to your calendar.",
         EmailKind::Rescheduled => "The attached invitation updates your calendar.",
         EmailKind::Canceled => "The attached cancellation removes it from your calendar.",
+        EmailKind::Reminder => "The attached invitation is the one you already have.",
     };
     vec![
         greeting,
