@@ -46,16 +46,17 @@ test('start a campaign from a CSV file, follow it, pause, resume, export and can
   assert.deepEqual(stored.window.days, ['sat']);
   assert.equal(stored.progress.invalid, 1);
   const row = page.locator(`tr[data-id="${stored.id}"]`);
-  await row.getByText('active').waitFor();
+  const status = row.locator('td[data-label="Status"]');
+  await status.getByText('active').waitFor();
   assert.equal(await row.locator('progress').getAttribute('max'), '3');
 
   const { overflow } = await shotBoth(page, 'campaigns');
   assert.ok(overflow <= 0, `no horizontal overflow at 390 px (${overflow} px)`);
 
   await row.getByRole('button', { name: 'Pause Spring renewals' }).click();
-  await row.getByText('paused').waitFor();
+  await status.getByText('paused').waitFor();
   await row.getByRole('button', { name: 'Resume Spring renewals' }).click();
-  await row.getByText('active').waitFor();
+  await status.getByText('active').waitFor();
 
   const download = page.waitForEvent('download');
   await row.getByRole('button', { name: 'Download results of Spring renewals' }).click();
@@ -66,7 +67,7 @@ test('start a campaign from a CSV file, follow it, pause, resume, export and can
 
   page.once('dialog', (d) => d.accept());
   await row.getByRole('button', { name: 'Cancel Spring renewals' }).click();
-  await row.getByText('canceled').waitFor();
+  await status.getByText('canceled').waitFor();
   await eventually(async () => (await worker.api('GET', `/api/v1/campaigns/${stored.id}`)).body.status === 'canceled');
   assert.deepEqual(page.errors, []);
 });
