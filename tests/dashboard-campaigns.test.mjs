@@ -38,7 +38,10 @@ test('start a campaign from a CSV file, follow it, pause, resume, export and can
   for (const d of ['mon', 'tue', 'wed', 'thu', 'fri']) await page.getByLabel(d, { exact: true }).uncheck();
   await page.getByLabel('sat', { exact: true }).check();
   await page.getByRole('button', { name: 'Start campaign' }).click();
-  await page.getByText('“Spring renewals”: 2 contacts, 1 rows not dialled').waitFor();
+  await page.getByText('“Spring renewals”: 2 contacts, 1 not dialled').waitFor();
+  // The form is ready for the next campaign, with its starting values.
+  assert.equal(await page.getByLabel('Calls per minute').inputValue(), '10');
+  assert.ok(await page.getByLabel('mon', { exact: true }).isChecked());
   await page.getByText('line 4:').waitFor();
 
   const stored = (await worker.api('GET', '/api/v1/campaigns')).body.data[0];

@@ -50,6 +50,17 @@ export async function campaignsPage() {
   const perMinute = h('input', { name: 'calls_per_minute', type: 'number', min: 1, max: 1000, value: 10, required: true });
   const concurrent = h('input', { name: 'max_concurrent', type: 'number', min: 1, max: 500, value: 5, required: true });
   const report = h('div', { id: 'campaign-import' });
+  // The form's starting values (set as properties, which a reset clears).
+  const defaults = () => {
+    from.value = '09:00';
+    to.value = '20:00';
+    perMinute.value = '10';
+    concurrent.value = '5';
+    for (const l of days) {
+      const box = l.querySelector('input');
+      box.checked = !['sat', 'sun'].includes(box.value);
+    }
+  };
 
   const form = h('form', {
     class: 'card', 'aria-labelledby': 'new-campaign-title', novalidate: true, 'data-needs': 'operate',
@@ -69,9 +80,10 @@ export async function campaignsPage() {
       };
       const created = await api('POST', '/campaigns', body);
       form.reset();
+      defaults();
       announce(`Campaign ${created.name} started with ${created.import.contacts} contacts.`);
       report.replaceChildren(h('div', { class: 'card' },
-        h('h3', {}, `“${created.name}”: ${created.import.contacts} contacts, ${created.import.invalid} rows not dialled`),
+        h('h3', {}, `“${created.name}”: ${created.import.contacts} contacts, ${created.import.invalid} not dialled`),
         created.import.errors.length ? h('ul', {}, created.import.errors.map((e) => h('li', {}, `line ${e.line}: `, h('code', {}, e.code), ` ${e.message}`))) : null,
         created.import.errors_truncated ? h('p', { class: 'muted' }, 'More rows were refused: see the campaign\'s rows.') : null));
       await redraw();
@@ -121,6 +133,7 @@ export async function campaignsPage() {
   const list = h('div', { id: 'campaigns-list' });
   const draw = (rows) => list.replaceChildren(table({ caption: `${rows.length} campaign${rows.length === 1 ? '' : 's'}`, columns, rows, empty: 'No campaigns yet.' }));
   const redraw = async () => draw((await api('GET', '/campaigns?limit=100')).data);
+  defaults();
   draw(first.data);
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader('Campaigns'),
