@@ -22,7 +22,7 @@ import { startWorker, ROOT, TEST_VARS } from '../tests/harness.mjs';
 import { signStandardWebhook, resendEvent } from '../tests/fakes/resend.mjs';
 import { concurrentBench, liveBench } from './live.mjs';
 import { ensurePipecat } from './pipecat.mjs';
-import { campaignBench, campaignLines } from './campaigns.mjs';
+import { campaignBenches, campaignLines } from './campaigns.mjs';
 
 const execFileAsync = promisify(execFile);
 const INGEST = [
@@ -326,7 +326,7 @@ const results = {
   concurrent: only.includes('concurrent') ? await concurrentBench({ concurrency: concurrencyArg }) : undefined,
   media_frame_native: wanted('native') ? await mediaFrameNative() : undefined,
   size_and_start: wanted('size') ? await sizeAndStart() : undefined,
-  campaigns: wanted('campaigns') ? await campaignBench() : undefined,
+  campaigns: wanted('campaigns') ? await campaignBenches() : undefined,
 };
 results.duration_s = round((performance.now() - started) / 1000);
 await writeFile(path.join(ROOT, 'bench', only.length ? `results-${only.join('-')}.json` : 'results.json'), JSON.stringify(results, null, 2) + '\n');
