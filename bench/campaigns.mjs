@@ -83,7 +83,7 @@ export function campaignLines(c) {
   if (Array.isArray(c)) return c.flatMap(campaignLines);
   if (c.error) return [`  campaign import ${c.rows.toLocaleString('en')} rows (${round(c.csv_bytes / 2 ** 20)} MiB CSV): ${c.error}`];
   return [
-    `  campaign import ${c.rows.toLocaleString('en')} rows (${round(c.csv_bytes / 2 ** 20)} MiB CSV): ${c.import_ms} ms (worker ${c.import_request_ms} ms), ${c.import_d1_statements} D1 statements in one batch`,
+    `  campaign import ${c.rows.toLocaleString('en')} rows (${round(c.csv_bytes / 2 ** 20)} MiB CSV): ${c.import_ms} ms (worker ${c.import_request_ms} ms), ${c.import_d1_statements} D1 statements (four a batch)`,
     `  scheduling tick (cron run: campaign tick + dispatch) with ${c.due_contacts.toLocaleString('en')} due contacts: p50 ${c.tick_p50_ms} ms, ${c.dials_per_tick.join('/')} dials per tick (bound: 50 claims a tick); ticks ${c.tick_ms.join(', ')} ms`,
   ];
 }

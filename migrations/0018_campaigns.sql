@@ -30,7 +30,9 @@ CREATE INDEX campaigns_tenant ON campaigns (tenant_id, created_at, id);
 
 CREATE TABLE campaign_contacts (
   id INTEGER PRIMARY KEY,
-  campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+  -- No foreign key: the import writes the rows before their campaign (which comes last, so a
+  -- campaign exists only with all its rows).
+  campaign_id TEXT NOT NULL,
   tenant_id TEXT NOT NULL,
   -- CSV line the row starts on (header = 1), or 1-based position in a JSON list
   line INTEGER NOT NULL,

@@ -103,6 +103,10 @@ async fn tick(
     for at in [next_open.map(|t| t.timestamp_millis()), pace.next_retry] {
         next = next.min(at.unwrap_or(i64::MAX));
     }
+    // The tick's bound, not pacing, stopped it: more are due at once.
+    if allowance > 0 && claimed == allowance as usize {
+        next = now;
+    }
     campaigns::set_next_tick(db, &campaign.id, next.max(now + 1000)).await?;
     if campaigns::complete_if_done(db, &campaign.id, now).await? {
         let key = format!("{}:completed", campaign.id);

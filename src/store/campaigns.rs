@@ -18,8 +18,10 @@ use serde_json::{json, Value};
 use worker::d1::D1Database;
 
 /// Largest JSON parameter of one import statement: D1 takes strings up to 2 MB and statements
-/// up to 100 KB, so the rows go as a parameter, half the string limit each.
-pub const IMPORT_CHUNK_BYTES: usize = 1_000_000;
+/// up to 100 KB, so the rows go as a parameter, a quarter of the string limit each.
+pub const IMPORT_CHUNK_BYTES: usize = 500_000;
+/// Import statements per D1 batch: a batch of several megabytes never answered in local D1.
+const IMPORT_STATEMENTS_PER_BATCH: usize = 4;
 
 row! {
     /// A campaign as stored.
@@ -124,8 +126,10 @@ fn error_json(e: &RowError) -> Value {
     ])
 }
 
-/// Stores the campaign and every row of its list (contacts pending, errors `invalid`) in one
-/// batch: the rows go in chunks of at most [`IMPORT_CHUNK_BYTES`] of JSON, one statement each.
+/// Stores every row of the list (contacts pending, errors `invalid`), then the campaign: the
+/// rows go in chunks of at most [`IMPORT_CHUNK_BYTES`] of JSON, one statement each, a few
+/// statements a batch, and the campaign row comes last, so a campaign exists only with all its
+/// rows (rows left by an import that failed midway belong to no campaign and are never dialled).
 /// Returns how many statements it took.
 pub async fn insert(
     tenant: &Tenant,
@@ -137,7 +141,7 @@ pub async fn insert(
     let invalid = i64::try_from(errors.len()).unwrap_or(i64::MAX);
     let window = campaign.window.to_string();
     let provider = campaign.provider.as_str();
-    let mut statements = vec![tenant.stmt(
+    let campaign_row = tenant.stmt(
         "INSERT INTO campaigns (tenant_id, id, agent_id, name, status, window, calls_per_minute,
            max_concurrent, provider, from_number, base_url, total_rows, invalid_rows,
            next_tick_at, created_at, updated_at)
@@ -156,7 +160,8 @@ pub async fn insert(
             &invalid,
             &campaign.now,
         ],
-    )?];
+    )?;
+    let mut statements = Vec::new();
     let rows = contacts
         .iter()
         .map(contact_json)
@@ -189,8 +194,16 @@ pub async fn insert(
         chunk.push_str(&text);
     }
     flush(&mut chunk)?;
+    statements.push(campaign_row);
     let n = statements.len();
-    db::batch(tenant.db(), statements).await?;
+    let mut statements = statements.into_iter().peekable();
+    while statements.peek().is_some() {
+        let batch: Vec<_> = statements
+            .by_ref()
+            .take(IMPORT_STATEMENTS_PER_BATCH)
+            .collect();
+        db::batch(tenant.db(), batch).await?;
+    }
     Ok(n)
 }
 
