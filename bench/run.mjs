@@ -7,7 +7,7 @@
 // latency profile; CPU per frame in workerd; concurrent calls); CPU per media frame (native);
 // wasm size, worker start and cold first webhook.
 //
-// `node bench/run.mjs [--no-pipecat] [section…]`: sections are ingest, live, native, size, and
+// `node bench/run.mjs [--no-pipecat] [section…]`: sections are ingest, live, native, size, campaigns, and
 // `concurrent` (only the live section's concurrent calls; `--calls=50,100,200`).
 
 import { execFile } from 'node:child_process';
@@ -22,6 +22,7 @@ import { startWorker, ROOT, TEST_VARS } from '../tests/harness.mjs';
 import { signStandardWebhook, resendEvent } from '../tests/fakes/resend.mjs';
 import { concurrentBench, liveBench } from './live.mjs';
 import { ensurePipecat } from './pipecat.mjs';
+import { campaignBenches, campaignLines } from './campaigns.mjs';
 
 const execFileAsync = promisify(execFile);
 const INGEST = [
@@ -275,6 +276,11 @@ function table(results) {
   lines.push(`  first request after start ${s.first_request_ms} ms (Wasm instantiation included), warm /health p50 ${s.warm_health_p50_ms} ms`);
   lines.push(`  cold start: fresh wrangler dev spawned → first webhook answered ${s.spawn_to_first_webhook_ms} ms (that webhook alone ${s.first_webhook_ms} ms, HTTP ${s.first_webhook_status}; warm webhook p50 ${s.warm_webhook_p50_ms} ms)`);
   }
+  if (results.campaigns) {
+    lines.push('');
+    lines.push('Campaigns');
+    lines.push(...campaignLines(results.campaigns));
+  }
   return lines.join('\n');
 }
 
@@ -320,6 +326,7 @@ const results = {
   concurrent: only.includes('concurrent') ? await concurrentBench({ concurrency: concurrencyArg }) : undefined,
   media_frame_native: wanted('native') ? await mediaFrameNative() : undefined,
   size_and_start: wanted('size') ? await sizeAndStart() : undefined,
+  campaigns: wanted('campaigns') ? await campaignBenches() : undefined,
 };
 results.duration_s = round((performance.now() - started) / 1000);
 await writeFile(path.join(ROOT, 'bench', only.length ? `results-${only.join('-')}.json` : 'results.json'), JSON.stringify(results, null, 2) + '\n');

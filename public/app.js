@@ -17,6 +17,7 @@ import { auditLogPage } from './js/pages/audit-log.js';
 import { usagePage } from './js/pages/usage.js';
 import { messagesPage } from './js/pages/messages.js';
 import { appointmentsPage, appointmentDetailPage } from './js/pages/appointments.js';
+import { campaignsPage } from './js/pages/campaigns.js';
 import { whoami, watchRoles, forgetMe, allows, reason } from './js/roles.js';
 
 const main = document.getElementById('main');
@@ -44,6 +45,7 @@ const routes = [
   [/^\/messages$/, messagesPage, 'Messages'],
   [/^\/appointments$/, appointmentsPage, 'Appointments'],
   [/^\/appointments\/([^/]+)$/, appointmentDetailPage, 'Appointment'],
+  [/^\/campaigns$/, campaignsPage, 'Campaigns'],
 ];
 
 /** Cleanup of the current page (e.g. closing the live socket). */

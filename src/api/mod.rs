@@ -6,6 +6,7 @@ mod agents;
 mod appointments;
 mod audit_log;
 mod calls;
+mod campaigns;
 mod deliveries;
 mod endpoints;
 mod events;
@@ -28,6 +29,7 @@ use crate::platform::rate_limit;
 use phone_agent_core::auth::{
     bearer_token, is_loopback_host, key_hash, key_matches, live_ticket, websocket_key, Role,
 };
+use phone_agent_core::campaigns::Control;
 use phone_agent_core::rate_limit::client_bucket;
 use phone_agent_core::routing::{Need, Outcome};
 use worker::Request;
@@ -106,6 +108,14 @@ pub enum Api {
     AuditLog,
     Me,
     Usage,
+    CampaignCreate,
+    CampaignList,
+    CampaignGet,
+    CampaignPause,
+    CampaignResume,
+    CampaignCancel,
+    CampaignContacts,
+    CampaignExport,
     SuppressionList,
     SuppressionAdd,
     SuppressionRemove,
@@ -223,6 +233,14 @@ async fn call(
         (Api::TenantList, []) => tenants::list(&req, app).await,
         (Api::TenantUpdate, [id]) => tenants::update(&mut req, app, who, id).await,
         (Api::Usage, []) => usage::get(&req, app, who).await,
+        (Api::CampaignCreate, []) => campaigns::create(&mut req, app, who).await,
+        (Api::CampaignList, []) => campaigns::list(&req, app, who).await,
+        (Api::CampaignGet, [id]) => campaigns::get(app, who, id).await,
+        (Api::CampaignPause, [id]) => campaigns::control(app, who, id, Control::Pause).await,
+        (Api::CampaignResume, [id]) => campaigns::control(app, who, id, Control::Resume).await,
+        (Api::CampaignCancel, [id]) => campaigns::control(app, who, id, Control::Cancel).await,
+        (Api::CampaignContacts, [id]) => campaigns::contacts(&req, app, who, id).await,
+        (Api::CampaignExport, [id]) => campaigns::export(app, who, id).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
         (Api::SuppressionList, []) => suppressions::list(&req, app, who).await,

@@ -19,7 +19,12 @@ use worker::Request;
 /// without a JSON content type, 400 if malformed or not an object. An empty body reads as `{}`;
 /// whole numbers written as `5.0` read as `5`.
 pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
-    let bytes = read_body(req, API_BODY_LIMIT).await?;
+    json_body_limited(req, API_BODY_LIMIT).await
+}
+
+/// [`json_body`] with its own size limit (a campaign's contact list is far above the API's).
+pub async fn json_body_limited(req: &mut Request, limit: usize) -> Result<Value, ApiError> {
+    let bytes = read_body(req, limit).await?;
     if bytes.is_empty() {
         return Ok(json!({}));
     }

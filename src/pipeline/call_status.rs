@@ -8,6 +8,7 @@
 //! webhook-caused changes emit nothing more), and the no-answer / busy retry, which re-schedules
 //! the same call row as attempt + 1.
 
+use crate::pipeline::campaigns;
 use crate::pipeline::forwarding::{self, NewEvent, Published};
 use crate::platform::alarm;
 use crate::platform::app::load_config;
@@ -19,7 +20,9 @@ use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::retry_policy;
 use phone_agent_core::ids::{CallId, EventId};
-use phone_agent_core::scheduling::state::{retry_after_outcome, transition, Transition};
+use phone_agent_core::scheduling::state::{
+    is_terminal, retry_after_outcome, transition, Transition,
+};
 use phone_agent_core::scheduling::{CallProvider, CallStatus};
 use serde_json::{json, Value};
 use worker::d1::D1Database;
@@ -137,7 +140,10 @@ pub async fn apply(
             )
             .await?;
         }
-        if matches!(change.to, CallStatus::NoAnswer | CallStatus::Busy) {
+        // A campaign retries through its contact (paced, inside its window), not the call.
+        if is_terminal(change.to) && campaigns::campaign_of(&call).is_some() {
+            campaigns::call_ended(env, db, &call, change.to, now).await?;
+        } else if matches!(change.to, CallStatus::NoAnswer | CallStatus::Busy) {
             schedule_retry(env, db, &call, change.to, now).await?;
         }
         if change.to == CallStatus::InProgress && call.provider.carrier().is_some() {

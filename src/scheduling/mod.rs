@@ -1,7 +1,9 @@
 //! Scheduling: timed work (the `Scheduler` Durable Object), dialling scheduled calls, and the
-//! emails that announce them, call recordings copied into R2, and outbound text messages.
+//! emails that announce them, call recordings copied into R2, outbound text messages and
+//! campaign ticks.
 
 pub mod bland;
+pub mod campaigns;
 pub mod dispatch;
 pub mod emails;
 pub mod messages;

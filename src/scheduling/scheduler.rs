@@ -1,11 +1,12 @@
-//! Timed work: webhook retries, call dispatch, reminders, confirmation emails, text messages and
-//! recording downloads run when due. One `Scheduler` Durable Object keeps an alarm at the earliest due time, so sub-minute retries
+//! Timed work: webhook retries, campaign ticks, call dispatch, reminders, confirmation emails,
+//! text messages and recording downloads run when due. One `Scheduler` Durable Object keeps an
+//! alarm at the earliest due time, so sub-minute retries
 //! do not wait for the next cron tick; the every-minute cron runs the same sweep as a safety
 //! net. Work items are leased in D1, so the alarm and cron overlapping never double-sends.
 
 use crate::pipeline::forwarding;
 use crate::platform::http::{log_line, now_ms, ApiError};
-use crate::scheduling::{dispatch, emails, messages, recordings, reminders};
+use crate::scheduling::{campaigns, dispatch, emails, messages, recordings, reminders};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -16,6 +17,14 @@ pub async fn run_due(env: &Env) {
         Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "deliveries sent", "count": n})),
         Ok(_) => {}
         Err(e) => log_line(json!({"level": "error", "msg": "due deliveries", "error": e.message})),
+    }
+    // Before the dispatcher: the calls a tick writes are dialled in the same run.
+    match campaigns::run_due(env).await {
+        Ok(n) if n > 0 => {
+            log_line(json!({"level": "info", "msg": "campaign contacts claimed", "count": n}))
+        }
+        Ok(_) => {}
+        Err(e) => log_line(json!({"level": "error", "msg": "due campaigns", "error": e.message})),
     }
     match dispatch::run_due(env).await {
         Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "calls dispatched", "count": n})),
@@ -65,6 +74,7 @@ pub async fn next_due(env: &Env) -> std::result::Result<Option<i64>, ApiError> {
         reminders::next_due(&db).await?,
         recordings::next_due(&db).await?,
         messages::next_due(&db).await?,
+        campaigns::next_due(&db).await?,
     ];
     Ok(candidates.into_iter().flatten().min())
 }

@@ -3,8 +3,8 @@
 
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
-    AgentId, AppointmentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, MessageId,
-    NumberId, RecordingId, ReminderId, TenantId,
+    AgentId, AppointmentId, CallId, CampaignId, DeliveryId, EmailId, EndpointId, EventId, KeyId,
+    MessageId, NumberId, RecordingId, ReminderId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -121,6 +121,7 @@ id_args!(
     TenantId,
     CallId,
     AgentId,
+    CampaignId,
     NumberId,
     EndpointId,
     EventId,

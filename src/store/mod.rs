@@ -7,6 +7,7 @@ pub mod audit;
 pub mod call_events;
 pub mod call_queue;
 pub mod calls;
+pub mod campaigns;
 // Private: no module outside the store can run SQL (the health probe, in `platform`, is the
 // one statement elsewhere: it checks the binding, below the store).
 mod db;

@@ -10,7 +10,7 @@
 
 use crate::scheduling::request::FieldError;
 use crate::zones::{Zone, ZoneRules};
-use chrono::{DateTime, Datelike, Days, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -130,9 +130,30 @@ impl<'r> Hours<'r> {
         }
     }
 
+    /// The same one range on the given days every week, in `zone` (a campaign's calling
+    /// window, `from`/`to` in minutes after midnight as [`parse_clock`] reads them).
+    pub fn weekly(zone: Zone<'r>, days: [bool; 7], from: u16, to: u16) -> Self {
+        let range = Range {
+            start: from,
+            end: if to == 0 { DAY_MINUTES } else { to },
+        };
+        let weekly = days.map(|open| if open { vec![range] } else { Vec::new() });
+        Hours {
+            zone,
+            weekly,
+            exceptions: BTreeMap::new(),
+        }
+    }
+
     /// Whether the number is open at `at`, and why.
     pub fn routing_at(&self, at: DateTime<Utc>) -> Routing {
-        let local = self.zone.at(at);
+        self.routing_in(&self.zone, at)
+    }
+
+    /// The same weekly hours read on the clocks of `zone` instead of their own (a campaign's
+    /// window is evaluated in each contact's zone).
+    pub fn routing_in(&self, zone: &Zone<'_>, at: DateTime<Utc>) -> Routing {
+        let local = zone.at(at);
         let date = local.date_naive();
         // Seconds do not matter: ranges are whole minutes.
         let minute = (local.hour() * 60 + local.minute()) as u16;
@@ -157,6 +178,40 @@ impl<'r> Hours<'r> {
         } else {
             Routing::ClosedWeekly
         }
+    }
+
+    /// The first instant at or after `at` when the hours are open on the clocks of `zone`
+    /// (`at` itself when open), looking up to eight days ahead; `None` when never open then.
+    pub fn next_open_in(&self, zone: &Zone<'_>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.routing_in(zone, at).is_open() {
+            return Some(at);
+        }
+        let today = zone.at(at).date_naive();
+        (0..=8u64)
+            .filter_map(|d| today.checked_add_days(Days::new(d)))
+            .flat_map(|date| {
+                let (ranges, _) = self.ranges_on(date);
+                ranges
+                    .iter()
+                    .filter_map(move |r| {
+                        let time = NaiveTime::from_hms_opt(
+                            u32::from(r.start / 60),
+                            u32::from(r.start % 60),
+                            0,
+                        )?;
+                        let local = date.and_time(time);
+                        // In a gap the start's wall time does not exist: the same time an
+                        // hour later does (gaps are an hour but for Lord Howe's half hour), so
+                        // the window opens late rather than early.
+                        (0..=1i64).find_map(|h| {
+                            let probe = local.checked_add_signed(TimeDelta::hours(h))?;
+                            zone.from_local(probe).earliest()
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .filter(|t| *t > at)
+            .find(|t| self.routing_in(zone, *t).is_open())
     }
 
     /// The hours as stored and shown: every day named, times as `HH:MM`, exceptions by date.
@@ -511,6 +566,11 @@ fn overlap(a: (u16, u16), b: (u16, u16)) -> bool {
 }
 
 /// `HH:MM` as minutes after midnight; `24:00` only as an end.
+/// `HH:MM` as minutes after midnight (`24:00` only as an `end`).
+pub fn parse_clock(text: &str, end: bool) -> Option<u16> {
+    minutes(text, end)
+}
+
 fn minutes(text: &str, end: bool) -> Option<u16> {
     let bytes = text.as_bytes();
     if bytes.len() != 5 || bytes[2] != b':' {

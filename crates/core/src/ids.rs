@@ -117,6 +117,8 @@ typed_id! {
     DeliveryId = "dlv";
     /// A booked appointment (`apt_`).
     AppointmentId = "apt";
+    /// A bulk-call campaign (`cmp_`).
+    CampaignId = "cmp";
 }
 
 #[cfg(test)]

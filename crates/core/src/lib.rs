@@ -8,6 +8,7 @@ pub mod agents;
 pub mod analysis;
 pub mod appointments;
 pub mod auth;
+pub mod campaigns;
 pub mod carrier;
 pub mod config;
 pub mod delivery;

@@ -501,7 +501,7 @@ fn contact(
 
 /// A deliberately plain address check: dot-atom local part, ASCII domain with at least two
 /// labels. Quoted local parts and non-ASCII (unencoded IDN) domains are refused.
-pub(crate) fn is_email(s: &str) -> bool {
+pub fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };

@@ -45,6 +45,11 @@ pub const EVENT_TYPES: &[&str] = &[
     "appointment.rescheduled",
     "appointment.canceled",
     "call.recording.transcribed",
+    "campaign.started",
+    "campaign.paused",
+    "campaign.resumed",
+    "campaign.completed",
+    "campaign.canceled",
 ];
 
 /// Header a Vapi HMAC plan should name as its `messageIdHeader`; its value is the dedupe key.
