@@ -264,6 +264,9 @@ function table(results) {
   lines.push('');
   lines.push('CPU per 20 ms media frame (native, release)');
   lines.push(`  Twilio JSON parse + base64 + forward : ${round(m.twilio_parse_base64_forward_ns)} ns  (${round(m.ratio_parse_vs_memcpy)}x a 160-byte memcpy of ${round(m.memcpy_160_ns, 2)} ns)`);
+  if (m.twilio_full_serde_parse_base64_forward_ns !== undefined) {
+  lines.push(`    scanner (the hot path) vs serde     : frame fields ${round(m.twilio_scan_fields_ns)} ns vs ${round(m.twilio_serde_borrow_fields_ns)} ns serde borrow (${round(m.twilio_serde_borrow_fields_ns / m.twilio_scan_fields_ns)}x); with base64 + forward ${round(m.twilio_parse_base64_forward_ns)} ns vs ${round(m.twilio_full_serde_parse_base64_forward_ns)} ns full serde parse (${round(m.twilio_full_serde_parse_base64_forward_ns / m.twilio_parse_base64_forward_ns)}x)`);
+  }
   lines.push(`  24 kHz PCM → resample → μ-law        : ${round(m.pcm24k_resample_to_mulaw_ns)} ns  (${round(m.ratio_resample_vs_memcpy)}x a 960-byte memcpy of ${round(m.memcpy_960_ns, 2)} ns)`);
   lines.push(`  μ-law → 8 kHz PCM                    : ${round(m.mulaw_to_pcm8k_ns)} ns`);
   }
