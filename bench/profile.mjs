@@ -6,12 +6,14 @@
 // Performance, or speedscope) plus a table: self and inclusive time per function, and the split
 // JS glue / wasm / workerd internals / idle.
 //
-//   node bench/profile.mjs [frames|turns] [--calls 50] [--seconds 10] [--turns 100]
+//   node bench/profile.mjs [frames|turns|ingest] [--calls 50] [--seconds 10] [--turns 100]
+//                          [--requests 1000] [--concurrency 16]
 //                          [--interval-us 200] [--top 25] [--no-build] [--out bench/out]
 //   node bench/profile.mjs --analyse bench/out/profile-….cpuprofile   (the table again)
 //
 // Scenarios: `frames`: N calls stream silence in real time (the per-frame hot path); `turns`:
-// one call, many turns with a barge-in each (bench/live.mjs `conversation`).
+// one call, many turns with a barge-in each (bench/live.mjs `conversation`); `ingest`: signed
+// Resend webhooks with N in flight (the bench's webhook-ingest load, bench/ingest.mjs).
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, readdirSync } from 'node:fs';
@@ -25,8 +27,10 @@ import { startLiveWorker, startTwilioCall } from '../tests/live-setup.mjs';
 import {
   callOurs, conversation, fakeOptions, hangUp, provision, workerdOf, workerdUsage, PROFILES, NUMBER,
 } from './live.mjs';
+import { load, resendRequests } from './ingest.mjs';
 
-const USAGE = `usage: node bench/profile.mjs [frames|turns] [--calls N] [--seconds S] [--turns N]
+const USAGE = `usage: node bench/profile.mjs [frames|turns|ingest] [--calls N] [--seconds S] [--turns N]
+  [--requests N] [--concurrency N]
   [--interval-us US] [--top N] [--no-build] [--out DIR]
        node bench/profile.mjs --analyse FILE.cpuprofile [--top N]`;
 
@@ -294,6 +298,18 @@ async function runTurns(live, dt, { turns }) {
   }
 }
 
+async function runIngest(live, dt, { requests, concurrency }) {
+  const url = `${live.worker.url}/webhooks/resend`;
+  // Warm: the isolate, the D1 statements, the first delivery path.
+  await load(url, resendRequests(50, `profile-warm-${Date.now()}`), 4);
+  const signed = resendRequests(requests, `profile-${Date.now()}`);
+  let figures;
+  const measured = await window(live, dt, null, () => 0, async () => {
+    figures = await load(url, signed, concurrency);
+  });
+  return { ...measured, requests, ingest: figures };
+}
+
 /**
  * Profiles the isolate for `seconds` (or while `during` runs); beside it, CPU from /proc of
  * the worker's workerd processes (wrangler's proxy included) and of this Node process (the
@@ -342,6 +358,8 @@ async function main() {
       calls: { type: 'string', default: '50' },
       seconds: { type: 'string', default: '10' },
       turns: { type: 'string', default: '100' },
+      requests: { type: 'string', default: '1000' },
+      concurrency: { type: 'string', default: '16' },
       'interval-us': { type: 'string', default: '200' },
       top: { type: 'string', default: '25' },
       'no-build': { type: 'boolean', default: false },
@@ -359,7 +377,7 @@ async function main() {
     return;
   }
   const scenario = positionals[0] ?? 'frames';
-  if (values.help || !['frames', 'turns'].includes(scenario)) {
+  if (values.help || !['frames', 'turns', 'ingest'].includes(scenario)) {
     console.log(USAGE);
     process.exit(values.help ? 0 : 2);
   }
@@ -376,8 +394,12 @@ async function main() {
     progress(`inspector: ${dt.target.title ?? dt.target.url}`);
     await dt.send('Profiler.enable');
     await dt.send('Profiler.setSamplingInterval', { interval: Number(values['interval-us']) });
-    const options = { calls: Number(values.calls), seconds: Number(values.seconds), turns: Number(values.turns) };
-    const run = scenario === 'frames' ? await runFrames(live, dt, options) : await runTurns(live, dt, options);
+    const options = {
+      calls: Number(values.calls), seconds: Number(values.seconds), turns: Number(values.turns),
+      requests: Number(values.requests), concurrency: Number(values.concurrency),
+    };
+    const runs = { frames: runFrames, turns: runTurns, ingest: runIngest };
+    const run = await runs[scenario](live, dt, options);
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const base = path.join(outDir, `profile-${scenario}-${stamp}`);
     writeFileSync(`${base}.cpuprofile`, JSON.stringify(run.profile));
@@ -392,6 +414,9 @@ async function main() {
       head.push(`inbound frames sent ${run.frames}: workerd (both processes) ${round((run.workerd_cpu_ms * 1000) / run.frames, 1)} µs/frame`);
     }
     if (run.turns) head.push(`turns: ${JSON.stringify(run.turns)}`);
+    if (run.ingest) {
+      head.push(`webhooks ${run.requests}: workerd (both processes) ${round((run.workerd_cpu_ms * 1000) / run.requests, 1)} µs/request; ${JSON.stringify(run.ingest)}`);
+    }
     const text = `${head.join('\n')}\n${report(result, { top: Number(values.top), frames: run.frames || undefined })}\n`;
     writeFileSync(`${base}.txt`, text);
     console.log(text);

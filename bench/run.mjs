@@ -19,8 +19,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { startWorker, ROOT, TEST_VARS } from '../tests/harness.mjs';
-import { signStandardWebhook, resendEvent } from '../tests/fakes/resend.mjs';
 import { concurrentBench, liveBench } from './live.mjs';
+import { load, resendRequests } from './ingest.mjs';
 import { ensurePipecat } from './pipecat.mjs';
 import { campaignBenches, campaignLines } from './campaigns.mjs';
 
@@ -33,64 +33,6 @@ const INGEST = [
 
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
-
-/**
- * Fires `requests` at `url` with `concurrency` in flight; latency per request in ms. `ok_rps`
- * counts only the 200s (a worker answering 500s fast is not ingesting); `error_statuses` tallies
- * the rest (`fetch` for a request that got no answer).
- */
-async function load(url, requests, concurrency) {
-  let next = 0;
-  let errors = 0;
-  const errorStatuses = {};
-  const latencies = [];
-  const started = performance.now();
-  async function lane() {
-    for (;;) {
-      const i = next++;
-      if (i >= requests.length) return;
-      const t0 = performance.now();
-      try {
-        const res = await fetch(url, { method: 'POST', headers: requests[i].headers, body: requests[i].body });
-        await res.arrayBuffer();
-        if (res.status !== 200) {
-          errors += 1;
-          errorStatuses[res.status] = (errorStatuses[res.status] ?? 0) + 1;
-        }
-      } catch {
-        errors += 1;
-        errorStatuses.fetch = (errorStatuses.fetch ?? 0) + 1;
-      }
-      latencies.push(performance.now() - t0);
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    requests: requests.length,
-    concurrency,
-    rps: round(requests.length / seconds),
-    ok_rps: round((requests.length - errors) / seconds),
-    p50_ms: round(quantile(latencies, 0.5), 2),
-    p99_ms: round(quantile(latencies, 0.99), 2),
-    errors,
-    error_statuses: errorStatuses,
-  };
-}
-
-/** Signed Resend (Svix scheme) webhooks, each a distinct event, signed before timing starts. */
-function resendRequests(count, tag) {
-  const now = Math.floor(Date.now() / 1000);
-  return Array.from({ length: count }, (_, i) => {
-    const body = JSON.stringify(resendEvent('email.delivered', { subject: `bench ${tag} ${i}` }));
-    const headers = {
-      'content-type': 'application/json',
-      ...signStandardWebhook(TEST_VARS.RESEND_WEBHOOK_SECRET, `msg_bench_${tag}_${i}`, now, body),
-    };
-    return { body, headers };
-  });
-}
 
 async function ingest() {
   const ours = await startWorker();
@@ -265,6 +207,9 @@ function table(results) {
   lines.push('');
   lines.push('CPU per 20 ms media frame (native, release)');
   lines.push(`  Twilio JSON parse + base64 + forward : ${round(m.twilio_parse_base64_forward_ns)} ns  (${round(m.ratio_parse_vs_memcpy)}x a 160-byte memcpy of ${round(m.memcpy_160_ns, 2)} ns)`);
+  if (m.twilio_full_serde_parse_base64_forward_ns !== undefined) {
+  lines.push(`    scanner (the hot path) vs serde     : frame fields ${round(m.twilio_scan_fields_ns)} ns vs ${round(m.twilio_serde_borrow_fields_ns)} ns serde borrow (${round(m.twilio_serde_borrow_fields_ns / m.twilio_scan_fields_ns)}x); with base64 + forward ${round(m.twilio_parse_base64_forward_ns)} ns vs ${round(m.twilio_full_serde_parse_base64_forward_ns)} ns full serde parse (${round(m.twilio_full_serde_parse_base64_forward_ns / m.twilio_parse_base64_forward_ns)}x)`);
+  }
   lines.push(`  24 kHz PCM → resample → μ-law        : ${round(m.pcm24k_resample_to_mulaw_ns)} ns  (${round(m.ratio_resample_vs_memcpy)}x a 960-byte memcpy of ${round(m.memcpy_960_ns, 2)} ns)`);
   lines.push(`  μ-law → 8 kHz PCM                    : ${round(m.mulaw_to_pcm8k_ns)} ns`);
   }

@@ -1,12 +1,16 @@
 //! CPU per 20 ms media frame, natively: the carrier-frame path (Twilio JSON parse + base64 +
-//! hand-off) and the codec path (24 kHz PCM → resample → μ-law, and μ-law → PCM), each next to
-//! a plain copy of the same bytes. Prints one JSON object (bench/run.mjs collects it).
+//! hand-off; the scanner the session uses beside the serde parses it replaced) and the codec
+//! path (24 kHz PCM → resample → μ-law, and μ-law → PCM), each next to a plain copy of the same
+//! bytes. Prints one JSON object (bench/run.mjs collects it).
 //!
 //! Run: `cargo run --release -p phone-agent-core --example media_frame`
 
 use phone_agent_core::media::carrier::{carrier_for, CarrierEvent, Frame};
 use phone_agent_core::media::codec::AudioFormat;
+use phone_agent_core::media::scan::scan_media;
 use phone_agent_core::media::transcode::Transcoder;
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -43,6 +47,32 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// The serde read the hot path used before the scanner: fields borrowed where they hold no
+/// escapes, the rest skipped unread (no tree).
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct SerdePeek<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow, default, rename = "streamSid")]
+    stream_sid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    media: SerdeBody<'a>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct SerdeBody<'a> {
+    #[serde(borrow, default)]
+    track: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    chunk: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
 fn main() {
     let mulaw: Vec<u8> = (0..160u32).map(|i| (i * 37 % 256) as u8).collect();
     let frame = format!(
@@ -53,11 +83,21 @@ fn main() {
     let start = r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ0123456789abcdef0123456789abcdef","callSid":"CA1","tracks":["inbound"],"customParameters":{},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"streamSid":"MZ0123456789abcdef0123456789abcdef"}"#;
     twilio.parse(Frame::Text(start)).expect("start frame");
 
-    // Parse + decode + hand the audio on (to the STT socket buffer).
+    // Parse + decode + hand the audio on (to the STT socket buffer), as the session does: the
+    // scanner's `read_media`.
     let mut forwarded = Vec::with_capacity(FRAMES * 160);
     let parse_ns = per_frame(|_| {
+        if let Some(Ok(Some(bytes))) = twilio.read_media(Frame::Text(black_box(&frame))) {
+            forwarded.clear();
+            forwarded.extend_from_slice(&bytes);
+        }
+        black_box(&forwarded);
+    });
+    // The same through the full serde parse (a JSON tree, then the typed frame, then events):
+    // what every frame the scanner leaves goes through.
+    let full_ns = per_frame(|_| {
         for event in twilio
-            .parse(Frame::Text(black_box(&frame)))
+            .parse_full(Frame::Text(black_box(&frame)))
             .unwrap_or_default()
         {
             if let CarrierEvent::Audio(bytes) = event {
@@ -67,6 +107,17 @@ fn main() {
         }
         black_box(&forwarded);
     });
+    // The frame's fields alone, no base64: the scanner vs the serde borrow it replaced.
+    let scan_ns = per_frame(|_| {
+        black_box(scan_media(black_box(&frame), "streamSid"));
+    });
+    let serde_peek_ns = per_frame(|_| {
+        let peek = serde_json::from_str::<SerdePeek<'_>>(black_box(&frame)).ok();
+        black_box(peek.map(|p| p.media.payload.len()));
+    });
+    let scanned = scan_media(&frame, "streamSid").expect("the scanner reads the frame");
+    let peek: SerdePeek<'_> = serde_json::from_str(&frame).expect("serde reads the frame");
+    assert_eq!(scanned.payload, peek.media.payload);
 
     // Outbound: 20 ms of OpenAI TTS audio (24 kHz PCM16 LE = 960 bytes) → 160 μ-law bytes.
     let pcm24: Vec<u8> = (0..480i32)
@@ -108,6 +159,9 @@ fn main() {
         serde_json::json!({
             "frames": FRAMES,
             "twilio_parse_base64_forward_ns": parse_ns,
+            "twilio_full_serde_parse_base64_forward_ns": full_ns,
+            "twilio_scan_fields_ns": scan_ns,
+            "twilio_serde_borrow_fields_ns": serde_peek_ns,
             "pcm24k_resample_to_mulaw_ns": resample_ns,
             "mulaw_to_pcm8k_ns": decode_ns,
             "memcpy_160_ns": memcpy_ns,

@@ -3,11 +3,10 @@
 //! the adapter speaks the carrier's WebSocket frames.
 
 use super::codec::AudioFormat;
+use super::scan;
 use super::{exotel::ExotelAdapter, telnyx::TelnyxAdapter, twilio::TwilioAdapter};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use thiserror::Error;
@@ -66,6 +65,10 @@ pub enum CarrierEvent {
     Error(String),
 }
 
+/// A `media` frame's caller audio in [`Carrier::format`] (`None`: nothing to hand on — our own
+/// track echoed, an empty payload, or audio held until `start`), or why it is unreadable.
+pub type MediaRead = Result<Option<Vec<u8>>, FrameError>;
+
 /// Why a carrier frame could not be understood; such frames are counted and skipped, never fatal.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
@@ -86,8 +89,21 @@ pub enum FrameError {
 /// A carrier's media-stream protocol, with the per-stream state it needs (e.g. the stream id
 /// outbound frames must carry). One instance per WebSocket.
 pub trait Carrier {
-    /// Interprets one inbound frame; unknown events yield no events.
-    fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError>;
+    /// Interprets one inbound frame; unknown events yield no events. A `media` frame the
+    /// scanner reads takes [`Carrier::read_media`], any other frame [`Carrier::parse_full`].
+    fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
+        match self.read_media(frame) {
+            Some(read) => read.map(|audio| audio.map(CarrierEvent::Audio).into_iter().collect()),
+            None => self.parse_full(frame),
+        }
+    }
+    /// The hot path (50 frames a second per call): a `media` frame read by the scanner
+    /// ([`super::scan`]) straight into its audio, with no JSON tree and no event list; the
+    /// same audio and stream state [`Carrier::parse_full`] gives. `None` for every frame the
+    /// scanner leaves to [`Carrier::parse_full`].
+    fn read_media(&mut self, frame: Frame<'_>) -> Option<MediaRead>;
+    /// Interprets any inbound frame through a full JSON parse.
+    fn parse_full(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError>;
     /// Frame carrying `audio` (raw bytes in [`Carrier::format`]); `None` until the stream id is known.
     fn audio_frame(&self, audio: &[u8]) -> Option<OutFrame>;
     /// Frame asking the carrier to echo `name` once the audio sent before it has played.
@@ -166,64 +182,53 @@ impl StreamState {
     }
 
     pub(crate) fn audio(&mut self, payload_b64: &str) -> Result<Vec<CarrierEvent>, FrameError> {
+        Ok(self
+            .audio_bytes(payload_b64)?
+            .map(CarrierEvent::Audio)
+            .into_iter()
+            .collect())
+    }
+
+    /// A payload's audio to hand on: `None` when it is empty or held until `start`.
+    fn audio_bytes(&mut self, payload_b64: &str) -> MediaRead {
         let bytes = BASE64
             .decode(payload_b64)
             .map_err(|e| FrameError::BadPayload(e.to_string()))?;
         if bytes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         if self.started {
-            return Ok(vec![CarrierEvent::Audio(bytes)]);
+            return Ok(Some(bytes));
         }
         self.early.extend_from_slice(&bytes);
         let excess = self.early.len().saturating_sub(EARLY_AUDIO_MAX);
         self.early.drain(..excess);
-        Ok(Vec::new())
+        Ok(None)
+    }
+
+    /// [`Carrier::read_media`] for a carrier whose stream id is the top-level `id_key` and
+    /// whose `own_track` (if any) is our audio echoed back.
+    pub(crate) fn read_media(
+        &mut self,
+        frame: Frame<'_>,
+        id_key: &str,
+        own_track: Option<&str>,
+    ) -> Option<MediaRead> {
+        let Frame::Text(text) = frame else {
+            return None;
+        };
+        let media = scan::scan_media(text, id_key)?;
+        self.adopt_id(media.stream_id);
+        if own_track.is_some() && media.track == own_track {
+            return Some(Ok(None));
+        }
+        Some(self.audio_bytes(media.payload))
     }
 }
 
 /// Base64 for outbound audio payloads.
 pub(crate) fn encode_payload(audio: &[u8]) -> String {
     BASE64.encode(audio)
-}
-
-/// A `media` frame as the hot path reads it: fields borrowed from the text where they hold no
-/// escapes, every other field skipped unread.
-#[derive(Deserialize)]
-pub(crate) struct MediaPeek<'a> {
-    #[serde(borrow)]
-    event: Cow<'a, str>,
-    /// Twilio's stream id.
-    #[serde(borrow, default, rename = "streamSid")]
-    pub stream_sid_camel: Option<Cow<'a, str>>,
-    /// Telnyx's stream id.
-    #[serde(borrow, default)]
-    pub stream_id: Option<Cow<'a, str>>,
-    /// Exotel's stream id.
-    #[serde(borrow, default)]
-    pub stream_sid: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub media: MediaBody<'a>,
-}
-
-/// The `media` object of a media frame.
-#[derive(Deserialize)]
-pub(crate) struct MediaBody<'a> {
-    #[serde(borrow, default)]
-    pub track: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub payload: Cow<'a, str>,
-}
-
-/// A `media` frame read without building a JSON tree (50 a second on every call). `None` for
-/// any other frame, or a media frame this cannot read, which the general path then judges.
-pub(crate) fn peek_media<'a>(frame: Frame<'a>) -> Option<MediaPeek<'a>> {
-    let Frame::Text(text) = frame else {
-        return None;
-    };
-    serde_json::from_str::<MediaPeek<'a>>(text)
-        .ok()
-        .filter(|peek| peek.event == "media")
 }
 
 /// Splits a text frame into its `event` name and its JSON.
@@ -297,15 +302,19 @@ pub(crate) mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn media_frames_are_read_without_a_tree() {
-        // Escapes (JSON may write `/` as `\/`), unknown nested fields and key order.
-        let text = r#"{"sequenceNumber":"4","extra":{"a":[1,{"b":null}]},"media":{"chunk":"2","payload":"ab\/c","track":"inbound"},"event":"media","streamSid":"MZ1"}"#;
-        let peek = peek_media(Frame::Text(text)).expect("a media frame");
-        assert_eq!(peek.media.payload, "ab/c");
-        assert_eq!(peek.media.track.as_deref(), Some("inbound"));
-        assert_eq!(peek.stream_sid_camel.as_deref(), Some("MZ1"));
-        assert!(peek.stream_id.is_none() && peek.stream_sid.is_none());
-        // Anything else goes to the general path, which reports what is wrong with it.
+    fn media_frames_take_the_scanner_and_the_rest_the_full_parse() {
+        let mut twilio = TwilioAdapter::default();
+        let plain =
+            r#"{"event":"media","media":{"track":"inbound","payload":"AAE="},"streamSid":"MZ1"}"#;
+        assert_eq!(
+            twilio.read_media(Frame::Text(plain)),
+            Some(Ok(None)),
+            "held until start"
+        );
+        assert!(twilio.clear_frame().is_some(), "its stream id adopted");
+        // Escapes (JSON may write `/` as `\/`) are the full parse's.
+        let escaped = r#"{"event":"media","media":{"payload":"ab\/c"},"streamSid":"MZ1"}"#;
+        assert_eq!(twilio.read_media(Frame::Text(escaped)), None);
         for other in [
             r#"{"event":"start","start":{},"media":{"payload":"AA=="}}"#,
             r#"{"event":"media","media":{"track":"inbound"}}"#,
@@ -313,16 +322,75 @@ pub(crate) mod tests {
             r#"{"event":"media""#,
             "not json",
         ] {
-            assert!(peek_media(Frame::Text(other)).is_none(), "{other}");
+            assert_eq!(twilio.read_media(Frame::Text(other)), None, "{other}");
         }
-        assert!(peek_media(Frame::Binary(b"{}")).is_none());
-        let mut twilio = TwilioAdapter::default();
+        assert_eq!(twilio.read_media(Frame::Binary(b"{}")), None);
         assert!(matches!(
             twilio.parse(Frame::Text(
                 r#"{"event":"media","media":{"track":"inbound"}}"#
             )),
             Err(FrameError::Malformed(_))
         ));
+    }
+
+    /// A carrier's `start` frame (the minimum its full parse takes).
+    fn start_frame(name: &str) -> &'static str {
+        match name {
+            "twilio" => r#"{"event":"start","start":{"callSid":"CA1"},"streamSid":"MZs"}"#,
+            "telnyx" => r#"{"event":"start","stream_id":"Ss"}"#,
+            _ => r#"{"event":"start","stream_sid":"Ss"}"#,
+        }
+    }
+
+    /// Frames of every kind: valid media frames (any key order, whitespace, extra fields, any
+    /// carrier's id key), the same with escapes or edits, and the carriers' other events.
+    fn any_frame() -> impl Strategy<Value = String> {
+        let media = || super::scan::tests::media_frame().prop_map(|(text, _)| text);
+        prop_oneof![
+            4 => media(),
+            1 => media().prop_map(|t| t.replacen('/', "\\/", 1).replacen("\"e", "\"\\u0065", 1)),
+            1 => (media(), any::<usize>(), any::<u8>()).prop_map(|(t, at, b)| {
+                let mut bytes = t.into_bytes();
+                let at = at % bytes.len();
+                bytes[at] = b"\"{}:,\\x"[usize::from(b) % 7];
+                String::from_utf8(bytes).unwrap_or_default()
+            }),
+            1 => near_miss_frames(),
+        ]
+    }
+
+    proptest! {
+        /// The scanner's hot path and the full parse agree on every frame the scanner reads:
+        /// the same audio or error, the same stream id adopted, the same audio held for `start`.
+        #[test]
+        fn read_media_is_the_full_parse_of_media_frames(
+            name in prop::sample::select(vec!["twilio", "telnyx", "exotel"]),
+            started in any::<bool>(),
+            text in any_frame(),
+        ) {
+            let mut fast = carrier_for(name).unwrap();
+            let mut full = carrier_for(name).unwrap();
+            if started {
+                fast.parse_full(Frame::Text(start_frame(name))).unwrap();
+                full.parse_full(Frame::Text(start_frame(name))).unwrap();
+            }
+            let Some(read) = fast.read_media(Frame::Text(&text)) else {
+                // Not the scanner's: `parse` goes the full way.
+                let mut via_parse = carrier_for(name).unwrap();
+                if started {
+                    via_parse.parse_full(Frame::Text(start_frame(name))).unwrap();
+                }
+                prop_assert_eq!(via_parse.parse(Frame::Text(&text)), full.parse_full(Frame::Text(&text)));
+                return Ok(());
+            };
+            let expected = full.parse_full(Frame::Text(&text));
+            prop_assert_eq!(read.map(|a| a.map(CarrierEvent::Audio).into_iter().collect()), expected, "{}", text);
+            prop_assert_eq!(fast.clear_frame(), full.clear_frame());
+            prop_assert_eq!(fast.audio_frame(&[1, 2]), full.audio_frame(&[1, 2]));
+            // Whatever was held for `start` is the same audio.
+            let restart = r#"{"event":"start","start":{},"streamSid":"x","stream_id":"x","stream_sid":"x"}"#;
+            prop_assert_eq!(fast.parse_full(Frame::Text(restart)), full.parse_full(Frame::Text(restart)));
+        }
     }
 
     #[test]

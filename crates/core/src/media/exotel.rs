@@ -1,7 +1,9 @@
 //! Exotel Voicebot (bidirectional) and Stream applets: snake_case JSON text frames, numbers as
 //! strings, raw PCM16 little-endian 8 kHz by default.
 
-use super::carrier::{self, Carrier, CarrierEvent, Frame, FrameError, OutFrame, StreamState};
+use super::carrier::{
+    self, Carrier, CarrierEvent, Frame, FrameError, MediaRead, OutFrame, StreamState,
+};
 use super::codec::AudioFormat;
 use std::num::NonZeroUsize;
 
@@ -24,11 +26,11 @@ impl Default for ExotelAdapter {
 }
 
 impl Carrier for ExotelAdapter {
-    fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
-        if let Some(peek) = carrier::peek_media(frame) {
-            self.state.adopt_id(peek.stream_sid.as_deref());
-            return self.state.audio(&peek.media.payload);
-        }
+    fn read_media(&mut self, frame: Frame<'_>) -> Option<MediaRead> {
+        self.state.read_media(frame, "stream_sid", None)
+    }
+
+    fn parse_full(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
         let (event, value) = carrier::json_event(frame)?;
         match event.as_str() {
             "connected" => Ok(vec![CarrierEvent::Connected]),

@@ -11,6 +11,7 @@ pub mod codec;
 pub mod exotel;
 pub mod framing;
 pub mod resample;
+pub mod scan;
 pub mod telnyx;
 pub mod transcode;
 pub mod twilio;

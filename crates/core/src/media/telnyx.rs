@@ -1,6 +1,8 @@
 //! Telnyx Media Streaming: snake_case JSON text frames, PCMU / PCMA / L16 (big-endian) payloads.
 
-use super::carrier::{self, Carrier, CarrierEvent, Frame, FrameError, OutFrame, StreamState};
+use super::carrier::{
+    self, Carrier, CarrierEvent, Frame, FrameError, MediaRead, OutFrame, StreamState,
+};
 use super::codec::AudioFormat;
 use std::num::NonZeroUsize;
 
@@ -19,15 +21,11 @@ impl Default for TelnyxAdapter {
 }
 
 impl Carrier for TelnyxAdapter {
-    fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
-        if let Some(peek) = carrier::peek_media(frame) {
-            self.state.adopt_id(peek.stream_id.as_deref());
-            // With `stream_track=both_tracks` our own audio comes back as `outbound`.
-            if peek.media.track.as_deref() == Some("outbound") {
-                return Ok(Vec::new());
-            }
-            return self.state.audio(&peek.media.payload);
-        }
+    fn read_media(&mut self, frame: Frame<'_>) -> Option<MediaRead> {
+        self.state.read_media(frame, "stream_id", Some("outbound"))
+    }
+
+    fn parse_full(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
         let (event, value) = carrier::json_event(frame)?;
         match event.as_str() {
             "connected" => Ok(vec![CarrierEvent::Connected]),

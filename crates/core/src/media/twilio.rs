@@ -1,6 +1,6 @@
 //! Twilio Media Streams: JSON text frames in both directions (μ-law 8 kHz payloads in base64).
 
-use super::carrier::{self, Carrier, CarrierEvent, Frame, OutFrame, StreamState};
+use super::carrier::{self, Carrier, CarrierEvent, Frame, MediaRead, OutFrame, StreamState};
 use super::codec::AudioFormat;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -164,15 +164,11 @@ impl Default for TwilioAdapter {
 }
 
 impl Carrier for TwilioAdapter {
-    fn parse(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
-        if let Some(peek) = carrier::peek_media(frame) {
-            self.state.adopt_id(peek.stream_sid_camel.as_deref());
-            // Listen-only streams with both tracks also carry our own audio back.
-            if peek.media.track.as_deref() == Some("outbound") {
-                return Ok(Vec::new());
-            }
-            return self.state.audio(&peek.media.payload);
-        }
+    fn read_media(&mut self, frame: Frame<'_>) -> Option<MediaRead> {
+        self.state.read_media(frame, "streamSid", Some("outbound"))
+    }
+
+    fn parse_full(&mut self, frame: Frame<'_>) -> Result<Vec<CarrierEvent>, FrameError> {
         let (event, value) = carrier::json_event(frame)?;
         if !matches!(
             event.as_str(),
