@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod dialing;
 pub mod features;
 pub mod finalize;
+pub mod ical;
 pub mod ids;
 pub mod json;
 pub mod limits;
