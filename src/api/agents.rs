@@ -11,6 +11,7 @@ use crate::store::agents::{self, Agent};
 use crate::store::audit::{self, Change};
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::parse_agent;
+use phone_agent_core::appointments::check_feed_url;
 use phone_agent_core::scheduling::request::FieldError;
 use serde_json::{json, Value};
 use worker::Request;
@@ -54,6 +55,8 @@ pub fn field_errors(errors: Vec<FieldError>) -> ApiError {
 pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
     let spec = parse_agent(&body).map_err(field_errors)?;
+    check_feed_url(&spec.config, app.config()?.allow_private_targets)
+        .map_err(|e| field_errors(vec![e]))?;
     let agent = agents::insert(&Tenant::of(app, who)?, &spec).await?;
     let after = render(&agent);
     audit::log(
@@ -75,6 +78,8 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
     let merged = phone_agent_core::patch::merge(&before, &body, &["name", "system_prompt"])
         .map_err(field_errors)?;
     let spec = parse_agent(&merged).map_err(field_errors)?;
+    check_feed_url(&spec.config, app.config()?.allow_private_targets)
+        .map_err(|e| field_errors(vec![e]))?;
     let after = render(
         &agents::update(&tenant, id, &spec)
             .await?

@@ -11,7 +11,7 @@ use crate::platform::zones;
 use crate::store::agents;
 use crate::store::appointments::{self, Appointment, Booking, NewAppointment};
 use crate::store::tenant::Tenant;
-use phone_agent_core::appointments::{calendar_of, parse_booking, BookingError};
+use phone_agent_core::appointments::{calendar_of, clear_of, parse_booking, BookingError};
 use phone_agent_core::ids::{AgentId, AppointmentId};
 use serde_json::Value;
 use worker::Request;
@@ -27,9 +27,14 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 }
 
 /// A booking rule's refusal: 409 naming the rule. The body is well formed; it conflicts with the
-/// agent's calendar or its appointments as they are now.
+/// agent's calendar or its appointments as they are now. An unreadable calendar feed is 503:
+/// nothing the client can change, and trying later may work.
 fn refused(e: BookingError) -> ApiError {
-    ApiError::new(409, e.code(), e.to_string())
+    let status = match e {
+        BookingError::FeedUnavailable(_) => 503,
+        _ => 409,
+    };
+    ApiError::new(status, e.code(), e.to_string())
 }
 
 /// `POST /api/v1/appointments {agent_id, start_at, name?, note?, caller_number?}`.
@@ -50,6 +55,16 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     let slot = calendar
         .bookable(&zone, request.start_at, now)
         .map_err(refused)?;
+    let busy = pipeline::calendar_feed::busy(
+        &app.env,
+        app.config()?.allow_private_targets,
+        &calendar,
+        &zone,
+        now,
+    )
+    .await
+    .map_err(refused)?;
+    let slot = clear_of(slot, &busy).map_err(refused)?;
     let id: AppointmentId = new_id()?;
     let agent_id = AgentId::from(request.agent_id.as_str());
     let outcome = appointments::book(

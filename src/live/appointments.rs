@@ -14,7 +14,9 @@ use crate::platform::zones;
 use crate::store::appointments::{self, Booking, NewAppointment};
 use crate::store::dialing;
 use crate::store::tenant::Tenant;
-use phone_agent_core::appointments::{calendar_of, BookingError, Calendar, MAX_SLOTS_LISTED};
+use phone_agent_core::appointments::{
+    calendar_of, clear_of, BookingError, Calendar, MAX_SLOTS_LISTED,
+};
 use phone_agent_core::ids::{AgentId, AppointmentId, CallId, TenantId};
 use phone_agent_core::session::{Tool, ToolCall};
 use phone_agent_core::zones::Zone;
@@ -128,16 +130,23 @@ async fn find(
     let now = now_ms();
     let from = from.unwrap_or(now).max(now);
     let to = to.unwrap_or(i64::MAX).min(cx.calendar.horizon_end(now));
-    let booked = if from < to {
-        appointments::booked_starts(&cx.tenant, &cx.agent_id, (from, to))
-            .await
-            .map_err(internal)?
+    let (booked, busy) = if from < to {
+        (
+            appointments::booked_starts(&cx.tenant, &cx.agent_id, (from, to))
+                .await
+                .map_err(internal)?,
+            feed_busy(session, &cx, now).await?,
+        )
     } else {
-        Vec::new()
+        Default::default()
     };
-    let slots = cx
-        .calendar
-        .free_slots(&cx.zone, (from, to), now, &booked, MAX_SLOTS_LISTED);
+    let slots = cx.calendar.free_slots(
+        &cx.zone,
+        (from, to),
+        now,
+        (&booked, &busy),
+        MAX_SLOTS_LISTED,
+    );
     let slots: Vec<Value> = slots
         .iter()
         .map(|s| json!({"start_at": local(&cx.zone, s.start), "end_at": local(&cx.zone, s.end)}))
@@ -154,6 +163,7 @@ async fn book(
     let cx = context(session).await?;
     let now = now_ms();
     let slot = cx.calendar.bookable(&cx.zone, start, now)?;
+    let slot = clear_of(slot, &feed_busy(session, &cx, now).await?)?;
     let id: AppointmentId = new_id().map_err(internal)?;
     let outcome = appointments::book(
         &cx.tenant,
@@ -196,6 +206,22 @@ async fn book(
     .await;
     Ok(json!({"booked": true, "appointment_id": id,
               "start_at": local(&cx.zone, slot.start), "end_at": local(&cx.zone, slot.end)}))
+}
+
+/// The busy times of the agent's calendar feed (none without one).
+async fn feed_busy(
+    session: &Rc<Session>,
+    cx: &Context,
+    now: i64,
+) -> Result<phone_agent_core::ical::busy::Busy, Failure> {
+    let allow_private = session
+        .config
+        .as_ref()
+        .is_some_and(|c| c.allow_private_targets);
+    Ok(
+        pipeline::calendar_feed::busy(&session.env, allow_private, &cx.calendar, &cx.zone, now)
+            .await?,
+    )
 }
 
 /// `ms` on the calendar's wall clock, as the model should read it back to the caller.

@@ -15,6 +15,36 @@ use std::collections::{HashMap, HashSet};
 
 /// Busy intervals a feed may have within the window; past it the feed is refused.
 pub const MAX_BUSY: usize = 5_000;
+/// Largest feed read, in bytes; a longer one is refused (its end could hold busy times).
+pub const MAX_FEED_BYTES: usize = 2 * 1024 * 1024;
+/// How long a fetch of the feed may take, in seconds.
+pub const FEED_TIMEOUT_SECONDS: u64 = 5;
+/// How long a fetched feed is reused, in seconds: a busy time added to the calendar blocks
+/// booking within this long.
+pub const FEED_CACHE_SECONDS: u64 = 300;
+
+/// The KV key a feed's text is cached under: a hash, so the secret address is not a key.
+pub fn cache_key(url: &str) -> String {
+    format!(
+        "ical-feed:{}",
+        crate::scheduling::sha256_hex(url.as_bytes())
+    )
+}
+
+/// The text of a feed fetch's answer, or why it cannot be used. `body` holds at most
+/// [`MAX_FEED_BYTES`] + 1 bytes: one more means the feed is too large.
+pub fn feed_text(status: u16, body: Vec<u8>) -> Result<String, String> {
+    if !(200..300).contains(&status) {
+        return Err(format!("the feed answered HTTP {status}"));
+    }
+    if body.len() > MAX_FEED_BYTES {
+        return Err(format!(
+            "the feed is larger than {} MiB",
+            MAX_FEED_BYTES / (1024 * 1024)
+        ));
+    }
+    String::from_utf8(body).map_err(|_| "the feed is not UTF-8 text".into())
+}
 
 /// Sorted, merged busy intervals in milliseconds since the epoch, `[start, end)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -584,3 +584,22 @@ fn import_is_bounded() {
         Err(ImportError::TooManyEvents(MAX_IMPORT_EVENTS + 1))
     );
 }
+
+#[test]
+fn feed_answers_are_checked() {
+    use super::busy::{cache_key, feed_text, MAX_FEED_BYTES};
+    assert_eq!(
+        feed_text(200, b"BEGIN:VCALENDAR".to_vec()).unwrap(),
+        "BEGIN:VCALENDAR"
+    );
+    assert!(feed_text(500, Vec::new()).unwrap_err().contains("HTTP 500"));
+    assert!(feed_text(302, Vec::new()).unwrap_err().contains("HTTP 302"));
+    assert!(feed_text(200, vec![b'x'; MAX_FEED_BYTES + 1])
+        .unwrap_err()
+        .contains("larger"));
+    assert!(feed_text(200, vec![0xff, 0xfe])
+        .unwrap_err()
+        .contains("UTF-8"));
+    let key = cache_key("https://calendar.google.com/calendar/ical/secret/basic.ics");
+    assert!(key.starts_with("ical-feed:") && !key.contains("secret"));
+}
