@@ -14,6 +14,7 @@ import { numbersPage } from './js/pages/numbers.js';
 import { keysPage } from './js/pages/keys.js';
 import { tenantsPage } from './js/pages/tenants.js';
 import { auditLogPage } from './js/pages/audit-log.js';
+import { usagePage } from './js/pages/usage.js';
 import { whoami, watchRoles, forgetMe, allows, reason } from './js/roles.js';
 
 const main = document.getElementById('main');
@@ -37,6 +38,7 @@ const routes = [
   [/^\/keys$/, keysPage, 'API keys', 'administer'],
   [/^\/tenants$/, tenantsPage, 'Tenants', 'bootstrap'],
   [/^\/audit-log$/, auditLogPage, 'Audit log', 'administer'],
+  [/^\/usage$/, usagePage, 'Usage'],
 ];
 
 /** Cleanup of the current page (e.g. closing the live socket). */

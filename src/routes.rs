@@ -4,7 +4,7 @@
 //! handler).
 
 use crate::api::{self, Api};
-use crate::gateway::{voice, webhooks};
+use crate::gateway::{recordings, voice, webhooks};
 use crate::live::media;
 use crate::platform::app::App;
 use crate::platform::health;
@@ -34,6 +34,7 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("POST /webhooks/{provider}", Public(Open::Webhook)),
     route("POST /voice/{carrier}/status", Public(Open::CarrierStatus)),
     route("POST /voice/{carrier}/incoming", Public(Open::IncomingCall)),
+    route("POST /voice/{carrier}/recording", Public(Open::RecordingStatus)),
     route("GET /media/{carrier}/{call_id}", Public(Open::Media)),
     route("GET /api/v1/openapi.json", Public(Open::Document)),
     route("POST /api/v1/agents", Administer(Api::AgentCreate)),
@@ -41,6 +42,8 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("GET /api/v1/agents/{id}", Read(Api::AgentGet)),
     route("PATCH /api/v1/agents/{id}", Administer(Api::AgentUpdate)),
     route("DELETE /api/v1/agents/{id}", Administer(Api::AgentDelete)),
+    route("GET /api/v1/agents/{id}/tools-secret", Administer(Api::AgentToolsSecret)),
+    route("POST /api/v1/agents/{id}/tools-secret", Administer(Api::AgentRotateToolsSecret)),
     route("POST /api/v1/numbers", Administer(Api::NumberCreate)),
     route("GET /api/v1/numbers", Read(Api::NumberList)),
     route("GET /api/v1/numbers/{id}", Read(Api::NumberGet)),
@@ -53,6 +56,7 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("DELETE /api/v1/calls/{id}", Operate(Api::CallCancel)),
     route("GET /api/v1/calls/{id}/session", Read(Api::CallSession)),
     route("GET /api/v1/calls/{id}/transcript", Read(Api::CallTranscript)),
+    route("GET /api/v1/calls/{id}/recording", Public(Open::Recording)),
     route("GET /api/v1/calls/{id}/live", Read(Api::CallLive)),
     route("POST /api/v1/calls/{id}/live-ticket", Read(Api::LiveTicket)),
     route("POST /api/v1/endpoints", Administer(Api::EndpointCreate)),
@@ -76,12 +80,18 @@ const ROUTES: &[Route<Open, Api>] = &[
     route("DELETE /api/v1/api-keys/{id}", Administer(Api::KeyRevoke)),
     route("POST /api/v1/tenants", Bootstrap(Api::TenantCreate)),
     route("GET /api/v1/tenants", Bootstrap(Api::TenantList)),
+    route("PATCH /api/v1/tenants/{id}", Bootstrap(Api::TenantUpdate)),
     route("GET /api/v1/audit-log", Administer(Api::AuditLog)),
     route("GET /api/v1/me", Read(Api::Me)),
+    route("GET /api/v1/usage", Read(Api::Usage)),
     route("GET /api/v1/appointments", Read(Api::AppointmentList)),
     route("GET /api/v1/appointments/{id}", Read(Api::AppointmentGet)),
     route("POST /api/v1/appointments", Operate(Api::AppointmentCreate)),
     route("POST /api/v1/appointments/{id}/cancel", Operate(Api::AppointmentCancel)),
+    route(
+        "POST /api/v1/appointments/{id}/reschedule",
+        Operate(Api::AppointmentReschedule),
+    ),
     // route-table:end
 ];
 
@@ -94,6 +104,8 @@ pub enum Open {
     IncomingCall,
     Media,
     Document,
+    RecordingStatus,
+    Recording,
 }
 
 /// Routes a request; returns the route's log label and the handler's result.
@@ -129,6 +141,10 @@ async fn open(handler: Open, req: Request, app: &App, params: &[&str]) -> ApiRes
         (Open::IncomingCall, [carrier]) => voice::incoming(req, app, known_carrier(carrier)?).await,
         (Open::Media, [carrier, call_id]) => media::connect(req, app, carrier, call_id).await,
         (Open::Document, []) => api::openapi(app).await,
+        (Open::RecordingStatus, [carrier]) => {
+            recordings::receive(req, app, known_carrier(carrier)?).await
+        }
+        (Open::Recording, [call_id]) => recordings::download(req, app, call_id).await,
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

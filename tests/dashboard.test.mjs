@@ -131,6 +131,30 @@ test('log in, see the seeded call in the list and open its detail', { skip: skip
   await page.context().close();
 });
 
+test('call detail shows the post-call analysis: values and success when ok, the reasons when invalid', { skip: skipBrowser }, async () => {
+  const page = await newPage();
+  let analysis = {
+    status: 'ok', values: { intent: 'booking', party_size: 2, caller_name: null }, success: true,
+    success_reason: 'A table for two was booked.', errors: [], raw: null,
+  };
+  await page.route(`**/api/v1/calls/${seeded.id}`, async (route) => {
+    const res = await route.fetch();
+    await route.fulfill({ response: res, json: { ...(await res.json()), analysis } });
+  });
+  await page.goto(`${worker.url}/#/calls/${seeded.id}`);
+  const card = page.locator('section.card', { has: page.getByRole('heading', { name: 'Analysis', exact: true }) });
+  await card.waitFor();
+  const text = await card.innerText();
+  for (const part of ['ok', 'intent', 'booking', 'party_size', '2', 'yes · A table for two was booked.']) assert.ok(text.includes(part), `${part} in ${text}`);
+  analysis = { status: 'invalid', values: null, success: null, success_reason: null, errors: ['intent: "refund" is not one of the field\'s values'], raw: '{"intent":"refund"}' };
+  await page.reload();
+  await card.waitFor();
+  assert.match(await card.locator('ul.analysis-errors li').innerText(), /refund/);
+  assert.ok(!(await card.innerText()).includes('Success'));
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 test('call detail renders transcript, summary and the per-turn latency chart when present', { skip: skipBrowser }, async () => {
   // The live-call work adds these fields to GET /api/v1/calls/{id}; until then, serve that shape.
   const page = await newPage();

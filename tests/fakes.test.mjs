@@ -161,6 +161,47 @@ test('openai: scripted errors, defaults, non-streaming completions and history v
   assert.match((await orphan.json()).error.message, /call_1/);
 });
 
+test('openai: structured outputs: a json_schema request gets its answer as the message JSON text; strict schemas are checked', async () => {
+  const ai = track(await startFakeOpenAI({ apiKey: 'sk-test' }));
+  const schema = {
+    type: 'object', additionalProperties: false, required: ['intent', 'size', 'ok'],
+    properties: { intent: { type: 'string', enum: ['booking', 'question'] }, size: { type: ['number', 'null'] }, ok: { type: 'boolean' } },
+  };
+  const body = (s = schema, strict = true) => ({
+    model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Caller: hi' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'call_analysis', strict, schema: s } },
+  });
+  const content = async (res) => {
+    assert.equal(res.status, 200);
+    const completion = await res.json();
+    assert.equal(completion.choices[0].finish_reason, 'stop');
+    return completion.choices[0].message.content;
+  };
+  // Nothing scripted: an answer that fits the schema, as strict mode guarantees.
+  assert.deepEqual(JSON.parse(await content(await post(`${ai.url}/chat/completions`, body()))), { intent: 'booking', size: 0, ok: false });
+  // Scripted per test: a valid answer, an invalid one (sent as given), a failure then an answer.
+  ai.reply({ json: { intent: 'question', size: null, ok: true } }).reply({ json: { intent: 'refund' } }).reply({ status: 500 }).reply({ json: { intent: 'booking', size: 2, ok: true } });
+  assert.equal(await content(await post(`${ai.url}/chat/completions`, body())), '{"intent":"question","size":null,"ok":true}');
+  assert.equal(await content(await post(`${ai.url}/chat/completions`, body())), '{"intent":"refund"}');
+  const failed = await post(`${ai.url}/chat/completions`, body());
+  assert.equal(failed.status, 500);
+  await failed.arrayBuffer();
+  assert.deepEqual(JSON.parse(await content(await post(`${ai.url}/chat/completions`, body()))), { intent: 'booking', size: 2, ok: true });
+  // The API's 400s for a strict schema it cannot enforce.
+  for (const [bad, pattern] of [
+    [{ ...schema, additionalProperties: true }, /additionalProperties/],
+    [{ ...schema, required: ['intent'] }, /Missing 'size'/],
+  ]) {
+    const res = await post(`${ai.url}/chat/completions`, body(bad));
+    assert.equal(res.status, 400);
+    const error = (await res.json()).error;
+    assert.equal(error.param, 'response_format');
+    assert.match(error.message, pattern);
+  }
+  // Not strict: not checked.
+  assert.ok(await content(await post(`${ai.url}/chat/completions`, body({ ...schema, required: [] }, false))));
+});
+
 test('openai: /audio/speech streams 24 kHz PCM16, 100 ms per word, and records aborts', async () => {
   const ai = track(await startFakeOpenAI());
   const res = await post(`${ai.url}/audio/speech`, { model: 'gpt-4o-mini-tts', input: 'Your table is booked.', voice: 'alloy', response_format: 'pcm' });

@@ -15,8 +15,12 @@ const PUBLIC = [
   'POST /webhooks/{provider}',
   'POST /voice/{carrier}/status',
   'POST /voice/{carrier}/incoming',
+  // The carrier's recording-status callback: verified by the carrier's signature, like /status.
+  'POST /voice/{carrier}/recording',
   'GET /media/{carrier}/{call_id}',
   'GET /api/v1/openapi.json',
+  // A call's recording through the server-signed, one-hour link of call.recording.ready.
+  'GET /api/v1/calls/{id}/recording',
 ];
 /** Non-GET routes a viewer may call, each with why. */
 const READ_ONLY_POSTS = {

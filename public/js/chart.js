@@ -110,3 +110,60 @@ function niceCeil(v) {
   for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
+
+let usageCharts = 0;
+
+/**
+ * Usage per period as one bar series (the usage page): rows [{period, ...}], `metric` {key,
+ * label, value, fmt}. Drawn at the pixel width its box has (redrawn when that changes), like the
+ * latency chart, so its text stays legible on a phone; the exact figures are in the page's table.
+ */
+export function usageChart(rows, metric) {
+  const points = rows.map((r) => ({ period: r.period, v: Number(metric.value(r)) || 0 }));
+  if (!points.length) return h('p', { class: 'empty' }, 'No usage in this range.');
+  const max = Math.max(...points.map((p) => p.v), 0);
+  const titleId = `usage-chart-title-${++usageCharts}`;
+  const title = `${metric.label} per period, ${points.length} period${points.length === 1 ? '' : 's'}, up to ${metric.fmt(max)}`;
+  const box = h('div', { class: 'chart-scroll' });
+  let drawnAt = 0;
+  const draw = (available) => {
+    const width = Math.max(260, Math.min(MAX_W, Math.floor(available)));
+    if (width === drawnAt) return;
+    drawnAt = width;
+    box.replaceChildren(drawUsage({ points, max, metric, width, titleId, title }));
+  };
+  draw(MAX_W);
+  const observer = new ResizeObserver((entries) => {
+    if (!box.isConnected) return observer.disconnect();
+    const w = entries[0]?.contentRect.width;
+    if (w) draw(w);
+  });
+  observer.observe(box);
+  return h('figure', { class: 'chart-figure' }, box, h('figcaption', { class: 'muted' }, title));
+}
+
+function drawUsage({ points, max, metric, width: W, titleId, title }) {
+  const niceMax = max > 0 ? niceCeil(max) : 1;
+  const H = W < 480 ? 180 : 240, top = 12, bottom = 28, right = 8;
+  const ticks = [0, 0.5, 1].map((f) => f * niceMax);
+  const left = 8 + CHAR_W * Math.max(...ticks.map((t) => metric.fmt(t).length));
+  const plotW = W - left - right, plotH = H - top - bottom;
+  const groupW = plotW / points.length;
+  const barW = Math.max(1, Math.min(40, groupW * 0.7));
+  const y = (v) => top + plotH - (v / niceMax) * plotH;
+  const label = (p) => (points.length > 1 ? p.period.slice(5) || p.period : p.period);
+  const every = Math.max(1, Math.ceil((CHAR_W * (label(points[0]).length + 1)) / groupW));
+  const last = points.length - 1;
+  return svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'chart', role: 'img', 'aria-labelledby': titleId },
+    svg('title', { id: titleId }, title),
+    ticks.map((t) => svg('g', { class: 'tick' },
+      svg('line', { x1: left, x2: W - right, y1: y(t), y2: y(t) }),
+      svg('text', { x: left - 6, y: y(t) + 4, 'text-anchor': 'end' }, metric.fmt(t)))),
+    points.map((p, i) => svg('g', { class: 'group' },
+      svg('rect', { class: 'bar s1', x: left + i * groupW + (groupW - barW) / 2, y: y(p.v), width: barW, height: Math.max(0.5, top + plotH - y(p.v)) },
+        svg('title', {}, `${p.period}: ${metric.label} ${metric.fmt(p.v)}`)),
+      i === last || (i % every === 0 && last - i >= every)
+        ? svg('text', { class: 'xlabel', x: left + i * groupW + groupW / 2, y: H - bottom + 16, 'text-anchor': 'middle' }, label(p))
+        : null)),
+    svg('line', { class: 'axis', x1: left, x2: W - right, y1: top + plotH, y2: top + plotH }));
+}

@@ -203,3 +203,25 @@ export function secretOnce({ title, label, secret, note }) {
   queueMicrotask(() => card.focus());
   return card;
 }
+
+/**
+ * An `onsubmit` handler: checks the form, keeps its submit button disabled while `run(form)`
+ * works, and shows a refusal in `errors` with each invalid field marked.
+ */
+export function submitForm(errors, run) {
+  return async (e) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    showError(errors, null, form);
+    if (!form.reportValidity()) return;
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      await run(form);
+    } catch (err) {
+      showError(errors, err, form);
+    } finally {
+      button.disabled = false;
+    }
+  };
+}

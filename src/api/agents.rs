@@ -1,18 +1,20 @@
 //! `/api/v1/agents`: who speaks on a call (prompt, first message, voice, LLM, retry policy,
-//! call backs and the countries it may dial).
+//! call backs, the countries it may dial and its HTTP tools). The secret its HTTP tools are
+//! signed with is made with the agent and shown in the creation's answer, then only to admins
+//! at `GET /api/v1/agents/{id}/tools-secret`; `POST` there replaces it.
 
 use super::request::{
     audited_delete, audited_update, field_error, found, invalid_fields, json_body, list_of,
 };
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::platform::http::{json_response, rfc3339, secret_bytes, ApiError, ApiResult};
 use crate::store::agents::{self, Agent};
 use crate::store::audit::{self, Change};
 use crate::store::tenant::Tenant;
-use phone_agent_core::agents::parse_agent;
-use phone_agent_core::appointments::check_feed_url;
+use phone_agent_core::agents::parse_agent_for;
 use phone_agent_core::scheduling::request::FieldError;
+use phone_agent_core::webhooks::signatures::new_endpoint_secret;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -35,6 +37,9 @@ pub fn render(agent: &Agent) -> Value {
         "stt",
         "callbacks",
         "allowed_countries",
+        "analysis",
+        "recording",
+        "http_tools",
         "calendar",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);
@@ -54,10 +59,9 @@ pub fn field_errors(errors: Vec<FieldError>) -> ApiError {
 
 pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
     let body = json_body(req).await?;
-    let spec = parse_agent(&body).map_err(field_errors)?;
-    check_feed_url(&spec.config, app.config()?.allow_private_targets)
-        .map_err(|e| field_errors(vec![e]))?;
-    let agent = agents::insert(&Tenant::of(app, who)?, &spec).await?;
+    let spec = parse_agent_for(&body, app.config()?.allow_private_targets).map_err(field_errors)?;
+    let secret = new_endpoint_secret(&secret_bytes()?);
+    let agent = agents::insert(&Tenant::of(app, who)?, &spec, &secret).await?;
     let after = render(&agent);
     audit::log(
         app,
@@ -65,7 +69,10 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
         &Change::created("agent.create", ("agent", agent.id.as_str()), &after),
     )
     .await;
-    Ok(json_response(201, &after))
+    // Shown once here (never in the audit entry), then only at `tools-secret`.
+    let mut created = after;
+    created["tools_secret"] = Value::String(secret);
+    Ok(json_response(201, &created))
 }
 
 /// Applies the given fields over the stored agent and validates the result as a whole, so
@@ -77,9 +84,8 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
     let before = render(&agents::get(&tenant, id).await?.ok_or_else(missing)?);
     let merged = phone_agent_core::patch::merge(&before, &body, &["name", "system_prompt"])
         .map_err(field_errors)?;
-    let spec = parse_agent(&merged).map_err(field_errors)?;
-    check_feed_url(&spec.config, app.config()?.allow_private_targets)
-        .map_err(|e| field_errors(vec![e]))?;
+    let spec =
+        parse_agent_for(&merged, app.config()?.allow_private_targets).map_err(field_errors)?;
     let after = render(
         &agents::update(&tenant, id, &spec)
             .await?
@@ -106,4 +112,41 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
     list_of::<Agent>(req, app, who, render).await
+}
+
+/// `GET /api/v1/agents/{id}/tools-secret` (admins): the secret the agent's HTTP tools are
+/// signed with (`null` for an agent made before tools secrets, until its first rotation).
+pub(super) async fn tools_secret(app: &App, who: &Principal, id: &str) -> ApiResult {
+    let secret = found(
+        agents::tools_secret(&Tenant::of(app, who)?, id).await?,
+        "agent",
+        id,
+    )?;
+    audit::log(
+        app,
+        who,
+        &Change::done("agent.read_tools_secret", ("agent", id), None),
+    )
+    .await;
+    Ok(json_response(
+        200,
+        &json!({"id": id, "tools_secret": secret}),
+    ))
+}
+
+/// `POST /api/v1/agents/{id}/tools-secret` (admins): a new secret, used from the next tool call.
+pub(super) async fn rotate_tools_secret(app: &App, who: &Principal, id: &str) -> ApiResult {
+    let secret = new_endpoint_secret(&secret_bytes()?);
+    let rotated = agents::rotate_tools_secret(&Tenant::of(app, who)?, id, &secret).await?;
+    found(rotated.then_some(()), "agent", id)?;
+    audit::log(
+        app,
+        who,
+        &Change::done("agent.rotate_tools_secret", ("agent", id), None),
+    )
+    .await;
+    Ok(json_response(
+        200,
+        &json!({"id": id, "tools_secret": secret}),
+    ))
 }

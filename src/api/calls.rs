@@ -12,15 +12,19 @@ mod schedule;
 use super::request::{field_error, list_response, no_field_errors, page, query, time_bound};
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
-use crate::platform::http::{json_response, rfc3339, ApiResult};
+use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::store::agents;
 use crate::store::call_events;
 use crate::store::calls::{self, Filter};
 use crate::store::emails;
 use crate::store::tenant::Tenant;
+use crate::store::usage;
+use phone_agent_core::analysis::{self, AnalysisFilter};
 use phone_agent_core::scheduling::{CallStatus, Direction};
 use row::{agent_of, find, render};
 pub(super) use schedule::{cancel, create, reschedule};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use worker::Request;
 
 pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
@@ -38,17 +42,14 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
                    "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null)})
         })
         .collect();
-    let emails: Vec<Value> = emails
-        .iter()
-        .map(|e| {
-            json!({"id": e.id, "kind": e.kind, "sequence": e.sequence, "status": e.status,
-                   "attempts": e.attempts, "next_attempt_at": e.next_attempt_at.map(rfc3339),
-                   "last_status_code": e.last_status_code, "last_error": e.last_error,
-                   "resend_id": e.provider_message_id, "created_at": rfc3339(e.created_at)})
-        })
-        .collect();
+    let emails: Vec<Value> = emails.iter().map(emails::Email::json).collect();
     body["email"] = emails.last().cloned().unwrap_or(Value::Null);
     body["emails"] = Value::from(emails);
+    let used = usage::of_call(&tenant, id).await?;
+    body["usage"] = used.map_or(Value::Null, |u| u.to_json());
+    body["cost"] = used
+        .and_then(|u| app.config().ok()?.prices.cost(&u))
+        .map_or(Value::Null, |c| c.to_json());
     Ok(json_response(200, &body))
 }
 
@@ -86,14 +87,57 @@ pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult
             parsed
         }
     };
+    let tenant = Tenant::of(app, who)?;
+    let agent_id = q.get("agent_id").map(String::as_str);
+    let analysis = analysis_filters(&tenant, &q, agent_id, &mut errors).await?;
     no_field_errors(errors)?;
     let filter = Filter {
         status,
         from,
         to,
-        agent_id: q.get("agent_id").map(String::as_str),
+        agent_id,
         direction,
+        analysis: &analysis,
     };
-    let calls = calls::list(&Tenant::of(app, who)?, &filter, &page).await?;
+    let calls = calls::list(&tenant, &filter, &page).await?;
     list_response(calls, render)
+}
+
+/// The `analysis.*` parameters, checked by the core against the definition of the agent named
+/// by `agent_id` (the tenant's own: another tenant's agent defines nothing here).
+async fn analysis_filters(
+    tenant: &Tenant,
+    q: &HashMap<String, String>,
+    agent_id: Option<&str>,
+    errors: &mut Vec<Value>,
+) -> Result<Vec<AnalysisFilter>, ApiError> {
+    let params: Vec<(&str, &str)> = q
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("analysis.")?, v.as_str())))
+        .collect();
+    if params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let agent_id = agent_id.filter(|id| !id.is_empty());
+    let needs_spec = params
+        .iter()
+        .any(|(k, _)| !matches!(*k, "status" | "success"));
+    let spec = match agent_id {
+        Some(id) if needs_spec => agents::get(tenant, id)
+            .await?
+            .and_then(|a| serde_json::from_str::<Value>(&a.config).ok())
+            .and_then(|config| analysis::from_config(&config)),
+        _ => None,
+    };
+    match analysis::parse_filters(params, spec.as_ref(), agent_id.is_some()) {
+        Ok(filters) => Ok(filters),
+        Err(found) => {
+            errors.extend(
+                found
+                    .into_iter()
+                    .map(|e| field_error(&e.field, e.code, e.message)),
+            );
+            Ok(Vec::new())
+        }
+    }
 }

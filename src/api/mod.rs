@@ -16,6 +16,7 @@ mod numbers;
 mod request;
 mod sessions;
 mod tenants;
+mod usage;
 
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
@@ -59,6 +60,8 @@ pub enum Api {
     AgentGet,
     AgentUpdate,
     AgentDelete,
+    AgentToolsSecret,
+    AgentRotateToolsSecret,
     NumberCreate,
     NumberList,
     NumberGet,
@@ -94,12 +97,15 @@ pub enum Api {
     KeyRevoke,
     TenantCreate,
     TenantList,
+    TenantUpdate,
     AuditLog,
     Me,
+    Usage,
     AppointmentList,
     AppointmentGet,
     AppointmentCreate,
     AppointmentCancel,
+    AppointmentReschedule,
 }
 
 /// Answers a route behind an API key: authenticate (401 before anything about the path is
@@ -165,6 +171,8 @@ async fn call(
         (Api::AgentGet, [id]) => agents::get(app, who, id).await,
         (Api::AgentUpdate, [id]) => agents::update(&mut req, app, who, id).await,
         (Api::AgentDelete, [id]) => agents::delete(app, who, id).await,
+        (Api::AgentToolsSecret, [id]) => agents::tools_secret(app, who, id).await,
+        (Api::AgentRotateToolsSecret, [id]) => agents::rotate_tools_secret(app, who, id).await,
         (Api::NumberCreate, []) => numbers::create(&mut req, app, who).await,
         (Api::NumberList, []) => numbers::list(&req, app, who).await,
         (Api::NumberGet, [id]) => numbers::get(app, who, id).await,
@@ -200,12 +208,17 @@ async fn call(
         (Api::KeyRevoke, [id]) => keys::revoke(app, who, id).await,
         (Api::TenantCreate, []) => tenants::create(&mut req, app, who).await,
         (Api::TenantList, []) => tenants::list(&req, app).await,
+        (Api::TenantUpdate, [id]) => tenants::update(&mut req, app, who, id).await,
+        (Api::Usage, []) => usage::get(&req, app, who).await,
         (Api::AuditLog, []) => audit_log::list(&req, app, who).await,
         (Api::Me, []) => me::get(who),
         (Api::AppointmentList, []) => appointments::list(&req, app, who).await,
         (Api::AppointmentGet, [id]) => appointments::get(app, who, id).await,
         (Api::AppointmentCreate, []) => appointments::create(&mut req, app, who).await,
         (Api::AppointmentCancel, [id]) => appointments::cancel(app, who, id).await,
+        (Api::AppointmentReschedule, [id]) => {
+            appointments::reschedule(&mut req, app, who, id).await
+        }
         _ => Err(ApiError::internal(format!(
             "route table: {handler:?} has no handler for {} parameters",
             params.len()

@@ -11,11 +11,12 @@ use super::request::{
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{json_response, rfc3339, ApiError, ApiResult};
+use crate::platform::zones::IntlZones;
 use crate::store::audit::{self, Change};
 use crate::store::numbers::{self, Number};
 use crate::store::tenant::Tenant;
 use crate::store::{agents, tenants};
-use phone_agent_core::agents::parse_number;
+use phone_agent_core::agents::{parse_number, NumberSpec};
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -27,9 +28,36 @@ fn render(n: &Number) -> Value {
         "agent_id": n.agent_id,
         "owner_phone": n.owner_phone,
         "ring_owner_first": n.ring_owner_first,
+        "hours": n.hours.as_deref().and_then(|h| serde_json::from_str::<Value>(h).ok()),
+        "after_hours_agent_id": n.after_hours_agent_id,
         "created_at": rfc3339(n.created_at),
         "updated_at": rfc3339(n.updated_at),
     })
+}
+
+/// The number's agents (the one answering, and the after-hours one) must be the tenant's:
+/// another tenant's agent id is as unknown as a made-up one.
+async fn check_agents(tenant: &Tenant, spec: &NumberSpec) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    let agents = [
+        ("agent_id", Some(&spec.agent_id)),
+        ("after_hours_agent_id", spec.after_hours_agent_id.as_ref()),
+    ];
+    for (field, id) in agents {
+        let Some(id) = id else { continue };
+        if agents::get(tenant, id).await?.is_none() {
+            errors.push(field_error(
+                field,
+                "unknown_agent",
+                format!("no agent {id}"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_fields(Value::Array(errors)))
+    }
 }
 
 pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
@@ -43,7 +71,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
         ));
     }
     let body = json_body(req).await?;
-    let spec = parse_number(&body).map_err(field_errors)?;
+    let spec = parse_number(&body, &IntlZones).map_err(field_errors)?;
     let tenant_id = match body.get("tenant_id") {
         None | Some(Value::Null) => who.tenant_id.clone(),
         Some(Value::String(t)) if tenants::exists(&app.db()?, t).await? => t.clone(),
@@ -63,13 +91,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
         }
     };
     let tenant = Tenant::new(app.db()?, tenant_id.as_str().into());
-    if agents::get(&tenant, &spec.agent_id).await?.is_none() {
-        return Err(invalid_fields(json!([field_error(
-            "agent_id",
-            "unknown_agent",
-            format!("no agent {} in tenant {tenant_id}", spec.agent_id)
-        )])));
-    }
+    check_agents(&tenant, &spec).await?;
     let Some(number) = numbers::insert(&tenant, &spec).await? else {
         // Only the bootstrap key gets here, and it may know every assignment.
         return Err(ApiError::new(
@@ -93,7 +115,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     Ok(json_response(201, &render(&number)))
 }
 
-/// Changes the agent, owner phone or ring-owner-first of a number (the number itself is its
+/// Changes the agent, owner phone, ring-owner-first, hours or after-hours agent of a number (the number itself is its
 /// identity: register a new one instead). Validated by the same rules as creation.
 pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &str) -> ApiResult {
     let body = json_body(req).await?;
@@ -108,14 +130,8 @@ pub(super) async fn update(req: &mut Request, app: &App, who: &Principal, id: &s
     }
     let merged =
         phone_agent_core::patch::merge(&before, &body, &["agent_id"]).map_err(field_errors)?;
-    let spec = parse_number(&merged).map_err(field_errors)?;
-    if agents::get(&tenant, &spec.agent_id).await?.is_none() {
-        return Err(invalid_fields(json!([field_error(
-            "agent_id",
-            "unknown_agent",
-            format!("no agent {}", spec.agent_id)
-        )])));
-    }
+    let spec = parse_number(&merged, &IntlZones).map_err(field_errors)?;
+    check_agents(&tenant, &spec).await?;
     let updated = numbers::update(&tenant, id, &spec).await?;
     crate::gateway::voice::forget_number(app, &spec.number).await;
     let after = render(&found(updated, "number", id)?);

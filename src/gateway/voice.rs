@@ -2,7 +2,8 @@
 //! placed is answered). Verify the carrier's request → find the call (ours, `?call_id=`) or the
 //! number's agent (KV cache over D1) and create the call → answer with the markup that connects
 //! the call's media stream to `/media/{carrier}/{call_id}`, carrying the call's stream token, or
-//! that rings the owner first. The owner-first `<Dial>` posts its outcome back here
+//! that rings the owner first (during the number's business hours; after hours the AI answers
+//! directly, with the after-hours agent if the number names one). The owner-first `<Dial>` posts its outcome back here
 //! (`?call_id=…` plus `DialCallStatus`), and the AI takes the call only if nobody answered.
 
 use crate::gateway::webhooks::{signed_call, verify_request};
@@ -10,15 +11,20 @@ use crate::platform::app::App;
 use crate::platform::http::{
     json_response, log_line, new_id, now_ms, read_body, ApiError, ApiResult,
 };
+use crate::platform::zones::IntlZones;
 use crate::store::call_queue::{self, StreamWatch};
-use crate::store::calls::{self, NewCall};
+use crate::store::calls::{self, Admission, NewCall};
 use crate::store::numbers::{self, NumberRoute};
 use crate::store::tenant::Tenant;
+use crate::store::usage;
+use chrono::DateTime;
 use phone_agent_core::carrier::Carrier;
 use phone_agent_core::config::Config;
+use phone_agent_core::hours::{self, Hours};
 use phone_agent_core::ids::{AgentId, CallId, TenantId};
 use phone_agent_core::limits::WEBHOOK_BODY_LIMIT;
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
+use phone_agent_core::usage::{month_start, OverQuota, Quotas, OVER_QUOTA_MESSAGE};
 use phone_agent_core::voice::{
     dial_outcome, twiml_dial_owner, Answer, DialOutcome, OWNER_RING_SECONDS,
 };
@@ -97,8 +103,23 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
         log_line(json!({"level": "warn", "msg": "call to an unknown number", "to": to}));
         return markup_hangup(carrier, Some("Sorry, this number is not in service."));
     };
+    let now = now_ms();
+    let routing = hours::routing(
+        number_hours(&number).as_ref(),
+        DateTime::from_timestamp_millis(now).unwrap_or_default(),
+    );
+    let owner = number
+        .owner_phone
+        .as_deref()
+        .filter(|_| number.ring_owner_first && carrier.can_ring_owner_first());
+    let plan = hours::plan(
+        routing,
+        number.agent_id.as_str(),
+        number.after_hours_agent_id.as_ref().map(AgentId::as_str),
+        owner,
+    );
     let id: CallId = new_id()?;
-    let agent_id = AgentId::from(number.agent_id.as_str());
+    let agent_id = AgentId::from(plan.agent_id);
     let call = NewCall {
         id: &id,
         agent_id: Some(&agent_id),
@@ -116,20 +137,47 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
         idempotency_key: None,
         request_hash: None,
         base_url: None,
-        now: now_ms(),
+        now,
     };
     let tenant = Tenant::on(&db, TenantId::from(number.tenant_id.as_str()));
+    let mut detail = routing.to_json();
+    detail["agent_id"] = json!(plan.agent_id);
+    detail["ring_owner_first"] = json!(plan.ring_owner.is_some());
+    let now = now_ms();
+    let standing = usage::standing(&tenant, &month_start(now)).await?;
+    let quotas = Quotas::effective(
+        (standing.max_concurrent_calls, standing.monthly_minutes),
+        &config.quotas,
+    );
+    // What the caller would be refused for, should the guarded insert find the tenant full.
+    let refusal = quotas
+        .over(standing.live_calls, standing.month_minutes)
+        .unwrap_or(OverQuota::Concurrent(quotas.sql_bounds().0));
     // A retried webhook (same carrier call id) finds the first one's call.
-    let call_id = calls::insert_incoming(&tenant, &call).await?;
+    let admission = calls::admit_incoming(
+        &tenant,
+        &call,
+        (routing.as_str(), &detail),
+        quotas.sql_bounds(),
+        &month_start(now),
+        &refusal.detail(),
+    )
+    .await?;
+    let call_id = match admission {
+        Admission::Admitted(id) => id,
+        Admission::OverQuota(id) => {
+            log_line(
+                json!({"level": "warn", "msg": "incoming call over quota", "call_id": id,
+                "tenant_id": number.tenant_id, "quota": refusal.quota()}),
+            );
+            return markup_hangup(carrier, Some(OVER_QUOTA_MESSAGE));
+        }
+    };
     log_line(
         json!({"level": "info", "msg": "incoming call", "call_id": call_id,
-        "carrier": carrier, "agent_id": number.agent_id}),
+        "carrier": carrier, "agent_id": plan.agent_id, "routing": routing.as_str()}),
     );
-    if let (true, Some(owner), true) = (
-        number.ring_owner_first,
-        number.owner_phone.as_deref(),
-        carrier.can_ring_owner_first(),
-    ) {
+    if let Some(owner) = plan.ring_owner {
         let key = CallbackKey::for_config(config)
             .ok_or_else(|| ApiError::new(500, "config_error", "ADMIN_API_KEY is not set"))?;
         call_queue::watch_stream(&db, &call_id, StreamWatch::OwnerRinging).await?;
@@ -148,6 +196,21 @@ pub async fn incoming(mut req: Request, app: &App, carrier: Carrier) -> ApiResul
     }
     let token = calls::ensure_token(&db, &call_id).await?;
     answer(carrier.stream_answer(&base, call_id.as_str(), &token))
+}
+
+/// The number's business hours with the runtime's zone rules; `None` when it has none. Stored
+/// hours were validated when saved; hours that no longer read (a zone the runtime dropped)
+/// route as if there were none, which rings the owner rather than turning callers away.
+fn number_hours(number: &NumberRoute) -> Option<Hours<'static>> {
+    let stored: Value = serde_json::from_str(number.hours.as_deref()?).ok()?;
+    let mut errors = Vec::new();
+    let hours = hours::parse_hours(&stored, &IntlZones, "hours", &mut errors);
+    if hours.is_none() {
+        log_line(
+            json!({"level": "warn", "msg": "stored hours unreadable", "errors": errors.len()}),
+        );
+    }
+    hours
 }
 
 /// When a call answered now must have its media stream (see `call_status`).

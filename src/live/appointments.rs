@@ -1,5 +1,6 @@
-//! The `find_slots` and `book_appointment` tools: the agent offers free slots of its calendar
-//! and books the one the caller chose.
+//! The booking tools: `find_slots` offers free slots of the agent's calendar,
+//! `book_appointment` books the one the caller chose, `reschedule_appointment` and
+//! `cancel_appointment` change the caller's own appointment.
 //!
 //! The model only proposes; every rule is checked here at run time, from the agent record and
 //! D1, never from the prompt: the agent must have a calendar, the time must be a slot of its
@@ -11,11 +12,11 @@ use crate::live::session::Session;
 use crate::pipeline;
 use crate::platform::http::{new_id, now_ms, ApiError};
 use crate::platform::zones;
-use crate::store::appointments::{self, Booking, NewAppointment};
+use crate::store::appointments::{self, NewAppointment};
 use crate::store::dialing;
 use crate::store::tenant::Tenant;
 use phone_agent_core::appointments::{
-    calendar_of, clear_of, BookingError, Calendar, MAX_SLOTS_LISTED,
+    calendar_of, caller_appointment, clear_of, BookingError, Calendar, Held, MAX_SLOTS_LISTED,
 };
 use phone_agent_core::ids::{AgentId, AppointmentId, CallId, TenantId};
 use phone_agent_core::session::{Tool, ToolCall};
@@ -51,14 +52,24 @@ pub async fn run(session: &Rc<Session>, call: &ToolCall) -> String {
             start_at,
             name,
             note,
+            email,
         }) => {
-            book(
-                session,
-                start_at.timestamp_millis(),
-                name.as_deref(),
-                note.as_deref(),
-            )
-            .await
+            let given = Given {
+                name: name.as_deref(),
+                note: note.as_deref(),
+                email: email.as_deref(),
+            };
+            book(session, start_at.timestamp_millis(), given).await
+        }
+        Ok(Tool::RescheduleAppointment {
+            start_at,
+            appointment_id,
+        }) => {
+            let start = start_at.timestamp_millis();
+            change(session, appointment_id.as_deref(), Some(start)).await
+        }
+        Ok(Tool::CancelAppointment { appointment_id }) => {
+            change(session, appointment_id.as_deref(), None).await
         }
         Ok(_) => Err(Failure::Error(format!(
             "{} is not a booking tool",
@@ -82,6 +93,16 @@ struct Context {
     calendar: Calendar,
     zone: Zone<'static>,
     caller: Option<String>,
+    /// The contact the call was scheduled for, if any.
+    contact_email: Option<String>,
+    contact_name: Option<String>,
+}
+
+/// What the caller told the model for a booking.
+struct Given<'a> {
+    name: Option<&'a str>,
+    note: Option<&'a str>,
+    email: Option<&'a str>,
 }
 
 async fn context(session: &Rc<Session>) -> Result<Context, Failure> {
@@ -96,10 +117,10 @@ async fn context(session: &Rc<Session>) -> Result<Context, Failure> {
     let agent = dialing::agent_of(&tenant, &info.call_id)
         .await
         .map_err(internal)?;
-    let (Some(agent_id), Some(config)) = (
-        agent.as_ref().and_then(|a| a.agent_id.clone()),
-        agent.and_then(|a| a.config),
-    ) else {
+    let Some(agent) = agent else {
+        return Err(BookingError::NoCalendar.into());
+    };
+    let (Some(agent_id), Some(config)) = (agent.agent_id, agent.config) else {
         return Err(BookingError::NoCalendar.into());
     };
     let config: Value = serde_json::from_str(&config).unwrap_or(Value::Null);
@@ -119,6 +140,8 @@ async fn context(session: &Rc<Session>) -> Result<Context, Failure> {
         calendar,
         zone,
         caller,
+        contact_email: agent.contact_email,
+        contact_name: agent.contact_name,
     })
 }
 
@@ -154,58 +177,98 @@ async fn find(
     Ok(json!({"time_zone": cx.zone.name(), "slots": slots}))
 }
 
-async fn book(
-    session: &Rc<Session>,
-    start: i64,
-    name: Option<&str>,
-    note: Option<&str>,
-) -> Result<Value, Failure> {
+async fn book(session: &Rc<Session>, start: i64, given: Given<'_>) -> Result<Value, Failure> {
     let cx = context(session).await?;
     let now = now_ms();
     let slot = cx.calendar.bookable(&cx.zone, start, now)?;
     let slot = clear_of(slot, &feed_busy(session, &cx, now).await?)?;
     let id: AppointmentId = new_id().map_err(internal)?;
-    let outcome = appointments::book(
+    // The invitation goes where the caller said, else to the contact the call was made for.
+    let email = given.email.or(cx.contact_email.as_deref());
+    let new = NewAppointment {
+        id: &id,
+        agent_id: &cx.agent_id,
+        call_id: Some(&cx.call_id),
+        slot_start: slot.start,
+        slot_end: slot.end,
+        time_zone: cx.zone.name(),
+        caller_number: cx.caller.as_deref(),
+        name: given.name.or(cx.contact_name.as_deref()),
+        note: given.note,
+        email,
+        now,
+    };
+    pipeline::appointments::book(&session.env, &cx.tenant, &new)
+        .await
+        .map_err(internal)??;
+    Ok(json!({"booked": true, "appointment_id": id,
+              "start_at": local(&cx.zone, slot.start), "end_at": local(&cx.zone, slot.end),
+              "invitation_to": email}))
+}
+
+/// Reschedules (to `start`) or cancels the caller's appointment: `requested` if the model named
+/// one, else the caller's own. Which appointments the call may touch is the core's decision
+/// ([`caller_appointment`]), over those this call booked or that are for the number calling; an
+/// id outside them is answered as unknown, so the model cannot reach another caller's.
+async fn change(
+    session: &Rc<Session>,
+    requested: Option<&str>,
+    start: Option<i64>,
+) -> Result<Value, Failure> {
+    let cx = context(session).await?;
+    let now = now_ms();
+    let held = appointments::of_caller(
         &cx.tenant,
-        &NewAppointment {
-            id: &id,
-            agent_id: &cx.agent_id,
-            call_id: Some(&cx.call_id),
-            slot_start: slot.start,
-            slot_end: slot.end,
-            time_zone: cx.zone.name(),
-            caller_number: cx.caller.as_deref(),
-            name,
-            note,
-            now,
-        },
+        &cx.agent_id,
+        &cx.call_id,
+        cx.caller.as_deref(),
+        now,
     )
     .await
     .map_err(internal)?;
-    match outcome {
-        Booking::Booked => {}
-        Booking::SlotTaken => return Err(BookingError::SlotTaken.into()),
-        Booking::CallHasOne => return Err(BookingError::AlreadyBooked.into()),
+    let view: Vec<Held<'_>> = held
+        .iter()
+        .map(|a| Held {
+            id: a.id.as_str(),
+            call_id: a.call_id.as_ref().map(|c| c.as_str()),
+            caller_number: a.caller_number.as_deref(),
+        })
+        .collect();
+    let chosen =
+        match caller_appointment(&view, requested, cx.call_id.as_str(), cx.caller.as_deref()) {
+            Ok(i) => &held[i],
+            Err(e @ BookingError::WhichAppointment(_)) => {
+                // The model asks the caller which one; it may read them back.
+                let listed: Vec<Value> = held
+                .iter()
+                .map(|a| json!({"appointment_id": a.id, "start_at": local(&cx.zone, a.slot_start)}))
+                .collect();
+                return Ok(
+                    json!({"error": e.to_string(), "code": e.code(), "appointments": listed}),
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+    let env = &session.env;
+    match start {
+        Some(start) => {
+            let slot = cx.calendar.bookable(&cx.zone, start, now)?;
+            let slot = clear_of(slot, &feed_busy(session, &cx, now).await?)?;
+            let moved = pipeline::appointments::reschedule(env, &cx.tenant, chosen, slot, now)
+                .await
+                .map_err(internal)??;
+            Ok(json!({"rescheduled": true, "appointment_id": moved.id,
+                      "start_at": local(&cx.zone, moved.slot_start),
+                      "end_at": local(&cx.zone, moved.slot_end)}))
+        }
+        None => {
+            let canceled = pipeline::appointments::cancel(env, &cx.tenant, chosen, now)
+                .await
+                .map_err(internal)??;
+            Ok(json!({"canceled": true, "appointment_id": canceled.id,
+                      "start_at": local(&cx.zone, canceled.slot_start)}))
+        }
     }
-    let booked = appointments::get(&cx.tenant, id.as_str())
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| Failure::Error("the appointment vanished".into()))?;
-    let db = session
-        .env
-        .d1("DB")
-        .map_err(|e| internal(ApiError::from(e)))?;
-    pipeline::appointments::publish(
-        &session.env,
-        &db,
-        cx.tenant.id().as_str(),
-        "appointment.booked",
-        &booked,
-        now,
-    )
-    .await;
-    Ok(json!({"booked": true, "appointment_id": id,
-              "start_at": local(&cx.zone, slot.start), "end_at": local(&cx.zone, slot.end)}))
 }
 
 /// The busy times of the agent's calendar feed (none without one).

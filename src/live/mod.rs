@@ -3,6 +3,7 @@
 
 pub mod appointments;
 pub mod callbacks;
+pub mod http_tools;
 pub mod media;
 pub mod session;
 pub mod speech;

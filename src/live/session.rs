@@ -11,7 +11,9 @@
 //!   that waits (fetches, sockets) is spawned as a task that feeds its results back;
 //! - what an instance reset must not lose is in the object's SQLite storage as it happens:
 //!   call facts and agent setup at accept, the start frame, the conversation after every input,
-//!   each finished turn. After a reset the next event rebuilds the session from it and feeds
+//!   each finished turn (the writes made while the call is live are unconfirmed so no send
+//!   waits for their commit; storage.rs says why that is safe). After a reset the next event
+//!   rebuilds the session from it and feeds
 //!   `Input::Restored` (the carrier socket, a hibernatable one, survives an eviction; see
 //!   docs/architecture.md, "Instance resets");
 //! - only the verified carrier socket (the core's `CarrierLink`, stored as blob `link`; each

@@ -11,6 +11,7 @@ use phone_agent_core::features::{FeatureUnavailable, ScheduleRefusal};
 use phone_agent_core::ids::{self, RowId};
 use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
+use phone_agent_core::recording::LinkError;
 use phone_agent_core::routing::Forbidden;
 use phone_agent_core::webhooks::signatures::Rejection;
 use phone_agent_core::webhooks::Provider;
@@ -183,6 +184,16 @@ impl From<AgentInUse> for ApiError {
     fn from(in_use: AgentInUse) -> Self {
         let details = json!({"numbers": in_use.numbers, "open_calls": in_use.open_calls});
         ApiError::new(409, "agent_in_use", in_use.to_string()).with_details(details)
+    }
+}
+
+impl From<LinkError> for ApiError {
+    fn from(refusal: LinkError) -> Self {
+        match refusal {
+            LinkError::NoKey => ApiError::new(503, "not_configured", refusal.to_string()),
+            LinkError::Forged => ApiError::new(403, "invalid_link", refusal.to_string()),
+            LinkError::Expired => ApiError::new(410, "link_expired", refusal.to_string()),
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! - Every Twilio / Telnyx dial (API calls, call backs, retries) first takes one of the tenant's
 //!   `OUTBOUND_CALLS_PER_HOUR` slots; with none free the call stays `scheduled` with
 //!   `dial_after` set to when the hour's window frees (a `deferred` event), never failed.
+//! - A tenant over its quotas (concurrent calls, monthly minutes) holds its dials back the same
+//!   way (`dial_after` now + `QUOTA_RECHECK_SECONDS`, a `deferred` event, reason `over_quota`).
 //! - A call stuck in `dispatching` (the worker died between claim and dial) is failed after a
 //!   grace period rather than dialled again: a second dial could ring the person twice.
 
@@ -22,6 +24,7 @@ use crate::store::call_queue::{self, Queue, StreamWatch};
 use crate::store::calls::{self, Call};
 use crate::store::dialing;
 use crate::store::tenant::Tenant;
+use crate::store::usage;
 use phone_agent_core::carrier::ControlError;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::REQUEST_TIMEOUT_MS;
@@ -29,6 +32,7 @@ use phone_agent_core::dialing::{outbound_deferral, HOUR_MS};
 use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::dispatch::Dial;
 use phone_agent_core::scheduling::CallStatus;
+use phone_agent_core::usage::{month_start, Quotas};
 use phone_agent_core::webhooks::callback::{CallbackKey, CALLBACK_VALIDITY_SECS};
 use serde_json::json;
 use std::time::Duration;
@@ -170,7 +174,14 @@ async fn dial(
     attempt: i64,
 ) -> Result<(), ApiError> {
     let now = now_ms();
-    if !take_outbound_slot(env, db, config, call_id, attempt, now).await? {
+    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
+        return Ok(());
+    };
+    let tenant = Tenant::on(db, call.tenant_id);
+    if !within_quota(env, db, &tenant, config, call_id, attempt, now).await? {
+        return Ok(());
+    }
+    if !take_outbound_slot(env, db, &tenant, config, call_id, attempt, now).await? {
         return Ok(());
     }
     let claim = Change::by_scheduler(
@@ -212,6 +223,41 @@ async fn dial(
     Ok(())
 }
 
+/// Whether the call's tenant is within its quotas (concurrent calls, monthly minutes); when it
+/// is not, the call waits `QUOTA_RECHECK_SECONDS` (still `scheduled`, `dial_after` set, a
+/// `deferred` entry with reason `over_quota`) and is looked at again then: never dropped.
+async fn within_quota(
+    env: &Env,
+    db: &D1Database,
+    tenant: &Tenant,
+    config: &Config,
+    call_id: &CallId,
+    attempt: i64,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let standing = usage::standing(tenant, &month_start(now)).await?;
+    let quotas = Quotas::effective(
+        (standing.max_concurrent_calls, standing.monthly_minutes),
+        &config.quotas,
+    );
+    let Some(over) = quotas.over(standing.live_calls, standing.month_minutes) else {
+        return Ok(true);
+    };
+    let recheck_ms =
+        i64::try_from(config.quota_recheck_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let until = now.saturating_add(recheck_ms);
+    let mut detail = over.detail();
+    detail["attempt"] = json!(attempt);
+    detail["dial_after"] = json!(rfc3339(until));
+    call_queue::defer(db, call_id, attempt, until, &detail, now).await?;
+    log_line(
+        json!({"level": "warn", "msg": "quota: dial deferred", "call_id": call_id,
+               "tenant_id": tenant.id(), "quota": over.quota(), "dial_after": until}),
+    );
+    crate::platform::alarm::wake_at(env, until).await;
+    Ok(false)
+}
+
 /// Takes one of the tenant's outbound slots of the last hour for this attempt; `false` when
 /// there is none, after deferring the call to when the window frees. The count and the insert
 /// are one statement, so concurrent dispatchers cannot overrun the cap; a slot already taken
@@ -220,19 +266,15 @@ async fn dial(
 async fn take_outbound_slot(
     env: &Env,
     db: &D1Database,
+    tenant: &Tenant,
     config: &Config,
     call_id: &CallId,
     attempt: i64,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let Some(call) = calls::get_unscoped(db, call_id.as_str()).await? else {
-        return Ok(false);
-    };
-    let tenant_id = call.tenant_id;
     let cap = config.outbound_calls_per_hour;
-    let tenant = Tenant::on(db, tenant_id.clone());
     let window =
-        dialing::take_outbound_slot(&tenant, call_id, attempt, (now - HOUR_MS, cap), now).await?;
+        dialing::take_outbound_slot(tenant, call_id, attempt, (now - HOUR_MS, cap), now).await?;
     let Some(window) = window else {
         return Ok(false);
     };
@@ -247,7 +289,7 @@ async fn take_outbound_slot(
     call_queue::defer(db, call_id, attempt, until, &detail, now).await?;
     log_line(
         json!({"level": "warn", "msg": "outbound cap: dial deferred", "call_id": call_id,
-                    "tenant_id": tenant_id, "dial_after": until}),
+                    "tenant_id": tenant.id(), "dial_after": until}),
     );
     crate::platform::alarm::wake_at(env, until).await;
     Ok(false)

@@ -9,7 +9,7 @@ use crate::platform::app::load_config;
 use crate::platform::http::{log_line, new_id, now_ms, random_unit, ApiError};
 use crate::platform::outbound;
 use crate::platform::zones;
-use crate::store::emails::{self, Attempted, NewEmail};
+use crate::store::emails::{self, About, Attempted, NewEmail};
 use chrono::DateTime;
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{
@@ -77,7 +77,7 @@ pub fn compose<'a>(
     Ok(NewEmail {
         id: new_id()?,
         tenant_id: facts.tenant_id,
-        call_id: facts.call_id,
+        about: About::Call(facts.call_id),
         kind,
         sequence,
         idempotency_key: idempotency_key(facts.call_id, sequence, kind),
@@ -92,7 +92,7 @@ pub fn compose<'a>(
 pub async fn send_for_call(env: &Env, call_id: &str) {
     let first_attempts = async {
         let db = env.d1("DB")?;
-        let ids = emails::pending_for_call_unscoped(&db, call_id).await?;
+        let ids = emails::pending_unscoped(&db, About::Call(call_id)).await?;
         let config = load_config(env)?;
         for id in ids {
             attempt(&db, &config, &id).await?;

@@ -1,11 +1,11 @@
-//! Timed work: webhook retries, call dispatch and confirmation emails run when due. One
-//! `Scheduler` Durable Object keeps an alarm at the earliest due time, so sub-minute retries
+//! Timed work: webhook retries, call dispatch, confirmation emails and recording downloads run
+//! when due. One `Scheduler` Durable Object keeps an alarm at the earliest due time, so sub-minute retries
 //! do not wait for the next cron tick; the every-minute cron runs the same sweep as a safety
 //! net. Work items are leased in D1, so the alarm and cron overlapping never double-sends.
 
 use crate::pipeline::forwarding;
 use crate::platform::http::{log_line, now_ms, ApiError};
-use crate::scheduling::{dispatch, emails};
+use crate::scheduling::{dispatch, emails, recordings};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -27,6 +27,13 @@ pub async fn run_due(env: &Env) {
         Ok(_) => {}
         Err(e) => log_line(json!({"level": "error", "msg": "due emails", "error": e.message})),
     }
+    match recordings::store_due(env).await {
+        Ok(n) if n > 0 => {
+            log_line(json!({"level": "info", "msg": "recordings stored", "count": n}))
+        }
+        Ok(_) => {}
+        Err(e) => log_line(json!({"level": "error", "msg": "due recordings", "error": e.message})),
+    }
 }
 
 /// The earliest time any job is due.
@@ -36,6 +43,7 @@ pub async fn next_due(env: &Env) -> std::result::Result<Option<i64>, ApiError> {
         forwarding::next_due(&db).await?,
         dispatch::next_due(&db).await?,
         emails::next_due(&db).await?,
+        recordings::next_due(&db).await?,
     ];
     Ok(candidates.into_iter().flatten().min())
 }

@@ -31,18 +31,78 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Agent>, StoreError>
         .await
 }
 
-/// Stores a new agent and returns it as stored.
-pub async fn insert(tenant: &Tenant, spec: &AgentSpec) -> Result<Agent, StoreError> {
+/// Stores a new agent with its HTTP tools' signing secret and returns it as stored.
+pub async fn insert(
+    tenant: &Tenant,
+    spec: &AgentSpec,
+    tools_secret: &str,
+) -> Result<Agent, StoreError> {
     let id: AgentId = new_id()?;
     write(
         tenant,
         "INSERT INTO agents (tenant_id, id, name, system_prompt, first_message, config,
-           created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+           created_at, updated_at, tools_secret) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
         id.as_str(),
         spec,
+        Some(tools_secret),
     )
     .await?
     .ok_or(StoreError::Missing("agent after insert"))
+}
+
+/// The signing secret of the tenant's agent `id`: `None` when there is no such agent, an inner
+/// `None` when it has none yet (made before secrets; a rotation gives it one).
+pub async fn tools_secret(tenant: &Tenant, id: &str) -> Result<Option<Option<String>>, StoreError> {
+    #[derive(Deserialize)]
+    struct Row {
+        tools_secret: Option<String>,
+    }
+    let row: Option<Row> = tenant
+        .first(
+            "SELECT tools_secret FROM agents WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|r| r.tools_secret))
+}
+
+/// Replaces the signing secret of agent `id`; false when the tenant has no such agent.
+pub async fn rotate_tools_secret(
+    tenant: &Tenant,
+    id: &str,
+    secret: &str,
+) -> Result<bool, StoreError> {
+    let changed = tenant
+        .run(
+            "UPDATE agents SET tools_secret = ?3, updated_at = ?4
+             WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
+            &[&id, &secret, &now_ms()],
+        )
+        .await?;
+    Ok(changed > 0)
+}
+
+/// The agent of the tenant's call `call_id` and its tools' signing secret, read when a tool
+/// runs (a rotation takes effect at once; a deleted agent's tools stop).
+#[derive(Deserialize)]
+pub struct ToolsAgent {
+    pub agent_id: Option<AgentId>,
+    pub tools_secret: Option<String>,
+}
+
+/// [`ToolsAgent`] of the tenant's call `call_id`.
+pub async fn tools_agent_of(
+    tenant: &Tenant,
+    call_id: &str,
+) -> Result<Option<ToolsAgent>, StoreError> {
+    tenant
+        .first(
+            "SELECT c.agent_id, a.tools_secret FROM calls c
+             LEFT JOIN agents a ON a.id = c.agent_id AND a.deleted_at IS NULL
+             WHERE c.tenant_id = ?1 AND c.id = ?2",
+            &[&call_id],
+        )
+        .await
 }
 
 /// Replaces agent `id` with `spec`; `None` when the tenant has no such agent.
@@ -57,31 +117,35 @@ pub async fn update(
            updated_at = ?7 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
         id,
         spec,
+        None,
     )
     .await
 }
 
-/// Runs `sql`, which writes agent `id` (`?2`) as `spec` (`?3`–`?6`) at now (`?7`), and returns
-/// the row as written.
+/// Runs `sql`, which writes agent `id` (`?2`) as `spec` (`?3`–`?6`) at now (`?7`) (and, on
+/// insert, its tools secret `?8`), and returns the row as written.
 async fn write(
     tenant: &Tenant,
     sql: &str,
     id: &str,
     spec: &AgentSpec,
+    tools_secret: Option<&str>,
 ) -> Result<Option<Agent>, StoreError> {
-    tenant
-        .first(
-            &format!("{sql} RETURNING {}", Agent::COLUMNS),
-            &[
-                &id,
-                &spec.name,
-                &spec.system_prompt,
-                &spec.first_message,
-                &spec.config.to_string(),
-                &now_ms(),
-            ],
-        )
-        .await
+    let sql = format!("{sql} RETURNING {}", Agent::COLUMNS);
+    let config = spec.config.to_string();
+    let now = now_ms();
+    let mut args: Vec<&dyn crate::store::db::Arg> = vec![
+        &id,
+        &spec.name,
+        &spec.system_prompt,
+        &spec.first_message,
+        &config,
+        &now,
+    ];
+    if let Some(secret) = &tools_secret {
+        args.push(secret);
+    }
+    tenant.first(&sql, &args).await
 }
 
 /// `calls.status IN (…)` for the calls that still need their agent (the core's list; static
@@ -109,7 +173,8 @@ pub async fn delete(
                 &format!(
                     "UPDATE agents SET deleted_at = ?3, updated_at = ?3
                      WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL
-                       AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE agent_id = ?2)
+                       AND NOT EXISTS (SELECT 1 FROM phone_numbers
+                                       WHERE agent_id = ?2 OR after_hours_agent_id = ?2)
                        AND NOT EXISTS (SELECT 1 FROM calls WHERE agent_id = ?2 AND {open})"
                 ),
                 &[&id, &now_ms()],
@@ -147,7 +212,8 @@ async fn usage(
     }
     let numbers: Vec<NumberRow> = tenant
         .all(
-            "SELECT number FROM phone_numbers WHERE tenant_id = ?1 AND agent_id = ?2
+            "SELECT number FROM phone_numbers
+             WHERE tenant_id = ?1 AND (agent_id = ?2 OR after_hours_agent_id = ?2)
              ORDER BY number LIMIT 20",
             &[&id],
         )

@@ -2,7 +2,8 @@
 //! (tenant, agent, slot start) over live rows is what refuses a second booking of a slot, so a
 //! booking is one guarded insert and never a read-then-write.
 
-use crate::store::db::row;
+use crate::store::db::{self, row};
+use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
@@ -22,6 +23,8 @@ row! {
         caller_number: Option<String>,
         name: Option<String>,
         note: Option<String>,
+        /// Where the invitations go.
+        email: Option<String>,
         sequence: i64,
         created_at: i64,
         updated_at: i64,
@@ -46,7 +49,30 @@ pub struct NewAppointment<'a> {
     pub caller_number: Option<&'a str>,
     pub name: Option<&'a str>,
     pub note: Option<&'a str>,
+    pub email: Option<&'a str>,
     pub now: i64,
+}
+
+impl NewAppointment<'_> {
+    /// The row this booking stores, for what is composed before it (its invitation).
+    pub fn booked(&self) -> Appointment {
+        Appointment {
+            id: self.id.clone(),
+            agent_id: self.agent_id.clone(),
+            call_id: self.call_id.cloned(),
+            slot_start: self.slot_start,
+            slot_end: self.slot_end,
+            time_zone: self.time_zone.to_owned(),
+            status: "booked".to_owned(),
+            caller_number: self.caller_number.map(str::to_owned),
+            name: self.name.map(str::to_owned),
+            note: self.note.map(str::to_owned),
+            email: self.email.map(str::to_owned),
+            sequence: 0,
+            created_at: self.now,
+            updated_at: self.now,
+        }
+    }
 }
 
 /// What became of a booking.
@@ -61,31 +87,45 @@ pub enum Booking {
 
 /// Books `new` in one statement: inserted only if its call has no live appointment yet, and
 /// only if no live appointment of the agent starts then (the unique index; the conflict is
-/// skipped, not raised, so the race's loser is told which rule stopped it).
-pub async fn book(tenant: &Tenant, new: &NewAppointment<'_>) -> Result<Booking, StoreError> {
-    let changed = tenant
-        .run(
-            "INSERT INTO appointments (tenant_id, id, agent_id, call_id, slot_start, slot_end,
-               time_zone, status, caller_number, name, note, sequence, created_at, updated_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'booked', ?8, ?9, ?10, 0, ?11, ?11
-             WHERE ?4 IS NULL OR NOT EXISTS (SELECT 1 FROM appointments
-               WHERE tenant_id = ?1 AND call_id = ?4 AND status != 'canceled')
-             ON CONFLICT DO NOTHING",
-            &[
-                new.id,
-                new.agent_id,
-                &new.call_id,
-                &new.slot_start,
-                &new.slot_end,
-                &new.time_zone,
-                &new.caller_number,
-                &new.name,
-                &new.note,
-                &new.now,
-            ],
-        )
-        .await?;
-    if changed == 1 {
+/// skipped, not raised, so the race's loser is told which rule stopped it). Its invitation
+/// `email` is queued in the same batch, only if the insert won.
+pub async fn book(
+    tenant: &Tenant,
+    new: &NewAppointment<'_>,
+    email: Option<&NewEmail<'_>>,
+) -> Result<Booking, StoreError> {
+    let mut statements = vec![tenant.stmt(
+        "INSERT INTO appointments (tenant_id, id, agent_id, call_id, slot_start, slot_end,
+           time_zone, status, caller_number, name, note, email, sequence, created_at, updated_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'booked', ?8, ?9, ?10, ?11, 0, ?12, ?12
+         WHERE ?4 IS NULL OR NOT EXISTS (SELECT 1 FROM appointments
+           WHERE tenant_id = ?1 AND call_id = ?4 AND status != 'canceled')
+         ON CONFLICT DO NOTHING",
+        &[
+            new.id,
+            new.agent_id,
+            &new.call_id,
+            &new.slot_start,
+            &new.slot_end,
+            &new.time_zone,
+            &new.caller_number,
+            &new.name,
+            &new.note,
+            &new.email,
+            &new.now,
+        ],
+    )?];
+    if let Some(email) = email {
+        // The id is fresh: the row exists only if this insert won.
+        statements.extend(emails::queue(
+            tenant.db(),
+            email,
+            "SELECT 1 FROM appointments WHERE id = ?",
+            &[new.id],
+        )?);
+    }
+    let changed = db::batch(tenant.db(), statements).await?;
+    if changed.first() == Some(&1) {
         return Ok(Booking::Booked);
     }
     match new.call_id {
@@ -106,6 +146,28 @@ pub async fn live_of_call(
                 Appointment::SELECT
             ),
             &[call_id],
+        )
+        .await
+}
+
+/// The agent's booked, not yet ended appointments that the call `call_id` booked or that are
+/// for `caller`: what a caller may ask the tools to change (the core picks among them).
+pub async fn of_caller(
+    tenant: &Tenant,
+    agent_id: &AgentId,
+    call_id: &CallId,
+    caller: Option<&str>,
+    now: i64,
+) -> Result<Vec<Appointment>, StoreError> {
+    tenant
+        .all(
+            &format!(
+                "{} AND agent_id = ?2 AND status = 'booked' AND slot_end > ?5
+                   AND (call_id = ?3 OR (?4 IS NOT NULL AND caller_number = ?4))
+                 ORDER BY slot_start LIMIT 20",
+                Appointment::SELECT
+            ),
+            &[agent_id, call_id, &caller, &now],
         )
         .await
 }
@@ -137,24 +199,71 @@ pub async fn get(tenant: &Tenant, id: &str) -> Result<Option<Appointment>, Store
         .await
 }
 
-/// Cancels the tenant's booked appointment `id` (freeing its slot) and bumps its sequence; the
-/// row after, or `None` when it is not booked (absent or canceled already).
+/// Cancels `current` (the tenant's booked appointment as read: freeing its slot, bumping its
+/// sequence), with its `email` queued in the same batch; false when the row changed since it
+/// was read (canceled or moved meanwhile), and then nothing is written.
 pub async fn cancel(
     tenant: &Tenant,
-    id: &str,
+    current: &Appointment,
     now: i64,
-) -> Result<Option<Appointment>, StoreError> {
-    tenant
-        .first(
-            &format!(
-                "UPDATE appointments SET status = 'canceled', sequence = sequence + 1,
-                   updated_at = ?3
-                 WHERE tenant_id = ?1 AND id = ?2 AND status = 'booked' RETURNING {}",
-                Appointment::COLUMNS
-            ),
-            &[&id, &now],
-        )
-        .await
+    email: Option<&NewEmail<'_>>,
+) -> Result<bool, StoreError> {
+    let statement = tenant.stmt(
+        "UPDATE appointments SET status = 'canceled', sequence = sequence + 1, updated_at = ?4
+         WHERE tenant_id = ?1 AND id = ?2 AND status = 'booked' AND sequence = ?3",
+        &[&current.id, &current.sequence, &now],
+    )?;
+    changed(tenant, statement, current, "canceled", email).await
+}
+
+/// Moves `current` (the tenant's booked appointment as read) to the slot `(start, end)` and
+/// bumps its sequence, with its `email` queued in the same batch. The unique index refuses a
+/// slot another live appointment of the agent holds: the update is then skipped (`OR IGNORE`).
+/// `None` when the row changed since it was read; `Some(false)` when the slot is taken.
+pub async fn reschedule(
+    tenant: &Tenant,
+    current: &Appointment,
+    (start, end): (i64, i64),
+    now: i64,
+    email: Option<&NewEmail<'_>>,
+) -> Result<Option<bool>, StoreError> {
+    let statement = tenant.stmt(
+        "UPDATE OR IGNORE appointments SET slot_start = ?4, slot_end = ?5,
+           sequence = sequence + 1, updated_at = ?6
+         WHERE tenant_id = ?1 AND id = ?2 AND status = 'booked' AND sequence = ?3",
+        &[&current.id, &current.sequence, &start, &end, &now],
+    )?;
+    if changed(tenant, statement, current, "booked", email).await? {
+        return Ok(Some(true));
+    }
+    // Skipped: either the slot is held or the row moved on since it was read.
+    let now_stored = get(tenant, current.id.as_str()).await?;
+    let unchanged =
+        now_stored.is_some_and(|a| a.status == "booked" && a.sequence == current.sequence);
+    Ok(unchanged.then_some(false))
+}
+
+/// Runs `statement` (a compare-and-set on `current`'s sequence) and queues `email` only if it
+/// left the row at the next sequence with `status`; whether it changed the row.
+async fn changed(
+    tenant: &Tenant,
+    statement: worker::d1::D1PreparedStatement,
+    current: &Appointment,
+    status: &str,
+    email: Option<&NewEmail<'_>>,
+) -> Result<bool, StoreError> {
+    let mut statements = vec![statement];
+    if let Some(email) = email {
+        let next = current.sequence + 1;
+        statements.extend(emails::queue(
+            tenant.db(),
+            email,
+            "SELECT 1 FROM appointments WHERE id = ? AND sequence = ? AND status = ?",
+            &[&current.id, &next, &status],
+        )?);
+    }
+    let changed = db::batch(tenant.db(), statements).await?;
+    Ok(changed.first() == Some(&1))
 }
 
 impl Appointment {
@@ -167,7 +276,7 @@ impl Appointment {
             "start_at": rfc3339(self.slot_start), "end_at": rfc3339(self.slot_end),
             "time_zone": self.time_zone, "status": self.status,
             "caller_number": self.caller_number, "name": self.name, "note": self.note,
-            "sequence": self.sequence,
+            "email": self.email, "sequence": self.sequence,
             "created_at": rfc3339(self.created_at), "updated_at": rfc3339(self.updated_at),
         })
     }

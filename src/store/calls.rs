@@ -9,6 +9,7 @@ use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::page::{self, listed, Page, PageOf};
 use crate::store::tenant::Tenant;
+use phone_agent_core::analysis::{AnalysisFilter, AnalysisStatus, FilterValue};
 use phone_agent_core::auth::new_token;
 use phone_agent_core::ids::{AgentId, CallId, TenantId};
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
@@ -52,6 +53,11 @@ row! {
         duration_seconds: Option<i64>,
         summary: Option<String>,
         metrics: Option<String>,
+        /// The post-call analysis (the core's `AnalysisResult` as JSON; its status is also in
+        /// `analysis_status`, which the list filters on).
+        analysis: Option<String>,
+        /// How the number routed an incoming call (`phone_agent_core::hours::Routing`).
+        routing: Option<String>,
         /// The UID of the iCalendar event the call was imported from.
         ical_uid: Option<String>,
     }
@@ -112,6 +118,8 @@ pub struct Filter<'a> {
     pub to: Option<i64>,
     pub agent_id: Option<&'a str>,
     pub direction: Option<Direction>,
+    /// `analysis.*` parameters, checked by the core.
+    pub analysis: &'a [AnalysisFilter],
 }
 
 /// One page of the tenant's calls, newest first.
@@ -121,26 +129,61 @@ pub async fn list(
     window: &Page,
 ) -> Result<PageOf<Call>, StoreError> {
     let status = filter.status.map(CallStatus::as_str);
+    let mut query = format!(
+        "{} WHERE tenant_id = ?1
+           AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR start_at >= ?3)
+           AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)
+           AND (?6 IS NULL OR direction = ?6)",
+        Call::SELECT
+    );
     let direction = filter.direction.map(Direction::as_str);
-    page::list(
-        tenant,
-        &format!(
-            "{} WHERE tenant_id = ?1
-               AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR start_at >= ?3)
-               AND (?4 IS NULL OR start_at < ?4) AND (?5 IS NULL OR agent_id = ?5)
-               AND (?6 IS NULL OR direction = ?6)",
-            Call::SELECT
-        ),
-        &[
-            &status,
-            &filter.from,
-            &filter.to,
-            &filter.agent_id,
-            &direction,
-        ],
-        window,
-    )
-    .await
+    let mut args: Vec<&dyn Arg> = vec![
+        &status,
+        &filter.from,
+        &filter.to,
+        &filter.agent_id,
+        &direction,
+    ];
+    // Each analysis filter binds its JSON path and value; only valid analyses have values.
+    let paths: Vec<Option<String>> = filter.analysis.iter().map(|f| f.json_path()).collect();
+    let statuses: Vec<&str> = filter
+        .analysis
+        .iter()
+        .map(|f| match f {
+            AnalysisFilter::Status(s) => s.as_str(),
+            _ => "",
+        })
+        .collect();
+    for ((f, path), status) in filter.analysis.iter().zip(&paths).zip(&statuses) {
+        // `?1` is the tenant (bound by `page::list`), the arguments follow it.
+        let n = args.len() + 2;
+        match (f, path) {
+            (AnalysisFilter::Status(_), _) => {
+                query.push_str(&format!(" AND analysis_status = ?{n}"));
+                args.push(status);
+            }
+            (AnalysisFilter::Success(b), Some(path)) => {
+                query.push_str(&format!(
+                    " AND analysis_status = 'ok' AND json_extract(analysis, ?{n}) = ?{}",
+                    n + 1
+                ));
+                args.extend_from_slice(&[path as &dyn Arg, b]);
+            }
+            (AnalysisFilter::Field { value, .. }, Some(path)) => {
+                query.push_str(&format!(
+                    " AND analysis_status = 'ok' AND json_extract(analysis, ?{n}) = ?{}",
+                    n + 1
+                ));
+                args.push(path);
+                args.push(match value {
+                    FilterValue::Text(text) => text,
+                    FilterValue::Bool(b) => b,
+                });
+            }
+            _ => {}
+        }
+    }
+    page::list(tenant, &query, &args, window).await
 }
 
 /// The call `id` of any tenant (the scheduler, webhooks and the session serve them all).
@@ -285,19 +328,102 @@ fn queue_email(
     }
 }
 
-/// Stores an incoming call; a retried webhook (same carrier call id) gets the first one's id.
-pub async fn insert_incoming(tenant: &Tenant, call: &NewCall<'_>) -> Result<CallId, StoreError> {
-    db::batch(tenant.db(), vec![insert(tenant, call, "1", &[])?]).await?;
-    let Some(provider_call_id) = call.provider_call_id else {
-        return Ok(call.id.clone());
-    };
-    by_provider_call_id_unscoped(tenant.db(), call.provider, provider_call_id)
-        .await?
-        .map(|c| c.id)
-        .ok_or(StoreError::Missing(
-            "inbound call neither inserted nor found",
-        ))
+/// What became of an incoming call under the tenant's quotas.
+pub enum Admission {
+    /// Stored as given (or found: a retried webhook).
+    Admitted(CallId),
+    /// Over a quota: stored as failed with `last_error` `over_quota` and its history entry.
+    OverQuota(CallId),
 }
+
+/// Stores an incoming call if the tenant is within its quotas (`bounds`: live calls, carrier
+/// seconds since `month_start`), counted in the insert itself so two calls arriving together
+/// cannot both take the last slot; otherwise records it as refused (`refused`: the history
+/// entry's detail). Either way the call keeps how its number routed it (`routing`, and the
+/// history entry `detail` telling why). A retried webhook (same carrier call id) gets the first
+/// one's outcome, and its first routing stays.
+pub async fn admit_incoming(
+    tenant: &Tenant,
+    call: &NewCall<'_>,
+    (routing, detail): (&str, &Value),
+    (max_live, max_seconds): (i64, i64),
+    month_start: &str,
+    refused: &Value,
+) -> Result<Admission, StoreError> {
+    let earlier = |c: Call| {
+        if c.status == CallStatus::Failed && c.last_error.as_deref() == Some(OVER_QUOTA) {
+            Admission::OverQuota(c.id)
+        } else {
+            Admission::Admitted(c.id)
+        }
+    };
+    if let Some(provider_call_id) = call.provider_call_id {
+        if let Some(found) =
+            by_provider_call_id_unscoped(tenant.db(), call.provider, provider_call_id).await?
+        {
+            return Ok(earlier(found));
+        }
+    }
+    let guarded = insert(
+        tenant,
+        call,
+        crate::store::usage::ADMIT_GUARD,
+        &[&max_live, &max_seconds, &month_start],
+    )?;
+    let db = tenant.db();
+    let source = format!("webhook:{}", call.provider.as_str());
+    let route_event = Event::new(call.id, "routing", &source, detail, call.now);
+    // `changes()` is the insert's until the update runs: an insert the guard stopped writes
+    // neither the routing nor its entry.
+    let route = db::stmt(
+        db,
+        "UPDATE calls SET routing = ?2 WHERE id = ?1 AND changes() > 0",
+        &[call.id, &routing],
+    )?;
+    let admitted = db::batch(
+        db,
+        vec![
+            guarded,
+            route,
+            call_events::row(db, &route_event, When::Changed)?,
+        ],
+    )
+    .await?;
+    if admitted.first() == Some(&1) {
+        return Ok(Admission::Admitted(call.id.clone()));
+    }
+    let failed = NewCall {
+        status: CallStatus::Failed,
+        ..*call
+    };
+    let event = Event::new(call.id, "status", "gateway", refused, call.now)
+        .moving(None, CallStatus::Failed);
+    let writes = vec![
+        insert(tenant, &failed, "1", &[])?,
+        tenant.stmt(
+            "UPDATE calls SET last_error = ?3, ended_at = ?4, routing = ?5
+             WHERE tenant_id = ?1 AND id = ?2",
+            &[call.id, &OVER_QUOTA, &call.now, &routing],
+        )?,
+        call_events::row(tenant.db(), &route_event, When::CallExists(call.id))?,
+        call_events::row(tenant.db(), &event, When::CallExists(call.id))?,
+    ];
+    db::batch(tenant.db(), writes).await?;
+    match call.provider_call_id {
+        Some(provider_call_id) => {
+            by_provider_call_id_unscoped(tenant.db(), call.provider, provider_call_id)
+                .await?
+                .map(earlier)
+                .ok_or(StoreError::Missing(
+                    "inbound call neither inserted nor found",
+                ))
+        }
+        None => Ok(Admission::OverQuota(call.id.clone())),
+    }
+}
+
+/// The `last_error` of a call refused by a quota.
+const OVER_QUOTA: &str = phone_agent_core::usage::OverQuota::REASON;
 
 /// Moves the tenant's scheduled `call` to `start_at` (and `time_zone`, if given) as ICS
 /// `sequence`, with its history entry and email, if `call` is still what the caller read
@@ -544,6 +670,23 @@ pub async fn set_metrics(
         "UPDATE calls SET metrics = ?1, duration_seconds = COALESCE(?2, duration_seconds),
            updated_at = ?3 WHERE id = ?4",
         &[&metrics.to_string(), &duration_seconds, &now, &id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Keeps the call's post-call analysis (`result`, the core's `AnalysisResult`) and its status.
+pub async fn set_analysis(
+    db: &D1Database,
+    id: &str,
+    status: AnalysisStatus,
+    result: &Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    db::run(
+        db,
+        "UPDATE calls SET analysis = ?1, analysis_status = ?2, updated_at = ?3 WHERE id = ?4",
+        &[&result.to_string(), &status.as_str(), &now, &id],
     )
     .await?;
     Ok(())

@@ -4,7 +4,7 @@
 use crate::store::error::StoreError;
 use phone_agent_core::ids::{
     AgentId, AppointmentId, CallId, DeliveryId, EmailId, EndpointId, EventId, KeyId, NumberId,
-    TenantId,
+    RecordingId, TenantId,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -121,6 +121,7 @@ id_args!(
     KeyId,
     EmailId,
     DeliveryId,
+    RecordingId,
     AppointmentId
 );
 

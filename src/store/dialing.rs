@@ -18,13 +18,18 @@ use serde_json::Value;
 pub struct CallAgent {
     pub agent_id: Option<AgentId>,
     pub config: Option<String>,
+    /// The contact the call was scheduled for, if any (where a booking's invitation goes
+    /// unless the caller gives another address).
+    pub contact_email: Option<String>,
+    pub contact_name: Option<String>,
 }
 
 /// The agent of the tenant's call `call_id` (its settings are `None` once it is deleted).
 pub async fn agent_of(tenant: &Tenant, call_id: &str) -> Result<Option<CallAgent>, StoreError> {
     tenant
         .first(
-            "SELECT c.agent_id, a.config FROM calls c LEFT JOIN agents a ON a.id = c.agent_id
+            "SELECT c.agent_id, a.config, c.contact_email, c.contact_name
+             FROM calls c LEFT JOIN agents a ON a.id = c.agent_id
              WHERE c.tenant_id = ?1 AND c.id = ?2",
             &[&call_id],
         )

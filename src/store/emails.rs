@@ -1,5 +1,5 @@
-//! The `emails` outbox: confirmation emails about calls, queued with the change they announce
-//! and sent (leased, attempted, recorded) by the scheduler.
+//! The `emails` outbox: confirmation emails about calls and appointments, queued with the
+//! change they announce and sent (leased, attempted, recorded) by the scheduler.
 
 use crate::store::call_events::{self, Event, When};
 use crate::store::db::{self, row, Arg};
@@ -10,14 +10,31 @@ use phone_agent_core::scheduling::email::EmailKind;
 use serde_json::Value;
 use worker::d1::{D1Database, D1PreparedStatement};
 
+/// What an email is about: its row's `call_id` or `appointment_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About<'a> {
+    Call(&'a str),
+    Appointment(&'a str),
+}
+
+impl<'a> About<'a> {
+    /// The outbox column naming it, and its id.
+    fn column(self) -> (&'static str, &'a str) {
+        match self {
+            About::Call(id) => ("call_id", id),
+            About::Appointment(id) => ("appointment_id", id),
+        }
+    }
+}
+
 /// An email about to be queued.
 pub struct NewEmail<'a> {
     pub id: EmailId,
     pub tenant_id: &'a str,
-    pub call_id: &'a str,
+    pub about: About<'a>,
     pub kind: EmailKind,
     pub sequence: u32,
-    /// Resend's `Idempotency-Key` (per call, change and sequence).
+    /// Resend's `Idempotency-Key` (per call or appointment, change and sequence).
     pub idempotency_key: String,
     pub to_email: &'a str,
     /// The Resend request body, or why none could be built (the email is then stored dead).
@@ -25,9 +42,10 @@ pub struct NewEmail<'a> {
     pub now: i64,
 }
 
-/// Statements that queue `email` (and retire the call's older unsent ones, which it
-/// supersedes) and show it on the call, all only if `only_if` (SQL with `?` placeholders for
-/// `only_if_args`) selects a row: the email commits with the change it announces.
+/// Statements that queue `email` (and retire the older unsent ones about the same call or
+/// appointment, which it supersedes) and show it on its call, all only if `only_if` (SQL with
+/// `?` placeholders for `only_if_args`) selects a row: the email commits with the change it
+/// announces.
 pub(in crate::store) fn queue(
     db: &D1Database,
     email: &NewEmail<'_>,
@@ -39,10 +57,16 @@ pub(in crate::store) fn queue(
         Err(e) => ("dead", "{}", Some(e.as_str()), None),
     };
     let kind = email.kind.as_str();
+    let (column, about_id) = email.about.column();
+    let (call_id, appointment_id) = match email.about {
+        About::Call(id) => (Some(id), None),
+        About::Appointment(id) => (None, Some(id)),
+    };
     let mut insert_args: Vec<&dyn Arg> = vec![
         &email.id,
         &email.tenant_id,
-        &email.call_id,
+        &call_id,
+        &appointment_id,
         &kind,
         &email.sequence,
         &email.idempotency_key,
@@ -59,35 +83,39 @@ pub(in crate::store) fn queue(
     } else {
         "pending"
     };
-    let mut supersede_args: Vec<&dyn Arg> = vec![&email.now, &email.call_id];
+    let mut supersede_args: Vec<&dyn Arg> = vec![&email.now, &about_id];
     supersede_args.extend_from_slice(only_if_args);
-    Ok(vec![
+    let mut statements = vec![
         db::stmt(
             db,
             &format!(
                 "UPDATE emails SET status = 'superseded', next_attempt_at = NULL, updated_at = ?1
-                 WHERE call_id = ?2 AND status = 'pending' AND EXISTS ({only_if})"
+                 WHERE {column} = ?2 AND status = 'pending' AND EXISTS ({only_if})"
             ),
             &supersede_args,
         )?,
         db::stmt(
             db,
             &format!(
-                "INSERT INTO emails (id, tenant_id, call_id, kind, sequence, idempotency_key, to_email,
-                   request, status, next_attempt_at, last_error, created_at, updated_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12
+                "INSERT INTO emails (id, tenant_id, call_id, appointment_id, kind, sequence,
+                   idempotency_key, to_email, request, status, next_attempt_at, last_error,
+                   created_at, updated_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13
                  WHERE EXISTS ({only_if})
                  ON CONFLICT (idempotency_key) DO NOTHING"
             ),
             &insert_args,
         )?,
-        db::stmt(
+    ];
+    if let Some(call_id) = call_id {
+        statements.push(db::stmt(
             db,
             "UPDATE calls SET email_status = ?1 WHERE id = ?2
                AND EXISTS (SELECT 1 FROM emails WHERE id = ?3)",
-            &[&call_email_status, &email.call_id, &email.id],
-        )?,
-    ])
+            &[&call_email_status, &call_id, &email.id],
+        )?);
+    }
+    Ok(statements)
 }
 
 row! {
@@ -106,6 +134,18 @@ row! {
     }
 }
 
+impl Email {
+    /// The API's JSON of this email (on its call or appointment).
+    pub fn json(&self) -> Value {
+        use crate::platform::http::rfc3339;
+        serde_json::json!({"id": self.id, "kind": self.kind, "sequence": self.sequence,
+            "status": self.status, "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at.map(rfc3339),
+            "last_status_code": self.last_status_code, "last_error": self.last_error,
+            "resend_id": self.provider_message_id, "created_at": rfc3339(self.created_at)})
+    }
+}
+
 /// The emails about the tenant's call `call_id`, oldest first.
 pub async fn for_call(tenant: &Tenant, call_id: &str) -> Result<Vec<Email>, StoreError> {
     tenant
@@ -120,15 +160,33 @@ pub async fn for_call(tenant: &Tenant, call_id: &str) -> Result<Vec<Email>, Stor
         .await
 }
 
-/// The pending emails of call `call_id` (any tenant: sent right after the API answers).
-pub async fn pending_for_call_unscoped(
+/// The emails about the tenant's appointment `appointment_id`, oldest first.
+pub async fn for_appointment(
+    tenant: &Tenant,
+    appointment_id: &str,
+) -> Result<Vec<Email>, StoreError> {
+    tenant
+        .all(
+            &format!(
+                "SELECT {} FROM emails WHERE tenant_id = ?1 AND appointment_id = ?2
+                 ORDER BY created_at, sequence",
+                Email::COLUMNS
+            ),
+            &[&appointment_id],
+        )
+        .await
+}
+
+/// The pending emails about `about` (any tenant: sent right after the change is answered).
+pub async fn pending_unscoped(
     db: &D1Database,
-    call_id: &str,
+    about: About<'_>,
 ) -> Result<Vec<String>, StoreError> {
+    let (column, id) = about.column();
     db::ids(
         db,
-        "SELECT id FROM emails WHERE call_id = ?1 AND status = 'pending'",
-        &[&call_id],
+        &format!("SELECT id FROM emails WHERE {column} = ?1 AND status = 'pending'"),
+        &[&id],
     )
     .await
 }
@@ -162,7 +220,8 @@ pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreErro
 row! {
     /// An email leased for one attempt.
     pub struct Leased {
-        call_id: CallId,
+        /// `None` for an appointment's email.
+        call_id: Option<CallId>,
         kind: String,
         sequence: i64,
         idempotency_key: String,
@@ -241,8 +300,8 @@ pub async fn record_attempt(
             &[&attempted.call_email_status, &email.call_id, &email.sequence],
         )?,
     ];
-    if let Some(detail) = attempted.history {
-        let event = Event::new(&email.call_id, "email", "scheduler", detail, attempted.at);
+    if let (Some(detail), Some(call_id)) = (attempted.history, &email.call_id) {
+        let event = Event::new(call_id, "email", "scheduler", detail, attempted.at);
         statements.push(call_events::row(db, &event, When::Always)?);
     }
     db::batch(db, statements).await?;

@@ -20,6 +20,8 @@ pub mod keys;
 pub mod live_tickets;
 pub mod numbers;
 pub mod page;
+pub mod recordings;
 pub mod tenant;
 pub mod tenants;
 pub mod transcripts;
+pub mod usage;

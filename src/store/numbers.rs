@@ -22,6 +22,9 @@ row! {
         ring_owner_first: bool,
         created_at: i64,
         updated_at: i64,
+        /// Business hours, JSON as the core stored them.
+        hours: Option<String>,
+        after_hours_agent_id: Option<AgentId>,
     }
 }
 
@@ -63,8 +66,8 @@ pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>
         .first(
             &format!(
                 "INSERT INTO phone_numbers (tenant_id, id, number, agent_id, owner_phone,
-                   ring_owner_first, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (number) DO NOTHING
+                   ring_owner_first, created_at, updated_at, hours, after_hours_agent_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) ON CONFLICT (number) DO NOTHING
                  RETURNING {}",
                 Number::COLUMNS
             ),
@@ -75,13 +78,20 @@ pub async fn insert(tenant: &Tenant, spec: &NumberSpec) -> Result<Option<Number>
                 &spec.owner_phone,
                 &spec.ring_owner_first,
                 &now,
+                &hours_text(spec),
+                &spec.after_hours_agent_id,
             ],
         )
         .await
 }
 
-/// Changes the agent, owner phone and ring-owner-first of number `id` (the number itself is
-/// its identity); `None` when the tenant has no such number.
+/// The stored text of a number's hours.
+fn hours_text(spec: &NumberSpec) -> Option<String> {
+    spec.hours.as_ref().map(|h| h.to_string())
+}
+
+/// Changes the agent, owner phone, ring-owner-first and hours of number `id` (the number
+/// itself is its identity); `None` when the tenant has no such number.
 pub async fn update(
     tenant: &Tenant,
     id: &str,
@@ -91,7 +101,8 @@ pub async fn update(
         .first(
             &format!(
                 "UPDATE phone_numbers SET agent_id = ?3, owner_phone = ?4, ring_owner_first = ?5,
-                   updated_at = ?6 WHERE tenant_id = ?1 AND id = ?2
+                   updated_at = ?6, hours = ?7, after_hours_agent_id = ?8
+                 WHERE tenant_id = ?1 AND id = ?2
                  RETURNING {}",
                 Number::COLUMNS
             ),
@@ -101,6 +112,8 @@ pub async fn update(
                 &spec.owner_phone,
                 &spec.ring_owner_first,
                 &now_ms(),
+                &hours_text(spec),
+                &spec.after_hours_agent_id,
             ],
         )
         .await
@@ -125,6 +138,11 @@ pub struct NumberRoute {
     pub owner_phone: Option<String>,
     #[serde(deserialize_with = "db::bool_from_int")]
     pub ring_owner_first: bool,
+    /// Business hours, JSON as the core stored them (absent in entries cached before hours).
+    #[serde(default)]
+    pub hours: Option<String>,
+    #[serde(default)]
+    pub after_hours_agent_id: Option<AgentId>,
 }
 
 /// The route of the called `number`, in whichever tenant owns it (an incoming call is matched
@@ -135,8 +153,8 @@ pub async fn route_any_tenant(
 ) -> Result<Option<NumberRoute>, StoreError> {
     db::first(
         db,
-        "SELECT agent_id, tenant_id, owner_phone, ring_owner_first FROM phone_numbers
-         WHERE number = ?1",
+        "SELECT agent_id, tenant_id, owner_phone, ring_owner_first, hours, after_hours_agent_id
+         FROM phone_numbers WHERE number = ?1",
         &[&number],
     )
     .await

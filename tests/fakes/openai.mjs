@@ -64,6 +64,54 @@ function checkMessages(messages) {
   return null;
 }
 
+/**
+ * The 400 the API gives a `response_format` it refuses (structured outputs): a json_schema needs
+ * a `name` and a `schema`; with `strict: true` every object lists all its properties in
+ * `required` and sets `additionalProperties: false`.
+ */
+function checkResponseFormat(format) {
+  if (format === undefined || format === null) return null;
+  if (!['text', 'json_object', 'json_schema'].includes(format.type)) return `Invalid value: '${format.type}'. Supported values are: 'text', 'json_object', and 'json_schema'.`;
+  if (format.type !== 'json_schema') return null;
+  const js = format.json_schema;
+  if (!js || typeof js !== 'object') return "Missing required parameter: 'response_format.json_schema'.";
+  if (typeof js.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(js.name)) return "Invalid 'response_format.json_schema.name': string does not match pattern.";
+  if (!js.schema || typeof js.schema !== 'object') return "Missing required parameter: 'response_format.json_schema.schema'.";
+  if (js.strict !== true) return null;
+  const check = (schema, context) => {
+    const types = [].concat(schema.type ?? []);
+    if (types.includes('object')) {
+      if (schema.additionalProperties !== false) return `Invalid schema for response_format '${js.name}': In context=(${context}), 'additionalProperties' is required to be supplied and to be false.`;
+      const keys = Object.keys(schema.properties ?? {});
+      const required = Array.isArray(schema.required) ? schema.required : [];
+      const missing = keys.filter((k) => !required.includes(k));
+      if (missing.length) return `Invalid schema for response_format '${js.name}': In context=(${context}), 'required' is required to be supplied and to be an array including every key in properties. Missing '${missing[0]}'.`;
+      for (const k of keys) {
+        const bad = check(schema.properties[k], `${context ? `${context}, ` : ''}'properties', '${k}'`);
+        if (bad) return bad;
+      }
+    }
+    if (schema.enum !== undefined && !Array.isArray(schema.enum)) return `Invalid schema for response_format '${js.name}': In context=(${context}), 'enum' must be an array.`;
+    if (!types.length && schema.enum === undefined) return `Invalid schema for response_format '${js.name}': In context=(${context}), schema must have a 'type' key.`;
+    return null;
+  };
+  return check(js.schema, '');
+}
+
+/** A value that fits `schema` (what a model held to the schema by strict mode would send). */
+export function instanceOf(schema) {
+  if (Array.isArray(schema.enum)) return schema.enum.find((v) => v !== null) ?? null;
+  const type = [].concat(schema.type).find((t) => t !== 'null');
+  switch (type) {
+    case 'object': return Object.fromEntries(Object.entries(schema.properties ?? {}).map(([k, v]) => [k, instanceOf(v)]));
+    case 'array': return [];
+    case 'string': return '';
+    case 'number': case 'integer': return 0;
+    case 'boolean': return false;
+    default: return null;
+  }
+}
+
 const normalizeToolCalls = (calls) =>
   calls.map((c) => ({
     id: c.id ?? `call_${rand(24)}`,
@@ -111,8 +159,11 @@ export async function startFakeOpenAI({
     if (!body.model) return openaiError(400, 'you must provide a model parameter');
     const bad = checkMessages(body.messages);
     if (bad) return openaiError(400, bad, { param: 'messages' });
+    const badFormat = checkResponseFormat(body.response_format);
+    if (badFormat) return openaiError(400, badFormat, { param: 'response_format' });
+    const schema = body.response_format?.type === 'json_schema' ? body.response_format.json_schema.schema : null;
 
-    const spec = take(chatQueue, req, defaultReply);
+    const spec = take(chatQueue, req, schema ? { json: instanceOf(schema) } : defaultReply);
     req.reply = spec;
     if (spec.status) {
       const message = spec.message ?? (spec.status === 429 ? 'Rate limit reached for requests.' : 'The server had an error while processing your request. Sorry about that!');
@@ -122,7 +173,8 @@ export async function startFakeOpenAI({
     const id = `chatcmpl-${rand(29)}`;
     const created = Math.floor(Date.now() / 1000);
     const model = body.model;
-    const text = spec.text ?? '';
+    // Structured outputs: the message content is the JSON text of the answer.
+    const text = spec.json !== undefined ? JSON.stringify(spec.json) : (spec.text ?? '');
     const toolCalls = normalizeToolCalls(spec.toolCalls ?? []);
     const finishReason = spec.finishReason ?? (toolCalls.length ? 'tool_calls' : 'stop');
     const promptTokens = countWords(JSON.stringify(body.messages));
@@ -202,6 +254,8 @@ export async function startFakeOpenAI({
         if (includeUsage) {
           const u = { id, object: 'chat.completion.chunk', created, model, service_tier: 'default', system_fingerprint: 'fp_fake0000', choices: [], usage };
           if (!(await event(u))) return;
+          // What the fake billed on this stream (the usage chunk as sent), for usage assertions.
+          req.usageSent = usage;
         }
         await event('[DONE]');
       },
@@ -276,7 +330,8 @@ export async function startFakeOpenAI({
       return http.requests.filter((r) => r.path === '/v1/audio/speech');
     },
     /**
-     * Queues a chat reply: {text?, deltas?, deltaChars?, chunkDelayMs?, delayMs?, toolCalls?: [{name,
+     * Queues a chat reply: {text?, json? (the answer to a json_schema request, sent as the
+     * message's JSON text), deltas?, deltaChars?, chunkDelayMs?, delayMs?, toolCalls?: [{name,
      * arguments, id?}], finishReason?, stall?, drop?, fragmented?, comments?, status?, message?,
      * headers?, match?: (req) => bool}. `stall`/`drop` apply after the text/tool fragments are sent.
      */

@@ -2,6 +2,9 @@
 // POST /2010-04-01/Accounts/{AccountSid}/Calls.json creates a call (201 + call resource);
 // POST/GET .../Calls/{CallSid}.json modifies / fetches it. The fake can then play Twilio's part
 // in the call's life: signed status callbacks and async AMD results to the URLs the worker gave.
+// POST .../Calls/{CallSid}/Recordings.json starts a call recording (201 + recording resource);
+// GET .../Recordings/{RecordingSid}.mp3|.wav serves its media (HTTP Basic like the rest), and
+// sendRecordingStatus plays Twilio's signed RecordingStatusCallback once it is "completed".
 
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { startStreamingHttp, formToObject } from './stream-http.mjs';
@@ -181,8 +184,45 @@ export async function startFakeTwilio({ accountSid, authToken, via } = {}) {
     return authenticate(req) ?? { status: 200, body: resource(callFor(req)) };
   }
 
+  const recordings = new Map();
+
+  function recordingResource(rec) {
+    const base = `/2010-04-01/Accounts/${rec.accountSid}/Recordings/${rec.sid}`;
+    return {
+      sid: rec.sid, account_sid: rec.accountSid, call_sid: rec.callSid, conference_sid: null,
+      status: rec.status, channels: rec.params.RecordingChannels === 'dual' ? 2 : 1, source: 'StartCallRecordingAPI',
+      start_time: rec.dateCreated, date_created: rec.dateCreated, date_updated: twilioDate(), duration: rec.status === 'completed' ? String(rec.duration) : null,
+      price: null, price_unit: 'USD', api_version: '2010-04-01', error_code: null, track: 'both', encryption_details: null,
+      uri: `/2010-04-01/Accounts/${rec.accountSid}/Calls/${rec.callSid}/Recordings/${rec.sid}.json`,
+      media_url: `${http.url}${base}`,
+    };
+  }
+
+  function startRecording(req) {
+    const err = authenticate(req);
+    if (err) return err;
+    const call = callFor(req);
+    const rec = {
+      sid: twilioSid('RE'), accountSid: req.params.account, callSid: call.sid, status: 'in-progress',
+      params: req.fields, dateCreated: twilioDate(), duration: 7, audio: null,
+    };
+    recordings.set(rec.sid, rec);
+    return { status: 201, body: recordingResource(rec) };
+  }
+
+  function media(req) {
+    const err = authenticate(req);
+    if (err) return err;
+    const rec = recordings.get(req.params.recording);
+    if (!rec || rec.status !== 'completed' || rec.accountSid !== req.params.account) return twilioError(404, 20404, 'The requested resource was not found');
+    const type = req.params.ext === 'mp3' ? 'audio/mpeg' : 'audio/x-wav';
+    return { status: 200, headers: { 'content-type': type, 'content-length': String(rec.audio.length) }, body: rec.audio };
+  }
+
   const http = await startStreamingHttp({
     routes: [
+      { method: 'POST', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\/(?<call>CA[^/]+)\/Recordings\.json$/, handler: startRecording },
+      { method: 'GET', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Recordings\/(?<recording>RE[0-9a-f]+)\.(?<ext>mp3|wav)$/, handler: media },
       { method: 'POST', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\.json$/, handler: create },
       { method: 'POST', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\/(?<call>CA[^/]+)\.json$/, handler: modify },
       { method: 'GET', path: /^\/2010-04-01\/Accounts\/(?<account>AC[^/]+)\/Calls\/(?<call>CA[^/]+)\.json$/, handler: fetchCall },
@@ -239,9 +279,32 @@ export async function startFakeTwilio({ accountSid, authToken, via } = {}) {
       callbacks.push({ url, params, status: res.status });
       return res;
     },
-    /** Answers the next `n` REST requests with HTTP `status` and Twilio's error body. */
-    failNext(n, status = 500, code = 20500) {
-      http.failNext(n, twilioError(status, status === 429 ? 20429 : code, status === 429 ? 'Too Many Requests' : 'Internal Server Error'));
+    /** Recordings started through the REST API, by sid: {sid, callSid, status, params, audio}. */
+    recordings,
+    /**
+     * Completes recording `sid` with the bytes `audio` and sends its RecordingStatusCallback
+     * (signed like every Twilio webhook; `authToken` overrides the signing token, `extra` adds or
+     * replaces parameters). Resolves to the worker's {status, text}.
+     */
+    async sendRecordingStatus(sid, audio, { extra = {}, authToken: token } = {}) {
+      const rec = recordings.get(sid);
+      const url = rec?.params.RecordingStatusCallback;
+      if (!url) throw new Error(`fake twilio: recording ${sid} has no RecordingStatusCallback`);
+      rec.status = 'completed';
+      rec.audio = audio;
+      const params = {
+        AccountSid: rec.accountSid, CallSid: rec.callSid, RecordingSid: sid,
+        RecordingUrl: `${http.url}/2010-04-01/Accounts/${rec.accountSid}/Recordings/${sid}`,
+        RecordingStatus: 'completed', RecordingDuration: String(rec.duration), RecordingChannels: '2',
+        RecordingSource: 'StartCallRecordingAPI', RecordingStartTime: rec.dateCreated, ErrorCode: '0', RecordingTrack: 'both', ...extra,
+      };
+      const res = await sendStatusCallback(url, token ?? authToken ?? 'unset-auth-token', params, { via });
+      callbacks.push({ url, params, status: res.status });
+      return res;
+    },
+    /** Answers the next `n` REST requests (those `match(request)` accepts, if given) with HTTP `status` and Twilio's error body. */
+    failNext(n, status = 500, code = 20500, match = undefined) {
+      http.failNext(n, twilioError(status, status === 429 ? 20429 : code, status === 429 ? 'Too Many Requests' : 'Internal Server Error'), match);
     },
     waitFor: http.waitFor,
     close: http.close,

@@ -15,8 +15,14 @@ What a schema cannot say, supplied as the API's own clients would supply it:
   values, refused with 422 invalid_fields; a PATCH is checked merged with what is stored): a
   body giving one gets the other too (eot 0.9, eager 0.3, the extremes, so any stored value
   agrees), and two given the wrong way round are swapped.
+- an agent's `analysis` needs at least one field or a success_criterion, and its field names are
+  unique (rules across items): a body without either gets a criterion, and a repeated name gets
+  its position appended.
 - an endpoint's `url` is where the worker will deliver events: a well-formed one becomes the
   test's local receiver (PHONE_AGENT_SINK_URL), as nothing outside 127.0.0.1 can be reached.
+- an agent's `http_tools`: a well-formed `url` becomes that receiver too (public names may not
+  resolve, private ones are refused), and tools' names are made unique (two tools of one agent
+  may not share a name, which a schema cannot say).
 - an agent's `calendar` needs an IANA `time_zone` and forward, non-overlapping windows: given
   ones become Europe/Berlin, Monday 09:00-17:00. A well-formed `feed_url` is dropped: booking
   would fetch it, and nothing outside 127.0.0.1 can be reached (tests/calendar-feed.test.mjs
@@ -87,6 +93,35 @@ def before_call(context, case, **kwargs):
             and 0.5 <= eot <= 0.9 and 0.3 <= eager <= 0.9
         if in_range and eager > eot:
             stt["eot_threshold"], stt["eager_eot_threshold"] = eager, eot
+    tools = body.get("http_tools")
+    if "/agents" in case.path and isinstance(tools, list):
+        seen = set()
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                continue
+            url = tool.get("url")
+            if isinstance(url, str) and URL.fullmatch(url) and URI_CHARS.fullmatch(url):
+                tool["url"] = SINK_URL
+            name = tool.get("name")
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                tool["name"] = name = f"{name[:60]}_{i}"
+            seen.add(name)
+    analysis = body.get("analysis")
+    if isinstance(analysis, dict):
+        fields = analysis.get("fields")
+        if not fields and not analysis.get("success_criterion"):
+            analysis["success_criterion"] = "The caller's question was answered."
+        if isinstance(fields, list):
+            seen = set()
+            for i, field in enumerate(fields):
+                name = field.get("name") if isinstance(field, dict) else None
+                if isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", name) and len(name) <= 64:
+                    if name in seen or name in ("success", "success_reason"):
+                        name = f"{name[:58]}_{i}"
+                        field["name"] = name
+                    seen.add(name)
     url = body.get("url")
     if "/endpoints" in case.path and isinstance(url, str) and URL.fullmatch(url) and URI_CHARS.fullmatch(url):
         body["url"] = SINK_URL

@@ -2,8 +2,10 @@
 //! configuration (voice, LLM, retry policy for unanswered calls, call backs, dialling countries).
 
 use crate::dialing::{is_known_country, DialPolicy};
+use crate::hours::parse_hours;
 use crate::scheduling::request::{is_e164, FieldError};
 use crate::scheduling::state::RetryPolicy;
+use crate::zones::ZoneRules;
 use serde_json::{json, Map, Value};
 
 /// Longest agent name, in characters.
@@ -29,12 +31,22 @@ pub struct AgentSpec {
     pub name: String,
     pub system_prompt: String,
     pub first_message: Option<String>,
-    /// `{voice?, llm?, retry?}`, only the validated parts.
+    /// `{voice?, llm?, retry?, …, analysis?}`, only the validated parts.
     pub config: Value,
 }
 
-/// Validates `POST /api/v1/agents`; every problem is listed.
+/// Validates `POST /api/v1/agents`; every problem is listed. HTTP tools must be public https
+/// targets (see [`parse_agent_for`]).
 pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
+    parse_agent_for(body, false)
+}
+
+/// [`parse_agent`], with `allow_loopback_tools` (the `ALLOW_PRIVATE_TARGETS` setting) also
+/// accepting HTTP tools on this machine.
+pub fn parse_agent_for(
+    body: &Value,
+    allow_loopback_tools: bool,
+) -> Result<AgentSpec, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(obj) = body.as_object() else {
         return Err(vec![error(
@@ -78,7 +90,13 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
             let preemptive = ["preemptive", "preemptive_stable_ms"]
                 .into_iter()
                 .find(|field| key == "session" && value.get(field).is_some());
-            if key == "session" && value.get("schedule_callback").is_some() {
+            if key == "session" && value.get("http_tools").is_some() {
+                errors.push(error(
+                    "session.http_tools",
+                    "invalid_value",
+                    "HTTP tools are declared with http_tools",
+                ));
+            } else if key == "session" && value.get("schedule_callback").is_some() {
                 errors.push(error(
                     "session.schedule_callback",
                     "invalid_value",
@@ -114,8 +132,28 @@ pub fn parse_agent(body: &Value) -> Result<AgentSpec, Vec<FieldError>> {
             }
         }
     }
+    if let Some(analysis) = analysis(obj, &mut errors) {
+        config.insert("analysis".into(), analysis);
+    }
+    if let Some(recording) = recording(obj, &mut errors) {
+        config.insert("recording".into(), recording);
+    }
+    match obj.get("http_tools") {
+        None | Some(Value::Null) => {}
+        Some(tools) => match crate::http_tools::parse_http_tools(tools, allow_loopback_tools) {
+            Ok(tools) => {
+                config.insert("http_tools".into(), tools);
+            }
+            Err(e) => errors.extend(e),
+        },
+    }
     if let Some(calendar) = obj.get("calendar").filter(|v| !v.is_null()) {
         if let Some(calendar) = crate::appointments::parse_calendar(calendar, &mut errors) {
+            // The feed is fetched like a webhook target: the same address rules.
+            let stored = json!({ "calendar": calendar });
+            if let Err(e) = crate::appointments::check_feed_url(&stored, allow_loopback_tools) {
+                errors.push(e);
+            }
             config.insert("calendar".into(), calendar);
         }
     }
@@ -257,10 +295,15 @@ pub struct NumberSpec {
     pub agent_id: String,
     pub owner_phone: Option<String>,
     pub ring_owner_first: bool,
+    /// Business hours as stored (see [`crate::hours`]); `None`: always routed as during hours.
+    pub hours: Option<Value>,
+    /// The agent answering after hours; `None`: the number's agent.
+    pub after_hours_agent_id: Option<String>,
 }
 
-/// Validates `POST /api/v1/numbers`; the agent's existence is checked by the edge.
-pub fn parse_number(body: &Value) -> Result<NumberSpec, Vec<FieldError>> {
+/// Validates `POST /api/v1/numbers`, with `zones` giving the rules of the hours' time zone;
+/// the agents' existence is checked by the edge.
+pub fn parse_number(body: &Value, zones: &dyn ZoneRules) -> Result<NumberSpec, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(obj) = body.as_object() else {
         return Err(vec![error(
@@ -300,12 +343,19 @@ pub fn parse_number(body: &Value) -> Result<NumberSpec, Vec<FieldError>> {
             "owner_phone is required with ring_owner_first",
         ));
     }
+    let hours = match obj.get("hours") {
+        None | Some(Value::Null) => None,
+        Some(value) => parse_hours(value, zones, "hours", &mut errors).map(|h| h.to_json()),
+    };
+    let after_hours_agent_id = text(obj, "after_hours_agent_id", 128, false, &mut errors);
     match (number, agent_id) {
         (Some(number), Some(agent_id)) if errors.is_empty() => Ok(NumberSpec {
             number,
             agent_id,
             owner_phone,
             ring_owner_first,
+            hours,
+            after_hours_agent_id,
         }),
         _ => Err(errors),
     }
@@ -482,6 +532,18 @@ fn callbacks(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<V
     Some(json!({"enabled": enabled, "max_per_number_per_day": max}))
 }
 
+/// `recording`: `{enabled, disclosure}` (see `recording::parse_settings`); `None` when absent.
+fn recording(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let settings = sub_object(obj, "recording", errors)?;
+    crate::recording::parse_settings(settings)
+        .map_err(|refused| {
+            for e in refused {
+                errors.push(error(e.field(), "invalid_value", &e.to_string()));
+            }
+        })
+        .ok()
+}
+
 /// `allowed_countries`: ISO 3166-1 alpha-2 codes (stored upper case); `None` when absent.
 fn allowed_countries_field(
     obj: &Map<String, Value>,
@@ -553,9 +615,24 @@ fn retry(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value
     Some(json!({"max_retries": max_retries, "spacing_seconds": spacing}))
 }
 
+/// The post-call analysis definition (`crate::analysis`), stored in its validated form.
+fn analysis(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Value> {
+    match obj.get("analysis") {
+        None | Some(Value::Null) => None,
+        Some(value) => match crate::analysis::parse_spec(value) {
+            Ok(spec) => serde_json::to_value(spec).ok(),
+            Err(mut found) => {
+                errors.append(&mut found);
+                None
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zones::Tzdb;
 
     #[test]
     fn an_agent_in_use_names_what_uses_it() {
@@ -792,9 +869,14 @@ mod tests {
 
     #[test]
     fn numbers_are_validated() {
-        let n = parse_number(&json!({"number": "+15017122661", "agent_id": "ag_1"})).unwrap();
+        let n = parse_number(
+            &json!({"number": "+15017122661", "agent_id": "ag_1"}),
+            &Tzdb,
+        )
+        .unwrap();
         assert!(!n.ring_owner_first);
-        let errors = parse_number(&json!({"number": "555", "ring_owner_first": true})).unwrap_err();
+        let errors =
+            parse_number(&json!({"number": "555", "ring_owner_first": true}), &Tzdb).unwrap_err();
         assert_eq!(
             codes(errors),
             [
@@ -804,6 +886,7 @@ mod tests {
         );
         let errors = parse_number(
             &json!({"number": "+15017122661", "agent_id": "a", "ring_owner_first": true}),
+            &Tzdb,
         )
         .unwrap_err();
         assert_eq!(codes(errors), [("owner_phone".to_owned(), "required")]);
@@ -814,9 +897,64 @@ mod tests {
         ] {
             let errors = parse_number(
                 &json!({"number": "+15017122661", "agent_id": "a", "owner_phone": owner}),
+                &Tzdb,
             )
             .unwrap_err();
             assert_eq!(codes(errors), [("owner_phone".to_owned(), code)], "{owner}");
         }
+    }
+
+    #[test]
+    fn analysis_is_stored_validated_and_its_errors_listed_with_the_others() {
+        let a = parse_agent(&json!({
+            "name": "Ava", "system_prompt": "Be kind.",
+            "analysis": {"fields": [{"name": "intent", "type": "enum", "description": "Why",
+                "values": ["booking", "other"], "required": true}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            a.config["analysis"],
+            json!({"fields": [{"name": "intent", "type": "enum", "description": "Why",
+                "values": ["booking", "other"], "required": true}]})
+        );
+        let errors = parse_agent(&json!({
+            "name": "", "system_prompt": "Be kind.",
+            "analysis": {"fields": [{"name": "x", "type": "date", "description": "d"}]}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            codes(errors),
+            [
+                ("name".to_owned(), "required"),
+                ("analysis.fields[0].type".to_owned(), "invalid_value")
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_take_hours_and_an_after_hours_agent() {
+        let n = parse_number(
+            &json!({"number": "+15017122661", "agent_id": "a", "after_hours_agent_id": "b",
+                "hours": {"time_zone": "America/New_York", "weekly": {"mon": [["09:00", "17:00"]]}}}),
+            &Tzdb,
+        )
+        .unwrap();
+        assert_eq!(n.after_hours_agent_id.as_deref(), Some("b"));
+        let hours = n.hours.unwrap();
+        assert_eq!(hours["weekly"]["mon"], json!([["09:00", "17:00"]]));
+        assert_eq!(hours["exceptions"], json!([]));
+        let errors = parse_number(
+            &json!({"number": "+15017122661", "agent_id": "a", "after_hours_agent_id": 7,
+                "hours": {"time_zone": "Nowhere/Land", "weekly": {}}}),
+            &Tzdb,
+        )
+        .unwrap_err();
+        assert_eq!(
+            codes(errors),
+            [
+                ("hours.time_zone".to_owned(), "invalid_time_zone"),
+                ("after_hours_agent_id".to_owned(), "invalid_type"),
+            ]
+        );
     }
 }

@@ -40,6 +40,8 @@ const MAX_FEED_URL_BYTES: usize = 2048;
 /// Longest `name` / `note` a booking keeps, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_NOTE_CHARS: usize = 1000;
+/// Longest `email` a booking keeps (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
 
 /// An agent's validated calendar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,18 @@ pub enum BookingError {
     /// The agent's calendar feed could not be read, so no slot can be known to be free.
     #[error("the agent's calendar cannot be read right now ({0}); no appointment can be booked")]
     FeedUnavailable(String),
+    /// The appointment is canceled already.
+    #[error("that appointment is canceled already")]
+    AlreadyCanceled,
+    /// The appointment changed between reading and writing it (another change won).
+    #[error("that appointment changed meanwhile; read it again")]
+    Changed,
+    /// No appointment the caller may change: none booked by this call or for their number.
+    #[error("there is no appointment of this caller to change")]
+    NoAppointment,
+    /// The caller has several appointments and the model named none.
+    #[error("the caller has {0} appointments; ask which one and pass its appointment_id")]
+    WhichAppointment(usize),
 }
 
 impl BookingError {
@@ -111,6 +125,10 @@ impl BookingError {
             BookingError::TooLong(_) => "too_long",
             BookingError::Busy => "calendar_busy",
             BookingError::FeedUnavailable(_) => "calendar_unavailable",
+            BookingError::AlreadyCanceled => "already_canceled",
+            BookingError::Changed => "appointment_changed",
+            BookingError::NoAppointment => "no_appointment",
+            BookingError::WhichAppointment(_) => "which_appointment",
         }
     }
 }
@@ -447,6 +465,8 @@ pub struct BookingRequest {
     pub note: Option<String>,
     /// E.164, when the client names who the appointment is for.
     pub caller_number: Option<String>,
+    /// Where the invitations go, if anywhere.
+    pub email: Option<String>,
 }
 
 /// Validates `POST /api/v1/appointments`; every problem is listed. Whether the time is a free
@@ -496,6 +516,7 @@ pub fn parse_booking(body: &Value) -> Result<BookingRequest, Vec<FieldError>> {
     let name = optional("name", MAX_NAME_CHARS);
     let note = optional("note", MAX_NOTE_CHARS);
     let caller_number = optional("caller_number", 32);
+    let email = optional("email", MAX_EMAIL_CHARS);
     if caller_number
         .as_deref()
         .is_some_and(|n| !crate::scheduling::request::is_e164(n))
@@ -506,6 +527,12 @@ pub fn parse_booking(body: &Value) -> Result<BookingRequest, Vec<FieldError>> {
             "caller_number must be E.164",
         );
     }
+    if email
+        .as_deref()
+        .is_some_and(|e| !crate::scheduling::request::is_email(e))
+    {
+        push("email", "invalid_email", "email must be an email address");
+    }
     match (agent_id, start_at) {
         (Some(agent_id), Some(start_at)) if errors.is_empty() => Ok(BookingRequest {
             agent_id: agent_id.to_owned(),
@@ -513,9 +540,69 @@ pub fn parse_booking(body: &Value) -> Result<BookingRequest, Vec<FieldError>> {
             name,
             note,
             caller_number,
+            email,
         }),
         _ => Err(errors),
     }
+}
+
+/// What the tools know of a live appointment when a caller asks to change one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held<'a> {
+    pub id: &'a str,
+    /// The call that booked it.
+    pub call_id: Option<&'a str>,
+    /// Who it is for.
+    pub caller_number: Option<&'a str>,
+}
+
+/// Which of `held` (the agent's live appointments) a call may change: `requested` if the model
+/// named one, else the one this call booked, else the caller's only one. A call owns the
+/// appointment it booked and those booked for the number calling, and nothing else: the model
+/// may be talked into naming any id, so an id outside what the caller owns is refused as if it
+/// did not exist. A withheld or otherwise non-E.164 caller owns only its own call's booking (a
+/// shared placeholder such as `anonymous` must not unlock other callers' appointments).
+pub fn caller_appointment(
+    held: &[Held<'_>],
+    requested: Option<&str>,
+    call_id: &str,
+    caller: Option<&str>,
+) -> Result<usize, BookingError> {
+    let caller = caller.filter(|n| crate::scheduling::request::is_e164(n));
+    let owns = |h: &Held<'_>| {
+        h.call_id == Some(call_id) || (caller.is_some() && h.caller_number == caller)
+    };
+    let owned: Vec<usize> = (0..held.len()).filter(|&i| owns(&held[i])).collect();
+    if let Some(id) = requested {
+        return owned
+            .into_iter()
+            .find(|&i| held[i].id == id)
+            .ok_or(BookingError::NoAppointment);
+    }
+    if let Some(&mine) = owned.iter().find(|&&i| held[i].call_id == Some(call_id)) {
+        return Ok(mine);
+    }
+    match owned.as_slice() {
+        [] => Err(BookingError::NoAppointment),
+        [only] => Ok(*only),
+        several => Err(BookingError::WhichAppointment(several.len())),
+    }
+}
+
+/// Validates `POST /api/v1/appointments/{id}/reschedule {start_at}`: the new start, in
+/// milliseconds since the epoch.
+pub fn parse_reschedule(body: &Value) -> Result<i64, Vec<FieldError>> {
+    body.get("start_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
+        .map(|t| t.timestamp_millis())
+        .ok_or_else(|| {
+            vec![FieldError {
+                field: "start_at".into(),
+                code: "invalid_time",
+                message: "start_at must be an RFC 3339 date-time with offset".into(),
+            }]
+        })
 }
 
 #[cfg(test)]
@@ -726,10 +813,16 @@ mod tests {
         .unwrap();
         assert_eq!(ok.start_at, ms("2026-01-05T09:00:00Z"));
         assert_eq!(ok.name.as_deref(), Some("Ada"));
-        let errors = parse_booking(&json!({"start_at": "soon", "note": 5, "caller_number": "12"}))
-            .unwrap_err();
+        assert_eq!(ok.email, None);
+        let errors = parse_booking(
+            &json!({"start_at": "soon", "note": 5, "caller_number": "12", "email": "ada@"}),
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["agent_id", "start_at", "note", "caller_number"]);
+        assert_eq!(
+            fields,
+            ["agent_id", "start_at", "note", "caller_number", "email"]
+        );
         assert!(parse_booking(&json!([])).is_err());
     }
 
@@ -779,6 +872,83 @@ mod tests {
             assert_eq!(check_feed_url(&config, true), Ok(()));
         }
         assert_eq!(check_feed_url(&json!({}), false), Ok(()));
+    }
+
+    #[test]
+    fn reschedules_name_a_time() {
+        assert_eq!(
+            parse_reschedule(&json!({"start_at": "2026-01-05T10:00:00+01:00"})),
+            Ok(ms("2026-01-05T09:00:00Z"))
+        );
+        for bad in [
+            json!({}),
+            json!({"start_at": 5}),
+            json!({"start_at": "tomorrow"}),
+            json!([]),
+        ] {
+            let errors = parse_reschedule(&bad).unwrap_err();
+            assert_eq!(errors[0].field, "start_at");
+        }
+    }
+
+    #[test]
+    fn a_caller_changes_only_its_own_appointments() {
+        let held = [
+            Held {
+                id: "ap_other",
+                call_id: Some("call_x"),
+                caller_number: Some("+14155550100"),
+            },
+            Held {
+                id: "ap_mine",
+                call_id: Some("call_1"),
+                caller_number: Some("+14155550199"),
+            },
+            Held {
+                id: "ap_api",
+                call_id: None,
+                caller_number: Some("+14155550199"),
+            },
+            Held {
+                id: "ap_anon",
+                call_id: Some("call_y"),
+                caller_number: Some("anonymous"),
+            },
+        ];
+        let me = Some("+14155550199");
+        // Unnamed: the one this call booked first, else the caller's only one.
+        assert_eq!(caller_appointment(&held, None, "call_1", me), Ok(1));
+        assert_eq!(caller_appointment(&held[2..], None, "call_2", me), Ok(0));
+        assert_eq!(
+            caller_appointment(&held, None, "call_2", me),
+            Err(BookingError::WhichAppointment(2))
+        );
+        // Named: only among the caller's own.
+        assert_eq!(
+            caller_appointment(&held, Some("ap_api"), "call_1", me),
+            Ok(2)
+        );
+        for (id, call, caller) in [
+            ("ap_other", "call_1", me),
+            ("ap_nope", "call_1", me),
+            ("ap_anon", "call_9", Some("anonymous")),
+            ("ap_api", "call_9", None),
+        ] {
+            assert_eq!(
+                caller_appointment(&held, Some(id), call, caller),
+                Err(BookingError::NoAppointment),
+                "{id} for {call} {caller:?}"
+            );
+        }
+        // A withheld caller owns only what its own call booked.
+        assert_eq!(
+            caller_appointment(&held, None, "call_9", Some("anonymous")),
+            Err(BookingError::NoAppointment)
+        );
+        assert_eq!(
+            caller_appointment(&held, None, "call_y", Some("anonymous")),
+            Ok(3)
+        );
     }
 
     #[test]

@@ -190,6 +190,51 @@ impl Carrier {
         }
     }
 
+    /// The request starting the carrier's recording of a live call, with the status callback
+    /// (`callback_url`) it reports the finished recording to. Twilio: the Call Recordings
+    /// resource (`POST …/Calls/{sid}/Recordings.json`), which records a call whose TwiML is a
+    /// `<Connect><Stream>`; Telnyx: the `record_start` command (its `call.recording.saved`
+    /// goes to the connection's webhook). `None` for Exotel or without credentials.
+    pub fn start_recording(
+        self,
+        config: &Config,
+        call_id: &str,
+        callback_url: &str,
+    ) -> Option<CarrierRequest> {
+        match self {
+            Carrier::Twilio => {
+                let (sid, token) = twilio_credentials(config).ok()?;
+                let path = twilio_call_path(sid, call_id);
+                let path = path.strip_suffix(".json").unwrap_or(&path);
+                Some(CarrierRequest {
+                    url: format!("{}{path}/Recordings.json", config.providers.twilio_api_url),
+                    headers: vec![
+                        ("Authorization", basic_auth(sid, token)),
+                        (
+                            "Content-Type",
+                            "application/x-www-form-urlencoded".to_owned(),
+                        ),
+                    ],
+                    body: url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs([
+                            ("RecordingStatusCallback", callback_url),
+                            ("RecordingStatusCallbackEvent", "completed"),
+                            ("RecordingStatusCallbackMethod", "POST"),
+                            ("RecordingChannels", "dual"),
+                        ])
+                        .finish(),
+                })
+            }
+            Carrier::Telnyx => telnyx_action(
+                config,
+                call_id,
+                "record_start",
+                json!({"format": "mp3", "channels": "dual"}).to_string(),
+            ),
+            Carrier::Exotel => None,
+        }
+    }
+
     /// The request ending a call whose media stream never connected: there is no stream to
     /// close, so Twilio gets `Status=completed` too. `None` for Exotel (no REST hang-up) or
     /// without credentials.
@@ -219,6 +264,13 @@ fn twilio_credentials(config: &Config) -> Result<(&str, &str), ControlError> {
         .first()
         .ok_or(ControlError::NotConfigured("TWILIO_AUTH_TOKEN"))?;
     Ok((sid, token))
+}
+
+/// The `Authorization` header of Twilio's REST API (also what fetches a recording's media);
+/// `None` without credentials.
+pub fn twilio_authorization(config: &Config) -> Option<String> {
+    let (sid, token) = twilio_credentials(config).ok()?;
+    Some(basic_auth(sid, token))
 }
 
 fn telnyx_key(config: &Config) -> Option<&str> {

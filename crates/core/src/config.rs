@@ -98,7 +98,19 @@ pub struct Config {
     /// Seconds a carrier call may be answered without its media stream connecting before it
     /// is hung up and failed (`stream_timeout`).
     pub stream_connect_timeout_secs: u64,
+    /// Unit prices (`PRICE_*`): a call's and a day's `cost` when any is set.
+    pub prices: crate::usage::Prices,
+    /// Quotas of tenants without their own (`QUOTA_MAX_CONCURRENT_CALLS`,
+    /// `QUOTA_MONTHLY_MINUTES`; unset or 0: unlimited).
+    pub quotas: crate::usage::Quotas,
+    /// How long a dispatch held back by a quota waits before it is looked at again
+    /// (`QUOTA_RECHECK_SECONDS`).
+    pub quota_recheck_secs: u64,
 }
+
+/// Seconds a dispatch over quota waits before the next look unless `QUOTA_RECHECK_SECONDS` says
+/// otherwise.
+pub const DEFAULT_QUOTA_RECHECK_SECS: u64 = 300;
 
 /// Seconds an answered call waits for its media stream unless `STREAM_CONNECT_TIMEOUT_SECONDS`
 /// says otherwise: carriers connect within a second or two, so 30 s only fires when it never will.
@@ -166,6 +178,29 @@ impl Config {
                     reason: "must be a whole number from 1 to 4294967295".into(),
                 })?,
             None => DEFAULT_OUTBOUND_CALLS_PER_HOUR,
+        };
+
+        let prices = crate::usage::Prices::parse(&get)?;
+        let quotas = crate::usage::Quotas {
+            max_concurrent_calls: crate::usage::parse_quota_default(
+                "QUOTA_MAX_CONCURRENT_CALLS",
+                get("QUOTA_MAX_CONCURRENT_CALLS"),
+            )?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            monthly_minutes: crate::usage::parse_quota_default(
+                "QUOTA_MONTHLY_MINUTES",
+                get("QUOTA_MONTHLY_MINUTES"),
+            )?,
+        };
+        // A delay, not a switch: 0 would re-check a held dispatch in a tight loop.
+        let quota_recheck_secs = match get("QUOTA_RECHECK_SECONDS") {
+            Some(v) => Some(parse_u64("QUOTA_RECHECK_SECONDS", &v)?)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "QUOTA_RECHECK_SECONDS",
+                    reason: "must be a whole number of seconds, at least 1".into(),
+                })?,
+            None => DEFAULT_QUOTA_RECHECK_SECS,
         };
 
         let default_tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
@@ -269,6 +304,9 @@ impl Config {
             auth_failure_limit_per_minute,
             finalize_retry_base_secs,
             stream_connect_timeout_secs,
+            prices,
+            quotas,
+            quota_recheck_secs,
         })
     }
 

@@ -1,5 +1,6 @@
 //! The end-of-call job: what a call session still owes D1 and the tenant's endpoints once the
-//! call has ended (transcript, final status, summary, the `call.*.ready` events), as steps that
+//! call has ended (transcript, final status, summary, analysis, the `call.*.ready` events), as
+//! steps that
 //! are each retried until done.
 //!
 //! The session writes the job into its own storage in the step that ends the call, so an
@@ -9,6 +10,7 @@
 //! exponential backoff and jitter ([`crate::delivery::backoff_at`]). A failed summary never
 //! holds back the transcript: only a step's own prerequisites ([`Step::needs`]) do.
 
+use crate::analysis::AnalysisResult;
 use crate::delivery::backoff_at;
 use crate::scheduling::CallStatus;
 use serde::{Deserialize, Serialize};
@@ -24,12 +26,13 @@ pub const MAX_RETRY_DELAY_MS: u64 = 3_600_000;
 pub const ALERT_AFTER_ATTEMPTS: u32 = 6;
 
 /// Failed summary requests after which the call is published without a summary (the LLM is
-/// an outside service: its outage must not keep the job open for good).
+/// an outside service: its outage must not keep the job open for good); the analysis gets as
+/// many.
 pub const SUMMARY_ATTEMPTS: u32 = 6;
 
 /// How long one attempt may take before the alarm tries again (it is armed when an attempt
 /// starts, so an instance that dies in the middle of one is picked up; longer than the summary
-/// request's timeout plus the D1 writes).
+/// and analysis requests' timeouts plus the D1 writes).
 pub const ATTEMPT_LEASE_MS: i64 = 60_000;
 
 /// One piece of the job, in the order an attempt runs them.
@@ -38,6 +41,8 @@ pub const ATTEMPT_LEASE_MS: i64 = 60_000;
 pub enum Step {
     /// The transcript (and the per-turn metrics and duration) to D1.
     Transcript,
+    /// The call's usage to D1, added to the tenant's day once (see `crate::usage`).
+    Usage,
     /// The call's final status (and its `call.<status>` event).
     Status,
     /// `call.transcript.ready`.
@@ -48,39 +53,57 @@ pub enum Step {
     SummaryStored,
     /// `call.summary.ready`.
     SummaryReady,
+    /// The post-call analysis from the LLM, validated (kept in the job once had).
+    Analysis,
+    /// The analysis to the call's row.
+    AnalysisStored,
+    /// `call.analysis.ready`.
+    AnalysisReady,
 }
 
 impl Step {
     /// Every step, each after the ones it needs.
-    pub const ALL: [Step; 6] = [
+    pub const ALL: [Step; 10] = [
         Step::Transcript,
+        Step::Usage,
         Step::Status,
         Step::TranscriptReady,
         Step::Summary,
         Step::SummaryStored,
         Step::SummaryReady,
+        Step::Analysis,
+        Step::AnalysisStored,
+        Step::AnalysisReady,
     ];
 
     /// The name used in the session record and the logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Transcript => "transcript",
+            Step::Usage => "usage",
             Step::Status => "status",
             Step::TranscriptReady => "transcript_ready",
             Step::Summary => "summary",
             Step::SummaryStored => "summary_stored",
             Step::SummaryReady => "summary_ready",
+            Step::Analysis => "analysis",
+            Step::AnalysisStored => "analysis_stored",
+            Step::AnalysisReady => "analysis_ready",
         }
     }
 
     /// The steps that must be done first. Events follow the final status (their payload carries
-    /// it) and what they announce; the summary needs nothing from D1.
+    /// it) and what they announce; the summary needs nothing from D1; the analysis runs once the
+    /// transcript it reads is stored.
     pub fn needs(self) -> &'static [Step] {
         match self {
-            Step::Transcript | Step::Status | Step::Summary => &[],
+            Step::Transcript | Step::Usage | Step::Status | Step::Summary => &[],
             Step::TranscriptReady => &[Step::Transcript, Step::Status],
             Step::SummaryStored => &[Step::Summary],
             Step::SummaryReady => &[Step::SummaryStored, Step::Status],
+            Step::Analysis => &[Step::Transcript],
+            Step::AnalysisStored => &[Step::Analysis],
+            Step::AnalysisReady => &[Step::AnalysisStored, Step::Status],
         }
     }
 }
@@ -103,6 +126,15 @@ pub enum SummaryFailure {
 }
 
 impl SummaryFailure {
+    /// The failure as the analysis reports it (the transport and configuration texts say what
+    /// failed; a status needs the request named).
+    pub fn analysis_error(&self) -> String {
+        match self {
+            SummaryFailure::Status(code) => format!("analysis request failed: HTTP {code}"),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether asking again may succeed: outages, timeouts, throttling and garbled answers,
     /// not a missing key or a request the LLM refuses as such (4xx).
     pub fn retryable(&self) -> bool {
@@ -178,6 +210,12 @@ pub struct Job {
     pub summary_failures: u32,
     /// The alert was raised (it is raised once per job).
     pub alerted: bool,
+    /// The analysis once had (`None` when the agent defines none); a job stored before the
+    /// analysis existed reads as none yet.
+    #[serde(default)]
+    pub analysis: Option<AnalysisResult>,
+    #[serde(default)]
+    pub analysis_failures: u32,
     /// When the alarm runs the next attempt.
     pub next_at_ms: Option<i64>,
 }
@@ -196,6 +234,8 @@ impl Job {
             summary_error: None,
             summary_failures: 0,
             alerted: false,
+            analysis: None,
+            analysis_failures: 0,
             next_at_ms: Some(ended_at_ms.saturating_add(ATTEMPT_LEASE_MS)),
         }
     }
@@ -237,6 +277,24 @@ impl Job {
         if give_up {
             self.summary_error = Some(failure.to_string());
             self.mark_done(Step::Summary);
+        }
+        give_up
+    }
+
+    /// The analysis is had (`None`: the agent defines none): kept, the step done.
+    pub fn analysis_done(&mut self, result: Option<AnalysisResult>) {
+        self.analysis = result;
+        self.mark_done(Step::Analysis);
+    }
+
+    /// The analysis request failed: like the summary, given up at once when retrying cannot
+    /// help or after the last attempt allowed, then recorded as `failed` with the error (and
+    /// announced as such). Whether it gave up.
+    pub fn analysis_failed(&mut self, failure: &SummaryFailure, policy: &RetryPolicy) -> bool {
+        self.analysis_failures = self.analysis_failures.saturating_add(1);
+        let give_up = !failure.retryable() || self.analysis_failures >= policy.summary_attempts;
+        if give_up {
+            self.analysis_done(Some(AnalysisResult::failed(failure.analysis_error())));
         }
         give_up
     }
@@ -288,7 +346,10 @@ mod tests {
     fn a_new_job_runs_the_independent_steps_first_and_the_events_after_what_they_announce() {
         let job = Job::new("caller_hangup", CallStatus::Completed, END);
         let ready: Vec<Step> = Step::ALL.into_iter().filter(|s| job.ready(*s)).collect();
-        assert_eq!(ready, [Step::Transcript, Step::Status, Step::Summary]);
+        assert_eq!(
+            ready,
+            [Step::Transcript, Step::Usage, Step::Status, Step::Summary]
+        );
         assert_eq!(job.next_at_ms, Some(END + ATTEMPT_LEASE_MS));
         // Every prerequisite comes earlier in ALL, so one pass in order runs a whole chain.
         for (i, step) in Step::ALL.iter().enumerate() {
@@ -305,6 +366,7 @@ mod tests {
     fn a_failed_transcript_holds_back_its_event_only() {
         let mut job = Job::new("agent_ended", CallStatus::Completed, END);
         job.mark_done(Step::Status);
+        job.mark_done(Step::Usage);
         job.summary_written("Booked a table.".into());
         job.mark_done(Step::SummaryStored);
         assert!(job.ready(Step::SummaryReady));
@@ -316,6 +378,10 @@ mod tests {
         job.mark_done(Step::Transcript);
         assert!(job.ready(Step::TranscriptReady));
         job.mark_done(Step::TranscriptReady);
+        assert!(!job.finished(), "the analysis is owed");
+        job.analysis_done(None);
+        job.mark_done(Step::AnalysisStored);
+        job.mark_done(Step::AnalysisReady);
         assert!(job.finished());
         assert_eq!(job.done.len(), Step::ALL.len());
     }
@@ -369,6 +435,39 @@ mod tests {
         ] {
             assert!(failure.retryable(), "{failure:?}");
         }
+    }
+
+    #[test]
+    fn the_analysis_waits_for_the_transcript_and_is_retried_like_the_summary() {
+        let policy = policy();
+        let mut job = Job::new("caller_hangup", CallStatus::Completed, END);
+        assert!(!job.ready(Step::Analysis));
+        job.mark_done(Step::Transcript);
+        assert!(job.ready(Step::Analysis));
+        for _ in 1..policy.summary_attempts {
+            assert!(!job.analysis_failed(&SummaryFailure::Status(500), &policy));
+            assert!(!job.is_done(Step::Analysis));
+        }
+        assert!(job.analysis_failed(&SummaryFailure::Status(500), &policy));
+        let result = job.analysis.clone().expect("recorded as failed");
+        assert_eq!(result.status, crate::analysis::AnalysisStatus::Failed);
+        assert_eq!(result.errors, ["analysis request failed: HTTP 500"]);
+        assert!(job.ready(Step::AnalysisStored) && !job.ready(Step::AnalysisReady));
+        job.mark_done(Step::Status);
+        job.mark_done(Step::AnalysisStored);
+        assert!(job.ready(Step::AnalysisReady));
+        // A refusal is final at once, and the summary's count is its own.
+        let mut job = Job::new("caller_hangup", CallStatus::Completed, END);
+        assert!(job.analysis_failed(&SummaryFailure::Status(400), &policy));
+        assert_eq!(job.summary_failures, 0);
+        // A job stored before the analysis existed still reads, with the analysis owed.
+        let mut old = serde_json::to_value(Job::new("x", CallStatus::Completed, END)).unwrap();
+        let map = old.as_object_mut().unwrap();
+        map.remove("analysis");
+        map.remove("analysis_failures");
+        let old: Job = serde_json::from_value(old).unwrap();
+        assert_eq!(old.analysis, None);
+        assert!(!old.is_done(Step::Analysis));
     }
 
     #[test]

@@ -107,6 +107,8 @@ typed_id! {
     KeyId = "key";
     /// An outgoing email (`eml_`).
     EmailId = "eml";
+    /// A call recording and the job storing it (`rec_`).
+    RecordingId = "rec";
     /// One event's delivery to one endpoint (`dlv_`; made by D1 in the event outbox).
     DeliveryId = "dlv";
     /// A booked appointment (`apt_`).

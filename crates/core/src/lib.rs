@@ -5,6 +5,7 @@
 //! so it is tested natively with `cargo test` and fuzzed.
 
 pub mod agents;
+pub mod analysis;
 pub mod appointments;
 pub mod auth;
 pub mod carrier;
@@ -13,6 +14,8 @@ pub mod delivery;
 pub mod dialing;
 pub mod features;
 pub mod finalize;
+pub mod hours;
+pub mod http_tools;
 pub mod ical;
 pub mod ids;
 pub mod json;
@@ -23,10 +26,12 @@ pub mod pagination;
 pub mod patch;
 pub mod providers;
 pub mod rate_limit;
+pub mod recording;
 pub mod routing;
 pub mod scheduling;
 pub mod session;
 pub mod targets;
+pub mod usage;
 pub mod voice;
 pub mod webhooks;
 pub mod zones;

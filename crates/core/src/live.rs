@@ -102,6 +102,14 @@ pub struct AgentSetup {
     pub stt: SttSettings,
     /// Values of the stored config that were unusable and replaced by defaults.
     pub warnings: Vec<String>,
+    /// What the end-of-call job asks the LLM to fill in (a setup stored before it existed has
+    /// none).
+    #[serde(default)]
+    pub analysis: Option<crate::analysis::AnalysisSpec>,
+    /// The carrier records the call (the agent's `recording.enabled`); its disclosure is
+    /// already the start of `session.first_message`.
+    #[serde(default)]
+    pub record: bool,
 }
 
 impl AgentSetup {
@@ -123,9 +131,13 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
     };
     // Only the agent's `callbacks` setting turns the tool on (the API refuses it in `session`).
     session.schedule_callback = crate::agents::callback_settings(config).enabled;
+    // Likewise the HTTP tools come from the agent's validated `http_tools` only.
+    session.http_tools = crate::http_tools::http_tools(config);
     session.appointments = crate::appointments::calendar_of(config).is_some();
     session.system_prompt = system_prompt.to_owned();
-    session.first_message = first_message
+    // A recorded call says so before anything else: the disclosure leads the greeting.
+    session.first_message = crate::recording::greeting(first_message, config)
+        .as_deref()
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .map(str::to_owned);
@@ -228,6 +240,8 @@ pub fn agent_setup(system_prompt: &str, first_message: Option<&str>, config: &Va
         llm_model: text("/llm/model"),
         stt,
         warnings,
+        analysis: crate::analysis::from_config(config),
+        record: crate::recording::settings(config).enabled,
     }
 }
 
@@ -442,7 +456,8 @@ pub fn dtmf_samples(digits: &str, rate: u32) -> Vec<i16> {
 pub struct Transcript {
     pub lines: Vec<(Speaker, String)>,
     /// `[{role: "caller"|"agent", text, at, turn, interrupted?, unheard?, metrics?}]`: `text` is
-    /// what the caller heard, `unheard` what the agent said that a barge-in cut.
+    /// what the caller heard, `unheard` what the agent said that a barge-in cut; tools the edge
+    /// ran add `{role: "tool", name, arguments, result, latency_ms, at, turn}`.
     pub turns: Value,
     /// `Caller: …` / `Agent: …` lines.
     pub text: String,
@@ -470,6 +485,15 @@ pub fn transcript(turns: &[Turn]) -> Transcript {
                 entry["unheard"] = Value::from(turn.unheard_text.as_str());
             }
             entries.push(entry);
+        }
+        // Tools the edge ran, after the words of their turn: what was asked, what came back
+        // and how long it took (never in the text lines: the caller did not hear them).
+        for run in &turn.tool_runs {
+            entries.push(json!({
+                "role": "tool", "name": run.name, "arguments": run.arguments,
+                "result": run.result, "latency_ms": run.latency_ms,
+                "at": run.started_at_ms, "turn": turn.id,
+            }));
         }
     }
     let text = lines
@@ -844,6 +868,7 @@ mod tests {
             agent_text: agent.into(),
             unheard_text: String::new(),
             tool_calls: vec![],
+            tool_runs: vec![],
             interrupted: false,
             started_at_ms: 1000 + u64::from(id),
             ended_at_ms: 2000,

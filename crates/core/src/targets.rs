@@ -65,6 +65,30 @@ pub fn check_target(url: &str, allow_private: bool) -> Result<Url, TargetError> 
     Ok(parsed)
 }
 
+/// Checks the URL of an agent's HTTP tool: a public https target, or, with `allow_loopback`
+/// (tests, local development), http(s) to this machine only (`127.0.0.1`, `[::1]`,
+/// `localhost`). Unlike [`check_target`]'s private mode, the rest of the private network stays
+/// refused: the model chooses when a tool runs, so a tool must never reach 10.0.0.0/8 or the
+/// metadata service even on a development setup.
+pub fn check_tool_target(url: &str, allow_loopback: bool) -> Result<Url, TargetError> {
+    let public = check_target(url, false);
+    if public.is_ok() || !allow_loopback {
+        return public;
+    }
+    let parsed = check_target(url, true)?;
+    let loopback = match parsed.host() {
+        Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
+        Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
+        Some(Host::Domain(name)) => name.trim_end_matches('.') == "localhost",
+        None => false,
+    };
+    if loopback {
+        Ok(parsed)
+    } else {
+        public
+    }
+}
+
 /// `localhost`, `*.localhost`, `*.internal` (incl. `metadata.google.internal`) and single-label
 /// names, which only resolve through a local search domain.
 fn is_internal_name(name: &str) -> bool {

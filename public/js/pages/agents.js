@@ -116,6 +116,25 @@ function leaf(path, name, s, type, nullable, required, hint, fields) {
     fields.push({ path, read: () => control.value || undefined, write: (v) => { control.value = v ?? ''; } });
     return field(label, control, hint);
   }
+  if (type === 'array' && (s.items?.$ref || s.items?.type === 'object')) {
+    // A list of objects (http_tools) is edited as JSON; what does not parse goes to the server
+    // as typed, whose 422 says what is wrong.
+    const control = h('textarea', { ...common, rows: 8, spellcheck: 'false', 'data-json': 'true' });
+    fields.push({
+      path,
+      read: () => {
+        const text = control.value.trim();
+        if (text === '') return undefined;
+        try {
+          return JSON.parse(text);
+        } catch {
+          return text;
+        }
+      },
+      write: (v) => { control.value = Array.isArray(v) && v.length ? JSON.stringify(v, null, 2) : ''; },
+    });
+    return field(label, control, [hint?.replace(/\.\s*$/, ''), 'a JSON array'].filter(Boolean).join('; '));
+  }
   if (type === 'array') {
     const items = s.items ?? {};
     const control = h('input', { ...common, type: 'text', autocomplete: 'off', spellcheck: 'false' });

@@ -4,7 +4,33 @@ import { latencyChart } from '../chart.js';
 import { callDuration, callLatency, directionLabel, zonedTime } from './calls.js';
 import { browserZone, timeZoneSelect, wallTimeIn } from './schedule.js';
 
+/** Why a number routed a call as it did (the call's `routing.reason`). */
+const ROUTING_REASONS = {
+  open: 'within hours',
+  closed_weekly: 'weekly hours',
+  closed_exception: 'holiday exception',
+  no_hours: 'no hours set',
+};
+
 const LIVE = new Set(['ringing', 'in_progress', 'queued', 'dispatching']);
+
+/**
+ * The post-call analysis (`{status, values, success, success_reason, errors, raw}`) as a card, or
+ * null when the agent defines none: the values when ok, the reasons when invalid or failed.
+ */
+export function analysisSection(analysis) {
+  if (!analysis) return null;
+  const value = (v) => (v === null || v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v));
+  const rows = [['Status', badge(analysis.status)]];
+  if (analysis.success !== null && analysis.success !== undefined) {
+    rows.push(['Success', `${analysis.success ? 'yes' : 'no'}${analysis.success_reason ? ` · ${analysis.success_reason}` : ''}`]);
+  }
+  for (const [k, v] of Object.entries(analysis.values ?? {})) rows.push([k, value(v)]);
+  return h('section', { class: 'card', 'aria-labelledby': 'analysis-title' },
+    h('h3', { id: 'analysis-title' }, 'Analysis'),
+    h('dl', { class: 'facts' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+    analysis.errors?.length ? h('ul', { class: 'analysis-errors' }, analysis.errors.map((e) => h('li', {}, e))) : null);
+}
 
 /** Transcript entries `[{role, text, turn?, interrupted?, metrics?}]` from whatever shape the record has. */
 export function transcriptTurns(call) {
@@ -122,6 +148,8 @@ export async function callDetailPage(ctx, id) {
   }
   actions.push(h('a', { class: 'button secondary', href: `#/events?call_id=${encodeURIComponent(id)}` }, 'Events'));
 
+  // How the number's business hours routed an incoming call (absent for outbound calls).
+  const routingLabel = (r) => r && `${r.decision} (${ROUTING_REASONS[r.reason] ?? r.reason})`;
   const dl = (pairs) => h('dl', { class: 'facts' }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
   const turns = transcriptTurns(call);
   const metrics = turnMetrics(call);
@@ -140,6 +168,7 @@ export async function callDetailPage(ctx, id) {
           ['Direction', directionLabel(call.direction)],
           ['From', call.from], ['To', call.to],
           ['Agent', agent],
+          ['Routing', routingLabel(call.routing)],
           ['Provider', call.provider],
           call.start_at ? ['Starts', zonedTime(call.start_at, call.time_zone)] : ['Started', fmtTime(call.answered_at ?? call.created_at)],
           ['Contact', [call.contact?.name, call.contact?.email].filter(Boolean).join(' · ') || '—'],
@@ -155,6 +184,7 @@ export async function callDetailPage(ctx, id) {
         call.summary ? h('p', { class: 'summary' }, typeof call.summary === 'string' ? call.summary : call.summary.text ?? JSON.stringify(call.summary))
           : h('p', { class: 'empty' }, 'No summary yet.'))),
     call.status === 'scheduled' ? rescheduleForm(ctx, call) : null,
+    analysisSection(call.analysis),
     h('section', { class: 'card', 'aria-labelledby': 'transcript-title' },
       h('h3', { id: 'transcript-title' }, 'Transcript'),
       turns.length ? transcriptList(turns) : h('p', { class: 'empty' }, 'No transcript yet.')),

@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { h, table, badge, fmtTime, field, pageHeader, errorBox, showError, announce, copyButton } from '../dom.js';
+import { h, table, badge, fmtTime, field, pageHeader, errorBox, showError, announce, copyButton, submitForm } from '../dom.js';
 
 /** How long the page follows a test delivery before leaving it to the deliveries page. */
 const TEST_FOLLOW_MS = 30_000;
@@ -47,26 +47,15 @@ export async function endpointsPage(ctx) {
   const createErrors = errorBox();
   const form = h('form', {
     class: 'card', 'aria-labelledby': 'new-endpoint-title', novalidate: true, 'data-needs': 'administer',
-    onsubmit: async (e) => {
-      e.preventDefault();
-      showError(createErrors, null, form);
-      if (!form.reportValidity()) return;
+    onsubmit: submitForm(createErrors, async () => {
       const body = { url: url.value.trim(), event_types: parseTypes(types.value) };
       if (description.value.trim()) body.description = description.value.trim();
-      const button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      try {
-        const created = await api('POST', '/endpoints', body);
-        form.reset();
-        announce(`Endpoint ${created.id} created.`);
-        await redraw();
-        secretNotice(notice, `Endpoint ${created.id} created`, created.secret);
-      } catch (err) {
-        showError(createErrors, err, form);
-      } finally {
-        button.disabled = false;
-      }
-    },
+      const created = await api('POST', '/endpoints', body);
+      form.reset();
+      announce(`Endpoint ${created.id} created.`);
+      await redraw();
+      secretNotice(notice, `Endpoint ${created.id} created`, created.secret);
+    }),
   },
   h('h3', { id: 'new-endpoint-title' }, 'Add an endpoint'),
   field('URL', url),

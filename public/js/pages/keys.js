@@ -1,7 +1,7 @@
 // API keys of the tenant: list, create with a role (the key shown once, with a copy button),
 // revoke. Every call here needs an admin key (src/routes.rs).
 import { api } from '../api.js';
-import { h, table, badge, fmtTime, field, pageHeader, errorBox, showError, announce, secretOnce } from '../dom.js';
+import { h, table, badge, fmtTime, field, pageHeader, errorBox, showError, announce, secretOnce, submitForm } from '../dom.js';
 import { currentMe } from '../roles.js';
 
 export const ROLES = [
@@ -21,31 +21,20 @@ export async function keysPage() {
   const createErrors = errorBox();
   const form = h('form', {
     class: 'card', 'aria-labelledby': 'new-key-title', novalidate: true, 'data-needs': 'administer',
-    onsubmit: async (e) => {
-      e.preventDefault();
-      showError(createErrors, null, form);
+    onsubmit: submitForm(createErrors, async () => {
       // A new key replaces the previous one's notice: one secret on screen at a time.
       notice.replaceChildren();
-      if (!form.reportValidity()) return;
-      const button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      try {
-        const created = await api('POST', '/api-keys', { name: name.value.trim(), role: role.value });
-        form.reset();
-        announce(`Key ${created.name} created.`);
-        await redraw();
-        notice.replaceChildren(secretOnce({
-          title: `Key “${created.name}” created (${created.role})`,
-          label: 'API key',
-          secret: created.key,
-          note: 'This is the only time the key is shown: copy it now and keep it somewhere safe. Only its hash is stored.',
-        }));
-      } catch (err) {
-        showError(createErrors, err, form);
-      } finally {
-        button.disabled = false;
-      }
-    },
+      const created = await api('POST', '/api-keys', { name: name.value.trim(), role: role.value });
+      form.reset();
+      announce(`Key ${created.name} created.`);
+      await redraw();
+      notice.replaceChildren(secretOnce({
+        title: `Key “${created.name}” created (${created.role})`,
+        label: 'API key',
+        secret: created.key,
+        note: 'This is the only time the key is shown: copy it now and keep it somewhere safe. Only its hash is stored.',
+      }));
+    }),
   },
   h('h3', { id: 'new-key-title' }, 'Create a key'),
   h('div', { class: 'row' }, field('Name', name, 'What or who uses it, e.g. “CRM sync”'), field('Role', role)),

@@ -1,7 +1,7 @@
 // Numbers: the phone numbers the worker answers, each with the agent that answers it (and the
 // caller id of that agent's scheduled calls), optionally ringing the owner's phone first.
 import { api } from '../api.js';
-import { h, table, fmtTime, field, pageHeader, errorBox, showError, announce } from '../dom.js';
+import { h, table, fmtTime, field, pageHeader, errorBox, showError, announce, submitForm } from '../dom.js';
 
 /** A select of the tenant's agents by name. */
 function agentSelect(agents, attrs, selected) {
@@ -109,25 +109,14 @@ export async function numbersPage() {
   const createErrors = errorBox();
   const form = h('form', {
     class: 'card', 'aria-labelledby': 'new-number-title', novalidate: true, 'data-needs': 'bootstrap',
-    onsubmit: async (e) => {
-      e.preventDefault();
-      showError(createErrors, null, form);
-      if (!form.reportValidity()) return;
+    onsubmit: submitForm(createErrors, async () => {
       const body = { number: number.value.trim(), agent_id: agent.value, ring_owner_first: owner.first.checked };
       if (owner.owner.value.trim()) body.owner_phone = owner.owner.value.trim();
-      const button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      try {
-        const created = await api('POST', '/numbers', body);
-        form.reset();
-        announce(`Number ${created.number} added.`);
-        await redraw();
-      } catch (err) {
-        showError(createErrors, err, form);
-      } finally {
-        button.disabled = false;
-      }
-    },
+      const created = await api('POST', '/numbers', body);
+      form.reset();
+      announce(`Number ${created.number} added.`);
+      await redraw();
+    }),
   },
   h('h3', { id: 'new-number-title' }, 'Add a number'),
   h('p', { class: 'hint' }, 'Point the number at this worker at your carrier first (see docs/operations.md). Only the deployment\'s ADMIN_API_KEY registers numbers.'),

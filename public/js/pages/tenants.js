@@ -1,7 +1,7 @@
 // Tenants (bootstrap ADMIN_API_KEY only): list and create; a new tenant's first admin key is
 // shown once.
 import { api, qs } from '../api.js';
-import { h, setChildren, table, fmtTime, field, pageHeader, errorBox, showError, announce, secretOnce, pager } from '../dom.js';
+import { h, setChildren, table, fmtTime, field, pageHeader, errorBox, showError, announce, secretOnce, pager, submitForm } from '../dom.js';
 
 export async function tenantsPage() {
   const first = await api('GET', '/tenants?limit=50');
@@ -12,30 +12,19 @@ export async function tenantsPage() {
   const createErrors = errorBox();
   const form = h('form', {
     class: 'card', 'aria-labelledby': 'new-tenant-title', novalidate: true, 'data-needs': 'bootstrap',
-    onsubmit: async (e) => {
-      e.preventDefault();
-      showError(createErrors, null, form);
+    onsubmit: submitForm(createErrors, async () => {
       notice.replaceChildren();
-      if (!form.reportValidity()) return;
-      const button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      try {
-        const created = await api('POST', '/tenants', { name: name.value.trim() });
-        form.reset();
-        announce(`Tenant ${created.name} created.`);
-        await reload();
-        notice.replaceChildren(secretOnce({
-          title: `Tenant “${created.name}” created`,
-          label: `Admin key of ${created.name}`,
-          secret: created.api_key.key,
-          note: 'The tenant’s first admin key, shown only now: hand it to the tenant’s administrator, who creates their other keys with it.',
-        }));
-      } catch (err) {
-        showError(createErrors, err, form);
-      } finally {
-        button.disabled = false;
-      }
-    },
+      const created = await api('POST', '/tenants', { name: name.value.trim() });
+      form.reset();
+      announce(`Tenant ${created.name} created.`);
+      await reload();
+      notice.replaceChildren(secretOnce({
+        title: `Tenant “${created.name}” created`,
+        label: `Admin key of ${created.name}`,
+        secret: created.api_key.key,
+        note: 'The tenant’s first admin key, shown only now: hand it to the tenant’s administrator, who creates their other keys with it.',
+      }));
+    }),
   },
   h('h3', { id: 'new-tenant-title' }, 'Create a tenant'),
   field('Name', name),

@@ -6,6 +6,7 @@ use crate::scheduling::emails::EmailFacts;
 use crate::store::agents;
 use crate::store::calls::{self, Call};
 use crate::store::tenant::Tenant;
+use phone_agent_core::hours::Routing;
 use serde_json::{json, Value};
 
 /// The API's JSON for `call`.
@@ -37,6 +38,11 @@ pub(super) fn render(call: &Call) -> Value {
         "summary": call.summary,
         // Per-turn latencies and their p50/p95, written by the call session at hang-up.
         "metrics": call.metrics.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
+        // The post-call analysis (`{status, values, success, success_reason, errors, raw}`),
+        // once the end-of-call job has it; null when the agent defines none.
+        "analysis": call.analysis.as_deref().and_then(|a| serde_json::from_str::<Value>(a).ok()),
+        // How the number routed an incoming call: {decision: open|closed, reason}.
+        "routing": call.routing.as_deref().and_then(Routing::parse).map(Routing::to_json),
         "created_at": rfc3339(call.created_at),
         "updated_at": rfc3339(call.updated_at),
     })

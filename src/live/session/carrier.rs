@@ -247,7 +247,8 @@ impl Session {
         speech::prewarm_tts(self);
         let session = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            session.mark_in_progress(carrier_call_id).await;
+            session.mark_in_progress(carrier_call_id.clone()).await;
+            session.start_recording(carrier_call_id.as_deref()).await;
         });
         self.feed(Input::StreamStarted);
     }
@@ -316,12 +317,19 @@ impl Session {
             let at = session_alarm(live.ended, live_deadline, live.finalize.next_at_ms)?;
             (live.armed_ms != Some(at)).then(|| {
                 live.armed_ms = Some(at);
-                at
+                (at, live.ended)
             })
         });
-        let Some(Some(at_ms)) = due else {
+        let Some(Some((at_ms, ended))) = due else {
             return;
         };
+        if !ended {
+            // Unconfirmed like the other mid-call writes (storage.rs): an alarm lost with a
+            // failed commit is lost with the reset it causes, and the restored session re-arms.
+            self.unconfirmed().set_alarm(at_ms);
+            return;
+        }
+        // The end-of-call job's retry must not be lost: confirmed, like the job itself.
         let session = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             // An absolute time: `set_alarm(i64)` would take it as an offset from now.
@@ -380,11 +388,10 @@ impl Session {
         if live.ended {
             return false;
         }
-        let stt = &mut live.stt;
         let now = now_ms();
-        stt.last_audio_ms = now;
-        let reopen = std::mem::take(&mut stt.parked);
-        let audio = match stt.transcoder.as_mut() {
+        live.stt.last_audio_ms = now;
+        let reopen = std::mem::take(&mut live.stt.parked);
+        let audio = match live.stt.transcoder.as_mut() {
             Some(t) => {
                 let mut out = Vec::with_capacity(bytes.len());
                 t.push(&bytes, &mut out);
@@ -396,6 +403,12 @@ impl Session {
             // Deepgram treats an empty binary frame as a close request.
             return reopen;
         }
+        // Each carrier frame is 20 ms of caller audio on its way to STT (usage).
+        *live
+            .counters
+            .entry(phone_agent_core::usage::counter::STT_FRAMES)
+            .or_default() += 1;
+        let stt = &mut live.stt;
         let Some(audio) = stt.batch.push(&audio) else {
             return reopen;
         };

@@ -1,5 +1,5 @@
-//! Carrier REST control: hanging up or transferring the call through the carrier's API when
-//! the session ends it.
+//! Carrier REST control: starting the call's recording, and hanging up or transferring the
+//! call through the carrier's API when the session ends it.
 
 use super::{EndReason, Session};
 use crate::platform::http::log_line;
@@ -11,6 +11,38 @@ use std::time::Duration;
 const CARRIER_REST_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Session {
+    /// Asks the carrier to record the call when the agent records (its disclosure leads the
+    /// greeting); the finished recording comes back to `POST /voice/{carrier}/recording`.
+    pub(super) async fn start_recording(&self, carrier_call_id: Option<&str>) {
+        let record = self.with_live(|live| live.setup.record).unwrap_or(false);
+        let (Some(info), Some(config), Some(id)) =
+            (self.info(), self.config.as_ref(), carrier_call_id)
+        else {
+            return;
+        };
+        if !record {
+            return;
+        }
+        let base = info.base_url.as_deref().unwrap_or_default();
+        let callback = format!("{base}/voice/{}/recording", info.carrier.as_str());
+        let Some(request) = info.carrier.start_recording(config, id, &callback) else {
+            self.record(
+                "recording_not_started",
+                json!({"reason": "carrier or credentials"}),
+            );
+            return;
+        };
+        match outbound::control(&request, CARRIER_REST_TIMEOUT).await {
+            Ok(()) => self.record("recording_started", json!({})),
+            Err(error) => {
+                log_line(
+                    json!({"level": "error", "msg": "start recording failed", "error": error}),
+                );
+                self.record("recording_not_started", json!({"reason": error}));
+            }
+        }
+    }
+
     /// Tells the carrier the agent is done (transfer or hang-up); a caller hang-up needs nothing.
     pub(super) async fn leave_carrier(&self, reason: &EndReason) {
         let (Some(info), Some(config)) = (self.info(), self.config.as_ref()) else {

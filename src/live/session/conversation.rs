@@ -8,6 +8,7 @@ use phone_agent_core::live::dtmf_samples;
 use phone_agent_core::media::carrier::OutFrame;
 use phone_agent_core::media::framing::Framer;
 use phone_agent_core::session::{Action, Input, SessionEvent};
+use phone_agent_core::usage;
 use serde_json::{json, Value};
 use std::rc::Rc;
 use worker::WebSocket;
@@ -70,18 +71,13 @@ impl Session {
                 .iter()
                 .filter_map(|m| serde_json::to_string(m).ok())
                 .collect();
+            let first = live.history_saved;
             live.history_saved = history.len();
             live.unsaved = false;
-            Some((new, serde_json::to_string(conversation).ok()))
+            Some((first, new, serde_json::to_string(conversation).ok()?))
         });
-        let Some(Some((new, state))) = saved else {
-            return;
-        };
-        for message in &new {
-            self.append_history(message);
-        }
-        if let Some(state) = state {
-            self.put_raw("conversation", &state);
+        if let Some(Some((first, new, state))) = saved {
+            self.save_conversation_state(first, &new, &state);
         }
     }
 
@@ -114,7 +110,11 @@ impl Session {
                 turn,
                 segment,
                 text,
-            } => speech::queue_tts(self, turn, segment, text),
+            } => {
+                let chars = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
+                self.count_by(usage::counter::TTS_CHARS, chars);
+                speech::queue_tts(self, turn, segment, text);
+            }
             Action::CancelTts { turn } => speech::cancel_tts(self, Some(turn)),
             Action::SendMark { name } => {
                 let frame = self
@@ -128,7 +128,10 @@ impl Session {
                 self.count("clears");
                 self.broadcast(json!({"type": "state", "state": "interrupted"}));
             }
-            Action::RunTool { turn, call } => speech::run_tool(self, turn, call),
+            Action::RunTool { turn, call } => {
+                self.count(usage::counter::TOOL_CALLS);
+                speech::run_tool(self, turn, call);
+            }
             Action::SendDtmf { digits } => self.send_dtmf(&digits),
             Action::Transfer { to } => self.end_call(EndReason::Transfer(to)),
             Action::Hangup { reason } => self.end_call(EndReason::Agent(reason)),

@@ -1,5 +1,5 @@
-//! End-of-call work as a durable job (the core's `finalize::Job`): the transcript, the final
-//! status, the summary and the `call.*.ready` events, each step retried from the object's alarm
+//! End-of-call work as a durable job (the core's `finalize::Job`): the transcript, the call's
+//! usage, the final status, the summary, the analysis and the `call.*.ready` events, each step retried from the object's alarm
 //! until it is done, then the call's data leaves the object's storage.
 
 use super::{CallInfo, EndReason, Session};
@@ -10,20 +10,25 @@ use crate::store::call_events::{self, Event};
 use crate::store::calls;
 use crate::store::tenant::Tenant;
 use crate::store::transcripts;
+use crate::store::usage;
+use phone_agent_core::analysis::AnalysisResult;
 use phone_agent_core::finalize::{Job, Next, RetryPolicy, Step, SummaryFailure};
 use phone_agent_core::ids::{CallId, TenantId};
 use phone_agent_core::limits::REPLY_BODY_LIMIT;
 use phone_agent_core::live::{metrics_summary, transcript, Transcript};
 use phone_agent_core::media::access::lost_stream_status;
-use phone_agent_core::providers::openai::{parse_completion_text, summary_request, Speaker};
+use phone_agent_core::providers::openai::{
+    analysis_request, parse_completion_text, summary_request, Speaker,
+};
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::session::Turn;
+use phone_agent_core::usage::{day_of, CallUsage};
 use serde_json::{json, Value};
 use std::rc::Rc;
 use std::time::Duration;
 use worker::Method;
 
-/// Post-call summary request timeout.
+/// Post-call summary and analysis request timeout.
 const SUMMARY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The blob holding the job while it is open.
@@ -91,6 +96,28 @@ impl Session {
                             Ok(())
                         } else {
                             Err(failure.to_string())
+                        }
+                    }
+                }
+            } else if step == Step::Analysis {
+                match self.analyse(&t.lines).await {
+                    Ok(result) => {
+                        if let Some(r) = result.as_ref().filter(|r| !r.errors.is_empty()) {
+                            self.record("analysis_invalid", json!({"errors": r.errors}));
+                        }
+                        job.analysis_done(result);
+                        Ok(())
+                    }
+                    Err(failure) => {
+                        if job.analysis_failed(&failure, &policy) {
+                            self.record(
+                                "analysis_failed",
+                                json!({"error": failure.analysis_error(),
+                                    "attempts": job.analysis_failures}),
+                            );
+                            Ok(())
+                        } else {
+                            Err(failure.analysis_error())
                         }
                     }
                 }
@@ -170,6 +197,14 @@ impl Session {
                     .map(|started| (job.ended_at_ms - started).max(0) / 1000);
                 calls::set_metrics(&db, call_id, &metrics_summary(turns), duration, now).await?;
             }
+            Step::Usage => {
+                let tenant = Tenant::on(&db, TenantId::from(info.tenant_id.as_str()));
+                let duration = info
+                    .started_at_ms
+                    .map_or(0, |started| (job.ended_at_ms - started).max(0) / 1000);
+                let used = CallUsage::from_counters(duration, |name| self.counter_value(name));
+                usage::record(&tenant, call_id, &day_of(job.ended_at_ms), &used, now).await?;
+            }
             Step::Status => {
                 let change = Change {
                     to: job.status,
@@ -215,7 +250,29 @@ impl Session {
                 )
                 .await?;
             }
-            Step::Summary => {}
+            Step::AnalysisStored => {
+                if let Some(result) = &job.analysis {
+                    let value = serde_json::to_value(result).map_err(ApiError::internal)?;
+                    calls::set_analysis(&db, call_id, result.status, &value, now).await?;
+                }
+            }
+            Step::AnalysisReady => {
+                if let Some(result) = &job.analysis {
+                    let analysis = serde_json::to_value(result).map_err(ApiError::internal)?;
+                    let key = format!("{call_id}:analysis.ready");
+                    call_status::emit(
+                        &self.env,
+                        &db,
+                        call_id,
+                        "call.analysis.ready",
+                        &key,
+                        json!({ "analysis": analysis }),
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            Step::Summary | Step::Analysis => {}
         }
         Ok(())
     }
@@ -253,6 +310,30 @@ impl Session {
         if lines.is_empty() {
             return Ok("Nothing was said on this call.".to_owned());
         }
+        self.complete(|model| summary_request(model, lines)).await
+    }
+
+    /// The call's analysis, if its agent defines one: the model's answer to the strict schema,
+    /// checked against the definition by the core (`ok` or `invalid` with the reasons).
+    async fn analyse(
+        &self,
+        lines: &[(Speaker, String)],
+    ) -> std::result::Result<Option<AnalysisResult>, SummaryFailure> {
+        let Some(spec) = self.with_live(|live| live.setup.analysis.clone()).flatten() else {
+            return Ok(None);
+        };
+        let text = self
+            .complete(|model| analysis_request(model, lines, &spec))
+            .await?;
+        Ok(Some(spec.validate(&text)))
+    }
+
+    /// One non-streaming chat completion (the agent's model, else `OPENAI_MODEL`) of the body
+    /// `request` builds: the reply text, or why there is none.
+    async fn complete(
+        &self,
+        request: impl FnOnce(&str) -> Value,
+    ) -> std::result::Result<String, SummaryFailure> {
         let not_configured = |what: &str| SummaryFailure::NotConfigured(what.to_owned());
         let config = self
             .config
@@ -267,7 +348,7 @@ impl Session {
             .with_live(|live| live.setup.llm_model.clone())
             .flatten()
             .unwrap_or_else(|| config.providers.openai_model.clone());
-        let body = summary_request(&model, lines).to_string();
+        let body = request(&model).to_string();
         let reply = outbound::send(
             Method::Post,
             &format!("{}/chat/completions", config.providers.openai_base_url),

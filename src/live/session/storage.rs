@@ -1,12 +1,157 @@
 //! The object's SQLite storage: what an instance reset must not lose (blobs, turns) and the
 //! stream record shown by `GET /api/v1/calls/{id}/session` (meta, events, counters).
+//!
+//! Writes made while the call is live (the conversation's state and history log, the finished
+//! turns, the event record, the alarm) go through [`Unconfirmed`]: key-value writes the runtime
+//! may send past before they commit. Every confirmed write (any SQL `exec`, a plain `put`) holds
+//! the object's later network sends — the carrier's media and `clear`, the LLM request, TTS
+//! text — until it commits (workerd's output gate), so one per mark or turn put a commit in
+//! front of a barge-in's `clear`. Unconfirmed is safe for this state: a write that fails to
+//! commit breaks the object and resets it, and the reset path rebuilds the call from what did
+//! commit (`ensure_live`, tests/resume.test.mjs); at worst the caller hears a sentence again.
+//! What must not be lost stays confirmed: the call facts and setup at accept, the carrier link,
+//! and the end-of-call job (finalize.rs), whose confirmed write is what guarantees the call's
+//! record reaches D1.
 
 use super::{Session, CARRIER_TAG};
 use crate::platform::http::{log_line, now_ms};
 use phone_agent_core::session::{Conversation, Message, SessionConfig, Turn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::cell::Cell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use worker::{Result, SqlStorageValue};
+
+/// Key-value key of the conversation's state (the key-value twin of blob `conversation`).
+const CONVERSATION_KEY: &str = "conversation";
+/// Key prefixes of the append-only logs kept in key-value storage; keys sort in write order.
+const HISTORY_PREFIX: &str = "history/";
+const TURN_PREFIX: &str = "turn/";
+const EVENT_PREFIX: &str = "event/";
+
+thread_local! {
+    /// Orders the events written within one millisecond (the key's suffix).
+    static EVENT_SEQ: Cell<u64> = const { Cell::new(0) };
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The object's JavaScript storage (`ctx.storage`): workers-rs passes no `allowUnconfirmed`
+    /// (its `SetAlarmOptions` serializes the field in snake case, which the runtime ignores).
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type JsStorage;
+    #[wasm_bindgen(method, catch, js_name = put)]
+    fn put_entries(
+        this: &JsStorage,
+        entries: &js_sys::Object,
+        options: &js_sys::Object,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = setAlarm)]
+    fn set_alarm_at(
+        this: &JsStorage,
+        at_ms: f64,
+        options: &js_sys::Object,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn kv(this: &JsStorage) -> SyncKv;
+
+    /// The synchronous key-value API (`ctx.storage.kv`) of a SQLite-backed object: reads see
+    /// the writes above at once, so the synchronous restore path can read them.
+    type SyncKv;
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &SyncKv, key: &str) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn list(this: &SyncKv, options: &js_sys::Object) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = delete)]
+    fn delete_key(this: &SyncKv, key: &str) -> std::result::Result<JsValue, JsValue>;
+}
+
+/// The one adapter for unconfirmed writes (see the module doc for why they are safe here).
+pub(super) struct Unconfirmed(JsStorage);
+
+impl Unconfirmed {
+    fn options() -> js_sys::Object {
+        let options = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&options, &"allowUnconfirmed".into(), &JsValue::TRUE);
+        options
+    }
+
+    /// Writes the entries (JSON text each) in one batch.
+    pub(super) fn put(&self, entries: &[(String, String)]) {
+        if entries.is_empty() {
+            return;
+        }
+        let object = js_sys::Object::new();
+        for (key, value) in entries {
+            let _ = js_sys::Reflect::set(&object, &key.into(), &value.into());
+        }
+        Self::settle(
+            "store session state",
+            self.0.put_entries(&object, &Self::options()),
+        );
+    }
+
+    /// Sets the object's alarm to an absolute time.
+    pub(super) fn set_alarm(&self, at_ms: u64) {
+        Self::settle(
+            "set alarm",
+            self.0.set_alarm_at(at_ms as f64, &Self::options()),
+        );
+    }
+
+    /// Logs a failure; the promise is awaited in a task so a rejection is never unhandled.
+    fn settle(what: &'static str, promise: std::result::Result<js_sys::Promise, JsValue>) {
+        let log = move |e: JsValue| {
+            let error = e.as_string().unwrap_or_else(|| format!("{e:?}"));
+            log_line(json!({"level": "error", "msg": what, "error": error}));
+        };
+        match promise {
+            Ok(promise) => wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
+                    log(e);
+                }
+            }),
+            Err(e) => log(e),
+        }
+    }
+
+    /// The JSON text stored under `key`.
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.kv().get(key).ok()?.as_string()
+    }
+
+    /// The keys and JSON texts under `prefix`, in key order.
+    fn list(&self, prefix: &str) -> Vec<(String, String)> {
+        let options = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&options, &"prefix".into(), &prefix.into());
+        let Ok(iterable) = self.0.kv().list(&options) else {
+            return Vec::new();
+        };
+        let Ok(Some(entries)) = js_sys::try_iter(&iterable) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| {
+                let pair: js_sys::Array = entry.ok()?.dyn_into().ok()?;
+                Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+            })
+            .collect()
+    }
+
+    /// Deletes `keys` and every key under `prefixes` (a confirmed write: only once the call
+    /// and its job are over).
+    fn delete(&self, keys: &[&str], prefixes: &[&str]) {
+        let kv = self.0.kv();
+        let listed = prefixes.iter().flat_map(|p| self.list(p)).map(|(k, _)| k);
+        for key in keys.iter().map(|k| (*k).to_owned()).chain(listed) {
+            if let Err(e) = kv.delete_key(&key) {
+                log_line(json!({"level": "error", "msg": "clear call data",
+                    "error": format!("{e:?}")}));
+            }
+        }
+    }
+}
 
 /// Tables are created in the constructor; `IF NOT EXISTS` makes it idempotent across wakes.
 /// `meta`/`events`/`counters` are the stream record shown by `GET /api/v1/calls/{id}/session`;
@@ -24,20 +169,39 @@ CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, messa
 ";
 
 impl Session {
+    /// The storage API with the options workers-rs does not expose.
+    pub(super) fn unconfirmed(&self) -> Unconfirmed {
+        let storage = self
+            .state
+            .as_raw()
+            .storage()
+            .map(JsCast::unchecked_into)
+            .unwrap_or_else(|e| wasm_bindgen::throw_val(e));
+        Unconfirmed(storage)
+    }
+
     pub(super) fn store_turn(&self, turn: &Turn) {
         let Ok(text) = serde_json::to_string(turn) else {
             return;
         };
-        if let Err(e) = self.state.storage().sql().exec(
-            "INSERT INTO turns (at, turn) VALUES (?, ?)",
-            vec![SqlStorageValue::from(now_ms()), text.into()],
-        ) {
-            log_line(json!({"level": "error", "msg": "store turn", "error": e.to_string()}));
-        }
+        let key = format!("{TURN_PREFIX}{:010}/{:013}", turn.id, now_ms());
+        self.unconfirmed().put(&[(key, text)]);
     }
 
+    /// The finished turns: the table (calls stored before the key-value log), then the log.
     pub(super) fn turns(&self) -> Vec<Turn> {
-        self.json_rows("SELECT turn AS json FROM turns ORDER BY id")
+        let mut turns: Vec<Turn> = self.json_rows("SELECT turn AS json FROM turns ORDER BY id");
+        turns.extend(self.kv_log(TURN_PREFIX));
+        turns
+    }
+
+    /// The parsed values of a key-value log (a value that does not parse is skipped).
+    fn kv_log<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Vec<T> {
+        self.unconfirmed()
+            .list(prefix)
+            .into_iter()
+            .filter_map(|(_, json)| serde_json::from_str(&json).ok())
+            .collect()
     }
 
     /// The rows of a query selecting one JSON text column as `json`, parsed (a row that does
@@ -58,19 +222,22 @@ impl Session {
             .collect()
     }
 
-    /// Appends one committed conversation message (serialized).
-    pub(super) fn append_history(&self, message: &str) {
-        if let Err(e) = self.state.storage().sql().exec(
-            "INSERT INTO history (message) VALUES (?)",
-            vec![SqlStorageValue::from(message)],
-        ) {
-            log_line(json!({"level": "error", "msg": "store history", "error": e.to_string()}));
-        }
+    /// Stores the conversation's state and its history entries from index `first` on (each
+    /// serialized), in one batch: one key per entry, so the log is only appended to.
+    pub(super) fn save_conversation_state(&self, first: usize, new: &[String], state: &str) {
+        let mut entries: Vec<(String, String)> = new
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("{HISTORY_PREFIX}{:010}", first + i), m.clone()))
+            .collect();
+        entries.push((CONVERSATION_KEY.to_owned(), state.to_owned()));
+        self.unconfirmed().put(&entries);
     }
 
     /// The conversation as last saved: the call's session config, the appended history and
-    /// the state blob. A blob from before the history log (which held the history itself) is
-    /// read too, so a call that spans the deploy keeps its history.
+    /// the state. The SQL forms from before the key-value log are read too (history table, blob
+    /// `conversation`, and before that a blob holding the history itself), so a call that
+    /// spans the deploy keeps its history.
     pub(super) fn saved_conversation(
         &self,
         config: SessionConfig,
@@ -79,9 +246,14 @@ impl Session {
         struct Legacy {
             history: Vec<Message>,
         }
-        let state: String = self.blob::<Value>("conversation")?.to_string();
+        let kv = self.unconfirmed();
+        let state: String = match kv.get(CONVERSATION_KEY) {
+            Some(state) => state,
+            None => self.blob::<Value>("conversation")?.to_string(),
+        };
         let mut history: Vec<Message> =
             self.json_rows("SELECT message AS json FROM history ORDER BY seq");
+        history.extend(self.kv_log::<Message>(HISTORY_PREFIX));
         let saved = history.len();
         if history.is_empty() {
             if let Ok(legacy) = serde_json::from_str::<Legacy>(&state) {
@@ -157,27 +329,55 @@ impl Session {
                 );
             }
         }
+        self.unconfirmed()
+            .delete(&[CONVERSATION_KEY], &[HISTORY_PREFIX]);
     }
 
-    /// Appends to the stream record.
+    /// Appends to the stream record (unconfirmed: marks and provider events arrive mid-call).
     pub fn record(&self, event: &str, detail: Value) {
-        if let Err(e) = self.state.storage().sql().exec(
-            "INSERT INTO events (at, event, detail) VALUES (?, ?, ?)",
-            vec![
-                SqlStorageValue::from(now_ms()),
-                event.into(),
-                detail.to_string().into(),
-            ],
-        ) {
-            log_line(
-                json!({"level": "error", "msg": "record session event", "error": e.to_string()}),
-            );
-        }
+        let at = now_ms();
+        let seq = EVENT_SEQ.with(|s| {
+            s.set(s.get() + 1);
+            s.get()
+        });
+        let entry = json!({"at": at, "event": event, "detail": detail});
+        let key = format!("{EVENT_PREFIX}{at:013}/{seq:010}");
+        self.unconfirmed().put(&[(key, entry.to_string())]);
     }
 
     /// Counts in memory; written to storage when the call ends.
     pub fn count(&self, name: &'static str) {
         self.with_live(|live| *live.counters.entry(name).or_default() += 1);
+    }
+
+    /// Adds `by` in memory; written to storage when the call ends.
+    pub fn count_by(&self, name: &'static str, by: i64) {
+        self.with_live(|live| *live.counters.entry(name).or_default() += by);
+    }
+
+    /// A counter's value: what storage has plus what is still in memory.
+    pub(super) fn counter_value(&self, name: &str) -> i64 {
+        #[derive(Deserialize)]
+        struct Value {
+            value: i64,
+        }
+        let stored = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT value FROM counters WHERE name = ?",
+                vec![SqlStorageValue::from(name)],
+            )
+            .and_then(|c| c.to_array::<Value>())
+            .ok()
+            .and_then(|rows| rows.first().map(|r| r.value))
+            .unwrap_or(0);
+        let pending = self
+            .with_live(|live| live.counters.get(name).copied())
+            .flatten()
+            .unwrap_or(0);
+        stored + pending
     }
 
     pub(super) fn flush_counters(&self) {
@@ -245,7 +445,8 @@ impl Session {
             let stored = counters.get(name).and_then(Value::as_i64).unwrap_or(0);
             counters.insert(name.to_owned(), Value::from(stored + value));
         }
-        let events: Vec<Value> = sql
+        // The table holds the events of calls recorded before the key-value log.
+        let mut events: Vec<Value> = sql
             .exec("SELECT at, event, detail FROM events ORDER BY id", None)?
             .to_array::<Event>()?
             .into_iter()
@@ -254,6 +455,7 @@ impl Session {
                 json!({"at": e.at, "event": e.event, "detail": detail})
             })
             .collect();
+        events.extend(self.kv_log::<Value>(EVENT_PREFIX));
         body.insert("counters".into(), Value::Object(counters));
         body.insert("events".into(), Value::Array(events));
         body.insert(

@@ -5,9 +5,10 @@ use super::{holds, post_stream, read_while};
 use crate::live::session::Session;
 use crate::platform::http::log_line;
 use phone_agent_core::live::{chat_body, llm_input};
-use phone_agent_core::providers::openai::ChatStream;
+use phone_agent_core::providers::openai::{ChatDelta, ChatStream};
 use phone_agent_core::providers::sse::SseParser;
-use phone_agent_core::session::{Input, Message, ToolCall, BOOK_APPOINTMENT, FIND_SLOTS};
+use phone_agent_core::session::{Input, Message, ToolCall, BOOKING_TOOLS};
+use phone_agent_core::usage::counter;
 use serde_json::{json, Value};
 use std::rc::Rc;
 use worker::AbortController;
@@ -91,6 +92,7 @@ async fn stream_chat(
     let mut chat = ChatStream::new();
     let mut deliver = |data: &str| -> Result<(), String> {
         for delta in chat.push_data(data).map_err(|e| e.to_string())? {
+            count_usage(session, &delta);
             if !llm_current(session, id) {
                 return Ok(());
             }
@@ -121,6 +123,7 @@ async fn stream_chat(
         return Ok(());
     }
     for delta in chat.finish().map_err(|e| e.to_string())? {
+        count_usage(session, &delta);
         if let Some(input) = llm_input(turn, delta) {
             session.feed(input);
         }
@@ -128,13 +131,25 @@ async fn stream_chat(
     Ok(())
 }
 
-/// Runs a tool the edge implements and feeds its result.
+/// Runs a tool the edge implements (an agent's HTTP tool, or `schedule_callback`) and feeds
+/// its result.
 pub fn run_tool(session: &Rc<Session>, turn: u32, call: ToolCall) {
     let session = session.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let content = match call.name.as_str() {
-            FIND_SLOTS | BOOK_APPOINTMENT => crate::live::appointments::run(&session, &call).await,
-            _ => crate::live::callbacks::run(&session, &call).await,
+        let http_tool = session
+            .with_live(|live| {
+                let tools = &live.setup.session.http_tools;
+                tools.iter().find(|t| t.name == call.name).cloned()
+            })
+            .flatten();
+        let content = match http_tool {
+            Some(tool) => crate::live::http_tools::run(&session, &tool, &call).await,
+            None => match call.name.as_str() {
+                name if BOOKING_TOOLS.contains(&name) => {
+                    crate::live::appointments::run(&session, &call).await
+                }
+                _ => crate::live::callbacks::run(&session, &call).await,
+            },
         };
         session.record("tool", json!({"name": call.name, "result": content}));
         session.feed(Input::ToolResult {
@@ -143,4 +158,17 @@ pub fn run_tool(session: &Rc<Session>, turn: u32, call: ToolCall) {
             content,
         });
     });
+}
+
+/// Adds the stream's token counts (its final `usage` chunk) to the call's usage, whether or not
+/// the reply is still wanted: the tokens were billed either way.
+fn count_usage(session: &Rc<Session>, delta: &ChatDelta) {
+    if let ChatDelta::Usage(usage) = delta {
+        let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        session.count_by(counter::LLM_PROMPT_TOKENS, tokens(usage.prompt_tokens));
+        session.count_by(
+            counter::LLM_COMPLETION_TOKENS,
+            tokens(usage.completion_tokens),
+        );
+    }
 }

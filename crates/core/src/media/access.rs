@@ -549,6 +549,7 @@ mod tests {
             agent_text: "Hello!".into(),
             unheard_text: String::new(),
             tool_calls: vec![],
+            tool_runs: vec![],
             interrupted: false,
             started_at_ms: 0,
             ended_at_ms: 0,

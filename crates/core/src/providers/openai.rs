@@ -21,13 +21,6 @@ pub enum Speaker {
 
 /// The body of a non-streaming request for a short post-call summary of `transcript`.
 pub fn summary_request(model: &str, transcript: &[(Speaker, String)]) -> Value {
-    let lines: Vec<String> = transcript
-        .iter()
-        .map(|(speaker, text)| match speaker {
-            Speaker::Caller => format!("Caller: {text}"),
-            Speaker::Agent => format!("Agent: {text}"),
-        })
-        .collect();
     json!({
         "model": model,
         "stream": false,
@@ -35,8 +28,41 @@ pub fn summary_request(model: &str, transcript: &[(Speaker, String)]) -> Value {
             {"role": "system", "content": "You summarise phone calls between a caller and an AI \
               agent. In 2 to 4 plain sentences, say who called, what they wanted, what was agreed, \
               and any follow-up. Do not invent details."},
-            {"role": "user", "content": lines.join("\n")},
+            {"role": "user", "content": transcript_text(transcript)},
         ],
+    })
+}
+
+/// The transcript as the post-call requests show it: one `Caller:` / `Agent:` line per turn.
+fn transcript_text(transcript: &[(Speaker, String)]) -> String {
+    let lines: Vec<String> = transcript
+        .iter()
+        .map(|(speaker, text)| match speaker {
+            Speaker::Caller => format!("Caller: {text}"),
+            Speaker::Agent => format!("Agent: {text}"),
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// The body of a non-streaming request for the post-call analysis of `transcript`: the answer
+/// must follow the strict JSON schema built from `spec` (structured outputs).
+pub fn analysis_request(
+    model: &str,
+    transcript: &[(Speaker, String)],
+    spec: &crate::analysis::AnalysisSpec,
+) -> Value {
+    json!({
+        "model": model,
+        "stream": false,
+        "messages": [
+            {"role": "system", "content": "You analyse phone calls between a caller and an AI \
+              agent. Fill in every field of the response schema from the transcript only, as \
+              each field's description asks; use null for an optional field the call does not \
+              answer. Do not invent details."},
+            {"role": "user", "content": transcript_text(transcript)},
+        ],
+        "response_format": spec.response_format(),
     })
 }
 
@@ -540,6 +566,18 @@ mod tests {
             parse_completion_text(b"<html>"),
             Err(LlmError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn analysis_request_carries_the_strict_schema() {
+        let spec = crate::analysis::parse_spec(&json!({"fields": [{"name": "intent",
+            "type": "string", "description": "Why they called", "required": true}]}))
+        .unwrap();
+        let body = analysis_request("gpt-4o-mini", &[(Speaker::Caller, "Hi.".into())], &spec);
+        assert_eq!(body["stream"], false);
+        assert_eq!(body["messages"][1]["content"], "Caller: Hi.");
+        assert_eq!(body["response_format"], spec.response_format());
+        assert_eq!(body["response_format"]["json_schema"]["strict"], true);
     }
 
     proptest! {

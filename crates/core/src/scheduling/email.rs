@@ -125,36 +125,186 @@ pub fn confirmation_email(email: &CallEmail) -> Result<Value, EmailError> {
         ));
     }
 
-    let mut tags =
-        vec![json!({"name": "category", "value": format!("call_{}", email.kind.as_str())})];
-    if is_tag_value(email.call_id) {
-        tags.push(json!({"name": "call_id", "value": email.call_id}));
-    }
-    Ok(json!({
-        "from": email.from,
-        "to": [email.to_email],
+    let tags = tags("call", email.kind, "call_id", email.call_id);
+    Ok(resend_body(
+        email.from,
+        email.to_email,
+        &subject,
+        (&text, &html),
+        (&ics, email.kind.method()),
+        tags,
+    ))
+}
+
+/// The Resend body: the texts plus the invitation as an `invite.ics` attachment whose
+/// `content_type` names the iTIP method.
+fn resend_body(
+    from: &str,
+    to_email: &str,
+    subject: &str,
+    (text, html): (&str, &str),
+    (ics, method): (&str, InviteMethod),
+    tags: Vec<Value>,
+) -> Value {
+    json!({
+        "from": from,
+        "to": [to_email],
         "subject": subject,
         "html": html,
         "text": text,
         "attachments": [{
             "filename": "invite.ics",
             "content": base64::engine::general_purpose::STANDARD.encode(ics.as_bytes()),
-            "content_type": format!("text/calendar; method={}; charset=UTF-8", email.kind.method().as_str()),
+            "content_type": format!("text/calendar; method={}; charset=UTF-8", method.as_str()),
         }],
         "tags": tags,
-    }))
+    })
+}
+
+/// Resend tags: `category` `<what>_<kind>`, and the id under `id_name` when it is a valid
+/// tag value.
+fn tags(what: &str, kind: EmailKind, id_name: &str, id: &str) -> Vec<Value> {
+    let mut tags = vec![json!({"name": "category", "value": format!("{what}_{}", kind.as_str())})];
+    if is_tag_value(id) {
+        tags.push(json!({"name": id_name, "value": id}));
+    }
+    tags
+}
+
+/// What the caller is told about one appointment booked on an agent's calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentEmail<'a> {
+    /// Booked (`Scheduled`), moved (`Rescheduled`) or `Canceled`.
+    pub kind: EmailKind,
+    /// Our appointment id; the invitation's UID is `<appointment_id>@phone-agent`.
+    pub appointment_id: &'a str,
+    /// The appointment's sequence: 0 when booked, +1 on every reschedule and on cancel.
+    pub sequence: u32,
+    /// `EMAIL_FROM`; also the invitation's organizer.
+    pub from: &'a str,
+    /// The caller's address.
+    pub to_email: &'a str,
+    /// The caller's name.
+    pub to_name: Option<&'a str>,
+    /// Agent display name (the calendar's owner, as the caller knows it).
+    pub agent_name: &'a str,
+    /// When the appointment starts.
+    pub start: DateTime<Utc>,
+    /// Its length.
+    pub duration_minutes: u32,
+    /// The calendar's zone, in which times are shown.
+    pub time_zone: Option<Zone<'a>>,
+    /// What the appointment is about, as the caller said it.
+    pub note: Option<&'a str>,
+    /// When this change happened (the appointment's `updated_at`); fixed for a resend.
+    pub dtstamp: DateTime<Utc>,
+}
+
+/// Builds the JSON body of `POST {RESEND_API_URL}/emails` for one appointment change, with the
+/// same invitation writer (and attachment form) as calls.
+pub fn appointment_email(email: &AppointmentEmail) -> Result<Value, EmailError> {
+    let (organizer_name, organizer_email) =
+        parse_mailbox(email.from).ok_or_else(|| EmailError::InvalidFrom(email.from.to_owned()))?;
+    let when = display_time(email.start, email.time_zone);
+    let summary = format!("Appointment with {}", email.agent_name);
+    let description = match email.note {
+        Some(note) => format!("{note}\nReference: {}", email.appointment_id),
+        None => format!("Reference: {}", email.appointment_id),
+    };
+    let uid = format!("{}@phone-agent", email.appointment_id);
+    let invite = Invite {
+        uid: &uid,
+        sequence: email.sequence,
+        method: email.kind.method(),
+        start: email.start,
+        duration_minutes: email.duration_minutes,
+        summary: &summary,
+        description: &description,
+        organizer_email,
+        organizer_name,
+        attendee_email: email.to_email,
+        attendee_name: email.to_name,
+        dtstamp: email.dtstamp,
+    };
+    let ics = build_invite(&invite);
+    let subject = match email.kind {
+        EmailKind::Scheduled => format!("Appointment booked: {when}"),
+        EmailKind::Rescheduled => format!("Appointment moved: {when}"),
+        EmailKind::Canceled => format!("Appointment canceled: {when}"),
+    };
+    let paragraphs = |esc: &dyn Fn(&str) -> String| -> Vec<String> {
+        let greeting = match email.to_name {
+            Some(name) => format!("Hello {},", esc(name)),
+            None => "Hello,".to_owned(),
+        };
+        let (agent, when) = (esc(email.agent_name), esc(&when));
+        let news = match email.kind {
+            EmailKind::Scheduled => format!("Your appointment with {agent} is booked for {when}."),
+            EmailKind::Rescheduled => {
+                format!("Your appointment with {agent} has moved to {when}.")
+            }
+            EmailKind::Canceled => format!("Your appointment with {agent} on {when} is canceled."),
+        };
+        let calendar = match email.kind {
+            EmailKind::Scheduled => "The attached invitation adds it to your calendar.",
+            EmailKind::Rescheduled => "The attached invitation updates your calendar.",
+            EmailKind::Canceled => "The attached cancellation removes it from your calendar.",
+        };
+        let mut out = vec![greeting, news];
+        if let Some(note) = email.note {
+            out.push(format!("About: {}", esc(note)));
+        }
+        out.push(calendar.to_owned());
+        out.push(format!("Reference: {}", esc(email.appointment_id)));
+        out
+    };
+    let text = paragraphs(&|t| t.to_owned()).join("\n\n");
+    let mut html: String = paragraphs(&|t| html_escape(t).into_owned())
+        .iter()
+        .map(|p| format!("<p>{p}</p>\n"))
+        .collect();
+    if email.kind != EmailKind::Canceled {
+        let link = google_calendar_link(&invite);
+        html.push_str(&format!(
+            "<p><a href=\"{}\">Add to Google Calendar</a></p>\n",
+            html_escape(&link)
+        ));
+    }
+    let tags = tags(
+        "appointment",
+        email.kind,
+        "appointment_id",
+        email.appointment_id,
+    );
+    Ok(resend_body(
+        email.from,
+        email.to_email,
+        &subject,
+        (&text, &html),
+        (&ics, email.kind.method()),
+        tags,
+    ))
 }
 
 /// The `Idempotency-Key` header for this email: one per call, change and sequence, at most 256
 /// characters (an over-long call id is replaced by its SHA-256).
 pub fn idempotency_key(call_id: &str, sequence: u32, kind: EmailKind) -> String {
-    let key = format!("call-{call_id}-{}-{sequence}", kind.as_str());
+    bounded_key("call", call_id, sequence, kind)
+}
+
+/// The `Idempotency-Key` of an appointment's email: one per appointment, change and sequence.
+pub fn appointment_idempotency_key(appointment_id: &str, sequence: u32, kind: EmailKind) -> String {
+    bounded_key("appointment", appointment_id, sequence, kind)
+}
+
+fn bounded_key(what: &str, id: &str, sequence: u32, kind: EmailKind) -> String {
+    let key = format!("{what}-{id}-{}-{sequence}", kind.as_str());
     if key.len() <= 256 {
         key
     } else {
         format!(
-            "call-{}-{}-{sequence}",
-            super::sha256_hex(call_id.as_bytes()),
+            "{what}-{}-{}-{sequence}",
+            super::sha256_hex(id.as_bytes()),
             kind.as_str()
         )
     }
@@ -446,5 +596,103 @@ mod tests {
         let a = confirmation_email(&email(EmailKind::Scheduled)).unwrap();
         let b = confirmation_email(&email(EmailKind::Scheduled)).unwrap();
         assert_eq!(a.to_string(), b.to_string());
+    }
+
+    fn appointment(kind: EmailKind, sequence: u32) -> AppointmentEmail<'static> {
+        AppointmentEmail {
+            kind,
+            appointment_id: "appt_9",
+            sequence,
+            from: "Acme Dental <bookings@acme.example>",
+            to_email: "jordan@example.com",
+            to_name: Some("Jordan Lee"),
+            agent_name: "Acme Dental",
+            start: "2025-04-01T07:00:00Z".parse().unwrap(),
+            duration_minutes: 30,
+            time_zone: Zone::resolve(&Tzdb, "Europe/Berlin"),
+            note: Some("Cleaning <b>& check</b>"),
+            dtstamp: "2025-03-30T10:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn appointment_emails_share_one_uid_and_bump_the_sequence() {
+        let kinds = [
+            (
+                EmailKind::Scheduled,
+                0,
+                "REQUEST",
+                "CONFIRMED",
+                "Appointment booked",
+            ),
+            (
+                EmailKind::Rescheduled,
+                1,
+                "REQUEST",
+                "CONFIRMED",
+                "Appointment moved",
+            ),
+            (
+                EmailKind::Canceled,
+                2,
+                "CANCEL",
+                "CANCELLED",
+                "Appointment canceled",
+            ),
+        ];
+        for (kind, sequence, method, status, subject) in kinds {
+            let body = appointment_email(&appointment(kind, sequence)).unwrap();
+            assert_eq!(
+                body["subject"],
+                format!("{subject}: Tue 1 Apr 2025, 09:00 (Europe/Berlin)")
+            );
+            assert_eq!(
+                body["attachments"][0]["content_type"],
+                format!("text/calendar; method={method}; charset=UTF-8")
+            );
+            assert_eq!(
+                body["tags"],
+                json!([{"name": "category", "value": format!("appointment_{}", kind.as_str())},
+                       {"name": "appointment_id", "value": "appt_9"}])
+            );
+            let ics = attachment_text(&body);
+            let unfolded = unfold(&ics);
+            let calendar = read_calendar(&unfolded).unwrap();
+            let method_prop = calendar
+                .properties
+                .iter()
+                .find(|p| p.name.as_str() == "METHOD");
+            assert_eq!(method_prop.unwrap().val.as_str(), method);
+            let event = &calendar.components[0];
+            let prop = |name: &str| event.find_prop(name).unwrap().val.as_str().to_owned();
+            assert_eq!(prop("UID"), "appt_9@phone-agent");
+            assert_eq!(prop("SEQUENCE"), sequence.to_string());
+            assert_eq!(prop("STATUS"), status);
+            assert_eq!(prop("DTSTART"), "20250401T070000Z");
+            assert_eq!(prop("DTEND"), "20250401T073000Z");
+            assert_eq!(prop("SUMMARY"), "Appointment with Acme Dental");
+            assert_eq!(prop("ORGANIZER"), "mailto:bookings@acme.example");
+            assert_eq!(prop("ATTENDEE"), "mailto:jordan@example.com");
+            assert_eq!(
+                prop("DESCRIPTION"),
+                "Cleaning <b>& check</b>\nReference: appt_9"
+            );
+            // The caller's words reach the HTML escaped.
+            let html = body["html"].as_str().unwrap();
+            assert!(html.contains("About: Cleaning &lt;b&gt;&amp; check&lt;/b&gt;"));
+            assert_eq!(
+                html.contains("calendar.google.com"),
+                kind != EmailKind::Canceled
+            );
+        }
+        assert_eq!(
+            appointment_idempotency_key("appt_9", 1, EmailKind::Rescheduled),
+            "appointment-appt_9-rescheduled-1"
+        );
+        let bad_from = appointment_email(&AppointmentEmail {
+            from: "Acme",
+            ..appointment(EmailKind::Scheduled, 0)
+        });
+        assert_eq!(bad_from, Err(EmailError::InvalidFrom("Acme".into())));
     }
 }

@@ -94,7 +94,8 @@ impl FieldError {
         FieldError::new(field, refusal.code(), format!("{field}: {refusal}"))
     }
 
-    fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+    /// A field error from its parts.
+    pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
         FieldError {
             field: field.to_owned(),
             code,
@@ -500,7 +501,7 @@ fn contact(
 
 /// A deliberately plain address check: dot-atom local part, ASCII domain with at least two
 /// labels. Quoted local parts and non-ASCII (unencoded IDN) domains are refused.
-fn is_email(s: &str) -> bool {
+pub(crate) fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };

@@ -59,6 +59,9 @@ pub struct SessionConfig {
     /// Nova: silence after an interim repeated unchanged before the early request; `None`
     /// leaves only Flux's `EagerEndOfTurn` as a draft.
     pub preemptive_stable_ms: Option<u64>,
+    /// The agent's tools that call its server (`http_tools`), offered after the built-in ones;
+    /// the edge runs them (`RunTool`). Filled from the agent's `http_tools` only.
+    pub http_tools: Vec<crate::http_tools::HttpTool>,
 }
 
 /// Backchannels and fillers that never interrupt the agent by themselves.
@@ -94,6 +97,7 @@ impl Default for SessionConfig {
             exit_grace_ms: 15_000,
             preemptive: false,
             preemptive_stable_ms: None,
+            http_tools: Vec::new(),
         }
     }
 }
@@ -102,6 +106,11 @@ impl SessionConfig {
     /// Whether `word` (already lower-cased, punctuation trimmed) is a backchannel.
     pub(super) fn is_backchannel(&self, word: &str) -> bool {
         self.backchannels.iter().any(|b| b.to_lowercase() == word)
+    }
+
+    /// The agent's HTTP tool called `name`, if any.
+    pub(super) fn http_tool(&self, name: &str) -> Option<&crate::http_tools::HttpTool> {
+        self.http_tools.iter().find(|t| t.name == name)
     }
 
     /// The transfer number, if a usable one is configured. The API validates it when stored;

@@ -48,14 +48,14 @@ mod turns;
 pub use config::{EndOfTurn, SessionConfig};
 pub use history::{Message, ToolCall};
 pub use tools::{
-    Tool, ToolError, BOOK_APPOINTMENT, END_CALL, FIND_SLOTS, SCHEDULE_CALLBACK, SEND_DTMF,
-    TRANSFER_CALL,
+    Tool, ToolError, BOOKING_TOOLS, BOOK_APPOINTMENT, CANCEL_APPOINTMENT, END_CALL, FIND_SLOTS,
+    RESCHEDULE_APPOINTMENT, SCHEDULE_CALLBACK, SEND_DTMF, TRANSFER_CALL,
 };
-pub use turns::{Turn, TurnMetrics};
+pub use turns::{ToolRecord, Turn, TurnMetrics};
 
 use preempt::{Held, Preempt, StableInterim};
 use serde::{Deserialize, Serialize};
-use turns::{mark_name, PendingExit, Reply, SegmentState, ToolRun};
+use turns::{mark_name, Filler, PendingExit, Reply, SegmentState, ToolRun};
 
 /// Something that happened on the call, fed to [`Conversation::handle`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +146,8 @@ pub enum Action {
     SendMark { name: String },
     /// Send a carrier `clear`: drop the audio queued for playback.
     SendClear,
-    /// Run a tool the edge implements (`schedule_callback`), then feed `ToolResult`.
+    /// Run a tool the edge implements (`schedule_callback`, the agent's HTTP tools, whose
+    /// arguments were checked against their schema), then feed `ToolResult`.
     RunTool { turn: u32, call: ToolCall },
     /// Play DTMF tones on the call (carrier REST).
     SendDtmf { digits: String },
@@ -233,11 +234,14 @@ enum Timer {
     ExitGrace,
     FalseInterruption,
     Preempt,
+    Filler,
     IdleReminder,
     IdleHangup,
     MaxDuration,
 }
 
+/// How soon a filler held back by words still playing is looked at again.
+const FILLER_RECHECK_MS: u64 = 200;
 /// Tool message content for a tool that gave no result in time.
 const TOOL_TIMED_OUT: &str = r#"{"error":"the tool did not answer in time"}"#;
 /// Tool message content for a tool whose run was lost in an instance reset.
@@ -372,7 +376,7 @@ impl Conversation {
                     self.fallback(now, Failure::LlmError, &mut out);
                 }
             }
-            Input::ToolResult { turn, id, content } => self.on_tool_result(turn, &id, content),
+            Input::ToolResult { turn, id, content } => self.on_tool_result(now, turn, &id, content),
             Input::TtsAudio {
                 turn,
                 segment,
@@ -716,11 +720,12 @@ impl Conversation {
 
     /// Asks the LLM for the next round of the current reply, over the history so far.
     fn request_llm(&mut self, now: u64, out: &mut Vec<Action>) {
-        let tools = tools::specs(
+        let mut tools = tools::specs(
             self.config.transfer_target().is_some(),
             self.config.schedule_callback,
             self.config.appointments,
         );
+        tools.extend(self.config.http_tools.iter().map(|t| t.spec()));
         let max_requests = self.config.max_tool_rounds.saturating_add(1);
         let timeout = self.config.response_timeout_ms;
         let Some(reply) = self.reply.as_mut() else {
@@ -779,7 +784,12 @@ impl Conversation {
         reply.timing.first_token_ms.get_or_insert(now);
         reply.deadline_ms = now.saturating_add(timeout);
         if let Some(tools) = reply.rounds.last_mut() {
-            tools.push(ToolRun { call, result: None });
+            tools.push(ToolRun {
+                call,
+                result: None,
+                started_ms: None,
+                latency_ms: None,
+            });
         }
     }
 
@@ -789,7 +799,12 @@ impl Conversation {
         let goodbye = self.config.goodbye_message.clone().unwrap_or_default();
         let grace = self.config.exit_grace_ms;
         let transfer_to = self.config.transfer_target().map(str::to_owned);
-        let Some(reply) = self.llm_reply(turn) else {
+        let config = &self.config;
+        let Some(reply) = self
+            .reply
+            .as_mut()
+            .filter(|r| r.id == turn && r.llm_in_flight)
+        else {
             return;
         };
         reply.llm_in_flight = false;
@@ -800,6 +815,34 @@ impl Conversation {
         let mut exit = None;
         if let Some(tools) = reply.rounds.last_mut() {
             for tool in tools.iter_mut() {
+                if let Some(http) = config.http_tool(&tool.call.name) {
+                    // Checked here so a server never sees arguments its schema rules out.
+                    match crate::http_tools::check_arguments(&http.parameters, &tool.call.arguments)
+                    {
+                        Err(e) => {
+                            tool.result =
+                                Some(serde_json::json!({ "error": e.to_string() }).to_string());
+                            // In the transcript too: an attempt the schema stopped is worth seeing.
+                            tool.started_ms = Some(now);
+                            tool.latency_ms = Some(0);
+                        }
+                        Ok(_) => {
+                            out.push(Action::RunTool {
+                                turn,
+                                call: tool.call.clone(),
+                            });
+                            tool.started_ms = Some(now);
+                            // The edge gives up at the tool's own timeout; this only backs it up.
+                            let wait = timeout.max(http.timeout_ms.saturating_add(2_000));
+                            reply.deadline_ms = reply.deadline_ms.max(now.saturating_add(wait));
+                            reply.filler.get_or_insert_with(|| Filler {
+                                at_ms: now.saturating_add(crate::http_tools::FILLER_AFTER_MS),
+                                text: http.filler_line().to_owned(),
+                            });
+                        }
+                    }
+                    continue;
+                }
                 tool.result = match tools::classify(&tool.call, transfer_to.as_deref()) {
                     tools::ToolUse::Exit(chosen) => {
                         exit.get_or_insert(chosen);
@@ -814,7 +857,8 @@ impl Conversation {
                             turn,
                             call: tool.call.clone(),
                         });
-                        reply.deadline_ms = now.saturating_add(timeout);
+                        tool.started_ms = Some(now);
+                        reply.deadline_ms = reply.deadline_ms.max(now.saturating_add(timeout));
                         None
                     }
                     tools::ToolUse::Rejected(reason) => {
@@ -837,7 +881,7 @@ impl Conversation {
         }
     }
 
-    fn on_tool_result(&mut self, turn: u32, id: &str, content: String) {
+    fn on_tool_result(&mut self, now: u64, turn: u32, id: &str, content: String) {
         let Some(reply) = self.reply.as_mut().filter(|r| r.id == turn) else {
             return;
         };
@@ -848,6 +892,10 @@ impl Conversation {
         });
         if let Some(tool) = pending {
             tool.result = Some(content);
+            tool.latency_ms = tool.started_ms.map(|at| now.saturating_sub(at));
+        }
+        if !reply.tools_pending() {
+            reply.filler = None;
         }
     }
 
@@ -1077,6 +1125,23 @@ impl Conversation {
                     self.start_preempt(now, s.text, out);
                 }
             }
+            Timer::Filler => {
+                let Some(reply) = self.reply.as_mut() else {
+                    return;
+                };
+                // Words still playing are not silence: the filler waits until they are done.
+                if !reply.settled() {
+                    if let Some(filler) = reply.filler.as_mut() {
+                        filler.at_ms = now.saturating_add(FILLER_RECHECK_MS);
+                    }
+                    return;
+                }
+                if let Some(filler) = reply.filler.take() {
+                    for sentence in text::sentences(&filler.text) {
+                        out.push(reply.speak(sentence, now));
+                    }
+                }
+            }
             Timer::IdleReminder => {
                 self.reminded = true;
                 let reminder = self.config.idle_reminder_message.clone();
@@ -1108,6 +1173,11 @@ impl Conversation {
             }
             if let Some(exit) = &reply.exit {
                 timers.push((exit.deadline_ms, Timer::ExitGrace));
+            }
+            if let (Some(filler), false, true) =
+                (&reply.filler, reply.llm_in_flight, reply.tools_pending())
+            {
+                timers.push((filler.at_ms, Timer::Filler));
             }
         }
         if let (Some(at), Some(wait)) = (
@@ -2018,6 +2088,162 @@ mod tests {
         let messages = llm_start(&out).unwrap().1;
         assert!(matches!(messages.last(),
             Some(Message::Tool { content, .. }) if content == TOOL_TIMED_OUT));
+    }
+
+    fn with_http_tool(filler: Option<&str>) -> SessionConfig {
+        SessionConfig {
+            http_tools: vec![crate::http_tools::HttpTool {
+                name: "lookup_order".into(),
+                description: "Finds an order.".into(),
+                parameters: serde_json::json!({"type": "object",
+                    "properties": {"order": {"type": "string"}}, "required": ["order"]}),
+                url: "https://tools.example.com/order".into(),
+                timeout_ms: 9_000,
+                filler: filler.map(str::to_owned),
+            }],
+            ..config()
+        }
+    }
+
+    #[test]
+    fn http_tools_are_offered_checked_and_run_by_the_edge() {
+        let (mut call, _) = Call::started(with_http_tool(None));
+        let out = call.user_says("Where is my order?");
+        let Some(Action::StartLlm { tools, .. }) =
+            out.iter().find(|a| matches!(a, Action::StartLlm { .. }))
+        else {
+            panic!("no request: {out:?}");
+        };
+        assert!(tools
+            .iter()
+            .any(|t| t["function"]["name"] == "lookup_order"));
+        call.at(
+            10,
+            Input::LlmToolCall {
+                turn: 0,
+                call: tool_call("c1", "lookup_order", r#"{"order":7}"#),
+            },
+        );
+        call.at(
+            0,
+            Input::LlmToolCall {
+                turn: 0,
+                call: tool_call("c2", "lookup_order", r#"{"order":"A7"}"#),
+            },
+        );
+        let out = call.at(10, Input::LlmDone { turn: 0 });
+        let runs: Vec<&ToolCall> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::RunTool { call, .. } => Some(call),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            runs.len(),
+            1,
+            "bad arguments never reach the server: {out:?}"
+        );
+        assert_eq!(runs[0].id, "c2");
+        // The tool's own timeout (9 s) + 2 s, past the 8 s response timeout.
+        assert_eq!(
+            alarm(&out),
+            Some(call.now + crate::http_tools::FILLER_AFTER_MS)
+        );
+        let out = call.at(
+            300,
+            Input::ToolResult {
+                turn: 0,
+                id: "c2".into(),
+                content: "shipped".into(),
+            },
+        );
+        let messages = llm_start(&out).unwrap().1;
+        let results: Vec<&str> = messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Tool { content, .. } => Some(content.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(results.len(), 2);
+        assert!(
+            results[0].contains("must be of type string"),
+            "{}",
+            results[0]
+        );
+        assert_eq!(results[1], "shipped");
+        assert!(spoken(&out).is_empty(), "a quick tool needs no filler");
+        let out = call.llm(0, "It has shipped.");
+        let done = call.at(1, Input::LlmDone { turn: 0 });
+        let out = call.play(&[out, done].concat());
+        let turn = persisted(&out).expect("turn persisted");
+        assert_eq!(turn.tool_runs.len(), 2, "{:?}", turn.tool_runs);
+        assert_eq!(turn.tool_runs[0].id, "c1");
+        assert_eq!(
+            turn.tool_runs[0].latency_ms,
+            Some(0),
+            "stopped by the schema at once"
+        );
+        assert!(turn.tool_runs[0]
+            .result
+            .as_deref()
+            .unwrap()
+            .contains("type string"));
+        assert_eq!(turn.tool_runs[1].name, "lookup_order");
+        assert_eq!(turn.tool_runs[1].latency_ms, Some(300));
+        assert_eq!(turn.tool_runs[1].result.as_deref(), Some("shipped"));
+    }
+
+    #[test]
+    fn a_slow_http_tool_gets_the_filler_line_once() {
+        let (mut call, _) = Call::started(with_http_tool(Some("Let me look that up.")));
+        call.user_says("Where is my order?");
+        call.at(
+            10,
+            Input::LlmToolCall {
+                turn: 0,
+                call: tool_call("c1", "lookup_order", r#"{"order":"A7"}"#),
+            },
+        );
+        let out = call.at(10, Input::LlmDone { turn: 0 });
+        assert_eq!(alarm(&out), Some(call.now + 1_000));
+        assert!(spoken(&call.at(999, Input::Tick)).is_empty());
+        let out = call.at(1, Input::Tick);
+        assert_eq!(spoken(&out), ["Let me look that up."]);
+        let out = call.play(&out);
+        assert!(spoken(&out).is_empty());
+        let out = call.at(
+            500,
+            Input::ToolResult {
+                turn: 0,
+                id: "c1".into(),
+                content: "{}".into(),
+            },
+        );
+        assert!(llm_start(&out).is_some());
+        assert!(spoken(&out).is_empty(), "said once");
+    }
+
+    #[test]
+    fn the_filler_waits_for_words_still_playing() {
+        let (mut call, _) = Call::started(with_http_tool(None));
+        call.user_says("Where is my order?");
+        let mut said = call.llm(0, "Let me check.");
+        call.at(
+            0,
+            Input::LlmToolCall {
+                turn: 0,
+                call: tool_call("c1", "lookup_order", r#"{"order":"A7"}"#),
+            },
+        );
+        said.extend(call.at(10, Input::LlmDone { turn: 0 }));
+        let out = call.at(1_000, Input::Tick);
+        assert!(spoken(&out).is_empty(), "still saying its own words");
+        let marks = call.send_audio(&said);
+        call.echo(&marks);
+        let out = call.at(FILLER_RECHECK_MS, Input::Tick);
+        assert_eq!(spoken(&out), [crate::http_tools::DEFAULT_FILLER]);
     }
 
     #[test]

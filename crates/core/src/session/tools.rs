@@ -2,7 +2,7 @@
 
 use super::history::ToolCall;
 use super::{Exit, HangupReason};
-use crate::appointments::{MAX_NAME_CHARS, MAX_NOTE_CHARS};
+use crate::appointments::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use thiserror::Error;
@@ -17,8 +17,21 @@ pub const SCHEDULE_CALLBACK: &str = "schedule_callback";
 pub const SEND_DTMF: &str = "send_dtmf";
 /// Lists free appointment slots; run by the edge, optional arguments `from`, `to`.
 pub const FIND_SLOTS: &str = "find_slots";
-/// Books one appointment for the caller; run by the edge, arguments `start_at`, `name`, `note`.
+/// Books one appointment for the caller; run by the edge, arguments `start_at`, `name`, `note`,
+/// `email` (where the invitation goes).
 pub const BOOK_APPOINTMENT: &str = "book_appointment";
+/// Moves the caller's appointment to another slot; run by the edge, arguments `start_at`,
+/// `appointment_id` (optional: the caller's own).
+pub const RESCHEDULE_APPOINTMENT: &str = "reschedule_appointment";
+/// Cancels the caller's appointment; run by the edge, argument `appointment_id` (optional).
+pub const CANCEL_APPOINTMENT: &str = "cancel_appointment";
+/// The tools an agent with a calendar is offered, all run by the edge.
+pub const BOOKING_TOOLS: [&str; 4] = [
+    FIND_SLOTS,
+    BOOK_APPOINTMENT,
+    RESCHEDULE_APPOINTMENT,
+    CANCEL_APPOINTMENT,
+];
 
 /// A tool call with its arguments checked: what the model asked for, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +57,15 @@ pub enum Tool {
         start_at: chrono::DateTime<chrono::FixedOffset>,
         name: Option<String>,
         note: Option<String>,
+        email: Option<String>,
     },
+    /// Move the caller's appointment (`appointment_id`, else their own) to `start_at`.
+    RescheduleAppointment {
+        start_at: chrono::DateTime<chrono::FixedOffset>,
+        appointment_id: Option<String>,
+    },
+    /// Cancel the caller's appointment (`appointment_id`, else their own).
+    CancelAppointment { appointment_id: Option<String> },
 }
 
 /// Why a tool call's arguments cannot be used; the text goes back to the model.
@@ -65,6 +86,9 @@ pub enum ToolError {
     /// A text argument is longer than its limit (characters).
     #[error("{0} is longer than {1} characters")]
     TooLong(&'static str, usize),
+    /// `email` is not an address an invitation can go to.
+    #[error("{0:?} is not an email address; ask the caller to spell it")]
+    BadEmail(String),
 }
 
 const DTMF_RULE: &str = "digits must be 1 to 32 of 0-9, *, # and w (pause)";
@@ -91,6 +115,8 @@ struct BookingArgs {
     name: Option<String>,
     #[serde(default)]
     note: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 fn time(text: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, ToolError> {
@@ -109,6 +135,25 @@ fn bounded(
         other => Ok(other),
     }
 }
+
+/// An optional address, trimmed; one an invitation cannot go to is refused.
+fn email(text: Option<String>) -> Result<Option<String>, ToolError> {
+    match bounded(text, "email", MAX_EMAIL_CHARS)? {
+        Some(e) if !crate::scheduling::request::is_email(&e) => Err(ToolError::BadEmail(e)),
+        other => Ok(other),
+    }
+}
+
+#[derive(Deserialize)]
+struct ChangeArgs {
+    #[serde(default)]
+    start_at: Option<String>,
+    #[serde(default)]
+    appointment_id: Option<String>,
+}
+
+/// Longest `appointment_id` taken from the model (ours are far shorter).
+const MAX_ID_CHARS: usize = 64;
 
 #[derive(Deserialize)]
 struct DtmfArgs {
@@ -162,6 +207,28 @@ impl ToolCall {
                     start_at: time(&a.start_at)?,
                     name: bounded(a.name, "name", MAX_NAME_CHARS)?,
                     note: bounded(a.note, "note", MAX_NOTE_CHARS)?,
+                    email: email(a.email)?,
+                })
+            }
+            RESCHEDULE_APPOINTMENT => {
+                let a: ChangeArgs = args(&self.arguments)?;
+                let start_at = a
+                    .start_at
+                    .ok_or_else(|| ToolError::BadArguments("start_at is required".into()))?;
+                Ok(Tool::RescheduleAppointment {
+                    start_at: time(&start_at)?,
+                    appointment_id: bounded(a.appointment_id, "appointment_id", MAX_ID_CHARS)?,
+                })
+            }
+            CANCEL_APPOINTMENT => {
+                // An empty argument string is a call without arguments.
+                let a: ChangeArgs = args(if self.arguments.trim().is_empty() {
+                    "{}"
+                } else {
+                    &self.arguments
+                })?;
+                Ok(Tool::CancelAppointment {
+                    appointment_id: bounded(a.appointment_id, "appointment_id", MAX_ID_CHARS)?,
                 })
             }
             other => Err(ToolError::UnknownTool(other.to_owned())),
@@ -201,8 +268,13 @@ pub(super) fn classify(call: &ToolCall, transfer_to: Option<&str>) -> ToolUse {
         Err(_) if call.name == SCHEDULE_CALLBACK => ToolUse::Edge,
         // Same for the booking tools: the edge reads the agent's calendar at run time (an agent
         // without one refuses there) and answers bad arguments with the reason.
-        Ok(Tool::FindSlots { .. } | Tool::BookAppointment { .. }) => ToolUse::Edge,
-        Err(_) if [FIND_SLOTS, BOOK_APPOINTMENT].contains(&call.name.as_str()) => ToolUse::Edge,
+        Ok(
+            Tool::FindSlots { .. }
+            | Tool::BookAppointment { .. }
+            | Tool::RescheduleAppointment { .. }
+            | Tool::CancelAppointment { .. },
+        ) => ToolUse::Edge,
+        Err(_) if BOOKING_TOOLS.contains(&call.name.as_str()) => ToolUse::Edge,
         Err(ToolError::UnknownTool(_)) => ToolUse::Rejected("unknown tool"),
         Err(_) => ToolUse::Rejected(DTMF_RULE),
     }
@@ -251,9 +323,32 @@ pub(super) fn specs(transfer: bool, callbacks: bool, appointments: bool) -> Vec<
                 "properties": {
                     "start_at": {"type": "string", "description": "The slot's start exactly as find_slots gave it"},
                     "name": {"type": "string", "description": "The caller's name"},
-                    "note": {"type": "string", "description": "What the appointment is about"}
+                    "note": {"type": "string", "description": "What the appointment is about"},
+                    "email": {"type": "string", "description": "The caller's email address for the calendar invitation, if they gave one; spell it back to them first"}
                 },
                 "required": ["start_at"]
+            }),
+        ));
+        specs.push(function(
+            RESCHEDULE_APPOINTMENT,
+            "Move the caller's appointment to another free slot find_slots gave, once they have chosen it.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "start_at": {"type": "string", "description": "The new slot's start exactly as find_slots gave it"},
+                    "appointment_id": {"type": "string", "description": "Only if the caller has several appointments: which one"}
+                },
+                "required": ["start_at"]
+            }),
+        ));
+        specs.push(function(
+            CANCEL_APPOINTMENT,
+            "Cancel the caller's appointment, once they have confirmed they want it canceled.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "appointment_id": {"type": "string", "description": "Only if the caller has several appointments: which one"}
+                }
             }),
         ));
     }
@@ -383,7 +478,7 @@ mod tests {
         ));
         match call(
             BOOK_APPOINTMENT,
-            r#"{"start_at":"2026-01-05T10:00:00+01:00","name":"  Ada ","note":""}"#,
+            r#"{"start_at":"2026-01-05T10:00:00+01:00","name":"  Ada ","note":"","email":" ada@example.com "}"#,
         )
         .tool()
         .unwrap()
@@ -392,10 +487,12 @@ mod tests {
                 start_at,
                 name,
                 note,
+                email,
             } => {
                 assert_eq!(start_at.timestamp(), 1_767_603_600);
                 assert_eq!(name.as_deref(), Some("Ada"));
                 assert_eq!(note, None);
+                assert_eq!(email.as_deref(), Some("ada@example.com"));
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -407,6 +504,54 @@ mod tests {
             call(BOOK_APPOINTMENT, &long).tool(),
             Err(ToolError::TooLong("note", MAX_NOTE_CHARS))
         );
+        // An address an invitation cannot go to (or a header smuggled in one) is refused.
+        for bad in [
+            "ada at example",
+            "a@b.example\r\nBcc: x@evil.example",
+            "<a@b.example>",
+        ] {
+            let args = json!({"start_at": "2026-01-05T10:00:00Z", "email": bad}).to_string();
+            assert_eq!(
+                call(BOOK_APPOINTMENT, &args).tool(),
+                Err(ToolError::BadEmail(bad.trim().to_owned()))
+            );
+        }
+        assert_eq!(
+            call(CANCEL_APPOINTMENT, "").tool(),
+            Ok(Tool::CancelAppointment {
+                appointment_id: None
+            })
+        );
+        assert_eq!(
+            call(CANCEL_APPOINTMENT, r#"{"appointment_id":" ap_1 "}"#).tool(),
+            Ok(Tool::CancelAppointment {
+                appointment_id: Some("ap_1".into())
+            })
+        );
+        assert!(matches!(
+            call(RESCHEDULE_APPOINTMENT, "{}").tool(),
+            Err(ToolError::BadArguments(_))
+        ));
+        match call(
+            RESCHEDULE_APPOINTMENT,
+            r#"{"start_at":"2026-01-05T10:00:00+01:00"}"#,
+        )
+        .tool()
+        {
+            Ok(Tool::RescheduleAppointment {
+                start_at,
+                appointment_id: None,
+            }) => assert_eq!(start_at.timestamp(), 1_767_603_600),
+            other => panic!("unexpected {other:?}"),
+        }
+        let long_id = json!({"appointment_id": "a".repeat(65)}).to_string();
+        assert_eq!(
+            call(CANCEL_APPOINTMENT, &long_id).tool(),
+            Err(ToolError::TooLong("appointment_id", 64))
+        );
+        for name in BOOKING_TOOLS {
+            assert!(matches!(classify(&call(name, "{"), None), ToolUse::Edge));
+        }
         for args in ["{", "{}", &long] {
             assert!(matches!(
                 classify(&call(BOOK_APPOINTMENT, args), None),
@@ -415,7 +560,14 @@ mod tests {
         }
         assert_eq!(
             names(specs(false, false, true)),
-            [END_CALL, FIND_SLOTS, BOOK_APPOINTMENT, SEND_DTMF]
+            [
+                END_CALL,
+                FIND_SLOTS,
+                BOOK_APPOINTMENT,
+                RESCHEDULE_APPOINTMENT,
+                CANCEL_APPOINTMENT,
+                SEND_DTMF
+            ]
         );
     }
 

@@ -22,6 +22,9 @@ pub struct Turn {
     pub unheard_text: String,
     /// Tools the model called (and that were run) during the turn.
     pub tool_calls: Vec<ToolCall>,
+    /// The tools the edge ran (`RunTool`) during the turn: result and latency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_runs: Vec<ToolRecord>,
     /// Cut short by a barge-in, the caller hanging up or a time limit.
     pub interrupted: bool,
     /// End of the caller's speech (the end-of-turn signal), or when the agent began on its own.
@@ -30,6 +33,23 @@ pub struct Turn {
     pub ended_at_ms: u64,
     /// Latencies.
     pub metrics: TurnMetrics,
+}
+
+/// A tool the edge ran, for the transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolRecord {
+    /// The model's call id.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as the model wrote them (at most 1000 characters).
+    pub arguments: String,
+    /// What the model read back (at most 1000 characters); `None` if no result came.
+    pub result: Option<String>,
+    /// When the run was asked for.
+    pub started_at_ms: u64,
+    /// Run asked for → result; `None` if no result came (timeout, barge-in, restart).
+    pub latency_ms: Option<u64>,
 }
 
 /// Latencies of one turn in milliseconds; `None` when the step did not happen.
@@ -79,6 +99,9 @@ pub(super) struct Reply {
     pub(super) rounds: Vec<Vec<ToolRun>>,
     pub(super) exit: Option<PendingExit>,
     pub(super) timing: Timing,
+    /// The filler line still to say if the round's tools are not done by its time.
+    #[serde(default)]
+    pub(super) filler: Option<Filler>,
 }
 
 /// One sentence of the reply, one TTS request.
@@ -109,6 +132,19 @@ pub(super) enum SegmentState {
 pub(super) struct ToolRun {
     pub(super) call: ToolCall,
     pub(super) result: Option<String>,
+    /// When the edge was asked to run it (`RunTool`); `None` for tools decided in the core.
+    #[serde(default)]
+    pub(super) started_ms: Option<u64>,
+    /// Its result came this long after `started_ms`.
+    #[serde(default)]
+    pub(super) latency_ms: Option<u64>,
+}
+
+/// The line said while an edge tool runs long, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Filler {
+    pub(super) at_ms: u64,
+    pub(super) text: String,
 }
 
 /// How the call ends once the reply has played, and when to stop waiting for that.
@@ -146,6 +182,7 @@ impl Reply {
             rounds: vec![Vec::new()],
             exit: None,
             timing: Timing::default(),
+            filler: None,
         }
     }
 
@@ -284,6 +321,23 @@ impl Reply {
                 .flatten()
                 .map(|t| t.call.clone())
                 .collect(),
+            tool_runs: self
+                .rounds
+                .iter()
+                .flatten()
+                .filter_map(|t| {
+                    let started_at_ms = t.started_ms?;
+                    let cap = |s: &str| s.chars().take(1000).collect::<String>();
+                    Some(ToolRecord {
+                        id: t.call.id.clone(),
+                        name: t.call.name.clone(),
+                        arguments: cap(&t.call.arguments),
+                        result: t.latency_ms.and(t.result.as_deref()).map(cap),
+                        started_at_ms,
+                        latency_ms: t.latency_ms,
+                    })
+                })
+                .collect(),
             interrupted,
             started_at_ms: self.started_ms,
             ended_at_ms: now_ms,
@@ -335,6 +389,8 @@ mod tests {
                 arguments: "{}".into(),
             },
             result: None,
+            started_ms: None,
+            latency_ms: None,
         });
         let heard = reply.render(true);
         assert_eq!(heard.len(), 2, "{heard:?}");

@@ -65,6 +65,14 @@ impl CallbackKey {
         )
     }
 
+    /// HMAC-SHA256 of `message` under this key, for other signed links (recordings) that
+    /// separate their messages from callback URLs by a prefix of their own.
+    pub(crate) fn mac_of(&self, message: &[u8]) -> Option<Vec<u8>> {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0).ok()?;
+        mac.update(message);
+        Some(mac.finalize().into_bytes().to_vec())
+    }
+
     fn mac(&self, call_id: &str, attempt: u32, expires_unix: i64) -> Option<Vec<u8>> {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0).ok()?;
         // Length-prefixed so no two (id, attempt, expiry) triples share a message.

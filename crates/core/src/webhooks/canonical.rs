@@ -35,7 +35,11 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.canceled",
     "call.transcript.ready",
     "call.summary.ready",
+    "call.analysis.ready",
     "call.recording.ready",
+    "appointment.booked",
+    "appointment.rescheduled",
+    "appointment.canceled",
 ];
 
 /// Header a Vapi HMAC plan should name as its `messageIdHeader`; its value is the dedupe key.
