@@ -139,6 +139,10 @@ test(`find_slots leaves out the feed's busy hours on both sides of the DST chang
   assert.equal(api.body.error.code, 'calendar_busy');
   const free = await book(agent.id, berlinAt(mondays.after, '11:00'));
   assert.equal(free.status, 201, free.text);
+  // Moving it onto a busy hour is refused the same way.
+  const moved = await worker.api('POST', `/api/v1/appointments/${free.body.id}/reschedule`, { start_at: berlinAt(mondays.before, '10:00') });
+  assert.equal(moved.status, 409, moved.text);
+  assert.equal(moved.body.error.code, 'calendar_busy');
   const stored = await worker.d1(`SELECT slot_start FROM appointments WHERE agent_id = '${agent.id}' AND status = 'booked'`);
   assert.deepEqual(stored.map((r) => r.slot_start), [Date.parse(berlinAt(mondays.after, '11:00'))]);
 
