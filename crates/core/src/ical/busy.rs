@@ -189,18 +189,23 @@ pub fn busy_times(
             Some(u) => local > u.naive(),
         };
         let mut failed = None;
-        let walked = rule.expand(start, window_start, &past_until, &mut |local| {
-            if local > window_end {
-                return Flow::Stop;
-            }
-            match instance(local) {
-                Ok(()) => Flow::Continue,
-                Err(e) => {
-                    failed = Some(e);
-                    Flow::Stop
+        let walked = rule.expand(
+            start,
+            (window_start, window_end),
+            &past_until,
+            &mut |local| {
+                if local > window_end {
+                    return Flow::Stop;
                 }
-            }
-        });
+                match instance(local) {
+                    Ok(()) => Flow::Continue,
+                    Err(e) => {
+                        failed = Some(e);
+                        Flow::Stop
+                    }
+                }
+            },
+        );
         if let Some(e) = failed {
             return Err(e);
         }

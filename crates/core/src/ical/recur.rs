@@ -168,13 +168,14 @@ impl Rule {
 
     /// Visits the instances from `start` on, earliest first: `start` itself (always the first
     /// instance, RFC 5545 §3.8.5.3), then the rule's, each once, until COUNT is reached, `past_until`
-    /// says an instance is after UNTIL, or `visit` says stop. Without COUNT the walk begins at
-    /// the period of `skip_to` (instances before it may be left out); with COUNT every instance
+    /// says an instance is after UNTIL, `visit` says stop, or the periods pass `window.1` (so
+    /// a rule matching nothing costs only the window). Without COUNT the walk begins at the
+    /// period of `window.0` (instances before it may be left out); with COUNT every instance
     /// from `start` is counted.
     pub fn expand(
         &self,
         start: NaiveDateTime,
-        skip_to: NaiveDateTime,
+        (skip_to, end): (NaiveDateTime, NaiveDateTime),
         past_until: &dyn Fn(NaiveDateTime) -> bool,
         visit: &mut dyn FnMut(NaiveDateTime) -> Flow,
     ) -> Result<(), TooLong> {
@@ -194,6 +195,10 @@ impl Rule {
             0
         };
         for _ in 0..MAX_PERIODS {
+            match self.period_start(day0, period) {
+                Some(first) if first <= end.date() => {}
+                _ => return Ok(()),
+            }
             let Some(dates) = self.dates_in(day0, period) else {
                 return Ok(()); // past the calendar's range
             };
@@ -229,6 +234,20 @@ impl Rule {
         };
         // One period of slack: BYSETPOS and week boundaries look at whole periods.
         ((raw / interval) - 1).max(0) * interval
+    }
+
+    /// The first day of period `index`.
+    fn period_start(&self, day0: NaiveDate, index: i64) -> Option<NaiveDate> {
+        match self.freq {
+            Freq::Daily => day0.checked_add_signed(TimeDelta::try_days(index)?),
+            Freq::Weekly => self
+                .week_of(day0)
+                .checked_add_signed(TimeDelta::try_weeks(index)?),
+            Freq::Monthly => month_start(day0, index),
+            Freq::Yearly => {
+                NaiveDate::from_ymd_opt(day0.year().checked_add(i32::try_from(index).ok()?)?, 1, 1)
+            }
+        }
     }
 
     /// The first day of the week (per WKST) holding `day`.
@@ -423,7 +442,7 @@ mod tests {
         let mut out = Vec::new();
         rule.expand(
             dt(start),
-            dt(start),
+            (dt(start), NaiveDateTime::MAX),
             &|at| until.is_some_and(|u| at > u),
             &mut |at| {
                 out.push(at.format("%Y-%m-%d %a %H:%M").to_string());
@@ -623,7 +642,7 @@ mod tests {
         let mut seen = 0;
         let result = rule.expand(
             dt("2026-01-05 09:00"),
-            dt("2026-01-05 09:00"),
+            (dt("2026-01-05 09:00"), NaiveDateTime::MAX),
             &|_| false,
             &mut |_| {
                 seen += 1;
@@ -637,12 +656,25 @@ mod tests {
         assert_eq!(
             daily.expand(
                 dt("2026-01-05 09:00"),
-                dt("2026-01-05 09:00"),
+                (dt("2026-01-05 09:00"), NaiveDateTime::MAX),
                 &|_| false,
                 &mut |_| Flow::Continue
             ),
             Err(TooLong)
         );
+        // Within a window, the same rule costs only the window's periods.
+        let mut visits = 0;
+        let bounded = daily.expand(
+            dt("2026-01-05 09:00"),
+            (dt("2026-01-05 09:00"), dt("2026-03-01 00:00")),
+            &|_| false,
+            &mut |_| {
+                visits += 1;
+                Flow::Continue
+            },
+        );
+        assert_eq!(bounded, Ok(()));
+        assert_eq!(visits, 1);
     }
 
     #[test]
@@ -651,15 +683,20 @@ mod tests {
         let rule = Rule::parse("FREQ=WEEKLY;INTERVAL=3;BYDAY=MO,FR", &start).unwrap();
         let collect = |skip: &str| {
             let mut out = Vec::new();
-            rule.expand(dt("2020-01-06 09:00"), dt(skip), &|_| false, &mut |at| {
-                if at >= dt("2026-06-01 00:00") {
-                    return Flow::Stop;
-                }
-                if at >= dt("2026-01-01 00:00") {
-                    out.push(at);
-                }
-                Flow::Continue
-            })
+            rule.expand(
+                dt("2020-01-06 09:00"),
+                (dt(skip), NaiveDateTime::MAX),
+                &|_| false,
+                &mut |at| {
+                    if at >= dt("2026-06-01 00:00") {
+                        return Flow::Stop;
+                    }
+                    if at >= dt("2026-01-01 00:00") {
+                        out.push(at);
+                    }
+                    Flow::Continue
+                },
+            )
             .unwrap();
             out
         };
@@ -681,7 +718,7 @@ mod tests {
             let start = start.and_hms_opt(7, 30, 0).unwrap();
             let rule = Rule::parse(&format!("FREQ=DAILY;INTERVAL={n};COUNT={c}"), &When::Local { at: start, tzid: None }).unwrap();
             let mut out = Vec::new();
-            rule.expand(start, start, &|_| false, &mut |at| { out.push(at); Flow::Continue }).unwrap();
+            rule.expand(start, (start, NaiveDateTime::MAX), &|_| false, &mut |at| { out.push(at); Flow::Continue }).unwrap();
             prop_assert_eq!(out.len() as u32, c);
             for (i, at) in out.iter().enumerate() {
                 prop_assert_eq!(*at, start + TimeDelta::days(i as i64 * i64::from(n)));
@@ -700,7 +737,7 @@ mod tests {
             let start = start.and_hms_opt(9, 0, 0).unwrap();
             let rule = Rule::parse(&format!("FREQ=MONTHLY;BYDAY={k}{};COUNT={months}", names[wd]), &When::Local { at: start, tzid: None }).unwrap();
             let mut out = Vec::new();
-            rule.expand(start, start, &|_| false, &mut |at| { out.push(at.date()); Flow::Continue }).unwrap();
+            rule.expand(start, (start, NaiveDateTime::MAX), &|_| false, &mut |at| { out.push(at.date()); Flow::Continue }).unwrap();
             prop_assert_eq!(out.len() as u32, months);
             for (i, d) in out.iter().enumerate() {
                 prop_assert_eq!(weekday_by_hand(*d) as usize, wd);

@@ -603,3 +603,51 @@ fn feed_answers_are_checked() {
     let key = cache_key("https://calendar.google.com/calendar/ical/secret/basic.ics");
     assert!(key.starts_with("ical-feed:") && !key.contains("secret"));
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines an attacker's feed might be made of: valid, truncated and hostile pieces.
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("BEGIN:VCALENDAR".to_owned()),
+            Just("END:VCALENDAR".to_owned()),
+            Just("BEGIN:VEVENT".to_owned()),
+            Just("END:VEVENT".to_owned()),
+            Just("BEGIN:VTIMEZONE".to_owned()),
+            Just("END:VTIMEZONE".to_owned()),
+            Just("BEGIN:STANDARD".to_owned()),
+            Just("END:STANDARD".to_owned()),
+            Just("TZID:Custom".to_owned()),
+            Just("TZOFFSETFROM:+0100".to_owned()),
+            Just("TZOFFSETTO:-2359".to_owned()),
+            Just("UID:a".to_owned()),
+            Just("RECURRENCE-ID:20260105T090000Z".to_owned()),
+            Just(" folded".to_owned()),
+            "(DTSTART|DTEND|EXDATE|RDATE)(;TZID=(Custom|Europe/Berlin|Nowhere))?(;VALUE=DATE)?:[0-9TZ,]{0,20}",
+            "RRULE:FREQ=(DAILY|WEEKLY|MONTHLY|YEARLY)(;INTERVAL=[0-9]{1,4})?(;COUNT=[0-9]{1,6})?(;BYDAY=(-?[0-9]{0,2}(MO|FR),?){1,3})?(;BYMONTHDAY=-?[0-9]{1,2})?(;BYMONTH=[0-9]{1,2})?(;BYSETPOS=-?[0-9]{1,3})?",
+            "DURATION:[-+]?P[0-9WDTHMS]{0,8}",
+            "[A-Z;=:\"\\-, ]{0,30}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn reading_and_expanding_any_file_never_panics(lines in prop::collection::vec(line(), 0..30)) {
+            let source = lines.join("\r\n");
+            if let Ok(doc) = read(&source) {
+                let window = (ms("2026-01-01T00:00:00Z"), ms("2027-01-01T00:00:00Z"));
+                let _ = busy_times(&doc, &Tzdb, zone("Europe/Berlin"), window);
+                let _ = plan(&doc, &Tzdb, "ag", Some(zone("UTC")));
+            }
+        }
+
+        #[test]
+        fn reading_any_text_never_panics(text in "\\PC{0,300}") {
+            let _ = read(&text);
+        }
+    }
+}

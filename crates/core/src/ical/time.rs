@@ -75,6 +75,7 @@ impl VTimezone {
             if let Some(rule) = &o.rule {
                 // Onsets of the last two years before `at` (a yearly rule's newest one is there).
                 let local_at = at.naive_utc();
+                let limit = local_at + TimeDelta::days(2);
                 let skip_to = local_at
                     .checked_sub_signed(TimeDelta::days(800))
                     .unwrap_or(local_at);
@@ -84,8 +85,7 @@ impl VTimezone {
                     Some(u) => local > u.naive(),
                     None => false,
                 };
-                let limit = local_at + TimeDelta::days(2);
-                let _ = rule.expand(o.start, skip_to, &past_until, &mut |local| {
+                let _ = rule.expand(o.start, (skip_to, limit), &past_until, &mut |local| {
                     if local > limit {
                         return Flow::Stop;
                     }
