@@ -15,6 +15,7 @@ import { keysPage } from './js/pages/keys.js';
 import { tenantsPage } from './js/pages/tenants.js';
 import { auditLogPage } from './js/pages/audit-log.js';
 import { usagePage } from './js/pages/usage.js';
+import { appointmentsPage, appointmentDetailPage } from './js/pages/appointments.js';
 import { whoami, watchRoles, forgetMe, allows, reason } from './js/roles.js';
 
 const main = document.getElementById('main');
@@ -39,6 +40,8 @@ const routes = [
   [/^\/tenants$/, tenantsPage, 'Tenants', 'bootstrap'],
   [/^\/audit-log$/, auditLogPage, 'Audit log', 'administer'],
   [/^\/usage$/, usagePage, 'Usage'],
+  [/^\/appointments$/, appointmentsPage, 'Appointments'],
+  [/^\/appointments\/([^/]+)$/, appointmentDetailPage, 'Appointment'],
 ];
 
 /** Cleanup of the current page (e.g. closing the live socket). */

@@ -440,3 +440,24 @@ test("attack: the model is talked into changing another caller's appointment by 
   assert.deepEqual(await statusOf(id), { status: 'booked', slot_start: new Date(berlinAt(10, '09:00')).getTime(), sequence: 0 });
   await endCall(attacker);
 });
+
+test('attack: moving one appointment back and forth to flood the caller with invitations stops at 20 moves; canceling still works', async () => {
+  const address = 'flood@example.com';
+  const slots = [berlinAt(11, '09:00'), berlinAt(11, '09:45')];
+  const created = await worker.api('POST', '/api/v1/appointments', { agent_id: agents.booking.id, start_at: slots[0], caller_number: '+14155550213', email: address });
+  assert.equal(created.status, 201, created.text);
+  const id = created.body.id;
+  for (let i = 1; i <= 20; i++) {
+    const r = await worker.api('POST', `/api/v1/appointments/${id}/reschedule`, { start_at: slots[i % 2] });
+    assert.equal(r.status, 200, `move ${i}: ${r.text}`);
+  }
+  const refused = await worker.api('POST', `/api/v1/appointments/${id}/reschedule`, { start_at: slots[1] });
+  assert.equal(refused.status, 409, refused.text);
+  assert.equal(refused.body.error.code, 'too_many_changes');
+  assert.equal((await statusOf(id)).sequence, 20);
+  const canceled = await worker.api('POST', `/api/v1/appointments/${id}/cancel`);
+  assert.equal(canceled.status, 200, canceled.text);
+  assert.equal(canceled.body.sequence, 21);
+  const rows = await worker.d1(`SELECT count(*) AS n FROM emails WHERE appointment_id = ${sqlText(id)}`);
+  assert.equal(rows[0].n, 22, 'one booking, twenty moves, one cancellation');
+});

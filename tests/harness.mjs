@@ -199,7 +199,9 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
           const parsed = JSON.parse(stdout);
           return parsed.flatMap((r) => r.results ?? []);
         } catch (e) {
-          if (attempt >= 5 || !String(e.stdout ?? '').includes('SQLITE_BUSY')) throw e;
+          // workerd names the lock on stderr and answers "internal error" on stdout.
+          const said = `${e.stdout ?? ''}${e.stderr ?? ''}`;
+          if (attempt >= 8 || !said.includes('SQLITE_BUSY')) throw e;
           await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
         }
       }

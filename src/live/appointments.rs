@@ -38,7 +38,7 @@ impl From<BookingError> for Failure {
     }
 }
 
-/// Runs `find_slots` or `book_appointment`; the JSON text is what the model reads.
+/// Runs one of the booking tools; the JSON text is what the model reads.
 pub async fn run(session: &Rc<Session>, call: &ToolCall) -> String {
     let result = match call.tool() {
         Ok(Tool::FindSlots { from, to }) => {
@@ -167,7 +167,7 @@ async fn find(
         &cx.zone,
         (from, to),
         now,
-        (&booked, &busy),
+        (&booked, busy.intervals()),
         MAX_SLOTS_LISTED,
     );
     let slots: Vec<Value> = slots

@@ -14,7 +14,7 @@ use crate::store::appointments::{self, Appointment, Booking, NewAppointment};
 use crate::store::emails::{About, NewEmail};
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
-use phone_agent_core::appointments::{BookingError, Slot};
+use phone_agent_core::appointments::{may_change, BookingError, Slot};
 use phone_agent_core::config::Config;
 use phone_agent_core::ids::EventId;
 use phone_agent_core::scheduling::email::{
@@ -79,6 +79,10 @@ pub async fn reschedule(
 ) -> Changed {
     if current.status != "booked" {
         return Ok(Err(BookingError::AlreadyCanceled));
+    }
+    // Checked on the sequence read; the write is a compare-and-set on that same sequence.
+    if let Err(e) = may_change(current.sequence) {
+        return Ok(Err(e));
     }
     let after = Appointment {
         slot_start: slot.start,

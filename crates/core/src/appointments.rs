@@ -40,6 +40,9 @@ const MAX_FEED_URL_BYTES: usize = 2048;
 /// Longest `name` / `note` a booking keeps, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_NOTE_CHARS: usize = 1000;
+/// Moves one appointment may have: each sends the caller an email, so a model (or a client)
+/// moving an appointment back and forth cannot flood their inbox. Canceling stays possible.
+pub const MAX_CHANGES: i64 = 20;
 /// Longest `email` a booking keeps (RFC 5321's path limit).
 pub const MAX_EMAIL_CHARS: usize = 254;
 
@@ -106,6 +109,9 @@ pub enum BookingError {
     /// No appointment the caller may change: none booked by this call or for their number.
     #[error("there is no appointment of this caller to change")]
     NoAppointment,
+    /// The appointment was moved [`MAX_CHANGES`] times already.
+    #[error("that appointment cannot be moved again; cancel it and book a new one")]
+    TooManyChanges,
     /// The caller has several appointments and the model named none.
     #[error("the caller has {0} appointments; ask which one and pass its appointment_id")]
     WhichAppointment(usize),
@@ -129,6 +135,7 @@ impl BookingError {
             BookingError::Changed => "appointment_changed",
             BookingError::NoAppointment => "no_appointment",
             BookingError::WhichAppointment(_) => "which_appointment",
+            BookingError::TooManyChanges => "too_many_changes",
         }
     }
 }
@@ -410,13 +417,14 @@ impl Calendar {
     }
 
     /// Up to `limit` free slots starting in `[from, to)`, clamped to now … the horizon, leaving
-    /// out the starts in `booked` and the slots meeting a `busy` time of the calendar feed.
+    /// out the starts in `booked` (our appointments, on the grid) and every slot overlapping one
+    /// of the `busy` intervals `[start, end)` (times blocked elsewhere, e.g. an external calendar).
     pub fn free_slots(
         &self,
         zone: &Zone<'_>,
         (from, to): (i64, i64),
         now: i64,
-        (booked, busy): (&[i64], &Busy),
+        (booked, busy): (&[i64], &[(i64, i64)]),
         limit: usize,
     ) -> Vec<Slot> {
         let from = from.max(now + 1);
@@ -426,7 +434,8 @@ impl Calendar {
         }
         self.grid(zone, from, to)
             .into_iter()
-            .filter(|s| !booked.contains(&s.start) && !busy.overlaps(s.start, s.end))
+            .filter(|s| !booked.contains(&s.start))
+            .filter(|s| !busy.iter().any(|&(a, b)| a < s.end && s.start < b))
             .take(limit)
             .collect()
     }
@@ -586,6 +595,15 @@ pub fn caller_appointment(
         [] => Err(BookingError::NoAppointment),
         [only] => Ok(*only),
         several => Err(BookingError::WhichAppointment(several.len())),
+    }
+}
+
+/// Whether an appointment at `sequence` (its changes so far) may be moved once more.
+pub fn may_change(sequence: i64) -> Result<(), BookingError> {
+    if sequence < MAX_CHANGES {
+        Ok(())
+    } else {
+        Err(BookingError::TooManyChanges)
     }
 }
 
@@ -749,7 +767,7 @@ mod tests {
         let z = Zone::resolve(&Tzdb, "UTC").unwrap();
         let now = ms("2026-01-05T09:10:00Z");
         let booked = [ms("2026-01-06T09:00:00Z")];
-        let free = cal.free_slots(&z, (0, i64::MAX), now, (&booked, &Busy::default()), 10);
+        let free = cal.free_slots(&z, (0, i64::MAX), now, (&booked, &[]), 10);
         assert_eq!(
             starts(&free, &z),
             [
@@ -759,21 +777,20 @@ mod tests {
             ]
         );
         assert_eq!(
-            cal.free_slots(&z, (0, i64::MAX), now, (&[], &Busy::default()), 2)
-                .len(),
+            cal.free_slots(&z, (0, i64::MAX), now, (&[], &[]), 2).len(),
             2
         );
-        // A feed's busy time over 09:15–09:45 on the 6th takes the 09:30 slot (and 09:00,
-        // booked already); one ending exactly at a slot's start leaves it.
-        let busy = Busy::from_intervals(vec![
-            (ms("2026-01-06T09:15:00Z"), ms("2026-01-06T09:45:00Z")),
-            (ms("2026-01-07T08:00:00Z"), ms("2026-01-07T09:00:00Z")),
-        ]);
+        // A busy interval blocks every slot it overlaps, touching ends excepted.
+        let busy = [(ms("2026-01-05T09:45:00Z"), ms("2026-01-06T09:30:00Z"))];
         let free = cal.free_slots(&z, (0, i64::MAX), now, (&booked, &busy), 10);
         assert_eq!(
             starts(&free, &z),
-            ["2026-01-05T09:30:00+00:00", "2026-01-07T09:00:00+00:00"]
+            ["2026-01-06T09:30:00+00:00", "2026-01-07T09:00:00+00:00"]
         );
+        let busy = Busy::from_intervals(vec![(
+            ms("2026-01-06T09:15:00Z"),
+            ms("2026-01-06T09:45:00Z"),
+        )]);
         let slot = Slot {
             start: ms("2026-01-06T09:30:00Z"),
             end: ms("2026-01-06T10:00:00Z"),
@@ -949,6 +966,13 @@ mod tests {
             caller_appointment(&held, None, "call_y", Some("anonymous")),
             Ok(3)
         );
+    }
+
+    #[test]
+    fn changes_are_capped() {
+        assert_eq!(may_change(0), Ok(()));
+        assert_eq!(may_change(MAX_CHANGES - 1), Ok(()));
+        assert_eq!(may_change(MAX_CHANGES), Err(BookingError::TooManyChanges));
     }
 
     #[test]
