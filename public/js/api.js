@@ -24,16 +24,20 @@ export class ApiError extends Error {
   }
 }
 
-/** Calls `/api/v1{path}`; resolves to the parsed JSON body, rejects with ApiError. */
-export async function api(method, path, body, { key = session.key, headers: extra = {} } = {}) {
+/**
+ * Calls `/api/v1{path}`; resolves to the parsed JSON body, rejects with ApiError. `raw`
+ * ({type, text}) sends a non-JSON body as is (an .ics file).
+ */
+export async function api(method, path, body, { key = session.key, headers: extra = {}, raw = null } = {}) {
   const headers = { authorization: `Bearer ${key ?? ''}`, ...extra };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (raw) headers['content-type'] = raw.type;
+  else if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
   try {
     res = await fetch(`/api/v1${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw ? raw.text : body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
     throw new ApiError(0, { code: 'network_error', message: `The worker is unreachable (${e.message})` });

@@ -13,7 +13,7 @@ use crate::store::appointments::{self, Appointment, NewAppointment};
 use crate::store::emails;
 use crate::store::tenant::Tenant;
 use phone_agent_core::appointments::{
-    calendar_of, parse_booking, parse_reschedule, BookingError, Calendar,
+    calendar_of, clear_of, parse_booking, parse_reschedule, BookingError, Calendar, Slot,
 };
 use phone_agent_core::ids::{AgentId, AppointmentId};
 use phone_agent_core::zones::Zone;
@@ -40,8 +40,28 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
 
 /// A booking rule's refusal: 409 naming the rule. The body is well formed; it conflicts with the
 /// agent's calendar or its appointments as they are now.
+/// An unreadable calendar feed is 503: nothing the client can change, and later may work.
 fn refused(e: BookingError) -> ApiError {
-    ApiError::new(409, e.code(), e.to_string())
+    let status = match e {
+        BookingError::FeedUnavailable(_) => 503,
+        _ => 409,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// `slot`, unless the agent calendar's feed is busy over it (or cannot be read).
+async fn clear_in_feed(
+    app: &App,
+    calendar: &Calendar,
+    zone: &Zone<'_>,
+    slot: Slot,
+    now: i64,
+) -> Result<Slot, ApiError> {
+    let allow_private = app.config()?.allow_private_targets;
+    let busy = pipeline::calendar_feed::busy(&app.env, allow_private, calendar, zone, now)
+        .await
+        .map_err(refused)?;
+    clear_of(slot, &busy).map_err(refused)
 }
 
 /// The calendar of the tenant's agent `agent_id` and its zone; 409 `no_calendar` without one.
@@ -64,6 +84,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     let slot = calendar
         .bookable(&zone, request.start_at, now)
         .map_err(refused)?;
+    let slot = clear_in_feed(app, &calendar, &zone, slot, now).await?;
     let id: AppointmentId = new_id()?;
     let agent_id = AgentId::from(request.agent_id.as_str());
     let new = NewAppointment {
@@ -107,6 +128,7 @@ pub(super) async fn reschedule(
     let (calendar, zone) = calendar(&tenant, current.agent_id.as_str()).await?;
     let now = now_ms();
     let slot = calendar.bookable(&zone, start_at, now).map_err(refused)?;
+    let slot = clear_in_feed(app, &calendar, &zone, slot, now).await?;
     let moved = pipeline::appointments::reschedule(&app.env, &tenant, &current, slot, now)
         .await?
         .map_err(refused)?;

@@ -5,6 +5,7 @@
 //! leaves a rescheduled call without its email or an email for a change that did not happen.
 //! Sending the email, dialling and forwarding events happen after the answer.
 
+mod import;
 mod row;
 mod schedule;
 

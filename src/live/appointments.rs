@@ -16,7 +16,7 @@ use crate::store::appointments::{self, NewAppointment};
 use crate::store::dialing;
 use crate::store::tenant::Tenant;
 use phone_agent_core::appointments::{
-    calendar_of, caller_appointment, BookingError, Calendar, Held, MAX_SLOTS_LISTED,
+    calendar_of, caller_appointment, clear_of, BookingError, Calendar, Held, MAX_SLOTS_LISTED,
 };
 use phone_agent_core::ids::{AgentId, AppointmentId, CallId, TenantId};
 use phone_agent_core::session::{Tool, ToolCall};
@@ -153,16 +153,23 @@ async fn find(
     let now = now_ms();
     let from = from.unwrap_or(now).max(now);
     let to = to.unwrap_or(i64::MAX).min(cx.calendar.horizon_end(now));
-    let booked = if from < to {
-        appointments::booked_starts(&cx.tenant, &cx.agent_id, (from, to))
-            .await
-            .map_err(internal)?
+    let (booked, busy) = if from < to {
+        (
+            appointments::booked_starts(&cx.tenant, &cx.agent_id, (from, to))
+                .await
+                .map_err(internal)?,
+            feed_busy(session, &cx, now).await?,
+        )
     } else {
-        Vec::new()
+        Default::default()
     };
-    let slots = cx
-        .calendar
-        .free_slots(&cx.zone, (from, to), now, (&booked, &[]), MAX_SLOTS_LISTED);
+    let slots = cx.calendar.free_slots(
+        &cx.zone,
+        (from, to),
+        now,
+        (&booked, busy.intervals()),
+        MAX_SLOTS_LISTED,
+    );
     let slots: Vec<Value> = slots
         .iter()
         .map(|s| json!({"start_at": local(&cx.zone, s.start), "end_at": local(&cx.zone, s.end)}))
@@ -174,6 +181,7 @@ async fn book(session: &Rc<Session>, start: i64, given: Given<'_>) -> Result<Val
     let cx = context(session).await?;
     let now = now_ms();
     let slot = cx.calendar.bookable(&cx.zone, start, now)?;
+    let slot = clear_of(slot, &feed_busy(session, &cx, now).await?)?;
     let id: AppointmentId = new_id().map_err(internal)?;
     // The invitation goes where the caller said, else to the contact the call was made for.
     let email = given.email.or(cx.contact_email.as_deref());
@@ -245,6 +253,7 @@ async fn change(
     match start {
         Some(start) => {
             let slot = cx.calendar.bookable(&cx.zone, start, now)?;
+            let slot = clear_of(slot, &feed_busy(session, &cx, now).await?)?;
             let moved = pipeline::appointments::reschedule(env, &cx.tenant, chosen, slot, now)
                 .await
                 .map_err(internal)??;
@@ -260,6 +269,22 @@ async fn change(
                       "start_at": local(&cx.zone, canceled.slot_start)}))
         }
     }
+}
+
+/// The busy times of the agent's calendar feed (none without one).
+async fn feed_busy(
+    session: &Rc<Session>,
+    cx: &Context,
+    now: i64,
+) -> Result<phone_agent_core::ical::busy::Busy, Failure> {
+    let allow_private = session
+        .config
+        .as_ref()
+        .is_some_and(|c| c.allow_private_targets);
+    Ok(
+        pipeline::calendar_feed::busy(&session.env, allow_private, &cx.calendar, &cx.zone, now)
+            .await?,
+    )
 }
 
 /// `ms` on the calendar's wall clock, as the model should read it back to the caller.

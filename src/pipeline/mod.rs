@@ -2,6 +2,7 @@
 //! the events they publish to tenant endpoints.
 
 pub mod appointments;
+pub mod calendar_feed;
 pub mod call_status;
 pub mod campaigns;
 pub mod forwarding;

@@ -61,6 +61,8 @@ row! {
         routing: Option<String>,
         /// Declared contact fields, a JSON object of strings (`template::contact_field_values`).
         contact_fields: Option<String>,
+        /// The UID of the iCalendar event the call was imported from.
+        ical_uid: Option<String>,
     }
 }
 
@@ -96,6 +98,16 @@ pub async fn by_idempotency_key(tenant: &Tenant, key: &str) -> Result<Option<Cal
                 Call::SELECT
             ),
             &[&key],
+        )
+        .await
+}
+
+/// The tenant's call imported from the iCalendar event `uid`, if any.
+pub async fn by_ical_uid(tenant: &Tenant, uid: &str) -> Result<Option<Call>, StoreError> {
+    tenant
+        .first(
+            &format!("{} WHERE tenant_id = ?1 AND ical_uid = ?2", Call::SELECT),
+            &[&uid],
         )
         .await
 }
@@ -278,10 +290,12 @@ pub(in crate::store) fn insert(
 }
 
 /// Schedules a call through the API: the call, its first history entry and the email announcing
-/// it (if any) commit together. `false` when a call with the same idempotency key won.
+/// it (if any) commit together. `false` when a call with the same idempotency key won, or, for
+/// a call imported from the iCalendar event `ical_uid`, when the tenant has a call of that UID.
 pub async fn schedule(
     tenant: &Tenant,
     call: &NewCall<'_>,
+    ical_uid: Option<&str>,
     detail: &Value,
     email: Option<&NewEmail<'_>>,
     reminders: &[NewReminder],
@@ -290,15 +304,25 @@ pub async fn schedule(
     let event =
         Event::new(call.id, "status", "api", detail, call.now).moving(None, CallStatus::Scheduled);
     // The call id is fresh: it exists only if this request's insert won.
-    let mut email = queue_email(db, email, "SELECT 1 FROM calls WHERE id = ?", &[call.id])?;
-    email.extend(reminders::plan(tenant, call.id, reminders, call.now)?);
-    call_events::commit(
-        db,
-        insert(tenant, call, "1", &[])?,
-        (&event, When::Changed),
-        email,
-    )
-    .await
+    let mut more = queue_email(db, email, "SELECT 1 FROM calls WHERE id = ?", &[call.id])?;
+    more.extend(reminders::plan(tenant, call.id, reminders, call.now)?);
+    let insert = match &ical_uid {
+        None => insert(tenant, call, "1", &[])?,
+        Some(uid) => {
+            more.push(db::stmt(
+                db,
+                "UPDATE calls SET ical_uid = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                &[tenant.id(), call.id, uid],
+            )?);
+            insert(
+                tenant,
+                call,
+                "NOT EXISTS (SELECT 1 FROM calls WHERE tenant_id = ?1 AND ical_uid = ?19)",
+                &[uid],
+            )?
+        }
+    };
+    call_events::commit(db, insert, (&event, When::Changed), more).await
 }
 
 /// The statements queuing `email`, if there is one, under `only_if` (see `emails::queue`).

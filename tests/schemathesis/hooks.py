@@ -24,7 +24,9 @@ What a schema cannot say, supplied as the API's own clients would supply it:
   resolve, private ones are refused), and tools' names are made unique (two tools of one agent
   may not share a name, which a schema cannot say).
 - an agent's `calendar` needs an IANA `time_zone` and forward, non-overlapping windows: given
-  ones become Europe/Berlin, Monday 09:00-17:00.
+  ones become Europe/Berlin, Monday 09:00-17:00. A well-formed `feed_url` is dropped: booking
+  would fetch it, and nothing outside 127.0.0.1 can be reached (tests/calendar-feed.test.mjs
+  serves real feeds).
 Only values the schema accepts are replaced, so invalid ones still reach the worker as generated.
 """
 
@@ -80,6 +82,8 @@ def before_call(context, case, **kwargs):
             calendar["time_zone"] = "Europe/Berlin"
         if isinstance(calendar.get("weekly"), dict):
             calendar["weekly"] = {"mon": [["09:00", "17:00"]]}
+        if isinstance(calendar.get("feed_url"), str) and URL.fullmatch(calendar["feed_url"]):
+            del calendar["feed_url"]
     stt = body.get("stt")
     if isinstance(stt, dict) and ("eot_threshold" in stt or "eager_eot_threshold" in stt):
         eot = stt.setdefault("eot_threshold", 0.9)

@@ -152,6 +152,11 @@ pub fn parse_agent_for(
     }
     if let Some(calendar) = obj.get("calendar").filter(|v| !v.is_null()) {
         if let Some(calendar) = crate::appointments::parse_calendar(calendar, &mut errors) {
+            // The feed is fetched like a webhook target: the same address rules.
+            let stored = json!({ "calendar": calendar });
+            if let Err(e) = crate::appointments::check_feed_url(&stored, allow_loopback_tools) {
+                errors.push(e);
+            }
             config.insert("calendar".into(), calendar);
         }
     }

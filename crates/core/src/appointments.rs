@@ -8,7 +8,9 @@
 //! share a start (which storage refuses: one live appointment per agent and start) or do not
 //! overlap at all. That is what makes double booking impossible with a plain unique index.
 
+use crate::ical::busy::Busy;
 use crate::scheduling::request::FieldError;
+use crate::targets::check_target;
 use crate::zones::{Zone, IANA_NAMES};
 use chrono::{DateTime, Datelike, LocalResult, NaiveTime, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
@@ -33,6 +35,8 @@ const DEFAULT_SLOT_MINUTES: u64 = 30;
 /// Most slots `find_slots` returns at once: the model reads a few options to the caller, and a
 /// long list only costs tokens and latency.
 pub const MAX_SLOTS_LISTED: usize = 12;
+/// Longest `calendar.feed_url`, in bytes.
+const MAX_FEED_URL_BYTES: usize = 2048;
 /// Longest `name` / `note` a booking keeps, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_NOTE_CHARS: usize = 1000;
@@ -52,6 +56,8 @@ pub struct Calendar {
     pub slot_minutes: u32,
     pub buffer_minutes: u32,
     pub horizon_days: u32,
+    /// Read-only iCalendar feed whose busy times block slots (see `ical::busy`).
+    pub feed_url: Option<String>,
 }
 
 /// A slot: start and end in milliseconds since the epoch.
@@ -88,6 +94,12 @@ pub enum BookingError {
     /// A text argument is too long.
     #[error("{0} is too long")]
     TooLong(&'static str),
+    /// The agent's calendar feed has a busy time over the slot.
+    #[error("that time is busy in the agent's calendar; use find_slots for the free times")]
+    Busy,
+    /// The agent's calendar feed could not be read, so no slot can be known to be free.
+    #[error("the agent's calendar cannot be read right now ({0}); no appointment can be booked")]
+    FeedUnavailable(String),
     /// The appointment is canceled already.
     #[error("that appointment is canceled already")]
     AlreadyCanceled,
@@ -117,6 +129,8 @@ impl BookingError {
             BookingError::SlotTaken => "slot_taken",
             BookingError::AlreadyBooked => "already_booked",
             BookingError::TooLong(_) => "too_long",
+            BookingError::Busy => "calendar_busy",
+            BookingError::FeedUnavailable(_) => "calendar_unavailable",
             BookingError::AlreadyCanceled => "already_canceled",
             BookingError::Changed => "appointment_changed",
             BookingError::NoAppointment => "no_appointment",
@@ -148,6 +162,7 @@ pub fn parse_calendar(value: &Value, errors: &mut Vec<FieldError>) -> Option<Val
             "slot_minutes",
             "buffer_minutes",
             "horizon_days",
+            "feed_url",
         ]
         .contains(&key.as_str())
         {
@@ -221,10 +236,51 @@ pub fn parse_calendar(value: &Value, errors: &mut Vec<FieldError>) -> Option<Val
             "weekly must map weekdays to [[\"HH:MM\", \"HH:MM\"], …]".into(),
         ),
     }
+    let feed_url = match obj.get("feed_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(url)) if url.len() <= MAX_FEED_URL_BYTES => {
+            // Only the form here; the address rules depend on ALLOW_PRIVATE_TARGETS, checked by
+            // `check_feed_url` where the setting is known (and again before each fetch).
+            match check_target(url.trim(), true) {
+                Ok(_) => Some(url.trim().to_owned()),
+                Err(e) => {
+                    push("feed_url", "invalid_url", format!("feed_url: {e}"));
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            push(
+                "feed_url",
+                "invalid_url",
+                format!("feed_url must be an http(s) URL of at most {MAX_FEED_URL_BYTES} bytes"),
+            );
+            None
+        }
+    };
     (errors.len() == before).then(|| {
-        json!({"time_zone": zone, "weekly": weekly, "slot_minutes": slot,
-               "buffer_minutes": buffer, "horizon_days": horizon})
+        let mut stored = json!({"time_zone": zone, "weekly": weekly, "slot_minutes": slot,
+               "buffer_minutes": buffer, "horizon_days": horizon});
+        if let Some(url) = feed_url {
+            stored["feed_url"] = json!(url);
+        }
+        stored
     })
+}
+
+/// Checks the `calendar.feed_url` of a validated agent config against the forward-target
+/// rules (SSRF): with `allow_private` false only https to public hosts.
+pub fn check_feed_url(config: &Value, allow_private: bool) -> Result<(), FieldError> {
+    let Some(url) = config.pointer("/calendar/feed_url").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    check_target(url, allow_private)
+        .map(|_| ())
+        .map_err(|e| FieldError {
+            field: "calendar.feed_url".into(),
+            code: "target_not_allowed",
+            message: format!("feed_url: {e}"),
+        })
 }
 
 /// The windows of one weekday, sorted, each `start < end`, none overlapping.
@@ -296,6 +352,10 @@ pub fn calendar_of(config: &Value) -> Option<Calendar> {
         slot_minutes: number("slot_minutes")?.max(1),
         buffer_minutes: number("buffer_minutes").unwrap_or(0),
         horizon_days: number("horizon_days").unwrap_or(DEFAULT_HORIZON_DAYS as u32),
+        feed_url: cal
+            .get("feed_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 
@@ -348,6 +408,14 @@ impl Calendar {
         now + i64::from(self.horizon_days) * DAY_MS
     }
 
+    /// The window a calendar feed's busy times are needed for, seen at `now`.
+    pub fn feed_window(&self, now: i64) -> (i64, i64) {
+        (
+            now,
+            self.horizon_end(now) + i64::from(self.slot_minutes) * MINUTE_MS,
+        )
+    }
+
     /// Up to `limit` free slots starting in `[from, to)`, clamped to now … the horizon, leaving
     /// out the starts in `booked` (our appointments, on the grid) and every slot overlapping one
     /// of the `busy` intervals `[start, end)` (times blocked elsewhere, e.g. an external calendar).
@@ -384,6 +452,15 @@ impl Calendar {
             .into_iter()
             .find(|s| s.start == start)
             .ok_or(BookingError::NotASlot)
+    }
+}
+
+/// `slot`, unless the calendar feed is busy over it.
+pub fn clear_of(slot: Slot, busy: &Busy) -> Result<Slot, BookingError> {
+    if busy.overlaps(slot.start, slot.end) {
+        Err(BookingError::Busy)
+    } else {
+        Ok(slot)
     }
 }
 
@@ -710,6 +787,16 @@ mod tests {
             starts(&free, &z),
             ["2026-01-06T09:30:00+00:00", "2026-01-07T09:00:00+00:00"]
         );
+        let busy = Busy::from_intervals(vec![(
+            ms("2026-01-06T09:15:00Z"),
+            ms("2026-01-06T09:45:00Z"),
+        )]);
+        let slot = Slot {
+            start: ms("2026-01-06T09:30:00Z"),
+            end: ms("2026-01-06T10:00:00Z"),
+        };
+        assert_eq!(clear_of(slot, &busy), Err(BookingError::Busy));
+        assert_eq!(clear_of(slot, &Busy::default()), Ok(slot));
     }
 
     #[test]
@@ -754,6 +841,54 @@ mod tests {
             ["agent_id", "start_at", "note", "caller_number", "email"]
         );
         assert!(parse_booking(&json!([])).is_err());
+    }
+
+    #[test]
+    fn feed_urls_are_checked_for_form_then_for_address() {
+        let mut errors = Vec::new();
+        let base = json!({"time_zone": "UTC", "weekly": {"mon": [["09:00", "10:00"]]}});
+        let with = |url: Value| {
+            let mut body = base.clone();
+            body["feed_url"] = url;
+            body
+        };
+        let stored = parse_calendar(
+            &with(json!(
+                "https://calendar.google.com/calendar/ical/x%40group/private-abc/basic.ics"
+            )),
+            &mut errors,
+        )
+        .unwrap();
+        let config = json!({ "calendar": stored });
+        assert!(calendar_of(&config).unwrap().feed_url.is_some());
+        assert_eq!(check_feed_url(&config, false), Ok(()));
+        for bad in [
+            json!("ftp://x.example/a.ics"),
+            json!("https://u:p@x.example/"),
+            json!(5),
+        ] {
+            let mut errors = Vec::new();
+            assert!(
+                parse_calendar(&with(bad.clone()), &mut errors).is_none(),
+                "{bad}"
+            );
+            assert_eq!(errors[0].field, "calendar.feed_url");
+        }
+        for private in [
+            "http://127.0.0.1:8080/feed.ics",
+            "https://10.0.0.1/a.ics",
+            "https://metadata.google.internal/x",
+        ] {
+            let stored = parse_calendar(&with(json!(private)), &mut errors).unwrap();
+            let config = json!({ "calendar": stored });
+            assert_eq!(
+                check_feed_url(&config, false).unwrap_err().code,
+                "target_not_allowed",
+                "{private}"
+            );
+            assert_eq!(check_feed_url(&config, true), Ok(()));
+        }
+        assert_eq!(check_feed_url(&json!({}), false), Ok(()));
     }
 
     #[test]

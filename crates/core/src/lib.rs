@@ -17,6 +17,7 @@ pub mod features;
 pub mod finalize;
 pub mod hours;
 pub mod http_tools;
+pub mod ical;
 pub mod ids;
 pub mod json;
 pub mod limits;

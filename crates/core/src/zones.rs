@@ -56,28 +56,37 @@ impl<'r> Zone<'r> {
     /// `TimeZone::from_local_datetime` gives them: none in a DST gap, the earliest and the
     /// latest in a DST overlap.
     pub fn from_local(&self, local: NaiveDateTime) -> LocalResult<DateTime<Utc>> {
-        // The offsets a day either side cover every transition near `local` (no zone changes
-        // its offset twice within two days); each is kept when it is really in force at the
-        // instant it gives. Temporal's GetPossibleEpochNanoseconds works the same way.
-        let day = TimeDelta::days(1);
-        let mut found: Vec<DateTime<Utc>> =
-            [local.checked_sub_signed(day), local.checked_add_signed(day)]
-                .into_iter()
-                .flatten()
-                .filter_map(|probe| {
-                    let offset = self.offset_at(probe.and_utc());
-                    let shift = TimeDelta::seconds(offset.local_minus_utc().into());
-                    let at = local.checked_sub_signed(shift)?.and_utc();
-                    (self.offset_at(at) == offset).then_some(at)
-                })
-                .collect();
-        found.sort();
-        found.dedup();
-        match found[..] {
-            [] => LocalResult::None,
-            [at] => LocalResult::Single(at),
-            [earliest, .., latest] => LocalResult::Ambiguous(earliest, latest),
-        }
+        from_local_with(local, &|at| self.offset_at(at))
+    }
+}
+
+/// The instants whose wall-clock time is `local` where `offset_at` gives the offset in force:
+/// [`Zone::from_local`] for any source of offsets (an iCalendar file's own VTIMEZONE too).
+pub fn from_local_with(
+    local: NaiveDateTime,
+    offset_at: &dyn Fn(DateTime<Utc>) -> FixedOffset,
+) -> LocalResult<DateTime<Utc>> {
+    // The offsets a day either side cover every transition near `local` (no zone changes
+    // its offset twice within two days); each is kept when it is really in force at the
+    // instant it gives. Temporal's GetPossibleEpochNanoseconds works the same way.
+    let day = TimeDelta::days(1);
+    let mut found: Vec<DateTime<Utc>> =
+        [local.checked_sub_signed(day), local.checked_add_signed(day)]
+            .into_iter()
+            .flatten()
+            .filter_map(|probe| {
+                let offset = offset_at(probe.and_utc());
+                let shift = TimeDelta::seconds(offset.local_minus_utc().into());
+                let at = local.checked_sub_signed(shift)?.and_utc();
+                (offset_at(at) == offset).then_some(at)
+            })
+            .collect();
+    found.sort();
+    found.dedup();
+    match found[..] {
+        [] => LocalResult::None,
+        [at] => LocalResult::Single(at),
+        [earliest, .., latest] => LocalResult::Ambiguous(earliest, latest),
     }
 }
 

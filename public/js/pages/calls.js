@@ -111,7 +111,43 @@ export async function callsPage(ctx) {
   draw(page.next_cursor);
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader('Calls', h('a', { class: 'button', href: '#/schedule', 'data-needs': 'operate' }, 'Schedule a call')),
-    form, errors, list);
+    form, icsImport(ctx, agents.data), errors, list);
+}
+
+/**
+ * "Import .ics": posts a calendar file to POST /api/v1/calls (text/calendar); each event becomes
+ * a scheduled call of the chosen agent, floating times read in the browser's zone. Shows what
+ * became of each event, refusals with their line.
+ */
+function icsImport(ctx, agents) {
+  const agent = h('select', { name: 'ics_agent', required: true, 'data-needs': 'operate' },
+    agents.map((a) => h('option', { value: a.id }, a.name)));
+  const file = h('input', { type: 'file', name: 'ics_file', accept: '.ics,text/calendar', required: true, 'data-needs': 'operate' });
+  const result = h('div', { id: 'ics-result', role: 'status' });
+  const errors = errorBox();
+  const form = h('form', {
+    class: 'filters ics-import', 'aria-label': 'Import calls from a calendar file',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const chosen = file.files?.[0];
+      if (!chosen || !agent.value) return;
+      setChildren(result);
+      try {
+        const text = await chosen.text();
+        const out = await api('POST', `/calls${qs({ agent_id: agent.value, time_zone: browserZone() })}`, undefined, { raw: { type: 'text/calendar', text } });
+        const refused = out.events.filter((ev) => ev.result === 'refused');
+        setChildren(result,
+          h('p', {}, `${out.created} created, ${out.updated} updated, ${out.unchanged} unchanged, ${out.refused} refused.`),
+          refused.length ? h('ul', { class: 'ics-refused' }, refused.map((ev) => h('li', {}, `Line ${ev.line}${ev.uid ? ` (${ev.uid})` : ''}: ${ev.error.message}`))) : null,
+          h('button', { type: 'button', class: 'secondary', onclick: () => ctx.navigate(`#/calls?refresh=${Date.now()}`) }, 'Show the calls'));
+      } catch (err) {
+        showError(errors, err);
+      }
+    },
+  },
+  field('Agent making the calls', agent), field('Calendar file (.ics)', file, 'Each event becomes a call: the number from a tel: attendee, X-PHONE or LOCATION.'),
+  h('div', { class: 'field buttons' }, h('button', { type: 'submit', 'data-needs': 'operate' }, 'Import .ics')));
+  return h('details', { class: 'ics-import' }, h('summary', {}, 'Import calls from a calendar (.ics)'), form, errors, result);
 }
 
 /** `YYYY-MM-DD` (local) → RFC 3339 of that local midnight, plus `days`. */

@@ -33,6 +33,7 @@ pub(super) fn render(call: &Call) -> Value {
         "time_zone": call.time_zone,
         "contact": contact,
         "metadata": serde_json::from_str::<Value>(&call.metadata).unwrap_or_else(|_| json!({})),
+        "ical_uid": call.ical_uid,
         "attempt": call.attempt,
         "sequence": call.ics_sequence,
         "email_status": call.email_status,

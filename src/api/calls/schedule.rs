@@ -59,7 +59,10 @@ fn replay_or_conflict(existing: &Call, fingerprint: &str) -> ApiResult {
 }
 
 pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal) -> ApiResult {
-    let config = app.config()?;
+    // A calendar file schedules one call per event (see `import.rs`).
+    if super::import::is_calendar(req)? {
+        return super::import::import(req, app, who).await;
+    }
     let idempotency_key = match req.headers().get("idempotency-key")? {
         None => None,
         Some(k) if !k.trim().is_empty() && k.trim().len() <= MAX_IDEMPOTENCY_KEY => {
@@ -82,10 +85,38 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
             return replay_or_conflict(&existing, &fingerprint);
         }
     }
+    let key = idempotency_key
+        .as_deref()
+        .map(|key| (key, fingerprint.as_str()));
+    match schedule_one(app, who, &tenant, &body, &origin, key, None).await? {
+        Some(row) => Ok(json_response(201, &render(&row))),
+        None => {
+            // A concurrent request with the same key won the insert.
+            let existing = calls::by_idempotency_key(&tenant, key.map_or("", |k| k.0))
+                .await?
+                .ok_or_else(|| ApiError::internal("call neither inserted nor found"))?;
+            replay_or_conflict(&existing, &fingerprint)
+        }
+    }
+}
 
+/// Schedules the call a `POST /api/v1/calls` body describes (validated here), with its history,
+/// invite, `call.scheduled` event and audit entry: the one way a call is scheduled through the
+/// API, for a JSON body and for each event of a calendar import (`ical_uid`). `None` when
+/// another call holds the idempotency key (`(key, fingerprint)`) or the UID.
+pub(in crate::api) async fn schedule_one(
+    app: &App,
+    who: &Principal,
+    tenant: &Tenant,
+    body: &Value,
+    origin: &str,
+    idempotency: Option<(&str, &str)>,
+    ical_uid: Option<&str>,
+) -> Result<Option<Call>, ApiError> {
+    let config = app.config()?;
     let now = now_ms();
     let now_utc = DateTime::from_timestamp_millis(now).unwrap_or_default();
-    let parsed = parse_schedule(&body, now_utc, &IntlZones);
+    let parsed = parse_schedule(body, now_utc, &IntlZones);
     let fields = template::contact_field_values(body.get("contact"));
     let (request, contact_fields) = match (parsed, fields) {
         (Ok(request), Ok(fields)) => (request, fields),
@@ -95,7 +126,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
             return Err(field_errors(errors));
         }
     };
-    let Some(agent) = agents::get(&tenant, &request.agent_id).await? else {
+    let Some(agent) = agents::get(tenant, &request.agent_id).await? else {
         return Err(invalid_fields(json!([field_error(
             "agent_id",
             "unknown_agent",
@@ -142,7 +173,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     }
     let from = match &request.from {
         Some(from) => Some(from.clone()),
-        None => numbers::first_of_agent(&tenant, &agent.id)
+        None => numbers::first_of_agent(tenant, &agent.id)
             .await?
             .or_else(|| config.default_from_number.clone()),
     };
@@ -162,7 +193,10 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
         request.contact_email.is_some(),
     )?;
     // Fixed now: the alarm that dials later has no request to take an origin from.
-    let base_url = config.public_base_url.clone().unwrap_or(origin);
+    let base_url = config
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| origin.to_owned());
 
     let id: CallId = new_id()?;
     let start_at = request.start_at.timestamp_millis();
@@ -185,8 +219,8 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
         contact_email: request.contact_email.as_deref(),
         contact_fields: contact_fields.as_deref(),
         metadata: &metadata,
-        idempotency_key: idempotency_key.as_deref(),
-        request_hash: Some(&fingerprint),
+        idempotency_key: idempotency.map(|(key, _)| key),
+        request_hash: idempotency.map(|(_, fingerprint)| fingerprint),
         base_url: Some(&base_url),
         now,
     };
@@ -218,13 +252,8 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
     };
     let reminders = plan_reminders(&agent_config, reachable, start_at, now)?;
     let detail = json!({"start_at": rfc3339(start_at), "provider": provider, "attempt": 1});
-    if !calls::schedule(&tenant, &call, &detail, email.as_ref(), &reminders).await? {
-        // A concurrent request with the same key won the insert.
-        let key = idempotency_key.unwrap_or_default();
-        let existing = calls::by_idempotency_key(&tenant, &key)
-            .await?
-            .ok_or_else(|| ApiError::internal("call neither inserted nor found"))?;
-        return replay_or_conflict(&existing, &fingerprint);
+    if !calls::schedule(tenant, &call, ical_uid, &detail, email.as_ref(), &reminders).await? {
+        return Ok(None);
     }
 
     let db = app.db()?;
@@ -253,7 +282,7 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
                 call_id: id.as_str(),
                 base_url: &base_url,
             };
-            confirm_by_sms(app, &tenant, &sms).await?;
+            confirm_by_sms(app, tenant, &sms).await?;
         }
     }
     after_change(
@@ -262,14 +291,14 @@ pub(in crate::api) async fn create(req: &mut Request, app: &App, who: &Principal
         start_at,
         request.provider == DialProvider::Bland,
     );
-    let row = find(&tenant, id.as_str()).await?;
+    let row = find(tenant, id.as_str()).await?;
     audit::log(
         app,
         who,
         &audit::Change::created("call.schedule", ("call", id.as_str()), &render(&row)),
     )
     .await;
-    Ok(json_response(201, &render(&row)))
+    Ok(Some(row))
 }
 
 /// The text confirming a scheduled call.
@@ -393,7 +422,7 @@ fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
     });
 }
 
-fn not_modifiable(call: &Call) -> ApiError {
+pub(in crate::api) fn not_modifiable(call: &Call) -> ApiError {
     ApiError::new(
         409,
         "not_modifiable",
@@ -417,16 +446,39 @@ pub(in crate::api) async fn reschedule(
     let (start, time_zone) = parse_reschedule(&body, now_utc, &IntlZones).map_err(field_errors)?;
     let tenant = Tenant::of(app, who)?;
     let row = find(&tenant, id).await?;
+    let after = move_call(app, &tenant, &row, start.timestamp_millis(), time_zone).await?;
+    audited_update(
+        app,
+        who,
+        "call.reschedule",
+        ("call", id),
+        &render(&row),
+        render(&after),
+    )
+    .await
+}
+
+/// Moves the scheduled call `row` to `start_at` (and `time_zone`, when given) with its history,
+/// updated invite and `call.rescheduled` event: the one way a call is rescheduled, for `PATCH`
+/// and for a calendar import of a known UID. 409 once the call is no longer scheduled.
+pub(in crate::api) async fn move_call(
+    app: &App,
+    tenant: &Tenant,
+    row: &Call,
+    start_at: i64,
+    time_zone: Option<String>,
+) -> Result<Call, ApiError> {
+    let id = row.id.as_str();
     if row.status != CallStatus::Scheduled {
-        return Err(not_modifiable(&row));
+        return Err(not_modifiable(row));
     }
-    let start_at = start.timestamp_millis();
+    let now = now_ms();
     let sequence = row.ics_sequence + 1;
     let detail = json!({"previous_start_at": row.start_at.map(rfc3339), "start_at": rfc3339(start_at),
                         "sequence": sequence, "previous_provider_call_id": row.provider_call_id});
-    let name = agent_name(&tenant, &row).await;
+    let name = agent_name(tenant, row).await;
     let updated_tz = time_zone.clone().or_else(|| row.time_zone.clone());
-    let email = match email_facts(&row, &name) {
+    let email = match email_facts(row, &name) {
         Some(mut facts) => {
             facts.start_at = start_at;
             facts.time_zone = updated_tz.as_deref();
@@ -442,8 +494,8 @@ pub(in crate::api) async fn reschedule(
         None => None,
     };
     let moved = calls::reschedule(
-        &tenant,
-        &row,
+        tenant,
+        row,
         start_at,
         time_zone.as_deref(),
         now,
@@ -452,7 +504,7 @@ pub(in crate::api) async fn reschedule(
     )
     .await?;
     if !moved {
-        let current = find(&tenant, id).await?;
+        let current = find(tenant, id).await?;
         return Err(not_modifiable(&current));
     }
     let db = app.db()?;
@@ -471,16 +523,7 @@ pub(in crate::api) async fn reschedule(
     )
     .await?;
     after_change(app, id, start_at, bland);
-    let after = find(&tenant, id).await?;
-    audited_update(
-        app,
-        who,
-        "call.reschedule",
-        ("call", id),
-        &render(&row),
-        render(&after),
-    )
-    .await
+    find(tenant, id).await
 }
 
 /// Stops a call Bland has scheduled, after the answer; a failure is kept in the call's history.

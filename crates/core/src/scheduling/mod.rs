@@ -150,7 +150,7 @@ impl From<crate::carrier::Carrier> for CallProvider {
 }
 
 /// Lower-case hex SHA-256, for fingerprints and over-long idempotency keys.
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     use std::fmt::Write;
     Sha256::digest(data)
