@@ -10,7 +10,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker, eventually, sleep } from './harness.mjs';
-import { startFakeTwilio } from './fakes/twilio.mjs';
+import { startFakeTwilio, sendTwilioText } from './fakes/twilio.mjs';
+import { createNumber } from './live-setup.mjs';
 
 const ACCOUNT_SID = 'AC' + '1'.repeat(32);
 const AUTH_TOKEN = 'campaign-token';
@@ -352,4 +353,46 @@ test('another tenant cannot see or control a campaign; viewers only read; bad an
   for (const f of ['window.days', 'window.from', 'window.to', 'pacing.calls_per_minute', 'pacing.max_concurrent']) {
     assert.ok(fields.includes(f), `${f} in ${fields}`);
   }
+});
+
+test('a contact who texted STOP is not dialled by a later campaign; after START a new campaign dials them', async () => {
+  // Inbound texts find their tenant by the number texted: route one to the campaign agent.
+  const ourNumber = '+15017122700';
+  await createNumber(worker, ourNumber, agent.id);
+  const text = (from, body) => sendTwilioText(`${worker.url}/sms/twilio`, AUTH_TOKEN, { from, to: ourNumber, body, accountSid: ACCOUNT_SID });
+  const texter = '+12125557001';
+  const others = ['+12125557002', '+12125557003'];
+  const stop = await text(texter, 'STOP');
+  assert.equal(stop.status, 200, stop.text);
+  assert.match(stop.text, /<Message>You have successfully been unsubscribed/);
+
+  const window = windowAroundNewYork();
+  const run = async (name, phones) => {
+    const res = await worker.api('POST', '/api/v1/campaigns', {
+      agent_id: agent.id, name, window, pacing: { calls_per_minute: 100, max_concurrent: 10 },
+      contacts: phones.map((phone) => ({ phone, time_zone: ZONES.ny })),
+    });
+    assert.equal(res.status, 201, res.text);
+    await eventually(async () => {
+      await worker.scheduled();
+      for (const sid of liveSids()) await end(sid);
+      const c = await worker.api('GET', `/api/v1/campaigns/${res.body.id}`);
+      return c.body.status === 'completed' ? c.body : null;
+    }, { message: `${name} completed` });
+    return (await worker.api('GET', `/api/v1/campaigns/${res.body.id}/contacts`)).body.data;
+  };
+
+  const rows = await run('After STOP', [texter, ...others]);
+  assert.equal(rows.find((r) => r.phone === texter).status, 'opted_out');
+  assert.equal(dialsTo(texter), 0, 'no Calls.json POST for the opted-out number');
+  for (const p of others) {
+    assert.equal(dialsTo(p), 1, `${p} dialled`);
+    assert.equal(rows.find((r) => r.phone === p).status, 'completed');
+  }
+
+  const start = await text(texter, 'START');
+  assert.equal(start.status, 200, start.text);
+  const again = await run('After START', [texter]);
+  assert.equal(again[0].status, 'completed');
+  assert.equal(dialsTo(texter), 1, 'dialled once the opt-out is lifted');
 });

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startWorker, freePort, eventually, TEST_VARS } from './harness.mjs';
-import { startFakeTwilio, sendStatusCallback, twilioSid } from './fakes/twilio.mjs';
+import { startFakeTwilio, sendTwilioText, twilioSid } from './fakes/twilio.mjs';
 import { startFakeTelnyx } from './fakes/telnyx.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
 import { telnyxKeyPair, telnyxEvent, sendTelnyxWebhook } from './fakes/media-clients.mjs';
@@ -65,12 +65,8 @@ after(async () => {
 });
 
 /** A Twilio incoming-message webhook from `from` to `to`, signed with `token`. */
-function twilioText(from, to, body, { sid = twilioSid('SM'), token = TEST_VARS.TWILIO_AUTH_TOKEN } = {}) {
-  const params = {
-    ToCountry: 'US', SmsMessageSid: sid, NumMedia: '0', SmsSid: sid, SmsStatus: 'received', Body: body, To: to,
-    NumSegments: '1', MessageSid: sid, AccountSid: ACCOUNT_SID, From: from, ApiVersion: '2010-04-01',
-  };
-  return sendStatusCallback(`${worker.url}/sms/twilio`, token, params);
+function twilioText(from, to, body, { sid, token = TEST_VARS.TWILIO_AUTH_TOKEN } = {}) {
+  return sendTwilioText(`${worker.url}/sms/twilio`, token, { from, to, body, sid, accountSid: ACCOUNT_SID });
 }
 
 /** A Telnyx `message.received` from `from` to `to`, signed with `key`. */

@@ -62,6 +62,18 @@ export async function sendStatusCallback(url, authToken, params, { via, headers 
 }
 
 /**
+ * An incoming-message webhook (the form Twilio POSTs for an SMS from `from` to our number `to`)
+ * sent to `url`, signed with `authToken`. Resolves like sendStatusCallback.
+ */
+export function sendTwilioText(url, authToken, { from, to, body, accountSid, sid = twilioSid('SM') }) {
+  const params = {
+    ToCountry: 'US', SmsMessageSid: sid, NumMedia: '0', SmsSid: sid, SmsStatus: 'received', Body: body, To: to,
+    NumSegments: '1', MessageSid: sid, AccountSid: accountSid, From: from, ApiVersion: '2010-04-01',
+  };
+  return sendStatusCallback(url, authToken, params);
+}
+
+/**
  * POSTs `json` as a JSON body the way Twilio sends JSON-bodied webhooks: the hex SHA-256 of the
  * exact body is appended to `url` as `bodySHA256`, and X-Twilio-Signature signs that URL with no
  * parameters (twilio-node's `validateRequestWithBody` checks exactly this). `via` as in
