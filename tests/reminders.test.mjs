@@ -154,3 +154,74 @@ test('a call without a contact e-mail gets only its text reminders', async () =>
   const rows = (await worker.api('GET', `/api/v1/calls/${res.body.id}`)).body.reminders;
   assert.deepEqual(rows.map((r) => [r.channel, r.before_minutes, r.status]), [['sms', 1440, 'skipped'], ['sms', 1, 'pending']]);
 });
+
+test('appointments get the agent\'s reminders: planned with the booking, moved by a reschedule (sent for the new time only), cancelled with a cancel', async () => {
+  const SLOT = 5 * 60_000;
+  const calendar = { time_zone: 'UTC', weekly: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])), slot_minutes: 5, buffer_minutes: 0 };
+  const now = Date.now();
+  // `early` is the first 5-minute slot at least 5 minutes out, `late` the one after it; the
+  // offset makes a reminder for `early` due 40–100 s from now, one for `late` 5 minutes later.
+  const early = Math.ceil((now + SLOT) / SLOT) * SLOT;
+  const late = early + SLOT;
+  const before = Math.floor((early - now - 40_000) / 60_000);
+  const reminders = { before_minutes: [before, 30 * 24 * 60], channels: ['email', 'sms'] };
+  const makeAgent = async (name) => {
+    const res = await worker.api('POST', '/api/v1/agents', { name, system_prompt: 'You book visits.', calendar, reminders });
+    assert.equal(res.status, 201, res.text);
+    return res.body;
+  };
+  const clinic = await makeAgent('Clinic');
+  const other = await makeAgent('Dentist');
+  const book = async (agent, start, email, caller) => {
+    const res = await worker.api('POST', '/api/v1/appointments', { agent_id: agent.id, start_at: at(start), name: 'Jo', email, caller_number: caller });
+    assert.equal(res.status, 201, res.text);
+    return res.body;
+  };
+  const rowsOf = async (id) => (await worker.d1(`SELECT subject, call_id, channel, before_minutes, start_at, due_at, status FROM reminders WHERE appointment_id = '${id}' ORDER BY channel, before_minutes`));
+
+  const moved = await book(clinic, late, 'moved-appt@example.com', '+15558675321');
+  const cancelled = await book(other, early, 'cancelled-appt@example.com', '+15558675322');
+  const booked = await rowsOf(moved.id);
+  assert.deepEqual(booked.map((r) => [r.subject, r.call_id, r.channel, r.before_minutes, r.start_at, r.due_at, r.status]), [
+    ['appointment', null, 'email', before, late, late - before * 60_000, 'pending'],
+    ['appointment', null, 'email', 43200, late, late - 43200 * 60_000, 'skipped'],
+    ['appointment', null, 'sms', before, late, late - before * 60_000, 'pending'],
+    ['appointment', null, 'sms', 43200, late, late - 43200 * 60_000, 'skipped'],
+  ]);
+
+  const res = await worker.api('POST', `/api/v1/appointments/${moved.id}/reschedule`, { start_at: at(early) });
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual((await rowsOf(moved.id)).map((r) => [r.channel, r.before_minutes, r.start_at, r.due_at, r.status]), [
+    ['email', before, early, early - before * 60_000, 'pending'],
+    ['email', 43200, early, early - 43200 * 60_000, 'skipped'],
+    ['sms', before, early, early - before * 60_000, 'pending'],
+    ['sms', 43200, early, early - 43200 * 60_000, 'skipped'],
+  ]);
+  assert.equal((await worker.api('POST', `/api/v1/appointments/${cancelled.id}/cancel`)).status, 200);
+  assert.deepEqual((await rowsOf(cancelled.id)).map((r) => r.status), ['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+
+  // Due for the new time: the email (the appointment's invitation wording) and the text go out once.
+  const reminder = await eventually(async () => {
+    await worker.scheduled();
+    return remindersTo('moved-appt@example.com')[0];
+  }, { timeout: 150_000, interval: 2_000, message: 'the moved appointment\'s reminder' });
+  assert.ok(reminder.at >= early - before * 60_000, 'not before its time');
+  const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
+  assert.match(reminder.body.subject, /^Reminder: appointment on /);
+  assert.ok(reminder.body.subject.includes(hhmm(early)), reminder.body.subject);
+  assert.equal(reminder.idempotencyKey, `reminder-email-${before}-${early}-${moved.id}`);
+  const text = await eventually(() => textsTo('+15558675321')[0], { timeout: 20_000, message: 'the appointment text' });
+  assert.equal(text.from, '+15017122661');
+  assert.match(text.body, new RegExp(`^Reminder: your appointment with Clinic is at .*, ${hhmm(early)} \\(UTC\\)\\. Reply STOP to opt out\\.$`));
+  await sleep(2_000);
+  await worker.scheduled();
+  await sleep(1_000);
+  assert.equal(remindersTo('moved-appt@example.com').length, 1, 'sent once, for the new time only');
+  assert.equal(textsTo('+15558675321').length, 1, 'texted once');
+  assert.deepEqual(remindersTo('cancelled-appt@example.com'), [], 'nothing for a cancelled appointment');
+  assert.deepEqual(textsTo('+15558675322'), [], 'no text for a cancelled appointment');
+  const after = await rowsOf(moved.id);
+  assert.deepEqual(after.map((r) => r.status), ['queued', 'skipped', 'queued', 'skipped']);
+  const emails = (await worker.api('GET', `/api/v1/appointments/${moved.id}`)).body.emails;
+  assert.deepEqual(emails.map((e) => e.kind).sort(), ['reminder', 'rescheduled', 'scheduled']);
+});

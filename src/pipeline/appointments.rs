@@ -1,5 +1,5 @@
 //! Changes to appointments, whether a call's tools or the API make them: each is stored with
-//! its invitation email in one batch (the email outbox, sent by the scheduler, which is woken
+//! its invitation email and its reminders (planned, moved or cancelled) in one batch (the email outbox, sent by the scheduler, which is woken
 //! for it), then announced as `appointment.booked|rescheduled|canceled` through the event
 //! outbox like the `call.*` events we make ourselves.
 
@@ -9,14 +9,16 @@ use crate::platform::alarm;
 use crate::platform::app::load_config;
 use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
 use crate::platform::zones;
-use crate::store::agents;
+use crate::store::agents::{self, Agent};
 use crate::store::appointments::{self, Appointment, Booking, NewAppointment};
 use crate::store::emails::{About, NewEmail};
+use crate::store::reminders::NewReminder;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::appointments::{may_change, BookingError, Slot};
 use phone_agent_core::config::Config;
 use phone_agent_core::ids::EventId;
+use phone_agent_core::reminders::{self, Channel};
 use phone_agent_core::scheduling::email::{
     appointment_email, appointment_idempotency_key, AppointmentEmail, EmailKind,
 };
@@ -31,13 +33,16 @@ pub type Changed = Result<Result<Appointment, BookingError>, ApiError>;
 pub async fn book(env: &Env, tenant: &Tenant, new: &NewAppointment<'_>) -> Changed {
     let booked = new.booked();
     let config = load_config(env)?;
-    let agent_name = agent_name(tenant, &booked).await?;
+    let agent = agents::get(tenant, booked.agent_id.as_str()).await?;
+    let agent_name = name_of(agent.as_ref(), &booked);
     let email = compose(&config, tenant, &booked, &agent_name, EmailKind::Scheduled)?;
-    match appointments::book(tenant, new, email.as_ref()).await? {
+    let reminders = plan_reminders(agent.as_ref(), &booked, new.now)?;
+    match appointments::book(tenant, new, email.as_ref(), &reminders).await? {
         Booking::Booked => {}
         Booking::SlotTaken => return Ok(Err(BookingError::SlotTaken)),
         Booking::CallHasOne => return Ok(Err(BookingError::AlreadyBooked)),
     }
+    wake_for_reminders(env, &reminders).await;
     announced(
         env,
         tenant,
@@ -90,7 +95,8 @@ pub async fn reschedule(
         ..next(current, now)
     };
     let config = load_config(env)?;
-    let agent_name = agent_name(tenant, current).await?;
+    let agent = agents::get(tenant, current.agent_id.as_str()).await?;
+    let agent_name = name_of(agent.as_ref(), current);
     let email = compose(&config, tenant, &after, &agent_name, EmailKind::Rescheduled)?;
     let moved = (slot.start, slot.end);
     match appointments::reschedule(tenant, current, moved, now, email.as_ref()).await? {
@@ -98,6 +104,8 @@ pub async fn reschedule(
         Some(false) => return Ok(Err(BookingError::SlotTaken)),
         None => return Ok(Err(BookingError::Changed)),
     }
+    // The stored reminders moved in the batch; these are only their new times, for the wake-up.
+    wake_for_reminders(env, &plan_reminders(agent.as_ref(), &after, now)?).await;
     let id = current.id.as_str();
     announced(env, tenant, id, "appointment.rescheduled", email.is_some()).await
 }
@@ -144,13 +152,60 @@ async fn announced(
 /// The name the invitation gives the calendar: its agent's (the id once the agent is deleted).
 async fn agent_name(tenant: &Tenant, appointment: &Appointment) -> Result<String, ApiError> {
     let agent = agents::get(tenant, appointment.agent_id.as_str()).await?;
-    Ok(agent.map_or_else(|| appointment.agent_id.to_string(), |a| a.name))
+    Ok(name_of(agent.as_ref(), appointment))
+}
+
+/// `agent`'s name, or the appointment's agent id once the agent is deleted.
+fn name_of(agent: Option<&Agent>, appointment: &Appointment) -> String {
+    agent.map_or_else(|| appointment.agent_id.to_string(), |a| a.name.clone())
+}
+
+/// The reminders `agent`'s settings give `appointment` (at its start), planned at `now`: by
+/// email when it was booked with an address, by SMS when the caller's number is known.
+fn plan_reminders(
+    agent: Option<&Agent>,
+    appointment: &Appointment,
+    now: i64,
+) -> Result<Vec<NewReminder>, ApiError> {
+    let config = agent.and_then(|a| serde_json::from_str::<serde_json::Value>(&a.config).ok());
+    let Some(settings) = config.as_ref().and_then(reminders::settings) else {
+        return Ok(Vec::new());
+    };
+    let start_at = appointment.slot_start;
+    reminders::plan(&settings, start_at, now, |channel| match channel {
+        Channel::Email => appointment.email.is_some(),
+        Channel::Sms => appointment.caller_number.is_some(),
+    })
+    .into_iter()
+    .map(|p| {
+        Ok(NewReminder {
+            id: new_id()?,
+            channel: p.channel,
+            before_minutes: p.before_minutes,
+            start_at,
+            due_at: p.due_at,
+            skipped: p.skipped,
+        })
+    })
+    .collect()
+}
+
+/// Wakes the scheduler for the earliest of `planned` still to be sent.
+async fn wake_for_reminders(env: &Env, planned: &[NewReminder]) {
+    if let Some(at) = planned
+        .iter()
+        .filter(|r| !r.skipped)
+        .map(|r| r.due_at)
+        .min()
+    {
+        alarm::wake_at(env, at).await;
+    }
 }
 
 /// The invitation announcing `kind` of `appointment` (as it is after the change: its sequence
 /// and `updated_at`) to the caller's address, when there is one. Without a usable `EMAIL_FROM`
 /// it carries the reason and is stored dead, like a call's.
-fn compose<'a>(
+pub fn compose<'a>(
     config: &Config,
     tenant: &'a Tenant,
     appointment: &'a Appointment,

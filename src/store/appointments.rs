@@ -6,6 +6,7 @@ use crate::store::db::{self, row};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
+use crate::store::reminders::{self, NewReminder};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{AgentId, AppointmentId, CallId};
 
@@ -93,6 +94,7 @@ pub async fn book(
     tenant: &Tenant,
     new: &NewAppointment<'_>,
     email: Option<&NewEmail<'_>>,
+    reminders: &[NewReminder],
 ) -> Result<Booking, StoreError> {
     let mut statements = vec![tenant.stmt(
         "INSERT INTO appointments (tenant_id, id, agent_id, call_id, slot_start, slot_end,
@@ -124,6 +126,9 @@ pub async fn book(
             &[new.id],
         )?);
     }
+    statements.extend(reminders::plan_appointment(
+        tenant, new.id, reminders, new.now,
+    )?);
     let changed = db::batch(tenant.db(), statements).await?;
     if changed.first() == Some(&1) {
         return Ok(Booking::Booked);
@@ -213,7 +218,9 @@ pub async fn cancel(
          WHERE tenant_id = ?1 AND id = ?2 AND status = 'booked' AND sequence = ?3",
         &[&current.id, &current.sequence, &now],
     )?;
-    changed(tenant, statement, current, "canceled", email).await
+    let next = current.sequence + 1;
+    let reminders = reminders::appointment_cancelled(tenant.db(), &current.id, next, now)?;
+    changed(tenant, [statement, reminders], current, "canceled", email).await
 }
 
 /// Moves `current` (the tenant's booked appointment as read) to the slot `(start, end)` and
@@ -233,7 +240,9 @@ pub async fn reschedule(
          WHERE tenant_id = ?1 AND id = ?2 AND status = 'booked' AND sequence = ?3",
         &[&current.id, &current.sequence, &start, &end, &now],
     )?;
-    if changed(tenant, statement, current, "booked", email).await? {
+    let next = current.sequence + 1;
+    let reminders = reminders::appointment_moved(tenant.db(), &current.id, start, next, now)?;
+    if changed(tenant, [statement, reminders], current, "booked", email).await? {
         return Ok(Some(true));
     }
     // Skipped: either the slot is held or the row moved on since it was read.
@@ -243,16 +252,17 @@ pub async fn reschedule(
     Ok(unchanged.then_some(false))
 }
 
-/// Runs `statement` (a compare-and-set on `current`'s sequence) and queues `email` only if it
-/// left the row at the next sequence with `status`; whether it changed the row.
+/// Runs `statement` (a compare-and-set on `current`'s sequence) and `reminders` (the change to
+/// its reminders, guarded on the same outcome), and queues `email` only if it left the row at
+/// the next sequence with `status`; whether it changed the row.
 async fn changed(
     tenant: &Tenant,
-    statement: worker::d1::D1PreparedStatement,
+    [statement, reminders]: [worker::d1::D1PreparedStatement; 2],
     current: &Appointment,
     status: &str,
     email: Option<&NewEmail<'_>>,
 ) -> Result<bool, StoreError> {
-    let mut statements = vec![statement];
+    let mut statements = vec![statement, reminders];
     if let Some(email) = email {
         let next = current.sequence + 1;
         statements.extend(emails::queue(

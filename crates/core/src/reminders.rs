@@ -46,7 +46,7 @@ impl Channel {
 /// The channels this build can send reminders on.
 pub const SENDABLE: [Channel; 2] = [Channel::Email, Channel::Sms];
 
-/// What a reminder is about: a scheduled call (appointments join when booking does).
+/// What a reminder is about: a scheduled call or a booked appointment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     /// A scheduled outbound call.
@@ -223,9 +223,9 @@ pub fn plan(
     out
 }
 
-/// The outbox key of the reminder `before_minutes` ahead of `call_id`'s start `start_at` on
-/// `channel`: sent once per call, offset and start (a moved call is reminded again for its new
-/// time), at most 256 characters.
+/// The outbox key of the reminder `before_minutes` ahead of the start `start_at` of `call_id`
+/// (a call's or an appointment's id) on `channel`: sent once per subject, offset and start (a
+/// moved call or appointment is reminded again for its new time), at most 256 characters.
 pub fn idempotency_key(
     call_id: &str,
     channel: Channel,
@@ -239,9 +239,10 @@ pub fn idempotency_key(
     key.chars().take(256).collect()
 }
 
-/// The text of an SMS reminder of a call with `agent_name` at `start`, on `zone`'s clocks (UTC
-/// without one), with the opt-out line carriers expect.
+/// The text of an SMS reminder of a call (or appointment) with `agent_name` at `start`, on
+/// `zone`'s clocks (UTC without one), with the opt-out line carriers expect.
 pub fn reminder_text(
+    subject: Subject,
     agent_name: &str,
     start: chrono::DateTime<chrono::Utc>,
     zone: Option<&crate::zones::Zone>,
@@ -251,7 +252,8 @@ pub fn reminder_text(
         None => (start.fixed_offset(), "UTC"),
     };
     format!(
-        "Reminder: your call with {agent_name} is at {} ({zone_name}). Reply STOP to opt out.",
+        "Reminder: your {} with {agent_name} is at {} ({zone_name}). Reply STOP to opt out.",
+        subject.as_str(),
         local.format("%a %b %-d, %H:%M")
     )
 }
@@ -316,12 +318,16 @@ mod tests {
         let zone = crate::zones::Zone::resolve(&rules, "Europe/Paris").unwrap();
         let at = "2026-12-07T13:30:00Z".parse().unwrap();
         assert_eq!(
-            reminder_text("Ava", at, Some(&zone)),
+            reminder_text(Subject::Call, "Ava", at, Some(&zone)),
             "Reminder: your call with Ava is at Mon Dec 7, 14:30 (Europe/Paris). Reply STOP to opt out."
         );
         assert_eq!(
-            reminder_text("Ava", at, None),
+            reminder_text(Subject::Call, "Ava", at, None),
             "Reminder: your call with Ava is at Mon Dec 7, 13:30 (UTC). Reply STOP to opt out."
+        );
+        assert_eq!(
+            reminder_text(Subject::Appointment, "Ava", at, Some(&zone)),
+            "Reminder: your appointment with Ava is at Mon Dec 7, 14:30 (Europe/Paris). Reply STOP to opt out."
         );
     }
 
