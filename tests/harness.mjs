@@ -13,6 +13,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseToml } from 'smol-toml';
+import { Agent, setGlobalDispatcher } from 'undici';
+
+// Every request of the test process (tests and fakes) on a fresh connection: a kept-alive socket
+// that the worker's server closes while idle can be picked for the next request at that very
+// moment, which then fails with ECONNRESET although nothing is wrong (seen on a loaded CI machine).
+setGlobalDispatcher(new Agent({ pipelining: 0 }));
 
 const execFileAsync = promisify(execFile);
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -204,11 +204,16 @@ test('a Telnyx L16 call restored after a reset still byte-swaps its audio for De
   const swapped = Buffer.from([0x34, 0x12]);
   /** Whether `conn` got exactly the byte-swapped frames (once its audio stopped growing). */
   const gotSwapped = async (conn) => {
-    let bytes = -1;
-    await eventually(async () => { const same = conn.audioBytes === bytes; bytes = conn.audioBytes; await sleep(300); return same; }, { message: 'audio settled' });
+    // Settled: no audio arrived over the last 500 ms. The count and the hash are read together,
+    // after the wait, so audio that arrives late is in both or in neither.
+    const { bytes, hash } = await eventually(async () => {
+      const seen = conn.audioBytes;
+      await sleep(500);
+      return conn.audioBytes === seen && { bytes: seen, hash: conn.hash.copy().digest('hex') };
+    }, { message: 'audio settled' });
     assert.ok(bytes >= 1600 && bytes % 2 === 0, `${bytes} bytes`);
     const expected = createHash('sha256').update(Buffer.alloc(bytes, swapped)).digest('hex');
-    assert.equal(conn.hash.copy().digest('hex'), expected, 'every sample reached Deepgram byte-swapped');
+    assert.equal(hash, expected, 'every sample reached Deepgram byte-swapped');
   };
 
   let stopAudio = streamCallerAudio(client, () => frame);
