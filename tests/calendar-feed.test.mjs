@@ -205,3 +205,21 @@ test('feed URLs are checked when the agent is saved: form always, private addres
     await strict.stop();
   }
 });
+
+test('a feed address is a credential: admin keys read it back, operator and viewer keys only its origin', async () => {
+  const secretUrl = `${feed.url(FEED)}?token=private-5ecret`;
+  const created = await createAgent(worker, { name: 'secret feed', ...base, calendar: calendar(secretUrl) });
+  const origin = new URL(secretUrl).origin;
+  for (const role of ['admin', 'operator', 'viewer']) {
+    const key = (await worker.api('POST', '/api/v1/api-keys', { name: `feed ${role}`, role })).body.key;
+    const one = await worker.api('GET', `/api/v1/agents/${created.id}`, undefined, { key });
+    assert.equal(one.status, 200, one.text);
+    const listed = await worker.api('GET', '/api/v1/agents?limit=100', undefined, { key });
+    assert.equal(listed.status, 200, listed.text);
+    const inList = listed.body.data.find((a) => a.id === created.id);
+    const expected = role === 'admin' ? secretUrl : origin;
+    assert.equal(one.body.calendar.feed_url, expected, role);
+    assert.equal(inList.calendar.feed_url, expected, `${role} (list)`);
+    if (role !== 'admin') assert.ok(!one.text.includes('5ecret') && !listed.text.includes('5ecret'), `${role} never sees the token`);
+  }
+});

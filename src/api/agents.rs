@@ -13,6 +13,8 @@ use crate::store::agents::{self, Agent};
 use crate::store::audit::{self, Change};
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::parse_agent_for;
+use phone_agent_core::appointments::feed_origin;
+use phone_agent_core::auth::Role;
 use phone_agent_core::scheduling::request::FieldError;
 use phone_agent_core::webhooks::signatures::new_endpoint_secret;
 use serde_json::{json, Value};
@@ -46,6 +48,20 @@ pub fn render(agent: &Agent) -> Value {
         "reminders",
     ] {
         v[key] = config.get(key).cloned().unwrap_or(Value::Null);
+    }
+    v
+}
+
+/// An agent as `who` may read it: admins (who alone edit agents) see everything; other roles
+/// see only the origin of a calendar feed address, which is a credential for private calendars.
+fn render_for(agent: &Agent, who: &Principal) -> Value {
+    let mut v = render(agent);
+    if who.role != Role::Admin {
+        if let Some(url) = v.pointer_mut("/calendar/feed_url") {
+            if let Some(origin) = url.as_str().map(feed_origin) {
+                *url = Value::String(origin);
+            }
+        }
     }
     v
 }
@@ -110,11 +126,11 @@ pub(super) async fn get(app: &App, who: &Principal, id: &str) -> ApiResult {
     let agent = agents::get(&Tenant::of(app, who)?, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
-    Ok(json_response(200, &render(&agent)))
+    Ok(json_response(200, &render_for(&agent, who)))
 }
 
 pub(super) async fn list(req: &Request, app: &App, who: &Principal) -> ApiResult {
-    list_of::<Agent>(req, app, who, render).await
+    list_of::<Agent>(req, app, who, |agent| render_for(agent, who)).await
 }
 
 /// `GET /api/v1/agents/{id}/tools-secret` (admins): the secret the agent's HTTP tools are

@@ -283,6 +283,18 @@ pub fn check_feed_url(config: &Value, allow_private: bool) -> Result<(), FieldEr
         })
 }
 
+/// What readers other than admins see of a feed address: its origin (scheme, host, port), no
+/// user info, path or query. A private calendar's address is a credential (Google's "secret
+/// address in iCal format", Outlook's published ICS link).
+pub fn feed_origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{}://{host}", scheme.to_ascii_lowercase())
+}
+
 /// The windows of one weekday, sorted, each `start < end`, none overlapping.
 fn parse_windows(value: &Value) -> Result<Vec<(u32, u32)>, String> {
     const RULE: &str = "a weekday is a list of [\"HH:MM\", \"HH:MM\"] windows, start before end, \
@@ -627,6 +639,24 @@ pub fn parse_reschedule(body: &Value) -> Result<i64, Vec<FieldError>> {
 mod tests {
     use super::*;
     use crate::zones::Tzdb;
+
+    #[test]
+    fn a_feed_address_shows_only_its_origin() {
+        for (url, origin) in [
+            (
+                "https://calendar.google.com/calendar/ical/me%40x.com/private-0123abcd/basic.ics",
+                "https://calendar.google.com",
+            ),
+            (
+                "HTTPS://user:pa55@cal.example:8443/feed.ics?token=s3cret#x",
+                "https://cal.example:8443",
+            ),
+            ("http://127.0.0.1:9000?k=v", "http://127.0.0.1:9000"),
+            ("https://cal.example", "https://cal.example"),
+        ] {
+            assert_eq!(feed_origin(url), origin, "{url}");
+        }
+    }
 
     fn ms(s: &str) -> i64 {
         DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
