@@ -372,3 +372,33 @@ test('the audit log shows the key creations and the revocation; filters narrow i
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
+
+test('a list longer than a page: "Load more" appends the next page; creating a tenant lists from the first page again', { skip: skipBrowser }, async () => {
+  for (let i = 0; i < 52; i++) {
+    const res = await worker.api('POST', '/api/v1/tenants', { name: `Paged ${String(i).padStart(2, '0')}` });
+    assert.equal(res.status, 201, res.text);
+  }
+  const total = () => worker.api('GET', '/api/v1/tenants?limit=200').then((r) => r.body.data.length);
+  const count = await total();
+  assert.ok(count > 50 && count <= 100, `${count} tenants: two pages`);
+  const page = await newPage();
+  await page.getByRole('link', { name: 'Tenants' }).click();
+  const list = page.locator('#tenants-list');
+  const caption = list.locator('caption');
+  await caption.filter({ hasText: '50 tenants (more below)' }).waitFor();
+  assert.equal(await list.locator('tbody tr').count(), 50);
+  await list.getByRole('button', { name: 'Load more' }).click();
+  await caption.filter({ hasText: new RegExp(`^${count} tenants$`) }).waitFor();
+  assert.equal(await list.locator('tbody tr').count(), count);
+  const ids = await list.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+  assert.equal(new Set(ids).size, count, 'no tenant twice');
+  assert.equal(await list.getByRole('button', { name: 'Load more' }).count(), 0);
+
+  await page.getByLabel('Name').fill('After paging');
+  await page.getByRole('button', { name: 'Create tenant' }).click();
+  await page.locator('#tenant-notice .secret-once').waitFor();
+  await caption.filter({ hasText: '50 tenants (more below)' }).waitFor();
+  assert.equal(await total(), count + 1);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

@@ -145,10 +145,30 @@ export function pageHeader(title, ...actions) {
   return h('div', { class: 'page-header' }, h('h2', { id: 'page-title', tabindex: '-1' }, title), actions.length ? h('div', { class: 'actions' }, actions) : null);
 }
 
-/** "Load more" for `{data, next_cursor}` lists. */
-export function pager(nextCursor, onMore) {
-  if (!nextCursor) return null;
-  return h('button', { type: 'button', class: 'secondary', onclick: () => onMore(nextCursor) }, 'Load more');
+/**
+ * A `{data, next_cursor}` list as a table with "Load more": `more(cursor)` fetches a page
+ * (`more()` the first again, for `reload`); a failed fetch shows in `errors`.
+ * `caption(rows, hasMore)` labels the table. Returns the list's element and `reload`.
+ */
+export function pagedTable({ id, first, more, columns, caption, empty, errors }) {
+  const list = h('div', id ? { id } : {});
+  let rows = [];
+  const draw = (page, append) => {
+    rows = append ? rows.concat(page.data) : page.data;
+    setChildren(list,
+      table({ caption: caption(rows, Boolean(page.next_cursor)), columns, rows, empty }),
+      page.next_cursor ? h('button', {
+        type: 'button', class: 'secondary', onclick: async () => {
+          try {
+            draw(await more(page.next_cursor), true);
+          } catch (err) {
+            showError(errors, err);
+          }
+        },
+      }, 'Load more') : null);
+  };
+  draw(first, false);
+  return { list, reload: async () => draw(await more(), false) };
 }
 
 export function json(value) {

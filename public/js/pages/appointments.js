@@ -2,7 +2,7 @@
 // time in the calendar's zone), one appointment with its invitation emails, and for operate keys
 // rescheduling (a wall-clock time in the calendar's zone) and canceling.
 import { api, qs } from '../api.js';
-import { h, setChildren, table, badge, fmtTime, field, pageHeader, errorBox, showError, announce, json } from '../dom.js';
+import { h, table, badge, fmtTime, field, pageHeader, errorBox, showError, announce, json, pagedTable } from '../dom.js';
 import { zonedTime } from './calls.js';
 import { wallTimeIn } from './schedule.js';
 
@@ -61,25 +61,12 @@ export async function appointmentsPage(ctx) {
     { label: 'Email', cell: (a) => a.email ?? '—' },
     { label: 'Booked by', cell: (a) => (a.call_id ? h('a', { href: `#/calls/${encodeURIComponent(a.call_id)}` }, 'call') : 'API') },
   ];
-  const list = h('div', { id: 'appointments-list' });
   const errors = errorBox();
-  let rows = page.data;
-  const draw = (next) => {
-    setChildren(list,
-      table({ caption: `${rows.length} appointment${rows.length === 1 ? '' : 's'}`, columns, rows, empty: 'No appointments match these filters.' }),
-      next ? h('button', {
-        type: 'button', class: 'secondary', onclick: async () => {
-          try {
-            const more = await api('GET', `/appointments${qs({ ...filters, limit: 25, cursor: next })}`);
-            rows = rows.concat(more.data);
-            draw(more.next_cursor);
-          } catch (err) {
-            showError(errors, err);
-          }
-        },
-      }, 'Load more') : null);
-  };
-  draw(page.next_cursor);
+  const { list } = pagedTable({
+    id: 'appointments-list', first: page, columns, errors, empty: 'No appointments match these filters.',
+    more: (cursor) => api('GET', `/appointments${qs({ ...filters, limit: 25, cursor })}`),
+    caption: (rows) => `${rows.length} appointment${rows.length === 1 ? '' : 's'}`,
+  });
   return h('section', { 'aria-labelledby': 'page-title' }, pageHeader('Appointments'), form, errors, list);
 }
 

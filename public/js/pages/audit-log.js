@@ -1,7 +1,7 @@
 // The audit log (admin keys): every change made through the API, newest first, narrowed by
 // actor, action, resource and time (the filters GET /api/v1/audit-log takes), cursor-paged.
 import { api, qs } from '../api.js';
-import { h, setChildren, table, fmtTime, field, pageHeader, errorBox, showError, pager, json } from '../dom.js';
+import { h, fmtTime, field, pageHeader, errorBox, json, pagedTable } from '../dom.js';
 
 const FILTERS = ['actor', 'action', 'resource_type', 'resource_id', 'from', 'to'];
 
@@ -61,21 +61,11 @@ export async function auditLogPage(ctx) {
     { label: 'Change', cell: change },
   ];
   const errors = errorBox();
-  const list = h('div', { id: 'audit-list' });
-  let rows = [];
-  const draw = (page) => {
-    rows = rows.concat(page.data);
-    setChildren(list,
-      table({ caption: `${rows.length} entr${rows.length === 1 ? 'y' : 'ies'}${page.next_cursor ? ' (more below)' : ''}`, columns, rows, empty: 'No entries match these filters.' }),
-      pager(page.next_cursor, async (cursor) => {
-        try {
-          draw(await api('GET', query({ cursor })));
-        } catch (err) {
-          showError(errors, err);
-        }
-      }));
-  };
-  draw(first);
+  const { list } = pagedTable({
+    id: 'audit-list', first, columns, errors, empty: 'No entries match these filters.',
+    more: (cursor) => api('GET', query({ cursor })),
+    caption: (rows, more) => `${rows.length} entr${rows.length === 1 ? 'y' : 'ies'}${more ? ' (more below)' : ''}`,
+  });
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader('Audit log'),
     h('p', { class: 'muted' }, 'Every change made through the API: who, what, before and after (never secrets), and the request id.'),

@@ -1,5 +1,5 @@
 import { api, qs } from '../api.js';
-import { h, setChildren, table, badge, fmtTime, fmtDuration, fmtMs, field, pageHeader, errorBox, showError } from '../dom.js';
+import { h, setChildren, badge, fmtTime, fmtDuration, fmtMs, field, pageHeader, errorBox, showError, pagedTable } from '../dom.js';
 import { browserZone } from './schedule.js';
 
 export const CALL_STATUSES = ['scheduled', 'dispatching', 'queued', 'ringing', 'in_progress', 'completed', 'no_answer', 'busy', 'failed', 'canceled'];
@@ -89,26 +89,12 @@ export async function callsPage(ctx) {
     { label: 'Email', cell: (c) => c.email_status ?? '—' },
     { label: 'Live', cell: (c) => (LIVE_STATUSES.has(c.status) ? h('a', { href: `#/calls/${encodeURIComponent(c.id)}/live` }, 'Watch live') : '—') },
   ];
-  const list = h('div', { id: 'calls-list' });
   const errors = errorBox();
-  let rows = page.data;
-  const draw = (next) => {
-    setChildren(list, 
-      table({ caption: `${rows.length} call${rows.length === 1 ? '' : 's'}`, columns, rows, empty: 'No calls match these filters.' }),
-      next ? h('button', {
-        type: 'button', class: 'secondary', onclick: async () => {
-          try {
-            const more = await api('GET', `/calls${qs({ ...filters, from: dayStart(filters.from), to: dayStart(filters.to, 1), limit: 25, cursor: next })}`);
-            rows = rows.concat(more.data);
-            draw(more.next_cursor);
-          } catch (err) {
-            showError(errors, err);
-          }
-        },
-      }, 'Load more') : null,
-    );
-  };
-  draw(page.next_cursor);
+  const { list } = pagedTable({
+    id: 'calls-list', first: page, columns, errors, empty: 'No calls match these filters.',
+    more: (cursor) => api('GET', `/calls${qs({ ...filters, from: dayStart(filters.from), to: dayStart(filters.to, 1), limit: 25, cursor })}`),
+    caption: (rows) => `${rows.length} call${rows.length === 1 ? '' : 's'}`,
+  });
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader('Calls', h('a', { class: 'button', href: '#/schedule', 'data-needs': 'operate' }, 'Schedule a call')),
     form, icsImport(ctx, agents.data), errors, list);

@@ -1,5 +1,5 @@
 import { api, qs } from '../api.js';
-import { h, setChildren, table, badge, fmtTime, fmtMs, field, pageHeader, errorBox, showError, announce } from '../dom.js';
+import { h, table, badge, fmtTime, fmtMs, field, pageHeader, errorBox, showError, announce, pagedTable } from '../dom.js';
 
 const STATUSES = ['pending', 'succeeded', 'failed', 'dead', 'canceled'];
 
@@ -76,22 +76,11 @@ export async function deliveriesPage(ctx) {
     { label: 'Event', cell: (d) => h('a', { href: `#/events/${encodeURIComponent(d.event_id)}` }, d.event_id) },
     { label: 'Actions', cell: (d) => (['dead', 'failed', 'canceled', 'succeeded'].includes(d.status) ? replayButton(d, errors, refresh) : '—') },
   ];
-  const list = h('div', {});
-  let rows = page.data;
-  const draw = (next) => setChildren(list, 
-    table({ caption: `${rows.length} deliver${rows.length === 1 ? 'y' : 'ies'}${filters.status === 'dead' ? ' in the dead-letter list' : ''}`, columns, rows, empty: 'No deliveries match.' }),
-    next ? h('button', {
-      type: 'button', class: 'secondary', onclick: async () => {
-        try {
-          const more = await api('GET', `/deliveries${qs({ ...filters, limit: 50, cursor: next })}`);
-          rows = rows.concat(more.data);
-          draw(more.next_cursor);
-        } catch (err) {
-          showError(errors, err);
-        }
-      },
-    }, 'Load more') : null);
-  draw(page.next_cursor);
+  const { list } = pagedTable({
+    first: page, columns, errors, empty: 'No deliveries match.',
+    more: (cursor) => api('GET', `/deliveries${qs({ ...filters, limit: 50, cursor })}`),
+    caption: (rows) => `${rows.length} deliver${rows.length === 1 ? 'y' : 'ies'}${filters.status === 'dead' ? ' in the dead-letter list' : ''}`,
+  });
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader('Deliveries',
       filters.status === 'dead' ? h('a', { class: 'button secondary', href: '#/deliveries' }, 'All deliveries')

@@ -1,5 +1,5 @@
 import { api, qs } from '../api.js';
-import { h, setChildren, table, badge, fmtTime, field, pageHeader, errorBox, showError, announce, json } from '../dom.js';
+import { h, table, badge, fmtTime, field, pageHeader, errorBox, showError, announce, json, pagedTable } from '../dom.js';
 
 export async function eventsPage(ctx) {
   const p = ctx.params;
@@ -26,23 +26,12 @@ export async function eventsPage(ctx) {
     { label: 'Call', cell: (e) => (e.call_id ? h('a', { href: `#/calls/${encodeURIComponent(e.call_id)}` }, e.call_id) : '—') },
     { label: 'Received', cell: (e) => fmtTime(e.received_at) },
   ];
-  const list = h('div', {});
   const errors = errorBox();
-  let rows = page.data;
-  const draw = (next) => setChildren(list, 
-    table({ caption: `${rows.length} event${rows.length === 1 ? '' : 's'}`, columns, rows, empty: 'No events match.' }),
-    next ? h('button', {
-      type: 'button', class: 'secondary', onclick: async () => {
-        try {
-          const more = await api('GET', `/events${qs({ ...filters, limit: 50, cursor: next })}`);
-          rows = rows.concat(more.data);
-          draw(more.next_cursor);
-        } catch (err) {
-          showError(errors, err);
-        }
-      },
-    }, 'Load more') : null);
-  draw(page.next_cursor);
+  const { list } = pagedTable({
+    first: page, columns, errors, empty: 'No events match.',
+    more: (cursor) => api('GET', `/events${qs({ ...filters, limit: 50, cursor })}`),
+    caption: (rows) => `${rows.length} event${rows.length === 1 ? '' : 's'}`,
+  });
   return h('section', { 'aria-labelledby': 'page-title' }, pageHeader('Webhook events'), form, errors, list);
 }
 

@@ -1,7 +1,7 @@
 // Tenants (bootstrap ADMIN_API_KEY only): list and create; a new tenant's first admin key is
 // shown once.
 import { api, qs } from '../api.js';
-import { h, setChildren, table, fmtTime, field, pageHeader, errorBox, showError, announce, secretOnce, pager, submitForm } from '../dom.js';
+import { h, fmtTime, field, pageHeader, errorBox, announce, secretOnce, submitForm, pagedTable } from '../dom.js';
 
 export async function tenantsPage() {
   const first = await api('GET', '/tenants?limit=50');
@@ -36,22 +36,11 @@ export async function tenantsPage() {
     { label: 'Id', cell: (t) => h('code', {}, t.id) },
     { label: 'Created', cell: (t) => fmtTime(t.created_at) },
   ];
-  const list = h('div', { id: 'tenants-list' });
-  let rows = [];
-  const draw = (page, append) => {
-    rows = append ? rows.concat(page.data) : page.data;
-    setChildren(list,
-      table({ caption: `${rows.length} tenant${rows.length === 1 ? '' : 's'}${page.next_cursor ? ' (more below)' : ''}`, columns, rows, empty: 'No tenants yet.' }),
-      pager(page.next_cursor, async (cursor) => {
-        try {
-          draw(await api('GET', `/tenants${qs({ limit: 50, cursor })}`), true);
-        } catch (err) {
-          showError(errors, err);
-        }
-      }));
-  };
-  const reload = async () => draw(await api('GET', '/tenants?limit=50'), false);
-  draw(first, false);
+  const { list, reload } = pagedTable({
+    id: 'tenants-list', first, columns, errors, empty: 'No tenants yet.',
+    more: (cursor) => api('GET', `/tenants${qs({ limit: 50, cursor })}`),
+    caption: (rows, more) => `${rows.length} tenant${rows.length === 1 ? '' : 's'}${more ? ' (more below)' : ''}`,
+  });
   return h('section', { 'aria-labelledby': 'page-title' },
     pageHeader('Tenants'),
     h('p', { class: 'muted' }, 'Every tenant of this deployment. Only the bootstrap ADMIN_API_KEY sees this page.'),
