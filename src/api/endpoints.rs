@@ -8,8 +8,8 @@ use super::request::{
     audited_delete, audited_update, field_error, found, invalid_fields, json_body, list_of,
     no_field_errors,
 };
-use crate::pipeline::call_status::OWN_PROVIDER;
 use crate::pipeline::forwarding;
+use crate::pipeline::forwarding::OWN_PROVIDER;
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::{

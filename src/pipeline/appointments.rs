@@ -3,11 +3,10 @@
 //! for it), then announced as `appointment.booked|rescheduled|canceled` through the event
 //! outbox like the `call.*` events we make ourselves.
 
-use crate::pipeline::call_status::OWN_PROVIDER;
-use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::pipeline::forwarding::{self, OwnEvent};
 use crate::platform::alarm;
 use crate::platform::app::load_config;
-use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
+use crate::platform::http::{log_line, new_id, ApiError};
 use crate::platform::zones;
 use crate::store::agents::{self, Agent};
 use crate::store::appointments::{self, Appointment, Booking, NewAppointment};
@@ -17,7 +16,6 @@ use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::appointments::{may_change, BookingError, Slot};
 use phone_agent_core::config::Config;
-use phone_agent_core::ids::EventId;
 use phone_agent_core::reminders::{self, Channel};
 use phone_agent_core::scheduling::email::{
     appointment_email, appointment_idempotency_key, AppointmentEmail, EmailKind,
@@ -256,36 +254,23 @@ async fn publish(env: &Env, tenant: &Tenant, event_type: &str, appointment: &App
     let now = appointment.updated_at;
     let key = format!("{}:{event_type}:{}", appointment.id, appointment.sequence);
     let call_id = appointment.call_id.as_ref().map(|c| c.as_str());
-    let payload = json!({"type": event_type, "timestamp": rfc3339(now), "data": {
-        "provider": OWN_PROVIDER, "provider_event_id": key, "call_id": call_id,
-        "agent_id": appointment.agent_id, "appointment": appointment.json()}});
-    let raw = payload.to_string();
     let published = async {
-        forwarding::publish(
-            &env.d1("DB")?,
-            &NewEvent {
-                tenant_id: tenant.id().as_str(),
-                provider: OWN_PROVIDER,
-                provider_event_id: &key,
-                event_type,
-                call_id,
-                received_at: now,
-                content_type: Some("application/json"),
-                raw_body: &raw,
-                payload: &payload,
-            },
-            &new_id::<EventId>()?,
-        )
-        .await
-        .map_err(ApiError::from)
+        let event = OwnEvent {
+            tenant_id: tenant.id().as_str(),
+            event_type,
+            key: &key,
+            call_id,
+            data: json!({"call_id": call_id, "agent_id": appointment.agent_id,
+                "appointment": appointment.json()}),
+            now,
+        };
+        forwarding::publish_own(env, &env.d1("DB")?, event).await
     }
     .await;
-    match published {
-        Ok(Published::New(_, deliveries)) if deliveries > 0 => alarm::wake_at(env, now).await,
-        Ok(_) => {}
-        Err(e) => log_line(
+    if let Err(e) = published {
+        log_line(
             json!({"level": "error", "msg": "appointment event not published",
             "type": event_type, "appointment_id": appointment.id, "error": e.message}),
-        ),
+        );
     }
 }

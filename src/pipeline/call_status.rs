@@ -9,17 +9,17 @@
 //! the same call row as attempt + 1.
 
 use crate::pipeline::campaigns;
-use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::pipeline::forwarding::{self, OwnEvent};
 use crate::platform::alarm;
 use crate::platform::app::load_config;
-use crate::platform::http::{log_line, new_id, rfc3339, ApiError};
+use crate::platform::http::{log_line, rfc3339, ApiError};
 use crate::store::agents;
 use crate::store::call_queue::{self, StreamWatch};
 use crate::store::calls::{self, Call, Guard};
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::retry_policy;
-use phone_agent_core::ids::{CallId, EventId};
+use phone_agent_core::ids::CallId;
 use phone_agent_core::scheduling::state::{
     is_terminal, retry_after_outcome, transition, Transition,
 };
@@ -27,9 +27,6 @@ use phone_agent_core::scheduling::{CallProvider, CallStatus};
 use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
-
-/// Provider name of the events this worker emits about its own calls.
-pub const OWN_PROVIDER: &str = "phone-agent";
 
 /// Outcome of asking for a status change.
 #[derive(Debug, PartialEq, Eq)]
@@ -238,8 +235,6 @@ pub async fn emit(
         return Ok(());
     };
     let mut data = json!({
-        "provider": OWN_PROVIDER,
-        "provider_event_id": key,
         "call_id": call.id,
         "provider_call_id": call.provider_call_id,
         "dial_provider": call.provider,
@@ -253,33 +248,19 @@ pub async fn emit(
     if let (Some(target), Value::Object(extra)) = (data.as_object_mut(), extra) {
         target.extend(extra);
     }
-    let payload = json!({"type": event_type, "timestamp": rfc3339(now), "data": data});
-    let raw = payload.to_string();
-    let published = forwarding::publish(
+    forwarding::publish_own(
+        env,
         db,
-        &NewEvent {
+        OwnEvent {
             tenant_id: call.tenant_id.as_str(),
-            provider: OWN_PROVIDER,
-            provider_event_id: key,
             event_type,
+            key,
             call_id: Some(call.id.as_str()),
-            received_at: now,
-            content_type: Some("application/json"),
-            raw_body: &raw,
-            payload: &payload,
+            data,
+            now,
         },
-        &new_id::<EventId>()?,
     )
-    .await?;
-    if let Published::New(_, deliveries) = published {
-        if deliveries == 0 {
-            return Ok(());
-        }
-        // The scheduler sends pending deliveries at once; no request context is needed, so this
-        // works the same from the API, a webhook, the alarm and the cron.
-        alarm::wake_at(env, now).await;
-    }
-    Ok(())
+    .await
 }
 
 /// After a no-answer or busy outcome, re-schedules the same call as the next attempt when the

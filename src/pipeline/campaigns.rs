@@ -2,10 +2,9 @@
 //! every other event) and what a contact's call outcome makes of the contact (the core's
 //! `campaigns::after_call`: done, or pending again for a retry inside the calling window).
 
-use crate::pipeline::call_status::OWN_PROVIDER;
-use crate::pipeline::forwarding::{self, NewEvent, Published};
+use crate::pipeline::forwarding::{self, OwnEvent};
 use crate::platform::alarm;
-use crate::platform::http::{new_id, rfc3339, ApiError};
+use crate::platform::http::ApiError;
 use crate::platform::zones::IntlZones;
 use crate::store::agents;
 use crate::store::calls::Call;
@@ -14,7 +13,6 @@ use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::agents::retry_policy;
 use phone_agent_core::campaigns::{after_call, parse_window, AfterCall};
-use phone_agent_core::ids::EventId;
 use phone_agent_core::scheduling::CallStatus;
 use phone_agent_core::zones::Zone;
 use serde_json::{json, Value};
@@ -42,8 +40,6 @@ pub async fn emit(
     now: i64,
 ) -> Result<(), ApiError> {
     let mut data = json!({
-        "provider": OWN_PROVIDER,
-        "provider_event_id": key,
         "campaign_id": campaign.id,
         "agent_id": campaign.agent_id,
         "name": campaign.name,
@@ -51,30 +47,19 @@ pub async fn emit(
     if let (Some(target), Value::Object(extra)) = (data.as_object_mut(), extra) {
         target.extend(extra);
     }
-    let payload = json!({"type": event_type, "timestamp": rfc3339(now), "data": data});
-    let raw = payload.to_string();
-    let published = forwarding::publish(
+    forwarding::publish_own(
+        env,
         db,
-        &NewEvent {
+        OwnEvent {
             tenant_id: campaign.tenant_id.as_str(),
-            provider: OWN_PROVIDER,
-            provider_event_id: key,
             event_type,
+            key,
             call_id: None,
-            received_at: now,
-            content_type: Some("application/json"),
-            raw_body: &raw,
-            payload: &payload,
+            data,
+            now,
         },
-        &new_id::<EventId>()?,
     )
-    .await?;
-    if let Published::New(_, deliveries) = published {
-        if deliveries > 0 {
-            alarm::wake_at(env, now).await;
-        }
-    }
-    Ok(())
+    .await
 }
 
 /// A campaign call reached its final status `outcome`: the contact is done, or pending again

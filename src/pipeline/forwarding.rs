@@ -5,16 +5,17 @@
 
 use crate::platform::alarm;
 use crate::platform::app::load_config;
-use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
+use crate::platform::http::{log_line, new_id, now_ms, random_unit, rfc3339, ApiError};
 use crate::platform::outbound;
 use crate::store::deliveries::{self, AttemptRecord};
 use phone_agent_core::config::Config;
 use phone_agent_core::delivery::{
     decide_attempt, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS,
 };
+use phone_agent_core::ids::EventId;
 use phone_agent_core::targets::check_target;
 use phone_agent_core::webhooks::signatures::sign_standard;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 use worker::d1::D1Database;
 use worker::{Env, Method};
@@ -28,6 +29,56 @@ const BATCH: i64 = 100;
 const PARALLEL: usize = 10;
 
 pub use crate::store::events::{publish, NewEvent, Published};
+
+/// Provider name of the events this worker emits itself (`call.*`, `campaign.*`,
+/// `appointment.*`).
+pub const OWN_PROVIDER: &str = "phone-agent";
+
+/// One event of our own, before it is stored.
+pub struct OwnEvent<'a> {
+    pub tenant_id: &'a str,
+    pub event_type: &'a str,
+    /// Unique per change, so a retried request or job cannot publish the change twice.
+    pub key: &'a str,
+    pub call_id: Option<&'a str>,
+    /// The event's `data`; `provider` and `provider_event_id` are added.
+    pub data: Value,
+    pub now: i64,
+}
+
+/// Stores one of our own events (deduplicated on its key) with its deliveries and wakes the
+/// scheduler to send them; the same from the API, a webhook, the alarm and the cron.
+pub async fn publish_own(env: &Env, db: &D1Database, event: OwnEvent<'_>) -> Result<(), ApiError> {
+    let mut data = event.data;
+    if let Value::Object(fields) = &mut data {
+        fields.insert("provider".into(), OWN_PROVIDER.into());
+        fields.insert("provider_event_id".into(), event.key.into());
+    }
+    let payload = json!({"type": event.event_type, "timestamp": rfc3339(event.now), "data": data});
+    let raw = payload.to_string();
+    let published = publish(
+        db,
+        &NewEvent {
+            tenant_id: event.tenant_id,
+            provider: OWN_PROVIDER,
+            provider_event_id: event.key,
+            event_type: event.event_type,
+            call_id: event.call_id,
+            received_at: event.now,
+            content_type: Some("application/json"),
+            raw_body: &raw,
+            payload: &payload,
+        },
+        &new_id::<EventId>()?,
+    )
+    .await?;
+    if let Published::New(_, deliveries) = published {
+        if deliveries > 0 {
+            alarm::wake_at(env, event.now).await;
+        }
+    }
+    Ok(())
+}
 
 /// Sends every due delivery of one event right away (the first attempt after the ack).
 pub async fn deliver_event(env: &Env, event_id: &str) {
