@@ -396,3 +396,30 @@ test('a contact who texted STOP is not dialled by a later campaign; after START 
   assert.equal(again[0].status, 'completed');
   assert.equal(dialsTo(texter), 1, 'dialled once the opt-out is lifted');
 });
+
+test('no caller id anywhere (no from, no number of the agent, no DEFAULT_FROM_NUMBER): a call and a campaign are refused, then the agent\'s number is used', async () => {
+  const bare = await startCampaignWorker({ vars: { ...VARS, TWILIO_API_URL: twilio.url, DEFAULT_FROM_NUMBER: null } });
+  try {
+    const made = await bare.api('POST', '/api/v1/agents', { name: 'No number', system_prompt: 'You call.', first_message: 'Hi!', voice: { provider: 'elevenlabs', voice_id: 'voice_1' } });
+    assert.equal(made.status, 201, made.text);
+    const startAt = new Date(Date.now() + 3_600_000).toISOString();
+    const call = { to: '+12125550142', agent_id: made.body.id, start_at: startAt };
+    const campaign = { agent_id: made.body.id, name: 'No caller id', window: windowAroundNewYork(), pacing: { calls_per_minute: 10, max_concurrent: 1 }, csv: `phone,name,time_zone\r\n+12125550143,Ann,${ZONES.ny}\r\n` };
+    for (const [path, body] of [['/api/v1/calls', call], ['/api/v1/campaigns', campaign]]) {
+      const res = await bare.api('POST', path, body);
+      assert.equal(res.status, 422, `${path}: ${res.text}`);
+      assert.deepEqual(res.body.error.details.map((d) => [d.field, d.code]), [['from', 'required']], `${path}: ${res.text}`);
+    }
+    assert.deepEqual((await bare.api('GET', '/api/v1/campaigns')).body.data, [], 'no campaign stored');
+    const number = await bare.api('POST', '/api/v1/numbers', { number: '+15550107777', agent_id: made.body.id });
+    assert.equal(number.status, 201, number.text);
+    const scheduled = await bare.api('POST', '/api/v1/calls', call);
+    assert.equal(scheduled.status, 201, scheduled.text);
+    assert.equal(scheduled.body.from, '+15550107777');
+    const given = await bare.api('POST', '/api/v1/calls', { ...call, to: '+12125550144', from: '+15017122661' });
+    assert.equal(given.status, 201, given.text);
+    assert.equal(given.body.from, '+15017122661');
+  } finally {
+    await bare.stop();
+  }
+});

@@ -4,6 +4,7 @@
 //! (`scheduling/campaigns.rs`).
 
 use crate::api::agents::field_errors;
+use crate::api::numbers::{caller_id, no_caller_id};
 use crate::api::request::{
     audited_update, field_error, found, invalid_fields, json_body_limited, list_response, page,
     query,
@@ -18,7 +19,6 @@ use crate::platform::zones::IntlZones;
 use crate::store::agents;
 use crate::store::audit;
 use crate::store::campaigns::{self, Campaign, ContactRow, Count, NewCampaign};
-use crate::store::numbers;
 use crate::store::tenant::Tenant;
 use phone_agent_core::agents::allowed_countries;
 use phone_agent_core::campaigns::{
@@ -118,18 +118,15 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     let agent_config: Value = serde_json::from_str(&agent.config).unwrap_or(Value::Null);
     let policy =
         allowed_countries(&agent_config).map_or_else(DialPolicy::anywhere, DialPolicy::only);
-    let from = match &request.from {
-        Some(from) => Some(from.clone()),
-        None => numbers::first_of_agent(&tenant, &agent.id)
-            .await?
-            .or_else(|| config.default_from_number.clone()),
-    };
+    let from = caller_id(
+        &tenant,
+        &agent.id,
+        request.from.as_ref(),
+        config.default_from_number.as_ref(),
+    )
+    .await?;
     let Some(from) = from else {
-        return Err(invalid_fields(json!([field_error(
-            "from",
-            "required",
-            "no caller id: give from, register a number for the agent, or set DEFAULT_FROM_NUMBER"
-        )])));
+        return Err(no_caller_id());
     };
     check_schedule(
         config,

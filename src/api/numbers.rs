@@ -17,8 +17,34 @@ use crate::store::numbers::{self, Number};
 use crate::store::tenant::Tenant;
 use crate::store::{agents, tenants};
 use phone_agent_core::agents::{parse_number, NumberSpec};
+use phone_agent_core::ids::AgentId;
 use serde_json::{json, Value};
 use worker::Request;
+
+/// The caller id a call of `agent_id` goes out with: `given`, else the tenant's first number the
+/// agent answers, else `DEFAULT_FROM_NUMBER`; `None` when there is none ([`no_caller_id`]).
+pub(super) async fn caller_id(
+    tenant: &Tenant,
+    agent_id: &AgentId,
+    given: Option<&String>,
+    default: Option<&String>,
+) -> Result<Option<String>, ApiError> {
+    if let Some(from) = given {
+        return Ok(Some(from.clone()));
+    }
+    Ok(numbers::first_of_agent(tenant, agent_id)
+        .await?
+        .or_else(|| default.cloned()))
+}
+
+/// The 422 of a call without a caller id.
+pub(super) fn no_caller_id() -> ApiError {
+    invalid_fields(json!([field_error(
+        "from",
+        "required",
+        "no caller id: give from, register a number for the agent, or set DEFAULT_FROM_NUMBER"
+    )]))
+}
 
 /// The API shape of a number.
 fn render(n: &Number) -> Value {

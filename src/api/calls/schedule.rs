@@ -2,6 +2,7 @@
 
 use super::row::{agent_name, email_facts, find, render};
 use crate::api::agents::field_errors;
+use crate::api::numbers::{caller_id, no_caller_id};
 use crate::api::request::{audited_update, field_error, invalid_fields, json_body};
 use crate::pipeline::call_status::{self, Applied, Change};
 use crate::platform::alarm;
@@ -19,7 +20,6 @@ use crate::store::audit;
 use crate::store::call_events::{self, Event};
 use crate::store::calls::{self, Call, NewCall};
 use crate::store::messages::{self, Outgoing};
-use crate::store::numbers;
 use crate::store::reminders::NewReminder;
 use crate::store::suppressions;
 use crate::store::tenant::Tenant;
@@ -171,18 +171,15 @@ pub(in crate::api) async fn schedule_one(
                 .collect(),
         ));
     }
-    let from = match &request.from {
-        Some(from) => Some(from.clone()),
-        None => numbers::first_of_agent(tenant, &agent.id)
-            .await?
-            .or_else(|| config.default_from_number.clone()),
-    };
+    let from = caller_id(
+        tenant,
+        &agent.id,
+        request.from.as_ref(),
+        config.default_from_number.as_ref(),
+    )
+    .await?;
     if from.is_none() && request.provider != DialProvider::Bland {
-        return Err(invalid_fields(json!([field_error(
-            "from",
-            "required",
-            "no caller id: give from, register a number for the agent, or set DEFAULT_FROM_NUMBER"
-        )])));
+        return Err(no_caller_id());
     }
     // Refused now rather than accepted and failed at dial (or e-mail) time; after the request's
     // own field errors, which the client can fix whatever the server lacks.
