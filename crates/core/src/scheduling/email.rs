@@ -708,4 +708,114 @@ mod tests {
         });
         assert_eq!(bad_from, Err(EmailError::InvalidFrom("Acme".into())));
     }
+
+    #[test]
+    fn an_appointment_reminder_reads_in_full() {
+        let body = appointment_email(&appointment(EmailKind::Reminder, 1)).unwrap();
+        assert_eq!(
+            body["text"],
+            "Hello Jordan Lee,\n\n\
+             A reminder: your appointment with Acme Dental is on Tue 1 Apr 2025, 09:00 (Europe/Berlin).\n\n\
+             About: Cleaning <b>& check</b>\n\n\
+             The attached invitation is the one you already have.\n\n\
+             Reference: appt_9"
+        );
+        assert_eq!(
+            body["html"],
+            "<p>Hello Jordan Lee,</p>\n\
+             <p>A reminder: your appointment with Acme Dental is on Tue 1 Apr 2025, 09:00 (Europe/Berlin).</p>\n\
+             <p>About: Cleaning &lt;b&gt;&amp; check&lt;/b&gt;</p>\n\
+             <p>The attached invitation is the one you already have.</p>\n\
+             <p>Reference: appt_9</p>\n\
+             <p><a href=\"https://calendar.google.com/calendar/render?action=TEMPLATE\
+             &amp;text=Appointment+with+Acme+Dental&amp;dates=20250401T070000Z%2F20250401T073000Z\
+             &amp;details=Cleaning+%3Cb%3E%26+check%3C%2Fb%3E%0AReference%3A+appt_9\">Add to Google Calendar</a></p>\n"
+        );
+    }
+
+    /// Name and SHA-256 of each body `bodies_are_pinned_byte_for_byte` builds.
+    const PINNED_BODIES: &str = "\
+call scheduled plain b20b7464434ecd2800739121ddae3af454bef4344e9aff474eca26ed4c0b585f\n\
+call scheduled bare 122bfbb383da8d077258dd0ba3b2cd4b8e43ed920bf6c70278459d7e4c00bffb\n\
+call scheduled odd 7404a1f0cec221df917b54c60a6db0a10b9dfb288a8e26d25d58fa0741db37bd\n\
+appointment scheduled plain b7ff1f8aa4dd7b2dd279d90941d2f9645bc8349c0ae2f09d75af395b267c9cac\n\
+appointment scheduled bare e737e415d98a363222146d1d881f8a32ccab8884323bd1dfc21ded61f5ada3b7\n\
+appointment scheduled odd 35bf1f9902d553e1f59c94c54a2c2e95959deb393e7735f6ffd9b014f937731b\n\
+call rescheduled plain a3e63c5f09747d0821afa987386b00f83346ecd6739afdc36662ad24d14d261a\n\
+call rescheduled bare 63ea494326c7c56e1faf2c1390e6b57dd25907249c8bf297795988ff0d09fa1d\n\
+call rescheduled odd 9b5325d08e4667be7c53116f4c1cd90b85b4342fa11bbe77d80f806273ac8af7\n\
+appointment rescheduled plain babb2ef7a107c7f49cf82a4104af0103006b86d03fe72bd5fd570f2b4ed31c67\n\
+appointment rescheduled bare c2fd2908ea28f8fcb8c00c49b97b2d5927a394ceb1b972e8a5339472686ca9b3\n\
+appointment rescheduled odd 33f195c3ca03d1b638b843784baa513d97b9b9dead95a6ed8e6e12d9c1efb50e\n\
+call canceled plain c510b603527ac4f848aa9c7b1a4ee750311de4172632230fc82dd4b27868fe2f\n\
+call canceled bare 532ee86fd5dd3ec036656278713b729f50a9c6032920f8d293679e02039ce0f4\n\
+call canceled odd 6c0b95c59f6c31a2948c44631072ef9cb516d358fb562a0debcabdd010fbf7c7\n\
+appointment canceled plain a82bc1fa9c7bcadd2b01114f0c7e7f0d8382f21d0c4b9e8dacff52a641726856\n\
+appointment canceled bare 51fc7accdc442205c817c65ddb67dbd129fc94a9fcdee51403ab1cddd854b7de\n\
+appointment canceled odd 46f8b867f68d69bacd8ea1baea4b31401216ee143e6d5a19c29fe3e01a48fc99\n\
+call reminder plain bb1bdefb0ee888e8e1611feedca522f3ef8c8c1b89ef4b66fc78736a8d09c652\n\
+call reminder bare f8176ebb6e62eda15496be8476cb131e2b89f54b7e1e7f055c5d1b2d5cef3255\n\
+call reminder odd 337abf83dbe086802318bf5de41fa457d8dfbd2725ba21b19260384b5a89a844\n\
+appointment reminder plain 6931b220bc437cfd66553710d711b5b282ea08967f600bc7a4b09f69123b1c0e\n\
+appointment reminder bare 5d82afa67f7f40996430aa2ec23f4bdb82610bfc0fd17504d3f9a993f1160568\n\
+appointment reminder odd 571c4db3b0613cc1285d26defb1dbbddd92dfc6ec1dafb7579a1e2f9ed6d0ed3\n";
+
+    /// Every kind of both emails, with and without the optional values, and with values that
+    /// need escaping: the digest of each whole body as it was before the two shared one
+    /// composer, so any byte that changes shows here.
+    #[test]
+    fn bodies_are_pinned_byte_for_byte() {
+        let kinds = [
+            EmailKind::Scheduled,
+            EmailKind::Rescheduled,
+            EmailKind::Canceled,
+            EmailKind::Reminder,
+        ];
+        let mut bodies = Vec::new();
+        for kind in kinds {
+            let plain = email(kind);
+            let bare = CallEmail {
+                sequence: 3,
+                to_name: None,
+                time_zone: None,
+                ..email(kind)
+            };
+            let odd = CallEmail {
+                to_name: Some("<J> & 'L'"),
+                agent_name: "Bob \"B\" <b>",
+                phone_number: "+1 <555>",
+                call_id: "id\"><img>",
+                ..email(kind)
+            };
+            for (variant, e) in [("plain", plain), ("bare", bare), ("odd", odd)] {
+                let body = confirmation_email(&e).unwrap().to_string();
+                bodies.push((format!("call {} {variant}", kind.as_str()), body));
+            }
+            let plain = appointment(kind, 1);
+            let bare = AppointmentEmail {
+                to_name: None,
+                time_zone: None,
+                note: None,
+                ..appointment(kind, 4)
+            };
+            let odd = AppointmentEmail {
+                to_name: Some("<J> & 'L'"),
+                agent_name: "Bob \"B\" <b>",
+                appointment_id: "id\"><img>",
+                ..appointment(kind, 2)
+            };
+            for (variant, e) in [("plain", plain), ("bare", bare), ("odd", odd)] {
+                let body = appointment_email(&e).unwrap().to_string();
+                bodies.push((format!("appointment {} {variant}", kind.as_str()), body));
+            }
+        }
+        let digests: String = bodies
+            .iter()
+            .map(|(name, body)| {
+                let digest = crate::scheduling::sha256_hex(body.as_bytes());
+                format!("{name} {digest}\n")
+            })
+            .collect();
+        assert_eq!(digests, PINNED_BODIES);
+    }
 }
