@@ -20,7 +20,7 @@ use phone_agent_core::config::Config;
 use phone_agent_core::ids::EventId;
 use phone_agent_core::reminders::{self, Channel};
 use phone_agent_core::scheduling::email::{
-    appointment_email, appointment_idempotency_key, AppointmentEmail, EmailKind,
+    appointment_idempotency_key, invitation_email, EmailKind, InvitationEmail, Topic,
 };
 use serde_json::json;
 use worker::Env;
@@ -220,9 +220,12 @@ pub fn compose<'a>(
     let minutes = (appointment.slot_end - appointment.slot_start) / 60_000;
     let request = match config.providers.email_from.as_deref() {
         None => Err("EMAIL_FROM is not set".to_owned()),
-        Some(from) => appointment_email(&AppointmentEmail {
+        Some(from) => invitation_email(&InvitationEmail {
             kind,
-            appointment_id: appointment.id.as_str(),
+            id: appointment.id.as_str(),
+            topic: Topic::Appointment {
+                note: appointment.note.as_deref(),
+            },
             sequence,
             from,
             to_email,
@@ -231,7 +234,6 @@ pub fn compose<'a>(
             start: at(appointment.slot_start),
             duration_minutes: u32::try_from(minutes).unwrap_or(0),
             time_zone: zones::zone(Some(&appointment.time_zone)),
-            note: appointment.note.as_deref(),
             dtstamp: at(appointment.updated_at),
         })
         .map(|body| body.to_string())
