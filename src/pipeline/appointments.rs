@@ -12,13 +12,12 @@ use crate::platform::zones;
 use crate::store::agents::{self, Agent};
 use crate::store::appointments::{self, Appointment, Booking, NewAppointment};
 use crate::store::emails::{About, NewEmail};
-use crate::store::reminders::NewReminder;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::appointments::{may_change, BookingError, Slot};
 use phone_agent_core::config::Config;
 use phone_agent_core::ids::EventId;
-use phone_agent_core::reminders::{self, Channel};
+use phone_agent_core::reminders::{self, Planned, Reachable};
 use phone_agent_core::scheduling::email::{
     appointment_idempotency_key, invitation_email, EmailKind, InvitationEmail, Topic,
 };
@@ -36,7 +35,7 @@ pub async fn book(env: &Env, tenant: &Tenant, new: &NewAppointment<'_>) -> Chang
     let agent = agents::get(tenant, booked.agent_id.as_str()).await?;
     let agent_name = name_of(agent.as_ref(), &booked);
     let email = compose(&config, tenant, &booked, &agent_name, EmailKind::Scheduled)?;
-    let reminders = plan_reminders(agent.as_ref(), &booked, new.now)?;
+    let reminders = plan_reminders(agent.as_ref(), &booked, new.now);
     match appointments::book(tenant, new, email.as_ref(), &reminders).await? {
         Booking::Booked => {}
         Booking::SlotTaken => return Ok(Err(BookingError::SlotTaken)),
@@ -105,7 +104,7 @@ pub async fn reschedule(
         None => return Ok(Err(BookingError::Changed)),
     }
     // The stored reminders moved in the batch; these are only their new times, for the wake-up.
-    wake_for_reminders(env, &plan_reminders(agent.as_ref(), &after, now)?).await;
+    wake_for_reminders(env, &plan_reminders(agent.as_ref(), &after, now)).await;
     let id = current.id.as_str();
     announced(env, tenant, id, "appointment.rescheduled", email.is_some()).await
 }
@@ -162,36 +161,19 @@ fn name_of(agent: Option<&Agent>, appointment: &Appointment) -> String {
 
 /// The reminders `agent`'s settings give `appointment` (at its start), planned at `now`: by
 /// email when it was booked with an address, by SMS when the caller's number is known.
-fn plan_reminders(
-    agent: Option<&Agent>,
-    appointment: &Appointment,
-    now: i64,
-) -> Result<Vec<NewReminder>, ApiError> {
-    let config = agent.and_then(|a| serde_json::from_str::<serde_json::Value>(&a.config).ok());
-    let Some(settings) = config.as_ref().and_then(reminders::settings) else {
-        return Ok(Vec::new());
+fn plan_reminders(agent: Option<&Agent>, appointment: &Appointment, now: i64) -> Vec<Planned> {
+    let config: serde_json::Value = agent
+        .and_then(|a| serde_json::from_str(&a.config).ok())
+        .unwrap_or_default();
+    let reachable = Reachable {
+        email: appointment.email.is_some(),
+        text: appointment.caller_number.is_some(),
     };
-    let start_at = appointment.slot_start;
-    reminders::plan(&settings, start_at, now, |channel| match channel {
-        Channel::Email => appointment.email.is_some(),
-        Channel::Sms => appointment.caller_number.is_some(),
-    })
-    .into_iter()
-    .map(|p| {
-        Ok(NewReminder {
-            id: new_id()?,
-            channel: p.channel,
-            before_minutes: p.before_minutes,
-            start_at,
-            due_at: p.due_at,
-            skipped: p.skipped,
-        })
-    })
-    .collect()
+    reminders::plan(&config, appointment.slot_start, now, reachable)
 }
 
 /// Wakes the scheduler for the earliest of `planned` still to be sent.
-async fn wake_for_reminders(env: &Env, planned: &[NewReminder]) {
+async fn wake_for_reminders(env: &Env, planned: &[Planned]) {
     if let Some(at) = planned
         .iter()
         .filter(|r| !r.skipped)
