@@ -11,14 +11,13 @@ use crate::platform::zones;
 use crate::store::agents::{self, Agent};
 use crate::store::appointments::{self, Appointment, Booking, NewAppointment};
 use crate::store::emails::{About, NewEmail};
-use crate::store::reminders::NewReminder;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
 use phone_agent_core::appointments::{may_change, BookingError, Slot};
 use phone_agent_core::config::Config;
-use phone_agent_core::reminders::{self, Channel};
+use phone_agent_core::reminders::{self, Planned, Reachable};
 use phone_agent_core::scheduling::email::{
-    appointment_email, appointment_idempotency_key, AppointmentEmail, EmailKind,
+    appointment_idempotency_key, invitation_email, EmailKind, InvitationEmail, Topic,
 };
 use serde_json::json;
 use worker::Env;
@@ -34,7 +33,7 @@ pub async fn book(env: &Env, tenant: &Tenant, new: &NewAppointment<'_>) -> Chang
     let agent = agents::get(tenant, booked.agent_id.as_str()).await?;
     let agent_name = name_of(agent.as_ref(), &booked);
     let email = compose(&config, tenant, &booked, &agent_name, EmailKind::Scheduled)?;
-    let reminders = plan_reminders(agent.as_ref(), &booked, new.now)?;
+    let reminders = plan_reminders(agent.as_ref(), &booked, new.now);
     match appointments::book(tenant, new, email.as_ref(), &reminders).await? {
         Booking::Booked => {}
         Booking::SlotTaken => return Ok(Err(BookingError::SlotTaken)),
@@ -103,7 +102,7 @@ pub async fn reschedule(
         None => return Ok(Err(BookingError::Changed)),
     }
     // The stored reminders moved in the batch; these are only their new times, for the wake-up.
-    wake_for_reminders(env, &plan_reminders(agent.as_ref(), &after, now)?).await;
+    wake_for_reminders(env, &plan_reminders(agent.as_ref(), &after, now)).await;
     let id = current.id.as_str();
     announced(env, tenant, id, "appointment.rescheduled", email.is_some()).await
 }
@@ -160,36 +159,19 @@ fn name_of(agent: Option<&Agent>, appointment: &Appointment) -> String {
 
 /// The reminders `agent`'s settings give `appointment` (at its start), planned at `now`: by
 /// email when it was booked with an address, by SMS when the caller's number is known.
-fn plan_reminders(
-    agent: Option<&Agent>,
-    appointment: &Appointment,
-    now: i64,
-) -> Result<Vec<NewReminder>, ApiError> {
-    let config = agent.and_then(|a| serde_json::from_str::<serde_json::Value>(&a.config).ok());
-    let Some(settings) = config.as_ref().and_then(reminders::settings) else {
-        return Ok(Vec::new());
+fn plan_reminders(agent: Option<&Agent>, appointment: &Appointment, now: i64) -> Vec<Planned> {
+    let config: serde_json::Value = agent
+        .and_then(|a| serde_json::from_str(&a.config).ok())
+        .unwrap_or_default();
+    let reachable = Reachable {
+        email: appointment.email.is_some(),
+        text: appointment.caller_number.is_some(),
     };
-    let start_at = appointment.slot_start;
-    reminders::plan(&settings, start_at, now, |channel| match channel {
-        Channel::Email => appointment.email.is_some(),
-        Channel::Sms => appointment.caller_number.is_some(),
-    })
-    .into_iter()
-    .map(|p| {
-        Ok(NewReminder {
-            id: new_id()?,
-            channel: p.channel,
-            before_minutes: p.before_minutes,
-            start_at,
-            due_at: p.due_at,
-            skipped: p.skipped,
-        })
-    })
-    .collect()
+    reminders::plan(&config, appointment.slot_start, now, reachable)
 }
 
 /// Wakes the scheduler for the earliest of `planned` still to be sent.
-async fn wake_for_reminders(env: &Env, planned: &[NewReminder]) {
+async fn wake_for_reminders(env: &Env, planned: &[Planned]) {
     if let Some(at) = planned
         .iter()
         .filter(|r| !r.skipped)
@@ -218,9 +200,12 @@ pub fn compose<'a>(
     let minutes = (appointment.slot_end - appointment.slot_start) / 60_000;
     let request = match config.providers.email_from.as_deref() {
         None => Err("EMAIL_FROM is not set".to_owned()),
-        Some(from) => appointment_email(&AppointmentEmail {
+        Some(from) => invitation_email(&InvitationEmail {
             kind,
-            appointment_id: appointment.id.as_str(),
+            id: appointment.id.as_str(),
+            topic: Topic::Appointment {
+                note: appointment.note.as_deref(),
+            },
             sequence,
             from,
             to_email,
@@ -229,7 +214,6 @@ pub fn compose<'a>(
             start: at(appointment.slot_start),
             duration_minutes: u32::try_from(minutes).unwrap_or(0),
             time_zone: zones::zone(Some(&appointment.time_zone)),
-            note: appointment.note.as_deref(),
             dtstamp: at(appointment.updated_at),
         })
         .map(|body| body.to_string())

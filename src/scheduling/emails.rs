@@ -17,7 +17,7 @@ use phone_agent_core::delivery::{
 };
 use phone_agent_core::limits::REPLY_BODY_LIMIT;
 use phone_agent_core::scheduling::email::{
-    confirmation_email, idempotency_key, CallEmail, EmailKind,
+    idempotency_key, invitation_email, EmailKind, InvitationEmail, Topic,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -57,15 +57,17 @@ pub fn compose<'a>(
     let dtstamp = DateTime::from_timestamp_millis(now).unwrap_or_default();
     let request = match config.providers.email_from.as_deref() {
         None => Err("EMAIL_FROM is not set".to_owned()),
-        Some(from) => confirmation_email(&CallEmail {
+        Some(from) => invitation_email(&InvitationEmail {
             kind,
-            call_id: facts.call_id,
+            id: facts.call_id,
+            topic: Topic::Call {
+                phone_number: facts.phone_number,
+            },
             sequence,
             from,
             to_email: facts.to_email,
             to_name: facts.to_name,
             agent_name: facts.agent_name,
-            phone_number: facts.phone_number,
             start,
             time_zone: zones::zone(facts.time_zone),
             duration_minutes: SLOT_MINUTES,

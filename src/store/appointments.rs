@@ -6,9 +6,10 @@ use crate::store::db::{self, row};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::page::listed;
-use crate::store::reminders::{self, NewReminder};
+use crate::store::reminders::{self, ReminderSubject};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{AgentId, AppointmentId, CallId};
+use phone_agent_core::reminders::Planned;
 
 row! {
     /// An appointment as stored.
@@ -94,7 +95,7 @@ pub async fn book(
     tenant: &Tenant,
     new: &NewAppointment<'_>,
     email: Option<&NewEmail<'_>>,
-    reminders: &[NewReminder],
+    reminders: &[Planned],
 ) -> Result<Booking, StoreError> {
     let mut statements = vec![tenant.stmt(
         "INSERT INTO appointments (tenant_id, id, agent_id, call_id, slot_start, slot_end,
@@ -126,9 +127,8 @@ pub async fn book(
             &[new.id],
         )?);
     }
-    statements.extend(reminders::plan_appointment(
-        tenant, new.id, reminders, new.now,
-    )?);
+    let subject = ReminderSubject::Appointment(new.id);
+    statements.extend(reminders::insert(tenant, subject, reminders, new.now)?);
     let changed = db::batch(tenant.db(), statements).await?;
     if changed.first() == Some(&1) {
         return Ok(Booking::Booked);
@@ -219,7 +219,8 @@ pub async fn cancel(
         &[&current.id, &current.sequence, &now],
     )?;
     let next = current.sequence + 1;
-    let reminders = reminders::appointment_cancelled(tenant.db(), &current.id, next, now)?;
+    let subject = ReminderSubject::Appointment(&current.id);
+    let reminders = reminders::cancelled(tenant.db(), subject, next, now)?;
     changed(tenant, [statement, reminders], current, "canceled", email).await
 }
 
@@ -241,7 +242,8 @@ pub async fn reschedule(
         &[&current.id, &current.sequence, &start, &end, &now],
     )?;
     let next = current.sequence + 1;
-    let reminders = reminders::appointment_moved(tenant.db(), &current.id, start, next, now)?;
+    let subject = ReminderSubject::Appointment(&current.id);
+    let reminders = reminders::moved(tenant.db(), subject, start, next, now)?;
     if changed(tenant, [statement, reminders], current, "booked", email).await? {
         return Ok(Some(true));
     }

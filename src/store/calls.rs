@@ -8,11 +8,12 @@ use crate::store::db::{self, row, Arg};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::page::{self, listed, Page, PageOf};
-use crate::store::reminders::{self, NewReminder};
+use crate::store::reminders::{self, ReminderSubject};
 use crate::store::tenant::Tenant;
 use phone_agent_core::analysis::{AnalysisFilter, AnalysisStatus, FilterValue};
 use phone_agent_core::auth::new_token;
 use phone_agent_core::ids::{AgentId, CallId, TenantId};
+use phone_agent_core::reminders::Planned;
 use phone_agent_core::scheduling::{CallProvider, CallStatus, Direction};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -298,14 +299,19 @@ pub async fn schedule(
     ical_uid: Option<&str>,
     detail: &Value,
     email: Option<&NewEmail<'_>>,
-    reminders: &[NewReminder],
+    reminders: &[Planned],
 ) -> Result<bool, StoreError> {
     let db = tenant.db();
     let event =
         Event::new(call.id, "status", "api", detail, call.now).moving(None, CallStatus::Scheduled);
     // The call id is fresh: it exists only if this request's insert won.
     let mut more = queue_email(db, email, "SELECT 1 FROM calls WHERE id = ?", &[call.id])?;
-    more.extend(reminders::plan(tenant, call.id, reminders, call.now)?);
+    more.extend(reminders::insert(
+        tenant,
+        ReminderSubject::Call(call.id),
+        reminders,
+        call.now,
+    )?);
     let insert = match &ical_uid {
         None => insert(tenant, call, "1", &[])?,
         Some(uid) => {
@@ -475,7 +481,8 @@ pub async fn reschedule(
         "SELECT 1 FROM calls WHERE id = ? AND ics_sequence = ? AND updated_at = ?",
         &[&call.id, &sequence, &now],
     )?;
-    email.push(reminders::moved(db, &call.id, start_at, sequence, now)?);
+    let subject = ReminderSubject::Call(&call.id);
+    email.push(reminders::moved(db, subject, start_at, sequence, now)?);
     call_events::commit(db, change, (&event, When::Changed), email).await
 }
 
@@ -499,7 +506,8 @@ pub async fn cancelled(
         "SELECT 1 FROM calls WHERE id = ?",
         &[call_id],
     )?);
-    statements.push(reminders::cancelled(db, call_id, now)?);
+    let subject = ReminderSubject::Call(call_id);
+    statements.push(reminders::cancelled(db, subject, sequence, now)?);
     db::batch(db, statements).await?;
     Ok(())
 }

@@ -1,54 +1,89 @@
-//! The `reminders` table: reminders before a scheduled call, planned with the call (see the
-//! core's `reminders`), moved and cancelled in the batches that move and cancel it, and handed to
-//! the email or text-message outbox by the sweep when due.
+//! The `reminders` table: reminders before a scheduled call or a booked appointment, planned
+//! with it (see the core's `reminders`), moved and cancelled in the batches that move and cancel
+//! it, and handed to the email or text-message outbox by the sweep when due.
 
-use crate::store::db::{self, row};
+use crate::platform::http::new_id;
+use crate::store::db::{self, row, Arg};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::messages::{self, Outgoing};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{AppointmentId, CallId, ReminderId, TenantId};
-use phone_agent_core::reminders::{Channel, Subject};
+use phone_agent_core::reminders::{Planned, Subject};
 use serde::Deserialize;
 use worker::d1::{D1Database, D1PreparedStatement};
 
-/// A reminder about to be stored with its call.
-pub struct NewReminder {
-    pub id: ReminderId,
-    pub channel: Channel,
-    pub before_minutes: u32,
-    pub start_at: i64,
-    pub due_at: i64,
-    /// Its time had passed when planned: stored as `skipped`, never sent.
-    pub skipped: bool,
+/// What reminders are about: one call or one appointment.
+#[derive(Clone, Copy)]
+pub enum ReminderSubject<'a> {
+    /// A scheduled call.
+    Call(&'a CallId),
+    /// A booked appointment.
+    Appointment(&'a AppointmentId),
 }
 
-/// The inserts of `reminders` for the tenant's call `call_id`, each only if the call exists
-/// (the batch's call insert may have lost to an idempotent twin).
-pub(in crate::store) fn plan(
+impl<'a> ReminderSubject<'a> {
+    /// The column naming it in `reminders`.
+    fn column(self) -> &'static str {
+        match self {
+            ReminderSubject::Call(_) => "call_id",
+            ReminderSubject::Appointment(_) => "appointment_id",
+        }
+    }
+
+    /// Its id, as a statement's argument.
+    fn id(self) -> &'a dyn Arg {
+        match self {
+            ReminderSubject::Call(id) => id,
+            ReminderSubject::Appointment(id) => id,
+        }
+    }
+}
+
+/// The inserts of the reminders `planned` for the tenant's `subject`, each with a fresh id and
+/// only if the subject is there: the call exists (the batch's insert may have lost to an
+/// idempotent twin), the appointment is booked at the planned start (the batch's booking may
+/// have lost the slot).
+pub(in crate::store) fn insert(
     tenant: &Tenant,
-    call_id: &CallId,
-    reminders: &[NewReminder],
+    subject: ReminderSubject,
+    planned: &[Planned],
     now: i64,
 ) -> Result<Vec<D1PreparedStatement>, StoreError> {
-    reminders
+    let (kind, there) = match subject {
+        ReminderSubject::Call(_) => (
+            Subject::Call,
+            "SELECT 1 FROM calls WHERE tenant_id = ?1 AND id = ?4",
+        ),
+        ReminderSubject::Appointment(_) => (
+            Subject::Appointment,
+            "SELECT 1 FROM appointments WHERE tenant_id = ?1 AND id = ?4
+               AND status = 'booked' AND slot_start = ?7",
+        ),
+    };
+    let column = subject.column();
+    let sql = format!(
+        "INSERT INTO reminders (tenant_id, id, subject, {column}, channel, before_minutes,
+           start_at, due_at, status, created_at, updated_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10
+         WHERE EXISTS ({there})
+         ON CONFLICT ({column}, channel, before_minutes) DO NOTHING"
+    );
+    planned
         .iter()
-        .map(|r| {
-            let channel = r.channel.as_str();
-            let status = if r.skipped { "skipped" } else { "pending" };
+        .map(|p| {
+            let id: ReminderId = new_id()?;
+            let status = if p.skipped { "skipped" } else { "pending" };
             tenant.stmt(
-                "INSERT INTO reminders (tenant_id, id, call_id, channel, before_minutes, start_at,
-                   due_at, status, created_at, updated_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9
-                 WHERE EXISTS (SELECT 1 FROM calls WHERE tenant_id = ?1 AND id = ?3)
-                 ON CONFLICT (call_id, channel, before_minutes) DO NOTHING",
+                &sql,
                 &[
-                    &r.id,
-                    call_id,
-                    &channel,
-                    &r.before_minutes,
-                    &r.start_at,
-                    &r.due_at,
+                    &id,
+                    &kind.as_str(),
+                    subject.id(),
+                    &p.channel.as_str(),
+                    &p.before_minutes,
+                    &p.start_at,
+                    &p.due_at,
                     &status,
                     &now,
                 ],
@@ -57,113 +92,64 @@ pub(in crate::store) fn plan(
         .collect()
 }
 
-/// Moves call `call_id`'s reminders to its new start `start_at`, if the reschedule in the same
-/// batch happened (the call is at ICS `sequence`, changed at `now`): each is due again before the
-/// new time (sent again if it already went out for the old one), or skipped if that has passed.
+/// Moves `subject`'s reminders to its new start `start_at`, if the reschedule in the same batch
+/// happened (the call is at ICS `sequence`, changed at `now`; the appointment is booked at
+/// `start_at` and `sequence`): each is due again before the new time (sent again if it already
+/// went out for the old one), or skipped if that has passed.
 pub(in crate::store) fn moved(
     db: &D1Database,
-    call_id: &CallId,
+    subject: ReminderSubject,
     start_at: i64,
     sequence: i64,
     now: i64,
 ) -> Result<D1PreparedStatement, StoreError> {
+    let happened = match subject {
+        ReminderSubject::Call(_) => {
+            "SELECT 1 FROM calls WHERE id = ?1 AND ics_sequence = ?3 AND updated_at = ?4"
+        }
+        ReminderSubject::Appointment(_) => {
+            "SELECT 1 FROM appointments WHERE id = ?1 AND status = 'booked'
+               AND slot_start = ?2 AND sequence = ?3"
+        }
+    };
+    let column = subject.column();
     db::stmt(
         db,
-        "UPDATE reminders SET start_at = ?2, due_at = ?2 - before_minutes * 60000,
-           status = CASE WHEN ?2 - before_minutes * 60000 > ?4 THEN 'pending' ELSE 'skipped' END,
-           email_id = NULL, message_id = NULL, updated_at = ?4
-         WHERE call_id = ?1 AND status != 'cancelled'
-           AND EXISTS (SELECT 1 FROM calls WHERE id = ?1 AND ics_sequence = ?3 AND updated_at = ?4)",
-        &[call_id, &start_at, &sequence, &now],
+        &format!(
+            "UPDATE reminders SET start_at = ?2, due_at = ?2 - before_minutes * 60000,
+               status = CASE WHEN ?2 - before_minutes * 60000 > ?4 THEN 'pending' ELSE 'skipped' END,
+               email_id = NULL, message_id = NULL, updated_at = ?4
+             WHERE {column} = ?1 AND status != 'cancelled' AND EXISTS ({happened})"
+        ),
+        &[subject.id(), &start_at, &sequence, &now],
     )
 }
 
-/// Cancels call `call_id`'s reminders not yet handed to the outbox (a queued one not yet sent
-/// is superseded by the cancellation email).
+/// Cancels `subject`'s reminders not yet handed to the outbox (a queued one not yet sent is
+/// superseded by the cancellation email): a call's in the batch that follows its cancellation,
+/// an appointment's if the cancellation in the same batch happened (it is canceled at
+/// `sequence`).
 pub(in crate::store) fn cancelled(
     db: &D1Database,
-    call_id: &CallId,
-    now: i64,
-) -> Result<D1PreparedStatement, StoreError> {
-    db::stmt(
-        db,
-        "UPDATE reminders SET status = 'cancelled', updated_at = ?2
-         WHERE call_id = ?1 AND status IN ('pending', 'skipped')",
-        &[call_id, &now],
-    )
-}
-
-/// The inserts of `reminders` for the tenant's appointment `appointment_id`, each only if the
-/// appointment exists (the batch's booking may have lost the slot).
-pub(in crate::store) fn plan_appointment(
-    tenant: &Tenant,
-    appointment_id: &AppointmentId,
-    reminders: &[NewReminder],
-    now: i64,
-) -> Result<Vec<D1PreparedStatement>, StoreError> {
-    reminders
-        .iter()
-        .map(|r| {
-            let channel = r.channel.as_str();
-            let status = if r.skipped { "skipped" } else { "pending" };
-            tenant.stmt(
-                "INSERT INTO reminders (tenant_id, id, subject, appointment_id, channel,
-                   before_minutes, start_at, due_at, status, created_at, updated_at)
-                 SELECT ?1, ?2, 'appointment', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9
-                 WHERE EXISTS (SELECT 1 FROM appointments WHERE tenant_id = ?1 AND id = ?3
-                                 AND status = 'booked' AND slot_start = ?6)
-                 ON CONFLICT (appointment_id, channel, before_minutes) DO NOTHING",
-                &[
-                    &r.id,
-                    appointment_id,
-                    &channel,
-                    &r.before_minutes,
-                    &r.start_at,
-                    &r.due_at,
-                    &status,
-                    &now,
-                ],
-            )
-        })
-        .collect()
-}
-
-/// Moves appointment `id`'s reminders to its new start `start_at`, if the reschedule in the
-/// same batch happened (the appointment is booked at `start_at` and `sequence`): as [`moved`].
-pub(in crate::store) fn appointment_moved(
-    db: &D1Database,
-    id: &AppointmentId,
-    start_at: i64,
+    subject: ReminderSubject,
     sequence: i64,
     now: i64,
 ) -> Result<D1PreparedStatement, StoreError> {
+    let happened = match subject {
+        ReminderSubject::Call(_) => "",
+        ReminderSubject::Appointment(_) => {
+            "AND EXISTS (SELECT 1 FROM appointments WHERE id = ?1 AND status = 'canceled'
+                           AND sequence = ?2)"
+        }
+    };
+    let column = subject.column();
     db::stmt(
         db,
-        "UPDATE reminders SET start_at = ?2, due_at = ?2 - before_minutes * 60000,
-           status = CASE WHEN ?2 - before_minutes * 60000 > ?4 THEN 'pending' ELSE 'skipped' END,
-           email_id = NULL, message_id = NULL, updated_at = ?4
-         WHERE appointment_id = ?1 AND status != 'cancelled'
-           AND EXISTS (SELECT 1 FROM appointments WHERE id = ?1 AND status = 'booked'
-                         AND slot_start = ?2 AND sequence = ?3)",
-        &[id, &start_at, &sequence, &now],
-    )
-}
-
-/// Cancels appointment `id`'s reminders not yet handed to the outbox, if the cancellation in
-/// the same batch happened (the appointment is canceled at `sequence`).
-pub(in crate::store) fn appointment_cancelled(
-    db: &D1Database,
-    id: &AppointmentId,
-    sequence: i64,
-    now: i64,
-) -> Result<D1PreparedStatement, StoreError> {
-    db::stmt(
-        db,
-        "UPDATE reminders SET status = 'cancelled', updated_at = ?3
-         WHERE appointment_id = ?1 AND status IN ('pending', 'skipped')
-           AND EXISTS (SELECT 1 FROM appointments WHERE id = ?1 AND status = 'canceled'
-                         AND sequence = ?2)",
-        &[id, &sequence, &now],
+        &format!(
+            "UPDATE reminders SET status = 'cancelled', updated_at = ?3
+             WHERE {column} = ?1 AND status IN ('pending', 'skipped') {happened}"
+        ),
+        &[subject.id(), &sequence, &now],
     )
 }
 

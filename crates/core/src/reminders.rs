@@ -1,5 +1,6 @@
-//! Reminders before a scheduled call: an agent's `reminders: {before_minutes, channels}`, and
-//! which reminder rows a call gets when it is scheduled or moved.
+//! Reminders before a scheduled call or a booked appointment: an agent's
+//! `reminders: {before_minutes, channels}`, and which reminder rows a call or an appointment
+//! gets when it is scheduled (booked) or moved.
 //!
 //! A call gets one reminder per (channel, offset) the agent asks for and the call can be reached
 //! on (an e-mail reminder needs the contact's address, an SMS one a caller id). A reminder whose time has already passed
@@ -184,14 +185,16 @@ pub fn settings(config: &Value) -> Option<Settings> {
     })
 }
 
-/// One reminder a call gets.
+/// One reminder a call or an appointment gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Planned {
     pub channel: Channel,
     pub before_minutes: u32,
+    /// The start it reminds of (ms).
+    pub start_at: i64,
     /// When it is sent (ms).
     pub due_at: i64,
-    /// Its time had passed when the call was scheduled: kept, never sent.
+    /// Its time had passed when it was planned: kept, never sent.
     pub skipped: bool,
 }
 
@@ -200,21 +203,39 @@ pub fn due_at(start_at: i64, before_minutes: u32) -> i64 {
     start_at - i64::from(before_minutes) * 60_000
 }
 
-/// The reminders of a call starting at `start_at`, scheduled at `now` (both ms): one per
-/// offset and per channel `reachable` says the call can be reached on.
-pub fn plan(
-    settings: &Settings,
-    start_at: i64,
-    now: i64,
-    reachable: impl Fn(Channel) -> bool,
-) -> Vec<Planned> {
+/// The channels a call's contact (or an appointment's caller) can be reminded on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reachable {
+    /// There is an e-mail address.
+    pub email: bool,
+    /// There is a number to text (and, for a call, a caller id to text it from).
+    pub text: bool,
+}
+
+impl Reachable {
+    fn by(self, channel: Channel) -> bool {
+        match channel {
+            Channel::Email => self.email,
+            Channel::Sms => self.text,
+        }
+    }
+}
+
+/// The reminders the agent's stored config `agent_config` gives a call or an appointment
+/// starting at `start_at`, planned at `now` (both ms): one per offset and per channel it is
+/// `reachable` on; none when the agent sends none.
+pub fn plan(agent_config: &Value, start_at: i64, now: i64, reachable: Reachable) -> Vec<Planned> {
+    let Some(settings) = settings(agent_config) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    for &channel in settings.channels.iter().filter(|c| reachable(**c)) {
+    for &channel in settings.channels.iter().filter(|c| reachable.by(**c)) {
         for &before_minutes in &settings.before_minutes {
             let due_at = due_at(start_at, before_minutes);
             out.push(Planned {
                 channel,
                 before_minutes,
+                start_at,
                 due_at,
                 skipped: due_at <= now,
             });
@@ -333,35 +354,54 @@ mod tests {
 
     #[test]
     fn a_plan_skips_what_has_passed_and_what_cannot_reach() {
-        let settings = Settings {
-            before_minutes: vec![1440, 60],
-            channels: vec![Channel::Email, Channel::Sms],
-        };
+        let config =
+            json!({"reminders": {"before_minutes": [1440, 60], "channels": ["email", "sms"]}});
         let start = 10 * 3_600_000;
         let now = start - 2 * 3_600_000;
-        let planned = plan(&settings, start, now, |c| c == Channel::Email);
+        let email_only = Reachable {
+            email: true,
+            text: false,
+        };
+        let planned = plan(&config, start, now, email_only);
         assert_eq!(
             planned,
             vec![
                 Planned {
                     channel: Channel::Email,
                     before_minutes: 1440,
+                    start_at: start,
                     due_at: start - 86_400_000,
                     skipped: true
                 },
                 Planned {
                     channel: Channel::Email,
                     before_minutes: 60,
+                    start_at: start,
                     due_at: start - 3_600_000,
                     skipped: false
                 },
             ]
         );
+        let text_only = Reachable {
+            email: false,
+            text: true,
+        };
+        assert!(plan(&config, start, now, text_only)
+            .iter()
+            .all(|p| p.channel == Channel::Sms));
         // A reminder due exactly now has passed: it would race the scheduling itself.
-        assert!(plan(&settings, start, start - 3_600_000, |_| true)
+        let both = Reachable {
+            email: true,
+            text: true,
+        };
+        let at_the_hour = plan(&config, start, start - 3_600_000, both);
+        assert_eq!(at_the_hour.len(), 4);
+        assert!(at_the_hour
             .iter()
             .filter(|p| p.before_minutes == 60)
             .all(|p| p.skipped));
+        // An agent without reminders plans none.
+        assert_eq!(plan(&json!({}), start, now, both), vec![]);
     }
 
     #[test]

@@ -20,7 +20,6 @@ use crate::store::audit;
 use crate::store::call_events::{self, Event};
 use crate::store::calls::{self, Call, NewCall};
 use crate::store::messages::{self, Outgoing};
-use crate::store::reminders::NewReminder;
 use crate::store::suppressions;
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
@@ -29,7 +28,7 @@ use phone_agent_core::carrier::Carrier;
 use phone_agent_core::dialing::DialPolicy;
 use phone_agent_core::features::check_schedule;
 use phone_agent_core::ids::{CallId, MessageId};
-use phone_agent_core::reminders::{self, Channel};
+use phone_agent_core::reminders::{self, Reachable};
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::scheduling::request::{
     parse_reschedule, parse_schedule, request_fingerprint, DialProvider, FieldError,
@@ -247,7 +246,7 @@ pub(in crate::api) async fn schedule_one(
         email: request.contact_email.is_some(),
         text: from.is_some(),
     };
-    let reminders = plan_reminders(&agent_config, reachable, start_at, now)?;
+    let reminders = reminders::plan(&agent_config, start_at, now, reachable);
     let detail = json!({"start_at": rfc3339(start_at), "provider": provider, "attempt": 1});
     if !calls::schedule(tenant, &call, ical_uid, &detail, email.as_ref(), &reminders).await? {
         return Ok(None);
@@ -349,44 +348,6 @@ async fn confirm_by_sms(
         crate::scheduling::messages::send_now(&env, id.as_str()).await;
     });
     Ok(())
-}
-
-/// How a call's contact can be reminded.
-#[derive(Clone, Copy)]
-struct Reachable {
-    /// The call has the contact's e-mail address.
-    email: bool,
-    /// The call has a caller id to text from.
-    text: bool,
-}
-
-/// The reminders the agent's settings give a call starting at `start_at`, scheduled at `now`,
-/// on the channels it is `reachable` by.
-fn plan_reminders(
-    agent_config: &Value,
-    reachable: Reachable,
-    start_at: i64,
-    now: i64,
-) -> Result<Vec<NewReminder>, ApiError> {
-    let Some(settings) = reminders::settings(agent_config) else {
-        return Ok(Vec::new());
-    };
-    reminders::plan(&settings, start_at, now, |channel| match channel {
-        Channel::Email => reachable.email,
-        Channel::Sms => reachable.text,
-    })
-    .into_iter()
-    .map(|p| {
-        Ok(NewReminder {
-            id: new_id()?,
-            channel: p.channel,
-            before_minutes: p.before_minutes,
-            start_at,
-            due_at: p.due_at,
-            skipped: p.skipped,
-        })
-    })
-    .collect()
 }
 
 /// After the answer: send the call's pending emails, arm the scheduler for its start (and its

@@ -1,4 +1,5 @@
-//! Confirmation, update and cancellation emails for a call, as Resend `POST /emails` bodies.
+//! Confirmation, update, cancellation and reminder emails for a call or an appointment, as
+//! Resend `POST /emails` bodies, all written by one composer (`invitation_email`).
 //!
 //! Each carries the `.ics` as an attachment with `method=` in its `content_type` (Outlook needs
 //! it; Resend cannot put a `text/calendar` part inside `multipart/alternative`), plus an
@@ -47,14 +48,36 @@ impl EmailKind {
     }
 }
 
-/// What the contact is told about one call.
+/// What an invitation email is about, with what only it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic<'a> {
+    /// A scheduled call to `phone_number` (the number that will be called).
+    Call { phone_number: &'a str },
+    /// An appointment booked on an agent's calendar, with what it is about as the caller said
+    /// it.
+    Appointment { note: Option<&'a str> },
+}
+
+impl Topic<'_> {
+    /// `call` or `appointment`: the category tag's prefix and the id tag's name (`<what>_id`).
+    fn what(self) -> &'static str {
+        match self {
+            Topic::Call { .. } => "call",
+            Topic::Appointment { .. } => "appointment",
+        }
+    }
+}
+
+/// What the contact is told about one change of a call or of an appointment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallEmail<'a> {
+pub struct InvitationEmail<'a> {
     /// Which change this is.
     pub kind: EmailKind,
-    /// Our call id; the invitation's UID is `<call_id>@phone-agent`.
-    pub call_id: &'a str,
-    /// Invitation sequence: 0 when scheduled, +1 on every reschedule and on cancel.
+    /// Our call or appointment id; the invitation's UID is `<id>@phone-agent`.
+    pub id: &'a str,
+    /// Whether it is about a call or an appointment.
+    pub topic: Topic<'a>,
+    /// Invitation sequence: 0 when scheduled (booked), +1 on every reschedule and on cancel.
     pub sequence: u32,
     /// `EMAIL_FROM`, `Name <address>` or `address`; also the invitation's organizer.
     pub from: &'a str,
@@ -62,18 +85,17 @@ pub struct CallEmail<'a> {
     pub to_email: &'a str,
     /// The contact's name.
     pub to_name: Option<&'a str>,
-    /// Agent display name.
+    /// Agent display name (for an appointment, the calendar's owner as the caller knows it).
     pub agent_name: &'a str,
-    /// The number that will be called.
-    pub phone_number: &'a str,
-    /// When the call starts.
+    /// When the call or appointment starts.
     pub start: DateTime<Utc>,
     /// Zone the times are shown in; UTC when absent.
     pub time_zone: Option<Zone<'a>>,
     /// Length of the calendar slot.
     pub duration_minutes: u32,
-    /// When this change happened (the call's `updated_at`). Resending with the same value keeps
-    /// the body identical, which Resend requires for a reused `Idempotency-Key`.
+    /// When this change happened (the call's or appointment's `updated_at`). Resending with the
+    /// same value keeps the body identical, which Resend requires for a reused
+    /// `Idempotency-Key`.
     pub dtstamp: DateTime<Utc>,
 }
 
@@ -85,21 +107,41 @@ pub enum EmailError {
     InvalidFrom(String),
 }
 
-/// Builds the JSON body of `POST {RESEND_API_URL}/emails` for one call change.
-pub fn confirmation_email(email: &CallEmail) -> Result<Value, EmailError> {
+/// Escapes a value we did not write ourselves for the body it goes into (HTML or text).
+type Escape<'e> = &'e dyn Fn(&str) -> String;
+
+/// Builds the JSON body of `POST {RESEND_API_URL}/emails` for one change of a call or an
+/// appointment: greeting, the sentence announcing the change, what it is about, the calendar
+/// line and the reference, as text and HTML (with an "Add to Google Calendar" link unless
+/// canceled), plus the invitation attached.
+pub fn invitation_email(email: &InvitationEmail) -> Result<Value, EmailError> {
     let (organizer_name, organizer_email) =
         parse_mailbox(email.from).ok_or_else(|| EmailError::InvalidFrom(email.from.to_owned()))?;
+    let kind = email.kind;
     let when = display_time(email.start, email.time_zone);
-    let summary = format!("Phone call with {}", email.agent_name);
-    let description = format!(
-        "{} will call you at {}.\nReference: {}",
-        email.agent_name, email.phone_number, email.call_id
-    );
-    let uid = format!("{}@phone-agent", email.call_id);
+    let (summary, description, about) = match email.topic {
+        Topic::Call { phone_number } => (
+            format!("Phone call with {}", email.agent_name),
+            format!(
+                "{} will call you at {phone_number}.\nReference: {}",
+                email.agent_name, email.id
+            ),
+            None,
+        ),
+        Topic::Appointment { note } => (
+            format!("Appointment with {}", email.agent_name),
+            match note {
+                Some(note) => format!("{note}\nReference: {}", email.id),
+                None => format!("Reference: {}", email.id),
+            },
+            note,
+        ),
+    };
+    let uid = format!("{}@phone-agent", email.id);
     let invite = Invite {
         uid: &uid,
         sequence: email.sequence,
-        method: email.kind.method(),
+        method: kind.method(),
         start: email.start,
         duration_minutes: email.duration_minutes,
         summary: &summary,
@@ -111,35 +153,96 @@ pub fn confirmation_email(email: &CallEmail) -> Result<Value, EmailError> {
         dtstamp: email.dtstamp,
     };
     let ics = build_invite(&invite);
-
-    let subject = match email.kind {
-        EmailKind::Scheduled => format!("Call scheduled: {when}"),
-        EmailKind::Rescheduled => format!("Call rescheduled: {when}"),
-        EmailKind::Canceled => format!("Call canceled: {when}"),
-        EmailKind::Reminder => format!("Reminder: call on {when}"),
+    let paragraphs = |esc: Escape| -> Vec<String> {
+        let greeting = match email.to_name {
+            Some(name) => format!("Hello {},", esc(name)),
+            None => "Hello,".to_owned(),
+        };
+        let calendar = match kind {
+            EmailKind::Scheduled => "The attached invitation adds it to your calendar.",
+            EmailKind::Rescheduled => "The attached invitation updates your calendar.",
+            EmailKind::Canceled => "The attached cancellation removes it from your calendar.",
+            EmailKind::Reminder => "The attached invitation is the one you already have.",
+        };
+        let mut out = vec![greeting, news(email, &when, esc)];
+        if let Some(about) = about {
+            out.push(format!("About: {}", esc(about)));
+        }
+        out.push(calendar.to_owned());
+        out.push(format!("Reference: {}", esc(email.id)));
+        out
     };
-    let text = paragraphs(email, &when, Cow::Borrowed).join("\n\n");
-    let mut html: String = paragraphs(email, &when, html_escape)
+    let text = paragraphs(&|t| t.to_owned()).join("\n\n");
+    let mut html: String = paragraphs(&|t| html_escape(t).into_owned())
         .iter()
         .map(|p| format!("<p>{p}</p>\n"))
         .collect();
-    if email.kind != EmailKind::Canceled {
+    if kind != EmailKind::Canceled {
         let link = google_calendar_link(&invite);
         html.push_str(&format!(
             "<p><a href=\"{}\">Add to Google Calendar</a></p>\n",
             html_escape(&link)
         ));
     }
-
-    let tags = tags("call", email.kind, "call_id", email.call_id);
+    let what = email.topic.what();
+    let tags = tags(what, kind, &format!("{what}_id"), email.id);
     Ok(resend_body(
         email.from,
         email.to_email,
-        &subject,
+        &subject_line(email.topic, kind, &when),
         (&text, &html),
-        (&ics, email.kind.method()),
+        (&ics, kind.method()),
         tags,
     ))
+}
+
+/// The subject line announcing `kind` of `topic` at `when`.
+fn subject_line(topic: Topic, kind: EmailKind, when: &str) -> String {
+    match (topic, kind) {
+        (Topic::Call { .. }, EmailKind::Scheduled) => format!("Call scheduled: {when}"),
+        (Topic::Call { .. }, EmailKind::Rescheduled) => format!("Call rescheduled: {when}"),
+        (Topic::Call { .. }, EmailKind::Canceled) => format!("Call canceled: {when}"),
+        (Topic::Call { .. }, EmailKind::Reminder) => format!("Reminder: call on {when}"),
+        (Topic::Appointment { .. }, EmailKind::Scheduled) => {
+            format!("Appointment booked: {when}")
+        }
+        (Topic::Appointment { .. }, EmailKind::Rescheduled) => {
+            format!("Appointment moved: {when}")
+        }
+        (Topic::Appointment { .. }, EmailKind::Canceled) => {
+            format!("Appointment canceled: {when}")
+        }
+        (Topic::Appointment { .. }, EmailKind::Reminder) => {
+            format!("Reminder: appointment on {when}")
+        }
+    }
+}
+
+/// The sentence announcing `email`'s change at `when`; `esc` is applied to every value we did
+/// not write ourselves.
+fn news(email: &InvitationEmail, when: &str, esc: Escape) -> String {
+    let (agent, when) = (esc(email.agent_name), esc(when));
+    match email.topic {
+        Topic::Call { phone_number } => {
+            let phone = esc(phone_number);
+            match email.kind {
+                EmailKind::Scheduled => format!("{agent} will call you at {phone} on {when}."),
+                EmailKind::Rescheduled => format!("{agent}'s call to {phone} has moved to {when}."),
+                EmailKind::Canceled => format!("{agent}'s call to {phone} on {when} is canceled."),
+                EmailKind::Reminder => {
+                    format!("A reminder: {agent} will call you at {phone} on {when}.")
+                }
+            }
+        }
+        Topic::Appointment { .. } => match email.kind {
+            EmailKind::Scheduled => format!("Your appointment with {agent} is booked for {when}."),
+            EmailKind::Rescheduled => format!("Your appointment with {agent} has moved to {when}."),
+            EmailKind::Canceled => format!("Your appointment with {agent} on {when} is canceled."),
+            EmailKind::Reminder => {
+                format!("A reminder: your appointment with {agent} is on {when}.")
+            }
+        },
+    }
 }
 
 /// The Resend body: the texts plus the invitation as an `invite.ics` attachment whose
@@ -177,126 +280,6 @@ fn tags(what: &str, kind: EmailKind, id_name: &str, id: &str) -> Vec<Value> {
     tags
 }
 
-/// What the caller is told about one appointment booked on an agent's calendar.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppointmentEmail<'a> {
-    /// Booked (`Scheduled`), moved (`Rescheduled`) or `Canceled`.
-    pub kind: EmailKind,
-    /// Our appointment id; the invitation's UID is `<appointment_id>@phone-agent`.
-    pub appointment_id: &'a str,
-    /// The appointment's sequence: 0 when booked, +1 on every reschedule and on cancel.
-    pub sequence: u32,
-    /// `EMAIL_FROM`; also the invitation's organizer.
-    pub from: &'a str,
-    /// The caller's address.
-    pub to_email: &'a str,
-    /// The caller's name.
-    pub to_name: Option<&'a str>,
-    /// Agent display name (the calendar's owner, as the caller knows it).
-    pub agent_name: &'a str,
-    /// When the appointment starts.
-    pub start: DateTime<Utc>,
-    /// Its length.
-    pub duration_minutes: u32,
-    /// The calendar's zone, in which times are shown.
-    pub time_zone: Option<Zone<'a>>,
-    /// What the appointment is about, as the caller said it.
-    pub note: Option<&'a str>,
-    /// When this change happened (the appointment's `updated_at`); fixed for a resend.
-    pub dtstamp: DateTime<Utc>,
-}
-
-/// Builds the JSON body of `POST {RESEND_API_URL}/emails` for one appointment change, with the
-/// same invitation writer (and attachment form) as calls.
-pub fn appointment_email(email: &AppointmentEmail) -> Result<Value, EmailError> {
-    let (organizer_name, organizer_email) =
-        parse_mailbox(email.from).ok_or_else(|| EmailError::InvalidFrom(email.from.to_owned()))?;
-    let when = display_time(email.start, email.time_zone);
-    let summary = format!("Appointment with {}", email.agent_name);
-    let description = match email.note {
-        Some(note) => format!("{note}\nReference: {}", email.appointment_id),
-        None => format!("Reference: {}", email.appointment_id),
-    };
-    let uid = format!("{}@phone-agent", email.appointment_id);
-    let invite = Invite {
-        uid: &uid,
-        sequence: email.sequence,
-        method: email.kind.method(),
-        start: email.start,
-        duration_minutes: email.duration_minutes,
-        summary: &summary,
-        description: &description,
-        organizer_email,
-        organizer_name,
-        attendee_email: email.to_email,
-        attendee_name: email.to_name,
-        dtstamp: email.dtstamp,
-    };
-    let ics = build_invite(&invite);
-    let subject = match email.kind {
-        EmailKind::Scheduled => format!("Appointment booked: {when}"),
-        EmailKind::Rescheduled => format!("Appointment moved: {when}"),
-        EmailKind::Canceled => format!("Appointment canceled: {when}"),
-        EmailKind::Reminder => format!("Reminder: appointment on {when}"),
-    };
-    let paragraphs = |esc: &dyn Fn(&str) -> String| -> Vec<String> {
-        let greeting = match email.to_name {
-            Some(name) => format!("Hello {},", esc(name)),
-            None => "Hello,".to_owned(),
-        };
-        let (agent, when) = (esc(email.agent_name), esc(&when));
-        let news = match email.kind {
-            EmailKind::Scheduled => format!("Your appointment with {agent} is booked for {when}."),
-            EmailKind::Rescheduled => {
-                format!("Your appointment with {agent} has moved to {when}.")
-            }
-            EmailKind::Canceled => format!("Your appointment with {agent} on {when} is canceled."),
-            EmailKind::Reminder => {
-                format!("A reminder: your appointment with {agent} is on {when}.")
-            }
-        };
-        let calendar = match email.kind {
-            EmailKind::Scheduled => "The attached invitation adds it to your calendar.",
-            EmailKind::Rescheduled => "The attached invitation updates your calendar.",
-            EmailKind::Canceled => "The attached cancellation removes it from your calendar.",
-            EmailKind::Reminder => "The attached invitation is the one you already have.",
-        };
-        let mut out = vec![greeting, news];
-        if let Some(note) = email.note {
-            out.push(format!("About: {}", esc(note)));
-        }
-        out.push(calendar.to_owned());
-        out.push(format!("Reference: {}", esc(email.appointment_id)));
-        out
-    };
-    let text = paragraphs(&|t| t.to_owned()).join("\n\n");
-    let mut html: String = paragraphs(&|t| html_escape(t).into_owned())
-        .iter()
-        .map(|p| format!("<p>{p}</p>\n"))
-        .collect();
-    if email.kind != EmailKind::Canceled {
-        let link = google_calendar_link(&invite);
-        html.push_str(&format!(
-            "<p><a href=\"{}\">Add to Google Calendar</a></p>\n",
-            html_escape(&link)
-        ));
-    }
-    let tags = tags(
-        "appointment",
-        email.kind,
-        "appointment_id",
-        email.appointment_id,
-    );
-    Ok(resend_body(
-        email.from,
-        email.to_email,
-        &subject,
-        (&text, &html),
-        (&ics, email.kind.method()),
-        tags,
-    ))
-}
-
 /// The `Idempotency-Key` header for this email: one per call, change and sequence, at most 256
 /// characters (an over-long call id is replaced by its SHA-256).
 pub fn idempotency_key(call_id: &str, sequence: u32, kind: EmailKind) -> String {
@@ -319,37 +302,6 @@ fn bounded_key(what: &str, id: &str, sequence: u32, kind: EmailKind) -> String {
             kind.as_str()
         )
     }
-}
-
-/// The body's paragraphs; `esc` is applied to every value we did not write ourselves.
-fn paragraphs<'a>(
-    email: &'a CallEmail,
-    when: &'a str,
-    esc: impl Fn(&'a str) -> Cow<'a, str>,
-) -> Vec<String> {
-    let greeting = match email.to_name {
-        Some(name) => format!("Hello {},", esc(name)),
-        None => "Hello,".to_owned(),
-    };
-    let (agent, phone, when) = (esc(email.agent_name), esc(email.phone_number), esc(when));
-    let news = match email.kind {
-        EmailKind::Scheduled => format!("{agent} will call you at {phone} on {when}."),
-        EmailKind::Rescheduled => format!("{agent}'s call to {phone} has moved to {when}."),
-        EmailKind::Canceled => format!("{agent}'s call to {phone} on {when} is canceled."),
-        EmailKind::Reminder => format!("A reminder: {agent} will call you at {phone} on {when}."),
-    };
-    let calendar = match email.kind {
-        EmailKind::Scheduled => "The attached invitation adds it to your calendar.",
-        EmailKind::Rescheduled => "The attached invitation updates your calendar.",
-        EmailKind::Canceled => "The attached cancellation removes it from your calendar.",
-        EmailKind::Reminder => "The attached invitation is the one you already have.",
-    };
-    vec![
-        greeting,
-        news,
-        calendar.to_owned(),
-        format!("Reference: {}", esc(email.call_id)),
-    ]
 }
 
 /// `Tue 1 Apr 2025, 15:00 (America/Chicago)`; UTC when there is no zone.
@@ -424,16 +376,18 @@ mod tests {
     use crate::zones::Tzdb;
     use icalendar::parser::{read_calendar, unfold};
 
-    fn email(kind: EmailKind) -> CallEmail<'static> {
-        CallEmail {
+    fn email(kind: EmailKind) -> InvitationEmail<'static> {
+        InvitationEmail {
             kind,
-            call_id: "call_123",
+            id: "call_123",
+            topic: Topic::Call {
+                phone_number: "+15551234567",
+            },
             sequence: 0,
             from: "Acme Dental <bookings@acme.example>",
             to_email: "jordan@example.com",
             to_name: Some("Jordan Lee"),
             agent_name: "Ava",
-            phone_number: "+15551234567",
             start: "2025-04-01T20:00:00Z".parse().unwrap(),
             time_zone: Zone::resolve(&Tzdb, "America/Chicago"),
             duration_minutes: 15,
@@ -451,7 +405,7 @@ mod tests {
 
     #[test]
     fn scheduled_email_structure() {
-        let body = confirmation_email(&email(EmailKind::Scheduled)).unwrap();
+        let body = invitation_email(&email(EmailKind::Scheduled)).unwrap();
         assert_eq!(body["from"], "Acme Dental <bookings@acme.example>");
         assert_eq!(body["to"], json!(["jordan@example.com"]));
         assert_eq!(
@@ -497,7 +451,7 @@ mod tests {
 
     #[test]
     fn cancel_email_uses_method_cancel() {
-        let body = confirmation_email(&CallEmail {
+        let body = invitation_email(&InvitationEmail {
             sequence: 2,
             ..email(EmailKind::Canceled)
         })
@@ -522,7 +476,7 @@ mod tests {
 
     #[test]
     fn rescheduled_email_uses_request_and_the_new_wording() {
-        let body = confirmation_email(&CallEmail {
+        let body = invitation_email(&InvitationEmail {
             sequence: 1,
             time_zone: None,
             ..email(EmailKind::Rescheduled)
@@ -541,10 +495,10 @@ mod tests {
 
     #[test]
     fn user_values_are_html_escaped() {
-        let body = confirmation_email(&CallEmail {
+        let body = invitation_email(&InvitationEmail {
             to_name: Some("<script>alert('x')</script> & \"co\""),
             agent_name: "Bob <b>",
-            call_id: "id\"><img src=x>",
+            id: "id\"><img src=x>",
             ..email(EmailKind::Scheduled)
         })
         .unwrap();
@@ -577,7 +531,7 @@ mod tests {
         ] {
             assert_eq!(parse_mailbox(bad), None, "{bad:?}");
         }
-        let err = confirmation_email(&CallEmail {
+        let err = invitation_email(&InvitationEmail {
             from: "Acme",
             ..email(EmailKind::Scheduled)
         });
@@ -606,15 +560,18 @@ mod tests {
 
     #[test]
     fn same_input_gives_the_same_body() {
-        let a = confirmation_email(&email(EmailKind::Scheduled)).unwrap();
-        let b = confirmation_email(&email(EmailKind::Scheduled)).unwrap();
+        let a = invitation_email(&email(EmailKind::Scheduled)).unwrap();
+        let b = invitation_email(&email(EmailKind::Scheduled)).unwrap();
         assert_eq!(a.to_string(), b.to_string());
     }
 
-    fn appointment(kind: EmailKind, sequence: u32) -> AppointmentEmail<'static> {
-        AppointmentEmail {
+    fn appointment(kind: EmailKind, sequence: u32) -> InvitationEmail<'static> {
+        InvitationEmail {
             kind,
-            appointment_id: "appt_9",
+            id: "appt_9",
+            topic: Topic::Appointment {
+                note: Some("Cleaning <b>& check</b>"),
+            },
             sequence,
             from: "Acme Dental <bookings@acme.example>",
             to_email: "jordan@example.com",
@@ -623,7 +580,6 @@ mod tests {
             start: "2025-04-01T07:00:00Z".parse().unwrap(),
             duration_minutes: 30,
             time_zone: Zone::resolve(&Tzdb, "Europe/Berlin"),
-            note: Some("Cleaning <b>& check</b>"),
             dtstamp: "2025-03-30T10:00:00Z".parse().unwrap(),
         }
     }
@@ -654,7 +610,7 @@ mod tests {
             ),
         ];
         for (kind, sequence, method, status, subject) in kinds {
-            let body = appointment_email(&appointment(kind, sequence)).unwrap();
+            let body = invitation_email(&appointment(kind, sequence)).unwrap();
             assert_eq!(
                 body["subject"],
                 format!("{subject}: Tue 1 Apr 2025, 09:00 (Europe/Berlin)")
@@ -702,10 +658,122 @@ mod tests {
             appointment_idempotency_key("appt_9", 1, EmailKind::Rescheduled),
             "appointment-appt_9-rescheduled-1"
         );
-        let bad_from = appointment_email(&AppointmentEmail {
+        let bad_from = invitation_email(&InvitationEmail {
             from: "Acme",
             ..appointment(EmailKind::Scheduled, 0)
         });
         assert_eq!(bad_from, Err(EmailError::InvalidFrom("Acme".into())));
+    }
+
+    #[test]
+    fn an_appointment_reminder_reads_in_full() {
+        let body = invitation_email(&appointment(EmailKind::Reminder, 1)).unwrap();
+        assert_eq!(
+            body["text"],
+            "Hello Jordan Lee,\n\n\
+             A reminder: your appointment with Acme Dental is on Tue 1 Apr 2025, 09:00 (Europe/Berlin).\n\n\
+             About: Cleaning <b>& check</b>\n\n\
+             The attached invitation is the one you already have.\n\n\
+             Reference: appt_9"
+        );
+        assert_eq!(
+            body["html"],
+            "<p>Hello Jordan Lee,</p>\n\
+             <p>A reminder: your appointment with Acme Dental is on Tue 1 Apr 2025, 09:00 (Europe/Berlin).</p>\n\
+             <p>About: Cleaning &lt;b&gt;&amp; check&lt;/b&gt;</p>\n\
+             <p>The attached invitation is the one you already have.</p>\n\
+             <p>Reference: appt_9</p>\n\
+             <p><a href=\"https://calendar.google.com/calendar/render?action=TEMPLATE\
+             &amp;text=Appointment+with+Acme+Dental&amp;dates=20250401T070000Z%2F20250401T073000Z\
+             &amp;details=Cleaning+%3Cb%3E%26+check%3C%2Fb%3E%0AReference%3A+appt_9\">Add to Google Calendar</a></p>\n"
+        );
+    }
+
+    /// Name and SHA-256 of each body `bodies_are_pinned_byte_for_byte` builds.
+    const PINNED_BODIES: &str = "\
+call scheduled plain b20b7464434ecd2800739121ddae3af454bef4344e9aff474eca26ed4c0b585f\n\
+call scheduled bare 122bfbb383da8d077258dd0ba3b2cd4b8e43ed920bf6c70278459d7e4c00bffb\n\
+call scheduled odd 7404a1f0cec221df917b54c60a6db0a10b9dfb288a8e26d25d58fa0741db37bd\n\
+appointment scheduled plain b7ff1f8aa4dd7b2dd279d90941d2f9645bc8349c0ae2f09d75af395b267c9cac\n\
+appointment scheduled bare e737e415d98a363222146d1d881f8a32ccab8884323bd1dfc21ded61f5ada3b7\n\
+appointment scheduled odd 35bf1f9902d553e1f59c94c54a2c2e95959deb393e7735f6ffd9b014f937731b\n\
+call rescheduled plain a3e63c5f09747d0821afa987386b00f83346ecd6739afdc36662ad24d14d261a\n\
+call rescheduled bare 63ea494326c7c56e1faf2c1390e6b57dd25907249c8bf297795988ff0d09fa1d\n\
+call rescheduled odd 9b5325d08e4667be7c53116f4c1cd90b85b4342fa11bbe77d80f806273ac8af7\n\
+appointment rescheduled plain babb2ef7a107c7f49cf82a4104af0103006b86d03fe72bd5fd570f2b4ed31c67\n\
+appointment rescheduled bare c2fd2908ea28f8fcb8c00c49b97b2d5927a394ceb1b972e8a5339472686ca9b3\n\
+appointment rescheduled odd 33f195c3ca03d1b638b843784baa513d97b9b9dead95a6ed8e6e12d9c1efb50e\n\
+call canceled plain c510b603527ac4f848aa9c7b1a4ee750311de4172632230fc82dd4b27868fe2f\n\
+call canceled bare 532ee86fd5dd3ec036656278713b729f50a9c6032920f8d293679e02039ce0f4\n\
+call canceled odd 6c0b95c59f6c31a2948c44631072ef9cb516d358fb562a0debcabdd010fbf7c7\n\
+appointment canceled plain a82bc1fa9c7bcadd2b01114f0c7e7f0d8382f21d0c4b9e8dacff52a641726856\n\
+appointment canceled bare 51fc7accdc442205c817c65ddb67dbd129fc94a9fcdee51403ab1cddd854b7de\n\
+appointment canceled odd 46f8b867f68d69bacd8ea1baea4b31401216ee143e6d5a19c29fe3e01a48fc99\n\
+call reminder plain bb1bdefb0ee888e8e1611feedca522f3ef8c8c1b89ef4b66fc78736a8d09c652\n\
+call reminder bare f8176ebb6e62eda15496be8476cb131e2b89f54b7e1e7f055c5d1b2d5cef3255\n\
+call reminder odd 337abf83dbe086802318bf5de41fa457d8dfbd2725ba21b19260384b5a89a844\n\
+appointment reminder plain 6931b220bc437cfd66553710d711b5b282ea08967f600bc7a4b09f69123b1c0e\n\
+appointment reminder bare 5d82afa67f7f40996430aa2ec23f4bdb82610bfc0fd17504d3f9a993f1160568\n\
+appointment reminder odd 571c4db3b0613cc1285d26defb1dbbddd92dfc6ec1dafb7579a1e2f9ed6d0ed3\n";
+
+    /// Every kind of both emails, with and without the optional values, and with values that
+    /// need escaping: the digest of each whole body as it was before the two shared one
+    /// composer, so any byte that changes shows here.
+    #[test]
+    fn bodies_are_pinned_byte_for_byte() {
+        let kinds = [
+            EmailKind::Scheduled,
+            EmailKind::Rescheduled,
+            EmailKind::Canceled,
+            EmailKind::Reminder,
+        ];
+        let mut bodies = Vec::new();
+        for kind in kinds {
+            let plain = email(kind);
+            let bare = InvitationEmail {
+                sequence: 3,
+                to_name: None,
+                time_zone: None,
+                ..email(kind)
+            };
+            let odd = InvitationEmail {
+                to_name: Some("<J> & 'L'"),
+                agent_name: "Bob \"B\" <b>",
+                topic: Topic::Call {
+                    phone_number: "+1 <555>",
+                },
+                id: "id\"><img>",
+                ..email(kind)
+            };
+            for (variant, e) in [("plain", plain), ("bare", bare), ("odd", odd)] {
+                let body = invitation_email(&e).unwrap().to_string();
+                bodies.push((format!("call {} {variant}", kind.as_str()), body));
+            }
+            let plain = appointment(kind, 1);
+            let bare = InvitationEmail {
+                to_name: None,
+                time_zone: None,
+                topic: Topic::Appointment { note: None },
+                ..appointment(kind, 4)
+            };
+            let odd = InvitationEmail {
+                to_name: Some("<J> & 'L'"),
+                agent_name: "Bob \"B\" <b>",
+                id: "id\"><img>",
+                ..appointment(kind, 2)
+            };
+            for (variant, e) in [("plain", plain), ("bare", bare), ("odd", odd)] {
+                let body = invitation_email(&e).unwrap().to_string();
+                bodies.push((format!("appointment {} {variant}", kind.as_str()), body));
+            }
+        }
+        let digests: String = bodies
+            .iter()
+            .map(|(name, body)| {
+                let digest = crate::scheduling::sha256_hex(body.as_bytes());
+                format!("{name} {digest}\n")
+            })
+            .collect();
+        assert_eq!(digests, PINNED_BODIES);
     }
 }
