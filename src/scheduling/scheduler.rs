@@ -23,19 +23,14 @@ pub async fn run_due(env: &Env) {
     // Before the dispatcher: the calls a tick writes are dialled in the same run.
     let claimed = campaigns::run_due(env).await;
     report(claimed, "campaign contacts claimed", "due campaigns");
-    report(
-        dispatch::run_due(env).await,
-        "calls dispatched",
-        "due calls",
-    );
+    let dialled = dispatch::run_due(env).await;
+    report(dialled, "calls dispatched", "due calls");
     let handed = send_due::<Reminders>(env).await;
     report(handed, "reminders due", "due reminders");
-    report(send_due::<Emails>(env).await, "emails sent", "due emails");
-    report(
-        send_due::<Messages>(env).await,
-        "messages sent",
-        "due messages",
-    );
+    let emailed = send_due::<Emails>(env).await;
+    report(emailed, "emails sent", "due emails");
+    let texted = send_due::<Messages>(env).await;
+    report(texted, "messages sent", "due messages");
     let stored = send_due::<Recordings>(env).await;
     report(stored, "recordings stored", "due recordings");
     let deleted = recordings::expire_due(env).await;
