@@ -4,17 +4,14 @@
 //! `Scheduler` wakes for the next due attempt. Resend's `Idempotency-Key` (per call, change and
 //! sequence) plus a body stored once make a resend after a crash harmless.
 
-use crate::platform::alarm;
-use crate::platform::app::load_config;
-use crate::platform::http::{log_line, new_id, now_ms, random_unit, ApiError};
+use crate::platform::http::{log_line, new_id, now_ms, ApiError};
 use crate::platform::outbound;
 use crate::platform::zones;
-use crate::store::emails::{self, About, Attempted, NewEmail};
+use crate::scheduling::outbox::{self, settle, Leasing};
+use crate::store::emails::{self, About, Attempted, Leased, NewEmail};
 use chrono::DateTime;
 use phone_agent_core::config::Config;
-use phone_agent_core::delivery::{
-    decide_attempt, response_excerpt, Decision, Outcome, REQUEST_TIMEOUT_MS,
-};
+use phone_agent_core::delivery::{response_excerpt, Outcome, REQUEST_TIMEOUT_MS};
 use phone_agent_core::limits::REPLY_BODY_LIMIT;
 use phone_agent_core::scheduling::email::{
     idempotency_key, invitation_email, EmailKind, InvitationEmail, Topic,
@@ -24,12 +21,8 @@ use std::time::Duration;
 use worker::d1::D1Database;
 use worker::{Env, Method};
 
-/// An attempt is leased for longer than it can take.
-const LEASE_MS: i64 = REQUEST_TIMEOUT_MS as i64 + 45_000;
 /// Length of the calendar slot in invitations.
 const SLOT_MINUTES: u32 = 15;
-/// Due emails sent per scheduler run.
-const BATCH: i64 = 50;
 
 /// What an email about a call says.
 pub struct EmailFacts<'a> {
@@ -92,134 +85,108 @@ pub fn compose<'a>(
 /// Sends a call's due emails now (the first attempt right after the API answers), then leaves
 /// whatever failed to the scheduler.
 pub async fn send_for_call(env: &Env, call_id: &str) {
-    let first_attempts = async {
-        let db = env.d1("DB")?;
-        let ids = emails::pending_unscoped(&db, About::Call(call_id)).await?;
-        let config = load_config(env)?;
-        for id in ids {
-            attempt(&db, &config, &id).await?;
-        }
-        next_due(&db).await
-    };
+    let pending =
+        async |db: &D1Database| Ok(emails::pending_unscoped(db, About::Call(call_id)).await?);
     let context = json!({"level": "error", "msg": "send call emails", "call_id": call_id});
-    alarm::after_first_attempts(env, first_attempts, context).await;
+    outbox::send_now::<Emails>(env, pending, context).await;
 }
 
-/// Sends up to one batch of due emails; returns how many were attempted.
-pub async fn send_due(env: &Env) -> Result<usize, ApiError> {
-    let db = env.d1("DB")?;
-    let now = now_ms();
-    let due = emails::due_unscoped(&db, now, BATCH).await?;
-    if due.is_empty() {
-        return Ok(0);
-    }
-    let config = load_config(&env.clone())?;
-    let count = due.len();
-    for id in due {
-        if let Err(e) = attempt(&db, &config, &id).await {
-            log_line(
-                json!({"level": "error", "msg": "email attempt", "email_id": id, "error": e.message}),
-            );
-        }
-    }
-    Ok(count)
-}
+/// The email outbox.
+pub struct Emails;
 
-/// When the next pending email is due, if any.
-pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
-    Ok(emails::next_due_unscoped(db).await?)
-}
+impl Leasing for Emails {
+    type Row = Leased;
+    const LOG: (&'static str, &'static str) = ("email attempt", "email_id");
 
-/// One attempt of one email, if it is still due and nobody else holds it.
-async fn attempt(db: &D1Database, config: &Config, email_id: &str) -> Result<(), ApiError> {
-    let started = now_ms();
-    let Some(e) = emails::lease(db, email_id, started + LEASE_MS, started).await? else {
-        return Ok(());
-    };
-    let attempt_no = e.attempts + 1;
-    let (outcome, error, message_id) = match config.providers.resend_api_key.as_deref() {
-        None => (None, Some("RESEND_API_KEY is not set".to_owned()), None),
-        Some(key) => {
-            let url = format!("{}/emails", config.providers.resend_api_url);
-            let auth = format!("Bearer {key}");
-            let reply = outbound::send(
-                Method::Post,
-                &url,
-                &[
-                    ("content-type", "application/json"),
-                    ("authorization", &auth),
-                    ("idempotency-key", &e.idempotency_key),
-                    (
-                        "user-agent",
-                        concat!("phone-agent/", env!("CARGO_PKG_VERSION")),
-                    ),
-                ],
-                Some(e.request.as_bytes()),
-                Duration::from_millis(REQUEST_TIMEOUT_MS),
-                REPLY_BODY_LIMIT,
-            )
-            .await;
-            match reply {
-                Ok(reply) => {
-                    let ok = (200..300).contains(&reply.status);
-                    let message_id = serde_json::from_slice::<Value>(&reply.body)
-                        .ok()
-                        .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned));
-                    let error = (!ok).then(|| {
-                        format!(
-                            "Resend answered HTTP {}: {}",
-                            reply.status,
-                            response_excerpt(&reply.body, 300)
-                        )
-                    });
-                    let outcome = reply.outcome(&["retry-after", "ratelimit-reset"]);
-                    (Some(outcome), error, message_id)
+    /// Sends leased email `e` once and records how it went.
+    async fn handle(
+        _env: &Env,
+        db: &D1Database,
+        config: &Config,
+        email_id: &str,
+        e: Leased,
+    ) -> Result<(), ApiError> {
+        let attempt_no = e.attempts + 1;
+        let (outcome, error, message_id) = match config.providers.resend_api_key.as_deref() {
+            None => (None, Some("RESEND_API_KEY is not set".to_owned()), None),
+            Some(key) => {
+                let url = format!("{}/emails", config.providers.resend_api_url);
+                let auth = format!("Bearer {key}");
+                let reply = outbound::send(
+                    Method::Post,
+                    &url,
+                    &[
+                        ("content-type", "application/json"),
+                        ("authorization", &auth),
+                        ("idempotency-key", &e.idempotency_key),
+                        (
+                            "user-agent",
+                            concat!("phone-agent/", env!("CARGO_PKG_VERSION")),
+                        ),
+                    ],
+                    Some(e.request.as_bytes()),
+                    Duration::from_millis(REQUEST_TIMEOUT_MS),
+                    REPLY_BODY_LIMIT,
+                )
+                .await;
+                match reply {
+                    Ok(reply) => {
+                        let ok = (200..300).contains(&reply.status);
+                        let message_id = serde_json::from_slice::<Value>(&reply.body)
+                            .ok()
+                            .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned));
+                        let error = (!ok).then(|| {
+                            format!(
+                                "Resend answered HTTP {}: {}",
+                                reply.status,
+                                response_excerpt(&reply.body, 300)
+                            )
+                        });
+                        let outcome = reply.outcome(&["retry-after", "ratelimit-reset"]);
+                        (Some(outcome), error, message_id)
+                    }
+                    Err(failure) => (Some(failure.outcome()), Some(failure.to_string()), None),
                 }
-                Err(failure) => (Some(failure.outcome()), Some(failure.to_string()), None),
             }
-        }
-    };
-    let finished = now_ms();
-    let decision = decide_attempt(
-        &config.delivery_retry_schedule,
-        attempt_no,
-        finished,
-        outcome.as_ref(),
-        random_unit(),
-    );
-    let (status, next_attempt_at, call_email_status) = match decision {
-        Decision::Delivered => ("sent", None, "sent"),
-        Decision::Retry { at_unix_ms } => ("pending", Some(at_unix_ms), "retrying"),
-        // 410 means nothing for an email API: it is as final as an exhausted schedule.
-        Decision::Dead | Decision::DisableEndpoint => ("dead", None, "failed"),
-    };
-    let status_code = outcome.as_ref().and_then(Outcome::status_code);
-    // The history records each email's outcome and its first failure, not every retry.
-    let history = (status != "pending" || attempt_no == 1).then(|| {
-        json!({"email_id": email_id, "kind": e.kind, "sequence": e.sequence,
-            "status": call_email_status, "attempt": attempt_no, "status_code": status_code,
-            "error": error, "resend_id": message_id})
-    });
-    emails::record_attempt(
-        db,
-        &e,
-        &Attempted {
-            email_id,
-            status,
-            attempts: attempt_no,
-            next_attempt_at,
-            status_code,
-            error: error.as_deref(),
-            provider_message_id: message_id.as_deref(),
-            call_email_status,
-            at: finished,
-            history: history.as_ref(),
-        },
-    )
-    .await?;
-    log_line(
-        json!({"level": "info", "msg": "email attempt", "email_id": email_id, "call_id": e.call_id,
-        "attempt": attempt_no, "status_code": status_code, "result": status, "error": error}),
-    );
-    Ok(())
+        };
+        let attempt = settle(
+            config,
+            attempt_no,
+            now_ms(),
+            outcome.as_ref(),
+            ["sent", "dead"],
+            error.as_deref(),
+        );
+        let call_email_status = match attempt.status {
+            "sent" => "sent",
+            "pending" => "retrying",
+            _ => "failed",
+        };
+        let status_code = outcome.as_ref().and_then(Outcome::status_code);
+        // The history records each email's outcome and its first failure, not every retry.
+        let history = (attempt.status != "pending" || attempt_no == 1).then(|| {
+            json!({"email_id": email_id, "kind": e.kind, "sequence": e.sequence,
+                "status": call_email_status, "attempt": attempt_no, "status_code": status_code,
+                "error": error, "resend_id": message_id})
+        });
+        let status = attempt.status;
+        emails::record_attempt(
+            db,
+            &e,
+            &Attempted {
+                email_id,
+                attempt,
+                status_code,
+                provider_message_id: message_id.as_deref(),
+                call_email_status,
+                history: history.as_ref(),
+            },
+        )
+        .await?;
+        log_line(
+            json!({"level": "info", "msg": "email attempt", "email_id": email_id, "call_id": e.call_id,
+            "attempt": attempt_no, "status_code": status_code, "result": status, "error": error}),
+        );
+        Ok(())
+    }
 }

@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod dispatch;
 pub mod emails;
 pub mod messages;
+pub mod outbox;
 pub mod recordings;
 pub mod reminders;
 pub mod scheduler;

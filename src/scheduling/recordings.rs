@@ -7,18 +7,20 @@
 use crate::pipeline::call_status;
 use crate::platform::app::load_config;
 use crate::platform::http::secret_bytes;
-use crate::platform::http::{log_line, now_ms, random_unit, ApiError};
+use crate::platform::http::{log_line, now_ms, ApiError};
 use crate::platform::outbound;
-use crate::store::recordings::{self, Attempted, Leased, Transcribed};
+use crate::scheduling::outbox::{settle, Leasing};
+use crate::store::outbox::Attempt;
+use crate::store::recordings::{self, Leased};
 use phone_agent_core::config::Config;
-use phone_agent_core::delivery::{decide_attempt, Decision, Outcome, REQUEST_TIMEOUT_MS};
+use phone_agent_core::delivery::{Outcome, REQUEST_TIMEOUT_MS};
 use phone_agent_core::recording::{
     fetch_authorization, object_key, sign_link, CONTENT_TYPE, LINK_VALIDITY_SECS,
     MAX_RECORDING_BYTES, RETENTION_BATCH,
 };
 use phone_agent_core::recording_transcript::{self, Engine, MAX_RESPONSE_BYTES};
 use phone_agent_core::webhooks::callback::CallbackKey;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 use worker::d1::D1Database;
 use worker::{Env, HttpMetadata, Method};
@@ -29,27 +31,40 @@ const DOWNLOAD_TIMEOUT_MS: u64 = 4 * REQUEST_TIMEOUT_MS;
 const TRANSCRIBE_TIMEOUT_MS: u64 = 180_000;
 /// An attempt (download, then transcription) is leased for longer than it can take.
 const LEASE_MS: i64 = (DOWNLOAD_TIMEOUT_MS + TRANSCRIBE_TIMEOUT_MS) as i64 + 60_000;
-/// Recordings fetched per scheduler run (each may be megabytes).
-const BATCH: i64 = 5;
 
-/// Fetches up to one batch of due recordings; returns how many were attempted.
-pub async fn store_due(env: &Env) -> Result<usize, ApiError> {
-    let db = env.d1("DB")?;
-    let due = recordings::due_unscoped(&db, now_ms(), BATCH).await?;
-    if due.is_empty() {
-        return Ok(0);
-    }
-    let config = load_config(env)?;
-    let count = due.len();
-    for id in due {
-        if let Err(e) = attempt(env, &db, &config, &id).await {
-            log_line(
-                json!({"level": "error", "msg": "recording attempt", "recording_id": id,
-                "error": e.message}),
-            );
+/// The recordings job: each recording copied into R2, then transcribed.
+pub struct Recordings;
+
+impl Leasing for Recordings {
+    type Row = Leased;
+    const LEASE_MS: i64 = LEASE_MS;
+    /// Recordings fetched per scheduler run (each may be megabytes).
+    const BATCH: i64 = 5;
+    const LOG: (&'static str, &'static str) = ("recording attempt", "recording_id");
+
+    /// The audio (download, R2, `call.recording.ready`) while it is not stored, then its
+    /// transcription when the agent asked for one.
+    async fn handle(
+        env: &Env,
+        db: &D1Database,
+        config: &Config,
+        id: &str,
+        r: Leased,
+    ) -> Result<(), ApiError> {
+        let audio = if r.status == "pending" {
+            match store_audio(env, db, config, id, &r).await? {
+                Some(audio) => Some(audio),
+                // Not stored (retried or dead): nothing to transcribe yet.
+                None => return Ok(()),
+            }
+        } else {
+            None
+        };
+        if r.transcription_status.as_deref() == Some("pending") {
+            transcribe(env, db, config, id, &r, audio).await?;
         }
+        Ok(())
     }
-    Ok(count)
 }
 
 /// Deletes up to one batch of stored recordings past their tenant's retention (R2 object first,
@@ -83,11 +98,6 @@ pub async fn expire_due(env: &Env) -> Result<usize, ApiError> {
     Ok(deleted)
 }
 
-/// When the next pending recording is due, if any.
-pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
-    Ok(recordings::next_due_unscoped(db).await?)
-}
-
 /// The download link of `call_id`'s recording, valid for [`LINK_VALIDITY_SECS`] from `now_ms`.
 pub fn download_link(config: &Config, call_id: &str, now_ms: i64) -> Option<(String, i64)> {
     let key = CallbackKey::for_config(config)?;
@@ -98,29 +108,6 @@ pub fn download_link(config: &Config, call_id: &str, now_ms: i64) -> Option<(Str
         format!("{base}/api/v1/calls/{call_id}/recording?expires={expires}&sig={sig}"),
         expires,
     ))
-}
-
-/// One attempt of one recording, if it is still due and nobody else holds it: the audio
-/// (download, R2, `call.recording.ready`) while it is not stored, then its transcription when
-/// the agent asked for one.
-async fn attempt(env: &Env, db: &D1Database, config: &Config, id: &str) -> Result<(), ApiError> {
-    let started = now_ms();
-    let Some(r) = recordings::lease(db, id, started + LEASE_MS, started).await? else {
-        return Ok(());
-    };
-    let audio = if r.status == "pending" {
-        match store_audio(env, db, config, id, &r).await? {
-            Some(audio) => Some(audio),
-            // Not stored (retried or dead): nothing to transcribe yet.
-            None => return Ok(()),
-        }
-    } else {
-        None
-    };
-    if r.transcription_status.as_deref() == Some("pending") {
-        transcribe(env, db, config, id, &r, audio).await?;
-    }
-    Ok(())
 }
 
 /// The audio step: the recording's bytes once stored in R2 and announced, else `None` (the
@@ -136,14 +123,7 @@ async fn store_audio(
     let key = object_key(&r.tenant_id, r.call_id.as_str(), id);
     let (outcome, error, audio) =
         match fetch_and_store(env, config, &r.provider, &r.media_url, &key).await {
-            Ok(audio) => (
-                Some(Outcome::Status {
-                    code: 200,
-                    retry_after: None,
-                }),
-                None,
-                Some(audio),
-            ),
+            Ok(audio) => (None, None, Some(audio)),
             Err((outcome, error)) => (outcome, Some(error), None),
         };
     let size = audio
@@ -156,66 +136,75 @@ async fn store_audio(
         let data = json!({"recording": {"id": id, "url": url, "expires_at": expires,
             "content_type": CONTENT_TYPE, "size_bytes": size,
             "duration_seconds": r.duration_seconds}});
-        let event_key = format!("{}:recording.ready:{id}", r.call_id);
-        if let Err(e) = call_status::emit(
-            env,
-            db,
-            r.call_id.as_str(),
-            "call.recording.ready",
-            &event_key,
-            data,
-            now_ms(),
-        )
-        .await
-        {
-            error = Some(format!("announcing the recording: {}", e.message));
-        }
+        error = announce(env, db, r, id, "call.recording.ready", data, "recording").await;
     }
-    let finished = now_ms();
-    let (status, next_attempt_at) = match (&error, size) {
+    let mut attempt = step_end(
+        config,
+        attempt_no,
+        size.is_some(),
+        outcome,
+        ["stored", "dead"],
+        error.as_deref(),
+    );
+    if attempt.status == "stored" {
         // A transcription still owed is due again after this attempt's lease, should this
         // instance be lost before it runs (it runs next, in this attempt).
-        (None, Some(_)) => (
-            "stored",
-            (r.transcription_status.as_deref() == Some("pending")).then_some(finished + LEASE_MS),
-        ),
-        _ => {
-            // Stored but not announced: retried like a network failure (the event is deduped).
-            let outcome = if size.is_some() {
-                Some(Outcome::NetworkError)
-            } else {
-                outcome
-            };
-            match decide_attempt(
-                &config.delivery_retry_schedule,
-                attempt_no,
-                finished,
-                outcome.as_ref(),
-                random_unit(),
-            ) {
-                Decision::Retry { at_unix_ms } => ("pending", Some(at_unix_ms)),
-                Decision::Delivered | Decision::Dead | Decision::DisableEndpoint => ("dead", None),
-            }
-        }
-    };
-    recordings::record_attempt(
-        db,
-        id,
-        &Attempted {
-            status,
-            attempts: attempt_no,
-            next_attempt_at,
-            error: error.as_deref(),
-            object: size.map(|s| (key.as_str(), CONTENT_TYPE, s)),
-            at: finished,
-        },
-    )
-    .await?;
+        attempt.next_attempt_at =
+            (r.transcription_status.as_deref() == Some("pending")).then_some(attempt.at + LEASE_MS);
+    }
+    let object = size.map(|s| (key.as_str(), CONTENT_TYPE, s));
+    recordings::record_attempt(db, id, &attempt, object).await?;
     log_line(
         json!({"level": "info", "msg": "recording attempt", "recording_id": id,
-        "call_id": r.call_id, "attempt": attempt_no, "result": status, "error": error}),
+        "call_id": r.call_id, "attempt": attempt_no, "result": attempt.status, "error": error}),
     );
-    Ok(if status == "stored" { audio } else { None })
+    Ok(if attempt.status == "stored" {
+        audio
+    } else {
+        None
+    })
+}
+
+/// Where attempt number `attempts` at a step of the job leaves it by the core's retry policy:
+/// `done` once it made its result (`made`) and announced it, else retried as its `outcome`
+/// says, or like a network failure when only the announcement failed (the event is
+/// deduplicated), until the step is `dead`.
+fn step_end<'a>(
+    config: &Config,
+    attempts: i64,
+    made: bool,
+    outcome: Option<Outcome>,
+    labels: [&'a str; 2],
+    error: Option<&'a str>,
+) -> Attempt<'a> {
+    let outcome = match (made, error) {
+        (true, None) => Some(Outcome::Status {
+            code: 200,
+            retry_after: None,
+        }),
+        (true, Some(_)) => Some(Outcome::NetworkError),
+        (false, _) => outcome,
+    };
+    settle(config, attempts, now_ms(), outcome.as_ref(), labels, error)
+}
+
+/// Publishes `event` about recording `id` of `r`'s call with `data`, once per recording (a
+/// retry's is deduplicated by its key); why it failed, as the attempt's error naming `what`.
+async fn announce(
+    env: &Env,
+    db: &D1Database,
+    r: &Leased,
+    id: &str,
+    event: &str,
+    data: Value,
+    what: &str,
+) -> Option<String> {
+    let call_id = r.call_id.as_str();
+    let key = format!("{call_id}:{}:{id}", event.trim_start_matches("call."));
+    let emitted = call_status::emit(env, db, call_id, event, &key, data, now_ms()).await;
+    emitted
+        .err()
+        .map(|e| format!("announcing the {what}: {}", e.message))
 }
 
 /// The transcription step (the audio is stored): the transcript made (once: a transcript
@@ -299,76 +288,32 @@ async fn transcribe(
     };
     if let Some(text) = &transcript {
         // Kept first, so a failed announcement never asks the provider twice.
-        recordings::record_transcription(
-            db,
-            id,
-            &Transcribed {
-                status: "pending",
-                attempts: r.transcription_attempts,
-                next_attempt_at: Some(now_ms() + LEASE_MS),
-                error: None,
-                transcript: Some(text),
-                at: now_ms(),
-            },
-        )
-        .await?;
-        let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let kept = Attempt {
+            status: "pending",
+            attempts: r.transcription_attempts,
+            next_attempt_at: Some(now_ms() + LEASE_MS),
+            error: None,
+            at: now_ms(),
+        };
+        recordings::record_transcription(db, id, &kept, Some(text)).await?;
+        let value: Value = serde_json::from_str(text).unwrap_or_default();
         let data = json!({"recording": {"id": id}, "transcript": value});
-        let event_key = format!("{}:recording.transcribed:{id}", r.call_id);
-        if let Err(e) = call_status::emit(
-            env,
-            db,
-            r.call_id.as_str(),
-            "call.recording.transcribed",
-            &event_key,
-            data,
-            now_ms(),
-        )
-        .await
-        {
-            error = Some(format!("announcing the transcript: {}", e.message));
-        }
+        let event = "call.recording.transcribed";
+        error = announce(env, db, r, id, event, data, "transcript").await;
     }
-    let finished = now_ms();
-    let (status, next_attempt_at) = match (&error, &transcript) {
-        (None, Some(_)) => ("done", None),
-        _ => {
-            let outcome = if transcript.is_some() {
-                Some(Outcome::NetworkError)
-            } else {
-                outcome
-            };
-            match decide_attempt(
-                &config.delivery_retry_schedule,
-                attempt_no,
-                finished,
-                outcome.as_ref(),
-                random_unit(),
-            ) {
-                Decision::Retry { at_unix_ms } => ("pending", Some(at_unix_ms)),
-                Decision::Delivered | Decision::Dead | Decision::DisableEndpoint => {
-                    ("failed", None)
-                }
-            }
-        }
-    };
-    recordings::record_transcription(
-        db,
-        id,
-        &Transcribed {
-            status,
-            attempts: attempt_no,
-            next_attempt_at,
-            error: error.as_deref(),
-            transcript: None,
-            at: finished,
-        },
-    )
-    .await?;
+    let attempt = step_end(
+        config,
+        attempt_no,
+        transcript.is_some(),
+        outcome,
+        ["done", "failed"],
+        error.as_deref(),
+    );
+    recordings::record_transcription(db, id, &attempt, None).await?;
     log_line(
         json!({"level": if error.is_some() { "warn" } else { "info" },
         "msg": "recording transcription attempt", "recording_id": id, "call_id": r.call_id,
-        "attempt": attempt_no, "result": status, "error": error}),
+        "attempt": attempt_no, "result": attempt.status, "error": error}),
     );
     Ok(())
 }

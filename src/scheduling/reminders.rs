@@ -4,12 +4,13 @@
 //! `reminders` when it is scheduled; the store moves and cancels the rows with the call.
 
 use crate::pipeline::appointments as pipeline_appointments;
-use crate::platform::app::load_config;
-use crate::platform::http::{log_line, new_id, now_ms, ApiError};
+use crate::platform::http::{new_id, ApiError};
 use crate::platform::zones;
 use crate::scheduling::emails::{self, EmailFacts};
+use crate::scheduling::outbox::Outbox;
 use crate::store::appointments;
 use crate::store::messages::Outgoing;
+use crate::store::outbox;
 use crate::store::reminders::{self, Due, DueAppointment, Handed};
 use crate::store::tenant::Tenant;
 use chrono::DateTime;
@@ -19,42 +20,61 @@ use phone_agent_core::ids::MessageId;
 use phone_agent_core::reminders::{idempotency_key, reminder_text, Channel, Subject};
 use phone_agent_core::scheduling::email::EmailKind;
 use phone_agent_core::sms::carrier_for;
-use serde_json::json;
+use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
 
 /// Due reminders handed over per scheduler run.
 const BATCH: i64 = 50;
 
-/// Hands up to one batch of due reminders to their outbox; returns how many were looked at.
-/// Run before the email sweep, so a reminder goes out in the run that finds it due.
-pub async fn hand_over_due(env: &Env) -> Result<usize, ApiError> {
-    let db = env.d1("DB")?;
-    let now = now_ms();
-    let due = reminders::due_unscoped(&db, now, BATCH).await?;
-    let appointments = reminders::due_appointments_unscoped(&db, now, BATCH).await?;
-    if due.is_empty() && appointments.is_empty() {
-        return Ok(0);
+/// The reminders' hand-over to the email and text-message outboxes. Run before the email
+/// sweep, so a reminder goes out in the run that finds it due.
+pub struct Reminders;
+
+/// A due reminder of a call or of an appointment.
+pub enum Reminder {
+    Call(Due),
+    Appointment(DueAppointment),
+}
+
+impl Outbox for Reminders {
+    type Item = Reminder;
+    const ATTEMPT_FAILED: &'static str = "reminder hand-over";
+
+    async fn due(db: &D1Database, now: i64) -> Result<Vec<Reminder>, ApiError> {
+        let calls = reminders::due_unscoped(db, now, BATCH).await?;
+        let appointments = reminders::due_appointments_unscoped(db, now, BATCH).await?;
+        let calls = calls.into_iter().map(Reminder::Call);
+        Ok(calls
+            .chain(appointments.into_iter().map(Reminder::Appointment))
+            .collect())
     }
-    let config = load_config(env)?;
-    let count = due.len() + appointments.len();
-    for r in due {
-        if let Err(e) = hand_over(&db, &config, &r, now).await {
-            log_line(
-                json!({"level": "error", "msg": "reminder hand-over", "reminder_id": r.id,
-                            "call_id": r.call_id, "error": e.message}),
-            );
+
+    async fn attempt(
+        env: &Env,
+        db: &D1Database,
+        config: &Config,
+        reminder: &Reminder,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        match reminder {
+            Reminder::Call(r) => hand_over(db, config, r, now).await,
+            Reminder::Appointment(r) => hand_over_appointment(env, db, config, r, now).await,
         }
     }
-    for r in appointments {
-        if let Err(e) = hand_over_appointment(env, &db, &config, &r, now).await {
-            log_line(
-                json!({"level": "error", "msg": "reminder hand-over", "reminder_id": r.id,
-                            "appointment_id": r.appointment_id, "error": e.message}),
-            );
+
+    fn ids(reminder: &Reminder) -> Value {
+        match reminder {
+            Reminder::Call(r) => json!({"reminder_id": r.id, "call_id": r.call_id}),
+            Reminder::Appointment(r) => {
+                json!({"reminder_id": r.id, "appointment_id": r.appointment_id})
+            }
         }
     }
-    Ok(count)
+
+    async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
+        Ok(outbox::next_due_unscoped(db, &reminders::QUEUE).await?)
+    }
 }
 
 /// Hands appointment reminder `r` to its channel's outbox: the appointment's invitation
@@ -225,9 +245,4 @@ async fn hand_over(db: &D1Database, config: &Config, r: &Due, now: i64) -> Resul
         }
         _ => Ok(reminders::hand_over(db, &r.tenant_id, (Subject::Call, &r.id), None, now).await?),
     }
-}
-
-/// When the next pending reminder is due, if any.
-pub async fn next_due(db: &D1Database) -> Result<Option<i64>, ApiError> {
-    Ok(reminders::next_due_unscoped(db).await?)
 }

@@ -6,61 +6,47 @@
 
 use crate::pipeline::forwarding;
 use crate::platform::http::{log_line, now_ms, ApiError};
-use crate::scheduling::{campaigns, dispatch, emails, messages, recordings, reminders};
+use crate::scheduling::emails::Emails;
+use crate::scheduling::messages::Messages;
+use crate::scheduling::outbox::{send_due, Outbox};
+use crate::scheduling::recordings::{self, Recordings};
+use crate::scheduling::reminders::Reminders;
+use crate::scheduling::{campaigns, dispatch};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 /// Runs every job that is due now; errors are logged per kind so one kind cannot starve another.
 pub async fn run_due(env: &Env) {
-    match forwarding::deliver_due(env).await {
-        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "deliveries sent", "count": n})),
-        Ok(_) => {}
-        Err(e) => log_line(json!({"level": "error", "msg": "due deliveries", "error": e.message})),
-    }
+    let sent = forwarding::deliver_due(env).await;
+    report(sent, "deliveries sent", "due deliveries");
     // Before the dispatcher: the calls a tick writes are dialled in the same run.
-    match campaigns::run_due(env).await {
-        Ok(n) if n > 0 => {
-            log_line(json!({"level": "info", "msg": "campaign contacts claimed", "count": n}))
-        }
+    let claimed = campaigns::run_due(env).await;
+    report(claimed, "campaign contacts claimed", "due campaigns");
+    let dialled = dispatch::run_due(env).await;
+    report(dialled, "calls dispatched", "due calls");
+    let handed = send_due::<Reminders>(env).await;
+    report(handed, "reminders due", "due reminders");
+    let emailed = send_due::<Emails>(env).await;
+    report(emailed, "emails sent", "due emails");
+    let texted = send_due::<Messages>(env).await;
+    report(texted, "messages sent", "due messages");
+    let stored = send_due::<Recordings>(env).await;
+    report(stored, "recordings stored", "due recordings");
+    let deleted = recordings::expire_due(env).await;
+    report(
+        deleted,
+        "recordings deleted (retention)",
+        "recording retention",
+    );
+}
+
+/// Logs how one kind of job's run went: how many it did (`done`, when any) or why it failed.
+fn report(run: std::result::Result<usize, ApiError>, done: &str, failed: &str) {
+    match run {
+        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": done, "count": n})),
         Ok(_) => {}
-        Err(e) => log_line(json!({"level": "error", "msg": "due campaigns", "error": e.message})),
-    }
-    match dispatch::run_due(env).await {
-        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "calls dispatched", "count": n})),
-        Ok(_) => {}
-        Err(e) => log_line(json!({"level": "error", "msg": "due calls", "error": e.message})),
-    }
-    match reminders::hand_over_due(env).await {
-        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "reminders due", "count": n})),
-        Ok(_) => {}
-        Err(e) => log_line(json!({"level": "error", "msg": "due reminders", "error": e.message})),
-    }
-    match emails::send_due(env).await {
-        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "emails sent", "count": n})),
-        Ok(_) => {}
-        Err(e) => log_line(json!({"level": "error", "msg": "due emails", "error": e.message})),
-    }
-    match messages::send_due(env).await {
-        Ok(n) if n > 0 => log_line(json!({"level": "info", "msg": "messages sent", "count": n})),
-        Ok(_) => {}
-        Err(e) => log_line(json!({"level": "error", "msg": "due messages", "error": e.message})),
-    }
-    match recordings::store_due(env).await {
-        Ok(n) if n > 0 => {
-            log_line(json!({"level": "info", "msg": "recordings stored", "count": n}))
-        }
-        Ok(_) => {}
-        Err(e) => log_line(json!({"level": "error", "msg": "due recordings", "error": e.message})),
-    }
-    match recordings::expire_due(env).await {
-        Ok(n) if n > 0 => {
-            log_line(json!({"level": "info", "msg": "recordings deleted (retention)", "count": n}))
-        }
-        Ok(_) => {}
-        Err(e) => {
-            log_line(json!({"level": "error", "msg": "recording retention", "error": e.message}))
-        }
+        Err(e) => log_line(json!({"level": "error", "msg": failed, "error": e.message})),
     }
 }
 
@@ -70,10 +56,10 @@ pub async fn next_due(env: &Env) -> std::result::Result<Option<i64>, ApiError> {
     let candidates = [
         forwarding::next_due(&db).await?,
         dispatch::next_due(&db).await?,
-        emails::next_due(&db).await?,
-        reminders::next_due(&db).await?,
-        recordings::next_due(&db).await?,
-        messages::next_due(&db).await?,
+        Emails::next_due(&db).await?,
+        Reminders::next_due(&db).await?,
+        Recordings::next_due(&db).await?,
+        Messages::next_due(&db).await?,
         campaigns::next_due(&db).await?,
     ];
     Ok(candidates.into_iter().flatten().min())

@@ -4,6 +4,7 @@
 use crate::store::call_events::{self, Event, When};
 use crate::store::db::{self, row, Arg};
 use crate::store::error::StoreError;
+use crate::store::outbox::{self, Attempt, Queue};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{CallId, EmailId};
 use phone_agent_core::scheduling::email::EmailKind;
@@ -202,31 +203,8 @@ pub async fn pending_unscoped(
     .await
 }
 
-/// Up to `limit` emails due at `now` and not leased, across tenants.
-pub async fn due_unscoped(
-    db: &D1Database,
-    now: i64,
-    limit: i64,
-) -> Result<Vec<String>, StoreError> {
-    db::ids(
-        db,
-        "SELECT id FROM emails WHERE status = 'pending' AND next_attempt_at <= ?1
-           AND (locked_until IS NULL OR locked_until < ?1)
-         ORDER BY next_attempt_at LIMIT ?2",
-        &[&now, &limit],
-    )
-    .await
-}
-
-/// When the next pending email is due, if any (across tenants).
-pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreError> {
-    db::earliest(
-        db,
-        "SELECT min(next_attempt_at) AS at FROM emails WHERE status = 'pending'",
-        &[],
-    )
-    .await
-}
+/// The outbox: pending emails, due at `next_attempt_at`.
+pub const QUEUE: Queue = Queue::new("emails", "status = 'pending'", "next_attempt_at");
 
 row! {
     /// An email leased for one attempt.
@@ -241,40 +219,20 @@ row! {
     }
 }
 
-/// Leases email `id` until `until` if it is due at `now` and nobody holds it; the email as
-/// leased.
-pub async fn lease(
-    db: &D1Database,
-    id: &str,
-    until: i64,
-    now: i64,
-) -> Result<Option<Leased>, StoreError> {
-    db::first(
-        db,
-        &format!(
-            "UPDATE emails SET locked_until = ?1 WHERE id = ?2 AND status = 'pending'
-               AND next_attempt_at <= ?3 AND (locked_until IS NULL OR locked_until < ?3)
-             RETURNING {}",
-            Leased::COLUMNS
-        ),
-        &[&until, &id, &now],
-    )
-    .await
+impl outbox::Leased for Leased {
+    const QUEUE: &'static Queue = &QUEUE;
+    const COLUMNS: &'static str = Leased::COLUMNS;
 }
 
 /// How one attempt at an email ended.
 pub struct Attempted<'a> {
     pub email_id: &'a str,
-    /// `pending` (to retry), `sent` or `dead`.
-    pub status: &'a str,
-    pub attempts: i64,
-    pub next_attempt_at: Option<i64>,
+    /// `status`: `pending` (to retry), `sent` or `dead`.
+    pub attempt: Attempt<'a>,
     pub status_code: Option<i64>,
-    pub error: Option<&'a str>,
     pub provider_message_id: Option<&'a str>,
     /// What the call shows: `retrying`, `sent` or `failed`.
     pub call_email_status: &'a str,
-    pub at: i64,
     /// The call's history entry, when this attempt deserves one.
     pub history: Option<&'a Value>,
 }
@@ -287,32 +245,28 @@ pub async fn record_attempt(
     attempted: &Attempted<'_>,
 ) -> Result<(), StoreError> {
     let mut statements = vec![
-        db::stmt(
+        outbox::recorded(
             db,
-            "UPDATE emails SET status = ?1, attempts = ?2, next_attempt_at = ?3, locked_until = NULL,
-               last_status_code = ?4, last_error = ?5, provider_message_id = COALESCE(?6, provider_message_id),
-               updated_at = ?7
-             WHERE id = ?8",
-            &[
-                &attempted.status,
-                &attempted.attempts,
-                &attempted.next_attempt_at,
-                &attempted.status_code,
-                &attempted.error,
-                &attempted.provider_message_id,
-                &attempted.at,
-                &attempted.email_id,
-            ],
+            &QUEUE,
+            &outbox::ROW,
+            attempted.email_id,
+            &attempted.attempt,
+            ", last_status_code = ?7, provider_message_id = COALESCE(?8, provider_message_id)",
+            &[&attempted.status_code, &attempted.provider_message_id],
         )?,
         db::stmt(
             db,
             "UPDATE calls SET email_status = ?1 WHERE id = ?2
                AND NOT EXISTS (SELECT 1 FROM emails WHERE call_id = ?2 AND sequence > ?3)",
-            &[&attempted.call_email_status, &email.call_id, &email.sequence],
+            &[
+                &attempted.call_email_status,
+                &email.call_id,
+                &email.sequence,
+            ],
         )?,
     ];
     if let (Some(detail), Some(call_id)) = (attempted.history, &email.call_id) {
-        let event = Event::new(call_id, "email", "scheduler", detail, attempted.at);
+        let event = Event::new(call_id, "email", "scheduler", detail, attempted.attempt.at);
         statements.push(call_events::row(db, &event, When::Always)?);
     }
     db::batch(db, statements).await?;

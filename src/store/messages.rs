@@ -4,6 +4,7 @@
 
 use crate::store::db::{self, row};
 use crate::store::error::StoreError;
+use crate::store::outbox::{self, Attempt, Queue, Step};
 use crate::store::page::listed;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{MessageId, TenantId};
@@ -200,31 +201,8 @@ pub async fn report_unscoped(
     .await
 }
 
-/// Up to `limit` outbound messages due at `now` and not leased, across tenants.
-pub async fn due_unscoped(
-    db: &D1Database,
-    now: i64,
-    limit: i64,
-) -> Result<Vec<String>, StoreError> {
-    db::ids(
-        db,
-        "SELECT id FROM messages WHERE status = 'pending' AND next_attempt_at <= ?1
-           AND (locked_until IS NULL OR locked_until < ?1)
-         ORDER BY next_attempt_at LIMIT ?2",
-        &[&now, &limit],
-    )
-    .await
-}
-
-/// When the next pending message is due, if any (across tenants).
-pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreError> {
-    db::earliest(
-        db,
-        "SELECT min(next_attempt_at) AS at FROM messages WHERE status = 'pending'",
-        &[],
-    )
-    .await
-}
+/// The outbox: pending outbound messages, due at `next_attempt_at`.
+pub const QUEUE: Queue = Queue::new("messages", "status = 'pending'", "next_attempt_at");
 
 row! {
     /// A message leased for one attempt.
@@ -240,61 +218,30 @@ row! {
     }
 }
 
-/// Leases message `id` until `until` if it is due at `now` and nobody holds it.
-pub async fn lease(
-    db: &D1Database,
-    id: &str,
-    until: i64,
-    now: i64,
-) -> Result<Option<Leased>, StoreError> {
-    db::first(
-        db,
-        &format!(
-            "UPDATE messages SET locked_until = ?1 WHERE id = ?2 AND status = 'pending'
-               AND next_attempt_at <= ?3 AND (locked_until IS NULL OR locked_until < ?3)
-             RETURNING {}",
-            Leased::COLUMNS
-        ),
-        &[&until, &id, &now],
-    )
-    .await
+impl outbox::Leased for Leased {
+    const QUEUE: &'static Queue = &QUEUE;
+    const COLUMNS: &'static str = Leased::COLUMNS;
 }
 
-/// How one attempt at a message ended.
-pub struct Attempted<'a> {
-    /// `pending` (to retry), `sent`, `skipped` or `dead`.
-    pub status: &'a str,
-    pub attempts: i64,
-    pub next_attempt_at: Option<i64>,
-    pub error: Option<&'a str>,
-    pub provider_message_id: Option<&'a str>,
-    pub at: i64,
-}
-
-/// Records the attempt at message `id` and releases its lease. A delivery report that arrived
-/// before this (the carrier can be faster than our bookkeeping) is not overwritten.
+/// Records attempt `a` at message `id` (`status`: `pending` to retry, `sent`, `skipped` or
+/// `dead`) and releases its lease. A delivery report that arrived before this (the carrier can
+/// be faster than our bookkeeping) is not overwritten.
 pub async fn record_attempt(
     db: &D1Database,
     id: &str,
-    a: &Attempted<'_>,
+    a: &Attempt<'_>,
+    provider_message_id: Option<&str>,
 ) -> Result<(), StoreError> {
-    db::run(
-        db,
-        "UPDATE messages SET
-           status = CASE WHEN status IN ('delivered', 'failed') THEN status ELSE ?1 END,
-           attempts = ?2, next_attempt_at = ?3, locked_until = NULL, last_error = ?4,
-           provider_message_id = COALESCE(?5, provider_message_id), updated_at = ?6
-         WHERE id = ?7",
-        &[
-            &a.status,
-            &a.attempts,
-            &a.next_attempt_at,
-            &a.error,
-            &a.provider_message_id,
-            &a.at,
-            &id,
-        ],
-    )
-    .await?;
+    let step = Step {
+        status: (
+            "status",
+            "CASE WHEN status IN ('delivered', 'failed') THEN status ELSE ?1 END",
+        ),
+        ..outbox::ROW
+    };
+    let more = ", provider_message_id = COALESCE(?7, provider_message_id)";
+    outbox::recorded(db, &QUEUE, &step, id, a, more, &[&provider_message_id])?
+        .run()
+        .await?;
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod live_tickets;
 pub mod messages;
 pub mod numbers;
+pub mod outbox;
 pub mod page;
 pub mod recordings;
 pub mod reminders;

@@ -3,6 +3,7 @@
 
 use crate::store::db::{self, row};
 use crate::store::error::StoreError;
+use crate::store::outbox::{self, Attempt, Queue, Step};
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{CallId, RecordingId};
 use worker::d1::D1Database;
@@ -57,33 +58,12 @@ pub async fn queue(db: &D1Database, r: &NewRecording<'_>) -> Result<bool, StoreE
     Ok(changed > 0)
 }
 
-/// Up to `limit` recordings due at `now` and not leased, across tenants.
-pub async fn due_unscoped(
-    db: &D1Database,
-    now: i64,
-    limit: i64,
-) -> Result<Vec<String>, StoreError> {
-    db::ids(
-        db,
-        "SELECT id FROM recordings
-         WHERE (status = 'pending' OR transcription_status = 'pending') AND next_attempt_at <= ?1
-           AND (locked_until IS NULL OR locked_until < ?1)
-         ORDER BY next_attempt_at LIMIT ?2",
-        &[&now, &limit],
-    )
-    .await
-}
-
-/// When the next pending recording is due, if any (across tenants).
-pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreError> {
-    db::earliest(
-        db,
-        "SELECT min(next_attempt_at) AS at FROM recordings
-         WHERE status = 'pending' OR transcription_status = 'pending'",
-        &[],
-    )
-    .await
-}
+/// The job table: recordings still to store or to transcribe, due at `next_attempt_at`.
+pub const QUEUE: Queue = Queue::new(
+    "recordings",
+    "status = 'pending' OR transcription_status = 'pending'",
+    "next_attempt_at",
+);
 
 row! {
     /// A recording leased for one attempt.
@@ -105,109 +85,61 @@ row! {
     }
 }
 
-/// Leases recording `id` until `until` if it is due at `now` and nobody holds it.
-pub async fn lease(
-    db: &D1Database,
-    id: &str,
-    until: i64,
-    now: i64,
-) -> Result<Option<Leased>, StoreError> {
-    db::first(
-        db,
-        &format!(
-            "UPDATE recordings SET locked_until = ?1
-             WHERE id = ?2 AND (status = 'pending' OR transcription_status = 'pending')
-               AND next_attempt_at <= ?3 AND (locked_until IS NULL OR locked_until < ?3)
-             RETURNING {}",
-            Leased::COLUMNS
-        ),
-        &[&until, &id, &now],
-    )
-    .await
+impl outbox::Leased for Leased {
+    const QUEUE: &'static Queue = &QUEUE;
+    const COLUMNS: &'static str = Leased::COLUMNS;
 }
 
-/// How one attempt at a recording ended.
-pub struct Attempted<'a> {
-    /// `pending` (to retry), `stored` or `dead`.
-    pub status: &'a str,
-    pub attempts: i64,
-    pub next_attempt_at: Option<i64>,
-    pub error: Option<&'a str>,
-    /// The stored object, once stored: key, content type, size.
-    pub object: Option<(&'a str, &'a str, i64)>,
-    pub at: i64,
-}
-
-/// Records the attempt at recording `id` and releases its lease.
+/// Records attempt `a` at storing recording `id` (`status`: `pending` to retry, `stored` or
+/// `dead`; a dead recording's pending transcription fails with it) with the stored object, once
+/// stored (key, content type, size), and releases its lease.
 pub async fn record_attempt(
     db: &D1Database,
     id: &str,
-    a: &Attempted<'_>,
+    a: &Attempt<'_>,
+    object: Option<(&str, &str, i64)>,
 ) -> Result<(), StoreError> {
-    let (key, content_type, size) = match a.object {
+    let (key, content_type, size) = match object {
         Some((k, c, s)) => (Some(k), Some(c), Some(s)),
         None => (None, None, None),
     };
-    db::run(
-        db,
-        "UPDATE recordings SET status = ?1, attempts = ?2, next_attempt_at = ?3, locked_until = NULL,
-           last_error = ?4, r2_key = COALESCE(?5, r2_key), content_type = COALESCE(?6, content_type),
-           size_bytes = COALESCE(?7, size_bytes), updated_at = ?8,
+    let more = ", r2_key = COALESCE(?7, r2_key), content_type = COALESCE(?8, content_type),
+           size_bytes = COALESCE(?9, size_bytes),
            transcription_status = CASE WHEN ?1 = 'dead' AND transcription_status = 'pending'
-             THEN 'failed' ELSE transcription_status END
-         WHERE id = ?9",
-        &[
-            &a.status,
-            &a.attempts,
-            &a.next_attempt_at,
-            &a.error,
-            &key,
-            &content_type,
-            &size,
-            &a.at,
-            &id,
-        ],
-    )
+             THEN 'failed' ELSE transcription_status END";
+    outbox::recorded(
+        db,
+        &QUEUE,
+        &outbox::ROW,
+        id,
+        a,
+        more,
+        &[&key, &content_type, &size],
+    )?
+    .run()
     .await?;
     Ok(())
 }
 
-/// How one attempt at transcribing a stored recording ended.
-pub struct Transcribed<'a> {
-    /// `pending` (to retry), `done` or `failed`.
-    pub status: &'a str,
-    pub attempts: i64,
-    pub next_attempt_at: Option<i64>,
-    pub error: Option<&'a str>,
-    /// The transcript (JSON), once made: kept even when announcing it failed.
-    pub transcript: Option<&'a str>,
-    pub at: i64,
-}
-
-/// Records the transcription attempt at recording `id` and releases its lease.
+/// Records attempt `a` at transcribing stored recording `id` (`status`: `pending` to retry,
+/// `done` or `failed`) with the transcript (JSON), once made (kept even when announcing it
+/// failed), and releases its lease.
 pub async fn record_transcription(
     db: &D1Database,
     id: &str,
-    t: &Transcribed<'_>,
+    a: &Attempt<'_>,
+    transcript: Option<&str>,
 ) -> Result<(), StoreError> {
-    db::run(
-        db,
-        "UPDATE recordings SET transcription_status = ?1, transcription_attempts = ?2,
-           next_attempt_at = ?3, locked_until = NULL, transcription_error = ?4,
-           transcript = COALESCE(?5, transcript),
-           transcribed_at = CASE WHEN ?5 IS NOT NULL THEN ?6 ELSE transcribed_at END, updated_at = ?6
-         WHERE id = ?7",
-        &[
-            &t.status,
-            &t.attempts,
-            &t.next_attempt_at,
-            &t.error,
-            &t.transcript,
-            &t.at,
-            &id,
-        ],
-    )
-    .await?;
+    let step = Step {
+        status: ("transcription_status", "?1"),
+        attempts: "transcription_attempts",
+        error: "transcription_error",
+    };
+    let more = ", transcript = COALESCE(?7, transcript),
+           transcribed_at = CASE WHEN ?7 IS NOT NULL THEN ?5 ELSE transcribed_at END";
+    outbox::recorded(db, &QUEUE, &step, id, a, more, &[&transcript])?
+        .run()
+        .await?;
     Ok(())
 }
 

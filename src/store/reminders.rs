@@ -7,6 +7,7 @@ use crate::store::db::{self, row, Arg};
 use crate::store::emails::{self, NewEmail};
 use crate::store::error::StoreError;
 use crate::store::messages::{self, Outgoing};
+use crate::store::outbox::Queue;
 use crate::store::tenant::Tenant;
 use phone_agent_core::ids::{AppointmentId, CallId, ReminderId, TenantId};
 use phone_agent_core::reminders::{Planned, Subject};
@@ -253,15 +254,9 @@ pub async fn due_appointments_unscoped(
     .await
 }
 
-/// When the next pending reminder is due, if any (across tenants).
-pub async fn next_due_unscoped(db: &D1Database) -> Result<Option<i64>, StoreError> {
-    db::earliest(
-        db,
-        "SELECT min(due_at) AS at FROM reminders WHERE status = 'pending'",
-        &[],
-    )
-    .await
-}
+/// The reminders waiting to be handed over, due at `due_at` (handed over in one batch with
+/// their outbox row, never leased).
+pub const QUEUE: Queue = Queue::new("reminders", "status = 'pending'", "due_at");
 
 /// The outbox row a due reminder becomes.
 pub enum Handed<'a> {

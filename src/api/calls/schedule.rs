@@ -14,6 +14,7 @@ use crate::platform::http::{
 use crate::platform::zones::{self, IntlZones};
 use crate::scheduling::bland;
 use crate::scheduling::emails::{self, EmailFacts};
+use crate::scheduling::outbox::Outbox;
 use crate::scheduling::reminders as reminders_sweep;
 use crate::store::agents;
 use crate::store::audit;
@@ -371,7 +372,7 @@ fn after_change(app: &App, call_id: &str, start_at: i64, bland: bool) {
         alarm::wake_at(&env, start_at).await;
         // A reminder is due before the call: the scheduler wakes for the earliest one too.
         let reminder = match env.d1("DB") {
-            Ok(db) => reminders_sweep::next_due(&db).await.ok().flatten(),
+            Ok(db) => reminders_sweep::Reminders::next_due(&db).await.ok().flatten(),
             Err(_) => None,
         };
         if let Some(at) = reminder {
