@@ -143,11 +143,13 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
         Published::Duplicate(id) => (id, true),
     };
     // On the request's own log line: one line per webhook (each line has a cost per request).
-    app.log_field("provider", json!(provider.as_str()));
-    app.log_field("event_id", json!(event_id));
-    app.log_field("type", json!(event.event_type));
-    app.log_field("duplicate", json!(duplicate));
-    app.log_field("call_id", json!(call_id));
+    app.log_field("provider", provider.as_str());
+    app.log_field("event_id", event_id.as_str());
+    app.log_field("type", event.event_type.as_str());
+    app.log_field("duplicate", duplicate);
+    if let Some(call_id) = call_id {
+        app.log_field("call_id", call_id);
+    }
     let mut answer = json!({"received": true, "id": event_id, "type": event.event_type,
         "duplicate": duplicate});
     if let Some(recording) = recording {
