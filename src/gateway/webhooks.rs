@@ -54,11 +54,6 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     // Our URLs name the call (and attempt) with a MAC; the payload may name it too.
     let query = url.query().unwrap_or("");
     let signed = signed_call(config, query, now);
-    let attempt = match &signed {
-        Some(named) => Some(i64::from(named.attempt)),
-        // An unsigned query `attempt` is not believed either: only the signed body's.
-        None => callback_attempt("", &body).map(i64::from),
-    };
     let call = resolve_call(&db, provider, &event, signed.as_ref()).await?;
     let tenant_id = call
         .as_ref()
@@ -93,6 +88,13 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     // a call, attaches a provider id or triggers a retry.
     if let (Published::New(..), Some(call)) = (&published, &call) {
         if call.provider.as_str() == provider.as_str() {
+            // Read only for an event that moves its call: reading the body's attempt parses
+            // the whole body again, which every other event (all of Resend's) can skip.
+            let attempt = match &signed {
+                Some(named) => Some(i64::from(named.attempt)),
+                // An unsigned query `attempt` is not believed either: only the signed body's.
+                None => callback_attempt("", &body).map(i64::from),
+            };
             if let Some(provider_call_id) = &event.provider_call_id {
                 // First callback tells us the provider's id for this call (and attempt).
                 calls::attach_provider_call_id(&db, &call.id, provider_call_id, attempt).await?;
