@@ -2,7 +2,6 @@
 //! response, request ids, and the per-request log line.
 
 use futures_util::StreamExt;
-use js_sys::{Function, Reflect};
 use phone_agent_core::agents::AgentInUse;
 use phone_agent_core::auth::{new_token, NoRandomness};
 use phone_agent_core::carrier::Carrier;
@@ -18,7 +17,6 @@ use phone_agent_core::webhooks::signatures::Rejection;
 use phone_agent_core::webhooks::Provider;
 use serde::Serialize;
 use serde_json::{json, Value};
-use wasm_bindgen::{JsCast, JsValue};
 use worker::{Request, Response};
 
 /// An error as the client sees it: status, stable code, human message, optional details.
@@ -346,40 +344,10 @@ pub fn log_line(value: Value) {
     emit(&value.to_string());
 }
 
-thread_local! {
-    /// `console.log` and `queueMicrotask`, looked up once per isolate.
-    static CONSOLE: Option<(JsValue, Function, Function)> = console_hooks();
-}
-
-fn console_hooks() -> Option<(JsValue, Function, Function)> {
-    let global = js_sys::global();
-    let console = Reflect::get(&global, &JsValue::from_str("console")).ok()?;
-    let log = Reflect::get(&console, &JsValue::from_str("log"))
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let queue = Reflect::get(&global, &JsValue::from_str("queueMicrotask"))
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    Some((console, log, queue))
-}
-
-/// Hands a serialized log line to the runtime's console: the one string is the line, copied
-/// out of the wasm once and never formatted again. `console.log` is called from a microtask of
-/// its own (still within the request, in order with every other line): a console call made from
-/// inside the wasm makes an attached inspector (`wrangler dev`'s, `wrangler tail`'s) capture the
-/// whole stack of wasm future frames with every line, which cost more than the line itself.
+/// Hands a serialized log line to the runtime's console: the one string is the line, so it is
+/// copied out of the wasm once and never formatted again.
 fn emit(line: &str) {
-    let line = JsValue::from_str(line);
-    let queued = CONSOLE.with(|hooks| {
-        let (console, log, queue) = hooks.as_ref()?;
-        let job = log.bind1(console, &line);
-        queue.call1(&JsValue::UNDEFINED, &job).ok()
-    });
-    if queued.is_none() {
-        worker::web_sys::console::log_1(&line);
-    }
+    worker::web_sys::console::log_1(&wasm_bindgen::JsValue::from_str(line));
 }
 
 /// A value a handler adds to its request's log line ([`crate::platform::app::App::log_field`]).
