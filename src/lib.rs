@@ -35,7 +35,9 @@ pub use scheduling::scheduler::Scheduler;
 use platform::alarm;
 use platform::app::App;
 use platform::health;
-use platform::http::{finish, log_line, now_ms, request_id, request_method};
+use platform::http::{
+    finish, log_line, log_request, now_ms, request_id, request_method, RequestLine,
+};
 use scheduling::scheduler;
 use serde_json::json;
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
@@ -53,23 +55,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         result.unwrap_or_else(|e| e.to_response(&request_id)),
         &request_id,
     );
-    let status = response.status_code();
-    let mut line = json!({
-        "level": if status >= 500 { "error" } else { "info" },
-        "msg": "request",
-        "method": method,
-        "route": route,
-        "path": path,
-        "status": status,
-        "duration_ms": now_ms() - started,
-        "request_id": request_id,
+    let fields = app.take_log_fields();
+    log_request(&RequestLine {
+        method: &method,
+        route,
+        path: &path,
+        status: response.status_code(),
+        duration_ms: now_ms() - started,
+        request_id: &request_id,
+        fields: &fields,
     });
-    if let Some(fields) = line.as_object_mut() {
-        for (key, value) in app.take_log_fields() {
-            fields.entry(key).or_insert(value);
-        }
-    }
-    log_line(line);
     Ok(response)
 }
 

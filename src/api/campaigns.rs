@@ -185,7 +185,7 @@ pub(super) async fn create(req: &mut Request, app: &App, who: &Principal) -> Api
     };
     let statements =
         campaigns::insert(&tenant, &campaign, &import.contacts, &import.errors).await?;
-    app.log_field("import_statements", json!(statements));
+    app.log_field("import_statements", statements);
     let stored = find(&tenant, id.as_str()).await?;
     let db = app.db()?;
     let key = format!("{id}:started");

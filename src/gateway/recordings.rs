@@ -98,8 +98,8 @@ pub async fn receive(mut req: Request, app: &App, carrier: Carrier) -> ApiResult
             alarm::wake_at(&env, now).await;
         });
     }
-    app.log_field("call_id", json!(call.id));
-    app.log_field("recording", json!(notice.provider_recording_id));
+    app.log_field("call_id", call.id.as_str());
+    app.log_field("recording", notice.provider_recording_id.as_str());
     Ok(json_response(
         200,
         &json!({"received": true, "queued": queued}),

@@ -133,10 +133,10 @@ pub async fn receive(mut req: Request, app: &App, carrier: Carrier) -> ApiResult
         }
         Published::Duplicate(id) => (id, true, None),
     };
-    app.log_field("provider", json!(provider.as_str()));
-    app.log_field("event_id", json!(event_id));
-    app.log_field("type", json!(event.event_type));
-    app.log_field("duplicate", json!(duplicate));
+    app.log_field("provider", provider.as_str());
+    app.log_field("event_id", event_id.as_str());
+    app.log_field("type", event.event_type.as_str());
+    app.log_field("duplicate", duplicate);
     let twilio_reply = match (carrier, reply) {
         (Carrier::Twilio, Some(keyword)) => Some(keyword.reply()),
         _ => None,

@@ -54,11 +54,6 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     // Our URLs name the call (and attempt) with a MAC; the payload may name it too.
     let query = url.query().unwrap_or("");
     let signed = signed_call(config, query, now);
-    let attempt = match &signed {
-        Some(named) => Some(i64::from(named.attempt)),
-        // An unsigned query `attempt` is not believed either: only the signed body's.
-        None => callback_attempt("", &body).map(i64::from),
-    };
     let call = resolve_call(&db, provider, &event, signed.as_ref()).await?;
     let tenant_id = call
         .as_ref()
@@ -93,6 +88,13 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     // a call, attaches a provider id or triggers a retry.
     if let (Published::New(..), Some(call)) = (&published, &call) {
         if call.provider.as_str() == provider.as_str() {
+            // Read only for an event that moves its call: reading the body's attempt parses
+            // the whole body again, which every other event (all of Resend's) can skip.
+            let attempt = match &signed {
+                Some(named) => Some(i64::from(named.attempt)),
+                // An unsigned query `attempt` is not believed either: only the signed body's.
+                None => callback_attempt("", &body).map(i64::from),
+            };
             if let Some(provider_call_id) = &event.provider_call_id {
                 // First callback tells us the provider's id for this call (and attempt).
                 calls::attach_provider_call_id(&db, &call.id, provider_call_id, attempt).await?;
@@ -143,11 +145,13 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
         Published::Duplicate(id) => (id, true),
     };
     // On the request's own log line: one line per webhook (each line has a cost per request).
-    app.log_field("provider", json!(provider.as_str()));
-    app.log_field("event_id", json!(event_id));
-    app.log_field("type", json!(event.event_type));
-    app.log_field("duplicate", json!(duplicate));
-    app.log_field("call_id", json!(call_id));
+    app.log_field("provider", provider.as_str());
+    app.log_field("event_id", event_id.as_str());
+    app.log_field("type", event.event_type.as_str());
+    app.log_field("duplicate", duplicate);
+    if let Some(call_id) = call_id {
+        app.log_field("call_id", call_id);
+    }
     let mut answer = json!({"received": true, "id": event_id, "type": event.event_type,
         "duplicate": duplicate});
     if let Some(recording) = recording {

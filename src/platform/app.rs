@@ -1,8 +1,7 @@
 //! Per-request context: bindings, configuration (parsed once per isolate) and request id.
 
-use crate::platform::http::ApiError;
+use crate::platform::http::{ApiError, LogValue};
 use phone_agent_core::config::{Config, ConfigError};
-use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{d1::D1Database, kv::KvStore, Context, Env};
@@ -14,6 +13,18 @@ thread_local! {
     static CONFIG: RefCell<Option<Rc<Result<Config, ConfigError>>>> = const { RefCell::new(None) };
 }
 
+/// The request line's own fields, which a handler's field must not repeat.
+const RESERVED_LOG_KEYS: [&str; 8] = [
+    "level",
+    "msg",
+    "method",
+    "route",
+    "path",
+    "status",
+    "duration_ms",
+    "request_id",
+];
+
 /// Everything a handler needs about the current request's world.
 pub struct App {
     pub env: Env,
@@ -21,7 +32,7 @@ pub struct App {
     pub request_id: String,
     config: Rc<Result<Config, ConfigError>>,
     /// What the handler adds to this request's log line (see [`App::log_field`]).
-    log_fields: RefCell<Map<String, Value>>,
+    log_fields: RefCell<Vec<(&'static str, LogValue)>>,
 }
 
 impl App {
@@ -39,18 +50,21 @@ impl App {
             ctx,
             request_id,
             config,
-            log_fields: RefCell::new(Map::new()),
+            log_fields: RefCell::new(Vec::new()),
         }
     }
 
     /// Adds `key` to the request's one log line, so what a handler did (e.g. the event a
     /// webhook stored) is logged with the route and status instead of on a line of its own.
-    pub fn log_field(&self, key: &str, value: Value) {
-        self.log_fields.borrow_mut().insert(key.to_owned(), value);
+    /// `key` is a name of the handler's own: the line's fixed fields (`level`, `msg`, `method`,
+    /// `route`, `path`, `status`, `duration_ms`, `request_id`) are not overridden.
+    pub fn log_field(&self, key: &'static str, value: impl Into<LogValue>) {
+        debug_assert!(!RESERVED_LOG_KEYS.contains(&key), "{key} is a fixed field");
+        self.log_fields.borrow_mut().push((key, value.into()));
     }
 
-    /// The fields handlers added to the request's log line.
-    pub fn take_log_fields(&self) -> Map<String, Value> {
+    /// The fields handlers added to the request's log line, in the order they were added.
+    pub fn take_log_fields(&self) -> Vec<(&'static str, LogValue)> {
         std::mem::take(&mut *self.log_fields.borrow_mut())
     }
 

@@ -15,6 +15,7 @@ use phone_agent_core::recording::LinkError;
 use phone_agent_core::routing::Forbidden;
 use phone_agent_core::webhooks::signatures::Rejection;
 use phone_agent_core::webhooks::Provider;
+use serde::Serialize;
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
@@ -340,7 +341,88 @@ pub fn request_id(incoming: Option<String>) -> String {
 
 /// Writes one structured log line (one JSON object per event).
 pub fn log_line(value: Value) {
-    worker::console_log!("{}", value);
+    emit(&value.to_string());
+}
+
+/// Hands a serialized log line to the runtime's console: the one string is the line, so it is
+/// copied out of the wasm once and never formatted again.
+fn emit(line: &str) {
+    worker::web_sys::console::log_1(&wasm_bindgen::JsValue::from_str(line));
+}
+
+/// A value a handler adds to its request's log line ([`crate::platform::app::App::log_field`]).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LogValue {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl From<&str> for LogValue {
+    fn from(value: &str) -> Self {
+        LogValue::Str(value.to_owned())
+    }
+}
+
+impl From<String> for LogValue {
+    fn from(value: String) -> Self {
+        LogValue::Str(value)
+    }
+}
+
+impl From<bool> for LogValue {
+    fn from(value: bool) -> Self {
+        LogValue::Bool(value)
+    }
+}
+
+impl From<usize> for LogValue {
+    fn from(value: usize) -> Self {
+        LogValue::Int(i64::try_from(value).unwrap_or(i64::MAX))
+    }
+}
+
+/// The one line every request logs (`"msg": "request"`): what operators filter on, then what
+/// the handler did. Serialized straight into the line's text, with no JSON tree in between.
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    /// The route table's label (`POST /webhooks/{provider}`), not the raw path.
+    pub route: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub duration_ms: i64,
+    pub request_id: &'a str,
+    /// The handler's fields, in the order it added them.
+    pub fields: &'a [(&'static str, LogValue)],
+}
+
+impl Serialize for RequestLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(8 + self.fields.len()))?;
+        let level = if self.status >= 500 { "error" } else { "info" };
+        map.serialize_entry("level", level)?;
+        map.serialize_entry("msg", "request")?;
+        map.serialize_entry("method", self.method)?;
+        map.serialize_entry("route", self.route)?;
+        map.serialize_entry("path", self.path)?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("duration_ms", &self.duration_ms)?;
+        map.serialize_entry("request_id", self.request_id)?;
+        for (key, value) in self.fields {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Writes a request's log line.
+pub fn log_request(line: &RequestLine<'_>) {
+    // Serializing strings, integers and booleans into a `String` cannot fail.
+    if let Ok(text) = serde_json::to_string(line) {
+        emit(&text);
+    }
 }
 
 impl From<TooLarge> for ApiError {
