@@ -1,7 +1,7 @@
 //! The carrier's media socket: pending sockets proving their token, the verified socket's
 //! frames and events, the call's timer, and caller audio on its way to STT.
 
-use super::{route_stt, socket_id, EndReason, Session, CARRIER_TAG};
+use super::{route_stt, socket_id, EndReason, LiveMessage, Session, CARRIER_TAG};
 use crate::live::speech;
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
@@ -255,7 +255,7 @@ impl Session {
             return;
         }
         self.put_blob("phase", &"live");
-        self.broadcast(json!({"type": "state", "state": "started"}));
+        self.broadcast(&LiveMessage::state("started"));
         // Both provider sockets open side by side, before the greeting needs them.
         speech::start_stt(self);
         speech::prewarm_tts(self);
