@@ -103,9 +103,12 @@ impl Known {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Known {
-            contact_fields: fields.into_iter().map(Into::into).collect(),
+        // Inserted rather than collected: each `collect` into a set compiles a sort.
+        let mut contact_fields = BTreeSet::new();
+        for field in fields {
+            contact_fields.insert(field.into());
         }
+        Known { contact_fields }
     }
 
     /// The variable `name` stands for, when it is known.

@@ -210,17 +210,11 @@ impl Session {
         format: phone_agent_core::media::codec::AudioFormat,
         start_text: Option<&str>,
     ) {
-        let shown: BTreeMap<&str, &str> = params
-            .iter()
-            .map(|(k, v)| {
-                let v = if k == "token" {
-                    "[redacted]"
-                } else {
-                    v.as_str()
-                };
-                (k.as_str(), v)
-            })
-            .collect();
+        // Edited in place rather than collected: each `collect` into a map compiles a sort.
+        let mut shown = params.clone();
+        if let Some(token) = shown.get_mut("token") {
+            *token = "[redacted]".into();
+        }
         self.set_meta("stream_sid", &stream_id);
         if let Some(id) = &carrier_call_id {
             self.set_meta("carrier_call_id", id);
