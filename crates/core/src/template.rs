@@ -103,12 +103,9 @@ impl Known {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        // Inserted rather than collected: each `collect` into a set compiles a sort.
-        let mut contact_fields = BTreeSet::new();
-        for field in fields {
-            contact_fields.insert(field.into());
+        Known {
+            contact_fields: fields.into_iter().map(Into::into).collect(),
         }
-        Known { contact_fields }
     }
 
     /// The variable `name` stands for, when it is known.
