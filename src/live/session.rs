@@ -26,6 +26,8 @@ mod conversation;
 mod finalize;
 mod storage;
 
+pub use conversation::LiveMessage;
+
 use crate::live::speech;
 use crate::platform::app::load_config;
 use crate::platform::http::{json_response, known_carrier, log_line, trace_id, ApiError};

@@ -410,7 +410,8 @@ impl Calendar {
             }
             day = day.succ_opt().unwrap_or(day + TimeDelta::days(1));
         }
-        slots.sort_by_key(|s| s.start);
+        // A slot is its start (its end follows), so unstable order is the same order.
+        slots.sort_unstable_by_key(|s| s.start);
         slots.dedup();
         slots
     }

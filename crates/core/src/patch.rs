@@ -99,13 +99,13 @@ pub fn merge(
             message: "the body must be a JSON object".to_owned(),
         }]);
     };
-    let mut merged: Map<String, Value> = current
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(_, value)| !value.is_null())
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
+    // Inserted rather than collected: each `collect` into a map compiles a sort.
+    let mut merged = Map::new();
+    for (key, value) in current.as_object().into_iter().flatten() {
+        if !value.is_null() {
+            merged.insert(key.clone(), value.clone());
+        }
+    }
     let mut errors = Vec::new();
     for (key, value) in changes {
         if !value.is_null() {

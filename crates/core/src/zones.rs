@@ -81,7 +81,7 @@ pub fn from_local_with(
                 (offset_at(at) == offset).then_some(at)
             })
             .collect();
-    found.sort();
+    found.sort_unstable();
     found.dedup();
     match found[..] {
         [] => LocalResult::None,

@@ -1,7 +1,7 @@
 //! The carrier's media socket: pending sockets proving their token, the verified socket's
 //! frames and events, the call's timer, and caller audio on its way to STT.
 
-use super::{route_stt, socket_id, EndReason, Session, CARRIER_TAG};
+use super::{route_stt, socket_id, EndReason, LiveMessage, Session, CARRIER_TAG};
 use crate::live::speech;
 use crate::pipeline::call_status::{self, Change};
 use crate::platform::http::{log_line, now_ms, ApiError};
@@ -210,17 +210,11 @@ impl Session {
         format: phone_agent_core::media::codec::AudioFormat,
         start_text: Option<&str>,
     ) {
-        let shown: BTreeMap<&str, &str> = params
-            .iter()
-            .map(|(k, v)| {
-                let v = if k == "token" {
-                    "[redacted]"
-                } else {
-                    v.as_str()
-                };
-                (k.as_str(), v)
-            })
-            .collect();
+        // Edited in place rather than collected: each `collect` into a map compiles a sort.
+        let mut shown = params.clone();
+        if let Some(token) = shown.get_mut("token") {
+            *token = "[redacted]".into();
+        }
         self.set_meta("stream_sid", &stream_id);
         if let Some(id) = &carrier_call_id {
             self.set_meta("carrier_call_id", id);
@@ -255,7 +249,7 @@ impl Session {
             return;
         }
         self.put_blob("phase", &"live");
-        self.broadcast(json!({"type": "state", "state": "started"}));
+        self.broadcast(&LiveMessage::state("started"));
         // Both provider sockets open side by side, before the greeting needs them.
         speech::start_stt(self);
         speech::prewarm_tts(self);

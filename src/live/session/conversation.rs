@@ -7,11 +7,52 @@ use crate::platform::http::{log_line, now_ms};
 use phone_agent_core::live::dtmf_samples;
 use phone_agent_core::media::carrier::OutFrame;
 use phone_agent_core::media::framing::Framer;
-use phone_agent_core::session::{Action, Input, SessionEvent};
+use phone_agent_core::session::{Action, Input, SessionEvent, Turn, TurnMetrics};
 use phone_agent_core::usage;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::rc::Rc;
 use worker::WebSocket;
+
+/// A message to the live view's sockets, `type` naming it. Typed rather than `json!` so that
+/// nothing is built for a call no one watches (transcripts come with every interim) and the
+/// shapes share one serializer each.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveMessage<'a> {
+    /// A line heard from the caller (interim or final) or spoken by the agent (with its turn).
+    Transcript {
+        speaker: &'static str,
+        text: &'a str,
+        #[serde(rename = "final")]
+        complete: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        turn: Option<u32>,
+    },
+    /// The conversation's state (`started`, `thinking`, `interrupted`, `listening`, `ended`).
+    State {
+        state: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        turn: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+    },
+    /// A finished turn as stored.
+    Turn { turn: &'a Turn },
+    /// A finished turn's latency figures.
+    Metrics { turn: u32, metrics: &'a TurnMetrics },
+}
+
+impl LiveMessage<'_> {
+    /// A state change without a turn or a reason.
+    pub fn state(state: &'static str) -> Self {
+        LiveMessage::State {
+            state,
+            turn: None,
+            reason: None,
+        }
+    }
+}
 
 impl Session {
     /// Feeds one input to the conversation, executes the actions in order, and stores what
@@ -88,7 +129,11 @@ impl Session {
                 messages,
                 tools,
             } => {
-                self.broadcast(json!({"type": "state", "state": "thinking", "turn": turn}));
+                self.broadcast(&LiveMessage::State {
+                    state: "thinking",
+                    turn: Some(turn),
+                    reason: None,
+                });
                 speech::start_llm(self, turn, &messages, &tools);
             }
             Action::CancelLlm { turn } => {
@@ -126,7 +171,7 @@ impl Session {
                 let frame = self.with_live(|live| live.carrier.clear_frame()).flatten();
                 self.send_carrier(frame);
                 self.count("clears");
-                self.broadcast(json!({"type": "state", "state": "interrupted"}));
+                self.broadcast(&LiveMessage::state("interrupted"));
             }
             Action::RunTool { turn, call } => {
                 self.count(usage::counter::TOOL_CALLS);
@@ -142,11 +187,12 @@ impl Session {
             Action::PersistTurn(turn) => {
                 self.store_turn(&turn);
                 // Agent lines went out as each sentence was sent; the turn says what was heard.
-                self.broadcast(json!({"type": "turn", "turn": turn}));
-                self.broadcast(
-                    json!({"type": "metrics", "turn": turn.id, "metrics": turn.metrics}),
-                );
-                self.broadcast(json!({"type": "state", "state": "listening"}));
+                self.broadcast(&LiveMessage::Turn { turn: &turn });
+                self.broadcast(&LiveMessage::Metrics {
+                    turn: turn.id,
+                    metrics: &turn.metrics,
+                });
+                self.broadcast(&LiveMessage::state("listening"));
             }
             Action::Emit(event) => {
                 self.count_preemption(&event);
@@ -156,7 +202,7 @@ impl Session {
                     obj.insert("event".into(), kind);
                     obj.insert("type".into(), "event".into());
                 }
-                self.broadcast(value);
+                self.broadcast(&value);
             }
         }
     }
@@ -232,17 +278,25 @@ impl Session {
         ok
     }
 
-    /// Sends a JSON message to every live-view socket.
-    pub fn broadcast(&self, message: Value) {
+    /// Sends a message, stamped with `at` (ms), to every live-view socket; nothing is
+    /// serialized when none is connected.
+    pub fn broadcast(&self, message: &impl Serialize) {
         let sockets = self.state.get_websockets_with_tag(LIVE_TAG);
         if sockets.is_empty() {
             return;
         }
-        let mut message = message;
-        if let Some(obj) = message.as_object_mut() {
-            obj.insert("at".into(), now_ms().into());
+        let Ok(mut text) = serde_json::to_string(message) else {
+            return;
+        };
+        // Every message is an object: `at` is spliced in before its closing brace.
+        if text.pop() == Some('}') {
+            if !text.ends_with('{') {
+                text.push(',');
+            }
+            text.push_str(&format!("\"at\":{}}}", now_ms()));
+        } else {
+            return;
         }
-        let text = message.to_string();
         for ws in sockets {
             let _ = ws.send_with_str(&text);
         }
@@ -279,7 +333,11 @@ impl Session {
         self.flush_counters();
         self.put_blob("phase", &"ended");
         self.record("ended", json!({"reason": reason.as_str()}));
-        self.broadcast(json!({"type": "state", "state": "ended", "reason": reason.as_str()}));
+        self.broadcast(&LiveMessage::State {
+            state: "ended",
+            turn: None,
+            reason: Some(reason.as_str()),
+        });
         if !was_live {
             return;
         }

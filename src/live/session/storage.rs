@@ -431,12 +431,14 @@ impl Session {
         {
             body.insert(row.key, Value::String(row.value));
         }
-        let mut counters: Map<String, Value> = sql
+        // Inserted rather than collected: each `collect` into a map compiles a sort.
+        let mut counters = Map::new();
+        for c in sql
             .exec("SELECT name, value FROM counters", None)?
             .to_array::<Counter>()?
-            .into_iter()
-            .map(|c| (c.name, Value::from(c.value)))
-            .collect();
+        {
+            counters.insert(c.name, Value::from(c.value));
+        }
         // Counters of a call still in progress are only in memory.
         for (name, value) in self
             .with_live(|live| live.counters.clone())

@@ -4,7 +4,7 @@
 //! and closed over long ones (the next audio reopens it: see `core::live::stt_upkeep`), its
 //! transcripts fed back as inputs.
 
-use crate::live::session::Session;
+use crate::live::session::{LiveMessage, Session};
 use crate::platform::http::{log_line, now_ms};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
@@ -224,8 +224,12 @@ fn on_stt_text(session: &Rc<Session>, text: &str) {
     } = &message
     {
         if !transcript.trim().is_empty() {
-            session.broadcast(json!({"type": "transcript", "speaker": "caller",
-                "text": transcript, "final": is_final}));
+            session.broadcast(&LiveMessage::Transcript {
+                speaker: "caller",
+                text: transcript,
+                complete: *is_final,
+                turn: None,
+            });
         }
     }
     if let SttMessage::TurnInfo {
@@ -233,8 +237,12 @@ fn on_stt_text(session: &Rc<Session>, text: &str) {
     } = &message
     {
         if !transcript.trim().is_empty() {
-            session.broadcast(json!({"type": "transcript", "speaker": "caller",
-                "text": transcript, "final": *event == TurnEvent::EndOfTurn}));
+            session.broadcast(&LiveMessage::Transcript {
+                speaker: "caller",
+                text: transcript,
+                complete: *event == TurnEvent::EndOfTurn,
+                turn: None,
+            });
         }
     }
     if let SttMessage::Error { description, .. } = &message {

@@ -3,7 +3,7 @@
 //! and sent as carrier frames.
 
 use super::{holds, post_stream, read_while};
-use crate::live::session::{Session, TtsJob};
+use crate::live::session::{LiveMessage, Session, TtsJob};
 use crate::platform::http::log_line;
 use phone_agent_core::media::carrier::OutFrame;
 use phone_agent_core::media::codec::AudioFormat;
@@ -84,8 +84,12 @@ async fn run_tts(session: &Rc<Session>) {
         match speak(session, &job, &signal).await {
             Ok(()) if tts_current(session, id) => {
                 session.with_live(|live| live.tts.current = None);
-                session.broadcast(json!({"type": "transcript", "speaker": "agent",
-                    "text": job.text, "final": true, "turn": turn}));
+                session.broadcast(&LiveMessage::Transcript {
+                    speaker: "agent",
+                    text: &job.text,
+                    complete: true,
+                    turn: Some(turn),
+                });
                 session.feed(Input::TtsDone { turn, segment });
             }
             Ok(()) => {}

@@ -8,7 +8,7 @@
 
 use super::stt::connect_websocket;
 use super::tts::{queue_http, send_audio};
-use crate::live::session::Session;
+use crate::live::session::{LiveMessage, Session};
 use crate::platform::http::{log_line, now_ms};
 use futures_util::StreamExt;
 use phone_agent_core::media::codec::AudioFormat;
@@ -401,8 +401,12 @@ fn apply(session: &Rc<Session>, events: Vec<SpeechEvent>) -> Option<String> {
                     .flatten()
                     .unwrap_or_default();
                 send_audio(session, seg.turn, seg.segment, frames);
-                session.broadcast(json!({"type": "transcript", "speaker": "agent",
-                    "text": seg.text, "final": true, "turn": seg.turn}));
+                session.broadcast(&LiveMessage::Transcript {
+                    speaker: "agent",
+                    text: &seg.text,
+                    complete: true,
+                    turn: Some(seg.turn),
+                });
                 session.feed(Input::TtsDone {
                     turn: seg.turn,
                     segment: seg.segment,

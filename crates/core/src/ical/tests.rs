@@ -468,6 +468,101 @@ fn values_are_typed() {
     assert_eq!(parse_duration("-PT15M"), Some(TimeDelta::minutes(-15)));
 }
 
+#[test]
+fn text_values_are_unescaped_once() {
+    for (written, read) in [
+        ("plain", "plain"),
+        ("a\\, b\\; c\\: d", "a, b; c: d"),
+        ("line\\nnext\\Nlast", "line\nnext\nlast"),
+        // An escaped backslash before an `n` is a backslash and an `n`, not a newline.
+        ("C:\\\\new", "C:\\new"),
+        ("unknown \\x kept", "unknown \\x kept"),
+        ("trailing \\", "trailing \\"),
+        ("ünïcödé\\, ok", "ünïcödé, ok"),
+    ] {
+        assert_eq!(unescape_text(written), read, "{written:?}");
+    }
+}
+
+#[test]
+fn folding_parameters_and_nesting_follow_rfc_5545() {
+    // Folds with a space and with a tab, inside a name, inside a quoted parameter and inside the
+    // value; LF-only line ends; lower-case names; a parameter value with `;`, `:` and `,` inside
+    // quotes and a list of quoted values; a VALARM whose SUMMARY must not become the event's.
+    let source = "begin:vcalendar\n\
+        BEGIN:VEVENT\r\n\
+        UID:fold\r\n\
+        DTST\r\n ART;TZID=Europe/Berlin:20260105T090000\r\n\
+        SUM\r\n\tMARY:Quarterly \r\n review\\, part 2\r\n\
+        ATTENDEE;CN=\"Doe; Jane: \r\n MD\";DELEGATED-FROM=\"mailto:a@example.com\",\"mailto:b@example.com\":\r\n\tmailto:c@example.com\r\n\
+        location:Room 1\n\
+        BEGIN:VALARM\r\n\
+        ACTION:DISPLAY\r\n\
+        SUMMARY:not the event\r\n\
+        TRIGGER:-PT15M\r\n\
+        END:VALARM\r\n\
+        END:VEVENT\r\n\
+        end:vcalendar\r\n";
+    let doc = read(source).unwrap_or_else(|e| panic!("{e}"));
+    let e = &doc.events[0];
+    assert_eq!(e.line, 2);
+    assert_eq!(
+        e.start,
+        When::Local {
+            at: NaiveDate::from_ymd_opt(2026, 1, 5)
+                .unwrap()
+                .and_hms_opt(9, 0, 0)
+                .unwrap(),
+            tzid: Some("Europe/Berlin".into()),
+        }
+    );
+    assert_eq!(e.summary.as_deref(), Some("Quarterly review, part 2"));
+    assert_eq!(e.location.as_deref(), Some("Room 1"));
+    assert_eq!(e.attendees.len(), 1);
+    assert_eq!(e.attendees[0].name.as_deref(), Some("Doe; Jane: MD"));
+    assert_eq!(e.attendees[0].address, "mailto:c@example.com");
+}
+
+#[test]
+fn every_calendar_of_a_file_is_read_and_errors_after_folds_name_the_written_line() {
+    let two = crlf(
+        "BEGIN:VCALENDAR
+        BEGIN:VEVENT
+        UID:one
+        DTSTART:20260105T090000Z
+        END:VEVENT
+        END:VCALENDAR
+        BEGIN:VCALENDAR
+        BEGIN:VEVENT
+        UID:two
+        DTSTART:20260106T090000Z
+        END:VEVENT
+        END:VCALENDAR",
+    );
+    let doc = read(&two).unwrap();
+    let uids: Vec<_> = doc.events.iter().map(|e| e.uid.as_deref()).collect();
+    assert_eq!(uids, [Some("one"), Some("two")]);
+    assert_eq!(doc.events[1].line, 8);
+
+    let folded = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDESCRIPTION:a\r\n b\r\n c\r\nDTSTART:\r\n 2026-01-05\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let err = read(folded).unwrap_err();
+    assert_eq!(
+        (err.line, err.reason.contains("DTSTART")),
+        (6, true),
+        "{err}"
+    );
+    let open = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDESCRIPTION:a\r\n b\r\n\r\n";
+    let err = read(open).unwrap_err();
+    assert_eq!(err.line, 3, "{err}");
+    assert!(err.reason.contains("ends inside BEGIN:VEVENT"), "{err}");
+    let nested = "BEGIN:VCALENDAR\nBEGIN:A\nBEGIN:B\nBEGIN:C\nBEGIN:D\n";
+    assert_eq!(read(nested).unwrap_err().line, 5);
+    let after = "BEGIN:VCALENDAR\nEND:VCALENDAR\nX-STRAY:1\n";
+    let err = read(after).unwrap_err();
+    assert_eq!(err.line, 3);
+    assert!(err.reason.contains("outside BEGIN:VCALENDAR"), "{err}");
+}
+
 fn import_file() -> String {
     crlf(&format!(
         "BEGIN:VCALENDAR

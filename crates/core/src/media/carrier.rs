@@ -273,12 +273,15 @@ pub(crate) fn params_at(value: &serde_json::Value, pointer: &str) -> BTreeMap<St
     let Some(serde_json::Value::Object(map)) = value.pointer(pointer) else {
         return BTreeMap::new();
     };
-    map.iter()
-        .map(|(k, v)| {
-            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-            (k.clone(), v)
-        })
-        .collect()
+    // Inserted rather than collected: each `collect` into a map compiles a sort.
+    let mut params = BTreeMap::new();
+    for (k, v) in map {
+        params.insert(
+            k.clone(),
+            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        );
+    }
+    params
 }
 
 /// 16-bit PCM rates the pipeline handles (the resampler converts between them).

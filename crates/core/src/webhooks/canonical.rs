@@ -156,12 +156,15 @@ pub fn original_payload(body: &[u8]) -> Value {
         return value;
     }
     match std::str::from_utf8(body) {
-        Ok(text) if text.contains('=') => Value::Object(
-            url::form_urlencoded::parse(body)
-                .into_owned()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        ),
+        Ok(text) if text.contains('=') => {
+            // Inserted rather than collected (each `collect` into a map compiles a sort); a
+            // repeated key keeps its last value either way.
+            let mut form = serde_json::Map::new();
+            for (k, v) in url::form_urlencoded::parse(body).into_owned() {
+                form.insert(k, Value::String(v));
+            }
+            Value::Object(form)
+        }
         _ => Value::String(String::from_utf8_lossy(body).into_owned()),
     }
 }
