@@ -120,8 +120,12 @@ pub async fn send(
             .send_with_signal(&signal)
             .await
             .map_err(|e| Failure::Network(e.to_string()))?;
-        let headers = response.headers().entries().collect();
-        let mut prefix = Prefix::new(max_body);
+        let headers: Vec<(String, String)> = response.headers().entries().collect();
+        let declared = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse().ok());
+        let mut prefix = Prefix::sized(max_body, declared);
         // No body (204, HEAD) is not streamable and reads as empty.
         if let Ok(mut stream) = response.stream() {
             while let Some(chunk) = stream.next().await {
