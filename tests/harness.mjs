@@ -6,8 +6,8 @@
 // .dev.vars never leaks into tests (wrangler reads .dev.vars next to the config file).
 
 import { spawn, execFile } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, writeFile, rm } from 'node:fs/promises';
+import { createHash, createHmac } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, readdir, rename, writeFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,53 @@ async function wrangler(args, options = {}) {
 }
 
 /**
+ * Fills the new storage directory `state` with a local D1 that has every migration applied.
+ * Applying them means a wrangler process per worker (seconds each, more on a loaded machine), so
+ * they are applied once per distinct set of migration files, database and wrangler version, into
+ * a template under tests/.tmp, which each new worker copies. The template is built beside and
+ * renamed into place, so a concurrent or interrupted build never leaves a half-migrated one.
+ */
+async function migratedState(state, configPath) {
+  const config = JSON.parse(await readFile(configPath, 'utf8'));
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify(config.d1_databases ?? []));
+  hash.update(JSON.parse(await readFile(path.join(ROOT, 'node_modules', 'wrangler', 'package.json'), 'utf8')).version);
+  for (const db of config.d1_databases ?? []) {
+    const dir = db.migrations_dir ?? path.join(path.dirname(configPath), 'migrations');
+    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.sql')).sort()) {
+      hash.update(`\0${name}\0`);
+      hash.update(await readFile(path.join(dir, name)));
+    }
+  }
+  const template = path.join(ROOT, 'tests', '.tmp', `d1-template-${hash.digest('hex').slice(0, 16)}`);
+  if (!(await readdir(template).catch(() => null))) {
+    const building = await mkdtemp(path.join(ROOT, 'tests', '.tmp', 'd1-building-'));
+    await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', building, '-c', configPath]);
+    // Another process may have finished first: its template is as good as this one.
+    await rename(building, template).catch(() => rm(building, { recursive: true, force: true }));
+  }
+  await cp(template, state, { recursive: true });
+}
+
+/**
+ * A local D1 on the same storage as a running worker, for a test's own queries: wrangler's
+ * platform proxy (workerd, in-process bindings) started once, where `wrangler d1 execute` would
+ * start a wrangler process per query. Its config names only the database, so no Durable Object
+ * or secret of the worker's is loaded twice. wrangler is imported only by files that query D1.
+ */
+async function openD1(dir, configPath, state) {
+  const config = JSON.parse(await readFile(configPath, 'utf8'));
+  const own = path.join(dir, 'd1');
+  await mkdir(own);
+  const d1Config = path.join(own, 'wrangler.json');
+  await writeFile(d1Config, JSON.stringify({
+    name: `${config.name}-d1`, compatibility_date: config.compatibility_date, d1_databases: config.d1_databases,
+  }));
+  const { getPlatformProxy } = await import('wrangler');
+  return getPlatformProxy({ configPath: d1Config, persist: { path: path.join(state, 'v3') } });
+}
+
+/**
  * Starts a worker. `vars` are merged over TEST_VARS (set a key to null to unset it).
  * `state` reuses another worker's storage directory (`worker.state`), to restart "the same
  * deployment"; its files are then left for the caller. `config` runs another wrangler config
@@ -98,7 +145,12 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
   const state = reuseState ?? path.join(dir, 'state');
   const merged = { ...base, ...vars };
   const configPath = await writeTestConfig(dir, merged, config);
-  await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
+  if (reuseState) {
+    // Someone's existing data (a restart, the demo's local data): bring it up to date in place.
+    await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
+  } else {
+    await migratedState(state, configPath);
+  }
 
   const port = fixedPort ?? (await freePort());
   const inspectorPort = await freePort();
@@ -134,6 +186,8 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
     }
   }
 
+  /** The test's own connection to the worker's D1, opened by the first `d1()` call. */
+  let d1Reader;
   const worker = {
     url,
     port,
@@ -188,25 +242,22 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
     },
     /** Runs SQL against the worker's local D1 and returns the rows. */
     async d1(sql) {
+      const db = (await (d1Reader ??= openD1(dir, configPath, state))).env.DB;
+      // Statement by statement in one batch, as `wrangler d1 execute --command` runs them.
+      const statements = (await import('wrangler')).unstable_splitSqlQuery(sql).map((q) => db.prepare(q));
       // The running worker shares the SQLite file: a write of its own at that moment makes this
       // second process see SQLITE_BUSY, which only means "try again".
       for (let attempt = 1; ; attempt++) {
         try {
-          const { stdout } = await wrangler([
-            'd1', 'execute', 'DB', '--local', '--persist-to', state, '-c', configPath, '--json',
-            '--command', sql,
-          ]);
-          const parsed = JSON.parse(stdout);
-          return parsed.flatMap((r) => r.results ?? []);
+          return (await db.batch(statements)).flatMap((r) => r.results ?? []);
         } catch (e) {
-          // workerd names the lock on stderr and answers "internal error" on stdout.
-          const said = `${e.stdout ?? ''}${e.stderr ?? ''}`;
-          if (attempt >= 8 || !said.includes('SQLITE_BUSY')) throw e;
+          if (attempt >= 8 || !`${e.message} ${e.cause?.message ?? ''}`.includes('SQLITE_BUSY')) throw e;
           await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
         }
       }
     },
     async stop({ keepState = false } = {}) {
+      await (await d1Reader)?.dispose();
       if (child.exitCode === null) {
         try {
           process.kill(-child.pid, 'SIGTERM');
