@@ -112,21 +112,40 @@ async function migratedState(state, configPath) {
 }
 
 /**
- * A local D1 on the same storage as a running worker, for a test's own queries: wrangler's
- * platform proxy (workerd, in-process bindings) started once, where `wrangler d1 execute` would
- * start a wrangler process per query. Its config names only the database, so no Durable Object
- * or secret of the worker's is loaded twice. wrangler is imported only by files that query D1.
+ * The test's own connection to the D1 database in a worker's storage directory `state`: a
+ * Python process (tests/d1-sql.py) holding the SQLite file open, so a query costs milliseconds
+ * where `wrangler d1 execute` started a wrangler process (seconds), and a read never blocks the
+ * worker's writes. `query(sql)` resolves to the rows of every statement; `close()` ends it.
  */
-async function openD1(dir, configPath, state) {
-  const config = JSON.parse(await readFile(configPath, 'utf8'));
-  const own = path.join(dir, 'd1');
-  await mkdir(own);
-  const d1Config = path.join(own, 'wrangler.json');
-  await writeFile(d1Config, JSON.stringify({
-    name: `${config.name}-d1`, compatibility_date: config.compatibility_date, d1_databases: config.d1_databases,
-  }));
-  const { getPlatformProxy } = await import('wrangler');
-  return getPlatformProxy({ configPath: d1Config, persist: { path: path.join(state, 'v3') } });
+async function openD1(state) {
+  const dir = path.join(state, 'v3', 'd1', 'miniflare-D1DatabaseObject');
+  const files = (await readdir(dir)).filter((n) => n.endsWith('.sqlite') && n !== 'metadata.sqlite');
+  if (files.length !== 1) throw new Error(`expected one D1 database in ${dir}, found ${files.join(', ') || 'none'}`);
+  const child = spawn('python3', [path.join(ROOT, 'tests', 'd1-sql.py'), path.join(dir, files[0])], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const waiting = [];
+  let buffered = '';
+  child.stdout.on('data', (chunk) => {
+    buffered += chunk;
+    for (let end; (end = buffered.indexOf('\n')) >= 0; buffered = buffered.slice(end + 1)) {
+      waiting.shift()?.resolve(JSON.parse(buffered.slice(0, end)));
+    }
+  });
+  exited.then((code) => { for (const w of waiting.splice(0)) w.reject(new Error(`d1-sql.py exited (${code})`)); });
+  return {
+    async query(sql) {
+      const reply = await new Promise((resolve, reject) => {
+        waiting.push({ resolve, reject });
+        child.stdin.write(JSON.stringify({ sql }) + '\n');
+      });
+      if (reply.error) throw new Error(`D1 query failed: ${reply.error}\n${sql}`);
+      return reply.rows;
+    },
+    async close() {
+      child.stdin.end();
+      await exited;
+    },
+  };
 }
 
 /**
@@ -242,22 +261,10 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
     },
     /** Runs SQL against the worker's local D1 and returns the rows. */
     async d1(sql) {
-      const db = (await (d1Reader ??= openD1(dir, configPath, state))).env.DB;
-      // Statement by statement in one batch, as `wrangler d1 execute --command` runs them.
-      const statements = (await import('wrangler')).unstable_splitSqlQuery(sql).map((q) => db.prepare(q));
-      // The running worker shares the SQLite file: a write of its own at that moment makes this
-      // second process see SQLITE_BUSY, which only means "try again".
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return (await db.batch(statements)).flatMap((r) => r.results ?? []);
-        } catch (e) {
-          if (attempt >= 8 || !`${e.message} ${e.cause?.message ?? ''}`.includes('SQLITE_BUSY')) throw e;
-          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-        }
-      }
+      return (await (d1Reader ??= openD1(state))).query(sql);
     },
     async stop({ keepState = false } = {}) {
-      await (await d1Reader)?.dispose();
+      await (await d1Reader)?.close();
       if (child.exitCode === null) {
         try {
           process.kill(-child.pid, 'SIGTERM');
