@@ -82,6 +82,9 @@ async function wrangler(args, options = {}) {
   });
 }
 
+/** Storage directories this process filled from a template: a restart on one needs no migration. */
+const migratedStates = new Set();
+
 /**
  * Fills the new storage directory `state` with a local D1 that has every migration applied.
  * Applying them means a wrangler process per worker (seconds each, more on a loaded machine), so
@@ -90,6 +93,7 @@ async function wrangler(args, options = {}) {
  * renamed into place, so a concurrent or interrupted build never leaves a half-migrated one.
  */
 async function migratedState(state, configPath) {
+  migratedStates.add(state);
   const config = JSON.parse(await readFile(configPath, 'utf8'));
   const hash = createHash('sha256');
   hash.update(JSON.stringify(config.d1_databases ?? []));
@@ -164,11 +168,11 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
   const state = reuseState ?? path.join(dir, 'state');
   const merged = { ...base, ...vars };
   const configPath = await writeTestConfig(dir, merged, config);
-  if (reuseState) {
-    // Someone's existing data (a restart, the demo's local data): bring it up to date in place.
-    await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
-  } else {
+  if (!reuseState) {
     await migratedState(state, configPath);
+  } else if (!migratedStates.has(reuseState)) {
+    // Someone's existing data (the demo's local data): bring it up to date in place.
+    await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
   }
 
   const port = fixedPort ?? (await freePort());
