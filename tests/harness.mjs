@@ -116,43 +116,6 @@ async function migratedState(state, configPath) {
 }
 
 /**
- * The test's own connection to the D1 database in a worker's storage directory `state`: a
- * Python process (tests/d1-sql.py) holding the SQLite file open, so a query costs milliseconds
- * where `wrangler d1 execute` started a wrangler process (seconds), and a read never blocks the
- * worker's writes. `query(sql)` resolves to the rows of every statement; `close()` ends it.
- */
-async function openD1(state) {
-  const dir = path.join(state, 'v3', 'd1', 'miniflare-D1DatabaseObject');
-  const files = (await readdir(dir)).filter((n) => n.endsWith('.sqlite') && n !== 'metadata.sqlite');
-  if (files.length !== 1) throw new Error(`expected one D1 database in ${dir}, found ${files.join(', ') || 'none'}`);
-  const child = spawn('python3', [path.join(ROOT, 'tests', 'd1-sql.py'), path.join(dir, files[0])], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const waiting = [];
-  let buffered = '';
-  child.stdout.on('data', (chunk) => {
-    buffered += chunk;
-    for (let end; (end = buffered.indexOf('\n')) >= 0; buffered = buffered.slice(end + 1)) {
-      waiting.shift()?.resolve(JSON.parse(buffered.slice(0, end)));
-    }
-  });
-  exited.then((code) => { for (const w of waiting.splice(0)) w.reject(new Error(`d1-sql.py exited (${code})`)); });
-  return {
-    async query(sql) {
-      const reply = await new Promise((resolve, reject) => {
-        waiting.push({ resolve, reject });
-        child.stdin.write(JSON.stringify({ sql }) + '\n');
-      });
-      if (reply.error) throw new Error(`D1 query failed: ${reply.error}\n${sql}`);
-      return reply.rows;
-    },
-    async close() {
-      child.stdin.end();
-      await exited;
-    },
-  };
-}
-
-/**
  * Starts a worker. `vars` are merged over TEST_VARS (set a key to null to unset it).
  * `state` reuses another worker's storage directory (`worker.state`), to restart "the same
  * deployment"; its files are then left for the caller. `config` runs another wrangler config
@@ -209,8 +172,6 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
     }
   }
 
-  /** The test's own connection to the worker's D1, opened by the first `d1()` call. */
-  let d1Reader;
   const worker = {
     url,
     port,
@@ -265,10 +226,25 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
     },
     /** Runs SQL against the worker's local D1 and returns the rows. */
     async d1(sql) {
-      return (await (d1Reader ??= openD1(state))).query(sql);
+      // The running worker shares the SQLite file: a write of its own at that moment makes this
+      // second process see SQLITE_BUSY, which only means "try again".
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { stdout } = await wrangler([
+            'd1', 'execute', 'DB', '--local', '--persist-to', state, '-c', configPath, '--json',
+            '--command', sql,
+          ]);
+          const parsed = JSON.parse(stdout);
+          return parsed.flatMap((r) => r.results ?? []);
+        } catch (e) {
+          // workerd names the lock on stderr and answers "internal error" on stdout.
+          const said = `${e.stdout ?? ''}${e.stderr ?? ''}`;
+          if (attempt >= 8 || !said.includes('SQLITE_BUSY')) throw e;
+          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+        }
+      }
     },
     async stop({ keepState = false } = {}) {
-      await (await d1Reader)?.close();
       if (child.exitCode === null) {
         try {
           process.kill(-child.pid, 'SIGTERM');

@@ -165,11 +165,11 @@ test('appointments get the agent\'s reminders: planned with the booking, moved b
   const calendar = { time_zone: 'UTC', weekly: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])), slot_minutes: 5, buffer_minutes: 0 };
   const now = Date.now();
   // `early` is the first 5-minute slot at least 5 minutes out, `late` the one after it; the
-  // offset makes a reminder for `early` due 25–85 s from now (time enough for the bookings, the
-  // reschedule and the cancel), one for `late` 5 minutes later.
+  // offset makes a reminder for `early` due 40–100 s from now (time enough for the bookings, the
+  // reschedule, the cancel and their D1 checks), one for `late` 5 minutes later.
   const early = Math.ceil((now + SLOT) / SLOT) * SLOT;
   const late = early + SLOT;
-  const before = Math.floor((early - now - 25_000) / 60_000);
+  const before = Math.floor((early - now - 40_000) / 60_000);
   const reminders = { before_minutes: [before, 30 * 24 * 60], channels: ['email', 'sms'] };
   const makeAgent = async (name) => {
     const res = await worker.api('POST', '/api/v1/agents', { name, system_prompt: 'You book visits.', calendar, reminders });
