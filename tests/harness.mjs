@@ -6,8 +6,8 @@
 // .dev.vars never leaks into tests (wrangler reads .dev.vars next to the config file).
 
 import { spawn, execFile } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, writeFile, rm } from 'node:fs/promises';
+import { createHash, createHmac } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, readdir, rename, writeFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,6 +88,39 @@ async function wrangler(args, options = {}) {
   });
 }
 
+/** Storage directories this process filled from a template: a restart on one needs no migration. */
+const migratedStates = new Set();
+
+/**
+ * Fills the new storage directory `state` with a local D1 that has every migration applied.
+ * Applying them means a wrangler process per worker (seconds each, more on a loaded machine), so
+ * they are applied once per distinct set of migration files, database and wrangler version, into
+ * a template under tests/.tmp, which each new worker copies. The template is built beside and
+ * renamed into place, so a concurrent or interrupted build never leaves a half-migrated one.
+ */
+async function migratedState(state, configPath) {
+  migratedStates.add(state);
+  const config = JSON.parse(await readFile(configPath, 'utf8'));
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify(config.d1_databases ?? []));
+  hash.update(JSON.parse(await readFile(path.join(ROOT, 'node_modules', 'wrangler', 'package.json'), 'utf8')).version);
+  for (const db of config.d1_databases ?? []) {
+    const dir = db.migrations_dir ?? path.join(path.dirname(configPath), 'migrations');
+    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.sql')).sort()) {
+      hash.update(`\0${name}\0`);
+      hash.update(await readFile(path.join(dir, name)));
+    }
+  }
+  const template = path.join(ROOT, 'tests', '.tmp', `d1-template-${hash.digest('hex').slice(0, 16)}`);
+  if (!(await readdir(template).catch(() => null))) {
+    const building = await mkdtemp(path.join(ROOT, 'tests', '.tmp', 'd1-building-'));
+    await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', building, '-c', configPath]);
+    // Another process may have finished first: its template is as good as this one.
+    await rename(building, template).catch(() => rm(building, { recursive: true, force: true }));
+  }
+  await cp(template, state, { recursive: true });
+}
+
 /**
  * Starts a worker. `vars` are merged over TEST_VARS (set a key to null to unset it).
  * `state` reuses another worker's storage directory (`worker.state`), to restart "the same
@@ -104,7 +137,12 @@ export async function startWorker({ vars = {}, base = TEST_VARS, state: reuseSta
   const state = reuseState ?? path.join(dir, 'state');
   const merged = { ...base, ...vars };
   const configPath = await writeTestConfig(dir, merged, config);
-  await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
+  if (!reuseState) {
+    await migratedState(state, configPath);
+  } else if (!migratedStates.has(reuseState)) {
+    // Someone's existing data (the demo's local data): bring it up to date in place.
+    await wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', configPath]);
+  }
 
   const port = fixedPort ?? (await freePort());
   const inspectorPort = await freePort();

@@ -73,19 +73,22 @@ test('planned when scheduled (a passed time skipped), moved by a reschedule, can
   const mine = await agentFor();
   const theirs = await agentFor(otherKey);
   const t0 = Date.now();
-  // Each call starts 90 s out: its 1-minute reminder is due in 30 s, its 1-day one has passed.
-  const moved = await schedule(mine, 'moved@example.com', NUMBERS.moved, t0 + 90_000);
-  const cancelled = await schedule(mine, 'cancelled@example.com', NUMBERS.cancelled, t0 + 90_000);
-  const other = await schedule(theirs, 'other@example.com', NUMBERS.other, t0 + 90_000, otherKey);
+  // Each call starts 70 s out: its 1-minute reminder is due in 10 s (time enough for the moves
+  // below, a few requests), its 1-day one has passed.
+  const DUE = 10_000;
+  const moved = await schedule(mine, 'moved@example.com', NUMBERS.moved, t0 + 60_000 + DUE);
+  const cancelled = await schedule(mine, 'cancelled@example.com', NUMBERS.cancelled, t0 + 60_000 + DUE);
+  const other = await schedule(theirs, 'other@example.com', NUMBERS.other, t0 + 60_000 + DUE, otherKey);
 
   const rows = (await worker.api('GET', `/api/v1/calls/${moved.id}`)).body.reminders;
   assert.deepEqual(rows.map((r) => [r.channel, r.before_minutes, r.status]), [
     ['email', 1440, 'skipped'], ['sms', 1440, 'skipped'], ['email', 1, 'pending'], ['sms', 1, 'pending'],
   ]);
-  assert.equal(rows[2].due_at, at(t0 + 30_000));
+  assert.equal(rows[2].due_at, at(t0 + DUE));
 
-  // Moved 60 s later: its reminder is now due in 90 s. The other is cancelled.
-  const newStart = t0 + 150_000;
+  // Moved 20 s later: its reminder is now due 20 s after the old time, once the old time is
+  // seen to pass without it. The other is cancelled.
+  const newStart = t0 + 60_000 + DUE + 20_000;
   const patched = await worker.api('PATCH', `/api/v1/calls/${moved.id}`, { start_at: at(newStart) });
   assert.equal(patched.status, 200, patched.text);
   const movedRows = (await worker.api('GET', `/api/v1/calls/${moved.id}`)).body.reminders;
@@ -97,13 +100,14 @@ test('planned when scheduled (a passed time skipped), moved by a reschedule, can
   // Another tenant neither sees nor moves them.
   assert.equal((await worker.api('GET', `/api/v1/calls/${moved.id}`, undefined, { key: otherKey })).status, 404);
   assert.equal((await worker.api('DELETE', `/api/v1/calls/${other.id}`)).status, 404);
+  assert.ok(Date.now() < t0 + DUE, 'the moves were done before the old due time (a very slow machine: raise DUE)');
 
   // Past the old due time: the other tenant's reminder went out, neither of ours did.
   const otherReminder = await eventually(async () => {
     await worker.scheduled();
     return remindersTo('other@example.com')[0];
-  }, { timeout: 60_000, interval: 2_000, message: "the other tenant's reminder" });
-  assert.ok(otherReminder.at >= t0 + 30_000, 'not before its time');
+  }, { timeout: 60_000, interval: 1_000, message: "the other tenant's reminder" });
+  assert.ok(otherReminder.at >= t0 + DUE, 'not before its time');
   assert.match(otherReminder.body.subject, /^Reminder: call on /);
   assert.equal(otherReminder.idempotencyKey, `reminder-email-1-${Date.parse(other.start_at)}-${other.id}`);
   // And its text, through the message outbox, from the call's caller id.
@@ -113,6 +117,7 @@ test('planned when scheduled (a passed time skipped), moved by a reschedule, can
   assert.match(otherText.body, new RegExp(`^Reminder: your call with Ava is at .*, ${hhmmOther} \\(UTC\\)\\. Reply STOP to opt out\\.$`));
   await sleep(3_000);
   await worker.scheduled();
+  assert.ok(Date.now() < newStart - 60_000, 'still before the new due time (a very slow machine: move it further)');
   assert.deepEqual(remindersTo('moved@example.com'), [], 'nothing for the old time');
   assert.deepEqual(textsTo(NUMBERS.moved), [], 'no text for the old time');
   assert.deepEqual(remindersTo('cancelled@example.com'), [], 'nothing for a cancelled call');
@@ -122,7 +127,7 @@ test('planned when scheduled (a passed time skipped), moved by a reschedule, can
   const reminder = await eventually(async () => {
     await worker.scheduled();
     return remindersTo('moved@example.com')[0];
-  }, { timeout: 120_000, interval: 2_000, message: 'the moved reminder' });
+  }, { timeout: 120_000, interval: 1_000, message: 'the moved reminder' });
   assert.ok(reminder.at >= newStart - 60_000, 'not before its new time');
   assert.equal(reminder.idempotencyKey, `reminder-email-1-${newStart}-${moved.id}`);
   const hhmm = new Date(newStart).toISOString().slice(11, 16);
@@ -160,7 +165,8 @@ test('appointments get the agent\'s reminders: planned with the booking, moved b
   const calendar = { time_zone: 'UTC', weekly: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])), slot_minutes: 5, buffer_minutes: 0 };
   const now = Date.now();
   // `early` is the first 5-minute slot at least 5 minutes out, `late` the one after it; the
-  // offset makes a reminder for `early` due 40–100 s from now, one for `late` 5 minutes later.
+  // offset makes a reminder for `early` due 40–100 s from now (time enough for the bookings, the
+  // reschedule, the cancel and their D1 checks), one for `late` 5 minutes later.
   const early = Math.ceil((now + SLOT) / SLOT) * SLOT;
   const late = early + SLOT;
   const before = Math.floor((early - now - 40_000) / 60_000);
@@ -199,12 +205,13 @@ test('appointments get the agent\'s reminders: planned with the booking, moved b
   ]);
   assert.equal((await worker.api('POST', `/api/v1/appointments/${cancelled.id}/cancel`)).status, 200);
   assert.deepEqual((await rowsOf(cancelled.id)).map((r) => r.status), ['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+  assert.ok(Date.now() < early - before * 60_000, 'the moves were done before the reminders were due (a very slow machine: raise the offset)');
 
   // Due for the new time: the email (the appointment's invitation wording) and the text go out once.
   const reminder = await eventually(async () => {
     await worker.scheduled();
     return remindersTo('moved-appt@example.com')[0];
-  }, { timeout: 150_000, interval: 2_000, message: 'the moved appointment\'s reminder' });
+  }, { timeout: 150_000, interval: 1_000, message: 'the moved appointment\'s reminder' });
   assert.ok(reminder.at >= early - before * 60_000, 'not before its time');
   const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
   assert.match(reminder.body.subject, /^Reminder: appointment on /);
