@@ -3,6 +3,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { Agent } from 'undici';
 import { WebSocket } from 'ws';
 import { startFakeHttp } from './fakes/http.mjs';
 import { startFakeWs } from './fakes/ws.mjs';
@@ -52,8 +53,12 @@ const chatBody = (extra = {}) => ({
   model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true },
   messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }], ...extra,
 });
+// Requests to a fake go as the worker's do, on kept-alive connections: a response the fake drops
+// is then a broken chunked body, as the worker sees it, not a close-delimited one that just ends
+// (the harness's own dispatcher opens a fresh connection per request).
+const keepAlive = new Agent();
 const post = (url, body, headers = { authorization: 'Bearer sk-test' }, init = {}) =>
-  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), ...init });
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), dispatcher: keepAlive, ...init });
 
 test('openai: streamed text is OpenAI SSE: role first, content deltas, stop, usage chunk, [DONE]', async () => {
   const ai = track(await startFakeOpenAI({ apiKey: 'sk-test' }));
