@@ -130,16 +130,19 @@ export async function runDemo({ url, key, twilioAuthToken, fakes, ringMs = 10_00
   const media = await openMediaStream('twilio', markup.stream, { start: { token: markup.token, call_id: callId }, connect: { authToken: twilioAuthToken } });
   const { client, playback, stopAudio } = media;
   try {
-    const stt = await dg.waitForConnection(sttBefore, timeoutMs);
+    const first = await dg.waitForConnection(sttBefore, timeoutMs);
+    // The worker reopens its STT stream when one closes under the call (workerd may close it
+    // with 1005 after a fetch), so the caller speaks on the call's newest open stream.
+    const stt = () => dg.connections.slice(sttBefore).findLast((c) => !c.closed) ?? first;
     /** The caller says `text`: interim transcripts word by word, then the final one. */
     const say = async (text) => {
       step(`caller: ${text}`);
       const words = text.split(' ');
       for (let i = 1; i < words.length; i++) {
-        dg.say(stt, { transcript: words.slice(0, i).join(' '), is_final: false });
+        dg.say(stt(), { transcript: words.slice(0, i).join(' '), is_final: false });
         if (wordMs > 0) await sleep(wordMs);
       }
-      await dg.say(stt, { transcript: text, is_final: true, speech_final: true });
+      await dg.say(stt(), { transcript: text, is_final: true, speech_final: true });
     };
     /** The agent's next reply (the stand-in LLM's answer to the next streamed chat request). */
     const reply = (text, extra = {}) => openai.reply({ match: (req) => req.parsed?.stream === true, text, ...extra });

@@ -48,8 +48,20 @@ async function schedule(local_time, time_zone) {
 }
 
 test('the demo call watched live: lines appear as the caller talks, the barge-in\'s unheard part is struck; then its detail and the list', { skip: skipBrowser }, async () => {
-  const page = await newPage(browser, worker);
   const lines = [];
+  try {
+    await watchDemo(lines);
+  } catch (e) {
+    // What the scripted call got to: the demo's own log, since CI keeps only the failure.
+    e.message += `\n[demo log]\n${lines.join('\n')}`;
+    throw e;
+  }
+});
+
+/** The demo call, watched in the live view; the demo's log lines go to `lines`. */
+async function watchDemo(lines) {
+  const started = Date.now();
+  const page = await newPage(browser, worker);
   let ringing;
   const rang = new Promise((resolve) => {
     ringing = resolve;
@@ -59,7 +71,7 @@ test('the demo call watched live: lines appear as the caller talks, the barge-in
     url: worker.url, key: TEST_VARS.ADMIN_API_KEY, twilioAuthToken: TEST_VARS.TWILIO_AUTH_TOKEN, fakes,
     ringMs: 4000, pauseMs: 700, wordMs: 60,
     log: (line) => {
-      lines.push(line);
+      lines.push(`${Date.now() - started} ms ${line}`);
       const live = /Watch it live: (\S+)/.exec(line);
       if (live) ringing(live[1]);
     },
@@ -166,7 +178,7 @@ test('the demo call watched live: lines appear as the caller talks, the barge-in
   assert.ok(list.overflow <= 1, `calls list overflows by ${list.overflow}px at phone width`);
   assert.deepEqual(page.errors, []);
   await page.context().close();
-});
+}
 
 test('a call\'s time is shown in its own zone, labelled, with the viewer\'s time beside it', { skip: skipBrowser }, async () => {
   // A browser in Berlin looks at a call for 13:07 New York time tomorrow.

@@ -372,6 +372,44 @@ test('live view renders the contract: transcript lines, barge-in, state and per-
   await page.context().close();
 });
 
+test('live view: a socket dropped mid-turn loses nothing; the stored turn brings back what the caller said (scripted socket)', { skip: skipBrowser }, async () => {
+  const page = await newPage();
+  const sockets = [];
+  await page.routeWebSocket(/\/api\/v1\/calls\/[^/]+\/live/, (ws) => {
+    sockets.push(ws);
+  });
+  await page.goto(`${worker.url}/#/calls/${seeded.id}/live`);
+  await eventually(() => sockets.length === 1, { message: 'the live view connected' });
+  const send = (ws, m) => ws.send(JSON.stringify({ at: Date.now(), ...m }));
+  const greeting = { id: 0, user_text: null, agent_text: 'Hi, this is Ava.', interrupted: false };
+  send(sockets[0], { type: 'hello', phase: 'live', call_id: seeded.id, turns: [greeting] });
+  send(sockets[0], { type: 'transcript', speaker: 'caller', text: 'Table for two, please.', final: true });
+  const caller = page.locator('#live-transcript li.caller', { hasText: 'Table for two, please.' });
+  await caller.waitFor();
+
+  // The socket drops before the turn is stored: the reconnect's hello has only turn 0.
+  await sockets[0].close({ code: 1011, reason: 'gone' });
+  await eventually(() => sockets.length === 2, { timeout: 10_000, message: 'the live view reconnected' });
+  send(sockets[1], { type: 'hello', phase: 'live', call_id: seeded.id, turns: [greeting] });
+  await page.locator('#live-connection', { hasText: 'connected' }).waitFor();
+  send(sockets[1], { type: 'transcript', speaker: 'agent', text: 'Of course.', final: true, turn: 1 });
+  await page.locator('#live-transcript li.agent[data-turn="1"]').waitFor();
+  assert.equal(await caller.count(), 0, 'the hello drew the stored turns only');
+  send(sockets[1], { type: 'turn', turn: { id: 1, user_text: 'Table for two, please.', agent_text: 'Of course.', interrupted: false } });
+  await caller.waitFor();
+  const order = await page.locator('#live-transcript li.line').evaluateAll((lis) => lis.map((li) => `${li.classList.contains('caller') ? 'caller' : 'agent'}:${li.dataset.turn}`));
+  assert.deepEqual(order, ['agent:0', 'caller:1', 'agent:1']);
+
+  // A caller line the view did see is tagged with its turn, not drawn twice.
+  send(sockets[1], { type: 'transcript', speaker: 'caller', text: 'At eight.', final: true });
+  await page.locator('#live-transcript li.caller', { hasText: 'At eight.' }).waitFor();
+  send(sockets[1], { type: 'turn', turn: { id: 2, user_text: 'At eight.', agent_text: 'Booked.', interrupted: false } });
+  await page.locator('#live-transcript li.caller[data-turn="2"]', { hasText: 'At eight.' }).waitFor();
+  assert.equal(await page.locator('#live-transcript li.caller', { hasText: 'At eight.' }).count(), 1);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 test('live view of a simulated call streams transcript lines from the call\'s Durable Object', { skip: skipBrowser }, async () => {
   // An inbound Twilio call through the live-call fakes, watched from the browser over
   // GET /api/v1/calls/{id}/live (WebSocket opened with a single-use ticket).

@@ -42,14 +42,33 @@ export async function livePage(ctx, id) {
   const cut = new Set(); // turn ids shown as one line with their unheard part struck
   let ended = false;
 
-  const addLine = (role, text, { turn, interrupted: cut } = {}) => {
+  const line = (role, text, { turn, interrupted: cut } = {}) => h('li', { class: `line ${role}${cut ? ' interrupted' : ''}`, dataset: turn != null ? { turn: String(turn) } : {} },
+    h('span', { class: 'speaker' }, role === 'caller' ? 'Caller' : 'Agent'),
+    h('span', { class: 'text' }, text),
+    cut ? h('span', { class: 'tag' }, 'cut short by barge-in') : null);
+  const addLine = (role, text, options) => {
     empty.remove();
-    const li = h('li', { class: `line ${role}${cut ? ' interrupted' : ''}`, dataset: turn != null ? { turn: String(turn) } : {} },
-      h('span', { class: 'speaker' }, role === 'caller' ? 'Caller' : 'Agent'),
-      h('span', { class: 'text' }, text),
-      cut ? h('span', { class: 'tag' }, 'cut short by barge-in') : null);
+    const li = line(role, text, options);
     lines.append(li);
     li.scrollIntoView?.({ block: 'nearest' });
+  };
+  /**
+   * A stored turn: the caller lines shown live for it take its id, and a caller line this view
+   * missed is drawn before the turn's agent lines (a reconnect's hello holds only stored turns,
+   * so what the caller said in the turn under way when the socket dropped came only live).
+   */
+  const settleCaller = (turn) => {
+    const said = turn?.user_text?.trim();
+    if (!said || lines.querySelector(`li.caller[data-turn="${turn.id}"]`)) return;
+    const shown = [...lines.querySelectorAll('li.caller:not([data-turn])')]
+      .filter((li) => said.includes(li.querySelector('.text').textContent.trim()));
+    for (const li of shown) li.dataset.turn = String(turn.id);
+    if (shown.length) return;
+    empty.remove();
+    const li = line('caller', said, { turn: turn.id });
+    const answer = lines.querySelector(`li.agent[data-turn="${turn.id}"]`);
+    if (answer) answer.before(li);
+    else lines.append(li);
   };
   /** One line for a turn whose end was not heard: the heard text, then the cut part. */
   const cutLine = (turn) => h('li', { class: 'line agent interrupted', dataset: { turn: String(turn.id) } },
@@ -122,6 +141,7 @@ export async function livePage(ctx, id) {
         break;
       case 'turn':
         if (msg.turn?.interrupted) interrupted.add(msg.turn.id);
+        settleCaller(msg.turn);
         markCut(msg.turn);
         if (msg.turn?.metrics) {
           metrics.set(msg.turn.id, msg.turn.metrics);
