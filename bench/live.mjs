@@ -340,6 +340,46 @@ async function callPipecat(live, bot, { flux = false } = {}) {
   return call;
 }
 
+/**
+ * Caller audio for many bench calls from one 20 ms timer: each tick sends every stream the
+ * frames its clock is due (at most 3 behind, then it skips), each a ready-made Twilio `media`
+ * message of silence. One timer and a JSON tree per frame per call (streamCallerAudio, right for
+ * a test's few calls) made the harness, not the worker, the first thing to saturate at 200 calls.
+ * `add(client)` starts a client's audio and returns its stop.
+ */
+function callerAudioPacer() {
+  const streams = new Map(); // client → {started, frames}
+  const payload = Buffer.alloc(160, 0xff).toString('base64');
+  let timer = null;
+  const tick = () => {
+    const now = performance.now();
+    for (const [client, s] of streams) {
+      if (client.socket.readyState !== 1) {
+        streams.delete(client);
+        continue;
+      }
+      const due = Math.floor((now - s.started) / client.frameMs) + 1;
+      if (due - s.frames > 3) s.frames = due - 3;
+      for (; s.frames < due; s.frames++) {
+        client.chunk += 1;
+        client.socket.send(`{"event":"media","sequenceNumber":"${client.next()}","media":{"track":"inbound","chunk":"${client.chunk}","timestamp":"${client.timestamp}","payload":"${payload}"},"streamSid":"${client.streamSid}"}`);
+        client.timestamp += client.frameMs;
+      }
+    }
+    if (streams.size === 0) {
+      clearInterval(timer);
+      timer = null;
+    }
+  };
+  return {
+    add: (client) => {
+      streams.set(client, { started: performance.now(), frames: 0 });
+      timer ??= setInterval(tick, 5);
+      return () => streams.delete(client);
+    },
+  };
+}
+
 /** CPU time (ms) of this Node process: the Twilio clients and the provider fakes. */
 function harnessCpuMs() {
   const u = process.cpuUsage();
@@ -358,10 +398,18 @@ export async function concurrentCalls(live, calls, concurrency) {
   const ours = workerdOf(worker);
   const pids = (ours?.all ?? []).map((p) => p.pid);
   const workerPids = pids.filter((p) => p !== ours?.proxy.pid);
+  // Straight to workerd when its socket is found: wrangler's proxy is not there in production,
+  // and on two cores its CPU would be taken from the worker it measures.
+  const direct = await workerdDirectUrl(worker);
+  const pacer = callerAudioPacer();
   const startCall = async () => {
-    const call = await startTwilioCall(live, { to: NUMBER });
-    calls.push(call);
-    return call;
+    const markup = await twilioIncoming(worker, NUMBER);
+    const stream = new URL(markup.stream);
+    if (direct) stream.host = new URL(direct).host;
+    const sttBefore = dg.connections.length;
+    const media = await openMediaStream('twilio', stream.toString(), { start: { token: markup.token, call_id: markup.callId }, audio: pacer.add });
+    calls.push(media);
+    return { ...markup, ...media, stt: await dg.waitForConnection(sttBefore, 10_000) };
   };
   const concurrent = [];
   let cpuPerFrame = null;
@@ -434,7 +482,7 @@ export async function concurrentCalls(live, calls, concurrency) {
     }
     const usage = workerdUsage(pids);
     concurrent.push({
-      calls: n, started: group.length, failed_to_start: failed, setup_s: round(setupS),
+      calls: n, via: direct ? 'workerd direct' : 'wrangler proxy', started: group.length, failed_to_start: failed, setup_s: round(setupS),
       ...cpu,
       first_frame: summary(firstFrame),
       outbound_frames: received, expected_frames: (group.length - unanswered) * 30, unanswered,

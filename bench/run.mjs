@@ -237,6 +237,7 @@ function table(results) {
 function concurrentLines(l) {
   const c0 = l.cpu_per_inbound_frame_in_worker;
   const lines = [`  workerd CPU per inbound 20 ms frame (${c0.calls} streaming calls): ${c0.cpu_us_per_inbound_frame} µs (target ≤ 20): our worker ${c0.worker_us_per_frame ?? '-'} + wrangler's proxy ${c0.proxy_us_per_frame ?? '-'}; the harness (Node clients + fakes) ${c0.harness_us_per_frame ?? '-'} µs more`];
+  if (l.concurrent[0]?.via) lines.push(`  the calls connect ${l.concurrent[0].via === 'workerd direct' ? "straight to workerd (wrangler's proxy is not in production)" : "through wrangler's proxy"}; caller audio from one paced timer`);
   lines.push('  calls started setup s  first frame p50/p99 ms  frames/expected  late  gap p99 ms  µs/frame worker+proxy | harness  cores worker/proxy/harness  workerd MiB');
   for (const c of l.concurrent) {
     const answered = c.first_frame.n ? `${c.first_frame.p50_ms}/${c.first_frame.p99_ms}` : 'no reply in 60 s';

@@ -158,16 +158,17 @@ const CARRIERS = {
  * Opens a `carrier` media stream to `url` and plays the carrier's part: `connected`, `start`
  * with the custom parameters `start`, real-time playback of what the worker sends (marks echoed
  * once played) and real-time caller audio (silence) until `stopAudio()`. `connect` goes to the
- * client's `connect` (e.g. Twilio's streamSid/callSid). Resolves to {client, playback, stopAudio}.
+ * client's `connect` (e.g. Twilio's streamSid/callSid); `audio(client)` starts the caller audio
+ * and returns its stop (default: streamCallerAudio). Resolves to {client, playback, stopAudio}.
  */
-export async function openMediaStream(carrier, url, { start = {}, connect = {} } = {}) {
+export async function openMediaStream(carrier, url, { start = {}, connect = {}, audio: streamAudio = streamCallerAudio } = {}) {
   const { Client, audio } = CARRIERS[carrier];
   const client = await Client.connect(url, connect);
   Object.assign(client, audio);
   const playback = new Playback(client);
   client.connected();
   client.start(start);
-  const stopAudio = streamCallerAudio(client);
+  const stopAudio = streamAudio(client);
   return { client, playback, stopAudio };
 }
 
