@@ -196,6 +196,8 @@ pub struct Session {
     pub env: Env,
     pub config: Option<Config>,
     pub live: RefCell<Option<Live>>,
+    /// Unconfirmed writes queued for the end of the current event.
+    writes: RefCell<storage::WriteBehind>,
 }
 
 /// The macro exports `fetch` and `alarm`; the socket handlers are exported below, synchronous.
@@ -285,6 +287,7 @@ impl DurableObject for CallSession {
                 env,
                 config,
                 live: RefCell::new(None),
+                writes: RefCell::default(),
             }),
         }
     }
@@ -460,7 +463,7 @@ impl Session {
 
     /// `socket` proved the call's token: it carries the call from now on, parsed by `adapter`
     /// (which has seen its `start`); a socket it replaces (carrier reconnect) is closed.
-    fn promote(&self, socket: &WebSocket, id: u64, adapter: Box<dyn Carrier>) {
+    fn promote(self: &Rc<Self>, socket: &WebSocket, id: u64, adapter: Box<dyn Carrier>) {
         let replaced = {
             let mut guard = self.live.borrow_mut();
             let Some(live) = guard.as_mut() else {
