@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use worker::{Result, SqlStorageValue};
+use worker::{Delay, Result, SqlStorageValue};
 
 /// Key-value key of the conversation's state (the key-value twin of blob `conversation`).
 const CONVERSATION_KEY: &str = "conversation";
@@ -216,6 +217,9 @@ impl Session {
         if schedule {
             let session = self.clone();
             wasm_bindgen_futures::spawn_local(async move {
+                // A timer, not a microtask: microtasks still run before the event's sends
+                // leave, a timer only after them.
+                Delay::from(Duration::ZERO).await;
                 session.flush_writes();
             });
         }
@@ -253,6 +257,8 @@ impl Session {
 
     /// The parsed values of a key-value log (a value that does not parse is skipped).
     fn kv_log<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Vec<T> {
+        // What is queued is part of the log already.
+        self.flush_writes();
         self.unconfirmed()
             .list(prefix)
             .into_iter()
