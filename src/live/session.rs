@@ -12,7 +12,8 @@
 //! - what an instance reset must not lose is in the object's SQLite storage as it happens:
 //!   call facts and agent setup at accept, the start frame, the conversation after every input,
 //!   each finished turn (the writes made while the call is live are unconfirmed so no send
-//!   waits for their commit; storage.rs says why that is safe). After a reset the next event
+//!   waits for their commit, and queued to one write after each event's sends; storage.rs says
+//!   why that is safe). After a reset the next event
 //!   rebuilds the session from it and feeds
 //!   `Input::Restored` (the carrier socket, a hibernatable one, survives an eviction; see
 //!   docs/architecture.md, "Instance resets");

@@ -11,7 +11,8 @@
 //! commit (`ensure_live`, tests/resume.test.mjs); at worst the caller hears a sentence again.
 //! What must not be lost stays confirmed: the call facts and setup at accept, the carrier link,
 //! and the end-of-call job (finalize.rs), whose confirmed write is what guarantees the call's
-//! record reaches D1.
+//! record reaches D1. The unconfirmed writes of one event are queued and written together
+//! once its sends have left ([`Session::write_behind`]).
 
 use super::{Session, CARRIER_TAG};
 use crate::platform::http::{log_line, now_ms};
