@@ -290,6 +290,7 @@ impl Session {
     fn conversation_entries(&self) -> Vec<(String, String)> {
         self.with_live(|live| {
             let conversation = live.conversation.as_ref()?;
+            let state = serde_json::to_string(conversation).ok()?;
             let history = conversation.history();
             let first = live.history_saved;
             let mut entries: Vec<(String, String)> = history
@@ -304,10 +305,7 @@ impl Session {
                 .collect();
             live.history_saved = history.len();
             live.unsaved = false;
-            entries.push((
-                CONVERSATION_KEY.to_owned(),
-                serde_json::to_string(conversation).ok()?,
-            ));
+            entries.push((CONVERSATION_KEY.to_owned(), state));
             Some(entries)
         })
         .flatten()
