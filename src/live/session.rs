@@ -12,7 +12,8 @@
 //! - what an instance reset must not lose is in the object's SQLite storage as it happens:
 //!   call facts and agent setup at accept, the start frame, the conversation after every input,
 //!   each finished turn (the writes made while the call is live are unconfirmed so no send
-//!   waits for their commit; storage.rs says why that is safe). After a reset the next event
+//!   waits for their commit, and queued to one write after each event's sends; storage.rs says
+//!   why that is safe). After a reset the next event
 //!   rebuilds the session from it and feeds
 //!   `Input::Restored` (the carrier socket, a hibernatable one, survives an eviction; see
 //!   docs/architecture.md, "Instance resets");
@@ -196,6 +197,8 @@ pub struct Session {
     pub env: Env,
     pub config: Option<Config>,
     pub live: RefCell<Option<Live>>,
+    /// Unconfirmed writes queued for the end of the current event.
+    writes: RefCell<storage::WriteBehind>,
 }
 
 /// The macro exports `fetch` and `alarm`; the socket handlers are exported below, synchronous.
@@ -285,6 +288,7 @@ impl DurableObject for CallSession {
                 env,
                 config,
                 live: RefCell::new(None),
+                writes: RefCell::default(),
             }),
         }
     }
@@ -460,7 +464,7 @@ impl Session {
 
     /// `socket` proved the call's token: it carries the call from now on, parsed by `adapter`
     /// (which has seen its `start`); a socket it replaces (carrier reconnect) is closed.
-    fn promote(&self, socket: &WebSocket, id: u64, adapter: Box<dyn Carrier>) {
+    fn promote(self: &Rc<Self>, socket: &WebSocket, id: u64, adapter: Box<dyn Carrier>) {
         let replaced = {
             let mut guard = self.live.borrow_mut();
             let Some(live) = guard.as_mut() else {

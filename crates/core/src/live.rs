@@ -386,18 +386,33 @@ pub fn llm_input(turn: u32, delta: ChatDelta) -> Option<Input> {
 }
 
 /// Body of the streaming chat-completions request for `StartLlm` (history already in the
-/// OpenAI message shape).
-pub fn chat_body(model: &str, messages: &[Message], tools: &[Value]) -> Value {
-    let mut body = json!({
-        "model": model,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-        "messages": messages,
-    });
-    if !tools.is_empty() {
-        body["tools"] = Value::Array(tools.to_vec());
+/// OpenAI message shape), as JSON text. Serialized straight from the history: building a JSON
+/// tree of it first cost a copy of every message on every turn, a cost that grows with the call.
+pub fn chat_body(model: &str, messages: &[Message], tools: &[Value]) -> String {
+    #[derive(Serialize)]
+    struct StreamOptions {
+        include_usage: bool,
     }
-    body
+    #[derive(Serialize)]
+    struct ChatBody<'a> {
+        model: &'a str,
+        stream: bool,
+        stream_options: StreamOptions,
+        messages: &'a [Message],
+        #[serde(skip_serializing_if = "<[Value]>::is_empty")]
+        tools: &'a [Value],
+    }
+    let body = ChatBody {
+        model,
+        stream: true,
+        stream_options: StreamOptions {
+            include_usage: true,
+        },
+        messages,
+        tools,
+    };
+    // Only strings, numbers and JSON values: serializing cannot fail.
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 /// DTMF row and column frequencies (Hz) of a keypad key.
@@ -835,20 +850,25 @@ mod tests {
             ),
             Some(Input::LlmDone { turn: 3 })
         );
-        let body = chat_body(
+        let body: Value = serde_json::from_str(&chat_body(
             "m",
             &[Message::User {
                 content: "hi".into(),
             }],
             &[json!({"type": "function"})],
-        );
+        ))
+        .unwrap();
+        assert_eq!(body["model"], "m");
         assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
         assert_eq!(
             body["messages"][0],
             json!({"role": "user", "content": "hi"})
         );
         assert_eq!(body["tools"][0]["type"], "function");
-        assert!(chat_body("m", &[], &[]).get("tools").is_none());
+        let bare: Value = serde_json::from_str(&chat_body("m", &[], &[])).unwrap();
+        assert!(bare.get("tools").is_none());
+        assert_eq!(bare["messages"], json!([]));
     }
 
     #[test]

@@ -334,7 +334,7 @@ impl Session {
         if !ended {
             // Unconfirmed like the other mid-call writes (storage.rs): an alarm lost with a
             // failed commit is lost with the reset it causes, and the restored session re-arms.
-            self.unconfirmed().set_alarm(at_ms);
+            self.write_behind(|w| w.alarm_ms = Some(at_ms));
             return;
         }
         // The end-of-call job's retry must not be lost: confirmed, like the job itself.

@@ -5,6 +5,7 @@ use super::{EndReason, Session};
 use crate::platform::http::log_line;
 use crate::platform::outbound;
 use serde_json::json;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Carrier REST (transfer, hang-up) timeout.
@@ -13,7 +14,7 @@ const CARRIER_REST_TIMEOUT: Duration = Duration::from_secs(10);
 impl Session {
     /// Asks the carrier to record the call when the agent records (its disclosure leads the
     /// greeting); the finished recording comes back to `POST /voice/{carrier}/recording`.
-    pub(super) async fn start_recording(&self, carrier_call_id: Option<&str>) {
+    pub(super) async fn start_recording(self: &Rc<Self>, carrier_call_id: Option<&str>) {
         let record = self.with_live(|live| live.setup.record).unwrap_or(false);
         let (Some(info), Some(config), Some(id)) =
             (self.info(), self.config.as_ref(), carrier_call_id)

@@ -56,7 +56,7 @@ impl LiveMessage<'_> {
 
 impl Session {
     /// Feeds one input to the conversation, executes the actions in order, and stores what
-    /// changed (after the actions' sends, and not before the reply's first audio).
+    /// changed (after the event's sends, and not before the reply's first audio).
     pub fn feed(self: &Rc<Self>, input: Input) {
         let now = u64::try_from(now_ms()).unwrap_or_default();
         let frequent = input.is_frequent();
@@ -76,11 +76,9 @@ impl Session {
         for action in actions {
             self.execute(action);
         }
-        // The object's network sends wait for the commit of every storage write made before
-        // them (the output gate). So nothing is written while the caller waits for a reply's
-        // first audio (what changed meanwhile is written once it has gone out), and a save is
-        // queued behind the tasks the actions spawned, so their first step (the LLM request)
-        // leaves before the write.
+        // Nothing is written while the caller waits for a reply's first audio (what changed
+        // meanwhile is written once it has gone out), and what is written goes in one batch
+        // after the event's sends (`write_behind`).
         let due = self
             .with_live(|live| {
                 let grew = live
@@ -93,32 +91,7 @@ impl Session {
             })
             .unwrap_or(false);
         if due {
-            let session = self.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                session.save_conversation();
-            });
-        }
-    }
-
-    /// Appends the history entries committed since the last save, and stores the state. History
-    /// and state are written in the same event, so storage commits them together.
-    fn save_conversation(&self) {
-        let saved = self.with_live(|live| {
-            let conversation = live.conversation.as_ref()?;
-            let history = conversation.history();
-            let new: Vec<String> = history
-                .get(live.history_saved..)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|m| serde_json::to_string(m).ok())
-                .collect();
-            let first = live.history_saved;
-            live.history_saved = history.len();
-            live.unsaved = false;
-            Some((first, new, serde_json::to_string(conversation).ok()?))
-        });
-        if let Some(Some((first, new, state))) = saved {
-            self.save_conversation_state(first, &new, &state);
+            self.write_behind(|w| w.save_conversation = true);
         }
     }
 
@@ -208,7 +181,7 @@ impl Session {
     }
 
     /// Preemptive replies used and wasted: call counters, stream events and log lines.
-    fn count_preemption(&self, event: &SessionEvent) {
+    fn count_preemption(self: &Rc<Self>, event: &SessionEvent) {
         let (turn, outcome, counter) = match event {
             SessionEvent::PreemptUsed { turn } => (turn, "used", "preemptive_used"),
             SessionEvent::PreemptWasted { turn } => (turn, "wasted", "preemptive_wasted"),
@@ -224,7 +197,7 @@ impl Session {
     }
 
     /// In-band DTMF: tones in the carrier's format, framed like speech.
-    pub(super) fn send_dtmf(&self, digits: &str) {
+    pub(super) fn send_dtmf(self: &Rc<Self>, digits: &str) {
         let frames = self.with_live(|live| {
             let format = live.carrier.format();
             let mut bytes = Vec::new();
@@ -341,6 +314,9 @@ impl Session {
         if !was_live {
             return;
         }
+        // What the call's last event changed (its last turn) is stored before the job that
+        // reads it.
+        self.flush_writes();
         // In the same step as the phase: the call cannot end without its job being stored. Its
         // alarm replaces the conversation's.
         self.open_finalize_job(&reason);

@@ -11,7 +11,8 @@
 //! commit (`ensure_live`, tests/resume.test.mjs); at worst the caller hears a sentence again.
 //! What must not be lost stays confirmed: the call facts and setup at accept, the carrier link,
 //! and the end-of-call job (finalize.rs), whose confirmed write is what guarantees the call's
-//! record reaches D1.
+//! record reaches D1. The unconfirmed writes of one event are queued and written together
+//! once its sends have left ([`Session::write_behind`]).
 
 use super::{Session, CARRIER_TAG};
 use crate::platform::http::{log_line, now_ms};
@@ -19,9 +20,11 @@ use phone_agent_core::session::{Conversation, Message, SessionConfig, Turn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use worker::{Result, SqlStorageValue};
+use worker::{Delay, Result, SqlStorageValue};
 
 /// Key-value key of the conversation's state (the key-value twin of blob `conversation`).
 const CONVERSATION_KEY: &str = "conversation";
@@ -65,6 +68,18 @@ extern "C" {
     fn list(this: &SyncKv, options: &js_sys::Object) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(method, catch, js_name = delete)]
     fn delete_key(this: &SyncKv, key: &str) -> std::result::Result<JsValue, JsValue>;
+}
+
+/// Unconfirmed writes waiting for the end of the current event ([`Session::write_behind`]).
+#[derive(Default)]
+pub struct WriteBehind {
+    entries: Vec<(String, String)>,
+    /// The conversation changed: its state and new history entries go with the batch.
+    pub(super) save_conversation: bool,
+    /// The alarm of a live call, if it moved.
+    pub(super) alarm_ms: Option<u64>,
+    /// A flush task is queued.
+    queued: bool,
 }
 
 /// The one adapter for unconfirmed writes (see the module doc for why they are safe here).
@@ -180,12 +195,58 @@ impl Session {
         Unconfirmed(storage)
     }
 
-    pub(super) fn store_turn(&self, turn: &Turn) {
+    pub(super) fn store_turn(self: &Rc<Self>, turn: &Turn) {
         let Ok(text) = serde_json::to_string(turn) else {
             return;
         };
         let key = format!("{TURN_PREFIX}{:010}/{:013}", turn.id, now_ms());
-        self.unconfirmed().put(&[(key, text)]);
+        self.write_behind(|w| w.entries.push((key, text)));
+    }
+
+    /// Queues unconfirmed writes for the end of the current event: every write an event makes
+    /// (the conversation's state and history, a turn, stream events, the alarm) leaves in one
+    /// `put` once its synchronous work and sends are done. A put costs more than any other
+    /// step of the turn path (bench/README.md, "Turn path profile (session 8)"), and the
+    /// runtime writes the event's network sends only after its JavaScript has returned, so a
+    /// put made before returning delays the frames and the `clear` sent before it.
+    pub(super) fn write_behind(self: &Rc<Self>, f: impl FnOnce(&mut WriteBehind)) {
+        let schedule = {
+            let mut writes = self.writes.borrow_mut();
+            f(&mut writes);
+            !std::mem::replace(&mut writes.queued, true)
+        };
+        if schedule {
+            let session = self.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                // A timer, not a microtask: microtasks still run before the event's sends
+                // leave, a timer only after them.
+                Delay::from(Duration::ZERO).await;
+                session.flush_writes();
+            });
+        }
+    }
+
+    /// Writes what [`Self::write_behind`] queued, now: the conversation's state and new history
+    /// entries (if a save is due), the other entries, the alarm. Called by the queued task, and
+    /// directly where a confirmed write must come after them (the end of the call).
+    pub(super) fn flush_writes(&self) {
+        let (save, mut entries, alarm) = {
+            let mut writes = self.writes.borrow_mut();
+            writes.queued = false;
+            (
+                std::mem::take(&mut writes.save_conversation),
+                std::mem::take(&mut writes.entries),
+                writes.alarm_ms.take(),
+            )
+        };
+        if save {
+            entries.extend(self.conversation_entries());
+        }
+        let storage = self.unconfirmed();
+        storage.put(&entries);
+        if let Some(at_ms) = alarm {
+            storage.set_alarm(at_ms);
+        }
     }
 
     /// The finished turns: the table (calls stored before the key-value log), then the log.
@@ -197,6 +258,8 @@ impl Session {
 
     /// The parsed values of a key-value log (a value that does not parse is skipped).
     fn kv_log<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Vec<T> {
+        // What is queued is part of the log already.
+        self.flush_writes();
         self.unconfirmed()
             .list(prefix)
             .into_iter()
@@ -222,16 +285,31 @@ impl Session {
             .collect()
     }
 
-    /// Stores the conversation's state and its history entries from index `first` on (each
-    /// serialized), in one batch: one key per entry, so the log is only appended to.
-    pub(super) fn save_conversation_state(&self, first: usize, new: &[String], state: &str) {
-        let mut entries: Vec<(String, String)> = new
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (format!("{HISTORY_PREFIX}{:010}", first + i), m.clone()))
-            .collect();
-        entries.push((CONVERSATION_KEY.to_owned(), state.to_owned()));
-        self.unconfirmed().put(&entries);
+    /// The conversation's history entries committed since the last save (one key per entry,
+    /// so the log is only appended to) and its state, as entries to store in one batch.
+    fn conversation_entries(&self) -> Vec<(String, String)> {
+        self.with_live(|live| {
+            let conversation = live.conversation.as_ref()?;
+            let state = serde_json::to_string(conversation).ok()?;
+            let history = conversation.history();
+            let first = live.history_saved;
+            let mut entries: Vec<(String, String)> = history
+                .get(first..)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    let key = format!("{HISTORY_PREFIX}{:010}", first + i);
+                    Some((key, serde_json::to_string(m).ok()?))
+                })
+                .collect();
+            live.history_saved = history.len();
+            live.unsaved = false;
+            entries.push((CONVERSATION_KEY.to_owned(), state));
+            Some(entries)
+        })
+        .flatten()
+        .unwrap_or_default()
     }
 
     /// The conversation as last saved: the call's session config, the appended history and
@@ -334,7 +412,7 @@ impl Session {
     }
 
     /// Appends to the stream record (unconfirmed: marks and provider events arrive mid-call).
-    pub fn record(&self, event: &str, detail: Value) {
+    pub fn record(self: &Rc<Self>, event: &str, detail: Value) {
         let at = now_ms();
         let seq = EVENT_SEQ.with(|s| {
             s.set(s.get() + 1);
@@ -342,7 +420,7 @@ impl Session {
         });
         let entry = json!({"at": at, "event": event, "detail": detail});
         let key = format!("{EVENT_PREFIX}{at:013}/{seq:010}");
-        self.unconfirmed().put(&[(key, entry.to_string())]);
+        self.write_behind(|w| w.entries.push((key, entry.to_string())));
     }
 
     /// Counts in memory; written to storage when the call ends.

@@ -23,7 +23,7 @@ pub fn start_llm(session: &Rc<Session>, turn: u32, messages: &[Message], tools: 
         .with_live(|live| live.setup.llm_model.clone())
         .flatten()
         .unwrap_or_else(|| config.providers.openai_model.clone());
-    let body = chat_body(&model, messages, tools).to_string();
+    let body = chat_body(&model, messages, tools);
     let controller = AbortController::default();
     let signal = controller.signal();
     let id = session.with_live(|live| {

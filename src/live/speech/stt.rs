@@ -164,7 +164,7 @@ async fn run_stt(session: &Rc<Session>) {
 /// long one the stream is closed and parked (audio from then on waits for the next stream, which
 /// the next audio opens), so nothing keeps the object in memory while the call has no audio.
 /// Whether `CloseStream` was sent.
-fn upkeep(session: &Session, ws: &WebSocket) -> bool {
+fn upkeep(session: &Rc<Session>, ws: &WebSocket) -> bool {
     let now = now_ms();
     let step = session
         .with_live(|live| {
