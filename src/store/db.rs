@@ -478,8 +478,8 @@ fn changes(result: &D1Result) -> Result<usize, StoreError> {
     Ok(changes.as_f64().map_or(0, |n| n as usize))
 }
 
-/// Reads a boolean column: D1 returns 0/1 integers, while JSON written by us (the KV caches)
-/// holds real booleans.
+/// Reads a boolean that is 0/1 (as D1 stores it) or a real boolean (as the KV caches hold it),
+/// for rows also read as JSON; `Column for bool` reads a D1 row's the same way.
 pub fn bool_from_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     use serde::Deserialize;
     Ok(match serde_json::Value::deserialize(d)? {
