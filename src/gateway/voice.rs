@@ -273,7 +273,10 @@ async fn lookup_number(
     }
     let found = numbers::route_any_tenant(db, number).await?;
     if let Some(route) = &found {
-        if let Ok(put) = kv.put(&key, route) {
+        // The JSON text as bytes: worker's generic `put` goes through `serde_wasm_bindgen` and
+        // float formatting, code nothing else needs; `json()` above reads the same text.
+        let text = serde_json::to_string(route).unwrap_or_default();
+        if let Ok(put) = kv.put_bytes(&key, text.as_bytes()) {
             let _ = put.expiration_ttl(NUMBER_CACHE_SECONDS).execute().await;
         }
     }

@@ -38,7 +38,9 @@ pub async fn busy(
         if fresh {
             // Only a feed that was read is cached; a broken one is fetched again next time.
             if let Ok(kv) = env.kv("KV") {
-                if let Ok(put) = kv.put(&cache_key(url), text) {
+                // As bytes: worker's generic `put` of a `String` compiles `serde_wasm_bindgen`'s
+                // serializer; `text()` reads the same UTF-8 back.
+                if let Ok(put) = kv.put_bytes(&cache_key(url), text.as_bytes()) {
                     let _ = put.expiration_ttl(FEED_CACHE_SECONDS).execute().await;
                 }
             }

@@ -57,6 +57,7 @@ pub async fn tools_secret(tenant: &Tenant, id: &str) -> Result<Option<Option<Str
     struct Row {
         tools_secret: Option<String>,
     }
+    crate::store::db::from_row!(Row { tools_secret });
     let row: Option<Row> = tenant
         .first(
             "SELECT tools_secret FROM agents WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
@@ -89,6 +90,10 @@ pub struct ToolsAgent {
     pub agent_id: Option<AgentId>,
     pub tools_secret: Option<String>,
 }
+crate::store::db::from_row!(ToolsAgent {
+    agent_id,
+    tools_secret
+});
 
 /// [`ToolsAgent`] of the tenant's call `call_id`.
 pub async fn tools_agent_of(
@@ -206,10 +211,12 @@ async fn usage(
     struct NumberRow {
         number: String,
     }
+    crate::store::db::from_row!(NumberRow { number });
     #[derive(Deserialize)]
     struct CountRow {
         n: u64,
     }
+    crate::store::db::from_row!(CountRow { n });
     let numbers: Vec<NumberRow> = tenant
         .all(
             "SELECT number FROM phone_numbers

@@ -187,6 +187,7 @@ pub async fn booked_starts(
     struct Start {
         slot_start: i64,
     }
+    crate::store::db::from_row!(Start { slot_start });
     let rows: Vec<Start> = tenant
         .all(
             "SELECT slot_start FROM appointments WHERE tenant_id = ?1 AND agent_id = ?2

@@ -99,6 +99,7 @@ pub struct Due {
     pub id: CallId,
     pub attempt: i64,
 }
+crate::store::db::from_row!(Due { id, attempt });
 
 /// Which of the dispatcher's queues.
 #[derive(Clone, Copy)]

@@ -518,6 +518,7 @@ pub async fn status_unscoped(db: &D1Database, id: &str) -> Result<Option<CallSta
     struct Current {
         status: CallStatus,
     }
+    crate::store::db::from_row!(Current { status });
     let current: Option<Current> =
         db::first(db, "SELECT status FROM calls WHERE id = ?1", &[&id]).await?;
     Ok(current.map(|c| c.status))
@@ -595,6 +596,7 @@ pub async fn ensure_token(db: &D1Database, call_id: &CallId) -> Result<String, S
     struct Token {
         stream_token: Option<String>,
     }
+    crate::store::db::from_row!(Token { stream_token });
     db::run(
         db,
         "UPDATE calls SET stream_token = ?1 WHERE id = ?2 AND stream_token IS NULL",
@@ -621,6 +623,7 @@ pub async fn of_provider_unscoped(
     struct Ref {
         id: CallId,
     }
+    crate::store::db::from_row!(Ref { id });
     let found: Option<Ref> = db::first(
         db,
         "SELECT id FROM calls WHERE id = ?1 AND provider = ?2",
@@ -672,6 +675,25 @@ pub struct SessionCall {
     pub time_zone: Option<String>,
     pub created_at: i64,
 }
+crate::store::db::from_row!(SessionCall {
+    id,
+    tenant_id,
+    direction,
+    status,
+    to_number,
+    from_number,
+    stream_token,
+    system_prompt,
+    first_message,
+    config,
+    agent_name,
+    contact_name,
+    contact_email,
+    contact_fields,
+    start_at,
+    time_zone,
+    created_at
+});
 
 /// Call `id` with its agent, for the media session (one read on the connect path).
 pub async fn for_session_unscoped(

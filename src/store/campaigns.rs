@@ -230,6 +230,11 @@ pub struct Count {
     pub status: String,
     pub n: i64,
 }
+crate::store::db::from_row!(Count {
+    campaign_id,
+    status,
+    n
+});
 
 /// The rows per status of each of the tenant's campaigns `ids`.
 pub async fn counts(tenant: &Tenant, ids: &[&CampaignId]) -> Result<Vec<Count>, StoreError> {
@@ -287,6 +292,7 @@ pub async fn scheduled_calls(tenant: &Tenant, id: &CampaignId) -> Result<Vec<Str
 struct IdRow {
     id: String,
 }
+crate::store::db::from_row!(IdRow { id });
 
 /// One page of the rows of the tenant's campaign `id` (`status` narrows it), by line.
 pub async fn contacts(
@@ -394,6 +400,12 @@ pub struct Pace {
     /// The earliest retry not yet due.
     pub next_retry: Option<i64>,
 }
+crate::store::db::from_row!(Pace {
+    in_flight,
+    recent,
+    oldest_recent,
+    next_retry
+});
 
 /// The campaign's [`Pace`] at `now`.
 pub async fn pace(db: &D1Database, campaign: &CampaignId, now: i64) -> Result<Pace, StoreError> {
@@ -425,6 +437,7 @@ pub async fn due_zones(
     struct ZoneRow {
         time_zone: String,
     }
+    crate::store::db::from_row!(ZoneRow { time_zone });
     let rows: Vec<ZoneRow> = db::all(
         db,
         "SELECT DISTINCT time_zone FROM campaign_contacts
@@ -564,6 +577,13 @@ pub struct Dialled {
     pub campaign_id: CampaignId,
     pub window: String,
 }
+crate::store::db::from_row!(Dialled {
+    id,
+    attempts,
+    time_zone,
+    campaign_id,
+    window
+});
 
 /// The contact in flight on call `call_id`, if the call is a campaign's.
 pub async fn dialled_unscoped(

@@ -226,6 +226,19 @@ pub struct Leased {
     pub endpoint_status: String,
     pub deleted_at: Option<i64>,
 }
+crate::store::db::from_row!(Leased {
+    attempts,
+    series_attempts,
+    event_id,
+    payload,
+    endpoint_id,
+    url,
+    secret,
+    previous_secret,
+    previous_secret_expires_at,
+    endpoint_status,
+    deleted_at
+});
 
 /// Leases delivery `id` until `until` if it is still pending, due at `now` and not leased by
 /// another sender, then loads it; `None` when someone else has it or it is no longer due.

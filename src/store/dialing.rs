@@ -23,6 +23,12 @@ pub struct CallAgent {
     pub contact_email: Option<String>,
     pub contact_name: Option<String>,
 }
+crate::store::db::from_row!(CallAgent {
+    agent_id,
+    config,
+    contact_email,
+    contact_name
+});
 
 /// The agent of the tenant's call `call_id` (its settings are `None` once it is deleted).
 pub async fn agent_of(tenant: &Tenant, call_id: &str) -> Result<Option<CallAgent>, StoreError> {
@@ -106,6 +112,7 @@ pub struct Window {
     /// Whether this attempt holds a slot (now or from an earlier run).
     pub mine: i64,
 }
+crate::store::db::from_row!(Window { n, oldest, mine });
 
 /// Takes one of the tenant's `cap` outbound slots since `window_start` for `call_id`'s
 /// `attempt`, if one is free (count and insert in one statement; a slot already taken for this

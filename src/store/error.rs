@@ -10,6 +10,9 @@ pub enum StoreError {
     /// D1 refused or failed a statement, or its rows did not decode.
     #[error("D1: {0}")]
     D1(#[from] worker::Error),
+    /// A column D1 returned is missing or not of its field's type.
+    #[error("D1: column {0} missing or of another type")]
+    Column(&'static str),
     /// A row this request just wrote or leased is not there.
     #[error("row missing: {0}")]
     Missing(&'static str),

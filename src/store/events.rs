@@ -129,6 +129,15 @@ pub struct Event {
     /// The canonical envelope body (JSON text).
     pub payload: String,
 }
+crate::store::db::from_row!(Event {
+    id,
+    provider,
+    provider_event_id,
+    event_type = "type",
+    call_id,
+    received_at,
+    payload
+});
 
 const SELECT: &str = "SELECT id, provider, provider_event_id, type, call_id, received_at, payload
      FROM webhook_events WHERE tenant_id = ?1";

@@ -57,6 +57,11 @@ pub struct Holder {
     pub role: Role,
     pub actor: String,
 }
+crate::store::db::from_row!(Holder {
+    tenant_id,
+    role,
+    actor
+});
 
 /// Spends the ticket hashed `ticket_hash` on call `call_id` (before any principal is known, so
 /// across tenants): its holder, or `None` when it is unknown, for another call, used, expired,

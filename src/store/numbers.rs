@@ -46,6 +46,7 @@ pub async fn first_of_agent(
     struct Row {
         number: String,
     }
+    crate::store::db::from_row!(Row { number });
     let row: Option<Row> = tenant
         .first(
             "SELECT number FROM phone_numbers WHERE tenant_id = ?1 AND agent_id = ?2
@@ -70,6 +71,7 @@ pub async fn oldest(tenant: &Tenant) -> Result<Option<String>, StoreError> {
     struct Row {
         number: String,
     }
+    crate::store::db::from_row!(Row { number });
     let row: Option<Row> = tenant
         .first(
             "SELECT number FROM phone_numbers WHERE tenant_id = ?1 ORDER BY created_at LIMIT 1",
@@ -167,6 +169,14 @@ pub struct NumberRoute {
     #[serde(default)]
     pub after_hours_agent_id: Option<AgentId>,
 }
+crate::store::db::from_row!(NumberRoute {
+    agent_id,
+    tenant_id,
+    owner_phone,
+    ring_owner_first,
+    hours,
+    after_hours_agent_id
+});
 
 /// The route of the called `number`, in whichever tenant owns it (an incoming call is matched
 /// by the number it reached, before any tenant is known).

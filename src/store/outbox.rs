@@ -4,9 +4,8 @@
 //! first attempt after an API request, the alarm and the cron never attempt one row twice at
 //! once, and the attempt's record releases the lease.
 
-use crate::store::db::{self, Arg};
+use crate::store::db::{self, Arg, FromRow};
 use crate::store::error::StoreError;
-use serde::de::DeserializeOwned;
 use worker::d1::{D1Database, D1PreparedStatement};
 
 /// A table of queued work: which rows still owe work, and when each is due.
@@ -43,7 +42,7 @@ impl Queue {
 
 /// A queued row as one attempt reads it when it leases the row (a leased queue's rows have
 /// `locked_until`).
-pub trait Leased: DeserializeOwned {
+pub trait Leased: FromRow {
     /// The queue it is leased from.
     const QUEUE: &'static Queue;
     /// The columns it is read from.

@@ -1,11 +1,10 @@
 //! Cursor paging, written once: every list is newest first by (order column, id), fetched one
 //! row past the page to know whether another follows.
 
-use crate::store::db::{self, Arg};
+use crate::store::db::{self, Arg, FromRow};
 use crate::store::error::StoreError;
 use crate::store::tenant::Tenant;
 use phone_agent_core::pagination::{split_page, Cursor};
-use serde::de::DeserializeOwned;
 use worker::d1::D1Database;
 
 /// The page window a list request asks for.
@@ -15,7 +14,7 @@ pub struct Page {
 }
 
 /// A row that can be listed: where it sits in the list order.
-pub trait Listed: DeserializeOwned {
+pub trait Listed: FromRow {
     /// The column lists are ordered by (newest first), with `id` breaking ties.
     const ORDER: &'static str = "created_at";
     /// Whether `id` is an INTEGER column (the audit log's): the cursor's id is then bound as a

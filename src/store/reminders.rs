@@ -200,6 +200,23 @@ pub struct Due {
     pub time_zone: Option<String>,
     pub agent_name: Option<String>,
 }
+crate::store::db::from_row!(Due {
+    id,
+    tenant_id,
+    call_id,
+    channel,
+    before_minutes,
+    start_at,
+    ics_sequence,
+    to_number,
+    from_number,
+    provider,
+    base_url,
+    contact_name,
+    contact_email,
+    time_zone,
+    agent_name
+});
 
 /// Up to `limit` reminders due at `now`, across tenants, earliest first.
 pub async fn due_unscoped(db: &D1Database, now: i64, limit: i64) -> Result<Vec<Due>, StoreError> {
@@ -232,6 +249,18 @@ pub struct DueAppointment {
     pub our_number: Option<String>,
     pub base_url: Option<String>,
 }
+crate::store::db::from_row!(DueAppointment {
+    id,
+    tenant_id,
+    appointment_id,
+    channel,
+    before_minutes,
+    start_at,
+    agent_name,
+    provider,
+    our_number,
+    base_url
+});
 
 /// Up to `limit` appointment reminders due at `now`, across tenants, earliest first.
 pub async fn due_appointments_unscoped(

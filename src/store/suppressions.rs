@@ -76,6 +76,7 @@ pub async fn contains(tenant: &Tenant, phone: &str) -> Result<bool, StoreError> 
         #[allow(dead_code)]
         phone: String,
     }
+    crate::store::db::from_row!(Row { phone });
     let row: Option<Row> = tenant
         .first(
             "SELECT phone FROM suppressions WHERE tenant_id = ?1 AND phone = ?2",

@@ -5,10 +5,9 @@
 use crate::platform::app::App;
 use crate::platform::auth::Principal;
 use crate::platform::http::ApiError;
-use crate::store::db::{self, Arg};
+use crate::store::db::{self, Arg, FromRow};
 use crate::store::error::StoreError;
 use phone_agent_core::ids::TenantId;
-use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use worker::d1::{D1Database, D1PreparedStatement};
 
@@ -66,7 +65,7 @@ impl Tenant {
     }
 
     /// All rows of a tenant query.
-    pub(in crate::store) async fn all<T: DeserializeOwned>(
+    pub(in crate::store) async fn all<T: FromRow>(
         &self,
         sql: &str,
         args: &[&dyn Arg],
@@ -75,7 +74,7 @@ impl Tenant {
     }
 
     /// The first row of a tenant query, if any.
-    pub(in crate::store) async fn first<T: DeserializeOwned>(
+    pub(in crate::store) async fn first<T: FromRow>(
         &self,
         sql: &str,
         args: &[&dyn Arg],

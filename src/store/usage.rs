@@ -67,6 +67,15 @@ pub async fn record(
 const USAGE_COLUMNS: &str =
     "carrier_seconds, stt_ms, llm_prompt_tokens, llm_completion_tokens, tts_chars, tool_calls";
 
+crate::store::db::from_row!(CallUsage {
+    carrier_seconds,
+    stt_ms,
+    llm_prompt_tokens,
+    llm_completion_tokens,
+    tts_chars,
+    tool_calls
+});
+
 /// The tenant's call `call_id`'s usage, once its end-of-call job wrote it.
 pub async fn of_call(tenant: &Tenant, call_id: &str) -> Result<Option<CallUsage>, StoreError> {
     // `CallUsage` is the row: its fields are the table's column names.
@@ -101,6 +110,17 @@ struct DayRow {
     tts_chars: i64,
     tool_calls: i64,
 }
+crate::store::db::from_row!(DayRow {
+    day,
+    calls,
+    carrier_minutes,
+    carrier_seconds,
+    stt_ms,
+    llm_prompt_tokens,
+    llm_completion_tokens,
+    tts_chars,
+    tool_calls
+});
 
 /// The tenant's days `from..=to` (`YYYY-MM-DD`) that had usage, oldest first.
 pub async fn days(tenant: &Tenant, from: &str, to: &str) -> Result<Vec<Day>, StoreError> {
@@ -141,6 +161,12 @@ pub struct Standing {
     /// Minutes used since `month_start` (each call's started minutes).
     pub month_minutes: i64,
 }
+crate::store::db::from_row!(Standing {
+    max_concurrent_calls,
+    monthly_minutes,
+    live_calls,
+    month_minutes
+});
 
 /// The tenant's quota settings, live calls and the minutes used since
 /// `month_start` (`YYYY-MM-01`).
