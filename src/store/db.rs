@@ -2,13 +2,16 @@
 //! Only the store's modules run SQL; tenant queries go through [`crate::store::tenant::Tenant`].
 
 use crate::store::error::StoreError;
+use js_sys::{Array, Reflect};
 use phone_agent_core::ids::{
     AgentId, AppointmentId, CallId, CampaignId, DeliveryId, EmailId, EndpointId, EventId, KeyId,
     MessageId, NumberId, RecordingId, ReminderId, TenantId,
 };
 use serde::de::DeserializeOwned;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use worker::d1::{D1Database, D1PreparedStatement, D1Result};
+use worker::worker_sys::D1Database as D1DatabaseSys;
 
 /// Declares a row read from D1 and the columns it is read from, from one list of fields, so the
 /// struct and its `SELECT` cannot drift apart: `Row::COLUMNS` is `"a, b, c"` (for any query
@@ -216,24 +219,47 @@ pub async fn batch(
     results.iter().map(changes).collect()
 }
 
-/// Runs statements atomically like [`batch`], the last one a query of `id`s; returns the
-/// change counts of the others and the ids it read, all in one round trip to D1 (e.g. a write
-/// and what it left stored, which no other writer can change in between).
-pub async fn batch_then_ids(
+/// What one statement of [`batch_returning`] did.
+pub struct Outcome {
+    /// Rows it changed.
+    pub changes: usize,
+    /// The `id` column of the first row it returned (`RETURNING id`), if it returned one.
+    pub id: Option<String>,
+}
+
+/// Runs statements atomically like [`batch`]; returns each one's change count and first
+/// returned `id`, all in one round trip to D1 (e.g. a write and the row it left stored, which no
+/// other writer can change in between). The two values are read straight off D1's result
+/// objects: workers-rs's `D1Result` deserializes a statement's whole `meta` (and every row)
+/// through `serde_wasm_bindgen`, a dozen JS↔Wasm crossings where two property reads do.
+pub async fn batch_returning(
     db: &D1Database,
     statements: Vec<D1PreparedStatement>,
-) -> Result<(Vec<usize>, Vec<String>), StoreError> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: String,
-    }
-    let mut results = db.batch(statements).await?;
-    let Some(query) = results.pop() else {
-        return Ok((Vec::new(), Vec::new()));
+) -> Result<Vec<Outcome>, StoreError> {
+    let list: Array = statements
+        .iter()
+        .map(|s| JsValue::from(s.inner().clone()))
+        .collect();
+    let database: &D1DatabaseSys = db.as_ref().unchecked_ref();
+    let results = JsFuture::from(database.batch(list).map_err(worker::Error::from)?)
+        .await
+        .map_err(worker::Error::from)?;
+    let property = |object: &JsValue, key: &str| {
+        Reflect::get(object, &JsValue::from_str(key)).map_err(worker::Error::from)
     };
-    let ids = query.results::<Id>()?.into_iter().map(|i| i.id).collect();
-    let changed = results.iter().map(changes).collect::<Result<_, _>>()?;
-    Ok((changed, ids))
+    let mut outcomes = Vec::with_capacity(statements.len());
+    for result in Array::from(&results).iter() {
+        let changes = property(&property(&result, "meta")?, "changes")?
+            .as_f64()
+            .map_or(0, |n| n as usize);
+        let rows = property(&result, "results")?;
+        let id = match rows.dyn_ref::<Array>() {
+            Some(rows) if rows.length() > 0 => property(&rows.get(0), "id")?.as_string(),
+            _ => None,
+        };
+        outcomes.push(Outcome { changes, id });
+    }
+    Ok(outcomes)
 }
 
 fn changes(result: &D1Result) -> Result<usize, StoreError> {
