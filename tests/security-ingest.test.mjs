@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startWorker, eventually, TEST_VARS, signedCallbackQuery } from './harness.mjs';
 import { signStandardWebhook } from './fakes/resend.mjs';
@@ -334,6 +335,63 @@ test('chunked bodies of many MiB are refused 413 on every body-reading route, wi
   assert.notEqual(atLimit.status, 413, 'exactly the limit is read');
   const justOver = await sendWhole('/api/v1/endpoints', pad(64 * KiB - base + 1), auth);
   assertError(justOver, 413, 'payload_too_large');
+});
+
+/**
+ * Sends a body with chunked framing that also declares `Content-Length: declared` (framing an
+ * HTTP client would not choose: chunked wins, so the body may run far past the declared length),
+ * over a raw socket, `total` bytes in 64 KiB chunks, stopping at the first byte of an answer or
+ * when the connection ends. Resolves to {sent, answer}: how much the worker let us push.
+ */
+function postChunkedDeclaring(pathname, { declared, total, headers = {}, timeoutMs = 60_000 }) {
+  return new Promise((resolve) => {
+    const url = new URL(pathname, worker.url);
+    const socket = net.connect(Number(url.port), url.hostname);
+    let sent = 0;
+    let answer = '';
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ sent, answer: answer.slice(0, 300) });
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    socket.on('data', (d) => { answer += d.toString(); finish(); });
+    socket.on('close', finish);
+    socket.on('error', finish);
+    const head = Object.entries({ 'content-type': 'application/json', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.write(`POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\n${head}content-length: ${declared}\r\ntransfer-encoding: chunked\r\n\r\n`);
+    const chunk = Buffer.concat([Buffer.from(`${(64 * KiB).toString(16)}\r\n`), Buffer.alloc(64 * KiB, 0x61), Buffer.from('\r\n')]);
+    // One chunk per event-loop turn, so an early answer is seen before the next write; the
+    // body is never terminated, so a worker that waits for all of it never answers.
+    const pump = () => {
+      if (done || sent >= total) return;
+      sent += 64 * KiB;
+      if (socket.write(chunk)) setImmediate(pump);
+      else socket.once('drain', () => setImmediate(pump));
+    };
+    pump();
+  });
+}
+
+test('a chunked body that declares a small Content-Length is still read bounded: 413 without being read', async () => {
+  // A declared length within the limit lets the worker read a body in one piece; chunked framing
+  // beside it must not, or the declared length would no longer bound what is held.
+  const { instance } = await health();
+  const total = 64 * MiB;
+  for (const pathname of ['/webhooks/standard', '/webhooks/resend']) {
+    const refusedBefore = refusedInLog(pathname);
+    const res = await postChunkedDeclaring(pathname, { declared: 10, total });
+    // The answer can be lost to the reset of a refused upload; the worker's own log decides.
+    await eventually(() => refusedInLog(pathname) > refusedBefore, { timeout: 10_000, message: `${pathname}: no 413 logged (${JSON.stringify(res)})` });
+    console.log(`# ${pathname}: 413 after ${(res.sent / MiB).toFixed(1)} MiB of ${total / MiB} MiB sent`);
+    assert.ok(res.sent < total / 3, `${pathname}: the worker read ${res.sent} bytes before refusing`);
+  }
+  const after = await health();
+  assert.equal(after.status, 200);
+  assert.equal(after.instance, instance, 'the worker was not reset');
 });
 
 // ---- 5. Unbounded response bodies ------------------------------------------------------------------
