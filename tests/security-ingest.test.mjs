@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startWorker, eventually, TEST_VARS, signedCallbackQuery } from './harness.mjs';
 import { signStandardWebhook } from './fakes/resend.mjs';
@@ -13,6 +14,7 @@ import { sendStatusCallback, twilioCallParams, twilioSid, startFakeTwilio } from
 import { sendBlandWebhook } from './fakes/bland.mjs';
 import { sendRetellWebhook } from './fakes/media-clients.mjs';
 import { startFakeTarget } from './fakes/target.mjs';
+import { workerdDirectUrl } from '../bench/live.mjs';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -334,6 +336,87 @@ test('chunked bodies of many MiB are refused 413 on every body-reading route, wi
   assert.notEqual(atLimit.status, 413, 'exactly the limit is read');
   const justOver = await sendWhole('/api/v1/endpoints', pad(64 * KiB - base + 1), auth);
   assertError(justOver, 413, 'payload_too_large');
+});
+
+/**
+ * Sends a body with chunked framing that also declares `Content-Length: declared` (framing an
+ * HTTP client would not choose: chunked wins, so the body may run far past the declared length),
+ * over a raw socket to `base`, `total` bytes in 64 KiB chunks, stopping at the first byte of an
+ * answer or when the connection ends. Resolves to {sent, answer}: how much the worker let us push.
+ */
+function postChunkedDeclaring(base, pathname, { declared, total, headers = {}, timeoutMs = 30_000 }) {
+  return new Promise((resolve) => {
+    const url = new URL(pathname, base);
+    const socket = net.connect(Number(url.port), url.hostname);
+    let sent = 0;
+    let answer = '';
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ sent, answer: answer.slice(0, 300) });
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    socket.on('data', (d) => { answer += d.toString(); finish(); });
+    socket.on('close', finish);
+    socket.on('error', finish);
+    const head = Object.entries({ 'content-type': 'application/json', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.write(`POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\n${head}content-length: ${declared}\r\ntransfer-encoding: chunked\r\n\r\n`);
+    const chunk = Buffer.concat([Buffer.from(`${(64 * KiB).toString(16)}\r\n`), Buffer.alloc(64 * KiB, 0x61), Buffer.from('\r\n')]);
+    // One chunk per event-loop turn, so an early answer is seen before the next write; the
+    // body is never terminated, so a worker that waits for all of it never answers.
+    const pump = () => {
+      if (done || sent >= total) return;
+      sent += 64 * KiB;
+      if (socket.write(chunk)) setImmediate(pump);
+      else socket.once('drain', () => setImmediate(pump));
+    };
+    pump();
+  });
+}
+
+/**
+ * [`postChunkedDeclaring`] until the worker's log shows its 413: a connection dropped before
+ * the whole body was sent with no 413 logged is wrangler's proxy losing the upload (as in
+ * [`postRefused`]) and is retried; a worker that waits for the whole body is not. Resolves to
+ * {sent, refused}.
+ */
+async function refusedChunkedDeclaring(base, pathname, options) {
+  for (let i = 0; ; i += 1) {
+    const refusedBefore = refusedInLog(pathname);
+    const res = await postChunkedDeclaring(base, pathname, options);
+    if (await eventually(() => refusedInLog(pathname) > refusedBefore, { timeout: 5_000 }).catch(() => false)) return { ...res, refused: true };
+    if (res.sent >= options.total || i === 4) return { ...res, refused: false };
+    console.log(`# ${base}${pathname}: dropped after ${res.sent} bytes with no 413 logged (dev proxy), retrying`);
+    await new Promise((r) => setTimeout(r, 200 * (i + 1)));
+  }
+}
+
+test('a chunked body that declares a small Content-Length is still read bounded: 413 without being read', async () => {
+  // A declared length within the limit lets the worker read a body in one piece; chunked framing
+  // beside it must not, or the declared length would no longer bound what is held. Sent through
+  // wrangler's local proxy and straight to workerd's own socket: the proxy re-frames the body
+  // (the worker sees no Content-Length), workerd passes both headers to the worker as sent, so
+  // only the direct request shows a worker that trusts the declared length (it then waits for
+  // the whole body and never answers).
+  const { instance } = await health();
+  const direct = await workerdDirectUrl(worker);
+  assert.ok(direct, "workerd's own entry socket");
+  const total = 64 * MiB;
+  for (const base of [worker.url, direct]) {
+    for (const pathname of ['/webhooks/standard', '/webhooks/resend']) {
+      // The answer can be lost to the reset of a refused upload; the worker's own log decides.
+      const res = await refusedChunkedDeclaring(base, pathname, { declared: 10, total });
+      assert.ok(res.refused, `${base}${pathname}: no 413 logged (${JSON.stringify(res)})`);
+      console.log(`# ${base}${pathname}: 413 after ${(res.sent / MiB).toFixed(1)} MiB of ${total / MiB} MiB sent`);
+      assert.ok(res.sent < total / 3, `${base}${pathname}: the worker read ${res.sent} bytes before refusing`);
+    }
+  }
+  const after = await health();
+  assert.equal(after.status, 200);
+  assert.equal(after.instance, instance, 'the worker was not reset');
 });
 
 // ---- 5. Unbounded response bodies ------------------------------------------------------------------

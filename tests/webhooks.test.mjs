@@ -248,6 +248,25 @@ test('a duplicate delivery of the same event creates one event and one delivery 
   }
 });
 
+test('a replayed event id with another body leaves the first copy stored as it was', async () => {
+  // The insert's conflict clause returns the stored id by rewriting the row; nothing of the
+  // first copy may change (body, canonical payload, type, time received).
+  const id = uniqueId('msg');
+  const first = await sendResendWebhook(`${worker.url}/webhooks/resend`, RESEND_SECRET, resendEvent('email.delivered', { subject: 'first' }), { id });
+  assert.equal(first.status, 200, first.text);
+  const columns = 'id, type, received_at, content_type, raw_body, payload, call_id, tenant_id';
+  const [before] = await worker.d1(`SELECT ${columns} FROM webhook_events WHERE provider = 'resend' AND provider_event_id = '${id}'`);
+  await new Promise((r) => setTimeout(r, 20));
+  const replay = await sendResendWebhook(`${worker.url}/webhooks/resend`, RESEND_SECRET, resendEvent('email.bounced', { subject: 'second' }), { id });
+  assert.equal(replay.status, 200, replay.text);
+  const answer = JSON.parse(replay.text);
+  assert.equal(answer.duplicate, true);
+  assert.equal(answer.id, JSON.parse(first.text).id);
+  const after = await worker.d1(`SELECT ${columns} FROM webhook_events WHERE provider = 'resend' AND provider_event_id = '${id}'`);
+  assert.deepEqual(after, [before]);
+  assert.equal(JSON.parse(after[0].payload).data.subject, 'first');
+});
+
 test('concurrent copies of one event store it once: one is new, every other answers duplicate with its id', async () => {
   const target = await startFakeTarget();
   const endpoint = await addEndpoint(target, ['email.*']);

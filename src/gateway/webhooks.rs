@@ -18,9 +18,7 @@ use phone_agent_core::recording::{telnyx_media_url, telnyx_notice};
 use phone_agent_core::scheduling::dispatch::callback_attempt;
 use phone_agent_core::scheduling::CallProvider;
 use phone_agent_core::webhooks::callback::{verify_query, CallbackError, CallbackKey, CallbackRef};
-use phone_agent_core::webhooks::canonical::{
-    envelope, map_event, original_payload, CanonicalEvent,
-};
+use phone_agent_core::webhooks::canonical::{envelope, map_event, CanonicalEvent, Mapped};
 use phone_agent_core::webhooks::signatures::{verify, InboundRequest, VerifyOptions};
 use phone_agent_core::webhooks::Provider;
 use serde_json::json;
@@ -42,13 +40,14 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
     let now = now_ms();
     verify_request(config, provider, url.as_str(), &headers, &body, now)?;
 
-    let event = map_event(provider, &headers, url.query().unwrap_or(""), &body).map_err(|e| {
-        ApiError::new(
-            400,
-            "invalid_payload",
-            format!("cannot read this {} event: {e}", provider.as_str()),
-        )
-    })?;
+    let Mapped { event, original } =
+        map_event(provider, &headers, url.query().unwrap_or(""), &body).map_err(|e| {
+            ApiError::new(
+                400,
+                "invalid_payload",
+                format!("cannot read this {} event: {e}", provider.as_str()),
+            )
+        })?;
 
     let db = app.db()?;
     // Our URLs name the call (and attempt) with a MAC; the payload may name it too.
@@ -59,13 +58,7 @@ pub async fn receive(mut req: Request, app: &App, provider: Provider) -> ApiResu
         .as_ref()
         .map_or(DEFAULT_TENANT, |c| c.tenant_id.as_str());
     let call_id = call.as_ref().map(|c| c.id.as_str());
-    let payload = envelope(
-        &event,
-        provider,
-        call_id,
-        &rfc3339(now),
-        original_payload(&body),
-    );
+    let payload = envelope(&event, provider, call_id, &rfc3339(now), original);
     let raw_body = String::from_utf8_lossy(&body);
     let published = forwarding::publish(
         &db,

@@ -9,7 +9,7 @@ use phone_agent_core::config::ConfigError;
 use phone_agent_core::delivery::TestRefusal;
 use phone_agent_core::features::{FeatureUnavailable, ScheduleRefusal};
 use phone_agent_core::ids::{self, RowId};
-use phone_agent_core::limits::{check_declared, BoundedBody, TooLarge};
+use phone_agent_core::limits::{body_read, BodyRead, BoundedBody, TooLarge};
 use phone_agent_core::media::access::StreamRefusal;
 use phone_agent_core::recording::LinkError;
 use phone_agent_core::routing::Forbidden;
@@ -435,7 +435,21 @@ impl From<TooLarge> for ApiError {
 /// refused unread, and a streamed (chunked) body is cancelled as soon as it passes the limit,
 /// so no more than the limit is ever held. The one body reader of every route.
 pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
-    check_declared(req.headers().get("content-length")?.as_deref(), limit)?;
+    let headers = req.headers();
+    let read = body_read(
+        headers.get("content-length")?.as_deref(),
+        headers.get("transfer-encoding")?.as_deref(),
+        limit,
+    )?;
+    if read == BodyRead::Whole {
+        // One `arrayBuffer()`: the stream's reader, a promise per chunk and the lock's release
+        // were the largest cost of an accepted webhook (bench/README.md, session 8).
+        let body = req.bytes().await?;
+        if body.len() > limit {
+            return Err(TooLarge { limit }.into());
+        }
+        return Ok(body);
+    }
     // No body at all (`stream` refuses) reads as empty.
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new());

@@ -414,20 +414,33 @@ pub async fn batch(
         .collect()
 }
 
-/// Runs statements atomically like [`batch`], the last one a query of `id`s; returns the
-/// change counts of the others and the ids it read, all in one round trip to D1 (e.g. a write
-/// and what it left stored, which no other writer can change in between).
-pub async fn batch_then_ids(
+/// What one statement of [`batch_returning`] did.
+pub struct Outcome {
+    /// Rows it changed.
+    pub changes: usize,
+    /// The `id` column of the first row it returned (`RETURNING id`), if it returned one.
+    pub id: Option<String>,
+}
+
+/// Runs statements atomically like [`batch`]; returns each one's change count and first
+/// returned `id`, all in one round trip to D1 (e.g. a write and the row it left stored, which no
+/// other writer can change in between). The two values are read straight off D1's result
+/// objects: workers-rs's `D1Result` deserializes a statement's whole `meta` (and every row)
+/// through `serde_wasm_bindgen`, a dozen JS↔Wasm crossings where two property reads do.
+pub async fn batch_returning(
     db: &D1Database,
     statements: Vec<D1PreparedStatement>,
-) -> Result<(Vec<usize>, Vec<String>), StoreError> {
-    let mut results = batch_results(db, statements).await?;
-    let Some(query) = results.pop() else {
-        return Ok((Vec::new(), Vec::new()));
-    };
-    let ids = rows::<Id>(&query)?.into_iter().map(|i| i.id).collect();
-    let changed = results.iter().map(changes).collect::<Result<_, _>>()?;
-    Ok((changed, ids))
+) -> Result<Vec<Outcome>, StoreError> {
+    batch_results(db, statements)
+        .await?
+        .iter()
+        .map(|result| {
+            Ok(Outcome {
+                changes: changes(result)?,
+                id: rows::<Id>(result)?.into_iter().next().map(|i| i.id),
+            })
+        })
+        .collect()
 }
 
 // Statements run on the binding's own objects: worker's `D1Result` reads rows and `meta` only

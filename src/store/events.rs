@@ -37,28 +37,24 @@ pub enum Published {
 /// Stores the event (as `event_id`) and one pending delivery per matching endpoint in one
 /// transaction; a duplicate (same provider and provider event id) creates nothing. Events come
 /// from providers before any tenant is known, so this names the tenant itself. One round trip
-/// to D1 whether the event is new or not: the same batch reads back the id stored under the
-/// event's dedupe key, so concurrent copies of one event all answer with the one stored id.
+/// of two statements whether the event is new or not: the insert returns the id stored under
+/// the event's dedupe key (ours when it is new, the first copy's otherwise), so concurrent
+/// copies of one event all answer with the one stored id.
 pub async fn publish(
     db: &D1Database,
     event: &NewEvent<'_>,
     event_id: &EventId,
 ) -> Result<Published, StoreError> {
-    let insert = insert(db, event, event_id)?;
+    let insert = insert(db, event, event_id, Conflict::ReturnStoredId)?;
     // The fan-out selects the event by `event_id`, so it creates nothing for a duplicate.
     let fan_out = deliveries::fan_out(db, event_id.as_str(), event.received_at, None, false)?;
-    let stored = db::stmt(
-        db,
-        "SELECT id FROM webhook_events WHERE provider = ?1 AND provider_event_id = ?2",
-        &[&event.provider, &event.provider_event_id],
-    )?;
-    let (changes, ids) = db::batch_then_ids(db, vec![insert, fan_out, stored]).await?;
-    let stored = ids
-        .into_iter()
-        .next()
+    let outcomes = db::batch_returning(db, vec![insert, fan_out]).await?;
+    let stored = outcomes
+        .first()
+        .and_then(|o| o.id.clone())
         .ok_or(StoreError::Missing("event neither inserted nor found"))?;
-    if changes.first().copied().unwrap_or(0) > 0 {
-        let deliveries = changes.get(1).copied().unwrap_or(0);
+    if stored == event_id.as_str() {
+        let deliveries = outcomes.get(1).map_or(0, |o| o.changes);
         return Ok(Published::New(stored, deliveries));
     }
     Ok(Published::Duplicate(stored))
@@ -75,7 +71,7 @@ pub async fn publish_test(
 ) -> Result<Option<DeliveryId>, StoreError> {
     debug_assert_eq!(event.tenant_id, tenant.id().as_str());
     let db = tenant.db();
-    let insert = insert(db, event, event_id)?;
+    let insert = insert(db, event, event_id, Conflict::Ignore)?;
     let fan_out = deliveries::fan_out(
         db,
         event_id.as_str(),
@@ -88,19 +84,45 @@ pub async fn publish_test(
     Ok(delivery.into_iter().next().map(|d| d.id))
 }
 
+/// What the insert of an event already stored does.
+enum Conflict {
+    /// Nothing.
+    Ignore,
+    /// Returns the stored row's `id`: the conflict "updates" a column to its own value, since
+    /// `RETURNING` yields only rows the statement inserted or updated. That rewrites the
+    /// duplicate's row unchanged (no indexed or key column is set), which spares every new event a
+    /// second statement reading its id back.
+    ReturnStoredId,
+}
+
 /// The statement that stores `event` as `event_id` unless the provider sent it before.
 fn insert(
     db: &D1Database,
     event: &NewEvent<'_>,
     event_id: &EventId,
+    conflict: Conflict,
 ) -> Result<D1PreparedStatement, StoreError> {
+    macro_rules! insert_or {
+        ($on_conflict:literal) => {
+            concat!(
+                "INSERT INTO webhook_events (id, tenant_id, provider, provider_event_id, type,
+                   call_id, received_at, content_type, raw_body, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (provider, provider_event_id) ",
+                $on_conflict
+            )
+        };
+    }
+    let sql = match conflict {
+        Conflict::Ignore => insert_or!("DO NOTHING"),
+        Conflict::ReturnStoredId => {
+            insert_or!("DO UPDATE SET content_type = content_type RETURNING id")
+        }
+    };
     let payload = event.payload.to_string();
     db::stmt(
         db,
-        "INSERT INTO webhook_events (id, tenant_id, provider, provider_event_id, type, call_id,
-           received_at, content_type, raw_body, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (provider, provider_event_id) DO NOTHING",
+        sql,
         &[
             &event_id,
             &event.tenant_id,

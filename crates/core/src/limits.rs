@@ -33,6 +33,34 @@ pub fn check_declared(content_length: Option<&str>, limit: usize) -> Result<(), 
     }
 }
 
+/// How a request body within its limit is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRead {
+    /// In one piece: the request declares a length within the limit and no other framing, and
+    /// a fixed-length body is exactly that long (bytes past it are the connection's next request),
+    /// so reading it whole holds no more than the limit.
+    Whole,
+    /// Chunk by chunk through [`BoundedBody`]: no usable declared length, or a
+    /// `Transfer-Encoding` beside it (chunked framing wins over `Content-Length`, so the body may
+    /// run past what was declared; a request can carry both).
+    Streamed,
+}
+
+/// Refuses a declared `Content-Length` over `limit` before anything is read ([`check_declared`]),
+/// else says how to read the body.
+pub fn body_read(
+    content_length: Option<&str>,
+    transfer_encoding: Option<&str>,
+    limit: usize,
+) -> Result<BodyRead, TooLarge> {
+    check_declared(content_length, limit)?;
+    let declared = content_length.and_then(|v| v.trim().parse::<u64>().ok());
+    Ok(match (declared, transfer_encoding) {
+        (Some(n), None) if n <= limit as u64 => BodyRead::Whole,
+        _ => BodyRead::Streamed,
+    })
+}
+
 /// A request body collected chunk by chunk, refused as soon as it passes its limit.
 #[derive(Debug)]
 pub struct BoundedBody {
@@ -150,6 +178,29 @@ mod tests {
         assert_eq!(check_declared(Some("99999999999999999999999"), 10), Ok(()));
         assert_eq!(check_declared(Some("nope"), 10), Ok(()));
         assert_eq!(check_declared(None, 10), Ok(()));
+    }
+
+    #[test]
+    fn only_a_declared_length_without_other_framing_is_read_whole() {
+        assert_eq!(body_read(Some("10"), None, 10), Ok(BodyRead::Whole));
+        assert_eq!(body_read(Some(" 0 "), None, 10), Ok(BodyRead::Whole));
+        assert_eq!(body_read(Some("11"), None, 10), Err(TooLarge { limit: 10 }));
+        assert_eq!(
+            body_read(Some("11"), Some("chunked"), 10),
+            Err(TooLarge { limit: 10 })
+        );
+        // A small declared length beside chunked framing does not bound the body.
+        assert_eq!(
+            body_read(Some("10"), Some("chunked"), 10),
+            Ok(BodyRead::Streamed)
+        );
+        assert_eq!(body_read(Some("10"), Some(""), 10), Ok(BodyRead::Streamed));
+        assert_eq!(body_read(None, None, 10), Ok(BodyRead::Streamed));
+        assert_eq!(body_read(Some("nope"), None, 10), Ok(BodyRead::Streamed));
+        assert_eq!(
+            body_read(Some("99999999999999999999999"), None, 10),
+            Ok(BodyRead::Streamed)
+        );
     }
 
     #[test]

@@ -93,30 +93,55 @@ pub enum MapError {
     MissingHeader(&'static str),
 }
 
+/// A mapped request: its canonical event and its original body for [`envelope`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapped {
+    pub event: CanonicalEvent,
+    /// The body as [`original_payload`] reads it; a JSON body is the tree the mapping parsed.
+    pub original: Value,
+}
+
 /// Maps a verified request body (JSON or form-encoded depending on provider) to a canonical
-/// event; `headers` are `(name, value)` pairs, `query` the raw query string without `?`.
+/// event; `headers` are `(name, value)` pairs, `query` the raw query string without `?`. A JSON
+/// body is parsed once, for the mapping and the envelope both.
 pub fn map_event(
     provider: Provider,
     headers: &[(String, String)],
     query: &str,
     body: &[u8],
-) -> Result<CanonicalEvent, MapError> {
-    let mut event = match provider {
-        Provider::Resend => map_resend(headers, body)?,
-        Provider::Standard => map_standard(headers, body)?,
-        // JSON-bodied callbacks (signed with `bodySHA256`) carry the same parameters.
-        Provider::Twilio if looks_like_json(body) => map_twilio(&json_params(body)?, "twilio")?,
-        Provider::Twilio => map_twilio(&form_body(body)?, "twilio")?,
-        Provider::Telnyx if looks_like_json(body) => map_telnyx(body)?,
-        // TeXML status callbacks are Twilio-shaped forms.
-        Provider::Telnyx => map_twilio(&form_body(body)?, "telnyx")?,
-        Provider::Bland => map_bland(body)?,
-        Provider::Retell => map_retell(body)?,
-        Provider::Vapi => map_vapi(headers, body)?,
-        Provider::Exotel => map_exotel(query, body)?,
+) -> Result<Mapped, MapError> {
+    let json = |map: &dyn Fn(&Value) -> Result<CanonicalEvent, MapError>| {
+        let root = json_object(body)?;
+        Ok::<_, MapError>(Mapped {
+            event: map(&root)?,
+            original: root,
+        })
     };
-    event.call_status = status_of_type(&event.event_type);
-    Ok(event)
+    let form = |event: CanonicalEvent| Mapped {
+        event,
+        original: original_payload(body),
+    };
+    let mut mapped = match provider {
+        Provider::Resend => json(&|root| map_resend(headers, root))?,
+        Provider::Standard => json(&|root| map_standard(headers, root))?,
+        // JSON-bodied callbacks (signed with `bodySHA256`) carry the same parameters.
+        Provider::Twilio if looks_like_json(body) => {
+            json(&|root| map_twilio(&json_params(root), "twilio"))?
+        }
+        Provider::Twilio => form(map_twilio(&form_body(body)?, "twilio")?),
+        Provider::Telnyx if looks_like_json(body) => json(&map_telnyx)?,
+        // TeXML status callbacks are Twilio-shaped forms.
+        Provider::Telnyx => form(map_twilio(&form_body(body)?, "telnyx")?),
+        Provider::Bland => json(&|root| map_bland(root, body))?,
+        Provider::Retell => json(&map_retell)?,
+        Provider::Vapi => json(&|root| map_vapi(headers, root))?,
+        Provider::Exotel if looks_like_json(body) => {
+            json(&|root| map_exotel(query, json_params(root)))?
+        }
+        Provider::Exotel => form(map_exotel(query, form_body(body)?)?),
+    };
+    mapped.event.call_status = status_of_type(&mapped.event.event_type);
+    Ok(mapped)
 }
 
 /// Standard Webhooks body forwarded to endpoints: `{"type","timestamp","data"}` with `data`
@@ -169,14 +194,13 @@ pub fn original_payload(body: &[u8]) -> Value {
     }
 }
 
-fn map_resend(headers: &[(String, String)], body: &[u8]) -> Result<CanonicalEvent, MapError> {
-    let root = json_object(body)?;
-    let kind = str_at(&root, "/type").ok_or(MapError::MissingField("type"))?;
+fn map_resend(headers: &[(String, String)], root: &Value) -> Result<CanonicalEvent, MapError> {
+    let kind = str_at(root, "/type").ok_or(MapError::MissingField("type"))?;
     let id = message_id(headers).ok_or(MapError::MissingHeader("svix-id"))?;
     let mut data = Map::new();
-    put_str(&mut data, "email_id", str_at(&root, "/data/email_id"));
-    put_str(&mut data, "from", str_at(&root, "/data/from"));
-    put_str(&mut data, "subject", str_at(&root, "/data/subject"));
+    put_str(&mut data, "email_id", str_at(root, "/data/email_id"));
+    put_str(&mut data, "from", str_at(root, "/data/from"));
+    put_str(&mut data, "subject", str_at(root, "/data/subject"));
     for key in ["to", "tags", "bounce", "click", "failed", "suppressed"] {
         if let Some(value) = root.get("data").and_then(|d| d.get(key)) {
             if !value.is_null() {
@@ -186,19 +210,18 @@ fn map_resend(headers: &[(String, String)], body: &[u8]) -> Result<CanonicalEven
     }
     Ok(CanonicalEvent {
         event_type: known_or_prefixed(kind, "resend"),
-        occurred_at: str_at(&root, "/created_at").and_then(to_rfc3339),
+        occurred_at: str_at(root, "/created_at").and_then(to_rfc3339),
         provider_event_id: id.to_owned(),
         provider_call_id: None,
         // Our confirmation e-mails carry a `call_id` tag, which links their events to the call.
-        our_call_id: str_at(&root, "/data/tags/call_id").map(str::to_owned),
+        our_call_id: str_at(root, "/data/tags/call_id").map(str::to_owned),
         call_status: None,
         data: Value::Object(data),
     })
 }
 
-fn map_standard(headers: &[(String, String)], body: &[u8]) -> Result<CanonicalEvent, MapError> {
-    let root = json_object(body)?;
-    let kind = str_at(&root, "/type").ok_or(MapError::MissingField("type"))?;
+fn map_standard(headers: &[(String, String)], root: &Value) -> Result<CanonicalEvent, MapError> {
+    let kind = str_at(root, "/type").ok_or(MapError::MissingField("type"))?;
     let id = message_id(headers).ok_or(MapError::MissingHeader("webhook-id"))?;
     let data = match root.get("data") {
         Some(Value::Object(map)) => Value::Object(map.clone()),
@@ -206,7 +229,7 @@ fn map_standard(headers: &[(String, String)], body: &[u8]) -> Result<CanonicalEv
     };
     Ok(CanonicalEvent {
         event_type: kind.to_owned(),
-        occurred_at: str_at(&root, "/timestamp").and_then(to_rfc3339),
+        occurred_at: str_at(root, "/timestamp").and_then(to_rfc3339),
         provider_event_id: id.to_owned(),
         provider_call_id: None,
         our_call_id: None,
@@ -267,12 +290,10 @@ fn map_twilio(pairs: &[(String, String)], slug: &str) -> Result<CanonicalEvent, 
 }
 
 /// Telnyx Call Control: `{"data": {"event_type", "id", "occurred_at", "payload": {…}}}`.
-fn map_telnyx(body: &[u8]) -> Result<CanonicalEvent, MapError> {
-    let root = json_object(body)?;
-    let id = str_at(&root, "/data/id").ok_or(MapError::MissingField("data.id"))?;
-    let kind =
-        str_at(&root, "/data/event_type").ok_or(MapError::MissingField("data.event_type"))?;
-    let p = |field: &str| str_at(&root, &format!("/data/payload/{field}"));
+fn map_telnyx(root: &Value) -> Result<CanonicalEvent, MapError> {
+    let id = str_at(root, "/data/id").ok_or(MapError::MissingField("data.id"))?;
+    let kind = str_at(root, "/data/event_type").ok_or(MapError::MissingField("data.event_type"))?;
+    let p = |field: &str| str_at(root, &format!("/data/payload/{field}"));
     let event_type = match kind {
         "call.initiated" => call_type(CallStatus::Queued),
         "call.answered" => call_type(CallStatus::InProgress),
@@ -294,7 +315,7 @@ fn map_telnyx(body: &[u8]) -> Result<CanonicalEvent, MapError> {
     );
     Ok(CanonicalEvent {
         event_type,
-        occurred_at: str_at(&root, "/data/occurred_at").and_then(to_rfc3339),
+        occurred_at: str_at(root, "/data/occurred_at").and_then(to_rfc3339),
         provider_event_id: id.to_owned(),
         provider_call_id: p("call_control_id").map(str::to_owned),
         our_call_id: p("client_state").and_then(call_id_from_client_state),
@@ -325,10 +346,9 @@ fn call_id_from_client_state(state: &str) -> Option<String> {
 }
 
 /// Bland's post-call webhook: the call-details object (docs/protocols.md §9.3).
-fn map_bland(body: &[u8]) -> Result<CanonicalEvent, MapError> {
-    let root = json_object(body)?;
-    let call_id = str_at(&root, "/call_id").or_else(|| str_at(&root, "/c_id"));
-    let status = str_at(&root, "/status").or_else(|| str_at(&root, "/queue_status"));
+fn map_bland(root: &Value, body: &[u8]) -> Result<CanonicalEvent, MapError> {
+    let call_id = str_at(root, "/call_id").or_else(|| str_at(root, "/c_id"));
+    let status = str_at(root, "/status").or_else(|| str_at(root, "/queue_status"));
     let completed = root.get("completed").and_then(Value::as_bool) == Some(true);
     let event_type = match status.and_then(carrier_status) {
         Some(s) => call_type(s),
@@ -340,18 +360,18 @@ fn map_bland(body: &[u8]) -> Result<CanonicalEvent, MapError> {
         _ => format!("sha256:{}", hex(&Sha256::digest(body))),
     };
     let mut data = Map::new();
-    put_str(&mut data, "to", str_at(&root, "/to"));
-    put_str(&mut data, "from", str_at(&root, "/from"));
+    put_str(&mut data, "to", str_at(root, "/to"));
+    put_str(&mut data, "from", str_at(root, "/from"));
     put_str(&mut data, "provider_status", status);
-    put_str(&mut data, "answered_by", str_at(&root, "/answered_by"));
-    put_str(&mut data, "ended_by", str_at(&root, "/call_ended_by"));
-    put_str(&mut data, "error_message", str_at(&root, "/error_message"));
-    put_str(&mut data, "recording_url", str_at(&root, "/recording_url"));
-    put_str(&mut data, "summary", str_at(&root, "/summary"));
+    put_str(&mut data, "answered_by", str_at(root, "/answered_by"));
+    put_str(&mut data, "ended_by", str_at(root, "/call_ended_by"));
+    put_str(&mut data, "error_message", str_at(root, "/error_message"));
+    put_str(&mut data, "recording_url", str_at(root, "/recording_url"));
+    put_str(&mut data, "summary", str_at(root, "/summary"));
     put_str(
         &mut data,
         "transcript",
-        str_at(&root, "/concatenated_transcript"),
+        str_at(root, "/concatenated_transcript"),
     );
     let duration = match root.get("corrected_duration") {
         Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
@@ -366,27 +386,26 @@ fn map_bland(body: &[u8]) -> Result<CanonicalEvent, MapError> {
     if let Some(secs) = duration.filter(|s| s.is_finite() && *s >= 0.0) {
         data.insert("duration_seconds".into(), json!(secs.round() as u64));
     }
-    let occurred = str_at(&root, "/end_at").or_else(|| str_at(&root, "/created_at"));
+    let occurred = str_at(root, "/end_at").or_else(|| str_at(root, "/created_at"));
     Ok(CanonicalEvent {
         event_type,
         occurred_at: occurred.and_then(to_rfc3339),
         provider_event_id,
         provider_call_id: call_id.map(str::to_owned),
-        our_call_id: str_at(&root, "/metadata/call_id").map(str::to_owned),
+        our_call_id: str_at(root, "/metadata/call_id").map(str::to_owned),
         call_status: None,
         data: Value::Object(data),
     })
 }
 
 /// Retell: `{"event": "call_started" | "call_ended" | "call_analyzed" | …, "call": {…}}`.
-fn map_retell(body: &[u8]) -> Result<CanonicalEvent, MapError> {
-    let root = json_object(body)?;
-    let kind = str_at(&root, "/event")
-        .or_else(|| str_at(&root, "/event_type"))
+fn map_retell(root: &Value) -> Result<CanonicalEvent, MapError> {
+    let kind = str_at(root, "/event")
+        .or_else(|| str_at(root, "/event_type"))
         .ok_or(MapError::MissingField("event"))?;
-    let call_id = str_at(&root, "/call/call_id").ok_or(MapError::MissingField("call.call_id"))?;
-    let reason = str_at(&root, "/call/disconnection_reason");
-    let summary = str_at(&root, "/call/call_analysis/call_summary");
+    let call_id = str_at(root, "/call/call_id").ok_or(MapError::MissingField("call.call_id"))?;
+    let reason = str_at(root, "/call/disconnection_reason");
+    let summary = str_at(root, "/call/call_analysis/call_summary");
     let event_type = match kind {
         "call_started" => call_type(CallStatus::InProgress),
         "call_ended" => call_type(retell_end_status(reason)),
@@ -409,20 +428,20 @@ fn map_retell(body: &[u8]) -> Result<CanonicalEvent, MapError> {
             .map(|(e, s)| e.saturating_sub(s))
     });
     let mut data = Map::new();
-    put_str(&mut data, "to", str_at(&root, "/call/to_number"));
-    put_str(&mut data, "from", str_at(&root, "/call/from_number"));
-    put_str(&mut data, "direction", str_at(&root, "/call/direction"));
+    put_str(&mut data, "to", str_at(root, "/call/to_number"));
+    put_str(&mut data, "from", str_at(root, "/call/from_number"));
+    put_str(&mut data, "direction", str_at(root, "/call/direction"));
     put_str(
         &mut data,
         "provider_status",
-        str_at(&root, "/call/call_status"),
+        str_at(root, "/call/call_status"),
     );
     put_str(&mut data, "ended_reason", reason);
-    put_str(&mut data, "transcript", str_at(&root, "/call/transcript"));
+    put_str(&mut data, "transcript", str_at(root, "/call/transcript"));
     put_str(
         &mut data,
         "recording_url",
-        str_at(&root, "/call/recording_url"),
+        str_at(root, "/call/recording_url"),
     );
     put_str(&mut data, "summary", summary);
     if let Some(ms) = duration_ms.filter(|ms| *ms >= 0) {
@@ -433,7 +452,7 @@ fn map_retell(body: &[u8]) -> Result<CanonicalEvent, MapError> {
         occurred_at: occurred_ms.and_then(millis_to_rfc3339),
         provider_event_id: format!("{call_id}:{kind}"),
         provider_call_id: Some(call_id.to_owned()),
-        our_call_id: str_at(&root, "/call/metadata/call_id").map(str::to_owned),
+        our_call_id: str_at(root, "/call/metadata/call_id").map(str::to_owned),
         call_status: None,
         data: Value::Object(data),
     })
@@ -459,9 +478,8 @@ fn retell_end_status(reason: Option<&str>) -> CallStatus {
 }
 
 /// Vapi server messages: `{"message": {"type": "status-update" | "end-of-call-report" | …}}`.
-fn map_vapi(headers: &[(String, String)], body: &[u8]) -> Result<CanonicalEvent, MapError> {
-    let root = json_object(body)?;
-    let m = |path: &str| str_at(&root, &format!("/message{path}"));
+fn map_vapi(headers: &[(String, String)], root: &Value) -> Result<CanonicalEvent, MapError> {
+    let m = |path: &str| str_at(root, &format!("/message{path}"));
     let kind = m("/type").ok_or(MapError::MissingField("message.type"))?;
     let call_id = m("/call/id");
     let status = m("/status");
@@ -540,12 +558,7 @@ fn vapi_end_status(reason: Option<&str>) -> CallStatus {
 }
 
 /// Exotel StatusCallback: form, JSON or query parameters `CallSid`, `Status`, … (unsigned).
-fn map_exotel(query: &str, body: &[u8]) -> Result<CanonicalEvent, MapError> {
-    let mut params = if looks_like_json(body) {
-        json_params(body)?
-    } else {
-        form_body(body)?
-    };
+fn map_exotel(query: &str, mut params: Vec<(String, String)>) -> Result<CanonicalEvent, MapError> {
     // The body wins; query parameters only fill in (GET callbacks carry everything there).
     params.extend(form(query));
     let get = |name| param(&params, name);
@@ -570,18 +583,18 @@ fn map_exotel(query: &str, body: &[u8]) -> Result<CanonicalEvent, MapError> {
 }
 
 /// A flat JSON object's string and number fields as `(name, value)` pairs, like a form's.
-fn json_params(body: &[u8]) -> Result<Vec<(String, String)>, MapError> {
-    let Value::Object(fields) = json_object(body)? else {
-        return Err(MapError::NotJson);
+fn json_params(root: &Value) -> Vec<(String, String)> {
+    let Value::Object(fields) = root else {
+        return Vec::new();
     };
-    Ok(fields
-        .into_iter()
+    fields
+        .iter()
         .filter_map(|(k, v)| match v {
-            Value::String(s) => Some((k, s)),
-            Value::Number(n) => Some((k, n.to_string())),
+            Value::String(s) => Some((k.clone(), s.clone())),
+            Value::Number(n) => Some((k.clone(), n.to_string())),
             _ => None,
         })
-        .collect())
+        .collect()
 }
 
 /// Carrier call statuses (Twilio/TeXML/Exotel/Bland/Vapi spellings) to ours.
@@ -745,6 +758,7 @@ mod tests {
     ) -> CanonicalEvent {
         map_event(provider, &h(headers), query, body.as_bytes())
             .unwrap_or_else(|e| panic!("{provider:?}: {e} for {body}"))
+            .event
     }
 
     fn err(provider: Provider, headers: &[(&str, &str)], body: &[u8]) -> MapError {
@@ -1594,7 +1608,9 @@ mod tests {
     fn check_no_panic(body: &[u8], query: &str) {
         let headers = h(&[("webhook-id", "m"), ("svix-id", "m")]);
         for provider in Provider::ALL {
-            if let Ok(e) = map_event(provider, &headers, query, body) {
+            if let Ok(Mapped { event: e, original }) = map_event(provider, &headers, query, body) {
+                // The tree the mapping parsed is the original the envelope would read alone.
+                assert_eq!(original, original_payload(body));
                 assert!(!e.event_type.is_empty());
                 assert!(e.data.is_object());
                 assert!(!e.provider_event_id.is_empty());
